@@ -1,0 +1,93 @@
+"""The agentdeck console: one screen per job, live from the store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from console.data import StoreAccess
+from console.ingest_service import IngestService
+from console.messages import Ingested
+from console.screens.canary import CanaryScreen
+from console.screens.escalations import EscalationsScreen
+from console.screens.replay import ReplayScreen
+from console.screens.tasks import TasksScreen
+from store import queries
+
+
+class AgentDeck(App):
+    """Tasks, Escalations, Canary and Replay over one SQLite store."""
+
+    TITLE = "agentdeck"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    MODES = {
+        "tasks": TasksScreen,
+        "escalations": EscalationsScreen,
+        "canary": CanaryScreen,
+        "replay": ReplayScreen,
+    }
+    DEFAULT_MODE = "tasks"
+    BINDINGS = [
+        Binding("1", "switch_mode('tasks')", "Tasks"),
+        Binding("2", "switch_mode('escalations')", "Escalations"),
+        Binding("3", "switch_mode('canary')", "Canary"),
+        Binding("4", "switch_mode('replay')", "Replay"),
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "show_help_panel", "Help", key_display="?"),
+    ]
+
+    data_version: reactive[int] = reactive(0)
+    counters: reactive[queries.Counters | None] = reactive(None)
+
+    def __init__(
+        self,
+        db_path: Path,
+        trace_paths: list[Path] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        operator: str = "operator",
+        allow_hosts: frozenset[str] = frozenset(),
+        follow: bool = True,
+        tick: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.trace_paths = list(trace_paths or [])
+        self.clock = clock
+        self.operator = operator
+        self.allow_hosts = allow_hosts
+        self.follow_traces = follow
+        self.tick = tick
+        self.store = StoreAccess(self.db_path)
+        self.ingest = IngestService(self, self.db_path, self.trace_paths)
+        self.last_ingest_at: float | None = None
+
+    def now(self) -> float:
+        return self.clock()
+
+    def on_mount(self) -> None:
+        if self.follow_traces and self.trace_paths:
+            self.run_worker(self.ingest.run, thread=True, exclusive=False, group="ingest", name="tailer")
+        self.refresh_counters()
+        if self.tick:
+            self.set_interval(self.tick, self.refresh_counters)
+
+    def on_unmount(self) -> None:
+        self.ingest.stop.set()
+
+    def on_ingested(self, message: Ingested) -> None:
+        self.last_ingest_at = message.committed_at
+        self.data_version += 1
+        self.refresh_counters()
+
+    @work(thread=True, exclusive=True, group="counters")
+    def refresh_counters(self) -> None:
+        counters = queries.counters(self.store.reader(), self.now())
+        self.call_from_thread(setattr, self, "counters", counters)

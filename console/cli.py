@@ -1,0 +1,50 @@
+"""The ``agentdeck`` command line.
+
+Each command lives in ``console/commands/<name>.py`` with a one-line
+docstring, ``add_arguments(parser)`` and ``run(args) -> int``; add its name
+to ``COMMANDS`` to make it appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["console", "ingest", "demo", "schema"]
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLite store (default: $AGENTDECK_DB, else var/agentdeck.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentdeck",
+        description="Terminal operations console for AI agents that act in real systems.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"console.commands.{name.replace('-', '_')}")
+        doc = (module.__doc__ or "").strip().splitlines()[0]
+        p = sub.add_parser(name, help=doc, description=(module.__doc__ or "").strip())
+        common(p)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["console", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""What every screen shows around its content: tab bar and live counters."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static, Tab, Tabs
+
+from store.queries import Counters
+
+SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay")]
+
+
+class ScreenTabs(Tabs):
+    """Tab bar mirroring the app's modes; clicking a tab switches screen."""
+
+    def __init__(self, active: str) -> None:
+        super().__init__(*[Tab(label, id=f"tab-{mode}") for mode, label in SCREENS], active=f"tab-{active}")
+        self.mode = active
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        event.stop()
+        mode = (event.tab.id or "").removeprefix("tab-")
+        if mode and mode != self.mode:
+            self.app.switch_mode(mode)
+
+
+class LiveCounters(Static):
+    """tasks/min, errors, open escalations, ingest lag — from the app's counters."""
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "counters", self.show)
+
+    def show(self, counters: Counters | None) -> None:
+        if counters is None:
+            self.update("")
+            return
+        now = self.app.now()
+        lag = "—"
+        if counters.last_ingest_at is not None and counters.last_event_ts is not None:
+            lag = _ago(max(0.0, now - counters.last_ingest_at))
+        text = Text()
+        text.append(f"{counters.tasks_per_min:.0f}", "bold")
+        text.append(" tasks/min  ")
+        text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
+        text.append(" errors/h  ")
+        text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
+        text.append(" open esc  ")
+        text.append(f"{counters.events:,}", "bold")
+        text.append(" events  ")
+        if counters.rejects:
+            text.append(f"{counters.rejects}", "bold red")
+            text.append(" rejects  ")
+        text.append("ingest ")
+        text.append(lag, "bold")
+        self.update(text)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 1:
+        return "now"
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.0f}h ago"
+
+
+class DeckHeader(Horizontal):
+    """Top bar: the screens as tabs, and the live counters."""
+
+    DEFAULT_CSS = """
+    DeckHeader { height: 2; dock: top; background: $panel; }
+    DeckHeader ScreenTabs { width: 1fr; height: 2; }
+    DeckHeader LiveCounters { width: auto; padding: 0 1; content-align: right middle; height: 2; }
+    """
+
+    def __init__(self, active: str) -> None:
+        super().__init__()
+        self.active = active
+
+    def compose(self) -> ComposeResult:
+        yield ScreenTabs(self.active)
+        yield LiveCounters()
+
+
+def format_clock(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return time.strftime("%H:%M:%S", time.gmtime(ts))

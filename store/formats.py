@@ -1,0 +1,26 @@
+"""Which trace format a line is in, decided per line so a file may mix them.
+
+Native agentdeck events are JSON objects with a ``kind``; OpenTelemetry's
+file exporter writes one ``ExportTraceServiceRequest`` a line, an object
+whose first key is ``resourceSpans``. Nothing else is guessed: a line that
+is neither is validated as native and rejected with the reason.
+"""
+
+from __future__ import annotations
+
+from store import events as ev
+
+
+def is_otlp(raw: bytes) -> bool:
+    head = raw[:64].lstrip()
+    return head.startswith(b'{"resourceSpans"') or head.startswith(b'{ "resourceSpans"')
+
+
+def decode(raw: bytes) -> list[tuple[object, str]]:
+    """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line."""
+    if is_otlp(raw):
+        from store import otlp
+
+        return otlp.decode_line(raw)
+    event = ev.parse_event(raw)
+    return [(event, raw.decode("utf-8"))]

@@ -1,0 +1,301 @@
+"""Turning validated events into store rows, one transaction a batch.
+
+``apply_batch`` is the only writer of events, tasks, escalations and actions
+that came from traces. It commits a source's new offset in the same
+transaction as the rows read up to it: that is the whole exactly-once
+guarantee, so keep it that way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from pydantic import ValidationError
+
+from store import events as ev
+
+MAX_REJECT_RAW = 4096
+RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def epoch(ts: datetime) -> float:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.timestamp()
+
+
+@dataclass(slots=True)
+class Reject:
+    offset: int
+    error: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class ParsedLine:
+    offset: int
+    events: list  # list[(Event, payload_json: str)]
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    rejects: int = 0
+    tasks: set[str] = field(default_factory=set)
+    escalations: list[str] = field(default_factory=list)
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line, human-readable reason for a rejected line."""
+    if isinstance(exc, ValidationError):
+        errs = exc.errors(include_url=False)
+        first = errs[0]
+        loc = ".".join(str(p) for p in first.get("loc", ())) or "line"
+        kind = first.get("type", "")
+        if kind == "json_invalid":
+            return f"bad JSON: {first.get('msg', '')}"
+        if kind == "union_tag_invalid":
+            return f"unknown kind: {first.get('input', {}).get('kind') if isinstance(first.get('input'), dict) else ''}".rstrip(": ")
+        if kind == "union_tag_not_found":
+            return "missing field: kind"
+        if loc.endswith(".v") or loc == "v":
+            return f"unsupported format version (this agentdeck reads v{ev.FORMAT_VERSION})"
+        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+        return f"{loc}: {first.get('msg', kind)}{more}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _task_delta() -> dict:
+    return {
+        "request_id": None, "agent": None, "version": None, "cohort": None, "stage": None,
+        "request": None, "started": None, "ended": None, "last_ts": None, "events": 0,
+        "max_seq": -1, "last_kind": None, "last_tool": None, "tool_calls": 0, "tool_errors": 0,
+        "retries": 0, "policy_denials": 0, "escalations": 0, "actions": 0, "actions_failed": 0,
+        "compensations": 0, "outcome": None, "tokens": 0, "cost_usd": 0.0, "latency_ms": None,
+    }
+
+
+_TASK_COLUMNS = tuple(_task_delta())
+_TASK_UPSERT = f"""
+INSERT INTO tasks (task_id, updated_at, {", ".join(_TASK_COLUMNS)})
+VALUES (?, ?, {", ".join("?" for _ in _TASK_COLUMNS)})
+ON CONFLICT(task_id) DO UPDATE SET
+    request_id = coalesce(excluded.request_id, request_id),
+    agent = coalesce(excluded.agent, agent),
+    version = coalesce(excluded.version, version),
+    cohort = coalesce(excluded.cohort, cohort),
+    stage = coalesce(excluded.stage, stage),
+    request = coalesce(excluded.request, request),
+    started = coalesce(min(excluded.started, started), excluded.started, started),
+    ended = coalesce(excluded.ended, ended),
+    last_ts = coalesce(max(excluded.last_ts, last_ts), excluded.last_ts, last_ts),
+    updated_at = excluded.updated_at,
+    events = events + excluded.events,
+    last_kind = CASE WHEN excluded.max_seq > max_seq THEN excluded.last_kind ELSE last_kind END,
+    max_seq = max(max_seq, excluded.max_seq),
+    last_tool = coalesce(excluded.last_tool, last_tool),
+    tool_calls = tool_calls + excluded.tool_calls,
+    tool_errors = tool_errors + excluded.tool_errors,
+    retries = retries + excluded.retries,
+    policy_denials = policy_denials + excluded.policy_denials,
+    escalations = escalations + excluded.escalations,
+    actions = actions + excluded.actions,
+    actions_failed = actions_failed + excluded.actions_failed,
+    compensations = compensations + excluded.compensations,
+    outcome = coalesce(excluded.outcome, outcome),
+    tokens = CASE WHEN excluded.ended IS NOT NULL AND excluded.tokens > 0 THEN excluded.tokens
+                  ELSE tokens + excluded.tokens END,
+    cost_usd = cost_usd + excluded.cost_usd,
+    latency_ms = coalesce(excluded.latency_ms, latency_ms)
+"""
+
+
+def _accumulate(d: dict, e, ts: float) -> None:
+    d["events"] += 1
+    if d["last_ts"] is None or ts > d["last_ts"]:
+        d["last_ts"] = ts
+    if e.seq > d["max_seq"]:
+        d["max_seq"] = e.seq
+        d["last_kind"] = e.kind
+    kind = e.kind
+    if kind == "task_start":
+        d.update(request_id=e.request_id, agent=e.agent, version=e.agent_version.id,
+                 cohort=e.cohort, stage=e.stage, request=e.request[:500], started=ts)
+    elif kind == "tool_call":
+        d["tool_calls"] += 1
+        d["last_tool"] = e.tool
+    elif kind == "tool_result":
+        d["last_tool"] = e.tool
+        if e.status != "ok":
+            d["tool_errors"] += 1
+        if e.retry:
+            d["retries"] += 1
+    elif kind == "reasoning":
+        d["tokens"] += e.tokens_in + e.tokens_out
+    elif kind == "policy_check":
+        if e.verdict == "deny":
+            d["policy_denials"] += 1
+    elif kind == "escalation":
+        d["escalations"] += 1
+    elif kind == "action":
+        d["actions"] += 1
+        if e.status != "ok":
+            d["actions_failed"] += 1
+    elif kind == "compensation":
+        d["compensations"] += 1
+    elif kind == "task_end":
+        d.update(outcome=e.outcome, ended=ts, latency_ms=e.latency_ms)
+        d["cost_usd"] += e.cost_usd
+        if e.tokens_in or e.tokens_out:
+            d["end_tokens"] = e.tokens_in + e.tokens_out
+
+
+def apply_batch(
+    conn: sqlite3.Connection,
+    source: dict | None,
+    parsed: Iterable[tuple[object, str]],
+    rejects: list[Reject],
+    *,
+    new_offset: int | None = None,
+    lines: int = 0,
+) -> BatchResult:
+    """Write one batch and (if ``source`` is given) the source's new offset, atomically.
+
+    ``source`` is a row of the ``sources`` table as a dict; its ``offset`` is
+    checked inside the transaction so two tailers on one store can never
+    ingest the same bytes twice. Returns what changed, for the console.
+    Raises ``OffsetMoved`` if another process got there first.
+    """
+    now = time.time()
+    result = BatchResult()
+    event_rows = []
+    deltas: dict[str, dict] = {}
+    esc_rows = []
+    action_rows = []
+    decisions = []
+    compensations = []
+    source_id = source["id"] if source else None
+    for e, payload in parsed:
+        ts = epoch(e.ts)
+        event_rows.append((e.task_id, e.seq, e.kind, ts, source_id, payload))
+        d = deltas.get(e.task_id)
+        if d is None:
+            d = deltas[e.task_id] = _task_delta()
+        _accumulate(d, e, ts)
+        kind = e.kind
+        if kind == "escalation":
+            esc_rows.append((
+                e.escalation_id, e.task_id, e.seq, ts, None, e.risk, RISK_RANK[e.risk], e.reason,
+                epoch(e.deadline), e.policy_id, e.justification,
+                e.proposed_action.model_dump_json(), e.callback_url,
+            ))
+            result.escalations.append(e.escalation_id)
+        elif kind == "action":
+            comp = e.compensation
+            action_rows.append((
+                e.action_id, e.task_id, e.seq, ts, e.system, e.operation, e.amount, e.status,
+                e.justification, comp.model_dump_json() if comp else None,
+                comp.idempotency_key if comp else None,
+            ))
+        elif kind == "decision":
+            decisions.append((e.decision, e.decided_by, ts, e.reason, e.escalation_id))
+        elif kind == "compensation":
+            compensations.append((ts, e.by, e.status, e.action_id))
+
+    task_rows = []
+    for task_id, d in deltas.items():
+        end_tokens = d.pop("end_tokens", None)
+        if end_tokens is not None:
+            # task_end reports the task's total; it replaces the per-step sum.
+            d["tokens"] = end_tokens
+        task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if source is not None:
+            row = conn.execute("SELECT offset FROM sources WHERE id = ?", (source_id,)).fetchone()
+            if row is None or row[0] != source["offset"]:
+                raise OffsetMoved(source["path"])
+        if event_rows:
+            conn.executemany(
+                "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                event_rows,
+            )
+            conn.executemany(_TASK_UPSERT, task_rows)
+        if esc_rows:
+            conn.executemany(
+                """INSERT OR IGNORE INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank,
+                   reason, deadline, policy_id, justification, proposed_action, callback_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                esc_rows,
+            )
+            conn.execute(
+                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id)
+                   WHERE agent IS NULL AND escalation_id IN (%s)""" % ",".join("?" * len(result.escalations)),
+                result.escalations,
+            )
+        if action_rows:
+            conn.executemany(
+                """INSERT OR IGNORE INTO actions (action_id, task_id, seq, ts, system, operation, amount, status,
+                   justification, compensation, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                action_rows,
+            )
+        if esc_rows:
+            # A decision relayed through another file may have been ingested
+            # before its escalation: apply it now.
+            for esc in esc_rows:
+                for (payload,) in conn.execute(
+                    "SELECT payload FROM events WHERE task_id = ? AND kind = 'decision'", (esc[1],)
+                ).fetchall():
+                    d = ev.parse_event(payload)
+                    if d.escalation_id == esc[0]:
+                        decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
+        if decisions:
+            # The agent reporting a decision it received: only fills a decision
+            # the console does not already hold (the console's own is the record).
+            conn.executemany(
+                """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
+                   decided_by = ?, decided_at = ?, decision_reason = ?
+                   WHERE escalation_id = ? AND status = 'pending'""",
+                decisions,
+            )
+        if compensations:
+            conn.executemany(
+                """UPDATE actions SET compensated_at = ?, compensated_by = ?, compensation_status = ?
+                   WHERE action_id = ? AND compensated_at IS NULL""",
+                compensations,
+            )
+        if rejects:
+            conn.executemany(
+                "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (source_id, source["path"] if source else "", r.offset, r.error[:1000],
+                     r.raw[:MAX_REJECT_RAW].decode("utf-8", "replace"), len(r.raw), now)
+                    for r in rejects
+                ],
+            )
+        if source is not None and new_offset is not None:
+            conn.execute(
+                """UPDATE sources SET offset = ?, lines = lines + ?, rejects = rejects + ?,
+                   fingerprint = ?, fp_len = ?, path = ?, updated_at = ? WHERE id = ?""",
+                (new_offset, lines, len(rejects), source["fingerprint"], source["fp_len"],
+                 source["path"], now, source_id),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if source is not None and new_offset is not None:
+        source["offset"] = new_offset
+    result.events = len(event_rows)
+    result.rejects = len(rejects)
+    result.tasks = set(deltas)
+    return result
+
+
+class OffsetMoved(Exception):
+    """Another ingester committed this source's offset first."""
