@@ -45,6 +45,8 @@ class AgentDeck(App):
 
     data_version: reactive[int] = reactive(0)
     counters: reactive[queries.Counters | None] = reactive(None)
+    # The task (or request id) the Replay screen shows; set by open_replay.
+    replay_task: reactive[str | None] = reactive(None)
 
     def __init__(
         self,
@@ -86,6 +88,11 @@ class AgentDeck(App):
         self.last_ingest_at = message.committed_at
         self.data_version += 1
         self.refresh_counters()
+
+    def open_replay(self, task_or_request_id: str) -> None:
+        """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""
+        self.replay_task = task_or_request_id
+        self.switch_mode("replay")
 
     @work(thread=True, exclusive=True, group="counters")
     def refresh_counters(self) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from store import formats
+from store import formats, postcommit
 from store.ingest import BatchResult, OffsetMoved, Reject, apply_batch, describe_error
 from store.reader import CHUNK, MAX_LINE, read_lines
 
@@ -101,12 +101,16 @@ class Tailer:
         patterns: Iterable[str] = PATTERNS,
         batch_bytes: int = CHUNK,
         on_batch: Callable[[TailStats], None] | None = None,
+        post_commit: Iterable[Callable[[sqlite3.Connection, BatchResult], None]] | None = None,
     ) -> None:
         self.conn = conn
         self.paths = [Path(p) for p in paths]
         self.patterns = tuple(patterns)
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
+        # Work derived from a committed batch (e.g. contract checks). Runs on
+        # this tailer's thread and connection, after the commit.
+        self.post_commit = list(postcommit.default() if post_commit is None else post_commit)
         self.problems: dict[str, str] = {}
         self.sources: dict[tuple[int, int], dict] = {}
         self._load_sources()
@@ -260,6 +264,11 @@ class Tailer:
                 src["fingerprint"] = _fingerprint(fd, n)
             parsed, rejects = decode_lines(lines)
             result = apply_batch(self.conn, src, parsed, rejects, new_offset=new_offset, lines=len(lines))
+            for hook in self.post_commit:
+                try:
+                    hook(self.conn, result)
+                except Exception:  # derived work must never stop ingestion
+                    log.exception("post-commit hook %r failed", hook)
             batch = TailStats()
             batch.add(result, src["path"], new_offset - start, len(lines))
             stats.add(result, src["path"], new_offset - start, len(lines))

@@ -1,0 +1,55 @@
+"""Shared fixtures: a store loaded with the bundled sample data, a fixed clock, an app."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_TRACES = ROOT / "sample_data" / "traces"
+# Snapshots and time-dependent assertions use this instant (after the sample data's day starts).
+FIXED_NOW = datetime(2026, 11, 24, 15, 0, 0, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.fixture(scope="session")
+def _sample_db_template(tmp_path_factory) -> Path:
+    from store.db import connect
+    from store.tailer import Tailer
+
+    path = tmp_path_factory.mktemp("template") / "sample.db"
+    conn = connect(path)
+    Tailer(conn, [SAMPLE_TRACES]).poll()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def sample_db(_sample_db_template, tmp_path) -> Path:
+    """A fresh copy of a store holding the bundled sample data set."""
+    path = tmp_path / "agentdeck.db"
+    shutil.copy(_sample_db_template, path)
+    return path
+
+
+@pytest.fixture
+def fixed_clock():
+    return lambda: FIXED_NOW
+
+
+@pytest.fixture
+def make_app(fixed_clock):
+    """Build the console on a store with a fixed clock and no tailing (stable snapshots)."""
+    from console.app import AgentDeck
+
+    def factory(db: Path, traces: list[Path] | None = None, **kw):
+        kw.setdefault("clock", fixed_clock)
+        kw.setdefault("operator", "tester")
+        kw.setdefault("tick", 0)
+        kw.setdefault("follow", bool(traces))
+        return AgentDeck(db, traces or [], **kw)
+
+    return factory
