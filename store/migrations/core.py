@@ -40,6 +40,7 @@ MIGRATIONS: list[list[str]] = [
             actions INTEGER NOT NULL DEFAULT 0,
             actions_failed INTEGER NOT NULL DEFAULT 0,
             compensations INTEGER NOT NULL DEFAULT 0,
+            violations INTEGER NOT NULL DEFAULT 0,
             outcome TEXT,
             tokens INTEGER NOT NULL DEFAULT 0,
             cost_usd REAL NOT NULL DEFAULT 0,
