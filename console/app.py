@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 
 from console.data import StoreAccess
+from console.delivery import DeliveryService, DeliverySettings
 from console.ingest_service import IngestService
 from console.messages import Ingested
 from console.screens.canary import CanaryScreen
@@ -58,6 +59,8 @@ class AgentDeck(App):
         allow_hosts: frozenset[str] = frozenset(),
         follow: bool = True,
         tick: float = 1.0,
+        outbox: Path | None = None,
+        on_expiry: str = "deny",
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -70,6 +73,8 @@ class AgentDeck(App):
         self.store = StoreAccess(self.db_path)
         self.ingest = IngestService(self, self.db_path, self.trace_paths)
         self.last_ingest_at: float | None = None
+        # Decisions go back to agents through the outbox (None: off) and allowed callbacks.
+        self.delivery = DeliveryService(self, DeliverySettings(outbox, allow_hosts), on_expiry)  # type: ignore[arg-type]
 
     def now(self) -> float:
         return self.clock()
@@ -80,6 +85,8 @@ class AgentDeck(App):
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
+        # Re-deliver decisions a previous run left pending; sweep expired escalations.
+        self.delivery.start(sweep_every=self.tick * 5 if self.tick else None)
 
     def on_unmount(self) -> None:
         self.ingest.stop.set()

@@ -1,0 +1,216 @@
+"""Delivering recorded decisions back to the agent: the outbox, then the callback.
+
+Order of events for one decision (see ``docs/decisions.md``):
+
+1. the decision is committed with ``delivery = 'pending'`` (store/decisions.py);
+2. its line is appended to the outbox (once: the key is checked under a lock)
+   and ``outbox_at`` recorded;
+3. if the escalation has a callback URL, it is POSTed only when its host is
+   on the operator's allowlist (else ``blocked``, never called), with an
+   ``Idempotency-Key`` header, a timeout and retries with backoff;
+4. ``delivery`` becomes ``delivered``, ``failed`` (retry with ``r``) or
+   ``blocked``.
+
+A crash anywhere leaves ``delivery = 'pending'``; the next console start
+delivers it again, and the key makes the repeat harmless. All of this runs
+in worker threads, never on the UI thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import httpx
+
+from store import decisions, outbox
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+CLAIM_SECONDS = 120.0
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class DeliverySettings:
+    outbox: Path | None
+    allow_hosts: frozenset[str]
+    attempts: int = 4
+    backoff: float = 0.5  # seconds before the 2nd attempt; doubles each time
+    timeout: float = 5.0
+
+
+def host_allowed(url: str, allow_hosts: frozenset[str]) -> tuple[bool, str]:
+    """Is this URL's host on the allowlist (``host`` or ``host:port``)? Returns (ok, why not)."""
+    try:
+        parsed = httpx.URL(url)
+    except Exception:
+        return False, "not a valid URL"
+    if parsed.scheme not in ("http", "https"):
+        return False, f"scheme {parsed.scheme or '(none)'!r} is not http or https"
+    host = (parsed.host or "").lower()
+    if not host:
+        return False, "no host in the URL"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if host in allow_hosts or f"{host}:{port}" in allow_hosts:
+        return True, ""
+    return False, f"host {host}:{port} is not on the allowlist"
+
+
+def _set(conn: sqlite3.Connection, escalation_id: str, **cols) -> None:
+    sets = ", ".join(f"{k} = ?" for k in cols)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"UPDATE escalations SET {sets} WHERE escalation_id = ?", (*cols.values(), escalation_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _claim(conn: sqlite3.Connection, escalation_id: str) -> bool:
+    """Take a short lease on a pending delivery so two consoles do not run it at once."""
+    now = time.time()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(
+            """UPDATE escalations SET delivery_claimed_until = ?
+               WHERE escalation_id = ? AND delivery = 'pending' AND coalesce(delivery_claimed_until, 0) < ?""",
+            (now + CLAIM_SECONDS, escalation_id, now),
+        )
+        conn.execute("COMMIT")
+        return cur.rowcount == 1
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: DeliverySettings,
+                *, client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """Deliver one decided escalation. Returns the delivery state, or None if not ours to deliver now."""
+    if not _claim(conn, escalation_id):
+        return None
+    row = decisions.escalation(conn, escalation_id)
+    if row is None or row["status"] not in ("approved", "denied") or not row["idempotency_key"]:
+        _set(conn, escalation_id, delivery_claimed_until=None)
+        return None
+    line = outbox.line_for(row)
+    wrote_outbox = row["outbox_at"] is not None
+    try:
+        if settings.outbox is not None and not wrote_outbox:
+            outbox.append_once(settings.outbox, line)
+            _set(conn, escalation_id, outbox_at=time.time())
+            wrote_outbox = True
+    except OSError as exc:
+        state, error = "failed", f"outbox {settings.outbox}: {exc.strerror or exc}"
+    else:
+        state, error = _callback(conn, row, line, settings, client, sleep, wrote_outbox)
+    done = time.time() if state == "delivered" else None
+    _set(conn, escalation_id, delivery=state, delivery_error=error, delivered_at=done, delivery_claimed_until=None)
+    return state
+
+
+def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, client, sleep, wrote_outbox: bool):
+    url = row["callback_url"]
+    if not url:
+        if wrote_outbox:
+            return "delivered", None
+        return "failed", "the outbox is off and the escalation has no callback URL: nowhere to deliver"
+    ok, why = host_allowed(url, settings.allow_hosts)
+    if not ok:
+        where = "written to the outbox only" if wrote_outbox else "not delivered"
+        return "blocked", f"callback not called: {why}; {where}"
+    own = client is None
+    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False)
+    try:
+        return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
+    finally:
+        if own:
+            client.close()
+
+
+def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLine, settings: DeliverySettings,
+                       client: httpx.Client, sleep) -> tuple[str, str | None]:
+    headers = {"Idempotency-Key": line.idempotency_key, "Content-Type": "application/json"}
+    body = line.to_json().encode("utf-8")
+    error = "not attempted"
+    for attempt in range(max(settings.attempts, 1)):
+        if attempt:
+            sleep(settings.backoff * (2 ** (attempt - 1)))
+        conn.execute("UPDATE escalations SET delivery_attempts = delivery_attempts + 1 WHERE escalation_id = ?",
+                     (escalation_id,))
+        try:
+            resp = client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        if 200 <= resp.status_code < 300:
+            return "delivered", None
+        error = f"callback answered HTTP {resp.status_code}"
+        if resp.status_code not in RETRYABLE_STATUS:
+            break  # e.g. 400/404: repeating will not help; the operator can retry by hand
+    return "failed", error
+
+
+class DeliveryService:
+    """Runs deliveries, startup re-delivery and the expiry sweep in the app's thread workers."""
+
+    def __init__(self, app: "App", settings: DeliverySettings, on_expiry: decisions.ExpiryPolicy = "deny") -> None:
+        self.app = app
+        self.settings = settings
+        self.on_expiry = on_expiry
+
+    @property
+    def outbox_description(self) -> str:
+        if self.settings.outbox is None:
+            return "outbox off (no trace folder; callbacks only)"
+        return f"outbox {self.settings.outbox}"
+
+    def start(self, sweep_every: float | None) -> None:
+        """On app start: deliver whatever a previous run left pending; then sweep expiries now and then."""
+        sweep = bool(sweep_every)
+        self.app.run_worker(lambda: self._startup(sweep), thread=True, group="delivery", name="redeliver")
+        if sweep_every:
+            self.app.set_interval(sweep_every, self.sweep)
+
+    def deliver(self, escalation_ids: list[str]) -> None:
+        ids = list(escalation_ids)
+        if ids:
+            self.app.run_worker(lambda: self._deliver_all(ids), thread=True, group="delivery", name="deliver")
+
+    def sweep(self) -> None:
+        self.app.run_worker(self._sweep, thread=True, group="delivery", name="expiry", exclusive=False)
+
+    def _conn(self) -> sqlite3.Connection:
+        return self.app.store.writer()
+
+    def _changed(self) -> None:
+        def bump() -> None:
+            self.app.data_version += 1
+            self.app.refresh_counters()
+        try:
+            self.app.call_from_thread(bump)
+        except RuntimeError:
+            pass  # the app is shutting down; the store already holds the state
+
+    def _deliver_all(self, ids: list[str]) -> None:
+        self.settings.allow_hosts = self.app.allow_hosts  # the operator's list, as it is now
+        conn = self._conn()
+        for escalation_id in ids:
+            if deliver_one(conn, escalation_id, self.settings) is not None:
+                self._changed()
+
+    def _startup(self, sweep: bool) -> None:
+        if sweep:
+            self._sweep()
+        self._deliver_all(decisions.undelivered(self._conn()))
+
+    def _sweep(self) -> None:
+        outcomes = decisions.expire_due(self._conn(), now=self.app.now(), policy=self.on_expiry)
+        if outcomes:
+            self._changed()
+            self._deliver_all([o.escalation_id for o in outcomes])

@@ -1,0 +1,21 @@
+"""Escalations area: what the console needs to deliver a decision exactly once.
+
+The core ``escalations`` table holds the decision and the delivery state
+(pending, delivered, failed, blocked). These columns add the idempotency key
+sent with every delivery, when the outbox line was written (so a restart does
+not write it twice), when the delivery succeeded, and a short claim so two
+consoles on one store do not deliver the same decision at the same moment.
+"""
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "ALTER TABLE escalations ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE escalations ADD COLUMN outbox_at REAL",
+        "ALTER TABLE escalations ADD COLUMN delivered_at REAL",
+        "ALTER TABLE escalations ADD COLUMN delivery_claimed_until REAL",
+        # Startup re-delivery looks for what is still pending.
+        "CREATE INDEX escalations_delivery ON escalations(delivery) WHERE delivery IS NOT NULL",
+        # The history view lists the most recent decisions first.
+        "CREATE INDEX escalations_decided ON escalations(decided_at)",
+    ],
+]
