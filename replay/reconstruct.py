@@ -1,0 +1,347 @@
+"""One task's decision path, rebuilt from the store as plain data.
+
+``reconstruct(conn, task_or_request_id)`` reads the task's events (ordered by
+``seq``, whatever order they arrived in), the escalations and actions tables
+(where the human decision and the compensation state live), the console's
+compensation attempts and the audit records about the task. The result is a
+``Reconstruction``: a timeline of ``Step``s plus the same facts grouped the way
+an evidence packet needs them. The Replay screen renders it; ``agentdeck
+evidence`` exports it. Nothing here touches the UI.
+
+A seq that never arrived is a ``gap`` step in the timeline, never an error.
+Payloads were validated at ingest, so they are read with ``json.loads`` (a
+10,000-step task must open in a blink), not re-validated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import queries
+
+# Kinds that mark the moment a human or the agent committed to something.
+DECISION_KINDS = ("escalation", "decision", "action")
+_AUDIT_CHUNK = 500
+
+
+@dataclass(slots=True)
+class Step:
+    """One line of the timeline: an event, or a run of missing seqs."""
+
+    index: int
+    kind: str  # an event kind, or "gap"
+    seq: int | None  # first missing seq for a gap
+    ts: float | None
+    title: str  # one line, from trace text: display through console.safe
+    data: Any  # the event as JSON; for a gap {"missing_from": a, "missing_to": b}
+    event_id: int | None = None
+
+    @property
+    def is_gap(self) -> bool:
+        return self.kind == "gap"
+
+
+@dataclass(slots=True)
+class ToolExchange:
+    call_id: str
+    tool: str
+    input: Any
+    call_seq: int | None
+    results: list[dict] = field(default_factory=list)  # every attempt's tool_result event
+
+
+@dataclass(slots=True)
+class EscalationRecord:
+    escalation_id: str
+    seq: int
+    risk: str
+    reason: str
+    policy_id: str | None
+    justification: str
+    proposed_action: Any
+    deadline: float | None
+    status: str  # pending | approved | denied | expired (from the console's record)
+    decided_by: str | None
+    decided_at: float | None
+    decision_reason: str | None
+    delivery: str | None
+    agent_saw: dict | None  # the agent's own decision event, if it arrived
+
+
+@dataclass(slots=True)
+class ActionRecord:
+    action_id: str
+    seq: int
+    ts: float
+    system: str
+    operation: str
+    params: dict
+    amount: float | None
+    status: str
+    justification: str
+    before: Any
+    after: Any
+    response: Any
+    compensation: dict | None  # the hook as the agent declared it
+    idempotency_key: str | None
+    compensated_at: float | None
+    compensated_by: str | None
+    compensation_status: str | None
+
+
+@dataclass
+class Reconstruction:
+    task_id: str
+    request_id: str | None
+    agent: str | None
+    agent_version: dict
+    cohort: str | None
+    stage: str | None
+    request: str
+    input: dict
+    started: float | None
+    ended: float | None
+    outcome: str | None
+    summary: dict  # the task_end event, if any
+    steps: list[Step]
+    gaps: list[tuple[int, int]]
+    plan: dict | None
+    tool_calls: list[ToolExchange]
+    policy_checks: list[dict]
+    escalations: list[EscalationRecord]
+    actions: list[ActionRecord]
+    trace_compensations: list[dict]  # compensation events the agents reported
+    console_compensations: list[dict]  # attempts run from this console (compensations table)
+    audit: list[dict]
+    contract: dict | None
+    decision_index: int | None  # the step to jump to: first escalation/decision, else the first action
+
+    @property
+    def policy_versions(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for p in self.policy_checks:
+            seen[f"{p.get('policy_id')}@{p.get('policy_version')}"] = None
+        return list(seen)
+
+    @property
+    def decision_points(self) -> list[int]:
+        """Timeline indexes of escalations, decisions and actions, in order (``d`` cycles through them)."""
+        return [s.index for s in self.steps if s.kind in DECISION_KINDS]
+
+    def action(self, action_id: str) -> ActionRecord | None:
+        return next((a for a in self.actions if a.action_id == action_id), None)
+
+
+def _title(kind: str, e: dict) -> str:
+    if kind == "task_start":
+        return f"request {e.get('request_id', '')}: {e.get('request', '')}"
+    if kind == "plan":
+        return f"plan: {e.get('summary', '')}"
+    if kind == "reasoning":
+        return f"reasoning: {e.get('summary', '')}"
+    if kind == "tool_call":
+        return f"call {e.get('tool', '')} ({e.get('call_id', '')})"
+    if kind == "tool_result":
+        retry = f" retry {e['retry']}" if e.get("retry") else ""
+        return f"result {e.get('tool', '')} {e.get('status', 'ok')}{retry}"
+    if kind == "policy_check":
+        return f"policy {e.get('policy_id', '')}@{e.get('policy_version', '')} → {e.get('verdict', '')}"
+    if kind == "escalation":
+        pa = e.get("proposed_action") or {}
+        return f"escalation {e.get('risk', '')}: {pa.get('operation', '')} on {pa.get('system', '')}"
+    if kind == "decision":
+        return f"decision {e.get('decision', '')} by {e.get('decided_by', '')}"
+    if kind == "action":
+        return f"action {e.get('operation', '')} on {e.get('system', '')} → {e.get('status', '')}"
+    if kind == "compensation":
+        return f"compensation of {e.get('action_id', '')} → {e.get('status', '')} by {e.get('by', '')}"
+    if kind == "task_end":
+        return f"end: {e.get('outcome', '')}"
+    return kind
+
+
+def _load(payload: str) -> dict:
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return {"unreadable_payload": payload[:200]}
+    return data if isinstance(data, dict) else {"payload": data}
+
+
+def build_steps(rows: list[tuple[int, int, str, float, str]]) -> tuple[list[Step], list[tuple[int, int]]]:
+    """Rows (id, seq, kind, ts, payload) → timeline, ordered by seq, with gaps where seqs are missing."""
+    rows = sorted(rows, key=lambda r: (r[1], r[0]))
+    steps: list[Step] = []
+    gaps: list[tuple[int, int]] = []
+    expected = 0
+    for event_id, seq, kind, ts, payload in rows:
+        if seq > expected:
+            gaps.append((expected, seq - 1))
+            missing = f"seq {expected}" if seq - 1 == expected else f"seqs {expected}–{seq - 1}"
+            steps.append(Step(len(steps), "gap", expected, None, f"gap: {missing} never arrived",
+                              {"missing_from": expected, "missing_to": seq - 1}))
+        data = _load(payload)
+        steps.append(Step(len(steps), kind, seq, ts, _title(kind, data), data, event_id))
+        expected = max(expected, seq + 1)
+    return steps, gaps
+
+
+def _contract(conn: sqlite3.Connection, agent: str | None, version: str | None) -> dict | None:
+    """The contract in force for this agent version, if the contract module is installed."""
+    try:
+        module = importlib.import_module("store.contract")
+    except ImportError:
+        return None
+    for name in ("contract_for", "active_contract", "current"):
+        fn = getattr(module, name, None)
+        if callable(fn):
+            try:
+                found = fn(conn, agent, version)
+            except Exception as exc:  # their module, our screen: never crash on it
+                return {"error": f"could not read the contract: {type(exc).__name__}"}
+            if found is None:
+                return None
+            if hasattr(found, "model_dump"):
+                return found.model_dump(mode="json")
+            return found if isinstance(found, dict) else {"contract": str(found)}
+    return None
+
+
+def _audit_for(conn: sqlite3.Connection, subjects: list[str]) -> list[dict]:
+    records: dict[int, dict] = {}
+    for i in range(0, len(subjects), _AUDIT_CHUNK):
+        chunk = subjects[i : i + _AUDIT_CHUNK]
+        sql = f"SELECT id, ts, actor, kind, subject, detail, hash FROM audit WHERE subject IN ({','.join('?' * len(chunk))})"
+        for r in conn.execute(sql, chunk):
+            rec = dict(r)
+            try:
+                rec["detail"] = json.loads(rec["detail"])
+            except ValueError:
+                pass
+            records[rec["id"]] = rec
+    return [records[k] for k in sorted(records)]
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruction | None:
+    """The decision path of a task (by task id or request id); None if the store has no such task."""
+    task = queries.find_task(conn, task_or_request_id)
+    if task is None:
+        # Events may exist for a task whose summary row is missing (e.g. only a partial trace).
+        if conn.execute("SELECT 1 FROM events WHERE task_id = ? LIMIT 1", (task_or_request_id,)).fetchone() is None:
+            return None
+        task_id = task_or_request_id
+        task = {}
+    else:
+        task_id = task["task_id"]
+        task = dict(task)
+    rows = conn.execute(
+        "SELECT id, seq, kind, ts, payload FROM events WHERE task_id = ? ORDER BY seq, id", (task_id,)
+    ).fetchall()
+    steps, gaps = build_steps([tuple(r) for r in rows])
+
+    start: dict = {}
+    summary: dict = {}
+    plan = None
+    tools: dict[str, ToolExchange] = {}
+    policies: list[dict] = []
+    decisions_seen: dict[str, dict] = {}
+    action_events: dict[str, tuple[Step, dict]] = {}
+    trace_comps: list[dict] = []
+    decision_index = first_action = None
+    for step in steps:
+        kind, e = step.kind, step.data
+        if kind == "tool_call":
+            tools.setdefault(e.get("call_id", ""), ToolExchange(e.get("call_id", ""), e.get("tool", ""), e.get("input"), step.seq))
+        elif kind == "tool_result":
+            ex = tools.get(e.get("call_id", ""))
+            if ex is None:  # result without its call (the call is in a gap)
+                ex = tools[e.get("call_id", "")] = ToolExchange(e.get("call_id", ""), e.get("tool", ""), None, None)
+            ex.results.append(e)
+        elif kind == "policy_check":
+            policies.append(e)
+        elif kind == "escalation" or kind == "decision":
+            if kind == "decision":
+                decisions_seen[e.get("escalation_id", "")] = e
+            if decision_index is None:
+                decision_index = step.index
+        elif kind == "action":
+            action_events[e.get("action_id", "")] = (step, e)
+            if first_action is None:
+                first_action = step.index
+        elif kind == "compensation":
+            trace_comps.append(e)
+        elif kind == "task_start" and not start:
+            start = e
+        elif kind == "plan" and plan is None:
+            plan = e
+        elif kind == "task_end":
+            summary = e
+
+    escalations = [
+        EscalationRecord(
+            r["escalation_id"], r["seq"], r["risk"], r["reason"] or "", r["policy_id"], r["justification"] or "",
+            _json_or_text(r["proposed_action"]), r["deadline"], r["status"], r["decided_by"], r["decided_at"],
+            r["decision_reason"], r["delivery"], decisions_seen.get(r["escalation_id"]),
+        )
+        for r in conn.execute("SELECT * FROM escalations WHERE task_id = ? ORDER BY seq", (task_id,))
+    ]
+    actions = []
+    for r in conn.execute("SELECT * FROM actions WHERE task_id = ? ORDER BY seq", (task_id,)):
+        _, e = action_events.get(r["action_id"], (None, {}))
+        actions.append(ActionRecord(
+            r["action_id"], r["seq"], r["ts"], r["system"], r["operation"], e.get("params") or {}, r["amount"],
+            r["status"], r["justification"] or "", e.get("before"), e.get("after"), e.get("response"),
+            _json_or_text(r["compensation"]) if r["compensation"] else None, r["idempotency_key"],
+            r["compensated_at"], r["compensated_by"], r["compensation_status"],
+        ))
+    console_comps = []
+    if _has_table(conn, "compensations"):
+        console_comps = [dict(r) for r in conn.execute(
+            "SELECT * FROM compensations WHERE task_id = ? ORDER BY id", (task_id,))]
+
+    subjects = [task_id] + ([task["request_id"]] if task.get("request_id") else [])
+    subjects += [x.escalation_id for x in escalations] + [a.action_id for a in actions]
+    version = start.get("agent_version") or ({"id": task["version"]} if task.get("version") else {})
+    return Reconstruction(
+        task_id=task_id,
+        request_id=start.get("request_id") or task.get("request_id"),
+        agent=start.get("agent") or task.get("agent"),
+        agent_version=version,
+        cohort=start.get("cohort") or task.get("cohort"),
+        stage=start.get("stage") or task.get("stage"),
+        request=start.get("request") or task.get("request") or "",
+        input=start.get("input") or {},
+        started=task.get("started"),
+        ended=task.get("ended"),
+        outcome=task.get("outcome"),
+        summary=summary,
+        steps=steps,
+        gaps=gaps,
+        plan=plan,
+        tool_calls=list(tools.values()),
+        policy_checks=policies,
+        escalations=escalations,
+        actions=actions,
+        trace_compensations=trace_comps,
+        console_compensations=console_comps,
+        audit=_audit_for(conn, subjects),
+        contract=_contract(conn, start.get("agent") or task.get("agent"), version.get("id")),
+        decision_index=decision_index if decision_index is not None else first_action,
+    )
+
+
+def _json_or_text(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
