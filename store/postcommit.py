@@ -10,4 +10,7 @@ from __future__ import annotations
 
 
 def default() -> list:
-    return []
+    # Imported here so store.tailer does not pull the contract code at import time.
+    from store.contract import ContractCheck
+
+    return [ContractCheck()]

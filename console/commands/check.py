@@ -1,0 +1,99 @@
+"""Check recorded traces against the agents' operating contracts (exit 1 on violations).
+
+Every task in the given JSONL files or folders (searched recursively) is
+checked exactly as ingestion checks it: the same decoder, the same
+post-commit contract check, in a throwaway in-memory store (--db is not
+used). Contracts come from --contracts (else $AGENTDECK_CONTRACTS), then a
+contracts/ folder beside the traces, then the bundled sample contracts.
+
+Exit status: 0 no violations, 1 violations or unreadable lines (or, with
+--strict, tasks whose agent has no contract), 2 usage error (missing path,
+unusable contract file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from console.safe import clean
+from store.tailer import PATTERNS
+
+SKIP_DIRS = {"contracts", "outbox"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="trace files or folders (e.g. recorded incident scenarios)")
+    p.add_argument("--contracts", action="append", metavar="DIR",
+                   help="folder of contract .toml files (repeatable; default: $AGENTDECK_CONTRACTS)")
+    p.add_argument("--strict", action="store_true", help="fail when a task's agent has no contract")
+
+
+def trace_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_file():
+            files.append(p)
+            continue
+        for f in sorted(p.rglob("*")):
+            rel = f.relative_to(p).parts
+            if f.is_file() and not SKIP_DIRS & set(rel[:-1]) and any(f.match(pat) for pat in PATTERNS):
+                files.append(f)
+    return files
+
+
+def _err(msg: str) -> None:
+    print(f"agentdeck check: {clean(msg)}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from store import contract as ct
+    from store.db import connect
+    from store.tailer import Tailer
+
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    for p in missing:
+        _err(f"{p}: no such file or directory")
+    if missing:
+        return 2
+    dirs = ct.contract_dirs(args.contracts, paths)
+    book = ct.load_book(dirs)
+    if book.problems:
+        for problem in book.problems:
+            _err(problem)
+        return 2
+    files = trace_files(paths)
+    conn = connect(Path(":memory:"))
+    hook = ct.ContractCheck(dirs)
+    Tailer(conn, files, post_commit=[hook]).poll()
+
+    tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    rows = conn.execute(
+        """SELECT v.task_id, v.seq, v.rule, v.detail,
+                  (SELECT s.path FROM events e JOIN sources s ON s.id = e.source_id
+                   WHERE e.task_id = v.task_id AND e.seq = v.seq LIMIT 1) AS path
+           FROM violations v ORDER BY path, v.task_id, v.seq, v.rule"""
+    ).fetchall()
+    for r in rows:
+        print(f"{clean(r['path'] or '?')}: task {clean(r['task_id'], 200, single_line=True)} seq {r['seq']} "
+              f"{r['rule']}: {clean(r['detail'], 500, single_line=True)}")
+    rejects = conn.execute("SELECT path, offset, error FROM rejects ORDER BY path, offset").fetchall()
+    for r in rejects:
+        print(f"{clean(r['path'])}: rejected line at byte {r['offset']}: {clean(r['error'], 300, single_line=True)}")
+    unchecked = conn.execute(
+        "SELECT coalesce(agent, '(no task_start)') AS agent, count(*) AS n FROM tasks GROUP BY agent ORDER BY agent"
+    ).fetchall()
+    unchecked = [(r["agent"], r["n"]) for r in unchecked if book.get(r["agent"]) is None]
+    for agent, n in unchecked:
+        _err(f"no contract for agent {agent} ({n} task{'s' * (n != 1)} unchecked)")
+
+    failed_tasks = len({r["task_id"] for r in rows})
+    if rows:
+        print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({len(files)} files)")
+    else:
+        print(f"{tasks} tasks in {len(files)} files: no violations")
+    if rows or rejects or (args.strict and unchecked):
+        return 1
+    return 0
