@@ -13,7 +13,9 @@ from replay.sor import SorService, seed_from_traces
 from store import audit
 from store.db import connect
 
-from tests.conftest import SAMPLE_TRACES
+from pathlib import Path
+
+SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
 
 ACTION = "act-0001"  # task-0001: escalated refund, approved, applied, undoable
 
