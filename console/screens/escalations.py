@@ -1,16 +1,230 @@
-"""The Escalations screen."""
+"""Escalations: the queue of agents waiting for a human, and the decisions on it.
+
+Pending escalations are listed soonest deadline first (then highest risk);
+``h`` switches to the decided ones with their delivery state. ``a``/``d``
+approve or deny the selected escalation after asking for a reason (required
+to deny and to approve high or critical risk). The decision is committed to
+the store (first decision wins, audited) in a worker thread, and only then
+delivered to the agent by the app's delivery service.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
 
+from console.safe import clean, plain
 from console.screens.base import DeckScreen
+from console.widgets.escalation_detail import EscalationDetail, EscalationView, load
+from console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
+from console.widgets.escalation_table import EscalationTable
+from console.widgets.reason_dialog import ReasonDialog
+from store import decisions
 
 
 class EscalationsScreen(DeckScreen):
     MODE = "escalations"
     CSS_PATH = "escalations.tcss"
+    BINDINGS = [
+        Binding("a", "decide('approve')", "Approve"),
+        Binding("d", "decide('deny')", "Deny"),
+        Binding("r", "retry", "Retry delivery"),
+        Binding("h", "toggle_history", "Pending/decided"),
+        Binding("o", "open_replay", "Replay"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history = False
+        self.rows: dict[str, dict] = {}
+        self.view: EscalationView | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Escalations: not built yet", classes="empty")
+        with Horizontal(id="esc-body"):
+            with Vertical(id="esc-list"):
+                yield Static("", id="esc-title")
+                yield EscalationTable(id="esc-table")
+            yield EscalationDetail(id="esc-detail")
+        yield Static("", id="esc-status")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._show_status()
+        self.query_one(EscalationTable).focus()
+
+    # --- loading ---------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="esc-reload")
+    def reload(self) -> None:
+        conn = self.app.store.reader()
+        rows = decisions.decided(conn) if self.history else decisions.pending(conn)
+        self.app.call_from_thread(self._show_rows, rows, self.history)
+
+    def _show_rows(self, rows, history: bool) -> None:
+        if history != self.history:
+            return  # toggled while loading; the newer reload will show
+        now = self.app.now()
+        self.rows = {r["escalation_id"]: dict(r) for r in rows}
+        table = self.query_one(EscalationTable)
+        table.show(rows, now, history=history)
+        self._show_title(rows, now)
+        self.load_detail(table.selected_id())
+
+    def _show_title(self, rows, now: float) -> None:
+        title = Text()
+        if self.history:
+            title.append(f"Decided — {len(rows)} most recent", "bold")
+            title.append("   h: pending queue", "dim")
+        else:
+            expired = sum(1 for r in rows if r["deadline"] < now)
+            title.append(f"Pending — {len(rows)}", "bold")
+            if expired:
+                title.append(f" ({expired} past deadline)", "bold magenta")
+            title.append("   soonest deadline first · h: decided", "dim")
+        self.query_one("#esc-title", Static).update(title)
+
+    def _show_status(self) -> None:
+        app = self.app
+        hosts = ", ".join(sorted(app.allow_hosts)) or "none"
+        text = Text()
+        text.append("approver ", "dim")
+        text.append_text(plain(app.operator, 40, style="bold", single_line=True))
+        text.append("  ·  on expiry: ", "dim")
+        text.append(app.delivery.on_expiry, "bold")
+        text.append("  ·  ", "dim")
+        text.append_text(plain(app.delivery.outbox_description, 70, single_line=True))
+        text.append("  ·  callbacks allowed to: ", "dim")
+        text.append_text(plain(hosts, 40, single_line=True))
+        self.query_one("#esc-status", Static).update(text)
+
+    @on(DataTable.RowHighlighted, "#esc-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.load_detail(event.row_key.value if event.row_key is not None else None)
+
+    @work(thread=True, exclusive=True, group="esc-detail")
+    def load_detail(self, escalation_id: str | None) -> None:
+        view = load(self.app.store.reader(), escalation_id) if escalation_id else None
+        self.app.call_from_thread(self._show_detail, view)
+
+    def _show_detail(self, view: EscalationView | None) -> None:
+        self.view = view
+        self.query_one(EscalationDetail).show(view, self.app.now(), self.app.allow_hosts)
+
+    # --- deciding --------------------------------------------------------
+
+    def _selected(self) -> dict | None:
+        escalation_id = self.query_one(EscalationTable).selected_id()
+        return self.rows.get(escalation_id) if escalation_id is not None else None
+
+    def action_decide(self, decision: str) -> None:
+        row = self._selected()
+        if row is None:
+            self.notify("No escalation selected.", severity="warning")
+            return
+        if row["status"] != "pending":
+            self.notify(self._already(row["escalation_id"], row["status"], row["decided_by"], row["decided_at"]),
+                        severity="warning")
+            return
+        now = self.app.now()
+        _, expired = time_left(row["deadline"], now)
+        policy = self.app.delivery.on_expiry
+        note = ""
+        if expired and policy != "keep":
+            note = f"This escalation is past its deadline: the expiry policy ({policy}) will decide it, not you."
+        elif expired:
+            note = "This escalation is past its deadline (expiry policy: keep); your decision still applies."
+        self.app.push_screen(
+            ReasonDialog(decision, row["escalation_id"], self._summary(row),
+                         required=decisions.reason_required(decision, row["risk"]), note=note),
+            callback=lambda reason: self._record(row["escalation_id"], decision, reason),
+        )
+
+    @staticmethod
+    def _summary(row: dict) -> Text:
+        action = proposed(row["proposed_action"])
+        text = Text()
+        text.append_text(plain(row["risk"], 10, style=RISK_STYLE.get(row["risk"], ""), single_line=True))
+        text.append(" risk · ")
+        text.append_text(plain(action_label(action), 60, single_line=True))
+        if amount_label(action):
+            text.append(f" · amount {amount_label(action)}")
+        text.append("\n")
+        text.append_text(plain(row["reason"] or "", 300))
+        return text
+
+    def _record(self, escalation_id: str, decision: str, reason: str | None) -> None:
+        if reason is None:
+            self.notify("Cancelled: nothing recorded.")
+            return
+        self.write_decision(escalation_id, decision, reason)
+
+    @work(thread=True, group="esc-decide")
+    def write_decision(self, escalation_id: str, decision: str, reason: str) -> None:
+        app = self.app
+        try:
+            outcome = decisions.decide(app.store.writer(), escalation_id, decision, by=app.operator, reason=reason,
+                                       now=app.now(), on_expiry=app.delivery.on_expiry)
+        except decisions.DecisionError as exc:
+            app.call_from_thread(self.notify, f"Not recorded: {clean(exc, 300)}", severity="error")
+            return
+        app.call_from_thread(self._decided, outcome, decision)
+
+    def _decided(self, outcome: decisions.Outcome, requested: str) -> None:
+        esc = clean(outcome.escalation_id, 60, single_line=True)
+        if not outcome.applied:
+            self.notify(self._already(outcome.escalation_id, outcome.status, outcome.decided_by, outcome.decided_at)
+                        + " Nothing changed.", severity="warning", timeout=8)
+        elif outcome.expired:
+            self.notify(f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
+                        f"(you asked to {requested}). Delivering.", severity="warning", timeout=8)
+        else:
+            self.notify(f"{outcome.status.capitalize()} {esc}. Delivering to the agent.")
+        if outcome.applied:
+            self.app.delivery.deliver([outcome.escalation_id])
+            self.app.refresh_counters()
+        self.reload()
+
+    @staticmethod
+    def _already(escalation_id: str, status: str, by: str | None, at: float | None) -> str:
+        who = clean(by or "the agent", 60, single_line=True)
+        when = f" at {clock(at)} UTC" if at is not None else ""
+        return f"{clean(escalation_id, 60, single_line=True)} was already {status} by {who}{when}."
+
+    # --- delivery and navigation ---------------------------------------------
+
+    def action_retry(self) -> None:
+        row = self._selected()
+        if row is None:
+            self.notify("No escalation selected.", severity="warning")
+            return
+        if row.get("delivery") not in ("failed", "blocked"):
+            self.notify(f"Delivery is {row.get('delivery') or 'not ours'}: nothing to retry.", severity="warning")
+            return
+        self.retry_delivery(row["escalation_id"])
+
+    @work(thread=True, group="esc-decide")
+    def retry_delivery(self, escalation_id: str) -> None:
+        app = self.app
+        ok = decisions.request_retry(app.store.writer(), escalation_id, by=app.operator, now=app.now())
+        app.call_from_thread(self._retrying, escalation_id, ok)
+
+    def _retrying(self, escalation_id: str, ok: bool) -> None:
+        if ok:
+            self.notify(f"Retrying delivery of {clean(escalation_id, 60, single_line=True)}.")
+            self.app.delivery.deliver([escalation_id])
+        else:
+            self.notify("Nothing to retry (already delivered or in progress).", severity="warning")
+        self.reload()
+
+    def action_toggle_history(self) -> None:
+        self.history = not self.history
+        self.reload()
+
+    def action_open_replay(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.app.open_replay(row["task_id"])

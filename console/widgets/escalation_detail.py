@@ -1,0 +1,163 @@
+"""Everything an approver needs to decide one escalation, in one scrollable pane."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from console.delivery import host_allowed
+from console.safe import clean, plain
+from console.widgets.escalation_format import (
+    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, step_summary,
+    time_left,
+)
+from store import decisions, queries
+
+MAX_STEPS = 80
+
+
+@dataclass
+class EscalationView:
+    """One escalation with its task and the task's steps so far (read in a worker)."""
+
+    row: dict
+    task: dict | None
+    steps: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, kind, summary)
+    more_steps: int = 0
+
+
+def load(conn: sqlite3.Connection, escalation_id: str) -> EscalationView | None:
+    row = decisions.escalation(conn, escalation_id)
+    if row is None:
+        return None
+    task = queries.task(conn, row["task_id"])
+    events = queries.task_events(conn, row["task_id"], limit=MAX_STEPS + 1)
+    steps = [(e["seq"], e["kind"], step_summary(e["kind"], e["payload"])) for e in events[:MAX_STEPS]]
+    more = (task["events"] - MAX_STEPS) if task is not None and len(events) > MAX_STEPS else 0
+    return EscalationView(dict(row), dict(task) if task is not None else None, steps, max(more, 0))
+
+
+def _label(text: Text, name: str) -> None:
+    text.append(f"{name:<14}", "bold")
+
+
+def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str]) -> Text:
+    """The pane's content. Every trace-sourced string passes through clean()/plain()."""
+    if view is None:
+        return Text("No escalation selected.", style="dim")
+    r = view.row
+    t = Text()
+    t.append_text(plain(r["escalation_id"], 80, style="bold", single_line=True))
+    t.append("  ")
+    t.append_text(plain(f"{r['risk']} risk".upper(), 30, style=RISK_STYLE.get(r["risk"], ""), single_line=True))
+    t.append("\n")
+    left, expired = time_left(r["deadline"], now)
+    _label(t, "Deadline")
+    t.append(stamp(r["deadline"]))
+    t.append(f"  ({left})", "bold magenta" if expired else "")
+    t.append("\n")
+    _label(t, "Raised")
+    t.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago)\n")
+    _label(t, "Task")
+    t.append_text(plain(r["task_id"], 60, single_line=True))
+    if view.task is not None:
+        t.append("  ")
+        t.append_text(plain(f"{view.task.get('agent') or '?'} {view.task.get('version') or ''}", 50, style="dim",
+                            single_line=True))
+    t.append("\n")
+    if view.task is not None and view.task.get("request"):
+        _label(t, "Request")
+        t.append_text(plain(view.task["request"], 400))
+        t.append("\n")
+
+    action = proposed(r["proposed_action"])
+    t.append("\n")
+    _label(t, "Proposes")
+    t.append_text(plain(action_label(action), 120, style="bold", single_line=True))
+    if amount_label(action):
+        t.append(f"  amount {amount_label(action)}")
+    t.append("\n")
+    params = action.get("params")
+    if isinstance(params, dict) and params:
+        for key, value in list(params.items())[:30]:
+            t.append("  ")
+            t.append_text(plain(key, 40, style="cyan", single_line=True))
+            t.append(": ")
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            t.append_text(plain(shown, 300))
+            t.append("\n")
+    _label(t, "Reason")
+    t.append_text(plain(r["reason"] or "", 2000))
+    t.append("\n")
+    _label(t, "Policy")
+    t.append_text(plain(r["policy_id"] or "(none given)", 120, single_line=True))
+    t.append("\n")
+    _label(t, "Justification")
+    t.append("\n  ")
+    t.append_text(plain(r["justification"] or "(none given)", 4000))
+    t.append("\n")
+    _label(t, "Callback")
+    url = r.get("callback_url")
+    if not url:
+        t.append("none (outbox only)", "dim")
+    else:
+        ok, why = host_allowed(url, allow_hosts)
+        t.append_text(plain(url, 200, single_line=True))
+        t.append("  ")
+        t.append("allowed" if ok else f"blocked: {clean(why, 120, single_line=True)}", "green" if ok else "magenta")
+    t.append("\n")
+
+    if r["status"] != "pending":
+        t.append("\n")
+        _label(t, "Decision")
+        t.append_text(plain(r["status"], 20, style=STATUS_STYLE.get(r["status"], ""), single_line=True))
+        t.append(" by ")
+        t.append_text(plain(r["decided_by"] or "?", 60, style="bold", single_line=True))
+        t.append(f" at {stamp(r['decided_at'])}\n")
+        if r["decision_reason"]:
+            _label(t, "  why")
+            t.append_text(plain(r["decision_reason"], 2000))
+            t.append("\n")
+        _label(t, "Delivery")
+        delivery = r.get("delivery")
+        if delivery is None:
+            t.append("reported by the agent (decided outside this console)", "dim")
+        else:
+            t.append(delivery, DELIVERY_STYLE.get(delivery, ""))
+            if r.get("delivery_attempts"):
+                t.append(f"  ({r['delivery_attempts']} callback attempt{'s' if r['delivery_attempts'] != 1 else ''})")
+            if r.get("delivery_error"):
+                t.append("\n  ")
+                t.append_text(plain(r["delivery_error"], 400))
+            if r.get("idempotency_key"):
+                t.append(f"\n  key {r['idempotency_key']}", "dim")
+        t.append("\n")
+    elif expired:
+        t.append("\nPast its deadline: deciding it now applies the expiry policy.\n", "bold magenta")
+
+    t.append("\n")
+    t.append(f"Steps so far ({len(view.steps) + view.more_steps})\n", "bold")
+    for seq, kind, summary in view.steps:
+        t.append(f"{seq:>4} ", "dim")
+        t.append(f"{kind:<13}", "cyan")
+        t.append_text(plain(summary, 90, single_line=True))
+        t.append("\n")
+    if view.more_steps:
+        t.append(f"  … {view.more_steps} more (open in Replay with o)\n", "dim")
+    return t
+
+
+class EscalationDetail(VerticalScroll):
+    """Scrollable detail of the selected escalation."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("No escalation selected.", style="dim"), id="esc-detail-body")
+
+    def show(self, view: EscalationView | None, now: float, allow_hosts: frozenset[str]) -> None:
+        self.query_one("#esc-detail-body", Static).update(render(view, now, allow_hosts))

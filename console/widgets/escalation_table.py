@@ -1,0 +1,84 @@
+"""The escalation queue (pending) or history (decided), as a table of rows."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from console.safe import plain
+from console.widgets.escalation_format import (
+    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
+)
+
+PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount", "age", "agent")
+DECIDED_COLUMNS = ("decided", "status", "escalation", "by", "delivery", "risk", "proposed action")
+
+
+class EscalationTable(DataTable):
+    """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self.history = False
+
+    def on_mount(self) -> None:
+        self.add_columns(*PENDING_COLUMNS)
+
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def show(self, rows: list[sqlite3.Row], now: float, *, history: bool) -> None:
+        keep = self.selected_id()
+        if history != self.history or not self.columns:
+            self.clear(columns=True)
+            self.add_columns(*(DECIDED_COLUMNS if history else PENDING_COLUMNS))
+            self.history = history
+            keep = None
+        else:
+            self.clear()
+        for r in rows:
+            self.add_row(*(self._decided_cells(r) if history else self._pending_cells(r, now)), key=r["escalation_id"])
+        if keep is not None:
+            try:
+                self.move_cursor(row=self.get_row_index(keep))
+            except Exception:
+                pass
+
+    @staticmethod
+    def _risk(risk: str) -> Text:
+        return plain(risk, 10, style=RISK_STYLE.get(risk, ""), single_line=True)
+
+    def _pending_cells(self, r: sqlite3.Row, now: float) -> tuple:
+        remaining = r["deadline"] - now
+        expired = remaining < 0
+        left = f"EXPIRED -{duration(remaining)}" if expired else duration(remaining)
+        action = proposed(r["proposed_action"])
+        return (
+            Text(left, style="bold magenta" if expired else ("yellow" if remaining < 300 else "")),
+            self._risk(r["risk"]),
+            plain(r["escalation_id"], 24, single_line=True),
+            plain(action_label(action), 28, single_line=True),
+            Text(amount_label(action), justify="right"),
+            Text(duration(now - r["ts"])),
+            plain(r["agent"] or "", 16, single_line=True),
+        )
+
+    def _decided_cells(self, r: sqlite3.Row) -> tuple:
+        action = proposed(r["proposed_action"])
+        delivery = r["delivery"]
+        return (
+            Text(clock(r["decided_at"])),
+            plain(r["status"], 10, style=STATUS_STYLE.get(r["status"], ""), single_line=True),
+            plain(r["escalation_id"], 24, single_line=True),
+            plain(r["decided_by"] or "", 16, single_line=True),
+            Text(delivery or "by agent", style=DELIVERY_STYLE.get(delivery or "", "dim")),
+            self._risk(r["risk"]),
+            plain(action_label(action), 28, single_line=True),
+        )
