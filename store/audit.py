@@ -39,6 +39,20 @@ def append(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, subjec
     return {"id": rec_id, "hash": h, "prev_hash": prev}
 
 
+def head(conn: sqlite3.Connection) -> dict:
+    """The newest record's id and hash (``{"id": 0, "hash": GENESIS}`` for an empty trail)."""
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    return {"id": last[0], "hash": last[1]} if last else {"id": 0, "hash": GENESIS}
+
+
+def contains(conn: sqlite3.Connection, rec_id: int, rec_hash: str) -> bool:
+    """Is record ``rec_id`` with this hash part of the trail (e.g. a packet's recorded head)?"""
+    if rec_id == 0:
+        return rec_hash == GENESIS
+    row = conn.execute("SELECT hash FROM audit WHERE id = ?", (rec_id,)).fetchone()
+    return row is not None and row[0] == rec_hash
+
+
 @dataclass(frozen=True)
 class Problem:
     record_id: int | None
@@ -64,8 +78,10 @@ def verify(conn: sqlite3.Connection) -> tuple[int, list[Problem]]:
         expected_id = rec_id + 1
     head = conn.execute("SELECT value FROM meta WHERE key = 'audit:head'").fetchone()
     if head is not None:
-        head_id, _, head_hash = head[0].partition(":")
-        if int(head_id) != expected_id - 1 or head_hash != prev:
+        head_id, _, head_hash = str(head[0]).partition(":")
+        if not head_id.isdigit():
+            problems.append(Problem(None, "the chain head in meta is unreadable (edited)"))
+        elif int(head_id) != expected_id - 1 or head_hash != prev:
             problems.append(Problem(int(head_id), f"the trail should end at record {head_id}; newer records were removed or replaced"))
     elif count:
         problems.append(Problem(None, "the chain head is missing from meta"))

@@ -1,0 +1,56 @@
+"""Export a task's Evidence Packet (JSON or Markdown) or its events as a regression scenario.
+
+The task is named by its task id or its request id. Secrets in payloads are
+redacted; the packet carries a sha256 digest and the audit chain head
+(check it with ``agentdeck verify --packet FILE``). Every export is an audit
+record. ``--format scenario`` writes the task's events as JSON Lines for a
+regression folder (``agentdeck check``).
+
+Exit codes: 0 written, 2 unknown task, bad format or unwritable file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from store import config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", metavar="TASK_OR_REQUEST_ID", help="task id or request id")
+    p.add_argument("--format", choices=("json", "md", "scenario"), default="json", help="packet format (default json)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+    p.add_argument("--user", help="who exports (default: $AGENTDECK_USER, else the OS user)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from replay.evidence import EvidenceError, export
+    from store.db import connect
+
+    db = config.db_path(args.db)
+    if not db.exists():
+        print(f"agentdeck evidence: no store at {db}", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else None
+    conn = connect(db)
+    try:
+        text, detail = export(conn, args.task, fmt=args.format, out=out, operator=config.operator(args.user),
+                              now=time.time())
+    except EvidenceError as exc:
+        print(f"agentdeck evidence: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        what = f"digest {detail['digest'][:16]}…" if "digest" in detail else f"{detail['events']} events"
+        print(f"wrote {detail['format']} for {detail['task_id']} to {out} ({what}, "
+              f"{detail['redactions']} secrets redacted)", file=sys.stderr)
+    return 0

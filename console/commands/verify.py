@@ -1,0 +1,79 @@
+"""Check the audit trail (and optionally an evidence packet) for tampering.
+
+Without ``--packet``: walks the store's hash-chained audit trail and reports
+every record that was edited, deleted or reordered. With ``--packet FILE``:
+checks the packet's sha256 digest (and, for Markdown, its text); if the store
+exists, also that the audit head the packet was exported at is still in the
+trail and that the export was recorded.
+
+Exit codes: 0 intact, 1 tampering found, 2 could not check (no store, unreadable file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from store import config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packet", metavar="FILE", help="an evidence packet (.json or .md) to check")
+
+
+def _packet(args: argparse.Namespace) -> int:
+    from replay.evidence import EvidenceError, verify_packet
+    from store.db import connect
+
+    path = Path(args.packet)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"agentdeck verify: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    db = config.db_path(args.db)
+    conn = connect(db, readonly=True) if db.exists() else None
+    try:
+        problems = verify_packet(text, conn)
+    except EvidenceError as exc:
+        print(f"agentdeck verify: {path}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if conn is not None:
+            conn.close()
+    if problems:
+        print(f"TAMPERED: {path}")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    against = f"; its audit head is in {db}" if conn is not None else " (no store to check the audit head against)"
+    print(f"OK: {path} is intact (digest matches{against})")
+    return 0
+
+
+def _trail(args: argparse.Namespace) -> int:
+    from store import audit
+    from store.db import connect
+
+    db = config.db_path(args.db)
+    if not db.exists():
+        print(f"agentdeck verify: no store at {db}", file=sys.stderr)
+        return 2
+    conn = connect(db, readonly=True)
+    try:
+        count, problems = audit.verify(conn)
+    finally:
+        conn.close()
+    if problems:
+        print(f"TAMPERED: the audit trail in {db} is broken ({len(problems)} problem(s) in {count} records)")
+        for p in problems:
+            where = f"record {p.record_id}" if p.record_id is not None else "trail"
+            print(f"  - {where}: {p.what}")
+        return 1
+    print(f"OK: the audit trail in {db} is intact ({count} records, hash chain and head verified)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return _packet(args) if args.packet else _trail(args)
