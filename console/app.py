@@ -15,6 +15,7 @@ from console.data import StoreAccess
 from console.delivery import DeliveryService, DeliverySettings
 from console.ingest_service import IngestService
 from console.messages import Ingested
+from console.palette import COMMANDS as DECK_COMMANDS
 from console.screens.canary import CanaryScreen
 from console.screens.escalations import EscalationsScreen
 from console.screens.replay import ReplayScreen
@@ -28,6 +29,7 @@ class AgentDeck(App):
     TITLE = "agentdeck"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | DECK_COMMANDS
     MODES = {
         "tasks": TasksScreen,
         "escalations": EscalationsScreen,
@@ -95,6 +97,23 @@ class AgentDeck(App):
         self.last_ingest_at = message.committed_at
         self.data_version += 1
         self.refresh_counters()
+
+    def open_task(self, task_id: str) -> None:
+        """Show one task's events over the Tasks screen (from Tasks or the palette)."""
+        from console.screens.task_detail import TaskDetailScreen
+
+        self.switch_mode("tasks")
+        if isinstance(self.screen, TaskDetailScreen):
+            self.screen.dismiss()
+        self.push_screen(TaskDetailScreen(task_id))
+
+    def filter_tasks(self, text: str) -> None:
+        """Go to Tasks filtered by ``text`` (filter syntax of console.widgets.task_filter)."""
+        self.switch_mode("tasks")
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, TasksScreen):
+            self.pop_screen()  # e.g. a task's detail over the list
+        if isinstance(self.screen, TasksScreen):
+            self.screen.apply_filter_text(text)
 
     def open_replay(self, task_or_request_id: str) -> None:
         """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""

@@ -12,8 +12,20 @@ import re
 
 from rich.text import Text
 
-# C0 controls except tab and newline, DEL, and C1 controls (incl. CSI/OSC as 0x9b/0x9d).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Replaced by a visible escape:
+# - C0 controls except tab and newline (ESC starts every ANSI/OSC sequence; CR
+#   rewrites the line), DEL, and C1 controls (0x9b CSI and 0x9d OSC on their own);
+# - line/paragraph separators and the bidi embeddings, overrides and isolates
+#   (U+202A-202E, U+2066-2069) and marks (U+061C, U+200E/F), which reorder or
+#   hide what is shown ("Trojan source");
+# - zero-width and invisible characters (U+200B-200D, U+2060-2064, U+FEFF,
+#   U+FFF9-FFFB) that make two different ids look the same;
+# - lone surrogates (a JSON "\ud800" decodes to one): they cannot be encoded
+#   for the terminal and would crash the renderer.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff\ufff9-\ufffb\ud800-\udfff]"
+)
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -17,7 +17,7 @@ import sqlite_utils
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations")
+AREAS = ("core", "replay", "escalations", "console", "contract", "otlp")
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:

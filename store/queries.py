@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,11 @@ def counters(conn: sqlite3.Connection, now: float | None = None) -> Counters:
     open_esc = conn.execute("SELECT count(*) FROM escalations WHERE status = 'pending'").fetchone()[0]
     events = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     rejects = conn.execute("SELECT count(*) FROM rejects").fetchone()[0]
-    last = conn.execute("SELECT max(last_ts), max(updated_at) FROM tasks").fetchone()
+    # The most recently ingested task says how far behind its events ingestion
+    # is (tasks_updated index; max(last_ts) would scan every task).
+    last = conn.execute("SELECT last_ts, updated_at FROM tasks ORDER BY updated_at DESC LIMIT 1").fetchone()
+    if last is None:
+        return Counters(float(per_min), errors, open_esc, events, rejects, None, None)
     return Counters(float(per_min), errors, open_esc, events, rejects, last[0], last[1])
 
 
@@ -59,3 +63,141 @@ def find_task(conn: sqlite3.Connection, task_or_request_id: str) -> sqlite3.Row 
             "SELECT * FROM tasks WHERE request_id = ? ORDER BY started DESC LIMIT 1", (task_or_request_id,)
         ).fetchone()
     return row
+
+
+# -- the Tasks list: filtered, keyset-paged ----------------------------------
+
+# When a task was first seen: its start, or its newest event until its
+# task_start arrives. Must match the index in store/migrations/console.py.
+SEEN = "coalesce(started, last_ts)"
+TaskKey = tuple[float, str]  # (seen, task_id): the Tasks list's total order
+OUTCOMES = ("success", "failed", "denied", "escalated", "aborted", "timeout", "running")
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks the Tasks list shows. Empty fields do not filter.
+
+    ``outcome="running"`` means tasks without a task_end yet; ``text`` words
+    must each appear (case-insensitively) in the task's id, request id,
+    agent, request or last tool.
+    """
+
+    agent: str | None = None
+    version: str | None = None
+    cohort: str | None = None
+    stage: str | None = None
+    outcome: str | None = None
+    violations: bool = False
+    text: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return self == TaskFilter()
+
+    def where(self) -> tuple[str, list]:
+        """SQL condition and parameters for this filter ("1" when empty)."""
+        clauses: list[str] = []
+        params: list = []
+        for column in ("agent", "version", "cohort", "stage"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.outcome == "running":
+            clauses.append("outcome IS NULL")
+        elif self.outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(self.outcome)
+        if self.violations:
+            clauses.append("violations > 0")
+        for word in self.text:
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append(
+                "(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS) + ")"
+            )
+            params.extend([pattern] * len(_TEXT_COLUMNS))
+        return (" AND ".join(clauses) or "1"), params
+
+
+_TEXT_COLUMNS = ("task_id", "request_id", "agent", "request", "last_tool")
+_TASK_SELECT = f"SELECT *, {SEEN} AS seen FROM tasks"
+
+
+def _key_cmp(op: str, key: TaskKey) -> tuple[str, list]:
+    """``(seen, task_id) <op> key`` written so SQLite seeks the index to it.
+
+    (A row-value comparison on an expression index is checked row by row
+    from the index's start instead.)
+    """
+    strict = op.rstrip("=")
+    sql = f"{SEEN} {strict}= ? AND ({SEEN} {strict} ? OR task_id {op} ?)"
+    return sql, [key[0], key[0], key[1]]
+
+
+def task_key(row: sqlite3.Row) -> TaskKey:
+    return (row["seen"], row["task_id"])
+
+
+def tasks_newest(conn: sqlite3.Connection, filt: TaskFilter, limit: int) -> list[sqlite3.Row]:
+    """The newest ``limit`` matching tasks, oldest first (the tail of the list)."""
+    where, params = filt.where()
+    rows = conn.execute(
+        f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?", (*params, limit)
+    ).fetchall()
+    rows.reverse()
+    return rows
+
+
+def tasks_from(conn: sqlite3.Connection, filt: TaskFilter, lo: TaskKey | None, limit: int) -> list[sqlite3.Row]:
+    """Up to ``limit`` matching tasks from ``lo`` (inclusive) on, oldest first; from the oldest if None."""
+    where, params = filt.where()
+    if lo is None:
+        sql = f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN}, task_id LIMIT ?"
+        return conn.execute(sql, (*params, limit)).fetchall()
+    cmp, cmp_params = _key_cmp(">=", lo)
+    sql = f"{_TASK_SELECT} WHERE {cmp} AND {where} ORDER BY {SEEN}, task_id LIMIT ?"
+    return conn.execute(sql, (*cmp_params, *params, limit)).fetchall()
+
+
+def key_before(conn: sqlite3.Connection, filt: TaskFilter, key: TaskKey, steps: int) -> TaskKey | None:
+    """The key ``steps`` matching tasks before ``key`` (or the oldest, if fewer); None if none."""
+    where, params = filt.where()
+    cmp, cmp_params = _key_cmp("<", key)
+    rows = conn.execute(
+        f"SELECT {SEEN}, task_id FROM tasks WHERE {cmp} AND {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?",
+        (*cmp_params, *params, steps),
+    ).fetchall()
+    return (rows[-1][0], rows[-1][1]) if rows else None
+
+
+def count_after(conn: sqlite3.Connection, filt: TaskFilter, key: TaskKey, cap: int = 1000) -> int:
+    """How many matching tasks come after ``key``, counting up to ``cap``."""
+    where, params = filt.where()
+    cmp, cmp_params = _key_cmp(">", key)
+    return conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {cmp} AND {where} LIMIT ?)",
+        (*cmp_params, *params, cap),
+    ).fetchone()[0]
+
+
+def filter_values(conn: sqlite3.Connection, column: str, limit: int = 50) -> list[str]:
+    """Distinct values of a filterable column (for suggestions), most common first."""
+    if column not in ("agent", "version", "cohort", "stage"):
+        raise ValueError(f"not a filterable column: {column}")
+    rows = conn.execute(
+        f"SELECT {column} FROM tasks WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY count(*) DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def tasks_by_prefix(conn: sqlite3.Connection, prefix: str, limit: int = 10) -> list[sqlite3.Row]:
+    """Tasks whose id or request id starts with ``prefix`` (primary key / request index ranges)."""
+    hi = prefix + "\U0010ffff"
+    return conn.execute(
+        """SELECT task_id, request_id, agent, outcome FROM tasks WHERE task_id >= ? AND task_id < ?
+           UNION SELECT task_id, request_id, agent, outcome FROM tasks WHERE request_id >= ? AND request_id < ?
+           LIMIT ?""",
+        (prefix, hi, prefix, hi, limit),
+    ).fetchall()

@@ -1,50 +1,236 @@
-"""Tasks: every task of every agent, live."""
+"""Tasks: every task of every agent, live, newest at the bottom like ``tail -f``.
+
+The table holds one window of tasks (``console.data.WINDOW``). In follow mode
+the window is the newest tasks and the cursor rides on the newest; moving
+the cursor, clicking or scrolling pauses following (the window then stays
+where it is, its rows still updating live, and the status line counts the
+newer tasks); ``f`` or ``G`` resumes. Queries run on a worker thread;
+results come back with ``call_from_thread``.
+"""
 
 from __future__ import annotations
 
-from textual import work
-from textual.app import ComposeResult
-from textual.widgets import DataTable
+from typing import Callable
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from console import data
 from console.safe import plain
 from console.screens.base import DeckScreen
-from console.widgets.chrome import format_clock
+from console.widgets.task_filter import FilterInput, describe, parse_filter
+from console.widgets.task_table import TaskTable
+from store import queries
+from store.queries import TaskFilter, TaskKey
 
-COLUMNS = ("time", "task", "agent", "ver", "cohort", "stage", "step", "tool", "outcome", "latency", "cost")
-PAGE = 200
+AnchorFn = Callable[[object], "TaskKey | None"]
 
 
 class TasksScreen(DeckScreen):
     MODE = "tasks"
     CSS_PATH = "tasks.tcss"
+    AUTO_FOCUS = "#tasks"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
+        Binding("f", "follow", "Follow"),
+        Binding("r", "replay", "Replay"),
+    ]
+
+    follow: reactive[bool] = reactive(True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filt = TaskFilter()
+        self.anchor: TaskKey | None = None  # first row's key while paused; None follows
+        self.page = data.TaskPage([], False, 0)
+        self._generation = 0  # results of superseded requests are dropped
 
     def compose_body(self) -> ComposeResult:
-        table = DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
-        yield table
+        yield Static(id="tasks-status")
+        yield TaskTable(id="tasks")
+        yield FilterInput(id="tasks-filter")
 
-    @work(thread=True, exclusive=True, group="tasks-reload")
+    @property
+    def table(self) -> TaskTable:
+        return self.query_one(TaskTable)
+
+    # -- fetching windows ----------------------------------------------------
+
     def reload(self) -> None:
-        rows = self.app.store.reader().execute(
-            "SELECT * FROM tasks ORDER BY updated_at DESC, task_id LIMIT ?", (PAGE,)
-        ).fetchall()
-        self.app.call_from_thread(self._show, rows)
+        anchor = self.anchor
+        self._request(lambda _conn: anchor)
 
-    def _show(self, rows) -> None:
-        table = self.query_one("#tasks", DataTable)
-        table.clear()
-        for r in rows:
-            table.add_row(
-                plain(format_clock(r["started"])),
-                plain(r["task_id"], 24, single_line=True),
-                plain(r["agent"], 20, single_line=True),
-                plain(r["version"], 10, single_line=True),
-                plain(r["cohort"]),
-                plain(r["stage"]),
-                plain(r["last_kind"]),
-                plain(r["last_tool"], 24, single_line=True),
-                plain(r["outcome"] or "running"),
-                plain(f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else ""),
-                plain(f"${r['cost_usd']:.4f}"),
-                key=r["task_id"],
-            )
+    def _request(self, anchor_fn: AnchorFn, place: Callable[[TaskTable], None] | None = None) -> None:
+        self._generation += 1
+        self._fetch(self._generation, self.filt, anchor_fn, place)
+
+    @work(thread=True, exclusive=True, group="tasks-page")
+    def _fetch(self, generation: int, filt: TaskFilter, anchor_fn: AnchorFn, place) -> None:
+        conn = self.app.store.reader()
+        anchor = anchor_fn(conn)
+        page = data.task_page(conn, filt, anchor)
+        self.app.call_from_thread(self._show, generation, anchor, page, place)
+
+    def _show(self, generation: int, anchor: TaskKey | None, page: data.TaskPage, place) -> None:
+        if generation != self._generation or not self.is_mounted:
+            return
+        table = self.table
+        current = table.cursor_task
+        self.anchor = anchor if not self.follow else None
+        self.page = page
+        table.more_older = page.older
+        table.more_newer = page.newer > 0
+        table.show_rows(page.rows)
+        if self.follow:
+            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
+            table.scroll_end(animate=False, immediate=True)
+        elif place is not None:
+            place(table)
+        elif current is not None and current in table.shown.keys:
+            table.move_cursor(row=table.shown.keys.index(current), animate=False)
+        self._show_status()
+
+    # -- follow and navigation ---------------------------------------------
+
+    def _pause(self) -> None:
+        if self.follow:
+            self.follow = False
+            # Freeze the window where it is; live updates keep refreshing it.
+            self.anchor = queries.task_key(self.page.rows[0]) if self.page.rows else None
+
+    def watch_follow(self) -> None:
+        if self.is_mounted:
+            self._show_status()
+
+    @on(TaskTable.Moved)
+    def _user_moved(self) -> None:
+        self._pause()
+
+    @on(TaskTable.Edge)
+    def _edge(self, event: TaskTable.Edge) -> None:
+        """Move the window half its size older or newer, keeping the cursor's task in place."""
+        rows = self.page.rows
+        if not rows:
+            return
+        half = max(1, len(rows) // 2)
+        if event.older:
+            first = queries.task_key(rows[0])
+            target, delta = rows[0]["task_id"], -event.overshoot
+            self._request(lambda conn: data.older_anchor(conn, self.filt, first, half), self._placer(target, delta))
+        else:
+            start = queries.task_key(rows[min(half, len(rows) - 1)])
+            target, delta = rows[-1]["task_id"], event.overshoot
+            self._request(lambda _conn: start, self._placer(target, delta))
+
+    @staticmethod
+    def _placer(task_id: str, delta: int) -> Callable[[TaskTable], None]:
+        def place(table: TaskTable) -> None:
+            keys = table.shown.keys
+            row = keys.index(task_id) + delta if task_id in keys else 0
+            table.move_cursor(row=max(0, min(row, table.row_count - 1)), animate=False)
+        return place
+
+    @on(TaskTable.Jump)
+    def _jump(self, event: TaskTable.Jump) -> None:
+        if event.newest:
+            self.action_follow()
+            return
+        self._pause()
+        self.follow = False
+        filt = self.filt
+        self._request(
+            lambda conn: next((queries.task_key(r) for r in queries.tasks_from(conn, filt, None, 1)), None),
+            lambda table: table.move_cursor(row=0, animate=False),
+        )
+
+    def action_follow(self) -> None:
+        self.follow = True
+        self.anchor = None
+        self.table.focus()
+        self.reload()
+
+    # -- opening -------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#tasks")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        task_id = self.table.cursor_task
+        if task_id is None:
+            return
+        self._pause()
+        self.app.open_task(task_id)
+
+    def action_replay(self) -> None:
+        task_id = self.table.cursor_task
+        if task_id is not None:
+            self._pause()
+            self.app.open_replay(task_id)
+
+    # -- filtering -------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.value = describe(self.filt)
+        box.display = True
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    def action_clear_filter(self) -> None:
+        if not self.filt.empty:
+            self.set_filter(TaskFilter())
+
+    def set_filter(self, filt: TaskFilter) -> None:
+        """Show only tasks matching ``filt``, newest first (follow resumes)."""
+        self.filt = filt
+        self.page = data.TaskPage([], False, 0)
+        self.follow = True
+        self.anchor = None
+        self.reload()
+
+    def apply_filter_text(self, text: str) -> None:
+        self.set_filter(parse_filter(text))
+
+    @on(FilterInput.Applied)
+    def _filter_applied(self, event: FilterInput.Applied) -> None:
+        self._close_filter()
+        self.set_filter(event.filt)
+
+    @on(FilterInput.Cancelled)
+    def _close_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.display = False
+        self.table.focus()
+
+    # -- status line ---------------------------------------------------------
+
+    def _show_status(self) -> None:
+        text = Text()
+        if self.follow:
+            text.append(" ● FOLLOW ", "bold black on green")
+        else:
+            text.append(" ❚❚ PAUSED ", "bold black on yellow")
+            newer = self.page.newer
+            if newer:
+                text.append(f" +{newer if newer < 1000 else '999+'} newer", "bold yellow")
+            text.append("  f follows", "dim")
+        shown = len(self.page.rows)
+        text.append(f"   {shown} task{'s' if shown != 1 else ''} shown")
+        if self.page.older:
+            text.append(" · older above", "dim")
+        text.append("   filter: ")
+        if self.filt.empty:
+            text.append("none", "dim")
+            text.append("  (/ to filter)", "dim")
+        else:
+            # The filter is the operator's own text, but it may hold pasted trace text.
+            text.append_text(plain(describe(self.filt), 80, style="bold cyan", single_line=True))
+            text.append("  (esc clears)", "dim")
+        self.query_one("#tasks-status", Static).update(text)

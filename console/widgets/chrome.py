@@ -14,8 +14,12 @@ from store.queries import Counters
 SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay")]
 
 
-class ScreenTabs(Tabs):
-    """Tab bar mirroring the app's modes; clicking a tab switches screen."""
+class ScreenTabs(Tabs, can_focus=False):
+    """Tab bar mirroring the app's modes; clicking a tab switches screen.
+
+    Not focusable: the keyboard stays on each screen's content (number keys
+    switch screens), so j/k never land on the tabs.
+    """
 
     def __init__(self, active: str) -> None:
         super().__init__(*[Tab(label, id=f"tab-{mode}") for mode, label in SCREENS], active=f"tab-{active}")

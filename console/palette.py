@@ -1,0 +1,87 @@
+"""Command palette (ctrl+p) providers: switch screen, open a task, filter presets.
+
+Lookups in the store run on a thread (``asyncio.to_thread``): the palette
+searches on the UI's event loop, which must never wait on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from rich.text import Text
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape
+
+from console.safe import clean
+from console.widgets.chrome import SCREENS
+from console.widgets.task_filter import PRESETS
+from store import queries
+
+
+class ScreensProvider(Provider):
+    """"Tasks screen", "Escalations screen", …"""
+
+    def _commands(self):
+        for mode, label in SCREENS:
+            name = label.split(" ", 1)[1]
+            yield f"{name} screen", partial(self.app.switch_mode, mode), f"Go to {name} (key {label[0]})"
+
+    async def discover(self) -> Hits:
+        for name, action, help_text in self._commands():
+            yield DiscoveryHit(name, action, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, action, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), action, help=help_text)
+
+
+class FilterPresetsProvider(Provider):
+    """"Filter tasks: failed tasks", "…: canary only", "Clear task filter"."""
+
+    def _commands(self):
+        for name, text in PRESETS.items():
+            yield f"Filter tasks: {name}", partial(self.app.filter_tasks, text), f"Tasks filtered by {text}"
+        yield "Clear task filter", partial(self.app.filter_tasks, ""), "Show all tasks"
+
+    async def discover(self) -> Hits:
+        for name, action, help_text in self._commands():
+            yield DiscoveryHit(name, action, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, action, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), action, help=help_text)
+
+
+class TaskLookupProvider(Provider):
+    """Type a task id or request id (or its start): open the task, or replay it."""
+
+    async def search(self, query: str) -> Hits:
+        prefix = query.strip()
+        if len(prefix) < 2:
+            return
+        rows = await asyncio.to_thread(self._lookup, prefix)
+        for rank, row in enumerate(rows):
+            task_id = row["task_id"]
+            shown = clean(task_id, 60, single_line=True)
+            # The palette parses a str prompt and the help as markup: trace
+            # text goes in as a rich Text (literal) and escaped help.
+            about = escape(clean(f"{row['request_id']} · {row['agent']} · {row['outcome'] or 'running'}", 80,
+                                 single_line=True))
+            score = 1.0 - rank / 100
+            yield Hit(score, Text(f"Open task {shown}"), partial(self.app.open_task, task_id),
+                      text=f"Open task {shown}", help=about)
+            yield Hit(score - 0.001, Text(f"Replay task {shown}"), partial(self.app.open_replay, task_id),
+                      text=f"Replay task {shown}", help=about)
+
+    def _lookup(self, prefix: str):
+        return queries.tasks_by_prefix(self.app.store.reader(), prefix, limit=8)
+
+
+COMMANDS = {ScreensProvider, FilterPresetsProvider, TaskLookupProvider}

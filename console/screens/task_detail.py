@@ -1,0 +1,123 @@
+"""One task: its summary, its events in seq order, and the chosen event's payload.
+
+Pushed over the Tasks screen (enter); ``r`` opens the task in Replay,
+``escape`` goes back. It refreshes live while the task is still running.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+
+from console.safe import plain
+from console.screens.base import DeckScreen
+from console.widgets.chrome import format_clock
+from console.widgets.task_events import EventTable, payload_text
+from store import queries
+
+MAX_EVENTS = 2000  # a task with more shows its first MAX_EVENTS and says so
+
+
+class TaskDetailScreen(DeckScreen):
+    MODE = "tasks"
+    CSS_PATH = "task_detail.tcss"
+    AUTO_FOCUS = "#detail-events"
+    BINDINGS = [
+        Binding("escape", "back", "Back", key_display="esc"),
+        Binding("r", "replay", "Replay"),
+        Binding("tab", "focus_next", "Table/payload", show=False),
+    ]
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+        self.events: list = []
+        self.found: bool | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="detail-summary")
+        yield EventTable(id="detail-events")
+        with VerticalScroll(id="detail-payload-box"):
+            yield Static(id="detail-payload")
+
+    @work(thread=True, exclusive=True, group="task-detail")
+    def reload(self) -> None:
+        conn = self.app.store.reader()
+        task = queries.task(conn, self.task_id)
+        events = queries.task_events(conn, self.task_id, limit=MAX_EVENTS)
+        self.app.call_from_thread(self._show, task, events)
+
+    def _show(self, task, events) -> None:
+        if not self.is_mounted:
+            return
+        self.found = task is not None
+        self.events = events
+        self.query_one("#detail-summary", Static).update(_summary(self.task_id, task, len(events)))
+        table = self.query_one(EventTable)
+        table.show_events(events)
+        self._show_payload(table.cursor_row)
+
+    @on(DataTable.RowHighlighted, "#detail-events")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_payload(event.cursor_row)
+
+    @on(DataTable.RowSelected, "#detail-events")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one("#detail-payload-box").focus()
+
+    def _show_payload(self, row: int) -> None:
+        target = self.query_one("#detail-payload", Static)
+        if not self.events or not 0 <= row < len(self.events):
+            target.update("")
+            return
+        event = self.events[row]
+        head = Text(f"event {event['seq']} · ", style="bold")
+        head.append_text(plain(event["kind"], 40))
+        head.append("\n")
+        target.update(head + payload_text(event["payload"]))
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_replay(self) -> None:
+        self.app.open_replay(self.task_id)
+
+
+def _summary(task_id: str, task, shown: int) -> Text:
+    text = Text()
+    if task is None:
+        text.append("no such task: ", "bold red")
+        text.append_text(plain(task_id, 200, single_line=True))
+        return text
+    text.append("task ", "dim")
+    text.append_text(plain(task["task_id"], 200, style="bold", single_line=True))
+    text.append("  request ", "dim")
+    text.append_text(plain(task["request_id"], 200, single_line=True))
+    text.append("  agent ", "dim")
+    text.append_text(plain(task["agent"], 200, style="bold", single_line=True))
+    text.append(" ")
+    text.append_text(plain(task["version"], 200, single_line=True))
+    text.append("  ")
+    text.append_text(plain(f"{task['cohort']}/{task['stage']}", 60, single_line=True))
+    text.append("\n")
+    text.append("outcome ", "dim")
+    text.append_text(plain(task["outcome"] or "running", 20, style="bold"))
+    text.append("  started ", "dim")
+    text.append(format_clock(task["started"]) or "?")
+    if task["latency_ms"] is not None:
+        text.append(f"  latency {task['latency_ms']:.0f}ms")
+    text.append(f"  cost ${task['cost_usd']:.4f}  tokens {task['tokens']}")
+    text.append(f"  tools {task['tool_calls']} ({task['tool_errors']} errors, {task['retries']} retries)")
+    text.append(f"  escalations {task['escalations']}  actions {task['actions']}")
+    if task["violations"]:
+        text.append(f"  violations {task['violations']}", "bold red")
+    text.append("\n")
+    text.append("request ", "dim")
+    text.append_text(plain(task["request"], 300, single_line=True))
+    if task["events"] > shown:
+        text.append(f"\nshowing the first {shown} of {task['events']} events", "yellow")
+    return text

@@ -1,0 +1,136 @@
+"""A task's events as people read them: one line each, and the full payload.
+
+Payloads are untrusted JSON from trace files: they are parsed (never
+evaluated), pretty-printed and passed through ``console.safe`` before they
+reach a widget.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from rich.text import Text
+from textual.binding import Binding
+
+from console.safe import clean, plain
+from console.widgets.chrome import format_clock
+from console.widgets.task_table import VimTable
+
+SUMMARY_LIMIT = 160
+PAYLOAD_LIMIT = 50_000  # characters of pretty JSON shown for one event
+KIND_STYLE = {
+    "task_start": "bold",
+    "escalation": "bold magenta",
+    "decision": "magenta",
+    "action": "bold cyan",
+    "compensation": "cyan",
+    "policy_check": "yellow",
+    "task_end": "bold",
+}
+
+
+def load_payload(raw: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _short(value: object, limit: int = 60) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(kind: str, p: dict) -> str:
+    """What happened, in a line (raw text: pass it through ``plain`` to show it)."""
+    g = p.get
+    if kind == "task_start":
+        version = g("agent_version") or {}
+        return f"{g('agent')} {version.get('id') if isinstance(version, dict) else ''} [{g('cohort')}/{g('stage')}] {g('request', '')}"
+    if kind == "plan":
+        steps = g("steps") or []
+        return f"{g('summary', '')}" + (f"  ({len(steps)} steps)" if steps else "")
+    if kind == "reasoning":
+        return f"{g('summary', '')}  ({g('tokens_in', 0)}→{g('tokens_out', 0)} tokens{', ' + str(g('status')) if g('status') not in (None, 'ok') else ''})"
+    if kind == "tool_call":
+        return f"{g('tool')}({_short(g('input'))})"
+    if kind == "tool_result":
+        retry = f" retry {g('retry')}" if g("retry") else ""
+        return f"{g('tool')} → {g('status', 'ok')} {g('latency_ms', 0):.0f}ms{retry}: {_short(g('output'))}"
+    if kind == "policy_check":
+        return f"{g('policy_id')} v{g('policy_version')}: {g('verdict')}" + (f" — {g('reason')}" if g("reason") else "")
+    if kind == "escalation":
+        action = g("proposed_action") or {}
+        what = f"{action.get('system')}.{action.get('operation')}" if isinstance(action, dict) else "?"
+        return f"{g('risk')} risk: {what} — {g('reason', '')}"
+    if kind == "decision":
+        return f"{g('decision')} by {g('decided_by')}" + (f" — {g('reason')}" if g("reason") else "")
+    if kind == "action":
+        amount = f" {g('amount')}" if g("amount") is not None else ""
+        undo = " (undoable)" if g("compensation") else ""
+        return f"{g('system')}.{g('operation')}{amount} → {g('status', 'ok')}{undo}"
+    if kind == "compensation":
+        return f"undo {g('action_id')} → {g('status')} by {g('by', 'agent')}"
+    if kind == "task_end":
+        return f"{g('outcome')} in {g('latency_ms', 0):.0f}ms, ${g('cost_usd', 0):.4f}" + (f" — {g('summary')}" if g("summary") else "")
+    return ""
+
+
+def payload_text(raw: str) -> Text:
+    """An event's payload, pretty-printed and safe to show."""
+    try:
+        pretty = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        pretty = raw
+    return plain(pretty, PAYLOAD_LIMIT)
+
+
+EVENT_COLUMNS = (("seq", "seq", 5), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 200))
+
+
+def event_cells(row: sqlite3.Row) -> tuple[Text, ...]:
+    payload = load_payload(row["payload"])
+    try:
+        what = summary(row["kind"], payload)
+    except (TypeError, ValueError, AttributeError):  # an odd payload still gets its row
+        what = ""
+    millis = f"{row['ts'] % 1:.3f}"[1:]
+    return (
+        Text(str(row["seq"]), justify="right"),
+        Text(format_clock(row["ts"]) + millis),
+        plain(row["kind"], 20, style=KIND_STYLE.get(row["kind"], "")),
+        Text(clean(what, SUMMARY_LIMIT, single_line=True)),
+    )
+
+
+class EventTable(VimTable):
+    """A task's events in seq order."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Payload", show=False)]
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        for key, label, width in EVENT_COLUMNS:
+            self.add_column(label, width=width, key=key)
+        self.event_ids: list[int] = []
+
+    def show_events(self, rows: list[sqlite3.Row]) -> None:
+        ids = [r["id"] for r in rows]
+        if ids == self.event_ids:
+            return
+        current = self.event_ids[self.cursor_row] if self.event_ids and self.row_count else None
+        if ids[: len(self.event_ids)] == self.event_ids:
+            new = rows[len(self.event_ids):]  # live task: its new events came after the shown ones
+        else:
+            self.clear()
+            new = rows
+        for r in new:
+            self.add_row(*event_cells(r), key=str(r["id"]))
+        self.event_ids = ids
+        if current in ids:
+            self.move_cursor(row=ids.index(current), animate=False)
