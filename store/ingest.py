@@ -32,7 +32,8 @@ def epoch(ts: datetime) -> float:
 class Reject:
     offset: int
     error: str
-    raw: bytes
+    raw: bytes  # the line, or its first bytes when it was oversized
+    length: int | None = None  # the full line's length, when ``raw`` is only its head
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ def _task_delta() -> dict:
         "max_seq": -1, "last_kind": None, "last_tool": None, "tool_calls": 0, "tool_errors": 0,
         "retries": 0, "policy_denials": 0, "escalations": 0, "actions": 0, "actions_failed": 0,
         "compensations": 0, "outcome": None, "tokens": 0, "cost_usd": 0.0, "latency_ms": None,
+        "reasoning_tokens": 0, "end_tokens": None,
     }
 
 
@@ -107,8 +109,9 @@ ON CONFLICT(task_id) DO UPDATE SET
     actions_failed = actions_failed + excluded.actions_failed,
     compensations = compensations + excluded.compensations,
     outcome = coalesce(excluded.outcome, outcome),
-    tokens = CASE WHEN excluded.ended IS NOT NULL AND excluded.tokens > 0 THEN excluded.tokens
-                  ELSE tokens + excluded.tokens END,
+    reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+    end_tokens = coalesce(excluded.end_tokens, end_tokens),
+    tokens = coalesce(excluded.end_tokens, end_tokens, reasoning_tokens + excluded.reasoning_tokens),
     cost_usd = cost_usd + excluded.cost_usd,
     latency_ms = coalesce(excluded.latency_ms, latency_ms)
 """
@@ -135,7 +138,7 @@ def _accumulate(d: dict, e, ts: float) -> None:
         if e.retry:
             d["retries"] += 1
     elif kind == "reasoning":
-        d["tokens"] += e.tokens_in + e.tokens_out
+        d["reasoning_tokens"] += e.tokens_in + e.tokens_out
     elif kind == "policy_check":
         if e.verdict == "deny":
             d["policy_denials"] += 1
@@ -151,7 +154,7 @@ def _accumulate(d: dict, e, ts: float) -> None:
         d.update(outcome=e.outcome, ended=ts, latency_ms=e.latency_ms)
         d["cost_usd"] += e.cost_usd
         if e.tokens_in or e.tokens_out:
-            d["end_tokens"] = e.tokens_in + e.tokens_out
+            d["end_tokens"] = e.tokens_in + e.tokens_out  # the task's total: wins over the sum
 
 
 def apply_batch(
@@ -179,6 +182,10 @@ def apply_batch(
     decisions = []
     compensations = []
     source_id = source["id"] if source else None
+    parsed = list(parsed)
+    # Events made from OpenTelemetry spans (store/otlp.py) know their span: a
+    # span sent twice (a client retry; a file and HTTP) must be stored once.
+    from_spans = any(type(item) is not tuple for item in parsed)
     for e, payload in parsed:
         ts = epoch(e.ts)
         event_rows.append((e.task_id, e.seq, e.kind, ts, source_id, payload))
@@ -208,18 +215,30 @@ def apply_batch(
 
     task_rows = []
     for task_id, d in deltas.items():
-        end_tokens = d.pop("end_tokens", None)
-        if end_tokens is not None:
-            # task_end reports the task's total; it replaces the per-step sum.
-            d["tokens"] = end_tokens
+        # tokens: the total task_end reports, else the sum over reasoning
+        # events (kept apart so batches and late events add up either way).
+        d["tokens"] = d["end_tokens"] if d["end_tokens"] is not None else d["reasoning_tokens"]
         task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
 
     conn.execute("BEGIN IMMEDIATE")
     try:
         if source is not None:
-            row = conn.execute("SELECT offset FROM sources WHERE id = ?", (source_id,)).fetchone()
+            # The stream's offset: the furthest this file or any copy of it
+            # (same fingerprint) was read. Anything else means another
+            # ingester got here first.
+            row = conn.execute(
+                "SELECT max(offset) FROM sources WHERE id = ? OR (fp_len = ? AND fingerprint = ?)",
+                (source_id, source["fp_len"] or -1, source["fingerprint"]),
+            ).fetchone()
             if row is None or row[0] != source["offset"]:
                 raise OffsetMoved(source["path"])
+        if from_spans:
+            from store import otlp
+
+            kept = otlp.claim(conn, parsed)
+            if kept is not None:  # some spans are stored already: write the batch without them
+                conn.execute("ROLLBACK")
+                return apply_batch(conn, source, kept, rejects, new_offset=new_offset, lines=lines)
         if event_rows:
             conn.executemany(
                 "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,10 +252,13 @@ def apply_batch(
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 esc_rows,
             )
-            conn.execute(
-                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id)
-                   WHERE agent IS NULL AND escalation_id IN (%s)""" % ",".join("?" * len(result.escalations)),
-                result.escalations,
+        # An escalation shows its agent, whichever of it and its task_start came first.
+        agent_known = [(t,) for t in {esc[1] for esc in esc_rows} | {t for t, d in deltas.items() if d["agent"]}]
+        if agent_known:
+            conn.executemany(
+                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = ?1)
+                   WHERE task_id = ?1 AND agent IS NULL""",
+                agent_known,
             )
         if action_rows:
             conn.executemany(
@@ -274,7 +296,7 @@ def apply_batch(
                 "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (source_id, source["path"] if source else "", r.offset, r.error[:1000],
-                     r.raw[:MAX_REJECT_RAW].decode("utf-8", "replace"), len(r.raw), now)
+                     r.raw[:MAX_REJECT_RAW].decode("utf-8", "replace"), r.length or len(r.raw), now)
                     for r in rejects
                 ],
             )

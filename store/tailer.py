@@ -1,24 +1,30 @@
 """Following trace files into the store, exactly once.
 
-A *source* is one file's content stream, known by device, inode and a
-fingerprint of its first bytes (so a reused inode is not mistaken for an old
-file). Its offset is committed with the events read up to it
-(``store.ingest.apply_batch``), which is what makes a kill -9 at any moment
-safe.
+A *source* is one file, known by device and inode. A *stream* is the byte
+sequence a source holds, known by a fingerprint (a hash of its first bytes,
+at least one complete line): copies of a file are prefixes of the same
+stream, and a reused inode holds a different stream. A stream's offset is the
+furthest any of its files has been read; it is committed with the events read
+up to it (``store.ingest.apply_batch``), which is what makes a kill -9 at any
+moment safe, and reading a file always starts from its stream's offset, which
+is what makes a copy harmless.
 
 Rotation and truncation:
 
 * rename rotation (``app.jsonl`` → ``app.jsonl.1``, new ``app.jsonl``): the
   renamed file keeps its inode, so it is read on to its end under its new
-  name; the new file is a new source read from 0.
-* copytruncate: the file shrinks or its first bytes change. Any file in the
-  same folder with the old fingerprint is the copy; it inherits the old
-  offset so the lines written between our last read and the truncation are
-  read from it, once. The truncated file then starts again from 0.
+  name (even when only ``app.jsonl`` itself was given as the path); the new
+  file is a new stream read from 0.
+* copytruncate: the file shrinks or its first bytes change. A file in the
+  same folder with the old fingerprint is the copy; it is read from the old
+  stream's offset, so the lines written between our last read and the
+  truncation are read from it, once. The truncated file is a new stream.
+* a copy whose name matches the patterns (``app-20261124.jsonl``) belongs to
+  the old stream and is read only past the stream's offset.
 
-A file matching the patterns whose fingerprint equals a known source's is a
-copy of it and also inherits that offset, so a rotated copy with a matching
-name is never read twice.
+Known limit: a copy seen while it is still shorter than the fingerprint
+(its first line or two, at most ``FP_LEN`` bytes) cannot be told from a new
+file.
 """
 
 from __future__ import annotations
@@ -42,7 +48,13 @@ from store.reader import CHUNK, MAX_LINE, read_lines
 log = logging.getLogger(__name__)
 
 PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
+# A stream's fingerprint covers its first lines up to the first line end
+# past FP_MIN bytes (at most FP_LEN): short, so that even a copy holding a
+# line or two is recognised, and long enough to hold a timestamp and a task id.
+FP_MIN = 128
 FP_LEN = 1024
+
+Key = tuple[int, int]  # (st_dev, st_ino)
 
 
 @dataclass
@@ -72,12 +84,23 @@ def _fingerprint(fd: int, length: int) -> str | None:
     return hashlib.sha1(data).hexdigest()
 
 
+def _fingerprint_len(fd: int, size: int) -> int:
+    head = os.pread(fd, min(size, FP_LEN), 0)
+    end = head.find(b"\n", FP_MIN - 1)
+    return end + 1 if end >= 0 else len(head)
+
+
+def _stream(src: dict) -> tuple[int, str] | None:
+    return (src["fp_len"], src["fingerprint"]) if src["fp_len"] else None
+
+
 def decode_lines(lines) -> tuple[list, list[Reject]]:
     parsed: list = []
     rejects: list[Reject] = []
     for line in lines:
         if line.oversized:
-            rejects.append(Reject(line.offset, f"line too long ({line.oversized} bytes, limit {MAX_LINE})", line.data))
+            rejects.append(Reject(line.offset, f"line too long ({line.oversized} bytes, limit {MAX_LINE})",
+                                  line.data, line.oversized))
             continue
         try:
             parsed.extend(formats.decode(line.data))
@@ -89,8 +112,11 @@ def decode_lines(lines) -> tuple[list, list[Reject]]:
 class Tailer:
     """Reads every trace file under some paths into one store.
 
-    Not thread-safe: one thread calls ``poll`` (or ``run``). The connection
-    should be this tailer's own.
+    A path is a folder (its files matching ``patterns`` are read, not
+    recursively) or a single file. Not thread-safe: one thread calls ``poll``
+    (or ``run``). The connection should be this tailer's own. Several tailers
+    (threads or processes) may share one store: the offset check in
+    ``apply_batch`` makes sure each line is committed once.
     """
 
     def __init__(
@@ -111,159 +137,236 @@ class Tailer:
         # Work derived from a committed batch (e.g. contract checks). Runs on
         # this tailer's thread and connection, after the commit.
         self.post_commit = list(postcommit.default() if post_commit is None else post_commit)
+        # Path -> what is wrong with it, as of the last poll (replaced, not
+        # mutated, so another thread may read it).
         self.problems: dict[str, str] = {}
-        self.sources: dict[tuple[int, int], dict] = {}
+        self.sources: dict[Key, dict] = {}  # live sources by inode
+        self.streams: dict[tuple[int, str], int] = {}  # stream -> furthest offset read
+        self._followed: set[Key] = set()  # inodes seen under a single-file path
         self._load_sources()
 
     # -- source bookkeeping -------------------------------------------------
 
     def _load_sources(self) -> None:
         self.sources.clear()
+        self.streams.clear()
         for row in self.conn.execute("SELECT * FROM sources ORDER BY id"):
-            self.sources[(row["dev"], row["inode"])] = dict(row)
+            src = dict(row)
+            if src["inode"] > 0:  # tombstoned rows keep inode = -id
+                self.sources[(src["dev"], src["inode"])] = src
+            self._note_offset(src)
 
-    def _new_source(self, path: Path, st: os.stat_result, offset: int = 0, fingerprint=None, fp_len=0) -> dict:
+    def _note_offset(self, src: dict) -> None:
+        stream = _stream(src)
+        if stream is not None and src["offset"] > self.streams.get(stream, -1):
+            self.streams[stream] = src["offset"]
+
+    def _stream_offset(self, src: dict) -> int:
+        stream = _stream(src)
+        return max(src["offset"], self.streams.get(stream, 0)) if stream else src["offset"]
+
+    def _claim(self, path: Path, st: os.stat_result, offset: int = 0, fingerprint=None, fp_len=0) -> tuple[dict, bool]:
+        """The source row for this inode: another tailer's if it exists, else a new one.
+
+        Returns ``(row, created)``. Done in one transaction so two tailers
+        never both create a source for one file.
+        """
         now = time.time()
-        cur = self.conn.execute(
-            """INSERT INTO sources (path, dev, inode, fingerprint, fp_len, offset, first_seen, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (str(path), st.st_dev, st.st_ino, fingerprint, fp_len, offset, now, now),
-        )
-        row = dict(self.conn.execute("SELECT * FROM sources WHERE id = ?", (cur.lastrowid,)).fetchone())
-        self.sources[(st.st_dev, st.st_ino)] = row
-        return row
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute("SELECT * FROM sources WHERE dev = ? AND inode = ?",
+                                    (st.st_dev, st.st_ino)).fetchone()
+            created = row is None
+            if created:
+                cur = self.conn.execute(
+                    """INSERT INTO sources (path, dev, inode, fingerprint, fp_len, offset, first_seen, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (str(path), st.st_dev, st.st_ino, fingerprint, fp_len, offset, now, now),
+                )
+                row = self.conn.execute("SELECT * FROM sources WHERE id = ?", (cur.lastrowid,)).fetchone()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        src = dict(row)
+        self.sources[(st.st_dev, st.st_ino)] = src
+        self._note_offset(src)
+        return src, created
+
+    def _retire(self, src: dict, key: Key) -> None:
+        """This inode's stream is over (truncated or reused); keep the row for history."""
+        self.conn.execute("UPDATE sources SET inode = -id WHERE id = ?", (src["id"],))
+        self.sources.pop(key, None)
 
     def _matches(self, name: str) -> bool:
         return any(fnmatch.fnmatch(name, p) for p in self.patterns)
 
     # -- one pass -----------------------------------------------------------
 
-    def files(self) -> list[tuple[Path, os.stat_result]]:
-        """Files to look at now: matching files, plus renamed files we already follow."""
-        found: dict[tuple[int, int], tuple[Path, os.stat_result]] = {}
+    def files(self, problems: dict[str, str] | None = None) -> list[tuple[Path, os.stat_result, bool]]:
+        """Files to look at now, as ``(path, stat, wanted)``.
+
+        ``wanted`` files are read as new streams when we do not know them
+        (a matching name in a folder, or a path given as a file); the others
+        are known files that were renamed (rotated) and are only read to
+        their end.
+        """
+        problems = {} if problems is None else problems
+        found: dict[Key, tuple[Path, os.stat_result, bool]] = {}
         for root in self.paths:
             try:
                 st = root.stat()
             except FileNotFoundError:
-                self.problems[str(root)] = "no such file or directory (waiting for it)"
+                problems[str(root)] = "no such file or directory (waiting for it)"
                 continue
             except OSError as exc:
-                self.problems[str(root)] = f"cannot read: {exc.strerror}"
+                problems[str(root)] = f"cannot read: {exc.strerror}"
                 continue
-            self.problems.pop(str(root), None)
             if stat_mod.S_ISREG(st.st_mode):
-                found[(st.st_dev, st.st_ino)] = (root, st)
+                key = (st.st_dev, st.st_ino)
+                found[key] = (root, st, True)
+                self._followed.add(key)
+                folder, single = root.parent, True
+            elif stat_mod.S_ISDIR(st.st_mode):
+                folder, single = root, False
+            else:
+                problems[str(root)] = "not a regular file or folder"
                 continue
             try:
-                entries = list(os.scandir(root))
+                entries = list(os.scandir(folder))
             except OSError as exc:
-                self.problems[str(root)] = f"cannot list: {exc.strerror}"
+                if not single:
+                    problems[str(root)] = f"cannot list: {exc.strerror}"
                 continue
             for entry in entries:
                 try:
                     if not entry.is_file():
                         continue
-                    st = entry.stat()
+                    est = entry.stat()
                 except OSError:
                     continue
-                key = (st.st_dev, st.st_ino)
-                if key in self.sources or self._matches(entry.name):
-                    found[key] = (Path(entry.path), st)
+                key = (est.st_dev, est.st_ino)
+                if key in found:
+                    continue
+                known = self.sources.get(key)
+                if single:
+                    # Only the file given, and where it was rotated to.
+                    if known is not None and (key in self._followed or known["path"] == str(root)):
+                        self._followed.add(key)
+                        found[key] = (Path(entry.path), est, False)
+                elif self._matches(entry.name):
+                    found[key] = (Path(entry.path), est, True)
+                elif known is not None:
+                    found[key] = (Path(entry.path), est, False)
         # Known (possibly rotated) files first, so their tails are read before
         # a copy could be mistaken for something new.
-        return sorted(found.values(), key=lambda ps: ((ps[1].st_dev, ps[1].st_ino) not in self.sources, str(ps[0])))
+        return sorted(found.values(), key=lambda f: ((f[1].st_dev, f[1].st_ino) not in self.sources, str(f[0])))
 
     def poll(self) -> TailStats:
         """Read everything new in every file; returns what was ingested."""
         stats = TailStats()
-        for path, st in self.files():
+        problems: dict[str, str] = {}
+        for path, st, wanted in self.files(problems):
             try:
-                self._poll_file(path, st, stats)
+                self._poll_file(path, st, wanted, stats)
             except FileNotFoundError:
                 continue  # vanished between listing and opening: next pass sees the truth
             except PermissionError as exc:
-                self.problems[str(path)] = f"permission denied: {exc.strerror}"
+                problems[str(path)] = f"permission denied: {exc.strerror}"
             except OffsetMoved:
                 self._load_sources()  # another ingester is ahead; take its state
+            except OSError as exc:
+                problems[str(path)] = f"cannot read: {exc.strerror or exc}"
+            except sqlite3.Error as exc:
+                problems[str(path)] = f"store error: {exc}"
+                log.warning("store error while ingesting %s: %s", path, exc)
+                self._load_sources()
+        self.problems = problems
         return stats
 
-    def _poll_file(self, path: Path, st: os.stat_result, stats: TailStats) -> None:
-        key = (st.st_dev, st.st_ino)
+    def _replaced(self, fd: int, st: os.stat_result, src: dict) -> bool:
+        return bool(src["fp_len"]) and (
+            st.st_size < src["offset"] or _fingerprint(fd, src["fp_len"]) != src["fingerprint"]
+        )
+
+    def _poll_file(self, path: Path, st: os.stat_result, wanted: bool, stats: TailStats) -> None:
         fd = os.open(path, os.O_RDONLY)
         try:
-            st = os.fstat(fd)
+            st = os.fstat(fd)  # the name may point to another inode by now
+            key = (st.st_dev, st.st_ino)
             src = self.sources.get(key)
-            if src is not None and src["fp_len"]:
-                replaced = st.st_size < src["offset"] or _fingerprint(fd, src["fp_len"]) != src["fingerprint"]
-                if replaced:
-                    self._handle_replaced(src, path, key, stats)
-                    src = None
+            if src is not None and self._replaced(fd, st, src):
+                self._handle_replaced(src, path, key, stats)
+                src = None
             if src is None:
-                if st.st_size == 0:
+                if not wanted or st.st_size == 0:
                     return
-                src = self._adopt_or_create(path, fd, st)
-            if src["path"] != str(path):
-                src["path"] = str(path)
-            self.problems.pop(str(path), None)
+                src, created = self._adopt_or_create(path, fd, st)
+                if not created and self._replaced(fd, st, src):
+                    return  # another tailer's row, out of date: the next pass retires it
+            src["path"] = str(path)
             self._read_to_end(fd, st.st_size, src, stats)
         finally:
             os.close(fd)
 
-    def _adopt_or_create(self, path: Path, fd: int, st: os.stat_result) -> dict:
-        """A file we have not seen: a copy of a known source, or a new stream."""
+    def _adopt_or_create(self, path: Path, fd: int, st: os.stat_result) -> tuple[dict, bool]:
+        """A file we have not seen: a copy of a known stream, or a new stream."""
         fp_cache: dict[int, str | None] = {}
-        for other in list(self.sources.values()):
-            n = other["fp_len"]
-            if not n or st.st_size < other["offset"]:
+        for (fp_len, fingerprint), offset in self.streams.items():
+            if st.st_size < fp_len:
                 continue
-            if n not in fp_cache:
-                fp_cache[n] = _fingerprint(fd, n)
-            if fp_cache[n] == other["fingerprint"]:
-                return self._new_source(path, st, other["offset"], other["fingerprint"], n)
-        return self._new_source(path, st)
+            if fp_len not in fp_cache:
+                fp_cache[fp_len] = _fingerprint(fd, fp_len)
+            if fp_cache[fp_len] == fingerprint:
+                return self._claim(path, st, min(offset, st.st_size), fingerprint, fp_len)
+        return self._claim(path, st)
 
-    def _handle_replaced(self, src: dict, path: Path, key, stats: TailStats) -> None:
+    def _handle_replaced(self, src: dict, path: Path, key: Key, stats: TailStats) -> None:
         """The file under this inode was truncated or rewritten in place."""
-        # Look for the copy (copytruncate) among this folder's files and read
-        # its tail from the offset we had reached.
-        folder = path.parent
+        # copytruncate: look for the copy among this folder's files and read
+        # its tail from the offset the stream had reached.
+        stream_offset = self._stream_offset(src)
         try:
-            entries = list(os.scandir(folder))
+            entries = list(os.scandir(path.parent))
         except OSError:
             entries = []
         for entry in entries:
             try:
-                st = entry.stat()
+                if not entry.is_file():
+                    continue
+                est = entry.stat()
+                k = (est.st_dev, est.st_ino)
+                if k == key or k in self.sources or est.st_size <= stream_offset:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY)
             except OSError:
-                continue
-            k = (st.st_dev, st.st_ino)
-            if k == key or k in self.sources or not entry.is_file() or st.st_size < src["offset"]:
-                continue
-            fd = os.open(entry.path, os.O_RDONLY)
+                continue  # an unreadable neighbour is not our copy
             try:
                 if _fingerprint(fd, src["fp_len"]) == src["fingerprint"]:
-                    copy = self._new_source(Path(entry.path), st, src["offset"], src["fingerprint"], src["fp_len"])
-                    self._read_to_end(fd, st.st_size, copy, stats)
+                    copy, _ = self._claim(Path(entry.path), est, stream_offset, src["fingerprint"], src["fp_len"])
+                    self._read_to_end(fd, os.fstat(fd).st_size, copy, stats)
                     break
             finally:
                 os.close(fd)
-        # The old stream under this inode is over; forget it so the file is new.
-        # (The row stays for history under a tombstone inode.)
-        self.conn.execute("UPDATE sources SET inode = -id WHERE id = ?", (src["id"],))
-        self.sources.pop(key, None)
+        self._retire(src, key)
 
     def _read_to_end(self, fd: int, size: int, src: dict, stats: TailStats) -> None:
+        start = self._stream_offset(src)
+        if start >= size:
+            return  # everything in this file was read, maybe through a copy of it
+        src["offset"] = start
         while src["offset"] < size:
             start = src["offset"]
             lines, new_offset = read_lines(fd, start, size, self.batch_bytes)
             if new_offset == start:
                 return  # only a partial line is there: wait for its newline
             if not src["fp_len"]:
-                n = min(size, FP_LEN)
+                n = _fingerprint_len(fd, size)
                 src["fp_len"] = n
                 src["fingerprint"] = _fingerprint(fd, n)
             parsed, rejects = decode_lines(lines)
             result = apply_batch(self.conn, src, parsed, rejects, new_offset=new_offset, lines=len(lines))
+            self._note_offset(src)
             for hook in self.post_commit:
                 try:
                     hook(self.conn, result)
@@ -277,25 +380,37 @@ class Tailer:
 
     # -- following ----------------------------------------------------------
 
+    def watch_roots(self) -> list[str]:
+        """Folders to watch: each folder path, and the folder of each file path."""
+        roots = set()
+        for p in self.paths:
+            if p.is_dir():
+                roots.add(str(p))
+            elif p.parent.is_dir():
+                roots.add(str(p.parent))
+        return sorted(roots)
+
     def run(self, stop: threading.Event, *, rescan_ms: int = 1000) -> None:
         """Poll now, then on every change under the paths until ``stop`` is set.
 
         watchfiles' defaults wait 1.6 s to group changes; a 50 ms debounce and
         10 ms step bring append-to-commit under 100 ms. A timed rescan covers
         what notifications can miss (a folder created later, network mounts).
+        Folders are watched rather than files so a file created or renamed
+        into place is seen at once.
         """
         import watchfiles
 
-        self.poll()
+        self._safe_poll()
         while not stop.is_set():
-            watch_roots = [str(p) for p in self.paths if p.exists()]
-            if not watch_roots:
+            roots = self.watch_roots()
+            if not roots:
                 stop.wait(rescan_ms / 1000)
-                self.poll()
+                self._safe_poll()
                 continue
             try:
                 for _changes in watchfiles.watch(
-                    *watch_roots,
+                    *roots,
                     debounce=50,
                     step=10,
                     rust_timeout=rescan_ms,
@@ -304,10 +419,17 @@ class Tailer:
                     recursive=False,
                     raise_interrupt=False,
                 ):
-                    self.poll()
-                    if any(not p.exists() for p in self.paths):
-                        break  # a root went away; re-establish the watch
+                    self._safe_poll()
+                    if self.watch_roots() != roots:
+                        break  # a folder came or went; re-establish the watch
             except Exception as exc:  # a watcher failure must not stop ingestion
                 log.warning("file watcher failed, polling instead: %s", exc)
                 stop.wait(rescan_ms / 1000)
-                self.poll()
+                self._safe_poll()
+
+    def _safe_poll(self) -> None:
+        try:
+            self.poll()
+        except Exception as exc:  # following must survive anything; say what happened
+            log.exception("ingest pass failed")
+            self.problems = {**self.problems, "(ingest)": f"{type(exc).__name__}: {exc}"}

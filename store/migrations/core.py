@@ -134,4 +134,11 @@ MIGRATIONS: list[list[str]] = [
             ts REAL NOT NULL
         )""",
     ],
+    [
+        # tasks.tokens is task_end's reported total when it gives one, else the
+        # sum over reasoning events; both are kept so batches (and events
+        # arriving after task_end) add up either way.
+        "ALTER TABLE tasks ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN end_tokens INTEGER",
+    ],
 ]
