@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["console", "ingest", "demo", "schema"]
+COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify"]
 
 
 def common(parser: argparse.ArgumentParser) -> None:

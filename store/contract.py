@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,11 @@ class MetricSetting(_Model):
     critical: bool | None = None
 
 
+# The canary metrics a contract may tune (store/canary.py defines them).
+CANARY_METRICS = ("action_error_rate", "violation_rate", "escalation_rate", "retry_rate", "policy_denials",
+                  "latency", "tokens", "tool_calls", "cost")
+
+
 class CanarySettings(_Model):
     min_samples: int = Field(30, ge=2)
     alpha: float = Field(0.05, gt=0, lt=1)
@@ -98,6 +103,14 @@ class CanarySettings(_Model):
     rollback_score: float = Field(60, ge=0, le=100)
     loop_tool_calls: int = Field(8, ge=1, description="A task with more tool calls than this counts as looping.")
     metrics: dict[str, MetricSetting] = Field(default_factory=dict)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, MetricSetting]) -> dict[str, MetricSetting]:
+        unknown = sorted(set(value) - set(CANARY_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric {', '.join(unknown)} (known: {', '.join(CANARY_METRICS)})")
+        return value
 
 
 class Contract(_Model):
@@ -435,6 +448,11 @@ def recheck(conn: sqlite3.Connection, book: ContractBook, task_ids: list[str]) -
         conn.execute("ROLLBACK")
         raise
     return found
+
+
+def book_for_store(conn: sqlite3.Connection, cli: Iterable[str | Path] | None = None) -> ContractBook:
+    """The contracts ingestion uses for this store (its trace folders' and the defaults)."""
+    return ContractCheck(cli=cli).book(conn)
 
 
 def task_violations(conn: sqlite3.Connection, task_id: str) -> list[sqlite3.Row]:

@@ -1,0 +1,116 @@
+"""Compare an agent's canary version with its baseline; exit 0 promote, 1 hold, 2 roll back, 3 error.
+
+The release gate: prints the same table as the Canary screen (or JSON with
+--json) and exits with the verdict, so a deploy pipeline can act on it.
+
+Exit status: 0 promote, 1 hold (including "not enough data"), 2 roll back,
+3 usage error, no store, an unusable contract, or no tasks at all for the
+agent's baseline or canary version in the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from store import config
+
+EXIT_ERROR = 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from store.canary import WINDOWS
+
+    p.add_argument("--agent", required=True, help="agent name, as in its traces")
+    p.add_argument("--baseline", required=True, metavar="VERSION", help="baseline version label, e.g. v1")
+    p.add_argument("--canary", required=True, metavar="VERSION", help="canary version label, e.g. v2")
+    p.add_argument("--window", default="1h", choices=list(WINDOWS), help="tasks started within this long before now (default 1h)")
+    p.add_argument("--now", metavar="TIME", help="judge as of this time (RFC 3339 or epoch seconds; default: now)")
+    p.add_argument("--contracts", action="append", metavar="DIR", help="contract folder (default: as ingestion finds them)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _usage_errors_exit_3(p)
+
+
+def _usage_errors_exit_3(p: argparse.ArgumentParser) -> None:
+    """argparse exits 2 on a usage error, which here means "roll back": make it 3."""
+
+    def error(message: str) -> None:
+        p.print_usage(sys.stderr)
+        print(f"agentdeck canary: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+    parse_known = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extras = parse_known(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+    p.error = error  # type: ignore[method-assign]
+    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def parse_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.timestamp()
+
+
+def _fail(message: str) -> int:
+    from console.safe import clean
+
+    print(f"agentdeck canary: {clean(message, 500, single_line=True)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from console.widgets import canary_format as fmt
+    from store import canary, contract
+    from store.db import connect
+
+    db = config.db_path(args.db)
+    if not db.exists():
+        return _fail(f"no store at {db} (ingest traces first, or pass --db)")
+    try:
+        now = parse_time(args.now) if args.now else time.time()
+    except ValueError:
+        return _fail(f"--now: not a time: {args.now}")
+    conn = connect(db)
+    book = contract.book_for_store(conn, args.contracts)
+    if book.problems:
+        for problem in book.problems:
+            _fail(problem)
+        return EXIT_ERROR
+    report = canary.analyse(conn, args.agent, args.baseline, args.canary, window=args.window, now=now,
+                            contract=book.get(args.agent), sparklines=False)
+    empty = [v for v, n in ((args.baseline, report.n_baseline), (args.canary, report.n_canary)) if n == 0]
+    if empty:
+        known = [r[0] for r in conn.execute("SELECT DISTINCT version FROM tasks WHERE agent = ? ORDER BY 1", (args.agent,))]
+        hint = f"versions of {args.agent}: {', '.join(known)}" if known else f"no tasks for agent {args.agent}"
+        return _fail(f"no tasks for version {', '.join(empty)} in window {args.window} ({hint})")
+    code = canary.EXIT_CODES[report.verdict]
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, default=str))
+        return code
+    out = Console(highlight=False, soft_wrap=False, width=max(Console().width, 120))
+    out.print(fmt.headline(report))
+    table = Table(*fmt.HEADERS, box=None, pad_edge=False, header_style="bold")
+    for m in report.metrics:
+        table.add_row(*fmt.row(m))
+    out.print(table)
+    out.print(fmt.verdict_line(report))
+    return code

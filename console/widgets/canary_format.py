@@ -1,0 +1,78 @@
+"""How canary figures read, shared by the Canary screen and `agentdeck canary`."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from console.safe import plain
+from store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, _fmt, fmt_delta, fmt_p
+
+VERDICT_STYLE = {PROMOTE: "bold green", HOLD: "bold yellow", ROLLBACK: "bold red", INFO: "dim"}
+HEADERS = ("metric", "baseline", "canary", "delta", "interval", "test", "verdict")
+
+
+def interval(m: MetricResult) -> str:
+    if m.kind == "rate":
+        if m.interval is None:
+            return "—"
+        lo, hi = m.interval
+        return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
+    if m.baseline_p95 is None and m.canary_p95 is None:
+        return "—"
+    return f"p95 {_fmt(m, m.baseline_p95)} → {_fmt(m, m.canary_p95)}"
+
+
+def value(m: MetricResult, which: str) -> str:
+    v = m.baseline if which == "baseline" else m.canary
+    n = m.n_baseline if which == "baseline" else m.n_canary
+    text = _fmt(m, v)
+    return f"{text} (p50)" if m.kind == "dist" and v is not None else text if n else "—"
+
+
+def verdict_label(m: MetricResult) -> str:
+    if m.verdict == HOLD and "not enough data" in m.reason:
+        return "not enough data"
+    return m.verdict
+
+
+def row(m: MetricResult) -> list[Text]:
+    """One metric as table cells; the delta and verdict are coloured by the verdict."""
+    style = VERDICT_STYLE.get(m.verdict, "")
+    return [
+        Text(m.label),
+        Text(value(m, "baseline")),
+        Text(value(m, "canary")),
+        Text(fmt_delta(m), style=style if m.verdict in (ROLLBACK, HOLD) else ""),
+        Text(interval(m)),
+        Text(fmt_p(m.p)),
+        Text(verdict_label(m), style=style),
+    ]
+
+
+def stage(s: str | None) -> str:
+    return s or "stage unknown"
+
+
+def headline(r: CanaryReport) -> Text:
+    """agent  v1 (bounded, 317 tasks) vs v2 (partial, 86 tasks)  canary share 21%  window all"""
+    t = Text()
+    t.append_text(plain(r.agent, 40, style="bold", single_line=True))
+    t.append("  baseline ")
+    t.append_text(plain(r.baseline, 30, style="bold", single_line=True))
+    t.append(f" ({stage(r.stage_baseline)}, {r.n_baseline} tasks)  canary ")
+    t.append_text(plain(r.canary, 30, style="bold", single_line=True))
+    t.append(f" ({stage(r.stage_canary)}, {r.n_canary} tasks)  traffic ")
+    t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "—")
+    t.append(f"  window {r.window}")
+    return t
+
+
+def verdict_line(r: CanaryReport) -> Text:
+    t = Text()
+    t.append(f" {r.verdict.upper()} ", style=f"reverse {VERDICT_STYLE[r.verdict]}")
+    t.append(" ")
+    # The reason can quote a version label from a trace: keep it literal.
+    t.append_text(plain(r.reason, 300, single_line=True))
+    if r.score is not None:
+        t.append(f"  (score {r.score:.0f}/100)", style="dim")
+    return t

@@ -1,0 +1,415 @@
+"""Canary analysis: one agent's baseline version against its canary version.
+
+Every figure comes from SQL aggregates over the ``tasks`` table (one row a
+task, kept current by ingestion, with ``tasks.violations`` from the
+contract check), never from a pass over events:
+
+* rates — share of tasks with a failed/compensated/contract-breaking action,
+  with a contract violation, with an escalation, with a retry or a loop
+  (more tool calls than ``loop_tool_calls``), with a policy denial. The
+  denominator is every task started in the window (finished or not).
+  Compared with a pooled two-proportion z-test; the interval is Newcombe's
+  for the difference (canary - baseline).
+* distributions — latency, tokens, tool calls and cost per finished task.
+  Shown as p50/p95; compared with the Mann-Whitney U test; the effect is the
+  relative change of the median.
+
+Each metric has a direction (lower/higher is better, or none: shown, never
+gating), a tolerance (rates: absolute, 0.02 = 2 points; distributions:
+relative change of the median, 0.10 = 10 %), a weight and a critical flag,
+all overridable in the agent's contract (``[canary.metrics.<key>]``). See
+``docs/canary.md`` for how per-metric verdicts make the overall one.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from store import stats
+from store.contract import CanarySettings, Contract, effective_stage
+
+WINDOWS: dict[str, float | None] = {"15m": 15 * 60, "1h": 3600, "24h": 86400, "all": None}
+BUCKETS = 24
+
+PROMOTE, HOLD, ROLLBACK, INFO = "promote", "hold", "roll back", "info"
+Direction = Literal["lower", "higher", "none"]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    key: str
+    label: str
+    kind: Literal["rate", "dist"]
+    sql: str  # rate: predicate over a tasks row; dist: the column
+    direction: Direction = "lower"
+    tolerance: float = 0.0
+    weight: float = 1.0
+    critical: bool = False
+
+
+ACTION_ERROR = "(actions_failed > 0 OR compensations > 0 OR violations > 0)"
+
+DEFAULT_METRICS: tuple[MetricDef, ...] = (
+    MetricDef("action_error_rate", "action errors", "rate", ACTION_ERROR, "lower", 0.02, 3, True),
+    MetricDef("violation_rate", "contract violations", "rate", "violations > 0", "lower", 0.005, 3, True),
+    MetricDef("escalation_rate", "escalations", "rate", "escalations > 0", "lower", 0.05, 1),
+    MetricDef("retry_rate", "loops/retries", "rate", "(retries > 0 OR tool_calls > :loop)", "lower", 0.02, 1),
+    MetricDef("policy_denials", "policy denials", "rate", "policy_denials > 0", "none", 0.0, 0),
+    MetricDef("latency", "latency ms", "dist", "latency_ms", "lower", 0.10, 2),
+    MetricDef("tokens", "tokens", "dist", "tokens", "lower", 0.10, 1),
+    MetricDef("tool_calls", "tool calls", "dist", "tool_calls", "lower", 0.25, 0.5),
+    MetricDef("cost", "cost USD", "dist", "cost_usd", "lower", 0.10, 1),
+)
+METRICS_BY_KEY = {m.key: m for m in DEFAULT_METRICS}
+
+
+def metric_defs(settings: CanarySettings) -> list[MetricDef]:
+    """The default metrics with the contract's overrides applied."""
+    out = []
+    for m in DEFAULT_METRICS:
+        o = settings.metrics.get(m.key)
+        if o is not None:
+            m = replace(m, **{k: v for k, v in o.model_dump().items() if v is not None})
+        out.append(m)
+    return out
+
+
+@dataclass
+class MetricResult:
+    key: str
+    label: str
+    kind: str
+    direction: str
+    tolerance: float
+    weight: float
+    critical: bool
+    n_baseline: int
+    n_canary: int
+    baseline: float | None  # rate, or p50
+    canary: float | None
+    baseline_p95: float | None = None
+    canary_p95: float | None = None
+    delta: float | None = None  # rate: canary - baseline; dist: relative change of p50
+    interval: tuple[float, float] | None = None  # rate: Newcombe interval of the difference
+    p: float | None = None
+    verdict: str = HOLD
+    reason: str = ""
+
+
+@dataclass
+class CanaryReport:
+    agent: str
+    baseline: str
+    canary: str
+    window: str
+    since: float | None
+    n_baseline: int
+    n_canary: int
+    split: float | None  # canary share of the tasks
+    stage_baseline: str | None
+    stage_canary: str | None
+    metrics: list[MetricResult]
+    verdict: str
+    reason: str
+    score: float | None
+    settings: dict
+    sparklines: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    bucket_seconds: float | None = None
+
+    def metric(self, key: str) -> MetricResult:
+        return next(m for m in self.metrics if m.key == key)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+EXIT_CODES = {PROMOTE: 0, HOLD: 1, ROLLBACK: 2}
+
+
+# -- queries -------------------------------------------------------------------
+
+
+def window_since(window: str, now: float) -> float | None:
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r} (use one of {', '.join(WINDOWS)})")
+    seconds = WINDOWS[window]
+    return None if seconds is None else now - seconds
+
+
+def _where(since: float | None) -> tuple[str, list]:
+    if since is None:
+        return "agent = ? AND version = ?", []
+    return "agent = ? AND version = ? AND started >= ?", [since]
+
+
+def _rate_sql(defs: list[MetricDef], loop: int) -> str:
+    parts = [f"sum({m.sql.replace(':loop', str(int(loop)))})" for m in defs if m.kind == "rate"]
+    return ", ".join(["count(*)", *parts])
+
+
+def _cohort_rates(conn, agent, version, since, defs, loop) -> tuple[int, dict[str, int]]:
+    where, extra = _where(since)
+    row = conn.execute(f"SELECT {_rate_sql(defs, loop)} FROM tasks WHERE {where}", [agent, version, *extra]).fetchone()
+    rate_keys = [m.key for m in defs if m.kind == "rate"]
+    return row[0], {k: int(v or 0) for k, v in zip(rate_keys, row[1:])}
+
+
+def _cohort_values(conn, agent, version, since, defs) -> dict[str, list[float]]:
+    """Each distribution metric's values for the cohort's finished tasks, sorted."""
+    where, extra = _where(since)
+    out = {}
+    for m in defs:
+        if m.kind != "dist":
+            continue
+        out[m.key] = [v for (v,) in conn.execute(
+            f"SELECT {m.sql} FROM tasks WHERE {where} AND ended IS NOT NULL AND {m.sql} IS NOT NULL ORDER BY {m.sql}",
+            [agent, version, *extra])]
+    return out
+
+
+def _sparklines(conn, agent, versions, since, until, defs, loop) -> tuple[dict[str, tuple[list[float], list[float]]], float | None]:
+    """Per bucket of start time: rates, and means of the distributions, for both cohorts."""
+    if since is None:
+        row = conn.execute(
+            f"SELECT min(started), max(started) FROM tasks WHERE agent = ? AND version IN (?, ?)",
+            [agent, *versions]).fetchone()
+        if row[0] is None:
+            return {}, None
+        since, until = row[0], row[1]
+    width = max((until - since) / BUCKETS, 1e-9)
+    cols = []
+    for m in defs:
+        if m.kind == "rate":
+            cols.append(f"avg({m.sql.replace(':loop', str(int(loop)))})")
+        else:
+            cols.append(f"avg(CASE WHEN ended IS NOT NULL THEN {m.sql} END)")
+    series = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
+    rows = conn.execute(
+        f"""SELECT version, min(CAST((started - ?) / ? AS INTEGER), {BUCKETS - 1}) AS b, {", ".join(cols)}
+            FROM tasks WHERE agent = ? AND version IN (?, ?) AND started >= ?
+            GROUP BY version, b""",
+        [since, width, agent, *versions, since]).fetchall()
+    for row in rows:
+        side = 0 if row[0] == versions[0] else 1
+        b = row[1]
+        if not 0 <= b < BUCKETS:
+            continue
+        for m, v in zip(defs, row[2:]):
+            series[m.key][side][b] = float(v or 0.0)
+    return series, width
+
+
+def _stage(conn, contract: Contract | None, agent: str, version: str) -> str | None:
+    row = conn.execute(
+        "SELECT stage FROM tasks WHERE agent = ? AND version = ? ORDER BY started DESC LIMIT 1", (agent, version)
+    ).fetchone()
+    return effective_stage(contract, version, row[0] if row else None)
+
+
+# -- verdicts ------------------------------------------------------------------
+
+
+def _fmt(m: MetricDef | MetricResult, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if m.kind == "rate":
+        return f"{value * 100:.1f}%"
+    if m.key == "cost":
+        return f"${value:.4f}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def fmt_delta(m: MetricResult) -> str:
+    if m.delta is None:
+        return "—"
+    if m.kind == "rate":
+        return f"{m.delta * 100:+.1f} pts"
+    if math.isinf(m.delta):
+        return "+∞%"
+    return f"{m.delta * 100:+.0f}%"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _judge(r: MetricResult, settings: CanarySettings, bad_z: float) -> None:
+    """Set the metric's verdict and one-line reason. ``bad_z`` > 0 when the test says the canary is worse."""
+    label, values = r.label, f"{_fmt(r, r.canary)} vs {_fmt(r, r.baseline)}"
+    if r.direction == "none" or r.weight == 0:
+        r.verdict, r.reason = INFO, f"{label}: {values} (not gating)"
+        return
+    if min(r.n_baseline, r.n_canary) < settings.min_samples:
+        r.verdict = HOLD
+        r.reason = f"{label}: not enough data (n={r.n_canary} canary, {r.n_baseline} baseline; need {settings.min_samples})"
+        return
+    sign = 1 if r.direction == "lower" else -1
+    worse_by = sign * (r.delta or 0.0)
+    if worse_by > r.tolerance:
+        significant = r.p is not None and r.p < settings.alpha and bad_z > 0
+        r.verdict = ROLLBACK if significant else HOLD
+        r.reason = (f"{label} worse: {values} ({fmt_delta(r)}, {fmt_p(r.p)}"
+                    f"{'' if significant else ', not significant yet'})")
+    else:
+        r.verdict = PROMOTE
+        r.reason = f"{label} within tolerance: {values} ({fmt_delta(r)})"
+
+
+def _rate_result(m: MetricDef, nb: int, kb: int, nc: int, kc: int, settings: CanarySettings) -> MetricResult:
+    r = MetricResult(m.key, m.label, m.kind, m.direction, m.tolerance, m.weight, m.critical, nb, nc,
+                     kb / nb if nb else None, kc / nc if nc else None)
+    if nb and nc:
+        r.delta = r.canary - r.baseline
+        r.interval = stats.newcombe(kb, nb, kc, nc, 1 - settings.alpha)
+        z = stats.two_proportion_z(kb, nb, kc, nc)
+        r.p = z.p
+        bad_z = z.z if m.direction == "lower" else -z.z
+    else:
+        bad_z = 0.0
+    _judge(r, settings, bad_z)
+    return r
+
+
+def _dist_result(m: MetricDef, xb: list[float], xc: list[float], settings: CanarySettings) -> MetricResult:
+    p50b, p50c = stats.percentile(xb, 50), stats.percentile(xc, 50)
+    r = MetricResult(m.key, m.label, m.kind, m.direction, m.tolerance, m.weight, m.critical, len(xb), len(xc),
+                     p50b, p50c, stats.percentile(xb, 95), stats.percentile(xc, 95))
+    bad_z = 0.0
+    if xb and xc:
+        if p50b:
+            r.delta = p50c / p50b - 1
+        else:
+            r.delta = 0.0 if not p50c else math.inf
+        mw = stats.mann_whitney(xb, xc)
+        r.p = mw.p
+        bad_z = mw.z if m.direction == "lower" else -mw.z
+    _judge(r, settings, bad_z)
+    return r
+
+
+def overall(metrics: list[MetricResult], settings: CanarySettings, nb: int, nc: int) -> tuple[str, str, float | None]:
+    """Promote, hold or roll back, with a one-line reason and the weighted score (0-100)."""
+    if min(nb, nc) < settings.min_samples:
+        which = "canary" if nc <= nb else "baseline"
+        return HOLD, f"not enough data: {which} has {min(nb, nc)} tasks in the window, need {settings.min_samples}", None
+    gating = [m for m in metrics if m.verdict != INFO]
+    total = sum(m.weight for m in gating)
+    score = 100.0 * sum(m.weight for m in gating if m.verdict == PROMOTE) / total if total else 100.0
+    rollbacks = [m for m in gating if m.verdict == ROLLBACK]
+    rollbacks.sort(key=lambda m: (not m.critical, -m.weight))
+    more = f" (+{len(rollbacks) - 1} more)" if len(rollbacks) > 1 else ""
+    critical = [m for m in rollbacks if m.critical]
+    if critical:
+        return ROLLBACK, critical[0].reason + more, score
+    if score < settings.rollback_score:
+        return ROLLBACK, f"score {score:.0f} < {settings.rollback_score:g}: " + (rollbacks[0].reason + more if rollbacks else "too many metrics on hold"), score
+    if score >= settings.promote_score and not rollbacks:
+        return PROMOTE, f"score {score:.0f}: every gating metric within tolerance", score
+    held = rollbacks or [m for m in gating if m.verdict == HOLD]
+    held.sort(key=lambda m: -m.weight)
+    return HOLD, f"score {score:.0f}: " + (held[0].reason + (f" (+{len(held) - 1} more)" if len(held) > 1 else "") if held else "below the promote score"), score
+
+
+# -- the whole panel -----------------------------------------------------------
+
+
+def analyse(
+    conn: sqlite3.Connection,
+    agent: str,
+    baseline: str,
+    canary: str,
+    *,
+    window: str = "all",
+    now: float,
+    contract: Contract | None = None,
+    sparklines: bool = True,
+) -> CanaryReport:
+    """Every canary panel for one agent's baseline and canary versions."""
+    settings = contract.canary if contract is not None else CanarySettings()
+    defs = metric_defs(settings)
+    since = window_since(window, now)
+    loop = settings.loop_tool_calls
+    nb, kb = _cohort_rates(conn, agent, baseline, since, defs, loop)
+    nc, kc = _cohort_rates(conn, agent, canary, since, defs, loop)
+    vb = _cohort_values(conn, agent, baseline, since, defs)
+    vc = _cohort_values(conn, agent, canary, since, defs)
+    results = []
+    for m in defs:
+        if m.kind == "rate":
+            results.append(_rate_result(m, nb, kb[m.key], nc, kc[m.key], settings))
+        else:
+            results.append(_dist_result(m, vb[m.key], vc[m.key], settings))
+    verdict, reason, score = overall(results, settings, nb, nc)
+    report = CanaryReport(
+        agent=agent, baseline=baseline, canary=canary, window=window, since=since,
+        n_baseline=nb, n_canary=nc, split=nc / (nb + nc) if nb + nc else None,
+        stage_baseline=_stage(conn, contract, agent, baseline), stage_canary=_stage(conn, contract, agent, canary),
+        metrics=results, verdict=verdict, reason=reason, score=score,
+        settings=settings.model_dump(),
+    )
+    if sparklines:
+        report.sparklines, report.bucket_seconds = _sparklines(conn, agent, (baseline, canary), since, now, defs, loop)
+    return report
+
+
+# -- what the screen needs besides the panel -----------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    agent: str
+    baseline: str
+    canary: str
+
+
+def pairs(conn: sqlite3.Connection) -> list[Pair]:
+    """One (baseline, canary) pair per agent that has two versions, from the cohorts the traces declare."""
+    rows = conn.execute(
+        """SELECT agent, version, cohort, count(*) AS n, max(started) AS last
+           FROM tasks WHERE agent IS NOT NULL AND version IS NOT NULL GROUP BY agent, version, cohort"""
+    ).fetchall()
+    by_agent: dict[str, list] = {}
+    for r in rows:
+        by_agent.setdefault(r["agent"], []).append(r)
+    out = []
+    for agent in sorted(by_agent):
+        rs = by_agent[agent]
+        canaries = sorted((r for r in rs if r["cohort"] == "canary"), key=lambda r: r["last"] or 0, reverse=True)
+        baselines = sorted((r for r in rs if r["cohort"] != "canary"), key=lambda r: r["n"], reverse=True)
+        if canaries and baselines and canaries[0]["version"] != baselines[0]["version"]:
+            out.append(Pair(agent, baselines[0]["version"], canaries[0]["version"]))
+            continue
+        versions = sorted({r["version"] for r in rs}, key=lambda v: max(r["last"] or 0 for r in rs if r["version"] == v))
+        if len(versions) >= 2:
+            out.append(Pair(agent, versions[-2], versions[-1]))
+    return out
+
+
+def tasks_behind(
+    conn: sqlite3.Connection, report: CanaryReport, key: str, *, limit: int = 200
+) -> list[sqlite3.Row]:
+    """The tasks that make up one metric: those counted by a rate, or the slowest/costliest first."""
+    m = METRICS_BY_KEY[key]
+    loop = int(report.settings.get("loop_tool_calls", 8))
+    where = "agent = ? AND version IN (?, ?)"
+    args: list = [report.agent, report.baseline, report.canary]
+    if report.since is not None:
+        where += " AND started >= ?"
+        args.append(report.since)
+    if m.kind == "rate":
+        where += f" AND {m.sql.replace(':loop', str(loop))}"
+        order = "started DESC"
+    else:
+        where += f" AND ended IS NOT NULL AND {m.sql} IS NOT NULL"
+        order = f"{m.sql} DESC"
+    return conn.execute(
+        f"""SELECT task_id, version, started, outcome, latency_ms, tokens, tool_calls, cost_usd,
+                   actions_failed, compensations, violations, escalations, retries
+            FROM tasks WHERE {where} ORDER BY (version = ?) DESC, {order}, task_id LIMIT ?""",
+        [*args, report.canary, limit],
+    ).fetchall()
