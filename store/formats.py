@@ -12,8 +12,12 @@ from store import events as ev
 
 
 def is_otlp(raw: bytes) -> bool:
+    # Any whitespace, and the proto field name as well as its JSON name.
     head = raw[:64].lstrip()
-    return head.startswith(b'{"resourceSpans"') or head.startswith(b'{ "resourceSpans"')
+    if not head.startswith(b"{"):
+        return False
+    head = head[1:].lstrip()
+    return head.startswith(b'"resourceSpans"') or head.startswith(b'"resource_spans"')
 
 
 def decode(raw: bytes) -> list[tuple[object, str]]:
