@@ -12,7 +12,7 @@ from console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )
 
-PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount", "age", "agent")
+PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount", "age")
 DECIDED_COLUMNS = ("decided", "status", "escalation", "by", "delivery", "risk", "proposed action")
 
 
@@ -67,7 +67,6 @@ class EscalationTable(DataTable):
             plain(action_label(action), 28, single_line=True),
             Text(amount_label(action), justify="right"),
             Text(duration(now - r["ts"])),
-            plain(r["agent"] or "", 16, single_line=True),
         )
 
     def _decided_cells(self, r: sqlite3.Row) -> tuple:
