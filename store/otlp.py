@@ -261,7 +261,9 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise OtlpError(f"{where}: nested more than {MAX_DEPTH} levels")
     if (s := _field(v, "stringValue", "string_value")) is not None:
-        return _check_size(_str(s, where), where)
+        if not isinstance(s, str):
+            raise OtlpError(f"{where}: stringValue must be a string, got {_json_type(s)}")
+        return _check_size(s, where)
     if (b := _field(v, "boolValue", "bool_value")) is not None:
         if not isinstance(b, bool):
             raise OtlpError(f"{where}: boolValue must be true or false, got {_json_type(b)}")
@@ -640,10 +642,18 @@ def _task_start(span: Span) -> dict[str, Any]:
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
-        "agent": _name(a, "gen_ai.agent.name", "agentdeck.agent") or _name(span.resource, "service.name") or span.name or "agent",
+        "agent": _name(a, "gen_ai.agent.name", "agentdeck.agent") or _agent_fallback(span),
         "agent_version": version,
         "cohort": a.get("agentdeck.cohort") or "baseline",
         "stage": a.get("agentdeck.stage") or "bounded",
         "request": _text(_first(a, "agentdeck.request", "input.value") or ""),
         "input": task_input,
     }
+
+
+def _agent_fallback(span: Span) -> str:
+    # OpenInference names an agent span after the agent; a GenAI span name is
+    # "invoke_agent" plus the name it would have given, so the service says more.
+    if "openinference.span.kind" in span.attributes and span.name:
+        return span.name
+    return _name(span.resource, "service.name") or span.name or "agent"

@@ -1,0 +1,138 @@
+"""How spans become tasks and steps: GenAI conventions, OpenInference kinds,
+agentdeck span events, failures, and a seq that does not depend on arrival."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from store import formats, otlp
+from store.db import connect
+from store.ingest import apply_batch
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+T0 = 1_795_600_000_000_000_000  # ns
+
+
+def attr(key, value):
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def span(span_id, name, attrs, *, parent="b7ad6b7169203331", start_ms=0, end_ms=100, error=None, events=()):
+    s = {
+        "traceId": TRACE, "spanId": span_id, "name": name,
+        "startTimeUnixNano": str(T0 + start_ms * 1_000_000), "endTimeUnixNano": str(T0 + end_ms * 1_000_000),
+        "attributes": [attr(k, v) for k, v in attrs.items()], "events": list(events),
+        "status": {"code": 2, "message": error} if error else {"code": 1},
+    }
+    if parent:
+        s["parentSpanId"] = parent
+    return s
+
+
+def request(*spans):
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": [attr("service.name", "support-bot")]},
+                                          "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+def decoded(*spans):
+    return [(e.kind, e.seq, json.loads(p)) for e, p in otlp.decode_line(request(*spans))]
+
+
+OPENINFERENCE = [
+    span("b7ad6b7169203331", "support agent", {"openinference.span.kind": "AGENT", "input.value": "reset my password",
+                                               "output.value": "done"}, parent=None, end_ms=900),
+    span("0000000000000002", "ChatOpenAI", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini",
+                                            "llm.token_count.prompt": 300, "llm.token_count.completion": 40}, start_ms=10, end_ms=200),
+    span("0000000000000003", "reset_password", {"openinference.span.kind": "TOOL", "tool.name": "reset_password",
+                                                "input.value": '{"user": "ann"}', "output.value": "ok"}, start_ms=250, end_ms=400),
+    span("0000000000000004", "pii-filter", {"openinference.span.kind": "GUARDRAIL"}, start_ms=420, end_ms=430,
+         error="email address in the reply"),
+    span("0000000000000005", "RunnableSequence", {"openinference.span.kind": "CHAIN"}, start_ms=5, end_ms=890),
+]
+
+
+def test_openinference_spans_map_like_genai_ones():
+    events = decoded(*OPENINFERENCE)
+    kinds = [k for k, _s, _p in sorted(events, key=lambda e: e[1])]
+    assert kinds == ["task_start", "reasoning", "tool_call", "tool_result", "policy_check", "task_end"]
+    by_kind = {k: p for k, _s, p in events}
+    assert by_kind["task_start"]["agent"] == "support agent"
+    assert by_kind["task_start"]["request"] == "reset my password"
+    assert (by_kind["reasoning"]["model"], by_kind["reasoning"]["tokens_in"], by_kind["reasoning"]["tokens_out"]) == ("gpt-4o-mini", 300, 40)
+    assert by_kind["tool_call"]["input"] == {"user": "ann"} and by_kind["tool_result"]["output"] == "ok"
+    assert by_kind["policy_check"]["verdict"] == "deny"  # a guardrail span in ERROR denied
+    assert by_kind["policy_check"]["reason"] == "email address in the reply"
+    assert by_kind["task_end"]["outcome"] == "success" and by_kind["task_end"]["summary"] == "done"
+
+
+def test_error_status_makes_failed_steps_and_a_failed_task():
+    events = decoded(
+        span("b7ad6b7169203331", "invoke_agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "ops"},
+             parent=None, error="gave up"),
+        span("0000000000000002", "chat", {"gen_ai.operation.name": "chat"}, error="rate limited"),
+        span("0000000000000003", "execute_tool restart", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "restart"},
+             error="permission denied"),
+    )
+    by_kind = {k: p for k, _s, p in events}
+    assert by_kind["task_end"]["outcome"] == "failed" and by_kind["task_end"]["summary"] == "gave up"
+    assert by_kind["reasoning"]["status"] == "error" and by_kind["reasoning"]["summary"] == "rate limited"
+    assert by_kind["tool_result"]["status"] == "error" and by_kind["tool_result"]["output"] == "permission denied"
+
+
+def test_agentdeck_span_events_carry_what_the_conventions_do_not():
+    deadline = "2026-11-24T10:00:00Z"
+    escalation = {"name": "agentdeck.escalation", "timeUnixNano": str(T0 + 50_000_000), "attributes": [
+        attr("agentdeck.escalation_id", "esc-9"), attr("agentdeck.risk", "high"), attr("agentdeck.reason", "over limit"),
+        attr("agentdeck.deadline", deadline), attr("agentdeck.callback_url", "http://127.0.0.1:9/decide"),
+        attr("agentdeck.proposed_action", json.dumps({"system": "payments", "operation": "refund", "amount": 900})),
+    ]}
+    policy = {"name": "agentdeck.policy_check", "timeUnixNano": str(T0 + 40_000_000), "attributes": [
+        attr("agentdeck.policy_id", "refund-limit"), attr("agentdeck.policy_version", "3"), attr("agentdeck.verdict", "escalate"),
+    ]}
+    exception = {"name": "exception", "timeUnixNano": str(T0), "attributes": [attr("exception.message", "x")]}
+    events = decoded(span("b7ad6b7169203331", "invoke_agent", {"gen_ai.operation.name": "invoke_agent"},
+                          parent=None, events=[escalation, policy, exception]))
+    ordered = [k for k, _s, _p in sorted(events, key=lambda e: e[1])]
+    assert ordered == ["task_start", "policy_check", "escalation", "task_end"]  # by event time, not list order
+    esc = next(p for k, _s, p in events if k == "escalation")
+    assert esc["proposed_action"]["amount"] == 900 and esc["risk"] == "high"
+    conn = connect(":memory:")
+    apply_batch(conn, None, otlp.decode_line(request(span("b7ad6b7169203331", "invoke_agent",
+                {"gen_ai.operation.name": "invoke_agent"}, parent=None, events=[escalation]))), [])
+    row = conn.execute("SELECT status, task_id FROM escalations WHERE escalation_id = 'esc-9'").fetchone()
+    assert tuple(row) == ("pending", otlp.task_id(TRACE))
+
+
+def test_a_tool_span_whose_agent_span_never_arrives_still_makes_a_task():
+    conn = connect(":memory:")
+    apply_batch(conn, None, otlp.decode_line(request(OPENINFERENCE[2])), [])
+    row = conn.execute("SELECT task_id, tool_calls, last_tool, outcome FROM tasks").fetchone()
+    assert tuple(row) == (otlp.task_id(TRACE), 1, "reset_password", None)
+
+
+def test_seq_depends_on_the_span_alone_not_on_how_spans_are_grouped():
+    together = decoded(*OPENINFERENCE)
+    apart = [e for s in reversed(OPENINFERENCE) for e in decoded(s)]
+    assert sorted(together, key=str) == sorted(apart, key=str)
+    seqs = {k: s for k, s, _p in together}
+    assert seqs["task_start"] == 0 and seqs["task_end"] == 9_999_999
+    assert 0 < seqs["reasoning"] < seqs["tool_call"] < seqs["tool_result"] < seqs["policy_check"] < 9_999_999
+
+
+def test_ids_in_hex_or_base64_and_either_field_spelling_decode_alike():
+    hex_line = request(OPENINFERENCE[2])
+    doc = json.loads(hex_line)
+    s = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    for key in ("traceId", "spanId", "parentSpanId"):
+        s[key] = base64.b64encode(bytes.fromhex(s[key])).decode()
+    s["start_time_unix_nano"] = s.pop("startTimeUnixNano")
+    snake = json.dumps({"resource_spans": [{"scope_spans": doc["resourceSpans"][0]["scopeSpans"]}]}).encode()
+    assert [p for _e, p in otlp.decode_line(hex_line)] == [p for _e, p in otlp.decode_line(snake)]
+    assert formats.is_otlp(b'  { \t"resource_spans": []}')
+    assert formats.is_otlp(b'{ "resourceSpans": []}')
+    assert not formats.is_otlp(b'{"kind": "plan", "resourceSpans": []}')

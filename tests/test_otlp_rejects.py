@@ -1,0 +1,127 @@
+"""Bad OTLP data is turned away with its reason, and nothing else is lost:
+a bad line in a file is a reject row while its neighbours are ingested; a bad
+request body gets a 4xx naming the problem and no span of it is stored."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+
+import httpx
+import pytest
+
+from store.db import connect
+from store.otlp_receiver import Receiver
+from store.tailer import Tailer
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+def span(span_id: str, name: str = "execute_tool lookup", attributes: dict | None = None, **extra) -> dict:
+    attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup", **(attributes or {})}
+    return {
+        "traceId": TRACE, "spanId": span_id, "parentSpanId": "eee19b7ec3c1b174", "name": name, "kind": 1,
+        "startTimeUnixNano": "1795600000000000000", "endTimeUnixNano": "1795600000250000000",
+        "attributes": [{"key": k, "value": {"stringValue": v} if isinstance(v, str) else {"intValue": str(v)}}
+                       for k, v in attrs.items()],
+        "status": {}, **extra,
+    }
+
+
+def line(*spans: dict) -> str:
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "t"}, "spans": list(spans)}]}]})
+
+
+BAD_LINES = {
+    "bad JSON": '{"resourceSpans": [{"scopeSpans": [',
+    "expected a list, got an object": '{"resourceSpans": {"scopeSpans": []}}',
+    "expected an integer": line(span("aaaaaaaaaaaaaaa1", startTimeUnixNano="yesterday")),
+    "expected 8 bytes in hex or base64": line(span("not-an-id")),
+    "value too large": line(span("aaaaaaaaaaaaaaa2", attributes={"gen_ai.tool.call.result": "x" * 70_000})),
+    "unknown attribute 'agentdeck.cohrt'": line(span("aaaaaaaaaaaaaaa3", attributes={"agentdeck.cohrt": "canary"})),
+    "stringValue": line({**span("aaaaaaaaaaaaaaa4"), "attributes": [{"key": "k", "value": {"stringValue": 7}}]}),
+    "tool_result.status": line(span("aaaaaaaaaaaaaaa5", attributes={"agentdeck.status": "sideways"})),
+}
+
+
+def test_bad_lines_are_rejected_with_reasons_and_good_lines_around_them_are_kept(tmp_path):
+    good = [line(span(f"000000000000000{n}")) for n in range(1, 4)]
+    # An unknown (future) OTLP field is not an error: the spec says receivers ignore it.
+    future = line(span("0000000000000009", futureField={"x": 1}))
+    lines = [good[0], *BAD_LINES.values(), good[1], future, good[2]]
+    (tmp_path / "otel.jsonl").write_text("\n".join(lines) + "\n")
+    conn = connect(tmp_path / "store.db")
+    Tailer(conn, [tmp_path], post_commit=[]).poll()
+    errors = [r[0] for r in conn.execute("SELECT error FROM rejects ORDER BY offset")]
+    assert len(errors) == len(BAD_LINES)
+    for expected, error in zip(BAD_LINES, errors):
+        assert expected in error
+    assert "spans[0] attribute 'gen_ai.tool.call.result'" in errors[4]  # where, so it can be found
+    stored = conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_call'").fetchone()[0]
+    assert stored == 4  # the three good spans and the one with a future field
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_body=200_000) as r:
+        yield r
+
+
+def post(receiver: Receiver, body: bytes, content_type="application/json", path="/v1/traces", **headers):
+    host, port = receiver.address
+    headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    return httpx.post(f"http://{host}:{port}{path}", content=body, headers=headers)
+
+
+def message(response: httpx.Response) -> str:
+    """The reason in a google.rpc.Status body, in the request's encoding."""
+    from google.rpc import status_pb2  # what OTLP clients decode error bodies with
+
+    if response.headers["content-type"] == "application/x-protobuf":
+        return status_pb2.Status.FromString(response.content).message
+    return response.json()["message"]
+
+
+def test_bad_request_bodies_get_a_4xx_with_the_reason_and_store_nothing(receiver):
+    cases = [
+        (post(receiver, b'{"resourceSpans": ['), 400, "bad JSON"),
+        (post(receiver, BAD_LINES["expected a list, got an object"].encode()), 400, "expected a list"),
+        (post(receiver, BAD_LINES["value too large"].encode()), 400, "value too large"),
+        (post(receiver, line(span("0000000000000001"), span("bad")).encode()), 400, "spanId"),
+        (post(receiver, b"\x0a\x05garbage", "application/x-protobuf"), 400, "bad protobuf"),
+        (post(receiver, b"not gzip", Content_Encoding="gzip"), 400, "bad gzip"),
+        (post(receiver, line(span("0000000000000001")).encode(), "text/plain"), 415, "unsupported content type"),
+        (post(receiver, b"{}", Content_Encoding="br"), 415, "unsupported content encoding"),
+        (post(receiver, b"{" + b" " * 300_000 + b"}"), 413, "too large"),
+        (post(receiver, gzip.compress(b"{" + b" " * 300_000 + b"}"), Content_Encoding="gzip"), 413, "too large"),
+        (post(receiver, b"{}", path="/v1/metrics"), 404, "no such path"),
+    ]
+    for response, status, reason in cases:
+        assert response.status_code == status, response.text
+        assert reason in message(response)
+    get = httpx.get(receiver.endpoint)
+    assert get.status_code == 405
+    conn = connect(receiver.db_path)
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0  # the good span shared a bad request
+    rejects = conn.execute("SELECT path, error FROM rejects").fetchall()
+    assert len(rejects) == 10  # every refused delivery of traces is on record (not the 404)
+    assert all(r["path"].startswith("POST http://127.0.0.1:") for r in rejects)
+
+
+def test_a_protobuf_client_gets_its_error_as_a_protobuf_status(receiver):
+    from google.rpc import status_pb2  # what OTLP clients decode error bodies with
+
+    response = post(receiver, b"\x0a\x05garbage", "application/x-protobuf")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/x-protobuf"
+    status = status_pb2.Status.FromString(response.content)
+    assert status.code == 3 and "bad protobuf" in status.message
+
+
+def test_the_receiver_keeps_serving_after_a_broken_connection(receiver):
+    host, port = receiver.address
+    with socket.create_connection((host, port)) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+    ok = post(receiver, line(span("0000000000000001")).encode())
+    assert ok.status_code == 200 and ok.json() == {}
