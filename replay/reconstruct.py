@@ -190,25 +190,32 @@ def build_steps(rows: list[tuple[int, int, str, float, str]]) -> tuple[list[Step
     return steps, gaps
 
 
-def _contract(conn: sqlite3.Connection, agent: str | None, version: str | None) -> dict | None:
-    """The contract in force for this agent version, if the contract module is installed."""
+def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version: str | None) -> dict | None:
+    """The operating contract in force for this agent (store/contract.py), and the task's violations of it."""
     try:
         module = importlib.import_module("store.contract")
     except ImportError:
         return None
-    for name in ("contract_for", "active_contract", "current"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            try:
-                found = fn(conn, agent, version)
-            except Exception as exc:  # their module, our screen: never crash on it
-                return {"error": f"could not read the contract: {type(exc).__name__}"}
-            if found is None:
-                return None
-            if hasattr(found, "model_dump"):
-                return found.model_dump(mode="json")
-            return found if isinstance(found, dict) else {"contract": str(found)}
-    return None
+    try:
+        found = module.book_for_store(conn).get(agent)
+        violations = [
+            {"seq": v["seq"], "rule": v["rule"], "detail": v["detail"]} for v in module.task_violations(conn, task_id)
+        ] if _has_table(conn, "violations") else []
+    except Exception as exc:  # their module, our screen: never crash on it
+        return {"error": f"could not read the contract: {type(exc).__name__}: {exc}"[:300]}
+    if found is None:
+        return {"agent": agent, "path": None, "note": "no contract for this agent", "violations": violations}
+    return {
+        "agent": found.agent,
+        "path": found.path,
+        "description": found.description,
+        "stage_of_version": found.versions.get(version or ""),
+        "tools": list(found.tools.allow),
+        "actions": {name: rule.model_dump(mode="json") for name, rule in found.actions.items()},
+        "never": found.never.model_dump(mode="json"),
+        "escalate_at_risk": found.limits.escalate_at_risk,
+        "violations": violations,
+    }
 
 
 def _audit_for(conn: sqlite3.Connection, subjects: list[str]) -> list[dict]:
@@ -333,7 +340,7 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
         trace_compensations=trace_comps,
         console_compensations=console_comps,
         audit=_audit_for(conn, subjects),
-        contract=_contract(conn, start.get("agent") or task.get("agent"), version.get("id")),
+        contract=_contract(conn, task_id, start.get("agent") or task.get("agent"), version.get("id")),
         decision_index=decision_index if decision_index is not None else first_action,
     )
 

@@ -1,0 +1,178 @@
+"""The compensation confirmation: exactly what will run, then run it only on confirmation.
+
+Opened with a ``Plan`` (from ``replay.compensate.prepare``) or a
+``Refusal``. It shows the method, URL, headers and body (or the named
+handler and its arguments), the target system, the idempotency key and the
+risk. Confirming runs ``replay.compensate.commit`` in a thread worker (the
+attempt is recorded before the call, the result after); a failure is shown
+with a Retry button that re-checks and runs again with the same key.
+Dismisses with True if anything was attempted (so the screen reloads).
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from console.safe import plain
+from replay import compensate
+from replay.compensate import Outcome, Plan, Refusal
+
+MAX_BODY_SHOWN = 3000
+
+
+def _pretty(value) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if len(text) > MAX_BODY_SHOWN:
+        return text[:MAX_BODY_SHOWN] + f"\n… ({len(text):,} characters in all)"
+    return text
+
+
+def describe(plan: Plan) -> Text:
+    """The plan as the operator reads it (all trace-derived text through plain())."""
+    out = Text()
+
+    def row(label: str, value: object, style: str = "") -> None:
+        out.append(f"{label:<16}", "bold")
+        out.append_text(plain(value, 400, style=style))
+        out.append("\n")
+
+    row("System", plan.system)
+    row("Undoes", f"{plan.operation} ({plan.action_id}, task {plan.task_id})")
+    row("Risk", plan.risk, "bold yellow")
+    if plan.kind == "http":
+        row("Request", f"{plan.method} {plan.url}", "bold")
+        for k, v in plan.headers.items():
+            row("  header", f"{k}: {v}")
+        row("Body", "")
+        out.append_text(plain(_pretty(plan.body)))
+        out.append("\n")
+    else:
+        row("Handler", plan.handler, "bold")
+        row("Arguments", "")
+        out.append_text(plain(_pretty(plan.args)))
+        out.append("\n")
+    row("Idempotency key", plan.idempotency_key)
+    return out
+
+
+class CompensationDialog(ModalScreen[bool]):
+    DEFAULT_CSS = """
+    CompensationDialog { align: center middle; }
+    CompensationDialog > Vertical {
+        width: 96; height: auto; max-height: 90%; padding: 1 2;
+        border: thick $error; background: $surface;
+    }
+    CompensationDialog #comp-title { text-style: bold; margin-bottom: 1; }
+    CompensationDialog VerticalScroll { height: auto; max-height: 22; }
+    CompensationDialog #comp-status { height: auto; margin-top: 1; }
+    CompensationDialog #comp-hint { color: $text-muted; }
+    CompensationDialog Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    CompensationDialog Button { margin-left: 2; }
+    """
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, prepared: Plan | Refusal, action_id: str) -> None:
+        super().__init__()
+        self.prepared = prepared
+        self.action_id = action_id
+        self.attempted = False
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        title = Text("Compensate ")
+        title.append_text(plain(self.action_id, 80, single_line=True))
+        with Vertical():
+            yield Label(title, id="comp-title")
+            with VerticalScroll():
+                if isinstance(self.prepared, Plan):
+                    yield Static(describe(self.prepared), id="comp-plan")
+                else:
+                    yield Static(plain(f"Cannot compensate: {self.prepared.reason}", style="bold red"), id="comp-plan")
+            yield Static("", id="comp-status")
+            yield Static("Nothing has run yet. Enter or Compensate runs it; Esc cancels."
+                         if isinstance(self.prepared, Plan) else "Esc closes.", id="comp-hint")
+            with Horizontal():
+                yield Button("Cancel" if isinstance(self.prepared, Plan) else "Close", id="cancel")
+                if isinstance(self.prepared, Plan):
+                    yield Button("Retry", id="retry", variant="warning")
+                    yield Button("Compensate", id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        if isinstance(self.prepared, Plan):
+            self.query_one("#retry").display = False
+            self.query_one("#confirm", Button).focus()
+        else:
+            self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id in ("confirm", "retry"):
+            self.start(retry=event.button.id == "retry")
+        else:
+            self.action_close()
+
+    def start(self, *, retry: bool = False) -> None:
+        if self.running or not isinstance(self.prepared, Plan):
+            return
+        self.running = True
+        self.attempted = True
+        for bid in ("confirm", "retry"):
+            self.query_one(f"#{bid}", Button).disabled = True
+        self.query_one("#comp-status", Static).update(Text("Recording the attempt, then calling the system…", style="bold"))
+        self.run_compensation(retry)
+
+    @work(thread=True, exclusive=True, group="compensation")
+    def run_compensation(self, retry: bool) -> None:
+        app = self.app
+        conn = app.store.writer()
+        plan = self.prepared
+        if retry:  # re-check: someone may have compensated it meanwhile, or the allowlist changed
+            plan = compensate.prepare(conn, self.action_id, app.allow_hosts)
+        if isinstance(plan, Plan):
+            result = compensate.commit(conn, plan, operator=app.operator, now=app.now(), allow_hosts=app.allow_hosts)
+        else:
+            result = plan
+        app.call_from_thread(self.finished, result)
+
+    def finished(self, result: Outcome | Refusal) -> None:
+        self.running = False
+        status = self.query_one("#comp-status", Static)
+        confirm = self.query_one("#confirm", Button)
+        retry = self.query_one("#retry", Button)
+        if isinstance(result, Refusal):
+            status.update(plain(f"Refused: {result.reason}", style="bold red"))
+            confirm.display = retry.display = False
+        elif result.ok:
+            text = Text(f"Compensated (attempt {result.attempt}): the system answered {result.status}", style="bold green")
+            if result.replayed:
+                text.append(" — already done under this idempotency key; nothing was undone twice", "green")
+            text.append("\n")
+            text.append_text(plain(_pretty(result.body), 600))
+            status.update(text)
+            confirm.display = retry.display = False
+        else:
+            text = Text(f"Failed (attempt {result.attempt}): ", style="bold red")
+            text.append_text(plain(result.error or "unknown error", 500))
+            if result.body is not None:
+                text.append("\n")
+                text.append_text(plain(_pretty(result.body), 600))
+            status.update(text)
+            confirm.display = False
+            retry.display = True
+            retry.disabled = False
+            retry.focus()
+        self.query_one("#comp-hint", Static).update("Esc closes.")
+        self.query_one("#cancel", Button).label = "Close"
+
+    def action_close(self) -> None:
+        if self.running:
+            return  # the attempt is being recorded and run: closing now would hide its result
+        self.dismiss(self.attempted)

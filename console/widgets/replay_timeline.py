@@ -1,0 +1,112 @@
+"""The Replay timeline: one line a step, rendered lazily (a 10,000-step task costs nothing to show).
+
+A line API ``ScrollView``: only the visible lines are built, each from the
+step's (untrusted) title cleaned by ``console.safe.clean`` into a plain
+segment — never parsed as markup. The cursor is a reactive; moving it posts
+``ReplayTimeline.Moved`` so the screen can show the step's detail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from console.safe import clean
+from replay.reconstruct import DECISION_KINDS, Step
+
+KIND_STYLE = {
+    "task_start": "bold",
+    "plan": "cyan",
+    "reasoning": "dim",
+    "tool_call": "blue",
+    "tool_result": "blue",
+    "policy_check": "magenta",
+    "escalation": "bold yellow",
+    "decision": "bold yellow",
+    "action": "bold green",
+    "compensation": "bold red",
+    "task_end": "bold",
+    "gap": "bold red",
+}
+TITLE_LIMIT = 300
+
+
+def _clock(ts: float | None) -> str:
+    if ts is None:
+        return "            "
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:12]
+
+
+class ReplayTimeline(ScrollView, can_focus=True):
+    DEFAULT_CSS = """
+    ReplayTimeline { background: $surface; }
+    ReplayTimeline > .replay-timeline--cursor { background: $accent 40%; text-style: bold; }
+    ReplayTimeline:focus > .replay-timeline--cursor { background: $accent; }
+    """
+    COMPONENT_CLASSES = {"replay-timeline--cursor"}
+
+    cursor: reactive[int] = reactive(0, always_update=True)
+
+    class Moved(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.steps: list[Step] = []
+        self._width = 80
+
+    def set_steps(self, steps: list[Step], cursor: int = 0) -> None:
+        self.steps = steps
+        self._width = 80
+        self.virtual_size = Size(self._width, len(steps))
+        self.cursor = max(0, min(cursor, len(steps) - 1))
+        self.refresh()
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.steps) - 1)) if self.steps else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if not self.steps:
+            return
+        self.scroll_to_region(Region(0, new, 1, 1), animate=False, immediate=True)
+        self.refresh()
+        self.post_message(self.Moved(new))
+
+    def line_text(self, step: Step) -> list[tuple[str, str]]:
+        mark = "◆" if step.kind in DECISION_KINDS else " "
+        seq = "" if step.seq is None else str(step.seq)
+        return [
+            (f"{mark}{seq:>6} {_clock(step.ts)} ", "dim"),
+            (f"{step.kind:<13}", KIND_STYLE.get(step.kind, "")),
+            (clean(step.title, TITLE_LIMIT, single_line=True), "red" if step.is_gap else ""),
+        ]
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if index >= len(self.steps):
+            return Strip.blank(width, base)
+        style_cursor = self.get_component_rich_style("replay-timeline--cursor") if index == self.cursor else None
+        segments = []
+        for text, style in self.line_text(self.steps[index]):
+            s = base + Style.parse(style) if style else base
+            if style_cursor is not None:
+                s = s + style_cursor
+            segments.append(Segment(text, s))
+        return Strip(segments).crop_extend(0, width, base + style_cursor if style_cursor else base)
+
+    def on_click(self, event: events.Click) -> None:
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < len(self.steps):
+            self.cursor = index

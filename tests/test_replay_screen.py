@@ -1,0 +1,214 @@
+"""The Replay screen driven with the Pilot: navigation, play, opening by id, compensation, export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from textual.widgets import Input, Static
+
+from console.widgets.compensation_dialog import CompensationDialog
+from console.widgets.replay_timeline import ReplayTimeline
+from replay.evidence import verify_packet
+from replay.sor import SorService, seed_from_traces
+from store.db import connect
+
+SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
+
+
+async def settle(app, pilot) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.02)
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def open_task(app, pilot, task: str) -> ReplayTimeline:
+    app.open_replay(task)
+    await settle(app, pilot)
+    return app.screen.query_one(ReplayTimeline)
+
+
+async def test_keys_walk_the_decision_path(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        timeline = await open_task(app, pilot, "req-0001")
+        assert app.current_mode == "replay" and len(timeline.steps) == 10
+        assert "task-0001" in text_of(app, "#replay-info") and "POL-REFUND-3@4" in text_of(app, "#replay-info")
+        await pilot.press("n", "n")
+        assert timeline.cursor == 2 and "payments.lookup_order" in text_of(app, "#detail-head")
+        await pilot.press("G")
+        assert timeline.cursor == 9
+        await pilot.press("g")
+        assert timeline.cursor == 0
+        await pilot.press("d")
+        assert timeline.cursor == 6
+        await pilot.pause()
+        assert "approved by tom.r" in text_of(app, "#detail-context")
+        await pilot.press("d", "d")
+        assert timeline.cursor == 8
+        await pilot.pause()
+        context = text_of(app, "#detail-context")
+        assert "Changed refunded: 0 → 2390.45" in context and "press c" in context
+        await pilot.press("p")
+        assert timeline.cursor == 7
+
+
+async def test_space_plays_and_pauses(sample_db, make_app, monkeypatch):
+    monkeypatch.setattr("console.screens.replay.PLAY_INTERVAL", 0.1)
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        timeline = await open_task(app, pilot, "task-0001")
+        await pilot.press("space")
+        await until(pilot, lambda: timeline.cursor >= 2)
+        await pilot.press("space")
+        stopped_at = timeline.cursor
+        await pilot.pause(0.1)
+        assert timeline.cursor == stopped_at < 9
+        await pilot.press("space")
+        await until(pilot, lambda: "end of the task" in text_of(app, "#replay-status"))
+        assert timeline.cursor == 9
+
+
+async def test_without_a_task_an_id_can_be_typed(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        box = app.screen.query_one("#replay-open", Input)
+        assert box.display and box.has_focus
+        await pilot.press(*"nope", "enter")
+        await settle(app, pilot)
+        assert "No task or request 'nope'" in text_of(app, "#replay-info")
+        await pilot.press(*"req-0011", "enter")
+        await settle(app, pilot)
+        assert "task-0011" in text_of(app, "#replay-info") and not box.display
+
+
+@pytest.fixture
+def sor():
+    with SorService(port=0) as service:
+        seed_from_traces(service.sor, [SAMPLE_TRACES])
+        yield service
+
+
+def _point_hook_at(db: Path, base_url: str) -> None:
+    conn = connect(db)
+    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = 'act-0001'").fetchone()[0])
+    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", base_url)
+    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
+    conn.close()
+
+
+async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db, make_app, sor):
+    _point_hook_at(sample_db, sor.url)
+    app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("d", "d", "d", "c")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, CompensationDialog)
+        plan_text = str(dialog.query_one("#comp-plan", Static).render())
+        assert f"POST {sor.url}/compensate" in plan_text and "Idempotency-Key: undo-act-0001" in plan_text
+        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"  # nothing ran yet
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "Compensated (attempt 1)" in text_of(app, "#comp-status")
+        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert "Compensated: by tester" in text_of(app, "#detail-context")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert "already compensated by tester" in str(app.screen.query_one("#comp-plan", Static).render())
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, CompensationDialog)
+
+
+async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_app, sor):
+    _point_hook_at(sample_db, sor.url)
+    sor.sor.fail_next = 1
+    app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("d", "d", "d", "c")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "Failed (attempt 1)" in text_of(app, "#comp-status")
+        assert app.screen.query_one("#retry").has_focus
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "Compensated (attempt 2)" in text_of(app, "#comp-status")
+        assert httpx.get(f"{sor.url}/actions/act-0001").json()["undo_count"] == 1
+
+
+async def test_compensate_key_off_an_action_says_what_to_do(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("c")
+        assert "Move to an action step" in text_of(app, "#replay-status")
+        assert not isinstance(app.screen, CompensationDialog)
+
+
+async def test_export_writes_a_verifiable_packet_and_says_where(sample_db, make_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTDECK_EVIDENCE_DIR", str(tmp_path / "ev"))
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("e")
+        await settle(app, pilot)
+        (packet,) = (tmp_path / "ev").glob("*.md")
+        assert str(packet.resolve()) in text_of(app, "#replay-status")
+    conn = connect(sample_db)
+    assert verify_packet(packet.read_text(), conn) == []
+    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'evidence.export'").fetchone()[0] == 1
+
+
+async def test_trace_markup_is_shown_literally(tmp_path, make_app):
+    hostile = "[@click=app.quit]boom[/] [bold red]x\x1b[2J"
+    lines = [
+        {"v": 1, "kind": "task_start", "ts": "2026-11-24T10:00:00Z", "task_id": "t-hostile", "seq": 0, "request_id": "r-h",
+         "agent": "a[b]", "agent_version": {"id": "v[1]"}, "request": hostile},
+        {"v": 1, "kind": "plan", "ts": "2026-11-24T10:00:01Z", "task_id": "t-hostile", "seq": 1, "summary": hostile},
+        {"v": 1, "kind": "tool_call", "ts": "2026-11-24T10:00:02Z", "task_id": "t-hostile", "seq": 3, "call_id": "c",
+         "tool": "x", "input": {"[red]k": hostile, "big": "y" * 50_000}},
+    ]
+    folder = tmp_path / "tr"
+    folder.mkdir()
+    (folder / "h.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    from store.tailer import Tailer
+
+    conn = connect(tmp_path / "h.db")
+    Tailer(conn, [folder]).poll()
+    conn.close()
+    app = make_app(tmp_path / "h.db")
+    async with app.run_test(size=(140, 40)) as pilot:
+        timeline = await open_task(app, pilot, "r-h")
+        assert [s.kind for s in timeline.steps] == ["task_start", "plan", "gap", "tool_call"]
+        line = "".join(seg.text for seg in timeline.render_line(1))
+        assert "[@click=app.quit]boom[/]" in line and "␛[2J" in line and "\x1b" not in line
+        await pilot.press("n")
+        await pilot.pause()
+        assert "[@click=app.quit]boom[/]" in text_of(app, "#detail-head")
+        await pilot.press("G")
+        await pilot.pause()
+        await pilot.click("#replay-timeline", offset=(5, 1))  # clicking a hostile line is just a click
+        assert app.is_running and timeline.cursor == 1
