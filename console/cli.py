@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive"]
+COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor"]
 
 
 def common(parser: argparse.ArgumentParser) -> None:
