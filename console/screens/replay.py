@@ -135,8 +135,8 @@ class ReplayScreen(DeckScreen):
         if rec.gaps:
             t.append(f"  {sum(b - a + 1 for a, b in rec.gaps)} missing", "bold red")
         t.append("\n")
-        t.append_text(plain("version: " + " · ".join(f"{k} {v[k]}" for k in ("prompt", "model", "policy", "tool_schema")
-                                                   if v.get(k)), 200, single_line=True, style="dim"))
+        parts = " · ".join(f"{k} {v[k]}" for k in ("prompt", "model", "policy", "tool_schema") if v.get(k))
+        t.append_text(plain(f"version: {parts or '— (no version parts recorded)'}", 200, single_line=True, style="dim"))
         t.append("\n")
         t.append_text(plain("policies: " + (", ".join(rec.policy_versions) or "none checked"), 200, single_line=True,
                             style="dim"))

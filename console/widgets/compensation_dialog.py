@@ -60,6 +60,7 @@ def describe(plan: Plan) -> Text:
         out.append_text(plain(_pretty(plan.args)))
         out.append("\n")
     row("Idempotency key", plan.idempotency_key)
+    out.rstrip()
     return out
 
 

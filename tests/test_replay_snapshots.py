@@ -1,0 +1,60 @@
+"""SVG snapshots of the Replay screen and the compensation confirmation (fixed size, clock and data)."""
+
+from __future__ import annotations
+
+import json
+
+from store.db import connect
+from store.tailer import Tailer
+
+SIZE = (140, 40)
+
+
+def opened(task: str, *keys: str):
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        app.open_replay(task)
+        for _ in range(3):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_replay_at_the_action_of_an_escalated_refund(sample_db, make_app, snap_compare):
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("req-0001", "d", "d", "d"))
+
+
+def test_compensation_confirmation_shows_exactly_what_will_run(sample_db, make_app, snap_compare):
+    app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "d", "d", "d", "c"))
+
+
+def test_compensation_refused_for_a_host_off_the_allowlist(sample_db, make_app, snap_compare):
+    app = make_app(sample_db, allow_hosts=frozenset())
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "d", "d", "d", "c"))
+
+
+def test_hostile_task_with_a_gap_is_shown_literally(tmp_path, make_app, snap_compare):
+    hostile = "[@click=app.quit]boom[/] [bold red]x\x1b[31m"
+    lines = [
+        {"v": 1, "kind": "task_start", "ts": "2026-11-24T10:00:00Z", "task_id": "t-hostile", "seq": 0,
+         "request_id": "r-h", "agent": "a[b]", "agent_version": {"id": "v[1]"}, "request": hostile},
+        {"v": 1, "kind": "plan", "ts": "2026-11-24T10:00:01Z", "task_id": "t-hostile", "seq": 1, "summary": hostile},
+        {"v": 1, "kind": "tool_result", "ts": "2026-11-24T10:00:03Z", "task_id": "t-hostile", "seq": 4, "call_id": "c",
+         "tool": "x", "output": {"[red]k": hostile, "big": "y" * 50_000, "list": list(range(100))}},
+    ]
+    folder = tmp_path / "tr"
+    folder.mkdir()
+    (folder / "h.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    conn = connect(tmp_path / "h.db")
+    Tailer(conn, [folder]).poll()
+    conn.close()
+    app = make_app(tmp_path / "h.db")
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("t-hostile", "G"))
