@@ -56,6 +56,38 @@ class OutboxReader:
         return self.decisions
 
 
+def apply_to_sor(sor_url: str, event: dict) -> dict:
+    """Make an action (or an agent's own compensation) real in the system of record (replay/sor.py).
+
+    Called before the event is written, so the trace reports what the system
+    answered; if it refused or is unreachable the action is recorded as failed.
+    """
+    import httpx
+
+    event = dict(event)
+    if event["kind"] == "action":
+        if event.get("status") != "ok":
+            return event  # the scenario's simulated upstream failure: nothing was changed
+        body = {k: event.get(k) for k in ("action_id", "system", "operation", "params", "amount", "before", "after")}
+        request = ("/actions", body, {})
+    elif event.get("status") == "ok":
+        request = ("/compensate", {"action_id": event["action_id"]}, {"Idempotency-Key": f"undo-{event['action_id']}"})
+    else:
+        return event
+    path, body, headers = request
+    try:
+        resp = httpx.post(sor_url + path, json=body, headers=headers, timeout=2.0)
+        status, answer = resp.status_code, resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        status, answer = None, {"error": f"system of record unreachable: {type(exc).__name__}"}
+    event["response"] = {"status": status, "body": answer}
+    if status is None or status >= 400:
+        event["status"] = "failed"
+        if event["kind"] == "action":
+            event["compensation"] = None
+    return event
+
+
 class Fleet:
     """Writes ``rate`` events a second over ``agents`` files until stopped."""
 
@@ -70,6 +102,7 @@ class Fleet:
         canary_share: float = 0.2,
         callback_url: str | None = None,
         name: str = "fleet",
+        sor_url: str | None = None,
         ambiguous_wait: bool = True,
     ) -> None:
         self.folder = Path(folder)
@@ -80,6 +113,8 @@ class Fleet:
         self.canary_share = canary_share
         self.callback_url = callback_url
         self.name = name
+        # The system of record the agents really change (replay/sor.py); None: actions are only traced.
+        self.sor_url = sor_url.rstrip("/") if sor_url else None
         self.outbox = OutboxReader(self.folder / OUTBOX)
         self.stop = threading.Event()
         self.written = 0
@@ -128,6 +163,8 @@ class Fleet:
                 if event is None:
                     self._runs[i] = self._new_run()
                     continue
+            if self.sor_url and event["kind"] in ("action", "compensation"):
+                event = apply_to_sor(self.sor_url, event)
             line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
             self._file(agent).write(line)
             self.written += 1
