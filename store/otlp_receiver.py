@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -215,6 +216,12 @@ class Receiver:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as OTLP clients expect
     server_version = "agentdeck-otlp"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle's
+        # algorithm holds the body back for the client's delayed ACK (40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @property
     def receiver(self) -> Receiver:

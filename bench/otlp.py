@@ -1,0 +1,175 @@
+"""OTLP ingestion rate: spans/s through the receiver and through the file path,
+beside native JSONL ingestion of the same events in the same run.
+
+    .venv/bin/python bench/otlp.py [--traces 2000] [--batch 120]
+
+Each trace is one agent span with two model calls and three tool calls (one
+failing) and an agentdeck.action span event: 6 spans, 11 native events.
+Requests and file lines hold ``--batch`` spans each, as a Collector's batch
+processor would send them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+from google.protobuf import json_format  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from store import otlp  # noqa: E402
+from store.db import connect  # noqa: E402
+from store.otlp_receiver import Receiver  # noqa: E402
+from store.tailer import Tailer  # noqa: E402
+
+T0 = 1_795_600_000_000_000_000
+
+
+def _attr(key, value):
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def trace_spans(n: int) -> list[dict]:
+    trace = f"{n + 1:032x}"
+    root = f"{(n << 8) + 1:016x}"
+    t = T0 + n * 5_000_000_000
+
+    def span(i, name, attrs, start, end, parent=root, error=False, events=()):
+        s = {"traceId": trace, "spanId": f"{(n << 8) + i:016x}", "name": name,
+             "startTimeUnixNano": str(t + start * 1_000_000), "endTimeUnixNano": str(t + end * 1_000_000),
+             "attributes": [_attr(k, v) for k, v in attrs.items()], "events": list(events),
+             "status": {"code": 2, "message": "timed out"} if error else {"code": 1}}
+        if parent:
+            s["parentSpanId"] = parent
+        return s
+
+    action = {"name": "agentdeck.action", "timeUnixNano": str(t + 3_500_000_000), "attributes": [
+        _attr("agentdeck.action_id", f"act-{n}"), _attr("agentdeck.system", "payments"), _attr("agentdeck.operation", "refund"),
+        _attr("agentdeck.before", '{"refunded": false}'), _attr("agentdeck.after", '{"refunded": true}')]}
+    return [
+        span(2, "chat gpt-4.1", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1",
+                                 "gen_ai.usage.input_tokens": 800, "gen_ai.usage.output_tokens": 90}, 10, 900),
+        span(3, "execute_tool lookup", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                                        "gen_ai.tool.call.id": f"c{n}-1", "gen_ai.tool.call.arguments": '{"order": 1042}',
+                                        "gen_ai.tool.call.result": '{"amount": 80.5}'}, 1000, 1400),
+        span(4, "execute_tool charge", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "charge",
+                                        "gen_ai.tool.call.id": f"c{n}-2"}, 1500, 2500, error=True),
+        span(5, "execute_tool charge", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "charge",
+                                        "gen_ai.tool.call.id": f"c{n}-3", "agentdeck.retry": 1}, 2600, 3000),
+        span(6, "chat gpt-4.1", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1",
+                                 "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 40}, 3100, 3400),
+        span(1, "invoke_agent refund-agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "refund-agent",
+                                              "gen_ai.request.model": "gpt-4.1", "agentdeck.cohort": "canary"},
+             0, 3600, parent=None, events=[action]),
+    ]
+
+
+def requests(spans: list[dict], batch: int) -> list[dict]:
+    return [{"resourceSpans": [{"resource": {"attributes": [_attr("service.name", "bench")]},
+                                "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans[i:i + batch]}]}]}
+            for i in range(0, len(spans), batch)]
+
+
+def to_protobuf(doc: dict) -> bytes:
+    doc = json.loads(json.dumps(doc))
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for s in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in s:
+                        s[key] = base64.b64encode(bytes.fromhex(s[key])).decode()
+    return json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
+
+
+def tail_rate(folder: Path, db: Path) -> tuple[float, int]:
+    conn = connect(db)
+    started = time.perf_counter()
+    stats = Tailer(conn, [folder], post_commit=[]).poll()
+    seconds = time.perf_counter() - started
+    assert stats.rejects == 0, conn.execute("SELECT error FROM rejects LIMIT 1").fetchone()[0]
+    conn.close()
+    return seconds, stats.events
+
+
+def post_all(endpoint: str, bodies: list[bytes], content_type: str, clients: int) -> float:
+    chunks = [bodies[i::clients] for i in range(clients)]
+    errors: list[str] = []
+
+    def client(chunk):
+        with httpx.Client(timeout=60) as http:
+            for body in chunk:
+                r = http.post(endpoint, content=body, headers={"Content-Type": content_type})
+                if r.status_code != 200:
+                    errors.append(r.text)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    assert not errors, errors[0]
+    return seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--traces", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=120, help="spans per request / file line")
+    args = p.parse_args()
+    spans = [s for n in range(args.traces) for s in trace_spans(n)]
+    docs = requests(spans, args.batch)
+    lines = [json.dumps(d, separators=(",", ":")) for d in docs]
+    native = [payload for line in lines for _e, payload in otlp.decode_line(line.encode())]
+    pb_bodies = [to_protobuf(d) for d in docs]
+    json_bodies = [line.encode() for line in lines]
+    n_spans, n_events = len(spans), len(native)
+    print(f"{args.traces} traces, {n_spans} spans -> {n_events} events; {len(docs)} batches of {args.batch} spans")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "native").mkdir()
+        (tmp / "native" / "events.jsonl").write_text("\n".join(native) + "\n")
+        (tmp / "otlp").mkdir()
+        (tmp / "otlp" / "otel.json").write_text("\n".join(lines) + "\n")
+
+        rows = []
+        seconds, events = tail_rate(tmp / "native", tmp / "native.db")
+        assert events == n_events
+        rows.append(("native JSONL, tailer (baseline)", seconds))
+        seconds, events = tail_rate(tmp / "otlp", tmp / "file.db")
+        assert events == n_events
+        rows.append(("OTLP JSON lines, tailer", seconds))
+        for label, bodies, ctype, clients in (
+            ("OTLP/HTTP protobuf, 1 client", pb_bodies, "application/x-protobuf", 1),
+            ("OTLP/HTTP protobuf, 4 clients", pb_bodies, "application/x-protobuf", 4),
+            ("OTLP/HTTP JSON, 1 client", json_bodies, "application/json", 1),
+        ):
+            db = tmp / f"recv-{len(rows)}.db"
+            with Receiver(db, "127.0.0.1", 0, post_commit=[]) as receiver:
+                seconds = post_all(receiver.endpoint, bodies, ctype, clients)
+            conn = connect(db)
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == n_events
+            conn.close()
+            rows.append((label, seconds))
+
+    base = rows[0][1]
+    print(f"{'path':36} {'seconds':>8} {'spans/s':>10} {'events/s':>10} {'vs native':>9}")
+    for label, seconds in rows:
+        print(f"{label:36} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} {base / seconds:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
