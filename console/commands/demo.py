@@ -18,6 +18,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="approver identity (default: $AGENTDECK_USER, else the OS user)")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample data set")
     p.add_argument("--headless", type=float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
+    p.add_argument("--sor-port", type=int, default=8765,
+                   help="port of the sample system of record on 127.0.0.1 (default 8765, where the sample hooks point)")
+
+
+def _start_sor(args: argparse.Namespace):
+    """The sample system of record on loopback: live agents change it, compensations undo it."""
+    import sys
+
+    from replay.sor import SorService, seed_from_traces
+
+    try:
+        sor = SorService(port=args.sor_port)
+    except OSError as exc:
+        print(f"agentdeck demo: system of record not started on 127.0.0.1:{args.sor_port} ({exc.strerror or exc}); "
+              "compensations will fail", file=sys.stderr)
+        return None
+    if not args.no_sample:
+        seed_from_traces(sor.sor, [SAMPLE_TRACES])  # the bundled actions, so their undo really undoes
+    return sor.start()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,14 +51,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from console.app import AgentDeck
 
+    sor = _start_sor(args)
+    if sor is not None:
+        fleet.sor_url = sor.url
     paths = [traces] if args.no_sample else [SAMPLE_TRACES, traces]
     worker = threading.Thread(target=fleet.run, name="fleet", daemon=True)
     worker.start()
     app = AgentDeck(config.db_path(args.db), paths, operator=config.operator(args.user),
                     allow_hosts=config.allowed_hosts())
+    if sor is not None:
+        app.allow_hosts = app.allow_hosts | {sor.allow_entry}
     try:
         app.run()
     finally:
         fleet.stop.set()
         worker.join(timeout=2)
+        if sor is not None:
+            sor.stop()
     return 0
