@@ -1,9 +1,15 @@
-"""Import trace files or folders into the store (headless), optionally following them."""
+"""Import trace files or folders into the store (headless), optionally following them.
+
+Each line is committed exactly once: run it again, or kill it and run it
+again, and only what is new is read. A folder's *.jsonl, *.ndjson and *.json
+files are read (not its subfolders); a file path is read whatever its name.
+Lines that are not valid events go to the store's 'rejects' table.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,17 +19,21 @@ from store import config
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="trace files or folders")
-    p.add_argument("--follow", action="store_true", help="keep following the paths for new lines (Ctrl-C to stop)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep following the paths for new lines and new files (Ctrl-C to stop)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _total_bytes(paths: list[Path]) -> int:
     total = 0
     for p in paths:
-        if p.is_file():
-            total += p.stat().st_size
-        elif p.is_dir():
-            total += sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+            elif p.is_dir():
+                total += sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+        except OSError:
+            pass  # the tailer reports what it cannot read
     return total
 
 
@@ -34,22 +44,38 @@ def run(args: argparse.Namespace) -> int:
     from store.db import connect
     from store.tailer import TailStats, Tailer
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False)
+
+    def say(text: str) -> None:
+        err.print(f"agentdeck: {text}", markup=False, highlight=False, soft_wrap=True)
+
     paths = [Path(p) for p in args.paths]
     missing = [p for p in paths if not p.exists()]
     for p in missing:
-        err.print(f"agentdeck: {p}: no such file or directory", markup=False, highlight=False)
+        say(f"{p}: no such file or directory" + (" (waiting for it)" if args.follow else ""))
     if missing and not args.follow:
         paths = [p for p in paths if p.exists()]
         if not paths:
             return 1
     db = config.db_path(args.db)
-    conn = connect(db)
+    try:
+        conn = connect(db)
+    except (sqlite3.Error, OSError) as exc:
+        say(f"cannot open the store {db}: {exc}")
+        return 2
     totals = TailStats()
     started = time.perf_counter()
     progress = Progress(TextColumn("ingesting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         TextColumn("{task.fields[events]:,} events"), console=err,
                         disable=args.quiet or not err.is_terminal, transient=True)
+    reported: dict[str, str] = {}
+
+    def report_problems(problems: dict[str, str]) -> None:
+        for path, problem in problems.items():
+            if reported.get(path) != problem and not (Path(path) in missing and "no such file" in problem):
+                say(f"{path}: {problem}")
+        reported.clear()
+        reported.update(problems)
 
     with progress:
         bar = progress.add_task("ingest", total=_total_bytes(paths) or None, events=0)
@@ -62,16 +88,24 @@ def run(args: argparse.Namespace) -> int:
 
         tailer = Tailer(conn, paths, on_batch=on_batch)
         if args.follow:
+            # The tailer follows on a thread; this one reports problems as
+            # they come and turns Ctrl-C into a clean stop.
             stop = threading.Event()
+            worker = threading.Thread(target=tailer.run, args=(stop,), name="ingest", daemon=True)
+            worker.start()
             try:
-                tailer.run(stop)
+                while worker.is_alive():
+                    worker.join(0.5)
+                    report_problems(tailer.problems)
             except KeyboardInterrupt:
+                pass
+            finally:
                 stop.set()
+                worker.join(5)
         else:
             tailer.poll()
+    report_problems(tailer.problems)
     seconds = time.perf_counter() - started
-    for path, problem in tailer.problems.items():
-        err.print(f"agentdeck: {path}: {problem}", markup=False, highlight=False)
     rate = totals.events / seconds if seconds > 0 else 0.0
     print(f"{totals.events} events, {len(totals.tasks)} tasks, {totals.rejects} rejects "
           f"in {seconds:.2f} s ({rate:,.0f} events/s) into {db}")
