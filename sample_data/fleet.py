@@ -3,8 +3,11 @@
 Used by ``agentdeck demo`` and the benchmarks. Each agent instance appends
 to its own file in the trace folder. Agents that escalate really wait: they
 read the decisions outbox (``<traces>/outbox/decisions.jsonl``, written by
-the console) and carry on, or stop, when a decision for their escalation
-arrives; past the deadline they give up.
+the console; format in docs/decisions.md) and, if started with a local
+callback, the decisions POSTed to it; they carry on after an approval and
+stop after a denial. The console decides expired escalations by its expiry
+policy; an agent that has heard nothing ``GRACE`` seconds after its deadline
+gives up on its own.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from sample_data.driver import TaskRun
 from sample_data.scenarios import random_spec
 
 OUTBOX = Path("outbox") / "decisions.jsonl"
+GRACE = timedelta(seconds=30)
 
 
 class OutboxReader:
@@ -49,11 +54,57 @@ class OutboxReader:
         for line in data[: end + 1].splitlines():
             try:
                 d = json.loads(line)
-                self.decisions[d["escalation_id"]] = d
+                # The first decision for an escalation is the one: repeats (a
+                # re-delivery after a crash) carry the same idempotency key.
+                self.decisions.setdefault(d["escalation_id"], d)
             except (ValueError, KeyError, TypeError):
                 continue
         self.offset += end + 1
         return self.decisions
+
+
+class CallbackReceiver:
+    """A local decision endpoint for the fleet: POSTed decisions, deduplicated by Idempotency-Key."""
+
+    def __init__(self) -> None:
+        self.decisions: dict[str, dict] = {}
+        self.keys: set[str] = set()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                try:
+                    length = min(int(self.headers.get("Content-Length", 0)), 1_000_000)
+                    d = json.loads(self.rfile.read(length))
+                    key = self.headers.get("Idempotency-Key") or d["idempotency_key"]
+                    with receiver.lock:
+                        if key not in receiver.keys:
+                            receiver.keys.add(key)
+                            receiver.decisions.setdefault(d["escalation_id"], d)
+                except (ValueError, KeyError, TypeError):
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass  # the console draws on this terminal
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{self.host}/decisions"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fleet-callback", daemon=True)
+        self.thread.start()
+
+    def get(self, escalation_id: str) -> dict | None:
+        with self.lock:
+            return self.decisions.get(escalation_id)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def apply_to_sor(sor_url: str, event: dict) -> dict:
@@ -116,12 +167,27 @@ class Fleet:
         # The system of record the agents really change (replay/sor.py); None: actions are only traced.
         self.sor_url = sor_url.rstrip("/") if sor_url else None
         self.outbox = OutboxReader(self.folder / OUTBOX)
+        self.receiver: CallbackReceiver | None = None
         self.stop = threading.Event()
         self.written = 0
         self._counter = 0
         self._runs: list[tuple[TaskRun, int]] = []
         self._files: dict[int, object] = {}
         self.prefix = f"{int(time.time() * 10) % 10_000_000:07d}"
+
+    def start_callback(self) -> str:
+        """Listen for decisions on 127.0.0.1 (ephemeral port); escalations carry its URL. Returns host:port."""
+        if self.receiver is None:
+            self.receiver = CallbackReceiver()
+            self.callback_url = self.receiver.url
+        return self.receiver.host
+
+    def _decision(self, escalation_id: str, outbox: dict[str, dict]) -> dict | None:
+        if self.receiver is not None:
+            d = self.receiver.get(escalation_id)
+            if d is not None:
+                return d
+        return outbox.get(escalation_id)
 
     def _file(self, agent: int):
         f = self._files.get(agent)
@@ -150,11 +216,17 @@ class Fleet:
                 if decisions is None:
                     decisions = self.outbox.poll()
                 esc = run.waiting
-                d = decisions.get(esc["escalation_id"])
+                d = self._decision(esc["escalation_id"], decisions)
                 deadline = datetime.fromisoformat(esc["deadline"].replace("Z", "+00:00"))
                 if d is not None:
-                    event = run.decide(d.get("decision", "deny"), d.get("decided_by", "?"), d.get("reason", ""), now)
-                elif now > deadline:
+                    decision = d.get("decision")
+                    if decision not in ("approve", "deny"):
+                        decision = "deny"
+                    elif decision == "deny" and d.get("expired"):
+                        decision = "expire"  # the console's expiry policy: the agent records a timeout
+                    event = run.decide(decision,
+                                       str(d.get("decided_by", "?")), str(d.get("reason", "")), now)
+                elif now > deadline + GRACE:
                     event = run.decide("expire", "deadline", "no decision before the deadline", now)
                 else:
                     continue
@@ -191,3 +263,6 @@ class Fleet:
             for f in self._files.values():
                 f.close()
             self._files.clear()
+            if self.receiver is not None:
+                self.receiver.close()
+                self.receiver = None

@@ -122,3 +122,18 @@ def _contains(fd: int, key: str) -> bool:
     if needle not in data:
         return False
     return any(item.get("idempotency_key") == key for item in _lines(data))
+
+
+def resolve(cli: str | None, trace_paths: list[Path]) -> Path | None:
+    """Where the console writes decisions: ``--outbox PATH``, ``off``, else ``<first trace folder>/outbox/decisions.jsonl``.
+
+    A trace *file* counts by its folder. With no trace path at all the outbox is off
+    (decisions still reach agents with an allowed callback URL).
+    """
+    if cli is not None:
+        return None if cli.strip().lower() == "off" else Path(cli)
+    for path in trace_paths:
+        path = Path(path)
+        folder = path.parent if path.is_file() or path.suffix in (".jsonl", ".ndjson", ".json") else path
+        return outbox_for(folder)
+    return None

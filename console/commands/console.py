@@ -13,11 +13,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="approver identity (default: $AGENTDECK_USER, else the OS user)")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
                    help="host the console may call for callbacks and compensations (repeatable; also $AGENTDECK_ALLOW_HOSTS)")
+    p.add_argument("--on-expiry", choices=("deny", "approve", "keep"),
+                   help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
+    p.add_argument("--outbox", metavar="PATH|off",
+                   help="decisions outbox file (default: <first trace folder>/outbox/decisions.jsonl; 'off' to disable)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.app import AgentDeck
+    import sys
 
+    from console.app import AgentDeck
+    from store import decisions, outbox
+
+    try:
+        on_expiry = decisions.on_expiry_policy(args.on_expiry)
+    except ValueError as exc:
+        print(f"agentdeck: {exc}", file=sys.stderr)
+        return 2
     traces = [config.traces_path(t) for t in (args.traces or [None])]
     for t in traces:
         if not t.exists() and not t.suffix:
@@ -28,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         operator=config.operator(args.user),
         allow_hosts=config.allowed_hosts(args.allow_host),
         follow=not args.no_follow,
+        outbox=outbox.resolve(args.outbox, traces),
+        on_expiry=on_expiry,
     )
     app.run()
     return 0

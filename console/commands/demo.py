@@ -20,6 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", type=float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
     p.add_argument("--sor-port", type=int, default=8765,
                    help="port of the sample system of record on 127.0.0.1 (default 8765, where the sample hooks point)")
+    p.add_argument("--on-expiry", choices=("deny", "approve", "keep"),
+                   help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
+    p.add_argument("--no-callback", action="store_true",
+                   help="agents read decisions only from the outbox (default: also a local callback on 127.0.0.1)")
 
 
 def _start_sor(args: argparse.Namespace):
@@ -49,8 +53,20 @@ def run(args: argparse.Namespace) -> int:
         fleet.run(duration=args.headless)
         print(f"wrote {fleet.written} events to {traces}")
         return 0
-    from console.app import AgentDeck
+    import sys
 
+    from console.app import AgentDeck
+    from store import decisions, outbox
+
+    try:
+        on_expiry = decisions.on_expiry_policy(args.on_expiry)
+    except ValueError as exc:
+        print(f"agentdeck: {exc}", file=sys.stderr)
+        return 2
+    allow = config.allowed_hosts()
+    if not args.no_callback:
+        # The fleet's agents listen on a local port for decisions; the console may call it.
+        allow = allow | {fleet.start_callback()}
     sor = _start_sor(args)
     if sor is not None:
         fleet.sor_url = sor.url
@@ -58,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     worker = threading.Thread(target=fleet.run, name="fleet", daemon=True)
     worker.start()
     app = AgentDeck(config.db_path(args.db), paths, operator=config.operator(args.user),
-                    allow_hosts=config.allowed_hosts())
+                    allow_hosts=allow, outbox=outbox.outbox_for(traces), on_expiry=on_expiry)
     if sor is not None:
         app.allow_hosts = app.allow_hosts | {sor.allow_entry}
     try:

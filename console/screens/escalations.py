@@ -55,6 +55,13 @@ class EscalationsScreen(DeckScreen):
         super().on_mount()
         self._show_status()
         self.query_one(EscalationTable).focus()
+        if self.app.tick:
+            # Time left and age move even when no trace arrives.
+            self.set_interval(max(self.app.tick, 1.0) * 5, self._clock_tick)
+
+    def _clock_tick(self) -> None:
+        if self.is_current:
+            self.reload()
 
     # --- loading ---------------------------------------------------------
 

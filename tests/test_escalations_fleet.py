@@ -1,0 +1,83 @@
+"""The sample fleet's agents really wait for the console's decision and act on it (the demo loop)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from console.delivery import DeliverySettings, deliver_one
+from sample_data.fleet import Fleet
+from store import decisions
+from store.db import connect
+from store.tailer import Tailer
+
+
+def run_until_waiting(fleet: Fleet, steps: int = 5000):
+    for _ in range(steps):
+        fleet.write_one()
+        run = fleet._runs[0][0]
+        if run.waiting is not None:
+            return run
+    raise AssertionError("no escalation within the step budget")
+
+
+def ingest(conn, folder) -> None:
+    Tailer(conn, [folder]).poll()
+
+
+def kinds_after(conn, task_id: str, seq: int) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT kind FROM events WHERE task_id = ? AND seq > ? ORDER BY seq", (task_id, seq))]
+
+
+@pytest.mark.parametrize("decision,outcome", [("approve", "success"), ("deny", "denied")])
+def test_agent_waits_on_the_outbox_then_continues_or_stops(tmp_path, decision, outcome):
+    traces = tmp_path / "traces"
+    fleet = Fleet(traces, agents=1, concurrency=1, seed=7)
+    run = run_until_waiting(fleet)
+    esc = run.waiting
+    # Nothing decided: the agent writes nothing more for this task.
+    written = fleet.written
+    assert fleet.write_one() is False and fleet.written == written
+
+    conn = connect(tmp_path / "store.db")
+    ingest(conn, traces)
+    row = decisions.escalation(conn, esc["escalation_id"])
+    assert row["status"] == "pending"
+    out = decisions.decide(conn, esc["escalation_id"], decision, by="alice", reason="checked", now=time.time())
+    assert out.applied
+    assert deliver_one(conn, esc["escalation_id"], DeliverySettings(traces / "outbox" / "decisions.jsonl",
+                                                                    frozenset())) == "delivered"
+    # The agent reads the outbox, records the decision and carries on (or stops).
+    for _ in range(20):
+        fleet.write_one()
+        if run.done or (fleet._runs[0][0] is not run):
+            break
+    ingest(conn, traces)
+    after = kinds_after(conn, run.task_id, esc["seq"])
+    assert after[0] == "decision"
+    assert ("action" in after) is (decision == "approve")
+    task = conn.execute("SELECT outcome FROM tasks WHERE task_id = ?", (run.task_id,)).fetchone()
+    assert task["outcome"] == outcome
+    # The console's decision stays the record (the agent's echo does not overwrite it).
+    assert decisions.escalation(conn, esc["escalation_id"])["decided_by"] == "alice"
+
+
+def test_agent_hears_the_decision_on_its_local_callback(tmp_path):
+    traces = tmp_path / "traces"
+    fleet = Fleet(traces, agents=1, concurrency=1, seed=7)
+    host = fleet.start_callback()
+    try:
+        run = run_until_waiting(fleet)
+        esc = run.waiting
+        assert esc["callback_url"] == fleet.receiver.url
+        conn = connect(tmp_path / "store.db")
+        ingest(conn, traces)
+        decisions.decide(conn, esc["escalation_id"], "approve", by="alice", reason="ok", now=time.time())
+        # Outbox off: only the (allowed) callback can reach the agent.
+        assert deliver_one(conn, esc["escalation_id"], DeliverySettings(None, frozenset({host}))) == "delivered"
+        fleet.write_one()
+        ingest(conn, traces)
+        assert kinds_after(conn, run.task_id, esc["seq"])[:1] == ["decision"]
+    finally:
+        fleet.receiver.close()
