@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -234,3 +235,30 @@ async def test_the_console_lists_the_received_task(receiver, spans_both_ways, ma
         assert task_id in {row.value for row in table.rows}
         cells = [str(c) for c in table.get_row(task_id)]
         assert "refund-agent" in cells and "canary" in cells and "success" in cells
+
+
+def test_concurrent_deliveries_of_the_same_spans_store_them_once(receiver, tmp_path):
+    memory = InMemorySpanExporter()
+    provider = provider_with(memory)
+    run_agent(provider)
+    spans = memory.get_finished_spans()
+    body = encode_spans(spans).SerializeToString()
+    # Two halves overlapping in the middle span, each sent by several clients at once.
+    halves = [encode_spans(spans[:3]).SerializeToString(), encode_spans(spans[2:]).SerializeToString()]
+    bodies = [body, *halves] * 4
+    statuses: list[int] = []
+
+    def send(b: bytes) -> None:
+        r = httpx.post(receiver.endpoint, content=b, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * len(bodies)
+    rows = stored(receiver.db_path)
+    assert len(rows) == 9 and len(set(rows)) == 9
+    task = task_row(receiver.db_path)
+    assert (task["events"], task["tool_calls"], task["tool_errors"], task["actions"]) == (9, 2, 1, 1)
