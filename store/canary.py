@@ -33,6 +33,7 @@ from store.contract import CanarySettings, Contract, effective_stage
 
 WINDOWS: dict[str, float | None] = {"15m": 15 * 60, "1h": 3600, "24h": 86400, "all": None}
 BUCKETS = 24
+TASKS_PAGE = 200
 
 PROMOTE, HOLD, ROLLBACK, INFO = "promote", "hold", "roll back", "info"
 Direction = Literal["lower", "higher", "none"]
@@ -58,10 +59,10 @@ DEFAULT_METRICS: tuple[MetricDef, ...] = (
     MetricDef("escalation_rate", "escalations", "rate", "escalations > 0", "lower", 0.05, 1),
     MetricDef("retry_rate", "loops/retries", "rate", "(retries > 0 OR tool_calls > :loop)", "lower", 0.02, 1),
     MetricDef("policy_denials", "policy denials", "rate", "policy_denials > 0", "none", 0.0, 0),
-    MetricDef("latency", "latency ms", "dist", "latency_ms", "lower", 0.10, 2),
+    MetricDef("latency", "latency", "dist", "latency_ms", "lower", 0.10, 2),
     MetricDef("tokens", "tokens", "dist", "tokens", "lower", 0.10, 1),
     MetricDef("tool_calls", "tool calls", "dist", "tool_calls", "lower", 0.25, 0.5),
-    MetricDef("cost", "cost USD", "dist", "cost_usd", "lower", 0.10, 1),
+    MetricDef("cost", "cost", "dist", "cost_usd", "lower", 0.10, 1),
 )
 METRICS_BY_KEY = {m.key: m for m in DEFAULT_METRICS}
 
@@ -158,16 +159,14 @@ def _cohort_rates(conn, agent, version, since, defs, loop) -> tuple[int, dict[st
 
 
 def _cohort_values(conn, agent, version, since, defs) -> dict[str, list[float]]:
-    """Each distribution metric's values for the cohort's finished tasks, sorted."""
+    """Each distribution metric's values for the cohort's finished tasks, sorted (one scan)."""
     where, extra = _where(since)
-    out = {}
-    for m in defs:
-        if m.kind != "dist":
-            continue
-        out[m.key] = [v for (v,) in conn.execute(
-            f"SELECT {m.sql} FROM tasks WHERE {where} AND ended IS NOT NULL AND {m.sql} IS NOT NULL ORDER BY {m.sql}",
-            [agent, version, *extra])]
-    return out
+    dist = [m for m in defs if m.kind == "dist"]
+    rows = conn.execute(
+        f"SELECT {', '.join(m.sql for m in dist)} FROM tasks WHERE {where} AND ended IS NOT NULL",
+        [agent, version, *extra]).fetchall()
+    columns = list(zip(*rows)) if rows else [() for _ in dist]
+    return {m.key: sorted(v for v in col if v is not None) for m, col in zip(dist, columns)}
 
 
 def _sparklines(conn, agent, versions, since, until, defs, loop) -> tuple[dict[str, tuple[list[float], list[float]]], float | None]:
@@ -219,6 +218,8 @@ def _fmt(m: MetricDef | MetricResult, value: float | None) -> str:
         return f"{value * 100:.1f}%"
     if m.key == "cost":
         return f"${value:.4f}"
+    if m.key == "latency":
+        return f"{value:,.0f}ms"
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
@@ -391,7 +392,7 @@ def pairs(conn: sqlite3.Connection) -> list[Pair]:
 
 
 def tasks_behind(
-    conn: sqlite3.Connection, report: CanaryReport, key: str, *, limit: int = 200
+    conn: sqlite3.Connection, report: CanaryReport, key: str, *, limit: int = TASKS_PAGE
 ) -> list[sqlite3.Row]:
     """The tasks that make up one metric: those counted by a rate, or the slowest/costliest first."""
     m = METRICS_BY_KEY[key]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import groupby
+from collections import Counter
 from statistics import NormalDist
 from typing import Sequence
 
@@ -90,16 +90,20 @@ def mann_whitney(x: Sequence[float], y: Sequence[float], *, continuity: bool = T
     if n1 == 0 or n2 == 0:
         return MannWhitney(0.0, 0.0, 0.0, 1.0)
     n = n1 + n2
-    rank_of: dict[float, float] = {}
+    # One pass over the distinct values in order: each gets the average of
+    # the ranks its t copies occupy; r1 adds that rank once per copy in x.
+    cx, cy = Counter(x), Counter(y)
+    r1 = 0.0
     tie_term = 0.0
     pos = 0
-    for value, group in groupby(sorted([*x, *y])):
-        t = sum(1 for _ in group)
-        rank_of[value] = pos + (t + 1) / 2
-        pos += t
+    for value in sorted(cx.keys() | cy.keys()):
+        a = cx.get(value, 0)
+        t = a + cy.get(value, 0)
+        if a:
+            r1 += a * (pos + (t + 1) / 2)
         if t > 1:
             tie_term += t * t * t - t
-    r1 = math.fsum(rank_of[v] for v in x)
+        pos += t
     u1 = r1 - n1 * (n1 + 1) / 2
     u2 = n1 * n2 - u1
     mu = n1 * n2 / 2

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", required=True, help="agent name, as in its traces")
     p.add_argument("--baseline", required=True, metavar="VERSION", help="baseline version label, e.g. v1")
     p.add_argument("--canary", required=True, metavar="VERSION", help="canary version label, e.g. v2")
-    p.add_argument("--window", default="1h", choices=list(WINDOWS), help="tasks started within this long before now (default 1h)")
+    p.add_argument("--window", default="all", choices=list(WINDOWS), help="tasks started within this long before now (default: all)")
     p.add_argument("--now", metavar="TIME", help="judge as of this time (RFC 3339 or epoch seconds; default: now)")
     p.add_argument("--contracts", action="append", metavar="DIR", help="contract folder (default: as ingestion finds them)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -1,16 +1,197 @@
-"""The Canary screen."""
+"""Canary: one agent's canary version against its baseline, live.
+
+Each metric with both cohorts' values, the delta, its interval and test,
+and a verdict (promote / hold / roll back), coloured; beside it the metric's
+trend over the window for both cohorts. The autonomy stage of each version
+and the traffic split are in the headline. ``a``/``A`` cycle the agent,
+``w`` the window; the highlighted metric lists the tasks behind it below,
+and Enter on one of those opens its replay. All queries run in thread
+workers (``store.canary``), again whenever new data is ingested.
+"""
 
 from __future__ import annotations
 
+from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
 
+from console.safe import plain
 from console.screens.base import DeckScreen
+from console.widgets import canary_format as fmt
+from console.widgets.canary_sparks import CohortSparks
+from console.widgets.chrome import format_clock
+from store import canary
+from store.contract import ContractCheck
+
+WINDOW_ORDER = ("15m", "1h", "24h", "all")
+TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
 class CanaryScreen(DeckScreen):
     MODE = "canary"
     CSS_PATH = "canary.tcss"
+    BINDINGS = [
+        Binding("a", "agent(1)", "Next agent"),
+        Binding("A", "agent(-1)", "Prev agent", show=False),
+        Binding("w", "window", "Window"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.window = "all"
+        self.agent: str | None = None
+        self.pairs: list[canary.Pair] = []
+        self.report: canary.CanaryReport | None = None
+        self.metric_key = canary.DEFAULT_METRICS[0].key
+        self._contracts = ContractCheck()
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Canary: not built yet", classes="empty")
+        yield Static("", id="canary-headline")
+        yield Static("", id="canary-verdict")
+        with Horizontal(id="canary-panels"):
+            table = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
+            table.add_columns(*fmt.HEADERS)
+            yield table
+            with Vertical(id="canary-sparks"):
+                yield Static("", id="canary-sparks-title")
+                for m in canary.DEFAULT_METRICS:
+                    yield CohortSparks(m.key)
+        yield Static("", id="canary-tasks-title")
+        tasks = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
+        tasks.add_columns(*TASK_COLUMNS)
+        yield tasks
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#canary-metrics", DataTable).focus()
+
+    # --- keys --------------------------------------------------------------
+
+    def action_agent(self, step: int) -> None:
+        agents = [p.agent for p in self.pairs]
+        if not agents:
+            return
+        i = agents.index(self.agent) if self.agent in agents else 0
+        self.agent = agents[(i + step) % len(agents)]
+        self.reload()
+
+    def action_window(self) -> None:
+        self.window = WINDOW_ORDER[(WINDOW_ORDER.index(self.window) + 1) % len(WINDOW_ORDER)]
+        self.reload()
+
+    # --- loading -----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="canary-reload")
+    def reload(self) -> None:
+        conn = self.app.store.reader()
+        pairs = canary.pairs(conn)
+        agent = self.agent if any(p.agent == self.agent for p in pairs) else (pairs[0].agent if pairs else None)
+        report = None
+        tasks = []
+        if agent is not None:
+            pair = next(p for p in pairs if p.agent == agent)
+            book = self._contracts.book(conn)
+            report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window=self.window,
+                                    now=self.app.now(), contract=book.get(pair.agent))
+            tasks = canary.tasks_behind(conn, report, self.metric_key)
+        self.app.call_from_thread(self._show, pairs, agent, report, tasks)
+
+    @work(thread=True, exclusive=True, group="canary-tasks")
+    def load_tasks(self, key: str) -> None:
+        report = self.report
+        if report is None:
+            return
+        rows = canary.tasks_behind(self.app.store.reader(), report, key)
+        self.app.call_from_thread(self._show_tasks, key, rows)
+
+    # --- showing -----------------------------------------------------------
+
+    def _show(self, pairs, agent, report, tasks) -> None:
+        self.pairs, self.agent, self.report = pairs, agent, report
+        headline = self.query_one("#canary-headline", Static)
+        verdict = self.query_one("#canary-verdict", Static)
+        table = self.query_one("#canary-metrics", DataTable)
+        if report is None:
+            headline.update("No agent has two versions yet: canary analysis needs a baseline and a canary version.")
+            verdict.update("")
+            table.clear()
+            self._show_tasks(self.metric_key, [])
+            return
+        head = fmt.headline(report)
+        head.append(f"  agent {self._agent_position()}", style="dim")
+        headline.update(head)
+        verdict.update(fmt.verdict_line(report))
+        cursor = table.cursor_row
+        table.clear()
+        for m in report.metrics:
+            table.add_row(*fmt.row(m), key=m.key)
+        if report.metrics:
+            table.move_cursor(row=min(max(cursor, 0), len(report.metrics) - 1))
+        self._show_sparks(report)
+        self._show_tasks(self.metric_key, tasks)
+
+    def _agent_position(self) -> str:
+        agents = [p.agent for p in self.pairs]
+        return f"{agents.index(self.agent) + 1}/{len(agents)}" if self.agent in agents else ""
+
+    def _show_sparks(self, report: canary.CanaryReport) -> None:
+        title = self.query_one("#canary-sparks-title", Static)
+        if report.bucket_seconds:
+            title.update(plain(f"trend per {_span(report.bucket_seconds)}: base | canary", style="dim"))
+        else:
+            title.update("")
+        for spark in self.query(CohortSparks):
+            baseline, canary_series = report.sparklines.get(spark.key, ([], []))
+            spark.show(baseline, canary_series)
+
+    def _show_tasks(self, key: str, rows) -> None:
+        title = self.query_one("#canary-tasks-title", Static)
+        label = canary.METRICS_BY_KEY[key].label
+        kind = canary.METRICS_BY_KEY[key].kind
+        what = "counted in" if kind == "rate" else "highest first by"
+        count = f"first {len(rows)}" if len(rows) >= canary.TASKS_PAGE else str(len(rows))
+        title.update(plain(f"{count} tasks {what} {label} (canary first) — Enter opens the replay"))
+        table = self.query_one("#canary-tasks", DataTable)
+        table.clear()
+        for r in rows:
+            table.add_row(
+                plain(r["version"], 8, single_line=True),
+                plain(format_clock(r["started"])),
+                plain(r["task_id"], 28, single_line=True),
+                plain(r["outcome"] or "running"),
+                plain(f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else ""),
+                plain(f"{r['tokens']:,}"),
+                plain(str(r["tool_calls"])),
+                plain(f"${r['cost_usd']:.4f}"),
+                plain(str(r["actions_failed"] or "")),
+                plain(str(r["compensations"] or "")),
+                plain(str(r["violations"] or ""), style="bold red" if r["violations"] else ""),
+                plain(str(r["escalations"] or "")),
+                key=r["task_id"],
+            )
+
+    @on(DataTable.RowHighlighted, "#canary-metrics")
+    def _metric_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        if key and key != self.metric_key:
+            self.metric_key = key
+            self.load_tasks(key)
+
+    @on(DataTable.RowSelected, "#canary-metrics")
+    def _metric_selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one("#canary-tasks", DataTable).focus()
+
+    @on(DataTable.RowSelected, "#canary-tasks")
+    def _task_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.app.open_replay(event.row_key.value)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

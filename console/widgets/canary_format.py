@@ -8,7 +8,7 @@ from console.safe import plain
 from store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, _fmt, fmt_delta, fmt_p
 
 VERDICT_STYLE = {PROMOTE: "bold green", HOLD: "bold yellow", ROLLBACK: "bold red", INFO: "dim"}
-HEADERS = ("metric", "baseline", "canary", "delta", "interval", "test", "verdict")
+HEADERS = ("metric", "verdict", "baseline", "canary", "delta", "interval|p95", "test")
 
 
 def interval(m: MetricResult) -> str:
@@ -19,14 +19,13 @@ def interval(m: MetricResult) -> str:
         return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
     if m.baseline_p95 is None and m.canary_p95 is None:
         return "—"
-    return f"p95 {_fmt(m, m.baseline_p95)} → {_fmt(m, m.canary_p95)}"
+    return f"{_fmt(m, m.baseline_p95)}→{_fmt(m, m.canary_p95)}"
 
 
 def value(m: MetricResult, which: str) -> str:
     v = m.baseline if which == "baseline" else m.canary
     n = m.n_baseline if which == "baseline" else m.n_canary
-    text = _fmt(m, v)
-    return f"{text} (p50)" if m.kind == "dist" and v is not None else text if n else "—"
+    return _fmt(m, v) if n else "—"
 
 
 def verdict_label(m: MetricResult) -> str:
@@ -39,13 +38,13 @@ def row(m: MetricResult) -> list[Text]:
     """One metric as table cells; the delta and verdict are coloured by the verdict."""
     style = VERDICT_STYLE.get(m.verdict, "")
     return [
-        Text(m.label),
+        Text(m.label + (" p50" if m.kind == "dist" else "")),
+        Text(verdict_label(m), style=style),
         Text(value(m, "baseline")),
         Text(value(m, "canary")),
         Text(fmt_delta(m), style=style if m.verdict in (ROLLBACK, HOLD) else ""),
         Text(interval(m)),
         Text(fmt_p(m.p)),
-        Text(verdict_label(m), style=style),
     ]
 
 
@@ -73,6 +72,6 @@ def verdict_line(r: CanaryReport) -> Text:
     t.append(" ")
     # The reason can quote a version label from a trace: keep it literal.
     t.append_text(plain(r.reason, 300, single_line=True))
-    if r.score is not None:
+    if r.score is not None and not r.reason.startswith("score"):
         t.append(f"  (score {r.score:.0f}/100)", style="dim")
     return t

@@ -1,0 +1,102 @@
+"""The Canary screen on the fixed sample store: panels, keys, tasks behind a metric, replay."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Sparkline, Static
+
+from console.widgets.canary_sparks import CohortSparks
+
+
+async def _open(app, pilot):
+    await pilot.press("3")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    return app.screen
+
+
+def test_canary_screen_snapshot(sample_db, make_app, snap_compare):
+    # The screen opens on window "all", so the fixed clock does not matter.
+    assert snap_compare(make_app(sample_db), terminal_size=(140, 40), press=["3"])
+
+
+def test_canary_screen_records_agent_latency_snapshot(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=(140, 40),
+                        press=["3", "a", "down", "down", "down", "down", "down"])
+
+
+async def test_panels_show_the_verdicts(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        headline = str(screen.query_one("#canary-headline", Static).render())
+        assert "approval-agent" in headline and "bounded" in headline and "partial" in headline
+        assert "21% canary" in headline
+        assert "ROLL BACK" in str(screen.query_one("#canary-verdict", Static).render())
+        table = screen.query_one("#canary-metrics", DataTable)
+        verdicts = {str(table.get_row(key)[0]): str(table.get_row(key)[1]) for key in table.rows}
+        assert verdicts["action errors"] == "roll back"
+        assert verdicts["latency p50"] == "roll back"
+        assert verdicts["tokens p50"] == "promote"
+        sparks = screen.query_one("#spark-latency", CohortSparks).query(Sparkline)
+        assert all(len(s.data) == 24 and max(s.data) > 0 for s in sparks)
+
+
+async def test_keys_switch_agent_and_window(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        assert screen.report.agent == "approval-agent"
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.report.agent == "records-agent"
+        await pilot.press("w")  # all -> 15m: only the last few sample tasks
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.report.window == "15m"
+        assert screen.report.n_canary < 20 and "not enough data" in screen.report.reason
+        assert "HOLD" in str(screen.query_one("#canary-verdict", Static).render())
+        for _ in range(2):
+            await pilot.press("w")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.report.window == "24h" and screen.report.n_baseline == 171
+
+
+async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", DataTable)
+        assert tasks.row_count == 22  # tasks with a failed, compensated or contract-breaking action
+        for _ in range(5):
+            await pilot.press("down")  # to latency
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.metric_key == "latency"
+        assert tasks.row_count == 200  # the slowest first, up to a page
+        first = tasks.get_row_at(0)
+        assert str(first[0]) == "v2"
+        await pilot.press("enter")  # metric chosen: focus goes to its tasks
+        assert app.focused is tasks
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "replay"
+        assert app.replay_task == str(first[2])
+
+
+async def test_the_screen_follows_new_data(sample_db, make_app):
+    from store.db import connect
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        before = screen.report.n_canary
+        conn = connect(sample_db)
+        conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                        VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+        app.data_version += 1
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.report.n_canary == before + 1
