@@ -4,10 +4,12 @@ exporter format (the tailer), exactly once, and show up in the console."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -262,3 +264,25 @@ def test_concurrent_deliveries_of_the_same_spans_store_them_once(receiver, tmp_p
     assert len(rows) == 9 and len(set(rows)) == 9
     task = task_row(receiver.db_path)
     assert (task["events"], task["tool_calls"], task["tool_errors"], task["actions"]) == (9, 2, 1, 1)
+
+
+async def test_the_console_receives_spans_live_with_receive(tmp_path, make_app):
+    from console.commands.receive import start_for_app
+
+    db = tmp_path / "live.db"
+    connect(db).close()
+    app = make_app(db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        receiver = start_for_app(app, "127.0.0.1:0")
+        try:
+            provider = provider_with(OTLPSpanExporter(endpoint=receiver.endpoint, timeout=10))
+            await asyncio.to_thread(run_agent, provider)
+            await asyncio.to_thread(provider.shutdown)
+            table = app.screen.query_one(DataTable)
+            deadline = time.monotonic() + 10
+            while table.row_count == 0 and time.monotonic() < deadline:
+                await pilot.pause(0.05)  # the Ingested message makes the screen reload
+            assert table.row_count == 1
+            assert app.data_version > 0  # it came through an Ingested message
+        finally:
+            receiver.close()

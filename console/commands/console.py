@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
     p.add_argument("--outbox", metavar="PATH|off",
                    help="decisions outbox file (default: <first trace folder>/outbox/decisions.jsonl; 'off' to disable)")
+    p.add_argument("--receive", metavar="[HOST:]PORT",
+                   help="also receive OTLP/HTTP traces on this port (loopback unless HOST is given; see docs/otel.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,5 +45,18 @@ def run(args: argparse.Namespace) -> int:
         outbox=outbox.resolve(args.outbox, traces),
         on_expiry=on_expiry,
     )
-    app.run()
+    receiver = None
+    if args.receive:
+        from console.commands import receive
+
+        try:
+            receiver = receive.start_for_app(app, args.receive)
+        except (OSError, ValueError) as exc:
+            print(f"agentdeck: --receive {args.receive}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return 2
+    try:
+        app.run()
+    finally:
+        if receiver is not None:
+            receiver.close()
     return 0

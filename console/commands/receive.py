@@ -24,6 +24,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest request body accepted, after decompression (default 20 MiB)")
 
 
+def parse_address(spec: str) -> tuple[str, int]:
+    """``PORT`` (on loopback) or ``HOST:PORT``."""
+    host, _, port = spec.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"not a port or HOST:PORT: {spec!r}") from None
+    if not 0 <= number < 65536:
+        raise ValueError(f"port out of range: {number}")
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def start_for_app(app, spec: str):
+    """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's."""
+    import time
+
+    from console.messages import Ingested
+    from store.otlp_receiver import Receiver
+
+    def on_commit(result) -> None:
+        if app.is_running:  # before the app runs, its screens load everything on mount anyway
+            app.post_message(Ingested(result.events, result.rejects, set(result.tasks), list(result.escalations), time.time()))
+
+    host, port = parse_address(spec)
+    return Receiver(app.db_path, host, port, on_commit=on_commit).start()
+
+
 def run(args: argparse.Namespace) -> int:
     from store.otlp_receiver import MAX_BODY, Receiver
 
