@@ -19,6 +19,7 @@ import importlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from store import queries
@@ -28,21 +29,47 @@ DECISION_KINDS = ("escalation", "decision", "action")
 _AUDIT_CHUNK = 500
 
 
-@dataclass(slots=True)
 class Step:
-    """One line of the timeline: an event, or a run of missing seqs."""
+    """One line of the timeline: an event, or a run of missing seqs.
 
-    index: int
-    kind: str  # an event kind, or "gap"
-    seq: int | None  # first missing seq for a gap
-    ts: float | None
-    title: str  # one line, from trace text: display through console.safe
-    data: Any  # the event as JSON; for a gap {"missing_from": a, "missing_to": b}
-    event_id: int | None = None
+    ``data`` (the event as JSON; for a gap ``{"missing_from": a, "missing_to": b}``)
+    and ``title`` (one line of trace text: display through console.safe) are
+    parsed from the payload on first use, so a 10,000-step task only pays for
+    the lines that are looked at.
+    """
+
+    __slots__ = ("index", "kind", "seq", "ts", "event_id", "_payload", "_data", "_title")
+
+    def __init__(self, index: int, kind: str, seq: int | None, ts: float | None, *, payload: str | None = None,
+                 data: Any = None, title: str | None = None, event_id: int | None = None) -> None:
+        self.index = index
+        self.kind = kind  # an event kind, or "gap"
+        self.seq = seq  # first missing seq for a gap
+        self.ts = ts
+        self.event_id = event_id
+        self._payload = payload
+        self._data = data
+        self._title = title
+
+    @property
+    def data(self) -> Any:
+        if self._payload is not None:
+            self._data = _load(self._payload)
+            self._payload = None
+        return self._data
+
+    @property
+    def title(self) -> str:
+        if self._title is None:
+            self._title = _title(self.kind, self.data if isinstance(self.data, dict) else {})
+        return self._title
 
     @property
     def is_gap(self) -> bool:
         return self.kind == "gap"
+
+    def __repr__(self) -> str:
+        return f"Step({self.index}, {self.kind!r}, seq={self.seq})"
 
 
 @dataclass(slots=True)
@@ -110,15 +137,43 @@ class Reconstruction:
     steps: list[Step]
     gaps: list[tuple[int, int]]
     plan: dict | None
-    tool_calls: list[ToolExchange]
-    policy_checks: list[dict]
     escalations: list[EscalationRecord]
     actions: list[ActionRecord]
-    trace_compensations: list[dict]  # compensation events the agents reported
     console_compensations: list[dict]  # attempts run from this console (compensations table)
     audit: list[dict]
     contract: dict | None
     decision_index: int | None  # the step to jump to: first escalation/decision, else the first action
+
+    # Views parsed on first use (the screen needs few of them; the evidence packet all).
+
+    def _of_kind(self, kind: str) -> list[dict]:
+        return [s.data for s in self.steps if s.kind == kind and isinstance(s.data, dict)]
+
+    @cached_property
+    def tool_calls(self) -> list[ToolExchange]:
+        tools: dict[str, ToolExchange] = {}
+        for step in self.steps:
+            if step.kind not in ("tool_call", "tool_result") or not isinstance(step.data, dict):
+                continue
+            e = step.data
+            call_id = str(e.get("call_id", ""))
+            if step.kind == "tool_call":
+                tools.setdefault(call_id, ToolExchange(call_id, e.get("tool", ""), e.get("input"), step.seq))
+            else:
+                ex = tools.get(call_id)
+                if ex is None:  # a result without its call (the call is in a gap)
+                    ex = tools[call_id] = ToolExchange(call_id, e.get("tool", ""), None, None)
+                ex.results.append(e)
+        return list(tools.values())
+
+    @cached_property
+    def policy_checks(self) -> list[dict]:
+        return self._of_kind("policy_check")
+
+    @cached_property
+    def trace_compensations(self) -> list[dict]:
+        """Compensation events the agents reported."""
+        return self._of_kind("compensation")
 
     @property
     def policy_versions(self) -> list[str]:
@@ -182,11 +237,11 @@ def build_steps(rows: list[tuple[int, int, str, float, str]]) -> tuple[list[Step
         if seq > expected:
             gaps.append((expected, seq - 1))
             missing = f"seq {expected}" if seq - 1 == expected else f"seqs {expected}–{seq - 1}"
-            steps.append(Step(len(steps), "gap", expected, None, f"gap: {missing} never arrived",
-                              {"missing_from": expected, "missing_to": seq - 1}))
-        data = _load(payload)
-        steps.append(Step(len(steps), kind, seq, ts, _title(kind, data), data, event_id))
-        expected = max(expected, seq + 1)
+            steps.append(Step(len(steps), "gap", expected, None, title=f"gap: {missing} never arrived",
+                              data={"missing_from": expected, "missing_to": seq - 1}))
+        steps.append(Step(len(steps), kind, seq, ts, payload=payload, event_id=event_id))
+        if seq >= expected:
+            expected = seq + 1
     return steps, gaps
 
 
@@ -252,45 +307,32 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
     rows = conn.execute(
         "SELECT id, seq, kind, ts, payload FROM events WHERE task_id = ? ORDER BY seq, id", (task_id,)
     ).fetchall()
-    steps, gaps = build_steps([tuple(r) for r in rows])
+    steps, gaps = build_steps(rows)
 
+    # Only the few steps the summary needs are parsed here; the rest on demand.
     start: dict = {}
     summary: dict = {}
     plan = None
-    tools: dict[str, ToolExchange] = {}
-    policies: list[dict] = []
     decisions_seen: dict[str, dict] = {}
-    action_events: dict[str, tuple[Step, dict]] = {}
-    trace_comps: list[dict] = []
+    action_steps: dict[int, Step] = {}
     decision_index = first_action = None
     for step in steps:
-        kind, e = step.kind, step.data
-        if kind == "tool_call":
-            tools.setdefault(e.get("call_id", ""), ToolExchange(e.get("call_id", ""), e.get("tool", ""), e.get("input"), step.seq))
-        elif kind == "tool_result":
-            ex = tools.get(e.get("call_id", ""))
-            if ex is None:  # result without its call (the call is in a gap)
-                ex = tools[e.get("call_id", "")] = ToolExchange(e.get("call_id", ""), e.get("tool", ""), None, None)
-            ex.results.append(e)
-        elif kind == "policy_check":
-            policies.append(e)
-        elif kind == "escalation" or kind == "decision":
-            if kind == "decision":
-                decisions_seen[e.get("escalation_id", "")] = e
+        kind = step.kind
+        if kind == "escalation" or kind == "decision":
+            if kind == "decision" and isinstance(step.data, dict):
+                decisions_seen[str(step.data.get("escalation_id", ""))] = step.data
             if decision_index is None:
                 decision_index = step.index
         elif kind == "action":
-            action_events[e.get("action_id", "")] = (step, e)
+            action_steps.setdefault(step.seq, step)
             if first_action is None:
                 first_action = step.index
-        elif kind == "compensation":
-            trace_comps.append(e)
-        elif kind == "task_start" and not start:
-            start = e
-        elif kind == "plan" and plan is None:
-            plan = e
-        elif kind == "task_end":
-            summary = e
+        elif kind == "task_start" and not start and isinstance(step.data, dict):
+            start = step.data
+        elif kind == "plan" and plan is None and isinstance(step.data, dict):
+            plan = step.data
+        elif kind == "task_end" and isinstance(step.data, dict):
+            summary = step.data
 
     escalations = [
         EscalationRecord(
@@ -302,7 +344,10 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
     ]
     actions = []
     for r in conn.execute("SELECT * FROM actions WHERE task_id = ? ORDER BY seq", (task_id,)):
-        _, e = action_events.get(r["action_id"], (None, {}))
+        step = action_steps.get(r["seq"])
+        e = step.data if step is not None and isinstance(step.data, dict) else {}
+        if e.get("action_id") != r["action_id"]:
+            e = {}
         actions.append(ActionRecord(
             r["action_id"], r["seq"], r["ts"], r["system"], r["operation"], e.get("params") or {}, r["amount"],
             r["status"], r["justification"] or "", e.get("before"), e.get("after"), e.get("response"),
@@ -333,11 +378,8 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
         steps=steps,
         gaps=gaps,
         plan=plan,
-        tool_calls=list(tools.values()),
-        policy_checks=policies,
         escalations=escalations,
         actions=actions,
-        trace_compensations=trace_comps,
         console_compensations=console_comps,
         audit=_audit_for(conn, subjects),
         contract=_contract(conn, task_id, start.get("agent") or task.get("agent"), version.get("id")),

@@ -51,6 +51,8 @@ class ReplayScreen(DeckScreen):
         super().__init__(*args, **kwargs)
         self.rec: Reconstruction | None = None
         self._loaded_key: tuple | None = None
+        self._loading: str | None = None
+        self._again = False
         self._player = None
 
     def compose_body(self) -> ComposeResult:
@@ -76,10 +78,28 @@ class ReplayScreen(DeckScreen):
         if not wanted:
             self._show_empty("No task chosen. Type a task id or request id (or press r on a task, o on an escalation).")
             return
+        if self._loading == wanted:
+            self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
+            return
+        self._loading = wanted
+        self._again = False
         self._load(wanted)
 
     @work(thread=True, exclusive=True, group="replay-load")
     def _load(self, wanted: str) -> None:
+        try:
+            self._load_in_thread(wanted)
+        finally:
+            self.app.call_from_thread(self._loaded, wanted)
+
+    def _loaded(self, wanted: str) -> None:
+        if self._loading == wanted:
+            self._loading = None
+            if self._again:  # something changed while we were reading: read once more (cheap if nothing did)
+                self._again = False
+                self.reload()
+
+    def _load_in_thread(self, wanted: str) -> None:
         conn = self.app.store.reader()
         # Cheap change check first: a big task is only rebuilt when it (or its audit) changed.
         row = conn.execute(
@@ -91,7 +111,8 @@ class ReplayScreen(DeckScreen):
         if key == self._loaded_key:
             return
         rec = reconstruct(conn, wanted)
-        self.app.call_from_thread(self._show, wanted, key, rec)
+        info = self._info(rec) if rec is not None else None  # built here: it parses the policy checks
+        self.app.call_from_thread(self._show, wanted, key, rec, info)
 
     def _show_empty(self, message: str) -> None:
         self.rec = None
@@ -100,7 +121,7 @@ class ReplayScreen(DeckScreen):
         self.query_one(ReplayDetail).show(None, None)
         self._open_input(True)
 
-    def _show(self, wanted: str, key: tuple, rec: Reconstruction | None) -> None:
+    def _show(self, wanted: str, key: tuple, rec: Reconstruction | None, info: Text | None) -> None:
         if wanted != self.app.replay_task:
             return  # a newer request is on its way
         if rec is None:
@@ -113,7 +134,7 @@ class ReplayScreen(DeckScreen):
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
         self.rec = rec
         self._loaded_key = key
-        self.query_one("#replay-info", Static).update(self._info(rec))
+        self.query_one("#replay-info", Static).update(info or self._info(rec))
         self._open_input(False)
         timeline = self.query_one(ReplayTimeline)
         timeline.set_steps(rec.steps, cursor)
