@@ -128,3 +128,11 @@ def test_cli_evidence_and_verify(sample_db, tmp_path, capsys):
     garbage = tmp_path / "g.json"
     garbage.write_text("{not json")
     assert main(["verify", "--db", str(sample_db), "--packet", str(garbage)]) == 2
+
+
+def test_exported_scenario_runs_in_the_regression_check(sample_db, tmp_path, capsys):
+    out = tmp_path / "regressions" / "incident.jsonl"
+    assert main(["evidence", "task-0023", "--db", str(sample_db), "--format", "scenario", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "regressions")]) in (0, 1)
+    assert "1 tasks in 1 files" in capsys.readouterr().out
