@@ -63,9 +63,12 @@ class TaskLookupProvider(Provider):
     """Type a task id or request id (or its start): open the task, or replay it."""
 
     async def search(self, query: str) -> Hits:
-        prefix = query.strip()
+        # "task-00", "open task-00", "replay task task-0042": the id is the last word.
+        words = query.split()
+        prefix = words[-1] if words else ""
         if len(prefix) < 2:
             return
+        replay_first = words[0].lower().startswith("rep")
         rows = await asyncio.to_thread(self._lookup, prefix)
         for rank, row in enumerate(rows):
             task_id = row["task_id"]
@@ -75,9 +78,10 @@ class TaskLookupProvider(Provider):
             about = escape(clean(f"{row['request_id']} · {row['agent']} · {row['outcome'] or 'running'}", 80,
                                  single_line=True))
             score = 1.0 - rank / 100
-            yield Hit(score, Text(f"Open task {shown}"), partial(self.app.open_task, task_id),
+            open_score, replay_score = (score - 0.001, score) if replay_first else (score, score - 0.001)
+            yield Hit(open_score, Text(f"Open task {shown}"), partial(self.app.open_task, task_id),
                       text=f"Open task {shown}", help=about)
-            yield Hit(score - 0.001, Text(f"Replay task {shown}"), partial(self.app.open_replay, task_id),
+            yield Hit(replay_score, Text(f"Replay task {shown}"), partial(self.app.open_replay, task_id),
                       text=f"Replay task {shown}", help=about)
 
     def _lookup(self, prefix: str):

@@ -34,6 +34,7 @@ class TasksScreen(DeckScreen):
     MODE = "tasks"
     CSS_PATH = "tasks.tcss"
     AUTO_FOCUS = "#tasks"
+    WINDOW = data.WINDOW  # rows held at most
     BINDINGS = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
@@ -49,6 +50,8 @@ class TasksScreen(DeckScreen):
         self.anchor: TaskKey | None = None  # first row's key while paused; None follows
         self.page = data.TaskPage([], False, 0)
         self._generation = 0  # results of superseded requests are dropped
+        self._pending_edge: tuple[bool, int] | None = None  # (older, rows to move) until the window arrives
+        self._pending: tuple[AnchorFn, Callable[[TaskTable], None]] | None = None  # window move in flight
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="tasks-status")
@@ -62,26 +65,35 @@ class TasksScreen(DeckScreen):
     # -- fetching windows ----------------------------------------------------
 
     def reload(self) -> None:
+        if self._pending is not None:
+            self._request(*self._pending)  # a window move in flight: redo it on the fresh data
+            return
         anchor = self.anchor
         self._request(lambda _conn: anchor)
 
     def _request(self, anchor_fn: AnchorFn, place: Callable[[TaskTable], None] | None = None) -> None:
         self._generation += 1
+        self._pending = (anchor_fn, place) if place is not None else None
         self._fetch(self._generation, self.filt, anchor_fn, place)
 
     @work(thread=True, exclusive=True, group="tasks-page")
     def _fetch(self, generation: int, filt: TaskFilter, anchor_fn: AnchorFn, place) -> None:
         conn = self.app.store.reader()
         anchor = anchor_fn(conn)
-        page = data.task_page(conn, filt, anchor)
+        page = data.task_page(conn, filt, anchor, self.WINDOW)
         self.app.call_from_thread(self._show, generation, anchor, page, place)
 
     def _show(self, generation: int, anchor: TaskKey | None, page: data.TaskPage, place) -> None:
         if generation != self._generation or not self.is_mounted:
             return
+        self._pending_edge = self._pending = None
         table = self.table
         current = table.cursor_task
-        self.anchor = anchor if not self.follow else None
+        if self.follow:
+            self.anchor = None
+        else:
+            # (a follow-mode result can land just after the user paused)
+            self.anchor = anchor if anchor is not None or not page.rows else queries.task_key(page.rows[0])
         self.page = page
         table.more_older = page.older
         table.more_newer = page.newer > 0
@@ -113,18 +125,25 @@ class TasksScreen(DeckScreen):
 
     @on(TaskTable.Edge)
     def _edge(self, event: TaskTable.Edge) -> None:
-        """Move the window half its size older or newer, keeping the cursor's task in place."""
+        """Move the window half its size older or newer, keeping the cursor's task in place.
+
+        Keys pressed before the new window arrives add up (nothing is lost).
+        """
         rows = self.page.rows
         if not rows:
             return
         half = max(1, len(rows) // 2)
+        step = -event.overshoot if event.older else event.overshoot
+        pending = self._pending_edge
+        delta = pending[1] + step if pending is not None and pending[0] == event.older else step
+        self._pending_edge = (event.older, delta)
         if event.older:
-            first = queries.task_key(rows[0])
-            target, delta = rows[0]["task_id"], -event.overshoot
-            self._request(lambda conn: data.older_anchor(conn, self.filt, first, half), self._placer(target, delta))
+            first, filt = queries.task_key(rows[0]), self.filt
+            target = rows[0]["task_id"]
+            self._request(lambda conn: data.older_anchor(conn, filt, first, half), self._placer(target, delta))
         else:
             start = queries.task_key(rows[min(half, len(rows) - 1)])
-            target, delta = rows[-1]["task_id"], event.overshoot
+            target = rows[-1]["task_id"]
             self._request(lambda _conn: start, self._placer(target, delta))
 
     @staticmethod
@@ -151,6 +170,7 @@ class TasksScreen(DeckScreen):
     def action_follow(self) -> None:
         self.follow = True
         self.anchor = None
+        self._pending = self._pending_edge = None
         self.table.focus()
         self.reload()
 
@@ -193,6 +213,7 @@ class TasksScreen(DeckScreen):
         self.page = data.TaskPage([], False, 0)
         self.follow = True
         self.anchor = None
+        self._pending = self._pending_edge = None
         self.reload()
 
     def apply_filter_text(self, text: str) -> None:

@@ -60,7 +60,24 @@ class LiveCounters(Static):
             text.append(" rejects  ")
         text.append("ingest ")
         text.append(lag, "bold")
+        tailing = getattr(self.app, "follow_traces", False) and getattr(self.app, "trace_paths", None)
+        if tailing and counters.last_ingest_at and counters.last_event_ts:
+            # How long the newest ingested event took from its timestamp to the
+            # store (only while tailing: for a browsed store it means nothing).
+            delay = max(0.0, counters.last_ingest_at - counters.last_event_ts)
+            text.append("  lag ")
+            text.append(_duration(delay), "bold red" if delay > 5 else "bold")
         self.update(text)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
 
 
 def _ago(seconds: float) -> str:

@@ -90,7 +90,7 @@ def payload_text(raw: str) -> Text:
     return plain(pretty, PAYLOAD_LIMIT)
 
 
-EVENT_COLUMNS = (("seq", "seq", 5), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 200))
+EVENT_COLUMNS = (("seq", "seq", 5), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 44))
 
 
 def event_cells(row: sqlite3.Row) -> tuple[Text, ...]:
