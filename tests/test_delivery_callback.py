@@ -78,7 +78,7 @@ async def approve_high(pilot, app) -> None:
     await pilot.press("down")  # esc-t-expired is first; esc-t-high second
     await settle(pilot)
     await pilot.press("a")
-    await pilot.press(*"owner agreed")
+    await pilot.press(*"ok")
     await pilot.press("enter")
     await settle(pilot)
 
@@ -99,7 +99,7 @@ async def test_callback_fails_once_then_succeeds_with_one_effect(sample_db, make
         assert list(rx.effects) == [key]  # exactly one successful effect
         body = rx.effects[key]
         assert body["escalation_id"] == "esc-t-high" and body["decision"] == "approve"
-        assert body["decided_by"] == "tester" and body["reason"] == "owner agreed" and body["idempotency_key"] == key
+        assert body["decided_by"] == "tester" and body["reason"] == "ok" and body["idempotency_key"] == key
     lines = outbox.read(box)
     assert [(line["escalation_id"], line["idempotency_key"]) for line in lines] == [("esc-t-high", key)]
 

@@ -110,3 +110,40 @@ def test_outbox_read_skips_junk_and_duplicates(tmp_path: Path):
     box.write_text(line.to_json() + "\nnot json\n" + line.to_json() + "\n")
     assert [item["idempotency_key"] for item in outbox.read(box)] == ["k1"]
     assert outbox.append_once(box, line) is False
+
+
+async def test_expiry_sweep_decides_audits_and_delivers_on_start(esc_db, make_app, tmp_path):
+    box = tmp_path / "box.jsonl"
+    app = make_app(esc_db, outbox=box, tick=1.0)  # a ticking console sweeps expired escalations
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(100):
+            await settle(pilot, 1)
+            if row_of(esc_db, "esc-t-expired")["delivery"] == "delivered":
+                break
+    row = row_of(esc_db, "esc-t-expired")
+    assert (row["status"], row["decided_by"], row["delivery"]) == ("denied", "expiry-policy", "delivered")
+    assert row_of(esc_db, "esc-t-high")["status"] == "pending"  # not yet due
+    [line] = outbox.read(box)
+    assert (line["escalation_id"], line["decided_by"], line["expired"]) == ("esc-t-expired", "expiry-policy", True)
+    conn = connect(esc_db)
+    [(actor,)] = conn.execute("SELECT actor FROM audit WHERE subject = 'esc-t-expired'").fetchall()
+    assert actor == "expiry-policy"
+
+
+def test_outbox_location(tmp_path):
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("")
+    assert outbox.resolve(None, [folder]) == folder / "outbox" / "decisions.jsonl"
+    assert outbox.resolve(None, [folder / "a.jsonl"]) == folder / "outbox" / "decisions.jsonl"
+    assert outbox.resolve(None, []) is None
+    assert outbox.resolve("off", [folder]) is None
+    assert outbox.resolve(str(tmp_path / "x.jsonl"), [folder]) == tmp_path / "x.jsonl"
+
+
+def test_bad_expiry_policy_in_environment_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from console.cli import main
+
+    monkeypatch.setenv("AGENTDECK_ON_EXPIRY", "sometimes")
+    assert main(["console", "--db", str(tmp_path / "s.db"), "--traces", str(tmp_path / "t")]) == 2
+    assert "on-expiry policy must be one of deny, approve, keep" in capsys.readouterr().err

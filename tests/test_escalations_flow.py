@@ -21,7 +21,7 @@ async def select(pilot, escalation_id: str) -> None:
     await pilot.press("2")
     await settle(pilot)
     table = pilot.app.screen.query_one("#esc-table")
-    await pilot.press("home", *["down"] * ORDER.index(escalation_id))
+    await pilot.press("ctrl+home", *["down"] * ORDER.index(escalation_id))
     await settle(pilot)
     assert table.selected_id() == escalation_id
 
@@ -65,14 +65,14 @@ async def test_deny_without_reason_is_refused_then_denied_with_reason(esc_db, ma
         assert isinstance(app.screen, ReasonDialog), "an empty deny must not be accepted"
         assert "reason is required" in str(app.screen.query_one("#reason-error").render())
         assert row_of(esc_db, "esc-t-low")["status"] == "pending"
-        await pilot.press(*"duplicate refund")
+        await pilot.press(*"dup")
         await pilot.press("enter")
         await settle(pilot)
         assert not isinstance(app.screen, ReasonDialog)
     row = row_of(esc_db, "esc-t-low")
-    assert (row["status"], row["decided_by"], row["decision_reason"]) == ("denied", "tester", "duplicate refund")
+    assert (row["status"], row["decided_by"], row["decision_reason"]) == ("denied", "tester", "dup")
     [rec] = audit_records(esc_db, "esc-t-low")
-    assert rec["detail"]["reason"] == "duplicate refund"
+    assert rec["detail"]["reason"] == "dup"
 
 
 async def test_approving_high_risk_needs_a_reason_and_escape_cancels(esc_db, make_app):
@@ -141,7 +141,7 @@ async def test_two_consoles_on_one_store_first_decision_wins(esc_db, make_app):
         assert second.screen.rows["esc-t-low"]["status"] == "pending"
         await p2.press("d")
         await p2.pause()
-        await p2.press(*"too late")
+        await p2.press(*"late")
         await p2.press("enter")
         await settle(p2)
         messages = [n.message for n in second._notifications]
@@ -179,3 +179,30 @@ def test_detail_render_has_no_markup_or_escapes(esc_db):
     assert "blocked: host hooks.example.com:80 is not on the allowlist" in text.plain
     assert HOSTILE_PARAM not in text.plain  # the raw form (with ESC) never appears
     assert HOSTILE_JUSTIFICATION.replace("\x1b", "␛").replace("\x07", "\\x07") in text.plain
+
+
+async def test_hostile_escalation_id_in_notifications_is_not_markup(esc_db, make_app, tmp_path):
+    from test_escalations_support import _task, ingest_events
+
+    hostile_task = "t-[@click=app.quit]x[/]"
+    ingest_events(esc_db, _task(hostile_task, raised=FIXED_NOW - 10, deadline=FIXED_NOW + 2400, risk="low",
+                                system="crm", operation="update_record", params={}), tmp_path / "more")
+    app = make_app(esc_db)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("ctrl+end")
+        await settle(pilot)
+        assert app.screen.query_one("#esc-table").selected_id() == f"esc-{hostile_task}"
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.is_running
+        await pilot.pause()
+        from textual.widgets._toast import Toast
+
+        shown = [str(toast.render()) for toast in app.screen.query(Toast)]
+    # The toast on screen shows the id as typed, not as a (clickable) markup tag.
+    assert any(f"esc-{hostile_task}" in text for text in shown), shown
+    assert row_of(esc_db, f"esc-{hostile_task}")["status"] == "approved"

@@ -130,10 +130,10 @@ class EscalationsScreen(DeckScreen):
     def action_decide(self, decision: str) -> None:
         row = self._selected()
         if row is None:
-            self.notify("No escalation selected.", severity="warning")
+            self._tell("No escalation selected.", severity="warning")
             return
         if row["status"] != "pending":
-            self.notify(self._already(row["escalation_id"], row["status"], row["decided_by"], row["decided_at"]),
+            self._tell(self._already(row["escalation_id"], row["status"], row["decided_by"], row["decided_at"]),
                         severity="warning")
             return
         now = self.app.now()
@@ -165,7 +165,7 @@ class EscalationsScreen(DeckScreen):
 
     def _record(self, escalation_id: str, decision: str, reason: str | None) -> None:
         if reason is None:
-            self.notify("Cancelled: nothing recorded.")
+            self._tell("Cancelled: nothing recorded.")
             return
         self.write_decision(escalation_id, decision, reason)
 
@@ -176,20 +176,20 @@ class EscalationsScreen(DeckScreen):
             outcome = decisions.decide(app.store.writer(), escalation_id, decision, by=app.operator, reason=reason,
                                        now=app.now(), on_expiry=app.delivery.on_expiry)
         except decisions.DecisionError as exc:
-            app.call_from_thread(self.notify, f"Not recorded: {clean(exc, 300)}", severity="error")
+            app.call_from_thread(self._tell, f"Not recorded: {clean(exc, 300)}", severity="error")
             return
         app.call_from_thread(self._decided, outcome, decision)
 
     def _decided(self, outcome: decisions.Outcome, requested: str) -> None:
         esc = clean(outcome.escalation_id, 60, single_line=True)
         if not outcome.applied:
-            self.notify(self._already(outcome.escalation_id, outcome.status, outcome.decided_by, outcome.decided_at)
+            self._tell(self._already(outcome.escalation_id, outcome.status, outcome.decided_by, outcome.decided_at)
                         + " Nothing changed.", severity="warning", timeout=8)
         elif outcome.expired:
-            self.notify(f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
+            self._tell(f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
                         f"(you asked to {requested}). Delivering.", severity="warning", timeout=8)
         else:
-            self.notify(f"{outcome.status.capitalize()} {esc}. Delivering to the agent.")
+            self._tell(f"{outcome.status.capitalize()} {esc}. Delivering to the agent.")
         if outcome.applied:
             self.app.delivery.deliver([outcome.escalation_id])
             self.app.refresh_counters()
@@ -201,15 +201,19 @@ class EscalationsScreen(DeckScreen):
         when = f" at {clock(at)} UTC" if at is not None else ""
         return f"{clean(escalation_id, 60, single_line=True)} was already {status} by {who}{when}."
 
+    def _tell(self, message: str, *, severity: str = "information", timeout: float | None = None) -> None:
+        # Messages quote escalation ids and reasons from traces: never parse them as markup.
+        self.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
     # --- delivery and navigation ---------------------------------------------
 
     def action_retry(self) -> None:
         row = self._selected()
         if row is None:
-            self.notify("No escalation selected.", severity="warning")
+            self._tell("No escalation selected.", severity="warning")
             return
         if row.get("delivery") not in ("failed", "blocked"):
-            self.notify(f"Delivery is {row.get('delivery') or 'not ours'}: nothing to retry.", severity="warning")
+            self._tell(f"Delivery is {row.get('delivery') or 'not ours'}: nothing to retry.", severity="warning")
             return
         self.retry_delivery(row["escalation_id"])
 
@@ -221,10 +225,10 @@ class EscalationsScreen(DeckScreen):
 
     def _retrying(self, escalation_id: str, ok: bool) -> None:
         if ok:
-            self.notify(f"Retrying delivery of {clean(escalation_id, 60, single_line=True)}.")
+            self._tell(f"Retrying delivery of {clean(escalation_id, 60, single_line=True)}.")
             self.app.delivery.deliver([escalation_id])
         else:
-            self.notify("Nothing to retry (already delivered or in progress).", severity="warning")
+            self._tell("Nothing to retry (already delivered or in progress).", severity="warning")
         self.reload()
 
     def action_toggle_history(self) -> None:
