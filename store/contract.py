@@ -406,43 +406,61 @@ class ContractCheck:
             recheck(conn, book, tasks[i:i + 500])
 
 
+# Only these kinds' payloads are read; for the rest the kind is enough
+# (tool results and reasoning carry the big payloads).
+_CHECKED_KINDS = ("tool_call", "escalation", "decision", "action")
+
+
 def recheck(conn: sqlite3.Connection, book: ContractBook, task_ids: list[str]) -> dict[str, list[Violation]]:
-    """Recompute and store the violations of these tasks (one transaction)."""
+    """Recompute and store the violations of these tasks (one transaction, only if anything changes)."""
     marks = ",".join("?" * len(task_ids))
     info = {r[0]: r for r in conn.execute(
-        f"SELECT task_id, agent, version, stage FROM tasks WHERE task_id IN ({marks})", task_ids)}
-    events: dict[str, list[dict]] = {t: [] for t in task_ids}
-    for task_id, payload in conn.execute(
-        f"SELECT task_id, payload FROM events WHERE task_id IN ({marks}) ORDER BY task_id, seq, id", task_ids
+        f"SELECT task_id, agent, version, stage, violations FROM tasks WHERE task_id IN ({marks})", task_ids)}
+    checked = [t for t in task_ids if t in info and (book.get(info[t][1]) is not None or info[t][4])]
+    found: dict[str, list[Violation]] = {t: [] for t in task_ids}
+    if not checked:
+        return found
+    marks = ",".join("?" * len(checked))
+    events: dict[str, list[dict]] = {t: [] for t in checked}
+    kinds = ",".join(f"'{k}'" for k in _CHECKED_KINDS)
+    for task_id, seq, kind, payload in conn.execute(
+        f"""SELECT task_id, seq, kind, CASE WHEN kind IN ({kinds}) THEN payload END
+            FROM events WHERE task_id IN ({marks}) ORDER BY task_id, seq, id""", checked
     ):
+        if payload is None:
+            events[task_id].append({"kind": kind, "seq": seq})
+            continue
         try:
             events[task_id].append(json.loads(payload))
         except ValueError:
             continue
     approved: dict[str, set[str]] = {}
     for task_id, esc_id in conn.execute(
-        f"SELECT task_id, escalation_id FROM escalations WHERE status = 'approved' AND task_id IN ({marks})", task_ids
+        f"SELECT task_id, escalation_id FROM escalations WHERE status = 'approved' AND task_id IN ({marks})", checked
     ):
         approved.setdefault(task_id, set()).add(esc_id)
-    found: dict[str, list[Violation]] = {}
     rows = []
-    for task_id in task_ids:
-        row = info.get(task_id)
-        contract = book.get(row[1]) if row is not None else None
+    changed = []
+    for task_id in checked:
+        _, agent, version, stage, before = info[task_id]
+        contract = book.get(agent)
         vs = [] if contract is None else check_task(
-            contract, events[task_id], version=row[2], stage=row[3], approved=approved.get(task_id, ()))
+            contract, events[task_id], version=version, stage=stage, approved=approved.get(task_id, ()))
         found[task_id] = vs
-        rows.extend((task_id, v.seq, v.rule, v.detail, row[1], row[2], contract.path) for v in vs)
+        if vs or before:
+            changed.append((task_id, len(vs)))
+            rows.extend((task_id, v.seq, v.rule, v.detail, agent, version, contract.path) for v in vs)
+    if not changed:
+        return found
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(f"DELETE FROM violations WHERE task_id IN ({marks})", task_ids)
+        conn.executemany("DELETE FROM violations WHERE task_id = ?", [(t,) for t, _ in changed])
         if rows:
             conn.executemany(
                 "INSERT INTO violations (task_id, seq, rule, detail, agent, version, contract) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        conn.executemany("UPDATE tasks SET violations = ? WHERE task_id = ? AND violations != ?",
-                         [(len(vs), t, len(vs)) for t, vs in found.items()])
+        conn.executemany("UPDATE tasks SET violations = ? WHERE task_id = ?", [(n, t) for t, n in changed])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
