@@ -178,3 +178,15 @@ def test_check_reports_unreadable_lines(tmp_path, capsys):
         f.write('{"v": 1, "kind": "teleport"}\n')
     assert main(["check", str(path)]) == 1
     assert "rejected line" in capsys.readouterr().out
+
+
+def test_check_store_applies_a_changed_contract_to_stored_tasks(traces, tmp_path, capsys):
+    write_jsonl(traces / "a.jsonl", task_events("t-big", amount=150))
+    db = tmp_path / "s.db"
+    conn = connect(db)
+    Tailer(conn, [traces]).poll()
+    assert count(conn, "t-big") == 1
+    (traces / "contracts" / "pay-bot.toml").write_text(CONTRACT.replace("max_amount = 100", "max_amount = 1000"))
+    assert main(["check", "--store", "--db", str(db)]) == 0
+    assert count(conn, "t-big") == 0 and violations(conn, "t-big") == []
+    assert "1 tasks in" in capsys.readouterr().out

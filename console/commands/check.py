@@ -6,6 +6,10 @@ post-commit contract check, in a throwaway in-memory store (--db is not
 used). Contracts come from --contracts (else $AGENTDECK_CONTRACTS), then a
 contracts/ folder beside the traces, then the bundled sample contracts.
 
+With --store, the tasks already in the store (--db) are checked again
+instead, and their recorded violations replaced: run it after changing a
+contract, which otherwise applies to tasks as their next events arrive.
+
 Exit status: 0 no violations, 1 violations or unreadable lines (or, with
 --strict, tasks whose agent has no contract), 2 usage error (missing path,
 unusable contract file).
@@ -24,7 +28,8 @@ SKIP_DIRS = {"contracts", "outbox"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="trace files or folders (e.g. recorded incident scenarios)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="trace files or folders (e.g. recorded incident scenarios)")
+    p.add_argument("--store", action="store_true", help="re-check every task in the store (--db) instead of files")
     p.add_argument("--contracts", action="append", metavar="DIR",
                    help="folder of contract .toml files (repeatable; default: $AGENTDECK_CONTRACTS)")
     p.add_argument("--strict", action="store_true", help="fail when a task's agent has no contract")
@@ -52,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from store.db import connect
     from store.tailer import Tailer
 
+    if args.store:
+        return _recheck_store(args)
+    if not args.paths:
+        _err("give trace files or folders to check, or --store")
+        return 2
     paths = [Path(p) for p in args.paths]
     missing = [p for p in paths if not p.exists()]
     for p in missing:
@@ -68,7 +78,32 @@ def run(args: argparse.Namespace) -> int:
     conn = connect(Path(":memory:"))
     hook = ct.ContractCheck(dirs)
     Tailer(conn, files, post_commit=[hook]).poll()
+    return report(conn, book, args.strict, f"{len(files)} files")
 
+
+def _recheck_store(args: argparse.Namespace) -> int:
+    from store import config
+    from store import contract as ct
+    from store.db import connect
+
+    db = config.db_path(args.db)
+    if not db.exists():
+        _err(f"no store at {db}")
+        return 2
+    conn = connect(db)
+    book = ct.book_for_store(conn, args.contracts)
+    if book.problems:
+        for problem in book.problems:
+            _err(problem)
+        return 2
+    ids = [r[0] for r in conn.execute("SELECT task_id FROM tasks ORDER BY task_id")]
+    for i in range(0, len(ids), 500):
+        ct.recheck(conn, book, ids[i:i + 500])
+    return report(conn, book, args.strict, str(db))
+
+
+def report(conn, book, strict: bool, where: str) -> int:
+    """Print every violation and unreadable line; the exit status."""
     tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     rows = conn.execute(
         """SELECT v.task_id, v.seq, v.rule, v.detail,
@@ -91,9 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
     failed_tasks = len({r["task_id"] for r in rows})
     if rows:
-        print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({len(files)} files)")
+        print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where})")
     else:
-        print(f"{tasks} tasks in {len(files)} files: no violations")
-    if rows or rejects or (args.strict and unchecked):
+        print(f"{tasks} tasks in {where}: no violations")
+    if rows or rejects or (strict and unchecked):
         return 1
     return 0
