@@ -210,7 +210,9 @@ class DeliveryService:
         self._deliver_all(decisions.undelivered(self._conn()))
 
     def _sweep(self) -> None:
-        outcomes = decisions.expire_due(self._conn(), now=self.app.now(), policy=self.on_expiry)
+        conn = self._conn()
+        outcomes = decisions.expire_due(conn, now=self.app.now(), policy=self.on_expiry)
         if outcomes:
             self._changed()
-            self._deliver_all([o.escalation_id for o in outcomes])
+        # Also anything left pending whose claim has lapsed (a console that died mid-delivery).
+        self._deliver_all(decisions.undelivered(conn))

@@ -226,6 +226,13 @@ def decided(conn: sqlite3.Connection, limit: int = 200) -> list[sqlite3.Row]:
     ).fetchall()
 
 
+def count(conn: sqlite3.Connection, *, pending: bool) -> int:
+    """How many escalations are pending (or decided): served by the escalations_queue index."""
+    if pending:
+        return conn.execute("SELECT count(*) FROM escalations WHERE status = 'pending'").fetchone()[0]
+    return conn.execute("SELECT count(*) FROM escalations WHERE status != 'pending'").fetchone()[0]
+
+
 def escalation(conn: sqlite3.Connection, escalation_id: str) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM escalations WHERE escalation_id = ?", (escalation_id,)).fetchone()
 

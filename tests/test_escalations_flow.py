@@ -206,3 +206,18 @@ async def test_hostile_escalation_id_in_notifications_is_not_markup(esc_db, make
     # The toast on screen shows the id as typed, not as a (clickable) markup tag.
     assert any(f"esc-{hostile_task}" in text for text in shown), shown
     assert row_of(esc_db, f"esc-{hostile_task}")["status"] == "approved"
+
+
+async def test_o_opens_the_task_in_replay(esc_db, make_app):
+    app = make_app(esc_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await select(pilot, "esc-t-high")
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.current_mode == "replay" and app.replay_task == "t-high"
+
+
+def test_expired_detail_says_what_the_policy_will_do(esc_db):
+    view = load(connect(esc_db, readonly=True), "esc-t-expired")
+    assert "the expiry policy (deny) decides it" in render(view, FIXED_NOW, frozenset(), "deny").plain
+    assert "your decision still applies" in render(view, FIXED_NOW, frozenset(), "keep").plain

@@ -68,27 +68,29 @@ class EscalationsScreen(DeckScreen):
     @work(thread=True, exclusive=True, group="esc-reload")
     def reload(self) -> None:
         conn = self.app.store.reader()
-        rows = decisions.decided(conn) if self.history else decisions.pending(conn)
-        self.app.call_from_thread(self._show_rows, rows, self.history)
+        history = self.history
+        rows = decisions.decided(conn) if history else decisions.pending(conn)
+        total = decisions.count(conn, pending=not history)
+        self.app.call_from_thread(self._show_rows, rows, history, total)
 
-    def _show_rows(self, rows, history: bool) -> None:
+    def _show_rows(self, rows, history: bool, total: int) -> None:
         if history != self.history:
             return  # toggled while loading; the newer reload will show
         now = self.app.now()
         self.rows = {r["escalation_id"]: dict(r) for r in rows}
         table = self.query_one(EscalationTable)
         table.show(rows, now, history=history)
-        self._show_title(rows, now)
+        self._show_title(rows, now, total)
         self.load_detail(table.selected_id())
 
-    def _show_title(self, rows, now: float) -> None:
+    def _show_title(self, rows, now: float, total: int) -> None:
         title = Text()
         if self.history:
-            title.append(f"Decided — {len(rows)} most recent", "bold")
+            title.append(f"Decided — {total:,}" + (f", {len(rows)} most recent shown" if total > len(rows) else ""), "bold")
             title.append("   h: pending queue", "dim")
         else:
             expired = sum(1 for r in rows if r["deadline"] < now)
-            title.append(f"Pending — {len(rows)}", "bold")
+            title.append(f"Pending — {total:,}" + (f", first {len(rows)} shown" if total > len(rows) else ""), "bold")
             if expired:
                 title.append(f" ({expired} past deadline)", "bold magenta")
             title.append("   soonest deadline first · h: decided", "dim")
@@ -119,7 +121,7 @@ class EscalationsScreen(DeckScreen):
 
     def _show_detail(self, view: EscalationView | None) -> None:
         self.view = view
-        self.query_one(EscalationDetail).show(view, self.app.now(), self.app.allow_hosts)
+        self.query_one(EscalationDetail).show(view, self.app.now(), self.app.allow_hosts, self.app.delivery.on_expiry)
 
     # --- deciding --------------------------------------------------------
 

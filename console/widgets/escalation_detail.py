@@ -47,7 +47,7 @@ def _label(text: Text, name: str) -> None:
     text.append(f"{name:<14}", "bold")
 
 
-def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str]) -> Text:
+def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str], on_expiry: str = "deny") -> Text:
     """The pane's content. Every trace-sourced string passes through clean()/plain()."""
     if view is None:
         return Text("No escalation selected.", style="dim")
@@ -138,8 +138,10 @@ def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str])
             if r.get("idempotency_key"):
                 t.append(f"\n  key {r['idempotency_key']}", "dim")
         t.append("\n")
+    elif expired and on_expiry == "keep":
+        t.append("\nPast its deadline; expiry policy keep: your decision still applies.\n", "bold magenta")
     elif expired:
-        t.append("\nPast its deadline: deciding it now applies the expiry policy.\n", "bold magenta")
+        t.append(f"\nPast its deadline: the expiry policy ({on_expiry}) decides it.\n", "bold magenta")
 
     t.append("\n")
     t.append(f"Steps so far ({len(view.steps) + view.more_steps})\n", "bold")
@@ -159,5 +161,5 @@ class EscalationDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("No escalation selected.", style="dim"), id="esc-detail-body")
 
-    def show(self, view: EscalationView | None, now: float, allow_hosts: frozenset[str]) -> None:
-        self.query_one("#esc-detail-body", Static).update(render(view, now, allow_hosts))
+    def show(self, view: EscalationView | None, now: float, allow_hosts: frozenset[str], on_expiry: str) -> None:
+        self.query_one("#esc-detail-body", Static).update(render(view, now, allow_hosts, on_expiry))
