@@ -190,3 +190,17 @@ def test_check_store_applies_a_changed_contract_to_stored_tasks(traces, tmp_path
     assert main(["check", "--store", "--db", str(db)]) == 0
     assert count(conn, "t-big") == 0 and violations(conn, "t-big") == []
     assert "1 tasks in" in capsys.readouterr().out
+
+
+def test_an_exported_incident_becomes_a_failing_check(sample_db, tmp_path, capsys):
+    folder = tmp_path / "incidents"
+    folder.mkdir()
+    assert main(["evidence", "task-0304", "--db", str(sample_db), "--format", "scenario",
+                 "-o", str(folder / "incident-0304.jsonl")]) == 0
+    assert main(["evidence", "task-0001", "--db", str(sample_db), "--format", "scenario",
+                 "-o", str(folder / "fine-0001.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["check", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "incident-0304.jsonl: task task-0304 seq 6 unapproved_action" in out
+    assert "fine-0001" not in out
