@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.widgets import DataTable, Sparkline, Static
 
 from console.widgets.canary_sparks import CohortSparks
@@ -96,7 +98,8 @@ async def test_the_screen_follows_new_data(sample_db, make_app):
         conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
                         VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
         app.data_version += 1
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        # Reloads on new data are throttled (at most one a second): wait for it.
+        deadline = time.monotonic() + 10
+        while screen.report.n_canary == before and time.monotonic() < deadline:
+            await pilot.pause(0.05)
         assert screen.report.n_canary == before + 1

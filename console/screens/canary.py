@@ -11,11 +11,14 @@ workers (``store.canary``), again whenever new data is ingested.
 
 from __future__ import annotations
 
+import time
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from console.safe import plain
 from console.screens.base import DeckScreen
@@ -26,6 +29,9 @@ from store import canary
 from store.contract import ContractCheck
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
+# New data arrives many times a second under a live fleet, and on a big store
+# the panels take a good fraction of a second: recompute at most this often.
+MIN_RELOAD_SECONDS = 1.0
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
@@ -46,6 +52,8 @@ class CanaryScreen(DeckScreen):
         self.report: canary.CanaryReport | None = None
         self.metric_key = canary.DEFAULT_METRICS[0].key
         self._contracts = ContractCheck()
+        self._last_load = float("-inf")
+        self._pending = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="canary-headline")
@@ -75,16 +83,33 @@ class CanaryScreen(DeckScreen):
             return
         i = agents.index(self.agent) if self.agent in agents else 0
         self.agent = agents[(i + step) % len(agents)]
-        self.reload()
+        self._load_now()
 
     def action_window(self) -> None:
         self.window = WINDOW_ORDER[(WINDOW_ORDER.index(self.window) + 1) % len(WINDOW_ORDER)]
-        self.reload()
+        self._load_now()
 
     # --- loading -----------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="canary-reload")
     def reload(self) -> None:
+        """On mount, resume and new data: recompute, throttled to MIN_RELOAD_SECONDS."""
+        wait = self._last_load + MIN_RELOAD_SECONDS - time.monotonic()
+        if wait <= 0:
+            self._load_now()
+        elif self._pending is None:
+            self._pending = self.set_timer(wait, self._pending_reload)
+
+    def _pending_reload(self) -> None:
+        self._pending = None
+        self.reload()
+
+    def _load_now(self) -> None:
+        self._last_load = time.monotonic()
+        self._load()
+
+    @work(thread=True, exclusive=True, group="canary-reload")
+    def _load(self) -> None:
+        worker = get_current_worker()
         conn = self.app.store.reader()
         pairs = canary.pairs(conn)
         agent = self.agent if any(p.agent == self.agent for p in pairs) else (pairs[0].agent if pairs else None)
@@ -96,7 +121,8 @@ class CanaryScreen(DeckScreen):
             report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window=self.window,
                                     now=self.app.now(), contract=book.get(pair.agent))
             tasks = canary.tasks_behind(conn, report, self.metric_key)
-        self.app.call_from_thread(self._show, pairs, agent, report, tasks)
+        if not worker.is_cancelled:  # a newer load (other agent or window) supersedes this one
+            self.app.call_from_thread(self._show, pairs, agent, report, tasks)
 
     @work(thread=True, exclusive=True, group="canary-tasks")
     def load_tasks(self, key: str) -> None:
