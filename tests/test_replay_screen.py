@@ -90,10 +90,12 @@ async def test_without_a_task_an_id_can_be_typed(sample_db, make_app):
         await pilot.press("4")
         await settle(app, pilot)
         box = app.screen.query_one("#replay-open", Input)
-        assert box.display and box.has_focus
+        assert box.display and not box.has_focus  # the number keys still switch screens
+        await pilot.press("o")
+        assert box.has_focus
         await pilot.press(*"nope", "enter")
         await settle(app, pilot)
-        assert "No task or request 'nope'" in text_of(app, "#replay-info")
+        assert "No task or request 'nope'" in text_of(app, "#replay-info") and box.has_focus
         await pilot.press(*"req-0011", "enter")
         await settle(app, pilot)
         assert "task-0011" in text_of(app, "#replay-info") and not box.display

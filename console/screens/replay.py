@@ -34,6 +34,7 @@ PLAY_INTERVAL = 0.6
 class ReplayScreen(DeckScreen):
     MODE = "replay"
     CSS_PATH = "replay.tcss"
+    AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
@@ -76,7 +77,8 @@ class ReplayScreen(DeckScreen):
     def reload(self) -> None:
         wanted = self.app.replay_task
         if not wanted:
-            self._show_empty("No task chosen. Type a task id or request id (or press r on a task, o on an escalation).")
+            self._show_empty("No task chosen: press o and type a task id or request id "
+                             "(or press r on a task in Tasks, o on an escalation).")
             return
         if self._loading == wanted:
             self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
@@ -128,7 +130,7 @@ class ReplayScreen(DeckScreen):
             self._loaded_key = None
             self._show_empty("")
             self.query_one("#replay-info", Static).update(
-                plain(f"No task or request {wanted!r} in the store. Type another id.", style="bold red"))
+                plain(f"No task or request {wanted!r} in the store. Press o to type another id.", style="bold red"))
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
@@ -241,19 +243,19 @@ class ReplayScreen(DeckScreen):
 
     # ---- opening by id ----------------------------------------------------------------------
 
-    def _open_input(self, show: bool) -> None:
+    def _open_input(self, show: bool, *, focus: bool = False) -> None:
+        # Shown but not focused unless asked (o): a focused input would swallow the 1-4 screen keys.
         box = self.query_one("#replay-open", Input)
         box.display = show
-        if show:
+        if show and focus:
             box.focus()
 
     def action_open(self) -> None:
-        self._open_input(True)
+        self._open_input(True, focus=True)
 
     def action_close_open(self) -> None:
-        if self.rec is not None:
-            self._open_input(False)
-            self._timeline().focus()
+        self._open_input(self.rec is None)
+        self._timeline().focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
