@@ -136,3 +136,21 @@ def test_exported_scenario_runs_in_the_regression_check(sample_db, tmp_path, cap
     capsys.readouterr()
     assert main(["check", str(tmp_path / "regressions")]) in (0, 1)
     assert "1 tasks in 1 files" in capsys.readouterr().out
+
+
+def test_console_decision_is_in_the_replay_and_the_packet(conn):
+    from replay.reconstruct import reconstruct
+    from store import decisions
+
+    deadline = conn.execute("SELECT deadline FROM escalations WHERE escalation_id = 'esc-0001'").fetchone()[0]
+    conn.execute("UPDATE escalations SET status = 'pending', decided_by = NULL, decided_at = NULL, decision_reason = NULL "
+                 "WHERE escalation_id = 'esc-0001'")
+    decisions.decide(conn, "esc-0001", "approve", by="maria.ops", reason="refund confirmed by phone", now=deadline - 60)
+    r = reconstruct(conn, "task-0001")
+    (esc,) = r.escalations
+    assert (esc.status, esc.decided_by, esc.decision_reason) == ("approved", "maria.ops", "refund confirmed by phone")
+    assert [(a["kind"], a["actor"], a["subject"]) for a in r.audit] == [("decision", "maria.ops", "esc-0001")]
+    text, _ = export(conn, "task-0001", fmt="json", out=None, operator="auditor", now=deadline)
+    packet = json.loads(text)
+    assert packet["human_decisions"][0]["decided_by"] == "maria.ops"
+    assert packet["audit_records"][0]["kind"] == "decision"
