@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -287,23 +288,44 @@ def load_packet(text: str) -> tuple[dict, str]:
     return packet, fmt
 
 
-def verify_packet(text: str, conn: sqlite3.Connection | None = None) -> list[str]:
-    """Problems with a packet's integrity (empty: untampered). With a store, also checks the audit head."""
+@dataclass(frozen=True)
+class PacketCheck:
+    integrity: list[str]  # the packet was changed after export
+    provenance: list[str]  # the packet's export cannot be confirmed by this store
+
+    @property
+    def ok(self) -> bool:
+        return not self.integrity and not self.provenance
+
+
+def check_packet(text: str, conn: sqlite3.Connection | None = None) -> PacketCheck:
+    """Is the packet untouched (digest, and for Markdown its text)? With a store: was it exported from it?"""
     packet, fmt = load_packet(text)
-    problems = []
+    integrity: list[str] = []
+    provenance: list[str] = []
     recorded = (packet.get("digest") or {}).get("value")
     if recorded != digest(packet):
-        problems.append("the packet's content does not match its sha256 digest (edited)")
+        integrity.append("the packet's content does not match its sha256 digest (edited)")
     elif fmt == "md" and render_md(packet) != text:
-        problems.append("the Markdown text differs from the packet it embeds (edited)")
+        integrity.append("the Markdown text differs from the packet it embeds (edited)")
     if conn is not None:
         head = packet.get("audit_head") or {}
-        if not audit.contains(conn, int(head.get("id", -1)), str(head.get("hash", ""))):
-            problems.append(f"the audit record {head.get('id')} the packet was exported at is not in this store's trail")
+        try:
+            head_id = int(head.get("id", -1))
+        except (TypeError, ValueError):
+            head_id = -1
+        if not audit.contains(conn, head_id, str(head.get("hash", ""))):
+            provenance.append(f"the audit record {head.get('id')} the packet was exported at is not in this store's trail")
         exported = conn.execute(
             "SELECT 1 FROM audit WHERE kind = 'evidence.export' AND json_extract(detail, '$.digest') = ? LIMIT 1",
             (recorded,),
         ).fetchone()
         if exported is None:
-            problems.append("this store has no export record for this packet")
-    return problems
+            provenance.append("this store has no export record for this packet")
+    return PacketCheck(integrity, provenance)
+
+
+def verify_packet(text: str, conn: sqlite3.Connection | None = None) -> list[str]:
+    """All problems with a packet (empty: untampered and, with a store, exported from it)."""
+    check = check_packet(text, conn)
+    return check.integrity + check.provenance

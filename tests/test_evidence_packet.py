@@ -154,3 +154,13 @@ def test_console_decision_is_in_the_replay_and_the_packet(conn):
     packet = json.loads(text)
     assert packet["human_decisions"][0]["decided_by"] == "maria.ops"
     assert packet["audit_records"][0]["kind"] == "decision"
+
+
+def test_cli_packet_from_another_store_is_not_confirmed_but_not_called_tampered(sample_db, tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["evidence", "task-0001", "--db", str(sample_db), "-o", str(out)]) == 0
+    other = tmp_path / "other.db"
+    connect(other).close()
+    assert main(["verify", "--db", str(other), "--packet", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "NOT CONFIRMED" in printed and "TAMPERED" not in printed

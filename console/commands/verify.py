@@ -6,7 +6,8 @@ checks the packet's sha256 digest (and, for Markdown, its text); if the store
 exists, also that the audit head the packet was exported at is still in the
 trail and that the export was recorded.
 
-Exit codes: 0 intact, 1 tampering found, 2 could not check (no store, unreadable file).
+Exit codes: 0 intact, 1 tampering found (or, for a packet, its export is not
+confirmed by the store), 2 could not check (no store, unreadable file).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _packet(args: argparse.Namespace) -> int:
-    from replay.evidence import EvidenceError, verify_packet
+    from replay.evidence import EvidenceError, check_packet
     from store.db import connect
 
     path = Path(args.packet)
@@ -35,19 +36,25 @@ def _packet(args: argparse.Namespace) -> int:
     db = config.db_path(args.db)
     conn = connect(db, readonly=True) if db.exists() else None
     try:
-        problems = verify_packet(text, conn)
+        check = check_packet(text, conn)
     except EvidenceError as exc:
         print(f"agentdeck verify: {path}: {exc}", file=sys.stderr)
         return 2
     finally:
         if conn is not None:
             conn.close()
-    if problems:
+    if check.integrity:
         print(f"TAMPERED: {path}")
-        for p in problems:
+        for p in check.integrity + check.provenance:
             print(f"  - {p}")
         return 1
-    against = f"; its audit head is in {db}" if conn is not None else " (no store to check the audit head against)"
+    if check.provenance:
+        print(f"NOT CONFIRMED: {path} is unchanged since export, but {db} does not confirm the export")
+        for p in check.provenance:
+            print(f"  - {p}")
+        return 1
+    against = f"; exported from {db} and its audit head is in the trail" if conn is not None else \
+        " (no store to check the export against)"
     print(f"OK: {path} is intact (digest matches{against})")
     return 0
 
