@@ -214,3 +214,39 @@ async def test_trace_markup_is_shown_literally(tmp_path, make_app):
         await pilot.pause()
         await pilot.click("#replay-timeline", offset=(5, 1))  # clicking a hostile line is just a click
         assert app.is_running and timeline.cursor == 1
+
+
+async def test_json_is_foldable_and_large_payloads_are_bounded(tmp_path, make_app):
+    from textual.widgets import Tree
+
+    from store.tailer import Tailer
+
+    big = {"v": 1, "kind": "tool_result", "ts": "2026-11-24T10:00:00Z", "task_id": "t-big", "seq": 0, "call_id": "c",
+           "tool": "x", "output": {"blob": "z" * 100_000, "rows": [{"i": i} for i in range(5000)]}}
+    folder = tmp_path / "tr"
+    folder.mkdir()
+    (folder / "b.jsonl").write_text(json.dumps(big) + "\n")
+    conn = connect(tmp_path / "b.db")
+    Tailer(conn, [folder]).poll()
+    conn.close()
+    app = make_app(tmp_path / "b.db")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "t-big")
+        tree = app.screen.query_one("#detail-json", Tree)
+
+        def labels(node):
+            for child in node.children:
+                yield str(child.label)
+                yield from labels(child)
+
+        shown = list(labels(tree.root))
+        assert any("(100,000 chars)" in s for s in shown)
+        assert any("more not shown" in s for s in shown)
+        assert len(shown) <= 450 and max(len(s) for s in shown) < 400
+        output = next(n for n in tree.root.children if str(n.label).startswith("output"))
+        assert output.is_expanded
+        await pilot.press("tab")
+        assert tree.has_focus
+        tree.move_cursor(output)
+        await pilot.press("enter")
+        assert not output.is_expanded
