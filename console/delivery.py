@@ -31,7 +31,9 @@ from store import decisions, outbox
 if TYPE_CHECKING:
     from textual.app import App
 
-CLAIM_SECONDS = 120.0
+# Longer than one delivery can take (attempts x timeout + backoff), so a live
+# console's claim never lapses mid-delivery; a dead console's lapses soon.
+CLAIM_SECONDS = 60.0
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -72,9 +74,8 @@ def _set(conn: sqlite3.Connection, escalation_id: str, **cols) -> None:
         raise
 
 
-def _claim(conn: sqlite3.Connection, escalation_id: str) -> bool:
+def _claim(conn: sqlite3.Connection, escalation_id: str, now: float) -> bool:
     """Take a short lease on a pending delivery so two consoles do not run it at once."""
-    now = time.time()
     conn.execute("BEGIN IMMEDIATE")
     try:
         cur = conn.execute(
@@ -90,9 +91,13 @@ def _claim(conn: sqlite3.Connection, escalation_id: str) -> bool:
 
 
 def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: DeliverySettings,
-                *, client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> str | None:
-    """Deliver one decided escalation. Returns the delivery state, or None if not ours to deliver now."""
-    if not _claim(conn, escalation_id):
+                *, client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep,
+                clock: Callable[[], float] = time.time) -> str | None:
+    """Deliver one decided escalation. Returns the delivery state, or None if not ours to deliver now.
+
+    ``clock`` is wall time for the delivery claim (not the console's display clock).
+    """
+    if not _claim(conn, escalation_id, clock()):
         return None
     row = decisions.escalation(conn, escalation_id)
     if row is None or row["status"] not in ("approved", "denied") or not row["idempotency_key"]:
