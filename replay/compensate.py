@@ -135,7 +135,7 @@ def prepare(conn: sqlite3.Connection, action_id: str, allow_hosts: frozenset[str
     return Plan(kind="http", method=hook.get("method") or "POST", url=url, headers=headers, body=hook.get("body"), **common)
 
 
-def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float) -> int | Refusal:
+def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float, stale_after: float) -> int | Refusal:
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT * FROM actions WHERE action_id = ?", (plan.action_id,)).fetchone()
@@ -143,6 +143,15 @@ def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: floa
         if refusal:
             conn.execute("ROLLBACK")
             return refusal
+        running = conn.execute(
+            """SELECT requested_by, requested_at FROM compensations
+               WHERE action_id = ? AND status = 'running' AND requested_at > ? ORDER BY attempt DESC LIMIT 1""",
+            (plan.action_id, now - stale_after),
+        ).fetchone()
+        if running is not None:
+            conn.execute("ROLLBACK")
+            return Refusal(f"a compensation is already running (started by {running[0]} at {_when(running[1])}); "
+                           f"try again in a minute if it does not finish")
         attempt = conn.execute(
             "SELECT coalesce(max(attempt), 0) + 1 FROM compensations WHERE action_id = ?", (plan.action_id,)
         ).fetchone()[0]
@@ -236,7 +245,9 @@ def commit(
     finished_at: float | None = None,
 ) -> Outcome | Refusal:
     """Record, run, record. Returns the outcome, or a refusal if it was already done meanwhile."""
-    started = _record_start(conn, plan, operator, now)
+    # An attempt still 'running' after timeout + a margin was cut short (crash): it no longer blocks a retry,
+    # and the shared idempotency key keeps that retry from undoing twice.
+    started = _record_start(conn, plan, operator, now, stale_after=timeout + 30)
     if isinstance(started, Refusal):
         return started
     outcome = _run_http(plan, allow_hosts, timeout) if plan.kind == "http" else _run_handler(plan)

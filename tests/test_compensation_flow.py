@@ -160,3 +160,16 @@ def test_action_already_undone_by_the_agent_is_refused(conn):
     row = conn.execute("SELECT action_id, compensated_by FROM actions WHERE compensated_at IS NOT NULL LIMIT 1").fetchone()
     refused = compensate.prepare(conn, row[0], {"127.0.0.1"})
     assert isinstance(refused, Refusal) and row[1] in refused.reason
+
+
+def test_an_attempt_in_flight_blocks_a_second_one_until_it_is_stale(conn, sor):
+    plan = compensate.prepare(conn, ACTION, {sor.allow_entry})
+    conn.execute(
+        """INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target, plan,
+           idempotency_key, status) VALUES (?, 'task-0001', 1, 'bob', 1000.0, 't', '{}', 'undo-act-0001', 'running')""",
+        (ACTION,),
+    )
+    busy = compensate.commit(conn, plan, operator="alice", now=1005.0, allow_hosts={sor.allow_entry})
+    assert isinstance(busy, Refusal) and "already running" in busy.reason and "bob" in busy.reason
+    later = compensate.commit(conn, plan, operator="alice", now=1100.0, allow_hosts={sor.allow_entry})
+    assert isinstance(later, Outcome) and later.ok and later.attempt == 2
