@@ -8,7 +8,6 @@ visible lines, so a 10,000-step task opens as fast as its SELECT.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
