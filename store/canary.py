@@ -124,7 +124,18 @@ class CanaryReport:
         return next(m for m in self.metrics if m.key == key)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """A plain dict for JSON (non-finite numbers, e.g. +inf % from a zero baseline, become null)."""
+        return _finite(asdict(self))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 EXIT_CODES = {PROMOTE: 0, HOLD: 1, ROLLBACK: 2}

@@ -103,3 +103,22 @@ async def test_the_screen_follows_new_data(sample_db, make_app):
         while screen.report.n_canary == before and time.monotonic() < deadline:
             await pilot.pause(0.05)
         assert screen.report.n_canary == before + 1
+
+
+async def test_hostile_names_are_shown_literally(sample_db, make_app):
+    from store.db import connect
+
+    evil_agent = "[@click=app.quit]evil\x1b[31m"
+    conn = connect(sample_db)
+    rows = [(f"evil-{i}", evil_agent, "v1" if i % 2 else "[b]v2\x07", "canary" if i % 2 == 0 else "baseline",
+             1795520000 + i) for i in range(10)]
+    conn.executemany("INSERT INTO tasks (task_id, agent, version, cohort, started) VALUES (?, ?, ?, ?, ?)", rows)
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        assert screen.report.agent == evil_agent  # sorts first
+        headline = screen.query_one("#canary-headline", Static).render()
+        assert "[@click=app.quit]evil␛[31m" in str(headline)
+        assert "[b]v2\\x07" in str(headline)
+        await pilot.click("#canary-headline")
+        assert app.is_running  # the markup-looking name is not a link

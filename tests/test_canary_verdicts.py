@@ -180,3 +180,14 @@ def test_gate_json(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["verdict"] == "promote" and data["n_baseline"] == 600
     assert {m["key"] for m in data["metrics"]} == {m.key for m in canary.DEFAULT_METRICS}
+
+
+def test_zero_baseline_median_gives_an_unbounded_change_and_valid_json(tmp_path):
+    db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {}})
+    conn = connect(db)
+    conn.execute("UPDATE tasks SET tool_calls = 0 WHERE version = 'v1'")
+    report = canary.analyse(conn, "synth", "v1", "v2", window="all", now=NOW)
+    calls = report.metric("tool_calls")
+    assert calls.baseline == 0 and calls.delta == float("inf") and calls.verdict == canary.ROLLBACK
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert next(m for m in data["metrics"] if m["key"] == "tool_calls")["delta"] is None

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"no tasks for version {', '.join(empty)} in window {args.window} ({hint})")
     code = canary.EXIT_CODES[report.verdict]
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, default=str))
+        print(json.dumps(report.to_json(), indent=2, default=str, allow_nan=False))
         return code
     out = Console(highlight=False, soft_wrap=False, width=max(Console().width, 120))
     out.print(fmt.headline(report))
