@@ -272,18 +272,18 @@ def check_task(
     """Every way this task broke its agent's contract, at the step (seq) that broke it.
 
     ``events`` are the task's events as decoded JSON, ordered by seq.
-    ``approved`` holds escalation ids a human approved in the console (the
-    agent's own ``decision`` events count too). An action in shadow mode is
+    ``approved`` holds escalation ids a human approved in the console; the
+    agent's own ``decision`` events count for the steps after them. An action in shadow mode is
     a violation if either the contract or the task says the stage is shadow.
     """
     out: list[Violation] = []
     tools = set(contract.tools.allow)
     never_tools = set(contract.never.tools)
     never_actions = set(contract.never.actions)
+    # The agent's own decision events count from their step on (acting
+    # before the approval arrived is acting without it); approvals given in
+    # the console carry no step and count throughout.
     approvals = set(approved)
-    for e in events:
-        if e.get("kind") == "decision" and e.get("decision") == "approve":
-            approvals.add(e.get("escalation_id"))
     contract_stage = contract.versions.get(version) if version is not None else None
     shadow = "shadow" in (contract_stage, stage)
     escalations: list[dict] = []
@@ -305,6 +305,9 @@ def check_task(
                 out.append(Violation(seq, FORBIDDEN, f"called tool {tool}, which the contract forbids"))
             elif tool not in tools:
                 out.append(Violation(seq, TOOL_NOT_ALLOWED, f"called tool {tool}, not in tools.allow"))
+        elif kind == "decision":
+            if e.get("decision") == "approve":
+                approvals.add(e.get("escalation_id"))
         elif kind == "escalation":
             escalations.append(e)
             endpoint(seq, e.get("callback_url"), "escalation callback")

@@ -175,3 +175,12 @@ def test_first_folder_wins(tmp_path, monkeypatch):
     book = ct.load_book(ct.contract_dirs())
     assert book.get("approval-agent").versions == {"v1": "shadow"}
     assert book.get("records-agent") is not None  # still from the bundled folder
+
+
+def test_acting_before_the_approval_arrived_is_unapproved(approval):
+    events = escalated_task(900.0, "approve")
+    decision = next(e for e in events if e["kind"] == "decision")
+    action = next(e for e in events if e["kind"] == "action")
+    decision["seq"], action["seq"] = action["seq"], decision["seq"]
+    events.sort(key=lambda e: e["seq"])
+    assert rules(ct.check_task(approval, events, version="v1")) == [(action["seq"], ct.UNAPPROVED_ACTION)]
