@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import threading
 
@@ -54,7 +55,14 @@ def start_for_app(app, spec: str):
 def run(args: argparse.Namespace) -> int:
     from store.otlp_receiver import MAX_BODY, Receiver
 
+    from store.db import connect
+
     db = config.db_path(args.db)
+    try:
+        connect(db).close()
+    except (OSError, sqlite3.Error) as exc:
+        print(f"agentdeck: cannot open the store {db}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
     try:
         receiver = Receiver(db, args.host, args.port, max_body=args.max_body or MAX_BODY)
     except OSError as exc:
