@@ -22,7 +22,7 @@ def is_otlp(raw: bytes) -> bool:
 
 def decode(raw: bytes) -> list[tuple[object, str]]:
     """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line."""
-    if is_otlp(raw):
+    if not raw.startswith(b'{"v":') and is_otlp(raw):  # the common case first, cheaply
         from store import otlp
 
         return otlp.decode_line(raw)

@@ -8,6 +8,7 @@ guarantee, so keep it that way.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -157,6 +158,68 @@ def _accumulate(d: dict, e, ts: float) -> None:
             d["end_tokens"] = e.tokens_in + e.tokens_out  # the task's total: wins over the sum
 
 
+@dataclass
+class Prepared:
+    """A batch turned into rows, ready to commit; plain data, so a parse process can build it."""
+
+    event_rows: list = field(default_factory=list)
+    task_rows: list = field(default_factory=list)
+    esc_rows: list = field(default_factory=list)
+    action_rows: list = field(default_factory=list)
+    decisions: list = field(default_factory=list)
+    compensations: list = field(default_factory=list)
+    agent_known: bool = False
+    escalations: list = field(default_factory=list)
+    tasks: set = field(default_factory=set)
+
+
+def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prepared:
+    """Rows for a batch of ``(event, payload_json)`` pairs; no I/O."""
+    now = time.time()
+    p = Prepared()
+    event_rows, esc_rows, action_rows = p.event_rows, p.esc_rows, p.action_rows
+    deltas: dict[str, dict] = {}
+    for e, payload in parsed:
+        ts = epoch(e.ts)
+        task_id = e.task_id
+        event_rows.append((task_id, e.seq, e.kind, ts, source_id, payload))
+        d = deltas.get(task_id)
+        if d is None:
+            d = deltas[task_id] = _task_delta()
+        _accumulate(d, e, ts)
+        kind = e.kind
+        if kind == "escalation":
+            esc_rows.append((
+                e.escalation_id, task_id, e.seq, ts, None, e.risk, RISK_RANK[e.risk], e.reason,
+                epoch(e.deadline), e.policy_id, e.justification,
+                e.proposed_action.model_dump_json(), e.callback_url,
+            ))
+            p.escalations.append(e.escalation_id)
+        elif kind == "action":
+            comp = e.compensation
+            action_rows.append((
+                e.action_id, task_id, e.seq, ts, e.system, e.operation, e.amount, e.status,
+                e.justification, comp.model_dump_json() if comp else None,
+                comp.idempotency_key if comp else None,
+            ))
+        elif kind == "decision":
+            p.decisions.append((e.decision, e.decided_by, ts, e.reason, e.escalation_id))
+        elif kind == "compensation":
+            p.compensations.append((ts, e.by, e.status, e.action_id))
+
+    for task_id, d in deltas.items():
+        # tokens: the total task_end reports, else the sum over reasoning
+        # events (kept apart so batches and late events add up either way).
+        d["tokens"] = d["end_tokens"] if d["end_tokens"] is not None else d["reasoning_tokens"]
+        p.task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
+    # An escalation shows its agent: from this batch when its task_start is
+    # here too; otherwise commit() fills it from the tasks table.
+    p.esc_rows = [(*esc[:4], deltas[esc[1]]["agent"], *esc[5:]) for esc in esc_rows]
+    p.agent_known = bool(esc_rows) or any(d["agent"] for d in deltas.values())
+    p.tasks = set(deltas)
+    return p
+
+
 def apply_batch(
     conn: sqlite3.Connection,
     source: dict | None,
@@ -173,52 +236,33 @@ def apply_batch(
     ingest the same bytes twice. Returns what changed, for the console.
     Raises ``OffsetMoved`` if another process got there first.
     """
-    now = time.time()
-    result = BatchResult()
-    event_rows = []
-    deltas: dict[str, dict] = {}
-    esc_rows = []
-    action_rows = []
-    decisions = []
-    compensations = []
-    source_id = source["id"] if source else None
     parsed = list(parsed)
     # Events made from OpenTelemetry spans (store/otlp.py) know their span: a
     # span sent twice (a client retry; a file and HTTP) must be stored once.
     from_spans = any(type(item) is not tuple for item in parsed)
-    for e, payload in parsed:
-        ts = epoch(e.ts)
-        event_rows.append((e.task_id, e.seq, e.kind, ts, source_id, payload))
-        d = deltas.get(e.task_id)
-        if d is None:
-            d = deltas[e.task_id] = _task_delta()
-        _accumulate(d, e, ts)
-        kind = e.kind
-        if kind == "escalation":
-            esc_rows.append((
-                e.escalation_id, e.task_id, e.seq, ts, None, e.risk, RISK_RANK[e.risk], e.reason,
-                epoch(e.deadline), e.policy_id, e.justification,
-                e.proposed_action.model_dump_json(), e.callback_url,
-            ))
-            result.escalations.append(e.escalation_id)
-        elif kind == "action":
-            comp = e.compensation
-            action_rows.append((
-                e.action_id, e.task_id, e.seq, ts, e.system, e.operation, e.amount, e.status,
-                e.justification, comp.model_dump_json() if comp else None,
-                comp.idempotency_key if comp else None,
-            ))
-        elif kind == "decision":
-            decisions.append((e.decision, e.decided_by, ts, e.reason, e.escalation_id))
-        elif kind == "compensation":
-            compensations.append((ts, e.by, e.status, e.action_id))
+    prepared = prepare(parsed, source["id"] if source else None)
+    return commit(conn, source, prepared, rejects, new_offset=new_offset, lines=lines,
+                  spans=parsed if from_spans else None)
 
-    task_rows = []
-    for task_id, d in deltas.items():
-        # tokens: the total task_end reports, else the sum over reasoning
-        # events (kept apart so batches and late events add up either way).
-        d["tokens"] = d["end_tokens"] if d["end_tokens"] is not None else d["reasoning_tokens"]
-        task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
+
+def commit(
+    conn: sqlite3.Connection,
+    source: dict | None,
+    prepared: Prepared,
+    rejects: list[Reject],
+    *,
+    new_offset: int | None = None,
+    lines: int = 0,
+    spans: list | None = None,
+) -> BatchResult:
+    """The write half of ``apply_batch``: one transaction with the source's new offset."""
+    now = time.time()
+    result = BatchResult()
+    p = prepared
+    event_rows, task_rows, esc_rows, action_rows = p.event_rows, p.task_rows, p.esc_rows, p.action_rows
+    decisions, compensations, agent_known = list(p.decisions), p.compensations, p.agent_known
+    source_id = source["id"] if source else None
+    result.escalations = list(p.escalations)
 
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -232,10 +276,10 @@ def apply_batch(
             ).fetchone()
             if row is None or row[0] != source["offset"]:
                 raise OffsetMoved(source["path"])
-        if from_spans:
+        if spans is not None:
             from store import otlp
 
-            kept = otlp.claim(conn, parsed)
+            kept = otlp.claim(conn, spans)
             if kept is not None:  # some spans are stored already: write the batch without them
                 conn.execute("ROLLBACK")
                 return apply_batch(conn, source, kept, rejects, new_offset=new_offset, lines=lines)
@@ -252,13 +296,13 @@ def apply_batch(
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 esc_rows,
             )
-        # An escalation shows its agent, whichever of it and its task_start came first.
-        agent_known = [(t,) for t in {esc[1] for esc in esc_rows} | {t for t, d in deltas.items() if d["agent"]}]
         if agent_known:
-            conn.executemany(
-                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = ?1)
-                   WHERE task_id = ?1 AND agent IS NULL""",
-                agent_known,
+            # Escalations that arrived before their task_start (few; a partial
+            # index keeps this from scanning the rest).
+            conn.execute(
+                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id)
+                   WHERE agent IS NULL
+                   AND (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id) IS NOT NULL"""
             )
         if action_rows:
             conn.executemany(
@@ -268,14 +312,17 @@ def apply_batch(
             )
         if esc_rows:
             # A decision relayed through another file may have been ingested
-            # before its escalation: apply it now.
-            for esc in esc_rows:
-                for (payload,) in conn.execute(
-                    "SELECT payload FROM events WHERE task_id = ? AND kind = 'decision'", (esc[1],)
-                ).fetchall():
-                    d = ev.parse_event(payload)
-                    if d.escalation_id == esc[0]:
-                        decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
+            # before its escalation: apply it now. (One query a batch.)
+            decided_here = {d[4] for d in decisions}
+            wanted = {esc[0]: esc[1] for esc in esc_rows if esc[0] not in decided_here}
+            for (payload,) in conn.execute(
+                """SELECT payload FROM events WHERE kind = 'decision'
+                   AND task_id IN (SELECT value FROM json_each(?))""",
+                (json.dumps(sorted(set(wanted.values()))),),
+            ).fetchall() if wanted else ():
+                d = ev.parse_event(payload)
+                if d.escalation_id in wanted:
+                    decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
         if decisions:
             # The agent reporting a decision it received: only fills a decision
             # the console does not already hold (the console's own is the record).
@@ -315,7 +362,7 @@ def apply_batch(
         source["offset"] = new_offset
     result.events = len(event_rows)
     result.rejects = len(rejects)
-    result.tasks = set(deltas)
+    result.tasks = set(p.tasks)
     return result
 
 

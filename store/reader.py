@@ -44,21 +44,30 @@ def read_lines(fd: int, offset: int, size: int, max_bytes: int = CHUNK) -> tuple
                 pos = skipped[1]
                 continue
             break  # a partial line: wait for the rest
-        start = 0
-        chunk = data[: end + 1]
-        for piece in chunk.split(b"\n")[:-1]:
-            line_offset = pos + start
-            start += len(piece) + 1
-            if piece.endswith(b"\r"):
-                piece = piece[:-1]
-            if not piece.strip():
-                continue
-            if len(piece) > MAX_LINE:
-                lines.append(Line(line_offset, piece[:4096], len(piece)))
-            else:
-                lines.append(Line(line_offset, piece))
+        lines.extend(split_lines(data[: end + 1], pos))
         pos += end + 1
     return lines, pos
+
+
+def split_lines(chunk: bytes, base: int) -> list[Line]:
+    """The lines of ``chunk`` (complete lines, read from offset ``base``), without blank ones."""
+    lines: list[Line] = []
+    start = base
+    for piece in chunk.split(b"\n")[:-1]:
+        line_offset = start
+        start += len(piece) + 1
+        if piece.endswith(b"\r"):
+            piece = piece[:-1]
+        if not piece or (piece[0] in _BLANK and not piece.strip()):
+            continue
+        if len(piece) > MAX_LINE:
+            lines.append(Line(line_offset, piece[:4096], len(piece)))
+        else:
+            lines.append(Line(line_offset, piece))
+    return lines
+
+
+_BLANK = frozenset(b" \t\r\n\x0b\x0c")
 
 
 def _skip_oversized(fd: int, pos: int, size: int, head: bytes) -> tuple[Line, int] | None:

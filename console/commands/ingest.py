@@ -17,11 +17,17 @@ from pathlib import Path
 from store import config
 
 
+# Above this much to read, parsing is spread over worker processes.
+BULK_BYTES = 16 * 1024 * 1024
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="trace files or folders")
     p.add_argument("--follow", action="store_true",
                    help="keep following the paths for new lines and new files (Ctrl-C to stop)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that parse a large backlog in parallel (default: one per spare core; 0: none)")
 
 
 def _total_bytes(paths: list[Path]) -> int:
@@ -65,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     totals = TailStats()
     started = time.perf_counter()
+    backlog = _total_bytes(paths)
+    pool = None
+    if backlog > BULK_BYTES and args.workers != 0:
+        from store.parallel import ParsePool, default_workers
+
+        # Before any thread starts (the progress bar's): the workers are forked now.
+        pool = ParsePool(args.workers or default_workers())
     progress = Progress(TextColumn("ingesting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         TextColumn("{task.fields[events]:,} events"), console=err,
                         disable=args.quiet or not err.is_terminal, transient=True)
@@ -78,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         reported.update(problems)
 
     with progress:
-        bar = progress.add_task("ingest", total=_total_bytes(paths) or None, events=0)
+        bar = progress.add_task("ingest", total=backlog or None, events=0)
 
         def on_batch(batch: TailStats) -> None:
             totals.events += batch.events
@@ -86,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             totals.tasks |= batch.tasks
             progress.update(bar, advance=batch.bytes, events=totals.events)
 
-        tailer = Tailer(conn, paths, on_batch=on_batch)
+        tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool)
         if args.follow:
             # The tailer follows on a thread; this one reports problems as
             # they come and turns Ctrl-C into a clean stop.
@@ -104,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
                 worker.join(5)
         else:
             tailer.poll()
+    if pool is not None:
+        pool.close()
     report_problems(tailer.problems)
     seconds = time.perf_counter() - started
     rate = totals.events / seconds if seconds > 0 else 0.0

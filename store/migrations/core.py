@@ -141,4 +141,9 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE tasks ADD COLUMN end_tokens INTEGER",
     ],
+    [
+        # Escalations still waiting to learn their agent (their task_start has
+        # not been ingested yet): ingestion looks only at these.
+        "CREATE INDEX escalations_no_agent ON escalations(task_id) WHERE agent IS NULL",
+    ],
 ]

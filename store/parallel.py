@@ -1,0 +1,66 @@
+"""Parsing a bulk import on other cores while this one writes.
+
+Validating a line costs about as much as inserting its row, so a backlog
+(``agentdeck ingest`` of existing files) is split into chunks of complete
+lines that worker processes parse and turn into rows
+(``store.ingest.prepare``); the ingesting process only commits them, in
+file order, each with its offset, exactly as the serial path does. Worker
+processes never touch the store.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+
+
+def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
+    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines."""
+    from store.ingest import prepare
+    from store.reader import split_lines
+    from store.tailer import decode_lines
+
+    gc.disable()  # many short-lived objects and no cycles: collection only costs here
+    try:
+        lines = split_lines(data, base)
+        parsed, rejects = decode_lines(lines)
+        if any(type(item) is not tuple for item in parsed):
+            return None  # OpenTelemetry spans: the ingesting process reads this part itself
+        return prepare(parsed, source_id), rejects, len(lines)
+    finally:
+        gc.enable()
+
+
+def _warm() -> None:
+    import store.tailer  # noqa: F401  (imports pydantic and builds the validators once)
+
+
+class ParsePool:
+    """A few worker processes; ``submit`` a chunk, get a future of ``parse_chunk``'s result.
+
+    Create it before starting threads (a progress bar, a watcher): on Linux
+    the workers are forked at once, here, so they start in a few ms with the
+    validators already built, and no other thread can hold a lock they
+    inherit. Elsewhere they are spawned.
+    """
+
+    def __init__(self, workers: int) -> None:
+        _warm()
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        for future in [self._pool.submit(_warm) for _ in range(workers)]:
+            future.result()
+
+    def submit(self, data: bytes, base: int, source_id: int) -> Future:
+        return self._pool.submit(parse_chunk, data, base, source_id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    """Worker processes for a bulk import: one per core beyond this one, at least one."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))

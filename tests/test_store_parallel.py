@@ -1,0 +1,66 @@
+"""A backlog parsed by worker processes commits the same rows, in file order, as the serial path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from store.db import connect
+from store.parallel import ParsePool
+from store.tailer import Tailer
+
+BAD = b'{"v": 1, "kind": "teleport", "ts": "2026-11-24T09:00:00Z", "task_id": "x", "seq": 0}'
+
+
+def write(path, tasks: int, per_task: int) -> int:
+    lines = []
+    for t in range(tasks):
+        for s in range(per_task):
+            lines.append(json.dumps({"v": 1, "kind": "reasoning", "ts": "2026-11-24T09:00:00Z", "task_id": f"t{t}",
+                                     "seq": s, "tokens_in": 10, "tokens_out": 1, "summary": "x" * 50}).encode())
+        if t % 50 == 0:
+            lines.append(BAD)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return tasks * per_task
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = ParsePool(2)
+    yield p
+    p.close()
+
+
+def dump(db):
+    conn = connect(db)
+    events = conn.execute("SELECT task_id, seq, kind, ts, payload FROM events ORDER BY id").fetchall()
+    tasks = conn.execute("SELECT task_id, events, tokens, max_seq FROM tasks ORDER BY task_id").fetchall()
+    rejects = conn.execute("SELECT offset, error FROM rejects ORDER BY offset").fetchall()
+    offsets = conn.execute("SELECT offset, lines, rejects FROM sources").fetchall()
+    return [list(map(tuple, x)) for x in (events, tasks, rejects, offsets)]
+
+
+def test_parallel_and_serial_store_the_same(tmp_path, pool):
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    n = write(folder / "a.jsonl", 400, 20)
+    serial, parallel = tmp_path / "serial.db", tmp_path / "parallel.db"
+    Tailer(connect(serial), [folder], post_commit=[], batch_bytes=64 * 1024).poll()
+    stats = Tailer(connect(parallel), [folder], post_commit=[], batch_bytes=64 * 1024, parse_pool=pool).poll()
+    assert stats.events == n
+    assert dump(serial) == dump(parallel)
+
+
+def test_parallel_then_appended_lines(tmp_path, pool):
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    f = folder / "a.jsonl"
+    n = write(f, 200, 10)
+    t = Tailer(connect(tmp_path / "s.db"), [folder], post_commit=[], batch_bytes=16 * 1024, parse_pool=pool)
+    with open(f, "ab") as fh:
+        fh.write(b'{"v": 1, "kind": "plan", "ts": "2026-11-24T09:00:00Z"')  # a partial last line
+    assert t.poll().events == n
+    with open(f, "ab") as fh:
+        fh.write(b', "task_id": "late", "seq": 0, "summary": "s"}\n')
+    assert t.poll().events == 1
