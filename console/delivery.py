@@ -107,7 +107,12 @@ def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: Delivery
     wrote_outbox = row["outbox_at"] is not None
     try:
         if settings.outbox is not None and not wrote_outbox:
-            outbox.append_once(settings.outbox, line)
+            # A recorded intent means an earlier attempt may have appended the
+            # line and died before saying so: only then look for the key.
+            retry = row["outbox_intent"] is not None
+            if not retry:
+                _set(conn, escalation_id, outbox_intent=time.time())
+            outbox.append_once(settings.outbox, line, check=retry)
             _set(conn, escalation_id, outbox_at=time.time())
             wrote_outbox = True
     except OSError as exc:

@@ -6,7 +6,8 @@ The file is ``<traces>/outbox/decisions.jsonl`` by default (see
 fsynced, so a reader never sees half a line from a finished append and two
 consoles never interleave. ``append_once`` skips a decision whose idempotency
 key is already in the file: after a crash between the append and the store
-recording it, the restart does not write it twice. Readers should still
+recording it, the restart does not write it twice (the store notes an intent
+before each append, so only such a retry pays for reading the file). Readers should still
 dedup by ``escalation_id`` / ``idempotency_key``.
 """
 
@@ -94,8 +95,12 @@ def read(path: Path) -> list[dict]:
     return out
 
 
-def append_once(path: Path, line: OutboxLine) -> bool:
-    """Append the line unless its idempotency key is already there. True if written."""
+def append_once(path: Path, line: OutboxLine, *, check: bool = True) -> bool:
+    """Append the line unless its idempotency key is already there. True if written.
+
+    ``check=False`` skips reading the file for the key: for a decision never
+    appended before (the caller knows from the store), the append is O(1).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = line.to_json().encode("utf-8") + b"\n"
@@ -103,7 +108,7 @@ def append_once(path: Path, line: OutboxLine) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            if _contains(fd, line.idempotency_key):
+            if check and _contains(fd, line.idempotency_key):
                 return False
             os.write(fd, payload)
             os.fsync(fd)

@@ -57,8 +57,9 @@ def test_crash_between_outbox_append_and_its_record_does_not_duplicate(esc_db, t
     box = tmp_path / "box.jsonl"
     conn = connect(esc_db)
     decisions.decide(conn, "esc-t-low", "approve", by="alice", now=FIXED_NOW)
-    # The previous run appended the line, then died before recording outbox_at / delivered.
-    assert outbox.append_once(box, outbox.line_for(decisions.escalation(conn, "esc-t-low")))
+    # The previous run noted its intent, appended the line, then died before recording outbox_at.
+    conn.execute("UPDATE escalations SET outbox_intent = ? WHERE escalation_id = 'esc-t-low'", (FIXED_NOW,))
+    assert outbox.append_once(box, outbox.line_for(decisions.escalation(conn, "esc-t-low")), check=False)
     assert row_of(esc_db, "esc-t-low")["outbox_at"] is None
     assert deliver_one(conn, "esc-t-low", DeliverySettings(box, frozenset())) == "delivered"
     assert len(box.read_bytes().splitlines()) == 1

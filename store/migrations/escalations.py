@@ -18,4 +18,9 @@ MIGRATIONS: list[list[str]] = [
         # The history view lists the most recent decisions first.
         "CREATE INDEX escalations_decided ON escalations(decided_at)",
     ],
+    [
+        # Set just before the outbox append: only a decision whose append may
+        # have happened without being recorded needs the (whole-file) key check.
+        "ALTER TABLE escalations ADD COLUMN outbox_intent REAL",
+    ],
 ]
