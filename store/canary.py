@@ -106,7 +106,8 @@ class CanaryReport:
     baseline: str
     canary: str
     window: str
-    since: float | None
+    since: float | None  # the window is since..until by task start; both None for "all"
+    until: float | None
     n_baseline: int
     n_canary: int
     split: float | None  # canary share of the tasks
@@ -145,16 +146,17 @@ EXIT_CODES = {PROMOTE: 0, HOLD: 1, ROLLBACK: 2}
 
 
 def window_since(window: str, now: float) -> float | None:
+    """Start of the window ending at ``now``; None for "all" (every task, whatever the clock)."""
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r} (use one of {', '.join(WINDOWS)})")
     seconds = WINDOWS[window]
     return None if seconds is None else now - seconds
 
 
-def _where(since: float | None) -> tuple[str, list]:
+def _where(since: float | None, until: float | None) -> tuple[str, list]:
     if since is None:
         return "agent = ? AND version = ?", []
-    return "agent = ? AND version = ? AND started >= ?", [since]
+    return "agent = ? AND version = ? AND started >= ? AND started <= ?", [since, until]
 
 
 def _rate_sql(defs: list[MetricDef], loop: int) -> str:
@@ -162,16 +164,16 @@ def _rate_sql(defs: list[MetricDef], loop: int) -> str:
     return ", ".join(["count(*)", *parts])
 
 
-def _cohort_rates(conn, agent, version, since, defs, loop) -> tuple[int, dict[str, int]]:
-    where, extra = _where(since)
+def _cohort_rates(conn, agent, version, since, until, defs, loop) -> tuple[int, dict[str, int]]:
+    where, extra = _where(since, until)
     row = conn.execute(f"SELECT {_rate_sql(defs, loop)} FROM tasks WHERE {where}", [agent, version, *extra]).fetchone()
     rate_keys = [m.key for m in defs if m.kind == "rate"]
     return row[0], {k: int(v or 0) for k, v in zip(rate_keys, row[1:])}
 
 
-def _cohort_values(conn, agent, version, since, defs) -> dict[str, list[float]]:
+def _cohort_values(conn, agent, version, since, until, defs) -> dict[str, list[float]]:
     """Each distribution metric's values for the cohort's finished tasks, sorted (one scan)."""
-    where, extra = _where(since)
+    where, extra = _where(since, until)
     dist = [m for m in defs if m.kind == "dist"]
     rows = conn.execute(
         f"SELECT {', '.join(m.sql for m in dist)} FROM tasks WHERE {where} AND ended IS NOT NULL",
@@ -199,9 +201,9 @@ def _sparklines(conn, agent, versions, since, until, defs, loop) -> tuple[dict[s
     series = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
     rows = conn.execute(
         f"""SELECT version, min(CAST((started - ?) / ? AS INTEGER), {BUCKETS - 1}) AS b, {", ".join(cols)}
-            FROM tasks WHERE agent = ? AND version IN (?, ?) AND started >= ?
+            FROM tasks WHERE agent = ? AND version IN (?, ?) AND started >= ? AND started <= ?
             GROUP BY version, b""",
-        [since, width, agent, *versions, since]).fetchall()
+        [since, width, agent, *versions, since, until]).fetchall()
     for row in rows:
         side = 0 if row[0] == versions[0] else 1
         b = row[1]
@@ -345,11 +347,12 @@ def analyse(
     settings = contract.canary if contract is not None else CanarySettings()
     defs = metric_defs(settings)
     since = window_since(window, now)
+    until = None if since is None else now
     loop = settings.loop_tool_calls
-    nb, kb = _cohort_rates(conn, agent, baseline, since, defs, loop)
-    nc, kc = _cohort_rates(conn, agent, canary, since, defs, loop)
-    vb = _cohort_values(conn, agent, baseline, since, defs)
-    vc = _cohort_values(conn, agent, canary, since, defs)
+    nb, kb = _cohort_rates(conn, agent, baseline, since, until, defs, loop)
+    nc, kc = _cohort_rates(conn, agent, canary, since, until, defs, loop)
+    vb = _cohort_values(conn, agent, baseline, since, until, defs)
+    vc = _cohort_values(conn, agent, canary, since, until, defs)
     results = []
     for m in defs:
         if m.kind == "rate":
@@ -358,7 +361,7 @@ def analyse(
             results.append(_dist_result(m, vb[m.key], vc[m.key], settings))
     verdict, reason, score = overall(results, settings, nb, nc)
     report = CanaryReport(
-        agent=agent, baseline=baseline, canary=canary, window=window, since=since,
+        agent=agent, baseline=baseline, canary=canary, window=window, since=since, until=until,
         n_baseline=nb, n_canary=nc, split=nc / (nb + nc) if nb + nc else None,
         stage_baseline=_stage(conn, contract, agent, baseline), stage_canary=_stage(conn, contract, agent, canary),
         metrics=results, verdict=verdict, reason=reason, score=score,
@@ -411,8 +414,8 @@ def tasks_behind(
     where = "agent = ? AND version IN (?, ?)"
     args: list = [report.agent, report.baseline, report.canary]
     if report.since is not None:
-        where += " AND started >= ?"
-        args.append(report.since)
+        where += " AND started >= ? AND started <= ?"
+        args.extend((report.since, report.until))
     if m.kind == "rate":
         where += f" AND {m.sql.replace(':loop', str(loop))}"
         order = "started DESC"

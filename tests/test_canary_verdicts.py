@@ -191,3 +191,13 @@ def test_zero_baseline_median_gives_an_unbounded_change_and_valid_json(tmp_path)
     assert calls.baseline == 0 and calls.delta == float("inf") and calls.verdict == canary.ROLLBACK
     data = json.loads(json.dumps(report.to_json(), allow_nan=False))
     assert next(m for m in data["metrics"] if m["key"] == "tool_calls")["delta"] is None
+
+
+def test_a_window_ends_at_now_so_a_past_decision_can_be_reproduced(tmp_path):
+    db = synthetic_store(tmp_path / "s.db", {"v1": {"spread": 7200}, "v2": {"spread": 7200}})
+    conn = connect(db)
+    earlier = canary.analyse(conn, "synth", "v1", "v2", window="1h", now=NOW - 3600)
+    expected = conn.execute("SELECT count(*) FROM tasks WHERE version = 'v1' AND started BETWEEN ? AND ?",
+                            (NOW - 7200, NOW - 3600)).fetchone()[0]
+    assert earlier.n_baseline == expected
+    assert all(r["started"] <= NOW - 3600 for r in canary.tasks_behind(conn, earlier, "latency"))
