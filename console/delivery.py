@@ -18,6 +18,7 @@ in worker threads, never on the UI thread.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 # Longer than one delivery can take (attempts x timeout + backoff), so a live
 # console's claim never lapses mid-delivery; a dead console's lapses soon.
 CLAIM_SECONDS = 60.0
+log = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -158,12 +160,26 @@ def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLi
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
             continue
+        except Exception as exc:  # e.g. a URL httpx cannot encode: retrying will not help
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            break
         if 200 <= resp.status_code < 300:
             return "delivered", None
         error = f"callback answered HTTP {resp.status_code}"
         if resp.status_code not in RETRYABLE_STATUS:
             break  # e.g. 400/404: repeating will not help; the operator can retry by hand
     return "failed", error
+
+
+def _give_up(conn: sqlite3.Connection, escalation_id: str, error: str) -> str | None:
+    """Record an unexpected delivery error as ``failed`` (retry with r); None if even that is impossible."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        _set(conn, escalation_id, delivery="failed", delivery_error=error, delivery_claimed_until=None)
+        return "failed"
+    except sqlite3.Error:
+        return None  # the claim lapses and a later sweep or start tries again
 
 
 class DeliveryService:
@@ -211,7 +227,12 @@ class DeliveryService:
         self.settings.allow_hosts = self.app.allow_hosts  # the operator's list, as it is now
         conn = self._conn()
         for escalation_id in ids:
-            if deliver_one(conn, escalation_id, self.settings) is not None:
+            try:
+                state = deliver_one(conn, escalation_id, self.settings)
+            except Exception as exc:  # never take the console down; the state says what happened
+                log.exception("delivering %r", escalation_id)
+                state = _give_up(conn, escalation_id, f"{type(exc).__name__}: {exc}"[:300])
+            if state is not None:
                 self._changed()
 
     def _startup(self, sweep: bool) -> None:

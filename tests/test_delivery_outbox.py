@@ -148,3 +148,28 @@ def test_bad_expiry_policy_in_environment_is_a_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv("AGENTDECK_ON_EXPIRY", "sometimes")
     assert main(["console", "--db", str(tmp_path / "s.db"), "--traces", str(tmp_path / "t")]) == 2
     assert "on-expiry policy must be one of deny, approve, keep" in capsys.readouterr().err
+
+
+async def test_unexpected_delivery_error_is_recorded_not_fatal(esc_db, make_app, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(outbox, "append_once", broken)
+    app = make_app(esc_db, outbox=tmp_path / "box.jsonl")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("down", "down", "down")
+        await settle(pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(100):
+            await settle(pilot, 1)
+            if row_of(esc_db, "esc-t-low")["delivery"] != "pending":
+                break
+        assert app.is_running
+    row = row_of(esc_db, "esc-t-low")
+    assert row["status"] == "approved"
+    assert row["delivery"] == "failed" and "disk on fire" in row["delivery_error"]
+    assert row["delivery_claimed_until"] is None  # retry with r can take it at once

@@ -10,6 +10,8 @@ delivered to the agent by the app's delivery service.
 
 from __future__ import annotations
 
+import sqlite3
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -179,6 +181,10 @@ class EscalationsScreen(DeckScreen):
                                        now=app.now(), on_expiry=app.delivery.on_expiry)
         except decisions.DecisionError as exc:
             app.call_from_thread(self._tell, f"Not recorded: {clean(exc, 300)}", severity="error")
+            return
+        except sqlite3.Error as exc:  # e.g. the store stayed locked past the busy timeout
+            app.call_from_thread(self._tell, f"Not recorded (store error: {clean(exc, 200)}); try again.",
+                                 severity="error")
             return
         app.call_from_thread(self._decided, outcome, decision)
 
