@@ -179,9 +179,12 @@ async def test_export_writes_a_verifiable_packet_and_says_where(sample_db, make_
         await settle(app, pilot)
         (packet,) = (tmp_path / "ev").glob("*.md")
         assert str(packet.resolve()) in text_of(app, "#replay-status")
+        await pilot.press("e")  # same second (fixed clock): a second file, the first is kept
+        await settle(app, pilot)
+        assert len(list((tmp_path / "ev").glob("*.md"))) == 2
     conn = connect(sample_db)
     assert verify_packet(packet.read_text(), conn) == []
-    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'evidence.export'").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'evidence.export'").fetchone()[0] == 2
 
 
 async def test_trace_markup_is_shown_literally(tmp_path, make_app):

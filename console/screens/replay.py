@@ -311,6 +311,10 @@ class ReplayScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="replay-export")
     def _export(self, task_id: str, out: Path) -> None:
+        n = 1
+        while out.exists():  # two exports in one second: never overwrite a packet already handed out
+            n += 1
+            out = out.with_name(f"{out.stem.split('~')[0]}~{n}{out.suffix}")
         try:
             _, detail = export(self.app.store.writer(), task_id, fmt="md", out=out, operator=self.app.operator,
                                now=self.app.now())
