@@ -112,6 +112,12 @@ def context_lines(step: Step, rec: Reconstruction) -> list[Text]:
             for a in rec.audit:
                 if a["subject"] == esc.escalation_id:
                     out.append(_line(f"Audit #{a['id']}", f"{a['kind']} by {a['actor']} at {when(a['ts'])}"))
+    elif step.kind in ("tool_call", "tool_result"):
+        out.extend(_tool_pairing(step, rec))
+    elif step.kind == "policy_check":
+        out.append(_line("Verdict", f"{e.get('verdict')} by {e.get('policy_id')}@{e.get('policy_version')}",
+                         style="bold"))
+        out.append(_line("Reason", e.get("reason") or "—"))
     elif step.kind == "action":
         act = rec.action(e.get("action_id", ""))
         if act is not None:
@@ -133,6 +139,36 @@ def context_lines(step: Step, rec: Reconstruction) -> list[Text]:
                 if c["action_id"] == act.action_id:
                     out.append(_line(f"Attempt {c['attempt']}", f"{c['status']} by {c['requested_by']} at "
                                      f"{when(c['requested_at'])} {c['error'] or ''}"))
+    return out
+
+
+PAIR_WINDOW = 50
+
+
+def _tool_pairing(step: Step, rec: Reconstruction) -> list[Text]:
+    """A tool call's results (or a result's call), looked for among nearby steps only: a
+    10,000-step task must not be parsed whole to show one step."""
+    e = step.data if isinstance(step.data, dict) else {}
+    call_id = e.get("call_id")
+    out: list[Text] = []
+    if step.kind == "tool_call":
+        window = rec.steps[step.index + 1 : step.index + 1 + PAIR_WINDOW]
+        for other in window:
+            d = other.data if other.kind == "tool_result" else None
+            if isinstance(d, dict) and d.get("call_id") == call_id:
+                retry = f" (retry {d['retry']})" if d.get("retry") else ""
+                out.append(_line(f"Result seq {other.seq}", f"{d.get('status')} in {d.get('latency_ms', 0):g} ms{retry}"))
+        if not out:
+            out.append(Text("No result for this call in the next steps", style="yellow"))
+    else:
+        window = rec.steps[max(0, step.index - PAIR_WINDOW) : step.index]
+        call = next((o for o in reversed(window) if o.kind == "tool_call" and isinstance(o.data, dict)
+                     and o.data.get("call_id") == call_id), None)
+        if call is not None:
+            out.append(_line(f"Call seq {call.seq} input", json.dumps(call.data.get("input"), default=str,
+                                                                      ensure_ascii=False), limit=300))
+        else:
+            out.append(Text("The call for this result is not in the previous steps (see gaps)", style="yellow"))
     return out
 
 
