@@ -103,9 +103,14 @@ class AgentDeck(App):
         from console.screens.task_detail import TaskDetailScreen
 
         self.switch_mode("tasks")
-        if isinstance(self.screen, TaskDetailScreen):
-            self.screen.dismiss()
-        self.push_screen(TaskDetailScreen(task_id))
+        # One detail screen, installed once: opening a task re-points it
+        # instead of composing a new screen (keeps enter-to-screen fast).
+        if not self.is_screen_installed("task-detail"):
+            self.install_screen(TaskDetailScreen(), name="task-detail")
+        detail = self.get_screen("task-detail")
+        detail.show_task(task_id)
+        if self.screen is not detail:
+            self.push_screen(detail)
 
     def filter_tasks(self, text: str) -> None:
         """Go to Tasks filtered by ``text`` (filter syntax of console.widgets.task_filter)."""

@@ -58,6 +58,7 @@ async def test_tasks_list_shows_trace_text_literally(hostile_db, make_app):
         assert_no_control_chars_rendered(app)
 
         # Click right on the "[@click=app.quit]" text: it is text, not an action.
+        await pilot.press("k")  # (the cursor elsewhere, so the click moves it there)
         row = next(y for y, line in enumerate(screen_lines(app)) if "[@click=app.q" in line)
         column = screen_lines(app)[row].index("[@click=app.q")
         await pilot.click(offset=(column + 3, row))

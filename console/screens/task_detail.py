@@ -32,11 +32,22 @@ class TaskDetailScreen(DeckScreen):
         Binding("tab", "focus_next", "Table/payload", show=False),
     ]
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str = "") -> None:
         super().__init__()
         self.task_id = task_id
         self.events: list = []
-        self.found: bool | None = None
+        self.found: bool | None = None  # None until the task was looked up
+
+    def show_task(self, task_id: str) -> None:
+        """Show another task (the app keeps one detail screen and re-points it)."""
+        self.task_id = task_id
+        self.events = []
+        self.found = None
+        if self.is_mounted:
+            self.query_one("#detail-summary", Static).update("")
+            self.query_one(EventTable).show_events([])
+            self.query_one("#detail-payload", Static).update("")
+            self.reload()
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="detail-summary")
@@ -46,14 +57,15 @@ class TaskDetailScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="task-detail")
     def reload(self) -> None:
+        task_id = self.task_id
         conn = self.app.store.reader()
-        task = queries.task(conn, self.task_id)
-        events = queries.task_events(conn, self.task_id, limit=MAX_EVENTS)
-        self.app.call_from_thread(self._show, task, events)
+        task = queries.task(conn, task_id)
+        events = queries.task_events(conn, task_id, limit=MAX_EVENTS)
+        self.app.call_from_thread(self._show, task_id, task, events)
 
-    def _show(self, task, events) -> None:
-        if not self.is_mounted:
-            return
+    def _show(self, task_id: str, task, events) -> None:
+        if not self.is_mounted or task_id != self.task_id:
+            return  # the screen was re-pointed meanwhile
         self.found = task is not None
         self.events = events
         self.query_one("#detail-summary", Static).update(_summary(self.task_id, task, len(events)))

@@ -17,11 +17,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static
 
 from console import data
 from console.safe import plain
 from console.screens.base import DeckScreen
+from console.widgets.chrome import TextLine
 from console.widgets.task_filter import FilterInput, describe, parse_filter
 from console.widgets.task_table import TaskTable
 from store import queries
@@ -54,7 +54,7 @@ class TasksScreen(DeckScreen):
         self._pending: tuple[AnchorFn, Callable[[TaskTable], None]] | None = None  # window move in flight
 
     def compose_body(self) -> ComposeResult:
-        yield Static(id="tasks-status")
+        yield TextLine(id="tasks-status")
         yield TaskTable(id="tasks")
         yield FilterInput(id="tasks-filter")
 
@@ -99,8 +99,7 @@ class TasksScreen(DeckScreen):
         table.more_newer = page.newer > 0
         table.show_rows(page.rows)
         if self.follow:
-            table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
-            table.scroll_end(animate=False, immediate=True)
+            table.move_cursor(row=max(table.row_count - 1, 0))
         elif place is not None:
             place(table)
         elif current is not None and current in table.shown.keys:
@@ -176,8 +175,8 @@ class TasksScreen(DeckScreen):
 
     # -- opening -------------------------------------------------------------
 
-    @on(DataTable.RowSelected, "#tasks")
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(TaskTable.Selected)
+    def _selected(self, event: TaskTable.Selected) -> None:
         event.stop()
         self.action_open()
 
@@ -254,4 +253,4 @@ class TasksScreen(DeckScreen):
             # The filter is the operator's own text, but it may hold pasted trace text.
             text.append_text(plain(describe(self.filt), 80, style="bold cyan", single_line=True))
             text.append("  (esc clears)", "dim")
-        self.query_one("#tasks-status", Static).update(text)
+        self.query_one("#tasks-status", TextLine).update(text)

@@ -7,7 +7,8 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Static, Tab, Tabs
+from textual.widget import Widget
+from textual.widgets import Tab, Tabs
 
 from store.queries import Counters
 
@@ -32,7 +33,30 @@ class ScreenTabs(Tabs, can_focus=False):
             self.app.switch_mode(mode)
 
 
-class LiveCounters(Static):
+class TextLine(Widget):
+    """One line of text that changes often (counters, status).
+
+    Unlike ``Static.update`` a change repaints this widget only, with no
+    layout pass over the screen; its size comes from CSS, not its content.
+    """
+
+    DEFAULT_CSS = "TextLine { height: 1; }"
+
+    def __init__(self, text: Text | None = None, **kw) -> None:
+        super().__init__(**kw)
+        self.text = text or Text()
+
+    def update(self, text: Text | str) -> None:
+        text = Text(text) if isinstance(text, str) else text
+        if text.plain != self.text.plain or text.spans != self.text.spans or text.style != self.text.style:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.text
+
+
+class LiveCounters(TextLine):
     """tasks/min, errors, open escalations, ingest lag — from the app's counters."""
 
     def on_mount(self) -> None:
@@ -95,8 +119,8 @@ class DeckHeader(Horizontal):
 
     DEFAULT_CSS = """
     DeckHeader { height: 2; dock: top; background: $panel; }
-    DeckHeader ScreenTabs { width: 1fr; height: 2; }
-    DeckHeader LiveCounters { width: auto; padding: 0 1; content-align: right middle; height: 2; }
+    DeckHeader ScreenTabs { width: 46; height: 2; }
+    DeckHeader LiveCounters { width: 1fr; padding: 0 1; content-align: right middle; height: 2; }
     """
 
     def __init__(self, active: str) -> None:

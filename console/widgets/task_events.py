@@ -124,7 +124,7 @@ class EventTable(VimTable):
         if ids == self.event_ids:
             return
         current = self.event_ids[self.cursor_row] if self.event_ids and self.row_count else None
-        if ids[: len(self.event_ids)] == self.event_ids:
+        if self.event_ids and ids[: len(self.event_ids)] == self.event_ids:
             new = rows[len(self.event_ids):]  # live task: its new events came after the shown ones
         else:
             self.clear()

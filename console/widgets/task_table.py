@@ -1,9 +1,9 @@
-"""The Tasks list: a DataTable over a window of the store's tasks.
+"""The Tasks list: a table over a window of the store's tasks.
 
-The table never holds more than one window of rows (``WINDOW``); moving past
-either end asks the screen for the next window (keyset paging in
-``store.queries``). Live updates change only the cells that changed, and
-append new tasks at the bottom, like ``tail -f``.
+The table never holds more than one window of rows (``console.data.WINDOW``);
+moving past either end asks the screen for the next window (keyset paging in
+``store.queries``). New tasks come in at the bottom, like ``tail -f``; a live
+update redraws only the rows that changed.
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 from console.safe import plain
@@ -119,10 +127,36 @@ class Shown:
     cells: dict[str, tuple[Text, ...]]
 
 
-class TaskTable(VimTable):
-    """Tasks, oldest at the top; a window the screen moves over the store."""
+class TaskTable(ScrollView, can_focus=True):
+    """Tasks, oldest at the top; a window the screen moves over the store.
 
-    BINDINGS = [Binding("enter", "select_cursor", "Open")]
+    A line-API widget rather than a DataTable: each row is rendered once into
+    a cached strip and re-rendered only when its cells (or its cursor/zebra
+    state) change, so a live update of one task redraws one line, not the
+    whole table. The first line is the header and never scrolls.
+    """
+
+    BINDINGS = [
+        Binding("enter", "select", "Open"),
+        Binding("j,down", "move(1)", "Down", show=False),
+        Binding("k,up", "move(-1)", "Up", show=False),
+        Binding("g,home", "first", "Top", show=False),
+        Binding("G,end", "last", "Bottom", show=False),
+        Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
+        Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
+        Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
+        Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
+    ]
+    COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--even"}
+    DEFAULT_CSS = """
+    TaskTable { background: $surface; overflow-x: hidden; }
+    TaskTable > .task-table--header { background: $panel; color: $foreground; text-style: bold; }
+    TaskTable > .task-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+    TaskTable:blur > .task-table--cursor { background: $block-cursor-blurred-background; text-style: none; }
+    TaskTable > .task-table--even { background: $surface-lighten-1; }
+    """
+
+    cursor_row: reactive[int] = reactive(0, always_update=True)
 
     class Moved(Message):
         """The user moved the cursor (follow mode pauses)."""
@@ -142,24 +176,104 @@ class TaskTable(VimTable):
             super().__init__()
             self.newest = newest
 
+    class Selected(Message):
+        """Enter (or a click on the cursor row): open this task."""
+
+        def __init__(self, task_id: str) -> None:
+            super().__init__()
+            self.task_id = task_id
+
     def __init__(self, **kw) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
-        for key, label, width in COLUMNS:
-            self.add_column(label, width=width, key=key)
+        super().__init__(**kw)
         self.shown = Shown([], {})
         self.more_older = False
         self.more_newer = False
+        self._strips: dict[str, tuple] = {}  # task -> (cells, (variant, width, focus), strip) it was drawn from
+        self._header: tuple[tuple, Strip] | None = None
+        self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
+        self._styles: dict[str, Style] = {}
 
-    # -- user navigation: the screen decides about windows and follow ------
+    # -- size and rows -------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self.shown.keys)
+
+    @property
+    def cursor_task(self) -> str | None:
+        return self.shown.keys[min(self.cursor_row, self.row_count - 1)] if self.shown.keys else None
+
+    def _page_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)  # less the header
+
+    def _set_virtual_size(self) -> None:
+        width = sum(w + 2 for _, _, w in COLUMNS)
+        self.virtual_size = Size(width, self.row_count + 1)
+
+    def show_rows(self, rows: list[sqlite3.Row]) -> None:
+        """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
+        old, old_keys = self.shown.cells, self.shown.keys
+        keys = [r["task_id"] for r in rows]
+        cells = {}
+        raw = {}
+        for r in rows:
+            key = r["task_id"]
+            raw[key] = values = tuple(r)
+            before = old.get(key)
+            if before is not None and self._raw.get(key) == values:
+                cells[key] = before  # unchanged row: keep its cells (and cached strip)
+            else:
+                new = task_cells(r)
+                cells[key] = before if before is not None and _same(before, new) else new
+        self._raw = raw
+        self.shown = Shown(keys, cells)
+        for key in [k for k in self._strips if k not in cells]:
+            del self._strips[key]
+        self._set_virtual_size()
+        if self.cursor_row >= self.row_count:
+            self.cursor_row = max(0, self.row_count - 1)
+        if keys != old_keys:
+            self.refresh()
+        else:  # same rows in the same places: repaint the lines that changed
+            for index, key in enumerate(keys):
+                if cells[key] is not old.get(key):
+                    self.refresh_line(index + 1)
+
+    # -- the cursor ------------------------------------------------------------
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        """Put the cursor on ``row`` (clamped) and scroll it into view (no Moved message)."""
+        self.cursor_row = max(0, min(row, self.row_count - 1))
+        self.scroll_to_cursor()
+
+    def scroll_to_cursor(self) -> None:
+        page = self._page_rows()
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            top = self.cursor_row
+        elif self.cursor_row >= top + page:
+            top = self.cursor_row - page + 1
+        if top != round(self.scroll_y):
+            self.scroll_to(y=top, animate=False, force=True)  # (scrollbars may lag a new virtual size)
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1)
+        self.refresh_line(new + 1)
 
     def go_row(self, row: int) -> None:
+        """The user moves to ``row``: past either end of the window asks for the next one."""
         self.post_message(self.Moved())
         if row < 0 and self.more_older:
             self.post_message(self.Edge(older=True, overshoot=-row))
-            row = 0
         elif row >= self.row_count and self.more_newer:
             self.post_message(self.Edge(older=False, overshoot=row - self.row_count + 1))
-        super().go_row(row)
+        self.move_cursor(row=row)
+
+    def action_move(self, delta: int) -> None:
+        self.go_row(self.cursor_row + delta)
+
+    def action_half_page(self, halves: int) -> None:
+        self.go_row(self.cursor_row + halves * max(1, self._page_rows() // 2))
 
     def action_first(self) -> None:
         self.post_message(self.Jump(newest=False))
@@ -167,57 +281,98 @@ class TaskTable(VimTable):
     def action_last(self) -> None:
         self.post_message(self.Jump(newest=True))
 
-    def on_click(self) -> None:
+    def action_select(self) -> None:
+        if self.cursor_task is not None:
+            self.post_message(self.Selected(self.cursor_task))
+
+    def on_click(self, event: events.Click) -> None:
+        row = round(self.scroll_y) + event.y - 1
+        if event.y < 1 or not 0 <= row < self.row_count:
+            return
         self.post_message(self.Moved())
+        if row == self.cursor_row:
+            self.action_select()
+        else:
+            self.move_cursor(row=row)
 
     def on_mouse_scroll_up(self) -> None:
         self.post_message(self.Moved())
 
-    @property
-    def cursor_task(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.shown.keys[min(self.cursor_row, len(self.shown.keys) - 1)]
+    def on_mouse_scroll_down(self) -> None:
+        self.post_message(self.Moved())
 
-    # -- showing a window ----------------------------------------------------
+    # -- drawing ---------------------------------------------------------------
 
-    def show_rows(self, rows: list[sqlite3.Row]) -> None:
-        """Make the table hold exactly ``rows``, touching as little as possible.
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+        self._header = None
 
-        Same tasks in the same order: only changed cells are updated. The old
-        window's tail followed by new tasks (follow mode): drop from the top,
-        append at the bottom. Anything else: rebuild.
-        """
-        keys = [r["task_id"] for r in rows]
-        cells = {r["task_id"]: task_cells(r) for r in rows}
-        old = self.shown
-        start = _overlap_start(old.keys, keys)
-        if start is None:
-            self.clear()
-            for key in keys:
-                self.add_row(*cells[key], key=key)
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            if self._header is None or self._header[0] != (width,):
+                base = self.rich_style + self._style("task-table--header")
+                self._header = ((width,), _row_strip([Text(label) for _, label, _ in COLUMNS], base, width))
+            return self._header[1]
+        index = round(self.scroll_y) + y - 1
+        if not 0 <= index < self.row_count:
+            return Strip.blank(width, self.rich_style)
+        key = self.shown.keys[index]
+        cells = self.shown.cells[key]
+        variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
+        state = (variant, width, self.has_focus)
+        cached = self._strips.get(key)
+        if cached is not None and cached[0] is cells and cached[1] == state:
+            return cached[2]
+        base = self.rich_style + self._style(variant) if variant else self.rich_style
+        strip = _row_strip(cells, base, width)
+        self._strips[key] = (cells, state, strip)
+        return strip
+
+    def on_focus(self) -> None:
+        self._styles.clear()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._styles.clear()
+        self.refresh()
+
+
+_STYLE_CACHE: dict[str, Style] = {}
+
+
+def _cell_style(text: Text) -> Style:
+    style = text.style
+    if isinstance(style, Style):
+        return style
+    cached = _STYLE_CACHE.get(style)
+    if cached is None:
+        cached = _STYLE_CACHE[style] = Style.parse(style) if style else Style()
+    return cached
+
+
+def _row_strip(cells, base: Style, width: int) -> Strip:
+    """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
+    segments = []
+    for (_, _, w), cell in zip(COLUMNS, cells):
+        text = cell.plain
+        if cell_len(text) > w:
+            text = set_cell_size(text, w - 1) + "…"
+        elif cell.justify == "right":
+            text = " " * (w - cell_len(text)) + text
         else:
-            for key in old.keys[:start]:
-                self.remove_row(key)
-            kept = len(old.keys) - start
-            for key in keys[:kept]:
-                before, after = old.cells[key], cells[key]
-                if before != after:
-                    for (column, _, _), a, b in zip(COLUMNS, before, after):
-                        if a != b:
-                            self.update_cell(key, column, b)
-            for key in keys[kept:]:
-                self.add_row(*cells[key], key=key)
-        self.shown = Shown(keys, cells)
+            text = set_cell_size(text, w)
+        segments.append(Segment(f" {text} ", base + _cell_style(cell)))
+    return Strip(segments).adjust_cell_length(width, base)
 
 
-def _overlap_start(old: list[str], new: list[str]) -> int | None:
-    """Where in ``old`` the rows that ``new`` begins with start, if old's tail is new's head."""
-    if not old or not new:
-        return None if old or new else 0
-    try:
-        start = old.index(new[0])
-    except ValueError:
-        return None
-    tail = old[start:]
-    return start if new[: len(tail)] == tail else None
+def _same(a: tuple[Text, ...], b: tuple[Text, ...]) -> bool:
+    return all(x.plain == y.plain and x.style == y.style for x, y in zip(a, b))

@@ -1,0 +1,352 @@
+"""Benchmark: the console's Tasks screen on a store of 1,000,000 events / 100,000 tasks,
+with a fleet appending 200 events/s.
+
+    .venv/bin/python bench/console.py [--events 1000000] [--rate 200] [--seconds 15] [--db PATH] [--rebuild]
+
+1. Builds (once, then reuses a copy of) a store: synthetic tasks of 10
+   events each, written as JSON Lines and ingested with the real tailer.
+2. Bare baselines: the Tasks screen's queries with no UI (the newest window,
+   the oldest window, one task's events).
+3. Append-to-visible: the real app (``run_test``, headless, 140x40) follows a
+   trace folder while another process appends ``--rate`` events/s, each
+   stamped with the wall time just before it is written. The app's display
+   hook notes when a new task's row, and later its final outcome, is first
+   composed on screen in follow mode. Beside it: append-to-commit for the
+   same events (the tailer alone), from the ingest callback.
+   Target: p95 <= 150 ms.
+4. Keypress-to-screen, while the fleet keeps writing: a key event is sent
+   through the driver as a terminal would; the time until the screen that
+   shows its effect is composed. Target: < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual import events  # noqa: E402
+
+from console import data  # noqa: E402
+from console.app import AgentDeck  # noqa: E402
+from console.screens.task_detail import TaskDetailScreen  # noqa: E402
+from console.screens.tasks import TasksScreen  # noqa: E402
+from console.widgets.task_table import TaskTable  # noqa: E402
+from store import queries  # noqa: E402
+from store.db import connect  # noqa: E402
+from store.tailer import Tailer  # noqa: E402
+
+AGENTS = [("approval-agent", "v1", "v2"), ("records-agent", "v1", "v2"), ("billing-agent", "v3", "v4"),
+          ("triage-agent", "v1", "v2")]
+OUTCOMES = ["success"] * 8 + ["failed", "denied", "escalated", "timeout"]
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def task_events(rng: random.Random, task_id: str, t0: datetime, *, live: bool = False) -> list[dict]:
+    """Ten valid events of one task (ts filled in by the caller when ``live``)."""
+    agent, base, canary = rng.choice(AGENTS)
+    cohort = "canary" if rng.random() < 0.2 else "baseline"
+    tool = rng.choice(["iam.lookup_user", "crm.get_record", "payments.lookup_order", "tickets.search"])
+    env = lambda kind, seq, **kw: {"v": 1, "kind": kind, "ts": iso(t0 + timedelta(seconds=seq * 0.4)),
+                                   "task_id": task_id, "seq": seq, **kw}
+    return [
+        env("task_start", 0, request_id=f"req-{task_id}", agent=agent,
+            agent_version={"id": canary if cohort == "canary" else base}, cohort=cohort,
+            stage="partial" if cohort == "canary" else "bounded", request=f"request {task_id} for user {rng.randint(1, 999)}"),
+        env("plan", 1, summary="look up, check policy, act", steps=["look up", "check", "act"]),
+        env("tool_call", 2, call_id="c1", tool=tool, input={"q": task_id}),
+        env("tool_result", 3, call_id="c1", tool=tool, output={"ok": True}, latency_ms=rng.uniform(20, 300)),
+        env("reasoning", 4, summary="weighing it", tokens_in=rng.randint(500, 1500), tokens_out=rng.randint(50, 300)),
+        env("policy_check", 5, policy_id="POL-1", policy_version="4", verdict="allow"),
+        env("tool_call", 6, call_id="c2", tool=tool, input={"q": "again"}),
+        env("tool_result", 7, call_id="c2", tool=tool, output={"ok": True}, latency_ms=rng.uniform(20, 300)),
+        env("reasoning", 8, summary="done", tokens_in=300, tokens_out=40),
+        env("task_end", 9, outcome=rng.choice(OUTCOMES), cost_usd=round(rng.uniform(0.005, 0.02), 4),
+            latency_ms=rng.uniform(800, 5000)),
+    ]
+
+
+def build(db: Path, n_events: int) -> None:
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        files = [open(folder / f"agent-{i}.jsonl", "w") for i in range(8)]
+        for i in range(n_events // 10):
+            out = files[i % len(files)]
+            for e in task_events(rng, f"bench-{i:07d}", START + timedelta(seconds=i * 2.5)):
+                out.write(json.dumps(e, separators=(",", ":")) + "\n")
+        for f in files:
+            f.close()
+        t1 = time.perf_counter()
+        conn = connect(db)
+        Tailer(conn, [folder], post_commit=[]).poll()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+        conn.close()
+        t2 = time.perf_counter()
+    print(f"built {db}: written in {t1 - t0:.1f} s, ingested in {t2 - t1:.1f} s")
+
+
+def fleet(folder: str, rate: float, seconds: float, seed: int) -> None:
+    """Another process: append ``rate`` events/s over 4 files, ts taken just before each write."""
+    rng = random.Random(seed)
+    files = [open(Path(folder) / f"live-{i}.jsonl", "a", buffering=1) for i in range(4)]
+    running: list[list[dict]] = []
+    n, start = 0, time.time()
+    while time.time() - start < seconds:
+        due = int((time.time() - start) * rate) - n
+        for _ in range(due):
+            if len(running) < 12 and (not running or rng.random() < 0.2):
+                tid = f"live-{seed}-{n:06d}"
+                running.append(task_events(rng, tid, datetime.now(timezone.utc)))
+            task = rng.choice(running)
+            event = task.pop(0)
+            if not task:
+                running.remove(task)
+            event["ts"] = iso(datetime.now(timezone.utc))
+            files[hash(event["task_id"]) % 4].write(json.dumps(event, separators=(",", ":")) + "\n")
+            n += 1
+        time.sleep(0.005)
+    for f in files:
+        f.close()
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def line(label: str, values: list[float], baseline: str = "") -> None:
+    if not values:
+        print(f"{label:44} (no samples)")
+        return
+    ms = [v * 1000 for v in values]
+    print(f"{label:44} n={len(ms):4}  p50 {statistics.median(ms):7.1f}  p95 {pct(ms, 95):7.1f}  max {max(ms):7.1f} ms  {baseline}")
+
+
+def best_ms(fn, repeat: int = 7) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times) * 1000
+
+
+class Probe:
+    """Wraps the app's display hook: notes when a screen is composed."""
+
+    def __init__(self, app: AgentDeck) -> None:
+        self.app = app
+        self.check = None  # callable -> bool, checked on each composed frame
+        self.hit = asyncio.Event()
+        self.hit_at = 0.0
+        self.appeared: dict[str, float] = {}
+        self.finished: dict[str, float] = {}
+        self.watch_live = False
+        inner = app._display
+
+        def display(screen, renderable):
+            inner(screen, renderable)
+            if renderable is None:
+                return
+            now = time.time()
+            if self.check is not None and self.check():
+                self.check = None
+                self.hit_at = now
+                self.hit.set()
+            if self.watch_live:
+                self._note_live(now)
+
+        app._display = display
+
+    def _note_live(self, now: float) -> None:
+        screen = self.app.screen
+        if not isinstance(screen, TasksScreen) or not screen.follow:
+            return
+        table = screen.query_one(TaskTable)
+        visible = max(1, table.scrollable_content_region.height - 1)
+        for key in table.shown.keys[-visible:]:
+            if key.startswith("live-"):
+                self.appeared.setdefault(key, now)
+                if key not in self.finished and table.shown.cells[key][8].plain != "running":
+                    self.finished[key] = now
+
+
+async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2.0) -> float | None:
+    char = key if len(key) == 1 else None
+    event = events.Key(key, char)
+    event.set_sender(app)
+    probe.hit.clear()
+    probe.check = done
+    t0 = time.time()
+    app._driver.send_message(event)
+    try:
+        await asyncio.wait_for(probe.hit.wait(), timeout)
+    except asyncio.TimeoutError:
+        probe.check = None
+        return None
+    return probe.hit_at - t0
+
+
+async def run_app(db: Path, rate: float, seconds: float) -> None:
+    live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-live-"))
+    app = AgentDeck(db, [live], tick=1.0)
+    written: dict[str, tuple[float, float]] = {}  # task -> (start ts, end ts) as written
+    committed: dict[str, float] = {}
+    inner_batch = app.ingest._on_batch
+
+    def on_batch(stats) -> None:
+        now = time.time()
+        for task in stats.tasks:
+            committed.setdefault(task, now)
+        inner_batch(stats)
+
+    app.ingest._on_batch = on_batch
+    async with app.run_test(size=(140, 40)) as pilot:
+        probe = Probe(app)
+        await app.workers.wait_for_complete() if False else None
+        for _ in range(100):  # first window shown
+            await pilot.pause(0.05)
+            if app.screen.query_one(TaskTable).row_count:
+                break
+        screen = app.screen
+        table = screen.query_one(TaskTable)
+        writer = multiprocessing.Process(target=fleet, args=(str(live), rate, seconds + 30, 1), daemon=True)
+        writer.start()
+
+        # -- append-to-visible (follow mode, no keys) ----------------------
+        probe.watch_live = True
+        await asyncio.sleep(seconds)
+        probe.watch_live = False
+        for path in live.glob("*.jsonl"):
+            for raw in path.read_text().splitlines():
+                e = json.loads(raw)
+                ts = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+                start, end = written.get(e["task_id"], (None, None))
+                if e["kind"] == "task_start":
+                    written[e["task_id"]] = (ts, end)
+                elif e["kind"] == "task_end":
+                    written[e["task_id"]] = (start, ts)
+        appear = [probe.appeared[t] - s for t, (s, _) in written.items() if s and t in probe.appeared]
+        finish = [probe.finished[t] - e for t, (_, e) in written.items() if e and t in probe.finished]
+        commit = [committed[t] - s for t, (s, _) in written.items() if s and t in committed and t in probe.appeared]
+        print()
+        print(f"live fleet {rate:.0f} events/s for {seconds:.0f} s ({sum(1 for s, _ in written.values() if s)} tasks started)")
+        line("append-to-commit, new task (tailer alone)", commit, "<- bare baseline")
+        line("append-to-visible, new task row", appear, "target p95 <= 150 ms")
+        line("append-to-visible, task_end -> outcome", finish, "")
+
+        # -- keypress-to-screen, fleet still writing -------------------------
+        keys: dict[str, list[float]] = {"j/k (move cursor)": [], "ctrl+d/ctrl+u (half page)": [],
+                                        "g (oldest task: new window)": [], "G (newest: follow)": [],
+                                        "enter (open task detail)": [], "escape (back to list)": []}
+        missed = 0
+
+        def moved_from(before):
+            return lambda: table.cursor_task != before
+
+        for i in range(60):
+            k = "k" if i % 2 == 0 else "j"
+            took = await press(app, probe, k, moved_from(table.cursor_task))
+            keys["j/k (move cursor)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(random.uniform(0.03, 0.1))
+        for i in range(20):
+            k = "ctrl+d" if i % 2 else "ctrl+u"
+            took = await press(app, probe, k, moved_from(table.cursor_task))
+            keys["ctrl+d/ctrl+u (half page)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(random.uniform(0.03, 0.1))
+        conn = connect(db, readonly=True)
+        oldest = queries.tasks_from(conn, queries.TaskFilter(), None, 1)[0]["task_id"]
+        for i in range(10):
+            took = await press(app, probe, "g", lambda: table.cursor_task == oldest)
+            keys["g (oldest task: new window)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(0.1)
+            took = await press(app, probe, "G", lambda: screen.follow and table.cursor_task != oldest
+                               and table.cursor_task == (table.shown.keys or [None])[-1])
+            keys["G (newest: follow)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(0.1)
+        for i in range(10):
+            await press(app, probe, "k", moved_from(table.cursor_task))
+            took = await press(app, probe, "enter", lambda: isinstance(app.screen, TaskDetailScreen)
+                               and app.screen.found is not None and app.screen.query_one("#detail-events").row_count > 0)
+            keys["enter (open task detail)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(0.1)
+            took = await press(app, probe, "escape", lambda: app.screen is screen)
+            keys["escape (back to list)"].append(took) if took is not None else None
+            missed += took is None
+            await asyncio.sleep(0.1)
+        writer.terminate()
+
+        # Bare baselines: the same queries with no UI.
+        newest = best_ms(lambda: data.task_page(conn, queries.TaskFilter(), None))
+        first = queries.task_key(queries.tasks_from(conn, queries.TaskFilter(), None, 1)[0])
+        oldest_ms = best_ms(lambda: data.task_page(conn, queries.TaskFilter(), first))
+        some = table.cursor_task
+        detail_ms = best_ms(lambda: (queries.task(conn, some), queries.task_events(conn, some, limit=2000)))
+        baseline = {"j/k (move cursor)": "bare: no query",
+                    "ctrl+d/ctrl+u (half page)": "bare: no query",
+                    "g (oldest task: new window)": f"bare query {oldest_ms:.1f} ms",
+                    "G (newest: follow)": f"bare query {newest:.1f} ms",
+                    "enter (open task detail)": f"bare query {detail_ms:.1f} ms",
+                    "escape (back to list)": "bare: no query"}
+        print()
+        print("keypress-to-screen while the fleet writes (target < 50 ms)")
+        for name, values in keys.items():
+            line(f"  {name}", values, baseline[name])
+        if missed:
+            print(f"  {missed} keypresses showed no effect within 2 s")
+        everything = [v for values in keys.values() for v in values]
+        p95 = pct(everything, 95) * 1000
+        print(f"all keys: p95 {p95:.1f} ms -> {'OK' if p95 < 50 else 'over target'}")
+        app.exit()
+    shutil.rmtree(live, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "agentdeck-bench-console.db"))
+    ap.add_argument("--rebuild", action="store_true")
+    args = ap.parse_args()
+    template = Path(args.db)
+    if args.rebuild or not template.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(template) + suffix).unlink(missing_ok=True)
+        build(template, args.events)
+    work = Path(tempfile.mkdtemp(prefix="agentdeck-bench-console-")) / "store.db"
+    shutil.copy(template, work)  # live appends go to a copy: every run starts from the same store
+    conn = connect(work, readonly=True)
+    n_events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    n_tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    conn.close()
+    print(f"store: {n_events:,} events, {n_tasks:,} tasks")
+    asyncio.run(run_app(work, args.rate, args.seconds))
+    shutil.rmtree(work.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
