@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from textual.widgets import DataTable
 
+from console.widgets.task_table import TaskTable
 from store import otlp
 from store.db import connect
 from store.otlp_receiver import Receiver
@@ -233,9 +233,9 @@ async def test_the_console_lists_the_received_task(receiver, spans_both_ways, ma
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.current_mode == "tasks"
-        table = app.screen.query_one(DataTable)
-        assert task_id in {row.value for row in table.rows}
-        cells = [str(c) for c in table.get_row(task_id)]
+        table = app.screen.query_one(TaskTable)
+        assert task_id in table.shown.keys
+        cells = [str(c) for c in table.shown.cells[task_id]]
         assert "refund-agent" in cells and "canary" in cells and "success" in cells
 
 
@@ -278,7 +278,7 @@ async def test_the_console_receives_spans_live_with_receive(tmp_path, make_app):
             provider = provider_with(OTLPSpanExporter(endpoint=receiver.endpoint, timeout=10))
             await asyncio.to_thread(run_agent, provider)
             await asyncio.to_thread(provider.shutdown)
-            table = app.screen.query_one(DataTable)
+            table = app.screen.query_one(TaskTable)
             deadline = time.monotonic() + 10
             while table.row_count == 0 and time.monotonic() < deadline:
                 await pilot.pause(0.05)  # the Ingested message makes the screen reload
