@@ -286,3 +286,27 @@ async def test_the_console_receives_spans_live_with_receive(tmp_path, make_app):
             assert app.data_version > 0  # it came through an Ingested message
         finally:
             receiver.close()
+
+
+def test_rotated_otlp_files_mixed_with_native_lines_are_read_once(tmp_path):
+    memory = InMemorySpanExporter()
+    provider = provider_with(memory)
+    run_agent(provider)
+    spans = memory.get_finished_spans()
+    native = json.dumps({"v": 1, "kind": "task_start", "ts": "2026-11-24T09:00:00Z", "task_id": "native-1", "seq": 0,
+                         "request_id": "r1", "agent": "a", "agent_version": {"id": "v1"}})
+    path = tmp_path / "otel.jsonl"
+    conn = connect(tmp_path / "store.db")
+    tailer = Tailer(conn, [path], post_commit=[])
+    with path.open("a") as writer:  # the exporter keeps its file open across the rotation
+        writer.write(file_exporter_line(spans[:2]) + "\n" + native + "\n")
+        writer.flush()
+        assert tailer.poll().events == 4
+        path.rename(tmp_path / "otel.jsonl.1")
+        writer.write(file_exporter_line(spans[2:4]) + "\n")  # still lands in the rotated file
+    path.write_text(file_exporter_line(spans[4:]) + "\n" + file_exporter_line(spans[:1]) + "\n")  # a re-export too
+    tailer.poll()
+    tailer.poll()
+    counts = dict(conn.execute("SELECT task_id, count(*) FROM events GROUP BY task_id").fetchall())
+    assert counts == {"native-1": 1, otlp.task_id(format(spans[0].context.trace_id, "032x")): 9}
+    assert conn.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
