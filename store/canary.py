@@ -159,18 +159,6 @@ def _where(since: float | None, until: float | None) -> tuple[str, list]:
     return "agent = ? AND version = ? AND started >= ? AND started <= ?", [since, until]
 
 
-def _rate_sql(defs: list[MetricDef], loop: int) -> str:
-    parts = [f"sum({m.sql.replace(':loop', str(int(loop)))})" for m in defs if m.kind == "rate"]
-    return ", ".join(["count(*)", *parts])
-
-
-def _cohort_rates(conn, agent, version, since, until, defs, loop) -> tuple[int, dict[str, int]]:
-    where, extra = _where(since, until)
-    row = conn.execute(f"SELECT {_rate_sql(defs, loop)} FROM tasks WHERE {where}", [agent, version, *extra]).fetchone()
-    rate_keys = [m.key for m in defs if m.kind == "rate"]
-    return row[0], {k: int(v or 0) for k, v in zip(rate_keys, row[1:])}
-
-
 def _cohort_values(conn, agent, version, since, until, defs) -> dict[str, list[float]]:
     """Each distribution metric's values for the cohort's finished tasks, sorted (one scan)."""
     where, extra = _where(since, until)
@@ -178,40 +166,75 @@ def _cohort_values(conn, agent, version, since, until, defs) -> dict[str, list[f
     rows = conn.execute(
         f"SELECT {', '.join(m.sql for m in dist)} FROM tasks WHERE {where} AND ended IS NOT NULL",
         [agent, version, *extra]).fetchall()
-    columns = list(zip(*rows)) if rows else [() for _ in dist]
-    return {m.key: sorted(v for v in col if v is not None) for m, col in zip(dist, columns)}
+    out = {}
+    for i, m in enumerate(dist):
+        values = [r[i] for r in rows if r[i] is not None]
+        values.sort()
+        out[m.key] = values
+    return out
 
 
-def _sparklines(conn, agent, versions, since, until, defs, loop) -> tuple[dict[str, tuple[list[float], list[float]]], float | None]:
-    """Per bucket of start time: rates, and means of the distributions, for both cohorts."""
-    if since is None:
-        row = conn.execute(
-            f"SELECT min(started), max(started) FROM tasks WHERE agent = ? AND version IN (?, ?)",
-            [agent, *versions]).fetchone()
-        if row[0] is None:
-            return {}, None
-        since, until = row[0], row[1]
-    width = max((until - since) / BUCKETS, 1e-9)
+def _span(conn, agent: str, versions: tuple[str, str]) -> tuple[float, float] | None:
+    """First and last task start of both versions (index lookups, for the "all" window's buckets)."""
+    lo, hi = [], []
+    for v in versions:
+        a = conn.execute("SELECT min(started) FROM tasks WHERE agent = ? AND version = ?", (agent, v)).fetchone()[0]
+        b = conn.execute("SELECT max(started) FROM tasks WHERE agent = ? AND version = ?", (agent, v)).fetchone()[0]
+        if a is not None:
+            lo.append(a)
+            hi.append(b)
+    return (min(lo), max(hi)) if lo else None
+
+
+@dataclass
+class _Cohorts:
+    n: tuple[int, int]
+    k: tuple[dict[str, int], dict[str, int]]  # rate numerators
+    series: dict[str, tuple[list[float], list[float]]]
+    width: float | None
+
+
+def _aggregates(conn, agent, versions, since, until, defs, loop) -> _Cohorts:
+    """One GROUP BY over both cohorts' tasks in the window, by bucket of start time.
+
+    Summed over the buckets it gives each rate's numerator and denominator;
+    per bucket, the sparklines (rates, and means of the distributions over
+    finished tasks).
+    """
+    empty = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
+    span = (since, until) if since is not None else _span(conn, agent, versions)
+    if span is None:
+        return _Cohorts((0, 0), ({}, {}), empty, None)
+    lo, hi = span
+    width = max((hi - lo) / BUCKETS, 1e-9)
     cols = []
     for m in defs:
         if m.kind == "rate":
-            cols.append(f"avg({m.sql.replace(':loop', str(int(loop)))})")
+            cols.append(f"sum({m.sql.replace(':loop', str(int(loop)))})")
         else:
-            cols.append(f"avg(CASE WHEN ended IS NOT NULL THEN {m.sql} END)")
-    series = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
+            cols.append(f"sum(CASE WHEN ended IS NOT NULL THEN {m.sql} END)")
     rows = conn.execute(
-        f"""SELECT version, min(CAST((started - ?) / ? AS INTEGER), {BUCKETS - 1}) AS b, {", ".join(cols)}
+        f"""SELECT version, min(CAST((started - ?) / ? AS INTEGER), {BUCKETS - 1}) AS b,
+                   count(*), sum(ended IS NOT NULL), {", ".join(cols)}
             FROM tasks WHERE agent = ? AND version IN (?, ?) AND started >= ? AND started <= ?
             GROUP BY version, b""",
-        [since, width, agent, *versions, since, until]).fetchall()
+        [lo, width, agent, *versions, lo, hi]).fetchall()
+    n = [0, 0]
+    k: list[dict[str, int]] = [{m.key: 0 for m in defs if m.kind == "rate"} for _ in versions]
     for row in rows:
         side = 0 if row[0] == versions[0] else 1
-        b = row[1]
-        if not 0 <= b < BUCKETS:
-            continue
-        for m, v in zip(defs, row[2:]):
-            series[m.key][side][b] = float(v or 0.0)
-    return series, width
+        b, count, finished = row[1], row[2], row[3]
+        n[side] += count
+        for m, total in zip(defs, row[4:]):
+            total = total or 0
+            if m.kind == "rate":
+                k[side][m.key] += int(total)
+                value = total / count
+            else:
+                value = total / finished if finished else 0.0
+            if 0 <= b < BUCKETS:
+                empty[m.key][side][b] = float(value)
+    return _Cohorts((n[0], n[1]), (k[0], k[1]), empty, width)
 
 
 def _stage(conn, contract: Contract | None, agent: str, version: str) -> str | None:
@@ -349,8 +372,8 @@ def analyse(
     since = window_since(window, now)
     until = None if since is None else now
     loop = settings.loop_tool_calls
-    nb, kb = _cohort_rates(conn, agent, baseline, since, until, defs, loop)
-    nc, kc = _cohort_rates(conn, agent, canary, since, until, defs, loop)
+    agg = _aggregates(conn, agent, (baseline, canary), since, until, defs, loop)
+    (nb, nc), (kb, kc) = agg.n, agg.k
     vb = _cohort_values(conn, agent, baseline, since, until, defs)
     vc = _cohort_values(conn, agent, canary, since, until, defs)
     results = []
@@ -368,7 +391,7 @@ def analyse(
         settings=settings.model_dump(),
     )
     if sparklines:
-        report.sparklines, report.bucket_seconds = _sparklines(conn, agent, (baseline, canary), since, now, defs, loop)
+        report.sparklines, report.bucket_seconds = agg.series, agg.width
     return report
 
 
