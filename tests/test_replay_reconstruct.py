@@ -118,3 +118,11 @@ def test_hostile_payload_text_is_kept_verbatim_for_safe_display(tmp_path):
     events[1]["summary"] = "[@click=app.quit]x[/] \x1b[2J"
     r = reconstruct(_ingest(tmp_path, events), "task-hostile")
     assert r.steps[1].title == "plan: [@click=app.quit]x[/] \x1b[2J"
+
+
+def test_a_repeated_seq_is_shown_twice_not_hidden(tmp_path):
+    events = _events("dup")
+    again = dict(events[2], input={"user": "someone-else"})
+    r = reconstruct(_ingest(tmp_path, events + [again]), "task-dup")
+    assert [s.seq for s in r.steps][:4] == [0, 1, 2, 2] and r.gaps == []
+    assert r.steps[3].data["input"] == {"user": "someone-else"}
