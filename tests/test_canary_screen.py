@@ -129,3 +129,20 @@ async def test_hostile_names_are_shown_literally(sample_db, make_app):
         assert "[b]v2\\x07" in str(headline)
         await pilot.click("#canary-headline")
         assert app.is_running  # the markup-looking name is not a link
+
+
+async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        loads = []
+        original = screen._load
+        screen._load = lambda: (loads.append(time.monotonic()), original())
+        for _ in range(30):
+            app.data_version += 1
+            await pilot.pause()
+        deadline = time.monotonic() + 10
+        while not loads and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        assert 1 <= len(loads) <= 2  # one trailing reload (maybe one more if the burst spanned a second)
