@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import FIXED_NOW
+from console.delivery import DeliverySettings, deliver_one
+from store import decisions
+from store.db import connect
 from test_escalations_support import esc_db, settle  # noqa: F401  (fixture)
 
 SIZE = (140, 40)
@@ -26,9 +30,26 @@ def test_hostile_escalation_shown_literally(esc_db, make_app, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=steps("2", "down", "down"))
 
 
-def test_decided_view_with_delivery_state(esc_db, make_app, snap_compare):
+def test_decided_view_with_delivery_state(esc_db, make_app, snap_compare, tmp_path):
+    # Three decisions made through the real paths: delivered to the outbox,
+    # blocked (callback host not allowed), failed (expiry; nowhere to deliver).
+    conn = connect(esc_db)
+    decisions.decide(conn, "esc-t-low", "approve", by="alice", reason="small refund", now=FIXED_NOW - 60)
+    decisions.decide(conn, "esc-t-hostile", "deny", by="bob", reason="[bold]no[/bold]", now=FIXED_NOW - 30)
+    decisions.expire_due(conn, now=FIXED_NOW, policy="deny")
+    assert deliver_one(conn, "esc-t-low", DeliverySettings(tmp_path / "box.jsonl", frozenset())) == "delivered"
+    assert deliver_one(conn, "esc-t-hostile", DeliverySettings(tmp_path / "box.jsonl", frozenset())) == "blocked"
+    assert deliver_one(conn, "esc-t-expired", DeliverySettings(None, frozenset())) == "failed"
+    conn.close()
     app = make_app(esc_db)
-    assert snap_compare(app, terminal_size=SIZE, run_before=steps("2", "h"))
+
+    async def run_before(pilot) -> None:
+        await steps("2", "h")(pilot)
+        table = pilot.app.screen.query_one("#esc-table")
+        table.move_cursor(row=table.get_row_index("esc-t-hostile"))
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
 def test_reason_dialog_for_a_deny(esc_db, make_app, snap_compare):
