@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from console.widgets.task_table import TaskTable
 
 
 async def test_number_keys_switch_screens(sample_db, make_app):
@@ -15,4 +15,4 @@ async def test_number_keys_switch_screens(sample_db, make_app):
             assert app.current_mode == mode
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.screen.query_one(DataTable).row_count > 0
+        assert app.screen.query_one(TaskTable).row_count > 0
