@@ -201,10 +201,10 @@ def _aggregates(conn, agent, versions, since, until, defs, loop) -> _Cohorts:
     per bucket, the sparklines (rates, and means of the distributions over
     finished tasks).
     """
-    empty = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
+    series = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
     span = (since, until) if since is not None else _span(conn, agent, versions)
     if span is None:
-        return _Cohorts((0, 0), ({}, {}), empty, None)
+        return _Cohorts((0, 0), ({}, {}), series, None)
     lo, hi = span
     width = max((hi - lo) / BUCKETS, 1e-9)
     cols = []
@@ -233,8 +233,8 @@ def _aggregates(conn, agent, versions, since, until, defs, loop) -> _Cohorts:
             else:
                 value = total / finished if finished else 0.0
             if 0 <= b < BUCKETS:
-                empty[m.key][side][b] = float(value)
-    return _Cohorts((n[0], n[1]), (k[0], k[1]), empty, width)
+                series[m.key][side][b] = float(value)
+    return _Cohorts((n[0], n[1]), (k[0], k[1]), series, width)
 
 
 def _stage(conn, contract: Contract | None, agent: str, version: str) -> str | None:
@@ -247,7 +247,8 @@ def _stage(conn, contract: Contract | None, agent: str, version: str) -> str | N
 # -- verdicts ------------------------------------------------------------------
 
 
-def _fmt(m: MetricDef | MetricResult, value: float | None) -> str:
+def fmt_value(m: MetricDef | MetricResult, value: float | None) -> str:
+    """A metric's value as people read it: 17.4%, 2,149ms, $0.0092."""
     if value is None:
         return "—"
     if m.kind == "rate":
@@ -277,7 +278,7 @@ def fmt_p(p: float | None) -> str:
 
 def _judge(r: MetricResult, settings: CanarySettings, bad_z: float) -> None:
     """Set the metric's verdict and one-line reason. ``bad_z`` > 0 when the test says the canary is worse."""
-    label, values = r.label, f"{_fmt(r, r.canary)} vs {_fmt(r, r.baseline)}"
+    label, values = r.label, f"{fmt_value(r, r.canary)} vs {fmt_value(r, r.baseline)}"
     if r.direction == "none" or r.weight == 0:
         r.verdict, r.reason = INFO, f"{label}: {values} (not gating)"
         return

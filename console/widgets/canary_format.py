@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from console.safe import plain
-from store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, _fmt, fmt_delta, fmt_p
+from store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, fmt_delta, fmt_p, fmt_value
 
 VERDICT_STYLE = {PROMOTE: "bold green", HOLD: "bold yellow", ROLLBACK: "bold red", INFO: "dim"}
 HEADERS = ("metric", "verdict", "baseline", "canary", "delta", "interval|p95", "test")
@@ -19,13 +19,13 @@ def interval(m: MetricResult) -> str:
         return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
     if m.baseline_p95 is None and m.canary_p95 is None:
         return "—"
-    return f"{_fmt(m, m.baseline_p95)}→{_fmt(m, m.canary_p95)}"
+    return f"{fmt_value(m, m.baseline_p95)}→{fmt_value(m, m.canary_p95)}"
 
 
 def value(m: MetricResult, which: str) -> str:
     v = m.baseline if which == "baseline" else m.canary
     n = m.n_baseline if which == "baseline" else m.n_canary
-    return _fmt(m, v) if n else "—"
+    return fmt_value(m, v) if n else "—"
 
 
 def verdict_label(m: MetricResult) -> str:
