@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import shutil
 import statistics
@@ -221,7 +222,6 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
     app.ingest._on_batch = on_batch
     async with app.run_test(size=(140, 40)) as pilot:
         probe = Probe(app)
-        await app.workers.wait_for_complete() if False else None
         for _ in range(100):  # first window shown
             await pilot.pause(0.05)
             if app.screen.query_one(TaskTable).row_count:
@@ -344,7 +344,11 @@ def main() -> None:
     n_tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     conn.close()
     print(f"store: {n_events:,} events, {n_tasks:,} tasks")
+    # Latencies here are wall-clock: on a shared machine they include waiting
+    # for a CPU, so say how busy it was.
+    print(f"machine: {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}")
     asyncio.run(run_app(work, args.rate, args.seconds))
+    print(f"load average after the run {os.getloadavg()[0]:.1f}")
     shutil.rmtree(work.parent, ignore_errors=True)
 
 

@@ -75,6 +75,7 @@ class AgentDeck(App):
         self.store = StoreAccess(self.db_path)
         self.ingest = IngestService(self, self.db_path, self.trace_paths)
         self.last_ingest_at: float | None = None
+        self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         # Decisions go back to agents through the outbox (None: off) and allowed callbacks.
         self.delivery = DeliveryService(self, DeliverySettings(outbox, allow_hosts), on_expiry)  # type: ignore[arg-type]
 
@@ -96,7 +97,12 @@ class AgentDeck(App):
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
         self.data_version += 1
-        self.refresh_counters()
+        # A busy fleet commits many batches a second; the counters (aggregate
+        # queries) need not follow each one: at most 4 a second, plus the tick.
+        now = time.monotonic()
+        if now - self._counters_at >= 0.25 or not self.tick:
+            self._counters_at = now
+            self.refresh_counters()
 
     def open_task(self, task_id: str) -> None:
         """Show one task's events over the Tasks screen (from Tasks or the palette)."""

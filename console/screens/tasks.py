@@ -103,7 +103,8 @@ class TasksScreen(DeckScreen):
         elif place is not None:
             place(table)
         elif current is not None and current in table.shown.keys:
-            table.move_cursor(row=table.shown.keys.index(current), animate=False)
+            # Same task under the cursor; the view stays where the user scrolled it.
+            table.cursor_row = table.shown.keys.index(current)
         self._show_status()
 
     # -- follow and navigation ---------------------------------------------

@@ -49,6 +49,7 @@ class TextLine(Widget):
     def update(self, text: Text | str) -> None:
         text = Text(text) if isinstance(text, str) else text
         if text.plain != self.text.plain or text.spans != self.text.spans or text.style != self.text.style:
+            # (Sized by CSS, not by its text: a repaint, no layout pass.)
             self.text = text
             self.refresh()
 

@@ -31,12 +31,12 @@ from console.widgets.chrome import format_clock
 # cannot push the other columns off screen, and updates never re-measure.
 COLUMNS = (
     ("time", "time", 8),
-    ("task", "task", 14),
+    ("task", "task", 16),
     ("agent", "agent", 14),
     ("version", "ver", 6),
     ("cohort", "cohort", 8),
     ("stage", "stage", 8),
-    ("step", "step", 11),
+    ("step", "step", 12),
     ("tool", "last tool", 15),
     ("outcome", "outcome", 9),
     ("latency", "latency", 7),
