@@ -146,3 +146,19 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
             await pilot.pause(0.05)
         await app.workers.wait_for_complete()
         assert 1 <= len(loads) <= 2  # one trailing reload (maybe one more if the burst spanned a second)
+
+
+async def test_a_task_with_violations_shows_them(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", DataTable)
+        row = next(i for i in range(tasks.row_count) if str(tasks.get_row_at(i)[2]) == "task-0304")
+        tasks.focus()
+        tasks.move_cursor(row=row)
+        line = ""
+        deadline = time.monotonic() + 10
+        while "task-0304" not in line and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+            line = str(screen.query_one("#canary-task-violations", Static).render())
+        assert "task-0304" in line and "seq 6 unapproved_action" in line and "role=org-admin" in line

@@ -25,7 +25,7 @@ from console.screens.base import DeckScreen
 from console.widgets import canary_format as fmt
 from console.widgets.canary_sparks import CohortSparks
 from console.widgets.chrome import format_clock
-from store import canary
+from store import canary, contract
 from store.contract import ContractCheck
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
@@ -53,6 +53,7 @@ class CanaryScreen(DeckScreen):
         self.metric_key = canary.DEFAULT_METRICS[0].key
         self._contracts = ContractCheck()
         self._last_load = float("-inf")
+        self._loaded_version = -1
         self._pending = None
 
     def compose_body(self) -> ComposeResult:
@@ -70,6 +71,7 @@ class CanaryScreen(DeckScreen):
         tasks = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
         yield tasks
+        yield Static("", id="canary-task-violations")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -94,6 +96,8 @@ class CanaryScreen(DeckScreen):
     def reload(self) -> None:
         """On mount, resume and new data: recompute, throttled to MIN_RELOAD_SECONDS."""
         wait = self._last_load + MIN_RELOAD_SECONDS - time.monotonic()
+        if wait > 0 and self.app.data_version == self._loaded_version:
+            return  # nothing new since a moment ago (e.g. mount, then resume)
         if wait <= 0:
             self._load_now()
         elif self._pending is None:
@@ -105,6 +109,7 @@ class CanaryScreen(DeckScreen):
 
     def _load_now(self) -> None:
         self._last_load = time.monotonic()
+        self._loaded_version = self.app.data_version
         self._load()
 
     @work(thread=True, exclusive=True, group="canary-reload")
@@ -208,6 +213,25 @@ class CanaryScreen(DeckScreen):
     @on(DataTable.RowSelected, "#canary-metrics")
     def _metric_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#canary-tasks", DataTable).focus()
+
+    @on(DataTable.RowHighlighted, "#canary-tasks")
+    def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.load_violations(event.row_key.value if event.row_key is not None else None)
+
+    @work(thread=True, exclusive=True, group="canary-violations")
+    def load_violations(self, task_id: str | None) -> None:
+        rows = contract.task_violations(self.app.store.reader(), task_id) if task_id else []
+        self.app.call_from_thread(self._show_violations, task_id, rows)
+
+    def _show_violations(self, task_id: str | None, rows) -> None:
+        line = self.query_one("#canary-task-violations", Static)
+        if not rows:
+            line.update("")
+            return
+        text = plain(f"{task_id}: ", style="bold", single_line=True)
+        text.append_text(plain(" · ".join(f"seq {r['seq']} {r['rule']}: {r['detail']}" for r in rows),
+                               400, style="red", single_line=True))
+        line.update(text)
 
     @on(DataTable.RowSelected, "#canary-tasks")
     def _task_selected(self, event: DataTable.RowSelected) -> None:
