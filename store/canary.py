@@ -404,10 +404,16 @@ class Pair:
     agent: str
     baseline: str
     canary: str
+    versions: tuple[str, ...] = ()  # all the agent's versions, least recently active first
 
 
 def pairs(conn: sqlite3.Connection) -> list[Pair]:
-    """One (baseline, canary) pair per agent that has two versions, from the cohorts the traces declare."""
+    """One default (baseline, canary) pair per agent that has two versions.
+
+    The canary is the canary cohort's most recently active version and the
+    baseline the baseline cohort's busiest, as the traces declare them;
+    without both, the two most recently active versions.
+    """
     rows = conn.execute(
         """SELECT agent, version, cohort, count(*) AS n, max(started) AS last
            FROM tasks WHERE agent IS NOT NULL AND version IS NOT NULL GROUP BY agent, version, cohort"""
@@ -418,15 +424,26 @@ def pairs(conn: sqlite3.Connection) -> list[Pair]:
     out = []
     for agent in sorted(by_agent):
         rs = by_agent[agent]
+        versions = tuple(sorted({r["version"] for r in rs},
+                                key=lambda v: (max(r["last"] or 0 for r in rs if r["version"] == v), v)))
+        if len(versions) < 2:
+            continue
         canaries = sorted((r for r in rs if r["cohort"] == "canary"), key=lambda r: r["last"] or 0, reverse=True)
         baselines = sorted((r for r in rs if r["cohort"] != "canary"), key=lambda r: r["n"], reverse=True)
         if canaries and baselines and canaries[0]["version"] != baselines[0]["version"]:
-            out.append(Pair(agent, baselines[0]["version"], canaries[0]["version"]))
-            continue
-        versions = sorted({r["version"] for r in rs}, key=lambda v: max(r["last"] or 0 for r in rs if r["version"] == v))
-        if len(versions) >= 2:
-            out.append(Pair(agent, versions[-2], versions[-1]))
+            out.append(Pair(agent, baselines[0]["version"], canaries[0]["version"], versions))
+        else:
+            out.append(Pair(agent, versions[-2], versions[-1], versions))
     return out
+
+
+def next_version(pair: Pair, current: str, other: str, step: int = 1) -> str:
+    """The version after ``current`` among the agent's versions, skipping ``other`` (the opposite side)."""
+    choices = [v for v in pair.versions if v != other]
+    if not choices:
+        return current
+    i = choices.index(current) if current in choices else -1
+    return choices[(i + step) % len(choices)]
 
 
 def tasks_behind(

@@ -162,3 +162,25 @@ async def test_a_task_with_violations_shows_them(sample_db, make_app):
             await pilot.pause(0.05)
             line = str(screen.query_one("#canary-task-violations", Static).render())
         assert "task-0304" in line and "seq 6 unapproved_action" in line and "role=org-admin" in line
+
+
+async def test_versions_can_be_chosen(sample_db, make_app):
+    from store.db import connect
+
+    conn = connect(sample_db)  # a third version of the approval agent starts
+    conn.executemany("INSERT INTO tasks (task_id, agent, version, cohort, stage, started) VALUES (?, ?, ?, ?, ?, ?)",
+                     [(f"v3-{i}", "approval-agent", "v3", "canary", "shadow", 1795533000 + i) for i in range(5)])
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        assert (screen.report.baseline, screen.report.canary) == ("v1", "v3")  # the latest canary by default
+        assert screen.report.stage_canary == "shadow"
+        await pilot.press("v")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert (screen.report.baseline, screen.report.canary) == ("v1", "v2")
+        assert screen.report.verdict == "roll back"
+        await pilot.press("b")  # the baseline moves on, skipping the canary's version
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert (screen.report.baseline, screen.report.canary) == ("v3", "v2")

@@ -4,7 +4,7 @@ Each metric with both cohorts' values, the delta, its interval and test,
 and a verdict (promote / hold / roll back), coloured; beside it the metric's
 trend over the window for both cohorts. The autonomy stage of each version
 and the traffic split are in the headline. ``a``/``A`` cycle the agent,
-``w`` the window; the highlighted metric lists the tasks behind it below,
+``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
 and Enter on one of those opens its replay. All queries run in thread
 workers (``store.canary``), again whenever new data is ingested.
 """
@@ -42,6 +42,8 @@ class CanaryScreen(DeckScreen):
         Binding("a", "agent(1)", "Next agent"),
         Binding("A", "agent(-1)", "Prev agent", show=False),
         Binding("w", "window", "Window"),
+        Binding("b", "version('baseline')", "Baseline ver"),
+        Binding("v", "version('canary')", "Canary ver"),
     ]
 
     def __init__(self) -> None:
@@ -52,6 +54,8 @@ class CanaryScreen(DeckScreen):
         self.report: canary.CanaryReport | None = None
         self.metric_key = canary.DEFAULT_METRICS[0].key
         self._contracts = ContractCheck()
+        # Versions chosen with b/v, per agent: (baseline, canary).
+        self.chosen: dict[str, tuple[str, str]] = {}
         self._last_load = float("-inf")
         self._loaded_version = -1
         self._pending = None
@@ -86,6 +90,25 @@ class CanaryScreen(DeckScreen):
         i = agents.index(self.agent) if self.agent in agents else 0
         self.agent = agents[(i + step) % len(agents)]
         self._load_now()
+
+    def action_version(self, side: str) -> None:
+        pair = next((p for p in self.pairs if p.agent == self.agent), None)
+        if pair is None:
+            return
+        baseline, canary_v = self._versions(pair)
+        if side == "baseline":
+            baseline = canary.next_version(pair, baseline, canary_v)
+        else:
+            canary_v = canary.next_version(pair, canary_v, baseline)
+        self.chosen[pair.agent] = (baseline, canary_v)
+        self._load_now()
+
+    def _versions(self, pair: canary.Pair) -> tuple[str, str]:
+        """The versions compared for this agent: chosen with b/v if still there, else the default pair."""
+        chosen = self.chosen.get(pair.agent)
+        if chosen and all(v in pair.versions for v in chosen) and chosen[0] != chosen[1]:
+            return chosen
+        return pair.baseline, pair.canary
 
     def action_window(self) -> None:
         self.window = WINDOW_ORDER[(WINDOW_ORDER.index(self.window) + 1) % len(WINDOW_ORDER)]
@@ -122,8 +145,9 @@ class CanaryScreen(DeckScreen):
         tasks = []
         if agent is not None:
             pair = next(p for p in pairs if p.agent == agent)
+            baseline, canary_v = self._versions(pair)
             book = self._contracts.book(conn)
-            report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window=self.window,
+            report = canary.analyse(conn, pair.agent, baseline, canary_v, window=self.window,
                                     now=self.app.now(), contract=book.get(pair.agent))
             tasks = canary.tasks_behind(conn, report, self.metric_key)
         if not worker.is_cancelled:  # a newer load (other agent or window) supersedes this one
