@@ -220,6 +220,19 @@ def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prep
     return p
 
 
+def merge(batches: list[Prepared]) -> Prepared:
+    """Consecutive prepared batches as one (a task's summary rows add up when upserted in order)."""
+    if len(batches) == 1:
+        return batches[0]
+    out = Prepared()
+    for b in batches:
+        for name in ("event_rows", "task_rows", "esc_rows", "action_rows", "decisions", "compensations", "escalations"):
+            getattr(out, name).extend(getattr(b, name))
+        out.agent_known = out.agent_known or b.agent_known
+        out.tasks |= b.tasks
+    return out
+
+
 def apply_batch(
     conn: sqlite3.Connection,
     source: dict | None,

@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 
 from store import formats, postcommit
 from store.events import event_adapter
-from store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, prepare
+from store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, merge, prepare
 from store.reader import CHUNK, MAX_LINE, read_lines
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
 # Chunks handed to parse processes: small enough that the first comes back
 # soon, large enough that each commit is a big transaction.
 POOL_CHUNK = 1024 * 1024
+POOL_TXN = 16 * 1024 * 1024
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -407,16 +408,28 @@ class Tailer:
             return True
 
         try:
-            while len(pending) < 4 * self.parse_pool.workers + 1 and submit():
+            while len(pending) < POOL_TXN // POOL_CHUNK + 2 * self.parse_pool.workers and submit():
                 pass
             while pending:
-                new_offset, future = pending.popleft()
-                done = future.result()
-                if done is None:
-                    return  # spans are claimed as they commit: the serial path reads on from here
-                prepared, rejects, nlines = done
-                self._commit(fd, size, src, stats, new_offset, prepared, None, rejects, nlines)
-                submit()
+                # The next chunk, and those already parsed behind it, in one
+                # transaction: when committing is the slower side (post-commit
+                # hooks, many parse processes), transactions grow up to
+                # POOL_TXN and cost less per event.
+                group, rejects, nlines, new_offset = [], [], 0, src["offset"]
+                while pending and (not group or (pending[0][1].done() and new_offset - src["offset"] < POOL_TXN)):
+                    end, future = pending.popleft()
+                    done = future.result()
+                    if done is None:
+                        pending.appendleft((end, future))  # spans: the serial path reads from here
+                        break
+                    group.append(done[0])
+                    rejects.extend(done[1])
+                    nlines += done[2]
+                    new_offset = end
+                    submit()
+                if not group:
+                    return
+                self._commit(fd, size, src, stats, new_offset, merge(group), None, rejects, nlines)
         finally:
             for _, future in pending:
                 future.cancel()

@@ -61,3 +61,21 @@ def test_task_end_total_wins(tmp_path, batches):
 def test_escalation_gets_its_agent_whichever_arrives_first(tmp_path):
     _, conn = ingest(tmp_path, [ESC], [START])
     assert tuple(conn.execute("SELECT agent, risk_rank FROM escalations").fetchone()) == ("approval-agent", 2)
+
+
+def test_merged_batches_commit_what_separate_ones_do(tmp_path):
+    """The parse pool commits several prepared chunks in one transaction (store.ingest.merge)."""
+    from store.ingest import commit, merge, prepare
+
+    batches = [[START, R1], [ESC, R2], [END_TOTAL]]
+    separate = connect(tmp_path / "a.db")
+    for b in batches:
+        commit(separate, None, prepare(b, None), [])
+    merged = connect(tmp_path / "b.db")
+    commit(merged, None, merge([prepare(b, None) for b in batches]), [])
+    skip = {"updated_at"}
+    for table, key in (("tasks", "task_id"), ("escalations", "escalation_id"), ("events", "id")):
+        rows = [[{k: r[k] for k in r.keys() if k not in skip} for r in c.execute(f"SELECT * FROM {table} ORDER BY {key}")]
+                for c in (separate, merged)]
+        assert rows[0] == rows[1], table
+    assert merged.execute("SELECT tokens, events FROM tasks").fetchone()[:] == (1500, 5)
