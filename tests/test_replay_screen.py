@@ -281,3 +281,25 @@ async def test_confirmation_shows_hostile_hook_text_literally(sample_db, make_ap
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.is_running and not isinstance(app.screen, CompensationDialog)
+
+
+async def test_a_running_task_grows_live_and_the_cursor_stays(sample_db, make_app, tmp_path):
+    from test_replay_reconstruct import _events
+
+    traces = tmp_path / "live"
+    traces.mkdir()
+    events = _events("live")
+    path = traces / "agent.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events[:4]))
+    app = make_app(sample_db, traces=[traces])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: (app.counters is not None and app.data_version > 0))
+        app.open_replay("req-live")  # no settle(): the tailer worker never completes
+        await pilot.pause()
+        timeline = app.screen.query_one(ReplayTimeline)
+        await until(pilot, lambda: len(timeline.steps) == 4)
+        await pilot.press("n", "n")
+        with path.open("a") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in events[4:]))
+        await until(pilot, lambda: len(timeline.steps) == len(events))
+        assert timeline.cursor == 2 and "outcome success" in text_of(app, "#replay-info")
