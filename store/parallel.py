@@ -37,6 +37,19 @@ def _warm() -> None:
     import store.tailer  # noqa: F401  (imports pydantic and builds the validators once)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: leave when the ingesting process is gone (even killed with SIGKILL)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class ParsePool:
     """A few worker processes; ``submit`` a chunk, get a future of ``parse_chunk``'s result.
 
@@ -50,7 +63,8 @@ class ParsePool:
         _warm()
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
         for future in [self._pool.submit(_warm) for _ in range(workers)]:
             future.result()
 

@@ -64,3 +64,32 @@ def test_parallel_then_appended_lines(tmp_path, pool):
     with open(f, "ab") as fh:
         fh.write(b', "task_id": "late", "seq": 0, "summary": "s"}\n')
     assert t.poll().events == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
+def test_workers_leave_when_the_ingester_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from store.parallel import ParsePool; import sys, time; p = ParsePool(1); "
+            "print(*p._pool._processes, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    assert _alive(worker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, "a parse process outlived the killed ingester"
+        time.sleep(0.05)
