@@ -266,7 +266,8 @@ async def test_json_is_foldable_and_large_payloads_are_bounded(tmp_path, make_ap
 async def test_confirmation_shows_hostile_hook_text_literally(sample_db, make_app):
     conn = connect(sample_db)
     hook = {"type": "http", "method": "POST", "url": "http://127.0.0.1:8765/compensate",
-            "headers": {"X-Note": "[@click=app.quit]x[/]"}, "body": {"note": "[bold red]boom\x1b[2J"},
+            "headers": {"X-Note": "[@click=app.quit]x[/]", "Authorization": "Bearer sekrit-token-123456"},
+            "body": {"note": "[bold red]boom\x1b[2J"},
             "idempotency_key": "undo-[b]"}
     conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
     conn.close()
@@ -278,6 +279,7 @@ async def test_confirmation_shows_hostile_hook_text_literally(sample_db, make_ap
         shown = str(app.screen.query_one("#comp-plan", Static).render())
         assert "X-Note: [@click=app.quit]x[/]" in shown and "undo-[b]" in shown
         assert "[bold red]boom\\u001b[2J" in shown and "\x1b" not in shown
+        assert "sekrit-token" not in shown and "Authorization: [REDACTED]" in shown and "1 secret value(s) masked" in shown
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.is_running and not isinstance(app.screen, CompensationDialog)

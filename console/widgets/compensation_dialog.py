@@ -24,6 +24,7 @@ from textual.widgets import Button, Label, Static
 from console.safe import plain
 from replay import compensate
 from replay.compensate import Outcome, Plan, Refusal
+from replay.redact import redact
 
 MAX_BODY_SHOWN = 3000
 
@@ -44,22 +45,26 @@ def describe(plan: Plan) -> Text:
         out.append_text(plain(value, 400, style=style))
         out.append("\n")
 
+    # Secrets (tokens in headers, passwords in bodies) are masked on screen, not in what is sent.
+    (headers, body, args), hidden = redact([plan.headers, plan.body, plan.args])
     row("System", plan.system)
     row("Undoes", f"{plan.operation} ({plan.action_id}, task {plan.task_id})")
     row("Risk", plan.risk, "bold yellow")
     if plan.kind == "http":
         row("Request", f"{plan.method} {plan.url}", "bold")
-        for k, v in plan.headers.items():
+        for k, v in headers.items():
             row("  header", f"{k}: {v}")
         row("Body", "")
-        out.append_text(plain(_pretty(plan.body)))
+        out.append_text(plain(_pretty(body)))
         out.append("\n")
     else:
         row("Handler", plan.handler, "bold")
         row("Arguments", "")
-        out.append_text(plain(_pretty(plan.args)))
+        out.append_text(plain(_pretty(args)))
         out.append("\n")
     row("Idempotency key", plan.idempotency_key)
+    if hidden:
+        row("Note", f"{hidden} secret value(s) masked here; they are sent as the agent recorded them", "dim")
     out.rstrip()
     return out
 
