@@ -136,6 +136,9 @@ def apply_to_sor(sor_url: str, event: dict) -> dict:
         event["status"] = "failed"
         if event["kind"] == "action":
             event["compensation"] = None
+    elif event["kind"] == "action" and isinstance(event.get("compensation"), dict):
+        # The undo goes to the system that was changed, wherever it listens.
+        event["compensation"] = dict(event["compensation"], url=sor_url + "/compensate")
     return event
 
 

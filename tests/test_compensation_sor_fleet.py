@@ -54,3 +54,26 @@ def test_repeated_idempotency_key_returns_the_first_result_and_undoes_once():
         assert httpx.get(f"{service.url}/actions/a1").json()["undo_count"] == 1
         missing_key = httpx.post(f"{service.url}/compensate", json={"action_id": "a1"})
         assert missing_key.status_code == 400
+
+
+def test_live_action_is_undone_from_the_console_through_its_hook(tmp_path):
+    from replay import compensate
+    from store.db import connect
+    from store.tailer import Tailer
+
+    traces = tmp_path / "traces"
+    with SorService(port=0) as service:
+        fleet = Fleet(traces, rate=1000, agents=1, seed=5, sor_url=service.url, ambiguous_wait=False)
+        for _ in range(3000):
+            fleet.write_one()
+            if service.sor.actions:
+                break
+        for f in fleet._files.values():
+            f.close()
+        conn = connect(tmp_path / "store.db")
+        Tailer(conn, [traces]).poll()
+        (action_id,) = service.sor.actions
+        plan = compensate.prepare(conn, action_id, {service.allow_entry})
+        assert isinstance(plan, compensate.Plan) and plan.url == f"{service.url}/compensate"
+        out = compensate.commit(conn, plan, operator="ops", now=1.0, allow_hosts={service.allow_entry})
+        assert out.ok and service.sor.actions[action_id]["state"] == "compensated"

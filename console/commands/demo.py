@@ -35,9 +35,14 @@ def _start_sor(args: argparse.Namespace):
     try:
         sor = SorService(port=args.sor_port)
     except OSError as exc:
-        print(f"agentdeck demo: system of record not started on 127.0.0.1:{args.sor_port} ({exc.strerror or exc}); "
-              "compensations will fail", file=sys.stderr)
-        return None
+        # Port taken (another demo?): listen elsewhere. Live tasks' hooks follow it; the bundled
+        # sample tasks' hooks name 127.0.0.1:8765, which stays off the allowlist, so they are refused.
+        print(f"agentdeck demo: 127.0.0.1:{args.sor_port} unavailable ({exc.strerror or exc}); "
+              "system of record on an ephemeral port", file=sys.stderr)
+        try:
+            sor = SorService(port=0)
+        except OSError:
+            return None
     if not args.no_sample:
         seed_from_traces(sor.sor, [SAMPLE_TRACES])  # the bundled actions, so their undo really undoes
     return sor.start()
