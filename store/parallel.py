@@ -38,9 +38,16 @@ def _warm() -> None:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """In a worker: leave when the ingesting process is gone (even killed with SIGKILL)."""
+    """In a worker: leave when the ingesting process is gone (even killed with SIGKILL).
+
+    Ctrl-C reaches the whole process group; the ingesting process handles it
+    (it stops between batches and closes the pool), so workers ignore it.
+    """
+    import signal
     import threading
     import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

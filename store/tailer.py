@@ -38,6 +38,7 @@ import sqlite3
 import stat as stat_mod
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,8 @@ class Tailer:
         self.sources: dict[Key, dict] = {}  # live sources by inode
         self.streams: dict[tuple[int, str], int] = {}  # stream -> furthest offset read
         self._followed: set[Key] = set()  # inodes seen under a single-file path
+        self._stop: threading.Event | None = None  # set by run(): stop between batches
+        self._hook_problems: dict[str, str] = {}
         self._load_sources()
 
     # -- source bookkeeping -------------------------------------------------
@@ -296,8 +299,11 @@ class Tailer:
                 problems[str(path)] = f"cannot read: {exc.strerror or exc}"
             except sqlite3.Error as exc:
                 problems[str(path)] = f"store error: {exc}"
-                log.warning("store error while ingesting %s: %s", path, exc)
+                log.debug("store error while ingesting %s", path, exc_info=True)
                 self._load_sources()
+        for name, error in self._hook_problems.items():
+            problems[f"(post-commit {name})"] = error.strip().splitlines()[-1]
+        self._hook_problems.clear()
         self.problems = problems
         return stats
 
@@ -374,7 +380,7 @@ class Tailer:
         src["offset"] = start
         if self.parse_pool is not None and size - start > self.batch_bytes:
             self._read_parallel(fd, size, src, stats)
-        while src["offset"] < size:
+        while src["offset"] < size and not self._stopping():
             start = src["offset"]
             gc_was = gc.isenabled()
             gc.disable()  # many short-lived objects and no cycles: collecting costs ~30% here
@@ -410,7 +416,7 @@ class Tailer:
         try:
             while len(pending) < POOL_TXN // POOL_CHUNK + 2 * self.parse_pool.workers and submit():
                 pass
-            while pending:
+            while pending and not self._stopping():
                 # The next chunk, and those already parsed behind it, in one
                 # transaction: when committing is the slower side (post-commit
                 # hooks, many parse processes), transactions grow up to
@@ -434,6 +440,9 @@ class Tailer:
             for _, future in pending:
                 future.cancel()
 
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
     def _commit(self, fd, size, src, stats, new_offset, prepared, spans, rejects, nlines) -> None:
         start = src["offset"]
         if not src["fp_len"]:
@@ -445,7 +454,9 @@ class Tailer:
             try:
                 hook(self.conn, result)
             except Exception:  # derived work must never stop ingestion
-                log.exception("post-commit hook %r failed", hook)
+                # Said once per pass in problems, not on stderr (the console draws there).
+                self._hook_problems[getattr(hook, "__name__", type(hook).__name__)] = traceback.format_exc(limit=1)
+                log.debug("post-commit hook %r failed", hook, exc_info=True)
         batch = TailStats()
         batch.add(result, src["path"], new_offset - start, nlines)
         stats.add(result, src["path"], new_offset - start, nlines)
@@ -475,6 +486,7 @@ class Tailer:
         """
         import watchfiles
 
+        self._stop = stop
         self._safe_poll()
         while not stop.is_set():
             roots = self.watch_roots()
@@ -497,7 +509,8 @@ class Tailer:
                     if self.watch_roots() != roots:
                         break  # a folder came or went; re-establish the watch
             except Exception as exc:  # a watcher failure must not stop ingestion
-                log.warning("file watcher failed, polling instead: %s", exc)
+                log.debug("file watcher failed, polling instead", exc_info=True)
+                self.problems = {**self.problems, "(watcher)": f"file notifications failed, polling: {exc}"}
                 stop.wait(rescan_ms / 1000)
                 self._safe_poll()
 
@@ -505,5 +518,5 @@ class Tailer:
         try:
             self.poll()
         except Exception as exc:  # following must survive anything; say what happened
-            log.exception("ingest pass failed")
+            log.debug("ingest pass failed", exc_info=True)
             self.problems = {**self.problems, "(ingest)": f"{type(exc).__name__}: {exc}"}

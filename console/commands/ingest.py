@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                         TextColumn("{task.fields[events]:,} events"), console=err,
                         disable=args.quiet or not err.is_terminal, transient=True)
     reported: dict[str, str] = {}
+    interrupted = False
 
     def report_problems(problems: dict[str, str]) -> None:
         for path, problem in problems.items():
@@ -116,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
                 stop.set()
                 worker.join(5)
         else:
-            tailer.poll()
+            try:
+                tailer.poll()
+            except KeyboardInterrupt:  # what was committed stays; a rerun reads on from there
+                interrupted = True
     if pool is not None:
         pool.close()
     report_problems(tailer.problems)
@@ -126,4 +130,7 @@ def run(args: argparse.Namespace) -> int:
           f"in {seconds:.2f} s ({rate:,.0f} events/s) into {db}")
     if totals.rejects:
         print(f"rejected lines are in the 'rejects' table: sqlite-utils {db} 'select path, offset, error from rejects'")
+    if interrupted:
+        say("interrupted; run the same command again to read on from where it stopped")
+        return 130
     return 1 if missing else 0
