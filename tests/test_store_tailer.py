@@ -386,3 +386,16 @@ def test_follow_picks_up_appends_and_new_files(db, traces):
         stop.set()
         th.join(5)
     assert not th.is_alive()
+
+
+def test_a_failing_post_commit_hook_is_a_problem_not_a_crash(db, traces, capsys):
+    def broken_hook(conn, result):
+        raise ValueError("boom")
+
+    written = write_events(traces / "a.jsonl", "t", range(3))
+    t = Tailer(connect(db), [traces], post_commit=[broken_hook])
+    assert t.poll().events == 3
+    assert_exactly_once(db, written)
+    assert t.problems == {"(post-commit broken_hook)": "ValueError: boom"}
+    assert capsys.readouterr().err == ""  # the console draws on stderr
+    assert t.poll().events == 0 and t.problems == {}
