@@ -9,7 +9,7 @@ from typing import Callable
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 
 from console.data import StoreAccess
 from console.delivery import DeliveryService, DeliverySettings
@@ -46,8 +46,10 @@ class AgentDeck(App):
         Binding("question_mark", "show_help_panel", "Help", key_display="?"),
     ]
 
-    data_version: reactive[int] = reactive(0)
-    counters: reactive[queries.Counters | None] = reactive(None)
+    # `var`, not `reactive`: a change notifies watchers without repainting the
+    # whole screen (these change on every ingest batch).
+    data_version: var[int] = var(0)
+    counters: var[queries.Counters | None] = var(None)
     # The task (or request id) the Replay screen shows; set by open_replay.
     replay_task: reactive[str | None] = reactive(None)
 
