@@ -107,16 +107,30 @@ class AgentDeck(App):
             self.refresh_counters()
 
     def open_task(self, task_id: str) -> None:
-        """Show one task's events over the Tasks screen (from Tasks or the palette)."""
+        """Show one task's events over the Tasks screen (from Tasks or the palette).
+
+        The task is read first, on a worker, and the screen pushed with it:
+        one paint instead of an empty screen and then its data.
+        """
+        self._load_task(task_id)
+
+    @work(thread=True, exclusive=True, group="open-task")
+    def _load_task(self, task_id: str) -> None:
+        from console.screens.task_detail import load_detail
+
+        loaded = load_detail(self.store.reader(), task_id)
+        self.call_from_thread(self._show_task, task_id, loaded)
+
+    def _show_task(self, task_id: str, loaded: tuple) -> None:
         from console.screens.task_detail import TaskDetailScreen
 
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it
-        # instead of composing a new screen (keeps enter-to-screen fast).
+        # instead of composing a new screen.
         if not self.is_screen_installed("task-detail"):
             self.install_screen(TaskDetailScreen(), name="task-detail")
         detail = self.get_screen("task-detail")
-        detail.show_task(task_id)
+        detail.show_task(task_id, loaded)
         if self.screen is not detail:
             self.push_screen(detail)
 

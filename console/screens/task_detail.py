@@ -6,11 +6,14 @@ Pushed over the Tasks screen (enter); ``r`` opens the task in Replay,
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static
 
 from console.safe import plain
@@ -20,6 +23,11 @@ from console.widgets.task_events import EventTable, payload_text
 from store import queries
 
 MAX_EVENTS = 2000  # a task with more shows its first MAX_EVENTS and says so
+
+
+def load_detail(conn, task_id: str) -> tuple:
+    """What the detail shows: the task row (or None) and its first events (call on a worker thread)."""
+    return queries.task(conn, task_id), queries.task_events(conn, task_id, limit=MAX_EVENTS)
 
 
 class TaskDetailScreen(DeckScreen):
@@ -37,16 +45,25 @@ class TaskDetailScreen(DeckScreen):
         self.task_id = task_id
         self.events: list = []
         self.found: bool | None = None  # None until the task was looked up
+        self._loaded: tuple | None = None
+        self._fresh_until = 0.0
 
-    def show_task(self, task_id: str) -> None:
-        """Show another task (the app keeps one detail screen and re-points it)."""
+    def show_task(self, task_id: str, loaded: tuple | None = None) -> None:
+        """Show another task (the app keeps one detail screen and re-points it).
+
+        ``loaded`` is ``load_detail``'s result when the caller fetched it
+        already (the app does, before pushing this screen, so the screen
+        appears with its data in one paint).
+        """
         self.task_id = task_id
         self.events = []
         self.found = None
+        self._loaded = loaded
         if self.is_mounted:
-            self.query_one("#detail-summary", Static).update("")
-            self.query_one(EventTable).show_events([])
-            self.query_one("#detail-payload", Static).update("")
+            if loaded is None:
+                self.query_one("#detail-summary", Static).update("")
+                self.query_one(EventTable).show_events([])
+                self.query_one("#detail-payload", Static).update("")
             self.reload()
 
     def compose_body(self) -> ComposeResult:
@@ -55,20 +72,32 @@ class TaskDetailScreen(DeckScreen):
         with VerticalScroll(id="detail-payload-box"):
             yield Static(id="detail-payload")
 
-    @work(thread=True, exclusive=True, group="task-detail")
     def reload(self) -> None:
+        if self._loaded is not None:
+            loaded, self._loaded = self._loaded, None
+            self._show(self.task_id, *loaded)
+            # Just read: the reload that comes with showing the screen can skip.
+            self._fresh_until = time.monotonic() + 0.2
+        elif time.monotonic() < self._fresh_until:
+            self._fresh_until = 0.0
+        else:
+            self._fetch()
+
+    @work(thread=True, exclusive=True, group="task-detail")
+    def _fetch(self) -> None:
         task_id = self.task_id
-        conn = self.app.store.reader()
-        task = queries.task(conn, task_id)
-        events = queries.task_events(conn, task_id, limit=MAX_EVENTS)
-        self.app.call_from_thread(self._show, task_id, task, events)
+        self.app.call_from_thread(self._show, task_id, *load_detail(self.app.store.reader(), task_id))
 
     def _show(self, task_id: str, task, events) -> None:
-        if not self.is_mounted or task_id != self.task_id:
+        if task_id != self.task_id:
             return  # the screen was re-pointed meanwhile
+        try:
+            summary = self.query_one("#detail-summary", Static)
+        except NoMatches:
+            return  # not composed (yet, or any more)
         self.found = task is not None
         self.events = events
-        self.query_one("#detail-summary", Static).update(_summary(self.task_id, task, len(events)))
+        summary.update(_summary(self.task_id, task, len(events)))
         table = self.query_one(EventTable)
         table.show_events(events)
         self._show_payload(table.cursor_row)
