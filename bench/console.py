@@ -307,9 +307,9 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         detail_ms = best_ms(lambda: (queries.task(conn, some), queries.task_events(conn, some, limit=2000)))
         baseline = {"j/k (move cursor)": "bare: no query",
                     "ctrl+d/ctrl+u (half page)": "bare: no query",
-                    "g (oldest task: new window)": f"bare query {oldest_ms:.1f} ms",
-                    "G (newest: follow)": f"bare query {newest:.1f} ms",
-                    "enter (open task detail)": f"bare query {detail_ms:.1f} ms",
+                    "g (oldest task: new window)": f"bare query {oldest_ms:.2f} ms",
+                    "G (newest: follow)": f"bare query {newest:.2f} ms",
+                    "enter (open task detail)": f"bare query {detail_ms:.2f} ms",
                     "escape (back to list)": "bare: no query"}
         print()
         print("keypress-to-screen while the fleet writes (target < 50 ms)")

@@ -119,12 +119,31 @@ class VimTable(DataTable):
         self.go_row(self.row_count - 1)
 
 
+class LazyCells(dict):
+    """Task id -> cells, made from the task's row the first time they are needed.
+
+    A window holds up to 200 rows but only the ~40 in view are ever drawn;
+    the others' cells are never built unless asked for.
+    """
+
+    def __init__(self, rows: dict[str, sqlite3.Row] | None = None) -> None:
+        super().__init__()
+        self.rows = rows or {}
+
+    def __missing__(self, key: str) -> tuple[Text, ...]:
+        value = self[key] = task_cells(self.rows[key])
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self.rows else default
+
+
 @dataclass
 class Shown:
     """What the table holds: task ids in order and their cells."""
 
     keys: list[str]
-    cells: dict[str, tuple[Text, ...]]
+    cells: LazyCells
 
 
 class TaskTable(ScrollView, can_focus=True):
@@ -185,7 +204,7 @@ class TaskTable(ScrollView, can_focus=True):
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.shown = Shown([], {})
+        self.shown = Shown([], LazyCells())
         self.more_older = False
         self.more_newer = False
         self._strips: dict[str, tuple] = {}  # task -> (cells, (variant, width, focus), strip) it was drawn from
@@ -214,20 +233,26 @@ class TaskTable(ScrollView, can_focus=True):
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
         old, old_keys = self.shown.cells, self.shown.keys
         keys = [r["task_id"] for r in rows]
-        cells = {}
+        cells = LazyCells({r["task_id"]: r for r in rows})
         raw = {}
+        changed = set()
         for r in rows:
             key = r["task_id"]
             raw[key] = values = tuple(r)
-            before = old.get(key)
-            if before is not None and self._raw.get(key) == values:
-                cells[key] = before  # unchanged row: keep its cells (and cached strip)
+            if not dict.__contains__(old, key):
+                continue  # never drawn: its cells are built when (if) it is
+            if self._raw.get(key) == values:
+                cells[key] = old[key]  # unchanged row: keep its cells (and cached strip)
+                continue
+            new = task_cells(r)
+            if _same(old[key], new):
+                cells[key] = old[key]  # changed, but not in anything shown
             else:
-                new = task_cells(r)
-                cells[key] = before if before is not None and _same(before, new) else new
+                cells[key] = new
+                changed.add(key)
         self._raw = raw
         self.shown = Shown(keys, cells)
-        for key in [k for k in self._strips if k not in cells]:
+        for key in [k for k in self._strips if k not in raw]:
             del self._strips[key]
         self._set_virtual_size()
         if self.cursor_row >= self.row_count:
@@ -236,7 +261,7 @@ class TaskTable(ScrollView, can_focus=True):
             self.refresh()
         else:  # same rows in the same places: repaint the lines that changed
             for index, key in enumerate(keys):
-                if cells[key] is not old.get(key):
+                if key in changed:
                     self.refresh_line(index + 1)
 
     # -- the cursor ------------------------------------------------------------
