@@ -185,3 +185,29 @@ async def test_enter_opens_the_task_events_in_order_and_r_replays(sample_db, mak
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, TasksScreen)
+
+
+async def test_mouse_scroll_pauses_and_live_updates_keep_the_view(sample_db, make_app, tmp_path):
+    from textual.events import MouseScrollUp
+
+    ids = ordered_ids(sample_db)
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(TaskTable)
+        bottom = table.scroll_y
+        for _ in range(3):
+            await pilot._post_mouse_events([MouseScrollUp], TaskTable, offset=(20, 10))
+        await settle(app, pilot)
+        assert "PAUSED" in status(app)
+        scrolled = table.scroll_y
+        assert scrolled < bottom
+
+        traces = tmp_path / "more"
+        write_trace(traces / "a.jsonl", task_lines("late-1", at=4 * 3600))
+        ingest(sample_db, traces)
+        app.post_message(Ingested(events=4, tasks={"late-1"}))
+        await settle(app, pilot)
+        assert table.scroll_y == scrolled  # the view is not yanked back to the cursor
+        assert table.cursor_task == ids[-1]
+        assert "+1 newer" in status(app)
