@@ -211,3 +211,27 @@ async def test_mouse_scroll_pauses_and_live_updates_keep_the_view(sample_db, mak
         assert table.scroll_y == scrolled  # the view is not yanked back to the cursor
         assert table.cursor_task == ids[-1]
         assert "+1 newer" in status(app)
+
+
+async def test_task_detail_follows_a_running_task(tmp_path, make_app):
+    traces = tmp_path / "t"
+    lines = task_lines("run-1", outcome="success")
+    write_trace(traces / "a.jsonl", lines[:2])
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    app = make_app(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        detail = app.screen
+        assert isinstance(detail, TaskDetailScreen) and detail.task_id == "run-1"
+        table = detail.query_one("#detail-events")
+        assert table.row_count == 2 and "outcome running" in screen_text(app)
+        # Its next events are ingested right away: the open detail shows them.
+        write_trace(traces / "a.jsonl", lines[2:])
+        ingest(db, traces)
+        app.post_message(Ingested(events=2, tasks={"run-1"}))
+        await settle(app, pilot)
+        assert table.row_count == 4
+        assert "outcome success" in screen_text(app)

@@ -31,6 +31,10 @@ class DeckScreen(Screen):
         self.reload()
 
     def on_screen_resume(self) -> None:
+        self.resumed()
+
+    def resumed(self) -> None:
+        """The screen is shown again (override to skip a reload it does not need)."""
         self.reload()
 
     def _data_changed(self, _version: int) -> None:

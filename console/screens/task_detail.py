@@ -6,8 +6,6 @@ Pushed over the Tasks screen (enter); ``r`` opens the task in Replay,
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -46,7 +44,7 @@ class TaskDetailScreen(DeckScreen):
         self.events: list = []
         self.found: bool | None = None  # None until the task was looked up
         self._loaded: tuple | None = None
-        self._fresh_until = 0.0
+        self._fresh = False  # data just shown by show_task(): the resume needs no reload
 
     def show_task(self, task_id: str, loaded: tuple | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
@@ -76,12 +74,15 @@ class TaskDetailScreen(DeckScreen):
         if self._loaded is not None:
             loaded, self._loaded = self._loaded, None
             self._show(self.task_id, *loaded)
-            # Just read: the reload that comes with showing the screen can skip.
-            self._fresh_until = time.monotonic() + 0.2
-        elif time.monotonic() < self._fresh_until:
-            self._fresh_until = 0.0
+            self._fresh = not self.is_current  # about to be shown: that resume need not re-read
         else:
             self._fetch()
+
+    def resumed(self) -> None:
+        # Shown right after show_task() handed over fresh data: nothing to re-read.
+        if not self._fresh:
+            self.reload()
+        self._fresh = False
 
     @work(thread=True, exclusive=True, group="task-detail")
     def _fetch(self) -> None:
