@@ -43,6 +43,7 @@ from console import data  # noqa: E402
 from console.app import AgentDeck  # noqa: E402
 from console.screens.task_detail import TaskDetailScreen  # noqa: E402
 from console.screens.tasks import TasksScreen  # noqa: E402
+from console.widgets.task_filter import parse_filter  # noqa: E402
 from console.widgets.task_table import TaskTable  # noqa: E402
 from store import queries  # noqa: E402
 from store.db import connect  # noqa: E402
@@ -317,6 +318,11 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
             line(f"  {name}", values, baseline[name])
         if missed:
             print(f"  {missed} keypresses showed no effect within 2 s")
+        print()
+        print("filter queries, bare (newest window; run on a worker thread, the UI stays live meanwhile)")
+        for text in ("outcome:failed", "cohort:canary agent:billing-agent", "user 42", "violations", "nomatchatall"):
+            filt = parse_filter(text)
+            print(f"  {text!r:44} {best_ms(lambda: data.task_page(conn, filt, None), repeat=3):7.1f} ms")
         everything = [v for values in keys.values() for v in values]
         p95 = pct(everything, 95) * 1000
         print(f"all keys: p95 {p95:.1f} ms -> {'OK' if p95 < 50 else 'over target'}")
