@@ -118,46 +118,6 @@ ON CONFLICT(task_id) DO UPDATE SET
 """
 
 
-def _accumulate(d: dict, e, ts: float) -> None:
-    d["events"] += 1
-    if d["last_ts"] is None or ts > d["last_ts"]:
-        d["last_ts"] = ts
-    if e.seq > d["max_seq"]:
-        d["max_seq"] = e.seq
-        d["last_kind"] = e.kind
-    kind = e.kind
-    if kind == "task_start":
-        d.update(request_id=e.request_id, agent=e.agent, version=e.agent_version.id,
-                 cohort=e.cohort, stage=e.stage, request=e.request[:500], started=ts)
-    elif kind == "tool_call":
-        d["tool_calls"] += 1
-        d["last_tool"] = e.tool
-    elif kind == "tool_result":
-        d["last_tool"] = e.tool
-        if e.status != "ok":
-            d["tool_errors"] += 1
-        if e.retry:
-            d["retries"] += 1
-    elif kind == "reasoning":
-        d["reasoning_tokens"] += e.tokens_in + e.tokens_out
-    elif kind == "policy_check":
-        if e.verdict == "deny":
-            d["policy_denials"] += 1
-    elif kind == "escalation":
-        d["escalations"] += 1
-    elif kind == "action":
-        d["actions"] += 1
-        if e.status != "ok":
-            d["actions_failed"] += 1
-    elif kind == "compensation":
-        d["compensations"] += 1
-    elif kind == "task_end":
-        d.update(outcome=e.outcome, ended=ts, latency_ms=e.latency_ms)
-        d["cost_usd"] += e.cost_usd
-        if e.tokens_in or e.tokens_out:
-            d["end_tokens"] = e.tokens_in + e.tokens_out  # the task's total: wins over the sum
-
-
 @dataclass
 class Prepared:
     """A batch turned into rows, ready to commit; plain data, so a parse process can build it."""
@@ -174,37 +134,75 @@ class Prepared:
 
 
 def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prepared:
-    """Rows for a batch of ``(event, payload_json)`` pairs; no I/O."""
+    """Rows for a batch of ``(event, payload_json)`` pairs; no I/O.
+
+    The hot loop of a bulk import (a few us an event): each event is looked
+    at once, its task's summary delta updated in the same pass.
+    """
     now = time.time()
     p = Prepared()
     event_rows, esc_rows, action_rows = p.event_rows, p.esc_rows, p.action_rows
+    add_row = event_rows.append
     deltas: dict[str, dict] = {}
     for e, payload in parsed:
-        ts = epoch(e.ts)
-        task_id = e.task_id
-        event_rows.append((task_id, e.seq, e.kind, ts, source_id, payload))
+        ts = e.ts
+        ts = ts.timestamp() if ts.tzinfo is not None else epoch(ts)
+        task_id, seq, kind = e.task_id, e.seq, e.kind
+        add_row((task_id, seq, kind, ts, source_id, payload))
         d = deltas.get(task_id)
         if d is None:
             d = deltas[task_id] = _task_delta()
-        _accumulate(d, e, ts)
-        kind = e.kind
-        if kind == "escalation":
+        d["events"] += 1
+        last = d["last_ts"]
+        if last is None or ts > last:
+            d["last_ts"] = ts
+        if seq > d["max_seq"]:
+            d["max_seq"] = seq
+            d["last_kind"] = kind
+        if kind == "reasoning":
+            d["reasoning_tokens"] += e.tokens_in + e.tokens_out
+        elif kind == "tool_call":
+            d["tool_calls"] += 1
+            d["last_tool"] = e.tool
+        elif kind == "tool_result":
+            d["last_tool"] = e.tool
+            if e.status != "ok":
+                d["tool_errors"] += 1
+            if e.retry:
+                d["retries"] += 1
+        elif kind == "task_start":
+            d.update(request_id=e.request_id, agent=e.agent, version=e.agent_version.id,
+                     cohort=e.cohort, stage=e.stage, request=e.request[:500], started=ts)
+        elif kind == "task_end":
+            d.update(outcome=e.outcome, ended=ts, latency_ms=e.latency_ms)
+            d["cost_usd"] += e.cost_usd
+            if e.tokens_in or e.tokens_out:
+                d["end_tokens"] = e.tokens_in + e.tokens_out  # the task's total: wins over the sum
+        elif kind == "policy_check":
+            if e.verdict == "deny":
+                d["policy_denials"] += 1
+        elif kind == "action":
+            d["actions"] += 1
+            if e.status != "ok":
+                d["actions_failed"] += 1
+            comp = e.compensation
+            action_rows.append((
+                e.action_id, task_id, seq, ts, e.system, e.operation, e.amount, e.status,
+                e.justification, comp.model_dump_json() if comp else None,
+                comp.idempotency_key if comp else None,
+            ))
+        elif kind == "escalation":
+            d["escalations"] += 1
             esc_rows.append((
-                e.escalation_id, task_id, e.seq, ts, None, e.risk, RISK_RANK[e.risk], e.reason,
+                e.escalation_id, task_id, seq, ts, None, e.risk, RISK_RANK[e.risk], e.reason,
                 epoch(e.deadline), e.policy_id, e.justification,
                 e.proposed_action.model_dump_json(), e.callback_url,
             ))
             p.escalations.append(e.escalation_id)
-        elif kind == "action":
-            comp = e.compensation
-            action_rows.append((
-                e.action_id, task_id, e.seq, ts, e.system, e.operation, e.amount, e.status,
-                e.justification, comp.model_dump_json() if comp else None,
-                comp.idempotency_key if comp else None,
-            ))
         elif kind == "decision":
             p.decisions.append((e.decision, e.decided_by, ts, e.reason, e.escalation_id))
         elif kind == "compensation":
+            d["compensations"] += 1
             p.compensations.append((ts, e.by, e.status, e.action_id))
 
     for task_id, d in deltas.items():
