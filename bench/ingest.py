@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import resource
 import shutil
@@ -121,6 +122,44 @@ def bare_insert(folder: Path, db: Path) -> tuple[int, float]:
     return len(rows), seconds, cpu
 
 
+def bulk_round(traces: Path, work: Path, n: int, args) -> dict[str, float]:
+    """Bare, each ingest run, bare again; returns each run's rate as a fraction of the bare mean."""
+    # The machine may be busy with other work: bare runs before and after,
+    # and the ratio uses their mean. The load average says how busy it was.
+    print(f"load average {os.getloadavg()[0]:.2f} (before)")
+    for old in work.glob("*.db*"):
+        old.unlink()
+    rows, bare_secs, bare_cpu = bare_insert(traces, work / "bare-1.db")
+    print(f"{'bare executemany':<28}: {rows:,} rows   in {bare_secs:6.2f} s = {rows / bare_secs:9,.0f} rows/s"
+          f"   cpu {bare_cpu / rows * 1e6:.1f} us/row")
+    runs = [(f"ingest ({args.workers} parse proc)", args.workers, False)]
+    if args.serial:
+        runs.append(("ingest (serial)", 0, False))
+    if args.hooks:
+        runs.append((f"ingest + post-commit hooks", args.workers, True))
+    results = []
+    for i, (label, workers, hooks) in enumerate(runs):
+        events, secs, cpu, worker_cpu = bulk_ingest(traces, work / f"ingest-{i}.db", workers, hooks)
+        assert events == rows == n, (events, rows, n)
+        results.append((label, events, secs, cpu, worker_cpu))
+        print(f"{label:<28}: {events:,} events in {secs:6.2f} s = {events / secs:9,.0f} events/s"
+              f"   cpu {cpu / events * 1e6:.1f} us/event" + (
+                  f" + parse procs {worker_cpu / events * 1e6:.1f} us/event" if worker_cpu else ""))
+    rows2, bare_secs2, bare_cpu2 = bare_insert(traces, work / "bare-2.db")
+    print(f"{'bare executemany (again)':<28}: {rows2:,} rows   in {bare_secs2:6.2f} s = "
+          f"{rows2 / bare_secs2:9,.0f} rows/s   cpu {bare_cpu2 / rows2 * 1e6:.1f} us/row")
+    bare = 2 * rows / (bare_secs + bare_secs2)
+    ratios = {}
+    for label, events, secs, cpu, worker_cpu in results:
+        ratios[label] = events / secs / bare
+        # CPU, unlike wall time, hardly depends on what else the machine runs.
+        total = (cpu + worker_cpu) / events
+        print(f"ratio {label:<22}: {ratios[label]:4.0%} of bare (target >= 50%);"
+              f" CPU {total * 1e6:.1f} us/event, {(bare_cpu + bare_cpu2) / (rows + rows2) / total:.0%} of bare's")
+    print(f"load average {os.getloadavg()[0]:.2f} (after)")
+    return ratios
+
+
 def _fleet(folder: str, rate: float, seconds: float) -> None:
     from sample_data.fleet import Fleet
 
@@ -173,6 +212,7 @@ def main() -> int:
     ap.add_argument("--serial", action="store_true", help="also time ingestion without parse processes")
     ap.add_argument("--hooks", action="store_true",
                     help="also time ingestion with the post-commit hooks (contract checks) agentdeck ingest runs")
+    ap.add_argument("--repeat", type=int, default=1, help="bulk rounds (bare, ingest runs, bare) to run; prints the median")
     ap.add_argument("--skip-bulk", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -189,30 +229,16 @@ def main() -> int:
             n = generate(traces, args.events)
             size = sum(p.stat().st_size for p in traces.iterdir())
             print(f"generated {n:,} events ({size / 1e6:.0f} MB, {FILES} files) in {time.perf_counter() - t:.1f} s")
-            # The machine may be busy with other work: bare runs before and
-            # after, and the ratio uses their mean.
-            rows, bare_secs, bare_cpu = bare_insert(traces, work / "bare-1.db")
-            print(f"{'bare executemany':<28}: {rows:,} rows   in {bare_secs:6.2f} s = {rows / bare_secs:9,.0f} rows/s"
-                  f"   cpu {bare_cpu / rows * 1e6:.1f} us/row")
-            runs = [(f"ingest ({args.workers} parse proc)", args.workers, False)]
-            if args.serial:
-                runs.append(("ingest (serial)", 0, False))
-            if args.hooks:
-                runs.append((f"ingest + post-commit hooks", args.workers, True))
-            results = []
-            for i, (label, workers, hooks) in enumerate(runs):
-                events, secs, cpu, worker_cpu = bulk_ingest(traces, work / f"ingest-{i}.db", workers, hooks)
-                assert events == rows == n, (events, rows, n)
-                results.append((label, events, secs, cpu, worker_cpu))
-                print(f"{label:<28}: {events:,} events in {secs:6.2f} s = {events / secs:9,.0f} events/s"
-                      f"   cpu {cpu / events * 1e6:.1f} us/event" + (
-                          f" + parse procs {worker_cpu / events * 1e6:.1f} us/event" if worker_cpu else ""))
-            rows2, bare_secs2, bare_cpu2 = bare_insert(traces, work / "bare-2.db")
-            print(f"{'bare executemany (again)':<28}: {rows2:,} rows   in {bare_secs2:6.2f} s = "
-                  f"{rows2 / bare_secs2:9,.0f} rows/s   cpu {bare_cpu2 / rows2 * 1e6:.1f} us/row")
-            bare = 2 * rows / (bare_secs + bare_secs2)
-            for label, events, secs, cpu, worker_cpu in results:
-                print(f"ratio {label:<22}: {events / secs / bare:4.0%} of bare (target >= 50%)")
+            ratios: dict[str, list[float]] = {}
+            for round_ in range(1, args.repeat + 1):
+                if args.repeat > 1:
+                    print(f"-- round {round_} of {args.repeat}")
+                for label, ratio in bulk_round(traces, work, n, args).items():
+                    ratios.setdefault(label, []).append(ratio)
+            if args.repeat > 1:
+                for label, rs in ratios.items():
+                    print(f"ratio {label:<22}: median {statistics.median(rs):4.0%} of bare over {len(rs)} rounds "
+                          f"(min {min(rs):.0%}, max {max(rs):.0%})")
         if not args.skip_latency:
             live = work / "live"
             live.mkdir()
