@@ -19,6 +19,7 @@ worker thread with that thread's own read-write connection.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,10 @@ DEFAULT_TIMEOUT = 10.0
 MAX_STORED_BODY = 4000
 # Headers a trace may not set on our request: we own framing and the idempotency key.
 _RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "idempotency-key"}
+# HTTP tokens (RFC 9110) for methods and header names; header values: visible ASCII, space and tab.
+# Anything else in a trace's hook is refused up front — httpx would raise on it mid-commit.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,23 @@ def prepare(conn: sqlite3.Connection, action_id: str, allow_hosts: frozenset[str
     why = check_url(url, allow_hosts)
     if why:
         return Refusal(f"will not call {url}: {why}")
-    headers = {str(k): str(v) for k, v in (hook.get("headers") or {}).items() if str(k).lower() not in _RESERVED_HEADERS}
-    headers["Idempotency-Key"] = key
-    return Plan(kind="http", method=hook.get("method") or "POST", url=url, headers=headers, body=hook.get("body"), **common)
+    method = hook.get("method") or "POST"
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        return Refusal(f"the compensation hook's HTTP method {method!r} is not a valid method")
+    raw_headers = hook.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        return Refusal("the compensation hook's headers are not a name → value object")
+    headers = {str(k): str(v) for k, v in raw_headers.items() if str(k).lower() not in _RESERVED_HEADERS}
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            return Refusal(f"the compensation hook's header name {name!r} is not a valid HTTP header name")
+        if not _HEADER_VALUE.fullmatch(value):
+            return Refusal(f"the compensation hook's header {name} has a value HTTP cannot carry "
+                           f"(only printable ASCII is allowed): {value!r}")
+    if not _HEADER_VALUE.fullmatch(str(key)):
+        return Refusal(f"the idempotency key {key!r} cannot be sent as an HTTP header (only printable ASCII)")
+    headers["Idempotency-Key"] = str(key)
+    return Plan(kind="http", method=method, url=url, headers=headers, body=hook.get("body"), **common)
 
 
 def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float, stale_after: float) -> int | Refusal:
@@ -181,7 +200,7 @@ def _run_http(plan: Plan, allow_hosts, timeout: float) -> Outcome:
         # trust_env=False: no proxy from the environment — only the allowlisted host is contacted.
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             resp = client.request(plan.method or "POST", plan.url or "", json=plan.body, headers=plan.headers)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # httpx also raises e.g. UnicodeEncodeError; the attempt must end 'failed'
         return Outcome(False, 0, error=f"{type(exc).__name__}: {exc}"[:500])
     try:
         body: Any = resp.json()

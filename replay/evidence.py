@@ -10,6 +10,13 @@ spaces, UTF-8), so ``verify_packet`` can tell an untouched packet from an
 edited one. A Markdown packet embeds the JSON packet and is checked by
 re-rendering it: editing any line of it is caught too.
 
+Packets are read by people in terminals and pagers, so no trace text reaches
+a file as a raw control or bidi character: JSON and scenario files are
+written ASCII-only (``\\uXXXX`` escapes, the same data once parsed, so the
+digest is unchanged), and Markdown shows those characters as visible escapes
+(the set ``console.safe`` uses). Markdown packets written before that are
+still verified against the renderer that wrote them (``_LEGACY``).
+
 ``export`` builds, writes and records (an ``evidence.export`` audit record)
 in one transaction: no export without its record.
 """
@@ -24,8 +31,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from console.safe import clean
 from replay.reconstruct import Reconstruction, reconstruct
 from replay.redact import redact
 from store import audit
@@ -35,7 +45,13 @@ FORMATS = ("json", "md", "scenario")
 ENV_EVIDENCE_DIR = "AGENTDECK_EVIDENCE_DIR"
 _BEGIN = "<!-- agentdeck-evidence:begin -->"
 _END = "<!-- agentdeck-evidence:end -->"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The Markdown renderer before control and bidi characters were made visible: kept only to verify old packets.
+_LEGACY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Characters worth a second look in JSON text: everything but printable ASCII and newline.
+_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e\n]")
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+NAME_LIMIT = 60
+SQLITE_MAX_INT = 2**63 - 1
 
 
 class EvidenceError(Exception):
@@ -53,9 +69,23 @@ def evidence_dir() -> Path:
     return Path(os.environ.get(ENV_EVIDENCE_DIR) or "evidence")
 
 
+def packet_filename(task_id: str, stamp: str, suffix: str = ".md") -> str:
+    """A file name for a task's packet that cannot leave its folder, whatever the (untrusted) task id.
+
+    Only ``[A-Za-z0-9._-]`` of the id is kept (other runs become ``_``, no leading dots, bounded
+    length), so ``../`` cannot climb; a short hash of the full id keeps two ids that slug alike apart.
+    """
+    slug = _UNSAFE_IN_NAME.sub("_", task_id).lstrip(".")[:NAME_LIMIT] or "task"
+    short = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{short}-{stamp}{suffix}"
+
+
 def canonical(packet: dict) -> bytes:
+    # surrogatepass: a lone surrogate (JSON "\ud800") hashes instead of raising; every valid string
+    # encodes exactly as plain UTF-8, so digests of existing packets are unchanged.
     body = {k: v for k, v in packet.items() if k != "digest"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def digest(packet: dict) -> str:
@@ -162,65 +192,102 @@ def scenario_lines(conn: sqlite3.Connection, task_id: str) -> tuple[list[str], i
             continue
         event, n = redact(event)
         total += n
-        lines.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+        lines.append(json.dumps(event, separators=(",", ":"), ensure_ascii=True))
     return lines, total
 
 
 # ---- Markdown ---------------------------------------------------------------------------
 
 
+def _json_escape_unsafe(match: re.Match[str]) -> str:
+    ch = match.group()
+    return ch if clean(ch) == ch else f"\\u{ord(ch):04x}"
+
+
+def _json_visible(text: str) -> str:
+    """JSON text with every character ``console.safe`` would not show as-is written as a JSON \\u escape.
+
+    Readable accents and scripts stay; the result is still valid JSON for the same value. Such
+    characters only occur inside JSON strings, where the escape means the same character.
+    """
+    return _NOT_PLAIN_ASCII.sub(_json_escape_unsafe, text)
+
+
 def _md(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return _CONTROL.sub("�", text).replace("\n", " ⏎ ")
+    return clean(text.replace("\n", " ⏎ "))
 
 
 def _block(value: Any) -> list[str]:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    text = _CONTROL.sub("�", text).replace("```", "`\u200b``")
+    # A backtick only occurs inside a JSON string here: its escape keeps a value from closing the fence.
+    text = _json_visible(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)).replace("`", "\\u0060")
     return ["```json", *text.splitlines(), "```"]
 
 
-def render_md(packet: dict) -> str:
+def _legacy_md(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _LEGACY_CONTROL.sub("\ufffd", text).replace("\n", " ⏎ ")
+
+
+def _legacy_block(value: Any) -> list[str]:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    text = _LEGACY_CONTROL.sub("\ufffd", text).replace("```", "`\u200b``")
+    return ["```json", *text.splitlines(), "```"]
+
+
+@dataclass(frozen=True)
+class _Style:
+    md: Callable[[Any], str]  # a value on a prose line
+    block: Callable[[Any], list[str]]  # a value as a fenced JSON block
+    ascii_embed: bool  # the machine-readable packet at the end
+
+
+_CURRENT = _Style(_md, _block, ascii_embed=True)
+_LEGACY = _Style(_legacy_md, _legacy_block, ascii_embed=False)
+
+
+def render_md(packet: dict, *, style: _Style = _CURRENT) -> str:
+    md, block = style.md, style.block
     c, t = packet["checklist"], packet["task"]
-    out = [f"# Evidence packet: {_md(t['task_id'])}", ""]
-    out += [f"- Request: {_md(c['request']['request_id'])} at {_md(c['request']['timestamp'])}",
-            f"- Request text: {_md(c['request']['text'])}",
-            f"- Agent: {_md(c['agent_version'])}",
-            f"- Outcome: {_md(t['outcome'])}; steps: {t['steps']}",
-            f"- Generated {_md(packet['generated_at'])} by {_md(packet['generated_by'])}",
+    out = [f"# Evidence packet: {md(t['task_id'])}", ""]
+    out += [f"- Request: {md(c['request']['request_id'])} at {md(c['request']['timestamp'])}",
+            f"- Request text: {md(c['request']['text'])}",
+            f"- Agent: {md(c['agent_version'])}",
+            f"- Outcome: {md(t['outcome'])}; steps: {t['steps']}",
+            f"- Generated {md(packet['generated_at'])} by {md(packet['generated_by'])}",
             f"- Digest (sha256 of the canonical packet): `{packet['digest']['value']}`",
             f"- Audit chain head at export: record {packet['audit_head']['id']} `{packet['audit_head']['hash']}`",
             f"- Secrets redacted: {packet['redactions']}", ""]
     if packet["missing"] or packet["gaps"]:
-        out += ["## Missing", ""] + [f"- {_md(m)}" for m in packet["missing"]]
+        out += ["## Missing", ""] + [f"- {md(m)}" for m in packet["missing"]]
         out += [f"- seqs {g['missing_from']}–{g['missing_to']} never arrived" for g in packet["gaps"]] + [""]
-    out += ["## Plan", ""] + (_block(c["plan_summary"]) if c["plan_summary"] else ["(none)"]) + [""]
+    out += ["## Plan", ""] + (block(c["plan_summary"]) if c["plan_summary"] else ["(none)"]) + [""]
     out += ["## Tool calls", ""]
     for call in c["tool_calls"]:
-        out += [f"### {_md(call['tool'])} ({_md(call['call_id'])})", ""] + _block(call) + [""]
+        out += [f"### {md(call['tool'])} ({md(call['call_id'])})", ""] + block(call) + [""]
     out += ["## Applied policies", ""]
-    out += [f"- {_md(p['policy_id'])}@{_md(p['policy_version'])}: {_md(p['verdict'])} — {_md(p['reason'])}"
+    out += [f"- {md(p['policy_id'])}@{md(p['policy_version'])}: {md(p['verdict'])} — {md(p['reason'])}"
             for p in c["applied_policies"]] + [""]
     out += ["## Human decisions", ""]
     for d in packet["human_decisions"]:
-        out += [f"- {_md(d['escalation_id'])} ({_md(d['risk'])}): {_md(d['decision'])} by {_md(d['decided_by'])}"
-                f" at {_md(d['decided_at'])} — {_md(d['decision_reason'])}"]
-    out += ["", "## Justification", ""] + [f"- {_md(j['about'])}: {_md(j['text'])}" for j in c["justification"]] + [""]
+        out += [f"- {md(d['escalation_id'])} ({md(d['risk'])}): {md(d['decision'])} by {md(d['decided_by'])}"
+                f" at {md(d['decided_at'])} — {md(d['decision_reason'])}"]
+    out += ["", "## Justification", ""] + [f"- {md(j['about'])}: {md(j['text'])}" for j in c["justification"]] + [""]
     out += ["## Actions", ""]
     for a in c["actions"]:
-        out += [f"### {_md(a['operation'])} on {_md(a['system'])} ({_md(a['action_id'])})", ""] + _block(a) + [""]
-    out += ["## Compensations", ""] + _block({"reference": c["compensation_reference"], **packet["compensations"]}) + [""]
+        out += [f"### {md(a['operation'])} on {md(a['system'])} ({md(a['action_id'])})", ""] + block(a) + [""]
+    out += ["## Compensations", ""] + block({"reference": c["compensation_reference"], **packet["compensations"]}) + [""]
     out += ["## Audit records", ""]
-    out += [f"- #{a['id']} {_md(a['ts'])} {_md(a['actor'])} {_md(a['kind'])} {_md(a['subject'])}" for a in packet["audit_records"]]
+    out += [f"- #{a['id']} {md(a['ts'])} {md(a['actor'])} {md(a['kind'])} {md(a['subject'])}" for a in packet["audit_records"]]
     out += ["", "## Machine-readable packet", "", "Check it with `agentdeck verify --packet FILE`.", "", _BEGIN, "```json",
-            json.dumps(packet, sort_keys=True, indent=1, ensure_ascii=False), "```", _END, ""]
+            json.dumps(packet, sort_keys=True, indent=1, ensure_ascii=style.ascii_embed), "```", _END, ""]
     return "\n".join(out)
 
 
 def render(packet: dict, fmt: str) -> str:
     if fmt == "md":
         return render_md(packet)
-    return json.dumps(packet, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(packet, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
 # ---- export and verification ------------------------------------------------------------
@@ -271,8 +338,40 @@ def export(
     return text, detail
 
 
+class _Digest(BaseModel):
+    algorithm: Literal["sha256"]
+    value: StrictStr
+
+
+class _AuditHead(BaseModel):
+    id: StrictInt = Field(ge=0, le=SQLITE_MAX_INT)  # an audit record id: SQLite's integer range
+    hash: StrictStr
+
+
+class PacketShape(BaseModel):
+    """What verification reads from a packet (the rest is covered by the digest)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["agentdeck-evidence/1"]
+    digest: _Digest
+    audit_head: _AuditHead
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _shape_problem(exc: ValidationError) -> str:
+    # Field paths and pydantic's wording only: the offending values are untrusted and may be huge.
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "packet"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
 def load_packet(text: str) -> tuple[dict, str]:
-    """Parse a JSON or Markdown packet → (packet, format). Raises EvidenceError."""
+    """Parse a JSON or Markdown packet → (packet, format). Raises EvidenceError for anything else."""
     fmt = "json"
     body = text
     if _BEGIN in text:
@@ -280,11 +379,15 @@ def load_packet(text: str) -> tuple[dict, str]:
         inner = text.split(_BEGIN, 1)[1].split(_END, 1)[0].strip()
         body = inner.removeprefix("```json").removesuffix("```")
     try:
-        packet = json.loads(body)
-    except ValueError as exc:
-        raise EvidenceError(f"not an evidence packet: {exc}") from None
+        packet = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise EvidenceError(f"not an evidence packet: {clean(exc, 200, single_line=True)}") from None
     if not isinstance(packet, dict) or packet.get("format") != FORMAT:
         raise EvidenceError(f"not an evidence packet (expected format {FORMAT})")
+    try:
+        PacketShape.model_validate(packet)
+    except ValidationError as exc:
+        raise EvidenceError(f"not a well-formed evidence packet: {_shape_problem(exc)}") from None
     return packet, fmt
 
 
@@ -303,19 +406,16 @@ def check_packet(text: str, conn: sqlite3.Connection | None = None) -> PacketChe
     packet, fmt = load_packet(text)
     integrity: list[str] = []
     provenance: list[str] = []
-    recorded = (packet.get("digest") or {}).get("value")
+    shape = PacketShape.model_validate(packet)  # load_packet checked it: typed access from here on
+    recorded = shape.digest.value
     if recorded != digest(packet):
         integrity.append("the packet's content does not match its sha256 digest (edited)")
-    elif fmt == "md" and render_md(packet) != text:
+    elif fmt == "md" and not _renders_as(packet, text):
         integrity.append("the Markdown text differs from the packet it embeds (edited)")
     if conn is not None:
-        head = packet.get("audit_head") or {}
-        try:
-            head_id = int(head.get("id", -1))
-        except (TypeError, ValueError):
-            head_id = -1
-        if not audit.contains(conn, head_id, str(head.get("hash", ""))):
-            provenance.append(f"the audit record {head.get('id')} the packet was exported at is not in this store's trail")
+        head = shape.audit_head
+        if not audit.contains(conn, head.id, head.hash):
+            provenance.append(f"the audit record {head.id} the packet was exported at is not in this store's trail")
         exported = conn.execute(
             "SELECT 1 FROM audit WHERE kind = 'evidence.export' AND json_extract(detail, '$.digest') = ? LIMIT 1",
             (recorded,),
@@ -323,6 +423,17 @@ def check_packet(text: str, conn: sqlite3.Connection | None = None) -> PacketChe
         if exported is None:
             provenance.append("this store has no export record for this packet")
     return PacketCheck(integrity, provenance)
+
+
+def _renders_as(packet: dict, text: str) -> bool:
+    """Does the packet render to exactly this Markdown (with the current renderer, or the one before it)?"""
+    for style in (_CURRENT, _LEGACY):
+        try:
+            if render_md(packet, style=style) == text:
+                return True
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            return False  # its digest matches, yet it is not the shape we render: not one of our exports
+    return False
 
 
 def verify_packet(text: str, conn: sqlite3.Connection | None = None) -> list[str]:

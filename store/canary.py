@@ -203,8 +203,9 @@ def _aggregates(conn, agent, versions, since, until, defs, loop) -> _Cohorts:
     """
     series = {m.key: ([0.0] * BUCKETS, [0.0] * BUCKETS) for m in defs}
     span = (since, until) if since is not None else _span(conn, agent, versions)
-    if span is None:
-        return _Cohorts((0, 0), ({}, {}), series, None)
+    if span is None:  # no tasks for either version: zero counts, so callers report "no tasks", not a KeyError
+        zero = {m.key: 0 for m in defs if m.kind == "rate"}
+        return _Cohorts((0, 0), (dict(zero), dict(zero)), series, None)
     lo, hi = span
     width = max((hi - lo) / BUCKETS, 1e-9)
     cols = []

@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.safe import clean
     from replay.evidence import EvidenceError, export
     from store.db import connect
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         text, detail = export(conn, args.task, fmt=args.format, out=out, operator=config.operator(args.user),
                               now=time.time())
     except EvidenceError as exc:
-        print(f"agentdeck evidence: {exc}", file=sys.stderr)
+        print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         what = f"digest {detail['digest'][:16]}…" if "digest" in detail else f"{detail['events']} events"
-        print(f"wrote {detail['format']} for {detail['task_id']} to {out} ({what}, "
+        # The task id comes from a trace: never echo its control characters to the terminal.
+        print(f"wrote {detail['format']} for {clean(detail['task_id'], 200, single_line=True)} to {out} ({what}, "
               f"{detail['redactions']} secrets redacted)", file=sys.stderr)
     return 0

@@ -7,7 +7,8 @@ exists, also that the audit head the packet was exported at is still in the
 trail and that the export was recorded.
 
 Exit codes: 0 intact, 1 tampering found (or, for a packet, its export is not
-confirmed by the store), 2 could not check (no store, unreadable file).
+confirmed by the store), 2 could not check (no store, unreadable file, or not
+a well-formed packet).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _packet(args: argparse.Namespace) -> int:
+    from console.safe import clean
     from replay.evidence import EvidenceError, check_packet
     from store.db import connect
 
@@ -38,7 +40,7 @@ def _packet(args: argparse.Namespace) -> int:
     try:
         check = check_packet(text, conn)
     except EvidenceError as exc:
-        print(f"agentdeck verify: {path}: {exc}", file=sys.stderr)
+        print(f"agentdeck verify: {path}: {clean(exc, 500, single_line=True)}", file=sys.stderr)
         return 2
     finally:
         if conn is not None:
@@ -46,12 +48,12 @@ def _packet(args: argparse.Namespace) -> int:
     if check.integrity:
         print(f"TAMPERED: {path}")
         for p in check.integrity + check.provenance:
-            print(f"  - {p}")
+            print(f"  - {clean(p, single_line=True)}")
         return 1
     if check.provenance:
         print(f"NOT CONFIRMED: {path} is unchanged since export, but {db} does not confirm the export")
         for p in check.provenance:
-            print(f"  - {p}")
+            print(f"  - {clean(p, single_line=True)}")
         return 1
     against = f"; exported from {db} and its audit head is in the trail" if conn is not None else \
         " (no store to check the export against)"

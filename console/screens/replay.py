@@ -24,7 +24,7 @@ from console.widgets.compensation_dialog import CompensationDialog
 from console.widgets.replay_detail import ReplayDetail
 from console.widgets.replay_timeline import ReplayTimeline
 from replay import compensate
-from replay.evidence import EvidenceError, evidence_dir, export
+from replay.evidence import EvidenceError, evidence_dir, export, packet_filename
 from replay.reconstruct import Reconstruction, reconstruct
 
 PLAY_INTERVAL = 0.6
@@ -305,12 +305,18 @@ class ReplayScreen(DeckScreen):
             self._status("Open a task first.")
             return
         stamp = datetime.fromtimestamp(self.app.now(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        out = evidence_dir() / f"{self.rec.task_id}-{stamp}.md"
-        self._status(f"writing the evidence packet for {self.rec.task_id}…")
+        # Named after a slug of the (untrusted) task id: "../" in an id cannot leave the evidence folder.
+        out = evidence_dir() / packet_filename(self.rec.task_id, stamp)
+        self._status(plain(f"writing the evidence packet for {self.rec.task_id}…", 200, single_line=True))
         self._export(self.rec.task_id, out)
 
     @work(thread=True, exclusive=True, group="replay-export")
     def _export(self, task_id: str, out: Path) -> None:
+        folder = evidence_dir().resolve()
+        if not out.resolve().is_relative_to(folder):  # belt and braces: resolve() follows any symlink too
+            self.app.call_from_thread(
+                self._status, plain(f"Export refused: {out} is outside the evidence folder {folder}", style="bold red"))
+            return
         n = 1
         while out.exists():  # two exports in one second: never overwrite a packet already handed out
             n += 1
