@@ -6,7 +6,8 @@ Order of events for one decision (see ``docs/decisions.md``):
 2. its line is appended to the outbox (once: the key is checked under a lock)
    and ``outbox_at`` recorded;
 3. if the escalation has a callback URL, it is POSTed only when its host is
-   on the operator's allowlist (else ``blocked``, never called), with an
+   on the operator's allowlist (``replay.hosts.check_url``, the check
+   compensation uses; else ``blocked``, never called), with no proxy, an
    ``Idempotency-Key`` header, a timeout and retries with backoff;
 4. ``delivery`` becomes ``delivered``, ``failed`` (retry with ``r``) or
    ``blocked``.
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 import httpx
 
+from replay.hosts import check_url
 from store import decisions, outbox
 
 if TYPE_CHECKING:
@@ -46,23 +48,6 @@ class DeliverySettings:
     attempts: int = 4
     backoff: float = 0.5  # seconds before the 2nd attempt; doubles each time
     timeout: float = 5.0
-
-
-def host_allowed(url: str, allow_hosts: frozenset[str]) -> tuple[bool, str]:
-    """Is this URL's host on the allowlist (``host`` or ``host:port``)? Returns (ok, why not)."""
-    try:
-        parsed = httpx.URL(url)
-    except Exception:
-        return False, "not a valid URL"
-    if parsed.scheme not in ("http", "https"):
-        return False, f"scheme {parsed.scheme or '(none)'!r} is not http or https"
-    host = (parsed.host or "").lower()
-    if not host:
-        return False, "no host in the URL"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    if host in allow_hosts or f"{host}:{port}" in allow_hosts:
-        return True, ""
-    return False, f"host {host}:{port} is not on the allowlist"
 
 
 def _set(conn: sqlite3.Connection, escalation_id: str, **cols) -> None:
@@ -132,12 +117,14 @@ def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, cl
         if wrote_outbox:
             return "delivered", None
         return "failed", "the outbox is off and the escalation has no callback URL: nowhere to deliver"
-    ok, why = host_allowed(url, settings.allow_hosts)
-    if not ok:
+    why = check_url(url, settings.allow_hosts)
+    if why is not None:
         where = "written to the outbox only" if wrote_outbox else "not delivered"
         return "blocked", f"callback not called: {why}; {where}"
     own = client is None
-    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False)
+    # trust_env=False: no proxy (or netrc credentials) from the environment, so
+    # the request goes to the allowlisted host and nowhere else.
+    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False)
     try:
         return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
     finally:

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from console.delivery import host_allowed
+from replay.hosts import check_url
 from conftest import FIXED_NOW
 from store import outbox
 from test_escalations_support import ingest_events, pending_events, row_of, settle
@@ -117,7 +117,7 @@ async def test_callback_host_not_on_allowlist_is_never_called(sample_db, make_ap
             detail = app.screen.query_one("#esc-detail-body").render()
         assert rx.requests == []
     assert row["delivery"] == "blocked" and row["delivery_attempts"] == 0
-    assert f"127.0.0.1:{rx.port} is not on the allowlist" in row["delivery_error"]
+    assert f"127.0.0.1:{rx.port} is not on the operator's allowlist" in row["delivery_error"]
     assert "blocked" in str(detail)
     # The outbox still carries the decision.
     assert [line["escalation_id"] for line in outbox.read(box)] == ["esc-t-high"]
@@ -155,4 +155,4 @@ async def test_failed_delivery_is_retried_with_r(sample_db, make_app, tmp_path):
     ("not a url", {"127.0.0.1"}, False),
 ])
 def test_allowlist_matches_host_or_host_and_port(url, allow, ok):
-    assert host_allowed(url, frozenset(allow))[0] is ok
+    assert (check_url(url, frozenset(allow)) is None) is ok

@@ -176,7 +176,7 @@ def test_detail_render_has_no_markup_or_escapes(esc_db):
     assert "\x1b" not in text.plain
     # No span of the rendered text carries a link or click meta from the trace.
     assert all("@click" not in str(span.style) and "link" not in str(span.style) for span in text.spans)
-    assert "blocked: host hooks.example.com:80 is not on the allowlist" in text.plain
+    assert "blocked: host hooks.example.com:80 is not on the operator's allowlist" in text.plain
     assert HOSTILE_PARAM not in text.plain  # the raw form (with ESC) never appears
     assert HOSTILE_JUSTIFICATION.replace("\x1b", "␛").replace("\x07", "\\x07") in text.plain
 

@@ -10,9 +10,14 @@ With --store, the tasks already in the store (--db) are checked again
 instead, and their recorded violations replaced: run it after changing a
 contract, which otherwise applies to tasks as their next events arrive.
 
-Exit status: 0 no violations, 1 violations or unreadable lines (or, with
---strict, tasks whose agent has no contract), 2 usage error (missing path,
-unusable contract file).
+A last line without a newline is not read (tailing waits for the newline);
+check says how many bytes at the end of which file it did not read, and
+fails, so a gate never passes a file it did not read to the end.
+
+Exit status: 0 no violations, 1 violations, unreadable lines, a file not read
+to its end (no newline after its last line, or unreadable) (or, with
+--strict, tasks whose agent has no contract), 2 usage error (missing path or
+one that is not a file or folder, unusable contract file).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from store import contract as ct
     from store.db import connect
     from store.tailer import Tailer
+    from store.unread import unread_tails
 
     if args.store:
         return _recheck_store(args)
@@ -68,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         _err(f"{p}: no such file or directory")
     if missing:
         return 2
+    odd = [p for p in paths if not (p.is_file() or p.is_dir())]  # e.g. a FIFO: never read to an end
+    for p in odd:
+        _err(f"{p}: not a regular file or folder")
+    if odd:
+        return 2
     dirs = ct.contract_dirs(args.contracts, paths)
     book = ct.load_book(dirs)
     if book.problems:
@@ -77,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
     files = trace_files(paths)
     conn = connect(Path(":memory:"))
     hook = ct.ContractCheck(dirs)
-    Tailer(conn, files, post_commit=[hook]).poll()
-    return report(conn, book, args.strict, f"{len(files)} files")
+    tailer = Tailer(conn, files, post_commit=[hook])
+    tailer.poll()
+    # What the pass could not read (a file's problem, a failed contract check)
+    # or left for later (a last line with no newline): never "no violations".
+    unread = [f"{path}: {problem}" for path, problem in tailer.problems.items()]
+    unread += [tail.describe() for tail in unread_tails(conn, files)]
+    return report(conn, book, args.strict, f"{len(files)} files", unread)
 
 
 def _recheck_store(args: argparse.Namespace) -> int:
@@ -102,8 +118,9 @@ def _recheck_store(args: argparse.Namespace) -> int:
     return report(conn, book, args.strict, str(db))
 
 
-def report(conn, book, strict: bool, where: str) -> int:
-    """Print every violation and unreadable line; the exit status."""
+def report(conn, book, strict: bool, where: str, unread: list[str] | None = None) -> int:
+    """Print every violation, unreadable line and part not read (``unread``); the exit status."""
+    unread = unread or []
     tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     rows = conn.execute(
         """SELECT v.task_id, v.seq, v.rule, v.detail,
@@ -123,12 +140,17 @@ def report(conn, book, strict: bool, where: str) -> int:
     unchecked = [(r["agent"], r["n"]) for r in unchecked if book.get(r["agent"]) is None]
     for agent, n in unchecked:
         _err(f"no contract for agent {agent} ({n} task{'s' * (n != 1)} unchecked)")
+    for problem in unread:
+        _err(problem)
 
     failed_tasks = len({r["task_id"] for r in rows})
     if rows:
         print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where})")
+    elif unread:
+        print(f"{tasks} tasks in {where}: no violations in what was read, "
+              f"but {len(unread)} part{'s' * (len(unread) != 1)} not read (see above)")
     else:
         print(f"{tasks} tasks in {where}: no violations")
-    if rows or rejects or (strict and unchecked):
+    if rows or rejects or unread or (strict and unchecked):
         return 1
     return 0

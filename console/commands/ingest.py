@@ -4,6 +4,15 @@ Each line is committed exactly once: run it again, or kill it and run it
 again, and only what is new is read. A folder's *.jsonl, *.ndjson and *.json
 files are read (not its subfolders); a file path is read whatever its name.
 Lines that are not valid events go to the store's 'rejects' table.
+
+A last line without a newline is left for later (a writer may be in the
+middle of it): a one-shot run says how many bytes at the end of which file
+it did not import; run it again once the line is finished.
+
+Exit status: 0 everything given was read to its end; 1 a path was missing or
+could not be read (e.g. a FIFO, no permission), or a file ends in a line with
+no newline yet (not imported), or a post-commit check failed; 2 the store
+cannot be opened; 130 interrupted (Ctrl-C; what was committed stays).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from console.safe import clean
 from store import config
 
 
@@ -49,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
 
     from store.db import connect
     from store.tailer import TailStats, Tailer
+    from store.unread import unread_tails
 
     err = Console(stderr=True, highlight=False)
 
     def say(text: str) -> None:
-        err.print(f"agentdeck: {text}", markup=False, highlight=False, soft_wrap=True)
+        # File names and tailer messages may hold control characters: shown as visible escapes.
+        err.print(f"agentdeck: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
 
     paths = [Path(p) for p in args.paths]
     missing = [p for p in paths if not p.exists()]
@@ -133,4 +145,9 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         say("interrupted; run the same command again to read on from where it stopped")
         return 130
-    return 1 if missing else 0
+    tails = [] if args.follow else unread_tails(conn, [path for path, _, _ in tailer.files()])
+    for tail in tails:
+        say(tail.describe())
+    # (Problems were printed above; a follow run's are transient and end with Ctrl-C.)
+    unreadable = bool(tailer.problems) and not args.follow
+    return 1 if missing or unreadable or tails else 0

@@ -11,12 +11,12 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.delivery import host_allowed
 from console.safe import clean, plain
 from console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, step_summary,
     time_left,
 )
+from replay.hosts import check_url
 from store import decisions, queries
 
 MAX_STEPS = 80
@@ -107,10 +107,11 @@ def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str],
     if not url:
         t.append("none (outbox only)", "dim")
     else:
-        ok, why = host_allowed(url, allow_hosts)
+        why = check_url(url, allow_hosts)
         t.append_text(plain(url, 200, single_line=True))
         t.append("  ")
-        t.append("allowed" if ok else f"blocked: {clean(why, 120, single_line=True)}", "green" if ok else "magenta")
+        t.append("allowed" if why is None else f"blocked: {clean(why, 120, single_line=True)}",
+                 "green" if why is None else "magenta")
     t.append("\n")
 
     if r["status"] != "pending":

@@ -50,7 +50,7 @@ class ReasonDialog(ModalScreen[str | None]):
             yield Label(title, id="reason-title")
             yield Static(self.summary, id="reason-summary")
             if self.note:
-                yield Static(self.note, id="reason-note")
+                yield Static(Text(self.note), id="reason-note")  # literal, never markup
             yield Input(placeholder="reason (required)" if self.required else "reason (optional)", id="reason",
                         max_length=2000)
             yield Static("", id="reason-error")

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
+from console.safe import clean
 from store.queries import OUTCOMES, TaskFilter
 
 KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome"}
@@ -106,7 +107,8 @@ class FilterInput(Input):
             filt = parse_filter(self.value)
         except FilterError as exc:
             self.app.bell()
-            self.notify(str(exc), title="Filter", severity="error")
+            # The message quotes what was typed (maybe pasted trace text): never parse it as markup.
+            self.notify(clean(str(exc), 300, single_line=True), title="Filter", severity="error", markup=False)
             return
         self.post_message(self.Applied(filt))
 
