@@ -362,12 +362,20 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400: no canonical form to hash
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _shape_problem(exc: ValidationError) -> str:
     # Field paths and pydantic's wording only: the offending values are untrusted and may be huge.
     first = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "packet"
+    what = "Input should be a JSON object" if first["type"] == "model_type" else first["msg"]
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {what}{more}"
 
 
 def load_packet(text: str) -> tuple[dict, str]:
@@ -379,7 +387,7 @@ def load_packet(text: str) -> tuple[dict, str]:
         inner = text.split(_BEGIN, 1)[1].split(_END, 1)[0].strip()
         body = inner.removeprefix("```json").removesuffix("```")
     try:
-        packet = json.loads(body, parse_constant=_no_constant)
+        packet = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise EvidenceError(f"not an evidence packet: {clean(exc, 200, single_line=True)}") from None
     if not isinstance(packet, dict) or packet.get("format") != FORMAT:
