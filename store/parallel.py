@@ -1,4 +1,4 @@
-"""Parsing a bulk import on other cores while this one writes.
+"""Parsing a bulk import in other processes while this one writes.
 
 Validating a line costs about as much as inserting its row, so a backlog
 (``agentdeck ingest`` of existing files) is split into chunks of complete
