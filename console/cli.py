@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor"]
@@ -44,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except sqlite3.Error as exc:
+        # A file that is not an agentdeck store (or not SQLite at all, or
+        # locked or read-only) is a message, not a traceback.
+        from store import config
+
+        store = config.db_path(getattr(args, "db", None))
+        print(f"agentdeck: cannot use the store {store}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
