@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep following the paths for new lines and new files (Ctrl-C to stop)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="processes that parse a large backlog in parallel (default: one per spare core; 0: none)")
+                   help="processes that parse a large backlog in parallel (default: one per core, at most four; 0: none)")
 
 
 def _total_bytes(paths: list[Path]) -> int:
