@@ -19,7 +19,25 @@ from console.widgets.task_filter import PRESETS
 from store import queries
 
 
-class ScreensProvider(Provider):
+class FixedCommands(Provider):
+    """A provider of a fixed list of commands: ``_commands`` yields (name, action, help)."""
+
+    def _commands(self):
+        return iter(())
+
+    async def discover(self) -> Hits:
+        for name, action, help_text in self._commands():
+            yield DiscoveryHit(name, action, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, action, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), action, help=help_text)
+
+
+class ScreensProvider(FixedCommands):
     """"Tasks screen", "Escalations screen", …"""
 
     def _commands(self):
@@ -27,36 +45,14 @@ class ScreensProvider(Provider):
             name = label.split(" ", 1)[1]
             yield f"{name} screen", partial(self.app.switch_mode, mode), f"Go to {name} (key {label[0]})"
 
-    async def discover(self) -> Hits:
-        for name, action, help_text in self._commands():
-            yield DiscoveryHit(name, action, help=help_text)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, action, help_text in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), action, help=help_text)
-
-
-class FilterPresetsProvider(Provider):
+class FilterPresetsProvider(FixedCommands):
     """"Filter tasks: failed tasks", "…: canary only", "Clear task filter"."""
 
     def _commands(self):
         for name, text in PRESETS.items():
             yield f"Filter tasks: {name}", partial(self.app.filter_tasks, text), f"Tasks filtered by {text}"
         yield "Clear task filter", partial(self.app.filter_tasks, ""), "Show all tasks"
-
-    async def discover(self) -> Hits:
-        for name, action, help_text in self._commands():
-            yield DiscoveryHit(name, action, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, action, help_text in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), action, help=help_text)
 
 
 class TaskLookupProvider(Provider):

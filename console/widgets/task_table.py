@@ -81,18 +81,24 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
 
 
+# less/vim paging keys, shared by every table; each table binds its own j/k.
+PAGING_BINDINGS = [
+    Binding("g,home", "first", "Top", show=False),
+    Binding("G,end", "last", "Bottom", show=False),
+    Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
+    Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
+    Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
+    Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
+]
+
+
 class VimTable(DataTable):
     """A row-cursor DataTable with less/vim keys."""
 
     BINDINGS = [
         Binding("j,down", "cursor_down", "Down", show=False),
         Binding("k,up", "cursor_up", "Up", show=False),
-        Binding("g,home", "first", "Top", show=False),
-        Binding("G,end", "last", "Bottom", show=False),
-        Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
-        Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
-        Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
-        Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
+        *PAGING_BINDINGS,
     ]
 
     def _page_rows(self) -> int:
@@ -159,12 +165,7 @@ class TaskTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Open"),
         Binding("j,down", "move(1)", "Down", show=False),
         Binding("k,up", "move(-1)", "Up", show=False),
-        Binding("g,home", "first", "Top", show=False),
-        Binding("G,end", "last", "Bottom", show=False),
-        Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
-        Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
-        Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
-        Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
+        *PAGING_BINDINGS,
     ]
     COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--even"}
     DEFAULT_CSS = """
