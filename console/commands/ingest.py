@@ -127,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
                 pass
             finally:
                 stop.set()
-                worker.join(5)
+                # The tailer stops between batches: wait for the one in hand so
+                # the summary counts everything committed. A second Ctrl-C
+                # leaves at once (what was committed stays committed).
+                try:
+                    worker.join()
+                except KeyboardInterrupt:
+                    pass
         else:
             try:
                 tailer.poll()
