@@ -73,7 +73,7 @@ async def settle(app, pilot) -> None:
         await pilot.pause()
 
 
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
+async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
     """Poll ``condition`` (a real state of the app) until true, failing after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not condition():
