@@ -11,7 +11,8 @@ import importlib
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
+# sqlite-utils is a dependency for operators: its CLI browses this store
+# (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
 
 # Each area of the product keeps its tables in store/migrations/<area>.py as a
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
@@ -70,8 +71,3 @@ def migrate(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
-    """A sqlite-utils view of a connection, for convenience queries and tools."""
-    return sqlite_utils.Database(conn)

@@ -181,17 +181,6 @@ def count_after(conn: sqlite3.Connection, filt: TaskFilter, key: TaskKey, cap: i
     ).fetchone()[0]
 
 
-def filter_values(conn: sqlite3.Connection, column: str, limit: int = 50) -> list[str]:
-    """Distinct values of a filterable column (for suggestions), most common first."""
-    if column not in ("agent", "version", "cohort", "stage"):
-        raise ValueError(f"not a filterable column: {column}")
-    rows = conn.execute(
-        f"SELECT {column} FROM tasks WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY count(*) DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def tasks_by_prefix(conn: sqlite3.Connection, prefix: str, limit: int = 10) -> list[sqlite3.Row]:
     """Tasks whose id or request id starts with ``prefix`` (primary key / request index ranges)."""
     hi = prefix + "\U0010ffff"
