@@ -20,6 +20,7 @@ console: $(STAMP)
 	$(BIN)/agentdeck console
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -16,21 +16,19 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sample_data.driver import TaskRun  # noqa: E402
-from sample_data.scenarios import random_spec  # noqa: E402
-from store import canary, contract  # noqa: E402
-from store.db import connect  # noqa: E402
-from store.tailer import Tailer  # noqa: E402
+from agentdeck.sample_data.driver import TaskRun
+from agentdeck.sample_data.scenarios import random_spec
+from agentdeck.store import canary, contract
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def write_traces(folder: Path, events: int) -> int:

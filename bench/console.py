@@ -29,30 +29,28 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from textual import events  # noqa: E402
+from textual import events
 
-from console import data  # noqa: E402
-from console.app import AgentDeck  # noqa: E402
-from console.screens.task_detail import TaskDetailScreen  # noqa: E402
-from console.screens.tasks import TasksScreen  # noqa: E402
-from console.widgets.task_filter import parse_filter  # noqa: E402
-from console.widgets.task_table import TaskTable  # noqa: E402
-from store import queries  # noqa: E402
-from store.db import connect  # noqa: E402
-from store.tailer import Tailer  # noqa: E402
+from agentdeck.console import data
+from agentdeck.console.app import AgentDeck
+from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.task_filter import parse_filter
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store import queries
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 AGENTS = [("approval-agent", "v1", "v2"), ("records-agent", "v1", "v2"), ("billing-agent", "v3", "v4"),
           ("triage-agent", "v1", "v2")]
 OUTCOMES = ["success"] * 8 + ["failed", "denied", "escalated", "timeout"]
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def iso(dt: datetime) -> str:
@@ -116,12 +114,12 @@ def fleet(folder: str, rate: float, seconds: float, seed: int) -> None:
         for _ in range(due):
             if len(running) < 12 and (not running or rng.random() < 0.2):
                 tid = f"live-{seed}-{n:06d}"
-                running.append(task_events(rng, tid, datetime.now(timezone.utc)))
+                running.append(task_events(rng, tid, datetime.now(UTC)))
             task = rng.choice(running)
             event = task.pop(0)
             if not task:
                 running.remove(task)
-            event["ts"] = iso(datetime.now(timezone.utc))
+            event["ts"] = iso(datetime.now(UTC))
             files[hash(event["task_id"]) % 4].write(json.dumps(event, separators=(",", ":")) + "\n")
             n += 1
         time.sleep(0.005)
@@ -201,7 +199,7 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
     app._driver.send_message(event)
     try:
         await asyncio.wait_for(probe.hit.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         probe.check = None
         return None
     return probe.hit_at - t0

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store import decisions, outbox  # noqa: E402
-from store.db import connect  # noqa: E402
+from agentdeck.store import decisions, outbox
+from agentdeck.store.db import connect
 
 RISKS = ("low", "medium", "high", "critical")
 

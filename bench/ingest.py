@@ -29,26 +29,25 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.db import connect  # noqa: E402
-from store.ingest import epoch  # noqa: E402
-from store.tailer import Tailer  # noqa: E402
+from agentdeck.store.db import connect
+from agentdeck.store.ingest import epoch
+from agentdeck.store.tailer import Tailer
 
 FILES = 4
 
 
 def generate(folder: Path, total: int, seed: int = 1) -> int:
     """Write ``total`` events: a base set from the driver, repeated under fresh ids."""
-    from sample_data.driver import TaskRun
-    from sample_data.scenarios import random_spec
+    from agentdeck.sample_data.driver import TaskRun
+    from agentdeck.sample_data.scenarios import random_spec
 
     rng = random.Random(seed)
     base: list[tuple[bytes, bytes]] = []  # (key, line)
-    ts = datetime(2026, 11, 24, 9, tzinfo=timezone.utc)
+    ts = datetime(2026, 11, 24, 9, tzinfo=UTC)
     i = 0
     want = min(total, 100_000)
     while len(base) < want:
@@ -82,7 +81,7 @@ def generate(folder: Path, total: int, seed: int = 1) -> int:
 
 def bulk_ingest(folder: Path, db: Path, workers: int, hooks: bool) -> tuple[int, float]:
     """The tailer as ``agentdeck ingest`` runs it, timed end to end (``hooks``: with the post-commit hooks)."""
-    from store.parallel import ParsePool
+    from agentdeck.store.parallel import ParsePool
 
     conn = connect(db)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -136,7 +135,7 @@ def bulk_round(traces: Path, work: Path, n: int, args) -> dict[str, float]:
     if args.serial:
         runs.append(("ingest (serial)", 0, False))
     if args.hooks:
-        runs.append((f"ingest + post-commit hooks", args.workers, True))
+        runs.append(("ingest + post-commit hooks", args.workers, True))
     results = []
     for i, (label, workers, hooks) in enumerate(runs):
         events, secs, cpu, worker_cpu = bulk_ingest(traces, work / f"ingest-{i}.db", workers, hooks)
@@ -161,7 +160,7 @@ def bulk_round(traces: Path, work: Path, n: int, args) -> dict[str, float]:
 
 
 def _fleet(folder: str, rate: float, seconds: float) -> None:
-    from sample_data.fleet import Fleet
+    from agentdeck.sample_data.fleet import Fleet
 
     # Enough concurrent tasks that those waiting on a human never stall the rate.
     Fleet(Path(folder), rate=rate, concurrency=400, seed=7).run(duration=seconds)
@@ -217,7 +216,7 @@ def main() -> int:
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
     if args.workers is None:
-        from store.parallel import default_workers
+        from agentdeck.store.parallel import default_workers
 
         args.workers = default_workers()
     work = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))

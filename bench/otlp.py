@@ -14,22 +14,20 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-from google.protobuf import json_format  # noqa: E402
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+import httpx
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from store import otlp  # noqa: E402
-from store.db import connect  # noqa: E402
-from store.otlp_receiver import Receiver  # noqa: E402
-from store.tailer import Tailer  # noqa: E402
+from agentdeck.store import otlp
+from agentdeck.store.db import connect
+from agentdeck.store.otlp_receiver import Receiver
+from agentdeck.store.tailer import Tailer
 
 T0 = 1_795_600_000_000_000_000
 

@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replay.reconstruct import reconstruct  # noqa: E402
-from store.db import connect  # noqa: E402
+from agentdeck.replay.reconstruct import reconstruct
+from agentdeck.store.db import connect
 
 BIG = "task-big"
 T0 = 1795510800.0  # 2026-11-24T09:00Z
@@ -135,8 +134,8 @@ async def open_in_screen(db: Path) -> dict[str, float]:
     * ``switch_floor``: switching from Tasks to Replay with the big task already loaded (nothing to read):
       what Textual itself costs for that screen switch on this machine.
     """
-    from console.app import AgentDeck
-    from console.widgets.replay_timeline import ReplayTimeline
+    from agentdeck.console.app import AgentDeck
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 
     app = AgentDeck(db, [], clock=lambda: T0, operator="bench", tick=0, follow=False)
     times: dict[str, list[float]] = {"on_replay": [], "from_tasks": [], "switch_floor": []}

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive, var
 
-from console.data import StoreAccess
-from console.delivery import DeliveryService, DeliverySettings
-from console.ingest_service import IngestService
-from console.messages import Ingested
-from console.palette import COMMANDS as DECK_COMMANDS
-from console.screens.canary import CanaryScreen
-from console.screens.escalations import EscalationsScreen
-from console.screens.replay import ReplayScreen
-from console.screens.tasks import TasksScreen
-from store import queries
+from agentdeck.console.data import StoreAccess
+from agentdeck.console.delivery import DeliveryService, DeliverySettings
+from agentdeck.console.ingest_service import IngestService
+from agentdeck.console.messages import Ingested
+from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
+from agentdeck.console.screens.canary import CanaryScreen
+from agentdeck.console.screens.escalations import EscalationsScreen
+from agentdeck.console.screens.replay import ReplayScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.store import queries
 
 
 class AgentDeck(App):
@@ -116,13 +116,13 @@ class AgentDeck(App):
 
     @work(thread=True, exclusive=True, group="open-task")
     def _load_task(self, task_id: str) -> None:
-        from console.screens.task_detail import load_detail
+        from agentdeck.console.screens.task_detail import load_detail
 
         loaded = load_detail(self.store.reader(), task_id)
         self.call_from_thread(self._show_task, task_id, loaded)
 
     def _show_task(self, task_id: str, loaded: tuple) -> None:
-        from console.screens.task_detail import TaskDetailScreen
+        from agentdeck.console.screens.task_detail import TaskDetailScreen
 
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"console.commands.{name.replace('-', '_')}")
+        module = importlib.import_module(f"agentdeck.console.commands.{name.replace('-', '_')}")
         doc = (module.__doc__ or "").strip().splitlines()[0]
         p = sub.add_parser(name, help=doc, description=(module.__doc__ or "").strip())
         common(p)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         # A file that is not an agentdeck store (or not SQLite at all, or
         # locked or read-only) is a message, not a traceback.
-        from store import config
+        from agentdeck.store import config
 
         store = config.db_path(getattr(args, "db", None))
         print(f"agentdeck: cannot use the store {store}: {exc}", file=sys.stderr)

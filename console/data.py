@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import queries
-from store.db import connect
+from agentdeck.store import queries
+from agentdeck.store.db import connect
 
 
 class StoreAccess:

@@ -24,12 +24,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import httpx
 
-from replay.hosts import check_url
-from store import decisions, outbox
+from agentdeck.replay.hosts import check_url
+from agentdeck.store import decisions, outbox
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -172,7 +173,7 @@ def _give_up(conn: sqlite3.Connection, escalation_id: str, error: str) -> str | 
 class DeliveryService:
     """Runs deliveries, startup re-delivery and the expiry sweep in the app's thread workers."""
 
-    def __init__(self, app: "App", settings: DeliverySettings, on_expiry: decisions.ExpiryPolicy = "deny") -> None:
+    def __init__(self, app: App, settings: DeliverySettings, on_expiry: decisions.ExpiryPolicy = "deny") -> None:
         self.app = app
         self.settings = settings
         self.on_expiry = on_expiry

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from textual.app import App
 
-from console.messages import Ingested
-from store.db import connect
-from store.tailer import TailStats, Tailer
+from agentdeck.console.messages import Ingested
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import TailStats, Tailer
 
 
 class IngestService:

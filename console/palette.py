@@ -13,10 +13,10 @@ from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
-from console.safe import clean
-from console.widgets.chrome import SCREENS
-from console.widgets.task_filter import PRESETS
-from store import queries
+from agentdeck.console.safe import clean
+from agentdeck.console.widgets.chrome import SCREENS
+from agentdeck.console.widgets.task_filter import PRESETS
+from agentdeck.store import queries
 
 
 class FixedCommands(Provider):

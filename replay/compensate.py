@@ -22,14 +22,14 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import httpx
 
-from replay import handlers
-from replay.hosts import check_url
-from store import audit
+from agentdeck.replay import handlers
+from agentdeck.replay.hosts import check_url
+from agentdeck.store import audit
 
 DEFAULT_TIMEOUT = 10.0
 MAX_STORED_BODY = 4000
@@ -90,7 +90,7 @@ class Outcome:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def already_done(row: sqlite3.Row) -> Refusal | None:

@@ -29,16 +29,17 @@ import os
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from console.safe import clean
-from replay.reconstruct import Reconstruction, reconstruct
-from replay.redact import redact
-from store import audit
+from agentdeck.console.safe import clean
+from agentdeck.replay.reconstruct import Reconstruction, reconstruct
+from agentdeck.replay.redact import redact
+from agentdeck.store import audit
 
 FORMAT = "agentdeck-evidence/1"
 FORMATS = ("json", "md", "scenario")
@@ -61,7 +62,7 @@ class EvidenceError(Exception):
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def evidence_dir() -> Path:

@@ -6,7 +6,7 @@ An action's compensation hook may name a handler instead of an HTTP request
 naming anything else is refused. Register in a module your deployment imports
 before starting the console (e.g. a ``sitecustomize`` or a wrapper script)::
 
-    from replay.handlers import register
+    from agentdeck.replay.handlers import register
 
     @register("crm.restore_field", system="crm", description="put the old value back")
     def restore_field(args: dict, idempotency_key: str) -> dict:
@@ -20,7 +20,8 @@ or raises to report a failure. It runs in a worker thread, never on the UI.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 HandlerFn = Callable[[dict, str], dict]
 

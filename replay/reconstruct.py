@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from store import queries
+from agentdeck.store import queries
 
 # Kinds that mark the moment a human or the agent committed to something.
 DECISION_KINDS = ("escalation", "decision", "action")
@@ -248,7 +248,7 @@ def build_steps(rows: list[tuple[int, int, str, float, str]]) -> tuple[list[Step
 def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version: str | None) -> dict | None:
     """The operating contract in force for this agent (store/contract.py), and the task's violations of it."""
     try:
-        module = importlib.import_module("store.contract")
+        module = importlib.import_module("agentdeck.store.contract")
     except ImportError:
         return None
     try:

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 DEFAULT_PORT = 8765
 MAX_BODY = 1024 * 1024
@@ -90,7 +91,7 @@ class SystemOfRecord:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the console owns the terminal
@@ -174,7 +175,7 @@ class SorService:
         """What to add to the operator's allowlist for this service."""
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "SorService":
+    def start(self) -> SorService:
         self._thread.start()
         return self
 
@@ -183,7 +184,7 @@ class SorService:
         self._server.server_close()
         self._thread.join(timeout=2)
 
-    def __enter__(self) -> "SorService":
+    def __enter__(self) -> SorService:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""Writes the bundled, fixed sample data set (``python -m sample_data.build``).
+"""Writes the bundled, fixed sample data set (``python -m agentdeck.sample_data.build``).
 
 Deterministic: the same code writes the same bytes, so tests can rely on
 its contents. It holds the seed's Top 30 scenarios plus a few hundred more
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
-from sample_data.driver import TaskRun
-from sample_data.scenarios import random_spec, top30
+from agentdeck.sample_data.driver import TaskRun
+from agentdeck.sample_data.scenarios import random_spec, top30
 
 HERE = Path(__file__).parent
 TRACES = HERE / "traces"
-START = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
 EXTRA_TASKS = 570
 
 # Lines that must be rejected, each for a different reason.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
-from sample_data.scenarios import BASELINE, CANARY, Spec, approval_task, request_text
+from agentdeck.sample_data.scenarios import BASELINE, CANARY, Spec, approval_task, request_text
 
 import random
 
@@ -12,7 +12,7 @@ AGENT_FOR_KIND = {"access": "approval-agent", "refund": "approval-agent", "recor
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TaskRun:

@@ -16,12 +16,12 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sample_data.driver import TaskRun
-from sample_data.scenarios import random_spec
+from agentdeck.sample_data.driver import TaskRun
+from agentdeck.sample_data.scenarios import random_spec
 
 OUTBOX = Path("outbox") / "decisions.jsonl"
 GRACE = timedelta(seconds=30)
@@ -209,7 +209,7 @@ class Fleet:
         """Append one event from some active task. False if all tasks are waiting."""
         while len(self._runs) < self.concurrency:
             self._runs.append(self._new_run())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         decisions = None
         order = list(range(len(self._runs)))
         self.rng.shuffle(order)

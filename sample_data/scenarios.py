@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Generator
+from collections.abc import Generator
 
 SOR_URL = "http://127.0.0.1:8765"
 

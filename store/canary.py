@@ -28,8 +28,8 @@ import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from store import stats
-from store.contract import CanarySettings, Contract, effective_stage
+from agentdeck.store import stats
+from agentdeck.store.contract import CanarySettings, Contract, effective_stage
 
 WINDOWS: dict[str, float | None] = {"15m": 15 * 60, "1h": 3600, "24h": 86400, "all": None}
 BUCKETS = 24

@@ -46,7 +46,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def _area_migrations() -> list[tuple[str, list[list[str]]]]:
-    return [(area, importlib.import_module(f"store.migrations.{area}").MIGRATIONS) for area in AREAS]
+    return [(area, importlib.import_module(f"agentdeck.store.migrations.{area}").MIGRATIONS) for area in AREAS]
 
 
 def migrate(conn: sqlite3.Connection) -> None:

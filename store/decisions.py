@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from store import audit
+from agentdeck.store import audit
 
 Decision = Literal["approve", "deny"]
 ExpiryPolicy = Literal["deny", "approve", "keep"]
@@ -70,7 +70,7 @@ def reason_required(decision: str, risk: str) -> bool:
 
 def idempotency_key(escalation_id: str, decided_at: float) -> str:
     """Stable key for one decision: safe in an HTTP header whatever the escalation id holds."""
-    digest = hashlib.sha256(f"{escalation_id}\x00{decided_at!r}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{escalation_id}\x00{decided_at!r}".encode()).hexdigest()
     return f"agentdeck-dec-{digest[:32]}"
 
 

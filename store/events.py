@@ -13,7 +13,7 @@ a task's events may be split over several files and arrive out of order.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -65,7 +65,7 @@ class HandlerCompensation(_Model):
     idempotency_key: Ident
 
 
-Compensation = Annotated[Union[HttpCompensation, HandlerCompensation], Field(discriminator="type")]
+Compensation = Annotated[HttpCompensation | HandlerCompensation, Field(discriminator="type")]
 
 
 class ProposedAction(_Model):
@@ -211,19 +211,7 @@ class TaskEnd(_Event):
 
 
 Event = Annotated[
-    Union[
-        TaskStart,
-        Plan,
-        Reasoning,
-        ToolCall,
-        ToolResult,
-        PolicyCheck,
-        Escalation,
-        Decision,
-        Action,
-        CompensationDone,
-        TaskEnd,
-    ],
+    TaskStart | Plan | Reasoning | ToolCall | ToolResult | PolicyCheck | Escalation | Decision | Action | CompensationDone | TaskEnd,
     Field(discriminator="kind"),
 ]
 

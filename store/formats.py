@@ -8,7 +8,7 @@ is neither is validated as native and rejected with the reason.
 
 from __future__ import annotations
 
-from store import events as ev
+from agentdeck.store import events as ev
 
 
 def is_otlp(raw: bytes) -> bool:
@@ -23,7 +23,7 @@ def is_otlp(raw: bytes) -> bool:
 def decode(raw: bytes) -> list[tuple[object, str]]:
     """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line."""
     if not raw.startswith(b'{"v":') and is_otlp(raw):  # the common case first, cheaply
-        from store import otlp
+        from agentdeck.store import otlp
 
         return otlp.decode_line(raw)
     event = ev.parse_event(raw)

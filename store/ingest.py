@@ -12,12 +12,12 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import datetime, UTC
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from store import events as ev
+from agentdeck.store import events as ev
 
 MAX_REJECT_RAW = 4096
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -25,7 +25,7 @@ RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 def epoch(ts: datetime) -> float:
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     return ts.timestamp()
 
 
@@ -288,7 +288,7 @@ def commit(
             if row is None or row[0] != source["offset"]:
                 raise OffsetMoved(source["path"])
         if spans is not None:
-            from store import otlp
+            from agentdeck.store import otlp
 
             kept = otlp.claim(conn, spans)
             if kept is not None:  # some spans are stored already: write the batch without them

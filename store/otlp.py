@@ -29,12 +29,13 @@ import binascii
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from store import events as ev
+from agentdeck.store import events as ev
 
 TASK_PREFIX = "otel-"
 FIRST_SEQ = 0
@@ -457,7 +458,7 @@ def step_seq(time_ns: int) -> int:
 
 
 def _ts(time_ns: int) -> datetime:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
 
 
 def span_class(attributes: dict[str, Any]) -> str:
@@ -488,7 +489,7 @@ def to_events(spans: list[Span]) -> list[SpanItem]:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        from store.ingest import describe_error
+        from agentdeck.store.ingest import describe_error
 
         return describe_error(exc)
     return str(exc)

@@ -28,12 +28,12 @@ import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from store import otlp, postcommit
-from store.db import connect
-from store.ingest import MAX_REJECT_RAW, BatchResult, apply_batch
+from agentdeck.store import otlp, postcommit
+from agentdeck.store.db import connect
+from agentdeck.store.ingest import MAX_REJECT_RAW, BatchResult, apply_batch
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Receiver:
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         self._thread = threading.Thread(target=self.serve_forever, name="otlp-receiver", daemon=True)
         self._thread.start()
         return self
@@ -151,7 +151,7 @@ class Receiver:
         for conn in self._all:
             conn.close()
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc) -> None:

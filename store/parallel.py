@@ -18,9 +18,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
     """In a worker: the prepared rows, rejects and line count for one chunk of complete lines."""
-    from store.ingest import prepare
-    from store.reader import split_lines
-    from store.tailer import decode_lines
+    from agentdeck.store.ingest import prepare
+    from agentdeck.store.reader import split_lines
+    from agentdeck.store.tailer import decode_lines
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
     try:
@@ -34,7 +34,7 @@ def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
 
 
 def _warm() -> None:
-    import store.tailer  # noqa: F401  (imports pydantic and builds the validators once)
+    import agentdeck.store.tailer  # noqa: F401  (imports pydantic and builds the validators once)
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -11,6 +11,6 @@ from __future__ import annotations
 
 def default() -> list:
     # Imported here so store.tailer does not pull the contract code at import time.
-    from store.contract import ContractCheck
+    from agentdeck.store.contract import ContractCheck
 
     return [ContractCheck()]

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from collections import Counter
 from statistics import NormalDist
-from typing import Sequence
+from collections.abc import Sequence
 
 _NORMAL = NormalDist()
 

@@ -42,12 +42,12 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from store import formats, postcommit
-from store.events import event_adapter
-from store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, merge, prepare
-from store.reader import CHUNK, MAX_LINE, read_lines
+from agentdeck.store import formats, postcommit
+from agentdeck.store.events import event_adapter
+from agentdeck.store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, merge, prepare
+from agentdeck.store.reader import CHUNK, MAX_LINE, read_lines
 
 log = logging.getLogger(__name__)
 

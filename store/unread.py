@@ -13,7 +13,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 SCAN = 1024 * 1024  # bytes read at a time when looking for a newline in the unread tail
 
@@ -43,7 +43,7 @@ def committed_offsets(conn: sqlite3.Connection) -> dict[tuple[int, int], int]:
     """
     stream_offsets: dict[tuple[int, str], int] = {}
     rows = conn.execute("SELECT dev, inode, fingerprint, fp_len, offset FROM sources").fetchall()
-    for dev, inode, fingerprint, fp_len, offset in rows:
+    for _dev, _inode, fingerprint, fp_len, offset in rows:
         if fp_len:
             key = (fp_len, fingerprint)
             stream_offsets[key] = max(offset, stream_offsets.get(key, 0))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
 
 import pytest
@@ -11,13 +11,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_TRACES = ROOT / "sample_data" / "traces"
 # Snapshots and time-dependent assertions use this instant (after the sample data's day starts).
-FIXED_NOW = datetime(2026, 11, 24, 15, 0, 0, tzinfo=timezone.utc).timestamp()
+FIXED_NOW = datetime(2026, 11, 24, 15, 0, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture(scope="session")
 def _sample_db_template(tmp_path_factory) -> Path:
-    from store.db import connect
-    from store.tailer import Tailer
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
 
     path = tmp_path_factory.mktemp("template") / "sample.db"
     conn = connect(path)
@@ -43,7 +43,7 @@ def fixed_clock():
 @pytest.fixture
 def make_app(fixed_clock):
     """Build the console on a store with a fixed clock and no tailing (stable snapshots)."""
-    from console.app import AgentDeck
+    from agentdeck.console.app import AgentDeck
 
     def factory(db: Path, traces: list[Path] | None = None, **kw):
         kw.setdefault("clock", fixed_clock)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 from pathlib import Path
 
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
-BASE = datetime(2026, 11, 24, 14, 0, 0, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 24, 14, 0, 0, tzinfo=UTC)
 
 
 def _ts(offset: float) -> str:

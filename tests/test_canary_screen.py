@@ -6,7 +6,7 @@ import time
 
 from textual.widgets import DataTable, Sparkline, Static
 
-from console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_sparks import CohortSparks
 
 
 async def _open(app, pilot):
@@ -64,7 +64,7 @@ async def test_keys_switch_agent_and_window(sample_db, make_app):
         await pilot.pause()
         assert screen.report.window == "24h"
         # The last 24 hours up to the fixed clock: sample tasks started after it are not counted.
-        from store.db import connect
+        from agentdeck.store.db import connect
 
         expected = connect(sample_db).execute(
             "SELECT count(*) FROM tasks WHERE agent = 'records-agent' AND version = 'v1' AND started BETWEEN ? AND ?",
@@ -95,7 +95,7 @@ async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sam
 
 
 async def test_the_screen_follows_new_data(sample_db, make_app):
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -113,7 +113,7 @@ async def test_the_screen_follows_new_data(sample_db, make_app):
 
 
 async def test_hostile_names_are_shown_literally(sample_db, make_app):
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     evil_agent = "[@click=app.quit]evil\x1b[31m"
     conn = connect(sample_db)
@@ -149,7 +149,7 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
         await app.workers.wait_for_complete()
         # At most one reload a MIN_RELOAD_SECONDS while the burst lasts, plus
         # the trailing one: never one per batch, however slow the machine.
-        from console.screens.canary import MIN_RELOAD_SECONDS
+        from agentdeck.console.screens.canary import MIN_RELOAD_SECONDS
 
         assert 1 <= len(loads) <= 2 + int(burst / MIN_RELOAD_SECONDS)
         assert len(loads) < 30
@@ -172,7 +172,7 @@ async def test_a_task_with_violations_shows_them(sample_db, make_app):
 
 
 async def test_versions_can_be_chosen(sample_db, make_app):
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     conn = connect(sample_db)  # a third version of the approval agent starts
     conn.executemany("INSERT INTO tasks (task_id, agent, version, cohort, stage, started) VALUES (?, ?, ?, ?, ?, ?)",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import main
-from store import canary
-from store.contract import CanarySettings, Contract, MetricSetting
-from store.db import connect
+from agentdeck.console.cli import main
+from agentdeck.store import canary
+from agentdeck.store.contract import CanarySettings, Contract, MetricSetting
+from agentdeck.store.db import connect
 
 NOW = 1_800_000_000.0
 

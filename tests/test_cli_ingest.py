@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import COMMANDS
+from agentdeck.console.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "traces"
@@ -20,7 +20,7 @@ SAMPLE = ROOT / "sample_data" / "traces"
 def agentdeck(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "AGENTDECK_DB"}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "agentdeck.console.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -33,7 +33,7 @@ def count(db: Path, table: str) -> int:
 
 
 def test_ingest_sample_data_prints_a_summary_with_its_rejects(tmp_path):
-    from sample_data.build import MALFORMED
+    from agentdeck.sample_data.build import MALFORMED
 
     db = tmp_path / "s.db"
     lines = sum(1 for p in SAMPLE.glob("*.jsonl") for ln in p.read_bytes().splitlines() if ln.strip())
@@ -112,7 +112,7 @@ def test_follow_ingests_new_lines_until_interrupted(tmp_path):
 
     folder = _one_event_folder(tmp_path)
     db = tmp_path / "s.db"
-    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "ingest", "--follow", "--db", str(db), str(folder)],
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--follow", "--db", str(db), str(folder)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -147,7 +147,7 @@ def test_schema_command_matches_the_committed_schema():
 
 
 def test_committed_schema_is_generated_from_the_models():
-    from store.events import json_schema
+    from agentdeck.store.events import json_schema
 
     committed = json.loads((ROOT / "docs" / "trace-schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema())), \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.cli import main
+from agentdeck.console.cli import main
 
 
 @pytest.mark.parametrize("argv", [["verify"], ["evidence", "task-1"], ["check", "--store"],

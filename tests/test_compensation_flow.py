@@ -7,11 +7,11 @@ import json
 import httpx
 import pytest
 
-from replay import compensate, handlers
-from replay.compensate import Outcome, Plan, Refusal
-from replay.sor import SorService, seed_from_traces
-from store import audit
-from store.db import connect
+from agentdeck.replay import compensate, handlers
+from agentdeck.replay.compensate import Outcome, Plan, Refusal
+from agentdeck.replay.sor import SorService, seed_from_traces
+from agentdeck.store import audit
+from agentdeck.store.db import connect
 
 from pathlib import Path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.hosts import check_url
+from agentdeck.replay.hosts import check_url
 
 
 @pytest.mark.parametrize("url, allow", [

@@ -6,8 +6,8 @@ import json
 
 import httpx
 
-from replay.sor import SorService
-from sample_data.fleet import Fleet
+from agentdeck.replay.sor import SorService
+from agentdeck.sample_data.fleet import Fleet
 
 
 def test_fleet_actions_are_applied_in_the_system_of_record(tmp_path):
@@ -57,9 +57,9 @@ def test_repeated_idempotency_key_returns_the_first_result_and_undoes_once():
 
 
 def test_live_action_is_undone_from_the_console_through_its_hook(tmp_path):
-    from replay import compensate
-    from store.db import connect
-    from store.tailer import Tailer
+    from agentdeck.replay import compensate
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
 
     traces = tmp_path / "traces"
     with SorService(port=0) as service:

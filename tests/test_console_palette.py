@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from console.screens.task_detail import TaskDetailScreen
-from console.screens.tasks import TasksScreen
-from console.widgets.task_table import TaskTable
-from store.db import connect
+from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store.db import connect
 from tasks_support import settle
 
 SIZE = (140, 40)

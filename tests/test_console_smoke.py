@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.widgets.task_table import TaskTable
+from agentdeck.console.widgets.task_table import TaskTable
 
 
 async def test_number_keys_switch_screens(sample_db, make_app):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import main
-from store import contract as ct
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.console.cli import main
+from agentdeck.store import contract as ct
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 T0 = "2026-11-24T10:00:00.000Z"
 CONTRACT = """

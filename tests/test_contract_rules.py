@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from store import contract as ct
+from agentdeck.store import contract as ct
 
 BUNDLED = Path(__file__).resolve().parents[1] / "sample_data" / "contracts"
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from conftest import FIXED_NOW
-from store import audit, decisions
-from store.db import connect
+from agentdeck.store import audit, decisions
+from agentdeck.store.db import connect
 from test_escalations_support import audit_records, esc_db, row_of  # noqa: F401  (fixture)
 
 

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from replay.hosts import check_url
+from agentdeck.replay.hosts import check_url
 from conftest import FIXED_NOW
-from store import outbox
+from agentdeck.store import outbox
 from test_escalations_support import ingest_events, pending_events, row_of, settle
 
 
@@ -44,7 +44,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/decisions"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 

@@ -11,10 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from console.delivery import CLAIM_SECONDS, DeliverySettings, deliver_one
+from agentdeck.console.delivery import CLAIM_SECONDS, DeliverySettings, deliver_one
 from conftest import FIXED_NOW
-from store import outbox
-from store.db import connect
+from agentdeck.store import outbox
+from agentdeck.store.db import connect
 from test_delivery_callback import Receiver
 from test_escalations_support import ingest_events, pending_events, row_of
 
@@ -40,9 +40,9 @@ def test_kill_during_callback_then_redeliver_once(sample_db, tmp_path):
     ingest_events(sample_db, pending_events(callback_url=f"http://127.0.0.1:{port}/decisions"), tmp_path / "in")
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from console.delivery import DeliverySettings, deliver_one
-        from store import decisions
-        from store.db import connect
+        from agentdeck.console.delivery import DeliverySettings, deliver_one
+        from agentdeck.store import decisions
+        from agentdeck.store.db import connect
         conn = connect({str(sample_db)!r})
         decisions.decide(conn, "esc-t-high", "approve", by="alice", reason="ok", now={FIXED_NOW!r})
         deliver_one(conn, "esc-t-high", DeliverySettings(Path({str(box)!r}), frozenset({{"127.0.0.1"}}), timeout=60))

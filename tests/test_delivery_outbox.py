@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from console.delivery import DeliverySettings, deliver_one
+from agentdeck.console.delivery import DeliverySettings, deliver_one
 from conftest import FIXED_NOW
-from sample_data.fleet import OutboxReader
-from store import decisions, outbox
-from store.db import connect
+from agentdeck.sample_data.fleet import OutboxReader
+from agentdeck.store import decisions, outbox
+from agentdeck.store.db import connect
 from test_escalations_support import esc_db, row_of, settle  # noqa: F401  (fixture)
 
 LINE_FIELDS = {"v", "escalation_id", "task_id", "decision", "decided_by", "decided_at", "reason", "expired",
@@ -143,7 +143,7 @@ def test_outbox_location(tmp_path):
 
 
 def test_bad_expiry_policy_in_environment_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from console.cli import main
+    from agentdeck.console.cli import main
 
     monkeypatch.setenv("AGENTDECK_ON_EXPIRY", "sometimes")
     assert main(["console", "--db", str(tmp_path / "s.db"), "--traces", str(tmp_path / "t")]) == 2

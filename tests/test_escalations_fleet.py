@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from console.delivery import DeliverySettings, deliver_one
-from sample_data.fleet import Fleet
-from store import decisions
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.sample_data.fleet import Fleet
+from agentdeck.store import decisions
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 
 def run_until_waiting(fleet: Fleet, steps: int = 5000):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from textual.widgets import Input
 
 from conftest import FIXED_NOW
-from console.widgets.escalation_detail import load, render
-from console.widgets.reason_dialog import ReasonDialog
-from store import audit
-from store.db import connect
+from agentdeck.console.widgets.escalation_detail import load, render
+from agentdeck.console.widgets.reason_dialog import ReasonDialog
+from agentdeck.store import audit
+from agentdeck.store.db import connect
 from test_escalations_support import (  # noqa: F401  (fixture)
     HOSTILE_JUSTIFICATION, HOSTILE_PARAM, HOSTILE_REASON, audit_records, esc_db, row_of, settle,
 )

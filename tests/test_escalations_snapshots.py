@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from conftest import FIXED_NOW
-from console.delivery import DeliverySettings, deliver_one
-from store import decisions
-from store.db import connect
+from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.store import decisions
+from agentdeck.store.db import connect
 from test_escalations_support import esc_db, settle  # noqa: F401  (fixture)
 
 SIZE = (140, 40)

@@ -8,7 +8,7 @@ through the real tailer into a copy of the sample store.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ HOSTILE_PARAM = "[@click=app.quit]x\x1b[2J"
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _task(task_id: str, *, raised: float, deadline: float, risk: str, system: str, operation: str, params: dict,
@@ -69,8 +69,8 @@ def pending_events(callback_url: str | None = None) -> list[dict]:
 
 
 def ingest_events(db: Path, events: list[dict], folder: Path) -> None:
-    from store.db import connect
-    from store.tailer import Tailer
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "pending.jsonl"
@@ -103,7 +103,7 @@ async def settle(pilot, rounds: int = 4) -> None:
 
 
 def row_of(db: Path, escalation_id: str) -> dict:
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     conn = connect(db)
     try:
@@ -113,7 +113,7 @@ def row_of(db: Path, escalation_id: str) -> dict:
 
 
 def audit_records(db: Path, subject: str) -> list[dict]:
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     conn = connect(db)
     try:

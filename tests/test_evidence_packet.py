@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from console.cli import main
-from replay.evidence import export, load_packet, verify_packet
-from replay.redact import MARK, redact
-from store import audit
-from store.db import connect
-from store.events import parse_event
+from agentdeck.console.cli import main
+from agentdeck.replay.evidence import export, load_packet, verify_packet
+from agentdeck.replay.redact import MARK, redact
+from agentdeck.store import audit
+from agentdeck.store.db import connect
+from agentdeck.store.events import parse_event
 
 
 @pytest.fixture
@@ -139,8 +139,8 @@ def test_exported_scenario_runs_in_the_regression_check(sample_db, tmp_path, cap
 
 
 def test_console_decision_is_in_the_replay_and_the_packet(conn):
-    from replay.reconstruct import reconstruct
-    from store import decisions
+    from agentdeck.replay.reconstruct import reconstruct
+    from agentdeck.store import decisions
 
     deadline = conn.execute("SELECT deadline FROM escalations WHERE escalation_id = 'esc-0001'").fetchone()[0]
     conn.execute("UPDATE escalations SET status = 'pending', decided_by = NULL, decided_at = NULL, decision_reason = NULL "

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
-from store import contract as ct
-from store.db import connect
-from store.parallel import ParsePool
-from store.tailer import Tailer
+from agentdeck.store import contract as ct
+from agentdeck.store.db import connect
+from agentdeck.store.parallel import ParsePool
+from agentdeck.store.tailer import Tailer
 from tests.conftest import SAMPLE_TRACES
 
 

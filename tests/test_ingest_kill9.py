@@ -1,6 +1,6 @@
 """kill -9 the ingester at random moments, many times, while agents write: nothing lost, nothing twice.
 
-The ingester is the real command (``python -m console.cli ingest --follow``)
+The ingester is the real command (``python -m agentdeck.console.cli ingest --follow``)
 in a subprocess; a writer thread appends events (sometimes half a line at a
 time), rotates one file by renaming it and copytruncates another. After the
 last kill a final plain ``ingest`` runs to completion, and the set of
@@ -100,7 +100,7 @@ def known(db: Path, name: str) -> bool:
 
 
 def ingest_cmd(db: Path, folder: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "console.cli", "ingest", "--quiet", "--db", str(db), str(folder), *extra]
+    return [sys.executable, "-m", "agentdeck.console.cli", "ingest", "--quiet", "--db", str(db), str(folder), *extra]
 
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from store.db import connect
-from store.ingest import MAX_REJECT_RAW
-from store.reader import MAX_LINE
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.ingest import MAX_REJECT_RAW
+from agentdeck.store.reader import MAX_LINE
+from agentdeck.store.tailer import Tailer
 
 
 def good(seq: int) -> bytes:
@@ -101,7 +101,7 @@ def test_blank_and_crlf_lines(tmp_path):
 
 
 def test_sample_data_rejects_are_exactly_the_malformed_lines(sample_db):
-    from sample_data.build import MALFORMED
+    from agentdeck.sample_data.build import MALFORMED
 
     conn = connect(sample_db)
     raws = sorted(r[0] for r in conn.execute("SELECT raw FROM rejects"))

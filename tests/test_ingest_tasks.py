@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from store.db import connect
-from store.ingest import apply_batch
-from store.events import parse_event
+from agentdeck.store.db import connect
+from agentdeck.store.ingest import apply_batch
+from agentdeck.store.events import parse_event
 
 
 def ev(seq: int, kind: str, **fields) -> tuple:
@@ -65,7 +65,7 @@ def test_escalation_gets_its_agent_whichever_arrives_first(tmp_path):
 
 def test_merged_batches_commit_what_separate_ones_do(tmp_path):
     """The parse pool commits several prepared chunks in one transaction (store.ingest.merge)."""
-    from store.ingest import commit, merge, prepare
+    from agentdeck.store.ingest import commit, merge, prepare
 
     batches = [[START, R1], [ESC, R2], [END_TOTAL]]
     separate = connect(tmp_path / "a.db")

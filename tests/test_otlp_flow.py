@@ -24,11 +24,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from console.widgets.task_table import TaskTable
-from store import otlp
-from store.db import connect
-from store.otlp_receiver import Receiver
-from store.tailer import Tailer
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store import otlp
+from agentdeck.store.db import connect
+from agentdeck.store.otlp_receiver import Receiver
+from agentdeck.store.tailer import Tailer
 
 
 def run_agent(provider: TracerProvider) -> None:
@@ -267,7 +267,7 @@ def test_concurrent_deliveries_of_the_same_spans_store_them_once(receiver, tmp_p
 
 
 async def test_the_console_receives_spans_live_with_receive(tmp_path, make_app):
-    from console.commands.receive import start_for_app
+    from agentdeck.console.commands.receive import start_for_app
 
     db = tmp_path / "live.db"
     connect(db).close()

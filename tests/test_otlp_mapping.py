@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import json
 
-from store import formats, otlp
-from store.db import connect
-from store.ingest import apply_batch
+from agentdeck.store import formats, otlp
+from agentdeck.store.db import connect
+from agentdeck.store.ingest import apply_batch
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 T0 = 1_795_600_000_000_000_000  # ns

@@ -11,9 +11,9 @@ import socket
 import httpx
 import pytest
 
-from store.db import connect
-from store.otlp_receiver import Receiver
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.otlp_receiver import Receiver
+from agentdeck.store.tailer import Tailer
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 

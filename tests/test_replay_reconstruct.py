@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 
 import pytest
 
-from replay.reconstruct import reconstruct
-from sample_data.driver import TaskRun
-from sample_data.scenarios import Spec
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.replay.reconstruct import reconstruct
+from agentdeck.sample_data.driver import TaskRun
+from agentdeck.sample_data.scenarios import Spec
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_agent_compensation_is_part_of_the_path(conn):
 
 def _events(key: str, decision: str = "approve") -> list[dict]:
     run = TaskRun(Spec(kind="refund", flavour="ambiguous", canary=False, seed=7, decision=decision), key)
-    ts = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    ts = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     out = []
     while True:
         e = run.step(ts)

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from textual.widgets import Input, Static
 
-from console.widgets.compensation_dialog import CompensationDialog
-from console.widgets.replay_timeline import ReplayTimeline
-from replay.evidence import verify_packet
-from replay.sor import SorService, seed_from_traces
-from store.db import connect
+from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+from agentdeck.replay.evidence import verify_packet
+from agentdeck.replay.sor import SorService, seed_from_traces
+from agentdeck.store.db import connect
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
 
@@ -77,7 +77,7 @@ async def test_keys_walk_the_decision_path(sample_db, make_app):
 
 
 async def test_space_plays_and_pauses(sample_db, make_app, monkeypatch):
-    monkeypatch.setattr("console.screens.replay.PLAY_INTERVAL", 0.1)
+    monkeypatch.setattr("agentdeck.console.screens.replay.PLAY_INTERVAL", 0.1)
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         timeline = await open_task(app, pilot, "task-0001")
@@ -207,7 +207,7 @@ async def test_trace_markup_is_shown_literally(tmp_path, make_app):
     folder = tmp_path / "tr"
     folder.mkdir()
     (folder / "h.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    from store.tailer import Tailer
+    from agentdeck.store.tailer import Tailer
 
     conn = connect(tmp_path / "h.db")
     Tailer(conn, [folder]).poll()
@@ -230,7 +230,7 @@ async def test_trace_markup_is_shown_literally(tmp_path, make_app):
 async def test_json_is_foldable_and_large_payloads_are_bounded(tmp_path, make_app):
     from textual.widgets import Tree
 
-    from store.tailer import Tailer
+    from agentdeck.store.tailer import Tailer
 
     big = {"v": 1, "kind": "tool_result", "ts": "2026-11-24T10:00:00Z", "task_id": "t-big", "seq": 0, "call_id": "c",
            "tool": "x", "output": {"blob": "z" * 100_000, "rows": [{"i": i} for i in range(5000)]}}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 SIZE = (140, 40)
 

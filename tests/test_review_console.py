@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXED_NOW, SAMPLE_TRACES
-from console.cli import main
+from agentdeck.console.cli import main
 from test_escalations_support import ingest_events, pending_events
 
 FIRST_LINE = (SAMPLE_TRACES / "records-agent-1.jsonl").read_text().splitlines()[0]
@@ -114,9 +114,9 @@ def test_ingest_of_readable_files_still_exits_0(tmp_path, capsys):
 
 def test_unread_tails_counts_what_was_read_through_a_copy(tmp_path):
     """A file's tail read through a copy of its stream is not 'unread', though the file's own row lags."""
-    from store.db import connect
-    from store.tailer import Tailer
-    from store.unread import unread_tails
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
+    from agentdeck.store.unread import unread_tails
 
     lines = [ln + "\n" for ln in (SAMPLE_TRACES / "records-agent-1.jsonl").read_text().splitlines()[:8]]
     original = tmp_path / "app.jsonl"
@@ -183,8 +183,8 @@ def receiver():
 
 def _decided_escalation(db: Path, url: str, folder: Path) -> str:
     """A pending escalation with this callback URL, approved in time: ready to deliver."""
-    from store import decisions
-    from store.db import connect
+    from agentdeck.store import decisions
+    from agentdeck.store.db import connect
 
     ingest_events(db, pending_events(callback_url=url), folder)
     conn = connect(db)
@@ -196,8 +196,8 @@ def _decided_escalation(db: Path, url: str, folder: Path) -> str:
 
 def test_callback_ignores_proxy_settings_in_the_environment(sample_db, tmp_path, monkeypatch, receiver):
     """With HTTP(S)_PROXY set, the callback still goes straight to the allowlisted host."""
-    from console.delivery import DeliverySettings, deliver_one
-    from store.db import connect
+    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.store.db import connect
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
@@ -211,8 +211,8 @@ def test_callback_ignores_proxy_settings_in_the_environment(sample_db, tmp_path,
 
 
 def test_callback_with_credentials_in_its_url_is_blocked(sample_db, tmp_path, receiver):
-    from console.delivery import DeliverySettings, deliver_one
-    from store.db import connect
+    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.store.db import connect
 
     esc = _decided_escalation(sample_db, f"http://user:pw@127.0.0.1:{receiver.port}/cb", tmp_path / "in")
     settings = DeliverySettings(tmp_path / "box.jsonl", frozenset({f"127.0.0.1:{receiver.port}"}), attempts=1)
@@ -241,21 +241,21 @@ def test_callback_with_credentials_in_its_url_is_blocked(sample_db, tmp_path, re
     ("http://127.0.0.1:8080/x", {"127.0.0.1:80"}, False),
 ])
 def test_allowlist_matches_bracketed_ipv6_with_and_without_port(url, allow, ok):
-    from replay.hosts import check_url
+    from agentdeck.replay.hosts import check_url
 
     assert (check_url(url, frozenset(allow)) is None) is ok
 
 
 def test_refusal_names_an_ipv6_host_in_brackets():
-    from replay.hosts import check_url
+    from agentdeck.replay.hosts import check_url
 
     assert "host [::1]:8081 is not on the operator's allowlist" in check_url("http://[::1]:8081/", {"[::1]:8080"})
 
 
 def test_ipv6_callback_is_delivered_when_allowlisted(sample_db, tmp_path):
     """End to end over a real IPv6 socket: the bracketed entry lets the callback through."""
-    from console.delivery import DeliverySettings, deliver_one
-    from store.db import connect
+    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.store.db import connect
 
     try:
         rx = Receiver(host="::1")

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from console.cli import main
-from replay import compensate
-from replay.evidence import FORMAT, canonical, export, packet_filename, verify_packet
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.console.cli import main
+from agentdeck.replay import compensate
+from agentdeck.replay.evidence import FORMAT, canonical, export, packet_filename, verify_packet
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 from conftest import FIXED_NOW, SAMPLE_TRACES
 
@@ -215,7 +215,7 @@ def test_canary_for_an_unknown_agent_exits_3_with_a_message(sample_db, capsys):
 
 
 def test_canary_analysis_of_no_tasks_is_zero_counts(sample_db):
-    from store import canary
+    from agentdeck.store import canary
 
     report = canary.analyse(connect(sample_db), "nobody", "v1", "v2", now=FIXED_NOW)
     assert (report.n_baseline, report.n_canary) == (0, 0)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from console.safe import clean, plain
-from console.screens.task_detail import TaskDetailScreen
-from console.widgets.task_table import TaskTable
+from agentdeck.console.safe import clean, plain
+from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.widgets.task_table import TaskTable
 from tasks_support import ingest, screen_lines, screen_text, settle, task_lines, write_trace
 
 SIZE = (140, 40)

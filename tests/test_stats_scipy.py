@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from store import stats
+from agentdeck.store import stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 10), (5, 10), (3, 7), (17, 86), (7, 317), (999, 1000)])

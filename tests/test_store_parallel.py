@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from store.db import connect
-from store.parallel import ParsePool
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.parallel import ParsePool
+from agentdeck.store.tailer import Tailer
 
 BAD = b'{"v": 1, "kind": "teleport", "ts": "2026-11-24T09:00:00Z", "task_id": "x", "seq": 0}'
 
@@ -82,7 +82,7 @@ def test_workers_leave_when_the_ingester_is_killed():
     import sys
     import time
 
-    code = ("from store.parallel import ParsePool; import sys, time; p = ParsePool(1); "
+    code = ("from agentdeck.store.parallel import ParsePool; import sys, time; p = ParsePool(1); "
             "print(*p._pool._processes, flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     worker = int(proc.stdout.readline())

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from store.db import connect
-from store.tailer import Tailer
+from agentdeck.store.db import connect
+from agentdeck.store.tailer import Tailer
 
 
 def line(task: str, seq: int, **extra) -> bytes:

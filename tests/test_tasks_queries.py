@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from console import data
-from console.widgets.task_filter import FilterError, describe, parse_filter
-from store import queries
-from store.db import connect
-from store.queries import TaskFilter
+from agentdeck.console import data
+from agentdeck.console.widgets.task_filter import FilterError, describe, parse_filter
+from agentdeck.store import queries
+from agentdeck.store.db import connect
+from agentdeck.store.queries import TaskFilter
 from tasks_support import ingest, task_lines, write_trace
 
 

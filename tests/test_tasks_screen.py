@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from console.messages import Ingested
-from console.screens.task_detail import TaskDetailScreen
-from console.screens.tasks import TasksScreen
-from console.widgets.task_table import TaskTable
-from store import queries
-from store.db import connect
+from agentdeck.console.messages import Ingested
+from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store import queries
+from agentdeck.store.db import connect
 from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from console.cli import main
-from store import audit
-from store.db import connect
+from agentdeck.console.cli import main
+from agentdeck.store import audit
+from agentdeck.store.db import connect
 
 
 @pytest.fixture

@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime, UTC
 
-from store import config
+from agentdeck.store import config
 
 EXIT_ERROR = 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from store.canary import WINDOWS
+    from agentdeck.store.canary import WINDOWS
 
     p.add_argument("--agent", required=True, help="agent name, as in its traces")
     p.add_argument("--baseline", required=True, metavar="VERSION", help="baseline version label, e.g. v1")
@@ -61,12 +60,12 @@ def parse_time(text: str) -> float:
         pass
     ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     return ts.timestamp()
 
 
 def _fail(message: str) -> int:
-    from console.safe import clean
+    from agentdeck.console.safe import clean
 
     print(f"agentdeck canary: {clean(message, 500, single_line=True)}", file=sys.stderr)
     return EXIT_ERROR
@@ -78,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from console.widgets import canary_format as fmt
-    from store import canary, contract
-    from store.db import connect
+    from agentdeck.console.widgets import canary_format as fmt
+    from agentdeck.store import canary, contract
+    from agentdeck.store.db import connect
 
     db = config.db_path(args.db)
     if not db.exists():

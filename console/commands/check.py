@@ -26,8 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from console.safe import clean
-from store.tailer import PATTERNS
+from agentdeck.console.safe import clean
+from agentdeck.store.tailer import PATTERNS
 
 SKIP_DIRS = {"contracts", "outbox"}
 
@@ -58,10 +58,10 @@ def _err(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import contract as ct
-    from store.db import connect
-    from store.tailer import Tailer
-    from store.unread import unread_tails
+    from agentdeck.store import contract as ct
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
+    from agentdeck.store.unread import unread_tails
 
     if args.store:
         return _recheck_store(args)
@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _recheck_store(args: argparse.Namespace) -> int:
-    from store import config
-    from store import contract as ct
-    from store.db import connect
+    from agentdeck.store import config
+    from agentdeck.store import contract as ct
+    from agentdeck.store.db import connect
 
     db = config.db_path(args.db)
     if not db.exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from store import config
+from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from console.app import AgentDeck
-    from store import decisions, outbox
+    from agentdeck.console.app import AgentDeck
+    from agentdeck.store import decisions, outbox
 
     try:
         on_expiry = decisions.on_expiry_policy(args.on_expiry)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     )
     receiver = None
     if args.receive:
-        from console.commands import receive
+        from agentdeck.console.commands import receive
 
         try:
             receiver = receive.start_for_app(app, args.receive)

@@ -6,7 +6,7 @@ import argparse
 import threading
 from pathlib import Path
 
-from store import config
+from agentdeck.store import config
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
 
@@ -30,7 +30,7 @@ def _start_sor(args: argparse.Namespace):
     """The sample system of record on loopback: live agents change it, compensations undo it."""
     import sys
 
-    from replay.sor import SorService, seed_from_traces
+    from agentdeck.replay.sor import SorService, seed_from_traces
 
     try:
         sor = SorService(port=args.sor_port)
@@ -49,7 +49,7 @@ def _start_sor(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sample_data.fleet import Fleet
+    from agentdeck.sample_data.fleet import Fleet
 
     traces = config.traces_path(args.traces)
     traces.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import sys
 
-    from console.app import AgentDeck
-    from store import decisions, outbox
+    from agentdeck.console.app import AgentDeck
+    from agentdeck.store import decisions, outbox
 
     try:
         on_expiry = decisions.on_expiry_policy(args.on_expiry)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from store import config
+from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,9 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.safe import clean
-    from replay.evidence import EvidenceError, export
-    from store.db import connect
+    from agentdeck.console.safe import clean
+    from agentdeck.replay.evidence import EvidenceError, export
+    from agentdeck.store.db import connect
 
     db = config.db_path(args.db)
     if not db.exists():

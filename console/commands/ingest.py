@@ -23,8 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from console.safe import clean
-from store import config
+from agentdeck.console.safe import clean
+from agentdeck.store import config
 
 
 # Above this much to read, parsing is spread over worker processes.
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from store.db import connect
-    from store.tailer import TailStats, Tailer
-    from store.unread import unread_tails
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import TailStats, Tailer
+    from agentdeck.store.unread import unread_tails
 
     err = Console(stderr=True, highlight=False)
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     backlog = _total_bytes(paths)
     pool = None
     if backlog > BULK_BYTES and args.workers != 0:
-        from store.parallel import ParsePool, default_workers
+        from agentdeck.store.parallel import ParsePool, default_workers
 
         # Before any thread starts (the progress bar's): the workers are forked now.
         pool = ParsePool(args.workers or default_workers())

@@ -14,7 +14,7 @@ import sqlite3
 import sys
 import threading
 
-from store import config
+from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,8 +41,8 @@ def start_for_app(app, spec: str):
     """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's."""
     import time
 
-    from console.messages import Ingested
-    from store.otlp_receiver import Receiver
+    from agentdeck.console.messages import Ingested
+    from agentdeck.store.otlp_receiver import Receiver
 
     def on_commit(result) -> None:
         if app.is_running:  # before the app runs, its screens load everything on mount anyway
@@ -53,9 +53,9 @@ def start_for_app(app, spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.otlp_receiver import MAX_BODY, Receiver
+    from agentdeck.store.otlp_receiver import MAX_BODY, Receiver
 
-    from store.db import connect
+    from agentdeck.store.db import connect
 
     db = config.db_path(args.db)
     try:

@@ -11,7 +11,7 @@ import argparse
 import threading
 from pathlib import Path
 
-from replay.sor import DEFAULT_PORT
+from agentdeck.replay.sor import DEFAULT_PORT
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay.sor import SorService, seed_from_traces
+    from agentdeck.replay.sor import SorService, seed_from_traces
 
     try:
         service = SorService(port=args.port)

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from store import config
+from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,9 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _packet(args: argparse.Namespace) -> int:
-    from console.safe import clean
-    from replay.evidence import EvidenceError, check_packet
-    from store.db import connect
+    from agentdeck.console.safe import clean
+    from agentdeck.replay.evidence import EvidenceError, check_packet
+    from agentdeck.store.db import connect
 
     path = Path(args.packet)
     try:
@@ -62,8 +62,8 @@ def _packet(args: argparse.Namespace) -> int:
 
 
 def _trail(args: argparse.Namespace) -> int:
-    from store import audit
-    from store.db import connect
+    from agentdeck.store import audit
+    from agentdeck.store.db import connect
 
     db = config.db_path(args.db)
     if not db.exists():

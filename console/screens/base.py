@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from console.widgets.chrome import DeckHeader
+from agentdeck.console.widgets.chrome import DeckHeader
 
 
 class DeckScreen(Screen):

@@ -20,13 +20,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from console.safe import plain
-from console.screens.base import DeckScreen
-from console.widgets import canary_format as fmt
-from console.widgets.canary_sparks import CohortSparks
-from console.widgets.chrome import format_clock
-from store import canary, contract
-from store.contract import ContractCheck
+from agentdeck.console.safe import plain
+from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets import canary_format as fmt
+from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.store import canary, contract
+from agentdeck.store.contract import ContractCheck
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store

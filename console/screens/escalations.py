@@ -19,13 +19,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from console.safe import clean, plain
-from console.screens.base import DeckScreen
-from console.widgets.escalation_detail import EscalationDetail, EscalationView, load
-from console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
-from console.widgets.escalation_table import EscalationTable
-from console.widgets.reason_dialog import ReasonDialog
-from store import decisions
+from agentdeck.console.safe import clean, plain
+from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.escalation_detail import EscalationDetail, EscalationView, load
+from agentdeck.console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
+from agentdeck.console.widgets.escalation_table import EscalationTable
+from agentdeck.console.widgets.reason_dialog import ReasonDialog
+from agentdeck.store import decisions
 
 
 class EscalationsScreen(DeckScreen):

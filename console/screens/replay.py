@@ -8,7 +8,7 @@ visible lines, so a 10,000-step task opens as fast as its SELECT.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from rich.text import Text
@@ -18,14 +18,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
-from console.safe import plain
-from console.screens.base import DeckScreen
-from console.widgets.compensation_dialog import CompensationDialog
-from console.widgets.replay_detail import ReplayDetail
-from console.widgets.replay_timeline import ReplayTimeline
-from replay import compensate
-from replay.evidence import EvidenceError, evidence_dir, export, packet_filename
-from replay.reconstruct import Reconstruction, reconstruct
+from agentdeck.console.safe import plain
+from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+from agentdeck.console.widgets.replay_detail import ReplayDetail
+from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+from agentdeck.replay import compensate
+from agentdeck.replay.evidence import EvidenceError, evidence_dir, export, packet_filename
+from agentdeck.replay.reconstruct import Reconstruction, reconstruct
 
 PLAY_INTERVAL = 0.6
 
@@ -304,7 +304,7 @@ class ReplayScreen(DeckScreen):
         if self.rec is None:
             self._status("Open a task first.")
             return
-        stamp = datetime.fromtimestamp(self.app.now(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.fromtimestamp(self.app.now(), UTC).strftime("%Y%m%dT%H%M%SZ")
         # Named after a slug of the (untrusted) task id: "../" in an id cannot leave the evidence folder.
         out = evidence_dir() / packet_filename(self.rec.task_id, stamp)
         self._status(plain(f"writing the evidence packet for {self.rec.task_id}…", 200, single_line=True))

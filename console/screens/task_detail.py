@@ -14,11 +14,11 @@ from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static
 
-from console.safe import plain
-from console.screens.base import DeckScreen
-from console.widgets.chrome import format_clock
-from console.widgets.task_events import EventTable, payload_text
-from store import queries
+from agentdeck.console.safe import plain
+from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.task_events import EventTable, payload_text
+from agentdeck.store import queries
 
 MAX_EVENTS = 2000  # a task with more shows its first MAX_EVENTS and says so
 

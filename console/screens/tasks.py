@@ -10,7 +10,7 @@ results come back with ``call_from_thread``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import on, work
@@ -18,14 +18,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 
-from console import data
-from console.safe import plain
-from console.screens.base import DeckScreen
-from console.widgets.chrome import TextLine
-from console.widgets.task_filter import FilterInput, describe, parse_filter
-from console.widgets.task_table import TaskTable
-from store import queries
-from store.queries import TaskFilter, TaskKey
+from agentdeck.console import data
+from agentdeck.console.safe import plain
+from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.chrome import TextLine
+from agentdeck.console.widgets.task_filter import FilterInput, describe, parse_filter
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store import queries
+from agentdeck.store.queries import TaskFilter, TaskKey
 
 AnchorFn = Callable[[object], "TaskKey | None"]
 

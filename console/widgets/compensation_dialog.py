@@ -21,10 +21,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from console.safe import plain
-from replay import compensate
-from replay.compensate import Outcome, Plan, Refusal
-from replay.redact import redact
+from agentdeck.console.safe import plain
+from agentdeck.replay import compensate
+from agentdeck.replay.compensate import Outcome, Plan, Refusal
+from agentdeck.replay.redact import redact
 
 MAX_BODY_SHOWN = 3000
 

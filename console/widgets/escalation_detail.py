@@ -11,13 +11,13 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.safe import clean, plain
-from console.widgets.escalation_format import (
+from agentdeck.console.safe import clean, plain
+from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, step_summary,
     time_left,
 )
-from replay.hosts import check_url
-from store import decisions, queries
+from agentdeck.replay.hosts import check_url
+from agentdeck.store import decisions, queries
 
 MAX_STEPS = 80
 

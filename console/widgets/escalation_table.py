@@ -7,8 +7,8 @@ import sqlite3
 from rich.text import Text
 from textual.widgets import DataTable
 
-from console.safe import plain
-from console.widgets.escalation_format import (
+from agentdeck.console.safe import plain
+from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from console.safe import plain
+from agentdeck.console.safe import plain
 
 
 class ReasonDialog(ModalScreen[str | None]):

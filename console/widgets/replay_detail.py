@@ -9,7 +9,7 @@ the screen — what was left out is said, not hidden.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from rich.text import Text
@@ -18,8 +18,8 @@ from textual.containers import Vertical
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
-from console.safe import plain
-from replay.reconstruct import Reconstruction, Step
+from agentdeck.console.safe import plain
+from agentdeck.replay.reconstruct import Reconstruction, Step
 
 MAX_NODES = 400
 MAX_CHILDREN = 60
@@ -30,7 +30,7 @@ OPEN_DEPTH = 2
 def when(ts: float | None) -> str:
     if ts is None:
         return "—"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23] + "Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23] + "Z"
 
 
 def _scalar(value: Any) -> Text:

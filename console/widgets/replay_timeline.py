@@ -8,7 +8,7 @@ segment — never parsed as markup. The cursor is a reactive; moving it posts
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from rich.segment import Segment
 from rich.style import Style
@@ -19,8 +19,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from console.safe import clean
-from replay.reconstruct import DECISION_KINDS, Step
+from agentdeck.console.safe import clean
+from agentdeck.replay.reconstruct import DECISION_KINDS, Step
 
 KIND_STYLE = {
     "task_start": "bold",
@@ -42,7 +42,7 @@ TITLE_LIMIT = 300
 def _clock(ts: float | None) -> str:
     if ts is None:
         return "            "
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:12]
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:12]
 
 
 class ReplayTimeline(ScrollView, can_focus=True):

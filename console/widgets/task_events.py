@@ -13,9 +13,9 @@ import sqlite3
 from rich.text import Text
 from textual.binding import Binding
 
-from console.safe import clean, plain
-from console.widgets.chrome import format_clock
-from console.widgets.task_table import VimTable
+from agentdeck.console.safe import clean, plain
+from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.task_table import VimTable
 
 SUMMARY_LIMIT = 160
 PAYLOAD_LIMIT = 50_000  # characters of pretty JSON shown for one event

@@ -13,8 +13,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
-from console.safe import clean
-from store.queries import OUTCOMES, TaskFilter
+from agentdeck.console.safe import clean
+from agentdeck.store.queries import OUTCOMES, TaskFilter
 
 KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome"}
 COHORTS = ("baseline", "canary")

@@ -24,8 +24,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from console.safe import plain
-from console.widgets.chrome import format_clock
+from agentdeck.console.safe import plain
+from agentdeck.console.widgets.chrome import format_clock
 
 # (key, label, width): fixed widths so a hostile 200-character agent name
 # cannot push the other columns off screen, and updates never re-measure.
