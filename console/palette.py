@@ -1,7 +1,7 @@
 """Command palette (ctrl+p) providers: switch screen, open a task, filter presets.
 
-Lookups in the store run on a thread (``asyncio.to_thread``): the palette
-searches on the UI's event loop, which must never wait on SQLite.
+Lookups go through the service on a thread (``asyncio.to_thread``): the
+palette searches on the UI's event loop, which must never wait on SQLite.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from textual.markup import escape
 from agentdeck.console.safe import clean
 from agentdeck.console.widgets.chrome import SCREENS
 from agentdeck.console.widgets.task_filter import PRESETS
-from agentdeck.store import queries
 
 
 class FixedCommands(Provider):
@@ -81,7 +80,7 @@ class TaskLookupProvider(Provider):
                       text=f"Replay task {shown}", help=about)
 
     def _lookup(self, prefix: str):
-        return queries.tasks_by_prefix(self.app.store.reader(), prefix, limit=8)
+        return self.app.deck.find_tasks(prefix, limit=8)  # type: ignore[attr-defined]
 
 
 COMMANDS = {ScreensProvider, FilterPresetsProvider, TaskLookupProvider}
