@@ -14,13 +14,16 @@ from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
 from agentdeck.console.screens.base import run_off_ui
-from agentdeck.console.screens.canary import CanaryScreen
-from agentdeck.console.screens.escalations import EscalationsScreen
-from agentdeck.console.screens.replay import ReplayScreen
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import Counters, TaskDetail
+
+
+def _screen(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
 
 
 class AgentDeck(App):
@@ -30,11 +33,13 @@ class AgentDeck(App):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
     COMMANDS = App.COMMANDS | DECK_COMMANDS
+    # Screens other than Tasks are imported when first shown: the first paint
+    # should not wait for the canary statistics or the replay model to import.
     MODES = {
         "tasks": TasksScreen,
-        "escalations": EscalationsScreen,
-        "canary": CanaryScreen,
-        "replay": ReplayScreen,
+        "escalations": lambda: _screen("escalations", "EscalationsScreen"),
+        "canary": lambda: _screen("canary", "CanaryScreen"),
+        "replay": lambda: _screen("replay", "ReplayScreen"),
     }
     DEFAULT_MODE = "tasks"
     BINDINGS = [

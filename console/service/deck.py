@@ -28,12 +28,13 @@ from agentdeck.console.service.views import (
     ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
     TaskFilter, TaskKey, TaskPage, Window,
 )
-from agentdeck.replay.hosts import check_url
-from agentdeck.replay.redact import redact
-from agentdeck.store import canary, decisions, queries
-from agentdeck.store.contract import ContractCheck, task_violations
+from agentdeck.console.service.views import redact
+from agentdeck.store import queries
 from agentdeck.store.db import connect
 from agentdeck.store.txn import StoreError
+
+# store.decisions, store.canary, store.contract and replay.* are imported where
+# used: the console's first paint (Tasks) needs none of them.
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class DeckService:
         self.clock = clock
         self.db_path = Path(settings.db)
         self._local = threading.local()
-        self._contracts = ContractCheck()
+        self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
         self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
@@ -142,11 +143,16 @@ class DeckService:
     # -- Escalations -------------------------------------------------------------------
 
     def escalation_queue(self, history: bool) -> EscalationQueue:
+        from agentdeck.store import decisions
+
         conn = self.reader()
         rows = decisions.decided(conn) if history else decisions.pending(conn)
         return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=not history))
 
     def escalation(self, escalation_id: str) -> EscalationView | None:
+        from agentdeck.replay.hosts import check_url
+        from agentdeck.store import decisions
+
         conn = self.reader()
         row = decisions.escalation(conn, escalation_id)
         if row is None:
@@ -165,6 +171,8 @@ class DeckService:
 
     def decide(self, escalation_id: str, decision: str, reason: str, history: bool = False) -> ActionResult:
         """Record a decision (first wins, audited), deliver it, and read the queue back: one trip."""
+        from agentdeck.store import decisions
+
         conn = self.writer()
         try:
             outcome = decisions.decide(conn, escalation_id, decision, by=self.operator, reason=reason,  # type: ignore[arg-type]
@@ -195,6 +203,8 @@ class DeckService:
 
     def retry_delivery(self, escalation_id: str, history: bool = False) -> ActionResult:
         """Put a failed or blocked delivery back to pending (audited) and deliver it now: one trip."""
+        from agentdeck.store import decisions
+
         try:
             ok = decisions.request_retry(self.writer(), escalation_id, by=self.operator, now=self.now())
         except sqlite3.Error as exc:
@@ -218,6 +228,8 @@ class DeckService:
 
     def redeliver(self) -> int:
         """Deliver what is still pending (a previous run's, or a lapsed claim). Returns how many changed."""
+        from agentdeck.store import decisions
+
         changed = 0
         for escalation_id in decisions.undelivered(self.writer()):
             changed += self._deliver(escalation_id) is not None
@@ -225,6 +237,8 @@ class DeckService:
 
     def sweep_expired(self) -> int:
         """Decide escalations past their deadline per the expiry policy; deliver them. Returns how many changed."""
+        from agentdeck.store import decisions
+
         outcomes = decisions.expire_due(self.writer(), now=self.now(), policy=self.settings.on_expiry)  # type: ignore[arg-type]
         return len(outcomes) + self.redeliver()
 
@@ -322,6 +336,11 @@ class DeckService:
     def canary(self, agent: str | None, chosen: dict[str, tuple[str, str]], window: str,
                metric_key: str) -> CanaryView:
         """The canary report for ``agent`` (else the first agent with two versions) and the tasks behind a metric."""
+        from agentdeck.store import canary
+        from agentdeck.store.contract import ContractCheck
+
+        if self._contracts is None:
+            self._contracts = ContractCheck()
         conn = self.reader()
         pairs = canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
@@ -337,9 +356,13 @@ class DeckService:
         return CanaryView(tuple(pairs), agent, report, tuple(tasks))
 
     def canary_tasks(self, report: views.CanaryReport, metric_key: str) -> Sequence[views.Row]:
+        from agentdeck.store import canary
+
         return canary.tasks_behind(self.reader(), report, metric_key)
 
     def violations(self, task_id: str) -> Sequence[views.Row]:
+        from agentdeck.store.contract import task_violations
+
         return task_violations(self.reader(), task_id)
 
 
@@ -351,7 +374,10 @@ def versions_for(pair: views.Pair, chosen: dict[str, tuple[str, str]]) -> tuple[
     return pair.baseline, pair.canary
 
 
-next_version = canary.next_version
+def next_version(pair: views.Pair, current: str, other: str, step: int = 1) -> str:
+    from agentdeck.store import canary
+
+    return canary.next_version(pair, current, other, step)
 
 
 def _masked_payload(raw: str) -> tuple[str, int]:

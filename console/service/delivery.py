@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentdeck.replay.hosts import check_url
-from agentdeck.store import decisions, outbox
 from agentdeck.store.txn import atomic
 
 if TYPE_CHECKING:
     import httpx
+
+    from agentdeck.store import outbox
 
 # Longer than one delivery can take (attempts x timeout + backoff), so a live
 # console's claim never lapses mid-delivery; a dead console's lapses soon.
@@ -76,6 +76,8 @@ def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: Delivery
 
     ``clock`` is wall time for the delivery claim (not the console's display clock).
     """
+    from agentdeck.store import decisions, outbox  # (pydantic models: imported on the first delivery)
+
     if not _claim(conn, escalation_id, clock()):
         return None
     row = decisions.escalation(conn, escalation_id)
@@ -104,6 +106,8 @@ def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: Delivery
 
 
 def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, client, sleep, wrote_outbox: bool):
+    from agentdeck.replay.hosts import check_url  # (imports httpx: only when there is a callback)
+
     url = row["callback_url"]
     if not url:
         if wrote_outbox:

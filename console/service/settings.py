@@ -75,7 +75,10 @@ class Settings(BaseModel):
     @field_validator("on_expiry", mode="before")
     @classmethod
     def _policy(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+        value = value.strip().lower() if isinstance(value, str) else value
+        if value not in ("deny", "approve", "keep"):
+            raise ValueError(f"on-expiry policy must be one of deny, approve, keep (not {value!r})")
+        return value
 
     @property
     def operator(self) -> str:
@@ -202,7 +205,8 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{name} ({sources.get(name, 'default')}): {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name} ({sources.get(name, 'default')}): {message}")
         raise SettingsError("; ".join(problems)) from None
 
 

@@ -9,21 +9,50 @@ formatting) are re-exported here so no screen or widget imports ``store/``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentdeck.replay.compensate import Plan
-from agentdeck.replay.reconstruct import DECISION_KINDS, Reconstruction, Step
-from agentdeck.replay.redact import redact
-from agentdeck.store.canary import (
-    DEFAULT_METRICS, HOLD, INFO, METRICS_BY_KEY, PROMOTE, ROLLBACK, TASKS_PAGE, CanaryReport, MetricResult, Pair,
-    fmt_delta, fmt_p, fmt_value,
-)
-from agentdeck.store.decisions import reason_required
 from agentdeck.store.queries import OUTCOMES, Counters, TaskFilter, TaskKey, task_key
 
+if TYPE_CHECKING:
+    from agentdeck.replay.compensate import Plan
+    from agentdeck.replay.reconstruct import DECISION_KINDS, Reconstruction, Step
+    from agentdeck.store.canary import (
+        DEFAULT_METRICS, HOLD, INFO, METRICS_BY_KEY, PROMOTE, ROLLBACK, TASKS_PAGE, CanaryReport, MetricResult, Pair,
+        fmt_delta, fmt_p, fmt_value,
+    )
+    from agentdeck.store.decisions import reason_required
+
 Row = Mapping[str, Any]  # one record from the store (sqlite3.Row: by column name, immutable)
+
+# Names imported on first use: the canary statistics, the replay model and
+# the compensation plan cost a good part of a second to import, and the
+# first screen (Tasks) needs none of them.
+_LAZY = {
+    "DECISION_KINDS": "agentdeck.replay.reconstruct", "Reconstruction": "agentdeck.replay.reconstruct",
+    "Step": "agentdeck.replay.reconstruct", "Plan": "agentdeck.replay.compensate",
+    "reason_required": "agentdeck.store.decisions",
+    **{name: "agentdeck.store.canary" for name in (
+        "DEFAULT_METRICS", "HOLD", "INFO", "METRICS_BY_KEY", "PROMOTE", "ROLLBACK", "TASKS_PAGE", "CanaryReport",
+        "MetricResult", "Pair", "fmt_delta", "fmt_p", "fmt_value")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def redact(value: Any) -> tuple[Any, int]:
+    from agentdeck.replay.redact import redact as _redact
+
+    return _redact(value)
 
 __all__ = [
     "DECISION_KINDS", "DEFAULT_METRICS", "HOLD", "INFO", "METRICS_BY_KEY", "OUTCOMES", "PROMOTE", "ROLLBACK",
