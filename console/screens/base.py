@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from agentdeck.console.widgets.chrome import DeckHeader
+from agentdeck.console.widgets.footer import DeckFooter
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -33,13 +33,22 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
     """
     generations: dict[str, int] = node.__dict__.setdefault("_deck_generations", {})
     generation = generations[group] = generations.get(group, 0) + 1
+    # The newest request of each group not answered yet: what "settled" means to tests and benchmarks.
+    waiting: dict[str, int] = node.__dict__.setdefault("deck_waiting", {})
+    waiting[group] = generation
     app = node.app
 
+    def answered() -> None:
+        if waiting.get(group) == generation:
+            del waiting[group]
+
     def deliver(result: T) -> None:
+        answered()
         if action or (generations.get(group) == generation and node.is_attached):
             show(result)
 
     def failed(message: str) -> None:
+        answered()
         if on_error is not None:
             on_error(message)
         else:
@@ -59,6 +68,11 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
     node.run_worker(work, thread=True, exclusive=not action, group=group, name=group, exit_on_error=False)
 
 
+def settled(node: DOMNode) -> bool:
+    """Every read ``node`` asked for last has been answered: it shows what it last asked for."""
+    return not node.__dict__.get("deck_waiting")
+
+
 class DeckScreen(Screen):
     """A screen that re-reads its data when the store changes.
 
@@ -72,7 +86,7 @@ class DeckScreen(Screen):
     def compose(self) -> ComposeResult:
         yield DeckHeader(self.MODE)
         yield from self.compose_body()
-        yield Footer()
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         return iter(())
