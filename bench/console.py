@@ -41,6 +41,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def bare_task_page(conn, filt, anchor, limit=200):
 
 def big_task_events(t0: datetime) -> list[dict]:
     """One long task: a start, then tool calls, results, reasoning and policy checks, then its end."""
-    kinds = [
+    kinds: list[tuple[str, Callable[[int], dict]]] = [
         ("tool_call", lambda s: {"call_id": f"c{s}", "tool": "payments.lookup_order", "input": {"order": s}}),
         ("tool_result", lambda s: {"call_id": f"c{s - 1}", "tool": "payments.lookup_order",
                                    "output": {"order": s, "total": 12.5}, "latency_ms": 40.0}),
@@ -205,7 +206,7 @@ class Probe:
 
     def __init__(self, app: AgentDeck) -> None:
         self.app = app
-        self.check = None  # callable -> bool, checked on each composed frame
+        self.check: Callable[[], bool] | None = None  # checked on each composed frame
         self.hit = asyncio.Event()
         self.hit_at = 0.0
         self.appeared: dict[str, float] = {}
@@ -259,7 +260,7 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
 async def run_app(db: Path, rate: float, seconds: float) -> None:
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-live-"))
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench"))
-    written: dict[str, tuple[float, float]] = {}  # task -> (start ts, end ts) as written
+    written: dict[str, tuple[float | None, float | None]] = {}  # task -> (start ts, end ts) as written
     committed: dict[str, float] = {}
     inner_batch = getattr(app.ingest, "_on_batch", None)
     if inner_batch is not None:  # the in-process tailer's batch hook (append -> commit)

@@ -26,6 +26,16 @@ def _screen(module: str, name: str):
     return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
 
 
+def _warm_imports() -> None:
+    import importlib
+
+    for module in ("escalations", "canary", "replay", "task_detail"):
+        importlib.import_module(f"agentdeck.console.screens.{module}")
+    for module in ("agentdeck.store.canary", "agentdeck.store.contract", "agentdeck.store.decisions",
+                   "agentdeck.replay.reconstruct", "agentdeck.replay.compensate", "agentdeck.replay.redact"):
+        importlib.import_module(module)
+
+
 class AgentDeck(App):
     """Tasks, Escalations, Canary and Replay over one SQLite store."""
 
@@ -94,6 +104,10 @@ class AgentDeck(App):
             self.set_interval(self.tick, self.refresh_counters)
             # Expired escalations are decided by the policy now and then.
             self.set_interval(self.tick * 5, self.sweep_expired)
+        # The other screens' modules (canary statistics, replay model) import
+        # off the UI thread once the first screen is up: the first switch to
+        # them then does not wait for the import.
+        self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
         # Deliver decisions a previous run left pending (and sweep once when ticking).
         deck, sweep = self.deck, bool(self.tick)
         run_off_ui(self, "delivery", lambda: deck.sweep_expired() if sweep else deck.redeliver(),

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
@@ -108,7 +109,18 @@ class DeckScreen(Screen):
         self.watch(self.app, "data_version", self._data_changed, init=False)
         self.reload()
 
-    def on_screen_resume(self) -> None:
+    _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles the whole screen on every resume (every screen
+        # switch): profiled, the largest cost of a switch on a big screen.
+        # Nothing in the stylesheet changes while a screen is away unless the
+        # app's CSS was invalidated (a theme change), so restyle only then.
+        generation = self.app._css_update_count
+        if event.refresh_styles and self._styled_for == generation:
+            event.prevent_default()
+            Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
+        self._styled_for = generation
         self.resumed()
 
     def resumed(self) -> None:

@@ -32,6 +32,9 @@ WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store
 # the panels take a good fraction of a second: recompute at most this often.
 MIN_RELOAD_SECONDS = 1.0
+# With no new data, an "all" report only changes with the clock (time-based
+# windows move): coming back to the screen reuses one younger than this.
+STALE_SECONDS = 30.0
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
@@ -63,7 +66,7 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-headline")
         yield Static("", id="canary-verdict")
         with Horizontal(id="canary-panels"):
-            table = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
+            table: DataTable = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
             table.add_columns(*fmt.HEADERS)
             yield table
             with Vertical(id="canary-sparks"):
@@ -71,7 +74,7 @@ class CanaryScreen(DeckScreen):
                 for m in canary.DEFAULT_METRICS:
                     yield CohortSparks(m.key)
         yield Static("", id="canary-tasks-title")
-        tasks = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
+        tasks: DataTable = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
         yield tasks
         yield Static("", id="canary-task-violations")
@@ -115,8 +118,9 @@ class CanaryScreen(DeckScreen):
     def reload(self) -> None:
         """On mount, resume and new data: recompute, throttled to MIN_RELOAD_SECONDS."""
         wait = self._last_load + MIN_RELOAD_SECONDS - time.monotonic()
-        if wait > 0 and self.app.data_version == self._loaded_version:
-            return  # nothing new since a moment ago (e.g. mount, then resume)
+        unchanged = self.app.data_version == self._loaded_version and self.report is not None
+        if unchanged and (wait > 0 or (self.window == "all" and time.monotonic() - self._last_load < STALE_SECONDS)):
+            return  # nothing new since it was computed (e.g. coming back to this screen)
         if wait <= 0:
             self._load_now()
         elif self._pending is None:

@@ -70,7 +70,8 @@ class DeckFooter(Footer):
             except KeyError:
                 pass
             else:
-                yield DeckKey(
+                # (Not bound to the footer's compact: Textual's own key, compact as in Textual.)
+                yield FooterKey(
                     binding.key, self.app.get_key_display(binding), binding.description, binding.action,
                     classes="-command-palette", disabled=not enabled, tooltip=binding.tooltip or binding.description,
                 )
