@@ -341,6 +341,7 @@ class DeckService:
 
         if self._contracts is None:
             self._contracts = ContractCheck()
+        started = time.perf_counter()
         conn = self.reader()
         pairs = canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
@@ -353,7 +354,7 @@ class DeckService:
         report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=self.now(),
                                 contract=book.get(pair.agent))
         tasks = canary.tasks_behind(conn, report, metric_key)
-        return CanaryView(tuple(pairs), agent, report, tuple(tasks))
+        return CanaryView(tuple(pairs), agent, report, tuple(tasks), time.perf_counter() - started)
 
     def canary_tasks(self, report: views.CanaryReport, metric_key: str) -> Sequence[views.Row]:
         from agentdeck.store import canary
