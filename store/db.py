@@ -11,6 +11,8 @@ import importlib
 import sqlite3
 from pathlib import Path
 
+from agentdeck.store.txn import atomic
+
 # sqlite-utils is a dependency for operators: its CLI browses this store
 # (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
 
@@ -25,8 +27,8 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store, creating and migrating it as needed.
 
     Connections are in autocommit mode (``isolation_level=None``): every
-    write path opens its own ``BEGIN IMMEDIATE`` so what it commits together
-    is explicit.
+    write path opens its own transaction with ``store.txn.atomic`` so what
+    it commits together is explicit.
     """
     path = Path(path)
     if readonly:
@@ -55,8 +57,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     # user_version holds the total applied: a cheap "nothing to do" check.
     if conn.execute("PRAGMA user_version").fetchone()[0] == target:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with atomic(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         for area, migrations in areas:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"schema:{area}",)).fetchone()
@@ -66,8 +67,3 @@ def migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(sql)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"schema:{area}", str(len(migrations))))
         conn.execute(f"PRAGMA user_version = {target}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

@@ -26,9 +26,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from agentdeck.console.safe import clean
-from agentdeck.store.tailer import PATTERNS
-
 SKIP_DIRS = {"contracts", "outbox"}
 
 
@@ -41,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def trace_files(paths: list[Path]) -> list[Path]:
+    from agentdeck.store.tailer import PATTERNS
+
     files: list[Path] = []
     for p in paths:
         if p.is_file():
@@ -51,6 +50,12 @@ def trace_files(paths: list[Path]) -> list[Path]:
             if f.is_file() and not SKIP_DIRS & set(rel[:-1]) and any(f.match(pat) for pat in PATTERNS):
                 files.append(f)
     return files
+
+
+def clean(text: object, limit: int | None = None, *, single_line: bool = False) -> str:
+    from agentdeck.console.safe import clean as _clean  # rich: only when there is something to print
+
+    return _clean(text, limit, single_line=single_line)
 
 
 def _err(msg: str) -> None:

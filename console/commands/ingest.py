@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-from agentdeck.console.safe import clean
 from agentdeck.store import config
 
 
@@ -57,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agentdeck.console.safe import clean
     from agentdeck.store.db import connect
     from agentdeck.store.tailer import TailStats, Tailer
     from agentdeck.store.unread import unread_tails
