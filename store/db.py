@@ -22,6 +22,17 @@ from agentdeck.store.txn import atomic
 # meta table. To add tables, add a module and its name here.
 AREAS = ("core", "replay", "escalations", "console", "contract", "otlp")
 
+# Applied to every read-write connection, in order. A writer waits this long
+# for another's lock before failing with "the store is locked" (store.txn).
+# Tests append limits here (max_page_count: a full disk; query_only: a
+# read-only store) to see how every command reports them.
+PRAGMAS = [
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+]
+
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store, creating and migrating it as needed.
@@ -38,10 +49,8 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         return conn
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
     conn.row_factory = sqlite3.Row
     migrate(conn)
     return conn

@@ -16,8 +16,10 @@ fails, so a gate never passes a file it did not read to the end.
 
 Exit status: 0 no violations, 1 violations, unreadable lines, a file not read
 to its end (no newline after its last line, or unreadable) (or, with
---strict, tasks whose agent has no contract), 2 usage error (missing path or
-one that is not a file or folder, unusable contract file).
+--strict, tasks whose agent has no contract), 2 usage error or nothing to
+check: a missing path or one that is not a file or folder, a file none of
+whose lines is a trace event (e.g. README.md), no trace events at all, an
+unusable contract file.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-SKIP_DIRS = {"contracts", "outbox"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="trace files or folders (e.g. recorded incident scenarios)")
@@ -38,17 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def trace_files(paths: list[Path]) -> list[Path]:
+    """The trace files under ``paths``: each file given, and matching files in each folder and its subfolders."""
+    from agentdeck.console.tracefolders import expand
     from agentdeck.store.tailer import PATTERNS
 
     files: list[Path] = []
-    for p in paths:
+    for p in expand(paths):
         if p.is_file():
             files.append(p)
-            continue
-        for f in sorted(p.rglob("*")):
-            rel = f.relative_to(p).parts
-            if f.is_file() and not SKIP_DIRS & set(rel[:-1]) and any(f.match(pat) for pat in PATTERNS):
-                files.append(f)
+        elif p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and any(f.match(pat) for pat in PATTERNS))
     return files
 
 
@@ -91,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
             _err(problem)
         return 2
     files = trace_files(paths)
+    if not files:
+        from agentdeck.store.tailer import PATTERNS
+
+        _err(f"no trace files ({', '.join(PATTERNS)}) in {', '.join(map(str, paths))}: nothing to check")
+        return 2
     conn = connect(Path(":memory:"))
     hook = ct.ContractCheck(dirs)
     tailer = Tailer(conn, files, post_commit=[hook])
@@ -123,6 +126,13 @@ def _recheck_store(args: argparse.Namespace) -> int:
     return report(conn, book, args.strict, str(db))
 
 
+def not_trace_files(conn) -> list[tuple[str, int, str]]:
+    """``(path, lines, first error)`` of each file whose every line was rejected."""
+    return [(r[0], r[1], r[2] or "") for r in conn.execute(
+        """SELECT s.path, s.lines, (SELECT error FROM rejects j WHERE j.source_id = s.id ORDER BY offset LIMIT 1)
+           FROM sources s WHERE s.lines > 0 AND s.rejects >= s.lines ORDER BY s.path""")]
+
+
 def report(conn, book, strict: bool, where: str, unread: list[str] | None = None) -> int:
     """Print every violation, unreadable line and part not read (``unread``); the exit status."""
     unread = unread or []
@@ -136,7 +146,14 @@ def report(conn, book, strict: bool, where: str, unread: list[str] | None = None
     for r in rows:
         print(f"{clean(r['path'] or '?')}: task {clean(r['task_id'], 200, single_line=True)} seq {r['seq']} "
               f"{r['rule']}: {clean(r['detail'], 500, single_line=True)}")
-    rejects = conn.execute("SELECT path, offset, error FROM rejects ORDER BY path, offset").fetchall()
+    # A file none of whose lines is a trace event (README.md, a CSV): said once, not line by line.
+    not_traces = not_trace_files(conn)
+    for path, lines, first in not_traces:
+        _err(f"{path}: not a trace file: none of its {lines} line{'s' * (lines != 1)} is a trace event "
+             f"(first: {clean(first, 200, single_line=True)})")
+    skip = {path for path, _, _ in not_traces}
+    rejects = [r for r in conn.execute("SELECT path, offset, error FROM rejects ORDER BY path, offset")
+               if r["path"] not in skip]
     for r in rejects:
         print(f"{clean(r['path'])}: rejected line at byte {r['offset']}: {clean(r['error'], 300, single_line=True)}")
     unchecked = conn.execute(
@@ -149,6 +166,12 @@ def report(conn, book, strict: bool, where: str, unread: list[str] | None = None
         _err(problem)
 
     failed_tasks = len({r["task_id"] for r in rows})
+    if not_traces or not tasks:
+        # Never "0 tasks: no violations": a gate that checked nothing must not look like a pass.
+        print(f"nothing checked in {where}: no trace events" if not tasks else
+              f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where}), "
+              f"but {len(not_traces)} file{'s' * (len(not_traces) != 1)} not traces (see above)")
+        return 2
     if rows:
         print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where})")
     elif unread:

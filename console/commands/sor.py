@@ -31,7 +31,9 @@ SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks one)")
+    from agentdeck.console.argtypes import port
+
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks one)")
     p.add_argument("--seed", action="append", metavar="PATH",
                    help="trace file or folder whose actions to load first (repeatable; default: the bundled sample data)")
     p.add_argument("--no-seed", action="store_true", help="start empty")
