@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
-import sqlite3
 import sys
 
 COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor"]
@@ -128,18 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except sqlite3.Error as exc:
-        print(f"agentdeck: {store_problem(exc, getattr(args, 'db', None))}", file=sys.stderr)
-        return EXIT_USAGE
     except OSError as exc:
         # A folder that cannot be created, a file that cannot be written: the
         # environment, not a bug, so a message and not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"agentdeck: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        import sqlite3  # (here, not at the top: --help does not need it)
+
+        if not isinstance(exc, sqlite3.Error):
+            raise
+        # A full disk, a read-only or locked store, a file that is not a store: named, never a traceback.
+        print(f"agentdeck: {store_problem(exc, getattr(args, 'db', None))}", file=sys.stderr)
+        return EXIT_USAGE
 
 
-def store_problem(exc: sqlite3.Error, db: str | None) -> str:
+def store_problem(exc: Exception, db: str | None) -> str:
     """What went wrong with the store, named (full disk, read-only, locked, damaged) when it can be."""
     from agentdeck.store import config
     from agentdeck.store.txn import StoreError, classify

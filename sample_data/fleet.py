@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 from agentdeck.sample_data.driver import TaskRun
 from agentdeck.sample_data.scenarios import random_spec
@@ -128,7 +129,7 @@ def apply_to_sor(sor_url: str, event: dict) -> dict:
         if event.get("status") != "ok":
             return event  # the scenario's simulated upstream failure: nothing was changed
         body = {k: event.get(k) for k in ("action_id", "system", "operation", "params", "amount", "before", "after")}
-        request = ("/actions", body, {})
+        request: tuple[str, dict, dict[str, str]] = ("/actions", body, {})
     elif event.get("status") == "ok":
         request = ("/compensate", {"action_id": event["action_id"]}, {"Idempotency-Key": f"undo-{event['action_id']}"})
     else:
@@ -193,7 +194,7 @@ class Fleet:
         self._counter = 0
         self._runs: list[tuple[TaskRun, int]] = []  # tasks at work (at most ``concurrency``)
         self._waiting: list[tuple[TaskRun, int]] = []  # tasks waiting on a human, oldest first
-        self._files: dict[int, object] = {}
+        self._files: dict[int, BinaryIO] = {}
         self.prefix = f"{int(time.time() * 10) % 10_000_000:07d}"
 
     def start_callback(self) -> str:
@@ -235,11 +236,11 @@ class Fleet:
         Always writes: a task waiting on a human never holds up the others.
         """
         now = self.clock()
-        event = self._resume_one(now)
-        agent = None
-        if event is not None:
-            event, agent = event
-        while event is None:
+        resumed = self._resume_one(now)
+        if resumed is not None:
+            self._write(*resumed)
+            return True
+        while True:
             while len(self._runs) < self.concurrency:
                 self._runs.append(self._new_run())
             i = self.rng.randrange(len(self._runs))
@@ -249,8 +250,9 @@ class Fleet:
                 self._waiting.append(self._runs.pop(i))
             elif event is None:  # finished
                 self._runs[i] = self._new_run()
-        self._write(event, agent)
-        return True
+            if event is not None:
+                self._write(event, agent)
+                return True
 
     def _resume_one(self, now: datetime) -> tuple[dict, int] | None:
         """The event of the first waiting agent that heard a decision or gave up, if any."""

@@ -11,9 +11,7 @@ agent's baseline or canary version in the window.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, UTC
 
 from agentdeck.store import config
 
@@ -36,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_time(text: str) -> float:
+    from datetime import UTC, datetime
+
     try:
         return float(text)
     except ValueError:
@@ -54,6 +54,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from rich.console import Console
