@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from agentdeck.console.app import AgentDeck
     from agentdeck.store import decisions, outbox
+    from agentdeck.store.db import connect
+
+    connect(config.db_path(args.db)).close()  # an unusable store: a message (exit 2), not a broken screen
 
     try:
         on_expiry = decisions.on_expiry_policy(args.on_expiry)
