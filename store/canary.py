@@ -302,7 +302,7 @@ def _judge(r: MetricResult, settings: CanarySettings, bad_z: float) -> None:
 def _rate_result(m: MetricDef, nb: int, kb: int, nc: int, kc: int, settings: CanarySettings) -> MetricResult:
     r = MetricResult(m.key, m.label, m.kind, m.direction, m.tolerance, m.weight, m.critical, nb, nc,
                      kb / nb if nb else None, kc / nc if nc else None)
-    if nb and nc:
+    if nb and nc and r.canary is not None and r.baseline is not None:
         r.delta = r.canary - r.baseline
         r.interval = stats.newcombe(kb, nb, kc, nc, 1 - settings.alpha)
         z = stats.two_proportion_z(kb, nb, kc, nc)
