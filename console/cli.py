@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:
         parsers[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    # An unusable input or environment exits 2, or the command's own error code (canary: 3, as 2 means roll back).
+    unusable = getattr(parsers[args.command], "usage_exit", EXIT_USAGE)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         # environment, not a bug, so a message and not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"agentdeck: {where}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return unusable
     except Exception as exc:
         import sqlite3  # (here, not at the top: --help does not need it)
 
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # A full disk, a read-only or locked store, a file that is not a store: named, never a traceback.
         print(f"agentdeck: {store_problem(exc, getattr(args, 'db', None))}", file=sys.stderr)
-        return EXIT_USAGE
+        return unusable
 
 
 def store_problem(exc: Exception, db: str | None) -> str:
