@@ -166,7 +166,7 @@ def report(conn, book, strict: bool, where: str, unread: list[str] | None = None
         _err(problem)
 
     failed_tasks = len({r["task_id"] for r in rows})
-    if not_traces or not tasks:
+    if not_traces or not (tasks or unread):
         # Never "0 tasks: no violations": a gate that checked nothing must not look like a pass.
         print(f"nothing checked in {where}: no trace events" if not tasks else
               f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where}), "
