@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from test_cli_ingest import ROOT, agentdeck
 
@@ -128,3 +130,25 @@ def test_exit_codes_are_documented_in_one_table():
     assert "canary" in table
 
 
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda t: not t.startswith("-")), max_size=5),
+       st.from_regex(r"--[a-z]{3,10}", fullmatch=True))
+def test_any_unknown_flag_is_named_whatever_else_is_typed(tokens, flag):
+    """Any paths (or none) and an unknown flag: a usage error naming the flag, never "PATH is required"."""
+    import contextlib
+    import io
+
+    from agentdeck.console.cli import build_parser
+
+    parser, parsers = build_parser()
+    known = set(parsers["ingest"]._option_string_actions)
+    assume(not any(k.startswith(flag) for k in known))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        args, extras = parser.parse_known_args(["ingest", *tokens, flag])
+        if extras:
+            parsers["ingest"].error(f"unrecognized arguments: {' '.join(extras)}")
+    assert info.value.code == 2
+    assert flag in err.getvalue() and "Traceback" not in err.getvalue()
