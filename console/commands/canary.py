@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", default="all", choices=list(WINDOWS), help="tasks started within this long before now (default: all)")
     p.add_argument("--now", metavar="TIME", help="judge as of this time (RFC 3339 or epoch seconds; default: now)")
     p.add_argument("--contracts", action="append", metavar="DIR", help="contract folder (default: as ingestion finds them)")
+    p.add_argument("--method", default="sequential", choices=["sequential", "fixed"],
+                   help="sequential (default): always-valid tests, safe to re-run while the canary runs; "
+                        "fixed: fixed-horizon tests, valid for one look only (docs/canary.md)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _usage_errors_exit_3(p)
 
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             _fail(problem)
         return EXIT_ERROR
     report = canary.analyse(conn, args.agent, args.baseline, args.canary, window=args.window, now=now,
-                            contract=book.get(args.agent), sparklines=False)
+                            contract=book.get(args.agent), sparklines=False, method=args.method)
     empty = [v for v, n in ((args.baseline, report.n_baseline), (args.canary, report.n_canary)) if n == 0]
     if empty:
         known = [r[0] for r in conn.execute("SELECT DISTINCT version FROM tasks WHERE agent = ? ORDER BY 1", (args.agent,))]

@@ -74,4 +74,17 @@ def verdict_line(r: CanaryReport) -> Text:
     t.append_text(plain(r.reason, 300, single_line=True))
     if r.score is not None and not r.reason.startswith("score"):
         t.append(f"  (score {r.score:.0f}/100)", style="dim")
+    if r.more_canary:
+        t.append(f"  verdict needs ~{r.more_canary:,} more canary tasks", style="bold")
+        if r.eta_seconds:
+            t.append(f" (~{duration(r.eta_seconds)} at the current rate)", style="bold")
     return t
+
+
+def duration(seconds: float) -> str:
+    """3m, 2.5h, 4d: how long, at a glance."""
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
