@@ -86,14 +86,16 @@ def verdict_line(r: CanaryReport) -> Text:
     t = Text()
     t.append(f" {r.verdict.upper()} ", style=f"reverse {VERDICT_STYLE[r.verdict]}")
     t.append(" ")
+    if r.more_canary:
+        # What the operator waits for comes first: a live verdict on hold is missing data.
+        t.append(f"needs ~{r.more_canary:,} more canary tasks", style="bold")
+        if r.eta_seconds:
+            t.append(f" (~{duration(r.eta_seconds)} at this rate)", style="bold")
+        t.append(" · ")
     # The reason can quote a version label from a trace: keep it literal.
     t.append_text(plain(r.reason, 300, single_line=True))
     if r.score is not None and not r.reason.startswith("score"):
         t.append(f"  (score {r.score:.0f}/100)", style="dim")
-    if r.more_canary:
-        t.append(f"  verdict needs ~{r.more_canary:,} more canary tasks", style="bold")
-        if r.eta_seconds:
-            t.append(f" (~{duration(r.eta_seconds)} at the current rate)", style="bold")
     return t
 
 
