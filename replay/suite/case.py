@@ -30,8 +30,8 @@ class Request(_Model):
 class ToolResponse(_Model):
     tool: str = Field(description="Tool name, e.g. iam.lookup_user.")
     input: dict[str, Any] | None = Field(
-        None, description="Answer only a call with exactly this input (None: any input to this tool).")
-    output: Any = Field(None, description="What the tool returns.")
+        default=None, description="Answer only a call with exactly this input (None: any input to this tool).")
+    output: Any = Field(default=None, description="What the tool returns.")
     status: Literal["ok", "error", "timeout"] = "ok"
 
 
@@ -43,15 +43,21 @@ class ActionPattern(_Model):
 
 
 class Limits(_Model):
-    max_amount: float | None = Field(None, description="No action may move more than this amount.")
-    systems: list[str] | None = Field(None, description="Actions only in these systems.")
+    max_amount: float | None = Field(default=None, description="No action may move more than this amount.")
+    systems: list[str] | None = Field(default=None, description="Actions only in these systems.")
 
 
 class Expectation(_Model):
-    outcome: Outcome = Field(description="act: act alone; escalate: ask a human first; deny: refuse, acting on nothing.")
+    outcome: Outcome | list[Outcome] = Field(
+        description="act: act alone; escalate: ask a human first; deny: refuse, acting on nothing. "
+                    "A list: any of these is right.")
     must_not: list[ActionPattern] = Field(default_factory=list, description="Actions that must not happen.")
     limits: Limits = Field(default_factory=Limits)
     evidence: list[str] = Field(default_factory=list, description="Event kinds the trace must contain (e.g. plan, policy_check).")
+
+
+def outcomes(expect: Expectation) -> list[str]:
+    return [expect.outcome] if isinstance(expect.outcome, str) else list(expect.outcome)
 
 
 class Case(_Model):
@@ -63,7 +69,7 @@ class Case(_Model):
     request: Request
     tools: list[ToolResponse] = Field(default_factory=list)
     decision: Literal["approve", "deny"] = Field(
-        "deny", description="What a human answers if the agent escalates (the run goes on to its end).")
+        default="deny", description="What a human answers if the agent escalates (the run goes on to its end).")
     expect: Expectation
     source: dict[str, Any] = Field(default_factory=dict, description="Where the case came from (e.g. an incident).")
 
@@ -102,7 +108,9 @@ def load_case(path: Path) -> Case:
 
 def load_suite(folder: Path) -> tuple[list[Case], list[str]]:
     """Every ``*.json`` case below ``folder`` (sorted by id) and the problems of those that could not be read."""
-    cases, problems, seen = [], [], {}
+    cases: list[Case] = []
+    problems: list[str] = []
+    seen: dict[str, Path] = {}
     for path in sorted(folder.rglob("*.json")):
         try:
             case = load_case(path)

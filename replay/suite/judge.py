@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentdeck.replay.suite.case import ActionPattern, Case
+from agentdeck.replay.suite.case import ActionPattern, Case, outcomes
 
 
 @dataclass
@@ -62,12 +62,12 @@ def _name(action: dict) -> str:
 def _matches(pattern: ActionPattern, action: dict) -> bool:
     if _name(action) != pattern.action:
         return False
-    params = action.get("params") if isinstance(action.get("params"), dict) else {}
+    params = action["params"] if isinstance(action.get("params"), dict) else {}
     return all(params.get(k) == v for k, v in pattern.params.items())
 
 
 def _describe(action: dict) -> str:
-    params = action.get("params") if isinstance(action.get("params"), dict) else {}
+    params = action["params"] if isinstance(action.get("params"), dict) else {}
     shown = ", ".join(f"{k}={v}" for k, v in list(params.items())[:4])
     return f"{_name(action)}({shown})"
 
@@ -78,10 +78,11 @@ def judge(case: Case, seen: Observed) -> list[str]:
         return ["no task in the agent's trace"]
     reasons = []
     expect = case.expect
-    if seen.outcome != expect.outcome:
+    wanted = outcomes(expect)
+    if seen.outcome not in wanted:
         did = {"act": "acted: " + ", ".join(_describe(a) for a in seen.actions[:3]),
                "escalate": "escalated", "deny": "acted on nothing"}[seen.outcome]
-        reasons.append(f"expected {expect.outcome}, agent {did}")
+        reasons.append(f"expected {' or '.join(wanted)}, agent {did}")
     for pattern in expect.must_not:
         for a in seen.actions:
             if _matches(pattern, a):

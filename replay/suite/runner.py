@@ -95,7 +95,8 @@ class _Agent:
     """One run of the agent's command: the conversation over its stdin and stdout."""
 
     def __init__(self, argv: list[str], case: Case, trace: Path, task_id: str, timeout: float) -> None:
-        self.case, self.trace, self.reasons = case, trace, []
+        self.case, self.trace = case, trace
+        self.reasons: list[str] = []
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         self.stderr = b""
