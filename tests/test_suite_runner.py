@@ -180,3 +180,13 @@ def test_a_task_with_nothing_decided_or_undone_is_not_a_case(sample_db, capsys):
         "SELECT task_id FROM tasks WHERE escalations = 0 AND compensations = 0 LIMIT 1").fetchone()[0]
     assert main(["evidence", "--db", str(sample_db), plain, "--format", "case"]) == 2
     assert "no human decision and no compensated action" in capsys.readouterr().err
+
+
+def test_the_committed_case_schema_is_current(capsys):
+    assert main(["suite", "schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    committed = json.loads((ROOT / "docs" / "suite-case-schema.json").read_text())
+    assert printed == committed, "docs/suite-case-schema.json is stale: run `agentdeck suite schema > docs/suite-case-schema.json`"
+    # Every bundled case validates against it, as any JSON Schema tool would check it.
+    for path in SUITE.glob("*.json"):
+        Case.model_validate_json(path.read_text())

@@ -44,6 +44,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI systems")
     run.set_defaults(_suite_run=run_suite_command)
+    schema = sub.add_parser("schema", help="print the case format's JSON Schema",
+                            description="Print the JSON Schema of a suite case (docs/suite-case-schema.json).")
+    schema.set_defaults(_suite_run=print_schema)
+
+
+def print_schema(args: argparse.Namespace) -> int:
+    from agentdeck.replay.suite.case import schema
+
+    print(json.dumps(schema(), indent=2))
+    return 0
 
 
 def _positive(text: str) -> int:
