@@ -64,8 +64,7 @@ async def test_replay_export_keeps_the_packet_inside_the_evidence_dir(tmp_path, 
     evil = "../../escaped/pwn"
     db = _store_with_task_id(tmp_path, evil)
     ev = tmp_path / "a" / "b" / "evidence"
-    monkeypatch.setenv("AGENTDECK_EVIDENCE_DIR", str(ev))
-    app = make_app(db)
+    app = make_app(db, evidence_dir=str(ev))
     async with app.run_test(size=(140, 40)) as pilot:
         app.open_replay(evil)
         for _ in range(2):
@@ -228,8 +227,7 @@ def test_canary_analysis_of_no_tasks_is_zero_counts(sample_db):
 async def test_replay_status_line_does_not_pass_escape_sequences(tmp_path, monkeypatch, make_app):
     evil = "task-0002" + OSC52
     db = _store_with_task_id(tmp_path, evil)
-    monkeypatch.setenv("AGENTDECK_EVIDENCE_DIR", str(tmp_path / "ev"))
-    app = make_app(db)
+    app = make_app(db, evidence_dir=str(tmp_path / "ev"))
     async with app.run_test(size=(140, 40)) as pilot:
         app.open_replay(evil)
         for _ in range(2):
@@ -304,9 +302,8 @@ async def test_replay_export_refuses_a_file_name_that_resolves_outside_the_evide
     """Belt and braces behind the slug: a symlink planted under the packet's name is not followed out."""
     ev = tmp_path / "ev"
     ev.mkdir()
-    monkeypatch.setenv("AGENTDECK_EVIDENCE_DIR", str(ev))
     (ev / packet_filename("task-0001", "20261124T150000Z")).symlink_to(tmp_path / "outside.md")
-    app = make_app(sample_db)
+    app = make_app(sample_db, evidence_dir=str(ev))
     async with app.run_test(size=(140, 40)) as pilot:
         app.open_replay("task-0001")
         for _ in range(2):
