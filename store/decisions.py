@@ -119,6 +119,7 @@ def decide(
                 )
             outcome = _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason)
         conn.execute("COMMIT")
+        audit.checkpoint(conn)  # anchor the new record outside the store (docs/evidence.md)
         return outcome
     except BaseException:
         if conn.in_transaction:
@@ -173,6 +174,7 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
             outcomes.append(_apply(conn, escalation_id, row, policy, by=EXPIRY_ACTOR, now=now,
                                    reason=_expiry_reason(policy)))
             conn.execute("COMMIT")
+            audit.checkpoint(conn)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -194,6 +196,7 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
             return False
         audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
         conn.execute("COMMIT")
+        audit.checkpoint(conn)
         return True
     except BaseException:
         if conn.in_transaction:

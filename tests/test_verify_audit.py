@@ -7,6 +7,7 @@ import pytest
 from agentdeck.console.cli import main
 from agentdeck.store import audit
 from agentdeck.store.db import connect
+from agentdeck.store.txn import atomic
 
 
 @pytest.fixture
@@ -14,9 +15,10 @@ def trail(tmp_path):
     path = tmp_path / "a.db"
     conn = connect(path)
     for i in range(5):
-        conn.execute("BEGIN IMMEDIATE")
-        audit.append(conn, ts=100.0 + i, actor="maria", kind="decision", subject=f"esc-{i}", detail={"decision": "approve"})
-        conn.execute("COMMIT")
+        with atomic(conn):
+            audit.append(conn, ts=100.0 + i, actor="maria", kind="evidence.export", subject=f"task-{i}",
+                         detail={"format": "json"})
+        audit.checkpoint(conn)
     yield path, conn
     conn.close()
 
@@ -30,11 +32,11 @@ def test_intact_trail(trail, capsys):
 
 def test_edit_is_reported(trail, capsys):
     path, conn = trail
-    conn.execute("UPDATE audit SET detail = '{\"decision\":\"deny\"}' WHERE id = 3")
+    conn.execute("UPDATE audit SET detail = '{\"format\":\"md\"}' WHERE id = 3")
     _, problems = audit.verify(conn)
     assert [(p.record_id, "edited" in p.what) for p in problems] == [(3, True)]
     assert main(["verify", "--db", str(path)]) == 1
-    assert "record 3: contents do not match its hash (edited)" in capsys.readouterr().out
+    assert "record 3: contents do not match its signature (edited)" in capsys.readouterr().out
 
 
 def test_delete_in_the_middle_is_reported(trail):
