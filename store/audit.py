@@ -202,7 +202,12 @@ def _walk(conn: sqlite3.Connection, key: anchor.Key | None, report: Report) -> d
         mine = key.key_id if key else "none"
         report.unchecked.append(f"records are signed with key {', '.join(sorted(other_keys))}, not with the key at "
                                 f"{report.key_path} ({mine}): the wrong key file? (pass --key)")
-    if unsigned:
+    if key is not None and report.records and not signed:
+        problems.append(Problem(None, f"none of the {report.records} records is signed, though the audit key at "
+                                      f"{report.key_path} exists and every record is signed once a store has its key: "
+                                      "rewritten by someone without the key (or that key belongs to another store: "
+                                      "pass --key)"))
+    elif unsigned:
         span = f"record {unsigned[0]}" if len(unsigned) == 1 else f"records {unsigned[0]}..{unsigned[-1]}"
         report.notes.append(f"{span} predate signing: their hash chain is checked, but they are not anchored "
                             "(whoever can write the store could rewrite them)")
