@@ -71,3 +71,33 @@ def test_append_outside_a_transaction_is_refused(trail):
 
 def test_no_store_is_exit_2(tmp_path, capsys):
     assert main(["verify", "--db", str(tmp_path / "none.db")]) == 2
+
+
+def test_a_trail_from_before_signing_verifies_and_says_it_is_not_anchored(tmp_path, monkeypatch, capsys):
+    """A store upgraded from an unsigned trail: old records keep their sha256, new ones are signed."""
+    path = tmp_path / "old.db"
+    conn = connect(path)
+    with monkeypatch.context() as m:
+        m.setattr(audit, "_store_key", lambda conn: None)  # how the previous release wrote records
+        for i in range(2):
+            with atomic(conn):
+                audit.append(conn, ts=10.0 + i, actor="old", kind="evidence.export", subject=f"t-{i}", detail={})
+    assert not (tmp_path / "audit.key").exists()
+    assert main(["verify", "--db", str(path)]) == 0  # no key yet: the chain is all there is
+    with atomic(conn):
+        audit.append(conn, ts=20.0, actor="new", kind="evidence.export", subject="t-2", detail={})
+    audit.checkpoint(conn)
+    assert conn.execute("SELECT hash FROM audit WHERE id = 3").fetchone()[0].startswith("hmac:")
+    assert main(["verify", "--db", str(path)]) == 0
+    assert "records 1..2 predate signing" in capsys.readouterr().out
+    # Rewriting an old record means recomputing the chain, and the signed record after it then fails.
+    conn.execute("UPDATE audit SET actor = 'someone' WHERE id = 1")
+    prev = audit.GENESIS
+    for rec_id in (1, 2):
+        r = conn.execute("SELECT ts, actor, kind, subject, detail FROM audit WHERE id = ?", (rec_id,)).fetchone()
+        h = audit._digest(prev, rec_id, *tuple(r))
+        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev, h, rec_id))
+        prev = h
+    conn.execute("UPDATE audit SET prev_hash = ? WHERE id = 3", (prev,))
+    assert main(["verify", "--db", str(path)]) == 1
+    assert "record 3: contents do not match its signature (edited)" in capsys.readouterr().out
