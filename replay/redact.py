@@ -38,7 +38,7 @@ _SECRET_WORDS = frozenset({
     "password", "passwords", "passwd", "pwd", "pw", "passphrase", "secret", "secrets", "token", "apikey",
     "credential", "credentials", "creds", "cookie", "cookies", "session", "sessionid", "sessiontoken",
     "authorization", "signature", "privatekey", "secretkey", "accesskey", "jwt", "bearer", "otp", "cvv", "cvc",
-    "pin", "passcode", "sid",
+    "pin", "passcode",
 })
 # Two adjacent words that name a secret together (``api_key``, ``private-key``, ``auth header``).
 _SECRET_PAIRS = frozenset({

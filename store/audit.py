@@ -269,6 +269,8 @@ def check(conn: sqlite3.Connection, *, key_file: str | Path | None = None,
         key = anchor.load_key(report.key_path)
     except anchor.AnchorError as exc:
         report.unchecked.append(str(exc))
+    if key is not None and key.loosely_readable:
+        report.notes.append(f"the audit key {key.path} can be read by other users: make it private (chmod 600)")
     hashes = _walk(conn, key, report)
     _check_checkpoints(key, hashes, report)
     report.problems += crosscheck(conn)
