@@ -24,11 +24,14 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import threading
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from pathlib import Path
+
+from agentdeck.store.txn import StoreError
 
 ENV_KEY = "AGENTDECK_AUDIT_KEY"
 ENV_CHECKPOINTS = "AGENTDECK_AUDIT_CHECKPOINTS"
@@ -38,8 +41,18 @@ _lock = threading.Lock()
 _cache: dict[str, Key] = {}
 
 
-class AnchorError(Exception):
-    """The key or the checkpoint file cannot be used; the message says why and what to do."""
+class AnchorError(StoreError):
+    """The audit key cannot be used; the message says why and what to do.
+
+    A ``StoreError`` (so a ``sqlite3.Error``): an audited write that cannot be signed fails like any store
+    write the operator must fix, and the screens that report store errors report this one too.
+    """
+
+    what = "the audit key cannot be used"
+
+    def __init__(self, message: str) -> None:
+        self.detail, self.path = message, None
+        sqlite3.OperationalError.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,15 @@ def key_for_writing(path: Path | None) -> Key | None:
     key = load_key(path)
     if key is not None:
         return key
+    try:
+        _create(path)
+    except OSError as exc:
+        raise AnchorError(f"cannot create the audit key {path}: {exc.strerror or exc}; make its folder writable "
+                          f"or point ${ENV_KEY} at a writable place") from None
+    return load_key(path)
+
+
+def _create(path: Path) -> None:
     with _lock:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +152,6 @@ def key_for_writing(path: Path | None) -> Key | None:
                 pass
             finally:
                 os.unlink(tmp)
-    return load_key(path)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------

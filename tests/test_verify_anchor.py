@@ -237,3 +237,16 @@ def test_an_untouched_packet_verifies_without_the_store_with_the_key(sample_db, 
     key = sample_db.parent / "audit.key"
     rc = main(["verify", "--db", str(tmp_path / "none.db"), "--key", str(key), "--packet", str(out)])
     assert rc == 0 and "signed with audit key" in capsys.readouterr().out
+
+
+def test_a_decision_that_cannot_be_signed_is_not_recorded_and_says_why(esc_db, tmp_path, monkeypatch):
+    from agentdeck.store.anchor import AnchorError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("AGENTDECK_AUDIT_KEY", str(blocker / "audit.key"))
+    conn = connect(esc_db)
+    with pytest.raises(AnchorError, match="cannot create the audit key .*not-a-folder/audit.key"):
+        decide(conn, "esc-t-low", "deny", by="op", reason="r", now=FIXED_NOW)
+    row = conn.execute("SELECT status FROM escalations WHERE escalation_id = 'esc-t-low'").fetchone()
+    assert row[0] == "pending" and conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
