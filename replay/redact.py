@@ -81,7 +81,8 @@ _BUILTIN_PATTERNS: list[tuple[str, str]] = [
 ]
 # Card numbers: 13–19 digits (spaces or dashes between groups) with a card network's prefix; masked only if
 # the Luhn check passes, so an order number or a millisecond timestamp stays.
-_CARD = re.compile(r"(?<![\d-])(?:3[47]|4|5[1-5]|2[2-7]|6(?:011|5)|35|3[068])(?:[ -]?\d){9,18}(?![\d-])")
+# Standing alone: digits inside a hash, a UUID or an id (``ab4532…cd``, ``act-4111…``) are not a card.
+_CARD = re.compile(r"(?<![\w-])(?:3[47]|4|5[1-5]|2[2-7]|6(?:011|5)|35|3[068])(?:[ -]?\d){9,18}(?![\w-])")
 
 
 def luhn_ok(digits: str) -> bool:

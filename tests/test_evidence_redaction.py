@@ -183,3 +183,10 @@ def test_reveal_of_nothing_records_nothing(sample_db):
     with pytest.raises(RevealError, match="no event"):
         reveal(conn, event_id=10**9, path=[], by="maria", now=FIXED_NOW)
     assert audit.head(conn) == before
+
+
+def test_card_shaped_digits_inside_a_hash_or_an_id_are_kept():
+    inside = {"hash": "ab4532015112830366cd", "id": "act-4532015112830366", "uuid": "x4532015112830366"}
+    assert luhn_ok("4532015112830366")
+    assert redact(inside) == (inside, 0)
+    assert redact({"note": "card 4532015112830366, thanks"})[0]["note"] == f"card {MARK}, thanks"
