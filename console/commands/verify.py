@@ -50,6 +50,9 @@ def _packet(args: argparse.Namespace) -> int:
         print(f"agentdeck verify: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     db = config.db_path(args.db)
+    if args.key and not Path(args.key).is_file():
+        print(f"agentdeck verify: no audit key at {args.key}", file=sys.stderr)
+        return 2
     try:
         key = anchor.load_key(anchor.key_path(db, args.key))
     except anchor.AnchorError as exc:
@@ -83,9 +86,13 @@ def _packet(args: argparse.Namespace) -> int:
         return 2
     signed = f"signed with audit key {check.signed_by}" if check.signed_by else "unsigned"
     against = f"; exported from {db} and its audit head is in the trail" if conn is not None else \
-        " (no store to check the export against)"
+        "; no store to check the export against"
     print(f"OK: {path} is intact (digest matches, {signed}{against})")
     return 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _trail(args: argparse.Namespace) -> int:
@@ -102,8 +109,8 @@ def _trail(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if report.problems:
-        print(f"TAMPERED: the audit trail in {db} is broken ({len(report.problems)} problem(s) in "
-              f"{report.records} records)")
+        print(f"TAMPERED: the audit trail in {db} is broken ({_n(len(report.problems), 'problem')} in "
+              f"{_n(report.records, 'record')})")
         for p in report.problems:
             where = f"record {p.record_id}" if p.record_id is not None else "trail"
             print(f"  - {where}: {p.what}")
@@ -111,13 +118,13 @@ def _trail(args: argparse.Namespace) -> int:
             print(f"  - not checked: {u}")
         return 1
     if report.unchecked:
-        print(f"CANNOT CHECK: the audit trail in {db} could not be fully checked ({report.records} records)")
+        print(f"CANNOT CHECK: the audit trail in {db} could not be fully checked ({_n(report.records, 'record')})")
         for u in report.unchecked:
             print(f"  - {u}")
         return 2
-    anchored = (f", signatures checked with {report.key_path}, {report.checkpoints} checkpoints matched"
+    anchored = (f", signatures checked with {report.key_path}, {_n(report.checkpoints, 'checkpoint')} matched"
                 if report.checkpoints else "")
-    print(f"OK: the audit trail in {db} is intact ({report.records} records, hash chain and head verified{anchored}; "
+    print(f"OK: the audit trail in {db} is intact ({_n(report.records, 'record')}, hash chain and head verified{anchored}; "
           "every decision and compensation in the store has its record)")
     for n in report.notes:
         print(f"  note: {n}")
