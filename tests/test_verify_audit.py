@@ -101,3 +101,17 @@ def test_a_trail_from_before_signing_verifies_and_says_it_is_not_anchored(tmp_pa
     conn.execute("UPDATE audit SET prev_hash = ? WHERE id = 3", (prev,))
     assert main(["verify", "--db", str(path)]) == 1
     assert "record 3: contents do not match its signature (edited)" in capsys.readouterr().out
+
+
+def test_a_checkpoint_inside_an_open_transaction_never_anchors_a_record_that_rolls_back(tmp_path):
+    conn = connect(tmp_path / "c.db")
+    with pytest.raises(KeyError):
+        with atomic(conn):
+            audit.append(conn, ts=1.0, actor="a", kind="evidence.export", subject="t", detail={})
+            audit.checkpoint(conn)  # too early: skipped
+            raise KeyError("the act failed after its record was appended")
+    assert not (tmp_path / "audit-checkpoints.log").exists() or (tmp_path / "audit-checkpoints.log").read_text() == ""
+    with atomic(conn):
+        audit.append(conn, ts=2.0, actor="b", kind="evidence.export", subject="t", detail={})
+    audit.checkpoint(conn)
+    assert audit.verify(conn) == (1, [])
