@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdeck.store import anchor
-from agentdeck.store.txn import store_path
+from agentdeck.store.txn import atomic, store_path
 
 GENESIS = "0" * 64
 SIGNED_PREFIX = "hmac:"
@@ -216,22 +216,30 @@ def _walk(conn: sqlite3.Connection, key: anchor.Key | None, report: Report) -> d
     return hashes
 
 
-def _check_checkpoints(key: anchor.Key | None, hashes: dict[int, str], report: Report) -> None:
+def _read_checkpoints(report: Report) -> list[anchor.Checkpoint] | None:
+    """The checkpoint file's lines (None: no file). Read *before* the store: every checkpoint is written after
+    its record commits, so each one read here names a record the store's snapshot taken next must hold."""
     path = report.checkpoints_path
-    signed = any(h.startswith(SIGNED_PREFIX) for h in hashes.values())
-    if path is None:
-        return
-    if not path.exists():
-        if signed:
-            report.problems.append(Problem(None, f"the checkpoint file {path} is missing although the trail is "
-                                                 "signed (deleted? if you keep a copy elsewhere, pass --checkpoints)"))
-        return
+    if path is None or not path.exists():
+        return None
     try:
         found, bad = anchor.read_checkpoints(path)
     except OSError as exc:
         report.unchecked.append(f"cannot read the checkpoint file {path}: {exc.strerror or exc}")
-        return
+        return []
     report.problems += [Problem(None, f"checkpoint file {path}: {b}") for b in bad]
+    return found
+
+
+def _check_checkpoints(key: anchor.Key | None, found: list[anchor.Checkpoint] | None, hashes: dict[int, str],
+                       report: Report) -> None:
+    signed = any(h.startswith(SIGNED_PREFIX) for h in hashes.values())
+    if found is None:
+        if signed and report.checkpoints_path is not None:
+            report.problems.append(Problem(None, f"the checkpoint file {report.checkpoints_path} is missing although "
+                                                 "the trail is signed (deleted? if you keep a copy elsewhere, pass "
+                                                 "--checkpoints)"))
+        return
     if key is None:
         if found:
             report.unchecked.append(f"{len(found)} checkpoints cannot be checked without the audit key")
@@ -273,9 +281,13 @@ def check(conn: sqlite3.Connection, *, key_file: str | Path | None = None,
         report.unchecked.append(str(exc))
     if key is not None and key.loosely_readable:
         report.notes.append(f"the audit key {key.path} can be read by other users: make it private (chmod 600)")
-    hashes = _walk(conn, key, report)
-    _check_checkpoints(key, hashes, report)
-    report.problems += crosscheck(conn)
+    checkpoints = _read_checkpoints(report)
+    # One read snapshot for the trail, the head and the rows it is about: a decision committed by a console
+    # meanwhile is either wholly in it (row and record) or wholly not.
+    with atomic(conn, immediate=False):
+        hashes = _walk(conn, key, report)
+        report.problems += crosscheck(conn)
+    _check_checkpoints(key, checkpoints, hashes, report)
     return report
 
 

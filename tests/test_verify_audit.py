@@ -115,3 +115,37 @@ def test_a_checkpoint_inside_an_open_transaction_never_anchors_a_record_that_rol
         audit.append(conn, ts=2.0, actor="b", kind="evidence.export", subject="t", detail={})
     audit.checkpoint(conn)
     assert audit.verify(conn) == (1, [])
+
+
+def test_verify_while_a_console_keeps_recording_reports_no_false_tampering(tmp_path):
+    """Records and checkpoints committed during a check are wholly in its snapshot or wholly not."""
+    import threading
+
+    path = tmp_path / "busy.db"
+    writer = connect(path)
+    with atomic(writer):
+        audit.append(writer, ts=0.0, actor="w", kind="evidence.export", subject="t", detail={})
+    audit.checkpoint(writer)
+    done = threading.Event()
+
+    def record() -> None:
+        conn = connect(path)
+        try:
+            for i in range(150):
+                with atomic(conn):
+                    audit.append(conn, ts=1.0 + i, actor="w", kind="evidence.export", subject=f"t-{i}", detail={})
+                audit.checkpoint(conn)
+        finally:
+            conn.close()
+            done.set()
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    reader = connect(path, readonly=True)
+    checks = 0
+    while not done.is_set() or checks == 0:
+        report = audit.check(reader)
+        assert report.problems == [] and report.unchecked == [], report.problems
+        checks += 1
+    thread.join(timeout=60)
+    assert audit.check(reader).records == 151
