@@ -12,7 +12,9 @@ record must still match its row:
   undone has a successful attempt or the agent's ``compensation`` event;
 * a record whose escalation or compensation row is gone is tampering, unless
   the task was archived by pruning: a row in ``archived_tasks`` (or
-  ``archives``) with that ``task_id`` says where it went.
+  ``archives``) with that ``task_id`` says where it went. An archived task's
+  agent-relayed decisions and compensations are not required to have their
+  events in the store any more (they went to the archive).
 
 What this cannot see: someone who rewrites a row, its record *and* holds the
 key (see docs/evidence.md).
@@ -136,6 +138,7 @@ def _decisions(conn: sqlite3.Connection, decisions: dict[str, tuple], archived: 
             problems.append(Problem(rec_id, f"decides escalation {eid}, which is gone from the store "
                                             "(deleted, and not archived by pruning)"))
     # Decided without a record of ours: only an agent's own decision, relayed in its trace, may do that.
+    unrecorded = [r for r in unrecorded if r["task_id"] not in archived]  # its events may be in the archive now
     relayed = _events_of(conn, "decision", {r["task_id"] for r in unrecorded})
     for row in unrecorded:
         eid = row["escalation_id"]
@@ -188,7 +191,7 @@ def _compensations(conn: sqlite3.Connection, requested: dict, results: dict, arc
     undone = conn.execute(
         "SELECT action_id, task_id, compensated_by, compensated_at FROM actions WHERE compensated_at IS NOT NULL"
     ).fetchall()
-    by_agent = [a for a in undone if a["action_id"] not in ok_actions]
+    by_agent = [a for a in undone if a["action_id"] not in ok_actions and a["task_id"] not in archived]
     reported = _events_of(conn, "compensation", {a["task_id"] for a in by_agent})
     for a in by_agent:
         backed = any(str(e.get("action_id")) == a["action_id"] and e.get("by") == a["compensated_by"]

@@ -250,3 +250,15 @@ def test_a_decision_that_cannot_be_signed_is_not_recorded_and_says_why(esc_db, t
         decide(conn, "esc-t-low", "deny", by="op", reason="r", now=FIXED_NOW)
     row = conn.execute("SELECT status FROM escalations WHERE escalation_id = 'esc-t-low'").fetchone()
     assert row[0] == "pending" and conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
+
+
+def test_an_archived_tasks_relayed_decision_needs_no_event_in_the_store(sample_db, capsys):
+    """Pruning moves a task's events to an archive: its agent-relayed decision is then vouched for by the archive."""
+    conn = connect(sample_db)
+    eid, task_id = conn.execute("SELECT escalation_id, task_id FROM escalations WHERE status != 'pending' LIMIT 1").fetchone()
+    conn.execute("DELETE FROM events WHERE task_id = ?", (task_id,))
+    assert _verify(sample_db) == 1
+    assert f"escalation {eid} is" in capsys.readouterr().out
+    conn.execute("CREATE TABLE archives (task_id TEXT, archive TEXT, sha256 TEXT)")
+    conn.execute("INSERT INTO archives VALUES (?, 'a.jsonl.gz', 'x')", (task_id,))
+    assert _verify(sample_db) == 0
