@@ -257,6 +257,28 @@ def _record_result(conn: sqlite3.Connection, plan: Plan, attempt: int, outcome: 
     audit.checkpoint(conn)
 
 
+def mask_stored_plans(conn: sqlite3.Connection) -> int:
+    """Mask secrets in compensation rows stored before plans were stored masked; returns how many rows changed.
+
+    Idempotent (a masked row has nothing left to mask). Audit records are not touched: they never held headers.
+    """
+    changed = 0
+    with atomic(conn):
+        rows = conn.execute("SELECT id, plan, response_body, error, target FROM compensations").fetchall()
+        for row_id, plan_text, body, error, target in rows:
+            try:
+                plan, hidden = redact(json.loads(plan_text))
+                new_plan = json.dumps(plan, default=str) if hidden else plan_text
+            except ValueError:  # not JSON: mask it as text
+                new_plan, hidden = redact_text(plan_text)
+            texts = [redact_text(t) if t else (t, 0) for t in (body, error, target)]
+            if hidden or any(n for _, n in texts):
+                conn.execute("UPDATE compensations SET plan = ?, response_body = ?, error = ?, target = ? WHERE id = ?",
+                             (new_plan, *(t for t, _ in texts), row_id))
+                changed += 1
+    return changed
+
+
 def commit(
     conn: sqlite3.Connection,
     plan: Plan,

@@ -16,6 +16,7 @@ Two nets:
 
 The structure is kept (a masked string stays a string, a list keeps its
 length), so a redacted event still validates and a packet still reads.
+Masking is idempotent: masking masked text finds nothing more.
 
 The policy is a pydantic model, so operator settings can carry it:
 ``RedactionPolicy(extra_keys=["ssn"], extra_patterns=[r"ACME-\\d{8}"])``
@@ -75,9 +76,9 @@ _BUILTIN_PATTERNS: list[tuple[str, str]] = [
     (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", MARK),
     (r"\b(sk|rk|pk)[-_](live|test|proj|ant)?[-_]?[A-Za-z0-9_-]{16,}", MARK),
     (r"\bAIza[0-9A-Za-z_-]{35}\b", MARK),
-    (r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@", r"\1:" + MARK + "@"),
+    (r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):(?!\[REDACTED\]@)[^\s@/]+@", r"\1:" + MARK + "@"),
     (r"(?i)\b(password|passwd|pwd|secret|secret[_-]?key|token|api[_-]?key|apikey|access[_-]?token|client[_-]?secret"
-     r"|session(?:[_-]?id)?|sid)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;\"']+)", r"\1\2" + MARK),
+     r"|session(?:[_-]?id)?|sid)(\s*[=:]\s*)(?!\[REDACTED\])(\"[^\"]*\"|'[^']*'|[^\s&,;\"']+)", r"\1\2" + MARK),
 ]
 # Card numbers: 13–19 digits (spaces or dashes between groups) with a card network's prefix; masked only if
 # the Luhn check passes, so an order number or a millisecond timestamp stays.
@@ -168,8 +169,8 @@ class RedactionPolicy(BaseModel):
                 return {k: mask_all(item) for k, item in v.items()}
             if isinstance(v, (list, tuple)):
                 return [mask_all(i) for i in v]
-            if isinstance(v, bool) or v is None or v == "":
-                return v  # nothing secret in a flag or an absent value
+            if isinstance(v, bool) or v is None or v == "" or v == MARK:
+                return v  # nothing secret in a flag or an absent value; masked already
             if isinstance(v, (str, int, float)):
                 count += 1
                 return MARK

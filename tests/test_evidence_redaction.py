@@ -190,3 +190,18 @@ def test_card_shaped_digits_inside_a_hash_or_an_id_are_kept():
     assert luhn_ok("4532015112830366")
     assert redact(inside) == (inside, 0)
     assert redact({"note": "card 4532015112830366, thanks"})[0]["note"] == f"card {MARK}, thanks"
+
+
+def test_rows_stored_in_clear_before_are_masked_once(sample_db):
+    conn = connect(sample_db)
+    clear = {"kind": "http", "method": "POST", "url": "http://127.0.0.1:9/c", "body": None, "handler": None,
+             "args": {}, "idempotency_key": "k", "headers": {"Authorization": "Bearer old-token-0123456789",
+                                                             "Idempotency-Key": "k"}}
+    conn.execute("""INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target, plan,
+                    idempotency_key, status) VALUES ('act-x', 'task-x', 1, 'old', 1.0, 'POST http://u:pw@h/c', ?,
+                    'k', 'failed')""", (json.dumps(clear),))
+    assert compensate.mask_stored_plans(conn) == 1
+    row = conn.execute("SELECT plan, target FROM compensations WHERE action_id = 'act-x'").fetchone()
+    assert "old-token" not in row["plan"] and json.loads(row["plan"])["headers"]["Idempotency-Key"] == "k"
+    assert ":pw@" not in row["target"]
+    assert compensate.mask_stored_plans(conn) == 0  # nothing left to mask
