@@ -126,8 +126,11 @@ def _summary(packet: dict) -> list[str]:
 def _timeline(packet: dict) -> list[str]:
     out = ["## Timeline", ""]
     steps = packet.get("timeline") or []
+    day = _when(packet["task"].get("started")).split(" ")[0]
     for n, s in enumerate(steps, 1):
-        at = _when(s.get("ts")).split(" ")[-1] if s.get("ts") else "--:--:--"
+        at = _when(s.get("ts")) if s.get("ts") else "--:--:--"
+        if at.startswith(day + " "):  # the date only when it is not the task's first day
+            at = at.split(" ")[-1]
         seq = f"seq {s['seq']}" if s.get("seq") is not None else "gap"
         out.append(f"{n}. {at} ({seq}) {md(s.get('title', ''))}")
     if not steps:

@@ -179,3 +179,16 @@ def test_a_packet_from_the_renderer_before_the_summary_still_verifies(sample_db)
     assert "## Summary" not in old
     assert verify_packet(old, conn) == []
     assert verify_packet(old.replace("- Secrets redacted:", "- Secrets  redacted:"), conn) != []
+
+
+def test_the_timeline_shows_the_date_of_a_step_on_another_day(sample_db):
+    conn = connect(sample_db)
+    row = conn.execute("SELECT id, payload FROM events WHERE task_id = 'task-0001' AND kind = 'task_end'").fetchone()
+    event = json.loads(row["payload"])
+    event["ts"] = "2026-11-25T08:00:00.000Z"
+    from datetime import datetime
+
+    next_day = datetime.fromisoformat("2026-11-25T08:00:00+00:00").timestamp()
+    conn.execute("UPDATE events SET payload = ?, ts = ? WHERE id = ?", (json.dumps(event), next_day, row["id"]))
+    text, _ = export(conn, "task-0001", fmt="md", out=None, operator="auditor", now=FIXED_NOW)
+    assert "1. 09:00:55Z (seq 0)" in text and "10. 2026-11-25 08:00:00Z (seq 9) end: success" in text
