@@ -12,7 +12,7 @@ import importlib
 import sqlite3
 import sys
 
-COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor"]
+COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor", "prune", "stats"]
 
 
 def common(parser: argparse.ArgumentParser) -> None:

@@ -181,7 +181,7 @@ def run_prune(
 
     started = time.perf_counter()
     own = not isinstance(db, sqlite3.Connection)
-    conn = connect(db) if own else db  # type: ignore[arg-type]
+    conn: sqlite3.Connection = db if isinstance(db, sqlite3.Connection) else connect(db)
     try:
         now = time.time() if now is None else now
         db_path = store_path(conn)
@@ -319,7 +319,8 @@ def _delete(conn: sqlite3.Connection, rows: Iterable[tuple], policy: RetentionPo
     """Delete recorded tasks' rows, a few thousand events a transaction; each task re-checked first."""
     pending = list(rows)
     while pending:
-        chunk, size = [], 0
+        chunk: list[tuple] = []
+        size = 0
         while pending and (not chunk or size + pending[0][2] <= DELETE_EVENTS):
             chunk.append(pending.pop(0))
             size += chunk[-1][2]
