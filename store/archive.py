@@ -293,3 +293,26 @@ def _not_yet_stored(conn: sqlite3.Connection, parsed: list) -> list:
         else:
             kept.append((e, payload))
     return kept
+
+
+def restore_paths(conn: sqlite3.Connection, paths: list[Path], totals, say) -> tuple[list[Path], bool]:
+    """For ``agentdeck ingest``: restore the archives among ``paths``; returns the paths left for the tailer.
+
+    ``totals`` (a ``TailStats``) is added to; ``say`` reports a damaged
+    archive (what was read before the damage is kept). A folder stays in the
+    list: the tailer reads its *.jsonl files and leaves *.gz alone.
+    """
+    failed = False
+    for path in archives_in(paths):
+        try:
+            got = restore(conn, path)
+        except (ArchiveError, OSError) as exc:
+            say(str(exc))
+            failed = True
+            continue
+        totals.events += got.events
+        totals.rejects += got.rejects
+        totals.tasks |= got.tasks
+        if got.skipped:
+            say(f"{path}: {got.skipped} events were already in the store (not stored again)")
+    return [p for p in paths if not (is_archive(p) and not p.is_dir())], failed

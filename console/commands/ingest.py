@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     totals = TailStats()
     started = time.perf_counter()
+    # Archives `agentdeck prune` wrote (*.jsonl.gz): read back here, each line stored once (store/archive.py).
+    from agentdeck.store.archive import restore_paths
+
+    paths, archives_failed = restore_paths(conn, paths, totals, say)
     backlog = _total_bytes(paths)
     pool = None
     if backlog > BULK_BYTES and args.workers != 0:
@@ -156,4 +160,4 @@ def run(args: argparse.Namespace) -> int:
         say(tail.describe())
     # (Problems were printed above; a follow run's are transient and end with Ctrl-C.)
     unreadable = bool(tailer.problems) and not args.follow
-    return 1 if missing or unreadable or tails else 0
+    return 1 if missing or unreadable or tails or archives_failed else 0
