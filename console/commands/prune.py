@@ -63,11 +63,11 @@ def report_dict(r) -> dict:
     }
 
 
-def print_report(r, *, list_tasks: bool = False, out=sys.stdout) -> None:
+def print_report(r, *, list_tasks: bool = False, out=None) -> None:
     from agentdeck.console.safe import clean
 
     def say(text: str) -> None:
-        print(text, file=out)
+        print(text, file=out or sys.stdout)
 
     verb = "would remove" if r.dry_run else "removed"
     say(f"{verb} {r.removed_tasks:,} tasks ({r.removed_events:,} events; {r.notable_removed:,} of them notable)"
