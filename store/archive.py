@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -167,7 +168,7 @@ def read_task(found: ArchivedTask, archive: Path | None = None) -> list[str]:
             f.seek(found.member_offset or 0)
             member = f.read(found.member_length or 0)
         data = gzip.decompress(member)
-    except OSError as exc:  # includes gzip.BadGzipFile
+    except (OSError, zlib.error) as exc:  # includes gzip.BadGzipFile
         raise ArchiveError(f"cannot read {found.task_id}'s archive {path}: {exc}") from None
     except EOFError:
         raise ArchiveError(f"{path} is cut short where {found.task_id} should be") from None
@@ -225,6 +226,33 @@ def archives_in(paths: list[Path]) -> list[Path]:
     return out
 
 
+def members(f, chunk: int = 1 << 20):
+    """The uncompressed bytes of each gzip member of ``f``, each only once its CRC and length checked out.
+
+    So a damaged member contributes nothing (not even its first lines): its
+    damage is found before any of it is used. Raises ``zlib.error`` or
+    ``EOFError`` (cut short) at the first bad member.
+    """
+    d = zlib.decompressobj(wbits=31)
+    parts: list[bytes] = []
+    started = False
+    while True:
+        data = f.read(chunk)
+        if not data:
+            break
+        while data:
+            started = True
+            parts.append(d.decompress(data))
+            if not d.eof:
+                break
+            yield b"".join(parts)
+            parts, started = [], False
+            data = d.unused_data
+            d = zlib.decompressobj(wbits=31)
+    if started:
+        raise EOFError("the last gzip member is cut short")
+
+
 def restore(conn: sqlite3.Connection, path: Path, *, post_commit: list | None = None) -> RestoreStats:
     """Ingest an archive: each line is stored unless the store already holds it.
 
@@ -252,6 +280,9 @@ def restore(conn: sqlite3.Connection, path: Path, *, post_commit: list | None = 
         for r in rejects:
             r.error = f"{path.name}: {r.error}"
         result = apply_batch(conn, None, kept, rejects)
+        if result.escalations:
+            with atomic(conn):
+                apply_audited_decisions(conn, conn, result.escalations)
         stats.events += result.events
         stats.rejects += result.rejects
         stats.tasks |= result.tasks
@@ -260,19 +291,49 @@ def restore(conn: sqlite3.Connection, path: Path, *, post_commit: list | None = 
         batch.clear()
 
     try:
-        with gzip.open(path, "rb") as f:
-            for raw in f:
-                data = raw.rstrip(b"\r\n")
-                if data.strip():
-                    batch.append(Line(offset, data))
-                offset += len(raw)
-                if len(batch) >= RESTORE_BATCH:
-                    flush()
+        with open(path, "rb") as f:
+            for member in members(f):
+                for raw in member.splitlines(keepends=True):
+                    data = raw.rstrip(b"\r\n")
+                    if data.strip():
+                        batch.append(Line(offset, data))
+                    offset += len(raw)
+                    if len(batch) >= RESTORE_BATCH:
+                        flush()
         flush()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         flush()  # what was read before the damage is stored
-        raise ArchiveError(f"{path}: {exc or 'cut short'} (after {offset} uncompressed bytes)") from None
+        raise ArchiveError(f"{path}: damaged after {offset} uncompressed bytes ({exc or 'cut short'}); "
+                           "everything before that was read") from None
     return stats
+
+
+def apply_audited_decisions(target: sqlite3.Connection, trail: sqlite3.Connection, escalation_ids: list[str]) -> int:
+    """Give still-pending escalations in ``target`` the decisions ``trail``'s audit trail recorded for them.
+
+    A decision made in the console was never a trace event, so an archive
+    does not hold it; the audit trail (never pruned) does. Delivery state is
+    left empty: the decision was delivered (or given up on) before the task
+    could be pruned, so nothing is sent again. Returns how many were applied.
+    """
+    applied = 0
+    for i in range(0, len(escalation_ids), 500):
+        chunk = escalation_ids[i:i + 500]
+        for actor, ts, subject, detail in trail.execute(
+            f"SELECT actor, ts, subject, detail FROM audit WHERE kind = 'decision' AND subject IN "
+            f"({','.join('?' * len(chunk))}) ORDER BY id", chunk,
+        ).fetchall():
+            try:
+                d = json.loads(detail)
+            except ValueError:
+                continue
+            status = {"approve": "approved", "deny": "denied"}.get(d.get("decision"), "expired")
+            applied += target.execute(
+                "UPDATE escalations SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?, "
+                "idempotency_key = ? WHERE escalation_id = ? AND status = 'pending'",
+                (status, actor, ts, d.get("reason", ""), d.get("idempotency_key"), subject),
+            ).rowcount
+    return applied
 
 
 def _not_yet_stored(conn: sqlite3.Connection, parsed: list) -> list:

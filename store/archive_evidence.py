@@ -13,13 +13,12 @@ are not rebuilt as rows: their audit records are in the packet.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 from pathlib import Path
 
 from agentdeck.store import audit
-from agentdeck.store.archive import ArchiveError, ArchivedTask, describe, locate, read_task
+from agentdeck.store.archive import ArchiveError, ArchivedTask, apply_audited_decisions, describe, locate, read_task
 from agentdeck.store.txn import atomic
 
 
@@ -44,13 +43,8 @@ def _scratch(conn: sqlite3.Connection, found: ArchivedTask, lines: list[str]) ->
                            f"WHERE subject IN ({marks}) ORDER BY id", subjects).fetchall()
     with atomic(tmp):
         tmp.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [tuple(r) for r in records])
-        for r in records:  # the console's decisions were never events: the audit trail holds them
-            if r["kind"] != "decision":
-                continue
-            detail = json.loads(r["detail"])
-            status = {"approve": "approved", "deny": "denied"}.get(detail.get("decision"), "expired")
-            tmp.execute("UPDATE escalations SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ? "
-                        "WHERE escalation_id = ?", (status, r["actor"], r["ts"], detail.get("reason", ""), r["subject"]))
+        # The console's decisions were never events: the audit trail holds them.
+        apply_audited_decisions(tmp, conn, [r[0] for r in tmp.execute("SELECT escalation_id FROM escalations")])
     return tmp
 
 

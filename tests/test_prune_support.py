@@ -60,7 +60,7 @@ def ingest(db: Path, *paths: Path) -> None:
 
     conn = connect(db)
     try:
-        Tailer(conn, list(paths), post_commit=[]).poll()
+        Tailer(conn, list(paths)).poll()  # with the post-commit checks, as agentdeck ingest runs it
     finally:
         conn.close()
 
