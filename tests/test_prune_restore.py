@@ -41,7 +41,8 @@ def _snapshot(db: Path, where: str = "1") -> dict[str, list[tuple]]:
 def _store(tmp_path: Path) -> Path:
     tasks = [task_lines(f"old-{i:02d}", NOW - 400 * DAY + i * 60, escalation="approve" if i % 3 == 0 else None,
                         action=i % 4 == 0) for i in range(10)]
-    tasks += [task_lines("console-decided", NOW - 400 * DAY, escalation="pending", action=True)]
+    # Checked against the bundled approval-agent contract: it has violations, which must come back too.
+    tasks += [task_lines("console-decided", NOW - 400 * DAY, escalation="pending", action=True, agent="approval-agent")]
     tasks += [task_lines(f"new-{i}", NOW - DAY + i) for i in range(2)]
     db = tmp_path / "agentdeck.db"
     ingest(db, write_trace(tmp_path / "traces" / "a.jsonl", tasks))
@@ -56,6 +57,7 @@ def test_reingesting_an_archive_gives_back_the_same_rows(tmp_path):
     db = _store(tmp_path)
     old = "task_id LIKE 'old-%' OR task_id = 'console-decided'"
     before = _snapshot(db, old)
+    assert before["violations"] and before["escalations"] and before["actions"]  # so the comparison means something
     report = run_prune(db, RetentionPolicy(batch_events=25), NOW)
     assert report.removed_tasks == 11 and len(report.archives) == 1
     assert _snapshot(db, old)["events"] == []

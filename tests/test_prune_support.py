@@ -14,8 +14,11 @@ def _iso(t: datetime) -> str:
 
 
 def task_lines(task_id: str, start: float, *, escalation: str | None = None, action: bool = False,
-               steps: int = 3) -> list[str]:
-    """A task's events starting at ``start`` (epoch seconds); ``escalation``: 'approve'/'deny' relayed, or 'pending'."""
+               steps: int = 3, agent: str = "test-agent") -> list[str]:
+    """A task's events starting at ``start`` (epoch seconds); ``escalation``: 'approve'/'deny' relayed, or 'pending'.
+
+    The default agent has no contract (no violations); ``approval-agent`` is checked against the bundled one.
+    """
     t0 = datetime.fromtimestamp(start, UTC)
     seq = 0
     out = []
@@ -26,7 +29,7 @@ def task_lines(task_id: str, start: float, *, escalation: str | None = None, act
                                "seq": seq, **fields}, separators=(",", ":")))
         seq += 1
 
-    add("task_start", request_id=f"req-{task_id}", agent="approval-agent", agent_version={"id": "v1"},
+    add("task_start", request_id=f"req-{task_id}", agent=agent, agent_version={"id": "v1"},
         request=f"do the thing for {task_id}")
     add("plan", summary="look, then act", steps=["look", "act"])
     for i in range(steps):
