@@ -30,6 +30,7 @@ whose time ran out (another host) is taken over.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -42,12 +43,12 @@ from pathlib import Path
 
 from agentdeck.store import audit
 from agentdeck.store.archive import append_member, file_for, prepare_file, record_member, task_digest, truncate_unrecorded
-from agentdeck.store.retention import Candidate, RetentionPolicy, plan, still_prunable
+from agentdeck.store.retention import Candidate, RetentionPolicy, plan, still_prunable_many
 from agentdeck.store.txn import atomic, store_path
 
 LEASE_SECONDS = 120.0
-DELETE_EVENTS = 2000  # events deleted per transaction: a few ms of write lock
-VACUUM_PAGES = 2048  # pages released per incremental_vacuum transaction (8 MiB at 4 KiB pages)
+DELETE_EVENTS = 500  # events deleted per transaction: a few ms of write lock
+VACUUM_PAGES = 128  # pages released per transaction (512 KiB at 4 KiB pages): a few ms of write lock
 # Tables holding a task's rows (besides events and tasks); the audit trail is not among them.
 TASK_TABLES = ("escalations", "actions", "compensations", "violations")
 
@@ -316,7 +317,11 @@ def _step(conn: sqlite3.Connection, batch: list[Candidate], policy: RetentionPol
 
 def _delete(conn: sqlite3.Connection, rows: Iterable[tuple], policy: RetentionPolicy, now: float,
             report: PruneReport) -> None:
-    """Delete recorded tasks' rows, a few thousand events a transaction; each task re-checked first."""
+    """Delete recorded tasks' rows, a few hundred events a transaction; each task re-checked first.
+
+    Set-based (one statement a table per transaction): the write lock is held
+    for milliseconds, so ingest and consoles barely notice.
+    """
     pending = list(rows)
     while pending:
         chunk: list[tuple] = []
@@ -325,24 +330,32 @@ def _delete(conn: sqlite3.Connection, rows: Iterable[tuple], policy: RetentionPo
             chunk.append(pending.pop(0))
             size += chunk[-1][2]
         with atomic(conn):
+            ids = json.dumps([r[1] for r in chunk])
+            held = {t: (n, top) for t, n, top in conn.execute(
+                "SELECT task_id, count(*), max(id) FROM events WHERE task_id IN (SELECT value FROM json_each(?)) "
+                "GROUP BY task_id", (ids,))}
+            why_kept = still_prunable_many(conn, [r[1] for r in chunk], policy, now)
+            gone: list[str] = []
             for row_id, task_id, events, max_event_id, notable in chunk:
-                n, top = conn.execute("SELECT count(*), coalesce(max(id), -1) FROM events WHERE task_id = ?",
-                                      (task_id,)).fetchone()
-                why = None if (n, top) == (events, max_event_id) else "new events arrived while it was being pruned"
-                why = why or still_prunable(conn, task_id, policy, now)
+                why = None if held.get(task_id, (0, -1)) == (events, max_event_id) else \
+                    "new events arrived while it was being pruned"
+                why = why or why_kept.get(task_id)
                 if why:
                     conn.execute("UPDATE archived_tasks SET state = 'kept', reason = reason || '; kept: ' || ? "
                                  "WHERE id = ?", (why, row_id))
                     report.changed.append((task_id, why))
                     continue
-                conn.execute("DELETE FROM events WHERE task_id = ?", (task_id,))
-                for table in TASK_TABLES:
-                    conn.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
-                conn.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
-                conn.execute("UPDATE archived_tasks SET state = 'pruned', pruned_at = ? WHERE id = ?", (now, row_id))
+                gone.append(task_id)
                 report.removed_tasks += 1
                 report.removed_events += events
                 report.notable_removed += notable
+            if gone:
+                doomed = json.dumps(gone)
+                for table in ("events", *TASK_TABLES, "tasks"):
+                    conn.execute(f"DELETE FROM {table} WHERE task_id IN (SELECT value FROM json_each(?))", (doomed,))
+                conn.execute("UPDATE archived_tasks SET state = 'pruned', pruned_at = ? WHERE state = 'archived' "
+                             "AND id IN (SELECT value FROM json_each(?))",
+                             (now, json.dumps([r[0] for r in chunk if r[1] in set(gone)])))
 
 
 def _reclaim(conn: sqlite3.Connection, stop: threading.Event | None, compact: bool) -> None:
@@ -355,7 +368,11 @@ def _reclaim(conn: sqlite3.Connection, stop: threading.Event | None, compact: bo
             if stop is not None and stop.is_set():
                 break
             with atomic(conn):
-                conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES})").fetchall()
+                # Python steps a statement without result columns once, and
+                # each step of this pragma frees one page: so one page a call.
+                # (executescript would run it to the end, but commits first.)
+                for _ in range(VACUUM_PAGES):
+                    conn.execute("PRAGMA incremental_vacuum(1)")
     # Copy the WAL into the file (the file only shrinks then) and, if no
     # reader is in the way right now, empty it; never wait for readers.
     busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]

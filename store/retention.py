@@ -44,7 +44,7 @@ class RetentionPolicy(BaseModel):
     audit: Literal["forever"] = Field("forever", description="The audit trail is never pruned.")
     archive: bool = Field(True, description="Write pruned tasks' events to compressed archives first.")
     archive_dir: Path | None = Field(None, description="Where archives go (default: <store>-archive beside the store).")
-    batch_events: int = Field(5000, ge=1, le=1_000_000, description=(
+    batch_events: int = Field(2000, ge=1, le=1_000_000, description=(
         "Events archived and deleted per step: each step is a short transaction."))
 
     @model_validator(mode="after")
@@ -189,12 +189,17 @@ def plan(conn: sqlite3.Connection, policy: RetentionPolicy, now: float) -> Plan:
     return out
 
 
-def still_prunable(conn: sqlite3.Connection, task_id: str, policy: RetentionPolicy, now: float) -> str | None:
-    """None if the task may still go now; else why it must stay (checked again inside the deleting transaction)."""
-    row = conn.execute(_CANDIDATES.format(only="AND t.task_id = :task"),
-                       {"raw_cutoff": now - policy.raw_days * DAY, "task": task_id}).fetchone()
-    if row is None:
-        return "it has new activity" if conn.execute(
-            "SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() else "it is no longer in the store"
-    candidate, kept = _judge(row, policy, now)
-    return None if candidate is not None else kept
+def still_prunable_many(conn: sqlite3.Connection, task_ids: list[str], policy: RetentionPolicy,
+                        now: float) -> dict[str, str]:
+    """For the tasks that must stay now, why (checked again inside the deleting transaction); the rest may go."""
+    import json
+
+    why: dict[str, str] = {t: "it has new activity" for t in task_ids}
+    for row in conn.execute(_CANDIDATES.format(only="AND t.task_id IN (SELECT value FROM json_each(:tasks))"),
+                            {"raw_cutoff": now - policy.raw_days * DAY, "tasks": json.dumps(task_ids)}):
+        candidate, kept = _judge(row, policy, now)
+        if candidate is not None:
+            del why[candidate.task_id]
+        else:
+            why[row[0]] = kept
+    return why

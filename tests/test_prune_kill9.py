@@ -148,7 +148,8 @@ def test_each_crash_point_is_completed_or_redone(tmp_path, monkeypatch, where):
     elif where == "after_record":
         monkeypatch.setattr(prune_mod, "_delete", crash_on_third("_delete", prune_mod._delete))
     else:
-        monkeypatch.setattr(prune_mod, "still_prunable", crash_on_third("still_prunable", prune_mod.still_prunable))
+        monkeypatch.setattr(prune_mod, "still_prunable_many",
+                            crash_on_third("still_prunable_many", prune_mod.still_prunable_many))
     conn = connect(db)
     with pytest.raises(_Crash):
         run_prune(conn, RetentionPolicy(batch_events=int(BATCH)), NOW)

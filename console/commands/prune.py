@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep tasks with an escalation, action, compensation or violation N days (default 365)")
     p.add_argument("--archive-dir", metavar="DIR", help="where archives go (default: <store>-archive beside it)")
     p.add_argument("--no-archive", action="store_true", help="remove without writing an archive (digests are still recorded)")
-    p.add_argument("--batch-events", type=int, metavar="N", help="events per step (default 5000)")
+    p.add_argument("--batch-events", type=int, metavar="N", help="events archived per step (default 2000)")
     p.add_argument("--compact", action="store_true",
                    help="afterwards rewrite the file once (VACUUM; blocks writers while it runs) and switch the "
                         "store to incremental vacuum so later prunes shrink it as they go")
