@@ -205,3 +205,46 @@ def test_new_events_for_a_task_being_pruned_keep_it(store, monkeypatch):
         assert conn.execute("SELECT state FROM archived_tasks WHERE task_id = 'old-03'").fetchone()[0] == "kept"
     finally:
         conn.close()
+
+
+def test_compact_once_then_later_prunes_shrink_the_file(tmp_path, capsys):
+    tasks = [task_lines(f"a-{i:03d}", NOW - 200 * DAY + i, steps=20) for i in range(150)]
+    tasks += [task_lines(f"b-{i:03d}", NOW - 100 * DAY + i, steps=20) for i in range(150)]
+    tasks += [task_lines(f"c-{i:03d}", NOW - DAY + i, steps=20) for i in range(20)]
+    db = tmp_path / "s.db"
+    ingest(db, write_trace(tmp_path / "t.jsonl", tasks))
+    size0 = db.stat().st_size
+    # First: the store was made without incremental vacuum; --compact rewrites it once and switches it.
+    assert main(["prune", "--db", str(db), "--raw-days", "150", "--notable-days", "150", "--compact"]) == 0
+    capsys.readouterr()
+    conn = connect(db)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    conn.close()
+    size1 = db.stat().st_size
+    assert size1 < size0 * 0.75
+    # Later prunes give pages back in small steps, without a full rewrite.
+    assert main(["prune", "--db", str(db)]) == 0
+    assert "file shrinks only after" not in capsys.readouterr().out
+    conn = connect(db)
+    try:
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 20
+    finally:
+        conn.close()
+    assert db.stat().st_size < size1 * 0.6
+
+
+def test_stop_between_steps_leaves_a_consistent_store_and_a_rerun_finishes(store):
+    import threading
+
+    stop = threading.Event()
+    report = run_prune(store, RetentionPolicy(batch_events=20), NOW, stop=stop, on_step=lambda r: stop.set())
+    assert report.interrupted and 0 < report.removed_tasks < 12
+    conn = connect(store)
+    try:
+        assert conn.execute("SELECT count(*) FROM archived_tasks WHERE state = 'archived'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM prune_lease").fetchone()[0] == 0
+    finally:
+        conn.close()
+    again = run_prune(store, RetentionPolicy(batch_events=20), NOW)
+    assert report.removed_tasks + again.removed_tasks == 12 and not again.interrupted
