@@ -84,7 +84,10 @@ def print_report(r, *, list_tasks: bool = False, out=None) -> None:
     for path in r.truncated:
         say(f"  cut an earlier, stopped prune's unrecorded bytes off {path}")
     if list_tasks:
+        changed = {task for task, _ in r.changed}
         for c in r.removed:
+            if c.task_id in changed:
+                continue
             say(f"    {clean(c.task_id, 200, single_line=True)}  {c.events} events  ({c.reason})")
     kept = sum(r.kept.values()) + len(r.changed)
     say(f"kept {kept:,} tasks:")
