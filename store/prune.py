@@ -363,9 +363,10 @@ def _delete(conn: sqlite3.Connection, rows: Iterable[tuple], policy: RetentionPo
                 doomed = json.dumps(gone)
                 for table in ("events", *TASK_TABLES, "tasks"):
                     conn.execute(f"DELETE FROM {table} WHERE task_id IN (SELECT value FROM json_each(?))", (doomed,))
+                went = set(gone)
                 conn.execute("UPDATE archived_tasks SET state = 'pruned', pruned_at = ? WHERE state = 'archived' "
                              "AND id IN (SELECT value FROM json_each(?))",
-                             (now, json.dumps([r[0] for r in chunk if r[1] in set(gone)])))
+                             (now, json.dumps([r[0] for r in chunk if r[1] in went])))
 
 
 def _reclaim(conn: sqlite3.Connection, stop: threading.Event | None, compact: bool) -> None:

@@ -92,7 +92,7 @@ def load_policy(config: str | Path | None = None, **overrides: object) -> Retent
 # -- what the rules would do now ------------------------------------------------
 
 KEEP_RECENT = "newer than the raw-event limit"
-KEEP_NOTABLE = "carries an escalation, action, compensation or violation, newer than the notable limit"
+KEEP_NOTABLE = "notable (escalation, action, compensation, violation), not yet due"
 KEEP_PENDING = "an escalation is still pending"
 KEEP_UNDELIVERED = "a decision is not yet delivered to the agent"
 KEEP_COMPENSATION = "a compensation is running or failed"

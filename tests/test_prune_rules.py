@@ -224,7 +224,7 @@ def test_compact_once_then_later_prunes_shrink_the_file(tmp_path, capsys):
     assert size1 < size0 * 0.75
     # Later prunes give pages back in small steps, without a full rewrite.
     assert main(["prune", "--db", str(db)]) == 0
-    assert "file shrinks only after" not in capsys.readouterr().out
+    assert "shrinks only after" not in capsys.readouterr().out
     conn = connect(db)
     try:
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0

@@ -70,8 +70,9 @@ def print_report(r, *, list_tasks: bool = False, out=None) -> None:
         print(text, file=out or sys.stdout)
 
     verb = "would remove" if r.dry_run else "removed"
-    say(f"{verb} {r.removed_tasks:,} tasks ({r.removed_events:,} events; {r.notable_removed:,} of them notable)"
-        f" under the rules raw {r.policy.raw_days:g} days, notable {r.policy.notable_days:g} days, audit trail forever")
+    say(f"{verb} {r.removed_tasks:,} tasks ({r.removed_events:,} events; {r.notable_removed:,} of them notable)")
+    say(f"  rules: raw events {r.policy.raw_days:g} days, notable tasks {r.policy.notable_days:g} days, "
+        "audit trail forever")
     if r.dry_run:
         where = f"archived to {r.archive_dir}/" if r.policy.archive else "NOT archived (--no-archive)"
         say(f"  they would be {where}")
@@ -99,8 +100,9 @@ def print_report(r, *, list_tasks: bool = False, out=None) -> None:
         freed = (r.free_pages_after - r.free_pages_before) * r.page_size
         say(f"store: {_size(r.size_before)} -> {_size(r.size_after)} (file and WAL) in {r.seconds:.2f} s")
         if r.auto_vacuum != "incremental" and r.removed_tasks:
-            say(f"  the freed space ({_size(max(freed, 0))}) is reused by new data; the file shrinks only after "
-                "one `agentdeck prune --compact` (a full VACUUM: run it when little else writes)")
+            say(f"  freed space ({_size(max(freed, 0))} in whole pages) is reused by new data; the file")
+            say("  shrinks only after one `agentdeck prune --compact` (a full VACUUM: run it when")
+            say("  little else writes; later prunes then shrink it as they go)")
     if r.interrupted:
         say("interrupted: what was done is consistent; run prune again to go on")
 
