@@ -180,3 +180,59 @@ def test_two_prunes_racing_never_both_run(tmp_path):
     else:  # one finished before the other started: the second found nothing left
         assert sum("removed 0 tasks" in r[1] for r in results) == 1, results
     _check(db, old_lines, new_rows)
+
+
+def test_prune_beside_a_live_ingest_loses_and_duplicates_nothing(tmp_path):
+    """Ingest keeps writing (new tasks, and late events for tasks being pruned) while a prune runs."""
+    import threading
+
+    from agentdeck.store.archive import ArchivedTask, read_task
+    from agentdeck.store.tailer import Tailer
+
+    db, _, _ = _build(tmp_path)
+    traces = tmp_path / "traces"
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def ingest_more() -> None:
+        conn = connect(db)
+        tailer = Tailer(conn, [traces])
+        try:
+            for n in range(40):
+                late = [task_lines(f"old-{(n * 7) % OLD:03d}", NOW - 400 * DAY)[-1].replace('"seq":', f'"seq":{n + 1}0')]
+                write_trace(traces / f"more-{n:02d}.jsonl", [task_lines(f"live-{n:02d}", NOW - 60), late])
+                tailer.poll()
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=ingest_more)
+    writer.start()
+    try:
+        while writer.is_alive():
+            run_prune(db, RetentionPolicy(batch_events=int(BATCH)), NOW)
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+    assert not errors
+    run_prune(db, RetentionPolicy(batch_events=int(BATCH)), NOW)
+
+    ingested: Counter = Counter()
+    for f in traces.glob("*.jsonl"):
+        ingested.update(f.read_text().splitlines())
+    conn = connect(db)
+    try:
+        held = Counter(r[0] for r in conn.execute("SELECT payload FROM events"))
+        archived: Counter = Counter()
+        for row in conn.execute("""SELECT task_id, request_id, archive, member_offset, member_length, digest, events,
+                                   state, archived_at, pruned_at, reason FROM archived_tasks WHERE state = 'pruned'"""):
+            archived.update(read_task(ArchivedTask(*tuple(row))))
+        assert conn.execute("SELECT count(*) FROM tasks WHERE task_id LIKE 'live-%'").fetchone()[0] == 40
+        assert audit.verify(conn)[1] == []
+    finally:
+        conn.close()
+    # Every line ingested is in the store or in the archive of a pruned task, exactly once.
+    assert held + archived == ingested
