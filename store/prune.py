@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentdeck.store import audit
-from agentdeck.store.archive import append_member, file_for, prepare_file, record_member, task_digest, truncate_unrecorded
+from agentdeck.store.archive import ArchiveError, append_member, file_for, prepare_file, record_member, task_digest, truncate_unrecorded
 from agentdeck.store.retention import Candidate, RetentionPolicy, plan, still_prunable_many
 from agentdeck.store.txn import atomic, store_path
 
@@ -252,11 +252,20 @@ def _batches(candidates: list[Candidate], events: int) -> Iterator[list[Candidat
 
 
 def _cut_unrecorded(conn: sqlite3.Connection) -> list[str]:
-    """Bytes past each archive's recorded size are a stopped prune's unrecorded work: cut them off."""
+    """Bytes past each archive's recorded size are a stopped prune's unrecorded work: cut them off.
+
+    An archive that is gone or shorter than recorded was moved or replaced by
+    someone (old archives go to cold storage): nothing of ours to cut there,
+    and no reason to stop pruning. Appending to such a file is refused
+    (``prepare_file``), and reading from it says what is wrong.
+    """
     cut = []
     for path, size in conn.execute("SELECT path, size FROM archive_files").fetchall():
-        if truncate_unrecorded(Path(path), int(size)):
-            cut.append(path)
+        try:
+            if truncate_unrecorded(Path(path), int(size)):
+                cut.append(path)
+        except ArchiveError:
+            continue
     return cut
 
 

@@ -248,3 +248,28 @@ def test_stop_between_steps_leaves_a_consistent_store_and_a_rerun_finishes(store
         conn.close()
     again = run_prune(store, RetentionPolicy(batch_events=20), NOW)
     assert report.removed_tasks + again.removed_tasks == 12 and not again.interrupted
+
+
+def test_archives_moved_away_do_not_stop_later_prunes_but_appending_to_a_changed_one_is_refused(store, tmp_path):
+    from agentdeck.store.archive import ArchiveError
+
+    def old_task(name: str) -> None:
+        write_trace(store.parent / "traces" / f"{name}.jsonl", [task_lines(name, NOW - 60 * DAY)])
+        ingest(store, store.parent / "traces")
+
+    first = run_prune(store, RetentionPolicy(), NOW)
+    Path(next(iter(first.archives))).rename(tmp_path / "cold-storage.jsonl.gz")  # old archives go elsewhere
+    old_task("later-1")
+    second = run_prune(store, RetentionPolicy(), NOW + DAY)  # another day, another file: not blocked
+    assert second.removed_tasks == 1 and not second.truncated
+    # That day's archive cut short behind our back: the next prune that day refuses to append to it.
+    today = Path(next(iter(second.archives)))
+    today.write_bytes(today.read_bytes()[:10])
+    old_task("later-2")
+    with pytest.raises(ArchiveError, match="moved, truncated or replaced"):
+        run_prune(store, RetentionPolicy(), NOW + DAY)
+    conn = connect(store)
+    try:  # nothing was removed that is not archived
+        assert conn.execute("SELECT count(*) FROM tasks WHERE task_id = 'later-2'").fetchone()[0] == 1
+    finally:
+        conn.close()
