@@ -163,6 +163,9 @@ def read_task(found: ArchivedTask, archive: Path | None = None) -> list[str]:
     if found.archive is None:
         raise ArchiveError(f"{found.task_id} was pruned without an archive (digest {found.digest})")
     path = Path(archive or found.archive)
+    if not path.exists():
+        raise ArchiveError(f"{found.task_id}'s archive {path} is not there (moved to other storage?); put it back "
+                           "there, or read it into a store with `agentdeck ingest FILE --db OTHER.db`")
     try:
         with open(path, "rb") as f:
             f.seek(found.member_offset or 0)

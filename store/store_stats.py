@@ -46,6 +46,8 @@ class StoreStats:
     would_remove_events: int = 0
     would_free_bytes: int = 0
     kept: dict[str, int] = field(default_factory=dict)
+    archive_files: int = 0
+    archive_bytes: int = 0  # as recorded by the prunes that wrote them
 
     @property
     def per_day(self) -> float:
@@ -114,6 +116,9 @@ def collect(conn: sqlite3.Connection, policy: RetentionPolicy, now: float, *, da
     ):
         label = datetime.fromtimestamp(day * DAY, UTC).strftime("%Y-%m-%d")
         out.growth.append(DayGrowth(label, tasks, n or 0, int((n or 0) * out.bytes_per_event)))
+    if "archive_files" in owned:
+        out.archive_files, out.archive_bytes = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM archive_files").fetchone()
     p = plan(conn, policy, now)
     out.would_remove_tasks = len(p.remove)
     out.would_remove_events = p.events

@@ -67,3 +67,14 @@ def test_without_dbstat_sizes_are_estimated_and_say_so(tmp_path, capsys, monkeyp
 def test_stats_without_a_store_is_a_usage_error(tmp_path, capsys):
     assert main(["stats", "--db", str(tmp_path / "none.db")]) == 2
     assert "no store" in capsys.readouterr().err
+
+
+def test_stats_counts_the_archives_written(tmp_path, capsys):
+    db = _store(tmp_path)
+    assert main(["prune", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--db", str(db), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    files = list((tmp_path / "agentdeck.db-archive").glob("*.jsonl.gz"))
+    assert s["archive_files"] == len(files) == 1
+    assert s["archive_bytes"] == files[0].stat().st_size

@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
           f"freeing ≈ {_size(s.would_free_bytes)}; keeps {sum(s.kept.values()):,} tasks")
     for reason, n in sorted(s.kept.items(), key=lambda kv: -kv[1]):
         print(f"  {n:>9,}  {reason}")
+    if s.archive_files:
+        print(f"  archives written so far: {s.archive_files:,} files, {_size(s.archive_bytes)} (docs/retention.md)")
     if s.auto_vacuum != "incremental":
         print("  (freed pages are reused by new data; the file shrinks after one `agentdeck prune --compact`)")
     return 0
