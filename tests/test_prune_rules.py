@@ -150,7 +150,7 @@ def test_settings_from_config_file_then_flags(tmp_path, store, capsys):
     cfg = tmp_path / "agentdeck.toml"
     cfg.write_text("[retention]\nraw_days = 50\nnotable_days = 400\narchive_dir = 'arch'\n")
     p = load_policy(cfg, raw_days=None)
-    assert (p.raw_days, p.notable_days, p.archive_dir) == (50, 400, Path("arch"))
+    assert (p.raw_days, p.notable_days, p.archive_dir) == (50, 400, tmp_path / "arch")  # beside the file
     assert load_policy(cfg, raw_days=10).raw_days == 10
     # 50 days: nothing old enough.
     assert main(["prune", "--db", str(store), "--config", str(cfg), "--dry-run"]) == 0
