@@ -80,8 +80,9 @@ def load_policy(config: str | Path | None = None, **overrides: object) -> Retent
             raise PolicyError(f"{path}: [retention] must be a table")
         values.update(table)
         # As for every path in the config file: relative to the file's folder.
-        if isinstance(values.get("archive_dir"), str):
-            folder = Path(values["archive_dir"]).expanduser()
+        given = values.get("archive_dir")
+        if isinstance(given, str):
+            folder = Path(given).expanduser()
             values["archive_dir"] = folder if folder.is_absolute() else path.parent / folder
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
