@@ -45,7 +45,7 @@ from pathlib import Path
 from agentdeck.store import audit
 from agentdeck.store.archive import ArchiveError, append_member, file_for, prepare_file, record_member, task_digest, truncate_unrecorded
 from agentdeck.store.retention import Candidate, RetentionPolicy, plan, still_prunable_many
-from agentdeck.store.txn import atomic, store_path
+from agentdeck.store.txn import atomic, classify, store_path
 
 LEASE_SECONDS = 120.0
 DELETE_EVENTS = 500  # events deleted per transaction: a few ms of write lock
@@ -83,6 +83,7 @@ class PruneReport:
     auto_vacuum: str = "none"
     seconds: float = 0.0
     interrupted: bool = False
+    compact_error: str | None = None  # --compact failed (e.g. no room for the copy); the prune itself stands
 
 
 # -- the lease ---------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def run_prune(
                 if on_step is not None:
                     on_step(report)
             if not report.interrupted:
-                _reclaim(conn, stop, compact)
+                _reclaim(conn, stop, compact, report)
         finally:
             # The lease of a process that is gone is taken over anyway: never let
             # releasing it hide the error that ended the job.
@@ -378,11 +379,14 @@ def _delete(conn: sqlite3.Connection, rows: Iterable[tuple], policy: RetentionPo
                              (now, json.dumps([r[0] for r in chunk if r[1] in went])))
 
 
-def _reclaim(conn: sqlite3.Connection, stop: threading.Event | None, compact: bool) -> None:
+def _reclaim(conn: sqlite3.Connection, stop: threading.Event | None, compact: bool, report: PruneReport) -> None:
     """Give freed pages back to the file system without holding the store for more than a moment."""
     if compact:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        conn.execute("VACUUM")
+        try:
+            conn.execute("VACUUM")  # needs free disk space about the size of the store
+        except sqlite3.Error as exc:
+            report.compact_error = str(classify(exc, store_path(conn)))
     elif conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
             if stop is not None and stop.is_set():

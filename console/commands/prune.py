@@ -9,7 +9,8 @@ store with a digest. Settings come from the [retention] table of --config,
 then the flags. See docs/retention.md.
 
 Exit codes: 0 done (or, with --dry-run, planned); 2 no store, bad settings,
-an archive that cannot be written as recorded, or another prune is running;
+an archive that cannot be written as recorded, another prune is running, or
+--compact could not run (the prune itself is done);
 130 interrupted (what was done is consistent; run it again to go on).
 """
 
@@ -59,7 +60,7 @@ def report_dict(r) -> dict:
         "resumed": r.resumed, "truncated_archives": r.truncated,
         "size": {"before": r.size_before, "after": r.size_after, "free_pages_before": r.free_pages_before,
                  "free_pages_after": r.free_pages_after, "page_size": r.page_size, "auto_vacuum": r.auto_vacuum},
-        "seconds": round(r.seconds, 3), "interrupted": r.interrupted,
+        "seconds": round(r.seconds, 3), "interrupted": r.interrupted, "compact_error": r.compact_error,
     }
 
 
@@ -103,6 +104,8 @@ def print_report(r, *, list_tasks: bool = False, out=None) -> None:
             say(f"  freed space ({_size(max(freed, 0))} in whole pages) is reused by new data; the file")
             say("  shrinks only after one `agentdeck prune --compact` (a full VACUUM: run it when")
             say("  little else writes; later prunes then shrink it as they go)")
+    if r.compact_error:
+        say(f"  --compact did not run: {r.compact_error}; the prune itself is done")
     if r.interrupted:
         say("interrupted: what was done is consistent; run prune again to go on")
 
@@ -148,4 +151,6 @@ def run(args: argparse.Namespace) -> int:
         print()
     else:
         print_report(report, list_tasks=args.list)
-    return 130 if report.interrupted else 0
+    if report.interrupted:
+        return 130
+    return 2 if report.compact_error else 0
