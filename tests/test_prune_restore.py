@@ -157,3 +157,29 @@ def test_a_damaged_archive_is_an_error_never_a_crash_or_a_duplicate(tmp_path_fac
         assert set(stored) <= set(lines)
     finally:
         conn.close()
+
+
+def test_evidence_for_a_task_pruned_without_archive_says_so(tmp_path, capsys):
+    db = _store(tmp_path)
+    assert main(["prune", "--db", str(db), "--no-archive"]) == 0
+    capsys.readouterr()
+    assert main(["evidence", "--db", str(db), "old-02"]) == 2
+    err = capsys.readouterr().err
+    assert "old-02 was pruned on" in err and "without an archive" in err and "sha256" in err
+
+
+def test_ingest_of_a_damaged_archive_keeps_what_came_before_and_exits_2(tmp_path, capsys):
+    db = _store(tmp_path)
+    report = run_prune(db, RetentionPolicy(batch_events=25), NOW)
+    archive = Path(next(iter(report.archives)))
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) - 30])  # the last member cut short
+    fresh = tmp_path / "fresh.db"
+    assert main(["ingest", "--db", str(fresh), "--quiet", str(archive)]) == 2
+    assert "damaged after" in capsys.readouterr().err
+    conn = connect(fresh)
+    try:
+        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+    assert 0 < stored < report.removed_events  # the whole members before the damage
