@@ -52,8 +52,22 @@ def run(args: argparse.Namespace) -> int:
         text, detail = export(conn, args.task, fmt=fmt, out=out, operator=config.operator(args.user),
                               now=time.time())
     except EvidenceError as exc:
-        print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
-        return 2
+        # Not in the store: a pruned task is rebuilt from its archive (store/archive_evidence.py).
+        from agentdeck.store.archive import ArchiveError
+        from agentdeck.store.archive_evidence import export_pruned, pruned_note
+
+        note = pruned_note(conn, args.task)
+        try:
+            done = export_pruned(conn, args.task, fmt=args.format, out=out, operator=config.operator(args.user),
+                                 now=time.time()) if note else None
+        except (ArchiveError, EvidenceError, OSError) as why:
+            note, done = f"{note}; but {why}", None
+        if note:
+            print(f"agentdeck evidence: {clean(note, 1000, single_line=True)}", file=sys.stderr)
+        if done is None:
+            print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
+            return 2
+        text, detail = done
     except OSError as exc:
         print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
