@@ -60,7 +60,10 @@ def archived_tasks(conn: sqlite3.Connection) -> set[str]:
     found: set[str] = set()
     for table in ARCHIVE_TABLES:
         if _table_has(conn, table, "task_id"):
-            found |= {r[0] for r in conn.execute(f"SELECT task_id FROM {table}")}
+            # A task prune had to keep whole (it changed while being archived) is not archived:
+            # its rows stay, and a missing one is missing.
+            kept = " WHERE state != 'kept'" if _table_has(conn, table, "state") else ""
+            found |= {r[0] for r in conn.execute(f"SELECT task_id FROM {table}{kept}")}
     return found
 
 

@@ -150,8 +150,11 @@ def test_a_pruned_escalation_is_accepted_when_its_task_is_archived(decided, caps
     conn.execute("DELETE FROM escalations WHERE escalation_id = ?", (pending[0],))
     assert _verify(db) == 1
     assert f"decides escalation {pending[0]}, which is gone from the store" in capsys.readouterr().out
-    conn.execute("CREATE TABLE archived_tasks (task_id TEXT PRIMARY KEY, archive TEXT NOT NULL, sha256 TEXT NOT NULL)")
-    conn.execute("INSERT INTO archived_tasks VALUES (?, 'archive-1.jsonl.gz', 'abc')", (task_id,))
+    # As prune records it (store/migrations/retention.py); a task it had to keep whole excuses nothing.
+    conn.execute("INSERT INTO archived_tasks (task_id, archive, digest, events, max_event_id, notable, reason, "
+                 "archived_at, state) VALUES (?, 'archive-1.jsonl.gz', 'abc', 1, 1, 1, 'test', 0, 'kept')", (task_id,))
+    assert _verify(db) == 1
+    conn.execute("UPDATE archived_tasks SET state = 'pruned' WHERE task_id = ?", (task_id,))
     assert _verify(db) == 0
 
 

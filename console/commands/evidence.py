@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
         note = pruned_note(conn, args.task)
         try:
-            done = export_pruned(conn, args.task, fmt=args.format, out=out, operator=config.operator(args.user),
+            done = export_pruned(conn, args.task, fmt=fmt, out=out, operator=config.operator(args.user),
                                  now=time.time()) if note else None
         except (ArchiveError, EvidenceError, OSError) as why:
             note, done = f"{note}; but {why}", None
