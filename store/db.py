@@ -28,6 +28,10 @@ AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retent
 # read-only store) to see how every command reports them.
 PRAGMAS = [
     "PRAGMA busy_timeout = 10000",
+    # Only a new store takes this (before its first table): pages that prune
+    # frees can then go back to the file system a step at a time
+    # (docs/retention.md). An existing store keeps its mode until `prune --compact`.
+    "PRAGMA auto_vacuum = INCREMENTAL",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
