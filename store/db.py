@@ -28,10 +28,6 @@ AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retent
 # read-only store) to see how every command reports them.
 PRAGMAS = [
     "PRAGMA busy_timeout = 10000",
-    # Only a new store takes this (before its first table): pages that prune
-    # frees can then go back to the file system a step at a time
-    # (docs/retention.md). An existing store keeps its mode until `prune --compact`.
-    "PRAGMA auto_vacuum = INCREMENTAL",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
@@ -52,7 +48,14 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         return conn
     path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if new:
+        # Only a new store takes this (before its first table): pages that
+        # prune frees then go back to the file system a step at a time
+        # (docs/retention.md). Setting it on an existing store would wait for
+        # the write lock, so it is not tried; `prune --compact` converts one.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     for pragma in PRAGMAS:
         conn.execute(pragma)
     conn.row_factory = sqlite3.Row
