@@ -579,6 +579,8 @@ def _count(attributes: dict[str, Any], *keys: str) -> int:
         return int(float(value))
     except ValueError:
         raise OtlpError(f"{keys[0]}: expected a number, got {str(value)[:40]!r}") from None
+    except OverflowError:  # infinity
+        raise OtlpError(f"{keys[0]}: {str(value)[:40]} is not a finite number") from None
 
 
 def _decoded(value: Any) -> Any:
