@@ -306,7 +306,14 @@ class Receiver:
                                   name="otlp-connection", daemon=True)
         with self._lock:
             self._open[sock] = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: refuse this one, keep serving
+            with self._lock:
+                self._open.pop(sock, None)
+                self.stats.busy += 1
+            self._slots.release()
+            _refuse_busy(sock, tls=self.tls is not None)
 
     def _serve_connection(self, sock: socket.socket, client_address) -> None:
         conn = sock
