@@ -25,10 +25,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TRIGGER otlp_spans_source AFTER INSERT ON otlp_spans WHEN NEW.source IS NOT NULL
         BEGIN
             INSERT INTO tasks (task_id, source) VALUES ('otel-' || NEW.trace_id, NEW.source)
-            ON CONFLICT(task_id) DO UPDATE SET source = CASE
-                WHEN tasks.source IS NULL THEN excluded.source
-                WHEN instr(',' || tasks.source || ',', ',' || excluded.source || ',') > 0 THEN tasks.source
-                ELSE tasks.source || ',' || excluded.source END;
+            ON CONFLICT(task_id) DO UPDATE SET
+                source = CASE WHEN tasks.source IS NULL THEN excluded.source ELSE tasks.source || ',' || excluded.source END
+            -- a name already listed writes nothing (most span parts of a task come from one sender)
+            WHERE tasks.source IS NULL OR instr(',' || tasks.source || ',', ',' || excluded.source || ',') = 0;
         END""",
     ],
 ]
