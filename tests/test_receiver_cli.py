@@ -78,3 +78,19 @@ def test_interrupted_exits_130_and_says_what_it_received(tmp_path):
             proc.wait()
     assert proc.returncode == 130
     assert "1 unauthorized" in out
+
+
+def test_the_consoles_receiver_stays_on_loopback(tmp_path):
+    from agentdeck.console.commands.receive import start_for_app
+
+    class App:
+        db_path = tmp_path / "s.db"
+        is_running = False
+
+    with pytest.raises(ValueError, match="not a loopback address"):
+        start_for_app(App(), "0.0.0.0:0")
+    receiver = start_for_app(App(), "127.0.0.1:0")
+    try:
+        assert receiver.endpoint.startswith("http://127.0.0.1:")
+    finally:
+        receiver.close()
