@@ -29,7 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", default="all", choices=list(WINDOWS), help="tasks started within this long before now (default: all)")
     p.add_argument("--now", metavar="TIME", help="judge as of this time (RFC 3339 or epoch seconds; default: now)")
     p.add_argument("--contracts", action="append", metavar="DIR", help="contract folder (default: as ingestion finds them)")
+    p.add_argument("--method", default="sequential", choices=["sequential", "fixed"],
+                   help="sequential (default): always-valid tests, safe to re-run while the canary runs; "
+                        "fixed: fixed-horizon tests, valid for one look only (docs/canary.md)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--differences", type=int, default=8, metavar="N",
+                   help="list the N tools, sequences, policy outcomes, escalation reasons and actions whose share "
+                        "of tasks differs most between the versions (default 8; 0: none)")
     _usage_errors_exit_3(p)
 
 
@@ -49,7 +55,7 @@ def _usage_errors_exit_3(p: argparse.ArgumentParser) -> None:
             error(f"unrecognized arguments: {' '.join(extras)}")
         return ns, extras
 
-    p.error = error  # type: ignore[method-assign]
+    p.error = error  # type: ignore[method-assign,assignment]
     p.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
@@ -95,15 +101,24 @@ def run(args: argparse.Namespace) -> int:
             _fail(problem)
         return EXIT_ERROR
     report = canary.analyse(conn, args.agent, args.baseline, args.canary, window=args.window, now=now,
-                            contract=book.get(args.agent), sparklines=False)
+                            contract=book.get(args.agent), sparklines=False, method=args.method)
     empty = [v for v, n in ((args.baseline, report.n_baseline), (args.canary, report.n_canary)) if n == 0]
     if empty:
         known = [r[0] for r in conn.execute("SELECT DISTINCT version FROM tasks WHERE agent = ? ORDER BY 1", (args.agent,))]
         hint = f"versions of {args.agent}: {', '.join(known)}" if known else f"no tasks for agent {args.agent}"
         return _fail(f"no tasks for version {', '.join(empty)} in window {args.window} ({hint})")
     code = canary.EXIT_CODES[report.verdict]
+    diff = None
+    if args.differences > 0:
+        from agentdeck.store import canary_diff
+
+        diff = canary_diff.differences(conn, args.agent, args.baseline, args.canary, since=report.since,
+                                       until=report.until, top=args.differences)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, default=str, allow_nan=False))
+        data = report.to_json()
+        if diff is not None:
+            data["differences"] = [dict(vars(d), delta=d.delta) for d in diff.differences]
+        print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return code
     out = Console(highlight=False, soft_wrap=False, width=max(Console().width, 120))
     out.print(fmt.headline(report))
@@ -112,4 +127,11 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*fmt.row(m))
     out.print(table)
     out.print(fmt.verdict_line(report))
+    if diff is not None and diff.differences:
+        out.print(f"\nWhere the versions differ (share of tasks; latest {diff.n_baseline:,} baseline and "
+                  f"{diff.n_canary:,} canary tasks; open examples with `agentdeck evidence TASK`):")
+        table = Table(*fmt.DIFF_HEADERS, box=None, pad_edge=False, header_style="bold")
+        for d in diff.differences:
+            table.add_row(*fmt.diff_row(d))
+        out.print(table)
     return code

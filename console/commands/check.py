@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contracts", action="append", metavar="DIR",
                    help="folder of contract .toml files (repeatable; default: $AGENTDECK_CONTRACTS)")
     p.add_argument("--strict", action="store_true", help="fail when a task's agent has no contract")
+    p.add_argument("--diff", action="store_true",
+                   help="with --store and --contracts NEW_DIR: backtest the new contracts against the stored tasks "
+                        "and list the tasks whose violations or required escalations would change (writes nothing; "
+                        "exit 1 when any would)")
 
 
 def trace_files(paths: list[Path]) -> list[Path]:
@@ -63,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from agentdeck.store.tailer import Tailer
     from agentdeck.store.unread import unread_tails
 
+    if args.diff:
+        if not (args.store and args.contracts):
+            _err("--diff backtests a contract change: use it with --store and --contracts NEW_DIR")
+            return 2
+        return _backtest(args)
     if args.store:
         return _recheck_store(args)
     if not args.paths:
@@ -116,6 +125,52 @@ def _recheck_store(args: argparse.Namespace) -> int:
     for i in range(0, len(ids), 500):
         ct.recheck(conn, book, ids[i:i + 500])
     return report(conn, book, args.strict, str(db))
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from agentdeck.store import backtest
+    from agentdeck.store import config
+    from agentdeck.store import contract as ct
+    from agentdeck.store.db import connect
+
+    db = config.db_path(args.db)
+    if not db.exists():
+        _err(f"no store at {db}")
+        return 2
+    missing = [d for d in args.contracts if not Path(d).is_dir()]
+    for d in missing:
+        _err(f"{d}: not a folder of contracts")
+    if missing:
+        return 2
+    conn = connect(db, readonly=True)
+    old = ct.book_for_store(conn)
+    new = ct.load_book(Path(d) for d in args.contracts)
+    if old.problems or new.problems:
+        for problem in old.problems + new.problems:
+            _err(problem)
+        return 2
+    result = backtest.backtest(conn, old, new)
+    for c in result.changes:
+        who = f"{clean(c.task_id, 200, single_line=True)} ({clean(c.agent, 80, single_line=True)} " \
+              f"{clean(c.version, 40, single_line=True)})"
+        for v in c.added:
+            print(f"{who}: + seq {v.seq} {v.rule}: {clean(v.detail, 300, single_line=True)}")
+        for v in c.removed:
+            print(f"{who}: - seq {v.seq} {v.rule}: {clean(v.detail, 300, single_line=True)}")
+        for seq, name, why in c.newly_gated:
+            print(f"{who}: + seq {seq} {clean(name, 120, single_line=True)} would need an approved escalation "
+                  f"({clean(why, 200, single_line=True)})")
+        for seq, name, why in c.no_longer_gated:
+            print(f"{who}: - seq {seq} {clean(name, 120, single_line=True)} would no longer need approval "
+                  f"(was: {clean(why, 200, single_line=True)})")
+    agents = ", ".join(sorted(clean(a, 80, single_line=True) for a in result.agents_changed)) or "none"
+    added = sum(len(c.added) for c in result.changes)
+    removed = sum(len(c.removed) for c in result.changes)
+    gated = sum(len(c.newly_gated) for c in result.changes)
+    ungated = sum(len(c.no_longer_gated) for c in result.changes)
+    print(f"{len(result.changes)} of {result.tasks} tasks would change under {', '.join(args.contracts)} "
+          f"(contracts changed: {agents}): +{added} -{removed} violations, +{gated} -{ungated} required escalations")
+    return 1 if result.changes else 0
 
 
 def report(conn, book, strict: bool, where: str, unread: list[str] | None = None) -> int:
