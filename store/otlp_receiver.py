@@ -60,6 +60,9 @@ PROTOBUF = "application/x-protobuf"
 # The Collector's own OTLP receiver accepts 20 MiB by default.
 MAX_BODY = 20 * 1024 * 1024
 MAX_CONNECTIONS = 64
+# Request bodies read, decoded and committed at once (the others wait): what
+# bounds memory, at most this many times (body + decompressed + decoded).
+MAX_BODIES = 8
 STORE_CONNECTIONS = 4
 IDLE_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 30.0
@@ -222,6 +225,7 @@ class Receiver:
         tokens: list[Token] | None = None,
         tls: ssl.SSLContext | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        max_bodies: int = MAX_BODIES,
         store_connections: int = STORE_CONNECTIONS,
         idle_timeout: float = IDLE_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
@@ -237,7 +241,9 @@ class Receiver:
         self.refused = RefusalLog("with a missing or wrong token")
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: dict[socket.socket, threading.Thread] = {}
+        # accepted socket -> [its thread, the socket it is served on (TLS wraps it)]
+        self._open: dict[socket.socket, list] = {}
+        self._bodies = threading.BoundedSemaphore(max_bodies)
         connect(self.db_path).close()  # create and migrate the store before serving
         self.pool = _StorePool(self.db_path, store_connections, post_commit)
         self.server = _Server((host, port), self)
@@ -277,14 +283,14 @@ class Receiver:
         self.server.server_close()
         with self._lock:
             open_now = list(self._open.items())
-        for sock, _thread in open_now:
+        for _sock, (_thread, served) in open_now:
             try:
                 # The reading half only: a request being committed still gets its answer.
-                socket.socket.shutdown(sock, socket.SHUT_RD)
+                socket.socket.shutdown(served, socket.SHUT_RD)
             except OSError:
                 pass
         deadline = time.monotonic() + wait
-        for _sock, thread in open_now:
+        for _sock, (thread, _served) in open_now:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.pool.close()
 
@@ -305,7 +311,7 @@ class Receiver:
         thread = threading.Thread(target=self._serve_connection, args=(sock, client_address),
                                   name="otlp-connection", daemon=True)
         with self._lock:
-            self._open[sock] = thread
+            self._open[sock] = [thread, sock]
         try:
             thread.start()
         except RuntimeError:  # no thread to be had: refuse this one, keep serving
@@ -320,6 +326,8 @@ class Receiver:
         try:
             if self.tls is not None:
                 conn = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                with self._lock:
+                    self._open[sock][1] = conn  # `sock` itself is detached now
                 conn.settimeout(self.idle_timeout)
                 try:
                     conn.do_handshake()
@@ -684,13 +692,18 @@ class _Handler(BaseHTTPRequestHandler):
             chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
             if not chunked:
                 self._throttle(token, self._content_length(receiver.max_body))
-            body = self._read_body(receiver.max_body)
-            if chunked:
-                self._throttle(token, len(body))
-            if encoding == "gzip":
-                body = gunzip(body, receiver.max_body)
-            accepted, bad = receiver.ingest(body, content_type, source=token or source,
-                                            deadline=self.deadline, where=self._where())
+            if not receiver._bodies.acquire(timeout=self._left()):
+                raise HttpError(503, UNAVAILABLE, "receiver busy: too many requests in progress", retry_after=1)
+            try:
+                body = self._read_body(receiver.max_body)
+                if chunked:
+                    self._throttle(token, len(body))
+                if encoding == "gzip":
+                    body = gunzip(body, receiver.max_body)
+                accepted, bad = receiver.ingest(body, content_type, source=token or source,
+                                                deadline=self.deadline, where=self._where())
+            finally:
+                receiver._bodies.release()
             if bad and not accepted:
                 # Nothing of the request could be taken: per the OTLP spec that is a
                 # permanent failure (400), not a partial success. Each span is in rejects.

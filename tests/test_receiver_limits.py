@@ -116,3 +116,19 @@ def test_concurrent_requests_share_a_few_store_connections(tmp_path):
         assert receiver.pool.opened <= 2
         assert receiver.stats.spans == 24 * 4
     assert open_fds() <= fds_before
+
+
+def test_bodies_in_progress_are_bounded_and_the_rest_wait(tmp_path):
+    """Memory is bounded by the bodies read at once, not by the connections open:
+    a request waits (within its own deadline) for a body slot."""
+    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_bodies=1, idle_timeout=3, request_timeout=1.0) as receiver:
+        with socket.create_connection(receiver.address, timeout=10) as stalled:
+            stalled.sendall(PARTIAL_HEADERS + b"Content-Length: 1000\r\n\r\n{")  # holds the one body slot
+            assert wait_for(lambda: receiver._bodies._value == 0)  # the bound under test
+            body = encode_spans(agent_spans()).SerializeToString()
+            started = time.monotonic()
+            waiting = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+            waited = time.monotonic() - started
+            assert read_all(stalled, 10).startswith(b"HTTP/1.1 408")
+        # It was served once the stalled body was cut off at its deadline, not beside it.
+        assert waiting.status_code == 200 and waited >= 0.3
