@@ -335,6 +335,8 @@ class Receiver:
                     log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
                     return
             self.server.finish_request(conn, client_address)
+        except OSError as exc:  # the client went away (reset, broken pipe, TLS alert): nothing to answer
+            log.debug("OTLP connection from %s ended: %s", client_address[0], exc)
         except Exception:
             log.exception("OTLP connection from %s failed", client_address[0])
         finally:
@@ -413,6 +415,7 @@ class Receiver:
             results.append(apply_batch(conn, None, [i for g in groups for i in g], []))
             return len(groups)
         except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
+            log.warning("OTLP request not stored (the client will retry): %s", exc)
             raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
         except _DATA_ERRORS as exc:
             if len(groups) == 1:

@@ -9,6 +9,8 @@ import logging
 import time
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -224,3 +226,21 @@ def test_token_files_are_checked_and_never_echo_a_token():
     (token,) = parse_tokens(f"a {TOKEN_A} agents=x,y rate=5 bytes=100\n")
     assert token.agents == {"x", "y"} and token.requests is not None and token.body_bytes is not None
     assert json.dumps(repr(token)).count(TOKEN_A) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda scheme, secret: f"{scheme} {secret}", st.sampled_from(["Bearer", "bearer", "BEARER", "Basic", "Token"]),
+              st.one_of(st.text(max_size=40), st.sampled_from([TOKEN_A, TOKEN_A[:-1], TOKEN_A + " ", TOKEN_A.upper(), TOKEN_B]))),
+))
+def test_only_a_token_exactly_as_issued_authenticates(header):
+    from agentdeck.store.otlp_auth import Authenticator
+
+    auth = Authenticator(parse_tokens(TOKENS))
+    found = auth.check(header)
+    scheme, _, secret = header.strip().partition(" ")
+    if scheme.lower() == "bearer" and secret.strip() in (TOKEN_A, TOKEN_B):
+        assert found is not None and found.name == ("host-a" if secret.strip() == TOKEN_A else "host-b")
+    else:
+        assert found is None
