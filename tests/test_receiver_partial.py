@@ -5,6 +5,7 @@ and ``error_message``, in protobuf and JSON) and kept in ``rejects``."""
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -199,3 +200,17 @@ def test_hostile_bodies_get_a_reasoned_answer_never_a_500(shared, field, value, 
         statuses.append(r.status_code)
     # Whatever the neighbour held, the good span's request is taken (at worst partially).
     assert statuses[0] == 200
+
+
+def test_the_receiver_listens_on_ipv6_loopback(tmp_path):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        receiver = Receiver(tmp_path / "store.db", "::1", 0, post_commit=[])
+    except OSError as exc:
+        pytest.skip(f"cannot listen on ::1: {exc}")
+    with receiver:
+        assert receiver.endpoint.startswith("http://[::1]:")
+        r = httpx.post(receiver.endpoint, content=request(span("0000000000000001")),
+                       headers={"Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == 200
