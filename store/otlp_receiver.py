@@ -99,6 +99,8 @@ class ReceiverStats:
     throttled: int = 0
     timeouts: int = 0
     busy: int = 0  # connections refused: too many open
+    connections: int = 0  # connections served
+    peak_connections: int = 0  # most served at once
 
 
 def _varint(n: int) -> bytes:
@@ -312,11 +314,14 @@ class Receiver:
                                   name="otlp-connection", daemon=True)
         with self._lock:
             self._open[sock] = [thread, sock]
+            self.stats.connections += 1
+            self.stats.peak_connections = max(self.stats.peak_connections, len(self._open))
         try:
             thread.start()
         except RuntimeError:  # no thread to be had: refuse this one, keep serving
             with self._lock:
                 self._open.pop(sock, None)
+                self.stats.connections -= 1
                 self.stats.busy += 1
             self._slots.release()
             _refuse_busy(sock, tls=self.tls is not None)

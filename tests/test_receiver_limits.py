@@ -35,23 +35,24 @@ def read_all(sock: socket.socket, timeout: float) -> bytes:
 
 def test_a_thousand_slow_connections_do_not_make_a_thousand_threads(tmp_path):
     fds_before, threads_before = open_fds(), threading.active_count()
-    receiver = Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_connections=32, idle_timeout=1.0,
-                        request_timeout=2.0).start()
+    receiver = Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_connections=32, idle_timeout=8.0,
+                        request_timeout=8.0).start()
     clients: list[socket.socket] = []
+    most_threads = 0
     try:
         for _ in range(1000):
             s = socket.create_connection(receiver.address, timeout=10)
             s.sendall(PARTIAL_HEADERS)  # ...and never the blank line that ends the headers
             clients.append(s)
-        assert wait_for(lambda: receiver.stats.busy + receiver.open_connections >= 1000)
-        assert receiver.open_connections <= 32
-        assert threading.active_count() <= threads_before + 1 + 32  # the accept loop and one a connection
+            most_threads = max(most_threads, threading.active_count())
+        assert wait_for(lambda: receiver.stats.busy + receiver.stats.connections == 1000)
+        assert receiver.stats.peak_connections <= 32 and receiver.stats.busy > 0
+        assert most_threads <= threads_before + 1 + 32  # the accept loop and one a connection
         # Those beyond the bound were told to come back later, not left hanging.
-        refused = clients[-1]  # the first 32 were admitted
-        answer = read_all(refused, 5)
+        answer = read_all(clients[-1], 5)  # the first 32 were admitted
         assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
         # The slow ones are cut off by the request deadline; then the receiver serves again.
-        assert wait_for(lambda: receiver.open_connections == 0, timeout=20)
+        assert wait_for(lambda: receiver.open_connections == 0, timeout=30)
         body = encode_spans(agent_spans()).SerializeToString()
         ok = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
         assert ok.status_code == 200
