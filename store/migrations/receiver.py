@@ -22,13 +22,15 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks ADD COLUMN source TEXT",
         # Who sent a refused request or span (NULL: a file, or no authentication).
         "ALTER TABLE rejects ADD COLUMN source TEXT",
-        """CREATE TRIGGER otlp_spans_source AFTER INSERT ON otlp_spans WHEN NEW.source IS NOT NULL
+        """CREATE TRIGGER otlp_spans_source AFTER INSERT ON otlp_spans
+        WHEN NEW.source IS NOT NULL AND NOT EXISTS (
+            -- most span parts of a task come from a sender already listed: one lookup, no write
+            SELECT 1 FROM tasks WHERE task_id = 'otel-' || NEW.trace_id
+            AND instr(',' || source || ',', ',' || NEW.source || ',') > 0)
         BEGIN
             INSERT INTO tasks (task_id, source) VALUES ('otel-' || NEW.trace_id, NEW.source)
             ON CONFLICT(task_id) DO UPDATE SET
-                source = CASE WHEN tasks.source IS NULL THEN excluded.source ELSE tasks.source || ',' || excluded.source END
-            -- a name already listed writes nothing (most span parts of a task come from one sender)
-            WHERE tasks.source IS NULL OR instr(',' || tasks.source || ',', ',' || excluded.source || ',') = 0;
+                source = CASE WHEN tasks.source IS NULL THEN excluded.source ELSE tasks.source || ',' || excluded.source END;
         END""",
     ],
 ]
