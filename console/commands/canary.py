@@ -11,18 +11,17 @@ agent's baseline or canary version in the window.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, UTC
 
 from agentdeck.store import config
 
 EXIT_ERROR = 3
+# store.canary.WINDOWS, spelled out so --help does not import the analysis
+# (scipy-free but heavy); tests/test_cli_errors.py keeps the two equal.
+WINDOWS = ("15m", "1h", "24h", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from agentdeck.store.canary import WINDOWS
-
     p.add_argument("--agent", required=True, help="agent name, as in its traces")
     p.add_argument("--baseline", required=True, metavar="VERSION", help="baseline version label, e.g. v1")
     p.add_argument("--canary", required=True, metavar="VERSION", help="canary version label, e.g. v2")
@@ -36,30 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--differences", type=int, default=8, metavar="N",
                    help="list the N tools, sequences, policy outcomes, escalation reasons and actions whose share "
                         "of tasks differs most between the versions (default 8; 0: none)")
-    _usage_errors_exit_3(p)
-
-
-def _usage_errors_exit_3(p: argparse.ArgumentParser) -> None:
-    """argparse exits 2 on a usage error, which here means "roll back": make it 3."""
-
-    def error(message: str) -> None:
-        p.print_usage(sys.stderr)
-        print(f"agentdeck canary: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-
-    parse_known = p.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        ns, extras = parse_known(args, namespace)
-        if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
-        return ns, extras
-
-    p.error = error  # type: ignore[method-assign,assignment]
-    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+    # argparse exits 2 on a usage error, which here means "roll back": the CLI's parser uses this instead.
+    p.usage_exit = EXIT_ERROR  # type: ignore[attr-defined]
 
 
 def parse_time(text: str) -> float:
+    from datetime import UTC, datetime
+
     try:
         return float(text)
     except ValueError:
@@ -78,6 +60,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from rich.console import Console

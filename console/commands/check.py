@@ -16,8 +16,10 @@ fails, so a gate never passes a file it did not read to the end.
 
 Exit status: 0 no violations, 1 violations, unreadable lines, a file not read
 to its end (no newline after its last line, or unreadable) (or, with
---strict, tasks whose agent has no contract), 2 usage error (missing path or
-one that is not a file or folder, unusable contract file).
+--strict, tasks whose agent has no contract), 2 usage error or nothing to
+check: a missing path or one that is not a file or folder, a file none of
+whose lines is a trace event (e.g. README.md), no trace events at all, an
+unusable contract file.
 """
 
 from __future__ import annotations
@@ -25,11 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-from agentdeck.console.safe import clean
-from agentdeck.store.tailer import PATTERNS
-
-SKIP_DIRS = {"contracts", "outbox"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,16 +42,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def trace_files(paths: list[Path]) -> list[Path]:
+    """The trace files under ``paths``: each file given, and matching files in each folder and its subfolders."""
+    from agentdeck.console.tracefolders import expand
+    from agentdeck.store.tailer import PATTERNS
+
     files: list[Path] = []
-    for p in paths:
+    for p in expand(paths):
         if p.is_file():
             files.append(p)
-            continue
-        for f in sorted(p.rglob("*")):
-            rel = f.relative_to(p).parts
-            if f.is_file() and not SKIP_DIRS & set(rel[:-1]) and any(f.match(pat) for pat in PATTERNS):
-                files.append(f)
+        elif p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and any(f.match(pat) for pat in PATTERNS))
     return files
+
+
+def clean(text: object, limit: int | None = None, *, single_line: bool = False) -> str:
+    from agentdeck.console.safe import clean as _clean  # rich: only when there is something to print
+
+    return _clean(text, limit, single_line=single_line)
 
 
 def _err(msg: str) -> None:
@@ -95,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
             _err(problem)
         return 2
     files = trace_files(paths)
+    if not files:
+        from agentdeck.store.tailer import PATTERNS
+
+        _err(f"no trace files ({', '.join(PATTERNS)}) in {', '.join(map(str, paths))}: nothing to check")
+        return 2
     conn = connect(Path(":memory:"))
     hook = ct.ContractCheck(dirs)
     tailer = Tailer(conn, files, post_commit=[hook])
@@ -124,7 +133,7 @@ def _recheck_store(args: argparse.Namespace) -> int:
     ids = [r[0] for r in conn.execute("SELECT task_id FROM tasks ORDER BY task_id")]
     for i in range(0, len(ids), 500):
         ct.recheck(conn, book, ids[i:i + 500])
-    return report(conn, book, args.strict, str(db))
+    return report(conn, book, args.strict, str(db), from_files=False)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -173,7 +182,14 @@ def _backtest(args: argparse.Namespace) -> int:
     return 1 if result.changes else 0
 
 
-def report(conn, book, strict: bool, where: str, unread: list[str] | None = None) -> int:
+def not_trace_files(conn) -> list[tuple[str, int, str]]:
+    """``(path, lines, first error)`` of each file whose every line was rejected."""
+    return [(r[0], r[1], r[2] or "") for r in conn.execute(
+        """SELECT s.path, s.lines, (SELECT error FROM rejects j WHERE j.source_id = s.id ORDER BY offset LIMIT 1)
+           FROM sources s WHERE s.lines > 0 AND s.rejects >= s.lines ORDER BY s.path""")]
+
+
+def report(conn, book, strict: bool, where: str, unread: list[str] | None = None, *, from_files: bool = True) -> int:
     """Print every violation, unreadable line and part not read (``unread``); the exit status."""
     unread = unread or []
     tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -186,7 +202,14 @@ def report(conn, book, strict: bool, where: str, unread: list[str] | None = None
     for r in rows:
         print(f"{clean(r['path'] or '?')}: task {clean(r['task_id'], 200, single_line=True)} seq {r['seq']} "
               f"{r['rule']}: {clean(r['detail'], 500, single_line=True)}")
-    rejects = conn.execute("SELECT path, offset, error FROM rejects ORDER BY path, offset").fetchall()
+    # A file none of whose lines is a trace event (README.md, a CSV): said once, not line by line.
+    not_traces = not_trace_files(conn) if from_files else []  # (the store's history is not this run's input)
+    for path, lines, first in not_traces:
+        _err(f"{path}: not a trace file: none of its {lines} line{'s' * (lines != 1)} is a trace event "
+             f"(first: {clean(first, 200, single_line=True)})")
+    skip = {path for path, _, _ in not_traces}
+    rejects = [r for r in conn.execute("SELECT path, offset, error FROM rejects ORDER BY path, offset")
+               if r["path"] not in skip]
     for r in rejects:
         print(f"{clean(r['path'])}: rejected line at byte {r['offset']}: {clean(r['error'], 300, single_line=True)}")
     unchecked = conn.execute(
@@ -199,6 +222,12 @@ def report(conn, book, strict: bool, where: str, unread: list[str] | None = None
         _err(problem)
 
     failed_tasks = len({r["task_id"] for r in rows})
+    if not_traces or not (tasks or unread):
+        # Never "0 tasks: no violations": a gate that checked nothing must not look like a pass.
+        print(f"nothing checked in {where}: no trace events" if not tasks else
+              f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where}), "
+              f"but {len(not_traces)} file{'s' * (len(not_traces) != 1)} not traces (see above)")
+        return 2
     if rows:
         print(f"{len(rows)} violation{'s' * (len(rows) != 1)} in {failed_tasks} of {tasks} tasks ({where})")
     elif unread:
