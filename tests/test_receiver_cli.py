@@ -31,7 +31,6 @@ def test_a_network_address_needs_tokens_or_client_certificates(tmp_path, capsys)
     (["--tls-client-ca", "ca.pem"], "--tls-client-ca needs --tls-cert"),
     (["--token-file", "/nonexistent/tokens"], "cannot read the token file /nonexistent/tokens"),
     (["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"], "cannot use the certificate"),
-    (["--max-connections", "0"], "--max-connections must be positive"),
 ])
 def test_unusable_settings_exit_2_with_the_reason(tmp_path, capsys, argv, reason):
     status, err = run(capsys, "--db", str(tmp_path / "s.db"), "--port", "0", *argv)
@@ -94,3 +93,10 @@ def test_the_consoles_receiver_stays_on_loopback(tmp_path):
         assert receiver.endpoint.startswith("http://127.0.0.1:")
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize("argv", [["--max-connections", "0"], ["--port", "70000"], ["--request-timeout", "nan"]])
+def test_nonsense_numbers_are_usage_errors(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(["receive", "--db", str(tmp_path / "s.db"), *argv])
+    assert info.value.code == 2 and argv[0] in capsys.readouterr().err

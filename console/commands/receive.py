@@ -24,10 +24,12 @@ from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from agentdeck.console.argtypes import port, positive_float, positive_int
+
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1); any other needs --token-file or --tls-client-ca, or --insecure")
-    p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
-    p.add_argument("--max-body", type=int, default=None, metavar="BYTES",
+    p.add_argument("--port", type=port, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
+    p.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                    help="largest request body accepted, after decompression (default 20 MiB)")
     p.add_argument("--token-file", metavar="FILE",
                    help="senders' bearer tokens, one 'NAME TOKEN [agents=a,b] [rate=N] [bytes=N]' a line (docs/otel.md)")
@@ -37,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mutual TLS: require client certificates signed by these CAs (their common name is stored as the source)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback address without tokens or client certificates (anyone who can reach it can write)")
-    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+    p.add_argument("--max-connections", type=positive_int, default=None, metavar="N",
                    help="open connections served at once, one thread each (default 64; more are answered 503)")
-    p.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--request-timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="longest a request may take to arrive, first byte to end of body (default 30)")
 
 
@@ -91,10 +93,6 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--tls-cert and --tls-key go together")
     if args.tls_client_ca and not args.tls_cert:
         return _usage("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)")
-    for flag, value in (("--max-body", args.max_body), ("--max-connections", args.max_connections),
-                        ("--request-timeout", args.request_timeout)):
-        if value is not None and value <= 0:
-            return _usage(f"{flag} must be positive")
     if not is_loopback(args.host) and not (args.token_file or args.tls_client_ca or args.insecure):
         return _usage(f"refusing to listen on {args.host or 'every address'} without --token-file or --tls-client-ca: "
                       "anyone who can reach it could write tasks, escalations and compensation hooks "
