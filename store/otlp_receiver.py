@@ -21,8 +21,16 @@ sender's budget and 503 busy, both with ``Retry-After``).
 Resources are bounded: at most ``max_connections`` open connections, each
 served by one thread (more are answered 503 and closed); every read waits at
 most ``idle_timeout`` and a whole request (from its first byte to the end of
-its body) at most ``request_timeout`` (then 408); at most
+its body) at most ``request_timeout`` (then 408); at most ``max_bodies``
+bodies are read, decoded and committed at once (memory); at most
 ``store_connections`` SQLite connections, shared by all request threads.
+
+Senders (``store/otlp_auth.py``): with ``tokens``, every request needs a
+bearer token (401 otherwise, no detail); a token's name is stored with the
+spans it wrote, its budgets give 429 + Retry-After, and its agent list keeps
+it from writing other agents' tasks. With ``tls`` the receiver speaks HTTPS
+only; a TLS context that requires client certificates names the sender
+``cert:<common name>`` when there are no tokens.
 """
 
 from __future__ import annotations
