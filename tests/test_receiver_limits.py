@@ -22,6 +22,11 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def rss_mib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS:"))
+
+
 def read_all(sock: socket.socket, timeout: float) -> bytes:
     sock.settimeout(timeout)
     out = b""
@@ -34,7 +39,7 @@ def read_all(sock: socket.socket, timeout: float) -> bytes:
 
 
 def test_a_thousand_slow_connections_do_not_make_a_thousand_threads(tmp_path):
-    fds_before, threads_before = open_fds(), threading.active_count()
+    fds_before, threads_before, rss_before = open_fds(), threading.active_count(), rss_mib()
     receiver = Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_connections=32, idle_timeout=8.0,
                         request_timeout=8.0).start()
     clients: list[socket.socket] = []
@@ -64,6 +69,8 @@ def test_a_thousand_slow_connections_do_not_make_a_thousand_threads(tmp_path):
     # Nothing kept: no store connection, socket or thread outlives the clients.
     assert wait_for(lambda: threading.active_count() <= threads_before)
     assert open_fds() <= fds_before
+    # Nor memory to speak of (an unbounded receiver kept 170 MB after this).
+    assert rss_mib() - rss_before < 40
 
 
 def test_a_trickling_request_is_cut_off_at_its_deadline(tmp_path):
