@@ -259,6 +259,10 @@ class Receiver:
         self.server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
 
+    def set_tokens(self, tokens: list[Token]) -> None:
+        """Replace the senders' tokens (a reloaded token file); requests in progress keep the old ones."""
+        self.auth = Authenticator(tokens)
+
     @property
     def address(self) -> tuple[str, int]:
         host, port = self.server.server_address[:2]

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 import pytest
-from receiver_support import TOKEN_A, Certs
+from receiver_support import TOKEN_A, TOKEN_B, Certs
 
 from agentdeck.console.cli import main
 
@@ -100,3 +100,39 @@ def test_nonsense_numbers_are_usage_errors(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as info:
         main(["receive", "--db", str(tmp_path / "s.db"), *argv])
     assert info.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_sighup_reloads_the_token_file(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"host-a {TOKEN_A}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentdeck.console.cli", "receive", "--db", str(tmp_path / "s.db"), "--port", "0",
+         "--token-file", str(tokens)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        endpoint = proc.stdout.readline().split(" at ")[1].split(" into ")[0]
+
+        def status(token: str) -> int:
+            return httpx.post(endpoint, content=b"{}", timeout=10,
+                              headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"}).status_code
+
+        assert (status(TOKEN_A), status(TOKEN_B)) == (200, 401)
+        tokens.write_text(f"host-b {TOKEN_B}\n")  # host-a's token revoked, host-b's issued
+        proc.send_signal(signal.SIGHUP)
+        assert proc.stdout.readline().startswith("reloaded 1 token(s)")
+        assert (status(TOKEN_A), status(TOKEN_B)) == (401, 200)
+        tokens.write_text("host-c short\n")  # a broken file changes nothing
+        proc.send_signal(signal.SIGHUP)
+        lines = [proc.stderr.readline() for _ in range(2)]  # after the log line of the refusals above
+        assert "refused 1 request(s) with a missing or wrong token" in lines[0]
+        assert "token file not reloaded" in lines[1]
+        assert (status(TOKEN_A), status(TOKEN_B)) == (401, 200)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0  # stopped by the service manager: a clean stop

@@ -7,7 +7,7 @@ each request is answered only after its spans are committed.
 
 To listen on any other address the receiver needs a way to know its senders:
 bearer tokens (--token-file) or client certificates (--tls-client-ca), or an
-explicit --insecure. Exit status: 0 stopped by SIGTERM; 2 a usage error or an
+explicit --insecure. SIGHUP reloads the token file. Exit status: 0 stopped by SIGTERM; 2 a usage error or an
 unusable environment (bad flag, unreadable token/certificate file, the port in
 use, a store that cannot be opened); 130 interrupted (Ctrl-C).
 """
@@ -79,6 +79,21 @@ def start_for_app(app, spec: str):
     return Receiver(app.db_path, host, port, on_commit=on_commit).start()
 
 
+def _reload(receiver, path: str) -> None:
+    """SIGHUP: read the token file again (rotate or revoke a token without a restart).
+    A file that does not load leaves the tokens in force as they were."""
+    from agentdeck.store.otlp_auth import ConfigError, load_tokens
+
+    try:
+        tokens = load_tokens(path)
+    except ConfigError as exc:
+        print(f"agentdeck receive: token file not reloaded, the previous tokens stay in force: {exc}",
+              file=sys.stderr, flush=True)
+        return
+    receiver.set_tokens(tokens)
+    print(f"reloaded {len(tokens)} token(s) from {path}", flush=True)
+
+
 def _usage(message: str) -> int:
     print(f"agentdeck receive: {message}", file=sys.stderr)
     return 2
@@ -123,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     # A service manager stops us with SIGTERM: close as cleanly as on Ctrl-C, exit 0.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.token_file:
+        signal.signal(signal.SIGHUP, lambda *_: _reload(receiver, args.token_file))
     receiver.start()
     status = 0
     try:
