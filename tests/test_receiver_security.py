@@ -244,3 +244,18 @@ def test_only_a_token_exactly_as_issued_authenticates(header):
         assert found is not None and found.name == ("host-a" if secret.strip() == TOKEN_A else "host-b")
     else:
         assert found is None
+
+
+def test_a_task_first_written_without_a_source_gets_one_from_a_later_sender(tmp_path):
+    """A task begun by a file or a loopback exporter (no source), continued by a token's sender."""
+    db = tmp_path / "store.db"
+    spans = agent_spans("refund-agent")
+    child = [s for s in spans if s.parent is not None]
+    root = [s for s in spans if s.parent is None]
+    with Receiver(db, "127.0.0.1", 0) as anonymous:
+        assert export(anonymous, child) == SpanExportResult.SUCCESS
+    assert tasks(db)[otlp.task_id(trace_hex(spans))]["source"] is None
+    with Receiver(db, "127.0.0.1", 0, tokens=parse_tokens(TOKENS)) as guarded:
+        assert export(guarded, root, headers={"Authorization": f"Bearer {TOKEN_A}"}) == SpanExportResult.SUCCESS
+    task = tasks(db)[otlp.task_id(trace_hex(spans))]
+    assert task["source"] == "host-a" and task["agent"] == "refund-agent" and task["events"] == 4
