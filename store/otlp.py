@@ -101,14 +101,33 @@ class Span:
 
 
 class SpanItem(tuple):
-    """An ``(event, payload_json)`` pair that remembers the span part it came from."""
+    """An ``(event, payload_json)`` pair that remembers the span part it came from.
+
+    ``meta`` is None for most items. Items that frame a task (task_start and
+    task_end of the span chosen as the task's invocation) carry
+    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (what the part
+    becomes when another span of the trace frames the task: an item, or None
+    for nothing); model steps may carry ``cost`` and any item ``session``.
+    ``claim`` reads them inside the ingest transaction.
+    """
 
     key: tuple[str, str, str]
+    meta: dict | None
 
-    def __new__(cls, event, payload: str, key: tuple[str, str, str]):
+    def __new__(cls, event, payload: str, key: tuple[str, str, str], meta: dict | None = None):
         item = super().__new__(cls, (event, payload))
         item.key = key
+        item.meta = meta
         return item
+
+    def __reduce__(self):  # parse processes send items back pickled
+        return (SpanItem, (self[0], self[1], self.key, self.meta))
+
+
+class SpanItems(list):
+    """The items of a request or line, with how many spans were not GenAI (counted, not turned into steps)."""
+
+    ignored: int = 0
 
 
 # -- entry points ------------------------------------------------------------
@@ -132,7 +151,7 @@ def decode_protobuf(body: bytes) -> list[SpanItem]:
 
 
 def count_spans(items: Iterable[SpanItem]) -> int:
-    return len({item.key[:2] for item in items})
+    return len({item.key[:2] for item in items}) + getattr(items, "ignored", 0)
 
 
 # -- exactly once --------------------------------------------------------------
@@ -141,10 +160,13 @@ def count_spans(items: Iterable[SpanItem]) -> int:
 def claim(conn: sqlite3.Connection, items: list) -> list | None:
     """Record the span parts of ``items``; call inside the ingest transaction.
 
-    Returns None when every part is new (and is now recorded). Otherwise
-    records nothing and returns the items to keep: the first occurrence of
-    each part not stored yet, and every item that is not from a span. The
-    caller rolls back and writes those instead.
+    Returns None when every part is new (and is now recorded) and the items
+    agree with the store on which span frames each task. Otherwise returns
+    the items to write instead; the caller rolls back and writes those:
+    without parts stored already (the first occurrence of each part not
+    stored yet, and every item that is not from a span), or with a framing
+    part turned into the step it is when an earlier-stored span of its trace
+    frames the task.
     """
     keys = [item.key for item in items if type(item) is SpanItem]
     if len(set(keys)) == len(keys):
@@ -154,7 +176,7 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
         all_new = conn.total_changes - before == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            return None
+            return _settle(conn, items)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -166,6 +188,103 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
             seen.add(item.key)
         keep.append(item)
     return keep
+
+
+def _meta(item) -> dict:
+    return getattr(item, "meta", None) or {}
+
+
+def _settle(conn: sqlite3.Connection, items: list) -> list | None:
+    """Agree with the store on the span framing each task; add model costs and sessions to the task rows.
+
+    Returns None when the items stand, else the items rewritten (nothing
+    has been changed then: the caller rolls back and writes those).
+    """
+    framing: dict[str, list[SpanItem]] = {}
+    extra: dict[str, list] = {}  # trace -> [cost, session]
+    for item in items:
+        meta = getattr(item, "meta", None)
+        if not meta:
+            continue
+        trace = item.key[0]
+        if "frame" in meta:
+            framing.setdefault(trace, []).append(item)
+        if meta.get("cost") or meta.get("session"):
+            e = extra.setdefault(trace, [0.0, None])
+            e[0] += meta.get("cost") or 0.0
+            e[1] = e[1] or meta.get("session")
+    if not framing and not extra:
+        return None
+    # trace -> (the winning frame, its agent name if a named agent): framing items of other frames lose
+    winners: dict[str, tuple[tuple, str | None]] = {}
+    changes = []
+    for trace, parts in framing.items():
+        frame = min(tuple(_meta(p)["frame"]) for p in parts)
+        mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
+        row = conn.execute("SELECT rank, start_ns, span_id, agent, named FROM otlp_tasks WHERE trace_id = ?",
+                           (trace,)).fetchone()
+        if row is not None and (row[0], row[1], row[2]) < frame:
+            winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
+        else:
+            winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
+            if row is None or (row[0], row[1], row[2]) != frame:
+                changes.append((trace, frame, _meta(mine), row))
+    if any(tuple(_meta(item)["frame"]) != winners[trace][0] for trace, parts in framing.items() for item in parts):
+        rewritten = []
+        for item in items:
+            meta = getattr(item, "meta", None)
+            if meta and "frame" in meta and tuple(meta["frame"]) != winners[item.key[0]][0]:
+                alt = meta.get("alt")
+                if alt is not None and meta.get("named") and meta.get("agent") != winners[item.key[0]][1]:
+                    rewritten.append(alt)
+                continue
+            rewritten.append(item)
+        return rewritten
+    for trace, frame, meta, row in changes:
+        if row is not None:
+            _demote(conn, trace, row, meta)
+        conn.execute(
+            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
+               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named""",
+            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0),
+        )
+    if extra:
+        # The task row before the batch's own upsert adds to it (cost_usd adds up; session is kept).
+        conn.executemany(
+            """INSERT INTO tasks (task_id, session, cost_usd) VALUES (?, ?, ?)
+               ON CONFLICT(task_id) DO UPDATE SET session = coalesce(session, excluded.session),
+               cost_usd = cost_usd + excluded.cost_usd""",
+            [(task_id(trace), session, cost) for trace, (cost, session) in extra.items()],
+        )
+    return None
+
+
+def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
+    """The stored framing span of ``trace`` loses to a better one: its task_start/task_end
+    become the sub-agent step (a named agent under another name) or go."""
+    tid = task_id(trace)
+    rows = conn.execute(
+        f"""SELECT id, kind, payload FROM events WHERE task_id = ? AND
+            ((kind = 'task_start' AND seq = {FIRST_SEQ}) OR (kind = 'task_end' AND seq = {LAST_SEQ}))""",
+        (tid,),
+    ).fetchall()
+    start = next((json.loads(r[2]) for r in rows if r[1] == "task_start"), None)
+    end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
+    gone = [r[0] for r in rows]
+    if start is not None and row[4] and row[3] != winner.get("agent"):
+        plan = _subagent_plan(tid, row[1], start.get("agent", ""), start.get("request", ""),
+                              end.get("outcome", "success"), end.get("summary", ""))
+        event = ev.event_adapter.validate_python(plan)
+        start_id = next(r[0] for r in rows if r[1] == "task_start")
+        conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
+                     (event.seq, event.model_dump_json(exclude_none=True), start_id))
+        gone.remove(start_id)
+    if gone:
+        conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in gone])
+    # The winner's own task_start/task_end (in this batch) set the row's agent, outcome
+    # and times; the loser's reported total must not stand in for the sum of model calls.
+    conn.execute("UPDATE tasks SET events = events - ?, end_tokens = NULL WHERE task_id = ?", (len(gone), tid))
 
 
 # -- OTLP/JSON -----------------------------------------------------------------
@@ -221,7 +340,7 @@ def _uint(value: Any, where: str, bits: int = 64) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise OtlpError(f"{where}: expected an integer, got {value[:40]!r}") from None
+        raise OtlpError(f"{where}: expected an integer, got {str(value)[:40]!r}") from None
     if not 0 <= n < 2**bits:
         raise OtlpError(f"{where}: {n} is out of range")
     return n
@@ -248,9 +367,22 @@ def _id(value: Any, nbytes: int, where: str) -> str:
     return raw.hex()
 
 
+class Truncated(str):
+    """An attribute value cut to MAX_VALUE_BYTES; it ends by saying so, and steps built from it say so too."""
+
+    original_bytes: int
+
+
 def _check_size(text: str, where: str) -> str:
-    if len(text) > MAX_VALUE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-        raise OtlpError(f"{where}: value too large ({len(text.encode('utf-8', 'surrogatepass'))} bytes, limit {MAX_VALUE_BYTES})")
+    # A prompt or a RAG context over 64 KiB is ordinary: keep the span and cut
+    # the value (refusing it would lose the whole export request).
+    if len(text) > MAX_VALUE_BYTES // 4:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_VALUE_BYTES:
+            head = text.encode("utf-8", "surrogatepass")[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
+            cut = Truncated(f"{head}… [truncated by agentdeck: {size} bytes, limit {MAX_VALUE_BYTES}]")
+            cut.original_bytes = size
+            return cut
     return text
 
 
@@ -275,7 +407,7 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             n = int(i)
         except ValueError:
-            raise OtlpError(f"{where}: intValue must be an integer, got {i[:40]!r}") from None
+            raise OtlpError(f"{where}: intValue must be an integer, got {str(i)[:40]!r}") from None
         if not -(2**63) <= n < 2**63:
             raise OtlpError(f"{where}: intValue {n} is out of the int64 range")
         return n
@@ -285,7 +417,7 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             return float(d)
         except ValueError:
-            raise OtlpError(f"{where}: doubleValue must be a number, got {d[:40]!r}") from None
+            raise OtlpError(f"{where}: doubleValue must be a number, got {str(d)[:40]!r}") from None
     if (a := _field(v, "arrayValue", "array_value")) is not None:
         values = _list(_obj(a, where).get("values"), f"{where}.arrayValue.values")
         return [_any_value(x, f"{where}[{n}]", depth + 1) for n, x in enumerate(values)]
@@ -440,13 +572,38 @@ def _pb_value(v, where: str, depth: int) -> Any:
     if which == "kvlist_value":
         return _pb_attributes(v.kvlist_value.values, where, depth + 1)
     if which == "bytes_value":
-        if len(v.bytes_value) > MAX_VALUE_BYTES:
-            raise OtlpError(f"{where}: value too large ({len(v.bytes_value)} bytes, limit {MAX_VALUE_BYTES})")
-        return base64.b64encode(v.bytes_value).decode("ascii")
+        return _check_size(base64.b64encode(v.bytes_value).decode("ascii"), where)
     return None
 
 
 # -- spans to events -----------------------------------------------------------
+#
+# A task is one agent invocation: of all spans of a trace, the one that frames
+# the task is the best ranked (a named agent, then a nameless agent or a
+# workflow, then any other GenAI step; earliest start, then span id). It
+# gets the task_start/task_end pair; other named agents become "sub-agent"
+# plan steps of that task; spans that are not GenAI at all make no task and no
+# step. Which span wins is decided among the spans of one request or line
+# here, and across requests and lines by ``claim`` from the otlp_tasks table,
+# so the result does not depend on how spans were grouped or ordered.
+
+RANK_AGENT, RANK_WORKFLOW, RANK_STEP = 0, 1, 2
+
+MODEL_KINDS = {"LLM": "model", "EMBEDDING": "embedding", "TOOL": "tool", "AGENT": "agent", "CHAIN": "workflow",
+               "RETRIEVER": "retrieval", "RERANKER": "retrieval", "GUARDRAIL": "guardrail",
+               "EVALUATOR": "evaluator", "PROMPT": "genai"}
+GENAI_OPERATIONS = {
+    "invoke_agent": "agent", "invoke_workflow": "workflow", "execute_tool": "tool", "chat": "model",
+    "text_completion": "model", "generate_content": "model", "embeddings": "embedding",
+    "retrieval": "retrieval", "retrieve": "retrieval", "plan": "plan", "create_plan": "plan",
+    "agent_handoff": "handoff", "create_agent": "genai",
+}
+LANGFUSE_TYPES = {"agent": "agent", "chain": "workflow", "tool": "tool", "generation": "model",
+                  "embedding": "embedding", "retriever": "retrieval", "guardrail": "guardrail",
+                  "evaluator": "evaluator"}
+TRACELOOP_KINDS = {"agent": "agent", "workflow": "workflow", "tool": "tool"}
+STEP_KINDS = frozenset({"model", "embedding", "tool", "retrieval", "guardrail", "evaluator", "plan", "handoff"})
+_GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "langfuse.", "agentdeck.")
 
 
 def task_id(trace_id: str) -> str:
@@ -462,29 +619,91 @@ def _ts(time_ns: int) -> datetime:
 
 
 def span_class(attributes: dict[str, Any]) -> str:
-    """agent, tool, model, guardrail or other, by GenAI operation or OpenInference kind."""
+    """What a span is: agent, workflow, model, embedding, tool, retrieval, guardrail, evaluator,
+    plan, handoff, genai (GenAI but no step of its own) or other (not GenAI)."""
     op = attributes.get("gen_ai.operation.name")
+    if isinstance(op, str) and op in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[op]
     oi = attributes.get("openinference.span.kind")
-    oi = oi.upper() if isinstance(oi, str) else None
-    if op == "invoke_agent" or oi == "AGENT":
-        return "agent"
-    if op == "execute_tool" or oi == "TOOL":
-        return "tool"
-    if op in MODEL_OPERATIONS or oi == "LLM":
-        return "model"
-    if oi == "GUARDRAIL":
-        return "guardrail"
+    if isinstance(oi, str) and oi.upper() in MODEL_KINDS:
+        return MODEL_KINDS[oi.upper()]
+    lf = attributes.get("langfuse.observation.type")
+    if isinstance(lf, str) and lf.lower() in LANGFUSE_TYPES:
+        return LANGFUSE_TYPES[lf.lower()]
+    tl = attributes.get("traceloop.span.kind")
+    if isinstance(tl, str) and tl.lower() in TRACELOOP_KINDS:
+        return TRACELOOP_KINDS[tl.lower()]
+    if any(k.startswith(_GENAI_PREFIXES) for k in attributes):
+        return "genai"
     return "other"
 
 
-def to_events(spans: list[Span]) -> list[SpanItem]:
-    items: list[SpanItem] = []
+def agent_name(span: Span, kind: str | None = None) -> str | None:
+    """The agent's own name, if the span is an agent span that has one (not the span's or service's name)."""
+    a = span.attributes
+    if (kind or span_class(a)) != "agent":
+        return None
+    name = _name(a, "agentdeck.agent", "gen_ai.agent.name", "agent.name")
+    if name is None and str(a.get("traceloop.span.kind", "")).lower() == "agent":
+        name = _name(a, "traceloop.entity.name")
+    if name is None and str(a.get("langfuse.observation.type", "")).lower() == "agent":
+        name = span.name or None
+    return name[:200] if name else None
+
+
+def _rank(span: Span, kind: str) -> int | None:
+    if kind == "agent":
+        return RANK_AGENT if agent_name(span, kind) else RANK_WORKFLOW
+    if kind == "workflow":
+        return RANK_WORKFLOW
+    if kind in STEP_KINDS:
+        return RANK_STEP
+    return None  # not a candidate: no task of its own
+
+
+def to_events(spans: list[Span]) -> SpanItems:
+    # The best framing span of each trace in this batch (claim settles it across batches).
+    best: dict[str, tuple[tuple[int, int, str], Span]] = {}
+    kinds: list[str] = []
+    items = SpanItems()
     for span in spans:
+        kind = span_class(span.attributes)
+        kinds.append(kind)
+        rank = _rank(span, kind)
+        if rank is None:
+            continue
+        frame = (rank, span.start_ns, span.span_id)
+        if span.trace_id not in best or frame < best[span.trace_id][0]:
+            best[span.trace_id] = (frame, span)
+    fallback = _fallbacks(spans, kinds, best)
+    for span, kind in zip(spans, kinds):
+        if kind == "other" and not span.events:
+            items.ignored += 1
+            continue
+        winner = best.get(span.trace_id)
         try:
-            items.extend(span_events(span))
+            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
         except (OtlpError, ValidationError, ValueError, TypeError) as exc:
             raise OtlpError(f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}") from None
     return items
+
+
+def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tuple[str, str]]:
+    """The request and answer of a framing agent or workflow span that logs neither (OpenInference
+    agents, OpenLLMetry workflows): its trace's first model call's user message and last model call's answer."""
+    from agentdeck.store import otlp_content as content
+
+    out: dict[str, tuple[str, str]] = {}
+    for trace, (_frame, winner) in best.items():
+        a = winner.attributes
+        if a.get("agentdeck.request") or content.first_user_text(a):
+            continue
+        models = sorted((s for s, k in zip(spans, kinds) if k == "model" and s.trace_id == trace),
+                        key=lambda s: s.start_ns)
+        request = next((t for t in (content.first_user_text(s.attributes) for s in models) if t), "")
+        answer = next((t for t in (content.answer_text(s.attributes) for s in reversed(models)) if t), "")
+        out[winner.span_id] = (request, answer)
+    return out
 
 
 def _reason(exc: Exception) -> str:
@@ -510,7 +729,7 @@ def _first(attributes: dict[str, Any], *keys: str) -> Any:
 
 def _name(attributes: dict[str, Any], *keys: str) -> str | None:
     value = _first(attributes, *keys)
-    return None if value is None else str(value)
+    return None if value is None else str(value)[:200]
 
 
 def _count(attributes: dict[str, Any], *keys: str) -> int:
@@ -520,9 +739,26 @@ def _count(attributes: dict[str, Any], *keys: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise OtlpError(f"{keys[0]}: expected a number")
     try:
-        return int(float(value))
+        return max(0, int(float(value)))
     except ValueError:
         raise OtlpError(f"{keys[0]}: expected a number, got {str(value)[:40]!r}") from None
+
+
+def _number(attributes: dict[str, Any], *keys: str) -> float:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and value >= 0:
+            return float(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if number >= 0 and number == number and number != float("inf"):
+                return number
+    return 0.0
 
 
 def _decoded(value: Any) -> Any:
@@ -535,54 +771,153 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _exception_message(span: Span) -> str:
+def _exception(span: Span) -> tuple[str, str]:
     for e in span.events:
         if e.name == "exception":
-            return str(e.attributes.get("exception.message") or e.attributes.get("exception.type") or "")
-    return ""
+            return str(e.attributes.get("exception.type") or ""), str(e.attributes.get("exception.message") or "")
+    return "", ""
 
 
-def span_events(span: Span) -> list[SpanItem]:
-    """The native events one span stands for, each keyed by its span part."""
+def failure_text(span: Span) -> str:
+    """Why a span failed, as one line: error type and message."""
+    error_type = _name(span.attributes, "error.type") or ""
+    exc_type, exc_message = _exception(span)
+    error_type = error_type or exc_type
+    from agentdeck.store.otlp_content import first_line_error
+
+    message = first_line_error(span.status_message or exc_message)
+    short_type = error_type.rsplit(".", 1)[-1]
+    if short_type and message and not message.startswith(short_type):
+        return f"{short_type}: {message}"
+    return message or short_type
+
+
+TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
+TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion", "gen_ai.usage.completion_tokens")
+CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+              "llm.token_count.prompt_details.cache_read", "gen_ai.usage.details.cache_read_tokens")
+CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+               "llm.token_count.prompt_details.cache_write")
+COST = ("agentdeck.cost_usd", "llm.cost.total", "gen_ai.usage.cost", "operation.cost", "langfuse.observation.cost_details.total")
+SESSION = ("gen_ai.conversation.id", "session.id", "langfuse.session.id", "langfuse.trace.session_id",
+           "traceloop.association.properties.session_id")
+USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "traceloop.association.properties.user_id")
+
+
+def _langfuse_cost(a: dict[str, Any]) -> float:
+    details = _decoded(a.get("langfuse.observation.cost_details"))
+    if isinstance(details, dict):
+        total = details.get("total")
+        if isinstance(total, (int, float)) and not isinstance(total, bool) and total >= 0:
+            return float(total)
+        return float(sum(v for v in details.values() if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0))
+    return 0.0
+
+
+def span_cost(a: dict[str, Any]) -> float:
+    return _number(a, *COST) or _langfuse_cost(a)
+
+
+def _truncated_note(span: Span) -> str:
+    cut = sorted(k for k, v in span.attributes.items() if isinstance(v, Truncated))
+    return f" [truncated over {MAX_VALUE_BYTES // 1024} KiB: {', '.join(cut)[:300]}]" if cut else ""
+
+
+def _usage_note(a: dict[str, Any]) -> str:
+    notes = []
+    if cached := _count(a, *CACHE_READ):
+        notes.append(f"cache read {cached}")
+    if written := _count(a, *CACHE_WRITE):
+        notes.append(f"cache write {written}")
+    if cost := span_cost(a):
+        notes.append(f"${cost:.6f}".rstrip("0").rstrip("."))
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                fallback: tuple[str, str] | None = None) -> list[SpanItem]:
+    """The native events one span stands for, each keyed by its span part.
+
+    ``winner`` is the span that frames this span's task among the spans known
+    so far (None: this span's own task, if it may frame one).
+    """
     a = span.attributes
     unknown = sorted(k for k in a if k.startswith("agentdeck.") and k not in SPAN_ATTRIBUTES)
     if unknown:
         raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
+    kind = kind or span_class(a)
     tid = task_id(span.trace_id)
-    made: list[tuple[str, dict[str, Any]]] = []  # (part, event fields)
+    made: list[tuple[str, dict[str, Any], dict | None]] = []  # (part, event fields, meta)
 
-    def add(part: str, time_ns: int, seq: int, fields: dict[str, Any]) -> None:
-        made.append((part, {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": seq, **fields}))
+    def add(part: str, time_ns: int, seq: int, fields: dict[str, Any], meta: dict | None = None) -> None:
+        made.append((part, {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": seq, **fields}, meta))
 
-    kind = span_class(a)
     latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
-    failure = span.status_message or _exception_message(span)
-    if kind == "agent":
-        add("start", span.start_ns, FIRST_SEQ, _task_start(span))
-    elif kind == "tool":
-        call_id = _name(a, "gen_ai.tool.call.id") or span.span_id
-        tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name or "tool"
+    failure = failure_text(span) if span.error or a.get("error.type") else ""
+    note = _truncated_note(span)
+    session = _name(a, *SESSION)
+
+    rank = _rank(span, kind)
+    if rank is not None:
+        winner = winner or span
+        start = _task_start(span, kind)
+        end = _task_end(span, kind, rank, failure, latency_ms, note)
+        if fallback:
+            start["request"] = start["request"] or _text(fallback[0])
+            end["summary"] = end["summary"] or _text(fallback[1][:4000])
+        name = start["agent"] if rank == RANK_AGENT else None
+        plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+            if name else None
+        alt = _item(plan, (span.trace_id, span.span_id, "start")) if plan else None
+        frame = (rank, span.start_ns, span.span_id)
+        if winner is span:
+            add("start", span.start_ns, FIRST_SEQ, start,
+                {"frame": frame, "agent": start["agent"], "named": bool(name), "alt": alt, "session": session})
+            add("end", span.end_ns, LAST_SEQ, end, {"frame": frame, "agent": start["agent"], "named": bool(name), "alt": None})
+        elif name and name != agent_name(winner):
+            made.append(("start", plan, {"session": session}))  # type: ignore[arg-type]
+    if kind == "tool" or kind == "retrieval":
+        call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
+        tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name or kind
+        tool_input = _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
+                            "gen_ai.retrieval.query.text", "traceloop.entity.input", "tool.parameters")
         add("call", span.start_ns, step_seq(span.start_ns), {
-            "kind": "tool_call", "call_id": call_id, "tool": tool,
-            "input": _decoded(_first(a, "gen_ai.tool.call.arguments", "input.value", "tool.parameters")),
-        })
-        output = _first(a, "gen_ai.tool.call.result", "output.value")
+            "kind": "tool_call", "call_id": call_id, "tool": tool, "input": _tool_value(tool_input),
+        }, {"session": session} if session else None)
+        output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+        if output is None and kind == "retrieval":
+            output = _documents(a)
+        if failure:
+            output = failure if output is None else {"error": failure, "output": _decoded(output)}
+        elif output is not None:
+            output = _tool_value(output)
+        if note:
+            output = {"output": output, "note": note.strip()}
         add("result", span.end_ns, step_seq(span.end_ns), {
-            "kind": "tool_result", "call_id": call_id, "tool": tool,
-            "output": _decoded(output) if output is not None else (failure or None),
+            "kind": "tool_result", "call_id": call_id, "tool": tool, "output": output,
             "status": a.get("agentdeck.status") or ("error" if span.error else "ok"),
             "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry"),
         })
-    elif kind == "model":
-        summary = _first(a, "agentdeck.summary") or (failure if span.error else None) or _first(a, "output.value") or span.name
+    elif kind in ("model", "embedding", "evaluator"):
+        from agentdeck.store import otlp_content as content
+
+        if kind == "model":
+            said = content.answer_text(a)
+        elif kind == "embedding":
+            said = f"embeddings{' of ' + str(_count(a, *TOKENS_IN)) + ' tokens' if _count(a, *TOKENS_IN) else ''}"
+        else:
+            said = "evaluation: " + (content.answer_text(a) or span.name)
+        summary = _first(a, "agentdeck.summary") or failure or said or span.name
+        cost = span_cost(a)
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "reasoning",
-            "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
-            "summary": _text(summary),
-            "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt"),
-            "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion"),
+            "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
+                           "langfuse.observation.model.name"),
+            "summary": _text(content.short(str(summary)) + _usage_note(a) + note),
+            "tokens_in": _count(a, *TOKENS_IN),
+            "tokens_out": _count(a, *TOKENS_OUT),
             "status": "error" if span.error else "ok",
-        })
+        }, {"cost": cost, "session": session} if (cost or session) else None)
     elif kind == "guardrail":
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "policy_check",
@@ -592,6 +927,16 @@ def span_events(span: Span) -> list[SpanItem]:
             "reason": _text(_first(a, "agentdeck.reason") or failure or _first(a, "output.value") or ""),
             "subject": _name(a, "agentdeck.subject"),
         })
+    elif kind == "plan":
+        from agentdeck.store import otlp_content as content
+
+        add("step", span.start_ns, step_seq(span.start_ns), {
+            "kind": "plan", "summary": _text(content.short(content.answer_text(a) or failure or span.name) + note),
+        })
+    elif kind == "handoff":
+        source = _name(a, "gen_ai.handoff.from_agent") or "?"
+        target = _name(a, "gen_ai.handoff.to_agent") or "?"
+        add("step", span.start_ns, step_seq(span.start_ns), {"kind": "plan", "summary": f"handoff {source} → {target}"})
 
     for n, e in enumerate(span.events):
         if not e.name.startswith("agentdeck."):
@@ -602,36 +947,51 @@ def span_events(span: Span) -> list[SpanItem]:
         fields: dict[str, Any] = {"kind": event_kind}
         for key, value in e.attributes.items():
             if key.startswith("agentdeck."):
-                name = key[len("agentdeck."):]
-                fields[name] = _decoded(value) if name in STRUCTURED_FIELDS else value
+                field_name = key[len("agentdeck."):]
+                fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
         time_ns = e.time_ns or span.start_ns
         add(f"event{n}", time_ns, step_seq(time_ns), fields)
 
-    # The agent span, or the root of a trace without one, ends the task.
-    if kind == "agent" or span.parent_span_id is None:
-        add("end", span.end_ns, LAST_SEQ, {
-            "kind": "task_end",
-            "outcome": a.get("agentdeck.outcome") or ("failed" if span.error else "success"),
-            "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt") if kind == "agent" else 0,
-            "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion") if kind == "agent" else 0,
-            "cost_usd": float(_first(a, "agentdeck.cost_usd") or 0),
-            "latency_ms": latency_ms,
-            "summary": _text(_first(a, "agentdeck.summary") or failure or (_first(a, "output.value") if kind == "agent" else None) or ""),
-        })
-
-    items = []
-    for part, fields in made:
-        event = ev.event_adapter.validate_python(fields)
-        items.append(SpanItem(event, event.model_dump_json(exclude_none=True), (span.trace_id, span.span_id, part)))
-    return items
+    return [_item(fields, (span.trace_id, span.span_id, part), meta) for part, fields, meta in made]
 
 
-def _task_start(span: Span) -> dict[str, Any]:
+def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:
+    event = ev.event_adapter.validate_python(fields)
+    return SpanItem(event, event.model_dump_json(exclude_none=True), key, meta)
+
+
+def _tool_value(value: Any) -> Any:
+    from agentdeck.store.otlp_content import tool_value
+
+    return tool_value(_decoded(value))
+
+
+def _documents(a: dict[str, Any]) -> list[str] | None:
+    docs = []
+    for key, value in a.items():
+        if key.startswith("retrieval.documents.") and key.endswith(".document.content"):
+            docs.append(str(value)[:500])
+    return docs or None
+
+
+def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str) -> dict[str, Any]:
+    """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
+    from agentdeck.store import otlp_content as content
+
+    result = f"{outcome}: {summary}" if outcome != "success" else summary
+    text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
+    return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
+
+
+def _task_start(span: Span, kind: str) -> dict[str, Any]:
+    from agentdeck.store import otlp_content as content
+
     a = span.attributes
     version = {
-        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or "unversioned",
+        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
+        or "unversioned",
         "prompt": _name(a, "agentdeck.agent_version.prompt"),
-        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name"),
+        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
         "policy": _name(a, "agentdeck.agent_version.policy"),
         "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
     }
@@ -640,21 +1000,40 @@ def _task_start(span: Span) -> dict[str, Any]:
         task_input = _decoded(given_input)
     else:
         task_input = {k: a[k] for k in ("gen_ai.agent.id", "gen_ai.conversation.id") if a.get(k) is not None}
+        if session := _name(a, *SESSION):
+            task_input["session_id"] = session
+        if user := _name(a, *USER):
+            task_input["user_id"] = user
+        if instructions := content.system_text(a):
+            task_input["instructions"] = content.short(instructions, 1000)
+    request = _first(a, "agentdeck.request") or content.first_user_text(a)
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
-        "agent": _name(a, "gen_ai.agent.name", "agentdeck.agent") or _agent_fallback(span),
+        "agent": agent_name(span, kind) or _name(span.resource, "service.name") or span.name[:200] or "agent",
         "agent_version": version,
         "cohort": a.get("agentdeck.cohort") or "baseline",
         "stage": a.get("agentdeck.stage") or "bounded",
-        "request": _text(_first(a, "agentdeck.request", "input.value") or ""),
+        "request": _text(str(request or "")),
         "input": task_input,
     }
 
 
-def _agent_fallback(span: Span) -> str:
-    # OpenInference names an agent span after the agent; a GenAI span name is
-    # "invoke_agent" plus the name it would have given, so the service says more.
-    if "openinference.span.kind" in span.attributes and span.name:
-        return span.name
-    return _name(span.resource, "service.name") or span.name or "agent"
+def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float, note: str) -> dict[str, Any]:
+    from agentdeck.store import otlp_content as content
+
+    a = span.attributes
+    # An agent span's own usage is the task's total; a step framing its own
+    # task leaves the total to the sum of the model calls.
+    own = rank != RANK_STEP
+    answer = content.answer_text(a) if kind in ("agent", "workflow") else ""
+    summary = _first(a, "agentdeck.summary") or failure or answer
+    return {
+        "kind": "task_end",
+        "outcome": a.get("agentdeck.outcome") or ("failed" if span.error else "success"),
+        "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt") if own else 0,
+        "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion") if own else 0,
+        "cost_usd": _number(a, "agentdeck.cost_usd") if own else 0.0,
+        "latency_ms": latency_ms,
+        "summary": _text(content.short(str(summary or ""), 4000) + (note if summary else "")),
+    }

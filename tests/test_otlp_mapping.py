@@ -44,7 +44,8 @@ def decoded(*spans):
 
 
 OPENINFERENCE = [
-    span("b7ad6b7169203331", "support agent", {"openinference.span.kind": "AGENT", "input.value": "reset my password",
+    span("b7ad6b7169203331", "support agent", {"openinference.span.kind": "AGENT", "agent.name": "support agent",
+                                               "input.value": "reset my password",
                                                "output.value": "done"}, parent=None, end_ms=900),
     span("0000000000000002", "ChatOpenAI", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini",
                                             "llm.token_count.prompt": 300, "llm.token_count.completion": 40}, start_ms=10, end_ms=200),
@@ -108,17 +109,28 @@ def test_agentdeck_span_events_carry_what_the_conventions_do_not():
     assert tuple(row) == ("pending", otlp.task_id(TRACE))
 
 
-def test_a_tool_span_whose_agent_span_never_arrives_still_makes_a_task():
+def test_a_tool_span_whose_agent_span_never_arrives_still_makes_a_task_of_its_service():
     conn = connect(":memory:")
     apply_batch(conn, None, otlp.decode_line(request(OPENINFERENCE[2])), [])
-    row = conn.execute("SELECT task_id, tool_calls, last_tool, outcome FROM tasks").fetchone()
-    assert tuple(row) == (otlp.task_id(TRACE), 1, "reset_password", None)
+    row = conn.execute("SELECT task_id, agent, tool_calls, last_tool, outcome FROM tasks").fetchone()
+    assert tuple(row) == (otlp.task_id(TRACE), "support-bot", 1, "reset_password", "success")
 
 
-def test_seq_depends_on_the_span_alone_not_on_how_spans_are_grouped():
+def stored_events(conn) -> list[tuple]:
+    return [tuple(r) for r in conn.execute("SELECT task_id, seq, kind, payload FROM events ORDER BY task_id, seq, kind, payload")]
+
+
+def test_seq_and_the_task_do_not_depend_on_how_spans_are_grouped_or_ordered():
     together = decoded(*OPENINFERENCE)
-    apart = [e for s in reversed(OPENINFERENCE) for e in decoded(s)]
-    assert sorted(together, key=str) == sorted(apart, key=str)
+    one, apart = connect(":memory:"), connect(":memory:")
+    apply_batch(one, None, otlp.decode_line(request(*OPENINFERENCE)), [])
+    for s in reversed(OPENINFERENCE):  # the agent span last, and each step framing the task until it comes
+        apply_batch(apart, None, otlp.decode_line(request(s)), [])
+    for s in OPENINFERENCE:  # a re-export changes nothing
+        apply_batch(apart, None, otlp.decode_line(request(s)), [])
+    assert stored_events(one) == stored_events(apart)
+    columns = "task_id, agent, request, outcome, tokens, tool_calls, events"
+    assert one.execute(f"SELECT {columns} FROM tasks").fetchall() == apart.execute(f"SELECT {columns} FROM tasks").fetchall()
     seqs = {k: s for k, s, _p in together}
     assert seqs["task_start"] == 0 and seqs["task_end"] == 9_999_999
     assert 0 < seqs["reasoning"] < seqs["tool_call"] < seqs["tool_result"] < seqs["policy_check"] < 9_999_999
@@ -131,7 +143,8 @@ def test_ids_in_hex_or_base64_and_either_field_spelling_decode_alike():
     for key in ("traceId", "spanId", "parentSpanId"):
         s[key] = base64.b64encode(bytes.fromhex(s[key])).decode()
     s["start_time_unix_nano"] = s.pop("startTimeUnixNano")
-    snake = json.dumps({"resource_spans": [{"scope_spans": doc["resourceSpans"][0]["scopeSpans"]}]}).encode()
+    snake = json.dumps({"resource_spans": [{"resource": doc["resourceSpans"][0]["resource"],
+                                            "scope_spans": doc["resourceSpans"][0]["scopeSpans"]}]}).encode()
     assert [p for _e, p in otlp.decode_line(hex_line)] == [p for _e, p in otlp.decode_line(snake)]
     assert formats.is_otlp(b'  { \t"resource_spans": []}')
     assert formats.is_otlp(b'{ "resourceSpans": []}')

@@ -18,3 +18,20 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
     ],
 ]
+MIGRATIONS.append([
+    # Which span frames each trace's task (store/otlp.py: the best ranked of
+    # the trace's spans seen so far), so spans of one trace arriving in any
+    # order and grouping make the same task.
+    """CREATE TABLE otlp_tasks (
+        trace_id TEXT PRIMARY KEY,
+        rank INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        span_id TEXT NOT NULL,
+        agent TEXT,
+        named INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    # The conversation or session a task belongs to (gen_ai.conversation.id,
+    # OpenInference session.id, Langfuse and OpenLLMetry session ids).
+    "ALTER TABLE tasks ADD COLUMN session TEXT",
+    "CREATE INDEX tasks_session ON tasks(session)",
+])
