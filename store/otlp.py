@@ -194,16 +194,26 @@ def _meta(item) -> dict:
     return getattr(item, "meta", None) or {}
 
 
+def _opt(value) -> tuple | None:
+    return tuple(value) if value else None
+
+
+_TASK_COLUMNS = "rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer"
+
+
 def _settle(conn: sqlite3.Connection, items: list) -> list | None:
-    """Agree with the store on the span framing each task; add model costs and sessions to the task rows.
+    """Agree with the store on the span framing each task (and on the request and answer it
+    borrows from model calls); add model costs and sessions to the task rows.
 
     Returns None when the items stand, else the items rewritten (nothing
     has been changed then: the caller rolls back and writes those).
     """
     framing: dict[str, list[SpanItem]] = {}
     extra: dict[str, list] = {}  # trace -> [cost, session]
+    reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
+    anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
     for item in items:
-        meta = getattr(item, "meta", None)
+        meta = _meta(item)
         if not meta:
             continue
         trace = item.key[0]
@@ -213,42 +223,99 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             e = extra.setdefault(trace, [0.0, None])
             e[0] += meta.get("cost") or 0.0
             e[1] = e[1] or meta.get("session")
-    if not framing and not extra:
+        if r := _opt(meta.get("req")):
+            reqs[trace] = min(reqs.get(trace, r), r)
+        if r := _opt(meta.get("ans")):
+            anss[trace] = max(anss.get(trace, r), r)
+    if not framing and not extra and not reqs and not anss:
         return None
+    stored = {}
+    for trace in set(framing) | set(reqs) | set(anss):
+        row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id = ?", (trace,)).fetchone()
+        if row is not None:
+            stored[trace] = tuple(row)
+    best_req, best_ans = {}, {}
+    for trace in set(framing) | set(reqs) | set(anss):
+        row = stored.get(trace)
+        candidates = [r for r in (reqs.get(trace), (row[7], row[8]) if row and row[7] is not None else None) if r]
+        best_req[trace] = min(candidates) if candidates else None
+        candidates = [r for r in (anss.get(trace), (row[9], row[10]) if row and row[9] is not None else None) if r]
+        best_ans[trace] = max(candidates) if candidates else None
+
     # trace -> (the winning frame, its agent name if a named agent): framing items of other frames lose
     winners: dict[str, tuple[tuple, str | None]] = {}
     changes = []
     for trace, parts in framing.items():
         frame = min(tuple(_meta(p)["frame"]) for p in parts)
         mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
-        row = conn.execute("SELECT rank, start_ns, span_id, agent, named FROM otlp_tasks WHERE trace_id = ?",
-                           (trace,)).fetchone()
+        row = stored.get(trace)
         if row is not None and (row[0], row[1], row[2]) < frame:
             winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
         else:
             winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
             if row is None or (row[0], row[1], row[2]) != frame:
                 changes.append((trace, frame, _meta(mine), row))
-    if any(tuple(_meta(item)["frame"]) != winners[trace][0] for trace, parts in framing.items() for item in parts):
+
+    def verdict(item) -> str:
+        meta, trace = _meta(item), item.key[0]
+        if tuple(meta["frame"]) != winners[trace][0]:
+            return "lose"
+        if meta.get("needs_req") and item.key[2] == "start" and _opt(meta.get("used")) != best_req[trace]:
+            return "refill"
+        if meta.get("needs_ans") and item.key[2] == "end" and _opt(meta.get("used")) != best_ans[trace]:
+            return "refill"
+        return "stand"
+
+    if any(verdict(item) != "stand" for parts in framing.values() for item in parts):
         rewritten = []
         for item in items:
-            meta = getattr(item, "meta", None)
-            if meta and "frame" in meta and tuple(meta["frame"]) != winners[item.key[0]][0]:
-                alt = meta.get("alt")
-                if alt is not None and meta.get("named") and meta.get("agent") != winners[item.key[0]][1]:
-                    rewritten.append(alt)
+            meta = _meta(item)
+            if "frame" not in meta:
+                rewritten.append(item)
                 continue
-            rewritten.append(item)
+            trace, v = item.key[0], verdict(item)
+            if v == "lose":
+                alt = meta.get("alt")
+                if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
+                    rewritten.append(alt)
+            elif v == "refill":
+                used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
+                fields = json.loads(item[1])
+                fields["request" if item.key[2] == "start" else "summary"] = used[1] if used else ""
+                rewritten.append(_item(fields, item.key, {**meta, "used": used}))
+            else:
+                rewritten.append(item)
         return rewritten
+
     for trace, frame, meta, row in changes:
         if row is not None:
             _demote(conn, trace, row, meta)
         conn.execute(
-            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named) VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
-               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named""",
-            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0),
+               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
+               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans""",
+            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
+             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0),
         )
+    changed = {c[0] for c in changes}
+    for trace in set(best_req) | set(best_ans):
+        row = stored.get(trace)
+        req, ans = best_req[trace], best_ans[trace]
+        if row is not None and ((row[7], row[8]) if row[7] is not None else None) == req \
+                and ((row[9], row[10]) if row[9] is not None else None) == ans:
+            continue
+        conn.execute("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
+                     (*(req or (None, None)), *(ans or (None, None)), trace))
+        if row is None or trace in changed:
+            continue  # the winner is in this batch and already carries them
+        # The stored winner borrows its request or answer: a better one came.
+        if row[5] and req != ((row[7], row[8]) if row[7] is not None else None):
+            _refill(conn, trace, "task_start", FIRST_SEQ, "request", req[1] if req else "")
+            conn.execute("UPDATE tasks SET request = ? WHERE task_id = ?", ((req[1] if req else "")[:500], task_id(trace)))
+        if row[6] and ans != ((row[9], row[10]) if row[9] is not None else None):
+            _refill(conn, trace, "task_end", LAST_SEQ, "summary", ans[1] if ans else "")
     if extra:
         # The task row before the batch's own upsert adds to it (cost_usd adds up; session is kept).
         conn.executemany(
@@ -258,6 +325,17 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             [(task_id(trace), session, cost) for trace, (cost, session) in extra.items()],
         )
     return None
+
+
+def _refill(conn: sqlite3.Connection, trace: str, kind: str, seq: int, field: str, text: str) -> None:
+    row = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = ? AND seq = ?",
+                       (task_id(trace), kind, seq)).fetchone()
+    if row is None:
+        return
+    fields = json.loads(row[1])
+    fields[field] = text
+    event = ev.event_adapter.validate_python(fields)
+    conn.execute("UPDATE events SET payload = ? WHERE id = ?", (event.model_dump_json(exclude_none=True), row[0]))
 
 
 def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
@@ -273,8 +351,8 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
     end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
     gone = [r[0] for r in rows]
     if start is not None and row[4] and row[3] != winner.get("agent"):
-        plan = _subagent_plan(tid, row[1], start.get("agent", ""), start.get("request", ""),
-                              end.get("outcome", "success"), end.get("summary", ""))
+        plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
+                              end.get("outcome", "success"), "" if row[6] else end.get("summary", ""))
         event = ev.event_adapter.validate_python(plan)
         start_id = next(r[0] for r in rows if r[1] == "task_start")
         conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
@@ -284,7 +362,9 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
         conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in gone])
     # The winner's own task_start/task_end (in this batch) set the row's agent, outcome
     # and times; the loser's reported total must not stand in for the sum of model calls.
-    conn.execute("UPDATE tasks SET events = events - ?, end_tokens = NULL WHERE task_id = ?", (len(gone), tid))
+    # Its start time goes too (the row keeps the earliest start it is given).
+    conn.execute("UPDATE tasks SET events = events - ?, end_tokens = NULL, started = NULL WHERE task_id = ?",
+                 (len(gone), tid))
 
 
 # -- OTLP/JSON -----------------------------------------------------------------
@@ -688,21 +768,22 @@ def to_events(spans: list[Span]) -> SpanItems:
     return items
 
 
-def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tuple[str, str]]:
-    """The request and answer of a framing agent or workflow span that logs neither (OpenInference
-    agents, OpenLLMetry workflows): its trace's first model call's user message and last model call's answer."""
+def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tuple]:
+    """For a framing agent or workflow span that logs no request (OpenInference agents, OpenLLMetry
+    workflows): the first model call's user message and the last model call's answer, as
+    ``((start_ns, text) | None, (end_ns, text) | None)`` -- among this batch's spans; ``claim``
+    settles them over every batch (columns req_ns/ans_ns of otlp_tasks)."""
     from agentdeck.store import otlp_content as content
 
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple] = {}
     for trace, (_frame, winner) in best.items():
         a = winner.attributes
         if a.get("agentdeck.request") or content.first_user_text(a):
             continue
-        models = sorted((s for s, k in zip(spans, kinds) if k == "model" and s.trace_id == trace),
-                        key=lambda s: s.start_ns)
-        request = next((t for t in (content.first_user_text(s.attributes) for s in models) if t), "")
-        answer = next((t for t in (content.answer_text(s.attributes) for s in reversed(models)) if t), "")
-        out[winner.span_id] = (request, answer)
+        models = [s for s, k in zip(spans, kinds) if k == "model" and s.trace_id == trace]
+        asked = [(s.start_ns, t) for s in models if (t := _text(content.short(content.first_user_text(s.attributes))))]
+        said = [(s.end_ns, t) for s in models if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
+        out[winner.span_id] = (min(asked) if asked else None, max(said) if said else None)
     return out
 
 
@@ -814,6 +895,16 @@ def _langfuse_cost(a: dict[str, Any]) -> float:
     return 0.0
 
 
+def _langfuse_usage(a: dict[str, Any], *keys: str) -> int:
+    usage = _decoded(a.get("langfuse.observation.usage_details"))
+    if isinstance(usage, dict):
+        for key in keys:
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+    return 0
+
+
 def span_cost(a: dict[str, Any]) -> float:
     return _number(a, *COST) or _langfuse_cost(a)
 
@@ -835,7 +926,7 @@ def _usage_note(a: dict[str, Any]) -> str:
 
 
 def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
-                fallback: tuple[str, str] | None = None) -> list[SpanItem]:
+                fallback: tuple | None = None) -> list[SpanItem]:
     """The native events one span stands for, each keyed by its span part.
 
     ``winner`` is the span that frames this span's task among the spans known
@@ -862,29 +953,36 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         winner = winner or span
         start = _task_start(span, kind)
         end = _task_end(span, kind, rank, failure, latency_ms, note)
-        if fallback:
-            start["request"] = start["request"] or _text(fallback[0])
-            end["summary"] = end["summary"] or _text(fallback[1][:4000])
         name = start["agent"] if rank == RANK_AGENT else None
         plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
             if name else None
         alt = _item(plan, (span.trace_id, span.span_id, "start")) if plan else None
         frame = (rank, span.start_ns, span.span_id)
         if winner is span:
+            needs_req, needs_ans = not start["request"], not end["summary"]
+            req, ans = fallback or (None, None)
+            if needs_req and req:
+                start["request"] = req[1]
+            if needs_ans and ans:
+                end["summary"] = ans[1]
+            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
+                      "needs_ans": needs_ans}
             add("start", span.start_ns, FIRST_SEQ, start,
-                {"frame": frame, "agent": start["agent"], "named": bool(name), "alt": alt, "session": session})
-            add("end", span.end_ns, LAST_SEQ, end, {"frame": frame, "agent": start["agent"], "named": bool(name), "alt": None})
+                {**common, "alt": alt, "session": session, "used": req if needs_req else None})
+            add("end", span.end_ns, LAST_SEQ, end, {**common, "alt": None, "used": ans if needs_ans else None})
         elif name and name != agent_name(winner):
             made.append(("start", plan, {"session": session}))  # type: ignore[arg-type]
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name or kind
         tool_input = _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
-                            "gen_ai.retrieval.query.text", "traceloop.entity.input", "tool.parameters")
+                            "gen_ai.retrieval.query.text", "traceloop.entity.input", "langfuse.observation.input",
+                            "tool.parameters")
         add("call", span.start_ns, step_seq(span.start_ns), {
             "kind": "tool_call", "call_id": call_id, "tool": tool, "input": _tool_value(tool_input),
         }, {"session": session} if session else None)
-        output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+        output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
+                        "langfuse.observation.output")
         if output is None and kind == "retrieval":
             output = _documents(a)
         if failure:
@@ -906,18 +1004,29 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         elif kind == "embedding":
             said = f"embeddings{' of ' + str(_count(a, *TOKENS_IN)) + ' tokens' if _count(a, *TOKENS_IN) else ''}"
         else:
-            said = "evaluation: " + (content.answer_text(a) or span.name)
+            raw = _first(a, "output.value", "langfuse.observation.output", "gen_ai.evaluation.score.value")
+            said = f"evaluation {span.name}: " + (content.answer_text(a) or (str(raw) if raw is not None else ""))
         summary = _first(a, "agentdeck.summary") or failure or said or span.name
         cost = span_cost(a)
+        meta: dict[str, Any] = {}
+        if kind == "model":
+            if asked := _text(content.short(content.first_user_text(a))):
+                meta["req"] = (span.start_ns, asked)
+            if said and (answer := _text(content.short(said, 4000))):
+                meta["ans"] = (span.end_ns, answer)
+        if cost:
+            meta["cost"] = cost
+        if session:
+            meta["session"] = session
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "reasoning",
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
             "summary": _text(content.short(str(summary)) + _usage_note(a) + note),
-            "tokens_in": _count(a, *TOKENS_IN),
-            "tokens_out": _count(a, *TOKENS_OUT),
+            "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
+            "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
             "status": "error" if span.error else "ok",
-        }, {"cost": cost, "session": session} if (cost or session) else None)
+        }, meta or None)
     elif kind == "guardrail":
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "policy_check",

@@ -156,9 +156,12 @@ def first_user_text(attributes: dict[str, Any]) -> str:
     for source in (attributes.get("gen_ai.input.messages"), attributes.get("pydantic_ai.all_messages"),
                    flat_messages(attributes, "input") or None, attributes.get("input.value"),
                    attributes.get("gen_ai.prompt"), attributes.get("traceloop.entity.input"),
-                   attributes.get("gen_ai.task.input")):
+                   attributes.get("gen_ai.task.input"), attributes.get("langfuse.observation.input")):
         if source is None:
             continue
+        args = _call_args(source)
+        if args:
+            return args
         messages = _messages(source)
         for message in messages:
             if _role(message) == "user":
@@ -175,7 +178,7 @@ def answer_text(attributes: dict[str, Any]) -> str:
     for source in (attributes.get("gen_ai.output.messages"), flat_messages(attributes, "output") or None,
                    attributes.get("final_result"), attributes.get("output.value"),
                    attributes.get("gen_ai.completion"), attributes.get("traceloop.entity.output"),
-                   attributes.get("gen_ai.task.output")):
+                   attributes.get("gen_ai.task.output"), attributes.get("langfuse.observation.output")):
         if source is None:
             continue
         messages = _messages(source)
@@ -191,6 +194,14 @@ def answer_text(attributes: dict[str, Any]) -> str:
             text = " ".join(t for t in texts if t)
             if text:
                 return text
+    return ""
+
+
+def _call_args(value: Any) -> str:
+    """The first text argument of a decorated function's logged call ({"args": [...], "kwargs": {...}})."""
+    value = loads(value)
+    if isinstance(value, dict) and isinstance(value.get("args"), list) and set(value) <= {"args", "kwargs"}:
+        return next((a for a in value["args"] if isinstance(a, str) and a), "")
     return ""
 
 
@@ -215,6 +226,10 @@ def short(text: str, limit: int = SHORT) -> str:
 def tool_value(value: Any) -> Any:
     """A tool's input or output without the framework's envelope (LangChain ToolMessage, OpenLLMetry input_str)."""
     if isinstance(value, dict):
+        if isinstance(value.get("args"), list) and set(value) <= {"args", "kwargs"}:  # a decorated call
+            if len(value["args"]) == 1 and not value.get("kwargs"):
+                return loads(value["args"][0])
+            return value
         if set(value) >= {"input_str"}:
             return loads(value["input_str"])
         if "output" in value and len(value) <= 3:

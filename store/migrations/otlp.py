@@ -28,7 +28,15 @@ MIGRATIONS.append([
         start_ns INTEGER NOT NULL,
         span_id TEXT NOT NULL,
         agent TEXT,
-        named INTEGER NOT NULL DEFAULT 0
+        named INTEGER NOT NULL DEFAULT 0,
+        -- the framing span logs no request / answer of its own: it borrows the first
+        -- model call's user message (req_ns: its start) and the last one's answer
+        needs_req INTEGER NOT NULL DEFAULT 0,
+        needs_ans INTEGER NOT NULL DEFAULT 0,
+        req_ns INTEGER,
+        request TEXT,
+        ans_ns INTEGER,
+        answer TEXT
     ) WITHOUT ROWID""",
     # The conversation or session a task belongs to (gen_ai.conversation.id,
     # OpenInference session.id, Langfuse and OpenLLMetry session ids).
