@@ -209,7 +209,8 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     has been changed then: the caller rolls back and writes those).
     """
     framing: dict[str, list[SpanItem]] = {}
-    extra: dict[str, list] = {}  # trace -> [cost, session]
+    costs: dict[str, float] = {}  # trace -> model costs here
+    sessions: dict[str, tuple] = {}  # trace -> earliest (start_ns, session id) here
     reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
     anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
     for item in items:
@@ -219,15 +220,15 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         trace = item.key[0]
         if "frame" in meta:
             framing.setdefault(trace, []).append(item)
-        if meta.get("cost") or meta.get("session"):
-            e = extra.setdefault(trace, [0.0, None])
-            e[0] += meta.get("cost") or 0.0
-            e[1] = e[1] or meta.get("session")
+        if meta.get("cost"):
+            costs[trace] = costs.get(trace, 0.0) + meta["cost"]
+        if r := _opt(meta.get("session")):
+            sessions[trace] = min(sessions.get(trace, r), r)
         if r := _opt(meta.get("req")):
             reqs[trace] = min(reqs.get(trace, r), r)
         if r := _opt(meta.get("ans")):
             anss[trace] = max(anss.get(trace, r), r)
-    if not framing and not extra and not reqs and not anss:
+    if not framing and not costs and not sessions and not reqs and not anss:
         return None
     stored = {}
     for trace in set(framing) | set(reqs) | set(anss):
@@ -316,14 +317,23 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             conn.execute("UPDATE tasks SET request = ? WHERE task_id = ?", ((req[1] if req else "")[:500], task_id(trace)))
         if row[6] and ans != ((row[9], row[10]) if row[9] is not None else None):
             _refill(conn, trace, "task_end", LAST_SEQ, "summary", ans[1] if ans else "")
-    if extra:
-        # The task row before the batch's own upsert adds to it (cost_usd adds up; session is kept).
+    new_sessions = []
+    for trace, sess in sessions.items():
+        row = conn.execute("SELECT sess_ns, session FROM otlp_sessions WHERE trace_id = ?", (trace,)).fetchone()
+        if row is None or (row[0], row[1]) > sess:
+            conn.execute("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)",
+                         (trace, *sess))
+            new_sessions.append((task_id(trace), sess[1]))
+    if costs or new_sessions:
+        # Written to the task row before the batch's own upsert, which adds to it.
         conn.executemany(
-            """INSERT INTO tasks (task_id, session, cost_usd) VALUES (?, ?, ?)
-               ON CONFLICT(task_id) DO UPDATE SET session = coalesce(session, excluded.session),
-               cost_usd = cost_usd + excluded.cost_usd""",
-            [(task_id(trace), session, cost) for trace, (cost, session) in extra.items()],
+            """INSERT INTO tasks (task_id, cost_usd) VALUES (?, ?)
+               ON CONFLICT(task_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd""",
+            [(task_id(trace), cost) for trace, cost in costs.items()],
         )
+        conn.executemany(
+            """INSERT INTO tasks (task_id, session) VALUES (?, ?)
+               ON CONFLICT(task_id) DO UPDATE SET session = excluded.session""", new_sessions)
     return None
 
 
@@ -946,7 +956,9 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
     failure = failure_text(span) if span.error or a.get("error.type") else ""
     note = _truncated_note(span)
-    session = _name(a, *SESSION)
+    named_session = _name(a, *SESSION)
+    # the task's session: that of its earliest-starting span that names one (claim settles it)
+    session = (span.start_ns, named_session) if named_session else None
 
     rank = _rank(span, kind)
     if rank is not None:

@@ -15,6 +15,7 @@ import random
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from agentdeck.console.widgets.task_filter import describe, parse_filter
 from agentdeck.replay.reconstruct import reconstruct
 from agentdeck.store import canary, otlp
 from agentdeck.store.db import connect
@@ -137,8 +138,11 @@ def test_langfuse_observations():
 
 def test_the_session_filter_finds_a_conversation():
     conn = store_of("langgraph-openinference")
-    rows = tasks_newest(conn, TaskFilter(session="sess-42"), 10)
-    assert [r["session"] for r in rows] == ["sess-42"]
+    filt = parse_filter("session:sess-42 refund")
+    assert filt == TaskFilter(session="sess-42", text=("refund",)) and parse_filter(describe(filt)) == filt
+    rows = tasks_newest(conn, filt, 10)
+    assert [(r["session"], r["request"]) for r in rows] == [("sess-42", REFUND_REQUEST)]
+    assert tasks_newest(conn, parse_filter("session:other"), 10) == []
 
 
 def test_replay_shows_the_agent_request_and_steps():

@@ -41,5 +41,10 @@ MIGRATIONS.append([
     # The conversation or session a task belongs to (gen_ai.conversation.id,
     # OpenInference session.id, Langfuse and OpenLLMetry session ids).
     "ALTER TABLE tasks ADD COLUMN session TEXT",
+    """CREATE TABLE otlp_sessions (
+        trace_id TEXT PRIMARY KEY,
+        sess_ns INTEGER NOT NULL,
+        session TEXT NOT NULL
+    ) WITHOUT ROWID""",
     "CREATE INDEX tasks_session ON tasks(session)",
 ])
