@@ -344,8 +344,8 @@ def _refill(conn: sqlite3.Connection, trace: str, kind: str, seq: int, field: st
         return
     fields = json.loads(row[1])
     fields[field] = text
-    event = ev.event_adapter.validate_python(fields)
-    conn.execute("UPDATE events SET payload = ? WHERE id = ?", (event.model_dump_json(exclude_none=True), row[0]))
+    _event, payload = encode(fields)
+    conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, row[0]))
 
 
 def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
@@ -363,10 +363,10 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
     if start is not None and row[4] and row[3] != winner.get("agent"):
         plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
                               end.get("outcome", "success"), "" if row[6] else end.get("summary", ""))
-        event = ev.event_adapter.validate_python(plan)
+        event, payload = encode(plan)
         start_id = next(r[0] for r in rows if r[1] == "task_start")
         conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
-                     (event.seq, event.model_dump_json(exclude_none=True), start_id))
+                     (event.seq, payload, start_id))
         gone.remove(start_id)
     if gone:
         conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in gone])
@@ -523,8 +523,28 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
     return None  # an empty AnyValue
 
 
+_SHORT_TEXT = MAX_VALUE_BYTES // 4  # a str this long cannot exceed MAX_VALUE_BYTES in UTF-8
+
+
 def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if type(value) is list:
+        # The hot path: string and integer attributes, well formed (the rest is checked below).
+        for kv in value:
+            if type(kv) is not dict:
+                break
+            key, v = kv.get("key"), kv.get("value")
+            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
+                break
+            if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
+                out[key] = s
+            elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
+                out[key] = int(i)
+            else:
+                break
+        else:
+            return out
+        out.clear()
     for n, kv in enumerate(_list(value, f"{where}.attributes")):
         kv = _obj(kv, f"{where}.attributes[{n}]")
         key = _str(kv.get("key"), f"{where}.attributes[{n}].key")
@@ -920,17 +940,19 @@ def span_cost(a: dict[str, Any]) -> float:
 
 
 def _truncated_note(span: Span) -> str:
+    if Truncated not in map(type, span.attributes.values()):
+        return ""
     cut = sorted(k for k, v in span.attributes.items() if isinstance(v, Truncated))
     return f" [truncated over {MAX_VALUE_BYTES // 1024} KiB: {', '.join(cut)[:300]}]" if cut else ""
 
 
-def _usage_note(a: dict[str, Any]) -> str:
+def _usage_note(a: dict[str, Any], cost: float) -> str:
     notes = []
     if cached := _count(a, *CACHE_READ):
         notes.append(f"cache read {cached}")
     if written := _count(a, *CACHE_WRITE):
         notes.append(f"cache write {written}")
-    if cost := span_cost(a):
+    if cost:
         notes.append(f"${cost:.6f}".rstrip("0").rstrip("."))
     return f" ({', '.join(notes)})" if notes else ""
 
@@ -943,7 +965,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     so far (None: this span's own task, if it may frame one).
     """
     a = span.attributes
-    unknown = sorted(k for k in a if k.startswith("agentdeck.") and k not in SPAN_ATTRIBUTES)
+    unknown = sorted(k for k in a if k.startswith("agentdeck.") and k not in SPAN_ATTRIBUTES) \
+        if not SPAN_ATTRIBUTES.issuperset(k for k in a if k[:10] == "agentdeck.") else None
     if unknown:
         raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
     kind = kind or span_class(a)
@@ -961,7 +984,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     session = (span.start_ns, named_session) if named_session else None
 
     rank = _rank(span, kind)
-    if rank is not None:
+    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
         winner = winner or span
         start = _task_start(span, kind)
         end = _task_end(span, kind, rank, failure, latency_ms, note)
@@ -1034,7 +1057,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "kind": "reasoning",
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
-            "summary": _text(content.short(str(summary)) + _usage_note(a) + note),
+            "summary": _text(content.short(str(summary)) + _usage_note(a, cost) + note),
             "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
             "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
             "status": "error" if span.error else "ok",
@@ -1077,8 +1100,14 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 
 
 def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:
+    event, payload = encode(fields)
+    return SpanItem(event, payload, key, meta)
+
+
+def encode(fields: dict[str, Any]) -> tuple[Any, str]:
+    """An event validated from the fields built here, and its payload."""
     event = ev.event_adapter.validate_python(fields)
-    return SpanItem(event, event.model_dump_json(exclude_none=True), key, meta)
+    return event, event.model_dump_json(exclude_none=True)
 
 
 def _tool_value(value: Any) -> Any:

@@ -123,6 +123,8 @@ _FLAT = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
 def flat_messages(attributes: dict[str, Any], direction: str) -> list[dict]:
     """OpenInference's flattened ``llm.<direction>_messages.<i>.message.*`` as message dicts."""
     prefix = f"llm.{direction}_messages."
+    if prefix + "0.message.role" not in attributes and prefix + "0.message.content" not in attributes:
+        return []
     found: dict[int, dict] = {}
     for key, value in attributes.items():
         if not key.startswith(prefix):
