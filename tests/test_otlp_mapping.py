@@ -149,3 +149,46 @@ def test_ids_in_hex_or_base64_and_either_field_spelling_decode_alike():
     assert formats.is_otlp(b'  { \t"resource_spans": []}')
     assert formats.is_otlp(b'{ "resourceSpans": []}')
     assert not formats.is_otlp(b'{"kind": "plan", "resourceSpans": []}')
+
+
+# -- hostile values in the attributes the mapping reads --------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from agentdeck.store import otlp_content  # noqa: E402
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["role", "parts", "type", "content", "text", "name", "arguments", "messages", "args",
+                         "kwargs", "data", "tool_calls", "function", "output", "input_str", "result", "id"]),
+        children, max_size=4),
+    max_leaves=20,
+)
+READ_KEYS = ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "pydantic_ai.all_messages",
+             "final_result", "input.value", "output.value", "langfuse.observation.input", "langfuse.observation.output",
+             "langfuse.observation.usage_details", "langfuse.observation.cost_details", "traceloop.entity.input",
+             "llm.input_messages.0.message.role", "llm.input_messages.0.message.content",
+             "llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "gen_ai.tool.call.arguments",
+             "gen_ai.usage.input_tokens", "llm.token_count.prompt", "operation.cost", "error.type",
+             "gen_ai.agent.name", "agent.name", "session.id", "user.id", "gen_ai.tool.call.id"]
+VALUE = JSONISH | JSONISH.map(lambda v: json.dumps(v))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attrs=st.dictionaries(st.sampled_from(READ_KEYS), VALUE, max_size=8),
+       kind=st.sampled_from(["invoke_agent", "chat", "execute_tool", "embeddings", "retrieval", "plan",
+                             "agent_handoff", "invoke_workflow", "create_agent"]),
+       error=st.booleans())
+def test_hostile_attribute_values_make_steps_or_a_clear_error_never_a_crash(attrs, kind, error):
+    for reader in (otlp_content.first_user_text, otlp_content.answer_text, otlp_content.system_text):
+        assert isinstance(reader(attrs), str)
+    span = otlp.Span(TRACE, "00000000000000aa", None, "x", T0, T0 + 1, error, "boom" if error else "",
+                     {**attrs, "gen_ai.operation.name": kind}, [], {"service.name": "svc"})
+    try:
+        items = otlp.to_events([span])
+    except otlp.OtlpError as exc:
+        assert str(exc)  # says why
+        return
+    for event, payload in items:
+        assert json.loads(payload)["task_id"] == otlp.task_id(TRACE)
