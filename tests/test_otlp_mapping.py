@@ -191,4 +191,4 @@ def test_hostile_attribute_values_make_steps_or_a_clear_error_never_a_crash(attr
         assert str(exc)  # says why
         return
     for event, payload in items:
-        assert json.loads(payload)["task_id"] == otlp.task_id(TRACE)
+        assert event.task_id == json.loads(payload)["task_id"] == otlp.task_id(TRACE)
