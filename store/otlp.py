@@ -125,29 +125,51 @@ class SpanItem(tuple):
 
 
 class SpanItems(list):
-    """The items of a request or line, with how many spans were not GenAI (counted, not turned into steps)."""
+    """The items of a request or line, with how many spans were not GenAI (counted, not turned
+    into steps) and, when decoded with ``partial``, why each refused span was refused."""
 
     ignored: int = 0
+    rejected: list[str] = []  # replaced per instance by the decode functions
 
 
 # -- entry points ------------------------------------------------------------
 
 
-def decode_line(raw: bytes) -> list[SpanItem]:
-    """One line of the Collector's file exporter (an ExportTraceServiceRequest in JSON)."""
-    return decode_json(raw)
+def decode_line(raw: bytes) -> SpanItems:
+    """One line of the Collector's file exporter (an ExportTraceServiceRequest in JSON).
+
+    A span that cannot be read or mapped is left out and named in the
+    result's ``rejected``; the line's other spans are kept.
+    """
+    return decode_json(raw, partial=True)
 
 
-def decode_json(body: bytes) -> list[SpanItem]:
+def decode_json(body: bytes, partial: bool = False) -> SpanItems:
+    """The events of an ExportTraceServiceRequest in JSON. Raises OtlpError when the body is
+    not one; a bad span raises too, unless ``partial``: then it is left out and its reason
+    is in the result's ``rejected`` (for OTLP partial success: ``rejected_spans``)."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpError(f"bad JSON: {exc}") from None
-    return to_events(spans_from_json(doc))
+    rejected: list[str] | None = [] if partial else None
+    items = to_events(spans_from_json(doc, rejected), rejected)
+    items.rejected = rejected or []
+    return items
 
 
-def decode_protobuf(body: bytes) -> list[SpanItem]:
-    return to_events(spans_from_protobuf(body))
+def decode_protobuf(body: bytes, partial: bool = False) -> SpanItems:
+    """As decode_json, for a protobuf ExportTraceServiceRequest."""
+    rejected: list[str] | None = [] if partial else None
+    items = to_events(spans_from_protobuf(body, rejected), rejected)
+    items.rejected = rejected or []
+    return items
+
+
+def refused(items: SpanItems) -> str:
+    """One line saying which spans of a line or request were refused and why."""
+    n = len(items.rejected)
+    return (f"{n} span{'s' if n > 1 else ''} refused, the others kept: " + "; ".join(items.rejected))[:1000]
 
 
 def count_spans(items: Iterable[SpanItem]) -> int:
@@ -566,7 +588,7 @@ def _status(value: Any, where: str) -> tuple[bool, str]:
     return error, _str(status.get("message"), f"{where}.message")
 
 
-def spans_from_json(doc: Any) -> list[Span]:
+def spans_from_json(doc: Any, rejected: list[str] | None = None) -> list[Span]:
     """Spans of an ExportTraceServiceRequest decoded from JSON. Unknown fields are
     ignored, as the OTLP specification requires of receivers."""
     if not isinstance(doc, dict):
@@ -580,7 +602,12 @@ def spans_from_json(doc: Any) -> list[Span]:
             where_s = f"{where_r}.scopeSpans[{s}]"
             ss = _obj(ss, where_s)
             for n, span in enumerate(_list(ss.get("spans"), f"{where_s}.spans")):
-                spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                try:
+                    spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                except OtlpError as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(str(exc))
     return spans
 
 
@@ -615,7 +642,7 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
 # -- OTLP/protobuf -------------------------------------------------------------
 
 
-def spans_from_protobuf(body: bytes) -> list[Span]:
+def spans_from_protobuf(body: bytes, rejected: list[str] | None = None) -> list[Span]:
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -629,23 +656,32 @@ def spans_from_protobuf(body: bytes) -> list[Span]:
         for s, ss in enumerate(rs.scope_spans):
             for n, span in enumerate(ss.spans):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{n}]"
-                spans.append(Span(
-                    trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
-                    span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
-                    parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
-                    name=_check_size(span.name, f"{where}.name"),
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-                    error=span.status.code == 2,
-                    status_message=_check_size(span.status.message, f"{where}.status.message"),
-                    attributes=_pb_attributes(span.attributes, where),
-                    events=[
-                        SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
-                        for k, e in enumerate(span.events)
-                    ],
-                    resource=resource,
-                ))
+                try:
+                    spans.append(_pb_span(span, where, resource))
+                except OtlpError as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(str(exc))
     return spans
+
+
+def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
+    return Span(
+        trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
+        span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
+        parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
+        name=_check_size(span.name, f"{where}.name"),
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+        error=span.status.code == 2,
+        status_message=_check_size(span.status.message, f"{where}.status.message"),
+        attributes=_pb_attributes(span.attributes, where),
+        events=[
+            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
+            for k, e in enumerate(span.events)
+        ],
+        resource=resource,
+    )
 
 
 def _pb_id(raw: bytes, nbytes: int, where: str) -> str:
@@ -771,7 +807,7 @@ def _rank(span: Span, kind: str) -> int | None:
     return None  # not a candidate: no task of its own
 
 
-def to_events(spans: list[Span]) -> SpanItems:
+def to_events(spans: list[Span], rejected: list[str] | None = None) -> SpanItems:
     # The best framing span of each trace in this batch (claim settles it across batches).
     best: dict[str, tuple[tuple[int, int, str], Span]] = {}
     kinds: list[str] = []
@@ -794,7 +830,10 @@ def to_events(spans: list[Span]) -> SpanItems:
         try:
             items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
         except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
-            raise OtlpError(f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}") from None
+            reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
+            if rejected is None:
+                raise OtlpError(reason) from None
+            rejected.append(reason)
     return items
 
 

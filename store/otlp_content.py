@@ -19,18 +19,40 @@ are shown with markup disabled.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 SHORT = 2_000  # a summary line is a glance, not the whole conversation
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _tolerant(fallback: Callable[..., Any]) -> Callable[[F], F]:
+    """Trace values are untrusted and oddly shaped: a reader that trips over one gives up on it
+    (``fallback(*args)``) instead of failing the span."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def safe(*args):
+            try:
+                return fn(*args)
+            except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError):
+                return fallback(*args)
+
+        return safe  # type: ignore[return-value]
+
+    return wrap
 
 
 def loads(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -69,7 +91,8 @@ def _message_text(message: Any) -> str:
     if not isinstance(message, dict):
         return ""
     if "parts" in message:
-        return " ".join(t for t in (_part_text(p) for p in message.get("parts") or []) if t)
+        parts = message.get("parts")
+        return " ".join(t for t in (_part_text(p) for p in parts) if t) if isinstance(parts, list) else ""
     if isinstance(message.get("kwargs"), dict):  # LangChain serialised message
         return _message_text(message["kwargs"])
     if isinstance(message.get("data"), dict):  # LangChain message dict
@@ -120,6 +143,7 @@ def _messages(value: Any) -> list:
 _FLAT = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
 
 
+@_tolerant(lambda *a: [])
 def flat_messages(attributes: dict[str, Any], direction: str) -> list[dict]:
     """OpenInference's flattened ``llm.<direction>_messages.<i>.message.*`` as message dicts."""
     prefix = f"llm.{direction}_messages."
@@ -153,6 +177,7 @@ def flat_messages(attributes: dict[str, Any], direction: str) -> list[dict]:
     return out
 
 
+@_tolerant(lambda *a: "")
 def first_user_text(attributes: dict[str, Any]) -> str:
     """The request as the user put it: the first user message the span saw."""
     for source in (attributes.get("gen_ai.input.messages"), attributes.get("pydantic_ai.all_messages"),
@@ -175,6 +200,7 @@ def first_user_text(attributes: dict[str, Any]) -> str:
     return ""
 
 
+@_tolerant(lambda *a: "")
 def answer_text(attributes: dict[str, Any]) -> str:
     """What came back: the last assistant message (its text, else the tool calls it asked for)."""
     for source in (attributes.get("gen_ai.output.messages"), flat_messages(attributes, "output") or None,
@@ -213,6 +239,7 @@ def _responses_call(item: Any) -> str:
     return ""
 
 
+@_tolerant(lambda *a: "")
 def system_text(attributes: dict[str, Any]) -> str:
     value = loads(attributes.get("gen_ai.system_instructions"))
     if isinstance(value, list):
@@ -225,6 +252,7 @@ def short(text: str, limit: int = SHORT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@_tolerant(lambda value: value)
 def tool_value(value: Any) -> Any:
     """A tool's input or output without the framework's envelope (LangChain ToolMessage, OpenLLMetry input_str)."""
     if isinstance(value, dict):

@@ -117,9 +117,13 @@ def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
                                       "skipped to the end of the file)", line.data, line.oversized))
                 continue
             try:
-                parsed.extend(otlp.decode_protobuf(line.data))
+                items = otlp.decode_protobuf(line.data, partial=True)
             except Exception as exc:  # any bad record is a reject, never a crash
                 rejects.append(Reject(line.offset, describe_error(exc), line.data))
+                continue
+            parsed.extend(items)
+            if items.rejected:
+                rejects.append(Reject(line.offset, otlp.refused(items), line.data))
         return parsed, rejects
     append = parsed.append
     validate = event_adapter.validate_json  # the hot path, without the calls around it
@@ -133,7 +137,12 @@ def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
             if data.startswith(b'{"v":'):  # a native event, as agents write them
                 append((validate(data), data.decode("utf-8")))
             else:
-                parsed.extend(formats.decode(data))
+                items = formats.decode(data)
+                parsed.extend(items)
+                if getattr(items, "rejected", None):  # spans refused, the line's others kept
+                    from agentdeck.store import otlp
+
+                    rejects.append(Reject(line.offset, otlp.refused(items), data))
         except Exception as exc:  # any bad line is a reject, never a crash
             rejects.append(Reject(line.offset, describe_error(exc), data))
     return parsed, rejects

@@ -116,3 +116,34 @@ def test_hostile_lines_never_crash_or_stall_the_tailer(tmp_path_factory, pieces)
         size = (folder / src["path"].rsplit("/", 1)[-1]).stat().st_size
         assert src["offset"] <= size
     conn.close()
+
+
+def test_a_refused_span_is_a_reject_and_the_other_spans_of_its_line_are_kept(tmp_path):
+    doc = traces_doc("0000000000000001", "0000000000000002")
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = "not-a-trace-id"
+    third = tool_span("0000000000000003")
+    third["attributes"].append({"key": "agentdeck.status", "value": {"stringValue": "sideways"}})
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(third)
+    (tmp_path / "otel.json").write_text(json.dumps(doc) + "\n")
+    conn = connect(tmp_path / "store.db")
+    Tailer(conn, [tmp_path], post_commit=[]).poll()
+    errors = rows(conn, "SELECT offset, error FROM rejects")
+    assert len(errors) == 1 and errors[0][0] == 0  # one reject for the line, naming both spans
+    assert errors[0][1].startswith("2 spans refused, the others kept:")
+    assert "traceId" in errors[0][1] and "0000000000000003" in errors[0][1] and "status" in errors[0][1]
+    assert rows(conn, "SELECT count(*) FROM events WHERE kind = 'tool_call'") == [(1,)]
+
+
+def test_partial_decoding_names_each_refused_span_for_the_receiver():
+    from agentdeck.store import otlp
+
+    body = json.dumps(traces_doc("0000000000000001", "00")).encode()
+    items = otlp.decode_json(body, partial=True)
+    assert [e.kind for e, _p in items].count("tool_call") == 1
+    assert len(items.rejected) == 1 and "spanId" in items.rejected[0]
+    try:
+        otlp.decode_json(body)
+    except otlp.OtlpError as exc:
+        assert "spanId" in str(exc)
+    else:
+        raise AssertionError("a whole-request decode must refuse a bad span")

@@ -175,7 +175,7 @@ READ_KEYS = ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_i
 VALUE = JSONISH | JSONISH.map(lambda v: json.dumps(v))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(attrs=st.dictionaries(st.sampled_from(READ_KEYS), VALUE, max_size=8),
        kind=st.sampled_from(["invoke_agent", "chat", "execute_tool", "embeddings", "retrieval", "plan",
                              "agent_handoff", "invoke_workflow", "create_agent"]),
