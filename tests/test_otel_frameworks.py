@@ -220,3 +220,22 @@ def otlp_request_with(span, extra: dict) -> bytes:
             kv.key = key
             kv.value.string_value = value
     return req.SerializeToString()
+
+
+async def test_the_tasks_screen_shows_what_the_openai_agents_run_did(tmp_path, make_app):
+    from agentdeck.console.widgets.task_table import TaskTable
+
+    conn = connect(tmp_path / "store.db")
+    ingest_spans(conn, spans("openai-agents-otel"))
+    ok, failed = tasks(conn)
+    conn.close()
+    app = make_app(tmp_path / "store.db")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one(TaskTable)
+        assert {ok["task_id"], failed["task_id"]} <= set(table.shown.keys)
+        row = " ".join(str(c) for c in table.shown.cells[ok["task_id"]])
+        assert "triage_agent" in row and "2.3.0" in row and "success" in row and "None" not in row
+        assert "failed" in " ".join(str(c) for c in table.shown.cells[failed["task_id"]])
