@@ -975,7 +975,8 @@ def _langfuse_usage(a: dict[str, Any], *keys: str) -> int:
 
 
 def span_cost(a: dict[str, Any]) -> float:
-    return _number(a, *COST) or _langfuse_cost(a)
+    # OpenInference may give only the parts (llm.cost.prompt / llm.cost.completion).
+    return _number(a, *COST) or _langfuse_cost(a) or (_number(a, "llm.cost.prompt") + _number(a, "llm.cost.completion"))
 
 
 def _truncated_note(span: Span) -> str:

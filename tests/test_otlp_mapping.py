@@ -19,6 +19,8 @@ def attr(key, value):
         return {"key": key, "value": {"boolValue": value}}
     if isinstance(value, int):
         return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
     return {"key": key, "value": {"stringValue": value}}
 
 
@@ -40,7 +42,9 @@ def request(*spans):
 
 
 def decoded(*spans):
-    return [(e.kind, e.seq, json.loads(p)) for e, p in otlp.decode_line(request(*spans))]
+    items = otlp.decode_line(request(*spans))
+    assert items.rejected == []
+    return [(e.kind, e.seq, json.loads(p)) for e, p in items]
 
 
 OPENINFERENCE = [
@@ -192,3 +196,66 @@ def test_hostile_attribute_values_make_steps_or_a_clear_error_never_a_crash(attr
         return
     for event, payload in items:
         assert event.task_id == json.loads(payload)["task_id"] == otlp.task_id(TRACE)
+
+
+# -- span kinds beyond agents, tools and chat ----------------------------------------
+
+def one(attrs, name="s", error=None, parent="b7ad6b7169203331"):
+    return decoded(span("00000000000000c1", name, attrs, parent=parent, error=error))
+
+
+def steps_of(events, kind):
+    return [p for k, _s, p in events if k == kind]
+
+
+def test_each_genai_and_openinference_kind_makes_the_step_a_person_expects():
+    assert steps_of(one({"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small",
+                         "gen_ai.usage.input_tokens": 12}), "reasoning")[0]["summary"] == "embeddings of 12 tokens"
+    docs = one({"openinference.span.kind": "RETRIEVER", "input.value": "refund policy",
+                "retrieval.documents.0.document.content": "Refunds within 30 days"}, name="kb")
+    assert steps_of(docs, "tool_call")[0]["input"] == "refund policy"
+    assert steps_of(docs, "tool_result")[0]["output"] == ["Refunds within 30 days"]
+    assert steps_of(one({"openinference.span.kind": "RERANKER"}, name="rerank"), "tool_call")[0]["tool"] == "rerank"
+    assert steps_of(one({"openinference.span.kind": "EVALUATOR", "output.value": "0.9"}, name="judge"),
+                    "reasoning")[0]["summary"] == "evaluation judge: 0.9"
+    assert steps_of(one({"gen_ai.operation.name": "plan", "gen_ai.output.messages": json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": "1. look up 2. refund"}]}])}), "plan")[0]["summary"] \
+        == "1. look up 2. refund"
+    assert steps_of(one({"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup"}, name="lookup.tool"),
+                    "tool_call")[0]["tool"] == "lookup.tool"
+    # PROMPT, CHAIN and create_agent spans are GenAI but no step; plain HTTP spans are not GenAI at all.
+    for attrs in ({"openinference.span.kind": "PROMPT"}, {"gen_ai.operation.name": "create_agent"},
+                  {"http.request.method": "POST"}):
+        assert one(attrs) == []
+    assert otlp.decode_line(request(span("00000000000000c1", "GET /", {"http.request.method": "GET"}))).ignored == 1
+
+
+def test_a_workflow_without_an_agent_is_a_task_of_its_service_and_costs_add_up():
+    events = decoded(
+        span("00000000000000d1", "invoke_workflow triage", {"gen_ai.operation.name": "invoke_workflow"}, parent=None,
+             end_ms=900),
+        span("00000000000000d2", "chat", {"gen_ai.operation.name": "chat", "llm.cost.prompt": 0.002,
+                                          "llm.cost.completion": 0.001, "gen_ai.usage.input_tokens": 10,
+                                          "gen_ai.usage.cache_read.input_tokens": 4}, start_ms=5, end_ms=50),
+    )
+    start = steps_of(events, "task_start")[0]
+    assert start["agent"] == "support-bot" and start["agent_version"]["id"] == "unversioned"
+    assert steps_of(events, "reasoning")[0]["summary"] == "chat (cache read 4, $0.003)"
+    conn = connect(":memory:")
+    apply_batch(conn, None, otlp.decode_line(request(*[span("00000000000000d1", "w", {"gen_ai.operation.name": "invoke_workflow"}, parent=None),
+                                                       span("00000000000000d2", "chat", {"gen_ai.operation.name": "chat", "llm.cost.total": 0.25})])), [])
+    assert conn.execute("SELECT agent, cost_usd FROM tasks").fetchone()[:] == ("support-bot", 0.25)
+
+
+def test_error_type_names_the_failure():
+    events = one({"gen_ai.operation.name": "chat", "error.type": "openai.RateLimitError"}, error="Rate limit reached")
+    assert steps_of(events, "reasoning")[0]["summary"] == "RateLimitError: Rate limit reached"
+    assert steps_of(events, "reasoning")[0]["status"] == "error"
+
+
+def test_a_tool_output_over_64_kib_is_cut_and_the_result_says_so():
+    events = one({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch",
+                  "gen_ai.tool.call.result": "x" * 70_000})
+    result = steps_of(events, "tool_result")[0]
+    assert result["output"]["note"] == "[truncated over 64 KiB: gen_ai.tool.call.result]"
+    assert result["output"]["output"].endswith("… [truncated by agentdeck: 70000 bytes, limit 65536]")
