@@ -845,14 +845,19 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tup
     from agentdeck.store import otlp_content as content
 
     out: dict[str, tuple] = {}
-    for trace, (_frame, winner) in best.items():
-        a = winner.attributes
-        if a.get("agentdeck.request") or content.first_user_text(a):
-            continue
-        models = [s for s, k in zip(spans, kinds) if k == "model" and s.trace_id == trace]
-        asked = [(s.start_ns, t) for s in models if (t := _text(content.short(content.first_user_text(s.attributes))))]
-        said = [(s.end_ns, t) for s in models if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
-        out[winner.span_id] = (min(asked) if asked else None, max(said) if said else None)
+    wanting = {trace for trace, (_frame, winner) in best.items()
+               if not winner.attributes.get("agentdeck.request") and not content.first_user_text(winner.attributes)}
+    if not wanting:
+        return out
+    models: dict[str, list[Span]] = {}  # one pass over the batch, not one per trace
+    for s, k in zip(spans, kinds):
+        if k == "model" and s.trace_id in wanting:
+            models.setdefault(s.trace_id, []).append(s)
+    for trace in wanting:
+        calls = models.get(trace, [])
+        asked = [(s.start_ns, t) for s in calls if (t := _text(content.short(content.first_user_text(s.attributes))))]
+        said = [(s.end_ns, t) for s in calls if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
+        out[best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
     return out
 
 
