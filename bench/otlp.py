@@ -144,8 +144,8 @@ def main() -> None:
     n_spans, n_events = len(spans), len(native)
     print(f"{args.traces} traces, {n_spans} spans -> {n_events} events; {len(docs)} batches of {args.batch} spans")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         (tmp / "native").mkdir()
         (tmp / "native" / "events.jsonl").write_text("\n".join(native) + "\n")
         (tmp / "otlp").mkdir()
