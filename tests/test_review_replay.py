@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from agentdeck.console.cli import main
 from agentdeck.replay import compensate
-from agentdeck.replay.evidence import FORMAT, canonical, export, packet_filename, verify_packet
+from agentdeck.replay.evidence import check_packet, FORMAT, canonical, export, packet_filename, verify_packet
 from agentdeck.store.db import connect
 from agentdeck.store.tailer import Tailer
 
@@ -293,8 +293,10 @@ def test_a_markdown_packet_written_before_the_escaping_still_verifies():
     """Written by the previous renderer (raw bidi and C1 in it): a packet handed out then must stay checkable."""
     legacy = (HERE / "data" / "evidence-legacy-task-0001.md").read_text(encoding="utf-8")
     assert "\u202e" in legacy  # really the old rendering
-    assert verify_packet(legacy) == []
-    assert verify_packet(legacy.replace("naïve", "naive", 1)) != []
+    check = check_packet(legacy)
+    # Untouched; but written before packets were signed, so without its store it is not confirmed either.
+    assert check.integrity == [] and any("not signed" in p for p in check.provenance)
+    assert check_packet(legacy.replace("naïve", "naive", 1)).integrity != []
 
 
 async def test_replay_export_refuses_a_file_name_that_resolves_outside_the_evidence_dir(sample_db, tmp_path,

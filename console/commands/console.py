@@ -78,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     prepare_traces(settings)
     setup_logging(settings)
 
+    from agentdeck.store.db import connect
+
+    # Open (and migrate) the store before the screen takes over the terminal:
+    # a full disk, a read-only or locked store, a file that is not a store is
+    # then a one-line message (the CLI's handler, exit 2), not a broken screen.
+    connect(settings.db).close()
+
     from agentdeck.console.app import AgentDeck
 
     app = AgentDeck(settings)
