@@ -226,6 +226,19 @@ class DeckService:
             log.exception("delivering %r", escalation_id)
             return give_up(conn, escalation_id, _clean_error(exc))
 
+    def startup(self, sweep: bool) -> int:
+        """What a console does once it is up: mask compensation plans an older version stored in
+        clear, sweep expired escalations (when ticking) and deliver what is still pending.
+        Returns how many rows changed."""
+        from agentdeck.replay import compensate
+
+        changed = 0
+        try:
+            changed += compensate.mask_stored_plans(self.writer())
+        except sqlite3.Error:
+            log.exception("masking stored compensation plans")  # the console still starts; the log says why
+        return changed + (self.sweep_expired() if sweep else self.redeliver())
+
     def redeliver(self) -> int:
         """Deliver what is still pending (a previous run's, or a lapsed claim). Returns how many changed."""
         from agentdeck.store import decisions
