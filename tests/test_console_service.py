@@ -176,3 +176,14 @@ def test_startup_masks_plans_an_older_version_stored_in_clear(sample_db):
     assert deck_on(sample_db).startup(sweep=False) >= 1
     plan = connect(sample_db).execute("SELECT plan FROM compensations WHERE action_id = 'act-x'").fetchone()[0]
     assert "old-token" not in plan
+
+
+def test_the_service_layer_imports_no_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, agentdeck.console.service.deck, agentdeck.console.service.settings, "
+            "agentdeck.console.service.views, agentdeck.console.service.delivery; "
+            "print(sorted(m for m in ('textual', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
