@@ -14,13 +14,15 @@ from textual.reactive import reactive, var
 from agentdeck.console.data import StoreAccess
 from agentdeck.console.delivery import DeliveryService, DeliverySettings
 from agentdeck.console.ingest_service import IngestService
-from agentdeck.console.messages import Ingested
+from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
 from agentdeck.console.screens.canary import CanaryScreen
 from agentdeck.console.screens.escalations import EscalationsScreen
+from agentdeck.console.screens.problems import ProblemsScreen
 from agentdeck.console.screens.replay import ReplayScreen
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.store import queries
+from agentdeck.store.health import Health
 
 
 class AgentDeck(App):
@@ -35,6 +37,7 @@ class AgentDeck(App):
         "escalations": EscalationsScreen,
         "canary": CanaryScreen,
         "replay": ReplayScreen,
+        "problems": ProblemsScreen,
     }
     DEFAULT_MODE = "tasks"
     BINDINGS = [
@@ -42,6 +45,7 @@ class AgentDeck(App):
         Binding("2", "switch_mode('escalations')", "Escalations"),
         Binding("3", "switch_mode('canary')", "Canary"),
         Binding("4", "switch_mode('replay')", "Replay"),
+        Binding("5", "switch_mode('problems')", "Problems"),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "show_help_panel", "Help", key_display="?"),
     ]
@@ -50,6 +54,8 @@ class AgentDeck(App):
     # whole screen (these change on every ingest batch).
     data_version: var[int] = var(0)
     counters: var[queries.Counters | None] = var(None)
+    # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
+    health: var[Health] = var(Health())
     # The task (or request id) the Replay screen shows; set by open_replay.
     replay_task: reactive[str | None] = reactive(None)
 
@@ -75,7 +81,8 @@ class AgentDeck(App):
         self.follow_traces = follow
         self.tick = tick
         self.store = StoreAccess(self.db_path)
-        self.ingest = IngestService(self, self.db_path, self.trace_paths)
+        # The tailer runs in its own process (when following); commits are noticed by data_version.
+        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=follow)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         # Decisions go back to agents through the outbox (None: off) and allowed callbacks.
@@ -85,8 +92,7 @@ class AgentDeck(App):
         return self.clock()
 
     def on_mount(self) -> None:
-        if self.follow_traces and self.trace_paths:
-            self.run_worker(self.ingest.run, thread=True, exclusive=False, group="ingest", name="tailer")
+        self.ingest.start()
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
@@ -94,7 +100,7 @@ class AgentDeck(App):
         self.delivery.start(sweep_every=self.tick * 5 if self.tick else None)
 
     def on_unmount(self) -> None:
-        self.ingest.stop.set()
+        self.ingest.close()
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
@@ -105,6 +111,9 @@ class AgentDeck(App):
         if now - self._counters_at >= 0.25 or not self.tick:
             self._counters_at = now
             self.refresh_counters()
+
+    def on_health_checked(self, message: HealthChecked) -> None:
+        self.health = message.health
 
     def open_task(self, task_id: str) -> None:
         """Show one task's events over the Tasks screen (from Tasks or the palette).

@@ -18,7 +18,7 @@ from pathlib import Path
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations", "console", "contract", "otlp")
+AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "ingest_status")
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
