@@ -133,7 +133,9 @@ def _ingest(conn, now, child: ChildState | None, stall_after: float,
             behind += r.behind_bytes
     for sp in ingest_status.problems(conn, [r.ingester for r in fresh]):
         level, todo = _source_advice(sp.source, sp.detail)
-        problems.append(Problem(f"source:{sp.source}", level, f"cannot ingest {sp.source}", sp.detail, sp.since, todo))
+        # What is wrong first (paths are long): "permission denied", "dangling symlink", "store error".
+        head = sp.detail.split(":", 1)[0].split(" to ", 1)[0]
+        problems.append(Problem(f"source:{sp.source}", level, f"{head}: {sp.source}", sp.detail, sp.since, todo))
     return live, last_seen, behind
 
 

@@ -76,19 +76,12 @@ LIVE_WINDOW_S = 600.0
 
 
 def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes: int = 0) -> Text:
-    """The header's counters line. ``now`` is the console's clock; the ingest age counts up from it."""
+    """The header's counters line. ``now`` is the console's clock; the ingest age counts up from it.
+
+    Ingest first: at 80 columns the end of the line is cut, and whether data
+    is still arriving matters most.
+    """
     text = Text()
-    text.append(f"{counters.tasks_per_min:.0f}", "bold")
-    text.append(" tasks/min  ")
-    text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
-    text.append(" errors/h  ")
-    text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
-    text.append(" open esc  ")
-    text.append(f"{counters.events:,}", "bold")
-    text.append(" events  ")
-    if counters.rejects:
-        text.append(f"{counters.rejects}", "bold red")
-        text.append(" rejects  ")
     text.append("ingest ")
     if counters.last_ingest_at is None:
         text.append("—", "bold")
@@ -106,6 +99,19 @@ def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes
         if delay < LIVE_WINDOW_S:
             text.append("  lag ")
             text.append(_duration(delay), "bold red" if delay > 5 else "bold")
+    text.append("  ")
+    text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
+    text.append(" open esc  ")
+    text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
+    text.append(" errors/h  ")
+    text.append(f"{counters.tasks_per_min:.0f}", "bold")
+    text.append(" tasks/min  ")
+    text.append(f"{counters.events:,}", "bold")
+    text.append(" events")
+    if counters.rejects:
+        text.append("  ")
+        text.append(f"{counters.rejects}", "bold red")
+        text.append(" rejects")
     return text
 
 
