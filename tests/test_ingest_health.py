@@ -206,3 +206,25 @@ def test_ingest_process_stops_when_its_parent_is_gone(tmp_path):
         proc.kill()
         proc.wait()
     assert _store_ingesters(db)[0].state == "stopped"
+
+
+def test_headless_ingest_follow_is_seen_by_consoles_and_says_when_it_stopped(tmp_path):
+    db, traces = tmp_path / "store.db", tmp_path / "t"
+    traces.mkdir()
+    connect(db).close()
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--follow", "--quiet",
+                             "--db", str(db), str(traces)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: any(r.state == "running" for r in _store_ingesters(db)))
+        os.symlink(tmp_path / "gone.jsonl", traces / "a.jsonl")
+        c = connect(db, readonly=True)
+        try:
+            _wait(lambda: any("dangling symlink" in p.what for p in health.check(c, time.time()).problems))
+        finally:
+            c.close()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _store_ingesters(db)[0].state == "stopped"

@@ -53,6 +53,14 @@ def _total_bytes(paths: list[Path]) -> int:
     return total
 
 
+def _also(first, then):
+    def both(batch) -> None:
+        first(batch)
+        then(batch)
+
+    return both
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -116,13 +124,20 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             # The tailer follows on a thread; this one reports problems as
             # they come and turns Ctrl-C into a clean stop.
+            # Its health goes to the store too, for every console on it (store/ingest_status.py).
+            from agentdeck.store.ingest_status import StatusRecorder
+
+            status = StatusRecorder(connect(db), paths)
+            status.tick({})
+            tailer.on_batch = _also(status.on_batch, on_batch)
             stop = threading.Event()
             worker = threading.Thread(target=tailer.run, args=(stop,), name="ingest", daemon=True)
             worker.start()
             try:
                 while worker.is_alive():
-                    worker.join(0.5)
+                    worker.join(0.2)
                     report_problems(tailer.problems)
+                    status.tick(tailer.problems)
             except KeyboardInterrupt:
                 pass
             finally:
@@ -134,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     worker.join()
                 except KeyboardInterrupt:
                     pass
+                status.finish("stopped")
         else:
             try:
                 tailer.poll()
