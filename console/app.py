@@ -10,6 +10,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive, var
+from textual.timer import Timer
 
 from agentdeck.console.data import StoreAccess
 from agentdeck.console.delivery import DeliveryService, DeliverySettings
@@ -53,6 +54,7 @@ class AgentDeck(App):
     # `var`, not `reactive`: a change notifies watchers without repainting the
     # whole screen (these change on every ingest batch).
     data_version: var[int] = var(0)
+    DATA_EVERY_S = 0.1
     counters: var[queries.Counters | None] = var(None)
     # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
     health: var[Health] = var(Health())
@@ -85,6 +87,8 @@ class AgentDeck(App):
         self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=follow)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
+        self._data_at = 0.0  # monotonic time of the last data_version bump
+        self._data_timer: Timer | None = None
         # Decisions go back to agents through the outbox (None: off) and allowed callbacks.
         self.delivery = DeliveryService(self, DeliverySettings(outbox, allow_hosts), on_expiry)  # type: ignore[arg-type]
 
@@ -104,13 +108,27 @@ class AgentDeck(App):
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
-        self.data_version += 1
+        # Screens reload on each bump, and a reload supersedes the one in
+        # flight: bumped at most every DATA_EVERY_S (the first at once, the
+        # last of a burst when its time comes), so under a steady stream of
+        # commits each reload lands instead of being replaced by the next.
+        now = time.monotonic()
+        wait = self._data_at + self.DATA_EVERY_S - now
+        if wait <= 0:
+            self._bump_data()
+        elif self._data_timer is None:
+            self._data_timer = self.set_timer(wait, self._bump_data)
         # A busy fleet commits many batches a second; the counters (aggregate
         # queries) need not follow each one: at most 4 a second, plus the tick.
         now = time.monotonic()
         if now - self._counters_at >= 0.25 or not self.tick:
             self._counters_at = now
             self.refresh_counters()
+
+    def _bump_data(self) -> None:
+        self._data_timer = None
+        self._data_at = time.monotonic()
+        self.data_version += 1
 
     def on_health_checked(self, message: HealthChecked) -> None:
         self.health = message.health
