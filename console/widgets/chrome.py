@@ -14,7 +14,7 @@ from agentdeck.store.health import Health
 from agentdeck.store.queries import Counters
 
 SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay"),
-           ("problems", "5 ✔ ok")]
+           ("problems", "5 Problems")]  # the tab shows the health indicator instead: "5 ✔ ok", "5 ▲ 2"
 
 
 class ScreenTabs(Tabs, can_focus=False):
