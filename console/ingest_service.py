@@ -96,7 +96,16 @@ class IngestSupervisor:
             self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def run(self, stop: threading.Event) -> None:
-        """Thread body: keep one process running until ``stop`` is set."""
+        """Thread body: keep one process running until ``stop`` is set. Never ends silently."""
+        while not stop.is_set():
+            try:
+                self._supervise(stop)
+            except Exception as exc:  # a bug here must show, not end supervision unseen
+                self._set(running=False, stderr_tail=(f"the console's ingest supervisor failed: {type(exc).__name__}: {exc}",),
+                          stopped_at=time.time(), restart_at=time.time() + self.backoff[-1])
+                self._restart.wait(self.backoff[-1])
+
+    def _supervise(self, stop: threading.Event) -> None:
         failures = 0
         while not stop.is_set():
             self._restart.clear()
@@ -190,6 +199,19 @@ class StoreWatcher:
                                 stall_after=self.stall_after)
 
     def run(self, stop: threading.Event) -> None:
+        """Thread body. Survives anything: a failure is shown as a problem and it starts over."""
+        while not stop.is_set():
+            try:
+                self._watch(stop)
+            except Exception as exc:
+                self.last = health_mod.Health("error", (health_mod.Problem(
+                    "store-watch", "error", "the console cannot read the store", f"{type(exc).__name__}: {exc}",
+                    self.wall_clock(), "screens are not refreshed meanwhile; it retries every second "
+                    "(a moved or deleted store needs a restart of the console)"),), checked_at=self.wall_clock())
+                self.app.post_message(HealthChecked(self.last))
+                stop.wait(1.0)
+
+    def _watch(self, stop: threading.Event) -> None:
         conn = connect(self.db_path, readonly=True)
         try:
             version = data_version(conn)

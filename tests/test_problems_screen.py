@@ -108,6 +108,28 @@ async def test_a_stopped_tailer_shows_within_two_seconds_and_is_restarted(sample
     assert app.ingest.supervisor.proc.poll() is not None  # quitting stopped it
 
 
+async def test_a_stalled_tailer_shows_and_clears_when_it_moves_again(sample_db, make_app, tmp_path):
+    traces = tmp_path / "live"
+    traces.mkdir()
+    app = make_app(sample_db, traces=[traces])
+    app.ingest.supervisor.heartbeat = 0.3  # (defaults: a beat every 5 s, stalled after 30 s)
+    app.ingest.watcher.stall_after = 1.5
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ingesting(app, pilot)
+        await pilot.press("5")
+        pid = app.ingest.supervisor.proc.pid
+        os.kill(pid, signal.SIGSTOP)  # hung: alive, but no heartbeat
+        try:
+            started = time.monotonic()
+            await wait_until(pilot, lambda: "ingest stalled" in screen_text(app))
+            assert time.monotonic() - started <= 1.5 + SHOWN_WITHIN_S
+            assert "5 ✖" in header(app)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_until(pilot, lambda: "ingest stalled" not in screen_text(app))
+        assert app.ingest.supervisor.proc.pid == pid  # it was not restarted: it moved again
+
+
 async def test_no_follow_runs_no_ingest_and_problems_says_so(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=SIZE) as pilot:
