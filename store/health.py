@@ -33,6 +33,7 @@ class Problem:
     detail: str  # may hold several lines; untrusted text (paths, errors from traces): never markup
     since: float | None
     todo: str
+    goto: str = ""  # where the console can take the operator: "escalations", "replay:<task id>"
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ def _deliveries(conn, problems: list[Problem]) -> None:
             f"delivery:{r[0]}", "error", f"decision not delivered: {r[2]} on {r[0]} ({r[3]})",
             f"task {r[1]}: {r[4] or 'no detail'}", r[5],
             ("allow the callback host (--allow-host), then " if blocked else "")
-            + "on Escalations (2) press h for decided ones, select it and press r to retry; the agent waits until then"))
+            + "on Escalations (2) press h for decided ones, select it and press r to retry; the agent waits until then",
+            "escalations"))
 
 
 def _compensations(conn, now: float, problems: list[Problem]) -> None:
@@ -196,5 +198,5 @@ def _compensations(conn, now: float, problems: list[Problem]) -> None:
             f"compensation {'failed' if failed else 'never finished'}: action {r[0]}",
             f"task {r[1]}, {r[6]}: {r[3] or ('no answer recorded (the console stopped mid-call?)' if not failed else 'no detail')}",
             r[5] or r[4],
-            "open the task on Replay (4), select the action and press c to retry "
-            "(same idempotency key: nothing is undone twice)"))
+            "open the task on Replay (4, or enter here), select the action and press c to retry "
+            "(same idempotency key: nothing is undone twice)", f"replay:{r[1]}"))

@@ -163,3 +163,30 @@ def test_problems_screen_snapshot_80x24(snap_compare, sample_db, make_app):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_enter_on_a_failed_compensation_opens_its_task_on_replay(sample_db, make_app):
+    from agentdeck.console.screens.replay import ReplayScreen
+    from agentdeck.store.db import connect
+    from agentdeck.store.txn import atomic
+
+    conn = connect(sample_db)
+    action_id, task_id = conn.execute("SELECT action_id, task_id FROM actions LIMIT 1").fetchone()
+    now = time.time()
+    with atomic(conn):
+        conn.execute("""INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target,
+                        plan, idempotency_key, status, finished_at, error)
+                        VALUES (?, ?, 1, 'ana', ?, 'http://127.0.0.1:9/undo', '{}', 'k', 'failed', ?, 'the system answered 503')""",
+                     (action_id, task_id, now, now))
+    conn.close()
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert f"compensation failed: action {action_id}"[:50] in text
+        assert "the system answered 503" in text  # the selected (worst, newest) problem's detail
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReplayScreen))
+        assert app.replay_task == task_id

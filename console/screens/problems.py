@@ -3,7 +3,8 @@
 The list is the app's ``health`` (store/health.py, checked about once a
 second on a worker): ingest that stopped, stalled or cannot read a path,
 rejected trace lines, decisions not delivered, compensations that failed.
-Worst first; the cursor stays on the same problem across checks. ``r``
+Worst first; the cursor stays on the same problem across checks; ``enter``
+goes where a failed delivery or compensation is retried. ``r``
 restarts the console's ingest process now (it is also restarted by itself,
 with backoff). Nothing here does I/O: it shows what the check found.
 """
@@ -63,6 +64,7 @@ class ProblemsScreen(DeckScreen):
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("r", "restart_ingest", "Restart ingest"),
+        Binding("enter", "goto", "Go to it", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -128,6 +130,22 @@ class ProblemsScreen(DeckScreen):
     @on(DataTable.RowHighlighted, "#problems-table")
     def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_detail(getattr(self, "_checked_at", 0.0))
+
+    @on(DataTable.RowSelected, "#problems-table")
+    def _selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_goto()
+
+    def action_goto(self) -> None:
+        """Where the problem is fixed: the Escalations queue, or the task on Replay."""
+        key = self._selected_key()
+        problem = self.problems.get(key) if key is not None else None
+        if problem is None or not problem.goto:
+            return
+        where, _, task = problem.goto.partition(":")
+        if where == "replay" and task:
+            self.app.open_replay(task)  # type: ignore[attr-defined]
+        else:
+            self.app.switch_mode(where)
 
     def action_cursor_down(self) -> None:
         self.query_one("#problems-table", DataTable).action_cursor_down()
