@@ -190,3 +190,17 @@ async def test_enter_on_a_failed_compensation_opens_its_task_on_replay(sample_db
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ReplayScreen))
         assert app.replay_task == task_id
+
+
+async def test_a_commit_by_any_other_process_reaches_the_screen(sample_db, make_app, tmp_path):
+    """No follow, no message posted: another writer's commit is noticed by data_version alone."""
+    from agentdeck.console.widgets.task_table import TaskTable
+    from tasks_support import ingest
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(TaskTable)
+        write_trace(tmp_path / "other" / "a.jsonl", task_lines("from-elsewhere", at=6 * 3600))
+        ingest(sample_db, tmp_path / "other")  # e.g. a headless `agentdeck ingest` or a second console
+        await wait_until(pilot, lambda: table.cursor_task == "from-elsewhere")
