@@ -101,7 +101,7 @@ def test_ingest_of_a_fifo_says_so_and_fails(tmp_path, capsys):
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
     rc = main(["ingest", "--db", str(tmp_path / "s.db"), "--quiet", str(fifo)])
-    assert rc == 1
+    assert rc == 2  # unreadable input (docs/cli.md)
     assert "not a regular file or folder" in capsys.readouterr().err
 
 

@@ -32,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"agentdeck: {exc}", file=sys.stderr)
         return 2
+    from agentdeck.store.db import connect
+
+    # Open (and migrate) the store before the screen takes over the terminal:
+    # a full disk, a read-only or locked store, a file that is not a store is
+    # then a one-line message (the CLI's handler, exit 2), not a broken screen.
+    connect(config.db_path(args.db)).close()
     traces = [config.traces_path(t) for t in (args.traces or [None])]
     for t in traces:
         if not t.exists() and not t.suffix:

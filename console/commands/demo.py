@@ -6,6 +6,7 @@ import argparse
 import threading
 from pathlib import Path
 
+from agentdeck.console.argtypes import port, positive_float, positive_int
 from agentdeck.store import config
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
@@ -13,12 +14,15 @@ SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traces", help="folder the fleet writes to (default: $AGENTDECK_TRACES, else var/traces)")
-    p.add_argument("--rate", type=float, default=8.0, help="events per second the fleet writes (default 8)")
-    p.add_argument("--agents", type=int, default=4, help="agent instances (one trace file each)")
+    p.add_argument("--rate", type=positive_float, default=8.0,
+                   help="events per second the fleet writes, whether or not anyone decides (default 8)")
+    p.add_argument("--agents", type=positive_int, default=4, help="agent instances (one trace file each)")
+    p.add_argument("--wait", type=positive_float, default=300.0, metavar="SECONDS",
+                   help="how long an agent waits for a decision before it gives up (its escalations' deadline; default 300)")
     p.add_argument("--user", help="approver identity (default: $AGENTDECK_USER, else the OS user)")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample data set")
-    p.add_argument("--headless", type=float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
-    p.add_argument("--sor-port", type=int, default=8765,
+    p.add_argument("--headless", type=positive_float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
+    p.add_argument("--sor-port", type=port, default=8765,
                    help="port of the sample system of record on 127.0.0.1 (default 8765, where the sample hooks point)")
     p.add_argument("--on-expiry", choices=("deny", "approve", "keep"),
                    help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     traces = config.traces_path(args.traces)
     traces.mkdir(parents=True, exist_ok=True)
-    fleet = Fleet(traces, rate=args.rate, agents=args.agents)
+    fleet = Fleet(traces, rate=args.rate, agents=args.agents, wait=args.wait)
     if args.headless is not None:
         fleet.run(duration=args.headless)
         print(f"wrote {fleet.written} events to {traces}")
@@ -62,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from agentdeck.console.app import AgentDeck
     from agentdeck.store import decisions, outbox
+    from agentdeck.store.db import connect
+
+    connect(config.db_path(args.db)).close()  # an unusable store: a message (exit 2), not a broken screen
 
     try:
         on_expiry = decisions.on_expiry_policy(args.on_expiry)

@@ -21,7 +21,9 @@ from agentdeck.store import config
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", metavar="TASK_OR_REQUEST_ID", help="task id or request id")
-    p.add_argument("--format", choices=("json", "md", "scenario"), default="json", help="packet format (default json)")
+    p.add_argument("--format", choices=("json", "md", "scenario", "case"), default="json",
+                   help="packet format (default json); case: a regression-suite case whose expectation is what "
+                        "the human decided or the compensation that was needed (docs/suite.md)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
     p.add_argument("--user", help="who exports (default: $AGENTDECK_USER, else the OS user)")
 
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"agentdeck evidence: no store at {db}", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else None
+    if args.format == "case":
+        return _export_case(args, db, out)
     conn = connect(db)
     try:
         text, detail = export(conn, args.task, fmt=args.format, out=out, operator=config.operator(args.user),
@@ -55,4 +59,45 @@ def run(args: argparse.Namespace) -> int:
         # The task id comes from a trace: never echo its control characters to the terminal.
         print(f"wrote {detail['format']} for {clean(detail['task_id'], 200, single_line=True)} to {out} ({what}, "
               f"{detail['redactions']} secrets redacted)", file=sys.stderr)
+    return 0
+
+
+def _export_case(args: argparse.Namespace, db: Path, out: Path | None) -> int:
+    """The incident as a suite case: written, then recorded in the audit trail like every export."""
+    import json
+
+    from agentdeck.console.safe import clean
+    from agentdeck.replay.suite.incident import IncidentError, case_from_task
+    from agentdeck.store import audit
+    from agentdeck.store.db import connect
+    from agentdeck.store.txn import atomic
+
+    conn = connect(db)
+    try:
+        with atomic(conn):
+            try:
+                case, redactions = case_from_task(conn, args.task)
+            except IncidentError as exc:
+                print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
+                return 2
+            text = json.dumps(case.model_dump(), indent=2, ensure_ascii=True) + "\n"
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(out.name + ".tmp")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(out)
+            detail = {"format": "case", "task_id": case.source.get("incident"), "case_id": case.id,
+                      "redactions": redactions, "path": str(out) if out is not None else "-"}
+            audit.append(conn, ts=time.time(), actor=config.operator(args.user), kind="evidence.export",
+                         subject=str(case.source.get("incident")), detail=detail)
+    except OSError as exc:
+        print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote case {clean(case.id, 200, single_line=True)} to {out} ({redactions} secrets redacted); "
+              f"add it to a suite folder and run `agentdeck suite run`", file=sys.stderr)
     return 0
