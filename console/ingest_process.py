@@ -20,12 +20,14 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
 from agentdeck.store.ingest_status import HEARTBEAT_S, StatusRecorder
 
 TICK_S = 0.2  # how often problems are looked at (a new one is in the store within this)
+EXPAND_S = 1.0  # how often folders are searched for new subfolders
 
 
 def _say(text: str) -> None:
@@ -57,14 +59,17 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=watch_parent, name="parent", daemon=True).start()
 
-    paths = [Path(x) for x in args.paths]
+    from agentdeck.console.tracefolders import expand
+
+    given = [Path(x) for x in args.paths]
+    paths = expand(given)  # folders and their subfolders, as `agentdeck ingest` reads them
     try:
         conn = connect(args.db)
         status_conn = connect(args.db)
     except (sqlite3.Error, OSError) as exc:
         _say(f"cannot open the store {args.db}: {exc}")
         return 2
-    recorder = StatusRecorder(status_conn, paths, heartbeat=args.heartbeat)
+    recorder = StatusRecorder(status_conn, given, heartbeat=args.heartbeat)
     try:
         recorder.start()
     except sqlite3.Error as exc:
@@ -92,8 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     worker = threading.Thread(target=follow, name="tailer", daemon=True)
     worker.start()
     reported: dict[str, str] = {}
+    expanded_at = time.monotonic()
     while worker.is_alive():
         worker.join(TICK_S)
+        if time.monotonic() - expanded_at >= EXPAND_S:
+            # Subfolders created since: the tailer re-establishes its watch when its paths change.
+            expanded_at = time.monotonic()
+            now_paths = expand(given)
+            if now_paths != tailer.paths:
+                tailer.paths = now_paths
         problems = dict(tailer.problems)
         if recorder.error:
             problems["(status)"] = f"cannot record ingest status: {recorder.error}"

@@ -182,6 +182,9 @@ def test_ingest_process_records_itself_and_stops_cleanly_on_sigterm(tmp_path):
         _wait(lambda: any(r.state == "running" for r in _store_ingesters(db)))
         write_trace(traces / "a.jsonl", task_lines("t1"))
         _wait(lambda: _store_ingesters(db)[0].events == 4)
+        # A subfolder made later is read too, as `agentdeck ingest` reads folders.
+        write_trace(traces / "agent-b" / "b.jsonl", task_lines("t2"))
+        _wait(lambda: _store_ingesters(db)[0].events == 8)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
