@@ -204,3 +204,18 @@ async def test_a_commit_by_any_other_process_reaches_the_screen(sample_db, make_
         write_trace(tmp_path / "other" / "a.jsonl", task_lines("from-elsewhere", at=6 * 3600))
         ingest(sample_db, tmp_path / "other")  # e.g. a headless `agentdeck ingest` or a second console
         await wait_until(pilot, lambda: table.cursor_task == "from-elsewhere")
+
+
+async def test_the_header_ingest_age_keeps_counting_when_nothing_arrives(sample_db, make_app):
+    now = [0.0]
+    app = make_app(sample_db, clock=lambda: now[0], tick=1.0)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: app.counters is not None and app.counters.last_ingest_at is not None)
+        assert app.counters is not None and app.counters.last_ingest_at is not None
+        last = app.counters.last_ingest_at
+        now[0] = last + 30
+        await wait_until(pilot, lambda: "ingest 30s ago" in header(app))
+        now[0] = last + 300  # nothing new: the counters do not change, the age still moves
+        await wait_until(pilot, lambda: "ingest 5m ago" in header(app))
+        now[0] = last + 3 * 3600
+        await wait_until(pilot, lambda: "ingest 3h ago" in header(app))
