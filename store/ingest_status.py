@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Each write is a commit every console notices (and reloads on), so not often;
 # a console calls an ingester stalled after several missed beats.
 HEARTBEAT_S = 5.0
+KEEP_S = 7 * 24 * 3600.0  # ended ingesters' rows are deleted this long after their last word
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def ingester_id(pid: int | None = None) -> str:
 def register(conn: sqlite3.Connection, ingester: str, paths: Iterable[str | Path], now: float) -> None:
     host, _, pid = ingester.rpartition(":")
     with atomic(conn):
+        # One row a process start: rows of ingesters gone for a week are history nobody reads.
+        conn.execute("DELETE FROM ingesters WHERE heartbeat_at < ? AND state != 'running'", (now - KEEP_S,))
         conn.execute("DELETE FROM ingest_problems WHERE ingester = ?", (ingester,))
         conn.execute(
             """INSERT OR REPLACE INTO ingesters (ingester, pid, host, paths, started_at, heartbeat_at, state)
