@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from agentdeck.console.messages import Ingested
+from agentdeck.console.screens.problems import detail_text
 from agentdeck.console.widgets.chrome import counters_text
 from agentdeck.store import health, ingest_status
 from agentdeck.store.db import connect
-from agentdeck.store.health import ChildState
+from agentdeck.store.health import ChildState, Problem
 from agentdeck.store.queries import Counters
 from agentdeck.store.tailer import Tailer
 from agentdeck.store.txn import atomic
@@ -231,3 +233,28 @@ def test_headless_ingest_follow_is_seen_by_consoles_and_says_when_it_stopped(tmp
         proc.kill()
         proc.wait()
     assert _store_ingesters(db)[0].state == "stopped"
+
+
+@settings(max_examples=200, deadline=None)
+@given(what=st.text(), detail=st.text(), todo=st.text(), since=st.one_of(st.none(), st.floats(0, 4e9)))
+def test_problem_text_from_traces_is_shown_literally(what, detail, todo, since):
+    """Paths and errors come from traces: no escape sequence or markup reaches the terminal."""
+    text = detail_text(Problem("k", "warn", what, detail, since, todo), checked_at=4e9)
+    assert "\x1b" not in text.plain and "\x9b" not in text.plain
+    assert not text.spans or all(span.style in ("bold", "dim", "") for span in text.spans)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8), max_size=4), min_size=1, max_size=6))
+def test_beats_keep_a_problem_since_it_first_appeared(tmp_path_factory, beats):
+    conn = connect(tmp_path_factory.mktemp("beats") / "s.db")
+    ingest_status.register(conn, "h:1", ["/t"], NOW)
+    first_seen: dict[str, float] = {}
+    for i, problems in enumerate(beats):
+        at = NOW + i + 1
+        ingest_status.beat(conn, "h:1", at, problems)
+        first_seen = {k: (first_seen[k] if k in first_seen and beats[i - 1].get(k) == v else at)
+                      for k, v in problems.items()}
+        stored = {p.source: (p.detail, p.since) for p in ingest_status.problems(conn, ["h:1"])}
+        assert stored == {k: (v, first_seen[k]) for k, v in problems.items()}
+    conn.close()
