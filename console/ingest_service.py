@@ -244,14 +244,21 @@ class StoreWatcher:
 
 
 class IngestService:
-    """The app's ingest: a supervised process when following paths, and the store watcher always."""
+    """The app's ingest: a supervised process when following paths, and the store watcher always.
 
-    def __init__(self, app: App, db_path: Path, paths: Sequence[Path], *, follow: bool = True, **options) -> None:
+    The keyword settings are plain parameters with defaults until they join the
+    console's Settings.
+    """
+
+    def __init__(self, app: App, db_path: Path, paths: Sequence[Path], *, follow: bool = True,
+                 heartbeat: float = HEARTBEAT_S, stall_after: float = health_mod.STALL_AFTER_S,
+                 backoff: Sequence[float] = BACKOFF_S, poll_s: float = 0.005, health_every: float = 1.0) -> None:
         self.app = app
         self.stop = threading.Event()
-        self.supervisor = (IngestSupervisor(db_path, paths, on_change=self._changed, **options)
+        self.supervisor = (IngestSupervisor(db_path, paths, heartbeat=heartbeat, backoff=backoff, on_change=self._changed)
                            if follow and paths else None)
-        self.watcher = StoreWatcher(app, db_path, self.supervisor)
+        self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=poll_s, health_every=health_every,
+                                    stall_after=stall_after)
 
     def _changed(self) -> None:
         self.watcher.poke.set()
