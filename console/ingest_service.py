@@ -58,6 +58,7 @@ class IngestSupervisor:
         self._lock = threading.Lock()
         self._restart = threading.Event()
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self._reader = threading.Thread()
         self._state = ChildState(running=False, command=self.command_line())
 
     def command(self) -> list[str]:
@@ -87,13 +88,19 @@ class IngestSupervisor:
             # Its own session: a signal meant for the console's terminal does not reach it.
             start_new_session=True,
         )
-        threading.Thread(target=self._read_stderr, args=(proc,), name="ingest-stderr", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stderr, args=(proc,), name="ingest-stderr", daemon=True)
+        self._reader.start()
         return proc
 
     def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        """Keep its last lines (and drain the pipe, so it never blocks writing); ends at its exit."""
         assert proc.stderr is not None
-        for raw in proc.stderr:
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        try:
+            with proc.stderr:
+                for raw in proc.stderr:
+                    self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
 
     def run(self, stop: threading.Event) -> None:
         """Thread body: keep one process running until ``stop`` is set. Never ends silently."""
@@ -126,8 +133,7 @@ class IngestSupervisor:
                     if stop.is_set():
                         break
                 code = proc.wait()
-                if proc.stderr is not None:
-                    proc.stderr.close()
+                self._reader.join(1.0)  # its last lines, which say why
                 self._record_exit(proc.pid, code)
             ran = time.monotonic() - started
             failures = 0 if ran >= self.healthy_after else failures + 1

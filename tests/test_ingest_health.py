@@ -258,3 +258,31 @@ def test_beats_keep_a_problem_since_it_first_appeared(tmp_path_factory, beats):
         stored = {p.source: (p.detail, p.since) for p in ingest_status.problems(conn, ["h:1"])}
         assert stored == {k: (v, first_seen[k]) for k, v in problems.items()}
     conn.close()
+
+
+def test_supervisor_keeps_the_last_stderr_lines_and_restarts_with_backoff(tmp_path):
+    import threading
+
+    from agentdeck.console.ingest_service import IngestSupervisor
+
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho 'agentdeck ingest: cannot open the store: boom' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    connect(tmp_path / "s.db").close()
+    sup = IngestSupervisor(tmp_path / "s.db", [tmp_path], python=str(fake), backoff=(0.1, 0.2))
+    stop = threading.Event()
+    thread = threading.Thread(target=sup.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: sup.state().restarts >= 3)
+        assert sup.state().exit_code == 2  # of the last run that ended
+        assert any("cannot open the store: boom" in line for line in sup.state().stderr_tail)
+        [p] = [p for p in health.check(connect(tmp_path / "s.db"), time.time(), child=sup.state()).problems
+               if p.key.startswith("ingest:")]
+        assert "could not open the store" in p.what or "restarted" in p.what
+        assert "boom" in p.detail
+    finally:
+        stop.set()
+        sup.close()
+        thread.join(10)
+    assert not thread.is_alive()
