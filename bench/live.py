@@ -127,10 +127,11 @@ def headless(bc, db: Path, rate: float, seconds: float) -> list[float]:
 async def in_console(bc, db: Path, rate: float, seconds: float) -> tuple[list[float], list[float]]:
     """append -> committed and append -> visible with the console following (its own ingest process)."""
     from agentdeck.console.app import AgentDeck
+    from agentdeck.console.service.settings import for_tests
     from agentdeck.console.widgets.task_table import TaskTable
 
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-console-live-"))
-    app = AgentDeck(db, [live], tick=1.0)
+    app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench"))
     async with app.run_test(size=(140, 40)) as pilot:
         probe = bc.Probe(app)
         for _ in range(400):  # first window shown, ingest process running

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from agentdeck.store.health import Health
+if TYPE_CHECKING:
+    from agentdeck.store.health import Health
 
 
 @dataclass

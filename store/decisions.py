@@ -94,7 +94,15 @@ def decide(
     """
     if decision not in STATUS_FOR:
         raise DecisionError(f"unknown decision {decision!r}")
-    reason = (reason or "").strip()[:MAX_REASON]
+    outcome = _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
+                      on_expiry=on_expiry)
+    if outcome.applied:
+        audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
+    return outcome
+
+
+def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *, by: str, reason: str, now: float,
+            on_expiry: ExpiryPolicy) -> Outcome:
     with atomic(conn):
         row = conn.execute(
             "SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason FROM escalations WHERE escalation_id = ?",
@@ -162,6 +170,8 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
                 continue  # decided meanwhile (another console, the agent): leave it
             outcomes.append(_apply(conn, escalation_id, row, policy, by=EXPIRY_ACTOR, now=now,
                                    reason=_expiry_reason(policy)))
+    if outcomes:
+        audit.checkpoint(conn)  # anchor the committed records outside the store (docs/evidence.md)
     return outcomes
 
 
@@ -176,7 +186,8 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
         if cur.rowcount != 1:
             return False
         audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
-        return True
+    audit.checkpoint(conn)
+    return True
 
 
 # --- reading the queue ------------------------------------------------------

@@ -44,14 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
-from agentdeck.store import formats, postcommit
+from agentdeck.store import formats, otlp_files, postcommit
 from agentdeck.store.events import event_adapter
 from agentdeck.store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, merge, prepare
 from agentdeck.store.reader import CHUNK, MAX_LINE, read_lines
 
 log = logging.getLogger(__name__)
 
-PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
+PATTERNS = ("*.jsonl", "*.ndjson", "*.json", *otlp_files.PROTO_PATTERNS)
 # A stream's fingerprint covers its first lines up to the first line end
 # past FP_MIN bytes (at most FP_LEN): short, so that even a copy holding a
 # line or two is recognised, and long enough to hold a timestamp and a task id.
@@ -103,10 +103,28 @@ def _stream(src: dict) -> tuple[int, str] | None:
     return (src["fp_len"], src["fingerprint"]) if src["fp_len"] else None
 
 
-def decode_lines(lines) -> tuple[list, list[Reject]]:
-    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines."""
+def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
+    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines
+    (of length-prefixed OTLP protobuf records when ``proto``: store/otlp_files.py)."""
     parsed: list = []
     rejects: list[Reject] = []
+    if proto:
+        from agentdeck.store import otlp
+
+        for line in lines:
+            if line.oversized:
+                rejects.append(Reject(line.offset, f"not a length-prefixed OTLP record ({line.oversized} bytes "
+                                      "skipped to the end of the file)", line.data, line.oversized))
+                continue
+            try:
+                items = otlp.decode_protobuf(line.data, partial=True)
+            except Exception as exc:  # any bad record is a reject, never a crash
+                rejects.append(Reject(line.offset, describe_error(exc), line.data))
+                continue
+            parsed.extend(items)
+            if items.rejected:
+                rejects.append(Reject(line.offset, otlp.refused(items), line.data))
+        return parsed, rejects
     append = parsed.append
     validate = event_adapter.validate_json  # the hot path, without the calls around it
     for line in lines:
@@ -119,7 +137,12 @@ def decode_lines(lines) -> tuple[list, list[Reject]]:
             if data.startswith(b'{"v":'):  # a native event, as agents write them
                 append((validate(data), data.decode("utf-8")))
             else:
-                parsed.extend(formats.decode(data))
+                items = formats.decode(data)
+                parsed.extend(items)
+                if getattr(items, "rejected", None):  # spans refused, the line's others kept
+                    from agentdeck.store import otlp
+
+                    rejects.append(Reject(line.offset, otlp.refused(items), data))
         except Exception as exc:  # any bad line is a reject, never a crash
             rejects.append(Reject(line.offset, describe_error(exc), data))
     return parsed, rejects
@@ -382,17 +405,21 @@ class Tailer:
         if start >= size:
             return  # everything in this file was read, maybe through a copy of it
         src["offset"] = start
-        if self.parse_pool is not None and size - start > self.batch_bytes:
+        proto = otlp_files.is_proto(src["path"])
+        if self.parse_pool is not None and size - start > self.batch_bytes and not proto:
             self._read_parallel(fd, size, src, stats)
         while src["offset"] < size and not self._stopping():
             start = src["offset"]
             gc_was = gc.isenabled()
             gc.disable()  # many short-lived objects and no cycles: collecting costs ~30% here
             try:
-                lines, new_offset = read_lines(fd, start, size, self.batch_bytes)
+                if proto:
+                    lines, new_offset = otlp_files.read_records(fd, start, size, self.batch_bytes)
+                else:
+                    lines, new_offset = otlp_files.group_documents(*read_lines(fd, start, size, self.batch_bytes))
                 if new_offset == start:
                     return  # only a partial line is there: wait for its newline
-                parsed, rejects = decode_lines(lines)
+                parsed, rejects = decode_lines(lines, proto)
                 prepared = prepare(parsed, src["id"])
             finally:
                 if gc_was:

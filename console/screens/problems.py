@@ -12,6 +12,7 @@ with backoff). Nothing here does I/O: it shows what the check found.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -21,7 +22,9 @@ from textual.widgets import DataTable, Static
 
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
-from agentdeck.store.health import Health, Problem
+
+if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
+    from agentdeck.store.health import Health, Problem
 
 LEVEL_STYLE = {"error": ("✖ error", "bold red"), "warn": ("▲ warn", "bold yellow")}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,8 +11,10 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Tab, Tabs
 
-from agentdeck.store.health import Health
-from agentdeck.store.queries import Counters
+from agentdeck.console.service.views import Counters
+
+if TYPE_CHECKING:
+    from agentdeck.store.health import Health
 
 SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay"),
            ("problems", "5 Problems")]  # the tab shows the health indicator instead: "5 ✔ ok", "5 ▲ 2"
