@@ -107,7 +107,9 @@ class AgentDeck(App):
         return self.clock()
 
     def on_mount(self) -> None:
-        self.ingest.start()
+        # After the first frame: the ingest process's own start-up (imports,
+        # a first pass) must not compete with the first paint for the CPU.
+        self.call_after_refresh(self.ingest.start)
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
