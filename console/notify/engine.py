@@ -54,6 +54,8 @@ def tick(conn: sqlite3.Connection, settings: NotifySettings, now: float, *,
     if not enabled:
         return result
     allow = queue.allowed_hosts(settings, allow_hosts)
+    if local is not None:
+        local.start(conn)  # alerts already in the store when this process started are not rung for
     # The canary analysis reads for a while: before the write transaction, not inside it.
     reports = None
     if "canary" in enabled and rules.canary_due(conn, settings.rules, now):

@@ -2,8 +2,8 @@
 
 These are per process, not per store: every open console rings for an
 alert, and none records it as sent. ``LocalRoutes`` remembers the newest
-alert this process has seen (starting from those already in the store, so
-opening a console does not ring for old alerts); ``tick`` returns
+alert this process has seen (starting from those already in the store when
+it first ticks, so opening a console does not ring for old alerts); ``tick`` returns
 ``bell=True`` when a new alert matches a ``bell`` route (the UI rings it)
 and starts ``notify-send`` for a ``desktop`` route when it is installed,
 without waiting for it.
@@ -52,12 +52,15 @@ class LocalRoutes:
     seen: int | None = None  # newest alert id handled by this process
     desktop: Callable[[str, str, str], bool] = field(default=notify_send)
 
+    def start(self, conn: sqlite3.Connection) -> None:
+        if self.seen is None:
+            self.seen = conn.execute("SELECT max(id) FROM notify_alerts").fetchone()[0] or 0
+
     def handle(self, conn: sqlite3.Connection, settings: NotifySettings) -> tuple[bool, int]:
         """(ring the bell?, desktop notifications started) for alerts newer than the last call."""
+        self.start(conn)
+        assert self.seen is not None
         newest = conn.execute("SELECT max(id) FROM notify_alerts").fetchone()[0] or 0
-        if self.seen is None:
-            self.seen = newest
-            return False, 0
         if newest <= self.seen:
             return False, 0
         rows = conn.execute("SELECT rule, severity, summary FROM notify_alerts WHERE id > ? AND id <= ? ORDER BY id",
