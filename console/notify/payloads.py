@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.console.notify.settings import RouteSettings
+from agentdeck.console.safe import clean
 
 PD_SUMMARY_MAX = 1024
 PD_DEDUP_MAX = 255
@@ -82,7 +83,7 @@ SLACK_VERB = {"trigger": "", "acknowledge": "acknowledged: ", "resolve": "resolv
 
 def slack(alert: dict[str, Any], action: str) -> dict[str, Any]:
     line = f"[{SLACK_MARK.get(alert['severity'], alert['severity'])}] {SLACK_VERB.get(action, '')}{alert['summary']}"
-    context = f"agentdeck · {alert['rule']} · {alert['subject']} · {iso(alert['created_at'])}"
+    context = f"agentdeck · {alert['rule']} · {clean(alert['subject'], 200, single_line=True)} · {iso(alert['created_at'])}"
     return {
         "text": slack_escape(line)[:SLACK_TEXT_MAX],
         "mrkdwn": False,
