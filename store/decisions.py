@@ -141,16 +141,17 @@ def decide(
             return _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now, origin=origin,
                           reason=_expiry_reason(on_expiry), requested=decision, requested_by=by,
                           requested_reason=reason)
+        if decision == "approve":  # before asking for a reason: someone who may not approve is told so first
+            who = rules.who(by, origin)
+            refusal = rules.refusal(who, row["risk"], system_of(row["proposed_action"]))
+            if refusal is not None:
+                raise NotAllowed(refusal)
         if not reason and reason_required(decision, row["risk"]):
             raise ReasonRequired(
                 "a reason is required to deny" if decision == "deny"
                 else f"a reason is required to approve {row['risk']} risk"
             )
         if decision == "approve":
-            who = rules.who(by, origin)
-            refusal = rules.refusal(who, row["risk"], system_of(row["proposed_action"]))
-            if refusal is not None:
-                raise NotAllowed(refusal)
             if rules.needs_two(row["risk"]):
                 first = row["first_approved_by"]
                 if first is None:

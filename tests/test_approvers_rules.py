@@ -80,6 +80,9 @@ def test_a_non_approver_is_refused_with_the_rule_and_nothing_changes(esc_db):
     assert audit.head(conn) == head
     with pytest.raises(decisions.NotAllowed, match="no approver rule names carol"):
         decisions.decide(conn, "esc-t-low", "approve", by="carol", now=FIXED_NOW, rules=RULES, origin=ALICE)
+    with pytest.raises(decisions.NotAllowed):  # told they may not, before being asked for a reason
+        decisions.decide(conn, "esc-t-high", "approve", by="alice", reason="", now=FIXED_NOW, rules=RULES,
+                         origin=ALICE)
     # Allowed combinations take effect; a deny is never restricted.
     assert decisions.decide(conn, "esc-t-low", "approve", by="alice", now=FIXED_NOW, rules=RULES, origin=ALICE).applied
     out = decisions.decide(conn, "esc-t-high", "deny", by="carol", reason="no", now=FIXED_NOW, rules=RULES, origin=BOB)

@@ -316,3 +316,18 @@ def test_bell_and_desktop_are_per_process_and_quiet_at_start(esc_db):
     assert r.bell and r.desktop >= 1
     assert any("urgent" in p[1] for p in popups)
     assert not tick(conn, s, FIXED_NOW + 1, local=local).bell  # rung once
+
+
+def test_a_failing_route_is_tried_once_a_tick_not_once_per_notification(esc_db):
+    with Receiver(statuses=[503, 503]) as rx:
+        s = NotifySettings.model_validate({"routes": [rx.url()], "rules": {"canary": "off"}, "backoff": 10})
+        conn = connect(esc_db)
+        r = tick(conn, s, FIXED_NOW, allow_hosts={rx.host})
+        assert len(r.fired) == 3 and len(rx.requests) == 1 and r.retrying == 1
+        rows = [v for v in view(conn) if v.rule == "escalation"]
+        assert sorted(v.attempts for v in rows) == [0, 0, 1] and {v.state for v in rows} == {"pending"}
+        tick(conn, s, FIXED_NOW + 1, allow_hosts={rx.host})  # the two untried ones: one more 503
+        tick(conn, s, FIXED_NOW + 30, allow_hosts={rx.host})  # the receiver is back: everything goes
+        # soonest deadline first: high (503), then hostile (503), then all three
+        assert Counter(b["subject"] for b in rx.bodies()) == {"esc-t-high": 2, "esc-t-hostile": 2, "esc-t-low": 1}
+        assert {v.state for v in view(conn) if v.rule == "escalation"} == {"sent"}

@@ -88,6 +88,7 @@ def _describe_error(exc: Exception) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlite3
     import time
 
     from agentdeck.console.commands.canary import parse_time
@@ -120,7 +121,15 @@ def run(args: argparse.Namespace) -> int:
     local = LocalRoutes()
     bad = 0
     while True:
-        result = tick(conn, settings, fixed if fixed is not None else time.time(), local=local)
+        try:
+            result = tick(conn, settings, fixed if fixed is not None else time.time(), local=local)
+        except sqlite3.OperationalError as exc:
+            if not args.follow:
+                raise
+            # A locked or briefly unavailable store must not end on-call paging: say so and try again.
+            print(f"agentdeck notify: {clean(str(exc), 300, single_line=True)}; retrying", file=sys.stderr, flush=True)
+            time.sleep(max(args.interval, 0.2))
+            continue
         for problem in result.problems:
             print(f"agentdeck notify: {clean(problem, 300, single_line=True)}", file=sys.stderr)
         if result.changed:

@@ -88,8 +88,12 @@ def _send_due(conn: sqlite3.Connection, settings: NotifySettings, allow: frozens
     if not claimed:
         return
     http = client or send.client(settings)
+    failing: set[str] = set()
     try:
         for c in claimed:
+            if c.route in failing:  # one timeout per route per tick, not one per queued notification
+                queue.release(conn, c.send_id)
+                continue
             try:
                 state = send.send_one(conn, c, routes[c.route], settings, allow, http, now)
             except sqlite3.Error:
@@ -101,6 +105,7 @@ def _send_due(conn: sqlite3.Connection, settings: NotifySettings, allow: frozens
                 result.sent += 1
             elif state == "pending":
                 result.retrying += 1
+                failing.add(c.route)
             elif state == "blocked":
                 result.blocked += 1
             else:

@@ -160,6 +160,13 @@ def record(conn: sqlite3.Connection, send_id: int, *, state: str, now: float, st
         )
 
 
+def release(conn: sqlite3.Connection, send_id: int) -> None:
+    """Give back a claim without trying (its route is failing this tick): pending again, the attempt not counted."""
+    with atomic(conn):
+        conn.execute("""UPDATE notify_sends SET state = 'pending', claimed_until = NULL, attempts = max(attempts - 1, 0)
+                        WHERE id = ? AND state = 'sending'""", (send_id,))
+
+
 def retry(conn: sqlite3.Connection, send_id: int, *, by: str, now: float) -> bool:
     """Put a failed or blocked send back to pending (audited). False if there is nothing to retry."""
     with atomic(conn):

@@ -7,7 +7,7 @@ that is what makes a notification go out once across consoles and
 restarts. Text from traces (agent names, reasons) is cleaned of control
 characters here and escaped per route later (``payloads``).
 
-* ``escalation``: a pending escalation at or above the configured risk.
+* ``escalation``: a pending escalation at or above the configured risk, not past its deadline.
 * ``deadline``: a pending escalation within ``deadline_minutes`` of its
   deadline (and not past it: then the expiry policy has acted or will).
 * ``canary``: a (baseline, canary) pair whose sequential verdict changes to
@@ -103,11 +103,12 @@ def _escalations(conn, rules: RuleSettings, now: float, out: Evaluation, enabled
         what = details["proposed_action"].get("operation") or "an action"
         system = details["proposed_action"].get("system") or "?"
         incident = escalation_incident(r["escalation_id"])
-        if RISK_RANK.get(risk, 0) >= minimum:
+        left = r["deadline"] - now
+        # Past its deadline the expiry policy decides (or, with "keep", it is stale): not news.
+        if RISK_RANK.get(risk, 0) >= minimum and left > 0:
             out.fires.append(Fire("escalation", r["escalation_id"], incident, "new", SEVERITY_FOR_RISK.get(risk, "warning"),
                                   f"{risk} risk escalation from {who}: {_t(what, 60)} on {_t(system, 60)} "
                                   f"needs a decision ({_t(r['reason'], 120)})", details))
-        left = r["deadline"] - now
         if window and 0 < left <= window:
             minutes = rules.deadline_minutes
             out.fires.append(Fire("deadline", r["escalation_id"], incident, f"deadline-{minutes:g}m",
