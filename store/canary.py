@@ -143,6 +143,8 @@ class CanaryReport:
     sparklines: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     bucket_seconds: float | None = None
     method: str = "sequential"
+    # Shadow agreement of each version ("v1: people approved 99 of 149 proposals ..."), store.agreement
+    agreement: dict[str, str] = field(default_factory=dict)
     # sequential, while holding: canary tasks still needed and how long that takes at the canary's current rate
     more_canary: int | None = None
     eta_seconds: float | None = None
@@ -547,6 +549,15 @@ def analyse(
     )
     if method == "sequential" and verdict == HOLD:
         report.more_canary, report.eta_seconds = _still_needed(results, nc, since, until, agg.width)
+    from agentdeck.store.agreement import agreement  # imports store.canary's own module (contract): kept local
+
+    for version in (baseline, canary):
+        a = agreement(conn, agent, version, contract=contract, since=since, until=until)
+        report.agreement[version] = a.describe()
+        if version == canary and report.verdict == PROMOTE and a.rule_met is False:
+            # The metrics say promote; the contract also asks people to have agreed with it often enough.
+            report.verdict = HOLD
+            report.reason = f"metrics confirmed, but shadow agreement rule not met: {a.describe()}"
     if sparklines:
         report.sparklines, report.bucket_seconds = agg.series, agg.width
     return report

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from agentdeck.console.safe import plain
 
     from agentdeck.console.widgets import canary_format as fmt
     from agentdeck.store import canary, contract
@@ -110,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*fmt.row(m))
     out.print(table)
     out.print(fmt.verdict_line(report))
+    for version in (report.baseline, report.canary):
+        if version in report.agreement:
+            out.print(Text("shadow agreement ").append_text(plain(report.agreement[version], 300, single_line=True)))
     if diff is not None and diff.differences:
         out.print(f"\nWhere the versions differ (share of tasks; latest {diff.n_baseline:,} baseline and "
                   f"{diff.n_canary:,} canary tasks; open examples with `agentdeck evidence TASK`):")
