@@ -163,6 +163,24 @@ def decide(
         return _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason, origin=origin)
 
 
+def approval_refusal(conn: sqlite3.Connection, escalation_id: str, *, by: str, rules: ApproverRules,
+                     origin: Origin | None = None) -> str | None:
+    """Why ``by`` may not approve this escalation (None: they may), for the UI to say before anyone presses ``a``.
+
+    Also says when ``by`` already gave the first of two approvals. ``decide`` checks again when it writes.
+    """
+    row = conn.execute("SELECT risk, proposed_action, first_approved_by, first_approved_os_user, status "
+                       "FROM escalations WHERE escalation_id = ?", (escalation_id,)).fetchone()
+    if row is None:
+        return f"no escalation {escalation_id!r} in this store"
+    origin = origin if origin is not None else Origin.current()
+    refusal = rules.refusal(rules.who(by, origin), row["risk"], system_of(row["proposed_action"]))
+    if refusal is None and rules.needs_two(row["risk"]) and row["first_approved_by"] is not None \
+            and row["status"] == "pending" and _same_person(rules, by, origin, row):
+        return f"{row['first_approved_by']} already approved; {row['risk']} risk needs a second, different approver"
+    return refusal
+
+
 def system_of(proposed_action: str | None) -> str:
     """The ``system`` of an escalation's proposed action (stored as JSON); "" when it has none."""
     try:

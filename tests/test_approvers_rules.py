@@ -75,6 +75,7 @@ def test_a_non_approver_is_refused_with_the_rule_and_nothing_changes(esc_db):
         decisions.decide(conn, "esc-t-high", "approve", by="alice", reason="ok", now=FIXED_NOW, rules=RULES,
                          origin=ALICE)
     assert "alice may not approve high risk on iam" in str(refused.value)
+    assert decisions.approval_refusal(conn, "esc-t-high", by="alice", rules=RULES, origin=ALICE) == str(refused.value)
     assert "rule 'payments on-call' allows low, medium risk on payments" in str(refused.value)
     assert row_of(esc_db, "esc-t-high")["status"] == "pending"
     assert audit.head(conn) == head
@@ -120,6 +121,9 @@ def test_critical_approval_takes_two_distinct_users(crit_db):
     assert row_of(crit_db, "esc-t-crit")["status"] == "pending"
     assert len(audit_records(crit_db, "esc-t-crit")) == 1
 
+    assert "already approved" in decisions.approval_refusal(conn, "esc-t-crit", by="alice", rules=TWO_PERSON,
+                                                            origin=ALICE)
+    assert decisions.approval_refusal(conn, "esc-t-crit", by="bob", rules=TWO_PERSON, origin=BOB) is None
     second = decisions.decide(conn, "esc-t-crit", "approve", by="bob", reason="confirmed", now=FIXED_NOW + 3,
                               rules=TWO_PERSON, origin=BOB)
     assert second.applied and second.status == "approved" and second.first_approved_by == "alice"

@@ -135,3 +135,37 @@ def test_pagerduty_trigger_acknowledge_resolve_share_the_dedup_key(hostile_db):
         assert [b["event_action"] for b in mine] == ["trigger", "acknowledge", "resolve"]
         for b in mine[1:]:
             assert set(b) == {"routing_key", "event_action", "dedup_key"}
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+_prefix = st.sampled_from(["", "slack+", "pagerduty+", "webhook+", "SLACK+", "bell", "desktop", "http://", "https://"])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(_prefix, st.text(max_size=80), st.text(max_size=20))
+def test_any_route_spec_is_a_route_or_a_validation_error(prefix, rest, key):
+    spec = f"{prefix}{rest}" + (f"?routing_key={key}" if key else "")
+    try:
+        route = RouteSettings.model_validate(spec)
+    except ValidationError:
+        return
+    assert route.type in {"webhook", "slack", "pagerduty", "bell", "desktop"}
+    if route.local:
+        assert route.url is None
+    else:
+        assert route.url and route.url.split(":", 1)[0].lower() in {"http", "https"}
+        if route.type == "pagerduty":
+            assert route.routing_key and "routing_key=" not in route.url
+            assert route.routing_key not in route.label or route.routing_key in route.host
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_ssh_connection_of_any_content_yields_an_address_or_nothing(value):
+    import ipaddress
+
+    from agentdeck.store.origin import ssh_client
+
+    got = ssh_client({"SSH_CONNECTION": value})
+    assert got is None or ipaddress.ip_address(got).compressed == got
