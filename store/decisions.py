@@ -120,9 +120,13 @@ def decide(
     """
     if decision not in STATUS_FOR:
         raise DecisionError(f"unknown decision {decision!r}")
-    reason = (reason or "").strip()[:MAX_REASON]
-    origin = origin if origin is not None else Origin.current()
-    rules = rules if rules is not None else OPEN
+    return _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
+                   on_expiry=on_expiry, origin=origin if origin is not None else Origin.current(),
+                   rules=rules if rules is not None else OPEN)
+
+
+def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *, by: str, reason: str, now: float,
+            on_expiry: ExpiryPolicy, origin: Origin, rules: ApproverRules) -> Outcome:
     with atomic(conn):
         row = conn.execute(
             """SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason, proposed_action,

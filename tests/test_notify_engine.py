@@ -271,7 +271,8 @@ def test_a_failed_ingester_in_the_heartbeat_table_is_notified(esc_db):
         # The ingest helper's heartbeat table (when the store has it); created here as it will look.
         conn.execute("""CREATE TABLE IF NOT EXISTS ingesters (ingester TEXT PRIMARY KEY, pid INTEGER, host TEXT,
                         paths TEXT, started_at REAL, heartbeat_at REAL, state TEXT, detail TEXT)""")
-        conn.execute("INSERT INTO ingesters VALUES ('h:1', 1, 'h', '[]', ?, ?, 'failed', 'disk full')",
+        conn.execute("INSERT INTO ingesters (ingester, pid, host, paths, started_at, heartbeat_at, state, detail) "
+                     "VALUES ('h:1', 1, 'h', '[]', ?, ?, 'failed', 'disk full')",
                      (FIXED_NOW, FIXED_NOW))
         tick(conn, s, FIXED_NOW + 1, allow_hosts={rx.host})
         [body] = rx.bodies()
