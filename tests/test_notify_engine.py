@@ -332,3 +332,21 @@ def test_a_failing_route_is_tried_once_a_tick_not_once_per_notification(esc_db):
         # soonest deadline first: high (503), then hostile (503), then all three
         assert Counter(b["subject"] for b in rx.bodies()) == {"esc-t-high": 2, "esc-t-hostile": 2, "esc-t-low": 1}
         assert {v.state for v in view(conn) if v.rule == "escalation"} == {"sent"}
+
+
+def test_a_failed_ingester_followed_by_a_healthy_one_is_not_a_stall(esc_db):
+    with Receiver() as rx:
+        s = NotifySettings.model_validate({"routes": [{"url": rx.url(), "rules": ["ingest"]}]})
+        conn = connect(esc_db)
+        conn.execute("""CREATE TABLE IF NOT EXISTS ingesters (ingester TEXT PRIMARY KEY, pid INTEGER, host TEXT,
+                        paths TEXT, started_at REAL, heartbeat_at REAL, state TEXT, detail TEXT)""")
+        conn.execute("INSERT INTO ingesters (ingester, pid, host, paths, started_at, heartbeat_at, state, detail) "
+                     "VALUES ('h:1', 1, 'h', '[]', ?, ?, 'failed', 'disk full')", (FIXED_NOW - 900, FIXED_NOW - 900))
+        conn.execute("INSERT INTO ingesters (ingester, pid, host, paths, started_at, heartbeat_at, state, detail) "
+                     "VALUES ('h:2', 2, 'h', '[]', ?, ?, 'running', NULL)", (FIXED_NOW - 800, FIXED_NOW - 5))
+        tick(conn, s, FIXED_NOW, allow_hosts={rx.host})
+        assert rx.requests == []
+        # h:2 is killed: its heartbeat stops; ten minutes later that is a stall.
+        tick(conn, s, FIXED_NOW + 601, allow_hosts={rx.host})
+        [body] = rx.bodies()
+        assert "ingester h:2 has not reported for 10 min" in body["summary"]

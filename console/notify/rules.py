@@ -14,10 +14,12 @@ characters here and escaped per route later (``payloads``).
   hold or roll back. The first verdict seen for a pair is only remembered
   (a new canary holds until it has data) unless it is roll back.
 * ``ingest``: rejected lines growing (at most one alert per window of
-  ``ingest_stall_minutes``), or ingest stalled: an ingester that reported
-  itself failed or stopped beating for ``ingest_stall_minutes`` (when the
-  store has the ``ingesters`` table), or trace files holding bytes past what
-  was committed while nothing has been committed for that long.
+  ``ingest_stall_minutes``), or ingest stalled. With the ``ingesters``
+  heartbeat table (when the store has it): no ingester beating within
+  ``ingest_stall_minutes`` and the newest one failed, or stopped beating
+  while it said it was running. Without it, or when the newest one stopped
+  normally: trace files hold bytes past what was committed while nothing has
+  been committed for that long.
 * ``failure``: a decision whose delivery failed, or a compensation that failed.
 """
 
@@ -236,12 +238,16 @@ def _ingest(conn, rules: RuleSettings, now: float, out: Evaluation) -> None:
 def _stalled(conn, window: float, now: float) -> str | None:
     """Why ingest looks stalled, or None. Uses the ingesters heartbeat table when the store has it."""
     if _has_table(conn, "ingesters"):
-        for r in conn.execute("SELECT ingester, state, detail, heartbeat_at FROM ingesters ORDER BY heartbeat_at DESC"):
-            if r["state"] == "failed":
-                return f"ingester {_t(r['ingester'], 80)} failed: {_t(r['detail'], 200)}"
-            if r["state"] == "running" and r["heartbeat_at"] < now - window:
-                return (f"ingester {_t(r['ingester'], 80)} has not reported for "
-                        f"{(now - r['heartbeat_at']) / 60:.0f} min (killed or hung?)")
+        rows = conn.execute("SELECT ingester, state, detail, heartbeat_at FROM ingesters "
+                            "ORDER BY heartbeat_at DESC LIMIT 20").fetchall()
+        if any(r["state"] == "running" and r["heartbeat_at"] >= now - window for r in rows):
+            return None  # an ingester is alive and beating: whatever else is in the table is history
+        newest = rows[0] if rows else None
+        if newest is not None and newest["state"] == "failed":
+            return f"ingester {_t(newest['ingester'], 80)} failed: {_t(newest['detail'], 200)}"
+        if newest is not None and newest["state"] == "running":
+            return (f"ingester {_t(newest['ingester'], 80)} has not reported for "
+                    f"{(now - newest['heartbeat_at']) / 60:.0f} min (killed or hung?)")
     last_commit = conn.execute("SELECT max(updated_at) FROM sources").fetchone()[0]
     if last_commit is None or last_commit >= now - window:
         return None
