@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _fail(f"bad notification settings: {_describe_error(exc)}")
     remote = [r for r in settings.routes if not r.local]
-    if not remote:
+    if not settings.routes:
         return _fail("no route to send to: give --notify URL (or routes in the config file's [notify] table)")
     db = config.db_path(args.db)
     if not db.exists():
@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         if result.changed:
             print(f"notify: {len(result.fired)} new, {result.sent} sent, {result.retrying} to retry, "
                   f"{result.failed} failed, {result.blocked} blocked, {result.resolved} resolved", flush=True)
+        if result.bell and sys.stdout.isatty():  # a bell route, headless: ring this terminal
+            print("\a", end="", flush=True)
         bad += result.failed + result.blocked
         if not args.follow:
             return 1 if bad else 0

@@ -90,39 +90,49 @@ def evaluate(conn: sqlite3.Connection, rules: RuleSettings, now: float, *, enabl
     return out
 
 
+_PENDING = """SELECT escalation_id, task_id, agent, risk, reason, deadline, ts, proposed_action
+    FROM escalations e WHERE status = 'pending' AND deadline > :now AND {where}
+    AND NOT EXISTS (SELECT 1 FROM notify_alerts a
+                    WHERE a.incident = 'agentdeck/escalation/' || e.escalation_id AND a.occurrence = :occurrence)
+    ORDER BY deadline LIMIT 500"""
+
+
 def _escalations(conn, rules: RuleSettings, now: float, out: Evaluation, enabled: set[str]) -> None:
-    minimum = RISK_RANK.get(rules.escalation, 99) if "escalation" in enabled else 99
-    window = rules.deadline_minutes * 60 if "deadline" in enabled else 0
-    for r in conn.execute(
-        """SELECT escalation_id, task_id, agent, risk, reason, deadline, ts, proposed_action
-           FROM escalations WHERE status = 'pending' ORDER BY deadline LIMIT 2000"""
-    ):
-        risk = r["risk"]
-        details = {"escalation_id": r["escalation_id"], "task_id": r["task_id"], "agent": r["agent"],
-                   "risk": risk, "reason": _t(r["reason"], 500), "deadline": r["deadline"],
-                   "raised_at": r["ts"], "proposed_action": _action(r["proposed_action"])}
-        who = _t(r["agent"] or "an agent", 60)
-        what = details["proposed_action"].get("operation") or "an action"
-        system = details["proposed_action"].get("system") or "?"
-        incident = escalation_incident(r["escalation_id"])
-        left = r["deadline"] - now
-        # Past its deadline the expiry policy decides (or, with "keep", it is stale): not news.
-        if RISK_RANK.get(risk, 0) >= minimum and left > 0:
-            out.fires.append(Fire("escalation", r["escalation_id"], incident, "new", SEVERITY_FOR_RISK.get(risk, "warning"),
-                                  f"{risk} risk escalation from {who}: {_t(what, 60)} on {_t(system, 60)} "
+    # Only escalations not yet notified are read (the alerts' unique index answers
+    # NOT EXISTS), so a tick costs the new ones, not every pending one.
+    if "escalation" in enabled and rules.escalation != "off":
+        for r in conn.execute(_PENDING.format(where="risk_rank >= :rank"),
+                              {"now": now, "rank": RISK_RANK[rules.escalation], "occurrence": "new"}):
+            details, who, what, system = _escalation_details(r)
+            out.fires.append(Fire("escalation", r["escalation_id"], escalation_incident(r["escalation_id"]), "new",
+                                  SEVERITY_FOR_RISK.get(r["risk"], "warning"),
+                                  f"{r['risk']} risk escalation from {who}: {what} on {system} "
                                   f"needs a decision ({_t(r['reason'], 120)})", details))
-        if window and 0 < left <= window:
-            minutes = rules.deadline_minutes
-            out.fires.append(Fire("deadline", r["escalation_id"], incident, f"deadline-{minutes:g}m",
-                                  SEVERITY_FOR_RISK.get(risk, "warning"),
-                                  f"{risk} risk escalation from {who} expires in {max(left / 60, 0):.0f} min "
-                                  f"with no decision: {_t(what, 60)} on {_t(system, 60)}", details))
+    if "deadline" in enabled and rules.deadline_minutes > 0:
+        minutes = rules.deadline_minutes
+        for r in conn.execute(_PENDING.format(where="deadline <= :until"),
+                              {"now": now, "until": now + minutes * 60, "occurrence": f"deadline-{minutes:g}m"}):
+            details, who, what, system = _escalation_details(r)
+            left = r["deadline"] - now
+            out.fires.append(Fire("deadline", r["escalation_id"], escalation_incident(r["escalation_id"]),
+                                  f"deadline-{minutes:g}m", SEVERITY_FOR_RISK.get(r["risk"], "warning"),
+                                  f"{r['risk']} risk escalation from {who} expires in {max(left / 60, 0):.0f} min "
+                                  f"with no decision: {what} on {system}", details))
     # Decided (or expired) since: those incidents are over.
     for (subject,) in conn.execute(
         """SELECT DISTINCT a.subject FROM notify_alerts a JOIN escalations e ON e.escalation_id = a.subject
            WHERE a.resolved_at IS NULL AND a.rule IN ('escalation', 'deadline') AND e.status != 'pending'"""
     ):
         out.resolved.append(escalation_incident(subject))
+
+
+def _escalation_details(r: sqlite3.Row) -> tuple[dict[str, Any], str, str, str]:
+    action = _action(r["proposed_action"])
+    details = {"escalation_id": r["escalation_id"], "task_id": r["task_id"], "agent": r["agent"],
+               "risk": r["risk"], "reason": _t(r["reason"], 500), "deadline": r["deadline"],
+               "raised_at": r["ts"], "proposed_action": action}
+    return (details, _t(r["agent"] or "an agent", 60), _t(action.get("operation") or "an action", 60),
+            _t(action.get("system") or "?", 60))
 
 
 def _action(text: str | None) -> dict[str, Any]:
