@@ -64,3 +64,41 @@ def test_usage_errors_exit_2_with_the_reason(esc_db, tmp_path):
     bad.write_text("[notify]\nrules = { deadline_minutes = -3 }\n")
     out = notify("--db", str(esc_db), "--config", str(bad), "--notify", "http://127.0.0.1:9/x", tmp=tmp_path)
     assert out.returncode == 2 and "rules.deadline_minutes" in out.stderr
+
+
+def test_follow_keeps_sending_new_escalations_until_interrupted(esc_db, tmp_path):
+    import signal
+    import time
+
+    from test_escalations_support import _task, ingest_events
+
+    with Receiver() as rx:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("AGENTDECK_")}
+        full["XDG_CONFIG_HOME"] = str(tmp_path / "no-config")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentdeck.console.cli", "notify", "--db", str(esc_db), "--follow",
+             "--interval", "0.2", "--notify", rx.url(), "--allow-host", rx.host],
+            cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def wait_for(predicate, timeout: float = 60) -> bool:
+                end = time.monotonic() + timeout
+                while time.monotonic() < end:
+                    if predicate():
+                        return True
+                    time.sleep(0.05)  # polling a condition, bounded: not papering over a race
+                return False
+
+            # The sample escalations' deadlines are in the past by wall clock: a new one, due in an hour.
+            now = time.time()
+            ingest_events(esc_db, _task("t-live", raised=now, deadline=now + 3600, risk="high", system="iam",
+                                        operation="grant_role", params={}), tmp_path / "live")
+            assert wait_for(lambda: any(b["subject"] == "esc-t-live" for b in rx.bodies()))
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 130, err
+        assert [b["subject"] for b in rx.bodies()].count("esc-t-live") == 1
+        assert "Traceback" not in err and "1 sent" in out
