@@ -27,8 +27,10 @@ PD_SEVERITIES = {"critical", "error", "warning", "info"}
 def test_route_specs(spec, kind, url, key):
     route = RouteSettings.model_validate(spec)
     assert (route.type, route.url, route.routing_key) == (kind, url, key)
-    # What the console shows never holds a URL path (Slack's secret) or the routing key.
+    # What the console shows (or a log line prints) never holds a URL path (Slack's secret) or the routing key.
     assert "XYZ" not in route.label and "R0ut1ng" not in route.label
+    shown = repr(route) + NotifySettings(routes=[route]).describe() + repr(NotifySettings(routes=[route]))
+    assert "XYZ" not in shown and "R0ut1ng" not in shown
 
 
 @pytest.mark.parametrize("spec,message", [

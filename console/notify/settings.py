@@ -35,8 +35,10 @@ class RouteSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: RouteType = "webhook"
-    url: str | None = None  # the URL that is POSTed (for pagerduty: without ?routing_key=)
-    routing_key: str | None = None  # pagerduty only
+    # Secrets (a Slack webhook's path, a PagerDuty routing key): kept out of
+    # repr() so a log line or `agentdeck config` never prints them; show `label`.
+    url: str | None = Field(default=None, repr=False)  # the URL that is POSTed (for pagerduty: without ?routing_key=)
+    routing_key: str | None = Field(default=None, repr=False)  # pagerduty only
     name: str | None = None  # shown instead of the host, e.g. "payments on-call"
     rules: list[RuleName] = Field(default_factory=lambda: list(RULE_NAMES))
 
@@ -171,6 +173,13 @@ class NotifySettings(BaseModel):
                 seen.add(route.id)
                 out.append(route)
         return out
+
+    def describe(self) -> str:
+        """One line for ``agentdeck config``: route labels and rules, never a URL path or routing key."""
+        routes = ", ".join(r.label for r in self.routes) or "none"
+        r = self.rules
+        return (f"routes: {routes}; escalation >= {r.escalation}, deadline {r.deadline_minutes:g} min before, "
+                f"canary {r.canary}, ingest stall {r.ingest_stall_minutes:g} min, failures {'on' if r.failures else 'off'}")
 
     def with_routes(self, specs: list[str], allow_hosts: frozenset[str] | set[str] = frozenset()) -> NotifySettings:
         """These settings plus routes from ``--notify`` and hosts from ``--allow-host``."""
