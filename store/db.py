@@ -20,7 +20,7 @@ from agentdeck.store.txn import atomic
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "notify")
+AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retention", "notify")
 
 # Applied to every read-write connection, in order. A writer waits this long
 # for another's lock before failing with "the store is locked" (store.txn).
@@ -28,6 +28,10 @@ AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "notify
 # read-only store) to see how every command reports them.
 PRAGMAS = [
     "PRAGMA busy_timeout = 10000",
+    # Only a new store takes this (before its first table): pages that prune
+    # frees can then go back to the file system a step at a time
+    # (docs/retention.md). An existing store keeps its mode until `prune --compact`.
+    "PRAGMA auto_vacuum = INCREMENTAL",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",

@@ -120,9 +120,12 @@ def decide(
     """
     if decision not in STATUS_FOR:
         raise DecisionError(f"unknown decision {decision!r}")
-    return _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
-                   on_expiry=on_expiry, origin=origin if origin is not None else Origin.current(),
-                   rules=rules if rules is not None else OPEN)
+    outcome = _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
+                      on_expiry=on_expiry, origin=origin if origin is not None else Origin.current(),
+                      rules=rules if rules is not None else OPEN)
+    if outcome.applied:  # a decision, or the first of two approvals: both wrote an audit record
+        audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
+    return outcome
 
 
 def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *, by: str, reason: str, now: float,
@@ -273,6 +276,8 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
                 continue  # decided meanwhile (another console, the agent): leave it
             outcomes.append(_apply(conn, escalation_id, row, policy, by=EXPIRY_ACTOR, now=now,
                                    reason=_expiry_reason(policy), origin=Origin.current()))
+    if outcomes:
+        audit.checkpoint(conn)  # anchor the committed records outside the store (docs/evidence.md)
     return outcomes
 
 
@@ -287,7 +292,8 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
         if cur.rowcount != 1:
             return False
         audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
-        return True
+    audit.checkpoint(conn)
+    return True
 
 
 # --- reading the queue ------------------------------------------------------

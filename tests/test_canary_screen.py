@@ -143,9 +143,9 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
         original = screen._load
         screen._load = lambda: (loads.append(time.monotonic()), original())
         started = time.monotonic()
-        for _ in range(30):
+        for _ in range(30):  # a burst: batches commit faster than the screen could redraw
             app.data_version += 1
-            await pilot.pause()
+        await pilot.pause()
         burst = time.monotonic() - started
         deadline = time.monotonic() + 10
         while not loads and time.monotonic() < deadline:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.console.service.delivery import DeliverySettings, deliver_one
 from agentdeck.sample_data.fleet import Fleet
 from agentdeck.store import decisions
 from agentdeck.store.db import connect

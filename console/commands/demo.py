@@ -65,30 +65,35 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from agentdeck.console.app import AgentDeck
-    from agentdeck.store import decisions, outbox
-    from agentdeck.store.db import connect
+    from agentdeck.console.commands.console import settings_from, setup_logging
+    from agentdeck.console.service.settings import SettingsError
+    from agentdeck.store import outbox
 
-    connect(config.db_path(args.db)).close()  # an unusable store: a message (exit 2), not a broken screen
-
-    try:
-        on_expiry = decisions.on_expiry_policy(args.on_expiry)
-    except ValueError as exc:
-        print(f"agentdeck: {exc}", file=sys.stderr)
-        return 2
-    allow = config.allowed_hosts()
+    allow: frozenset[str] = frozenset()
     if not args.no_callback:
         # The fleet's agents listen on a local port for decisions; the console may call it.
         allow = allow | {fleet.start_callback()}
     sor = _start_sor(args)
     if sor is not None:
         fleet.sor_url = sor.url
+    if sor is not None:
+        allow = allow | {sor.allow_entry}
     paths = [traces] if args.no_sample else [SAMPLE_TRACES, traces]
+    try:
+        settings = settings_from(args, traces=paths, allow_hosts=sorted(allow), outbox=outbox.outbox_for(traces))
+    except SettingsError as exc:
+        print(f"agentdeck: {exc}", file=sys.stderr)
+        fleet.stop.set()
+        if sor is not None:
+            sor.stop()
+        return 2
+    setup_logging(settings)
+    from agentdeck.store.db import connect
+
+    connect(settings.db).close()  # an unusable store: a message (exit 2), not a broken screen
     worker = threading.Thread(target=fleet.run, name="fleet", daemon=True)
     worker.start()
-    app = AgentDeck(config.db_path(args.db), paths, operator=config.operator(args.user),
-                    allow_hosts=allow, outbox=outbox.outbox_for(traces), on_expiry=on_expiry)
-    if sor is not None:
-        app.allow_hosts = app.allow_hosts | {sor.allow_entry}
+    app = AgentDeck(settings)
     try:
         app.run()
     finally:

@@ -17,7 +17,7 @@ but not imported: a file ends in a line with no newline yet, or a
 post-commit check failed; 2 usage error, a path missing or unreadable (e.g.
 a FIFO, no permission; the other paths are still read), or the store cannot
 be used (full, read-only, locked, damaged), or a file none of whose lines is
-a trace event (e.g. README.md given by mistake); 130 interrupted (Ctrl-C; what
+a trace event (e.g. README.md given by mistake), or a damaged .jsonl.gz archive; 130 interrupted (Ctrl-C; what
 was committed stays). With --follow, Ctrl-C is how it stops: 0.
 """
 
@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     totals = TailStats()
     started = time.perf_counter()
+    # Archives `agentdeck prune` wrote (*.jsonl.gz): read back here, each line stored once (store/archive.py).
+    from agentdeck.store.archive import restore_paths
+
+    paths, archives_failed = restore_paths(conn, paths, totals, say)
     backlog = _total_bytes(paths)
     pool = None
     if backlog > BULK_BYTES and args.workers != 0:
@@ -197,4 +201,6 @@ def run(args: argparse.Namespace) -> int:
             return 2  # a path that could not be read, or the store refused a write
         if hooks:
             return 1
+    if archives_failed:
+        return 2  # a damaged archive (what came before the damage was stored)
     return 1 if tails else 0

@@ -177,7 +177,8 @@ def retry(conn: sqlite3.Connection, send_id: int, *, by: str, now: float) -> boo
             return False
         audit.append(conn, ts=now, actor=by, kind="notification-retry", subject=f"notification-send/{send_id}",
                      detail={"send_id": send_id})
-        return True
+    audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
+    return True
 
 
 # -- acknowledging --------------------------------------------------------------------
@@ -222,6 +223,7 @@ def ack(conn: sqlite3.Connection, notification_id: int, by: str, now: float, *, 
                      detail={"notification_id": notification_id, "rule": row["rule"], "subject": row["subject"],
                              **origin.detail()})
         n = follow_up(conn, row["incident"], "acknowledge", settings, allow, now) if settings is not None else 0
+    audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
     return AckOutcome(notification_id, True, row["incident"], by, now, n)
 
 

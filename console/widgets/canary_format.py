@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 
 from agentdeck.console.safe import plain
-from agentdeck.store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, fmt_delta, fmt_p, fmt_value
+from agentdeck.console.service.views import (
+    HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, fmt_delta, fmt_p, fmt_value,
+)
 
 VERDICT_STYLE = {PROMOTE: "bold green", HOLD: "bold yellow", ROLLBACK: "bold red", INFO: "dim"}
 HEADERS = ("metric", "verdict", "baseline", "canary", "delta", "interval|p95", "test")
