@@ -20,7 +20,17 @@ from agentdeck.store.txn import atomic
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retention", "notify")
+AREAS = (
+    "core",
+    "replay",
+    "escalations",
+    "console",
+    "contract",
+    "otlp",
+    "retention",
+    "receiver",
+    "notify",
+)
 
 # Applied to every read-write connection, in order. A writer waits this long
 # for another's lock before failing with "the store is locked" (store.txn).
@@ -28,10 +38,6 @@ AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retent
 # read-only store) to see how every command reports them.
 PRAGMAS = [
     "PRAGMA busy_timeout = 10000",
-    # Only a new store takes this (before its first table): pages that prune
-    # frees can then go back to the file system a step at a time
-    # (docs/retention.md). An existing store keeps its mode until `prune --compact`.
-    "PRAGMA auto_vacuum = INCREMENTAL",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
@@ -52,7 +58,14 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         return conn
     path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if new:
+        # Only a new store takes this (before its first table): pages that
+        # prune frees then go back to the file system a step at a time
+        # (docs/retention.md). Setting it on an existing store would wait for
+        # the write lock, so it is not tried; `prune --compact` converts one.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     for pragma in PRAGMAS:
         conn.execute(pragma)
     conn.row_factory = sqlite3.Row

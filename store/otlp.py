@@ -44,8 +44,10 @@ TICK_NS = 10_000_000
 _STEP_SEQS = LAST_SEQ - 1  # steps use 1 .. 9,999,998
 
 # One attribute value (a string, or bytes) may be at most this big: larger
-# ones are rejected with the attribute's name rather than stored.
+# ones (a captured prompt, a RAG context) are cut there and end with
+# TRUNCATED, which says how big the value was, so the span is kept.
 MAX_VALUE_BYTES = 64 * 1024
+TRUNCATED = "… [truncated by agentdeck: {size} bytes]"
 MAX_KEY_CHARS = 256
 MAX_DEPTH = 8
 MAX_TEXT = 20_000  # events.Text
@@ -79,6 +81,14 @@ class OtlpError(ValueError):
 
 
 @dataclass(slots=True)
+class BadSpan:
+    """One span refused on its own (the rest of its request or line is kept)."""
+
+    reason: str
+    raw: bytes  # the span as received, or what could be read of it
+
+
+@dataclass(slots=True)
 class SpanEvent:
     name: str
     time_ns: int
@@ -101,13 +111,16 @@ class Span:
 
 
 class SpanItem(tuple):
-    """An ``(event, payload_json)`` pair that remembers the span part it came from."""
+    """An ``(event, payload_json)`` pair that remembers the span part it came from,
+    and who sent it (``source``: the receiver's token or client certificate name)."""
 
     key: tuple[str, str, str]
+    source: str | None
 
-    def __new__(cls, event, payload: str, key: tuple[str, str, str]):
+    def __new__(cls, event, payload: str, key: tuple[str, str, str], source: str | None = None):
         item = super().__new__(cls, (event, payload))
         item.key = key
+        item.source = source
         return item
 
 
@@ -120,11 +133,16 @@ def decode_line(raw: bytes) -> list[SpanItem]:
 
 
 def decode_json(body: bytes) -> list[SpanItem]:
+    return to_events(spans_from_json(load_json(body)))
+
+
+def load_json(body: bytes) -> Any:
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpError(f"bad JSON: {exc}") from None
-    return to_events(spans_from_json(doc))
+    except RecursionError:
+        raise OtlpError("bad JSON: nested too deeply") from None
 
 
 def decode_protobuf(body: bytes) -> list[SpanItem]:
@@ -146,12 +164,16 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
     each part not stored yet, and every item that is not from a span. The
     caller rolls back and writes those instead.
     """
-    keys = [item.key for item in items if type(item) is SpanItem]
+    rows = [(*item.key, item.source) for item in items if type(item) is SpanItem]
+    keys = [row[:3] for row in rows]
     if len(set(keys)) == len(keys):
         conn.execute("SAVEPOINT otlp_claim")
-        before = conn.total_changes
-        conn.executemany("INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part) VALUES (?, ?, ?)", keys)
-        all_new = conn.total_changes - before == len(keys)
+        # rowcount counts the rows inserted, not what the receiver migration's
+        # trigger writes (it notes a sender's name on its task).
+        inserted = conn.executemany(
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source) VALUES (?, ?, ?, ?)", rows
+        ).rowcount
+        all_new = inserted == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
             return None
@@ -221,7 +243,7 @@ def _uint(value: Any, where: str, bits: int = 64) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise OtlpError(f"{where}: expected an integer, got {value[:40]!r}") from None
+        raise OtlpError(f"{where}: expected an integer, got {str(value)[:40]!r}") from None
     if not 0 <= n < 2**bits:
         raise OtlpError(f"{where}: {n} is out of range")
     return n
@@ -249,9 +271,13 @@ def _id(value: Any, nbytes: int, where: str) -> str:
 
 
 def _check_size(text: str, where: str) -> str:
-    if len(text) > MAX_VALUE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-        raise OtlpError(f"{where}: value too large ({len(text.encode('utf-8', 'surrogatepass'))} bytes, limit {MAX_VALUE_BYTES})")
-    return text
+    """``text``, cut to MAX_VALUE_BYTES of UTF-8 with a note of its size when longer."""
+    if len(text) <= MAX_VALUE_BYTES // 4:
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_VALUE_BYTES:
+        return text
+    return raw[:MAX_VALUE_BYTES].decode("utf-8", "ignore") + TRUNCATED.format(size=len(raw))
 
 
 def _any_value(value: Any, where: str, depth: int = 0) -> Any:
@@ -275,7 +301,7 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             n = int(i)
         except ValueError:
-            raise OtlpError(f"{where}: intValue must be an integer, got {i[:40]!r}") from None
+            raise OtlpError(f"{where}: intValue must be an integer, got {str(i)[:40]!r}") from None
         if not -(2**63) <= n < 2**63:
             raise OtlpError(f"{where}: intValue {n} is out of the int64 range")
         return n
@@ -285,19 +311,19 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             return float(d)
         except ValueError:
-            raise OtlpError(f"{where}: doubleValue must be a number, got {d[:40]!r}") from None
+            raise OtlpError(f"{where}: doubleValue must be a number, got {str(d)[:40]!r}") from None
     if (a := _field(v, "arrayValue", "array_value")) is not None:
         values = _list(_obj(a, where).get("values"), f"{where}.arrayValue.values")
         return [_any_value(x, f"{where}[{n}]", depth + 1) for n, x in enumerate(values)]
     if (kv := _field(v, "kvlistValue", "kvlist_value")) is not None:
         return _attributes(_obj(kv, where).get("values"), where, depth + 1)
     if (by := _field(v, "bytesValue", "bytes_value")) is not None:
-        text = _check_size(_str(by, where), where)
+        text = _str(by, where)
         try:
             base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise OtlpError(f"{where}: bytesValue must be base64") from None
-        return text
+        return _check_size(text, where)
     return None  # an empty AnyValue
 
 
@@ -324,9 +350,12 @@ def _status(value: Any, where: str) -> tuple[bool, str]:
     return error, _str(status.get("message"), f"{where}.message")
 
 
-def spans_from_json(doc: Any) -> list[Span]:
+def spans_from_json(doc: Any, bad: list[BadSpan] | None = None) -> list[Span]:
     """Spans of an ExportTraceServiceRequest decoded from JSON. Unknown fields are
-    ignored, as the OTLP specification requires of receivers."""
+    ignored, as the OTLP specification requires of receivers.
+
+    With ``bad``, a span that cannot be read is added there and the others
+    are kept; without it, the first one raises."""
     if not isinstance(doc, dict):
         raise OtlpError(f"expected a JSON object (an ExportTraceServiceRequest), got {_json_type(doc)}")
     spans: list[Span] = []
@@ -338,8 +367,20 @@ def spans_from_json(doc: Any) -> list[Span]:
             where_s = f"{where_r}.scopeSpans[{s}]"
             ss = _obj(ss, where_s)
             for n, span in enumerate(_list(ss.get("spans"), f"{where_s}.spans")):
-                spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                try:
+                    spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                except OtlpError as exc:
+                    if bad is None:
+                        raise
+                    bad.append(BadSpan(str(exc), _raw_json(span)))
     return spans
+
+
+def _raw_json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")[:4096]
+    except (ValueError, TypeError, RecursionError):
+        return b""
 
 
 def _json_span(span: dict, where: str, resource: dict) -> Span:
@@ -373,7 +414,8 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
 # -- OTLP/protobuf -------------------------------------------------------------
 
 
-def spans_from_protobuf(body: bytes) -> list[Span]:
+def spans_from_protobuf(body: bytes, bad: list[BadSpan] | None = None) -> list[Span]:
+    """Spans of a protobuf ExportTraceServiceRequest; ``bad`` as in ``spans_from_json``."""
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -387,23 +429,33 @@ def spans_from_protobuf(body: bytes) -> list[Span]:
         for s, ss in enumerate(rs.scope_spans):
             for n, span in enumerate(ss.spans):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{n}]"
-                spans.append(Span(
-                    trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
-                    span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
-                    parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
-                    name=_check_size(span.name, f"{where}.name"),
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-                    error=span.status.code == 2,
-                    status_message=_check_size(span.status.message, f"{where}.status.message"),
-                    attributes=_pb_attributes(span.attributes, where),
-                    events=[
-                        SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
-                        for k, e in enumerate(span.events)
-                    ],
-                    resource=resource,
-                ))
+                try:
+                    spans.append(_pb_span(span, where, resource))
+                except OtlpError as exc:
+                    if bad is None:
+                        raise
+                    bad.append(BadSpan(str(exc), _raw_json({
+                        "traceId": span.trace_id.hex(), "spanId": span.span_id.hex(), "name": span.name[:200]})))
     return spans
+
+
+def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
+    return Span(
+        trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
+        span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
+        parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
+        name=_check_size(span.name, f"{where}.name"),
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+        error=span.status.code == 2,
+        status_message=_check_size(span.status.message, f"{where}.status.message"),
+        attributes=_pb_attributes(span.attributes, where),
+        events=[
+            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
+            for k, e in enumerate(span.events)
+        ],
+        resource=resource,
+    )
 
 
 def _pb_id(raw: bytes, nbytes: int, where: str) -> str:
@@ -440,9 +492,7 @@ def _pb_value(v, where: str, depth: int) -> Any:
     if which == "kvlist_value":
         return _pb_attributes(v.kvlist_value.values, where, depth + 1)
     if which == "bytes_value":
-        if len(v.bytes_value) > MAX_VALUE_BYTES:
-            raise OtlpError(f"{where}: value too large ({len(v.bytes_value)} bytes, limit {MAX_VALUE_BYTES})")
-        return base64.b64encode(v.bytes_value).decode("ascii")
+        return _check_size(base64.b64encode(v.bytes_value).decode("ascii"), where)
     return None
 
 
@@ -477,13 +527,19 @@ def span_class(attributes: dict[str, Any]) -> str:
     return "other"
 
 
-def to_events(spans: list[Span]) -> list[SpanItem]:
+def to_events(spans: list[Span], bad: list[BadSpan] | None = None) -> list[SpanItem]:
+    """The events of ``spans``; a span that cannot be mapped raises, or with
+    ``bad`` is added there while the others are kept."""
     items: list[SpanItem] = []
     for span in spans:
         try:
             items.extend(span_events(span))
-        except (OtlpError, ValidationError, ValueError, TypeError) as exc:
-            raise OtlpError(f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}") from None
+        # OverflowError: a count or amount too big for a number (1e400 as a token count).
+        except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
+            reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
+            if bad is None:
+                raise OtlpError(reason) from None
+            bad.append(BadSpan(reason, _raw_json({"traceId": span.trace_id, "spanId": span.span_id, "name": span.name[:200]})))
     return items
 
 
@@ -523,6 +579,8 @@ def _count(attributes: dict[str, Any], *keys: str) -> int:
         return int(float(value))
     except ValueError:
         raise OtlpError(f"{keys[0]}: expected a number, got {str(value)[:40]!r}") from None
+    except OverflowError:  # infinity
+        raise OtlpError(f"{keys[0]}: {str(value)[:40]} is not a finite number") from None
 
 
 def _decoded(value: Any) -> Any:
