@@ -281,8 +281,10 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
     return outcomes
 
 
-def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now: float) -> bool:
-    """Put a failed or blocked delivery back to pending (audited). False if there is nothing to retry."""
+def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now: float,
+                  origin: Origin | None = None) -> bool:
+    """Put a failed or blocked delivery back to pending (audited, with who and from where). False if nothing to retry."""
+    origin = origin if origin is not None else Origin.current()
     with atomic(conn):
         cur = conn.execute(
             """UPDATE escalations SET delivery = 'pending', delivery_error = NULL, delivery_claimed_until = NULL
@@ -291,7 +293,7 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
         )
         if cur.rowcount != 1:
             return False
-        audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
+        audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail=origin.detail())
     audit.checkpoint(conn)
     return True
 

@@ -170,3 +170,13 @@ def test_approver_rules_reject_unknown_keys_and_risks():
         ApproverRules.model_validate({"two_person": ["severe"]})
     with pytest.raises(ValidationError):
         ApproverRules.model_validate({"rules": [{"users": ["a"], "risk": ["low"]}]})
+
+
+def test_a_delivery_retry_records_who_and_from_where(esc_db):
+    conn = connect(esc_db)
+    decisions.decide(conn, "esc-t-low", "approve", by="alice", now=FIXED_NOW, origin=ALICE)
+    conn.execute("UPDATE escalations SET delivery = 'failed' WHERE escalation_id = 'esc-t-low'")
+    assert decisions.request_retry(conn, "esc-t-low", by="bob", now=FIXED_NOW + 1, origin=BOB)
+    rec = audit_records(esc_db, "esc-t-low")[-1]
+    assert (rec["kind"], rec["actor"], rec["detail"]["os_user"], rec["detail"]["ssh_client"]) == \
+        ("delivery-retry", "bob", "bob", "10.0.0.6")
