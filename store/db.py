@@ -30,6 +30,7 @@ AREAS = (
     "retention",
     "receiver",
     "notify",
+    "ingest_status",
 )
 
 # Applied to every read-write connection, in order. A writer waits this long
