@@ -29,6 +29,8 @@ AREAS = (
     "otlp",
     "retention",
     "receiver",
+    "notify",
+    "ingest_status",
 )
 
 # Applied to every read-write connection, in order. A writer waits this long
