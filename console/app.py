@@ -119,10 +119,10 @@ class AgentDeck(App):
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
         self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
-        # Deliver decisions a previous run left pending (and sweep once when ticking).
+        # Deliver decisions a previous run left pending (and sweep once when ticking);
+        # mask compensation plans an older version stored in clear.
         deck, sweep = self.deck, bool(self.tick)
-        run_off_ui(self, "delivery", lambda: deck.sweep_expired() if sweep else deck.redeliver(),
-                   self._store_written)
+        run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
 
     def on_unmount(self) -> None:
         self.ingest.close()

@@ -163,3 +163,27 @@ def test_task_pages_follow_and_jump_to_the_oldest(sample_db):
     oldest = deck.task_page(TaskFilter(), Window("oldest"), 10)
     assert newest.anchor is None and newest.older and newest.newer == 0
     assert not oldest.older and oldest.newer > 0 and oldest.rows[0]["task_id"] != newest.rows[-1]["task_id"]
+
+
+def test_startup_masks_plans_an_older_version_stored_in_clear(sample_db):
+    conn = connect(sample_db)
+    clear = {"kind": "http", "method": "POST", "url": "http://127.0.0.1:9/c", "headers":
+             {"Authorization": "Bearer old-token-0123456789"}, "body": None, "idempotency_key": "k"}
+    conn.execute("""INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target, plan,
+                    idempotency_key, status) VALUES ('act-x', 'task-x', 1, 'old', 1.0, 'POST h', ?, 'k', 'failed')""",
+                 (json.dumps(clear),))
+    conn.close()
+    assert deck_on(sample_db).startup(sweep=False) >= 1
+    plan = connect(sample_db).execute("SELECT plan FROM compensations WHERE action_id = 'act-x'").fetchone()[0]
+    assert "old-token" not in plan
+
+
+def test_the_service_layer_imports_no_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, agentdeck.console.service.deck, agentdeck.console.service.settings, "
+            "agentdeck.console.service.views, agentdeck.console.service.delivery; "
+            "print(sorted(m for m in ('textual', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

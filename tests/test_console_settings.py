@@ -73,3 +73,28 @@ def test_console_command_reports_a_bad_config_and_does_not_start(tmp_path, capsy
     cfg = write(tmp_path / "c.toml", 'tick = "often"\n')
     assert main(["console", "--config", str(cfg), "--db", str(tmp_path / "s.db")]) == 2
     assert "tick" in capsys.readouterr().err
+
+
+def test_console_log_goes_to_a_file_beside_the_store(tmp_path):
+    import logging
+
+    from agentdeck.console.commands.console import setup_logging
+    from agentdeck.console.service.settings import for_tests
+
+    settings = for_tests(tmp_path / "store" / "s.db")
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        setup_logging(settings)
+        try:
+            raise RuntimeError("worker fell over")
+        except RuntimeError:
+            logging.getLogger("agentdeck.console.screens.base").exception("tasks-page failed")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()
+    text = (tmp_path / "store" / "agentdeck.log").read_text()
+    assert "tasks-page failed" in text and "RuntimeError: worker fell over" in text

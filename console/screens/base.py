@@ -47,6 +47,13 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
         answered()
         if action or (generations.get(group) == generation and node.is_attached):
             show(result)
+        _settled_hook()
+
+    def _settled_hook() -> None:
+        if not waiting:
+            hook = getattr(node, "_on_settled", None)
+            if hook is not None:
+                hook()
 
     def failed(message: str) -> None:
         answered()
@@ -54,6 +61,7 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
             on_error(message)
         else:
             app.notify(message, title="agentdeck", severity="error", timeout=10, markup=False)
+        _settled_hook()
 
     def work() -> None:
         try:
@@ -127,8 +135,21 @@ class DeckScreen(Screen):
         """The screen is shown again (override to skip a reload it does not need)."""
         self.reload()
 
+    _stale = False  # the store changed while a read was in flight
+
     def _data_changed(self, _version: int) -> None:
-        if self.is_current:
+        if not self.is_current:
+            return
+        if not settled(self):
+            # A busy fleet commits many batches a second: one reload at a time,
+            # and one more when it is answered, not one per batch.
+            self._stale = True
+            return
+        self.reload()
+
+    def _on_settled(self) -> None:
+        if self._stale and self.is_current:
+            self._stale = False
             self.reload()
 
     def reload(self) -> None:

@@ -35,6 +35,7 @@ MIN_RELOAD_SECONDS = 1.0
 # With no new data, an "all" report only changes with the clock (time-based
 # windows move): coming back to the screen reuses one younger than this.
 STALE_SECONDS = 30.0
+COST_FACTOR = 5.0
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
@@ -61,6 +62,7 @@ class CanaryScreen(DeckScreen):
         self._last_load = float("-inf")
         self._loaded_version = -1
         self._pending = None
+        self._cost = 0.0  # seconds the last analysis took
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="canary-headline")
@@ -116,8 +118,11 @@ class CanaryScreen(DeckScreen):
     # --- loading -----------------------------------------------------------
 
     def reload(self) -> None:
-        """On mount, resume and new data: recompute, throttled to MIN_RELOAD_SECONDS."""
-        wait = self._last_load + MIN_RELOAD_SECONDS - time.monotonic()
+        """On mount, resume and new data: recompute, throttled (MIN_RELOAD_SECONDS, COST_FACTOR)."""
+        # A big store's analysis takes a good fraction of a second: under a live
+        # fleet, recompute at most once per COST_FACTOR times its last duration
+        # (one core is not spent recomputing a panel nobody can read that fast).
+        wait = self._last_load + max(MIN_RELOAD_SECONDS, COST_FACTOR * self._cost) - time.monotonic()
         unchanged = self.app.data_version == self._loaded_version and self.report is not None
         if unchanged and (wait > 0 or (self.window == "all" and time.monotonic() - self._last_load < STALE_SECONDS)):
             return  # nothing new since it was computed (e.g. coming back to this screen)
@@ -146,6 +151,7 @@ class CanaryScreen(DeckScreen):
         self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows))
 
     def _show_view(self, view: CanaryView) -> None:
+        self._cost = view.seconds
         self._show(list(view.pairs), view.agent, view.report, view.tasks)
 
     # --- showing -----------------------------------------------------------

@@ -226,6 +226,19 @@ class DeckService:
             log.exception("delivering %r", escalation_id)
             return give_up(conn, escalation_id, _clean_error(exc))
 
+    def startup(self, sweep: bool) -> int:
+        """What a console does once it is up: mask compensation plans an older version stored in
+        clear, sweep expired escalations (when ticking) and deliver what is still pending.
+        Returns how many rows changed."""
+        from agentdeck.replay import compensate
+
+        changed = 0
+        try:
+            changed += compensate.mask_stored_plans(self.writer())
+        except sqlite3.Error:
+            log.exception("masking stored compensation plans")  # the console still starts; the log says why
+        return changed + (self.sweep_expired() if sweep else self.redeliver())
+
     def redeliver(self) -> int:
         """Deliver what is still pending (a previous run's, or a lapsed claim). Returns how many changed."""
         from agentdeck.store import decisions
@@ -341,6 +354,7 @@ class DeckService:
 
         if self._contracts is None:
             self._contracts = ContractCheck()
+        started = time.perf_counter()
         conn = self.reader()
         pairs = canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
@@ -353,7 +367,7 @@ class DeckService:
         report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=self.now(),
                                 contract=book.get(pair.agent))
         tasks = canary.tasks_behind(conn, report, metric_key)
-        return CanaryView(tuple(pairs), agent, report, tuple(tasks))
+        return CanaryView(tuple(pairs), agent, report, tuple(tasks), time.perf_counter() - started)
 
     def canary_tasks(self, report: views.CanaryReport, metric_key: str) -> Sequence[views.Row]:
         from agentdeck.store import canary

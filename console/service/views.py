@@ -151,6 +151,7 @@ class CanaryView:
     agent: str | None
     report: CanaryReport | None
     tasks: Sequence[Row]
+    seconds: float = 0.0  # how long the analysis took (the screen recomputes no more often than a few times that)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ time. Profiling the console showed that to be the largest single cost of a
 screen switch (and of the Pilot tests). ``DeckKey`` starts non-compact and
 does not run its watcher at mount, so a non-compact footer mounts its keys
 without restyling them; what is drawn is the same.
+
+It also rebuilds only when what it shows changed: Textual rebuilds the
+footer on every focus restore (every return to a screen), even when the
+screen's keys are the ones already shown.
 """
 
 from __future__ import annotations
@@ -27,11 +31,24 @@ class DeckKey(FooterKey):
 
 
 class DeckFooter(Footer):
+    _shown: tuple | None = None  # what the keys were built from
+
+    def _signature(self, screen) -> tuple:
+        return tuple((b.key, b.description, b.action, b.show, enabled, tooltip, b.group)
+                     for (_, b, enabled, tooltip) in screen.active_bindings.values())
+
+    def bindings_changed(self, screen) -> None:
+        if self._shown is not None and screen is self.screen and self._signature(screen) == self._shown:
+            self._bindings_ready = True
+            return  # the same keys as shown: nothing to rebuild
+        super().bindings_changed(screen)
+
     def compose(self) -> ComposeResult:
         # Textual 8.2's Footer.compose, with DeckKey for FooterKey.
         if not self._bindings_ready:
             return
         active_bindings = self.screen.active_bindings
+        self._shown = self._signature(self.screen)
         bindings = [
             (binding, enabled, tooltip)
             for (_, binding, enabled, tooltip) in active_bindings.values()
