@@ -16,11 +16,14 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 
 
-def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
-    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines."""
-    from agentdeck.store.ingest import prepare
+def parse_chunk(data: bytes, base: int, source_id: int) -> tuple | None:
+    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines.
+
+    None for a chunk holding OpenTelemetry spans; ``(None, [], lines)`` when
+    preparing it failed (a line to isolate).
+    """
+    from agentdeck.store.ingest import decode_lines, prepare
     from agentdeck.store.reader import split_lines
-    from agentdeck.store.tailer import decode_lines
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
     try:
@@ -28,7 +31,10 @@ def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
         parsed, rejects = decode_lines(lines)
         if any(type(item) is not tuple for item in parsed):
             return None  # OpenTelemetry spans: the ingesting process reads this part itself
-        return prepare(parsed, source_id), rejects, len(lines)
+        try:
+            return prepare(parsed, source_id), rejects, len(lines)
+        except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
+            return None, [], len(lines)
     finally:
         gc.enable()
 
