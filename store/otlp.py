@@ -521,7 +521,7 @@ def _count(attributes: dict[str, Any], *keys: str) -> int:
         raise OtlpError(f"{keys[0]}: expected a number")
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: Infinity (a 400 for the receiver, not a 500)
         raise OtlpError(f"{keys[0]}: expected a number, got {str(value)[:40]!r}") from None
 
 

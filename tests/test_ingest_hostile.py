@@ -286,3 +286,46 @@ def test_following_goes_on_past_a_hostile_line_in_another_file(tmp_path):
     assert worker.is_alive() is False
     assert os.path.getsize(folder / "a.jsonl") == conn.execute(
         "SELECT offset FROM sources WHERE path LIKE '%a.jsonl'").fetchone()[0]
+
+
+def otlp_line(span_id: str, attrs: list[dict]) -> bytes:
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "chat", "kind": 1,
+            "startTimeUnixNano": "1795600000000000000", "endTimeUnixNano": "1795600000250000000",
+            "parentSpanId": "eee19b7ec3c1b174",
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}, *attrs], "status": {}}
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                          "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]}).encode()
+
+
+def test_otlp_file_lines_with_overflowing_usage_are_rejected_alone(tmp_path):
+    """An OTLP ``gen_ai.usage.*`` of 2^63 (or a cost of Infinity) rejects its line; the spans around it are stored."""
+    lines = [
+        otlp_line("0000000000000001", [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}]),
+        otlp_line("0000000000000002", [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(2**63)}}]),
+        otlp_line("0000000000000003", [{"key": "gen_ai.usage.output_tokens", "value": {"doubleValue": "Infinity"}}]),
+        otlp_line("0000000000000004", [{"key": "gen_ai.usage.output_tokens", "value": {"stringValue": "1e400"}}]),
+        otlp_line("0000000000000005", [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "7"}}]),
+    ]
+    folder = tmp_path / "otel"
+    folder.mkdir()
+    (folder / "spans.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    conn = connect(tmp_path / "s.db")
+    tailer = Tailer(conn, [folder])
+    tailer.poll()
+    offsets = [r[0] for r in conn.execute("SELECT offset FROM rejects ORDER BY offset")]
+    starts = [sum(len(x) + 1 for x in lines[:n]) for n in range(len(lines))]
+    assert offsets == starts[1:4]
+    assert conn.execute("SELECT count(*) FROM events WHERE kind = 'reasoning'").fetchone()[0] == 2
+    assert conn.execute("SELECT offset FROM sources").fetchone()[0] == (folder / "spans.jsonl").stat().st_size
+    assert not tailer.problems
+
+
+def test_otlp_decoding_names_an_overflowing_count_as_bad_input():
+    """The receiver answers 400 for an OtlpError: an Infinity token count must be one, not an OverflowError (500)."""
+    import pytest
+
+    from agentdeck.store import otlp
+
+    for value in ({"doubleValue": "Infinity"}, {"intValue": str(2**63)}, {"stringValue": "NaN"}):
+        with pytest.raises(otlp.OtlpError, match="gen_ai.usage.output_tokens|tokens_out"):
+            otlp.decode_json(otlp_line("0000000000000009", [{"key": "gen_ai.usage.output_tokens", "value": value}]))
