@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import math
+import operator
 import os
 import sqlite3
 import tomllib
@@ -381,6 +382,21 @@ def check_task(
     return check_facts(contract, kinds, facts, version=version, stage=stage, approved=approved)
 
 
+_SETS: dict[int, tuple[Contract, tuple]] = {}
+
+
+def _sets(contract: Contract) -> tuple[set, set, set, set]:
+    """The contract's lists as sets, built once per contract (a bulk import checks thousands of tasks against it)."""
+    hit = _SETS.get(id(contract))
+    if hit is None or hit[0] is not contract:
+        if len(_SETS) > 256:
+            _SETS.clear()
+        sets = (set(contract.tools.allow), set(contract.never.tools), set(contract.never.actions),
+                {a.lower() for a in contract.endpoints.allow})
+        hit = _SETS[id(contract)] = (contract, sets)
+    return hit[1]  # type: ignore[return-value]
+
+
 def check_facts(
     contract: Contract,
     kinds: set,
@@ -392,9 +408,7 @@ def check_facts(
 ) -> list[Violation]:
     """``check_task`` over a task's kinds and facts (in seq order)."""
     out: list[Violation] = []
-    tools = set(contract.tools.allow)
-    never_tools = set(contract.never.tools)
-    never_actions = set(contract.never.actions)
+    tools, never_tools, never_actions, allowed_hosts = _sets(contract)
     # The agent's own decision events count from their step on (acting
     # before the approval arrived is acting without it); approvals given in
     # the console carry no step and count throughout.
@@ -406,7 +420,7 @@ def check_facts(
 
     def endpoint(seq: int, url: Any, what: str) -> None:
         host = _host(url)
-        if host is not None and not _endpoint_allowed(host, contract.endpoints.allow):
+        if host is not None and host not in allowed_hosts and host.split(":")[0] not in allowed_hosts:
             out.append(Violation(seq, ENDPOINT_NOT_ALLOWED, f"{what} calls {host}, not in endpoints.allow"))
 
     for f in facts:
@@ -540,7 +554,7 @@ class ContractCheck:
             if row[5] > n:
                 grown.append(task_id)
             else:
-                whole[task_id] = (kinds, sorted(task_facts, key=_seq))
+                whole[task_id] = (kinds, sorted(task_facts, key=_seq) if len(task_facts) > 1 else task_facts)
         if grown:
             whole.update(_load_facts(conn, grown))
         _store(conn, book, info, _judge(conn, book, info, whole))
@@ -561,8 +575,7 @@ class ContractCheck:
             done += len(ids)
 
 
-def _seq(fact: tuple) -> int:
-    return fact[1]
+_seq = operator.itemgetter(1)
 
 
 def _task_info(conn: sqlite3.Connection, task_ids: list[str]) -> dict[str, tuple]:

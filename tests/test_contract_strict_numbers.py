@@ -25,8 +25,8 @@ action_evidence = []
 
 
 def action(amount_json: str, seq: int = 1, task: str = "t") -> str:
-    return ('{"v": 1, "kind": "action", "ts": "%s", "task_id": "%s", "seq": %d, "action_id": "a%d", '
-            '"system": "payments", "operation": "refund", "amount": %s}' % (T0, task, seq, seq, amount_json))
+    return (f'{{"v": 1, "kind": "action", "ts": "{T0}", "task_id": "{task}", "seq": {seq}, "action_id": "a{seq}", '
+            f'"system": "payments", "operation": "refund", "amount": {amount_json}}}')
 
 
 def start(task: str = "t") -> str:
@@ -68,8 +68,7 @@ def test_a_numeric_amount_above_the_limit_is_a_violation_on_the_stored_value(ing
                                          ("tokens_in", '"12"'), ("tokens_in", "1.5"), ("tokens_out", "NaN"),
                                          ("latency_ms", "Infinity")])
 def test_a_non_finite_or_non_numeric_cost_or_count_is_rejected(ingest, field, value):
-    end = ('{"v": 1, "kind": "task_end", "ts": "%s", "task_id": "t", "seq": 2, "outcome": "success", "%s": %s}'
-           % (T0, field, value))
+    end = f'{{"v": 1, "kind": "task_end", "ts": "{T0}", "task_id": "t", "seq": 2, "outcome": "success", "{field}": {value}}}'
     conn = ingest(start(), end)
     rejects = conn.execute("SELECT error FROM rejects").fetchall()
     assert len(rejects) == 1 and field in rejects[0][0]
