@@ -512,7 +512,10 @@ class ContractCheck:
         self._cli = list(cli or [])
         self._sig: tuple | None = None
         self._book = ContractBook()
-        self._folders_at: tuple[int, list[str]] | None = None
+        self._reloads = 0
+        # Names the book in force, for verdicts reached elsewhere (parse
+        # processes): plain ints, so it survives pickling.
+        self.token: tuple[int, int] = (id(self), 0)
 
     def dirs(self, conn: sqlite3.Connection) -> list[Path]:
         if self._fixed_dirs is not None:
@@ -526,6 +529,8 @@ class ContractCheck:
         if sig != self._sig:
             self._book = load_book(dirs)
             self._sig = sig
+            self._reloads += 1
+            self.token = (id(self), self._reloads)
             for problem in self._book.problems:
                 log.warning("contract not used: %s", problem)
         return self._book
@@ -540,24 +545,39 @@ class ContractCheck:
         on the facts ingestion built (``prepared.facts``); only a task that
         already had events is read back from the store.
         """
-        facts = prepared.facts
-        if not facts:
+        tasks = prepared.tasks
+        if not tasks:
             return
         book = self.book(conn)
-        info = _task_info(conn, list(facts))
+        info = _task_info(conn, list(tasks))
+        token_ok = prepared.book_token is not None and tuple(prepared.book_token) == self.token
         whole: dict[str, tuple[set, list]] = {}
+        found: dict[str, list[Violation]] = {}
         grown: list[str] = []
-        for task_id, (kinds, task_facts, n) in facts.items():
+        for task_id in tasks:
             row = info.get(task_id)
             if row is None or (book.get(row[1]) is None and not row[4]):
                 continue  # no contract and nothing to clear
-            if row[5] > n:
-                grown.append(task_id)
+            f = prepared.facts.get(task_id)
+            if f is not None:  # checked here, on the facts ingestion built
+                if row[5] > f[2]:
+                    grown.append(task_id)
+                else:
+                    whole[task_id] = (f[0], sorted(f[1], key=_seq) if len(f[1]) > 1 else f[1])
+                continue
+            verdict = prepared.checked.get(task_id) if token_ok else None
+            if verdict is not None and verdict[0] == row[1] and row[5] == prepared.counts.get(task_id):
+                vs = verdict[1] or []
+                if any(v.rule == UNAPPROVED_ACTION for v in vs):
+                    grown.append(task_id)  # an approval given in the console may cover it: checked here
+                else:
+                    found[task_id] = vs  # checked by a parse process, on all the task's events
             else:
-                whole[task_id] = (kinds, sorted(task_facts, key=_seq) if len(task_facts) > 1 else task_facts)
+                grown.append(task_id)
         if grown:
             whole.update(_load_facts(conn, grown))
-        _store(conn, book, info, _judge(conn, book, info, whole))
+        found.update(_judge(conn, book, info, whole))
+        _store(conn, book, info, found)
 
     def drain(self, conn: sqlite3.Connection, also: Iterable[str] = ()) -> int:
         """Check the queued tasks (and ``also``); returns how many were checked."""

@@ -9,6 +9,7 @@ guarantee, so keep it that way.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -178,9 +179,17 @@ class Prepared:
     # order, events) -- see store/contract.py ``facts_of_event``. Built here,
     # from the validated events, so checking a new task needs no read back.
     facts: dict = field(default_factory=dict)
+    # Checked already (by a parse process, which then sends no facts):
+    # task_id -> (agent, violations or None without a contract), against
+    # the contract book ``book_token`` names. Only valid for a task whose
+    # events all came in this one batch; merge() drops tasks found in two.
+    checked: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # task_id -> events in this batch, when facts were not kept
+    book_token: object = None
 
 
-def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None) -> Prepared:
+def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None, book: Any = None,
+            book_token: object = None) -> Prepared:
     """Rows for a batch of ``(event, payload_json)`` pairs; no I/O.
 
     The hot loop of a bulk import (a few us an event): each event is looked
@@ -265,6 +274,20 @@ def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None) -> Prepare
         # events (kept apart so batches and late events add up either way).
         d["tokens"] = d["end_tokens"] if d["end_tokens"] is not None else d["reasoning_tokens"]
         p.task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
+    if book is not None:
+        # In a parse process: check each task here, on the facts in hand, and
+        # send the verdicts instead of the facts (fewer objects to pickle, and
+        # the committing process, the bottleneck, does not check).
+        from agentdeck.store.contract import check_facts
+
+        p.book_token = book_token
+        for task_id, (kinds, task_facts, n) in facts.items():
+            d = deltas[task_id]
+            contract = book.get(d["agent"])
+            p.checked[task_id] = (d["agent"], None if contract is None else check_facts(
+                contract, kinds, sorted(task_facts, key=_seq), version=d["version"], stage=d["stage"]))
+            p.counts[task_id] = n
+        p.facts = {}
     # An escalation shows its agent: from this batch when its task_start is
     # here too; otherwise commit() fills it from the tasks table.
     p.esc_rows = [(*esc[:4], deltas[esc[1]]["agent"], *esc[5:]) for esc in esc_rows]
@@ -272,6 +295,8 @@ def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None) -> Prepare
     p.tasks = set(deltas)
     return p
 
+
+_seq = operator.itemgetter(1)
 
 # Kinds the contract rules look into (the others count only by kind).
 _FACT_KINDS = frozenset(("tool_call", "decision", "escalation", "action", "task_end"))
@@ -287,6 +312,16 @@ def merge(batches: list[Prepared]) -> Prepared:
             getattr(out, name).extend(getattr(b, name))
         out.agent_known = out.agent_known or b.agent_known
         out.tasks |= b.tasks
+        if b.checked:
+            seen = out.counts
+            for task_id, verdict in b.checked.items():
+                if task_id in seen or task_id in out.facts:
+                    out.checked.pop(task_id, None)  # in two batches: checked again from the store
+                else:
+                    out.checked[task_id] = verdict
+            for task_id, n in b.counts.items():
+                seen[task_id] = seen.get(task_id, 0) + n
+            out.book_token = b.book_token if out.book_token in (None, b.book_token) else object()
         for task_id, (kinds, facts, n) in b.facts.items():
             mine = out.facts.get(task_id)
             if mine is None:

@@ -16,7 +16,7 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 
 
-def parse_chunk(data: bytes, base: int, source_id: int) -> tuple | None:
+def parse_chunk(data: bytes, base: int, source_id: int, book=None, book_token=None) -> tuple | None:
     """In a worker: the prepared rows, rejects and line count for one chunk of complete lines.
 
     None for a chunk holding OpenTelemetry spans; ``(None, [], lines)`` when
@@ -32,7 +32,7 @@ def parse_chunk(data: bytes, base: int, source_id: int) -> tuple | None:
         if any(type(item) is not tuple for item in parsed):
             return None  # OpenTelemetry spans: the ingesting process reads this part itself
         try:
-            return prepare(parsed, source_id), rejects, len(lines)
+            return prepare(parsed, source_id, book, book_token), rejects, len(lines)
         except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
             return None, [], len(lines)
     finally:
@@ -81,8 +81,9 @@ class ParsePool:
         for future in [self._pool.submit(_warm) for _ in range(workers)]:
             future.result()
 
-    def submit(self, data: bytes, base: int, source_id: int) -> Future:
-        return self._pool.submit(parse_chunk, data, base, source_id)
+    def submit(self, data: bytes, base: int, source_id: int, book=None, book_token=None) -> Future:
+        """Parse a chunk; with a contract ``book``, its whole tasks are checked there too."""
+        return self._pool.submit(parse_chunk, data, base, source_id, book, book_token)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

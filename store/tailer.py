@@ -60,10 +60,13 @@ PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
 # past FP_MIN bytes (at most FP_LEN): short, so that even a copy holding a
 # line or two is recognised, and long enough to hold a timestamp and a task id.
 # Chunks handed to parse processes: small enough that the first comes back
-# soon, large enough that each commit is a big transaction.
+# soon, large enough that each commit is a big transaction. Transactions of
+# 4 MiB and few chunks in flight bound a bulk import's memory (parsed chunks
+# waiting for the committing process are the bulk of it: the committing
+# process is the slower side) at about the cost of a bigger transaction.
 POOL_CHUNK = 1024 * 1024
-POOL_TXN = 16 * 1024 * 1024
-BULK_CACHE_KIB = -64 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
+POOL_TXN = 4 * 1024 * 1024
+BULK_CACHE_KIB = -16 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -407,7 +410,8 @@ class Tailer:
             end = data.rfind(b"\n")
             if end < 0:
                 return False  # a line longer than a batch: the serial path reads it
-            pending.append((next_at + end + 1, self.parse_pool.submit(data[: end + 1], next_at, src["id"])))
+            book, token = (self.contracts.book(self.conn), self.contracts.token) if self.contracts else (None, None)
+            pending.append((next_at + end + 1, self.parse_pool.submit(data[: end + 1], next_at, src["id"], book, token)))
             next_at += end + 1
             return True
 
@@ -415,13 +419,13 @@ class Tailer:
         # only costs here (about 1 us an event, growing with the heap).
         gc_was = gc.isenabled()
         gc.disable()
-        # 16 MiB transactions into growing indexes: a page cache larger than
+        # Large transactions into growing indexes: a page cache larger than
         # SQLite's 2 MB default keeps index pages from being spilled to the
         # WAL and read back mid-transaction. Durability settings are untouched.
         cache_was = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = {BULK_CACHE_KIB}")
         try:
-            while len(pending) < POOL_TXN // POOL_CHUNK + 2 * self.parse_pool.workers and submit():
+            while len(pending) < POOL_TXN // POOL_CHUNK + self.parse_pool.workers and submit():
                 pass
             while pending and not self._stopping():
                 # The next chunk, and those already parsed behind it, in one
