@@ -536,7 +536,8 @@ class ContractCheck:
         return self._book
 
     def __call__(self, conn: sqlite3.Connection, result=None) -> None:
-        self.drain(conn, getattr(result, "tasks", ()) or ())
+        # A batch committed without ``derive`` queued its tasks: finish them (and any a crash left).
+        self.drain(conn)
 
     def derive(self, conn: sqlite3.Connection, prepared) -> None:
         """Inside a batch's transaction, after its rows: its tasks' violations.
