@@ -22,19 +22,17 @@ def parse_chunk(data: bytes, base: int, source_id: int, book=None, book_token=No
     None for a chunk holding OpenTelemetry spans; ``(None, [], lines)`` when
     preparing it failed (a line to isolate).
     """
-    from agentdeck.store.ingest import decode_lines, prepare
-    from agentdeck.store.reader import split_lines
+    from agentdeck.store.ingest import decode_chunk, prepare
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
     try:
-        lines = split_lines(data, base)
-        parsed, rejects = decode_lines(lines)
+        parsed, rejects, nlines = decode_chunk(data, base)
         if any(type(item) is not tuple for item in parsed):
             return None  # OpenTelemetry spans: the ingesting process reads this part itself
         try:
-            return prepare(parsed, source_id, book, book_token), rejects, len(lines)
+            return prepare(parsed, source_id, book, book_token), rejects, nlines
         except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
-            return None, [], len(lines)
+            return None, [], nlines
     finally:
         gc.enable()
 

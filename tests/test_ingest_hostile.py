@@ -329,3 +329,21 @@ def test_otlp_decoding_names_an_overflowing_count_as_bad_input():
     for value in ({"doubleValue": "Infinity"}, {"intValue": str(2**63)}, {"stringValue": "NaN"}):
         with pytest.raises(otlp.OtlpError, match="gen_ai.usage.output_tokens|tokens_out"):
             otlp.decode_json(otlp_line("0000000000000009", [{"key": "gen_ai.usage.output_tokens", "value": value}]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.builds(lambda e: json.dumps(e).encode(), st.sampled_from(base_events("q"))),
+                          st.binary(max_size=40), st.sampled_from([b"", b"  ", b"\r", b"\t\x0b", b"{}\r"])),
+                max_size=30))
+def test_the_parse_processes_decode_a_chunk_as_the_serial_path_does(lines):
+    """Parse processes use decode_chunk (no Line objects): same events, same rejects (offset, reason, raw), same count."""
+    from agentdeck.store.ingest import decode_chunk, decode_lines
+    from agentdeck.store.reader import split_lines
+
+    chunk = b"".join(line + b"\n" for line in lines)
+    serial_lines = split_lines(chunk, 1000)
+    parsed, rejects = decode_lines(serial_lines)
+    parsed2, rejects2, count = decode_chunk(chunk, 1000)
+    assert count == len(serial_lines)
+    assert [p for _, p in parsed2] == [p for _, p in parsed]
+    assert [(r.offset, r.error, r.raw, r.length) for r in rejects2] == [(r.offset, r.error, r.raw, r.length) for r in rejects]
