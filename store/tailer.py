@@ -61,12 +61,12 @@ PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
 # line or two is recognised, and long enough to hold a timestamp and a task id.
 # Chunks handed to parse processes: small enough that the first comes back
 # soon, large enough that each commit is a big transaction. Transactions of
-# 4 MiB and few chunks in flight bound a bulk import's memory (parsed chunks
+# 2 MiB and few chunks in flight bound a bulk import's memory (parsed chunks
 # waiting for the committing process are the bulk of it: the committing
 # process is the slower side) at about the cost of a bigger transaction.
-POOL_CHUNK = 1024 * 1024
-POOL_TXN = 4 * 1024 * 1024
-BULK_CACHE_KIB = -16 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
+POOL_CHUNK = 512 * 1024
+POOL_TXN = 2 * 1024 * 1024
+BULK_CACHE_KIB = -8 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
 FP_MIN = 128
 FP_LEN = 1024
 
