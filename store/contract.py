@@ -266,8 +266,13 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _needs_approval(rule: ActionRule, contract: Contract, amount: Any, params: Any) -> str | None:
-    """Why this action needs an approved escalation, or None.
+def _needs_approval(rule: ActionRule, contract: Contract, event: dict) -> str | None:
+    """Why this action (an event as decoded JSON) needs an approved escalation, or None."""
+    return _approval_reason(rule, contract, event.get("amount"), event.get("params") or {})
+
+
+def _approval_reason(rule: ActionRule, contract: Contract, amount: Any, params: Any) -> str | None:
+    """Why an action with this amount and these params needs an approved escalation, or None.
 
     The amount is judged strictly: one that is not a finite number (ingestion
     rejects those, but a store written by an older version may hold one)
@@ -445,7 +450,7 @@ def check_facts(
             elif name not in contract.actions:
                 out.append(Violation(seq, ACTION_NOT_ALLOWED, f"action {name}, not among the contract's actions"))
             else:
-                why = _needs_approval(contract.actions[name], contract, amount, params)
+                why = _approval_reason(contract.actions[name], contract, amount, params)
                 if why is not None and not _approved_before(amount, name, escalations, approvals):
                     out.append(Violation(seq, UNAPPROVED_ACTION, f"{name} without an approved escalation ({why})"))
             if shadow:
