@@ -1,27 +1,41 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up .venv first.
+# `make demo` installs only what the console needs; `make test` adds the test
+# extras (pytest, scipy, numpy, the OpenTelemetry SDK, ruff, mypy) on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TESTDEPS := $(VENV)/.installed-test
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(TESTDEPS): pyproject.toml $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TESTDEPS)
 
-.PHONY: setup demo console test bench
-setup: $(STAMP)
+.PHONY: setup demo console test bench fresh
+setup: $(RUNTIME)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/agentdeck demo
 
-console: $(STAMP)
+console: $(RUNTIME)
 	$(BIN)/agentdeck console
 
-test: $(STAMP)
+test: $(TESTDEPS)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
+bench: $(TESTDEPS)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/cli.py
+
+# Start afresh: remove the store, the live traces and the outbox (var/), keep .venv.
+fresh:
+	rm -rf var

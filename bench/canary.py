@@ -18,6 +18,7 @@ import os
 import random
 import tempfile
 import time
+from typing import Any
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def build(db: Path, events: int) -> None:
     print(f"built {db}: {n:,} events written in {t1 - t0:.1f} s, ingested (with contract checks) in {t2 - t1:.1f} s")
 
 
-def best(fn, repeat: int = 5) -> tuple[float, float, object]:
+def best(fn, repeat: int = 5) -> tuple[float, float, Any]:
     """Fastest of ``repeat`` runs: wall seconds, CPU seconds of this process, result."""
     walls, cpus, result = [], [], None
     for _ in range(repeat):

@@ -137,7 +137,9 @@ async def open_in_screen(db: Path) -> dict[str, float]:
     from agentdeck.console.app import AgentDeck
     from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 
-    app = AgentDeck(db, [], clock=lambda: T0, operator="bench", tick=0, follow=False)
+    from agentdeck.console.service.settings import for_tests
+
+    app = AgentDeck(for_tests(db, [], operator="bench", tick=0, follow=False), clock=lambda: T0)
     times: dict[str, list[float]] = {"on_replay": [], "from_tasks": [], "switch_floor": []}
 
     def shown(task: str) -> bool:

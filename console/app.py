@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
-from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive, var
 
-from agentdeck.console.data import StoreAccess
-from agentdeck.console.delivery import DeliveryService, DeliverySettings
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
-from agentdeck.console.screens.canary import CanaryScreen
-from agentdeck.console.screens.escalations import EscalationsScreen
-from agentdeck.console.screens.replay import ReplayScreen
+from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
-from agentdeck.store import queries
+from agentdeck.console.service.deck import DeckService
+from agentdeck.console.service.settings import Settings
+from agentdeck.console.service.views import Counters, TaskDetail
+
+
+def _screen(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
+
+
+def _warm_imports() -> None:
+    import importlib
+
+    for module in ("escalations", "canary", "replay", "task_detail"):
+        importlib.import_module(f"agentdeck.console.screens.{module}")
+    for module in ("agentdeck.store.canary", "agentdeck.store.contract", "agentdeck.store.decisions",
+                   "agentdeck.replay.reconstruct", "agentdeck.replay.compensate", "agentdeck.replay.redact"):
+        importlib.import_module(module)
 
 
 class AgentDeck(App):
@@ -30,11 +43,13 @@ class AgentDeck(App):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
     COMMANDS = App.COMMANDS | DECK_COMMANDS
+    # Screens other than Tasks are imported when first shown: the first paint
+    # should not wait for the canary statistics or the replay model to import.
     MODES = {
         "tasks": TasksScreen,
-        "escalations": EscalationsScreen,
-        "canary": CanaryScreen,
-        "replay": ReplayScreen,
+        "escalations": lambda: _screen("escalations", "EscalationsScreen"),
+        "canary": lambda: _screen("canary", "CanaryScreen"),
+        "replay": lambda: _screen("replay", "ReplayScreen"),
     }
     DEFAULT_MODE = "tasks"
     BINDINGS = [
@@ -43,43 +58,40 @@ class AgentDeck(App):
         Binding("3", "switch_mode('canary')", "Canary"),
         Binding("4", "switch_mode('replay')", "Replay"),
         Binding("q", "quit", "Quit"),
+        # On-call muscle memory: Ctrl+C leaves, as in every other terminal program.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "show_help_panel", "Help", key_display="?"),
     ]
 
     # `var`, not `reactive`: a change notifies watchers without repainting the
-    # whole screen (these change on every ingest batch).
+    # whole screen (these change on every ingest batch). `data_version` is the
+    # one signal that the store changed: screens watch it.
     data_version: var[int] = var(0)
-    counters: var[queries.Counters | None] = var(None)
+    counters: var[Counters | None] = var(None)
     # The task (or request id) the Replay screen shows; set by open_replay.
     replay_task: reactive[str | None] = reactive(None)
 
-    def __init__(
-        self,
-        db_path: Path,
-        trace_paths: list[Path] | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-        operator: str = "operator",
-        allow_hosts: frozenset[str] = frozenset(),
-        follow: bool = True,
-        tick: float = 1.0,
-        outbox: Path | None = None,
-        on_expiry: str = "deny",
-    ) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self.db_path = Path(db_path)
-        self.trace_paths = list(trace_paths or [])
+        self.settings = settings
         self.clock = clock
-        self.operator = operator
-        self.allow_hosts = allow_hosts
-        self.follow_traces = follow
-        self.tick = tick
-        self.store = StoreAccess(self.db_path)
+        self.deck = DeckService(settings, clock=clock)
+        self.db_path = Path(settings.db)
+        self.trace_paths = list(settings.traces)
+        self.follow_traces = settings.follow
+        self.tick = settings.tick
         self.ingest = IngestService(self, self.db_path, self.trace_paths)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
-        # Decisions go back to agents through the outbox (None: off) and allowed callbacks.
-        self.delivery = DeliveryService(self, DeliverySettings(outbox, allow_hosts), on_expiry)  # type: ignore[arg-type]
+
+    # Shorthands the screens show (who decides, where callbacks may go).
+    @property
+    def operator(self) -> str:
+        return self.settings.user
+
+    @property
+    def allow_hosts(self) -> frozenset[str]:
+        return self.settings.allow_hosts
 
     def now(self) -> float:
         return self.clock()
@@ -90,8 +102,16 @@ class AgentDeck(App):
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
-        # Re-deliver decisions a previous run left pending; sweep expired escalations.
-        self.delivery.start(sweep_every=self.tick * 5 if self.tick else None)
+            # Expired escalations are decided by the policy now and then.
+            self.set_interval(self.tick * 5, self.sweep_expired)
+        # The other screens' modules (canary statistics, replay model) import
+        # off the UI thread once the first screen is up: the first switch to
+        # them then does not wait for the import.
+        self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+        # Deliver decisions a previous run left pending (and sweep once when ticking).
+        deck, sweep = self.deck, bool(self.tick)
+        run_off_ui(self, "delivery", lambda: deck.sweep_expired() if sweep else deck.redeliver(),
+                   self._store_written)
 
     def on_unmount(self) -> None:
         self.ingest.stop.set()
@@ -106,22 +126,29 @@ class AgentDeck(App):
             self._counters_at = now
             self.refresh_counters()
 
+    def store_written(self) -> None:
+        """The console itself wrote the store (a decision, a compensation…): screens and counters re-read."""
+        self.data_version += 1
+        self.refresh_counters()
+
+    def _store_written(self, changed: int) -> None:
+        if changed:
+            self.store_written()
+
+    def sweep_expired(self) -> None:
+        deck = self.deck
+        run_off_ui(self, "expiry", deck.sweep_expired, self._store_written)
+
     def open_task(self, task_id: str) -> None:
         """Show one task's events over the Tasks screen (from Tasks or the palette).
 
         The task is read first, on a worker, and the screen pushed with it:
         one paint instead of an empty screen and then its data.
         """
-        self._load_task(task_id)
+        deck = self.deck
+        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), self._show_task)
 
-    @work(thread=True, exclusive=True, group="open-task")
-    def _load_task(self, task_id: str) -> None:
-        from agentdeck.console.screens.task_detail import load_detail
-
-        loaded = load_detail(self.store.reader(), task_id)
-        self.call_from_thread(self._show_task, task_id, loaded)
-
-    def _show_task(self, task_id: str, loaded: tuple) -> None:
+    def _show_task(self, detail: TaskDetail) -> None:
         from agentdeck.console.screens.task_detail import TaskDetailScreen
 
         self.switch_mode("tasks")
@@ -129,10 +156,11 @@ class AgentDeck(App):
         # instead of composing a new screen.
         if not self.is_screen_installed("task-detail"):
             self.install_screen(TaskDetailScreen(), name="task-detail")
-        detail = self.get_screen("task-detail")
-        detail.show_task(task_id, loaded)
-        if self.screen is not detail:
-            self.push_screen(detail)
+        screen = self.get_screen("task-detail")
+        assert isinstance(screen, TaskDetailScreen)
+        screen.show_task(detail.task_id, detail)
+        if self.screen is not screen:
+            self.push_screen(screen)
 
     def filter_tasks(self, text: str) -> None:
         """Go to Tasks filtered by ``text`` (filter syntax of console.widgets.task_filter)."""
@@ -147,7 +175,9 @@ class AgentDeck(App):
         self.replay_task = task_or_request_id
         self.switch_mode("replay")
 
-    @work(thread=True, exclusive=True, group="counters")
     def refresh_counters(self) -> None:
-        counters = queries.counters(self.store.reader(), self.now())
-        self.call_from_thread(setattr, self, "counters", counters)
+        deck = self.deck
+        run_off_ui(self, "counters", deck.counters, self._set_counters)
+
+    def _set_counters(self, counters: Counters) -> None:
+        self.counters = counters

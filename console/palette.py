@@ -1,13 +1,14 @@
 """Command palette (ctrl+p) providers: switch screen, open a task, filter presets.
 
-Lookups in the store run on a thread (``asyncio.to_thread``): the palette
-searches on the UI's event loop, which must never wait on SQLite.
+Lookups go through the service on a thread (``asyncio.to_thread``): the
+palette searches on the UI's event loop, which must never wait on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import Any
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -16,10 +17,15 @@ from textual.markup import escape
 from agentdeck.console.safe import clean
 from agentdeck.console.widgets.chrome import SCREENS
 from agentdeck.console.widgets.task_filter import PRESETS
-from agentdeck.store import queries
 
 
-class FixedCommands(Provider):
+class DeckProvider(Provider):
+    @property
+    def deck_app(self) -> Any:
+        return self.app  # the AgentDeck (typed loosely: this module is imported by it)
+
+
+class FixedCommands(DeckProvider):
     """A provider of a fixed list of commands: ``_commands`` yields (name, action, help)."""
 
     def _commands(self):
@@ -51,11 +57,11 @@ class FilterPresetsProvider(FixedCommands):
 
     def _commands(self):
         for name, text in PRESETS.items():
-            yield f"Filter tasks: {name}", partial(self.app.filter_tasks, text), f"Tasks filtered by {text}"
-        yield "Clear task filter", partial(self.app.filter_tasks, ""), "Show all tasks"
+            yield f"Filter tasks: {name}", partial(self.deck_app.filter_tasks, text), f"Tasks filtered by {text}"
+        yield "Clear task filter", partial(self.deck_app.filter_tasks, ""), "Show all tasks"
 
 
-class TaskLookupProvider(Provider):
+class TaskLookupProvider(DeckProvider):
     """Type a task id or request id (or its start): open the task, or replay it."""
 
     async def search(self, query: str) -> Hits:
@@ -75,13 +81,13 @@ class TaskLookupProvider(Provider):
                                  single_line=True))
             score = 1.0 - rank / 100
             open_score, replay_score = (score - 0.001, score) if replay_first else (score, score - 0.001)
-            yield Hit(open_score, Text(f"Open task {shown}"), partial(self.app.open_task, task_id),
+            yield Hit(open_score, Text(f"Open task {shown}"), partial(self.deck_app.open_task, task_id),
                       text=f"Open task {shown}", help=about)
-            yield Hit(replay_score, Text(f"Replay task {shown}"), partial(self.app.open_replay, task_id),
+            yield Hit(replay_score, Text(f"Replay task {shown}"), partial(self.deck_app.open_replay, task_id),
                       text=f"Replay task {shown}", help=about)
 
     def _lookup(self, prefix: str):
-        return queries.tasks_by_prefix(self.app.store.reader(), prefix, limit=8)
+        return self.deck_app.deck.find_tasks(prefix, limit=8)
 
 
 COMMANDS = {ScreensProvider, FilterPresetsProvider, TaskLookupProvider}

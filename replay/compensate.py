@@ -29,7 +29,9 @@ import httpx
 
 from agentdeck.replay import handlers
 from agentdeck.replay.hosts import check_url
+from agentdeck.replay.redact import redact, redact_text
 from agentdeck.store import audit
+from agentdeck.store.txn import atomic
 
 DEFAULT_TIMEOUT = 10.0
 MAX_STORED_BODY = 4000
@@ -65,6 +67,18 @@ class Plan:
         if self.kind == "http":
             return f"{self.method} {self.url}"
         return f"handler {self.handler}"
+
+    @property
+    def masked_target(self) -> str:
+        """The target as stored and shown: a password in the URL is masked."""
+        return redact_text(self.target)[0]
+
+    def stored(self) -> dict:
+        """The plan as the store keeps it (``compensations.plan``): secrets masked by the redaction policy.
+
+        Running the compensation uses this ``Plan`` (the real headers from the action's hook), never the stored copy.
+        """
+        return redact(self.as_dict())[0]
 
     def as_dict(self) -> dict:
         return {
@@ -155,12 +169,10 @@ def prepare(conn: sqlite3.Connection, action_id: str, allow_hosts: frozenset[str
 
 
 def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float, stale_after: float) -> int | Refusal:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with atomic(conn):
         row = conn.execute("SELECT * FROM actions WHERE action_id = ?", (plan.action_id,)).fetchone()
         refusal = already_done(row) if row is not None else Refusal("the action is no longer in the store")
         if refusal:
-            conn.execute("ROLLBACK")
             return refusal
         running = conn.execute(
             """SELECT requested_by, requested_at FROM compensations
@@ -168,7 +180,6 @@ def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: floa
             (plan.action_id, now - stale_after),
         ).fetchone()
         if running is not None:
-            conn.execute("ROLLBACK")
             return Refusal(f"a compensation is already running (started by {running[0]} at {_when(running[1])}); "
                            f"try again in a minute if it does not finish")
         attempt = conn.execute(
@@ -177,19 +188,15 @@ def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: floa
         conn.execute(
             """INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target, plan,
                idempotency_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')""",
-            (plan.action_id, plan.task_id, attempt, operator, now, plan.target,
-             json.dumps(plan.as_dict(), default=str), plan.idempotency_key),
+            (plan.action_id, plan.task_id, attempt, operator, now, plan.masked_target,
+             json.dumps(plan.stored(), default=str), plan.idempotency_key),
         )
         conn.execute("UPDATE actions SET compensation_status = 'running' WHERE action_id = ?", (plan.action_id,))
         audit.append(conn, ts=now, actor=operator, kind="compensation.requested", subject=plan.action_id,
-                     detail={"task_id": plan.task_id, "attempt": attempt, "target": plan.target,
+                     detail={"task_id": plan.task_id, "attempt": attempt, "target": plan.masked_target,
                              "idempotency_key": plan.idempotency_key, "system": plan.system})
-        conn.execute("COMMIT")
-        return attempt
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    audit.checkpoint(conn)
+    return attempt
 
 
 def _run_http(plan: Plan, allow_hosts, timeout: float) -> Outcome:
@@ -225,13 +232,14 @@ def _run_handler(plan: Plan) -> Outcome:
 
 
 def _record_result(conn: sqlite3.Connection, plan: Plan, attempt: int, outcome: Outcome, operator: str, now: float) -> None:
-    body = json.dumps(outcome.body, default=str)[:MAX_STORED_BODY] if outcome.body is not None else None
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    # What the system answered is stored and shown masked, like the plan: it may echo a secret back.
+    body = json.dumps(redact(outcome.body)[0], default=str)[:MAX_STORED_BODY] if outcome.body is not None else None
+    error = redact_text(outcome.error)[0] if outcome.error else outcome.error
+    with atomic(conn):
         conn.execute(
             """UPDATE compensations SET status = ?, finished_at = ?, response_status = ?, response_body = ?, error = ?
                WHERE action_id = ? AND attempt = ?""",
-            ("ok" if outcome.ok else "failed", now, outcome.status, body, outcome.error, plan.action_id, attempt),
+            ("ok" if outcome.ok else "failed", now, outcome.status, body, error, plan.action_id, attempt),
         )
         if outcome.ok:
             conn.execute(
@@ -245,12 +253,30 @@ def _record_result(conn: sqlite3.Connection, plan: Plan, attempt: int, outcome: 
                          (plan.action_id,))
         audit.append(conn, ts=now, actor=operator, kind="compensation.result", subject=plan.action_id,
                      detail={"task_id": plan.task_id, "attempt": attempt, "ok": outcome.ok, "status": outcome.status,
-                             "error": outcome.error, "replayed": outcome.replayed})
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+                             "error": error, "replayed": outcome.replayed})
+    audit.checkpoint(conn)
+
+
+def mask_stored_plans(conn: sqlite3.Connection) -> int:
+    """Mask secrets in compensation rows stored before plans were stored masked; returns how many rows changed.
+
+    Idempotent (a masked row has nothing left to mask). Audit records are not touched: they never held headers.
+    """
+    changed = 0
+    with atomic(conn):
+        rows = conn.execute("SELECT id, plan, response_body, error, target FROM compensations").fetchall()
+        for row_id, plan_text, body, error, target in rows:
+            try:
+                plan, hidden = redact(json.loads(plan_text))
+                new_plan = json.dumps(plan, default=str) if hidden else plan_text
+            except ValueError:  # not JSON: mask it as text
+                new_plan, hidden = redact_text(plan_text)
+            texts = [redact_text(t) if t else (t, 0) for t in (body, error, target)]
+            if hidden or any(n for _, n in texts):
+                conn.execute("UPDATE compensations SET plan = ?, response_body = ?, error = ?, target = ? WHERE id = ?",
+                             (new_plan, *(t for t, _ in texts), row_id))
+                changed += 1
+    return changed
 
 
 def commit(

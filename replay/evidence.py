@@ -7,15 +7,18 @@ human decisions and compensations, and the audit records about the task —
 with secrets redacted (``replay.redact``). It carries the audit chain head at
 export time and a sha256 digest of its canonical JSON (sorted keys, no
 spaces, UTF-8), so ``verify_packet`` can tell an untouched packet from an
-edited one. A Markdown packet embeds the JSON packet and is checked by
-re-rendering it: editing any line of it is caught too.
+edited one. The digest is signed with the store's audit key (``anchor``:
+HMAC-SHA256, ``store/anchor.py``), so a packet edited *and* re-digested fails
+even where the store is not at hand, as long as the key is. A Markdown packet
+(``evidence_md``: summary, timeline, then the detail) embeds the JSON packet
+and is checked by re-rendering it: editing any line of it is caught too.
 
 Packets are read by people in terminals and pagers, so no trace text reaches
 a file as a raw control or bidi character: JSON and scenario files are
 written ASCII-only (``\\uXXXX`` escapes, the same data once parsed, so the
 digest is unchanged), and Markdown shows those characters as visible escapes
-(the set ``console.safe`` uses). Markdown packets written before that are
-still verified against the renderer that wrote them (``_LEGACY``).
+(the set ``console.safe`` uses) and escapes Markdown and HTML. Markdown
+packets written by earlier renderers are still verified against them.
 
 ``export`` builds, writes and records (an ``evidence.export`` audit record)
 in one transaction: no export without its record.
@@ -28,30 +31,28 @@ import json
 import os
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from agentdeck.console.safe import clean
+from agentdeck.replay.evidence_md import NotAPacket, embedded_json, render_md, renders_as
 from agentdeck.replay.reconstruct import Reconstruction, reconstruct
 from agentdeck.replay.redact import redact
-from agentdeck.store import audit
+from agentdeck.store import anchor, audit
+from agentdeck.store.txn import atomic, store_path
 
 FORMAT = "agentdeck-evidence/1"
 FORMATS = ("json", "md", "scenario")
 ENV_EVIDENCE_DIR = "AGENTDECK_EVIDENCE_DIR"
-_BEGIN = "<!-- agentdeck-evidence:begin -->"
-_END = "<!-- agentdeck-evidence:end -->"
-# The Markdown renderer before control and bidi characters were made visible: kept only to verify old packets.
-_LEGACY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Characters worth a second look in JSON text: everything but printable ASCII and newline.
-_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e\n]")
+# Extensions of -o FILE → format, when --format is not given.
+FORMAT_FOR_SUFFIX = {".md": "md", ".markdown": "md", ".json": "json", ".jsonl": "scenario"}
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 NAME_LIMIT = 60
+ANCHOR_PURPOSE = "evidence-packet"
 SQLITE_MAX_INT = 2**63 - 1
 
 
@@ -84,7 +85,7 @@ def packet_filename(task_id: str, stamp: str, suffix: str = ".md") -> str:
 def canonical(packet: dict) -> bytes:
     # surrogatepass: a lone surrogate (JSON "\ud800") hashes instead of raising; every valid string
     # encodes exactly as plain UTF-8, so digests of existing packets are unchanged.
-    body = {k: v for k, v in packet.items() if k != "digest"}
+    body = {k: v for k, v in packet.items() if k not in ("digest", "anchor")}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8", "surrogatepass")
 
@@ -101,7 +102,30 @@ def _hook_ref(hook: dict | None) -> dict | None:
     return {"type": "http", "method": hook.get("method"), "url": hook.get("url"), "idempotency_key": hook.get("idempotency_key")}
 
 
-def build_packet(r: Reconstruction, *, generated_by: str, generated_at: float, audit_head: dict) -> dict:
+def _undone(a: Any) -> bool:
+    return a.compensated_at is not None and (a.compensation_status or "ok") == "ok"
+
+
+def outcome_of(r: Reconstruction) -> dict:
+    """The task's outcome as it stands: an undone action changes it, whatever the agent reported.
+
+    ``outcome``: the agent's own (``success``...) until an action is undone, then ``compensated`` (every action
+    undone) or ``partly compensated``; ``reported_outcome``: what the agent said; ``compensation``: one line.
+    """
+    undone = [a for a in r.actions if _undone(a)]
+    failed = [a for a in r.actions if not _undone(a) and a.compensation_status == "failed"]
+    running = [a for a in r.actions if not _undone(a) and a.compensation_status == "running"]
+    outcome = r.outcome
+    if undone:
+        outcome = "compensated" if len(undone) == len(r.actions) else "partly compensated"
+    parts = [f"{a.action_id} undone by {a.compensated_by or 'unknown'} at {iso(a.compensated_at)}" for a in undone]
+    parts += [f"undoing {a.action_id} failed (retry from Replay)" for a in failed]
+    parts += [f"undoing {a.action_id} is in progress" for a in running]
+    return {"outcome": outcome, "reported_outcome": r.outcome, "compensation": "; ".join(parts) or None}
+
+
+def build_packet(r: Reconstruction, *, generated_by: str, generated_at: float, audit_head: dict,
+                 key: anchor.Key | None = None) -> dict:
     start_step = next((s for s in r.steps if s.kind == "task_start"), None)
     missing = []
     checklist: dict[str, Any] = {
@@ -148,8 +172,9 @@ def build_packet(r: Reconstruction, *, generated_by: str, generated_at: float, a
         "format": FORMAT,
         "generated_at": iso(generated_at),
         "generated_by": generated_by,
-        "task": {"task_id": r.task_id, "request_id": r.request_id, "agent": r.agent, "outcome": r.outcome,
+        "task": {"task_id": r.task_id, "request_id": r.request_id, "agent": r.agent, **outcome_of(r),
                  "started": iso(r.started), "ended": iso(r.ended), "steps": len(r.steps)},
+        "timeline": [{"seq": s.seq, "ts": iso(s.ts), "kind": s.kind, "title": s.title} for s in r.steps],
         "checklist": checklist,
         "human_decisions": [
             {"escalation_id": e.escalation_id, "risk": e.risk, "reason": e.reason, "policy_id": e.policy_id,
@@ -180,6 +205,8 @@ def build_packet(r: Reconstruction, *, generated_by: str, generated_at: float, a
     packet, count = redact(packet)
     packet["redactions"] = count
     packet["digest"] = {"algorithm": "sha256", "value": digest(packet)}
+    if key is not None:
+        packet["anchor"] = {"key_id": key.key_id, "mac": key.sign(ANCHOR_PURPOSE, packet["digest"]["value"])}
     return packet
 
 
@@ -197,92 +224,7 @@ def scenario_lines(conn: sqlite3.Connection, task_id: str) -> tuple[list[str], i
     return lines, total
 
 
-# ---- Markdown ---------------------------------------------------------------------------
-
-
-def _json_escape_unsafe(match: re.Match[str]) -> str:
-    ch = match.group()
-    return ch if clean(ch) == ch else f"\\u{ord(ch):04x}"
-
-
-def _json_visible(text: str) -> str:
-    """JSON text with every character ``console.safe`` would not show as-is written as a JSON \\u escape.
-
-    Readable accents and scripts stay; the result is still valid JSON for the same value. Such
-    characters only occur inside JSON strings, where the escape means the same character.
-    """
-    return _NOT_PLAIN_ASCII.sub(_json_escape_unsafe, text)
-
-
-def _md(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return clean(text.replace("\n", " ⏎ "))
-
-
-def _block(value: Any) -> list[str]:
-    # A backtick only occurs inside a JSON string here: its escape keeps a value from closing the fence.
-    text = _json_visible(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)).replace("`", "\\u0060")
-    return ["```json", *text.splitlines(), "```"]
-
-
-def _legacy_md(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return _LEGACY_CONTROL.sub("\ufffd", text).replace("\n", " ⏎ ")
-
-
-def _legacy_block(value: Any) -> list[str]:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    text = _LEGACY_CONTROL.sub("\ufffd", text).replace("```", "`\u200b``")
-    return ["```json", *text.splitlines(), "```"]
-
-
-@dataclass(frozen=True)
-class _Style:
-    md: Callable[[Any], str]  # a value on a prose line
-    block: Callable[[Any], list[str]]  # a value as a fenced JSON block
-    ascii_embed: bool  # the machine-readable packet at the end
-
-
-_CURRENT = _Style(_md, _block, ascii_embed=True)
-_LEGACY = _Style(_legacy_md, _legacy_block, ascii_embed=False)
-
-
-def render_md(packet: dict, *, style: _Style = _CURRENT) -> str:
-    md, block = style.md, style.block
-    c, t = packet["checklist"], packet["task"]
-    out = [f"# Evidence packet: {md(t['task_id'])}", ""]
-    out += [f"- Request: {md(c['request']['request_id'])} at {md(c['request']['timestamp'])}",
-            f"- Request text: {md(c['request']['text'])}",
-            f"- Agent: {md(c['agent_version'])}",
-            f"- Outcome: {md(t['outcome'])}; steps: {t['steps']}",
-            f"- Generated {md(packet['generated_at'])} by {md(packet['generated_by'])}",
-            f"- Digest (sha256 of the canonical packet): `{packet['digest']['value']}`",
-            f"- Audit chain head at export: record {packet['audit_head']['id']} `{packet['audit_head']['hash']}`",
-            f"- Secrets redacted: {packet['redactions']}", ""]
-    if packet["missing"] or packet["gaps"]:
-        out += ["## Missing", ""] + [f"- {md(m)}" for m in packet["missing"]]
-        out += [f"- seqs {g['missing_from']}–{g['missing_to']} never arrived" for g in packet["gaps"]] + [""]
-    out += ["## Plan", ""] + (block(c["plan_summary"]) if c["plan_summary"] else ["(none)"]) + [""]
-    out += ["## Tool calls", ""]
-    for call in c["tool_calls"]:
-        out += [f"### {md(call['tool'])} ({md(call['call_id'])})", ""] + block(call) + [""]
-    out += ["## Applied policies", ""]
-    out += [f"- {md(p['policy_id'])}@{md(p['policy_version'])}: {md(p['verdict'])} — {md(p['reason'])}"
-            for p in c["applied_policies"]] + [""]
-    out += ["## Human decisions", ""]
-    for d in packet["human_decisions"]:
-        out += [f"- {md(d['escalation_id'])} ({md(d['risk'])}): {md(d['decision'])} by {md(d['decided_by'])}"
-                f" at {md(d['decided_at'])} — {md(d['decision_reason'])}"]
-    out += ["", "## Justification", ""] + [f"- {md(j['about'])}: {md(j['text'])}" for j in c["justification"]] + [""]
-    out += ["## Actions", ""]
-    for a in c["actions"]:
-        out += [f"### {md(a['operation'])} on {md(a['system'])} ({md(a['action_id'])})", ""] + block(a) + [""]
-    out += ["## Compensations", ""] + block({"reference": c["compensation_reference"], **packet["compensations"]}) + [""]
-    out += ["## Audit records", ""]
-    out += [f"- #{a['id']} {md(a['ts'])} {md(a['actor'])} {md(a['kind'])} {md(a['subject'])}" for a in packet["audit_records"]]
-    out += ["", "## Machine-readable packet", "", "Check it with `agentdeck verify --packet FILE`.", "", _BEGIN, "```json",
-            json.dumps(packet, sort_keys=True, indent=1, ensure_ascii=style.ascii_embed), "```", _END, ""]
-    return "\n".join(out)
+# ---- formats ------------------------------------------------------------------------------
 
 
 def render(packet: dict, fmt: str) -> str:
@@ -292,6 +234,22 @@ def render(packet: dict, fmt: str) -> str:
 
 
 # ---- export and verification ------------------------------------------------------------
+
+
+def format_for(fmt: str | None, out: Path | None) -> str:
+    """The format to write: the one asked for, else inferred from -o's extension, else JSON.
+
+    Raises ``EvidenceError`` when they disagree (``--format json -o x.md``) or the format is unknown.
+    """
+    inferred = FORMAT_FOR_SUFFIX.get(out.suffix.lower()) if out is not None else None
+    if fmt is None:
+        return inferred or "json"
+    if fmt not in FORMATS:
+        raise EvidenceError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
+    if out is not None and inferred is not None and inferred != fmt:
+        raise EvidenceError(f"--format {fmt} does not match {out}: a {out.suffix} file holds {inferred}; "
+                            f"drop --format or change the file name")
+    return fmt
 
 
 def export(
@@ -306,11 +264,15 @@ def export(
     """Build the packet (or scenario), write it to ``out`` (None: return it only), record the export.
 
     Returns (the text written, the audit detail). Raises ``EvidenceError`` for an unknown task or format.
+    The packet is signed with the store's audit key (``store/anchor.py``), so an edit is caught even without the store.
     """
     if fmt not in FORMATS:
         raise EvidenceError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
-    conn.execute("BEGIN IMMEDIATE")  # a stable snapshot and audit head while we build and record
     try:
+        key = anchor.key_for_writing(anchor.key_path(store_path(conn)))
+    except (anchor.AnchorError, OSError) as exc:
+        raise EvidenceError(f"cannot sign the packet: {exc}") from None
+    with atomic(conn):  # a stable snapshot and audit head while we build and record
         r = reconstruct(conn, task_or_request_id)
         if r is None:
             raise EvidenceError(f"no task or request {task_or_request_id!r} in the store")
@@ -320,22 +282,20 @@ def export(
             detail = {"format": fmt, "task_id": r.task_id, "events": len(lines), "redactions": redactions,
                       "sha256": hashlib.sha256(text.encode()).hexdigest()}
         else:
-            packet = build_packet(r, generated_by=operator, generated_at=now, audit_head=audit.head(conn))
+            packet = build_packet(r, generated_by=operator, generated_at=now, audit_head=audit.head(conn), key=key)
             text = render(packet, fmt)
             detail = {"format": fmt, "task_id": r.task_id, "digest": packet["digest"]["value"],
                       "audit_head": packet["audit_head"], "redactions": packet["redactions"]}
         detail["path"] = str(out) if out is not None else "-"
+        # The record first, then the file, both inside the transaction: a file that cannot be written
+        # rolls the record back, so there is never a record of an export that did not happen.
+        audit.append(conn, ts=now, actor=operator, kind="evidence.export", subject=r.task_id, detail=detail)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(out.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, out)
-        audit.append(conn, ts=now, actor=operator, kind="evidence.export", subject=r.task_id, detail=detail)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    audit.checkpoint(conn)
     return text, detail
 
 
@@ -379,22 +339,37 @@ def _shape_problem(exc: ValidationError) -> str:
     return f"{where}: {what}{more}"
 
 
+class _Anchor(BaseModel):
+    key_id: StrictStr
+    mac: StrictStr
+
+
 def load_packet(text: str) -> tuple[dict, str]:
-    """Parse a JSON or Markdown packet → (packet, format). Raises EvidenceError for anything else."""
+    """Parse a JSON or Markdown packet → (packet, format). Raises EvidenceError naming what is wrong."""
     fmt = "json"
     body = text
-    if _BEGIN in text:
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped.startswith("{"):
         fmt = "md"
-        inner = text.split(_BEGIN, 1)[1].split(_END, 1)[0].strip()
-        body = inner.removeprefix("```json").removesuffix("```")
+        try:
+            body = embedded_json(text)
+        except NotAPacket as exc:
+            if "agentdeck-evidence" in text:
+                raise EvidenceError(f"not a complete evidence packet: {exc}") from None
+            raise EvidenceError("not an evidence packet: neither a JSON packet nor a Markdown packet (a Markdown "
+                                "packet ends with an agentdeck-evidence block; this file has none)") from None
     try:
         packet = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
-        raise EvidenceError(f"not an evidence packet: {clean(exc, 200, single_line=True)}") from None
+        what = "its machine-readable block" if fmt == "md" else "the file"
+        raise EvidenceError(f"not an evidence packet: {what} is not valid JSON "
+                            f"({clean(exc, 200, single_line=True)})") from None
     if not isinstance(packet, dict) or packet.get("format") != FORMAT:
         raise EvidenceError(f"not an evidence packet (expected format {FORMAT})")
     try:
         PacketShape.model_validate(packet)
+        if "anchor" in packet:
+            _Anchor.model_validate(packet["anchor"])
     except ValidationError as exc:
         raise EvidenceError(f"not a well-formed evidence packet: {_shape_problem(exc)}") from None
     return packet, fmt
@@ -403,24 +378,46 @@ def load_packet(text: str) -> tuple[dict, str]:
 @dataclass(frozen=True)
 class PacketCheck:
     integrity: list[str]  # the packet was changed after export
-    provenance: list[str]  # the packet's export cannot be confirmed by this store
+    provenance: list[str]  # the packet's export cannot be confirmed (by its signature or by this store)
+    unchecked: list[str] = field(default_factory=list)  # what could not be checked, and what to pass to check it
+    signed_by: str | None = None  # the key id whose signature matched
 
     @property
     def ok(self) -> bool:
-        return not self.integrity and not self.provenance
+        return not self.integrity and not self.provenance and not self.unchecked
 
 
-def check_packet(text: str, conn: sqlite3.Connection | None = None) -> PacketCheck:
-    """Is the packet untouched (digest, and for Markdown its text)? With a store: was it exported from it?"""
+def check_packet(text: str, conn: sqlite3.Connection | None = None, *, key: anchor.Key | None = None) -> PacketCheck:
+    """Is the packet untouched (digest, signature, and for Markdown its text)? With a store: exported from it?"""
     packet, fmt = load_packet(text)
+    if key is None and conn is not None:
+        try:
+            key = anchor.load_key(anchor.key_path(store_path(conn)))
+        except anchor.AnchorError:
+            key = None  # reported below as "key not found"
     integrity: list[str] = []
     provenance: list[str] = []
+    unchecked: list[str] = []
+    signed_by = None
     shape = PacketShape.model_validate(packet)  # load_packet checked it: typed access from here on
     recorded = shape.digest.value
     if recorded != digest(packet):
         integrity.append("the packet's content does not match its sha256 digest (edited)")
-    elif fmt == "md" and not _renders_as(packet, text):
+    elif fmt == "md" and not renders_as(packet, text):
         integrity.append("the Markdown text differs from the packet it embeds (edited)")
+    if "anchor" in packet:
+        sig = _Anchor.model_validate(packet["anchor"])
+        if key is None:
+            unchecked.append(f"the packet is signed with audit key {clean(sig.key_id, 40, single_line=True)}, "
+                             "but that key was not found: pass --key (or check it where the store is)")
+        elif sig.key_id != key.key_id:
+            unchecked.append(f"the packet is signed with audit key {clean(sig.key_id, 40, single_line=True)}, "
+                             f"not with {key.key_id} ({key.path}): pass the exporting store's key with --key")
+        elif not key.check(ANCHOR_PURPOSE, recorded, sig.mac):
+            integrity.append("the packet's signature does not match its digest (edited, and the digest recomputed)")
+        else:
+            signed_by = key.key_id
+    confirmed_by_store = False
     if conn is not None:
         head = shape.audit_head
         if not audit.contains(conn, head.id, head.hash):
@@ -431,21 +428,14 @@ def check_packet(text: str, conn: sqlite3.Connection | None = None) -> PacketChe
         ).fetchone()
         if exported is None:
             provenance.append("this store has no export record for this packet")
-    return PacketCheck(integrity, provenance)
+        confirmed_by_store = not provenance
+    if "anchor" not in packet and not confirmed_by_store and not integrity:
+        provenance.append("the packet is not signed (exported before packets were signed, or its signature was "
+                          "removed): only the store that exported it can confirm it")
+    return PacketCheck(integrity, provenance, unchecked, signed_by)
 
 
-def _renders_as(packet: dict, text: str) -> bool:
-    """Does the packet render to exactly this Markdown (with the current renderer, or the one before it)?"""
-    for style in (_CURRENT, _LEGACY):
-        try:
-            if render_md(packet, style=style) == text:
-                return True
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
-            return False  # its digest matches, yet it is not the shape we render: not one of our exports
-    return False
-
-
-def verify_packet(text: str, conn: sqlite3.Connection | None = None) -> list[str]:
-    """All problems with a packet (empty: untampered and, with a store, exported from it)."""
-    check = check_packet(text, conn)
-    return check.integrity + check.provenance
+def verify_packet(text: str, conn: sqlite3.Connection | None = None, *, key: anchor.Key | None = None) -> list[str]:
+    """All problems with a packet (empty: untampered, signature checked, and with a store: exported from it)."""
+    check = check_packet(text, conn, key=key)
+    return check.integrity + check.provenance + check.unchecked

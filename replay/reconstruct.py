@@ -324,7 +324,8 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
             if decision_index is None:
                 decision_index = step.index
         elif kind == "action":
-            action_steps.setdefault(step.seq, step)
+            if step.seq is not None:
+                action_steps.setdefault(step.seq, step)
             if first_action is None:
                 first_action = step.index
         elif kind == "task_start" and not start and isinstance(step.data, dict):
@@ -344,8 +345,8 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
     ]
     actions = []
     for r in conn.execute("SELECT * FROM actions WHERE task_id = ? ORDER BY seq", (task_id,)):
-        step = action_steps.get(r["seq"])
-        e = step.data if step is not None and isinstance(step.data, dict) else {}
+        action_step = action_steps.get(r["seq"])
+        e = action_step.data if action_step is not None and isinstance(action_step.data, dict) else {}
         if e.get("action_id") != r["action_id"]:
             e = {}
         actions.append(ActionRecord(

@@ -18,7 +18,7 @@ def iso(ts: datetime) -> str:
 class TaskRun:
     """One task being played out; ``step`` returns its next event as a dict."""
 
-    def __init__(self, spec: Spec, key: str, *, callback_url: str | None = None) -> None:
+    def __init__(self, spec: Spec, key: str, *, callback_url: str | None = None, wait_s: float | None = None) -> None:
         self.spec = spec
         self.key = key
         self.task_id = f"task-{key}"
@@ -26,6 +26,8 @@ class TaskRun:
         self.agent = AGENT_FOR_KIND[spec.kind]
         self.version = CANARY if spec.canary else BASELINE
         self.callback_url = callback_url
+        # How long this agent waits for a human (its escalations' deadline); None: what the scenario asks.
+        self.wait_s = wait_s
         self._gen = approval_task(spec, key)
         self._seq = 0
         self._started = False
@@ -59,7 +61,8 @@ class TaskRun:
         self._send = None
         if body["kind"] == "escalation":
             body = dict(body)
-            body["deadline"] = iso(ts + timedelta(seconds=body.pop("deadline_s")))
+            wait = body.pop("deadline_s") if self.wait_s is None else self.wait_s
+            body["deadline"] = iso(ts + timedelta(seconds=wait))
             if self.callback_url:
                 body["callback_url"] = self.callback_url
             event = self._envelope(body, ts)

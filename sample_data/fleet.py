@@ -5,9 +5,14 @@ to its own file in the trace folder. Agents that escalate really wait: they
 read the decisions outbox (``<traces>/outbox/decisions.jsonl``, written by
 the console; format in docs/decisions.md) and, if started with a local
 callback, the decisions POSTed to it; they carry on after an approval and
-stop after a denial. The console decides expired escalations by its expiry
-policy; an agent that has heard nothing ``GRACE`` seconds after its deadline
-gives up on its own.
+stop after a denial.
+
+The stream never stalls for want of a decision: a task waiting on a human
+does not hold up the others (new tasks keep starting at the chosen rate),
+and an agent that has heard nothing by its escalation's deadline gives up on
+its own and records a timeout (as the console's expiry policy would decide).
+``wait`` shortens the deadlines the agents ask for (the scenarios ask for 15
+minutes), so a demo shows escalations running out, not piling up.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timedelta, UTC
+from collections.abc import Callable
+from datetime import datetime, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 from agentdeck.sample_data.driver import TaskRun
 from agentdeck.sample_data.scenarios import random_spec
 
 OUTBOX = Path("outbox") / "decisions.jsonl"
-GRACE = timedelta(seconds=30)
+# At most this many tasks wait on a human at once; past it the longest waiting
+# gives up early, so an unattended fleet uses bounded memory.
+MAX_WAITING = 1000
 
 
 class OutboxReader:
@@ -120,7 +129,7 @@ def apply_to_sor(sor_url: str, event: dict) -> dict:
         if event.get("status") != "ok":
             return event  # the scenario's simulated upstream failure: nothing was changed
         body = {k: event.get(k) for k in ("action_id", "system", "operation", "params", "amount", "before", "after")}
-        request = ("/actions", body, {})
+        request: tuple[str, dict, dict[str, str]] = ("/actions", body, {})
     elif event.get("status") == "ok":
         request = ("/compensate", {"action_id": event["action_id"]}, {"Idempotency-Key": f"undo-{event['action_id']}"})
     else:
@@ -158,6 +167,9 @@ class Fleet:
         name: str = "fleet",
         sor_url: str | None = None,
         ambiguous_wait: bool = True,
+        wait: float | None = None,
+        max_waiting: int = MAX_WAITING,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.rate = rate
@@ -171,11 +183,18 @@ class Fleet:
         self.sor_url = sor_url.rstrip("/") if sor_url else None
         self.outbox = OutboxReader(self.folder / OUTBOX)
         self.receiver: CallbackReceiver | None = None
+        # Seconds an agent waits for a decision (the escalation's deadline); None: what the scenario asks.
+        self.wait = wait
+        self.max_waiting = max_waiting
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.stop = threading.Event()
         self.written = 0
+        self.started = 0  # tasks started
+        self.gave_up = 0  # escalations the agents stopped waiting for
         self._counter = 0
-        self._runs: list[tuple[TaskRun, int]] = []
-        self._files: dict[int, object] = {}
+        self._runs: list[tuple[TaskRun, int]] = []  # tasks at work (at most ``concurrency``)
+        self._waiting: list[tuple[TaskRun, int]] = []  # tasks waiting on a human, oldest first
+        self._files: dict[int, BinaryIO] = {}
         self.prefix = f"{int(time.time() * 10) % 10_000_000:07d}"
 
     def start_callback(self) -> str:
@@ -202,49 +221,74 @@ class Fleet:
     def _new_run(self) -> tuple[TaskRun, int]:
         self._counter += 1
         spec = random_spec(self.rng, self.canary_share)
-        run = TaskRun(spec, f"{self.prefix}-{self._counter}", callback_url=self.callback_url)
+        run = TaskRun(spec, f"{self.prefix}-{self._counter}", callback_url=self.callback_url, wait_s=self.wait)
+        self.started += 1
         return run, self.rng.randrange(self.agents)
 
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting on a human now."""
+        return len(self._waiting)
+
     def write_one(self) -> bool:
-        """Append one event from some active task. False if all tasks are waiting."""
-        while len(self._runs) < self.concurrency:
-            self._runs.append(self._new_run())
-        now = datetime.now(UTC)
-        decisions = None
-        order = list(range(len(self._runs)))
-        self.rng.shuffle(order)
-        for i in order:
-            run, agent = self._runs[i]
-            if run.waiting is not None:
-                if decisions is None:
-                    decisions = self.outbox.poll()
-                esc = run.waiting
-                d = self._decision(esc["escalation_id"], decisions)
-                deadline = datetime.fromisoformat(esc["deadline"].replace("Z", "+00:00"))
-                if d is not None:
-                    decision = d.get("decision")
-                    if decision not in ("approve", "deny"):
-                        decision = "deny"
-                    elif decision == "deny" and d.get("expired"):
-                        decision = "expire"  # the console's expiry policy: the agent records a timeout
-                    event = run.decide(decision,
-                                       str(d.get("decided_by", "?")), str(d.get("reason", "")), now)
-                elif now > deadline + GRACE:
-                    event = run.decide("expire", "deadline", "no decision before the deadline", now)
-                else:
-                    continue
-            else:
-                event = run.step(now)
-                if event is None:
-                    self._runs[i] = self._new_run()
-                    continue
-            if self.sor_url and event["kind"] in ("action", "compensation"):
-                event = apply_to_sor(self.sor_url, event)
-            line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            self._file(agent).write(line)
-            self.written += 1
+        """Append one event: a waiting agent's answer if one came (or its deadline passed), else a working task's step.
+
+        Always writes: a task waiting on a human never holds up the others.
+        """
+        now = self.clock()
+        resumed = self._resume_one(now)
+        if resumed is not None:
+            self._write(*resumed)
             return True
-        return False
+        while True:
+            while len(self._runs) < self.concurrency:
+                self._runs.append(self._new_run())
+            i = self.rng.randrange(len(self._runs))
+            run, agent = self._runs[i]
+            event = run.step(now)
+            if run.waiting is not None:  # it escalated: it waits aside, a new task takes its place
+                self._waiting.append(self._runs.pop(i))
+            elif event is None:  # finished
+                self._runs[i] = self._new_run()
+            if event is not None:
+                self._write(event, agent)
+                return True
+
+    def _resume_one(self, now: datetime) -> tuple[dict, int] | None:
+        """The event of the first waiting agent that heard a decision or gave up, if any."""
+        if not self._waiting:
+            return None
+        decisions = self.outbox.poll()
+        overflow = len(self._waiting) > self.max_waiting
+        for i, (run, agent) in enumerate(self._waiting):
+            esc = run.waiting
+            assert esc is not None
+            d = self._decision(esc["escalation_id"], decisions)
+            deadline = datetime.fromisoformat(esc["deadline"].replace("Z", "+00:00"))
+            if d is not None:
+                decision = d.get("decision")
+                if decision not in ("approve", "deny"):
+                    decision = "deny"
+                elif decision == "deny" and d.get("expired"):
+                    decision = "expire"  # the console's expiry policy: the agent records a timeout
+                event = run.decide(decision, str(d.get("decided_by", "?")), str(d.get("reason", "")), now)
+            elif now >= deadline or (overflow and i == 0):
+                # Its own deadline: the agent stops waiting and records a timeout.
+                self.gave_up += 1
+                event = run.decide("expire", "deadline", "no decision before the deadline", now)
+            else:
+                continue
+            del self._waiting[i]
+            self._runs.append((run, agent))  # back at work: it finishes (or stops) from here
+            return event, agent
+        return None
+
+    def _write(self, event: dict, agent: int) -> None:
+        if self.sor_url and event["kind"] in ("action", "compensation"):
+            event = apply_to_sor(self.sor_url, event)
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        self._file(agent).write(line)
+        self.written += 1
 
     def run(self, duration: float | None = None) -> None:
         """Write at the configured rate until ``stop`` is set (or ``duration`` passes)."""

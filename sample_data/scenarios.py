@@ -95,7 +95,7 @@ def request_text(spec: Spec, rng: random.Random) -> tuple[str, dict]:
     if spec.kind == "access":
         role = rng.choice(ROLES)
         text = f"{user} requests the {role} role for project {rng.choice(['atlas', 'borealis', 'cygnus'])}"
-        fields = {"user": user, "role": role}
+        fields: dict[str, object] = {"user": user, "role": role}
     elif spec.kind == "refund":
         amount = round(rng.choice([rng.uniform(15, 240), rng.uniform(260, 480), rng.uniform(520, 2500)]), 2)
         text = f"Refund order #{rng.randint(10000, 99999)} for {user}: {amount:.2f} EUR"

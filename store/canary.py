@@ -14,6 +14,19 @@ contract check), never from a pass over events:
   Shown as p50/p95; compared with the Mann-Whitney U test; the effect is the
   relative change of the median.
 
+Two methods decide (``docs/canary.md``):
+
+* ``sequential`` (the default, and what the live Canary screen uses):
+  always-valid confidence sequences (mixture SPRT) for the rate differences
+  and for the difference of mean log values of the distributions, at
+  alpha divided among the gating metrics. The verdict may be recomputed on
+  every batch without raising the chance of rolling back an identical
+  canary above alpha; a metric is promoted only once the sequence shows it
+  within tolerance, and a held metric says how many more canary tasks it
+  needs at the current difference.
+* ``fixed``: the fixed-horizon tests above, valid for one look (a one-off
+  release gate), with the weighted score rule.
+
 Each metric has a direction (lower/higher is better, or none: shown, never
 gating), a tolerance (rates: absolute, 0.02 = 2 points; distributions:
 relative change of the median, 0.10 = 10 %), a weight and a critical flag,
@@ -37,6 +50,13 @@ TASKS_PAGE = 200
 
 PROMOTE, HOLD, ROLLBACK, INFO = "promote", "hold", "roll back", "info"
 Direction = Literal["lower", "higher", "none"]
+Method = Literal["sequential", "fixed"]
+METHODS: tuple[str, ...] = ("sequential", "fixed")
+# The mixture's spread, in tolerances: the sequence is tightest when the
+# effects it must catch are about this size. Twice the tolerance caught a
+# 3% -> 8% error rate in ~530 canary tasks against ~640 for once
+# (bench/canary_peeking.py), with no false roll back in either.
+TAU_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,8 @@ class MetricResult:
     p: float | None = None
     verdict: str = HOLD
     reason: str = ""
+    # sequential only: more canary tasks this metric needs to decide at today's difference (None: unknown or never)
+    more_canary: int | None = None
 
 
 @dataclass
@@ -120,6 +142,12 @@ class CanaryReport:
     settings: dict
     sparklines: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     bucket_seconds: float | None = None
+    method: str = "sequential"
+    # Shadow agreement of each version ("v1: people approved 99 of 149 proposals ..."), store.agreement
+    agreement: dict[str, str] = field(default_factory=dict)
+    # sequential, while holding: canary tasks still needed and how long that takes at the canary's current rate
+    more_canary: int | None = None
+    eta_seconds: float | None = None
 
     def metric(self, key: str) -> MetricResult:
         return next(m for m in self.metrics if m.key == key)
@@ -299,10 +327,73 @@ def _judge(r: MetricResult, settings: CanarySettings, bad_z: float) -> None:
         r.reason = f"{label} within tolerance: {values} ({fmt_delta(r)})"
 
 
-def _rate_result(m: MetricDef, nb: int, kb: int, nc: int, kc: int, settings: CanarySettings) -> MetricResult:
+def _gating(r: MetricResult | MetricDef) -> bool:
+    return r.direction != "none" and r.weight != 0
+
+
+def _judge_sequential(r: MetricResult, settings: CanarySettings, est: float, var: float, tol: float,
+                      alpha: float, to_display) -> None:
+    """Verdict from an always-valid confidence sequence.
+
+    ``est`` and ``var``: the difference (canary - baseline) on the test's
+    scale and its variance; ``tol`` the tolerance on that scale; ``alpha``
+    this metric's share of the error rate; ``to_display`` maps a difference
+    on the test's scale to the one people read (points, relative change).
+    """
+    label, values = r.label, f"{fmt_value(r, r.canary)} vs {fmt_value(r, r.baseline)}"
+    if not _gating(r):
+        r.verdict, r.reason = INFO, f"{label}: {values} (not gating)"
+        return
+    if min(r.n_baseline, r.n_canary) < settings.min_samples:
+        r.verdict = HOLD
+        r.reason = f"{label}: not enough data (n={r.n_canary} canary, {r.n_baseline} baseline; need {settings.min_samples})"
+        return
+    tau2 = (TAU_FACTOR * max(tol, 1e-3)) ** 2
+    # Rolling back needs this metric shown worse at its share of alpha (any
+    # one metric can roll back, so the shares add up to alpha). Promoting
+    # needs *every* metric shown within tolerance, so a bad canary is promoted
+    # only if its bad metric is wrongly confirmed: each metric at the whole
+    # alpha keeps that chance <= alpha (an intersection-union test).
+    half_rb = stats.mixture_half_width(var, tau2, alpha)
+    half = stats.mixture_half_width(var, tau2, settings.alpha)
+    r.interval = (to_display(est - half), to_display(est + half))
+    r.p = stats.mixture_p(est, var, tau2)
+    sign = 1 if r.direction == "lower" else -1
+    worse = sign * est
+    if worse - half_rb > 0 and worse > tol:
+        r.verdict = ROLLBACK
+        r.reason = f"{label} worse: {values} ({fmt_delta(r)}, always-valid {fmt_p(r.p)})"
+        return
+    if worse + half < tol:
+        r.verdict = PROMOTE
+        r.reason = f"{label} within tolerance: {values} ({fmt_delta(r)}, confirmed)"
+        return
+    r.verdict = HOLD
+    # Heading for a roll back when worse by more than the tolerance, else for a promotion.
+    heading_back = worse > tol
+    margin = worse if heading_back else tol - worse
+    scale = stats.needed_scale(var, tau2, alpha if heading_back else settings.alpha, margin)
+    if scale is not None:
+        r.more_canary = max(1, math.ceil(r.n_canary * (scale - 1)))
+        need = f"needs ~{r.more_canary:,} more canary tasks"
+    else:
+        need = "too close to the tolerance to decide"
+    r.reason = f"{label} {'worse' if worse > tol else 'not yet shown within tolerance'}: {values} ({fmt_delta(r)}; {need})"
+
+
+def _rate_result(m: MetricDef, nb: int, kb: int, nc: int, kc: int, settings: CanarySettings,
+                 method: str = "fixed", alpha: float | None = None) -> MetricResult:
     r = MetricResult(m.key, m.label, m.kind, m.direction, m.tolerance, m.weight, m.critical, nb, nc,
                      kb / nb if nb else None, kc / nc if nc else None)
-    if nb and nc:
+    if method == "sequential":
+        if nb and nc and r.canary is not None and r.baseline is not None:
+            r.delta = r.canary - r.baseline
+            var = stats.rate_diff_variance(kb, nb, kc, nc)
+        else:
+            var = 0.0
+        _judge_sequential(r, settings, r.delta or 0.0, var, m.tolerance, alpha or settings.alpha, lambda x: x)
+        return r
+    if nb and nc and r.canary is not None and r.baseline is not None:
         r.delta = r.canary - r.baseline
         r.interval = stats.newcombe(kb, nb, kc, nc, 1 - settings.alpha)
         z = stats.two_proportion_z(kb, nb, kc, nc)
@@ -314,16 +405,27 @@ def _rate_result(m: MetricDef, nb: int, kb: int, nc: int, kc: int, settings: Can
     return r
 
 
-def _dist_result(m: MetricDef, xb: list[float], xc: list[float], settings: CanarySettings) -> MetricResult:
+def _dist_result(m: MetricDef, xb: list[float], xc: list[float], settings: CanarySettings,
+                 method: str = "fixed", alpha: float | None = None) -> MetricResult:
     p50b, p50c = stats.percentile(xb, 50), stats.percentile(xc, 50)
     r = MetricResult(m.key, m.label, m.kind, m.direction, m.tolerance, m.weight, m.critical, len(xb), len(xc),
                      p50b, p50c, stats.percentile(xb, 95), stats.percentile(xc, 95))
-    bad_z = 0.0
     if xb and xc:
         if p50b:
             r.delta = p50c / p50b - 1
         else:
             r.delta = 0.0 if not p50c else math.inf
+    if method == "sequential":
+        # Latency, cost and tokens are skewed: compare mean log(1 + x), so the
+        # difference is (about) the log of the ratio and the tolerance, a
+        # relative change, becomes log(1 + tolerance).
+        mb, vb = stats.mean_var([math.log1p(max(x, 0.0)) for x in xb])
+        mc, vc = stats.mean_var([math.log1p(max(x, 0.0)) for x in xc])
+        var = vb / len(xb) + vc / len(xc) if xb and xc else 0.0
+        _judge_sequential(r, settings, mc - mb, var, math.log1p(m.tolerance), alpha or settings.alpha, math.expm1)
+        return r
+    bad_z = 0.0
+    if xb and xc:
         mw = stats.mann_whitney(xb, xc)
         r.p = mw.p
         bad_z = mw.z if m.direction == "lower" else -mw.z
@@ -331,7 +433,8 @@ def _dist_result(m: MetricDef, xb: list[float], xc: list[float], settings: Canar
     return r
 
 
-def overall(metrics: list[MetricResult], settings: CanarySettings, nb: int, nc: int) -> tuple[str, str, float | None]:
+def overall(metrics: list[MetricResult], settings: CanarySettings, nb: int, nc: int,
+            method: str = "fixed") -> tuple[str, str, float | None]:
     """Promote, hold or roll back, with a one-line reason and the weighted score (0-100)."""
     if min(nb, nc) < settings.min_samples:
         which = "canary" if nc <= nb else "baseline"
@@ -343,6 +446,21 @@ def overall(metrics: list[MetricResult], settings: CanarySettings, nb: int, nc: 
     rollbacks.sort(key=lambda m: (not m.critical, -m.weight))
     more = f" (+{len(rollbacks) - 1} more)" if len(rollbacks) > 1 else ""
     critical = [m for m in rollbacks if m.critical]
+    if method == "sequential":
+        # A metric on hold is missing evidence, not evidence against the
+        # canary: only metrics shown worse (always-valid, at their share of
+        # alpha) count towards rolling back — a critical one alone, others
+        # once their weight pushes the score of what is *not* shown worse
+        # under the roll back score.
+        if critical:
+            return ROLLBACK, critical[0].reason + more, score
+        not_worse = 100.0 * (1 - sum(m.weight for m in rollbacks) / total) if total else 100.0
+        if not_worse < settings.rollback_score:
+            return ROLLBACK, f"{not_worse:.0f}% of the weight not shown worse < {settings.rollback_score:g}%: " + rollbacks[0].reason + more, score
+        if score >= settings.promote_score and not rollbacks:
+            return PROMOTE, f"score {score:.0f}: every gating metric confirmed within tolerance", score
+        held = rollbacks or sorted((m for m in gating if m.verdict == HOLD), key=lambda m: -m.weight)
+        return HOLD, f"score {score:.0f}: " + (held[0].reason + (f" (+{len(held) - 1} more)" if len(held) > 1 else "") if held else "below the promote score"), score
     if critical:
         return ROLLBACK, critical[0].reason + more, score
     if score < settings.rollback_score:
@@ -352,6 +470,45 @@ def overall(metrics: list[MetricResult], settings: CanarySettings, nb: int, nc: 
     held = rollbacks or [m for m in gating if m.verdict == HOLD]
     held.sort(key=lambda m: -m.weight)
     return HOLD, f"score {score:.0f}: " + (held[0].reason + (f" (+{len(held) - 1} more)" if len(held) > 1 else "") if held else "below the promote score"), score
+
+
+def judge_all(defs: list[MetricDef], settings: CanarySettings, n: tuple[int, int],
+              k: tuple[dict[str, int], dict[str, int]], values: tuple[dict[str, list[float]], dict[str, list[float]]],
+              method: str = "sequential") -> list[MetricResult]:
+    """Every metric's result from the cohorts' counts (rates) and sorted values (distributions)."""
+    (nb, nc), (kb, kc), (vb, vc) = n, k, values
+    # Sequential: alpha is shared among the gating metrics by weight (a
+    # weighted Bonferroni split), so the chance that *any* of them rolls back
+    # an identical canary stays <= alpha however often the verdict is read.
+    total = sum(m.weight for m in defs if _gating(m)) or 1.0
+    out = []
+    for m in defs:
+        alpha = settings.alpha * m.weight / total
+        if m.kind == "rate":
+            out.append(_rate_result(m, nb, kb[m.key], nc, kc[m.key], settings, method, alpha))
+        else:
+            out.append(_dist_result(m, vb[m.key], vc[m.key], settings, method, alpha))
+    return out
+
+
+def _still_needed(results: list[MetricResult], nc: int, since: float | None, until: float | None,
+                  bucket: float | None) -> tuple[int | None, float | None]:
+    """Canary tasks the verdict still needs, and the time that takes at the canary's rate in the window.
+
+    A metric heading for a roll back decides alone (the soonest counts); a
+    promotion needs every held metric (the slowest counts).
+    """
+    held = [m for m in results if m.verdict == HOLD and _gating(m)]
+    if not held or any(m.more_canary is None for m in held if min(m.n_baseline, m.n_canary) > 0):
+        return None, None
+    worse = [m.more_canary for m in held if m.more_canary is not None and "worse" in m.reason]
+    needs = [m.more_canary for m in held if m.more_canary is not None]
+    if not needs:
+        return None, None
+    more = min(worse) if worse else max(needs)
+    span = (until - since) if since is not None and until is not None else (bucket * BUCKETS if bucket else None)
+    rate = nc / span if span and nc else None
+    return more, (more / rate if rate else None)
 
 
 # -- the whole panel -----------------------------------------------------------
@@ -367,8 +524,11 @@ def analyse(
     now: float,
     contract: Contract | None = None,
     sparklines: bool = True,
+    method: str = "sequential",
 ) -> CanaryReport:
     """Every canary panel for one agent's baseline and canary versions."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (use one of {', '.join(METHODS)})")
     settings = contract.canary if contract is not None else CanarySettings()
     defs = metric_defs(settings)
     since = window_since(window, now)
@@ -378,20 +538,26 @@ def analyse(
     (nb, nc), (kb, kc) = agg.n, agg.k
     vb = _cohort_values(conn, agent, baseline, since, until, defs)
     vc = _cohort_values(conn, agent, canary, since, until, defs)
-    results = []
-    for m in defs:
-        if m.kind == "rate":
-            results.append(_rate_result(m, nb, kb[m.key], nc, kc[m.key], settings))
-        else:
-            results.append(_dist_result(m, vb[m.key], vc[m.key], settings))
-    verdict, reason, score = overall(results, settings, nb, nc)
+    results = judge_all(defs, settings, (nb, nc), (kb, kc), (vb, vc), method)
+    verdict, reason, score = overall(results, settings, nb, nc, method)
     report = CanaryReport(
         agent=agent, baseline=baseline, canary=canary, window=window, since=since, until=until,
         n_baseline=nb, n_canary=nc, split=nc / (nb + nc) if nb + nc else None,
         stage_baseline=_stage(conn, contract, agent, baseline), stage_canary=_stage(conn, contract, agent, canary),
         metrics=results, verdict=verdict, reason=reason, score=score,
-        settings=settings.model_dump(),
+        settings=settings.model_dump(), method=method,
     )
+    if method == "sequential" and verdict == HOLD:
+        report.more_canary, report.eta_seconds = _still_needed(results, nc, since, until, agg.width)
+    from agentdeck.store.agreement import agreement  # imports store.canary's own module (contract): kept local
+
+    for version in (baseline, canary):
+        a = agreement(conn, agent, version, contract=contract, since=since, until=until)
+        report.agreement[version] = a.describe()
+        if version == canary and report.verdict == PROMOTE and a.rule_met is False:
+            # The metrics say promote; the contract also asks people to have agreed with it often enough.
+            report.verdict = HOLD
+            report.reason = f"metrics confirmed, but shadow agreement rule not met: {a.describe()}"
     if sparklines:
         report.sparklines, report.bucket_seconds = agg.series, agg.width
     return report

@@ -111,6 +111,10 @@ class CanarySettings(_Model):
     promote_score: float = Field(90, ge=0, le=100)
     rollback_score: float = Field(60, ge=0, le=100)
     loop_tool_calls: int = Field(8, ge=1, description="A task with more tool calls than this counts as looping.")
+    promote_agreement: float | None = Field(
+        None, gt=0, le=1, description="Shadow agreement a version needs before promotion: the lower bound of the "
+                                      "95% interval of people approving its proposals (e.g. 0.95).")
+    agreement_min_decisions: int = Field(100, ge=1, description="Human decisions the agreement rule needs at least.")
     metrics: dict[str, MetricSetting] = Field(default_factory=dict)
 
     @field_validator("metrics")

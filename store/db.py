@@ -11,6 +11,8 @@ import importlib
 import sqlite3
 from pathlib import Path
 
+from agentdeck.store.txn import atomic
+
 # sqlite-utils is a dependency for operators: its CLI browses this store
 # (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
 
@@ -18,15 +20,26 @@ from pathlib import Path
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations", "console", "contract", "otlp")
+AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retention")
+
+# Applied to every read-write connection, in order. A writer waits this long
+# for another's lock before failing with "the store is locked" (store.txn).
+# Tests append limits here (max_page_count: a full disk; query_only: a
+# read-only store) to see how every command reports them.
+PRAGMAS = [
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+]
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store, creating and migrating it as needed.
 
     Connections are in autocommit mode (``isolation_level=None``): every
-    write path opens its own ``BEGIN IMMEDIATE`` so what it commits together
-    is explicit.
+    write path opens its own transaction with ``store.txn.atomic`` so what
+    it commits together is explicit.
     """
     path = Path(path)
     if readonly:
@@ -35,11 +48,16 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         return conn
     path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    if new:
+        # Only a new store takes this (before its first table): pages that
+        # prune frees then go back to the file system a step at a time
+        # (docs/retention.md). Setting it on an existing store would wait for
+        # the write lock, so it is not tried; `prune --compact` converts one.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
     conn.row_factory = sqlite3.Row
     migrate(conn)
     return conn
@@ -55,8 +73,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     # user_version holds the total applied: a cheap "nothing to do" check.
     if conn.execute("PRAGMA user_version").fetchone()[0] == target:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with atomic(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         for area, migrations in areas:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"schema:{area}",)).fetchone()
@@ -66,8 +83,3 @@ def migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(sql)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"schema:{area}", str(len(migrations))))
         conn.execute(f"PRAGMA user_version = {target}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

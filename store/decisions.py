@@ -1,7 +1,7 @@
 """Human (and expiry-policy) decisions on escalations, and the queue they are made from.
 
 A decision is committed to the store before anything else happens: one
-``BEGIN IMMEDIATE`` transaction sets the escalation's status only if it is
+transaction (``store.txn.atomic``, ``BEGIN IMMEDIATE``) sets the escalation's status only if it is
 still ``pending`` (so when two consoles decide the same escalation, the first
 commit wins and the second is told who decided it and when), writes the audit
 record, and marks delivery ``pending``. Delivering it to the agent (outbox,
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agentdeck.store import audit
+from agentdeck.store.txn import atomic
 
 Decision = Literal["approve", "deny"]
 ExpiryPolicy = Literal["deny", "approve", "keep"]
@@ -93,37 +94,36 @@ def decide(
     """
     if decision not in STATUS_FOR:
         raise DecisionError(f"unknown decision {decision!r}")
-    reason = (reason or "").strip()[:MAX_REASON]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    outcome = _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
+                      on_expiry=on_expiry)
+    if outcome.applied:
+        audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
+    return outcome
+
+
+def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *, by: str, reason: str, now: float,
+            on_expiry: ExpiryPolicy) -> Outcome:
+    with atomic(conn):
         row = conn.execute(
             "SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason FROM escalations WHERE escalation_id = ?",
             (escalation_id,),
         ).fetchone()
         if row is None:
             raise UnknownEscalation(f"no escalation {escalation_id!r} in this store")
-        if row["status"] != "pending":
-            conn.execute("ROLLBACK")
+        if row["status"] != "pending":  # someone decided first: nothing written
             return Outcome(escalation_id, False, row["status"], row["decided_by"], row["decided_at"],
                            row["decision_reason"] or "")
         expired = row["deadline"] < now and on_expiry != "keep"
         if expired:
-            outcome = _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now,
-                             reason=_expiry_reason(on_expiry), requested=decision, requested_by=by,
-                             requested_reason=reason)
-        else:
-            if not reason and reason_required(decision, row["risk"]):
-                raise ReasonRequired(
-                    "a reason is required to deny" if decision == "deny"
-                    else f"a reason is required to approve {row['risk']} risk"
-                )
-            outcome = _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason)
-        conn.execute("COMMIT")
-        return outcome
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+            return _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now,
+                          reason=_expiry_reason(on_expiry), requested=decision, requested_by=by,
+                          requested_reason=reason)
+        if not reason and reason_required(decision, row["risk"]):
+            raise ReasonRequired(
+                "a reason is required to deny" if decision == "deny"
+                else f"a reason is required to approve {row['risk']} risk"
+            )
+        return _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason)
 
 
 def _expiry_reason(policy: str) -> str:
@@ -141,7 +141,7 @@ def _apply(conn: sqlite3.Connection, escalation_id: str, row: sqlite3.Row, decis
            WHERE escalation_id = ? AND status = 'pending'""",
         (status, by, now, reason, key, escalation_id),
     )
-    if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; refuse rather than double-record
+    if cur.rowcount != 1:  # cannot happen inside atomic() (BEGIN IMMEDIATE); refuse rather than double-record
         raise DecisionError(f"{escalation_id} changed while deciding it; nothing written")
     detail = {"decision": decision, "reason": reason, "task_id": row["task_id"], "risk": row["risk"],
               "deadline": row["deadline"], "idempotency_key": key}
@@ -162,43 +162,32 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
     )]
     outcomes = []
     for escalation_id in due:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with atomic(conn):
             row = conn.execute(
                 "SELECT task_id, risk, deadline, status FROM escalations WHERE escalation_id = ?", (escalation_id,)
             ).fetchone()
             if row is None or row["status"] != "pending" or row["deadline"] >= now:
-                conn.execute("ROLLBACK")  # decided meanwhile (another console, the agent): leave it
-                continue
+                continue  # decided meanwhile (another console, the agent): leave it
             outcomes.append(_apply(conn, escalation_id, row, policy, by=EXPIRY_ACTOR, now=now,
                                    reason=_expiry_reason(policy)))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    if outcomes:
+        audit.checkpoint(conn)  # anchor the committed records outside the store (docs/evidence.md)
     return outcomes
 
 
 def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now: float) -> bool:
     """Put a failed or blocked delivery back to pending (audited). False if there is nothing to retry."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with atomic(conn):
         cur = conn.execute(
             """UPDATE escalations SET delivery = 'pending', delivery_error = NULL, delivery_claimed_until = NULL
                WHERE escalation_id = ? AND delivery IN ('failed', 'blocked')""",
             (escalation_id,),
         )
         if cur.rowcount != 1:
-            conn.execute("ROLLBACK")
             return False
         audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
-        conn.execute("COMMIT")
-        return True
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    audit.checkpoint(conn)
+    return True
 
 
 # --- reading the queue ------------------------------------------------------

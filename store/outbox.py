@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OUTBOX_VERSION = 1
+OUTBOX_VERSION: Literal[1] = 1
 RELATIVE_PATH = Path("outbox") / "decisions.jsonl"
 
 
@@ -88,7 +88,7 @@ def read(path: Path) -> list[dict]:
     seen: set[str] = set()
     out = []
     for item in _lines(data):
-        key = item.get("idempotency_key") or item.get("escalation_id")
+        key = str(item.get("idempotency_key") or item.get("escalation_id"))
         if key in seen:
             continue
         seen.add(key)

@@ -129,3 +129,81 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     hi = min(lo + 1, n - 1)
     frac = pos - lo
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
+
+
+# -- always-valid inference (for a verdict that is watched live) ---------------
+#
+# A fixed-horizon test (the z-test, Mann-Whitney U) keeps its error rate only
+# when it is looked at once. The Canary screen recomputes its verdict on every
+# batch; with fixed-horizon tests an identical canary is rolled back in about
+# half of all runs (bench/canary_peeking.py). The mixture sequential
+# probability ratio test (mSPRT; Robbins 1970, Johari et al. 2017, "Always
+# Valid Inference") has a type I error of at most alpha however often and
+# whenever it is looked at, and its inversion is a confidence *sequence*: an
+# interval that holds at every moment at once.
+#
+# For an estimate ``d`` of a difference with (estimated) variance ``v`` and a
+# normal mixing distribution N(0, tau2) over the alternative:
+#
+#   Lambda = sqrt(v / (v + tau2)) * exp(tau2 * d^2 / (2 v (v + tau2)))
+#
+# H0 (no difference) is rejected once Lambda >= 1/alpha; the always-valid
+# p-value is min(1, 1/Lambda), and the confidence sequence is
+# d +- mixture_half_width(v, tau2, alpha). With a plug-in variance this is
+# asymptotically valid (Waudby-Smith et al. 2021, time-uniform CLT).
+# ``tau2`` tunes where the sequence is tightest: the square of the smallest
+# effect that matters (the metric's tolerance) is a sound default.
+
+
+def mixture_half_width(v: float, tau2: float, alpha: float) -> float:
+    """Half-width of the normal-mixture confidence sequence for an estimate of variance ``v``."""
+    if v <= 0:
+        return 0.0
+    return math.sqrt(v * (v + tau2) / tau2 * (2 * math.log(1 / alpha) + math.log((v + tau2) / v)))
+
+
+def mixture_p(d: float, v: float, tau2: float) -> float:
+    """Always-valid p-value of H0: difference 0, for estimate ``d`` with variance ``v``."""
+    if v <= 0:
+        return 0.0 if d else 1.0
+    log_lambda = 0.5 * math.log(v / (v + tau2)) + tau2 * d * d / (2 * v * (v + tau2))
+    return 1.0 if log_lambda <= 0 else math.exp(-min(log_lambda, 700.0))
+
+
+def rate_diff_variance(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Variance of p2 - p1, each rate shrunk half a success towards 1/2 so that 0/n is not certainty."""
+    p1 = (k1 + 0.5) / (n1 + 1)
+    p2 = (k2 + 0.5) / (n2 + 1)
+    return p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+
+def mean_var(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample variance (0 for fewer than two values)."""
+    n = len(values)
+    if not n:
+        return 0.0, 0.0
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.fsum((x - mean) ** 2 for x in values) / (n - 1)
+
+
+def needed_scale(v: float, tau2: float, alpha: float, margin: float, *, limit: float = 1e6) -> float | None:
+    """How many times today's data (``v`` shrinking as 1/f) the sequence needs to be narrower than ``margin``.
+
+    None when even ``limit`` times the data would not do (the estimate sits on the boundary).
+    """
+    if margin <= 0:
+        return None
+    if mixture_half_width(v, tau2, alpha) < margin:
+        return 1.0
+    if mixture_half_width(v / limit, tau2, alpha) >= margin:
+        return None
+    lo, hi = 1.0, limit
+    while hi / lo > 1.01:
+        mid = math.sqrt(lo * hi)
+        if mixture_half_width(v / mid, tau2, alpha) < margin:
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -44,12 +44,12 @@ def fixed_clock():
 def make_app(fixed_clock):
     """Build the console on a store with a fixed clock and no tailing (stable snapshots)."""
     from agentdeck.console.app import AgentDeck
+    from agentdeck.console.service.settings import for_tests
 
-    def factory(db: Path, traces: list[Path] | None = None, **kw):
-        kw.setdefault("clock", fixed_clock)
+    def factory(db: Path, traces: list[Path] | None = None, *, clock=fixed_clock, **kw):
         kw.setdefault("operator", "tester")
         kw.setdefault("tick", 0)
         kw.setdefault("follow", bool(traces))
-        return AgentDeck(db, traces or [], **kw)
+        return AgentDeck(for_tests(db, traces, **kw), clock=clock)
 
     return factory

@@ -33,10 +33,14 @@ async def test_panels_show_the_verdicts(sample_db, make_app):
         headline = str(screen.query_one("#canary-headline", Static).render())
         assert "approval-agent" in headline and "bounded" in headline and "partial" in headline
         assert "21% canary" in headline
-        assert "ROLL BACK" in str(screen.query_one("#canary-verdict", Static).render())
+        # The live verdict is sequential: latency is already shown worse; the
+        # 86 canary tasks are not yet enough to show the action errors worse,
+        # and the verdict line says how many more it needs.
+        verdict = str(screen.query_one("#canary-verdict", Static).render())
+        assert "HOLD  needs ~" in verdict and "more canary tasks" in verdict and "latency worse" in verdict
         table = screen.query_one("#canary-metrics", DataTable)
         verdicts = {str(table.get_row(key)[0]): str(table.get_row(key)[1]) for key in table.rows}
-        assert verdicts["action errors"] == "roll back"
+        assert verdicts["action errors"] == "hold"
         assert verdicts["latency p50"] == "roll back"
         assert verdicts["tokens p50"] == "promote"
         sparks = screen.query_one("#spark-latency", CohortSparks).query(Sparkline)
@@ -139,9 +143,9 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
         original = screen._load
         screen._load = lambda: (loads.append(time.monotonic()), original())
         started = time.monotonic()
-        for _ in range(30):
+        for _ in range(30):  # a burst: batches commit faster than the screen could redraw
             app.data_version += 1
-            await pilot.pause()
+        await pilot.pause()
         burst = time.monotonic() - started
         deadline = time.monotonic() + 10
         while not loads and time.monotonic() < deadline:
@@ -186,7 +190,7 @@ async def test_versions_can_be_chosen(sample_db, make_app):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert (screen.report.baseline, screen.report.canary) == ("v1", "v2")
-        assert screen.report.verdict == "roll back"
+        assert screen.report.verdict == "hold" and screen.report.metric("latency").verdict == "roll back"
         await pilot.press("b")  # the baseline moves on, skipping the canary's version
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -51,7 +51,7 @@ def verdicts(report):
 
 def test_sample_canary_is_rolled_back_for_action_errors_and_latency(sample_db, fixed_clock):
     conn = connect(sample_db)
-    report = canary.analyse(conn, "approval-agent", "v1", "v2", window="all", now=fixed_clock())
+    report = canary.analyse(conn, "approval-agent", "v1", "v2", window="all", now=fixed_clock(), method="fixed")
     v = verdicts(report)
     assert v["action_error_rate"] == canary.ROLLBACK
     assert v["latency"] == canary.ROLLBACK
@@ -64,25 +64,25 @@ def test_sample_canary_is_rolled_back_for_action_errors_and_latency(sample_db, f
 
 def test_equal_cohorts_are_promoted(tmp_path):
     db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {}})
-    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW)
+    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, method="fixed")
     assert canary.ROLLBACK not in verdicts(report).values()
     assert report.verdict == canary.PROMOTE, report.reason
 
 
 def test_a_slower_canary_has_latency_rolled_back_but_alone_only_holds(tmp_path):
     db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {"slow": 1.4}})
-    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW)
+    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, method="fixed")
     assert verdicts(report)["latency"] == canary.ROLLBACK
     assert verdicts(report)["action_error_rate"] == canary.PROMOTE
     assert report.verdict == canary.HOLD  # latency is weighty but not critical by default
     critical = Contract(agent="synth", canary=CanarySettings(metrics={"latency": MetricSetting(critical=True)}))
-    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, contract=critical)
+    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, contract=critical, method="fixed")
     assert report.verdict == canary.ROLLBACK and report.reason.startswith("latency worse")
 
 
 def test_more_failures_roll_back(tmp_path):
     db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {"fail": 0.15}})
-    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW)
+    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, method="fixed")
     assert report.verdict == canary.ROLLBACK
     assert verdicts(report)["action_error_rate"] == canary.ROLLBACK
 
@@ -99,7 +99,7 @@ def test_direction_none_is_shown_but_not_gating(tmp_path):
     db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {"fail": 0.15}})
     relaxed = Contract(agent="synth", canary=CanarySettings(metrics={
         "action_error_rate": MetricSetting(direction="none")}))
-    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, contract=relaxed)
+    report = canary.analyse(connect(db), "synth", "v1", "v2", window="1h", now=NOW, contract=relaxed, method="fixed")
     assert verdicts(report)["action_error_rate"] == canary.INFO
     assert report.verdict == canary.PROMOTE
 
@@ -144,9 +144,9 @@ def test_stage_comes_from_the_contract(sample_db):
 # -- agentdeck canary ------------------------------------------------------------
 
 
-def gate(db, *extra):
+def gate(db, *extra, method="fixed"):
     return main(["canary", "--db", str(db), "--agent", extra[0], "--baseline", "v1", "--canary", "v2",
-                 "--now", str(NOW), *extra[1:]])
+                 "--now", str(NOW), "--method", method, *extra[1:]])
 
 
 def test_gate_exit_codes(tmp_path, sample_db, capsys):
@@ -155,7 +155,7 @@ def test_gate_exit_codes(tmp_path, sample_db, capsys):
     assert gate(equal, "synth") == 0
     assert gate(few, "synth") == 1
     assert main(["canary", "--db", str(sample_db), "--agent", "approval-agent", "--baseline", "v1",
-                 "--canary", "v2", "--window", "all"]) == 2
+                 "--canary", "v2", "--window", "all", "--method", "fixed"]) == 2
     out = capsys.readouterr().out
     assert "ROLL BACK" in out and "action errors" in out and "[+8.3, +24.7]" in out
 
@@ -186,7 +186,7 @@ def test_zero_baseline_median_gives_an_unbounded_change_and_valid_json(tmp_path)
     db = synthetic_store(tmp_path / "s.db", {"v1": {}, "v2": {}})
     conn = connect(db)
     conn.execute("UPDATE tasks SET tool_calls = 0 WHERE version = 'v1'")
-    report = canary.analyse(conn, "synth", "v1", "v2", window="all", now=NOW)
+    report = canary.analyse(conn, "synth", "v1", "v2", window="all", now=NOW, method="fixed")
     calls = report.metric("tool_calls")
     assert calls.baseline == 0 and calls.delta == float("inf") and calls.verdict == canary.ROLLBACK
     data = json.loads(json.dumps(report.to_json(), allow_nan=False))

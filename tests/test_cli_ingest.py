@@ -89,11 +89,27 @@ def test_missing_path_is_a_clear_message(tmp_path):
     folder = _one_event_folder(tmp_path)
     db = tmp_path / "s.db"
     out = agentdeck("ingest", "--db", str(db), str(tmp_path / "nope"))
-    assert out.returncode == 1
+    assert out.returncode == 2  # unusable input (docs/cli.md)
     assert out.stderr.strip() == f"agentdeck: {tmp_path / 'nope'}: no such file or directory"
     out = agentdeck("ingest", "--db", str(db), str(tmp_path / "nope"), str(folder))
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stdout.startswith("1 events, 1 tasks, 0 rejects")
+
+
+def test_folders_are_searched_recursively_like_check(tmp_path):
+    folder = tmp_path / "traces"
+    (folder / "agent-a" / "2026-11-24").mkdir(parents=True)
+    (folder / "outbox").mkdir()
+    line = {"v": 1, "kind": "plan", "ts": "2026-11-24T09:00:00Z", "task_id": "deep", "seq": 0, "summary": "s"}
+    (folder / "agent-a" / "2026-11-24" / "a.jsonl").write_text(json.dumps(line) + "\n")
+    (folder / "outbox" / "decisions.jsonl").write_text('{"not": "a trace"}\n')  # the console's outbox: skipped
+    db = tmp_path / "s.db"
+    out = agentdeck("ingest", "--db", str(db), str(folder))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("1 events, 1 tasks, 0 rejects")
+    assert count(db, "rejects") == 0
+    checked = agentdeck("check", str(folder))
+    assert "1 tasks in 1 files" in checked.stdout
 
 
 def test_unusable_store_is_a_clear_message(tmp_path):
@@ -102,7 +118,7 @@ def test_unusable_store_is_a_clear_message(tmp_path):
     bad.write_text("this is not a database, it is a note\n" * 100)
     out = agentdeck("ingest", "--db", str(bad), str(folder))
     assert out.returncode == 2
-    assert out.stderr.startswith(f"agentdeck: cannot open the store {bad}:")
+    assert out.stderr.startswith(f"agentdeck: cannot use the store {bad}: the store file is damaged or not an agentdeck store")
     assert "Traceback" not in out.stderr
 
 

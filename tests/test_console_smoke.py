@@ -16,3 +16,32 @@ async def test_number_keys_switch_screens(sample_db, make_app):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.query_one(TaskTable).row_count > 0
+
+
+async def test_ctrl_c_quits_like_q(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_an_error_in_a_read_is_logged_and_shown_not_swallowed(sample_db, make_app, caplog):
+    from textual.widgets._toast import Toast
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await app.workers.wait_for_complete()
+
+        def broken(*_args, **_kw):
+            raise RuntimeError("disk on fire")
+
+        app.deck.task_detail = broken
+        app.open_task("task-0001")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert app.is_running
+    assert any("disk on fire" in text and "see the log" in text for text in shown), shown
+    assert any("disk on fire" in r.getMessage() or (r.exc_info and "disk on fire" in str(r.exc_info[1]))
+               for r in caplog.records)

@@ -88,7 +88,7 @@ async def test_callback_fails_once_then_succeeds_with_one_effect(sample_db, make
     with Receiver(fail_first=1) as rx:
         ingest_events(sample_db, pending_events(callback_url=rx.url), tmp_path / "in")
         app = make_app(sample_db, allow_hosts=frozenset({f"127.0.0.1:{rx.port}"}), outbox=box)
-        app.delivery.settings.backoff = 0.01
+        app.deck.delivery.backoff = 0.01
         async with app.run_test(size=(140, 40)) as pilot:
             await approve_high(pilot, app)
             row = await wait_delivery(pilot, sample_db, "esc-t-high")
@@ -127,8 +127,8 @@ async def test_failed_delivery_is_retried_with_r(sample_db, make_app, tmp_path):
     with Receiver(fail_first=3) as rx:
         ingest_events(sample_db, pending_events(callback_url=rx.url), tmp_path / "in")
         app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1"}), outbox=tmp_path / "box.jsonl")
-        app.delivery.settings.backoff = 0.01
-        app.delivery.settings.attempts = 2
+        app.deck.delivery.backoff = 0.01
+        app.deck.delivery.attempts = 2
         async with app.run_test(size=(140, 40)) as pilot:
             await approve_high(pilot, app)
             row = await wait_delivery(pilot, sample_db, "esc-t-high")

@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from agentdeck.console.delivery import CLAIM_SECONDS, DeliverySettings, deliver_one
+from agentdeck.console.service.delivery import CLAIM_SECONDS, DeliverySettings, deliver_one
 from conftest import FIXED_NOW
 from agentdeck.store import outbox
 from agentdeck.store.db import connect
@@ -40,7 +40,7 @@ def test_kill_during_callback_then_redeliver_once(sample_db, tmp_path):
     ingest_events(sample_db, pending_events(callback_url=f"http://127.0.0.1:{port}/decisions"), tmp_path / "in")
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from agentdeck.console.delivery import DeliverySettings, deliver_one
+        from agentdeck.console.service.delivery import DeliverySettings, deliver_one
         from agentdeck.store import decisions
         from agentdeck.store.db import connect
         conn = connect({str(sample_db)!r})

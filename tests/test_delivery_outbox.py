@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.console.service.delivery import DeliverySettings, deliver_one
 from conftest import FIXED_NOW
 from agentdeck.sample_data.fleet import OutboxReader
 from agentdeck.store import decisions, outbox

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.console.service.delivery import DeliverySettings, deliver_one
 from agentdeck.sample_data.fleet import Fleet
 from agentdeck.store import decisions
 from agentdeck.store.db import connect
@@ -16,9 +16,8 @@ from agentdeck.store.tailer import Tailer
 def run_until_waiting(fleet: Fleet, steps: int = 5000):
     for _ in range(steps):
         fleet.write_one()
-        run = fleet._runs[0][0]
-        if run.waiting is not None:
-            return run
+        if fleet._waiting:
+            return fleet._waiting[0][0]
     raise AssertionError("no escalation within the step budget")
 
 
@@ -36,12 +35,15 @@ def test_agent_waits_on_the_outbox_then_continues_or_stops(tmp_path, decision, o
     fleet = Fleet(traces, agents=1, concurrency=1, seed=7)
     run = run_until_waiting(fleet)
     esc = run.waiting
-    # Nothing decided: the agent writes nothing more for this task.
+    # Nothing decided: the agent writes nothing more for this task (the others carry on).
     written = fleet.written
-    assert fleet.write_one() is False and fleet.written == written
+    for _ in range(10):
+        assert fleet.write_one() is True
+    assert fleet.written == written + 10
 
     conn = connect(tmp_path / "store.db")
     ingest(conn, traces)
+    assert kinds_after(conn, run.task_id, esc["seq"]) == []
     row = decisions.escalation(conn, esc["escalation_id"])
     assert row["status"] == "pending"
     out = decisions.decide(conn, esc["escalation_id"], decision, by="alice", reason="checked", now=time.time())
@@ -49,9 +51,9 @@ def test_agent_waits_on_the_outbox_then_continues_or_stops(tmp_path, decision, o
     assert deliver_one(conn, esc["escalation_id"], DeliverySettings(traces / "outbox" / "decisions.jsonl",
                                                                     frozenset())) == "delivered"
     # The agent reads the outbox, records the decision and carries on (or stops).
-    for _ in range(20):
+    for _ in range(200):
         fleet.write_one()
-        if run.done or (fleet._runs[0][0] is not run):
+        if run.done:
             break
     ingest(conn, traces)
     after = kinds_after(conn, run.task_id, esc["seq"])
@@ -81,3 +83,34 @@ def test_agent_hears_the_decision_on_its_local_callback(tmp_path):
         assert kinds_after(conn, run.task_id, esc["seq"])[:1] == ["decision"]
     finally:
         fleet.receiver.close()
+
+
+def test_without_any_decision_the_fleet_keeps_starting_tasks_and_agents_give_up_by_their_deadline(tmp_path):
+    """The demo keeps flowing (issue 12): nobody decides, yet new tasks keep arriving and escalations run out."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = [datetime(2026, 11, 24, 9, 0, tzinfo=UTC)]
+    traces = tmp_path / "traces"
+    fleet = Fleet(traces, agents=2, seed=11, wait=30, clock=lambda: clock[0])
+    started_per_minute = []
+    for _minute in range(20):  # 20 simulated minutes at 8 events/s, the demo's default rate
+        before = fleet.started
+        for _ in range(480):
+            assert fleet.write_one() is True
+            clock[0] += timedelta(seconds=1 / 8)
+        started_per_minute.append(fleet.started - before)
+        assert fleet.waiting <= 8 * 30  # bounded: at most one rate x deadline of escalations open
+    # Before the fix the fleet stopped after about a minute; now every minute starts tasks.
+    assert min(started_per_minute) > 0, started_per_minute
+    assert fleet.gave_up > 0
+    conn = connect(tmp_path / "store.db")
+    ingest(conn, traces)
+    # Every escalation past its deadline has the agent's own timeout record; none is decided by a person.
+    now = clock[0].timestamp()
+    open_past_deadline = conn.execute(
+        """SELECT count(*) FROM events e WHERE e.kind = 'escalation' AND e.task_id NOT IN
+           (SELECT task_id FROM events WHERE kind = 'decision')
+           AND e.ts < ?""", (now - 31,)).fetchone()[0]
+    assert open_past_deadline == 0
+    outcomes = dict(conn.execute("SELECT outcome, count(*) FROM tasks GROUP BY outcome").fetchall())
+    assert outcomes.get("timeout", 0) > 0

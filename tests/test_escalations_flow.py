@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.widgets import Input
 
 from conftest import FIXED_NOW
-from agentdeck.console.widgets.escalation_detail import load, render
+from agentdeck.console.service.deck import DeckService
+from agentdeck.console.service.settings import for_tests
+from agentdeck.console.widgets.escalation_detail import render
 from agentdeck.console.widgets.reason_dialog import ReasonDialog
 from agentdeck.store import audit
 from agentdeck.store.db import connect
@@ -170,8 +172,8 @@ async def test_hostile_trace_strings_are_shown_literally(esc_db, make_app):
 
 
 def test_detail_render_has_no_markup_or_escapes(esc_db):
-    view = load(connect(esc_db, readonly=True), "esc-t-hostile")
-    text = render(view, FIXED_NOW, frozenset())
+    view = DeckService(for_tests(esc_db)).escalation("esc-t-hostile")
+    text = render(view, FIXED_NOW)
     assert HOSTILE_REASON.replace("\x1b", "␛") in text.plain
     assert "\x1b" not in text.plain
     # No span of the rendered text carries a link or click meta from the trace.
@@ -218,6 +220,6 @@ async def test_o_opens_the_task_in_replay(esc_db, make_app):
 
 
 def test_expired_detail_says_what_the_policy_will_do(esc_db):
-    view = load(connect(esc_db, readonly=True), "esc-t-expired")
-    assert "the expiry policy (deny) decides it" in render(view, FIXED_NOW, frozenset(), "deny").plain
-    assert "your decision still applies" in render(view, FIXED_NOW, frozenset(), "keep").plain
+    view = DeckService(for_tests(esc_db)).escalation("esc-t-expired")
+    assert "the expiry policy (deny) decides it" in render(view, FIXED_NOW, "deny").plain
+    assert "your decision still applies" in render(view, FIXED_NOW, "keep").plain

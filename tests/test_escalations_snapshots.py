@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import FIXED_NOW
-from agentdeck.console.delivery import DeliverySettings, deliver_one
+from agentdeck.console.service.delivery import DeliverySettings, deliver_one
 from agentdeck.store import decisions
 from agentdeck.store.db import connect
 from test_escalations_support import esc_db, settle  # noqa: F401  (fixture)

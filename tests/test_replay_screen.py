@@ -179,8 +179,7 @@ async def test_compensate_key_off_an_action_says_what_to_do(sample_db, make_app)
 
 
 async def test_export_writes_a_verifiable_packet_and_says_where(sample_db, make_app, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENTDECK_EVIDENCE_DIR", str(tmp_path / "ev"))
-    app = make_app(sample_db)
+    app = make_app(sample_db, evidence_dir=str(tmp_path / "ev"))
     async with app.run_test(size=(140, 40)) as pilot:
         await open_task(app, pilot, "task-0001")
         await pilot.press("e")

@@ -101,7 +101,7 @@ def test_ingest_of_a_fifo_says_so_and_fails(tmp_path, capsys):
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
     rc = main(["ingest", "--db", str(tmp_path / "s.db"), "--quiet", str(fifo)])
-    assert rc == 1
+    assert rc == 2  # unreadable input (docs/cli.md)
     assert "not a regular file or folder" in capsys.readouterr().err
 
 
@@ -196,7 +196,7 @@ def _decided_escalation(db: Path, url: str, folder: Path) -> str:
 
 def test_callback_ignores_proxy_settings_in_the_environment(sample_db, tmp_path, monkeypatch, receiver):
     """With HTTP(S)_PROXY set, the callback still goes straight to the allowlisted host."""
-    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.console.service.delivery import DeliverySettings, deliver_one
     from agentdeck.store.db import connect
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
@@ -211,7 +211,7 @@ def test_callback_ignores_proxy_settings_in_the_environment(sample_db, tmp_path,
 
 
 def test_callback_with_credentials_in_its_url_is_blocked(sample_db, tmp_path, receiver):
-    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.console.service.delivery import DeliverySettings, deliver_one
     from agentdeck.store.db import connect
 
     esc = _decided_escalation(sample_db, f"http://user:pw@127.0.0.1:{receiver.port}/cb", tmp_path / "in")
@@ -254,7 +254,7 @@ def test_refusal_names_an_ipv6_host_in_brackets():
 
 def test_ipv6_callback_is_delivered_when_allowlisted(sample_db, tmp_path):
     """End to end over a real IPv6 socket: the bracketed entry lets the callback through."""
-    from agentdeck.console.delivery import DeliverySettings, deliver_one
+    from agentdeck.console.service.delivery import DeliverySettings, deliver_one
     from agentdeck.store.db import connect
 
     try:

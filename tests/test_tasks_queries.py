@@ -1,10 +1,12 @@
-"""Keyset paging and filters over the tasks table (store.queries, console.data)."""
+"""Keyset paging and filters over the tasks table (store.queries, DeckService.task_page): no Pilot."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentdeck.console import data
+from agentdeck.console.service.deck import DeckService
+from agentdeck.console.service.settings import for_tests
+from agentdeck.console.service.views import Window
 from agentdeck.console.widgets.task_filter import FilterError, describe, parse_filter
 from agentdeck.store import queries
 from agentdeck.store.db import connect
@@ -19,20 +21,25 @@ def conn(sample_db):
     c.close()
 
 
+@pytest.fixture
+def deck(sample_db):
+    return DeckService(for_tests(sample_db))
+
+
 def all_keys(conn, filt=TaskFilter()):
     where, params = filt.where()
     rows = conn.execute(f"SELECT {queries.SEEN}, task_id FROM tasks WHERE {where} ORDER BY 1, 2", params).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
-def test_pages_cover_every_task_once_in_order(conn):
+def test_pages_cover_every_task_once_in_order(conn, deck):
     expected = all_keys(conn)
     assert len(expected) > 3 * 50
     seen, anchor = [], None
     first = queries.tasks_from(conn, TaskFilter(), None, 50)
     anchor = queries.task_key(first[0])
     while True:
-        page = data.task_page(conn, TaskFilter(), anchor, 50)
+        page = deck.task_page(TaskFilter(), Window("at", anchor), 50)
         keys = [queries.task_key(r) for r in page.rows]
         seen.extend(keys if not seen else keys[1:] if keys[0] == seen[-1] else keys)
         if not page.newer:
@@ -41,21 +48,23 @@ def test_pages_cover_every_task_once_in_order(conn):
     assert seen == expected
 
 
-def test_newest_page_is_the_tail_and_knows_older_exist(conn):
+def test_newest_page_is_the_tail_and_knows_older_exist(conn, deck):
     expected = all_keys(conn)
-    page = data.task_page(conn, TaskFilter(), None, 40)
+    page = deck.task_page(TaskFilter(), Window("follow"), 40)
     assert [queries.task_key(r) for r in page.rows] == expected[-40:]
     assert page.older and page.newer == 0
 
 
-def test_anchor_window_counts_newer_and_steps_back(conn):
+def test_anchor_window_counts_newer_and_steps_back(conn, deck):
     expected = all_keys(conn)
     anchor = expected[100]
-    page = data.task_page(conn, TaskFilter(), anchor, 30)
+    page = deck.task_page(TaskFilter(), Window("at", anchor), 30)
     assert [queries.task_key(r) for r in page.rows] == expected[100:130]
     assert page.newer == len(expected) - 130
-    assert data.older_anchor(conn, TaskFilter(), anchor, 15) == expected[85]
-    assert data.older_anchor(conn, TaskFilter(), expected[3], 15) == expected[0]
+    assert deck.task_page(TaskFilter(), Window("before", anchor, 15), 30).anchor == expected[85]
+    assert deck.task_page(TaskFilter(), Window("before", expected[3], 15), 30).anchor == expected[0]
+    oldest = deck.task_page(TaskFilter(), Window("oldest"), 30)
+    assert oldest.anchor == expected[0] and not oldest.older
 
 
 def test_keyset_order_breaks_ties_by_task_id(tmp_path):

@@ -11,49 +11,37 @@ agent's baseline or canary version in the window.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, UTC
 
 from agentdeck.store import config
 
 EXIT_ERROR = 3
+# store.canary.WINDOWS, spelled out so --help does not import the analysis
+# (scipy-free but heavy); tests/test_cli_errors.py keeps the two equal.
+WINDOWS = ("15m", "1h", "24h", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from agentdeck.store.canary import WINDOWS
-
     p.add_argument("--agent", required=True, help="agent name, as in its traces")
     p.add_argument("--baseline", required=True, metavar="VERSION", help="baseline version label, e.g. v1")
     p.add_argument("--canary", required=True, metavar="VERSION", help="canary version label, e.g. v2")
     p.add_argument("--window", default="all", choices=list(WINDOWS), help="tasks started within this long before now (default: all)")
     p.add_argument("--now", metavar="TIME", help="judge as of this time (RFC 3339 or epoch seconds; default: now)")
     p.add_argument("--contracts", action="append", metavar="DIR", help="contract folder (default: as ingestion finds them)")
+    p.add_argument("--method", default="sequential", choices=["sequential", "fixed"],
+                   help="sequential (default): always-valid tests, safe to re-run while the canary runs; "
+                        "fixed: fixed-horizon tests, valid for one look only (docs/canary.md)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    _usage_errors_exit_3(p)
-
-
-def _usage_errors_exit_3(p: argparse.ArgumentParser) -> None:
-    """argparse exits 2 on a usage error, which here means "roll back": make it 3."""
-
-    def error(message: str) -> None:
-        p.print_usage(sys.stderr)
-        print(f"agentdeck canary: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-
-    parse_known = p.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        ns, extras = parse_known(args, namespace)
-        if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
-        return ns, extras
-
-    p.error = error  # type: ignore[method-assign]
-    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+    p.add_argument("--differences", type=int, default=8, metavar="N",
+                   help="list the N tools, sequences, policy outcomes, escalation reasons and actions whose share "
+                        "of tasks differs most between the versions (default 8; 0: none)")
+    # argparse exits 2 on a usage error, which here means "roll back": the CLI's parser uses this instead.
+    p.usage_exit = EXIT_ERROR  # type: ignore[attr-defined]
 
 
 def parse_time(text: str) -> float:
+    from datetime import UTC, datetime
+
     try:
         return float(text)
     except ValueError:
@@ -72,10 +60,14 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from agentdeck.console.safe import plain
 
     from agentdeck.console.widgets import canary_format as fmt
     from agentdeck.store import canary, contract
@@ -95,15 +87,24 @@ def run(args: argparse.Namespace) -> int:
             _fail(problem)
         return EXIT_ERROR
     report = canary.analyse(conn, args.agent, args.baseline, args.canary, window=args.window, now=now,
-                            contract=book.get(args.agent), sparklines=False)
+                            contract=book.get(args.agent), sparklines=False, method=args.method)
     empty = [v for v, n in ((args.baseline, report.n_baseline), (args.canary, report.n_canary)) if n == 0]
     if empty:
         known = [r[0] for r in conn.execute("SELECT DISTINCT version FROM tasks WHERE agent = ? ORDER BY 1", (args.agent,))]
         hint = f"versions of {args.agent}: {', '.join(known)}" if known else f"no tasks for agent {args.agent}"
         return _fail(f"no tasks for version {', '.join(empty)} in window {args.window} ({hint})")
     code = canary.EXIT_CODES[report.verdict]
+    diff = None
+    if args.differences > 0:
+        from agentdeck.store import canary_diff
+
+        diff = canary_diff.differences(conn, args.agent, args.baseline, args.canary, since=report.since,
+                                       until=report.until, top=args.differences)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, default=str, allow_nan=False))
+        data = report.to_json()
+        if diff is not None:
+            data["differences"] = [dict(vars(d), delta=d.delta) for d in diff.differences]
+        print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return code
     out = Console(highlight=False, soft_wrap=False, width=max(Console().width, 120))
     out.print(fmt.headline(report))
@@ -112,4 +113,14 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*fmt.row(m))
     out.print(table)
     out.print(fmt.verdict_line(report))
+    for version in (report.baseline, report.canary):
+        if version in report.agreement:
+            out.print(Text("shadow agreement ").append_text(plain(report.agreement[version], 300, single_line=True)))
+    if diff is not None and diff.differences:
+        out.print(f"\nWhere the versions differ (share of tasks; latest {diff.n_baseline:,} baseline and "
+                  f"{diff.n_canary:,} canary tasks; open examples with `agentdeck evidence TASK`):")
+        table = Table(*fmt.DIFF_HEADERS, box=None, pad_edge=False, header_style="bold")
+        for d in diff.differences:
+            table.add_row(*fmt.diff_row(d))
+        out.print(table)
     return code

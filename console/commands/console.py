@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from agentdeck.store import config
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="settings file (TOML; default: $AGENTDECK_CONFIG, else $XDG_CONFIG_HOME/agentdeck/config.toml "
+                        "if present). Flags win over the environment, which wins over the file")
     p.add_argument("--traces", action="append", help="trace file or directory to follow (repeatable; default: $AGENTDECK_TRACES, else var/traces)")
     p.add_argument("--no-follow", action="store_true", help="do not tail traces, only browse the store")
     p.add_argument("--user", help="approver identity (default: $AGENTDECK_USER, else the OS user)")
@@ -21,30 +22,72 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also receive OTLP/HTTP traces on this port (loopback unless HOST is given; see docs/otel.md)")
 
 
+def settings_from(args: argparse.Namespace, **extra):
+    """The one ``Settings`` for this run: flags, then environment, then config file, then defaults."""
+    from agentdeck.console.service.settings import resolve
+
+    flags = {
+        "db": args.db,
+        "traces": getattr(args, "traces", None),
+        "follow": False if getattr(args, "no_follow", False) else None,
+        "user": args.user,
+        "allow_hosts": getattr(args, "allow_host", None),
+        "on_expiry": args.on_expiry,
+        "outbox": getattr(args, "outbox", None),
+        **extra,
+    }
+    return resolve(flags, config=getattr(args, "config", None))
+
+
+def setup_logging(settings) -> None:
+    """Send the console's log (``log.exception`` in workers included) to a file beside the store.
+
+    The terminal belongs to the TUI, so nothing may print there; the file is
+    where "see the log" in an error message points.
+    """
+    import logging
+
+    path = settings.log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()  # an unwritable folder must not stop the console
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def prepare_traces(settings) -> None:
+    for t in settings.traces:
+        if not t.exists() and not t.suffix:
+            t.mkdir(parents=True, exist_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from agentdeck.console.app import AgentDeck
-    from agentdeck.store import decisions, outbox
+    from agentdeck.console.service.settings import SettingsError
 
     try:
-        on_expiry = decisions.on_expiry_policy(args.on_expiry)
-    except ValueError as exc:
+        settings = settings_from(args)
+    except SettingsError as exc:
         print(f"agentdeck: {exc}", file=sys.stderr)
         return 2
-    traces = [config.traces_path(t) for t in (args.traces or [None])]
-    for t in traces:
-        if not t.exists() and not t.suffix:
-            t.mkdir(parents=True, exist_ok=True)
-    app = AgentDeck(
-        config.db_path(args.db),
-        traces,
-        operator=config.operator(args.user),
-        allow_hosts=config.allowed_hosts(args.allow_host),
-        follow=not args.no_follow,
-        outbox=outbox.resolve(args.outbox, traces),
-        on_expiry=on_expiry,
-    )
+    prepare_traces(settings)
+    setup_logging(settings)
+
+    from agentdeck.store.db import connect
+
+    # Open (and migrate) the store before the screen takes over the terminal:
+    # a full disk, a read-only or locked store, a file that is not a store is
+    # then a one-line message (the CLI's handler, exit 2), not a broken screen.
+    connect(settings.db).close()
+
+    from agentdeck.console.app import AgentDeck
+
+    app = AgentDeck(settings)
     receiver = None
     if args.receive:
         from agentdeck.console.commands import receive

@@ -6,6 +6,7 @@ import argparse
 import threading
 from pathlib import Path
 
+from agentdeck.console.argtypes import port, positive_float, positive_int
 from agentdeck.store import config
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
@@ -13,12 +14,15 @@ SAMPLE_TRACES = Path(__file__).resolve().parents[2] / "sample_data" / "traces"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traces", help="folder the fleet writes to (default: $AGENTDECK_TRACES, else var/traces)")
-    p.add_argument("--rate", type=float, default=8.0, help="events per second the fleet writes (default 8)")
-    p.add_argument("--agents", type=int, default=4, help="agent instances (one trace file each)")
+    p.add_argument("--rate", type=positive_float, default=8.0,
+                   help="events per second the fleet writes, whether or not anyone decides (default 8)")
+    p.add_argument("--agents", type=positive_int, default=4, help="agent instances (one trace file each)")
+    p.add_argument("--wait", type=positive_float, default=300.0, metavar="SECONDS",
+                   help="how long an agent waits for a decision before it gives up (its escalations' deadline; default 300)")
     p.add_argument("--user", help="approver identity (default: $AGENTDECK_USER, else the OS user)")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample data set")
-    p.add_argument("--headless", type=float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
-    p.add_argument("--sor-port", type=int, default=8765,
+    p.add_argument("--headless", type=positive_float, metavar="SECONDS", help="only run the fleet for SECONDS, no console")
+    p.add_argument("--sor-port", type=port, default=8765,
                    help="port of the sample system of record on 127.0.0.1 (default 8765, where the sample hooks point)")
     p.add_argument("--on-expiry", choices=("deny", "approve", "keep"),
                    help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     traces = config.traces_path(args.traces)
     traces.mkdir(parents=True, exist_ok=True)
-    fleet = Fleet(traces, rate=args.rate, agents=args.agents)
+    fleet = Fleet(traces, rate=args.rate, agents=args.agents, wait=args.wait)
     if args.headless is not None:
         fleet.run(duration=args.headless)
         print(f"wrote {fleet.written} events to {traces}")
@@ -61,27 +65,35 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from agentdeck.console.app import AgentDeck
-    from agentdeck.store import decisions, outbox
+    from agentdeck.console.commands.console import settings_from, setup_logging
+    from agentdeck.console.service.settings import SettingsError
+    from agentdeck.store import outbox
 
-    try:
-        on_expiry = decisions.on_expiry_policy(args.on_expiry)
-    except ValueError as exc:
-        print(f"agentdeck: {exc}", file=sys.stderr)
-        return 2
-    allow = config.allowed_hosts()
+    allow: frozenset[str] = frozenset()
     if not args.no_callback:
         # The fleet's agents listen on a local port for decisions; the console may call it.
         allow = allow | {fleet.start_callback()}
     sor = _start_sor(args)
     if sor is not None:
         fleet.sor_url = sor.url
+    if sor is not None:
+        allow = allow | {sor.allow_entry}
     paths = [traces] if args.no_sample else [SAMPLE_TRACES, traces]
+    try:
+        settings = settings_from(args, traces=paths, allow_hosts=sorted(allow), outbox=outbox.outbox_for(traces))
+    except SettingsError as exc:
+        print(f"agentdeck: {exc}", file=sys.stderr)
+        fleet.stop.set()
+        if sor is not None:
+            sor.stop()
+        return 2
+    setup_logging(settings)
+    from agentdeck.store.db import connect
+
+    connect(settings.db).close()  # an unusable store: a message (exit 2), not a broken screen
     worker = threading.Thread(target=fleet.run, name="fleet", daemon=True)
     worker.start()
-    app = AgentDeck(config.db_path(args.db), paths, operator=config.operator(args.user),
-                    allow_hosts=allow, outbox=outbox.outbox_for(traces), on_expiry=on_expiry)
-    if sor is not None:
-        app.allow_hosts = app.allow_hosts | {sor.allow_entry}
+    app = AgentDeck(settings)
     try:
         app.run()
     finally:

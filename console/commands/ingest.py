@@ -2,28 +2,32 @@
 
 Each line is committed exactly once: run it again, or kill it and run it
 again, and only what is new is read. A folder's *.jsonl, *.ndjson and *.json
-files are read (not its subfolders); a file path is read whatever its name.
-Lines that are not valid events go to the store's 'rejects' table.
+files are read, and those in its subfolders (as `check` does; contracts/,
+outbox/ and hidden folders are skipped; with --follow, subfolders created
+later are picked up too); a file path is read whatever its name. Lines that
+are not valid events go to the store's 'rejects' table (exit status 0: they
+are kept, not lost).
 
 A last line without a newline is left for later (a writer may be in the
 middle of it): a one-shot run says how many bytes at the end of which file
 it did not import; run it again once the line is finished.
 
-Exit status: 0 everything given was read to its end; 1 a path was missing or
-could not be read (e.g. a FIFO, no permission), or a file ends in a line with
-no newline yet (not imported), or a post-commit check failed; 2 the store
-cannot be opened; 130 interrupted (Ctrl-C; what was committed stays).
+Exit status: 0 everything given was read to its end; 1 something was read
+but not imported: a file ends in a line with no newline yet, or a
+post-commit check failed; 2 usage error, a path missing or unreadable (e.g.
+a FIFO, no permission; the other paths are still read), or the store cannot
+be used (full, read-only, locked, damaged), or a file none of whose lines is
+a trace event (e.g. README.md given by mistake), or a damaged .jsonl.gz archive; 130 interrupted (Ctrl-C; what
+was committed stays). With --follow, Ctrl-C is how it stops: 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from agentdeck.console.safe import clean
 from agentdeck.store import config
 
 
@@ -36,13 +40,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--follow", action="store_true",
                    help="keep following the paths for new lines and new files (Ctrl-C to stop)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=_workers, metavar="N",
                    help="processes that parse a large backlog in parallel (default: one per core, at most four; 0: none)")
+
+
+def _workers(text: str) -> int:
+    from agentdeck.console.argtypes import positive_int
+
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def _total_bytes(paths: list[Path]) -> int:
     total = 0
-    for p in paths:
+    for p in paths:  # (folders already expanded to their subfolders)
         try:
             if p.is_file():
                 total += p.stat().st_size
@@ -53,10 +63,22 @@ def _total_bytes(paths: list[Path]) -> int:
     return total
 
 
+def _not_traces(conn, paths: set[str]) -> list[tuple[str, int]]:
+    """Files read in this run none of whose lines was a trace event (README.md given by mistake)."""
+    found = []
+    for path in sorted(paths):
+        for lines, rejects in conn.execute("SELECT lines, rejects FROM sources WHERE path = ? AND inode > 0", (path,)):
+            if lines > 0 and rejects >= lines:
+                found.append((path, lines))
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agentdeck.console.safe import clean
+    from agentdeck.console.tracefolders import expand
     from agentdeck.store.db import connect
     from agentdeck.store.tailer import TailStats, Tailer
     from agentdeck.store.unread import unread_tails
@@ -67,22 +89,27 @@ def run(args: argparse.Namespace) -> int:
         # File names and tailer messages may hold control characters: shown as visible escapes.
         err.print(f"agentdeck: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
 
-    paths = [Path(p) for p in args.paths]
-    missing = [p for p in paths if not p.exists()]
+    given = [Path(p) for p in args.paths]
+    missing = [p for p in given if not p.exists()]
     for p in missing:
         say(f"{p}: no such file or directory" + (" (waiting for it)" if args.follow else ""))
     if missing and not args.follow:
-        paths = [p for p in paths if p.exists()]
-        if not paths:
-            return 1
+        given = [p for p in given if p.exists()]
+        if not given:
+            return 2
+    paths = expand(given)
     db = config.db_path(args.db)
     try:
         conn = connect(db)
-    except (sqlite3.Error, OSError) as exc:
-        say(f"cannot open the store {db}: {exc}")
+    except OSError as exc:  # (an unusable store file is named by the CLI's handler: full, read-only, locked, damaged)
+        say(f"cannot open the store {db}: {exc.strerror or exc}")
         return 2
     totals = TailStats()
     started = time.perf_counter()
+    # Archives `agentdeck prune` wrote (*.jsonl.gz): read back here, each line stored once (store/archive.py).
+    from agentdeck.store.archive import restore_paths
+
+    paths, archives_failed = restore_paths(conn, paths, totals, say)
     backlog = _total_bytes(paths)
     pool = None
     if backlog > BULK_BYTES and args.workers != 0:
@@ -110,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             totals.events += batch.events
             totals.rejects += batch.rejects
             totals.tasks |= batch.tasks
+            totals.files |= batch.files
             progress.update(bar, advance=batch.bytes, events=totals.events)
 
         tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool)
@@ -123,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
                 while worker.is_alive():
                     worker.join(0.5)
                     report_problems(tailer.problems)
+                    # Subfolders created since: the tailer re-establishes its watch when its paths change.
+                    now_paths = expand(given)
+                    if now_paths != tailer.paths:
+                        tailer.paths = now_paths
             except KeyboardInterrupt:
                 pass
             finally:
@@ -154,6 +186,21 @@ def run(args: argparse.Namespace) -> int:
     tails = [] if args.follow else unread_tails(conn, [path for path, _, _ in tailer.files()])
     for tail in tails:
         say(tail.describe())
+    not_traces = _not_traces(conn, totals.files)
+    for path, lines in not_traces:
+        say(f"{path}: not a trace file: none of its {lines} line{'s' * (lines != 1)} is a trace event "
+            "(they are in the rejects table)")
     # (Problems were printed above; a follow run's are transient and end with Ctrl-C.)
-    unreadable = bool(tailer.problems) and not args.follow
-    return 1 if missing or unreadable or tails else 0
+    if not_traces and not args.follow:
+        return 2
+    if missing and not args.follow:
+        return 2
+    if not args.follow:
+        hooks = [k for k in tailer.problems if k.startswith("(post-commit")]
+        if len(hooks) < len(tailer.problems):
+            return 2  # a path that could not be read, or the store refused a write
+        if hooks:
+            return 1
+    if archives_failed:
+        return 2  # a damaged archive (what came before the damage was stored)
+    return 1 if tails else 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -11,6 +10,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from agentdeck.store.events import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

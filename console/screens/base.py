@@ -1,19 +1,85 @@
-"""What all deck screens share: the header, the footer, and live refresh."""
+"""What all deck screens share: the header, the footer, live refresh, and reading off the UI thread."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from textual import events
 from textual.app import ComposeResult
+from textual.dom import DOMNode
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.worker import get_current_worker
 
 from agentdeck.console.widgets.chrome import DeckHeader
+from agentdeck.console.widgets.footer import DeckFooter
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[T], Any],
+               *, on_error: Callable[[str], Any] | None = None, action: bool = False) -> None:
+    """Run ``job`` (service calls: I/O) on a thread worker; hand its result to ``show`` on the UI thread.
+
+    The console's one scheme for stale results: the worker is exclusive in
+    its ``group`` (a newer request cancels the older), and a generation number
+    per group drops a result that arrives after a newer request was made (a
+    thread cannot be stopped mid-query, so cancelling alone is not enough).
+    An error is logged and shown to the operator, never swallowed.
+
+    An ``action`` (a decision, a compensation…) is never superseded: it runs
+    to the end and its result is always shown.
+    """
+    generations: dict[str, int] = node.__dict__.setdefault("_deck_generations", {})
+    generation = generations[group] = generations.get(group, 0) + 1
+    # The newest request of each group not answered yet: what "settled" means to tests and benchmarks.
+    waiting: dict[str, int] = node.__dict__.setdefault("deck_waiting", {})
+    waiting[group] = generation
+    app = node.app
+
+    def answered() -> None:
+        if waiting.get(group) == generation:
+            del waiting[group]
+
+    def deliver(result: T) -> None:
+        answered()
+        if action or (generations.get(group) == generation and node.is_attached):
+            show(result)
+
+    def failed(message: str) -> None:
+        answered()
+        if on_error is not None:
+            on_error(message)
+        else:
+            app.notify(message, title="agentdeck", severity="error", timeout=10, markup=False)
+
+    def work() -> None:
+        try:
+            result = job()
+        except Exception as exc:
+            log.exception("%s failed", group)
+            if action or not get_current_worker().is_cancelled:
+                app.call_from_thread(failed, f"{group}: {type(exc).__name__}: {exc}"[:300] + " (see the log)")
+            return
+        if action or not get_current_worker().is_cancelled:
+            app.call_from_thread(deliver, result)
+
+    node.run_worker(work, thread=True, exclusive=not action, group=group, name=group, exit_on_error=False)
+
+
+def settled(node: DOMNode) -> bool:
+    """Every read ``node`` asked for last has been answered: it shows what it last asked for."""
+    return not node.__dict__.get("deck_waiting")
 
 
 class DeckScreen(Screen):
     """A screen that re-reads its data when the store changes.
 
     Subclasses set ``MODE`` and implement ``compose_body`` and ``reload``
-    (called on mount and after each ingest; run queries in a thread worker).
+    (called on mount and after each change of ``app.data_version``; read
+    through ``self.read(...)``, never on the UI thread).
     """
 
     MODE = ""
@@ -21,16 +87,40 @@ class DeckScreen(Screen):
     def compose(self) -> ComposeResult:
         yield DeckHeader(self.MODE)
         yield from self.compose_body()
-        yield Footer()
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         return iter(())
+
+    @property
+    def deck(self):
+        return self.app.deck  # type: ignore[attr-defined]
+
+    def read(self, group: str, job: Callable[[], T], show: Callable[[T], Any],
+             on_error: Callable[[str], Any] | None = None) -> None:
+        """Read on a worker; a newer read of the same group supersedes this one."""
+        run_off_ui(self, group, job, show, on_error=on_error)
+
+    def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
+        """Run an action on a worker, whole; its one result always reaches ``show``."""
+        run_off_ui(self, group, job, show, action=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "data_version", self._data_changed, init=False)
         self.reload()
 
-    def on_screen_resume(self) -> None:
+    _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles the whole screen on every resume (every screen
+        # switch): profiled, the largest cost of a switch on a big screen.
+        # Nothing in the stylesheet changes while a screen is away unless the
+        # app's CSS was invalidated (a theme change), so restyle only then.
+        generation = self.app._css_update_count
+        if event.refresh_styles and self._styled_for == generation:
+            event.prevent_default()
+            Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
+        self._styled_for = generation
         self.resumed()
 
     def resumed(self) -> None:
@@ -42,4 +132,4 @@ class DeckScreen(Screen):
             self.reload()
 
     def reload(self) -> None:
-        """Fetch fresh data (override; do the I/O in a thread worker)."""
+        """Fetch fresh data (override; read through ``self.read``)."""

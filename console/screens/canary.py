@@ -5,33 +5,36 @@ and a verdict (promote / hold / roll back), coloured; beside it the metric's
 trend over the window for both cohorts. The autonomy stage of each version
 and the traffic split are in the headline. ``a``/``A`` cycle the agent,
 ``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
-and Enter on one of those opens its replay. All queries run in thread
-workers (``store.canary``), again whenever new data is ingested.
+and Enter on one of those opens its replay. All reads go through the service
+(``DeckService.canary``) on thread workers, again whenever new data is ingested.
 """
 
 from __future__ import annotations
 
 import time
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
 
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets import canary_format as fmt
 from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.service import views as canary
+from agentdeck.console.service.deck import next_version, versions_for
+from agentdeck.console.service.views import CanaryView
 from agentdeck.console.widgets.chrome import format_clock
-from agentdeck.store import canary, contract
-from agentdeck.store.contract import ContractCheck
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store
 # the panels take a good fraction of a second: recompute at most this often.
 MIN_RELOAD_SECONDS = 1.0
+# With no new data, an "all" report only changes with the clock (time-based
+# windows move): coming back to the screen reuses one younger than this.
+STALE_SECONDS = 30.0
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
@@ -53,7 +56,6 @@ class CanaryScreen(DeckScreen):
         self.pairs: list[canary.Pair] = []
         self.report: canary.CanaryReport | None = None
         self.metric_key = canary.DEFAULT_METRICS[0].key
-        self._contracts = ContractCheck()
         # Versions chosen with b/v, per agent: (baseline, canary).
         self.chosen: dict[str, tuple[str, str]] = {}
         self._last_load = float("-inf")
@@ -64,7 +66,7 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-headline")
         yield Static("", id="canary-verdict")
         with Horizontal(id="canary-panels"):
-            table = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
+            table: DataTable = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
             table.add_columns(*fmt.HEADERS)
             yield table
             with Vertical(id="canary-sparks"):
@@ -72,7 +74,7 @@ class CanaryScreen(DeckScreen):
                 for m in canary.DEFAULT_METRICS:
                     yield CohortSparks(m.key)
         yield Static("", id="canary-tasks-title")
-        tasks = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
+        tasks: DataTable = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
         yield tasks
         yield Static("", id="canary-task-violations")
@@ -97,18 +99,15 @@ class CanaryScreen(DeckScreen):
             return
         baseline, canary_v = self._versions(pair)
         if side == "baseline":
-            baseline = canary.next_version(pair, baseline, canary_v)
+            baseline = next_version(pair, baseline, canary_v)
         else:
-            canary_v = canary.next_version(pair, canary_v, baseline)
+            canary_v = next_version(pair, canary_v, baseline)
         self.chosen[pair.agent] = (baseline, canary_v)
         self._load_now()
 
     def _versions(self, pair: canary.Pair) -> tuple[str, str]:
         """The versions compared for this agent: chosen with b/v if still there, else the default pair."""
-        chosen = self.chosen.get(pair.agent)
-        if chosen and all(v in pair.versions for v in chosen) and chosen[0] != chosen[1]:
-            return chosen
-        return pair.baseline, pair.canary
+        return versions_for(pair, self.chosen)
 
     def action_window(self) -> None:
         self.window = WINDOW_ORDER[(WINDOW_ORDER.index(self.window) + 1) % len(WINDOW_ORDER)]
@@ -119,8 +118,9 @@ class CanaryScreen(DeckScreen):
     def reload(self) -> None:
         """On mount, resume and new data: recompute, throttled to MIN_RELOAD_SECONDS."""
         wait = self._last_load + MIN_RELOAD_SECONDS - time.monotonic()
-        if wait > 0 and self.app.data_version == self._loaded_version:
-            return  # nothing new since a moment ago (e.g. mount, then resume)
+        unchanged = self.app.data_version == self._loaded_version and self.report is not None
+        if unchanged and (wait > 0 or (self.window == "all" and time.monotonic() - self._last_load < STALE_SECONDS)):
+            return  # nothing new since it was computed (e.g. coming back to this screen)
         if wait <= 0:
             self._load_now()
         elif self._pending is None:
@@ -135,31 +135,18 @@ class CanaryScreen(DeckScreen):
         self._loaded_version = self.app.data_version
         self._load()
 
-    @work(thread=True, exclusive=True, group="canary-reload")
     def _load(self) -> None:
-        worker = get_current_worker()
-        conn = self.app.store.reader()
-        pairs = canary.pairs(conn)
-        agent = self.agent if any(p.agent == self.agent for p in pairs) else (pairs[0].agent if pairs else None)
-        report = None
-        tasks = []
-        if agent is not None:
-            pair = next(p for p in pairs if p.agent == agent)
-            baseline, canary_v = self._versions(pair)
-            book = self._contracts.book(conn)
-            report = canary.analyse(conn, pair.agent, baseline, canary_v, window=self.window,
-                                    now=self.app.now(), contract=book.get(pair.agent))
-            tasks = canary.tasks_behind(conn, report, self.metric_key)
-        if not worker.is_cancelled:  # a newer load (other agent or window) supersedes this one
-            self.app.call_from_thread(self._show, pairs, agent, report, tasks)
+        deck, agent, chosen, window, key = self.deck, self.agent, dict(self.chosen), self.window, self.metric_key
+        self.read("canary-reload", lambda: deck.canary(agent, chosen, window, key), self._show_view)
 
-    @work(thread=True, exclusive=True, group="canary-tasks")
     def load_tasks(self, key: str) -> None:
-        report = self.report
+        report, deck = self.report, self.deck
         if report is None:
             return
-        rows = canary.tasks_behind(self.app.store.reader(), report, key)
-        self.app.call_from_thread(self._show_tasks, key, rows)
+        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows))
+
+    def _show_view(self, view: CanaryView) -> None:
+        self._show(list(view.pairs), view.agent, view.report, view.tasks)
 
     # --- showing -----------------------------------------------------------
 
@@ -242,10 +229,10 @@ class CanaryScreen(DeckScreen):
     def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.load_violations(event.row_key.value if event.row_key is not None else None)
 
-    @work(thread=True, exclusive=True, group="canary-violations")
     def load_violations(self, task_id: str | None) -> None:
-        rows = contract.task_violations(self.app.store.reader(), task_id) if task_id else []
-        self.app.call_from_thread(self._show_violations, task_id, rows)
+        deck = self.deck
+        self.read("canary-violations", lambda: deck.violations(task_id) if task_id else [],
+                  lambda rows: self._show_violations(task_id, rows))
 
     def _show_violations(self, task_id: str | None, rows) -> None:
         line = self.query_one("#canary-task-violations", Static)

@@ -3,17 +3,15 @@
 Pending escalations are listed soonest deadline first (then highest risk);
 ``h`` switches to the decided ones with their delivery state. ``a``/``d``
 approve or deny the selected escalation after asking for a reason (required
-to deny and to approve high or critical risk). The decision is committed to
-the store (first decision wins, audited) in a worker thread, and only then
-delivered to the agent by the app's delivery service.
+to deny and to approve high or critical risk). One worker records the
+decision (first decision wins, audited), delivers it to the agent and reads
+the queue back (``DeckService.decide``): one trip from the key to the result.
 """
 
 from __future__ import annotations
 
-import sqlite3
-
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,11 +19,11 @@ from textual.widgets import DataTable, Static
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.screens.base import DeckScreen
-from agentdeck.console.widgets.escalation_detail import EscalationDetail, EscalationView, load
+from agentdeck.console.service.views import ActionResult, EscalationQueue, EscalationView, reason_required
+from agentdeck.console.widgets.escalation_detail import EscalationDetail
 from agentdeck.console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
 from agentdeck.console.widgets.escalation_table import EscalationTable
 from agentdeck.console.widgets.reason_dialog import ReasonDialog
-from agentdeck.store import decisions
 
 
 class EscalationsScreen(DeckScreen):
@@ -44,6 +42,7 @@ class EscalationsScreen(DeckScreen):
         self.history = False
         self.rows: dict[str, dict] = {}
         self.view: EscalationView | None = None
+        self._shown_version = -1
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="esc-body"):
@@ -67,17 +66,16 @@ class EscalationsScreen(DeckScreen):
 
     # --- loading ---------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="esc-reload")
     def reload(self) -> None:
-        conn = self.app.store.reader()
-        history = self.history
-        rows = decisions.decided(conn) if history else decisions.pending(conn)
-        total = decisions.count(conn, pending=not history)
-        self.app.call_from_thread(self._show_rows, rows, history, total)
+        history, deck = self.history, self.deck
+        self.read("esc-reload", lambda: deck.escalation_queue(history), self._show_queue)
+
+    def _show_queue(self, queue: EscalationQueue) -> None:
+        if queue.history != self.history:
+            return  # toggled while loading; the newer reload will show
+        self._show_rows(queue.rows, queue.history, queue.total)
 
     def _show_rows(self, rows, history: bool, total: int) -> None:
-        if history != self.history:
-            return  # toggled while loading; the newer reload will show
         now = self.app.now()
         self.rows = {r["escalation_id"]: dict(r) for r in rows}
         table = self.query_one(EscalationTable)
@@ -99,15 +97,15 @@ class EscalationsScreen(DeckScreen):
         self.query_one("#esc-title", Static).update(title)
 
     def _show_status(self) -> None:
-        app = self.app
-        hosts = ", ".join(sorted(app.allow_hosts)) or "none"
+        deck = self.deck
+        hosts = ", ".join(sorted(deck.allow_hosts)) or "none"
         text = Text()
         text.append("approver ", "dim")
-        text.append_text(plain(app.operator, 40, style="bold", single_line=True))
+        text.append_text(plain(deck.operator, 40, style="bold", single_line=True))
         text.append("  ·  on expiry: ", "dim")
-        text.append(app.delivery.on_expiry, "bold")
+        text.append(deck.on_expiry, "bold")
         text.append("  ·  ", "dim")
-        text.append_text(plain(app.delivery.outbox_description, 70, single_line=True))
+        text.append_text(plain(deck.outbox_description, 70, single_line=True))
         text.append("  ·  callbacks allowed to: ", "dim")
         text.append_text(plain(hosts, 40, single_line=True))
         self.query_one("#esc-status", Static).update(text)
@@ -116,14 +114,13 @@ class EscalationsScreen(DeckScreen):
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.load_detail(event.row_key.value if event.row_key is not None else None)
 
-    @work(thread=True, exclusive=True, group="esc-detail")
     def load_detail(self, escalation_id: str | None) -> None:
-        view = load(self.app.store.reader(), escalation_id) if escalation_id else None
-        self.app.call_from_thread(self._show_detail, view)
+        deck = self.deck
+        self.read("esc-detail", lambda: deck.escalation(escalation_id) if escalation_id else None, self._show_detail)
 
     def _show_detail(self, view: EscalationView | None) -> None:
         self.view = view
-        self.query_one(EscalationDetail).show(view, self.app.now(), self.app.allow_hosts, self.app.delivery.on_expiry)
+        self.query_one(EscalationDetail).show(view, self.app.now(), self.deck.on_expiry)
 
     # --- deciding --------------------------------------------------------
 
@@ -142,7 +139,7 @@ class EscalationsScreen(DeckScreen):
             return
         now = self.app.now()
         _, expired = time_left(row["deadline"], now)
-        policy = self.app.delivery.on_expiry
+        policy = self.deck.on_expiry
         note = ""
         if expired and policy != "keep":
             note = f"This escalation is past its deadline: the expiry policy ({policy}) will decide it, not you."
@@ -150,7 +147,7 @@ class EscalationsScreen(DeckScreen):
             note = "This escalation is past its deadline (expiry policy: keep); your decision still applies."
         self.app.push_screen(
             ReasonDialog(decision, row["escalation_id"], self._summary(row),
-                         required=decisions.reason_required(decision, row["risk"]), note=note),
+                         required=reason_required(decision, row["risk"]), note=note),
             callback=lambda reason: self._record(row["escalation_id"], decision, reason),
         )
 
@@ -173,35 +170,26 @@ class EscalationsScreen(DeckScreen):
             return
         self.write_decision(escalation_id, decision, reason)
 
-    @work(thread=True, group="esc-decide")
     def write_decision(self, escalation_id: str, decision: str, reason: str) -> None:
-        app = self.app
-        try:
-            outcome = decisions.decide(app.store.writer(), escalation_id, decision, by=app.operator, reason=reason,
-                                       now=app.now(), on_expiry=app.delivery.on_expiry)
-        except decisions.DecisionError as exc:
-            app.call_from_thread(self._tell, f"Not recorded: {clean(exc, 300)}", severity="error")
-            return
-        except sqlite3.Error as exc:  # e.g. the store stayed locked past the busy timeout
-            app.call_from_thread(self._tell, f"Not recorded (store error: {clean(exc, 200)}); try again.",
-                                 severity="error")
-            return
-        app.call_from_thread(self._decided, outcome, decision)
+        self._tell(f"{'Approving' if decision == 'approve' else 'Denying'} "
+                   f"{clean(escalation_id, 60, single_line=True)} and delivering…")
+        deck, history = self.deck, self.history
+        self.act("esc-decide", lambda: deck.decide(escalation_id, decision, reason, history), self._acted)
 
-    def _decided(self, outcome: decisions.Outcome, requested: str) -> None:
-        esc = clean(outcome.escalation_id, 60, single_line=True)
-        if not outcome.applied:
-            self._tell(self._already(outcome.escalation_id, outcome.status, outcome.decided_by, outcome.decided_at)
-                        + " Nothing changed.", severity="warning", timeout=8)
-        elif outcome.expired:
-            self._tell(f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
-                        f"(you asked to {requested}). Delivering.", severity="warning", timeout=8)
-        else:
-            self._tell(f"{outcome.status.capitalize()} {esc}. Delivering to the agent.")
-        if outcome.applied:
-            self.app.delivery.deliver([outcome.escalation_id])
-            self.app.refresh_counters()
-        self.reload()
+    def _acted(self, result: ActionResult) -> None:
+        """The one result of a decision or a retry: say it, show the queue it read back."""
+        self._tell(clean(result.message, 400), severity=result.severity, timeout=8 if result.severity != "information" else None)
+        queue = result.detail.get("queue")
+        if isinstance(queue, EscalationQueue) and queue.history == self.history and self.is_mounted:
+            self._show_queue(queue)
+        if result.changed:
+            # The queue just shown is already the fresh one: skip the reload the change would start.
+            self._shown_version = self.app.data_version + 1  # type: ignore[attr-defined]
+            self.app.store_written()  # type: ignore[attr-defined]
+
+    def _data_changed(self, version: int) -> None:
+        if version != self._shown_version:
+            super()._data_changed(version)
 
     @staticmethod
     def _already(escalation_id: str, status: str, by: str | None, at: float | None) -> str:
@@ -225,19 +213,10 @@ class EscalationsScreen(DeckScreen):
             return
         self.retry_delivery(row["escalation_id"])
 
-    @work(thread=True, group="esc-decide")
     def retry_delivery(self, escalation_id: str) -> None:
-        app = self.app
-        ok = decisions.request_retry(app.store.writer(), escalation_id, by=app.operator, now=app.now())
-        app.call_from_thread(self._retrying, escalation_id, ok)
-
-    def _retrying(self, escalation_id: str, ok: bool) -> None:
-        if ok:
-            self._tell(f"Retrying delivery of {clean(escalation_id, 60, single_line=True)}.")
-            self.app.delivery.deliver([escalation_id])
-        else:
-            self._tell("Nothing to retry (already delivered or in progress).", severity="warning")
-        self.reload()
+        self._tell(f"Retrying delivery of {clean(escalation_id, 60, single_line=True)}…")
+        deck, history = self.deck, self.history
+        self.act("esc-decide", lambda: deck.retry_delivery(escalation_id, history), self._acted)
 
     def action_toggle_history(self) -> None:
         self.history = not self.history

@@ -2,17 +2,16 @@
 
 Shows ``app.replay_task`` (a task id or request id, set by ``app.open_replay``
 from Tasks, Escalations or here with ``o``). The reconstruction
-(``replay.reconstruct``) is read in a thread worker; the timeline draws only
+(``DeckService.replay``) is read in a thread worker; the timeline draws only
 visible lines, so a 10,000-step task opens as fast as its SELECT.
+Compensation and export each run whole in one worker (``DeckService``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -20,12 +19,10 @@ from textual.widgets import Input, Static
 
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.service.views import ActionResult, CompensationPrompt, Reconstruction, ReplayView
 from agentdeck.console.widgets.compensation_dialog import CompensationDialog
 from agentdeck.console.widgets.replay_detail import ReplayDetail
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
-from agentdeck.replay import compensate
-from agentdeck.replay.evidence import EvidenceError, evidence_dir, export, packet_filename
-from agentdeck.replay.reconstruct import Reconstruction, reconstruct
 
 PLAY_INTERVAL = 0.6
 
@@ -50,6 +47,7 @@ class ReplayScreen(DeckScreen):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.rec: Reconstruction | None = None
+        self.view: ReplayView | None = None
         self._loaded_key: tuple | None = None
         self._loading: str | None = None
         self._again = False
@@ -86,43 +84,35 @@ class ReplayScreen(DeckScreen):
         self._again = False
         self._load(wanted)
 
-    @work(thread=True, exclusive=True, group="replay-load")
     def _load(self, wanted: str) -> None:
-        try:
-            self._load_in_thread(wanted)
-        finally:
-            self.app.call_from_thread(self._loaded, wanted)
+        deck, known = self.deck, self._loaded_key
+        self.read("replay-load", lambda: deck.replay(wanted, known), lambda view: self._loaded(wanted, view),
+                  on_error=lambda message: self._load_failed(wanted, message))
 
-    def _loaded(self, wanted: str) -> None:
+    def _load_failed(self, wanted: str, message: str) -> None:
+        if self._loading == wanted:
+            self._loading = None
+        self.notify(message, title="Replay", severity="error", timeout=10, markup=False)
+
+    def _loaded(self, wanted: str, view: ReplayView | None) -> None:
+        if view is not None:
+            self._show(view)
         if self._loading == wanted:
             self._loading = None
             if self._again:  # something changed while we were reading: read once more (cheap if nothing did)
                 self._again = False
                 self.reload()
 
-    def _load_in_thread(self, wanted: str) -> None:
-        conn = self.app.store.reader()
-        # Cheap change check first: a big task is only rebuilt when it (or its audit) changed.
-        row = conn.execute(
-            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
-        ).fetchone()
-        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
-        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
-        key = (wanted, tuple(row) if row else None, audit_id, comps)
-        if key == self._loaded_key:
-            return
-        rec = reconstruct(conn, wanted)
-        info = self._info(rec) if rec is not None else None  # built here: it parses the policy checks
-        self.app.call_from_thread(self._show, wanted, key, rec, info)
-
     def _show_empty(self, message: str) -> None:
         self.rec = None
+        self.view = None
         self.query_one("#replay-info", Static).update(Text(message, style="dim"))
         self.query_one(ReplayTimeline).set_steps([])
         self.query_one(ReplayDetail).show(None, None)
         self._open_input(True)
 
-    def _show(self, wanted: str, key: tuple, rec: Reconstruction | None, info: Text | None) -> None:
+    def _show(self, view: ReplayView) -> None:
+        wanted, key, rec = view.wanted, view.key, view.rec
         if wanted != self.app.replay_task:
             return  # a newer request is on its way
         if rec is None:
@@ -134,8 +124,9 @@ class ReplayScreen(DeckScreen):
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
         self.rec = rec
+        self.view = view
         self._loaded_key = key
-        self.query_one("#replay-info", Static).update(info or self._info(rec))
+        self.query_one("#replay-info", Static).update(self._info(rec))
         self._open_input(False)
         timeline = self.query_one(ReplayTimeline)
         timeline.set_steps(rec.steps, cursor)
@@ -186,7 +177,7 @@ class ReplayScreen(DeckScreen):
     def on_replay_timeline_moved(self, message: ReplayTimeline.Moved) -> None:
         rec = self.rec
         step = rec.steps[message.index] if rec and 0 <= message.index < len(rec.steps) else None
-        self.query_one(ReplayDetail).show(step, rec)
+        self.query_one(ReplayDetail).show(step, rec, self.view)
 
     def _timeline(self) -> ReplayTimeline:
         return self.query_one(ReplayTimeline)
@@ -287,47 +278,33 @@ class ReplayScreen(DeckScreen):
             return
         self._prepare(action_id)
 
-    @work(thread=True, exclusive=True, group="replay-prepare")
     def _prepare(self, action_id: str) -> None:
-        prepared = compensate.prepare(self.app.store.reader(), action_id, self.app.allow_hosts)
-        self.app.call_from_thread(self._confirm, prepared, action_id)
+        deck = self.deck
+        self.read("replay-prepare", lambda: deck.compensation_prompt(action_id), self._confirm)
 
-    def _confirm(self, prepared, action_id: str) -> None:
+    def _confirm(self, prompt: CompensationPrompt) -> None:
         def done(attempted: bool | None) -> None:
             if attempted:
                 self._loaded_key = None
                 self.reload()
 
-        self.app.push_screen(CompensationDialog(prepared, action_id), done)
+        self.app.push_screen(CompensationDialog(prompt), done)
 
     def action_export(self) -> None:
         if self.rec is None:
             self._status("Open a task first.")
             return
-        stamp = datetime.fromtimestamp(self.app.now(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        # Named after a slug of the (untrusted) task id: "../" in an id cannot leave the evidence folder.
-        out = evidence_dir() / packet_filename(self.rec.task_id, stamp)
-        self._status(plain(f"writing the evidence packet for {self.rec.task_id}…", 200, single_line=True))
-        self._export(self.rec.task_id, out)
+        task_id, deck = self.rec.task_id, self.deck
+        self._status(plain(f"writing the evidence packet for {task_id}…", 200, single_line=True))
+        self.act("replay-export", lambda: deck.export_evidence(task_id), self._exported)
 
-    @work(thread=True, exclusive=True, group="replay-export")
-    def _export(self, task_id: str, out: Path) -> None:
-        folder = evidence_dir().resolve()
-        if not out.resolve().is_relative_to(folder):  # belt and braces: resolve() follows any symlink too
-            self.app.call_from_thread(
-                self._status, plain(f"Export refused: {out} is outside the evidence folder {folder}", style="bold red"))
+    def _exported(self, result: ActionResult) -> None:
+        if not result.ok:
+            self._status(plain(result.message, style="bold red"))
             return
-        n = 1
-        while out.exists():  # two exports in one second: never overwrite a packet already handed out
-            n += 1
-            out = out.with_name(f"{out.stem.split('~')[0]}~{n}{out.suffix}")
-        try:
-            _, detail = export(self.app.store.writer(), task_id, fmt="md", out=out, operator=self.app.operator,
-                               now=self.app.now())
-        except (EvidenceError, OSError) as exc:
-            self.app.call_from_thread(self._status, plain(f"Export failed: {exc}", style="bold red"))
-            return
+        d = result.detail
         msg = Text("Evidence packet written to ", style="bold green")
-        msg.append_text(plain(str(out.resolve()), 200))
-        msg.append(f"  (sha256 {detail['digest'][:12]}…, {detail['redactions']} secrets redacted, audit record added)")
-        self.app.call_from_thread(self._status, msg)
+        msg.append_text(plain(d["path"], 200))
+        msg.append(f"  (sha256 {d['digest'][:12]}…, {d['redactions']} secrets redacted, audit record added)")
+        self._status(msg)
+        self.app.store_written()  # type: ignore[attr-defined]

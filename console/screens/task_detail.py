@@ -7,7 +7,7 @@ Pushed over the Tasks screen (enter); ``r`` opens the task in Replay,
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -17,15 +17,8 @@ from textual.widgets import DataTable, Static
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.service.views import TaskDetail
 from agentdeck.console.widgets.task_events import EventTable, payload_text
-from agentdeck.store import queries
-
-MAX_EVENTS = 2000  # a task with more shows its first MAX_EVENTS and says so
-
-
-def load_detail(conn, task_id: str) -> tuple:
-    """What the detail shows: the task row (or None) and its first events (call on a worker thread)."""
-    return queries.task(conn, task_id), queries.task_events(conn, task_id, limit=MAX_EVENTS)
 
 
 class TaskDetailScreen(DeckScreen):
@@ -43,13 +36,13 @@ class TaskDetailScreen(DeckScreen):
         self.task_id = task_id
         self.events: list = []
         self.found: bool | None = None  # None until the task was looked up
-        self._loaded: tuple | None = None
+        self._loaded: TaskDetail | None = None
         self._fresh = False  # data just shown by show_task(): the resume needs no reload
 
-    def show_task(self, task_id: str, loaded: tuple | None = None) -> None:
+    def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
 
-        ``loaded`` is ``load_detail``'s result when the caller fetched it
+        ``loaded`` is ``DeckService.task_detail``'s result when the caller fetched it
         already (the app does, before pushing this screen, so the screen
         appears with its data in one paint).
         """
@@ -73,7 +66,7 @@ class TaskDetailScreen(DeckScreen):
     def reload(self) -> None:
         if self._loaded is not None:
             loaded, self._loaded = self._loaded, None
-            self._show(self.task_id, *loaded)
+            self._show(loaded)
             self._fresh = not self.is_current  # about to be shown: that resume need not re-read
         else:
             self._fetch()
@@ -84,14 +77,14 @@ class TaskDetailScreen(DeckScreen):
             self.reload()
         self._fresh = False
 
-    @work(thread=True, exclusive=True, group="task-detail")
     def _fetch(self) -> None:
-        task_id = self.task_id
-        self.app.call_from_thread(self._show, task_id, *load_detail(self.app.store.reader(), task_id))
+        task_id, deck = self.task_id, self.deck
+        self.read("task-detail", lambda: deck.task_detail(task_id), self._show)
 
-    def _show(self, task_id: str, task, events) -> None:
-        if task_id != self.task_id:
+    def _show(self, detail: TaskDetail) -> None:
+        if detail.task_id != self.task_id:
             return  # the screen was re-pointed meanwhile
+        task, events = detail.task, detail.events
         try:
             summary = self.query_one("#detail-summary", Static)
         except NoMatches:

@@ -1,11 +1,11 @@
 """Tasks: every task of every agent, live, newest at the bottom like ``tail -f``.
 
-The table holds one window of tasks (``console.data.WINDOW``). In follow mode
+The table holds one window of tasks (``console.service.deck.WINDOW``). In follow mode
 the window is the newest tasks and the cursor rides on the newest; moving
 the cursor, clicking or scrolling pauses following (the window then stays
 where it is, its rows still updating live, and the status line counts the
-newer tasks); ``f`` or ``G`` resumes. Queries run on a worker thread;
-results come back with ``call_from_thread``.
+newer tasks); ``f`` or ``G`` resumes. Windows are read by the service
+(``DeckService.task_page``) on a worker thread.
 """
 
 from __future__ import annotations
@@ -13,28 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 
-from agentdeck.console import data
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.service.deck import WINDOW
+from agentdeck.console.service.views import EMPTY_PAGE, TaskFilter, TaskKey, TaskPage, Window, task_key
 from agentdeck.console.widgets.chrome import TextLine
 from agentdeck.console.widgets.task_filter import FilterInput, describe, parse_filter
 from agentdeck.console.widgets.task_table import TaskTable
-from agentdeck.store import queries
-from agentdeck.store.queries import TaskFilter, TaskKey
-
-AnchorFn = Callable[[object], "TaskKey | None"]
 
 
 class TasksScreen(DeckScreen):
     MODE = "tasks"
     CSS_PATH = "tasks.tcss"
     AUTO_FOCUS = "#tasks"
-    WINDOW = data.WINDOW  # rows held at most
+    WINDOW = WINDOW  # rows held at most
     BINDINGS = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
@@ -48,10 +45,9 @@ class TasksScreen(DeckScreen):
         super().__init__()
         self.filt = TaskFilter()
         self.anchor: TaskKey | None = None  # first row's key while paused; None follows
-        self.page = data.TaskPage([], False, 0)
-        self._generation = 0  # results of superseded requests are dropped
+        self.page: TaskPage = EMPTY_PAGE
         self._pending_edge: tuple[bool, int] | None = None  # (older, rows to move) until the window arrives
-        self._pending: tuple[AnchorFn, Callable[[TaskTable], None]] | None = None  # window move in flight
+        self._pending: tuple[Window, Callable[[TaskTable], None]] | None = None  # window move in flight
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
@@ -68,24 +64,17 @@ class TasksScreen(DeckScreen):
         if self._pending is not None:
             self._request(*self._pending)  # a window move in flight: redo it on the fresh data
             return
-        anchor = self.anchor
-        self._request(lambda _conn: anchor)
+        self._request(Window("follow") if self.anchor is None else Window("at", self.anchor))
 
-    def _request(self, anchor_fn: AnchorFn, place: Callable[[TaskTable], None] | None = None) -> None:
-        self._generation += 1
-        self._pending = (anchor_fn, place) if place is not None else None
-        self._fetch(self._generation, self.filt, anchor_fn, place)
+    def _request(self, window: Window, place: Callable[[TaskTable], None] | None = None) -> None:
+        self._pending = (window, place) if place is not None else None
+        filt, deck, limit = self.filt, self.deck, self.WINDOW
+        self.read("tasks-page", lambda: deck.task_page(filt, window, limit), lambda page: self._show(page, place))
 
-    @work(thread=True, exclusive=True, group="tasks-page")
-    def _fetch(self, generation: int, filt: TaskFilter, anchor_fn: AnchorFn, place) -> None:
-        conn = self.app.store.reader()
-        anchor = anchor_fn(conn)
-        page = data.task_page(conn, filt, anchor, self.WINDOW)
-        self.app.call_from_thread(self._show, generation, anchor, page, place)
-
-    def _show(self, generation: int, anchor: TaskKey | None, page: data.TaskPage, place) -> None:
-        if generation != self._generation or not self.is_mounted:
+    def _show(self, page: TaskPage, place) -> None:
+        if not self.is_mounted:
             return
+        anchor = page.anchor
         self._pending_edge = self._pending = None
         table = self.table
         current = table.cursor_task
@@ -93,7 +82,7 @@ class TasksScreen(DeckScreen):
             self.anchor = None
         else:
             # (a follow-mode result can land just after the user paused)
-            self.anchor = anchor if anchor is not None or not page.rows else queries.task_key(page.rows[0])
+            self.anchor = anchor if anchor is not None or not page.rows else task_key(page.rows[0])
         self.page = page
         table.more_older = page.older
         table.more_newer = page.newer > 0
@@ -113,7 +102,7 @@ class TasksScreen(DeckScreen):
         if self.follow:
             self.follow = False
             # Freeze the window where it is; live updates keep refreshing it.
-            self.anchor = queries.task_key(self.page.rows[0]) if self.page.rows else None
+            self.anchor = task_key(self.page.rows[0]) if self.page.rows else None
 
     def watch_follow(self) -> None:
         if self.is_mounted:
@@ -138,13 +127,12 @@ class TasksScreen(DeckScreen):
         delta = pending[1] + step if pending is not None and pending[0] == event.older else step
         self._pending_edge = (event.older, delta)
         if event.older:
-            first, filt = queries.task_key(rows[0]), self.filt
             target = rows[0]["task_id"]
-            self._request(lambda conn: data.older_anchor(conn, filt, first, half), self._placer(target, delta))
+            self._request(Window("before", task_key(rows[0]), half), self._placer(target, delta))
         else:
-            start = queries.task_key(rows[min(half, len(rows) - 1)])
+            start = task_key(rows[min(half, len(rows) - 1)])
             target = rows[-1]["task_id"]
-            self._request(lambda _conn: start, self._placer(target, delta))
+            self._request(Window("at", start), self._placer(target, delta))
 
     @staticmethod
     def _placer(task_id: str, delta: int) -> Callable[[TaskTable], None]:
@@ -161,11 +149,7 @@ class TasksScreen(DeckScreen):
             return
         self._pause()
         self.follow = False
-        filt = self.filt
-        self._request(
-            lambda conn: next((queries.task_key(r) for r in queries.tasks_from(conn, filt, None, 1)), None),
-            lambda table: table.move_cursor(row=0, animate=False),
-        )
+        self._request(Window("oldest"), lambda table: table.move_cursor(row=0, animate=False))
 
     def action_follow(self) -> None:
         self.follow = True
@@ -210,7 +194,7 @@ class TasksScreen(DeckScreen):
     def set_filter(self, filt: TaskFilter) -> None:
         """Show only tasks matching ``filt``, newest first (follow resumes)."""
         self.filt = filt
-        self.page = data.TaskPage([], False, 0)
+        self.page = EMPTY_PAGE
         self.follow = True
         self.anchor = None
         self._pending = self._pending_edge = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 
 from agentdeck.console.safe import plain
-from agentdeck.store.canary import HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, fmt_delta, fmt_p, fmt_value
+from agentdeck.console.service.views import (
+    HOLD, INFO, PROMOTE, ROLLBACK, CanaryReport, MetricResult, fmt_delta, fmt_p, fmt_value,
+)
 
 VERDICT_STYLE = {PROMOTE: "bold green", HOLD: "bold yellow", ROLLBACK: "bold red", INFO: "dim"}
 HEADERS = ("metric", "verdict", "baseline", "canary", "delta", "interval|p95", "test")
@@ -48,6 +50,22 @@ def row(m: MetricResult) -> list[Text]:
     ]
 
 
+DIFF_HEADERS = ("what", "feature", "baseline", "canary", "delta", "test", "examples (baseline | canary)")
+
+
+def diff_row(d) -> list[Text]:
+    """One difference between the versions (a store.canary_diff.Difference) as table cells."""
+    return [
+        Text(d.kind),
+        plain(d.feature, 60, single_line=True),  # tool names and reasons come from traces
+        Text(f"{d.baseline_share * 100:.1f}%"),
+        Text(f"{d.canary_share * 100:.1f}%"),
+        Text(f"{d.delta * 100:+.1f} pts", style="bold" if d.p < 0.05 else ""),
+        Text(fmt_p(d.p)),
+        plain(f"{d.baseline_example or '—'} | {d.canary_example or '—'}", 60, single_line=True),
+    ]
+
+
 def stage(s: str | None) -> str:
     return s or "stage unknown"
 
@@ -70,8 +88,23 @@ def verdict_line(r: CanaryReport) -> Text:
     t = Text()
     t.append(f" {r.verdict.upper()} ", style=f"reverse {VERDICT_STYLE[r.verdict]}")
     t.append(" ")
+    if r.more_canary:
+        # What the operator waits for comes first: a live verdict on hold is missing data.
+        t.append(f"needs ~{r.more_canary:,} more canary tasks", style="bold")
+        if r.eta_seconds:
+            t.append(f" (~{duration(r.eta_seconds)} at this rate)", style="bold")
+        t.append(" · ")
     # The reason can quote a version label from a trace: keep it literal.
     t.append_text(plain(r.reason, 300, single_line=True))
     if r.score is not None and not r.reason.startswith("score"):
         t.append(f"  (score {r.score:.0f}/100)", style="dim")
     return t
+
+
+def duration(seconds: float) -> str:
+    """3m, 2.5h, 4d: how long, at a glance."""
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Tab, Tabs
 
-from agentdeck.store.queries import Counters
+from agentdeck.console.service.views import Counters
 
 SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay")]
 

@@ -1,10 +1,11 @@
 """The compensation confirmation: exactly what will run, then run it only on confirmation.
 
-Opened with a ``Plan`` (from ``replay.compensate.prepare``) or a
-``Refusal``. It shows the method, URL, headers and body (or the named
-handler and its arguments), the target system, the idempotency key and the
-risk. Confirming runs ``replay.compensate.commit`` in a thread worker (the
-attempt is recorded before the call, the result after); a failure is shown
+Opened with a ``CompensationPrompt`` (``DeckService.compensation_prompt``:
+a plan, or why there is none). It shows the method, URL, headers and body
+(or the named handler and its arguments; secrets masked on screen), the
+target system, the idempotency key and the risk. Confirming runs
+``DeckService.compensate`` whole in one worker (the attempt is recorded before
+the call, the result after) and shows its one result; a failure is shown
 with a Retry button that re-checks and runs again with the same key.
 Dismisses with True if anything was attempted (so the screen reloads).
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -22,9 +22,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from agentdeck.console.safe import plain
-from agentdeck.replay import compensate
-from agentdeck.replay.compensate import Outcome, Plan, Refusal
-from agentdeck.replay.redact import redact
+from agentdeck.console.screens.base import run_off_ui
+from agentdeck.console.service.views import ActionResult, CompensationPrompt
 
 MAX_BODY_SHOWN = 3000
 
@@ -36,9 +35,11 @@ def _pretty(value) -> str:
     return text
 
 
-def describe(plan: Plan) -> Text:
+def describe(prompt: CompensationPrompt) -> Text:
     """The plan as the operator reads it (all trace-derived text through plain())."""
     out = Text()
+    plan = prompt.plan
+    assert plan is not None
 
     def row(label: str, value: object, style: str = "") -> None:
         out.append(f"{label:<16}", "bold")
@@ -46,7 +47,7 @@ def describe(plan: Plan) -> Text:
         out.append("\n")
 
     # Secrets (tokens in headers, passwords in bodies) are masked on screen, not in what is sent.
-    (headers, body, args), hidden = redact([plan.headers, plan.body, plan.args])
+    headers, body, args, hidden = prompt.headers, prompt.body, prompt.args, prompt.masked
     row("System", plan.system)
     row("Undoes", f"{plan.operation} ({plan.action_id}, task {plan.task_id})")
     row("Risk", plan.risk, "bold yellow")
@@ -85,10 +86,11 @@ class CompensationDialog(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, prepared: Plan | Refusal, action_id: str) -> None:
+    def __init__(self, prompt: CompensationPrompt) -> None:
         super().__init__()
-        self.prepared = prepared
-        self.action_id = action_id
+        self.prompt = prompt
+        self.has_plan = prompt.plan is not None
+        self.action_id = prompt.action_id
         self.attempted = False
         self.running = False
 
@@ -98,21 +100,21 @@ class CompensationDialog(ModalScreen[bool]):
         with Vertical():
             yield Label(title, id="comp-title")
             with VerticalScroll():
-                if isinstance(self.prepared, Plan):
-                    yield Static(describe(self.prepared), id="comp-plan")
+                if self.has_plan:
+                    yield Static(describe(self.prompt), id="comp-plan")
                 else:
-                    yield Static(plain(f"Cannot compensate: {self.prepared.reason}", style="bold red"), id="comp-plan")
+                    yield Static(plain(f"Cannot compensate: {self.prompt.refusal}", style="bold red"), id="comp-plan")
             yield Static("", id="comp-status")
             yield Static("Nothing has run yet. Enter or Compensate runs it; Esc cancels."
-                         if isinstance(self.prepared, Plan) else "Esc closes.", id="comp-hint")
+                         if self.has_plan else "Esc closes.", id="comp-hint")
             with Horizontal():
-                yield Button("Cancel" if isinstance(self.prepared, Plan) else "Close", id="cancel")
-                if isinstance(self.prepared, Plan):
+                yield Button("Cancel" if self.has_plan else "Close", id="cancel")
+                if self.has_plan:
                     yield Button("Retry", id="retry", variant="warning")
                     yield Button("Compensate", id="confirm", variant="error")
 
     def on_mount(self) -> None:
-        if isinstance(self.prepared, Plan):
+        if self.has_plan:
             self.query_one("#retry").display = False
             self.query_one("#confirm", Button).focus()
         else:
@@ -126,7 +128,7 @@ class CompensationDialog(ModalScreen[bool]):
             self.action_close()
 
     def start(self, *, retry: bool = False) -> None:
-        if self.running or not isinstance(self.prepared, Plan):
+        if self.running or not self.has_plan:
             return
         self.running = True
         self.attempted = True
@@ -135,41 +137,38 @@ class CompensationDialog(ModalScreen[bool]):
         self.query_one("#comp-status", Static).update(Text("Recording the attempt, then calling the system…", style="bold"))
         self.run_compensation(retry)
 
-    @work(thread=True, exclusive=True, group="compensation")
     def run_compensation(self, retry: bool) -> None:
-        app = self.app
-        conn = app.store.writer()
-        plan = self.prepared
-        if retry:  # re-check: someone may have compensated it meanwhile, or the allowlist changed
-            plan = compensate.prepare(conn, self.action_id, app.allow_hosts)
-        if isinstance(plan, Plan):
-            result = compensate.commit(conn, plan, operator=app.operator, now=app.now(), allow_hosts=app.allow_hosts)
-        else:
-            result = plan
-        app.call_from_thread(self.finished, result)
+        deck, prompt = self.app.deck, self.prompt  # type: ignore[attr-defined]
+        run_off_ui(self, "compensation", lambda: deck.compensate(prompt, retry=retry), self.finished,
+                   on_error=self._failed, action=True)
 
-    def finished(self, result: Outcome | Refusal) -> None:
+    def _failed(self, message: str) -> None:
+        self.finished(ActionResult(False, message, "error", detail={"retryable": True}))
+
+    def finished(self, result: ActionResult) -> None:
         self.running = False
+        if result.changed:
+            self.app.store_written()  # type: ignore[attr-defined]
+        if not self.is_mounted:
+            return
         status = self.query_one("#comp-status", Static)
         confirm = self.query_one("#confirm", Button)
         retry = self.query_one("#retry", Button)
-        if isinstance(result, Refusal):
-            status.update(plain(f"Refused: {result.reason}", style="bold red"))
-            confirm.display = retry.display = False
-        elif result.ok:
-            text = Text(f"Compensated (attempt {result.attempt}): the system answered {result.status}", style="bold green")
-            if result.replayed:
-                text.append(" — already done under this idempotency key; nothing was undone twice", "green")
+        body = result.detail.get("body")
+        if result.ok:
+            text = Text(result.message, style="bold green")
             text.append("\n")
-            text.append_text(plain(_pretty(result.body), 600))
+            text.append_text(plain(_pretty(body), 600))
             status.update(text)
             confirm.display = retry.display = False
+        elif not result.detail.get("retryable"):
+            status.update(plain(result.message, style="bold red"))
+            confirm.display = retry.display = False
         else:
-            text = Text(f"Failed (attempt {result.attempt}): ", style="bold red")
-            text.append_text(plain(result.error or "unknown error", 500))
-            if result.body is not None:
+            text = plain(result.message, 500, style="bold red")
+            if body is not None:
                 text.append("\n")
-                text.append_text(plain(_pretty(result.body), 600))
+                text.append_text(plain(_pretty(body), 600))
             status.update(text)
             confirm.display = False
             retry.display = True

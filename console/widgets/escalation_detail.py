@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,41 +11,15 @@ from textual.widgets import Static
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.widgets.escalation_format import (
-    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, step_summary,
-    time_left,
+    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, time_left,
 )
-from agentdeck.replay.hosts import check_url
-from agentdeck.store import decisions, queries
-
-MAX_STEPS = 80
-
-
-@dataclass
-class EscalationView:
-    """One escalation with its task and the task's steps so far (read in a worker)."""
-
-    row: dict
-    task: dict | None
-    steps: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, kind, summary)
-    more_steps: int = 0
-
-
-def load(conn: sqlite3.Connection, escalation_id: str) -> EscalationView | None:
-    row = decisions.escalation(conn, escalation_id)
-    if row is None:
-        return None
-    task = queries.task(conn, row["task_id"])
-    events = queries.task_events(conn, row["task_id"], limit=MAX_STEPS + 1)
-    steps = [(e["seq"], e["kind"], step_summary(e["kind"], e["payload"])) for e in events[:MAX_STEPS]]
-    more = (task["events"] - MAX_STEPS) if task is not None and len(events) > MAX_STEPS else 0
-    return EscalationView(dict(row), dict(task) if task is not None else None, steps, max(more, 0))
-
+from agentdeck.console.service.views import EscalationView
 
 def _label(text: Text, name: str) -> None:
     text.append(f"{name:<14}", "bold")
 
 
-def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str], on_expiry: str = "deny") -> Text:
+def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> Text:
     """The pane's content. Every trace-sourced string passes through clean()/plain()."""
     if view is None:
         return Text("No escalation selected.", style="dim")
@@ -107,7 +79,7 @@ def render(view: EscalationView | None, now: float, allow_hosts: frozenset[str],
     if not url:
         t.append("none (outbox only)", "dim")
     else:
-        why = check_url(url, allow_hosts)
+        why = view.callback_problem
         t.append_text(plain(url, 200, single_line=True))
         t.append("  ")
         t.append("allowed" if why is None else f"blocked: {clean(why, 120, single_line=True)}",
@@ -162,5 +134,5 @@ class EscalationDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("No escalation selected.", style="dim"), id="esc-detail-body")
 
-    def show(self, view: EscalationView | None, now: float, allow_hosts: frozenset[str], on_expiry: str) -> None:
-        self.query_one("#esc-detail-body", Static).update(render(view, now, allow_hosts, on_expiry))
+    def show(self, view: EscalationView | None, now: float, on_expiry: str) -> None:
+        self.query_one("#esc-detail-body", Static).update(render(view, now, on_expiry))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+from agentdeck.console.service.views import Row
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -34,7 +34,7 @@ class EscalationTable(DataTable):
         except Exception:
             return None
 
-    def show(self, rows: list[sqlite3.Row], now: float, *, history: bool) -> None:
+    def show(self, rows: list[Row], now: float, *, history: bool) -> None:
         keep = self.selected_id()
         if history != self.history or not self.columns:
             self.clear(columns=True)
@@ -55,7 +55,7 @@ class EscalationTable(DataTable):
     def _risk(risk: str) -> Text:
         return plain(risk, 10, style=RISK_STYLE.get(risk, ""), single_line=True)
 
-    def _pending_cells(self, r: sqlite3.Row, now: float) -> tuple:
+    def _pending_cells(self, r: Row, now: float) -> tuple:
         remaining = r["deadline"] - now
         expired = remaining < 0
         left = f"EXPIRED -{duration(remaining)}" if expired else duration(remaining)
@@ -69,7 +69,7 @@ class EscalationTable(DataTable):
             Text(duration(now - r["ts"])),
         )
 
-    def _decided_cells(self, r: sqlite3.Row) -> tuple:
+    def _decided_cells(self, r: Row) -> tuple:
         action = proposed(r["proposed_action"])
         delivery = r["delivery"]
         return (

@@ -19,7 +19,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from agentdeck.console.safe import plain
-from agentdeck.replay.reconstruct import Reconstruction, Step
+from agentdeck.console.service.views import Reconstruction, ReplayView, Step, mask
 
 MAX_NODES = 400
 MAX_CHILDREN = 60
@@ -124,10 +124,10 @@ def context_lines(step: Step, rec: Reconstruction) -> list[Text]:
             out.append(_line("Action", f"{act.operation} on {act.system} · {act.status}"
                              + (f" · amount {act.amount:g}" if act.amount is not None else "")))
             out.append(_line("Justification", act.justification))
-            for k, b, a in changes(act.before, act.after):
+            for k, b, a in changes(mask(act.before), mask(act.after)):
                 out.append(_line(f"Changed {k}", f"{json.dumps(b, default=str)} → {json.dumps(a, default=str)}"))
             resp = act.response or {}
-            out.append(_line("Downstream", f"{resp.get('status')} {json.dumps(resp.get('body'), default=str)}"))
+            out.append(_line("Downstream", f"{resp.get('status')} {json.dumps(mask(resp.get('body')), default=str)}"))
             if act.compensated_at is not None and act.compensation_status == "ok":
                 out.append(_line("Compensated", f"by {act.compensated_by} at {when(act.compensated_at)}", style="bold red"))
             elif act.compensation:
@@ -165,7 +165,7 @@ def _tool_pairing(step: Step, rec: Reconstruction) -> list[Text]:
         call = next((o for o in reversed(window) if o.kind == "tool_call" and isinstance(o.data, dict)
                      and o.data.get("call_id") == call_id), None)
         if call is not None:
-            out.append(_line(f"Call seq {call.seq} input", json.dumps(call.data.get("input"), default=str,
+            out.append(_line(f"Call seq {call.seq} input", json.dumps(mask(call.data.get("input")), default=str,
                                                                       ensure_ascii=False), limit=300))
         else:
             out.append(Text("The call for this result is not in the previous steps (see gaps)", style="yellow"))
@@ -187,7 +187,7 @@ class ReplayDetail(Vertical):
         tree.show_root = False
         yield tree
 
-    def show(self, step: Step | None, rec: Reconstruction | None) -> None:
+    def show(self, step: Step | None, rec: Reconstruction | None, view: ReplayView | None = None) -> None:
         head = self.query_one("#detail-head", Static)
         context = self.query_one("#detail-context", Static)
         tree = self.query_one("#detail-json", Tree)
@@ -204,7 +204,9 @@ class ReplayDetail(Vertical):
         lines = context_lines(step, rec)
         context.update(Text("\n").join(lines) if lines else "")
         budget = _Budget(MAX_NODES)
-        data = step.data if isinstance(step.data, dict) else {"value": step.data}
+        # What the tree shows is the step with secrets masked (the view caches it per step).
+        shown = view.shown_data(step)[0] if view is not None else mask(step.data)
+        data = shown if isinstance(shown, dict) else {"value": shown}
         for k, v in data.items():
             add_json(tree.root, k, v, budget)
         if budget.cut:

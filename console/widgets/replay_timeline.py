@@ -20,7 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.safe import clean
-from agentdeck.replay.reconstruct import DECISION_KINDS, Step
+from agentdeck.console.service.views import DECISION_KINDS, Step
 
 KIND_STYLE = {
     "task_start": "bold",

@@ -8,7 +8,7 @@ reach a widget.
 from __future__ import annotations
 
 import json
-import sqlite3
+from agentdeck.console.service.views import Row
 
 from rich.text import Text
 from textual.binding import Binding
@@ -93,7 +93,7 @@ def payload_text(raw: str) -> Text:
 EVENT_COLUMNS = (("seq", "seq", 5), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 44))
 
 
-def event_cells(row: sqlite3.Row) -> tuple[Text, ...]:
+def event_cells(row: Row) -> tuple[Text, ...]:
     payload = load_payload(row["payload"])
     try:
         what = summary(row["kind"], payload)
@@ -119,7 +119,7 @@ class EventTable(VimTable):
             self.add_column(label, width=width, key=key)
         self.event_ids: list[int] = []
 
-    def show_events(self, rows: list[sqlite3.Row]) -> None:
+    def show_events(self, rows: list[Row]) -> None:
         ids = [r["id"] for r in rows]
         if ids == self.event_ids:
             return

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Input
 
 from agentdeck.console.safe import clean
-from agentdeck.store.queries import OUTCOMES, TaskFilter
+from agentdeck.console.service.views import OUTCOMES, TaskFilter
 
 KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome"}
 COHORTS = ("baseline", "canary")

@@ -1,6 +1,6 @@
 """The Tasks list: a table over a window of the store's tasks.
 
-The table never holds more than one window of rows (``console.data.WINDOW``);
+The table never holds more than one window of rows (``console.service.deck.WINDOW``);
 moving past either end asks the screen for the next window (keyset paging in
 ``store.queries``). New tasks come in at the bottom, like ``tail -f``; a live
 update redraws only the rows that changed.
@@ -8,7 +8,7 @@ update redraws only the rows that changed.
 
 from __future__ import annotations
 
-import sqlite3
+from agentdeck.console.service.views import Row
 from dataclasses import dataclass
 
 from rich.cells import cell_len, set_cell_size
@@ -54,7 +54,7 @@ OUTCOME_STYLE = {
 }
 
 
-def task_cells(row: sqlite3.Row) -> tuple[Text, ...]:
+def task_cells(row: Row) -> tuple[Text, ...]:
     """One task as table cells; every trace-supplied value goes through ``plain``."""
     outcome = row["outcome"]
     latency = row["latency_ms"]
@@ -132,7 +132,7 @@ class LazyCells(dict):
     the others' cells are never built unless asked for.
     """
 
-    def __init__(self, rows: dict[str, sqlite3.Row] | None = None) -> None:
+    def __init__(self, rows: dict[str, Row] | None = None) -> None:
         super().__init__()
         self.rows = rows or {}
 
@@ -230,7 +230,7 @@ class TaskTable(ScrollView, can_focus=True):
         width = sum(w + 2 for _, _, w in COLUMNS)
         self.virtual_size = Size(width, self.row_count + 1)
 
-    def show_rows(self, rows: list[sqlite3.Row]) -> None:
+    def show_rows(self, rows: list[Row]) -> None:
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
         old, old_keys = self.shown.cells, self.shown.keys
         keys = [r["task_id"] for r in rows]

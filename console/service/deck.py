@@ -1,0 +1,401 @@
+"""``DeckService``: the one thing the console's screens talk to.
+
+Reads return views (``console.service.views``); actions run whole — record,
+deliver or call, and read back what the screen shows — and return one
+``ActionResult``. Every method does I/O: call them from worker threads,
+never from the UI thread. Each thread gets its own read connection; writes
+use this thread's own read-write connection, through ``store.txn.atomic``
+(inside the store functions called here, or directly).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentdeck.console.service import views
+from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
+from agentdeck.console.service.settings import Settings
+from agentdeck.console.service.text import step_summary
+from agentdeck.console.service.views import (
+    ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
+    TaskFilter, TaskKey, TaskPage, Window,
+)
+from agentdeck.console.service.views import redact
+from agentdeck.store import queries
+from agentdeck.store.db import connect
+from agentdeck.store.txn import StoreError
+
+# store.decisions, store.canary, store.contract and replay.* are imported where
+# used: the console's first paint (Tasks) needs none of them.
+
+log = logging.getLogger(__name__)
+
+WINDOW = 200  # rows the Tasks table holds at most
+MAX_EVENTS = 2000  # task detail: a task with more shows its first MAX_EVENTS and says so
+MAX_STEPS = 80  # escalation detail: steps of the task listed
+
+
+def _clean_error(exc: BaseException, limit: int = 300) -> str:
+    return f"{exc}"[:limit] if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"[:limit]
+
+
+class DeckService:
+    """Reads and actions over one store, for one operator, with one clock."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db_path = Path(settings.db)
+        self._local = threading.local()
+        self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
+        self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
+        connect(self.db_path).close()  # create and migrate before any reader opens it
+
+    # -- connections and time ---------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        conn = getattr(self._local, "ro", None)
+        if conn is None:
+            conn = self._local.ro = connect(self.db_path, readonly=True)
+        return conn
+
+    def writer(self) -> sqlite3.Connection:
+        """This thread's read-write connection (human decisions, deliveries, audit records)."""
+        conn = getattr(self._local, "rw", None)
+        if conn is None:
+            conn = self._local.rw = connect(self.db_path)
+        return conn
+
+    @property
+    def operator(self) -> str:
+        return self.settings.user
+
+    @property
+    def allow_hosts(self) -> frozenset[str]:
+        return self.settings.allow_hosts
+
+    @property
+    def on_expiry(self) -> str:
+        return self.settings.on_expiry
+
+    @property
+    def outbox_description(self) -> str:
+        if self.delivery.outbox is None:
+            return "outbox off (no trace folder; callbacks only)"
+        return f"outbox {self.delivery.outbox}"
+
+    # -- Tasks -----------------------------------------------------------------------
+
+    def counters(self) -> queries.Counters:
+        return queries.counters(self.reader(), self.now())
+
+    def task_page(self, filt: TaskFilter, window: Window, limit: int = WINDOW) -> TaskPage:
+        """One window of the Tasks list (keyset paging over ``store.queries``)."""
+        conn = self.reader()
+        anchor: TaskKey | None
+        if window.kind == "follow":
+            anchor = None
+        elif window.kind == "oldest":
+            first = queries.tasks_from(conn, filt, None, 1)
+            anchor = queries.task_key(first[0]) if first else None
+        elif window.kind == "before" and window.key is not None:
+            anchor = queries.key_before(conn, filt, window.key, window.steps) or window.key
+        else:
+            anchor = window.key
+        if anchor is None and window.kind == "follow":
+            rows = queries.tasks_newest(conn, filt, limit)
+            newer = 0
+        else:
+            rows = queries.tasks_from(conn, filt, anchor, limit)
+            newer = queries.count_after(conn, filt, queries.task_key(rows[-1])) if rows else 0
+        older = bool(rows) and queries.key_before(conn, filt, queries.task_key(rows[0]), 1) is not None
+        return TaskPage(tuple(rows), older, newer, anchor)
+
+    def task_detail(self, task_id: str) -> TaskDetail:
+        """A task and its first events, payloads with secrets masked."""
+        conn = self.reader()
+        task = queries.task(conn, task_id)
+        rows = queries.task_events(conn, task_id, limit=MAX_EVENTS)
+        events, payloads, masked = [], [], 0
+        for r in rows:
+            payload, n = _masked_payload(r["payload"])
+            masked += n
+            payloads.append(payload)
+            events.append({"id": r["id"], "seq": r["seq"], "kind": r["kind"], "ts": r["ts"], "payload": payload})
+        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked)
+
+    def find_tasks(self, prefix: str, limit: int = 8) -> Sequence[views.Row]:
+        """Tasks whose id or request id starts with ``prefix`` (the command palette)."""
+        return queries.tasks_by_prefix(self.reader(), prefix, limit=limit)
+
+    # -- Escalations -------------------------------------------------------------------
+
+    def escalation_queue(self, history: bool) -> EscalationQueue:
+        from agentdeck.store import decisions
+
+        conn = self.reader()
+        rows = decisions.decided(conn) if history else decisions.pending(conn)
+        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=not history))
+
+    def escalation(self, escalation_id: str) -> EscalationView | None:
+        from agentdeck.replay.hosts import check_url
+        from agentdeck.store import decisions
+
+        conn = self.reader()
+        row = decisions.escalation(conn, escalation_id)
+        if row is None:
+            return None
+        task = queries.task(conn, row["task_id"])
+        events = queries.task_events(conn, row["task_id"], limit=MAX_STEPS + 1)
+        steps = []
+        for e in events[:MAX_STEPS]:
+            payload, _ = _masked_payload(e["payload"])
+            steps.append((e["seq"], e["kind"], step_summary(e["kind"], payload)))
+        more = (task["events"] - MAX_STEPS) if task is not None and len(events) > MAX_STEPS else 0
+        url = row["callback_url"]
+        problem = check_url(url, self.allow_hosts) if url else None
+        return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
+                              callback_problem=problem)
+
+    def decide(self, escalation_id: str, decision: str, reason: str, history: bool = False) -> ActionResult:
+        """Record a decision (first wins, audited), deliver it, and read the queue back: one trip."""
+        from agentdeck.store import decisions
+
+        conn = self.writer()
+        try:
+            outcome = decisions.decide(conn, escalation_id, decision, by=self.operator, reason=reason,  # type: ignore[arg-type]
+                                       now=self.now(), on_expiry=self.settings.on_expiry)
+        except decisions.DecisionError as exc:
+            return ActionResult(False, f"Not recorded: {exc}", "error")
+        except sqlite3.Error as exc:  # e.g. the store stayed locked past the busy timeout
+            log.exception("deciding %r", escalation_id)
+            return ActionResult(False, f"Not recorded ({_clean_error(exc, 200)}); try again.", "error")
+        esc = escalation_id
+        if not outcome.applied:
+            return ActionResult(False, self.already(outcome.escalation_id, outcome.status, outcome.decided_by,
+                                                    outcome.decided_at) + " Nothing changed.", "warning",
+                                detail={"queue": self.escalation_queue(history)})
+        state = self._deliver(esc)
+        if outcome.expired:
+            message = (f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
+                       f"(you asked to {decision}).")
+            severity = "warning"
+        else:
+            message = f"{outcome.status.capitalize()} {esc}."
+            severity = "information"
+        message += " " + _delivery_sentence(state)
+        if state in ("failed", "blocked"):
+            severity = "warning"
+        return ActionResult(True, message, severity, changed=True,
+                            detail={"queue": self.escalation_queue(history), "delivery": state})
+
+    def retry_delivery(self, escalation_id: str, history: bool = False) -> ActionResult:
+        """Put a failed or blocked delivery back to pending (audited) and deliver it now: one trip."""
+        from agentdeck.store import decisions
+
+        try:
+            ok = decisions.request_retry(self.writer(), escalation_id, by=self.operator, now=self.now())
+        except sqlite3.Error as exc:
+            log.exception("retrying %r", escalation_id)
+            return ActionResult(False, f"Not retried ({_clean_error(exc, 200)}); try again.", "error")
+        if not ok:
+            return ActionResult(False, "Nothing to retry (already delivered or in progress).", "warning",
+                                detail={"queue": self.escalation_queue(history)})
+        state = self._deliver(escalation_id)
+        return ActionResult(state == "delivered", f"Retried {escalation_id}. " + _delivery_sentence(state),
+                            "information" if state == "delivered" else "warning", changed=True,
+                            detail={"queue": self.escalation_queue(history), "delivery": state})
+
+    def _deliver(self, escalation_id: str) -> str | None:
+        conn = self.writer()
+        try:
+            return deliver_one(conn, escalation_id, self.delivery)
+        except Exception as exc:  # never take the console down; the stored state says what happened
+            log.exception("delivering %r", escalation_id)
+            return give_up(conn, escalation_id, _clean_error(exc))
+
+    def redeliver(self) -> int:
+        """Deliver what is still pending (a previous run's, or a lapsed claim). Returns how many changed."""
+        from agentdeck.store import decisions
+
+        changed = 0
+        for escalation_id in decisions.undelivered(self.writer()):
+            changed += self._deliver(escalation_id) is not None
+        return changed
+
+    def sweep_expired(self) -> int:
+        """Decide escalations past their deadline per the expiry policy; deliver them. Returns how many changed."""
+        from agentdeck.store import decisions
+
+        outcomes = decisions.expire_due(self.writer(), now=self.now(), policy=self.settings.on_expiry)  # type: ignore[arg-type]
+        return len(outcomes) + self.redeliver()
+
+    @staticmethod
+    def already(escalation_id: str, status: str, by: str | None, at: float | None) -> str:
+        when = f" at {datetime.fromtimestamp(at, UTC).strftime('%H:%M:%S')} UTC" if at is not None else ""
+        return f"{escalation_id} was already {status} by {by or 'the agent'}{when}."
+
+    # -- Replay --------------------------------------------------------------------------
+
+    def replay(self, wanted: str, known: tuple | None = None) -> ReplayView | None:
+        """The task's reconstruction, or None when ``known`` (the key the screen has) is still current."""
+        from agentdeck.replay.reconstruct import reconstruct
+
+        conn = self.reader()
+        # Cheap change check first: a big task is only rebuilt when it (or its audit) changed.
+        row = conn.execute(
+            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
+        ).fetchone()
+        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
+        key = (wanted, tuple(row) if row else None, audit_id, comps)
+        if key == known:
+            return None
+        rec = reconstruct(conn, wanted)
+        if rec is not None:
+            rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
+        return ReplayView(wanted, key, rec)
+
+    def compensation_prompt(self, action_id: str) -> CompensationPrompt:
+        from agentdeck.replay import compensate
+
+        prepared = compensate.prepare(self.reader(), action_id, self.allow_hosts)
+        if isinstance(prepared, compensate.Refusal):
+            return CompensationPrompt(action_id, None, prepared.reason)
+        (headers, body, args), masked = redact([prepared.headers, prepared.body, prepared.args])
+        return CompensationPrompt(action_id, prepared, None, headers, body, args, masked)
+
+    def compensate(self, prompt: CompensationPrompt, *, retry: bool = False) -> ActionResult:
+        """Record the attempt, call the system, record the result: one trip. A retry re-checks first."""
+        from agentdeck.replay import compensate
+
+        conn = self.writer()
+        plan: Any = prompt.plan
+        try:
+            if retry or plan is None:  # someone may have compensated it meanwhile, or the allowlist changed
+                plan = compensate.prepare(conn, prompt.action_id, self.allow_hosts)
+            if isinstance(plan, compensate.Plan):
+                result = compensate.commit(conn, plan, operator=self.operator, now=self.now(),
+                                           allow_hosts=self.allow_hosts)
+            else:
+                result = plan
+        except sqlite3.Error as exc:
+            log.exception("compensating %r", prompt.action_id)
+            return ActionResult(False, f"Not run: {_clean_error(exc, 300)}", "error", detail={"retryable": True})
+        if isinstance(result, compensate.Refusal):
+            return ActionResult(False, f"Refused: {result.reason}", "error", detail={"refused": True})
+        body, _ = redact(result.body)
+        if result.ok:
+            message = f"Compensated (attempt {result.attempt}): the system answered {result.status}"
+            if result.replayed:
+                message += " — already done under this idempotency key; nothing was undone twice"
+            return ActionResult(True, message, changed=True, detail={"body": body, "attempt": result.attempt})
+        return ActionResult(False, f"Failed (attempt {result.attempt}): {result.error or 'unknown error'}", "error",
+                            changed=True, detail={"body": body, "attempt": result.attempt, "retryable": True})
+
+    def export_evidence(self, task_id: str) -> ActionResult:
+        """Write the task's evidence packet under the evidence folder (never overwriting one) and audit it."""
+        from agentdeck.replay.evidence import EvidenceError, export, packet_filename
+
+        now = self.now()
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+        folder = Path(self.settings.evidence_dir)
+        # Named after a slug of the (untrusted) task id: "../" in an id cannot leave the evidence folder.
+        out = folder / packet_filename(task_id, stamp)
+        resolved = folder.resolve()
+        if not out.resolve().is_relative_to(resolved):  # belt and braces: resolve() follows any symlink too
+            return ActionResult(False, f"Export refused: {out} is outside the evidence folder {resolved}", "error")
+        n = 1
+        while out.exists():  # two exports in one second: never overwrite a packet already handed out
+            n += 1
+            out = out.with_name(f"{out.stem.split('~')[0]}~{n}{out.suffix}")
+        try:
+            _, detail = export(self.writer(), task_id, fmt="md", out=out, operator=self.operator, now=now)
+        except (EvidenceError, OSError, sqlite3.Error) as exc:
+            if not isinstance(exc, EvidenceError):
+                log.exception("exporting %r", task_id)
+            return ActionResult(False, f"Export failed: {exc}", "error")
+        return ActionResult(True, f"Evidence packet written to {out.resolve()}", changed=True,
+                            detail={"path": str(out.resolve()), "digest": detail["digest"],
+                                    "redactions": detail["redactions"]})
+
+    # -- Canary --------------------------------------------------------------------------
+
+    def canary(self, agent: str | None, chosen: dict[str, tuple[str, str]], window: str,
+               metric_key: str) -> CanaryView:
+        """The canary report for ``agent`` (else the first agent with two versions) and the tasks behind a metric."""
+        from agentdeck.store import canary
+        from agentdeck.store.contract import ContractCheck
+
+        if self._contracts is None:
+            self._contracts = ContractCheck()
+        conn = self.reader()
+        pairs = canary.pairs(conn)
+        if not any(p.agent == agent for p in pairs):
+            agent = pairs[0].agent if pairs else None
+        if agent is None:
+            return CanaryView(tuple(pairs), None, None, ())
+        pair = next(p for p in pairs if p.agent == agent)
+        baseline, canary_v = versions_for(pair, chosen)
+        book = self._contracts.book(conn)
+        report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=self.now(),
+                                contract=book.get(pair.agent))
+        tasks = canary.tasks_behind(conn, report, metric_key)
+        return CanaryView(tuple(pairs), agent, report, tuple(tasks))
+
+    def canary_tasks(self, report: views.CanaryReport, metric_key: str) -> Sequence[views.Row]:
+        from agentdeck.store import canary
+
+        return canary.tasks_behind(self.reader(), report, metric_key)
+
+    def violations(self, task_id: str) -> Sequence[views.Row]:
+        from agentdeck.store.contract import task_violations
+
+        return task_violations(self.reader(), task_id)
+
+
+def versions_for(pair: views.Pair, chosen: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """The versions compared for this agent: chosen with b/v if still there, else the default pair."""
+    mine = chosen.get(pair.agent)
+    if mine and all(v in pair.versions for v in mine) and mine[0] != mine[1]:
+        return mine
+    return pair.baseline, pair.canary
+
+
+def next_version(pair: views.Pair, current: str, other: str, step: int = 1) -> str:
+    from agentdeck.store import canary
+
+    return canary.next_version(pair, current, other, step)
+
+
+def _masked_payload(raw: str) -> tuple[str, int]:
+    """An event's payload as JSON text with secrets masked (unparseable text is masked as text)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        from agentdeck.replay.redact import redact_text
+
+        return redact_text(raw)
+    masked, n = redact(value)
+    return (json.dumps(masked, ensure_ascii=False) if n else raw), n
+
+
+def _delivery_sentence(state: str | None) -> str:
+    return {
+        "delivered": "Delivered to the agent.",
+        "failed": "Delivery failed: see the escalation (r retries).",
+        "blocked": "Callback blocked (host not allowed): see the escalation.",
+        None: "Delivery already under way elsewhere.",
+    }.get(state, f"Delivery {state}.")

@@ -1,0 +1,154 @@
+"""The command line as a newcomer meets it (issue 13): --version, errors that name
+the real problem, the documented exit codes, and --help that imports nothing heavy (issue 9)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from test_cli_ingest import ROOT, agentdeck
+
+HEAVY = ("pydantic", "textual", "httpx", "rich", "agentdeck.store.tailer", "agentdeck.store.events")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ingest", "--help"], ["canary", "--help"], ["sor", "--help"]])
+def test_help_imports_no_heavy_module(argv):
+    code = ("import sys\n"
+            "from agentdeck.console.cli import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version():
+    from importlib.metadata import version
+
+    out = agentdeck("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"agentdeck {version('agentdeck')}"
+
+
+def test_an_unknown_flag_is_named_even_when_a_required_argument_is_missing():
+    out = agentdeck("ingest", "--bogus")
+    assert out.returncode == 2
+    assert "unrecognized arguments: --bogus" in out.stderr
+    assert "required" not in out.stderr
+    out = agentdeck("evidence", "--frobnicate=1")
+    assert out.returncode == 2 and "unrecognized arguments: --frobnicate=1" in out.stderr
+
+
+def test_canary_usage_errors_keep_exit_3_because_2_means_roll_back():
+    out = agentdeck("canary", "--bogus")
+    assert out.returncode == 3 and "unrecognized arguments: --bogus" in out.stderr
+    out = agentdeck("canary", "--agent", "a", "--baseline", "v1", "--canary", "v2", "--window", "2h")
+    assert out.returncode == 3 and "invalid choice: '2h'" in out.stderr
+
+
+def test_spelled_out_defaults_match_their_source():
+    # (Kept in the command modules so that --help does not import the modules that own them.)
+    from agentdeck.console.commands import canary as canary_cmd
+    from agentdeck.console.commands import sor as sor_cmd
+    from agentdeck.replay.sor import DEFAULT_PORT
+    from agentdeck.store.canary import WINDOWS
+
+    assert list(canary_cmd.WINDOWS) == list(WINDOWS)
+    assert sor_cmd.DEFAULT_PORT == DEFAULT_PORT
+
+
+def test_check_of_a_file_that_is_not_traces_says_so_and_exits_2():
+    out = agentdeck("check", "README.md")
+    assert out.returncode == 2
+    assert "README.md: not a trace file: none of its" in out.stderr
+    assert "no violations" not in out.stdout
+    assert "rejected line" not in out.stdout  # said once, not once per line
+
+
+def test_check_of_an_empty_folder_checks_nothing_and_says_so(tmp_path):
+    out = agentdeck("check", str(tmp_path))
+    assert out.returncode == 2
+    assert "no trace files" in out.stderr and "no violations" not in out.stdout
+
+
+def test_ingest_of_a_file_that_is_not_traces_says_so(tmp_path):
+    out = agentdeck("ingest", "--db", str(tmp_path / "s.db"), str(ROOT / "README.md"))
+    assert out.returncode == 2
+    assert "README.md: not a trace file" in out.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["demo", "--rate", "-1"], "argument --rate: must be a number above 0 (got -1)"),
+    (["demo", "--rate", "0"], "argument --rate: must be a number above 0"),
+    (["demo", "--agents", "0"], "argument --agents: must be 1 or more"),
+    (["demo", "--wait", "nan"], "argument --wait: must be a number above 0"),
+    (["sor", "--port", "70000"], "argument --port: must be 0-65535"),
+])
+def test_nonsense_values_are_refused(argv, message):
+    out = agentdeck(*argv)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_sor_help_lists_its_endpoints():
+    out = agentdeck("sor", "--help")
+    for endpoint in ("POST /actions", "POST /compensate", "GET  /actions/<id>", "GET  /health", "POST /_faults"):
+        assert endpoint in out.stdout
+
+
+def test_sor_on_a_busy_port_exits_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = agentdeck("sor", "--port", str(port), "--no-seed")
+    assert out.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+
+
+def test_an_unwritable_output_is_a_message_not_a_traceback(tmp_path):
+    target = tmp_path / "no-such-folder" / "schema.json"
+    out = agentdeck("schema", "-o", str(target))
+    assert out.returncode == 2
+    assert "No such file or directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_exit_codes_are_documented_in_one_table():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    table = text.split("## Exit status", 1)[1]
+    for code in ("| 0 |", "| 1 |", "| 2 |", "| 130 |"):
+        assert code in table
+    assert "canary" in table
+
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda t: not t.startswith("-")), max_size=5),
+       st.from_regex(r"--[a-z]{3,10}", fullmatch=True))
+def test_any_unknown_flag_is_named_whatever_else_is_typed(tokens, flag):
+    """Any paths (or none) and an unknown flag: a usage error naming the flag, never "PATH is required"."""
+    import contextlib
+    import io
+
+    from agentdeck.console.cli import build_parser
+
+    parser, parsers = build_parser()
+    known = set(parsers["ingest"]._option_string_actions)
+    assume(not any(k.startswith(flag) for k in known))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        args, extras = parser.parse_known_args(["ingest", *tokens, flag])
+        if extras:
+            parsers["ingest"].error(f"unrecognized arguments: {' '.join(extras)}")
+    assert info.value.code == 2
+    assert flag in err.getvalue() and "Traceback" not in err.getvalue()

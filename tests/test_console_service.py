@@ -1,0 +1,165 @@
+"""The console's application layer without the Pilot: what each key's one trip does to the store.
+
+``DeckService`` is what the screens call on their workers; each action here
+is one call that records, delivers or runs, and returns the one result the
+operator sees.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import FIXED_NOW, SAMPLE_TRACES
+from agentdeck.console.service.deck import DeckService
+from agentdeck.console.service.settings import for_tests
+from agentdeck.console.service.views import TaskFilter, Window
+from agentdeck.replay.evidence import verify_packet
+from agentdeck.replay.sor import SorService, seed_from_traces
+from agentdeck.store.db import connect
+from tasks_support import ingest, task_lines, write_trace
+from test_escalations_support import audit_records, esc_db, row_of  # noqa: F401  (fixture)
+
+
+def deck_on(db, **kw) -> DeckService:
+    kw.setdefault("operator", "alice")
+    return DeckService(for_tests(db, **kw), clock=lambda: FIXED_NOW)
+
+
+def test_decide_records_delivers_and_reads_the_queue_back_in_one_call(esc_db, tmp_path):
+    box = tmp_path / "box.jsonl"
+    deck = deck_on(esc_db, outbox=box)
+    result = deck.decide("esc-t-low", "approve", "")
+    assert result.ok and result.changed and result.detail["delivery"] == "delivered"
+    assert "Approved esc-t-low" in result.message and "Delivered" in result.message
+    # The queue it read back no longer holds the decision: the screen needs no second read.
+    assert "esc-t-low" not in [r["escalation_id"] for r in result.detail["queue"].rows]
+    row = row_of(esc_db, "esc-t-low")
+    assert (row["status"], row["decided_by"], row["delivery"]) == ("approved", "alice", "delivered")
+    assert [rec["kind"] for rec in audit_records(esc_db, "esc-t-low")] == ["decision"]
+    [line] = [json.loads(raw) for raw in box.read_text().splitlines()]
+    assert line["escalation_id"] == "esc-t-low" and line["decision"] == "approve"
+
+
+def test_second_decision_changes_nothing_and_says_who_decided(esc_db, tmp_path):
+    first = deck_on(esc_db, outbox=tmp_path / "box.jsonl")
+    second = deck_on(esc_db, operator="bob", outbox=tmp_path / "box.jsonl")
+    assert first.decide("esc-t-low", "approve", "").ok
+    again = second.decide("esc-t-low", "deny", "changed my mind")
+    assert not again.ok and not again.changed and again.severity == "warning"
+    assert "already approved by alice" in again.message
+    assert row_of(esc_db, "esc-t-low")["status"] == "approved"
+
+
+def test_deny_without_a_reason_is_refused_and_nothing_is_written(esc_db):
+    result = deck_on(esc_db).decide("esc-t-low", "deny", "")
+    assert not result.ok and result.severity == "error" and "reason is required" in result.message
+    assert row_of(esc_db, "esc-t-low")["status"] == "pending"
+    assert audit_records(esc_db, "esc-t-low") == []
+
+
+def test_a_failed_delivery_is_said_and_retry_delivers_in_one_call(esc_db, tmp_path):
+    deck = deck_on(esc_db)  # no outbox and no callback: nowhere to deliver
+    result = deck.decide("esc-t-low", "approve", "")
+    assert result.changed and result.detail["delivery"] == "failed" and result.severity == "warning"
+    assert "Delivery failed" in result.message
+    fixed = deck_on(esc_db, outbox=tmp_path / "box.jsonl")
+    retried = fixed.retry_delivery("esc-t-low")
+    assert retried.ok and retried.detail["delivery"] == "delivered"
+    assert [rec["kind"] for rec in audit_records(esc_db, "esc-t-low")] == ["decision", "delivery-retry"]
+    assert not fixed.retry_delivery("esc-t-low").ok  # delivered: nothing to retry
+
+
+def test_expired_escalations_are_swept_by_the_policy(esc_db, tmp_path):
+    deck = deck_on(esc_db, outbox=tmp_path / "box.jsonl", on_expiry="deny")
+    assert deck.sweep_expired() >= 1
+    row = row_of(esc_db, "esc-t-expired")
+    assert (row["status"], row["decided_by"], row["delivery"]) == ("denied", "expiry-policy", "delivered")
+
+
+def test_escalation_view_says_why_a_callback_is_blocked(esc_db):
+    view = deck_on(esc_db).escalation("esc-t-hostile")
+    assert view is not None and "not on the operator's allowlist" in (view.callback_problem or "")
+    assert deck_on(esc_db, allow_hosts=frozenset({"hooks.example.com:80"})).escalation("esc-t-hostile") \
+        .callback_problem is None
+
+
+def test_task_detail_masks_secrets_in_payloads(tmp_path, sample_db):
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("leaky", output={"api_key": "sk-live-abcdefghijklmnop1234",
+                                                                "note": "Bearer abcdefghijklmnopqrstuvwxyz"}))
+    ingest(sample_db, traces)
+    detail = deck_on(sample_db).task_detail("leaky")
+    text = "\n".join(e["payload"] for e in detail.events)
+    assert "abcdefghijklmnop1234" not in text and "abcdefghijklmnopqrstuvwxyz" not in text
+    assert "[REDACTED]" in text and detail.redactions >= 2
+    # The store keeps what the agent wrote: masking is for the screen.
+    raw = connect(sample_db).execute("SELECT payload FROM events WHERE task_id = 'leaky' AND kind = 'tool_result'")
+    assert "sk-live-abcdefghijklmnop1234" in raw.fetchone()[0]
+
+
+def test_replay_is_rebuilt_only_when_the_task_changed(sample_db):
+    deck = deck_on(sample_db)
+    view = deck.replay("task-0001")
+    assert view is not None and view.rec is not None and view.rec.task_id == "task-0001"
+    assert deck.replay("task-0001", view.key) is None  # nothing changed: nothing rebuilt
+    assert deck.replay("req-0001").rec.task_id == "task-0001"  # by request id too
+    missing = deck.replay("nope")
+    assert missing is not None and missing.rec is None
+
+
+def test_replay_json_tree_data_is_masked(tmp_path, sample_db):
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("leaky", output={"password": "hunter2hunter2"}))
+    ingest(sample_db, traces)
+    view = deck_on(sample_db).replay("leaky")
+    step = next(s for s in view.rec.steps if s.kind == "tool_result")
+    shown, masked = view.shown_data(step)
+    assert masked == 1 and "hunter2hunter2" not in json.dumps(shown)
+
+
+def test_export_writes_a_verifiable_packet_never_overwriting_one(sample_db, tmp_path):
+    deck = deck_on(sample_db, evidence_dir=tmp_path / "ev")
+    first = deck.export_evidence("task-0001")
+    second = deck.export_evidence("task-0001")  # same second (fixed clock)
+    assert first.ok and second.ok and first.detail["path"] != second.detail["path"]
+    packets = sorted((tmp_path / "ev").glob("*.md"))
+    assert len(packets) == 2
+    conn = connect(sample_db)
+    assert verify_packet(packets[0].read_text(), conn) == []
+    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'evidence.export'").fetchone()[0] == 2
+    unknown = deck.export_evidence("no-such-task")
+    assert not unknown.ok and "Export failed" in unknown.message
+
+
+@pytest.fixture
+def sor():
+    with SorService(port=0) as service:
+        seed_from_traces(service.sor, [SAMPLE_TRACES])
+        yield service
+
+
+def test_compensation_prompt_then_one_call_runs_it_and_a_second_is_refused(sample_db, sor):
+    conn = connect(sample_db)
+    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = 'act-0001'").fetchone()[0])
+    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", sor.url)
+    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
+    conn.close()
+    refused = deck_on(sample_db).compensation_prompt("act-0001")
+    assert refused.plan is None and "allowlist" in (refused.refusal or "")
+    deck = deck_on(sample_db, allow_hosts=frozenset({sor.allow_entry}))
+    prompt = deck.compensation_prompt("act-0001")
+    assert prompt.plan is not None and prompt.plan.idempotency_key == "undo-act-0001"
+    done = deck.compensate(prompt)
+    assert done.ok and done.changed and "Compensated (attempt 1)" in done.message
+    again = deck.compensate(deck.compensation_prompt("act-0001"))
+    assert not again.ok and "already compensated" in again.message
+
+
+def test_task_pages_follow_and_jump_to_the_oldest(sample_db):
+    deck = deck_on(sample_db)
+    newest = deck.task_page(TaskFilter(), Window("follow"), 10)
+    oldest = deck.task_page(TaskFilter(), Window("oldest"), 10)
+    assert newest.anchor is None and newest.older and newest.newer == 0
+    assert not oldest.older and oldest.newer > 0 and oldest.rows[0]["task_id"] != newest.rows[-1]["task_id"]

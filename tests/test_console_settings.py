@@ -1,0 +1,75 @@
+"""Settings are resolved once: flags > environment > config file > defaults, each with its source (no Pilot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentdeck.console.service.settings import SettingsError, resolve
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_with_no_flags_environment_or_file(tmp_path):
+    s = resolve({}, env={"HOME": str(tmp_path)})
+    assert s.db == Path("var/agentdeck.db") and s.source("db") == "default"
+    assert s.traces == (Path("var/traces"),)
+    assert s.on_expiry == "deny" and s.allow_hosts == frozenset()
+    assert s.outbox == Path("var/traces/outbox/decisions.jsonl")
+    assert s.config_path is None
+
+
+def test_flag_beats_environment_beats_config_file(tmp_path):
+    cfg = write(tmp_path / "xdg" / "agentdeck" / "config.toml",
+                'db = "from-file.db"\nuser = "file-user"\non_expiry = "keep"\ntraces = ["t"]\n')
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "AGENTDECK_USER": "env-user", "AGENTDECK_DB": "env.db"}
+    s = resolve({"db": "flag.db"}, env=env)
+    assert s.db == Path("flag.db") and s.source("db") == "flag"
+    assert s.user == "env-user" and s.source("user") == "env AGENTDECK_USER"
+    assert s.on_expiry == "keep" and s.source("on_expiry") == f"config {cfg}"
+    # Relative paths in the file are relative to the file's folder.
+    assert s.traces == (cfg.parent / "t",)
+    assert ("user", "env-user", "env AGENTDECK_USER") in s.describe()
+
+
+def test_allowed_hosts_add_up_from_every_source(tmp_path):
+    cfg = write(tmp_path / "c.toml", 'allow_hosts = ["Sor.Internal:8443"]\n')
+    s = resolve({"allow_hosts": ["a.example"]}, env={"AGENTDECK_ALLOW_HOSTS": "b.example, c.example"}, config=cfg)
+    assert s.allow_hosts == {"a.example", "b.example", "c.example", "sor.internal:8443"}
+    assert s.source("allow_hosts").startswith("flag + env")
+
+
+def test_outbox_off_and_explicit(tmp_path):
+    assert resolve({"outbox": "off"}, env={"HOME": str(tmp_path)}).outbox is None
+    assert resolve({"outbox": "x/box.jsonl"}, env={"HOME": str(tmp_path)}).outbox == Path("x/box.jsonl")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("db = [", "not valid TOML"),
+    ('colour = "blue"\n', "unknown setting(s) colour"),
+    ('on_expiry = "sometimes"\n', "on-expiry policy must be one of deny, approve, keep"),
+])
+def test_a_bad_config_file_is_a_clear_error_naming_the_file(tmp_path, text, says):
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(SettingsError) as err:
+        resolve({}, env={}, config=cfg)
+    assert says in str(err.value)
+    assert "c.toml" in str(err.value) or "config" in str(err.value)
+
+
+def test_a_missing_config_file_given_explicitly_is_an_error(tmp_path):
+    with pytest.raises(SettingsError, match="does not exist"):
+        resolve({}, env={}, config=tmp_path / "nope.toml")
+
+
+def test_console_command_reports_a_bad_config_and_does_not_start(tmp_path, capsys):
+    from agentdeck.console.cli import main
+
+    cfg = write(tmp_path / "c.toml", 'tick = "often"\n')
+    assert main(["console", "--config", str(cfg), "--db", str(tmp_path / "s.db")]) == 2
+    assert "tick" in capsys.readouterr().err
