@@ -590,19 +590,45 @@ class ContractCheck:
         _store(conn, book, info, found)
 
     def drain(self, conn: sqlite3.Connection, also: Iterable[str] = ()) -> int:
-        """Check the queued tasks (and ``also``); returns how many were checked."""
+        """Check the queued tasks (and ``also``); returns how many were checked.
+
+        A task whose check fails (not the store: that raises at once) stays
+        queued and the others go on; ContractError then says which.
+        """
+        from agentdeck.store.ingest import describe_error, is_store_error
+
         book = self.book(conn)
+        failed: list[str] = []
+
+        def check(ids: list[str]) -> None:
+            try:
+                recheck(conn, book, ids)
+            except Exception as exc:
+                if is_store_error(exc):
+                    raise
+                if len(ids) == 1:
+                    failed.append(f"{ids[0]}: {describe_error(exc)}")
+                    return
+                for task_id in ids:
+                    check([task_id])
+
         done = 0
         ids = sorted(set(also))
         for i in range(0, len(ids), 500):
-            recheck(conn, book, ids[i:i + 500])
+            check(ids[i:i + 500])
             done += len(ids[i:i + 500])
+        after = ""
         while True:
-            ids = [t for (t,) in conn.execute("SELECT task_id FROM contract_pending ORDER BY task_id LIMIT 500")]
+            ids = [t for (t,) in conn.execute(
+                "SELECT task_id FROM contract_pending WHERE task_id > ? ORDER BY task_id LIMIT 500", (after,))]
             if not ids:
-                return done
-            recheck(conn, book, ids)
+                break
+            after = ids[-1]
+            check(ids)
             done += len(ids)
+        if failed:
+            raise ContractError(f"{len(failed)} contract check(s) failed and stay queued; first: {failed[0]}")
+        return done
 
 
 _seq = operator.itemgetter(1)
