@@ -20,7 +20,17 @@ from agentdeck.store.txn import atomic
 # list MIGRATIONS of migrations (each a list of SQL statements). Areas are
 # applied in this order; how many of an area's migrations ran is kept in the
 # meta table. To add tables, add a module and its name here.
-AREAS = ("core", "replay", "escalations", "console", "contract", "otlp", "retention")
+AREAS = (
+    "core",
+    "replay",
+    "escalations",
+    "console",
+    "contract",
+    "otlp",
+    "retention",
+    "receiver",
+    "notify",
+)
 
 # Applied to every read-write connection, in order. A writer waits this long
 # for another's lock before failing with "the store is locked" (store.txn).

@@ -21,10 +21,20 @@ def is_otlp(raw: bytes) -> bool:
 
 
 def decode(raw: bytes) -> list[tuple[object, str]]:
-    """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line."""
-    if not raw.startswith(b'{"v":') and is_otlp(raw):  # the common case first, cheaply
-        from agentdeck.store import otlp
+    """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line.
 
-        return otlp.decode_line(raw)
+    A Collector line of metrics, logs or profiles (sent to the same file as
+    traces) gives no events: it is counted in ``otlp_files.skipped``.
+    """
+    if not raw.startswith(b'{"v":'):  # the common case first, cheaply
+        if is_otlp(raw):
+            from agentdeck.store import otlp
+
+            return otlp.decode_line(raw)
+        from agentdeck.store import otlp_files
+
+        if signal := otlp_files.other_signal(raw):
+            otlp_files.count_skipped(signal)
+            return []
     event = ev.parse_event(raw)
     return [(event, raw.decode("utf-8"))]

@@ -78,10 +78,28 @@ def describe_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def decode_lines(lines) -> tuple[list, list[Reject]]:
-    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines."""
+def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
+    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines
+    (of length-prefixed OTLP protobuf records when ``proto``: store/otlp_files.py)."""
     parsed: list = []
     rejects: list[Reject] = []
+    if proto:
+        from agentdeck.store import otlp
+
+        for line in lines:
+            if line.oversized:
+                rejects.append(Reject(line.offset, f"not a length-prefixed OTLP record ({line.oversized} bytes "
+                                      "skipped to the end of the file)", line.data, line.oversized))
+                continue
+            try:
+                items = otlp.decode_protobuf(line.data, partial=True)
+            except Exception as exc:  # any bad record is a reject, never a crash
+                rejects.append(Reject(line.offset, describe_error(exc), line.data))
+                continue
+            parsed.extend(items)
+            if items.rejected:
+                rejects.append(Reject(line.offset, otlp.refused(items), line.data))
+        return parsed, rejects
     append = parsed.append
     validate = ev.event_adapter.validator.validate_json  # the hot path, without the calls around it
     for line in lines:
@@ -94,10 +112,20 @@ def decode_lines(lines) -> tuple[list, list[Reject]]:
             if data.startswith(b'{"v":'):  # a native event, as agents write them
                 append((validate(data), data.decode("utf-8")))
             else:
-                parsed.extend(formats.decode(data))
+                _decode_other(data, line.offset, parsed, rejects)
         except Exception as exc:  # any bad line is a reject, never a crash
             rejects.append(Reject(line.offset, describe_error(exc), data))
     return parsed, rejects
+
+
+def _decode_other(data: bytes, offset: int, parsed: list, rejects: list[Reject]) -> None:
+    """A line that is not a native event as agents write them (an OTLP request, a reordered event)."""
+    items = formats.decode(data)
+    parsed.extend(items)
+    if getattr(items, "rejected", None):  # spans refused, the line's others kept
+        from agentdeck.store import otlp
+
+        rejects.append(Reject(offset, otlp.refused(items), data))
 
 
 _BLANK = frozenset(b" \t\r\n\x0b\x0c")
@@ -131,7 +159,7 @@ def decode_chunk(chunk: bytes, base: int) -> tuple[list, list[Reject], int]:
             if piece.startswith(b'{"v":'):
                 append((validate(piece), piece.decode("utf-8")))
             else:
-                parsed.extend(formats.decode(piece))
+                _decode_other(piece, start, parsed, rejects)
         except Exception as exc:  # any bad line is a reject, never a crash
             rejects.append(Reject(start, describe_error(exc), piece))
     return parsed, rejects, count
@@ -415,6 +443,7 @@ def commit(
     spans: list | None = None,
     derive: Derive | None = None,
     reread: Callable[[], list] | None = None,
+    proto: bool = False,
 ) -> BatchResult:
     """The write half of ``apply_batch``: one transaction with the source's new offset.
 
@@ -432,12 +461,9 @@ def commit(
         with atomic(conn):
             _check_offset(conn, source)
             if spans is not None:
-                from agentdeck.store import otlp
-
-                kept = otlp.claim(conn, spans)
-                if kept is not None:  # some spans are stored already: write the batch without them
+                kept = claim_spans(conn, spans)
+                if kept is not spans:  # some spans are stored already, or framed otherwise: write these
                     prepared = prepare(kept, source_id)
-                    otlp.claim(conn, kept)  # all new now: recorded
             _write_rows(conn, prepared)
             result = _finish(conn, source, prepared, rejects, new_offset, lines, derive)
     except Exception as exc:
@@ -445,7 +471,7 @@ def commit(
             raise
         if reread is None:
             raise BadBatch(describe_error(exc)) from exc
-        return commit_lines(conn, source, reread(), new_offset=new_offset, lines=lines, derive=derive)
+        return commit_lines(conn, source, reread(), new_offset=new_offset, lines=lines, derive=derive, proto=proto)
     if source is not None and new_offset is not None:
         source["offset"] = new_offset
     return result
@@ -459,6 +485,7 @@ def commit_lines(
     new_offset: int | None = None,
     lines: int = 0,
     derive: Derive | None = None,
+    proto: bool = False,
 ) -> BatchResult:
     """Commit a batch of lines (``reader.Line``) isolating the ones that cannot be stored.
 
@@ -472,7 +499,7 @@ def commit_lines(
     units: list[tuple[object, list]] = []
     rejects: list[Reject] = []
     for line in batch:
-        items, bad = decode_lines([line])
+        items, bad = decode_lines([line], proto)
         rejects.extend(bad)
         if items:
             units.append((line, items))
@@ -483,12 +510,7 @@ def commit_lines(
             with atomic(conn):  # a savepoint: a failed half leaves the rest of the batch alone
                 items = [item for _, its in group for item in its]
                 if any(type(item) is not tuple for item in items):
-                    from agentdeck.store import otlp
-
-                    kept = otlp.claim(conn, items)
-                    if kept is not None:
-                        items = kept
-                        otlp.claim(conn, kept)
+                    items = claim_spans(conn, items)
                 p = prepare(items, source_id)
                 _write_rows(conn, p)
             written.append(p)
@@ -516,6 +538,33 @@ def commit_lines(
     if source is not None and new_offset is not None:
         source["offset"] = new_offset
     return result
+
+
+class _Rewritten(Exception):
+    """otlp.claim() asked for other items: undo what it recorded."""
+
+
+def claim_spans(conn: sqlite3.Connection, items: list) -> list:
+    """Claim the span parts of ``items`` (store/otlp.py ``claim``) inside the batch's transaction.
+
+    Returns the items to write: ``items`` itself, or what ``claim`` asked to
+    write instead (without parts stored already, or reframed), claimed in
+    turn. What a refused claim recorded is undone with its savepoint.
+    """
+    from agentdeck.store import otlp
+
+    for _ in range(100):
+        kept = None
+        try:
+            with atomic(conn):
+                kept = otlp.claim(conn, items)
+                if kept is not None:
+                    raise _Rewritten
+        except _Rewritten:
+            items = kept  # type: ignore[assignment]
+            continue
+        return items
+    raise ValueError("the spans' framing did not settle after 100 rounds")
 
 
 def _check_offset(conn: sqlite3.Connection, source: dict | None) -> None:

@@ -100,39 +100,106 @@ class Span:
     resource: dict[str, Any]
 
 
+@dataclass(slots=True)
+class BadSpan:
+    """One span refused on its own (the rest of its request or line is kept)."""
+
+    reason: str
+    raw: bytes = b""  # the span as received, or what could be read of it (for the rejects row)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _raw_json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")[:4096]
+    except (ValueError, TypeError, RecursionError):
+        return b""
+
+
 class SpanItem(tuple):
-    """An ``(event, payload_json)`` pair that remembers the span part it came from."""
+    """An ``(event, payload_json)`` pair that remembers the span part it came from.
+
+    ``meta`` is None for most items. Items that frame a task (task_start and
+    task_end of the span chosen as the task's invocation) carry
+    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (what the part
+    becomes when another span of the trace frames the task: an item, or None
+    for nothing); model steps may carry ``cost`` and any item ``session``.
+    ``claim`` reads them inside the ingest transaction.
+    """
 
     key: tuple[str, str, str]
+    meta: dict | None
+    source: str | None  # who sent it (the receiver's token or client certificate name)
 
-    def __new__(cls, event, payload: str, key: tuple[str, str, str]):
+    def __new__(cls, event, payload: str, key: tuple[str, str, str], meta: dict | None = None,
+                source: str | None = None):
         item = super().__new__(cls, (event, payload))
         item.key = key
+        item.meta = meta
+        item.source = source
         return item
+
+    def __reduce__(self):  # parse processes send items back pickled
+        return (SpanItem, (self[0], self[1], self.key, self.meta, self.source))
+
+
+class SpanItems(list):
+    """The items of a request or line, with how many spans were not GenAI (counted, not turned
+    into steps) and, when decoded with ``partial``, why each refused span was refused."""
+
+    ignored: int = 0
+    rejected: list[str] = []  # replaced per instance by the decode functions
 
 
 # -- entry points ------------------------------------------------------------
 
 
-def decode_line(raw: bytes) -> list[SpanItem]:
-    """One line of the Collector's file exporter (an ExportTraceServiceRequest in JSON)."""
-    return decode_json(raw)
+def decode_line(raw: bytes) -> SpanItems:
+    """One line of the Collector's file exporter (an ExportTraceServiceRequest in JSON).
+
+    A span that cannot be read or mapped is left out and named in the
+    result's ``rejected``; the line's other spans are kept.
+    """
+    return decode_json(raw, partial=True)
 
 
-def decode_json(body: bytes) -> list[SpanItem]:
+def decode_json(body: bytes, partial: bool = False) -> SpanItems:
+    """The events of an ExportTraceServiceRequest in JSON. Raises OtlpError when the body is
+    not one; a bad span raises too, unless ``partial``: then it is left out and its reason
+    is in the result's ``rejected`` (for OTLP partial success: ``rejected_spans``)."""
+    bad: list[BadSpan] | None = [] if partial else None
+    items = to_events(spans_from_json(load_json(body), bad), bad)
+    items.rejected = [b.reason for b in bad or []]
+    return items
+
+
+def load_json(body: bytes) -> Any:
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpError(f"bad JSON: {exc}") from None
-    return to_events(spans_from_json(doc))
+    except RecursionError:
+        raise OtlpError("bad JSON: nested too deeply") from None
 
 
-def decode_protobuf(body: bytes) -> list[SpanItem]:
-    return to_events(spans_from_protobuf(body))
+def decode_protobuf(body: bytes, partial: bool = False) -> SpanItems:
+    """As decode_json, for a protobuf ExportTraceServiceRequest."""
+    bad: list[BadSpan] | None = [] if partial else None
+    items = to_events(spans_from_protobuf(body, bad), bad)
+    items.rejected = [b.reason for b in bad or []]
+    return items
+
+
+def refused(items: SpanItems) -> str:
+    """One line saying which spans of a line or request were refused and why."""
+    n = len(items.rejected)
+    return (f"{n} span{'s' if n > 1 else ''} refused, the others kept: " + "; ".join(items.rejected))[:1000]
 
 
 def count_spans(items: Iterable[SpanItem]) -> int:
-    return len({item.key[:2] for item in items})
+    return len({item.key[:2] for item in items}) + getattr(items, "ignored", 0)
 
 
 # -- exactly once --------------------------------------------------------------
@@ -141,20 +208,27 @@ def count_spans(items: Iterable[SpanItem]) -> int:
 def claim(conn: sqlite3.Connection, items: list) -> list | None:
     """Record the span parts of ``items``; call inside the ingest transaction.
 
-    Returns None when every part is new (and is now recorded). Otherwise
-    records nothing and returns the items to keep: the first occurrence of
-    each part not stored yet, and every item that is not from a span. The
-    caller rolls back and writes those instead.
+    Returns None when every part is new (and is now recorded) and the items
+    agree with the store on which span frames each task. Otherwise returns
+    the items to write instead; the caller rolls back and writes those:
+    without parts stored already (the first occurrence of each part not
+    stored yet, and every item that is not from a span), or with a framing
+    part turned into the step it is when an earlier-stored span of its trace
+    frames the task.
     """
-    keys = [item.key for item in items if type(item) is SpanItem]
+    rows = [(*item.key, item.source) for item in items if type(item) is SpanItem]
+    keys = [row[:3] for row in rows]
     if len(set(keys)) == len(keys):
         conn.execute("SAVEPOINT otlp_claim")
-        before = conn.total_changes
-        conn.executemany("INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part) VALUES (?, ?, ?)", keys)
-        all_new = conn.total_changes - before == len(keys)
+        # rowcount counts the rows inserted, not what the receiver migration's
+        # trigger writes (it notes a sender's name on its task).
+        inserted = conn.executemany(
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source) VALUES (?, ?, ?, ?)", rows
+        ).rowcount
+        all_new = inserted == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            return None
+            return _settle(conn, items)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -166,6 +240,193 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
             seen.add(item.key)
         keep.append(item)
     return keep
+
+
+def _meta(item) -> dict:
+    return getattr(item, "meta", None) or {}
+
+
+def _opt(value) -> tuple | None:
+    return tuple(value) if value else None
+
+
+_TASK_COLUMNS = "rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer"
+
+
+def _settle(conn: sqlite3.Connection, items: list) -> list | None:
+    """Agree with the store on the span framing each task (and on the request and answer it
+    borrows from model calls); add model costs and sessions to the task rows.
+
+    Returns None when the items stand, else the items rewritten (nothing
+    has been changed then: the caller rolls back and writes those).
+    """
+    framing: dict[str, list[SpanItem]] = {}
+    costs: dict[str, float] = {}  # trace -> model costs here
+    sessions: dict[str, tuple] = {}  # trace -> earliest (start_ns, session id) here
+    reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
+    anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
+    for item in items:
+        meta = _meta(item)
+        if not meta:
+            continue
+        trace = item.key[0]
+        if "frame" in meta:
+            framing.setdefault(trace, []).append(item)
+        if meta.get("cost"):
+            costs[trace] = costs.get(trace, 0.0) + meta["cost"]
+        if r := _opt(meta.get("session")):
+            sessions[trace] = min(sessions.get(trace, r), r)
+        if r := _opt(meta.get("req")):
+            reqs[trace] = min(reqs.get(trace, r), r)
+        if r := _opt(meta.get("ans")):
+            anss[trace] = max(anss.get(trace, r), r)
+    if not framing and not costs and not sessions and not reqs and not anss:
+        return None
+    stored = {}
+    for trace in set(framing) | set(reqs) | set(anss):
+        row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id = ?", (trace,)).fetchone()
+        if row is not None:
+            stored[trace] = tuple(row)
+    best_req, best_ans = {}, {}
+    for trace in set(framing) | set(reqs) | set(anss):
+        row = stored.get(trace)
+        candidates = [r for r in (reqs.get(trace), (row[7], row[8]) if row and row[7] is not None else None) if r]
+        best_req[trace] = min(candidates) if candidates else None
+        candidates = [r for r in (anss.get(trace), (row[9], row[10]) if row and row[9] is not None else None) if r]
+        best_ans[trace] = max(candidates) if candidates else None
+
+    # trace -> (the winning frame, its agent name if a named agent): framing items of other frames lose
+    winners: dict[str, tuple[tuple, str | None]] = {}
+    changes = []
+    for trace, parts in framing.items():
+        frame = min(tuple(_meta(p)["frame"]) for p in parts)
+        mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
+        row = stored.get(trace)
+        if row is not None and (row[0], row[1], row[2]) < frame:
+            winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
+        else:
+            winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
+            if row is None or (row[0], row[1], row[2]) != frame:
+                changes.append((trace, frame, _meta(mine), row))
+
+    def verdict(item) -> str:
+        meta, trace = _meta(item), item.key[0]
+        if tuple(meta["frame"]) != winners[trace][0]:
+            return "lose"
+        if meta.get("needs_req") and item.key[2] == "start" and _opt(meta.get("used")) != best_req[trace]:
+            return "refill"
+        if meta.get("needs_ans") and item.key[2] == "end" and _opt(meta.get("used")) != best_ans[trace]:
+            return "refill"
+        return "stand"
+
+    if any(verdict(item) != "stand" for parts in framing.values() for item in parts):
+        rewritten = []
+        for item in items:
+            meta = _meta(item)
+            if "frame" not in meta:
+                rewritten.append(item)
+                continue
+            trace, v = item.key[0], verdict(item)
+            if v == "lose":
+                alt = meta.get("alt")
+                if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
+                    rewritten.append(alt)
+            elif v == "refill":
+                used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
+                fields = json.loads(item[1])
+                fields["request" if item.key[2] == "start" else "summary"] = used[1] if used else ""
+                rewritten.append(_item(fields, item.key, {**meta, "used": used}))
+            else:
+                rewritten.append(item)
+        return rewritten
+
+    for trace, frame, meta, row in changes:
+        if row is not None:
+            _demote(conn, trace, row, meta)
+        conn.execute(
+            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
+               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
+               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans""",
+            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
+             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0),
+        )
+    changed = {c[0] for c in changes}
+    for trace in set(best_req) | set(best_ans):
+        row = stored.get(trace)
+        req, ans = best_req[trace], best_ans[trace]
+        if row is not None and ((row[7], row[8]) if row[7] is not None else None) == req \
+                and ((row[9], row[10]) if row[9] is not None else None) == ans:
+            continue
+        conn.execute("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
+                     (*(req or (None, None)), *(ans or (None, None)), trace))
+        if row is None or trace in changed:
+            continue  # the winner is in this batch and already carries them
+        # The stored winner borrows its request or answer: a better one came.
+        if row[5] and req != ((row[7], row[8]) if row[7] is not None else None):
+            _refill(conn, trace, "task_start", FIRST_SEQ, "request", req[1] if req else "")
+            conn.execute("UPDATE tasks SET request = ? WHERE task_id = ?", ((req[1] if req else "")[:500], task_id(trace)))
+        if row[6] and ans != ((row[9], row[10]) if row[9] is not None else None):
+            _refill(conn, trace, "task_end", LAST_SEQ, "summary", ans[1] if ans else "")
+    new_sessions = []
+    for trace, sess in sessions.items():
+        row = conn.execute("SELECT sess_ns, session FROM otlp_sessions WHERE trace_id = ?", (trace,)).fetchone()
+        if row is None or (row[0], row[1]) > sess:
+            conn.execute("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)",
+                         (trace, *sess))
+            new_sessions.append((task_id(trace), sess[1]))
+    if costs or new_sessions:
+        # Written to the task row before the batch's own upsert, which adds to it.
+        conn.executemany(
+            """INSERT INTO tasks (task_id, cost_usd) VALUES (?, ?)
+               ON CONFLICT(task_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd""",
+            [(task_id(trace), cost) for trace, cost in costs.items()],
+        )
+        conn.executemany(
+            """INSERT INTO tasks (task_id, session) VALUES (?, ?)
+               ON CONFLICT(task_id) DO UPDATE SET session = excluded.session""", new_sessions)
+    return None
+
+
+def _refill(conn: sqlite3.Connection, trace: str, kind: str, seq: int, field: str, text: str) -> None:
+    row = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = ? AND seq = ?",
+                       (task_id(trace), kind, seq)).fetchone()
+    if row is None:
+        return
+    fields = json.loads(row[1])
+    fields[field] = text
+    _event, payload = encode(fields)
+    conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, row[0]))
+
+
+def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
+    """The stored framing span of ``trace`` loses to a better one: its task_start/task_end
+    become the sub-agent step (a named agent under another name) or go."""
+    tid = task_id(trace)
+    rows = conn.execute(
+        f"""SELECT id, kind, payload FROM events WHERE task_id = ? AND
+            ((kind = 'task_start' AND seq = {FIRST_SEQ}) OR (kind = 'task_end' AND seq = {LAST_SEQ}))""",
+        (tid,),
+    ).fetchall()
+    start = next((json.loads(r[2]) for r in rows if r[1] == "task_start"), None)
+    end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
+    gone = [r[0] for r in rows]
+    if start is not None and row[4] and row[3] != winner.get("agent"):
+        plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
+                              end.get("outcome", "success"), "" if row[6] else end.get("summary", ""))
+        event, payload = encode(plan)
+        start_id = next(r[0] for r in rows if r[1] == "task_start")
+        conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
+                     (event.seq, payload, start_id))
+        gone.remove(start_id)
+    if gone:
+        conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in gone])
+    # The winner's own task_start/task_end (in this batch) set the row's agent, outcome
+    # and times; the loser's reported total must not stand in for the sum of model calls.
+    # Its start time goes too (the row keeps the earliest start it is given).
+    conn.execute("UPDATE tasks SET events = events - ?, end_tokens = NULL, started = NULL WHERE task_id = ?",
+                 (len(gone), tid))
 
 
 # -- OTLP/JSON -----------------------------------------------------------------
@@ -221,7 +482,7 @@ def _uint(value: Any, where: str, bits: int = 64) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise OtlpError(f"{where}: expected an integer, got {value[:40]!r}") from None
+        raise OtlpError(f"{where}: expected an integer, got {str(value)[:40]!r}") from None
     if not 0 <= n < 2**bits:
         raise OtlpError(f"{where}: {n} is out of range")
     return n
@@ -248,9 +509,22 @@ def _id(value: Any, nbytes: int, where: str) -> str:
     return raw.hex()
 
 
+class Truncated(str):
+    """An attribute value cut to MAX_VALUE_BYTES; it ends by saying so, and steps built from it say so too."""
+
+    original_bytes: int
+
+
 def _check_size(text: str, where: str) -> str:
-    if len(text) > MAX_VALUE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-        raise OtlpError(f"{where}: value too large ({len(text.encode('utf-8', 'surrogatepass'))} bytes, limit {MAX_VALUE_BYTES})")
+    # A prompt or a RAG context over 64 KiB is ordinary: keep the span and cut
+    # the value (refusing it would lose the whole export request).
+    if len(text) > MAX_VALUE_BYTES // 4:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_VALUE_BYTES:
+            head = text.encode("utf-8", "surrogatepass")[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
+            cut = Truncated(f"{head}… [truncated by agentdeck: {size} bytes, limit {MAX_VALUE_BYTES}]")
+            cut.original_bytes = size
+            return cut
     return text
 
 
@@ -275,7 +549,7 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             n = int(i)
         except ValueError:
-            raise OtlpError(f"{where}: intValue must be an integer, got {i[:40]!r}") from None
+            raise OtlpError(f"{where}: intValue must be an integer, got {str(i)[:40]!r}") from None
         if not -(2**63) <= n < 2**63:
             raise OtlpError(f"{where}: intValue {n} is out of the int64 range")
         return n
@@ -285,7 +559,7 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
         try:
             return float(d)
         except ValueError:
-            raise OtlpError(f"{where}: doubleValue must be a number, got {d[:40]!r}") from None
+            raise OtlpError(f"{where}: doubleValue must be a number, got {str(d)[:40]!r}") from None
     if (a := _field(v, "arrayValue", "array_value")) is not None:
         values = _list(_obj(a, where).get("values"), f"{where}.arrayValue.values")
         return [_any_value(x, f"{where}[{n}]", depth + 1) for n, x in enumerate(values)]
@@ -301,8 +575,28 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
     return None  # an empty AnyValue
 
 
+_SHORT_TEXT = MAX_VALUE_BYTES // 4  # a str this long cannot exceed MAX_VALUE_BYTES in UTF-8
+
+
 def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if type(value) is list:
+        # The hot path: string and integer attributes, well formed (the rest is checked below).
+        for kv in value:
+            if type(kv) is not dict:
+                break
+            key, v = kv.get("key"), kv.get("value")
+            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
+                break
+            if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
+                out[key] = s
+            elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
+                out[key] = int(i)
+            else:
+                break
+        else:
+            return out
+        out.clear()
     for n, kv in enumerate(_list(value, f"{where}.attributes")):
         kv = _obj(kv, f"{where}.attributes[{n}]")
         key = _str(kv.get("key"), f"{where}.attributes[{n}].key")
@@ -324,7 +618,7 @@ def _status(value: Any, where: str) -> tuple[bool, str]:
     return error, _str(status.get("message"), f"{where}.message")
 
 
-def spans_from_json(doc: Any) -> list[Span]:
+def spans_from_json(doc: Any, rejected: list[BadSpan] | None = None) -> list[Span]:
     """Spans of an ExportTraceServiceRequest decoded from JSON. Unknown fields are
     ignored, as the OTLP specification requires of receivers."""
     if not isinstance(doc, dict):
@@ -338,7 +632,12 @@ def spans_from_json(doc: Any) -> list[Span]:
             where_s = f"{where_r}.scopeSpans[{s}]"
             ss = _obj(ss, where_s)
             for n, span in enumerate(_list(ss.get("spans"), f"{where_s}.spans")):
-                spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                try:
+                    spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                except OtlpError as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(BadSpan(str(exc), _raw_json(span)))
     return spans
 
 
@@ -373,7 +672,7 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
 # -- OTLP/protobuf -------------------------------------------------------------
 
 
-def spans_from_protobuf(body: bytes) -> list[Span]:
+def spans_from_protobuf(body: bytes, rejected: list[BadSpan] | None = None) -> list[Span]:
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -387,23 +686,33 @@ def spans_from_protobuf(body: bytes) -> list[Span]:
         for s, ss in enumerate(rs.scope_spans):
             for n, span in enumerate(ss.spans):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{n}]"
-                spans.append(Span(
-                    trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
-                    span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
-                    parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
-                    name=_check_size(span.name, f"{where}.name"),
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-                    error=span.status.code == 2,
-                    status_message=_check_size(span.status.message, f"{where}.status.message"),
-                    attributes=_pb_attributes(span.attributes, where),
-                    events=[
-                        SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
-                        for k, e in enumerate(span.events)
-                    ],
-                    resource=resource,
-                ))
+                try:
+                    spans.append(_pb_span(span, where, resource))
+                except OtlpError as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(BadSpan(str(exc), _raw_json({
+                        "traceId": span.trace_id.hex(), "spanId": span.span_id.hex(), "name": span.name[:200]})))
     return spans
+
+
+def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
+    return Span(
+        trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
+        span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
+        parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
+        name=_check_size(span.name, f"{where}.name"),
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+        error=span.status.code == 2,
+        status_message=_check_size(span.status.message, f"{where}.status.message"),
+        attributes=_pb_attributes(span.attributes, where),
+        events=[
+            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
+            for k, e in enumerate(span.events)
+        ],
+        resource=resource,
+    )
 
 
 def _pb_id(raw: bytes, nbytes: int, where: str) -> str:
@@ -440,13 +749,38 @@ def _pb_value(v, where: str, depth: int) -> Any:
     if which == "kvlist_value":
         return _pb_attributes(v.kvlist_value.values, where, depth + 1)
     if which == "bytes_value":
-        if len(v.bytes_value) > MAX_VALUE_BYTES:
-            raise OtlpError(f"{where}: value too large ({len(v.bytes_value)} bytes, limit {MAX_VALUE_BYTES})")
-        return base64.b64encode(v.bytes_value).decode("ascii")
+        return _check_size(base64.b64encode(v.bytes_value).decode("ascii"), where)
     return None
 
 
 # -- spans to events -----------------------------------------------------------
+#
+# A task is one agent invocation: of all spans of a trace, the one that frames
+# the task is the best ranked (a named agent, then a nameless agent or a
+# workflow, then any other GenAI step; earliest start, then span id). It
+# gets the task_start/task_end pair; other named agents become "sub-agent"
+# plan steps of that task; spans that are not GenAI at all make no task and no
+# step. Which span wins is decided among the spans of one request or line
+# here, and across requests and lines by ``claim`` from the otlp_tasks table,
+# so the result does not depend on how spans were grouped or ordered.
+
+RANK_AGENT, RANK_WORKFLOW, RANK_STEP = 0, 1, 2
+
+MODEL_KINDS = {"LLM": "model", "EMBEDDING": "embedding", "TOOL": "tool", "AGENT": "agent", "CHAIN": "workflow",
+               "RETRIEVER": "retrieval", "RERANKER": "retrieval", "GUARDRAIL": "guardrail",
+               "EVALUATOR": "evaluator", "PROMPT": "genai"}
+GENAI_OPERATIONS = {
+    "invoke_agent": "agent", "invoke_workflow": "workflow", "execute_tool": "tool", "chat": "model",
+    "text_completion": "model", "generate_content": "model", "embeddings": "embedding",
+    "retrieval": "retrieval", "retrieve": "retrieval", "plan": "plan", "create_plan": "plan",
+    "agent_handoff": "handoff", "create_agent": "genai",
+}
+LANGFUSE_TYPES = {"agent": "agent", "chain": "workflow", "tool": "tool", "generation": "model",
+                  "embedding": "embedding", "retriever": "retrieval", "guardrail": "guardrail",
+                  "evaluator": "evaluator"}
+TRACELOOP_KINDS = {"agent": "agent", "workflow": "workflow", "tool": "tool"}
+STEP_KINDS = frozenset({"model", "embedding", "tool", "retrieval", "guardrail", "evaluator", "plan", "handoff"})
+_GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "langfuse.", "agentdeck.")
 
 
 def task_id(trace_id: str) -> str:
@@ -462,29 +796,101 @@ def _ts(time_ns: int) -> datetime:
 
 
 def span_class(attributes: dict[str, Any]) -> str:
-    """agent, tool, model, guardrail or other, by GenAI operation or OpenInference kind."""
+    """What a span is: agent, workflow, model, embedding, tool, retrieval, guardrail, evaluator,
+    plan, handoff, genai (GenAI but no step of its own) or other (not GenAI)."""
     op = attributes.get("gen_ai.operation.name")
+    if isinstance(op, str) and op in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[op]
     oi = attributes.get("openinference.span.kind")
-    oi = oi.upper() if isinstance(oi, str) else None
-    if op == "invoke_agent" or oi == "AGENT":
-        return "agent"
-    if op == "execute_tool" or oi == "TOOL":
-        return "tool"
-    if op in MODEL_OPERATIONS or oi == "LLM":
-        return "model"
-    if oi == "GUARDRAIL":
-        return "guardrail"
+    if isinstance(oi, str) and oi.upper() in MODEL_KINDS:
+        return MODEL_KINDS[oi.upper()]
+    lf = attributes.get("langfuse.observation.type")
+    if isinstance(lf, str) and lf.lower() in LANGFUSE_TYPES:
+        return LANGFUSE_TYPES[lf.lower()]
+    tl = attributes.get("traceloop.span.kind")
+    if isinstance(tl, str) and tl.lower() in TRACELOOP_KINDS:
+        return TRACELOOP_KINDS[tl.lower()]
+    if any(k.startswith(_GENAI_PREFIXES) for k in attributes):
+        return "genai"
     return "other"
 
 
-def to_events(spans: list[Span]) -> list[SpanItem]:
-    items: list[SpanItem] = []
+def agent_name(span: Span, kind: str | None = None) -> str | None:
+    """The agent's own name, if the span is an agent span that has one (not the span's or service's name)."""
+    a = span.attributes
+    if (kind or span_class(a)) != "agent":
+        return None
+    name = _name(a, "agentdeck.agent", "gen_ai.agent.name", "agent.name")
+    if name is None and str(a.get("traceloop.span.kind", "")).lower() == "agent":
+        name = _name(a, "traceloop.entity.name")
+    if name is None and str(a.get("langfuse.observation.type", "")).lower() == "agent":
+        name = span.name or None
+    return name[:200] if name else None
+
+
+def _rank(span: Span, kind: str) -> int | None:
+    if kind == "agent":
+        return RANK_AGENT if agent_name(span, kind) else RANK_WORKFLOW
+    if kind == "workflow":
+        return RANK_WORKFLOW
+    if kind in STEP_KINDS:
+        return RANK_STEP
+    return None  # not a candidate: no task of its own
+
+
+def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanItems:
+    # The best framing span of each trace in this batch (claim settles it across batches).
+    best: dict[str, tuple[tuple[int, int, str], Span]] = {}
+    kinds: list[str] = []
+    items = SpanItems()
     for span in spans:
+        kind = span_class(span.attributes)
+        kinds.append(kind)
+        rank = _rank(span, kind)
+        if rank is None:
+            continue
+        frame = (rank, span.start_ns, span.span_id)
+        if span.trace_id not in best or frame < best[span.trace_id][0]:
+            best[span.trace_id] = (frame, span)
+    fallback = _fallbacks(spans, kinds, best)
+    for span, kind in zip(spans, kinds):
+        if kind == "other" and not span.events:
+            items.ignored += 1
+            continue
+        winner = best.get(span.trace_id)
         try:
-            items.extend(span_events(span))
-        except (OtlpError, ValidationError, ValueError, TypeError) as exc:
-            raise OtlpError(f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}") from None
+            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
+        except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
+            reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
+            if rejected is None:
+                raise OtlpError(reason) from None
+            rejected.append(BadSpan(reason, _raw_json(
+                {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name[:200]})))
     return items
+
+
+def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tuple]:
+    """For a framing agent or workflow span that logs no request (OpenInference agents, OpenLLMetry
+    workflows): the first model call's user message and the last model call's answer, as
+    ``((start_ns, text) | None, (end_ns, text) | None)`` -- among this batch's spans; ``claim``
+    settles them over every batch (columns req_ns/ans_ns of otlp_tasks)."""
+    from agentdeck.store import otlp_content as content
+
+    out: dict[str, tuple] = {}
+    wanting = {trace for trace, (_frame, winner) in best.items()
+               if not winner.attributes.get("agentdeck.request") and not content.first_user_text(winner.attributes)}
+    if not wanting:
+        return out
+    models: dict[str, list[Span]] = {}  # one pass over the batch, not one per trace
+    for s, k in zip(spans, kinds):
+        if k == "model" and s.trace_id in wanting:
+            models.setdefault(s.trace_id, []).append(s)
+    for trace in wanting:
+        calls = models.get(trace, [])
+        asked = [(s.start_ns, t) for s in calls if (t := _text(content.short(content.first_user_text(s.attributes))))]
+        said = [(s.end_ns, t) for s in calls if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
+        out[best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
+    return out
 
 
 def _reason(exc: Exception) -> str:
@@ -510,7 +916,7 @@ def _first(attributes: dict[str, Any], *keys: str) -> Any:
 
 def _name(attributes: dict[str, Any], *keys: str) -> str | None:
     value = _first(attributes, *keys)
-    return None if value is None else str(value)
+    return None if value is None else str(value)[:200]
 
 
 def _count(attributes: dict[str, Any], *keys: str) -> int:
@@ -520,9 +926,28 @@ def _count(attributes: dict[str, Any], *keys: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise OtlpError(f"{keys[0]}: expected a number")
     try:
-        return int(float(value))
-    except (ValueError, OverflowError):  # OverflowError: Infinity (a 400 for the receiver, not a 500)
+        return max(0, int(float(value)))
+    except ValueError:
         raise OtlpError(f"{keys[0]}: expected a number, got {str(value)[:40]!r}") from None
+    except OverflowError:  # infinity (JSON 1e400)
+        raise OtlpError(f"{keys[0]}: {str(value)[:40]} is not a finite number") from None
+
+
+def _number(attributes: dict[str, Any], *keys: str) -> float:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and 0 <= value < float("inf"):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if number >= 0 and number == number and number != float("inf"):
+                return number
+    return 0.0
 
 
 def _decoded(value: Any) -> Any:
@@ -535,63 +960,206 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _exception_message(span: Span) -> str:
+def _exception(span: Span) -> tuple[str, str]:
     for e in span.events:
         if e.name == "exception":
-            return str(e.attributes.get("exception.message") or e.attributes.get("exception.type") or "")
-    return ""
+            return str(e.attributes.get("exception.type") or ""), str(e.attributes.get("exception.message") or "")
+    return "", ""
 
 
-def span_events(span: Span) -> list[SpanItem]:
-    """The native events one span stands for, each keyed by its span part."""
+def failure_text(span: Span) -> str:
+    """Why a span failed, as one line: error type and message."""
+    error_type = _name(span.attributes, "error.type") or ""
+    exc_type, exc_message = _exception(span)
+    error_type = error_type or exc_type
+    from agentdeck.store.otlp_content import first_line_error
+
+    message = first_line_error(span.status_message or exc_message)
+    short_type = error_type.rsplit(".", 1)[-1]
+    if short_type and message and not message.startswith(short_type):
+        return f"{short_type}: {message}"
+    return message or short_type
+
+
+TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
+TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion", "gen_ai.usage.completion_tokens")
+CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+              "llm.token_count.prompt_details.cache_read", "gen_ai.usage.details.cache_read_tokens")
+CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+               "llm.token_count.prompt_details.cache_write")
+COST = ("agentdeck.cost_usd", "llm.cost.total", "gen_ai.usage.cost", "operation.cost", "langfuse.observation.cost_details.total")
+SESSION = ("gen_ai.conversation.id", "session.id", "langfuse.session.id", "langfuse.trace.session_id",
+           "traceloop.association.properties.session_id")
+USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "traceloop.association.properties.user_id")
+
+
+def _langfuse_cost(a: dict[str, Any]) -> float:
+    details = _decoded(a.get("langfuse.observation.cost_details"))
+    if isinstance(details, dict):
+        total = details.get("total")
+        if isinstance(total, (int, float)) and not isinstance(total, bool) and total >= 0:
+            return float(total)
+        return float(sum(v for v in details.values() if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0))
+    return 0.0
+
+
+def _langfuse_usage(a: dict[str, Any], *keys: str) -> int:
+    usage = _decoded(a.get("langfuse.observation.usage_details"))
+    if isinstance(usage, dict):
+        for key in keys:
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+    return 0
+
+
+def span_cost(a: dict[str, Any]) -> float:
+    # OpenInference may give only the parts (llm.cost.prompt / llm.cost.completion).
+    return _number(a, *COST) or _langfuse_cost(a) or (_number(a, "llm.cost.prompt") + _number(a, "llm.cost.completion"))
+
+
+def _truncated_note(span: Span) -> str:
+    if Truncated not in map(type, span.attributes.values()):
+        return ""
+    cut = sorted(k for k, v in span.attributes.items() if isinstance(v, Truncated))
+    return f" [truncated over {MAX_VALUE_BYTES // 1024} KiB: {', '.join(cut)[:300]}]" if cut else ""
+
+
+def _usage_note(a: dict[str, Any], cost: float) -> str:
+    notes = []
+    if cached := _count(a, *CACHE_READ):
+        notes.append(f"cache read {cached}")
+    if written := _count(a, *CACHE_WRITE):
+        notes.append(f"cache write {written}")
+    if cost:
+        notes.append(f"${cost:.6f}".rstrip("0").rstrip("."))
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                fallback: tuple | None = None) -> list[SpanItem]:
+    """The native events one span stands for, each keyed by its span part.
+
+    ``winner`` is the span that frames this span's task among the spans known
+    so far (None: this span's own task, if it may frame one).
+    """
     a = span.attributes
-    unknown = sorted(k for k in a if k.startswith("agentdeck.") and k not in SPAN_ATTRIBUTES)
+    own = [k for k in a if k[:10] == "agentdeck."]
+    unknown = sorted(k for k in own if k not in SPAN_ATTRIBUTES)
     if unknown:
         raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
+    kind = kind or span_class(a)
     tid = task_id(span.trace_id)
-    made: list[tuple[str, dict[str, Any]]] = []  # (part, event fields)
+    made: list[tuple[str, dict[str, Any], dict | None]] = []  # (part, event fields, meta)
 
-    def add(part: str, time_ns: int, seq: int, fields: dict[str, Any]) -> None:
-        made.append((part, {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": seq, **fields}))
+    def add(part: str, time_ns: int, seq: int, fields: dict[str, Any], meta: dict | None = None) -> None:
+        made.append((part, {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": seq, **fields}, meta))
 
-    kind = span_class(a)
     latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
-    failure = span.status_message or _exception_message(span)
-    if kind == "agent":
-        add("start", span.start_ns, FIRST_SEQ, _task_start(span))
-    elif kind == "tool":
-        call_id = _name(a, "gen_ai.tool.call.id") or span.span_id
-        tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name or "tool"
+    failure = failure_text(span) if span.error or a.get("error.type") else ""
+    note = _truncated_note(span)
+    named_session = _name(a, *SESSION)
+    # the task's session: that of its earliest-starting span that names one (claim settles it)
+    session = (span.start_ns, named_session) if named_session else None
+
+    rank = _rank(span, kind)
+    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
+        winner = winner or span
+        start = _task_start(span, kind)
+        end = _task_end(span, kind, rank, failure, latency_ms, note)
+        name = start["agent"] if rank == RANK_AGENT else None
+        plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+            if name else None
+        alt = _item(plan, (span.trace_id, span.span_id, "start")) if plan else None
+        frame = (rank, span.start_ns, span.span_id)
+        if winner is span:
+            needs_req, needs_ans = not start["request"], not end["summary"]
+            req, ans = fallback or (None, None)
+            if needs_req and req:
+                start["request"] = req[1]
+            if needs_ans and ans:
+                end["summary"] = ans[1]
+            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
+                      "needs_ans": needs_ans}
+            add("start", span.start_ns, FIRST_SEQ, start,
+                {**common, "alt": alt, "session": session, "used": req if needs_req else None})
+            add("end", span.end_ns, LAST_SEQ, end, {**common, "alt": None, "used": ans if needs_ans else None})
+        elif name and name != agent_name(winner):
+            made.append(("start", plan, {"session": session}))  # type: ignore[arg-type]
+    if kind == "tool" or kind == "retrieval":
+        call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
+        tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
+        tool_input = _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
+                            "gen_ai.retrieval.query.text", "traceloop.entity.input", "langfuse.observation.input",
+                            "tool.parameters")
         add("call", span.start_ns, step_seq(span.start_ns), {
-            "kind": "tool_call", "call_id": call_id, "tool": tool,
-            "input": _decoded(_first(a, "gen_ai.tool.call.arguments", "input.value", "tool.parameters")),
-        })
-        output = _first(a, "gen_ai.tool.call.result", "output.value")
+            "kind": "tool_call", "call_id": call_id, "tool": tool, "input": _tool_value(tool_input),
+        }, {"session": session} if session else None)
+        output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
+                        "langfuse.observation.output")
+        if output is None and kind == "retrieval":
+            output = _documents(a)
+        if failure:
+            output = failure if output is None else {"error": failure, "output": _decoded(output)}
+        elif output is not None:
+            output = _tool_value(output)
+        if note:
+            output = {"output": output, "note": note.strip()}
         add("result", span.end_ns, step_seq(span.end_ns), {
-            "kind": "tool_result", "call_id": call_id, "tool": tool,
-            "output": _decoded(output) if output is not None else (failure or None),
+            "kind": "tool_result", "call_id": call_id, "tool": tool, "output": output,
             "status": a.get("agentdeck.status") or ("error" if span.error else "ok"),
             "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry"),
         })
-    elif kind == "model":
-        summary = _first(a, "agentdeck.summary") or (failure if span.error else None) or _first(a, "output.value") or span.name
+    elif kind in ("model", "embedding", "evaluator"):
+        from agentdeck.store import otlp_content as content
+
+        if kind == "model":
+            said = content.answer_text(a)
+        elif kind == "embedding":
+            said = f"embeddings{' of ' + str(_count(a, *TOKENS_IN)) + ' tokens' if _count(a, *TOKENS_IN) else ''}"
+        else:
+            raw = _first(a, "output.value", "langfuse.observation.output", "gen_ai.evaluation.score.value")
+            said = f"evaluation {span.name}: " + (content.answer_text(a) or (str(raw) if raw is not None else ""))
+        summary = _first(a, "agentdeck.summary") or failure or said or span.name
+        cost = span_cost(a)
+        meta: dict[str, Any] = {}
+        if kind == "model":
+            if asked := _text(content.short(content.first_user_text(a))):
+                meta["req"] = (span.start_ns, asked)
+            if said and (answer := _text(content.short(said, 4000))):
+                meta["ans"] = (span.end_ns, answer)
+        if cost:
+            meta["cost"] = cost
+        if session:
+            meta["session"] = session
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "reasoning",
-            "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
-            "summary": _text(summary),
-            "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt"),
-            "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion"),
+            "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
+                           "langfuse.observation.model.name"),
+            "summary": _text(content.short(str(summary)) + _usage_note(a, cost) + note),
+            "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
+            "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
             "status": "error" if span.error else "ok",
-        })
+        }, meta or None)
     elif kind == "guardrail":
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "policy_check",
-            "policy_id": _name(a, "agentdeck.policy_id") or span.name or "guardrail",
+            "policy_id": _name(a, "agentdeck.policy_id") or span.name[:200] or "guardrail",
             "policy_version": _name(a, "agentdeck.policy_version") or "unversioned",
             "verdict": a.get("agentdeck.verdict") or ("deny" if span.error else "allow"),
             "reason": _text(_first(a, "agentdeck.reason") or failure or _first(a, "output.value") or ""),
             "subject": _name(a, "agentdeck.subject"),
         })
+    elif kind == "plan":
+        from agentdeck.store import otlp_content as content
+
+        add("step", span.start_ns, step_seq(span.start_ns), {
+            "kind": "plan", "summary": _text(content.short(content.answer_text(a) or failure or span.name) + note),
+        })
+    elif kind == "handoff":
+        source = _name(a, "gen_ai.handoff.from_agent") or "?"
+        target = _name(a, "gen_ai.handoff.to_agent") or "?"
+        add("step", span.start_ns, step_seq(span.start_ns), {"kind": "plan", "summary": f"handoff {source} → {target}"})
 
     for n, e in enumerate(span.events):
         if not e.name.startswith("agentdeck."):
@@ -602,36 +1170,58 @@ def span_events(span: Span) -> list[SpanItem]:
         fields: dict[str, Any] = {"kind": event_kind}
         for key, value in e.attributes.items():
             if key.startswith("agentdeck."):
-                name = key[len("agentdeck."):]
-                fields[name] = _decoded(value) if name in STRUCTURED_FIELDS else value
+                field_name = key[len("agentdeck."):]
+                fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
         time_ns = e.time_ns or span.start_ns
         add(f"event{n}", time_ns, step_seq(time_ns), fields)
 
-    # The agent span, or the root of a trace without one, ends the task.
-    if kind == "agent" or span.parent_span_id is None:
-        add("end", span.end_ns, LAST_SEQ, {
-            "kind": "task_end",
-            "outcome": a.get("agentdeck.outcome") or ("failed" if span.error else "success"),
-            "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt") if kind == "agent" else 0,
-            "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion") if kind == "agent" else 0,
-            "cost_usd": float(_first(a, "agentdeck.cost_usd") or 0),
-            "latency_ms": latency_ms,
-            "summary": _text(_first(a, "agentdeck.summary") or failure or (_first(a, "output.value") if kind == "agent" else None) or ""),
-        })
-
-    items = []
-    for part, fields in made:
-        event = ev.event_adapter.validate_python(fields)
-        items.append(SpanItem(event, event.model_dump_json(exclude_none=True), (span.trace_id, span.span_id, part)))
-    return items
+    return [_item(fields, (span.trace_id, span.span_id, part), meta) for part, fields, meta in made]
 
 
-def _task_start(span: Span) -> dict[str, Any]:
+def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:
+    event, payload = encode(fields)
+    return SpanItem(event, payload, key, meta)
+
+
+def encode(fields: dict[str, Any]) -> tuple[Any, str]:
+    """An event validated from the fields built here, and its payload. (Building the payload
+    by hand and skipping validation was measured: no faster than pydantic's Rust core.)"""
+    event = ev.event_adapter.validate_python(fields)
+    return event, event.model_dump_json(exclude_none=True)
+
+
+def _tool_value(value: Any) -> Any:
+    from agentdeck.store.otlp_content import tool_value
+
+    return tool_value(_decoded(value))
+
+
+def _documents(a: dict[str, Any]) -> list[str] | None:
+    docs = []
+    for key, value in a.items():
+        if key.startswith("retrieval.documents.") and key.endswith(".document.content"):
+            docs.append(str(value)[:500])
+    return docs or None
+
+
+def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str) -> dict[str, Any]:
+    """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
+    from agentdeck.store import otlp_content as content
+
+    result = f"{outcome}: {summary}" if outcome != "success" else summary
+    text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
+    return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
+
+
+def _task_start(span: Span, kind: str) -> dict[str, Any]:
+    from agentdeck.store import otlp_content as content
+
     a = span.attributes
     version = {
-        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or "unversioned",
+        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
+        or "unversioned",
         "prompt": _name(a, "agentdeck.agent_version.prompt"),
-        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name"),
+        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
         "policy": _name(a, "agentdeck.agent_version.policy"),
         "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
     }
@@ -640,21 +1230,40 @@ def _task_start(span: Span) -> dict[str, Any]:
         task_input = _decoded(given_input)
     else:
         task_input = {k: a[k] for k in ("gen_ai.agent.id", "gen_ai.conversation.id") if a.get(k) is not None}
+        if session := _name(a, *SESSION):
+            task_input["session_id"] = session
+        if user := _name(a, *USER):
+            task_input["user_id"] = user
+        if instructions := content.system_text(a):
+            task_input["instructions"] = content.short(instructions, 1000)
+    request = _first(a, "agentdeck.request") or content.first_user_text(a)
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
-        "agent": _name(a, "gen_ai.agent.name", "agentdeck.agent") or _agent_fallback(span),
+        "agent": agent_name(span, kind) or _name(span.resource, "service.name") or span.name[:200] or "agent",
         "agent_version": version,
         "cohort": a.get("agentdeck.cohort") or "baseline",
         "stage": a.get("agentdeck.stage") or "bounded",
-        "request": _text(_first(a, "agentdeck.request", "input.value") or ""),
+        "request": _text(str(request or "")),
         "input": task_input,
     }
 
 
-def _agent_fallback(span: Span) -> str:
-    # OpenInference names an agent span after the agent; a GenAI span name is
-    # "invoke_agent" plus the name it would have given, so the service says more.
-    if "openinference.span.kind" in span.attributes and span.name:
-        return span.name
-    return _name(span.resource, "service.name") or span.name or "agent"
+def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float, note: str) -> dict[str, Any]:
+    from agentdeck.store import otlp_content as content
+
+    a = span.attributes
+    # An agent span's own usage is the task's total; a step framing its own
+    # task leaves the total to the sum of the model calls.
+    own = rank != RANK_STEP
+    answer = content.answer_text(a) if kind in ("agent", "workflow") else ""
+    summary = _first(a, "agentdeck.summary") or failure or answer
+    return {
+        "kind": "task_end",
+        "outcome": a.get("agentdeck.outcome") or ("failed" if span.error else "success"),
+        "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt") if own else 0,
+        "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion") if own else 0,
+        "cost_usd": _number(a, "agentdeck.cost_usd") if own else 0.0,
+        "latency_ms": latency_ms,
+        "summary": _text(content.short(str(summary or ""), 4000) + (note if summary else "")),
+    }

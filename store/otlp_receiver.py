@@ -1,67 +1,114 @@
 """An OTLP/HTTP trace receiver that answers only once the spans are in the store.
 
-``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json``
-bodies, plain or gzip, as any OpenTelemetry SDK or the Collector's
-``otlphttp`` exporter sends them. Each request is one transaction
-(``store.ingest.apply_batch``); the 200 and its ExportTraceServiceResponse
-go out after the commit, so a client that got its answer never loses the
-spans, and a client that retries (no answer, or 503) cannot duplicate them:
-span parts are deduplicated in the same transaction (``store.otlp.claim``).
+``POST /v1/traces`` (and ``/api/public/otel/v1/traces``, Langfuse's default
+export path) with ``application/x-protobuf`` or ``application/json`` bodies,
+plain or gzip, as any OpenTelemetry SDK or the Collector's ``otlphttp``
+exporter sends them. The 200 and its ExportTraceServiceResponse go out after
+the commit, so a client that got its answer never loses the spans, and a
+client that retries (no answer, or 503) cannot duplicate them: span parts are
+deduplicated in the same transaction (``store.otlp.claim``).
 
-Errors follow the OTLP/HTTP specification: a ``google.rpc.Status`` body in
-the request's encoding, and a status the client knows not to retry for a
-bad request (400 bad body, 413 too large, 415 unsupported content type or
-encoding, 404 other paths, 405 other methods) and to retry for 503 (the
-store was busy). Rejected bodies are also kept in the ``rejects`` table.
+One bad span does not lose its request: spans that cannot be read or mapped,
+or that their sender may not write, are left out and reported with OTLP
+partial success (``partial_success.rejected_spans`` and ``error_message``,
+status 200) and a ``rejects`` row each; the rest are committed. Errors of
+the whole request follow the OTLP/HTTP specification: a ``google.rpc.Status``
+body in the request's encoding, with a status the client knows not to retry
+(400 bad body, 401 no or wrong token, 413 too large, 415 unsupported type or
+encoding, 404 other paths, 405 other methods) or to retry (429 over the
+sender's budget and 503 busy, both with ``Retry-After``).
+
+Resources are bounded: at most ``max_connections`` open connections, each
+served by one thread (more are answered 503 and closed); every read waits at
+most ``idle_timeout`` and a whole request (from its first byte to the end of
+its body) at most ``request_timeout`` (then 408); at most ``max_bodies``
+bodies are read, decoded and committed at once (memory); at most
+``store_connections`` SQLite connections, shared by all request threads.
+
+Senders (``store/otlp_auth.py``): with ``tokens``, every request needs a
+bearer token (401 otherwise, no detail); a token's name is stored with the
+spans it wrote, its budgets give 429 + Retry-After, and its agent list keeps
+it from writing other agents' tasks. With ``tls`` the receiver speaks HTTPS
+only; a TLS context that requires client certificates names the sender
+``cert:<common name>`` when there are no tokens.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import math
 import queue
 import socket
 import sqlite3
+import ssl
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from agentdeck.store import otlp, postcommit
 from agentdeck.store.db import connect
-from agentdeck.store.ingest import MAX_REJECT_RAW, BatchResult, apply_batch
+from agentdeck.store.ingest import MAX_REJECT_RAW, BatchResult, apply_batch, describe_error
+from agentdeck.store.otlp_auth import Authenticator, RefusalLog, Token, peer_name
+from agentdeck.store.txn import atomic
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/traces"
+LANGFUSE_PATH = "/api/public/otel/v1/traces"  # Langfuse SDKs export here by default
+PATHS = frozenset({PATH, LANGFUSE_PATH})
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 # The Collector's own OTLP receiver accepts 20 MiB by default.
 MAX_BODY = 20 * 1024 * 1024
+MAX_CONNECTIONS = 64
+# Request bodies read, decoded and committed at once (the others wait): what
+# bounds memory, at most this many times (body + decompressed + decoded).
+MAX_BODIES = 8
+STORE_CONNECTIONS = 4
+IDLE_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 30.0
 
 # google.rpc.Code values for the Status body.
-INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNAVAILABLE = 3, 5, 8, 12, 14
+INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNAVAILABLE, UNAUTHENTICATED = 3, 5, 8, 12, 14, 16
+DEADLINE_EXCEEDED = 4
+
+# A batch that fails to commit for a reason in its data (a number SQLite
+# cannot hold, say) is split until the spans at fault are found and refused.
+_DATA_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+                sqlite3.DataError, sqlite3.ProgrammingError)
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: int, message: str, *, record: bool = False) -> None:
+    def __init__(self, status: int, code: int, message: str, *, record: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.record = record  # keep the body in the rejects table
+        self.retry_after = retry_after
 
 
 @dataclass
 class ReceiverStats:
-    requests: int = 0
-    spans: int = 0
-    events: int = 0
-    rejected: int = 0
+    requests: int = 0  # answered 200
+    spans: int = 0  # accepted
+    events: int = 0  # stored
+    rejected: int = 0  # requests refused as a whole
+    rejected_spans: int = 0  # spans left out of accepted requests
+    unauthorized: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+    busy: int = 0  # connections refused: too many open
+    connections: int = 0  # connections served
+    peak_connections: int = 0  # most served at once
 
 
 def _varint(n: int) -> bytes:
@@ -84,21 +131,97 @@ def status_body(code: int, message: str, content_type: str) -> bytes:
     return json.dumps({"code": code, "message": message}).encode("utf-8")
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise HttpError(400, INVALID_ARGUMENT, f"bad gzip body: {exc}", record=True) from None
-    if len(out) > limit:
-        raise HttpError(413, RESOURCE_EXHAUSTED, f"body too large once decompressed (limit {limit} bytes)", record=True)
-    if not d.eof:
-        raise HttpError(400, INVALID_ARGUMENT, "bad gzip body: truncated", record=True)
-    return out
+def export_response(rejected: int, message: str, content_type: str) -> bytes:
+    """An ExportTraceServiceResponse: empty when all was accepted, else with partial_success."""
+    if not rejected and not message:
+        return b"" if content_type == PROTOBUF else b"{}"
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+
+    response = pb.ExportTraceServiceResponse(
+        partial_success=pb.ExportTracePartialSuccess(rejected_spans=rejected, error_message=message))
+    if content_type == PROTOBUF:
+        return response.SerializeToString()
+    return json_format.MessageToJson(response, indent=None).encode("utf-8")
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip body (RFC 1952 allows several, and ``gzip``
+    reads them all), at most ``limit`` bytes in all."""
+    out: list[bytes] = []
+    total = 0
+    while True:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = d.decompress(data, limit - total + 1)
+        except zlib.error as exc:
+            what = "after the first member" if out else ""
+            raise HttpError(400, INVALID_ARGUMENT, f"bad gzip body{' ' + what if what else ''}: {exc}", record=True) from None
+        total += len(chunk)
+        out.append(chunk)
+        if total > limit:
+            raise HttpError(413, RESOURCE_EXHAUSTED, f"body too large once decompressed (limit {limit} bytes)", record=True)
+        if not d.eof:
+            raise HttpError(400, INVALID_ARGUMENT, "bad gzip body: truncated", record=True)
+        data = d.unused_data
+        if not data:
+            return b"".join(out)
+
+
+class _StorePool:
+    """At most ``size`` store connections, made when first needed, shared by request threads."""
+
+    def __init__(self, db_path: Path, size: int, post_commit: list | None) -> None:
+        self.db_path = db_path
+        self.size = size
+        self._post_commit = post_commit
+        self._free: queue.LifoQueue = queue.LifoQueue()
+        self._made: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def opened(self) -> int:
+        return len(self._made)
+
+    def get(self, timeout: float) -> tuple[sqlite3.Connection, list]:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            make = len(self._made) < self.size and not self._closed
+            if make:
+                conn = connect(self.db_path)
+                self._made.append(conn)
+        if make:
+            hooks = list(postcommit.default() if self._post_commit is None else self._post_commit)
+            return conn, hooks
+        try:
+            return self._free.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            raise HttpError(503, UNAVAILABLE, "the store is busy (all its connections are in use)", retry_after=1) from None
+
+    def put(self, item: tuple[sqlite3.Connection, list]) -> None:
+        with self._lock:
+            if self._closed:
+                item[0].close()
+                return
+        self._free.put(item)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                conn, _hooks = self._free.get_nowait()
+            except queue.Empty:
+                return
+            conn.close()
 
 
 class Receiver:
-    """Owns the HTTP server and a small pool of store connections (one a request thread at a time)."""
+    """Owns the HTTP server, the connection threads and a small pool of store connections."""
 
     def __init__(
         self,
@@ -109,29 +232,52 @@ class Receiver:
         max_body: int = MAX_BODY,
         on_commit: Callable[[BatchResult], None] | None = None,
         post_commit: list | None = None,
+        tokens: list[Token] | None = None,
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        max_bodies: int = MAX_BODIES,
+        store_connections: int = STORE_CONNECTIONS,
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.db_path = Path(db_path)
         self.max_body = max_body
         self.on_commit = on_commit
-        self._post_commit = post_commit
+        self.auth = Authenticator(tokens) if tokens else None
+        self.tls = tls
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
         self.stats = ReceiverStats()
+        self.refused = RefusalLog("with a missing or wrong token")
         self._lock = threading.Lock()
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
-        self._all: list[sqlite3.Connection] = []
+        self._slots = threading.BoundedSemaphore(max_connections)
+        # accepted socket -> [its thread, the socket it is served on (TLS wraps it)]
+        self._open: dict[socket.socket, list] = {}
+        self._bodies = threading.BoundedSemaphore(max_bodies)
         connect(self.db_path).close()  # create and migrate the store before serving
-        self.server = ThreadingHTTPServer((host, port), _Handler)
-        self.server.daemon_threads = True
-        self.server.receiver = self  # type: ignore[attr-defined]
+        self.pool = _StorePool(self.db_path, store_connections, post_commit)
+        self.server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
+
+    def set_tokens(self, tokens: list[Token]) -> None:
+        """Replace the senders' tokens (a reloaded token file); requests in progress keep the old ones."""
+        self.auth = Authenticator(tokens)
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.server.server_address[:2]
+        host, port = self.server.server_address[:2]
+        return str(host), int(port)
 
     @property
     def endpoint(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}{PATH}"
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{host}:{port}{PATH}"
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -143,13 +289,24 @@ class Receiver:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def close(self, wait: float = 10.0) -> None:
+        """Stop accepting, let requests in progress finish (at most ``wait`` s), close the store."""
         if self._thread is not None:
             self.server.shutdown()
             self._thread.join()
         self.server.server_close()
-        for conn in self._all:
-            conn.close()
+        with self._lock:
+            open_now = list(self._open.items())
+        for _sock, (_thread, served) in open_now:
+            try:
+                # The reading half only: a request being committed still gets its answer.
+                socket.socket.shutdown(served, socket.SHUT_RD)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        for _sock, (thread, _served) in open_now:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.pool.close()
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -157,71 +314,275 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- connections -----------------------------------------------------------
+
+    def _admit(self, sock: socket.socket, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                self.stats.busy += 1
+            _refuse_busy(sock, tls=self.tls is not None)
+            return
+        thread = threading.Thread(target=self._serve_connection, args=(sock, client_address),
+                                  name="otlp-connection", daemon=True)
+        with self._lock:
+            self._open[sock] = [thread, sock]
+            self.stats.connections += 1
+            self.stats.peak_connections = max(self.stats.peak_connections, len(self._open))
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: refuse this one, keep serving
+            with self._lock:
+                self._open.pop(sock, None)
+                self.stats.connections -= 1
+                self.stats.busy += 1
+            self._slots.release()
+            _refuse_busy(sock, tls=self.tls is not None)
+
+    def _serve_connection(self, sock: socket.socket, client_address) -> None:
+        conn = sock
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                with self._lock:
+                    self._open[sock][1] = conn  # `sock` itself is detached now
+                conn.settimeout(self.idle_timeout)
+                try:
+                    conn.do_handshake()
+                except (OSError, ssl.SSLError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+                    return
+            self.server.finish_request(conn, client_address)
+        except OSError as exc:  # the client went away (reset, broken pipe, TLS alert): nothing to answer
+            log.debug("OTLP connection from %s ended: %s", client_address[0], exc)
+        except Exception:
+            log.exception("OTLP connection from %s failed", client_address[0])
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self._lock:
+                self._open.pop(sock, None)
+            self._slots.release()
+
     # -- writing -------------------------------------------------------------
 
-    def _checkout(self) -> tuple[sqlite3.Connection, list]:
+    def ingest(self, body: bytes, content_type: str, *, source: Token | str | None = None,
+               deadline: float | None = None, where: str = "") -> tuple[int, list[otlp.BadSpan]]:
+        """Decode and commit one request body, leaving out the spans that cannot
+        be taken. Returns (spans accepted, spans refused). Raises HttpError when
+        the body as a whole is unusable or the store unavailable."""
+        token = source if isinstance(source, Token) else None
+        name = source.name if isinstance(source, Token) else source
+        bad: list[otlp.BadSpan] = []
         try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            conn = connect(self.db_path)
-            with self._lock:
-                self._all.append(conn)
-            hooks = list(postcommit.default() if self._post_commit is None else self._post_commit)
-            return conn, hooks
-
-    def ingest(self, body: bytes, content_type: str) -> tuple[int, int]:
-        """Decode and commit one request body; returns (spans, events). Raises HttpError."""
-        try:
-            items = otlp.decode_protobuf(body) if content_type == PROTOBUF else otlp.decode_json(body)
+            if content_type == PROTOBUF:
+                spans = otlp.spans_from_protobuf(body, bad)
+            else:
+                spans = otlp.spans_from_json(otlp.load_json(body), bad)
         except otlp.OtlpError as exc:
             raise HttpError(400, INVALID_ARGUMENT, str(exc), record=True) from None
-        conn, hooks = self._checkout()
+        except RecursionError:  # nesting deeper than the decoder's stack
+            raise HttpError(400, INVALID_ARGUMENT, "body nested too deeply", record=True) from None
+        items = otlp.to_events(spans, bad)
+        groups: dict[tuple[str, str], list[otlp.SpanItem]] = {}
+        for item in items:
+            item.source = name
+            groups.setdefault(item.key[:2], []).append(item)
+        wait = 5.0 if deadline is None else deadline - time.monotonic()
+        conn, hooks = self.pool.get(wait)
+        results: list[BatchResult] = []
+        accepted = 0
         try:
-            try:
-                result = apply_batch(conn, None, items, [])
-            except sqlite3.OperationalError as exc:  # locked or busy beyond the timeout: the client retries
-                raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}") from None
-            for hook in hooks:
-                try:
-                    hook(conn, result)
-                except Exception:  # derived work must never fail a delivery that is committed
-                    log.exception("post-commit hook %r failed", hook)
+            kept = list(groups.values())
+            if token is not None and token.agents is not None:
+                kept = _allowed(conn, token, kept, bad)
+            if kept:
+                accepted = self._commit(conn, kept, bad, results)
+            for result in results:
+                for hook in hooks:
+                    try:
+                        hook(conn, result)
+                    except Exception:  # derived work must never fail a delivery that is committed
+                        log.exception("post-commit hook %r failed", hook)
+            if bad:
+                self._record(conn, [(f"span refused: {b.reason}", b.raw) for b in bad], where, name)
         finally:
-            self._pool.put((conn, hooks))
-        spans = otlp.count_spans(items)
+            self.pool.put((conn, hooks))
+        events = sum(r.events for r in results)
         with self._lock:
-            self.stats.requests += 1
-            self.stats.spans += spans
-            self.stats.events += result.events
-        if self.on_commit is not None and (result.events or result.rejects):
-            self.on_commit(result)
-        return spans, result.events
+            self.stats.spans += accepted
+            self.stats.events += events
+            self.stats.rejected_spans += len(bad)
+        if self.on_commit is not None and results:
+            merged = BatchResult(events=events, rejects=sum(r.rejects for r in results))
+            for r in results:
+                merged.tasks |= r.tasks
+                merged.escalations.extend(r.escalations)
+            if merged.events or merged.rejects:
+                self.on_commit(merged)
+        return accepted, bad
 
-    def record_reject(self, error: str, body: bytes) -> None:
-        with self._lock:
-            self.stats.rejected += 1
-        conn, hooks = self._checkout()
+    def _commit(self, conn: sqlite3.Connection, groups: list[list[otlp.SpanItem]], bad: list[otlp.BadSpan],
+                results: list[BatchResult]) -> int:
+        """Commit ``groups`` (a span's items each) in one transaction; if the data
+        makes it fail, split the batch until the spans at fault are found.
+        Returns how many groups were committed."""
         try:
-            conn.execute(
-                "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts) VALUES (NULL, ?, 0, ?, ?, ?, ?)",
-                (f"POST {self.endpoint}", error[:1000], body[:MAX_REJECT_RAW].decode("utf-8", "replace"),
-                 len(body), time.time()),
-            )
-        except sqlite3.Error:
-            log.warning("could not record a rejected OTLP request: %s", error)
+            results.append(apply_batch(conn, None, [i for g in groups for i in g], []))
+            return len(groups)
+        except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
+            log.warning("OTLP request not stored (the client will retry): %s", exc)
+            raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
+        except _DATA_ERRORS as exc:
+            if len(groups) == 1:
+                first = groups[0][0]
+                bad.append(otlp.BadSpan(
+                    f"span {first.key[1]} of trace {first.key[0]}: cannot be stored: {describe_error(exc)}",
+                    json.dumps({"traceId": first.key[0], "spanId": first.key[1],
+                                "events": [json.loads(i[1]) for i in groups[0]]}).encode()[:MAX_REJECT_RAW]))
+                return 0
+            mid = len(groups) // 2
+            return self._commit(conn, groups[:mid], bad, results) + self._commit(conn, groups[mid:], bad, results)
+
+    def _record(self, conn: sqlite3.Connection, rows: list[tuple[str, bytes]], where: str, source: str | None) -> None:
+        try:
+            with atomic(conn):
+                conn.executemany(
+                    "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts, source) VALUES (NULL, ?, 0, ?, ?, ?, ?, ?)",
+                    [(where or f"POST {self.endpoint}", error[:1000], raw[:MAX_REJECT_RAW].decode("utf-8", "replace"),
+                      len(raw), time.time(), source) for error, raw in rows],
+                )
+        except sqlite3.Error as exc:
+            log.warning("could not record %d rejected OTLP span(s) or request(s): %s", len(rows), exc)
+
+    def record_reject(self, error: str, body: bytes, *, where: str = "", source: str | None = None,
+                      timeout: float = 5.0) -> None:
+        try:
+            conn, hooks = self.pool.get(timeout)
+        except HttpError:
+            log.warning("could not record a rejected OTLP request (the store is busy): %s", error)
+            return
+        try:
+            self._record(conn, [(error, body)], where, source)
         finally:
-            self._pool.put((conn, hooks))
+            self.pool.put((conn, hooks))
+
+
+def _allowed(conn: sqlite3.Connection, token: Token, groups: list[list[otlp.SpanItem]],
+             bad: list[otlp.BadSpan]) -> list[list[otlp.SpanItem]]:
+    """The groups (spans) ``token`` may write: no span may start a task for an
+    agent not in the token's list, nor add to a task of such an agent (known
+    from the store or from an agent span in this request)."""
+    tasks = {g[0][0].task_id for g in groups}
+    owners: dict[str, set[str]] = {t: set() for t in tasks}
+    # A task framed so far only by a span naming no agent carries its service's
+    # name as a stand-in (store.otlp): no sender owns it until an agent span
+    # arrives, which then frames it. Only a named agent, or a native task's
+    # agent, owns a task.
+    traces = {g[0].key[0]: g[0][0].task_id for g in groups}
+    stand_in = {traces[t] for (t,) in conn.execute(
+        "SELECT trace_id FROM otlp_tasks WHERE named = 0 AND trace_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(traces)),))}
+    for task_id, agent in conn.execute(
+        "SELECT task_id, agent FROM tasks WHERE agent IS NOT NULL AND task_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(tasks)),),
+    ):
+        if task_id not in stand_in:
+            owners[task_id].add(agent)
+    for g in groups:
+        for event, _payload in g:
+            if event.kind == "task_start":
+                owners[event.task_id].add(event.agent)
+    allowed = ", ".join(sorted(token.agents or ()))
+    kept = []
+    for g in groups:
+        task_id = g[0][0].task_id
+        foreign = sorted(a for a in owners[task_id] if not token.may_write(a))
+        if not foreign:
+            kept.append(g)
+            continue
+        trace_id, span_id, _part = g[0].key
+        bad.append(otlp.BadSpan(
+            f"span {span_id} of trace {trace_id}: agent {foreign[0]!r} is not one that source {token.name!r} "
+            f"may write for ({allowed})",
+            json.dumps({"traceId": trace_id, "spanId": span_id, "task_id": task_id, "agent": foreign[0]}).encode()))
+    return kept
+
+
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+         b"Connection: close\r\nContent-Length: %d\r\n\r\n")
+
+
+def _refuse_busy(sock: socket.socket, *, tls: bool) -> None:
+    """Too many connections: a best-effort 503 (plain HTTP only), then close."""
+    try:
+        if not tls:
+            body = status_body(UNAVAILABLE, "receiver busy: too many open connections", JSON)
+            sock.setblocking(False)
+            sock.send(_BUSY % len(body) + body)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits in the kernel, not refused by it
+
+    def __init__(self, address: tuple[str, int], receiver: Receiver) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.receiver = receiver
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[override]
+        self.receiver._admit(request, client_address)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reading side: each read waits at most the idle timeout,
+    and none goes on past the request's deadline (set when its first byte comes)."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        h = self.handler
+        receiver = h.receiver
+        if h.deadline is None:
+            timeout = receiver.idle_timeout
+        else:
+            timeout = min(receiver.idle_timeout, h.deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimeoutError("the request took too long to arrive")
+        h.connection.settimeout(timeout)
+        n = h.connection.recv_into(buffer)
+        if h.deadline is None and n:
+            h.deadline = time.monotonic() + receiver.request_timeout
+        return n
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as OTLP clients expect
     server_version = "agentdeck-otlp"
+    deadline: float | None = None
 
     def setup(self) -> None:
         super().setup()
         # Headers and body go out in two writes; without this, Nagle's
         # algorithm holds the body back for the client's delayed ACK (40 ms).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self), 65536)
+
+    def handle_one_request(self) -> None:
+        self.deadline = None  # set by the first byte of the request
+        super().handle_one_request()
 
     @property
     def receiver(self) -> Receiver:
@@ -230,10 +591,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
         log.debug("%s " + format, self.address_string(), *args)
 
-    def _reply(self, status: int, body: bytes, content_type: str, *, close: bool = False) -> None:
+    def _reply(self, status: int, body: bytes, content_type: str, *, close: bool = False,
+               headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if close:
             # The request body may be unread: the connection cannot carry another request.
             self.send_header("Connection", "close")
@@ -241,16 +605,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _fail(self, err: HttpError, content_type: str, body: bytes = b"") -> None:
+    def _fail(self, err: HttpError, content_type: str, body: bytes = b"", source: str | None = None) -> None:
+        if err.status < 500 and err.status not in (401, 404, 405, 429):
+            with self.receiver._lock:
+                self.receiver.stats.rejected += 1
         if err.record:
-            self.receiver.record_reject(f"HTTP {err.status}: {err.message}", body)
+            self.receiver.record_reject(f"HTTP {err.status}: {err.message}", body, where=self._where(),
+                                        source=source, timeout=self._left())
         reply_type = PROTOBUF if content_type == PROTOBUF else JSON
-        self._reply(err.status, status_body(err.code, err.message, reply_type), reply_type, close=True)
+        headers = {}
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
+        if err.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="agentdeck"'
+        self._reply(err.status, status_body(err.code, err.message, reply_type), reply_type, close=True, headers=headers)
 
-    def _read_body(self) -> bytes:
-        limit = self.receiver.max_body
+    def _where(self) -> str:
+        host, port = self.receiver.address
+        return f"POST {'https' if self.receiver.tls else 'http'}://{host}:{port}{urlsplit(self.path).path[:100]}"
+
+    def _left(self) -> float:
+        return 5.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def _read_body(self, limit: int) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked(limit)
+        n = self._content_length(limit)
+        return self.rfile.read(n)
+
+    def _content_length(self, limit: int) -> int:
         length = self.headers.get("Content-Length")
         if length is None:
             raise HttpError(411, INVALID_ARGUMENT, "Content-Length required")
@@ -262,10 +645,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length")
         if n > limit:
             raise HttpError(413, RESOURCE_EXHAUSTED, f"body too large ({n} bytes, limit {limit})", record=True)
-        return self.rfile.read(n)
+        return n
 
     def _read_chunked(self, limit: int) -> bytes:
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             line = self.rfile.readline(1024)
             try:
@@ -282,36 +666,116 @@ class _Handler(BaseHTTPRequestHandler):
             parts.append(self.rfile.read(size))
             self.rfile.readline(16)
 
+    def _authenticate(self) -> tuple[Token | None, str | None]:
+        """The sender's token and the name its writes are stored under."""
+        receiver = self.receiver
+        cert_name = None
+        if isinstance(self.connection, ssl.SSLSocket):
+            cert_name = peer_name(self.connection.getpeercert())
+        if receiver.auth is None:
+            return None, cert_name
+        token = receiver.auth.check(self.headers.get("Authorization"))
+        if token is None:
+            with receiver._lock:
+                receiver.stats.unauthorized += 1
+            receiver.refused.add(self.client_address[0])
+            raise HttpError(401, UNAUTHENTICATED, "unauthenticated")
+        return token, token.name
+
+    def _throttle(self, token: Token | None, nbytes: int | None) -> None:
+        if token is None:
+            return
+        if nbytes is None:
+            budget, amount, what = token.requests, 1, "request rate"
+        else:
+            budget, amount, what = token.body_bytes, nbytes, "body bytes per second"
+        if budget is None:
+            return
+        wait = budget.take(amount)
+        if wait == 0:
+            return
+        if math.isinf(wait):
+            raise HttpError(413, RESOURCE_EXHAUSTED,
+                            f"body of {nbytes} bytes is over source {token.name!r}'s budget of {budget.burst:.0f} bytes a second",
+                            record=True)
+        with self.receiver._lock:
+            self.receiver.stats.throttled += 1
+        raise HttpError(429, RESOURCE_EXHAUSTED, f"over source {token.name!r}'s {what} budget; retry later",
+                        retry_after=wait)
+
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         content_type = self.headers.get_content_type()
+        receiver = self.receiver
         body = b""
+        source: str | None = None
         try:
-            if urlsplit(self.path).path != PATH:
+            if urlsplit(self.path).path not in PATHS:
                 raise HttpError(404, NOT_FOUND, f"no such path: {self.path[:100]} (traces go to {PATH})")
+            token, source = self._authenticate()
+            self._throttle(token, None)
             if content_type not in (JSON, PROTOBUF):
                 raise HttpError(415, UNIMPLEMENTED, f"unsupported content type {content_type!r} (use {PROTOBUF} or {JSON})", record=True)
             encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("gzip", "identity", ""):
                 raise HttpError(415, UNIMPLEMENTED, f"unsupported content encoding {encoding!r} (use gzip or none)", record=True)
-            body = self._read_body()
-            if encoding == "gzip":
-                body = _gunzip(body, self.receiver.max_body)
-            self.receiver.ingest(body, content_type)
+            chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            if not chunked:
+                self._throttle(token, self._content_length(receiver.max_body))
+            if not receiver._bodies.acquire(timeout=self._left()):
+                raise HttpError(503, UNAVAILABLE, "receiver busy: too many requests in progress", retry_after=1)
+            try:
+                body = self._read_body(receiver.max_body)
+                if chunked:
+                    self._throttle(token, len(body))
+                if encoding == "gzip":
+                    body = gunzip(body, receiver.max_body)
+                accepted, bad = receiver.ingest(body, content_type, source=token or source,
+                                                deadline=self.deadline, where=self._where())
+            finally:
+                receiver._bodies.release()
+            if bad and not accepted:
+                # Nothing of the request could be taken: per the OTLP spec that is a
+                # permanent failure (400), not a partial success. Each span is in rejects.
+                raise HttpError(400, INVALID_ARGUMENT, _summary(bad))
         except HttpError as err:
-            self._fail(err, content_type, body)
+            self._fail(err, content_type, body, source)
+            return
+        except TimeoutError:
+            with receiver._lock:
+                receiver.stats.timeouts += 1
+            self._fail(HttpError(408, DEADLINE_EXCEEDED, "request not received in time"), content_type)
             return
         except Exception:  # never a dropped connection without an answer
             log.exception("OTLP request failed")
             self._fail(HttpError(500, 13, "internal error (see the receiver's log)"), content_type)
             return
-        # An ExportTraceServiceResponse with nothing rejected: empty in both encodings.
-        self._reply(200, b"" if content_type == PROTOBUF else b"{}", content_type)
+        with receiver._lock:
+            receiver.stats.requests += 1
+        reply_type = PROTOBUF if content_type == PROTOBUF else JSON
+        self._reply(200, export_response(len(bad), _summary(bad), reply_type), reply_type)
 
     def _not_allowed(self) -> None:
-        if urlsplit(self.path).path == PATH:
+        if urlsplit(self.path).path in PATHS:
             err = HttpError(405, UNIMPLEMENTED, f"method {self.command} not allowed (use POST)")
         else:
             err = HttpError(404, NOT_FOUND, f"no such path: {self.path[:100]}")
         self._fail(err, JSON)
 
     do_GET = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+
+
+def _summary(bad: list[otlp.BadSpan], limit: int = 2000) -> str:
+    """partial_success.error_message: how many spans were refused and why (the first reasons)."""
+    if not bad:
+        return ""
+    text = f"{len(bad)} span(s) rejected: "
+    shown = 0
+    for b in bad:
+        reason = b.reason if len(b.reason) <= 300 else b.reason[:299] + "\u2026"
+        if shown and len(text) + len(reason) > limit:
+            break
+        text += ("; " if shown else "") + reason
+        shown += 1
+    if shown < len(bad):
+        text += f"; and {len(bad) - shown} more (see the receiver's rejects)"
+    return text

@@ -90,6 +90,7 @@ class TaskFilter:
     outcome: str | None = None
     violations: bool = False
     text: tuple[str, ...] = field(default_factory=tuple)
+    session: str | None = None  # a conversation / session id (OpenTelemetry traces)
 
     @property
     def empty(self) -> bool:
@@ -99,7 +100,7 @@ class TaskFilter:
         """SQL condition and parameters for this filter ("1" when empty)."""
         clauses: list[str] = []
         params: list = []
-        for column in ("agent", "version", "cohort", "stage"):
+        for column in ("agent", "version", "cohort", "stage", "session"):
             value = getattr(self, column)
             if value is not None:
                 clauses.append(f"{column} = ?")

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
-from agentdeck.store import postcommit
+from agentdeck.store import otlp_files, postcommit
 from agentdeck.store.contract import ContractCheck
 from agentdeck.store.ingest import (BatchResult, OffsetMoved, commit, commit_lines, decode_lines, describe_error,
                                     merge, prepare)
@@ -55,7 +55,7 @@ __all__ = ["Tailer", "TailStats", "decode_lines", "PATTERNS"]
 
 log = logging.getLogger(__name__)
 
-PATTERNS = ("*.jsonl", "*.ndjson", "*.json")
+PATTERNS = ("*.jsonl", "*.ndjson", "*.json", *otlp_files.PROTO_PATTERNS)
 # A stream's fingerprint covers its first lines up to the first line end
 # past FP_MIN bytes (at most FP_LEN): short, so that even a copy holding a
 # line or two is recognised, and long enough to hold a timestamp and a task id.
@@ -376,17 +376,21 @@ class Tailer:
         if start >= size:
             return  # everything in this file was read, maybe through a copy of it
         src["offset"] = start
-        if self.parse_pool is not None and size - start > self.batch_bytes:
+        proto = otlp_files.is_proto(src["path"])
+        if self.parse_pool is not None and size - start > self.batch_bytes and not proto:
             self._read_parallel(fd, size, src, stats)
         while src["offset"] < size and not self._stopping():
             start = src["offset"]
             gc_was = gc.isenabled()
             gc.disable()  # many short-lived objects and no cycles: collecting costs ~30% here
             try:
-                lines, new_offset = read_lines(fd, start, size, self.batch_bytes)
+                if proto:
+                    lines, new_offset = otlp_files.read_records(fd, start, size, self.batch_bytes)
+                else:
+                    lines, new_offset = otlp_files.group_documents(*read_lines(fd, start, size, self.batch_bytes))
                 if new_offset == start:
                     return  # only a partial line is there: wait for its newline
-                parsed, rejects = decode_lines(lines)
+                parsed, rejects = decode_lines(lines, proto)
                 try:
                     prepared = prepare(parsed, src["id"])
                 except Exception:  # some line holds a value nothing expected: find it, line by line
@@ -482,11 +486,13 @@ class Tailer:
             return lines if lines is not None else read_lines(fd, start, new_offset, new_offset - start)[0]
 
         derive = self.contracts.derive if self.contracts is not None else None
+        proto = otlp_files.is_proto(src["path"])
         if prepared is None:
-            result = commit_lines(self.conn, src, reread(), new_offset=new_offset, lines=nlines, derive=derive)
+            result = commit_lines(self.conn, src, reread(), new_offset=new_offset, lines=nlines, derive=derive,
+                                  proto=proto)
         else:
             result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans,
-                            derive=derive, reread=reread)
+                            derive=derive, reread=reread, proto=proto)
         self._note_offset(src)
         if result.problem:
             self._hook_problems["contracts"] = result.problem

@@ -19,6 +19,8 @@ def attr(key, value):
         return {"key": key, "value": {"boolValue": value}}
     if isinstance(value, int):
         return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
     return {"key": key, "value": {"stringValue": value}}
 
 
@@ -40,11 +42,14 @@ def request(*spans):
 
 
 def decoded(*spans):
-    return [(e.kind, e.seq, json.loads(p)) for e, p in otlp.decode_line(request(*spans))]
+    items = otlp.decode_line(request(*spans))
+    assert items.rejected == []
+    return [(e.kind, e.seq, json.loads(p)) for e, p in items]
 
 
 OPENINFERENCE = [
-    span("b7ad6b7169203331", "support agent", {"openinference.span.kind": "AGENT", "input.value": "reset my password",
+    span("b7ad6b7169203331", "support agent", {"openinference.span.kind": "AGENT", "agent.name": "support agent",
+                                               "input.value": "reset my password",
                                                "output.value": "done"}, parent=None, end_ms=900),
     span("0000000000000002", "ChatOpenAI", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini",
                                             "llm.token_count.prompt": 300, "llm.token_count.completion": 40}, start_ms=10, end_ms=200),
@@ -108,17 +113,28 @@ def test_agentdeck_span_events_carry_what_the_conventions_do_not():
     assert tuple(row) == ("pending", otlp.task_id(TRACE))
 
 
-def test_a_tool_span_whose_agent_span_never_arrives_still_makes_a_task():
+def test_a_tool_span_whose_agent_span_never_arrives_still_makes_a_task_of_its_service():
     conn = connect(":memory:")
     apply_batch(conn, None, otlp.decode_line(request(OPENINFERENCE[2])), [])
-    row = conn.execute("SELECT task_id, tool_calls, last_tool, outcome FROM tasks").fetchone()
-    assert tuple(row) == (otlp.task_id(TRACE), 1, "reset_password", None)
+    row = conn.execute("SELECT task_id, agent, tool_calls, last_tool, outcome FROM tasks").fetchone()
+    assert tuple(row) == (otlp.task_id(TRACE), "support-bot", 1, "reset_password", "success")
 
 
-def test_seq_depends_on_the_span_alone_not_on_how_spans_are_grouped():
+def stored_events(conn) -> list[tuple]:
+    return [tuple(r) for r in conn.execute("SELECT task_id, seq, kind, payload FROM events ORDER BY task_id, seq, kind, payload")]
+
+
+def test_seq_and_the_task_do_not_depend_on_how_spans_are_grouped_or_ordered():
     together = decoded(*OPENINFERENCE)
-    apart = [e for s in reversed(OPENINFERENCE) for e in decoded(s)]
-    assert sorted(together, key=str) == sorted(apart, key=str)
+    one, apart = connect(":memory:"), connect(":memory:")
+    apply_batch(one, None, otlp.decode_line(request(*OPENINFERENCE)), [])
+    for s in reversed(OPENINFERENCE):  # the agent span last, and each step framing the task until it comes
+        apply_batch(apart, None, otlp.decode_line(request(s)), [])
+    for s in OPENINFERENCE:  # a re-export changes nothing
+        apply_batch(apart, None, otlp.decode_line(request(s)), [])
+    assert stored_events(one) == stored_events(apart)
+    columns = "task_id, agent, request, outcome, tokens, tool_calls, events"
+    assert one.execute(f"SELECT {columns} FROM tasks").fetchall() == apart.execute(f"SELECT {columns} FROM tasks").fetchall()
     seqs = {k: s for k, s, _p in together}
     assert seqs["task_start"] == 0 and seqs["task_end"] == 9_999_999
     assert 0 < seqs["reasoning"] < seqs["tool_call"] < seqs["tool_result"] < seqs["policy_check"] < 9_999_999
@@ -131,8 +147,115 @@ def test_ids_in_hex_or_base64_and_either_field_spelling_decode_alike():
     for key in ("traceId", "spanId", "parentSpanId"):
         s[key] = base64.b64encode(bytes.fromhex(s[key])).decode()
     s["start_time_unix_nano"] = s.pop("startTimeUnixNano")
-    snake = json.dumps({"resource_spans": [{"scope_spans": doc["resourceSpans"][0]["scopeSpans"]}]}).encode()
+    snake = json.dumps({"resource_spans": [{"resource": doc["resourceSpans"][0]["resource"],
+                                            "scope_spans": doc["resourceSpans"][0]["scopeSpans"]}]}).encode()
     assert [p for _e, p in otlp.decode_line(hex_line)] == [p for _e, p in otlp.decode_line(snake)]
     assert formats.is_otlp(b'  { \t"resource_spans": []}')
     assert formats.is_otlp(b'{ "resourceSpans": []}')
     assert not formats.is_otlp(b'{"kind": "plan", "resourceSpans": []}')
+
+
+# -- hostile values in the attributes the mapping reads --------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from agentdeck.store import otlp_content  # noqa: E402
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["role", "parts", "type", "content", "text", "name", "arguments", "messages", "args",
+                         "kwargs", "data", "tool_calls", "function", "output", "input_str", "result", "id"]),
+        children, max_size=4),
+    max_leaves=20,
+)
+READ_KEYS = ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "pydantic_ai.all_messages",
+             "final_result", "input.value", "output.value", "langfuse.observation.input", "langfuse.observation.output",
+             "langfuse.observation.usage_details", "langfuse.observation.cost_details", "traceloop.entity.input",
+             "llm.input_messages.0.message.role", "llm.input_messages.0.message.content",
+             "llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "gen_ai.tool.call.arguments",
+             "gen_ai.usage.input_tokens", "llm.token_count.prompt", "operation.cost", "error.type",
+             "gen_ai.agent.name", "agent.name", "session.id", "user.id", "gen_ai.tool.call.id"]
+VALUE = JSONISH | JSONISH.map(lambda v: json.dumps(v))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attrs=st.dictionaries(st.sampled_from(READ_KEYS), VALUE, max_size=8),
+       kind=st.sampled_from(["invoke_agent", "chat", "execute_tool", "embeddings", "retrieval", "plan",
+                             "agent_handoff", "invoke_workflow", "create_agent"]),
+       error=st.booleans())
+def test_hostile_attribute_values_make_steps_or_a_clear_error_never_a_crash(attrs, kind, error):
+    for reader in (otlp_content.first_user_text, otlp_content.answer_text, otlp_content.system_text):
+        assert isinstance(reader(attrs), str)
+    span = otlp.Span(TRACE, "00000000000000aa", None, "x", T0, T0 + 1, error, "boom" if error else "",
+                     {**attrs, "gen_ai.operation.name": kind}, [], {"service.name": "svc"})
+    try:
+        items = otlp.to_events([span])
+    except otlp.OtlpError as exc:
+        assert str(exc)  # says why
+        return
+    for event, payload in items:
+        assert event.task_id == json.loads(payload)["task_id"] == otlp.task_id(TRACE)
+
+
+# -- span kinds beyond agents, tools and chat ----------------------------------------
+
+def one(attrs, name="s", error=None, parent="b7ad6b7169203331"):
+    return decoded(span("00000000000000c1", name, attrs, parent=parent, error=error))
+
+
+def steps_of(events, kind):
+    return [p for k, _s, p in events if k == kind]
+
+
+def test_each_genai_and_openinference_kind_makes_the_step_a_person_expects():
+    assert steps_of(one({"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small",
+                         "gen_ai.usage.input_tokens": 12}), "reasoning")[0]["summary"] == "embeddings of 12 tokens"
+    docs = one({"openinference.span.kind": "RETRIEVER", "input.value": "refund policy",
+                "retrieval.documents.0.document.content": "Refunds within 30 days"}, name="kb")
+    assert steps_of(docs, "tool_call")[0]["input"] == "refund policy"
+    assert steps_of(docs, "tool_result")[0]["output"] == ["Refunds within 30 days"]
+    assert steps_of(one({"openinference.span.kind": "RERANKER"}, name="rerank"), "tool_call")[0]["tool"] == "rerank"
+    assert steps_of(one({"openinference.span.kind": "EVALUATOR", "output.value": "0.9"}, name="judge"),
+                    "reasoning")[0]["summary"] == "evaluation judge: 0.9"
+    assert steps_of(one({"gen_ai.operation.name": "plan", "gen_ai.output.messages": json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": "1. look up 2. refund"}]}])}), "plan")[0]["summary"] \
+        == "1. look up 2. refund"
+    assert steps_of(one({"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup"}, name="lookup.tool"),
+                    "tool_call")[0]["tool"] == "lookup.tool"
+    # PROMPT, CHAIN and create_agent spans are GenAI but no step; plain HTTP spans are not GenAI at all.
+    for attrs in ({"openinference.span.kind": "PROMPT"}, {"gen_ai.operation.name": "create_agent"},
+                  {"http.request.method": "POST"}):
+        assert one(attrs) == []
+    assert otlp.decode_line(request(span("00000000000000c1", "GET /", {"http.request.method": "GET"}))).ignored == 1
+
+
+def test_a_workflow_without_an_agent_is_a_task_of_its_service_and_costs_add_up():
+    events = decoded(
+        span("00000000000000d1", "invoke_workflow triage", {"gen_ai.operation.name": "invoke_workflow"}, parent=None,
+             end_ms=900),
+        span("00000000000000d2", "chat", {"gen_ai.operation.name": "chat", "llm.cost.prompt": 0.002,
+                                          "llm.cost.completion": 0.001, "gen_ai.usage.input_tokens": 10,
+                                          "gen_ai.usage.cache_read.input_tokens": 4}, start_ms=5, end_ms=50),
+    )
+    start = steps_of(events, "task_start")[0]
+    assert start["agent"] == "support-bot" and start["agent_version"]["id"] == "unversioned"
+    assert steps_of(events, "reasoning")[0]["summary"] == "chat (cache read 4, $0.003)"
+    conn = connect(":memory:")
+    apply_batch(conn, None, otlp.decode_line(request(*[span("00000000000000d1", "w", {"gen_ai.operation.name": "invoke_workflow"}, parent=None),
+                                                       span("00000000000000d2", "chat", {"gen_ai.operation.name": "chat", "llm.cost.total": 0.25})])), [])
+    assert conn.execute("SELECT agent, cost_usd FROM tasks").fetchone()[:] == ("support-bot", 0.25)
+
+
+def test_error_type_names_the_failure():
+    events = one({"gen_ai.operation.name": "chat", "error.type": "openai.RateLimitError"}, error="Rate limit reached")
+    assert steps_of(events, "reasoning")[0]["summary"] == "RateLimitError: Rate limit reached"
+    assert steps_of(events, "reasoning")[0]["status"] == "error"
+
+
+def test_a_tool_output_over_64_kib_is_cut_and_the_result_says_so():
+    events = one({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch",
+                  "gen_ai.tool.call.result": "x" * 70_000})
+    result = steps_of(events, "tool_result")[0]
+    assert result["output"]["note"] == "[truncated over 64 KiB: gen_ai.tool.call.result]"
+    assert result["output"]["output"].endswith("… [truncated by agentdeck: 70000 bytes, limit 65536]")

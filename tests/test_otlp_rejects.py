@@ -1,6 +1,8 @@
 """Bad OTLP data is turned away with its reason, and nothing else is lost:
-a bad line in a file is a reject row while its neighbours are ingested; a bad
-request body gets a 4xx naming the problem and no span of it is stored."""
+a bad line in a file is a reject row while its neighbours are ingested; a
+request body that cannot be read as a whole gets a 4xx naming the problem and
+a rejects row; a bad span in a good request is left out with OTLP partial
+success while the rest is stored (tests/test_receiver_partial.py)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,6 @@ BAD_LINES = {
     "expected a list, got an object": '{"resourceSpans": {"scopeSpans": []}}',
     "expected an integer": line(span("aaaaaaaaaaaaaaa1", startTimeUnixNano="yesterday")),
     "expected 8 bytes in hex or base64": line(span("not-an-id")),
-    "value too large": line(span("aaaaaaaaaaaaaaa2", attributes={"gen_ai.tool.call.result": "x" * 70_000})),
     "unknown attribute 'agentdeck.cohrt'": line(span("aaaaaaaaaaaaaaa3", attributes={"agentdeck.cohrt": "canary"})),
     "stringValue": line({**span("aaaaaaaaaaaaaaa4"), "attributes": [{"key": "k", "value": {"stringValue": 7}}]}),
     "tool_result.status": line(span("aaaaaaaaaaaaaaa5", attributes={"agentdeck.status": "sideways"})),
@@ -47,9 +48,11 @@ BAD_LINES = {
 
 def test_bad_lines_are_rejected_with_reasons_and_good_lines_around_them_are_kept(tmp_path):
     good = [line(span(f"000000000000000{n}")) for n in range(1, 4)]
+    # A value over 64 KiB (a captured prompt) is cut, with a note, and its span kept.
+    big = line(span("0000000000000008", attributes={"gen_ai.tool.call.result": "é" * 70_000}))
     # An unknown (future) OTLP field is not an error: the spec says receivers ignore it.
     future = line(span("0000000000000009", futureField={"x": 1}))
-    lines = [good[0], *BAD_LINES.values(), good[1], future, good[2]]
+    lines = [good[0], *BAD_LINES.values(), good[1], future, big, good[2]]
     (tmp_path / "otel.jsonl").write_text("\n".join(lines) + "\n")
     conn = connect(tmp_path / "store.db")
     Tailer(conn, [tmp_path], post_commit=[]).poll()
@@ -57,14 +60,18 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_around_them_are_kept
     assert len(errors) == len(BAD_LINES)
     for expected, error in zip(BAD_LINES, errors):
         assert expected in error
-    assert "spans[0] attribute 'gen_ai.tool.call.result'" in errors[4]  # where, so it can be found
+    assert "spans[0] attribute 'k'" in errors[5]  # where, so it can be found
     stored = conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_call'").fetchone()[0]
-    assert stored == 4  # the three good spans and the one with a future field
+    assert stored == 5  # the three good spans, the one with a future field, the one with a big value
+    payload = conn.execute("SELECT payload FROM events WHERE kind = 'tool_result' AND payload LIKE '%truncated%'").fetchone()[0]
+    output = json.dumps(json.loads(payload)["output"], ensure_ascii=False)
+    assert "é" * 1000 in output and "[truncated by agentdeck: 140000 bytes" in output
+    assert len(output.encode()) < 64 * 1024 + 200
 
 
 @pytest.fixture
 def receiver(tmp_path):
-    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_body=200_000) as r:
+    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, max_body=300_000) as r:
         yield r
 
 
@@ -83,18 +90,28 @@ def message(response: httpx.Response) -> str:
     return response.json()["message"]
 
 
+def deep_json(depth: int) -> bytes:
+    """A request whose one attribute value nests ``depth`` lists deep."""
+    doc = line(span("0000000000000001", attributes={"x": "PLACEHOLDER"}))
+    return doc.replace('{"stringValue": "PLACEHOLDER"}', "[" * depth + "]" * depth).encode()
+
+
 def test_bad_request_bodies_get_a_4xx_with_the_reason_and_store_nothing(receiver):
+    overflowing = line(span("0000000000000001", attributes={"gen_ai.usage.input_tokens": 2**64}))
+    two_members_bad_second = gzip.compress(line(span("0000000000000001")).encode()) + b"\x1f\x8b garbage"
     cases = [
         (post(receiver, b'{"resourceSpans": ['), 400, "bad JSON"),
         (post(receiver, BAD_LINES["expected a list, got an object"].encode()), 400, "expected a list"),
-        (post(receiver, BAD_LINES["value too large"].encode()), 400, "value too large"),
-        (post(receiver, line(span("0000000000000001"), span("bad")).encode()), 400, "spanId"),
+        (post(receiver, gzip.compress(deep_json(100_000)), Content_Encoding="gzip"), 400, "nested too deeply"),
+        (post(receiver, overflowing.encode()), 400, "out of the int64 range"),
+        (post(receiver, line(span("bad")).encode()), 400, "spanId"),
         (post(receiver, b"\x0a\x05garbage", "application/x-protobuf"), 400, "bad protobuf"),
         (post(receiver, b"not gzip", Content_Encoding="gzip"), 400, "bad gzip"),
+        (post(receiver, two_members_bad_second, Content_Encoding="gzip"), 400, "bad gzip body after the first member"),
         (post(receiver, line(span("0000000000000001")).encode(), "text/plain"), 415, "unsupported content type"),
         (post(receiver, b"{}", Content_Encoding="br"), 415, "unsupported content encoding"),
-        (post(receiver, b"{" + b" " * 300_000 + b"}"), 413, "too large"),
-        (post(receiver, gzip.compress(b"{" + b" " * 300_000 + b"}"), Content_Encoding="gzip"), 413, "too large"),
+        (post(receiver, b"{" + b" " * 400_000 + b"}"), 413, "too large"),
+        (post(receiver, gzip.compress(b"{" + b" " * 400_000 + b"}"), Content_Encoding="gzip"), 413, "too large"),
         (post(receiver, b"{}", path="/v1/metrics"), 404, "no such path"),
     ]
     for response, status, reason in cases:
@@ -103,10 +120,25 @@ def test_bad_request_bodies_get_a_4xx_with_the_reason_and_store_nothing(receiver
     get = httpx.get(receiver.endpoint)
     assert get.status_code == 405
     conn = connect(receiver.db_path)
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0  # the good span shared a bad request
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     rejects = conn.execute("SELECT path, error FROM rejects").fetchall()
-    assert len(rejects) == 10  # every refused delivery of traces is on record (not the 404)
+    assert len(rejects) == 12  # every refused delivery of traces is on record (not the 404)
     assert all(r["path"].startswith("POST http://127.0.0.1:") for r in rejects)
+    errors = "\n".join(r["error"] for r in rejects)
+    assert "nested too deeply" in errors and "out of the int64 range" in errors
+    assert receiver.stats.rejected == 12 and receiver.stats.requests == 0
+
+
+def test_every_gzip_member_is_read(receiver):
+    """RFC 1952 allows several members in one body (``cat a.gz b.gz``): none is ignored."""
+    first = gzip.compress(line(span("0000000000000001")).encode()[:-1])
+    # The JSON document split across two members: ignoring the second would be bad JSON.
+    body = gzip.compress(line(span("0000000000000001")).encode()[:50]) + gzip.compress(line(span("0000000000000001")).encode()[50:])
+    assert first  # (the split is what matters)
+    r = post(receiver, body, Content_Encoding="gzip")
+    assert r.status_code == 200, r.text
+    conn = connect(receiver.db_path)
+    assert conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_call'").fetchone()[0] == 1
 
 
 def test_a_protobuf_client_gets_its_error_as_a_protobuf_status(receiver):

@@ -4,6 +4,12 @@ Listens on loopback by default. Point an OpenTelemetry SDK or a Collector's
 otlphttp exporter at http://HOST:PORT (the SDK adds /v1/traces); spans are
 mapped through the GenAI semantic conventions as docs/otel.md describes, and
 each request is answered only after its spans are committed.
+
+To listen on any other address the receiver needs a way to know its senders:
+bearer tokens (--token-file) or client certificates (--tls-client-ca), or an
+explicit --insecure. SIGHUP reloads the token file. Exit status: 0 stopped by SIGTERM; 2 a usage error or an
+unusable environment (bad flag, unreadable token/certificate file, the port in
+use, a store that cannot be opened); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,11 +24,25 @@ from agentdeck.store import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from agentdeck.console.argtypes import port, positive_float, positive_int
+
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; use 0.0.0.0 only on a trusted network: there is no authentication)")
-    p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
-    p.add_argument("--max-body", type=int, default=None, metavar="BYTES",
+                   help="address to listen on (default 127.0.0.1); any other needs --token-file or --tls-client-ca, or --insecure")
+    p.add_argument("--port", type=port, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
+    p.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                    help="largest request body accepted, after decompression (default 20 MiB)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="senders' bearer tokens, one 'NAME TOKEN [agents=a,b] [rate=N] [bytes=N]' a line (docs/otel.md)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) ...")
+    p.add_argument("--tls-key", metavar="PEM", help="... and this private key")
+    p.add_argument("--tls-client-ca", metavar="PEM",
+                   help="mutual TLS: require client certificates signed by these CAs (their common name is stored as the source)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback address without tokens or client certificates (anyone who can reach it can write)")
+    p.add_argument("--max-connections", type=positive_int, default=None, metavar="N",
+                   help="open connections served at once, one thread each (default 64; more are answered 503)")
+    p.add_argument("--request-timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help="longest a request may take to arrive, first byte to end of body (default 30)")
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -38,10 +58,14 @@ def parse_address(spec: str) -> tuple[str, int]:
 
 
 def start_for_app(app, spec: str):
-    """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's."""
+    """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's.
+
+    It has no authentication, so it listens on loopback only (use ``agentdeck
+    receive`` with tokens or TLS for other addresses)."""
     import time
 
     from agentdeck.console.messages import Ingested
+    from agentdeck.store.otlp_auth import is_loopback
     from agentdeck.store.otlp_receiver import Receiver
 
     def on_commit(result) -> None:
@@ -49,36 +73,82 @@ def start_for_app(app, spec: str):
             app.post_message(Ingested(result.events, result.rejects, set(result.tasks), list(result.escalations), time.time()))
 
     host, port = parse_address(spec)
+    if not is_loopback(host):
+        raise ValueError(f"{host} is not a loopback address: the console's receiver has no authentication "
+                         "(run `agentdeck receive --token-file ...` for other addresses)")
     return Receiver(app.db_path, host, port, on_commit=on_commit).start()
 
 
-def run(args: argparse.Namespace) -> int:
-    from agentdeck.store.otlp_receiver import MAX_BODY, Receiver
+def _reload(receiver, path: str) -> None:
+    """SIGHUP: read the token file again (rotate or revoke a token without a restart).
+    A file that does not load leaves the tokens in force as they were."""
+    from agentdeck.store.otlp_auth import ConfigError, load_tokens
 
+    try:
+        tokens = load_tokens(path)
+    except ConfigError as exc:
+        print(f"agentdeck receive: token file not reloaded, the previous tokens stay in force: {exc}",
+              file=sys.stderr, flush=True)
+        return
+    receiver.set_tokens(tokens)
+    print(f"reloaded {len(tokens)} token(s) from {path}", flush=True)
+
+
+def _usage(message: str) -> int:
+    print(f"agentdeck receive: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentdeck.store import otlp_receiver as rx
     from agentdeck.store.db import connect
+    from agentdeck.store.otlp_auth import ConfigError, is_loopback, load_tokens, tls_context
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return _usage("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        return _usage("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)")
+    if not is_loopback(args.host) and not (args.token_file or args.tls_client_ca or args.insecure):
+        return _usage(f"refusing to listen on {args.host or 'every address'} without --token-file or --tls-client-ca: "
+                      "anyone who can reach it could write tasks, escalations and compensation hooks "
+                      "(add --insecure only on a network you trust)")
+    try:
+        tokens = load_tokens(args.token_file) if args.token_file else None
+        tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    except ConfigError as exc:
+        return _usage(str(exc))
+    if tokens and tls is None and not is_loopback(args.host):
+        print("agentdeck receive: warning: without --tls-cert, tokens cross the network in clear text", file=sys.stderr)
 
     db = config.db_path(args.db)
     try:
         connect(db).close()
     except (OSError, sqlite3.Error) as exc:
-        print(f"agentdeck: cannot open the store {db}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-        return 1
+        return _usage(f"cannot open the store {db}: {getattr(exc, 'strerror', None) or exc}")
     try:
-        receiver = Receiver(db, args.host, args.port, max_body=args.max_body or MAX_BODY)
+        receiver = rx.Receiver(
+            db, args.host, args.port, max_body=args.max_body or rx.MAX_BODY, tokens=tokens, tls=tls,
+            max_connections=args.max_connections or rx.MAX_CONNECTIONS,
+            request_timeout=args.request_timeout or rx.REQUEST_TIMEOUT,
+        )
     except OSError as exc:
-        print(f"agentdeck: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"receiving OTLP/HTTP traces at {receiver.endpoint} into {db} (Ctrl-C to stop)", flush=True)
+        return _usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    who = (f"{len(tokens)} token(s)" if tokens else "no tokens") + (", client certificates" if args.tls_client_ca else "")
+    print(f"receiving OTLP/HTTP traces at {receiver.endpoint} into {db} ({who}; Ctrl-C to stop)", flush=True)
     stop = threading.Event()
-    # A service manager stops us with SIGTERM: close as cleanly as on Ctrl-C.
+    # A service manager stops us with SIGTERM: close as cleanly as on Ctrl-C, exit 0.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.token_file:
+        signal.signal(signal.SIGHUP, lambda *_: _reload(receiver, args.token_file))
     receiver.start()
+    status = 0
     try:
         stop.wait()
     except KeyboardInterrupt:
-        pass
+        status = 130
     finally:
         receiver.close()
         s = receiver.stats
-        print(f"{s.requests} requests, {s.spans} spans, {s.events} events stored, {s.rejected} requests rejected")
-    return 0
+        print(f"{s.requests} requests, {s.spans} spans, {s.events} events stored; {s.rejected} requests and "
+              f"{s.rejected_spans} spans rejected; {s.unauthorized} unauthorized, {s.throttled} over budget")
+    return status

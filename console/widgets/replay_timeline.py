@@ -86,7 +86,7 @@ class ReplayTimeline(ScrollView, can_focus=True):
         mark = "◆" if step.kind in DECISION_KINDS else " "
         seq = "" if step.seq is None else str(step.seq)
         return [
-            (f"{mark}{seq:>6} {_clock(step.ts)} ", "dim"),
+            (f"{mark}{seq:>7} {_clock(step.ts)} ", "dim"),  # 7 digits: task_end, OpenTelemetry steps
             (f"{step.kind:<13}", KIND_STYLE.get(step.kind, "")),
             (clean(step.title, TITLE_LIMIT, single_line=True), "red" if step.is_gap else ""),
         ]

@@ -90,7 +90,8 @@ def payload_text(raw: str) -> Text:
     return plain(pretty, PAYLOAD_LIMIT)
 
 
-EVENT_COLUMNS = (("seq", "seq", 5), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 44))
+# seq needs 7 columns: task_end and OpenTelemetry steps use 7-digit seqs (store/otlp.py).
+EVENT_COLUMNS = (("seq", "seq", 7), ("time", "time", 12), ("kind", "kind", 12), ("what", "what", 42))
 
 
 def event_cells(row: Row) -> tuple[Text, ...]:

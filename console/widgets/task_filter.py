@@ -1,6 +1,6 @@
 """The Tasks filter: a small query language, its presets, and the bar that edits it.
 
-``agent:NAME version:V cohort:canary stage:shadow outcome:failed violations``
+``agent:NAME version:V cohort:canary stage:shadow outcome:failed session:ID violations``
 and any other words as free text (all must match). ``outcome:running`` means
 not finished yet. Values with spaces can be quoted.
 """
@@ -16,7 +16,8 @@ from textual.widgets import Input
 from agentdeck.console.safe import clean
 from agentdeck.console.service.views import OUTCOMES, TaskFilter
 
-KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome"}
+KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome",
+        "session": "session"}
 COHORTS = ("baseline", "canary")
 STAGES = ("shadow", "assisted", "partial", "bounded")
 
@@ -73,7 +74,7 @@ def _example(name: str) -> str:
 def describe(filt: TaskFilter) -> str:
     """The filter as text that parses back to it."""
     parts = []
-    for name in ("agent", "version", "cohort", "stage", "outcome"):
+    for name in ("agent", "version", "cohort", "stage", "outcome", "session"):
         value = getattr(filt, name)
         if value is not None:
             parts.append(f"{name}:{shlex.quote(value)}")

@@ -17,4 +17,34 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (trace_id, span_id, part)
         ) WITHOUT ROWID""",
     ],
+    [
+        # Which span frames each trace's task (store/otlp.py: the best ranked of
+        # the trace's spans seen so far), so spans of one trace arriving in any
+        # order and grouping make the same task.
+        """CREATE TABLE otlp_tasks (
+            trace_id TEXT PRIMARY KEY,
+            rank INTEGER NOT NULL,
+            start_ns INTEGER NOT NULL,
+            span_id TEXT NOT NULL,
+            agent TEXT,
+            named INTEGER NOT NULL DEFAULT 0,
+            -- the framing span logs no request / answer of its own: it borrows the first
+            -- model call's user message (req_ns: its start) and the last one's answer
+            needs_req INTEGER NOT NULL DEFAULT 0,
+            needs_ans INTEGER NOT NULL DEFAULT 0,
+            req_ns INTEGER,
+            request TEXT,
+            ans_ns INTEGER,
+            answer TEXT
+        ) WITHOUT ROWID""",
+        # The conversation or session a task belongs to (gen_ai.conversation.id,
+        # OpenInference session.id, Langfuse and OpenLLMetry session ids).
+        "ALTER TABLE tasks ADD COLUMN session TEXT",
+        """CREATE TABLE otlp_sessions (
+            trace_id TEXT PRIMARY KEY,
+            sess_ns INTEGER NOT NULL,
+            session TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX tasks_session ON tasks(session)",
+    ],
 ]
