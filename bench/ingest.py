@@ -3,11 +3,16 @@
     python bench/ingest.py [--events 1000000] [--latency-seconds 10] [--rate 500]
 
 1. Bulk: writes ``--events`` realistic trace events (the sample scenarios,
-   every kind) over four files, ingests them with the real tailer into a
-   fresh store, then inserts the same rows (task_id, seq, kind, ts,
-   source_id, payload) into the events table of another fresh store with
-   one bare ``sqlite3.executemany`` in one transaction, rows prepared
-   beforehand. Prints events/s for both and the ratio (target >= 50%).
+   every kind) over four files. Each round runs two whole processes on
+   them, start to exit, each into a fresh store: the bare script (read the
+   lines, ``json.loads`` each, ``executemany`` the rows (task_id, seq, kind,
+   ts, source_id, payload) into the same events table, one transaction) and
+   ``agentdeck ingest`` as an operator runs it (validation, tasks, actions,
+   escalations, contract checks on). Prints lines/s, CPU per line and peak
+   memory (the largest process's maximum RSS, and the sampled sum over the
+   process and its parse processes) for both, the ratio of rates (target
+   >= 80%, peak memory <= 100 MiB) and the load average around each round;
+   then the medians over ``--repeat`` rounds.
 2. Latency: the sample fleet writes ``--rate`` events/s from another process
    while the tailer follows the folder (as ``agentdeck ingest --follow`` and
    the console do). Each event's ``ts`` is taken just before it is appended;
@@ -25,6 +30,7 @@ import random
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +40,6 @@ from pathlib import Path
 
 
 from agentdeck.store.db import connect
-from agentdeck.store.ingest import epoch
 from agentdeck.store.tailer import Tailer
 
 FILES = 4
@@ -79,84 +84,109 @@ def generate(folder: Path, total: int, seed: int = 1) -> int:
     return written
 
 
-def bulk_ingest(folder: Path, db: Path, workers: int, hooks: bool) -> tuple[int, float]:
-    """The tailer as ``agentdeck ingest`` runs it, timed end to end (``hooks``: with the post-commit hooks)."""
-    from agentdeck.store.parallel import ParsePool
+BARE = r"""
+import json, sys
+from datetime import datetime
+from pathlib import Path
+from agentdeck.store.db import connect  # the same schema (events table and its index)
 
-    conn = connect(db)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = time.process_time()
-    started = time.perf_counter()
-    pool = ParsePool(workers) if workers else None
-    try:
-        stats = Tailer(conn, [folder], parse_pool=pool, post_commit=None if hooks else []).poll()
-    finally:
-        if pool:
-            pool.close()  # waits for the workers, so their CPU time is counted below
-    seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-    conn.close()
-    return stats.events, seconds, cpu, worker_cpu
-
-
-def bare_insert(folder: Path, db: Path) -> tuple[int, float]:
-    """The same rows with one executemany in one transaction (rows built beforehand, untimed)."""
+folder, db = Path(sys.argv[1]), sys.argv[2]
+conn = connect(db)
+conn.execute("BEGIN IMMEDIATE")
+sql = "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)"
+n = 0
+for source_id, path in enumerate(sorted(folder.glob("*.jsonl")), 1):
     rows = []
-    for source_id, path in enumerate(sorted(folder.glob("*.jsonl")), 1):
-        for raw in path.read_bytes().splitlines():
+    with open(path, "rb") as f:
+        for raw in f:
             e = json.loads(raw)
-            ts = epoch(datetime.fromisoformat(e["ts"].replace("Z", "+00:00")))
-            rows.append((e["task_id"], e["seq"], e["kind"], ts, source_id, raw.decode()))
-    conn = connect(db)
-    cpu = time.process_time()
+            rows.append((e["task_id"], e["seq"], e["kind"], datetime.fromisoformat(e["ts"]).timestamp(),
+                         source_id, raw[:-1].decode()))
+            if len(rows) == 10_000:
+                conn.executemany(sql, rows)
+                n += len(rows)
+                rows.clear()
+    conn.executemany(sql, rows)
+    n += len(rows)
+conn.execute("COMMIT")
+print(n)
+"""
+
+
+def _peaks(pid: int, peaks: dict[int, int]) -> None:
+    """Note the high-water RSS (VmHWM) of ``pid`` and of its children (the parse processes)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if int(entry.name) != pid and ppid != pid:
+                continue
+            with open(f"/proc/{entry.name}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peaks[int(entry.name)] = max(peaks.get(int(entry.name), 0), int(line.split()[1]) * 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+
+
+def run_process(cmd: list[str]) -> dict:
+    """Run ``cmd`` as a whole process: wall time, CPU (with its children), peak memory.
+
+    Peak memory is sampled from /proc every 50 ms: the process's own high-water
+    RSS (VmHWM, which exec resets, so the forking parent does not count) and
+    the sum of the high-water marks of it and its parse processes (shared
+    pages counted in each: an upper bound).
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)", rows)
-    conn.execute("COMMIT")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            _peaks(proc.pid, peaks)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    conn.close()
-    return len(rows), seconds, cpu
+    done.set()
+    sampler.join()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu": cpu, "maxrss": peaks.get(proc.pid, 0),
+            "tree": sum(peaks.values()), "out": out.decode()}
 
 
-def bulk_round(traces: Path, work: Path, n: int, args) -> dict[str, float]:
-    """Bare, each ingest run, bare again; returns each run's rate as a fraction of the bare mean."""
-    # The machine may be busy with other work: bare runs before and after,
-    # and the ratio uses their mean. The load average says how busy it was.
-    print(f"load average {os.getloadavg()[0]:.2f} (before)")
+def bulk_round(traces: Path, work: Path, n: int, args) -> dict[str, dict]:
+    """One bare script and one ``agentdeck ingest`` of the same lines, each a whole process from start to exit."""
     for old in work.glob("*.db*"):
         old.unlink()
-    rows, bare_secs, bare_cpu = bare_insert(traces, work / "bare-1.db")
-    print(f"{'bare executemany':<28}: {rows:,} rows   in {bare_secs:6.2f} s = {rows / bare_secs:9,.0f} rows/s"
-          f"   cpu {bare_cpu / rows * 1e6:.1f} us/row")
-    runs = [(f"ingest ({args.workers} parse proc)", args.workers, False)]
-    if args.serial:
-        runs.append(("ingest (serial)", 0, False))
-    if args.hooks:
-        runs.append(("ingest + post-commit hooks", args.workers, True))
-    results = []
-    for i, (label, workers, hooks) in enumerate(runs):
-        events, secs, cpu, worker_cpu = bulk_ingest(traces, work / f"ingest-{i}.db", workers, hooks)
-        assert events == rows == n, (events, rows, n)
-        results.append((label, events, secs, cpu, worker_cpu))
-        print(f"{label:<28}: {events:,} events in {secs:6.2f} s = {events / secs:9,.0f} events/s"
-              f"   cpu {cpu / events * 1e6:.1f} us/event" + (
-                  f" + parse procs {worker_cpu / events * 1e6:.1f} us/event" if worker_cpu else ""))
-    rows2, bare_secs2, bare_cpu2 = bare_insert(traces, work / "bare-2.db")
-    print(f"{'bare executemany (again)':<28}: {rows2:,} rows   in {bare_secs2:6.2f} s = "
-          f"{rows2 / bare_secs2:9,.0f} rows/s   cpu {bare_cpu2 / rows2 * 1e6:.1f} us/row")
-    bare = 2 * rows / (bare_secs + bare_secs2)
-    ratios = {}
-    for label, events, secs, cpu, worker_cpu in results:
-        ratios[label] = events / secs / bare
-        # CPU, unlike wall time, hardly depends on what else the machine runs.
-        total = (cpu + worker_cpu) / events
-        print(f"ratio {label:<22}: {ratios[label]:4.0%} of bare (target >= 50%);"
-              f" CPU {total * 1e6:.1f} us/event, {(bare_cpu + bare_cpu2) / (rows + rows2) / total:.0%} of bare's")
-    print(f"load average {os.getloadavg()[0]:.2f} (after)")
-    return ratios
+    load_before = os.getloadavg()[0]
+    bare = run_process([sys.executable, "-c", BARE, str(traces), str(work / "bare.db")])
+    assert int(bare["out"].split()[-1]) == n, bare["out"]
+    cmd = [sys.executable, "-m", "agentdeck.console.cli", "ingest", "--quiet", "--db", str(work / "ingest.db"),
+           str(traces)]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    ingest = run_process(cmd)
+    assert ingest["out"].startswith(f"{n} events"), ingest["out"]
+    conn = connect(work / "ingest.db")
+    violations = conn.execute("SELECT count(*) FROM violations").fetchone()[0]
+    conn.close()
+    load_after = os.getloadavg()[0]
+    for label, r in (("bare json.loads + executemany", bare), ("agentdeck ingest (contracts on)", ingest)):
+        print(f"{label:<32}: {n / r['seconds']:9,.0f} lines/s  wall {r['seconds']:6.2f} s  cpu {r['cpu'] / n * 1e6:5.1f} us/line"
+              f"  peak RSS {r['maxrss'] / 2**20:5.0f} MiB (ingesting process; with parse processes {r['tree'] / 2**20:.0f} MiB)")
+    ratio = bare["seconds"] / ingest["seconds"]
+    print(f"ratio: agentdeck ingest at {ratio:.0%} of bare's rate (target >= 80%), {violations:,} violations derived;"
+          f" load average {load_before:.2f} before, {load_after:.2f} after")
+    return {"bare": bare, "ingest": ingest, "ratio": {"value": ratio}, "load": {"value": (load_before + load_after) / 2}}
 
 
 def _fleet(folder: str, rate: float, seconds: float) -> None:
@@ -208,36 +238,35 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=500.0, help="fleet events/s for the latency run")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=None, help="parse processes (default: as agentdeck ingest)")
-    ap.add_argument("--serial", action="store_true", help="also time ingestion without parse processes")
-    ap.add_argument("--hooks", action="store_true",
-                    help="also time ingestion with the post-commit hooks (contract checks) agentdeck ingest runs")
-    ap.add_argument("--repeat", type=int, default=1, help="bulk rounds (bare, ingest runs, bare) to run; prints the median")
+    ap.add_argument("--repeat", type=int, default=3, help="bulk rounds (bare, then agentdeck ingest); medians printed")
     ap.add_argument("--skip-bulk", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
-    if args.workers is None:
-        from agentdeck.store.parallel import default_workers
-
-        args.workers = default_workers()
     work = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
     try:
         if not args.skip_bulk:
             traces = work / "traces"
             traces.mkdir()
             t = time.perf_counter()
-            n = generate(traces, args.events)
+            # In another process, so this one stays small (the runs are forked from it).
+            with multiprocessing.get_context("spawn").Pool(1) as gen:
+                n = gen.apply(generate, (traces, args.events))
             size = sum(p.stat().st_size for p in traces.iterdir())
             print(f"generated {n:,} events ({size / 1e6:.0f} MB, {FILES} files) in {time.perf_counter() - t:.1f} s")
-            ratios: dict[str, list[float]] = {}
+            rounds = []
             for round_ in range(1, args.repeat + 1):
-                if args.repeat > 1:
-                    print(f"-- round {round_} of {args.repeat}")
-                for label, ratio in bulk_round(traces, work, n, args).items():
-                    ratios.setdefault(label, []).append(ratio)
-            if args.repeat > 1:
-                for label, rs in ratios.items():
-                    print(f"ratio {label:<22}: median {statistics.median(rs):4.0%} of bare over {len(rs)} rounds "
-                          f"(min {min(rs):.0%}, max {max(rs):.0%})")
+                print(f"-- round {round_} of {args.repeat}")
+                rounds.append(bulk_round(traces, work, n, args))
+            print(f"-- medians over {len(rounds)} rounds ({n:,} lines)")
+            for key, label in (("bare", "bare json.loads + executemany"), ("ingest", "agentdeck ingest (contracts on)")):
+                secs = statistics.median(r[key]["seconds"] for r in rounds)
+                print(f"{label:<32}: {n / secs:9,.0f} lines/s  cpu {statistics.median(r[key]['cpu'] for r in rounds) / n * 1e6:5.1f} us/line"
+                      f"  peak RSS {statistics.median(r[key]['maxrss'] for r in rounds) / 2**20:5.0f} MiB"
+                      f" (with parse processes {statistics.median(r[key]['tree'] for r in rounds) / 2**20:.0f} MiB)")
+            ratios = [r["ratio"]["value"] for r in rounds]
+            print(f"ratio: median {statistics.median(ratios):.0%} of bare (min {min(ratios):.0%}, max {max(ratios):.0%});"
+                  f" target >= 80%, peak memory target <= 100 MiB;"
+                  f" load average {min(r['load']['value'] for r in rounds):.2f}-{max(r['load']['value'] for r in rounds):.2f}")
         if not args.skip_latency:
             live = work / "live"
             live.mkdir()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
+import operator
 import os
 import sqlite3
 import tomllib
@@ -27,6 +29,8 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentdeck.store.txn import atomic
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +82,15 @@ class Never(_Model):
     actions: list[str] = Field(default_factory=list)
 
 
+Evidence = Literal["justification", "before", "after", "compensation"]
+
+
 class Done(_Model):
     """What a finished task must carry as evidence."""
 
     require_events: list[str] = Field(default_factory=lambda: ["plan", "policy_check"])
-    action_evidence: list[Literal["justification", "before", "after", "compensation"]] = Field(
-        default_factory=lambda: ["justification", "before", "after", "compensation"])
+    action_evidence: list[Evidence] = Field(
+        default_factory=lambda: list[Evidence](["justification", "before", "after", "compensation"]))
 
 
 class MetricSetting(_Model):
@@ -129,7 +136,7 @@ class Contract(_Model):
     limits: Limits = Field(default_factory=Limits)
     never: Never = Field(default_factory=Never)
     done: Done = Field(default_factory=Done)
-    canary: CanarySettings = Field(default_factory=CanarySettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)  # type: ignore[arg-type]  # mypy without the pydantic plugin
     # Where it was read from (set by load_contract, not by the file).
     path: str = ""
 
@@ -252,17 +259,41 @@ def _endpoint_allowed(host: str, allow: list[str]) -> bool:
     return host in allowed or host.split(":")[0] in allowed
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite number, or None when it is not one (a string, NaN, Infinity, 10**400, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _needs_approval(rule: ActionRule, contract: Contract, event: dict) -> str | None:
-    """Why this action needs an approved escalation, or None."""
-    amount = event.get("amount")
-    if rule.max_amount is not None and isinstance(amount, (int, float)) and amount > rule.max_amount:
-        return f"amount {amount:g} above {rule.max_amount:g}"
+    """Why this action (an event as decoded JSON) needs an approved escalation, or None."""
+    return _approval_reason(rule, contract, event.get("amount"), event.get("params") or {})
+
+
+def _approval_reason(rule: ActionRule, contract: Contract, amount: Any, params: Any) -> str | None:
+    """Why an action with this amount and these params needs an approved escalation, or None.
+
+    The amount is judged strictly: one that is not a finite number (ingestion
+    rejects those, but a store written by an older version may hold one)
+    needs approval like one above the limit, never slips past it.
+    """
+    if rule.max_amount is not None and amount is not None:
+        number = _finite(amount)
+        if number is None:
+            return f"amount {str(amount)[:40]!r} is not a finite number"
+        if number > rule.max_amount:
+            return f"amount {number:g} above {rule.max_amount:g}"
     if RISK_RANK[rule.risk] >= RISK_RANK[contract.limits.escalate_at_risk]:
         return f"risk {rule.risk} needs approval"
-    params = event.get("params") or {}
-    for name, values in rule.approval_when.items():
-        if name in params and params[name] in values:
-            return f"{name}={params[name]} needs approval"
+    if isinstance(params, dict):
+        for name, values in rule.approval_when.items():
+            if name in params and params[name] in values:
+                return f"{name}={params[name]} needs approval"
     return None
 
 
@@ -271,6 +302,73 @@ def effective_stage(contract: Contract | None, version: str | None, task_stage: 
     if contract is not None and version in contract.versions:
         return contract.versions[version]
     return task_stage
+
+
+# -- facts: what the rules read of an event ---------------------------------------
+#
+# The rules look into five kinds of event, and only at a few fields; the other
+# kinds count by kind alone. A *fact* is such an event reduced to a tuple:
+#
+#   ("tool_call", seq, tool)
+#   ("decision", seq, decision, escalation_id)
+#   ("escalation", seq, escalation_id, system, operation, amount, callback_url)
+#   ("action", seq, system, operation, amount, params, status, http_compensation_url, missing_evidence)
+#   ("task_end", seq)
+#
+# Ingestion builds facts from the validated events it already holds
+# (``fact_of_event``), so checking a task that arrived whole needs no read
+# back; a task that grew over several batches is read back from its stored
+# payloads (``fact_of_dict``). Both must give the same tuple for one event.
+
+FACT_KINDS = frozenset(("tool_call", "decision", "escalation", "action", "task_end"))
+EVIDENCE = ("justification", "before", "after", "compensation")
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value == "")
+
+
+def fact_of_event(e: Any) -> tuple:
+    """The fact of a validated event (``store.events``) of one of ``FACT_KINDS``."""
+    kind = e.kind
+    if kind == "tool_call":
+        return (kind, e.seq, e.tool)
+    if kind == "decision":
+        return (kind, e.seq, e.decision, e.escalation_id)
+    if kind == "escalation":
+        pa = e.proposed_action
+        return (kind, e.seq, e.escalation_id, pa.system, pa.operation, pa.amount, e.callback_url)
+    if kind == "action":
+        comp = e.compensation
+        missing = tuple(n for n, v in zip(EVIDENCE, (e.justification, e.before, e.after, comp)) if _absent(v))
+        url = comp.url if comp is not None and comp.type == "http" else None
+        return (kind, e.seq, e.system, e.operation, e.amount, e.params, e.status, url, missing)
+    return (kind, e.seq)
+
+
+def fact_of_dict(e: dict) -> tuple:
+    """The fact of an event as decoded JSON (a stored payload, or ``check_task``'s input)."""
+    kind = e.get("kind")
+    try:
+        seq = int(e.get("seq", -1))
+    except (TypeError, ValueError, OverflowError):
+        seq = -1
+    if kind == "tool_call":
+        return (kind, seq, str(e.get("tool")))
+    if kind == "decision":
+        return (kind, seq, e.get("decision"), e.get("escalation_id"))
+    if kind == "escalation":
+        pa = e.get("proposed_action")
+        pa = pa if isinstance(pa, dict) else {}
+        return (kind, seq, e.get("escalation_id"), pa.get("system"), pa.get("operation"), pa.get("amount"),
+                e.get("callback_url"))
+    if kind == "action":
+        comp = e.get("compensation")
+        missing = tuple(n for n in EVIDENCE if _absent(e.get(n)))
+        url = comp.get("url") if isinstance(comp, dict) and comp.get("type") == "http" else None
+        return (kind, seq, e.get("system"), e.get("operation"), e.get("amount"), e.get("params") or {},
+                e.get("status"), url, missing)
+    return (kind, seq)
 
 
 def check_task(
@@ -288,101 +386,129 @@ def check_task(
     agent's own ``decision`` events count for the steps after them. An action in shadow mode is
     a violation if either the contract or the task says the stage is shadow.
     """
+    kinds = {e.get("kind") for e in events}
+    facts = [fact_of_dict(e) for e in events if e.get("kind") in FACT_KINDS]
+    return check_facts(contract, kinds, facts, version=version, stage=stage, approved=approved)
+
+
+_SETS: dict[int, tuple[Contract, tuple]] = {}
+
+
+def _sets(contract: Contract) -> tuple[set, set, set, set]:
+    """The contract's lists as sets, built once per contract (a bulk import checks thousands of tasks against it)."""
+    hit = _SETS.get(id(contract))
+    if hit is None or hit[0] is not contract:
+        if len(_SETS) > 256:
+            _SETS.clear()
+        sets = (set(contract.tools.allow), set(contract.never.tools), set(contract.never.actions),
+                {a.lower() for a in contract.endpoints.allow})
+        hit = _SETS[id(contract)] = (contract, sets)
+    return hit[1]  # type: ignore[return-value]
+
+
+def check_facts(
+    contract: Contract,
+    kinds: set,
+    facts: list[tuple],
+    *,
+    version: str | None = None,
+    stage: str | None = None,
+    approved: Iterable[str] = (),
+) -> list[Violation]:
+    """``check_task`` over a task's kinds and facts (in seq order)."""
     out: list[Violation] = []
-    tools = set(contract.tools.allow)
-    never_tools = set(contract.never.tools)
-    never_actions = set(contract.never.actions)
+    tools, never_tools, never_actions, allowed_hosts = _sets(contract)
     # The agent's own decision events count from their step on (acting
     # before the approval arrived is acting without it); approvals given in
     # the console carry no step and count throughout.
     approvals = set(approved)
     contract_stage = contract.versions.get(version) if version is not None else None
     shadow = "shadow" in (contract_stage, stage)
-    escalations: list[dict] = []
-    kinds: set[str] = set()
+    escalations: list[tuple] = []
     end_seq: int | None = None
 
     def endpoint(seq: int, url: Any, what: str) -> None:
         host = _host(url)
-        if host is not None and not _endpoint_allowed(host, contract.endpoints.allow):
+        if host is not None and host not in allowed_hosts and host.split(":")[0] not in allowed_hosts:
             out.append(Violation(seq, ENDPOINT_NOT_ALLOWED, f"{what} calls {host}, not in endpoints.allow"))
 
-    for e in events:
-        kind = e.get("kind")
-        seq = int(e.get("seq", -1))
-        kinds.add(kind)
+    for f in facts:
+        kind, seq = f[0], f[1]
         if kind == "tool_call":
-            tool = str(e.get("tool"))
+            tool = f[2]
             if tool in never_tools:
                 out.append(Violation(seq, FORBIDDEN, f"called tool {tool}, which the contract forbids"))
             elif tool not in tools:
                 out.append(Violation(seq, TOOL_NOT_ALLOWED, f"called tool {tool}, not in tools.allow"))
         elif kind == "decision":
-            if e.get("decision") == "approve":
-                approvals.add(e.get("escalation_id"))
+            if f[2] == "approve":
+                approvals.add(f[3])
         elif kind == "escalation":
-            escalations.append(e)
-            endpoint(seq, e.get("callback_url"), "escalation callback")
+            escalations.append(f)
+            endpoint(seq, f[6], "escalation callback")
         elif kind == "action":
-            name = f"{e.get('system')}.{e.get('operation')}"
+            _, _, system, operation, amount, params, status, comp_url, missing = f
+            name = f"{system}.{operation}"
             if name in never_actions:
                 out.append(Violation(seq, FORBIDDEN, f"action {name}, which the contract forbids"))
             elif name not in contract.actions:
                 out.append(Violation(seq, ACTION_NOT_ALLOWED, f"action {name}, not among the contract's actions"))
             else:
-                why = _needs_approval(contract.actions[name], contract, e)
-                if why is not None and not _approved_before(e, name, escalations, approvals):
+                why = _approval_reason(contract.actions[name], contract, amount, params)
+                if why is not None and not _approved_before(amount, name, escalations, approvals):
                     out.append(Violation(seq, UNAPPROVED_ACTION, f"{name} without an approved escalation ({why})"))
             if shadow:
                 out.append(Violation(seq, SHADOW_ACTION, f"{name} executed in shadow mode"))
-            comp = e.get("compensation")
-            if isinstance(comp, dict) and comp.get("type") == "http":
-                endpoint(seq, comp.get("url"), "compensation")
-            missing = _missing_action_evidence(contract, e)
-            if missing:
-                out.append(Violation(seq, MISSING_EVIDENCE, f"{name} without {', '.join(missing)}"))
+            if comp_url is not None:
+                endpoint(seq, comp_url, "compensation")
+            lacking = [n for n in contract.done.action_evidence
+                       if n in missing and not (n == "compensation" and status != "ok")]  # nothing to undo for a failed action
+            if lacking:
+                out.append(Violation(seq, MISSING_EVIDENCE, f"{name} without {', '.join(lacking)}"))
         elif kind == "task_end":
             end_seq = seq
     if end_seq is not None:
-        missing = [k for k in contract.done.require_events if k not in kinds]
-        if missing:
-            out.append(Violation(end_seq, MISSING_EVIDENCE, f"ended without {', '.join(missing)} events"))
+        absent = [k for k in contract.done.require_events if k not in kinds]
+        if absent:
+            out.append(Violation(end_seq, MISSING_EVIDENCE, f"ended without {', '.join(absent)} events"))
     out.sort(key=lambda v: (v.seq, v.rule))
     return out
 
 
-def _approved_before(action: dict, name: str, escalations: list[dict], approvals: set) -> bool:
-    """An escalation for this action, raised before it, approved, covering its amount."""
-    amount = action.get("amount")
-    for esc in escalations:
-        proposed = esc.get("proposed_action") or {}
-        if f"{proposed.get('system')}.{proposed.get('operation')}" != name:
+def _approved_before(amount: Any, name: str, escalations: list[tuple], approvals: set) -> bool:
+    """An escalation for this action, raised before it, approved, covering its amount.
+
+    Strict like ``_needs_approval``: an amount that is not a finite number is
+    covered by no approval, and an approval for an amount that is not one
+    covers no amount.
+    """
+    number = None if amount is None else _finite(amount)
+    if amount is not None and number is None:
+        return False
+    for _, _, esc_id, system, operation, approved_amount, _ in escalations:
+        if f"{system}.{operation}" != name or esc_id not in approvals:
             continue
-        if esc.get("escalation_id") not in approvals:
-            continue
-        approved_amount = proposed.get("amount")
-        if isinstance(amount, (int, float)) and isinstance(approved_amount, (int, float)) and amount > approved_amount:
-            continue  # approved for less than was done
+        if number is not None and approved_amount is not None:
+            cap = _finite(approved_amount)
+            if cap is None or number > cap:
+                continue  # approved for less than was done
         return True
     return False
 
 
-def _missing_action_evidence(contract: Contract, e: dict) -> list[str]:
-    missing = []
-    for name in contract.done.action_evidence:
-        if name == "compensation" and e.get("status") != "ok":
-            continue  # nothing to undo for a failed action
-        value = e.get(name)
-        if value is None or value == "":
-            missing.append(name)
-    return missing
-
-
-# -- the post-commit hook ------------------------------------------------------
+# -- keeping the violations table current ------------------------------------------
 
 
 class ContractCheck:
-    """Post-commit hook: recompute touched tasks' violations from their events.
+    """Keeps the ``violations`` table and ``tasks.violations`` current.
+
+    Violations are derived rows, exactly-once like the events: ingestion
+    calls ``derive`` inside the transaction that commits a batch (the
+    Tailer lifts a ContractCheck given as a post-commit hook into that
+    transaction), and a batch committed without one (an OTLP request, a
+    check that failed) leaves its tasks in ``contract_pending``, committed
+    with the events; ``drain`` finishes them, also after a crash or restart.
+    Called as a post-commit hook it drains.
 
     Idempotent: a task's rows are replaced, never appended. Contract folders
     are ``contract_dirs(cli, trace folders)``; the trace folders are the
@@ -395,6 +521,10 @@ class ContractCheck:
         self._cli = list(cli or [])
         self._sig: tuple | None = None
         self._book = ContractBook()
+        self._reloads = 0
+        # Names the book in force, for verdicts reached elsewhere (parse
+        # processes): plain ints, so it survives pickling.
+        self.token: tuple[int, int] = (id(self), 0)
 
     def dirs(self, conn: sqlite3.Connection) -> list[Path]:
         if self._fixed_dirs is not None:
@@ -408,95 +538,225 @@ class ContractCheck:
         if sig != self._sig:
             self._book = load_book(dirs)
             self._sig = sig
+            self._reloads += 1
+            self.token = (id(self), self._reloads)
             for problem in self._book.problems:
                 log.warning("contract not used: %s", problem)
         return self._book
 
-    def __call__(self, conn: sqlite3.Connection, result) -> None:
-        tasks = sorted(result.tasks)
+    def __call__(self, conn: sqlite3.Connection, result=None) -> None:
+        # A batch committed without ``derive`` queued its tasks: finish them (and any a crash left).
+        self.drain(conn)
+
+    def derive(self, conn: sqlite3.Connection, prepared) -> None:
+        """Inside a batch's transaction, after its rows: its tasks' violations.
+
+        Incremental: a task whose events all came in this batch is checked
+        on the facts ingestion built (``prepared.facts``); only a task that
+        already had events is read back from the store.
+        """
+        tasks = prepared.tasks
         if not tasks:
             return
         book = self.book(conn)
-        for i in range(0, len(tasks), 500):
-            recheck(conn, book, tasks[i:i + 500])
+        info = _task_info(conn, list(tasks))
+        token_ok = prepared.book_token is not None and tuple(prepared.book_token) == self.token
+        whole: dict[str, tuple[set, list]] = {}
+        found: dict[str, list[Violation]] = {}
+        grown: list[str] = []
+        for task_id in tasks:
+            row = info.get(task_id)
+            if row is None or (book.get(row[1]) is None and not row[4]):
+                continue  # no contract and nothing to clear
+            f = prepared.facts.get(task_id)
+            if f is not None:  # checked here, on the facts ingestion built
+                if row[5] > f[2]:
+                    grown.append(task_id)
+                else:
+                    whole[task_id] = (f[0], sorted(f[1], key=_seq) if len(f[1]) > 1 else f[1])
+                continue
+            verdict = prepared.checked.get(task_id) if token_ok else None
+            if verdict is not None and verdict[0] == row[1] and row[5] == prepared.counts.get(task_id):
+                vs = verdict[1] or []
+                if any(v.rule == UNAPPROVED_ACTION for v in vs):
+                    grown.append(task_id)  # an approval given in the console may cover it: checked here
+                else:
+                    found[task_id] = vs  # checked by a parse process, on all the task's events
+            else:
+                grown.append(task_id)
+        if grown:
+            whole.update(_load_facts(conn, grown))
+        found.update(_judge(conn, book, info, whole))
+        _store(conn, book, info, found)
+
+    def drain(self, conn: sqlite3.Connection, also: Iterable[str] = ()) -> int:
+        """Check the queued tasks (and ``also``); returns how many were checked.
+
+        A task whose check fails (not the store: that raises at once) stays
+        queued and the others go on; ContractError then says which.
+        """
+        from agentdeck.store.ingest import describe_error, is_store_error
+
+        book = self.book(conn)
+        failed: list[str] = []
+
+        def check(ids: list[str]) -> None:
+            try:
+                recheck(conn, book, ids)
+            except Exception as exc:
+                if is_store_error(exc):
+                    raise
+                if len(ids) == 1:
+                    failed.append(f"{ids[0]}: {describe_error(exc)}")
+                    return
+                for task_id in ids:
+                    check([task_id])
+
+        done = 0
+        ids = sorted(set(also))
+        for i in range(0, len(ids), 500):
+            check(ids[i:i + 500])
+            done += len(ids[i:i + 500])
+        after = ""
+        while True:
+            ids = [t for (t,) in conn.execute(
+                "SELECT task_id FROM contract_pending WHERE task_id > ? ORDER BY task_id LIMIT 500", (after,))]
+            if not ids:
+                break
+            after = ids[-1]
+            check(ids)
+            done += len(ids)
+        if failed:
+            raise ContractError(f"{len(failed)} contract check(s) failed and stay queued; first: {failed[0]}")
+        return done
+
+
+_seq = operator.itemgetter(1)
+
+
+def _task_info(conn: sqlite3.Connection, task_ids: list[str]) -> dict[str, tuple]:
+    """task_id -> (task_id, agent, version, stage, violations, events)."""
+    return {r[0]: tuple(r) for r in conn.execute(
+        """SELECT task_id, agent, version, stage, violations, events FROM tasks
+           WHERE task_id IN (SELECT value FROM json_each(?))""", (json.dumps(task_ids),))}
 
 
 # Only these kinds' payloads are read; for the rest the kind is enough
 # (tool results and reasoning carry the big payloads). Of tool calls and
 # decisions the rules read one or two fields: SQLite extracts them, which
-# costs less than decoding those payloads in Python (decoding was about a
-# third of a bulk import's check).
+# costs less than decoding those payloads in Python.
 _CHECKED_KINDS = ("escalation", "action")
 
 
-def recheck(conn: sqlite3.Connection, book: ContractBook, task_ids: list[str]) -> dict[str, list[Violation]]:
-    """Recompute and store the violations of these tasks (one transaction, only if anything changes)."""
-    marks = ",".join("?" * len(task_ids))
-    info = {r[0]: r for r in conn.execute(
-        f"SELECT task_id, agent, version, stage, violations FROM tasks WHERE task_id IN ({marks})", task_ids)}
-    checked = [t for t in task_ids if t in info and (book.get(info[t][1]) is not None or info[t][4])]
-    found: dict[str, list[Violation]] = {t: [] for t in task_ids}
-    if not checked:
-        return found
-    marks = ",".join("?" * len(checked))
-    events: dict[str, list[dict]] = {t: [] for t in checked}
-    kinds = ",".join(f"'{k}'" for k in _CHECKED_KINDS)
+def _load_facts(conn: sqlite3.Connection, task_ids: list[str]) -> dict[str, tuple[set, list]]:
+    """The kinds and facts of these tasks, from their stored events, in seq order."""
+    out: dict[str, tuple[set, list]] = {t: (set(), []) for t in task_ids}
+    kinds_sql = ",".join(f"'{k}'" for k in _CHECKED_KINDS)
     for task_id, seq, kind, first, second, payload in conn.execute(
         f"""SELECT task_id, seq, kind,
                    CASE WHEN kind IN ('tool_call', 'decision') AND json_valid(payload)
                         THEN json_extract(payload, CASE kind WHEN 'tool_call' THEN '$.tool' ELSE '$.decision' END) END,
                    CASE WHEN kind = 'decision' AND json_valid(payload) THEN json_extract(payload, '$.escalation_id') END,
-                   CASE WHEN kind IN ({kinds}) THEN payload END
-            FROM events WHERE task_id IN ({marks}) ORDER BY task_id, seq, id""", checked
+                   CASE WHEN kind IN ({kinds_sql}) THEN payload END
+            FROM events WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, seq, id""",
+        (json.dumps(task_ids),),
     ):
-        if payload is None:
-            if kind == "tool_call" or kind == "decision":
-                if first is None:
-                    continue  # not a valid event (ingestion never stores one): skipped, like an undecodable payload
-                events[task_id].append({"kind": kind, "seq": seq, "tool": first} if kind == "tool_call" else
-                                       {"kind": kind, "seq": seq, "decision": first, "escalation_id": second})
-            else:
-                events[task_id].append({"kind": kind, "seq": seq})
-            continue
-        try:
-            events[task_id].append(json.loads(payload))
-        except ValueError:
-            continue
-    approved: dict[str, set[str]] = {}
-    # "+status": look the tasks up by task_id. On status, SQLite would walk
-    # every approved escalation in the store for each call (40 ms a call at
-    # 1M events, about a third of a bulk import's check).
-    for task_id, esc_id in conn.execute(
-        f"SELECT task_id, escalation_id FROM escalations WHERE +status = 'approved' AND task_id IN ({marks})", checked
-    ):
-        approved.setdefault(task_id, set()).add(esc_id)
-    rows = []
-    changed = []
-    for task_id in checked:
-        _, agent, version, stage, before = info[task_id]
+        kinds, facts = out[task_id]
+        if payload is not None:
+            try:
+                e = json.loads(payload)
+            except ValueError:
+                continue  # not a valid event (ingestion never stores one): skipped
+            if not isinstance(e, dict):
+                continue
+            kinds.add(kind)
+            facts.append(fact_of_dict(e))
+        elif kind == "tool_call" or kind == "decision":
+            if first is None:
+                continue
+            kinds.add(kind)
+            facts.append((kind, seq, str(first)) if kind == "tool_call" else (kind, seq, first, second))
+        else:
+            kinds.add(kind)
+            if kind == "task_end":
+                facts.append((kind, seq))
+    return out
+
+
+def _judge(conn: sqlite3.Connection, book: ContractBook, info: dict[str, tuple],
+           facts: dict[str, tuple[set, list]]) -> dict[str, list[Violation]]:
+    """Each task's violations. Approvals given in the console are looked up only where they could matter."""
+    found: dict[str, list[Violation]] = {}
+    unapproved: list[str] = []
+    for task_id, (kinds, task_facts) in facts.items():
+        _, agent, version, stage, _, _ = info[task_id]
         contract = book.get(agent)
-        vs = [] if contract is None else check_task(
-            contract, events[task_id], version=version, stage=stage, approved=approved.get(task_id, ()))
+        vs = [] if contract is None else check_facts(contract, kinds, task_facts, version=version, stage=stage)
         found[task_id] = vs
-        if vs or before:
-            changed.append((task_id, len(vs)))
-            rows.extend((task_id, v.seq, v.rule, v.detail, agent, version, contract.path) for v in vs)
-    if not changed:
-        return found
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany("DELETE FROM violations WHERE task_id = ?", [(t,) for t, _ in changed])
-        if rows:
-            conn.executemany(
-                "INSERT INTO violations (task_id, seq, rule, detail, agent, version, contract) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        conn.executemany("UPDATE tasks SET violations = ? WHERE task_id = ?", [(n, t) for t, n in changed])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        if any(v.rule == UNAPPROVED_ACTION for v in vs):
+            unapproved.append(task_id)
+    if unapproved:
+        # Approvals only ever clear unapproved actions, so only those tasks
+        # are looked up. "+status": by task_id, not by walking every
+        # approved escalation in the store.
+        approved: dict[str, set[str]] = {}
+        for task_id, esc_id in conn.execute(
+            """SELECT task_id, escalation_id FROM escalations
+               WHERE +status = 'approved' AND task_id IN (SELECT value FROM json_each(?))""",
+            (json.dumps(unapproved),),
+        ):
+            approved.setdefault(task_id, set()).add(esc_id)
+        for task_id in approved:
+            kinds, task_facts = facts[task_id]
+            _, agent, version, stage, _, _ = info[task_id]
+            found[task_id] = check_facts(book.contracts[agent], kinds, task_facts, version=version, stage=stage,
+                                         approved=approved[task_id])
     return found
+
+
+def _store(conn: sqlite3.Connection, book: ContractBook, info: dict[str, tuple],
+           found: dict[str, list[Violation]]) -> None:
+    """Replace these tasks' violations (inside the caller's transaction)."""
+    rows: list[tuple] = []
+    changed: list[tuple[int, str, int]] = []
+    for task_id, vs in found.items():
+        _, agent, version, _, before, _ = info[task_id]
+        if vs or before:
+            changed.append((len(vs), task_id, before))
+            path = _path(book, agent)
+            rows.extend((task_id, v.seq, v.rule, v.detail, agent, version, path) for v in vs)
+    if not changed:
+        return
+    conn.executemany("DELETE FROM violations WHERE task_id = ?", [(t,) for _, t, before in changed if before])
+    if rows:
+        conn.executemany(
+            "INSERT INTO violations (task_id, seq, rule, detail, agent, version, contract) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    conn.executemany("UPDATE tasks SET violations = ? WHERE task_id = ?", [(n, t) for n, t, _ in changed])
+
+
+def recheck(conn: sqlite3.Connection, book: ContractBook, task_ids: list[str]) -> dict[str, list[Violation]]:
+    """Recompute and store the violations of these tasks from their stored events; unqueue them.
+
+    One transaction, read and write: a batch ingested meanwhile by another
+    process cannot be overwritten with violations computed before it.
+    """
+    found: dict[str, list[Violation]] = {t: [] for t in task_ids}
+    with atomic(conn):
+        info = _task_info(conn, task_ids)
+        checked = [t for t in task_ids if t in info and (book.get(info[t][1]) is not None or info[t][4])]
+        if checked:
+            found.update(_judge(conn, book, info, _load_facts(conn, checked)))
+            _store(conn, book, info, {t: found[t] for t in checked})
+        conn.execute("DELETE FROM contract_pending WHERE task_id IN (SELECT value FROM json_each(?))",
+                     (json.dumps(task_ids),))
+    return found
+
+
+def _path(book: ContractBook, agent: str | None) -> str:
+    c = book.get(agent)
+    return c.path if c is not None else ""
 
 
 def book_for_store(conn: sqlite3.Connection, cli: Iterable[str | Path] | None = None) -> ContractBook:

@@ -30,6 +30,18 @@ Outcome = Literal["success", "failed", "denied", "escalated", "aborted", "timeou
 Ident = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=20_000)]
 
+# Numbers that reach the store's columns and the contract checks (amounts,
+# costs, token counts, latencies) must be JSON numbers, finite and in range.
+# A string such as "100000", NaN, Infinity or an integer beyond SQLite's
+# 64 bits is rejected with a reason: never coerced to a value a contract
+# check would then skip, and never left to crash the commit of a whole batch.
+MAX_COUNT = 10**12  # a trillion tokens: beyond any model call, far inside 64 bits even summed per batch
+MAX_MONEY = 1e12  # dollars: summed per task, so bounded to stay finite
+Amount = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+Money = Annotated[float, Field(strict=True, ge=0, le=MAX_MONEY, allow_inf_nan=False)]
+Millis = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,7 +84,7 @@ class ProposedAction(_Model):
     system: Ident = Field(description="Target system, e.g. 'iam' or 'payments'.")
     operation: Ident = Field(description="What would be done, e.g. 'grant_role'.")
     params: dict[str, Any] = Field(default_factory=dict)
-    amount: float | None = Field(None, description="Money or quantity at stake, if any.")
+    amount: Amount | None = Field(None, description="Money or quantity at stake, if any (a finite JSON number).")
 
 
 class DownstreamResponse(_Model):
@@ -116,8 +128,8 @@ class Reasoning(_Event):
     kind: Literal["reasoning"] = "reasoning"
     model: Ident | None = None
     summary: Text = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
+    tokens_in: Count = 0
+    tokens_out: Count = 0
     status: Literal["ok", "error"] = "ok"
 
 
@@ -134,8 +146,8 @@ class ToolResult(_Event):
     tool: Ident
     output: Any = None
     status: Literal["ok", "error", "timeout"] = "ok"
-    latency_ms: float = Field(0, ge=0)
-    retry: int = Field(0, ge=0, description="0 for the first attempt, 1.. for retries.")
+    latency_ms: Millis = 0
+    retry: Count = Field(0, description="0 for the first attempt, 1.. for retries.")
 
 
 class PolicyCheck(_Event):
@@ -181,7 +193,7 @@ class Action(_Event):
     system: Ident
     operation: Ident
     params: dict[str, Any] = Field(default_factory=dict)
-    amount: float | None = None
+    amount: Amount | None = Field(None, description="Money or quantity at stake, if any (a finite JSON number).")
     before: Any = None
     after: Any = None
     response: DownstreamResponse = Field(default_factory=DownstreamResponse)
@@ -203,10 +215,10 @@ class CompensationDone(_Event):
 class TaskEnd(_Event):
     kind: Literal["task_end"] = "task_end"
     outcome: Outcome
-    tokens_in: int = Field(0, ge=0)
-    tokens_out: int = Field(0, ge=0)
-    cost_usd: float = Field(0, ge=0)
-    latency_ms: float = Field(0, ge=0)
+    tokens_in: Count = 0
+    tokens_out: Count = 0
+    cost_usd: Money = 0
+    latency_ms: Millis = 0
     summary: Text = ""
 
 

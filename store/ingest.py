@@ -9,15 +9,21 @@ guarantee, so keep it that way.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
 from agentdeck.store import events as ev
+from agentdeck.store import formats
+from agentdeck.store.contract import fact_of_event
+from agentdeck.store.reader import MAX_LINE
+from agentdeck.store.txn import StoreError, atomic
 
 MAX_REJECT_RAW = 4096
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -49,6 +55,7 @@ class BatchResult:
     rejects: int = 0
     tasks: set[str] = field(default_factory=set)
     escalations: list[str] = field(default_factory=list)
+    problem: str | None = None  # derived work that could not be done (queued for a retry)
 
 
 def describe_error(exc: Exception) -> str:
@@ -69,6 +76,108 @@ def describe_error(exc: Exception) -> str:
         more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
         return f"{loc}: {first.get('msg', kind)}{more}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
+    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines
+    (of length-prefixed OTLP protobuf records when ``proto``: store/otlp_files.py)."""
+    parsed: list = []
+    rejects: list[Reject] = []
+    if proto:
+        from agentdeck.store import otlp
+
+        for line in lines:
+            if line.oversized:
+                rejects.append(Reject(line.offset, f"not a length-prefixed OTLP record ({line.oversized} bytes "
+                                      "skipped to the end of the file)", line.data, line.oversized))
+                continue
+            try:
+                items = otlp.decode_protobuf(line.data, partial=True)
+            except Exception as exc:  # any bad record is a reject, never a crash
+                rejects.append(Reject(line.offset, describe_error(exc), line.data))
+                continue
+            parsed.extend(items)
+            if items.rejected:
+                rejects.append(Reject(line.offset, otlp.refused(items), line.data))
+        return parsed, rejects
+    append = parsed.append
+    validate = ev.event_adapter.validator.validate_json  # the hot path, without the calls around it
+    for line in lines:
+        data = line.data
+        if line.oversized:
+            rejects.append(Reject(line.offset, f"line too long ({line.oversized} bytes, limit {MAX_LINE})",
+                                  data, line.oversized))
+            continue
+        try:
+            if data.startswith(b'{"v":'):  # a native event, as agents write them
+                append((validate(data), data.decode("utf-8")))
+            else:
+                _decode_other(data, line.offset, parsed, rejects)
+        except Exception as exc:  # any bad line is a reject, never a crash
+            rejects.append(Reject(line.offset, describe_error(exc), data))
+    return parsed, rejects
+
+
+def _decode_other(data: bytes, offset: int, parsed: list, rejects: list[Reject]) -> None:
+    """A line that is not a native event as agents write them (an OTLP request, a reordered event)."""
+    items = formats.decode(data)
+    parsed.extend(items)
+    if getattr(items, "rejected", None):  # spans refused, the line's others kept
+        from agentdeck.store import otlp
+
+        rejects.append(Reject(offset, otlp.refused(items), data))
+
+
+_BLANK = frozenset(b" \t\r\n\x0b\x0c")
+
+
+def decode_chunk(chunk: bytes, base: int) -> tuple[list, list[Reject], int]:
+    """``decode_lines`` over a chunk of complete lines read from offset ``base``, and the line count.
+
+    The parse processes' hot loop: the same result as ``split_lines`` then
+    ``decode_lines``, without a ``Line`` object a line.
+    """
+    parsed: list = []
+    rejects: list[Reject] = []
+    append = parsed.append
+    validate = ev.event_adapter.validator.validate_json
+    pos = base
+    count = 0
+    for piece in chunk.split(b"\n")[:-1]:
+        start = pos
+        pos += len(piece) + 1
+        if piece.endswith(b"\r"):
+            piece = piece[:-1]
+        if not piece or (piece[0] in _BLANK and not piece.strip()):
+            continue
+        count += 1
+        if len(piece) > MAX_LINE:
+            rejects.append(Reject(start, f"line too long ({len(piece)} bytes, limit {MAX_LINE})", piece[:4096],
+                                  len(piece)))
+            continue
+        try:
+            if piece.startswith(b'{"v":'):
+                append((validate(piece), piece.decode("utf-8")))
+            else:
+                _decode_other(piece, start, parsed, rejects)
+        except Exception as exc:  # any bad line is a reject, never a crash
+            rejects.append(Reject(start, describe_error(exc), piece))
+    return parsed, rejects, count
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """The store failed (locked, full, read-only, damaged), not a line's data.
+
+    Everything else raised while a batch is prepared or written (an integer
+    SQLite cannot hold, a value of a type nobody expected) is the fault of
+    some line in it, and that line alone is rejected.
+    """
+    return isinstance(exc, (StoreError, sqlite3.OperationalError, sqlite3.InternalError)) or \
+        type(exc) is sqlite3.DatabaseError
+
+
+class BadBatch(ValueError):
+    """A batch with no lines to tell apart (an OTLP request) holds a value the store cannot take."""
 
 
 def _task_delta() -> dict:
@@ -131,9 +240,21 @@ class Prepared:
     agent_known: bool = False
     escalations: list = field(default_factory=list)
     tasks: set = field(default_factory=set)
+    # What contract checks read, per task: (kinds seen, facts in arrival
+    # order, events) -- see store/contract.py ``facts_of_event``. Built here,
+    # from the validated events, so checking a new task needs no read back.
+    facts: dict = field(default_factory=dict)
+    # Checked already (by a parse process, which then sends no facts):
+    # task_id -> (agent, violations or None without a contract), against
+    # the contract book ``book_token`` names. Only valid for a task whose
+    # events all came in this one batch; merge() drops tasks found in two.
+    checked: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # task_id -> events in this batch, when facts were not kept
+    book_token: object = None
 
 
-def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prepared:
+def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None, book: Any = None,
+            book_token: object = None) -> Prepared:
     """Rows for a batch of ``(event, payload_json)`` pairs; no I/O.
 
     The hot loop of a bulk import (a few us an event): each event is looked
@@ -144,6 +265,7 @@ def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prep
     event_rows, esc_rows, action_rows = p.event_rows, p.esc_rows, p.action_rows
     add_row = event_rows.append
     deltas: dict[str, dict] = {}
+    facts = p.facts
     for e, payload in parsed:
         ts = e.ts
         ts = ts.timestamp() if ts.tzinfo is not None else epoch(ts)
@@ -152,7 +274,13 @@ def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prep
         d = deltas.get(task_id)
         if d is None:
             d = deltas[task_id] = _task_delta()
+            f = facts[task_id] = [set(), [], 0]
+        else:
+            f = facts[task_id]
         d["events"] += 1
+        f[0].add(kind)
+        if kind in _FACT_KINDS:
+            f[1].append(fact_of_event(e))
         last = d["last_ts"]
         if last is None or ts > last:
             d["last_ts"] = ts
@@ -206,16 +334,37 @@ def prepare(parsed: Iterable[tuple[object, str]], source_id: int | None) -> Prep
             p.compensations.append((ts, e.by, e.status, e.action_id))
 
     for task_id, d in deltas.items():
+        facts[task_id][2] = d["events"]
         # tokens: the total task_end reports, else the sum over reasoning
         # events (kept apart so batches and late events add up either way).
         d["tokens"] = d["end_tokens"] if d["end_tokens"] is not None else d["reasoning_tokens"]
         p.task_rows.append((task_id, now, *(d[c] for c in _TASK_COLUMNS)))
+    if book is not None:
+        # In a parse process: check each task here, on the facts in hand, and
+        # send the verdicts instead of the facts (fewer objects to pickle, and
+        # the committing process, the bottleneck, does not check).
+        from agentdeck.store.contract import check_facts
+
+        p.book_token = book_token
+        for task_id, (kinds, task_facts, n) in facts.items():
+            d = deltas[task_id]
+            contract = book.get(d["agent"])
+            p.checked[task_id] = (d["agent"], None if contract is None else check_facts(
+                contract, kinds, sorted(task_facts, key=_seq), version=d["version"], stage=d["stage"]))
+            p.counts[task_id] = n
+        p.facts = {}
     # An escalation shows its agent: from this batch when its task_start is
     # here too; otherwise commit() fills it from the tasks table.
     p.esc_rows = [(*esc[:4], deltas[esc[1]]["agent"], *esc[5:]) for esc in esc_rows]
     p.agent_known = bool(esc_rows) or any(d["agent"] for d in deltas.values())
     p.tasks = set(deltas)
     return p
+
+
+_seq = operator.itemgetter(1)
+
+# Kinds the contract rules look into (the others count only by kind).
+_FACT_KINDS = frozenset(("tool_call", "decision", "escalation", "action", "task_end"))
 
 
 def merge(batches: list[Prepared]) -> Prepared:
@@ -228,32 +377,59 @@ def merge(batches: list[Prepared]) -> Prepared:
             getattr(out, name).extend(getattr(b, name))
         out.agent_known = out.agent_known or b.agent_known
         out.tasks |= b.tasks
+        if b.checked:
+            seen = out.counts
+            for task_id, verdict in b.checked.items():
+                if task_id in seen or task_id in out.facts:
+                    out.checked.pop(task_id, None)  # in two batches: checked again from the store
+                else:
+                    out.checked[task_id] = verdict
+            for task_id, n in b.counts.items():
+                seen[task_id] = seen.get(task_id, 0) + n
+            out.book_token = b.book_token if out.book_token in (None, b.book_token) else object()
+        for task_id, (kinds, facts, n) in b.facts.items():
+            mine = out.facts.get(task_id)
+            if mine is None:
+                out.facts[task_id] = [set(kinds), list(facts), n]
+            else:
+                mine[0] |= kinds
+                mine[1].extend(facts)
+                mine[2] += n
     return out
+
+
+Derive = Callable[[sqlite3.Connection, Prepared], None]
 
 
 def apply_batch(
     conn: sqlite3.Connection,
     source: dict | None,
-    parsed: Iterable[tuple[object, str]],
+    parsed: Iterable[tuple[Any, str]],
     rejects: list[Reject],
     *,
     new_offset: int | None = None,
     lines: int = 0,
+    derive: Derive | None = None,
 ) -> BatchResult:
     """Write one batch and (if ``source`` is given) the source's new offset, atomically.
 
     ``source`` is a row of the ``sources`` table as a dict; its ``offset`` is
     checked inside the transaction so two tailers on one store can never
     ingest the same bytes twice. Returns what changed, for the console.
-    Raises ``OffsetMoved`` if another process got there first.
+    Raises ``OffsetMoved`` if another process got there first, and
+    ``BadBatch`` (with the reason) if a value in the batch cannot be stored:
+    nothing of it is then written.
     """
     parsed = list(parsed)
     # Events made from OpenTelemetry spans (store/otlp.py) know their span: a
     # span sent twice (a client retry; a file and HTTP) must be stored once.
     from_spans = any(type(item) is not tuple for item in parsed)
-    prepared = prepare(parsed, source["id"] if source else None)
+    try:
+        prepared = prepare(parsed, source["id"] if source else None)
+    except Exception as exc:
+        raise BadBatch(describe_error(exc)) from exc
     return commit(conn, source, prepared, rejects, new_offset=new_offset, lines=lines,
-                  spans=parsed if from_spans else None)
+                  spans=parsed if from_spans else None, derive=derive)
 
 
 def commit(
@@ -265,115 +441,257 @@ def commit(
     new_offset: int | None = None,
     lines: int = 0,
     spans: list | None = None,
+    derive: Derive | None = None,
+    reread: Callable[[], list] | None = None,
+    proto: bool = False,
 ) -> BatchResult:
-    """The write half of ``apply_batch``: one transaction with the source's new offset."""
-    now = time.time()
-    result = BatchResult()
-    p = prepared
-    event_rows, task_rows, esc_rows, action_rows = p.event_rows, p.task_rows, p.esc_rows, p.action_rows
-    decisions, compensations, agent_known = list(p.decisions), p.compensations, p.agent_known
+    """The write half of ``apply_batch``: one transaction with the source's new offset.
+
+    ``derive`` writes what is derived from the batch (contract violations)
+    in the same transaction; without it the batch's tasks are queued in
+    ``contract_pending`` in that transaction, for a checker to finish later.
+    When a value in the batch makes the write fail (not the store: a locked,
+    full or read-only store raises), ``reread`` gives the batch's lines again
+    and they are committed one by one (``commit_lines``): the line at fault
+    is rejected with the reason and the rest is stored. Without ``reread``,
+    ``BadBatch`` is raised and nothing is written.
+    """
     source_id = source["id"] if source else None
-    result.escalations = list(p.escalations)
-
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        if source is not None:
-            # The stream's offset: the furthest this file or any copy of it
-            # (same fingerprint) was read. Anything else means another
-            # ingester got here first.
-            row = conn.execute(
-                "SELECT max(offset) FROM sources WHERE id = ? OR (fp_len = ? AND fingerprint = ?)",
-                (source_id, source["fp_len"] or -1, source["fingerprint"]),
-            ).fetchone()
-            if row is None or row[0] != source["offset"]:
-                raise OffsetMoved(source["path"])
-        if spans is not None:
-            from agentdeck.store import otlp
-
-            kept = otlp.claim(conn, spans)
-            if kept is not None:  # some spans are stored already: write the batch without them
-                conn.execute("ROLLBACK")
-                return apply_batch(conn, source, kept, rejects, new_offset=new_offset, lines=lines)
-        if event_rows:
-            conn.executemany(
-                "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                event_rows,
-            )
-            conn.executemany(_TASK_UPSERT, task_rows)
-        if esc_rows:
-            conn.executemany(
-                """INSERT OR IGNORE INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank,
-                   reason, deadline, policy_id, justification, proposed_action, callback_url)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                esc_rows,
-            )
-        if agent_known:
-            # Escalations that arrived before their task_start (few; a partial
-            # index keeps this from scanning the rest).
-            conn.execute(
-                """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id)
-                   WHERE agent IS NULL
-                   AND (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id) IS NOT NULL"""
-            )
-        if action_rows:
-            conn.executemany(
-                """INSERT OR IGNORE INTO actions (action_id, task_id, seq, ts, system, operation, amount, status,
-                   justification, compensation, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                action_rows,
-            )
-        if esc_rows:
-            # A decision relayed through another file may have been ingested
-            # before its escalation: apply it now. (One query a batch.)
-            decided_here = {d[4] for d in decisions}
-            wanted = {esc[0]: esc[1] for esc in esc_rows if esc[0] not in decided_here}
-            for (payload,) in conn.execute(
-                """SELECT payload FROM events WHERE kind = 'decision'
-                   AND task_id IN (SELECT value FROM json_each(?))""",
-                (json.dumps(sorted(set(wanted.values()))),),
-            ).fetchall() if wanted else ():
-                d = ev.parse_event(payload)
-                if d.escalation_id in wanted:
-                    decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
-        if decisions:
-            # The agent reporting a decision it received: only fills a decision
-            # the console does not already hold (the console's own is the record).
-            conn.executemany(
-                """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
-                   decided_by = ?, decided_at = ?, decision_reason = ?
-                   WHERE escalation_id = ? AND status = 'pending'""",
-                decisions,
-            )
-        if compensations:
-            conn.executemany(
-                """UPDATE actions SET compensated_at = ?, compensated_by = ?, compensation_status = ?
-                   WHERE action_id = ? AND compensated_at IS NULL""",
-                compensations,
-            )
-        if rejects:
-            conn.executemany(
-                "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (source_id, source["path"] if source else "", r.offset, r.error[:1000],
-                     r.raw[:MAX_REJECT_RAW].decode("utf-8", "replace"), r.length or len(r.raw), now)
-                    for r in rejects
-                ],
-            )
-        if source is not None and new_offset is not None:
-            conn.execute(
-                """UPDATE sources SET offset = ?, lines = lines + ?, rejects = rejects + ?,
-                   fingerprint = ?, fp_len = ?, path = ?, updated_at = ? WHERE id = ?""",
-                (new_offset, lines, len(rejects), source["fingerprint"], source["fp_len"],
-                 source["path"], now, source_id),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with atomic(conn):
+            _check_offset(conn, source)
+            if spans is not None:
+                kept = claim_spans(conn, spans)
+                if kept is not spans:  # some spans are stored already, or framed otherwise: write these
+                    prepared = prepare(kept, source_id)
+            _write_rows(conn, prepared)
+            result = _finish(conn, source, prepared, rejects, new_offset, lines, derive)
+    except Exception as exc:
+        if isinstance(exc, OffsetMoved) or is_store_error(exc):
+            raise
+        if reread is None:
+            raise BadBatch(describe_error(exc)) from exc
+        return commit_lines(conn, source, reread(), new_offset=new_offset, lines=lines, derive=derive, proto=proto)
     if source is not None and new_offset is not None:
         source["offset"] = new_offset
-    result.events = len(event_rows)
-    result.rejects = len(rejects)
-    result.tasks = set(p.tasks)
+    return result
+
+
+def commit_lines(
+    conn: sqlite3.Connection,
+    source: dict | None,
+    batch: list,
+    *,
+    new_offset: int | None = None,
+    lines: int = 0,
+    derive: Derive | None = None,
+    proto: bool = False,
+) -> BatchResult:
+    """Commit a batch of lines (``reader.Line``) isolating the ones that cannot be stored.
+
+    The slow path, taken only after a batch failed: lines are decoded one by
+    one, then written in halves, each half in a savepoint, halving again
+    where a write fails, so a bad line costs O(log n) attempts and ends up
+    alone in ``rejects`` with its reason. Still one transaction, with the
+    source's offset, so exactly-once holds.
+    """
+    source_id = source["id"] if source else None
+    units: list[tuple[object, list]] = []
+    rejects: list[Reject] = []
+    for line in batch:
+        items, bad = decode_lines([line], proto)
+        rejects.extend(bad)
+        if items:
+            units.append((line, items))
+    written: list[Prepared] = []
+
+    def write(group: list[tuple[object, list]]) -> None:
+        try:
+            with atomic(conn):  # a savepoint: a failed half leaves the rest of the batch alone
+                items = [item for _, its in group for item in its]
+                if any(type(item) is not tuple for item in items):
+                    items = claim_spans(conn, items)
+                p = prepare(items, source_id)
+                _write_rows(conn, p)
+            written.append(p)
+        except Exception as exc:
+            if is_store_error(exc):
+                raise
+            if len(group) == 1:
+                line = group[0][0]
+                rejects.append(Reject(line.offset, describe_error(exc), line.data))  # type: ignore[attr-defined]
+                return
+            mid = len(group) // 2
+            write(group[:mid])
+            write(group[mid:])
+
+    with atomic(conn):
+        _check_offset(conn, source)
+        if len(units) == 1:
+            write(units)
+        elif units:  # the whole failed once already: start with its halves
+            write(units[: len(units) // 2])
+            write(units[len(units) // 2:])
+        rejects.sort(key=lambda r: r.offset)
+        prepared = merge(written) if written else Prepared()
+        result = _finish(conn, source, prepared, rejects, new_offset, lines, derive)
+    if source is not None and new_offset is not None:
+        source["offset"] = new_offset
+    return result
+
+
+class _Rewritten(Exception):
+    """otlp.claim() asked for other items: undo what it recorded."""
+
+
+def claim_spans(conn: sqlite3.Connection, items: list) -> list:
+    """Claim the span parts of ``items`` (store/otlp.py ``claim``) inside the batch's transaction.
+
+    Returns the items to write: ``items`` itself, or what ``claim`` asked to
+    write instead (without parts stored already, or reframed), claimed in
+    turn. What a refused claim recorded is undone with its savepoint.
+    """
+    from agentdeck.store import otlp
+
+    for _ in range(100):
+        kept = None
+        try:
+            with atomic(conn):
+                kept = otlp.claim(conn, items)
+                if kept is not None:
+                    raise _Rewritten
+        except _Rewritten:
+            items = kept  # type: ignore[assignment]
+            continue
+        return items
+    raise ValueError("the spans' framing did not settle after 100 rounds")
+
+
+def _check_offset(conn: sqlite3.Connection, source: dict | None) -> None:
+    if source is None:
+        return
+    # The stream's offset: the furthest this file or any copy of it (same
+    # fingerprint) was read. Anything else means another ingester got here first.
+    row = conn.execute(
+        "SELECT max(offset) FROM sources WHERE id = ? OR (fp_len = ? AND fingerprint = ?)",
+        (source["id"], source["fp_len"] or -1, source["fingerprint"]),
+    ).fetchone()
+    if row is None or row[0] != source["offset"]:
+        raise OffsetMoved(source["path"])
+
+
+def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
+    """The batch's events and what they change in tasks, escalations and actions (inside a transaction)."""
+    event_rows, task_rows, esc_rows, action_rows = p.event_rows, p.task_rows, p.esc_rows, p.action_rows
+    decisions, compensations = list(p.decisions), p.compensations
+    if event_rows:
+        conn.executemany(
+            "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+            event_rows,
+        )
+        conn.executemany(_TASK_UPSERT, task_rows)
+    if esc_rows:
+        conn.executemany(
+            """INSERT OR IGNORE INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank,
+               reason, deadline, policy_id, justification, proposed_action, callback_url)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            esc_rows,
+        )
+    if p.agent_known:
+        # Escalations that arrived before their task_start (few; a partial
+        # index keeps this from scanning the rest).
+        conn.execute(
+            """UPDATE escalations SET agent = (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id)
+               WHERE agent IS NULL
+               AND (SELECT agent FROM tasks WHERE tasks.task_id = escalations.task_id) IS NOT NULL"""
+        )
+    if action_rows:
+        conn.executemany(
+            """INSERT OR IGNORE INTO actions (action_id, task_id, seq, ts, system, operation, amount, status,
+               justification, compensation, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            action_rows,
+        )
+    if esc_rows:
+        # A decision relayed through another file may have been ingested
+        # before its escalation: apply it now. (One query a batch.)
+        decided_here = {d[4] for d in decisions}
+        wanted = {esc[0]: esc[1] for esc in esc_rows if esc[0] not in decided_here}
+        for (payload,) in conn.execute(
+            """SELECT payload FROM events WHERE kind = 'decision'
+               AND task_id IN (SELECT value FROM json_each(?))""",
+            (json.dumps(sorted(set(wanted.values()))),),
+        ).fetchall() if wanted else ():
+            d = ev.parse_event(payload)
+            if d.escalation_id in wanted:
+                decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
+    if decisions:
+        # The agent reporting a decision it received: only fills a decision
+        # the console does not already hold (the console's own is the record).
+        conn.executemany(
+            """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
+               decided_by = ?, decided_at = ?, decision_reason = ?
+               WHERE escalation_id = ? AND status = 'pending'""",
+            decisions,
+        )
+    if compensations:
+        conn.executemany(
+            """UPDATE actions SET compensated_at = ?, compensated_by = ?, compensation_status = ?
+               WHERE action_id = ? AND compensated_at IS NULL""",
+            compensations,
+        )
+
+
+def queue_checks(conn: sqlite3.Connection, tasks: Iterable[str]) -> None:
+    """Queue these tasks' contract checks (inside the transaction that changed them)."""
+    tasks = sorted(tasks)
+    if tasks:
+        conn.execute("INSERT OR IGNORE INTO contract_pending (task_id) SELECT value FROM json_each(?)",
+                     (json.dumps(tasks),))
+
+
+def _finish(
+    conn: sqlite3.Connection,
+    source: dict | None,
+    p: Prepared,
+    rejects: list[Reject],
+    new_offset: int | None,
+    lines: int,
+    derive: Derive | None,
+) -> BatchResult:
+    """Derived rows, rejects and the source's new offset: the rest of the batch's transaction."""
+    now = time.time()
+    result = BatchResult(events=len(p.event_rows), rejects=len(rejects), tasks=set(p.tasks),
+                         escalations=list(p.escalations))
+    source_id = source["id"] if source else None
+    if p.tasks:
+        if derive is None:
+            queue_checks(conn, p.tasks)
+        else:
+            try:
+                with atomic(conn):  # a savepoint: a failed check must not cost the events
+                    derive(conn, p)
+            except Exception as exc:
+                if is_store_error(exc):
+                    raise
+                # Queued durably instead; the checker retries and says why it fails.
+                queue_checks(conn, p.tasks)
+                result.problem = f"contract check failed, queued: {describe_error(exc)}"
+    if rejects:
+        conn.executemany(
+            "INSERT INTO rejects (source_id, path, offset, error, raw, raw_length, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (source_id, source["path"] if source else "", r.offset, r.error[:1000],
+                 r.raw[:MAX_REJECT_RAW].decode("utf-8", "replace"), r.length or len(r.raw), now)
+                for r in rejects
+            ],
+        )
+    if source is not None and new_offset is not None:
+        conn.execute(
+            """UPDATE sources SET offset = ?, lines = lines + ?, rejects = rejects + ?,
+               fingerprint = ?, fp_len = ?, path = ?, updated_at = ? WHERE id = ?""",
+            (new_offset, lines, len(rejects), source["fingerprint"], source["fp_len"],
+             source["path"], now, source_id),
+        )
     return result
 
 

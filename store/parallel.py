@@ -13,22 +13,37 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
 from concurrent.futures import Future, ProcessPoolExecutor
 
 
-def parse_chunk(data: bytes, base: int, source_id: int) -> tuple:
-    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines."""
-    from agentdeck.store.ingest import prepare
-    from agentdeck.store.reader import split_lines
-    from agentdeck.store.tailer import decode_lines
+_BOOKS: dict = {}  # in a worker: contract books by token, unpickled once each
+
+
+def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None = None,
+                book_token=None) -> tuple | None:
+    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines.
+
+    None for a chunk holding OpenTelemetry spans; ``(None, [], lines)`` when
+    preparing it failed (a line to isolate).
+    """
+    from agentdeck.store.ingest import decode_chunk, prepare
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
     try:
-        lines = split_lines(data, base)
-        parsed, rejects = decode_lines(lines)
+        book = None
+        if book_blob is not None:
+            book = _BOOKS.get(book_token)
+            if book is None:
+                _BOOKS.clear()
+                book = _BOOKS[book_token] = pickle.loads(book_blob)
+        parsed, rejects, nlines = decode_chunk(data, base)
         if any(type(item) is not tuple for item in parsed):
             return None  # OpenTelemetry spans: the ingesting process reads this part itself
-        return prepare(parsed, source_id), rejects, len(lines)
+        try:
+            return prepare(parsed, source_id, book, book_token), rejects, nlines
+        except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
+            return None, [], nlines
     finally:
         gc.enable()
 
@@ -70,13 +85,25 @@ class ParsePool:
         _warm()
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self.workers = workers
+        self._blob: tuple | None = None  # (book token, pickled book)
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                          initializer=_exit_with_parent, initargs=(os.getpid(),))
         for future in [self._pool.submit(_warm) for _ in range(workers)]:
             future.result()
 
-    def submit(self, data: bytes, base: int, source_id: int) -> Future:
-        return self._pool.submit(parse_chunk, data, base, source_id)
+    def submit(self, data: bytes, base: int, source_id: int, book=None, book_token=None) -> Future:
+        """Parse a chunk; with a contract ``book``, its whole tasks are checked there too.
+
+        The book is pickled once per token (a few hundred us for a few
+        contracts, against a few ms of parsing a chunk) and unpickled once
+        per worker.
+        """
+        blob = None
+        if book is not None:
+            if self._blob is None or self._blob[0] != book_token:
+                self._blob = (book_token, pickle.dumps(book))
+            blob = self._blob[1]
+        return self._pool.submit(parse_chunk, data, base, source_id, blob, book_token)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,9 +1,11 @@
-"""Work the tailer runs after each committed batch, on its own thread.
+"""Work derived from each committed batch.
 
-Each hook is ``hook(conn, result: BatchResult) -> None``. Hooks derive
-things from what was just ingested; they must be idempotent (a crash
-between the commit and the hook means the hook's work is redone or done by
-the next batch's caller) and must not raise for bad data.
+Each hook is ``hook(conn, result: BatchResult) -> None``, run after the
+commit on the ingesting thread; hooks must be idempotent and must not raise
+for bad data. The contract check is special: the Tailer runs a
+``ContractCheck`` among its hooks inside each batch's transaction (derived
+rows exactly-once with their events); called as a plain hook (the OTLP
+receiver) it finishes the checks its batches queued in ``contract_pending``.
 """
 
 from __future__ import annotations

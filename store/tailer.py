@@ -44,10 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
-from agentdeck.store import formats, otlp_files, postcommit
-from agentdeck.store.events import event_adapter
-from agentdeck.store.ingest import BatchResult, OffsetMoved, Reject, commit, describe_error, merge, prepare
-from agentdeck.store.reader import CHUNK, MAX_LINE, read_lines
+from agentdeck.store import otlp_files, postcommit
+from agentdeck.store.contract import ContractCheck
+from agentdeck.store.ingest import (BatchResult, OffsetMoved, commit, commit_lines, decode_lines, describe_error,
+                                    merge, prepare)
+from agentdeck.store.reader import CHUNK, read_lines
+from agentdeck.store.txn import atomic
+
+__all__ = ["Tailer", "TailStats", "decode_lines", "PATTERNS"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +60,13 @@ PATTERNS = ("*.jsonl", "*.ndjson", "*.json", *otlp_files.PROTO_PATTERNS)
 # past FP_MIN bytes (at most FP_LEN): short, so that even a copy holding a
 # line or two is recognised, and long enough to hold a timestamp and a task id.
 # Chunks handed to parse processes: small enough that the first comes back
-# soon, large enough that each commit is a big transaction.
-POOL_CHUNK = 1024 * 1024
-POOL_TXN = 16 * 1024 * 1024
-BULK_CACHE_KIB = -64 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
+# soon, large enough that each commit is a big transaction. Transactions of
+# 2 MiB and few chunks in flight bound a bulk import's memory (parsed chunks
+# waiting for the committing process are the bulk of it: the committing
+# process is the slower side) at about the cost of a bigger transaction.
+POOL_CHUNK = 512 * 1024
+POOL_TXN = 2 * 1024 * 1024
+BULK_CACHE_KIB = -8 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -103,51 +110,6 @@ def _stream(src: dict) -> tuple[int, str] | None:
     return (src["fp_len"], src["fingerprint"]) if src["fp_len"] else None
 
 
-def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
-    """Validated ``(event, payload)`` pairs and the rejects, for a batch of lines
-    (of length-prefixed OTLP protobuf records when ``proto``: store/otlp_files.py)."""
-    parsed: list = []
-    rejects: list[Reject] = []
-    if proto:
-        from agentdeck.store import otlp
-
-        for line in lines:
-            if line.oversized:
-                rejects.append(Reject(line.offset, f"not a length-prefixed OTLP record ({line.oversized} bytes "
-                                      "skipped to the end of the file)", line.data, line.oversized))
-                continue
-            try:
-                items = otlp.decode_protobuf(line.data, partial=True)
-            except Exception as exc:  # any bad record is a reject, never a crash
-                rejects.append(Reject(line.offset, describe_error(exc), line.data))
-                continue
-            parsed.extend(items)
-            if items.rejected:
-                rejects.append(Reject(line.offset, otlp.refused(items), line.data))
-        return parsed, rejects
-    append = parsed.append
-    validate = event_adapter.validate_json  # the hot path, without the calls around it
-    for line in lines:
-        data = line.data
-        if line.oversized:
-            rejects.append(Reject(line.offset, f"line too long ({line.oversized} bytes, limit {MAX_LINE})",
-                                  data, line.oversized))
-            continue
-        try:
-            if data.startswith(b'{"v":'):  # a native event, as agents write them
-                append((validate(data), data.decode("utf-8")))
-            else:
-                items = formats.decode(data)
-                parsed.extend(items)
-                if getattr(items, "rejected", None):  # spans refused, the line's others kept
-                    from agentdeck.store import otlp
-
-                    rejects.append(Reject(line.offset, otlp.refused(items), data))
-        except Exception as exc:  # any bad line is a reject, never a crash
-            rejects.append(Reject(line.offset, describe_error(exc), data))
-    return parsed, rejects
-
-
 class Tailer:
     """Reads every trace file under some paths into one store.
 
@@ -176,9 +138,13 @@ class Tailer:
         self.on_batch = on_batch
         # store.parallel.ParsePool: parse backlogs on other cores (bulk import).
         self.parse_pool = parse_pool
-        # Work derived from a committed batch (e.g. contract checks). Runs on
-        # this tailer's thread and connection, after the commit.
-        self.post_commit = list(postcommit.default() if post_commit is None else post_commit)
+        # Work derived from a committed batch. A ContractCheck among the hooks
+        # runs inside each batch's transaction (violations are exactly-once
+        # like the events); the others run on this tailer's thread and
+        # connection, after the commit.
+        hooks = list(postcommit.default() if post_commit is None else post_commit)
+        self.contracts: ContractCheck | None = next((h for h in hooks if isinstance(h, ContractCheck)), None)
+        self.post_commit = [h for h in hooks if h is not self.contracts]
         # Path -> what is wrong with it, as of the last poll (replaced, not
         # mutated, so another thread may read it).
         self.problems: dict[str, str] = {}
@@ -216,8 +182,7 @@ class Tailer:
         never both create a source for one file.
         """
         now = time.time()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with atomic(self.conn):
             row = self.conn.execute("SELECT * FROM sources WHERE dev = ? AND inode = ?",
                                     (st.st_dev, st.st_ino)).fetchone()
             created = row is None
@@ -228,10 +193,6 @@ class Tailer:
                     (str(path), st.st_dev, st.st_ino, fingerprint, fp_len, offset, now, now),
                 )
                 row = self.conn.execute("SELECT * FROM sources WHERE id = ?", (cur.lastrowid,)).fetchone()
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         src = dict(row)
         self.sources[(st.st_dev, st.st_ino)] = src
         self._note_offset(src)
@@ -239,7 +200,8 @@ class Tailer:
 
     def _retire(self, src: dict, key: Key) -> None:
         """This inode's stream is over (truncated or reused); keep the row for history."""
-        self.conn.execute("UPDATE sources SET inode = -id WHERE id = ?", (src["id"],))
+        with atomic(self.conn):
+            self.conn.execute("UPDATE sources SET inode = -id WHERE id = ?", (src["id"],))
         self.sources.pop(key, None)
 
     def _matches(self, name: str) -> bool:
@@ -313,6 +275,7 @@ class Tailer:
         """Read everything new in every file; returns what was ingested."""
         stats = TailStats()
         problems: dict[str, str] = {}
+        self._finish_queued(problems)
         for path, st, wanted in self.files(problems):
             try:
                 self._poll_file(path, st, wanted, stats)
@@ -333,6 +296,17 @@ class Tailer:
         self._hook_problems.clear()
         self.problems = problems
         return stats
+
+    def _finish_queued(self, problems: dict[str, str]) -> None:
+        """Contract checks queued by batches committed without one (a crash, the OTLP receiver)."""
+        if self.contracts is None:
+            return
+        try:
+            if self.conn.execute("SELECT 1 FROM contract_pending LIMIT 1").fetchone() is not None:
+                self.contracts.drain(self.conn)
+        except Exception as exc:  # the events are safe; say why their checks wait
+            problems["(contract checks)"] = f"queued checks not done: {describe_error(exc)}"
+            log.debug("draining contract_pending failed", exc_info=True)
 
     def _replaced(self, fd: int, st: os.stat_result, src: dict) -> bool:
         return bool(src["fp_len"]) and (
@@ -420,12 +394,15 @@ class Tailer:
                 if new_offset == start:
                     return  # only a partial line is there: wait for its newline
                 parsed, rejects = decode_lines(lines, proto)
-                prepared = prepare(parsed, src["id"])
+                try:
+                    prepared = prepare(parsed, src["id"])
+                except Exception:  # some line holds a value nothing expected: find it, line by line
+                    prepared = None
             finally:
                 if gc_was:
                     gc.enable()
             spans = parsed if any(type(item) is not tuple for item in parsed) else None
-            self._commit(fd, size, src, stats, new_offset, prepared, spans, rejects, len(lines))
+            self._commit(fd, size, src, stats, new_offset, prepared, spans, rejects, len(lines), lines)
 
     def _read_parallel(self, fd: int, size: int, src: dict, stats: TailStats) -> None:
         """A backlog: worker processes parse chunks ahead while this thread commits them in order."""
@@ -440,7 +417,8 @@ class Tailer:
             end = data.rfind(b"\n")
             if end < 0:
                 return False  # a line longer than a batch: the serial path reads it
-            pending.append((next_at + end + 1, self.parse_pool.submit(data[: end + 1], next_at, src["id"])))
+            book, token = (self.contracts.book(self.conn), self.contracts.token) if self.contracts else (None, None)
+            pending.append((next_at + end + 1, self.parse_pool.submit(data[: end + 1], next_at, src["id"], book, token)))
             next_at += end + 1
             return True
 
@@ -448,26 +426,35 @@ class Tailer:
         # only costs here (about 1 us an event, growing with the heap).
         gc_was = gc.isenabled()
         gc.disable()
-        # 16 MiB transactions into growing indexes: a page cache larger than
+        # Large transactions into growing indexes: a page cache larger than
         # SQLite's 2 MB default keeps index pages from being spilled to the
         # WAL and read back mid-transaction. Durability settings are untouched.
         cache_was = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = {BULK_CACHE_KIB}")
         try:
-            while len(pending) < POOL_TXN // POOL_CHUNK + 2 * self.parse_pool.workers and submit():
+            while len(pending) < POOL_TXN // POOL_CHUNK + self.parse_pool.workers and submit():
                 pass
             while pending and not self._stopping():
                 # The next chunk, and those already parsed behind it, in one
                 # transaction: when committing is the slower side (post-commit
                 # hooks, many parse processes), transactions grow up to
                 # POOL_TXN and cost less per event.
-                group, rejects, nlines, new_offset = [], [], 0, src["offset"]
+                group: list = []
+                rejects: list = []
+                nlines, new_offset = 0, src["offset"]
                 while pending and (not group or (pending[0][1].done() and new_offset - src["offset"] < POOL_TXN)):
                     end, future = pending.popleft()
                     done = future.result()
                     if done is None:
                         pending.appendleft((end, future))  # spans: the serial path reads from here
                         break
+                    if done[0] is None:  # a line the worker could not prepare: this chunk alone, line by line
+                        if group:
+                            pending.appendleft((end, future))
+                            break
+                        self._commit(fd, size, src, stats, end, None, None, [], done[2], None)
+                        submit()
+                        continue
                     group.append(done[0])
                     rejects.extend(done[1])
                     nlines += done[2]
@@ -475,7 +462,7 @@ class Tailer:
                     submit()
                 if not group:
                     return
-                self._commit(fd, size, src, stats, new_offset, merge(group), None, rejects, nlines)
+                self._commit(fd, size, src, stats, new_offset, merge(group), None, rejects, nlines, None)
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache_was)}")
             if gc_was:
@@ -486,13 +473,32 @@ class Tailer:
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
 
-    def _commit(self, fd, size, src, stats, new_offset, prepared, spans, rejects, nlines) -> None:
+    def _commit(self, fd, size, src, stats, new_offset, prepared, spans, rejects, nlines, lines) -> None:
+        """Commit one batch (bytes ``src["offset"]`` to ``new_offset``) with its derived rows.
+
+        ``prepared`` None: preparing it failed; the batch is committed line
+        by line, the line at fault rejected. ``lines``: the batch's lines,
+        when in hand (else they are read again if needed).
+        """
         start = src["offset"]
         if not src["fp_len"]:
             src["fp_len"] = n = _fingerprint_len(fd, size)
             src["fingerprint"] = _fingerprint(fd, n)
-        result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans)
+
+        def reread() -> list:
+            return lines if lines is not None else read_lines(fd, start, new_offset, new_offset - start)[0]
+
+        derive = self.contracts.derive if self.contracts is not None else None
+        proto = otlp_files.is_proto(src["path"])
+        if prepared is None:
+            result = commit_lines(self.conn, src, reread(), new_offset=new_offset, lines=nlines, derive=derive,
+                                  proto=proto)
+        else:
+            result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans,
+                            derive=derive, reread=reread, proto=proto)
         self._note_offset(src)
+        if result.problem:
+            self._hook_problems["contracts"] = result.problem
         for hook in self.post_commit:
             try:
                 hook(self.conn, result)

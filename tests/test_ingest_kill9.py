@@ -5,6 +5,10 @@ in a subprocess; a writer thread appends events (sometimes half a line at a
 time), rotates one file by renaming it and copytruncates another. After the
 last kill a final plain ``ingest`` runs to completion, and the set of
 ``(task_id, seq)`` written must equal the set stored, with no duplicate.
+
+Derived rows are held to the same bar: the agents break their contract now
+and then (a tool it does not allow), and the violations stored after all the
+kills must equal those of one clean ingest of every line written.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 12
+CONTRACT = """
+agent = "kill-bot"
+[tools]
+allow = ["lookup"]
+"""
 
 
 class Writer(threading.Thread):
@@ -32,6 +41,7 @@ class Writer(threading.Thread):
         self.rng = random.Random(seed)
         self.stop = threading.Event()
         self.written: list[tuple[str, int]] = []
+        self.lines: list[bytes] = []  # every line, in the order written (for the clean ingest)
         self.seq: dict[str, int] = {}
         self.rotated = self.truncated = False
         # Set by the test once the store knows the file: a file renamed away
@@ -44,9 +54,18 @@ class Writer(threading.Thread):
         seq = self.seq.get(task, 0)
         self.seq[task] = seq + 1
         self.written.append((task, seq))
-        event = {"v": 1, "kind": "tool_call", "ts": "2026-11-24T09:00:00Z", "task_id": task, "seq": seq,
-                 "call_id": f"c{seq}", "tool": "lookup", "input": {"n": seq, "pad": "x" * self.rng.randrange(200)}}
-        return json.dumps(event).encode() + b"\n"
+        env = {"v": 1, "ts": "2026-11-24T09:00:00Z", "task_id": task, "seq": seq}
+        if seq == 0:
+            event = {**env, "kind": "task_start", "request_id": f"r-{task}", "agent": "kill-bot",
+                     "agent_version": {"id": "v1"}}
+        else:
+            # Now and then a tool the contract does not allow: a violation to derive.
+            tool = "shell.exec" if self.rng.random() < 0.05 else "lookup"
+            event = {**env, "kind": "tool_call", "call_id": f"c{seq}", "tool": tool,
+                     "input": {"n": seq, "pad": "x" * self.rng.randrange(200)}}
+        line = json.dumps(event).encode() + b"\n"
+        self.lines.append(line)
+        return line
 
     def run(self) -> None:
         n = 0
@@ -103,9 +122,24 @@ def ingest_cmd(db: Path, folder: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "agentdeck.console.cli", "ingest", "--quiet", "--db", str(db), str(folder), *extra]
 
 
+def violations(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = sorted(conn.execute("SELECT task_id, seq, rule, detail FROM violations").fetchall())
+        # tasks.violations is each task's row count
+        assert conn.execute("""SELECT count(*) FROM tasks t WHERE violations !=
+                               (SELECT count(*) FROM violations v WHERE v.task_id = t.task_id)""").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM contract_pending").fetchone()[0] == 0
+        return rows
+    finally:
+        conn.close()
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     folder = tmp_path / "traces"
     folder.mkdir()
+    (folder / "contracts").mkdir()
+    (folder / "contracts" / "kill-bot.toml").write_text(CONTRACT)
     db = tmp_path / "store.db"
     rng = random.Random(int.from_bytes(os.urandom(4)))
     writer = Writer(folder, rng.randrange(1 << 30))
@@ -147,3 +181,57 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert conn.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
     # The tasks summary counts each event once too.
     assert conn.execute("SELECT sum(events) FROM tasks").fetchone()[0] == len(writer.written)
+    conn.close()
+
+    # Violations are as exactly-once as events: the same as one clean ingest of every line written.
+    clean = tmp_path / "clean"
+    (clean / "contracts").mkdir(parents=True)
+    (clean / "contracts" / "kill-bot.toml").write_text(CONTRACT)
+    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
+    once = subprocess.run(ingest_cmd(tmp_path / "clean.db", clean), cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert once.returncode == 0, once.stderr
+    expected = violations(tmp_path / "clean.db")
+    assert expected, "the writer broke the contract at least once"
+    assert violations(db) == expected
+
+
+def test_kill_9_during_a_bulk_import_keeps_violations_exactly_once(tmp_path):
+    """A backlog large enough for parse processes, killed mid-import a few times: violations equal a clean import's."""
+    folder = tmp_path / "traces"
+    (folder / "contracts").mkdir(parents=True)
+    (folder / "contracts" / "kill-bot.toml").write_text(CONTRACT)
+    writer = Writer(folder, 7)
+    for i in range(3):
+        with open(folder / f"agent-{i}.jsonl", "wb") as f:
+            for n in range(30_000):
+                f.write(writer.line(f"bulk-{i}-{n // 50}"))
+    assert sum(p.stat().st_size for p in folder.glob("*.jsonl")) > 16 * 1024 * 1024  # the parallel path
+    db = tmp_path / "store.db"
+    rng = random.Random(int.from_bytes(os.urandom(4)))
+    for _ in range(4):
+        before = count(db)
+        proc = subprocess.Popen(ingest_cmd(db, folder), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while count(db) == before and proc.poll() is None:
+            assert time.monotonic() < deadline, "the import committed nothing in 60 s"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    final = subprocess.run(ingest_cmd(db, folder), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    conn = sqlite3.connect(db)
+    assert sorted(conn.execute("SELECT task_id, seq FROM events").fetchall()) == sorted(writer.written)
+    conn.close()
+
+    clean = tmp_path / "clean"
+    (clean / "contracts").mkdir(parents=True)
+    (clean / "contracts" / "kill-bot.toml").write_text(CONTRACT)
+    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
+    once = subprocess.run(ingest_cmd(tmp_path / "clean.db", clean), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert once.returncode == 0, once.stderr
+    expected = violations(tmp_path / "clean.db")
+    assert len(expected) > 100
+    assert violations(db) == expected

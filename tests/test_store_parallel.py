@@ -93,3 +93,32 @@ def test_workers_leave_when_the_ingester_is_killed():
     while _alive(worker):
         assert time.monotonic() < deadline, "a parse process outlived the killed ingester"
         time.sleep(0.05)
+
+
+def test_parallel_path_isolates_a_line_the_store_refuses_and_checks_contracts_the_same(tmp_path, pool):
+    """A bulk import through parse processes: a line refused at commit is rejected alone, verdicts as serial."""
+    folder = tmp_path / "traces"
+    (folder / "contracts").mkdir(parents=True)
+    (folder / "contracts" / "bot.toml").write_text('agent = "bot"\n[tools]\nallow = ["ok"]\n')
+    lines = []
+    for t in range(300):
+        lines.append(json.dumps({"v": 1, "kind": "task_start", "ts": "2026-11-24T09:00:00Z", "task_id": f"t{t}",
+                                 "seq": 0, "request_id": "r", "agent": "bot", "agent_version": {"id": "v1"}}))
+        for s in range(1, 12):
+            tool = "poison" if (t, s) in ((7, 3), (250, 5)) else ("bad" if s % 7 == 0 else "ok")
+            lines.append(json.dumps({"v": 1, "kind": "tool_call", "ts": "2026-11-24T09:00:00Z", "task_id": f"t{t}",
+                                     "seq": s, "call_id": f"c{s}", "tool": tool, "input": {"pad": "x" * 80}}))
+    (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
+    results = []
+    for name, kw in (("serial", {}), ("parallel", {"parse_pool": pool})):
+        conn = connect(tmp_path / f"{name}.db")
+        conn.execute("""CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.payload LIKE '%"poison"%'
+                        BEGIN SELECT RAISE(ABORT, 'poisoned line'); END""")
+        stats = Tailer(conn, [folder], batch_bytes=32 * 1024, **kw).poll()
+        assert (stats.events, stats.rejects) == (len(lines) - 2, 2)
+        results.append((dump(tmp_path / f"{name}.db"),
+                        conn.execute("SELECT task_id, seq, rule FROM violations ORDER BY task_id, seq").fetchall()))
+    assert results[0] == results[1]
+    rejects = results[1][0][2]
+    assert [r[1] for r in rejects] == ["IntegrityError: poisoned line"] * 2
+    assert len(results[1][1]) == 300  # one "bad" tool a task (seq 7); the poisoned lines are not stored

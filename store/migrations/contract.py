@@ -1,8 +1,9 @@
 """Contract violations: one row per broken rule, at the step (seq) that broke it.
 
-Derived data: ``store.contract.ContractCheck`` replaces a task's rows each
-time the task's events change, and keeps ``tasks.violations`` equal to the
-task's row count.
+Derived data: ``store.contract.ContractCheck`` replaces a task's rows in the
+transaction that commits the task's new events (or, queued in
+``contract_pending`` by that transaction, soon after), and keeps
+``tasks.violations`` equal to the task's row count.
 """
 
 MIGRATIONS: list[list[str]] = [
@@ -19,5 +20,12 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX violations_task ON violations(task_id, seq)",
         "CREATE INDEX violations_rule ON violations(agent, version, rule)",
+    ],
+    [
+        # Tasks whose violations are still to be derived: queued in the
+        # transaction that committed their events when no check ran in it
+        # (an OTLP request, a check that failed), removed in the transaction
+        # that writes their violations. A restart finishes what is left.
+        "CREATE TABLE contract_pending (task_id TEXT PRIMARY KEY) WITHOUT ROWID",
     ],
 ]
