@@ -29,6 +29,7 @@ AREAS = (
     "otlp",
     "retention",
     "receiver",
+    "suite",
 )
 
 # Applied to every read-write connection, in order. A writer waits this long
