@@ -83,6 +83,8 @@ class AgentDeck(App):
         self.ingest = IngestService(self, self.db_path, self.trace_paths)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
+        # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
+        self.replay_files: dict[str, str] = {}
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -174,6 +176,15 @@ class AgentDeck(App):
         """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""
         self.replay_task = task_or_request_id
         self.switch_mode("replay")
+
+    def open_replay_file(self, path: str, label: str) -> None:
+        """Show a task rebuilt from a trace FILE (a suite run's), never from the live store.
+
+        ``label`` is what the Replay screen shows as the id; the screen reads
+        the file on a worker (``DeckService.replay_trace``).
+        """
+        self.replay_files[label] = path
+        self.open_replay(label)
 
     def refresh_counters(self) -> None:
         deck = self.deck
