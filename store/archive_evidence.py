@@ -90,4 +90,5 @@ def export_pruned(conn: sqlite3.Connection, task_or_request_id: str, *, fmt: str
             audit.append(conn, ts=now, actor=operator, kind="evidence.export", subject=r.task_id, detail=detail)
     finally:
         tmp.close()
+    audit.checkpoint(conn, now=now)  # anchor the new head outside the store, as every audited act does
     return text, detail

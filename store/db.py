@@ -29,6 +29,7 @@ AREAS = (
     "otlp",
     "retention",
     "receiver",
+    "notify",
     "suite",
 )
 

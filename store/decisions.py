@@ -6,17 +6,29 @@ still ``pending`` (so when two consoles decide the same escalation, the first
 commit wins and the second is told who decided it and when), writes the audit
 record, and marks delivery ``pending``. Delivering it to the agent (outbox,
 callback) comes after, in ``console/delivery.py``; see ``docs/decisions.md``.
+
+Every decision also records who was at the keyboard (``store.origin``: the OS
+account and, over SSH, the client address) in the row and the audit record.
+Given approver rules (``store.approvers``), an approval the rules do not
+allow is refused with the rule's name and nothing is written; a risk under
+the two-person rule takes two approvals by different people (different
+names and, when known, different OS accounts): the first is recorded and
+audited while the escalation stays pending, the second makes it take effect.
+A deny always decides at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
 from agentdeck.store import audit
+from agentdeck.store.approvers import OPEN, ApproverRules
+from agentdeck.store.origin import Origin
 from agentdeck.store.txn import atomic
 
 Decision = Literal["approve", "deny"]
@@ -41,6 +53,10 @@ class ReasonRequired(DecisionError):
     pass
 
 
+class NotAllowed(DecisionError):
+    """The approver rules do not let this person approve this escalation (the message names the rule)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened when someone tried to decide an escalation."""
@@ -54,6 +70,12 @@ class Outcome:
     expired: bool = False  # the deadline had passed and the expiry policy decided instead
     requested: str | None = None  # what the person asked for, when the policy overrode it
     idempotency_key: str | None = None
+    # Two-person rule: True while the escalation has one approval and waits for a
+    # second, different approver (status stays pending). ``applied`` is True when
+    # this call recorded that first approval, False when it changed nothing.
+    awaiting_second: bool = False
+    first_approved_by: str | None = None
+    note: str = ""  # what to tell the person, when the status alone does not say it
 
 
 def on_expiry_policy(cli: str | None = None) -> ExpiryPolicy:
@@ -84,28 +106,36 @@ def decide(
     reason: str = "",
     now: float,
     on_expiry: ExpiryPolicy = "deny",
+    origin: Origin | None = None,
+    rules: ApproverRules | None = None,
 ) -> Outcome:
     """Record a person's decision, first decision wins.
 
     If the deadline has passed and the expiry policy is ``deny`` or
     ``approve``, the policy's decision is recorded instead (by
-    ``expiry-policy``) and the outcome says so. Raises ``ReasonRequired`` or
+    ``expiry-policy``) and the outcome says so. ``origin`` defaults to this
+    process's OS user and SSH client; ``rules`` to everyone may approve
+    everything, once. Raises ``ReasonRequired``, ``NotAllowed`` or
     ``UnknownEscalation`` (nothing written).
     """
     if decision not in STATUS_FOR:
         raise DecisionError(f"unknown decision {decision!r}")
     outcome = _decide(conn, escalation_id, decision, by=by, reason=(reason or "").strip()[:MAX_REASON], now=now,
-                      on_expiry=on_expiry)
-    if outcome.applied:
+                      on_expiry=on_expiry, origin=origin if origin is not None else Origin.current(),
+                      rules=rules if rules is not None else OPEN)
+    if outcome.applied:  # a decision, or the first of two approvals: both wrote an audit record
         audit.checkpoint(conn)  # anchor the committed record outside the store (docs/evidence.md)
     return outcome
 
 
 def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *, by: str, reason: str, now: float,
-            on_expiry: ExpiryPolicy) -> Outcome:
+            on_expiry: ExpiryPolicy, origin: Origin, rules: ApproverRules) -> Outcome:
     with atomic(conn):
         row = conn.execute(
-            "SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason FROM escalations WHERE escalation_id = ?",
+            """SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason, proposed_action,
+                      first_approved_by, first_approved_at, first_approved_os_user, first_approved_ssh_client,
+                      first_approval_reason
+               FROM escalations WHERE escalation_id = ?""",
             (escalation_id,),
         ).fetchone()
         if row is None:
@@ -115,15 +145,81 @@ def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *,
                            row["decision_reason"] or "")
         expired = row["deadline"] < now and on_expiry != "keep"
         if expired:
-            return _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now,
+            return _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now, origin=origin,
                           reason=_expiry_reason(on_expiry), requested=decision, requested_by=by,
                           requested_reason=reason)
+        if decision == "approve":  # before asking for a reason: someone who may not approve is told so first
+            who = rules.who(by, origin)
+            refusal = rules.refusal(who, row["risk"], system_of(row["proposed_action"]))
+            if refusal is not None:
+                raise NotAllowed(refusal)
         if not reason and reason_required(decision, row["risk"]):
             raise ReasonRequired(
                 "a reason is required to deny" if decision == "deny"
                 else f"a reason is required to approve {row['risk']} risk"
             )
-        return _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason)
+        if decision == "approve":
+            if rules.needs_two(row["risk"]):
+                first = row["first_approved_by"]
+                if first is None:
+                    return _first_approval(conn, escalation_id, row, by=by, now=now, reason=reason, origin=origin)
+                if _same_person(rules, by, origin, row):
+                    return Outcome(escalation_id, False, "pending", None, None, "", awaiting_second=True,
+                                   first_approved_by=first,
+                                   note=f"{first} already approved; {row['risk']} risk needs a second, different approver")
+        return _apply(conn, escalation_id, row, decision, by=by, now=now, reason=reason, origin=origin)
+
+
+def approval_refusal(conn: sqlite3.Connection, escalation_id: str, *, by: str, rules: ApproverRules,
+                     origin: Origin | None = None) -> str | None:
+    """Why ``by`` may not approve this escalation (None: they may), for the UI to say before anyone presses ``a``.
+
+    Also says when ``by`` already gave the first of two approvals. ``decide`` checks again when it writes.
+    """
+    row = conn.execute("SELECT risk, proposed_action, first_approved_by, first_approved_os_user, status "
+                       "FROM escalations WHERE escalation_id = ?", (escalation_id,)).fetchone()
+    if row is None:
+        return f"no escalation {escalation_id!r} in this store"
+    origin = origin if origin is not None else Origin.current()
+    refusal = rules.refusal(rules.who(by, origin), row["risk"], system_of(row["proposed_action"]))
+    if refusal is None and rules.needs_two(row["risk"]) and row["first_approved_by"] is not None \
+            and row["status"] == "pending" and _same_person(rules, by, origin, row):
+        return f"{row['first_approved_by']} already approved; {row['risk']} risk needs a second, different approver"
+    return refusal
+
+
+def system_of(proposed_action: str | None) -> str:
+    """The ``system`` of an escalation's proposed action (stored as JSON); "" when it has none."""
+    try:
+        value = json.loads(proposed_action or "{}")
+    except ValueError:
+        return ""
+    system = value.get("system") if isinstance(value, dict) else None
+    return system if isinstance(system, str) else ""
+
+
+def _same_person(rules: ApproverRules, by: str, origin: Origin, row: sqlite3.Row) -> bool:
+    """Is this the first approver again? The same name, or (both known) the same OS account."""
+    if rules.who(by, origin) == rules.who(row["first_approved_by"], Origin(row["first_approved_os_user"])):
+        return True
+    return origin.os_user is not None and origin.os_user == row["first_approved_os_user"]
+
+
+def _first_approval(conn: sqlite3.Connection, escalation_id: str, row: sqlite3.Row, *, by: str, now: float,
+                    reason: str, origin: Origin) -> Outcome:
+    cur = conn.execute(
+        """UPDATE escalations SET first_approved_by = ?, first_approved_at = ?, first_approved_os_user = ?,
+           first_approved_ssh_client = ?, first_approval_reason = ?
+           WHERE escalation_id = ? AND status = 'pending' AND first_approved_by IS NULL""",
+        (by, now, origin.os_user, origin.ssh_client, reason, escalation_id),
+    )
+    if cur.rowcount != 1:
+        raise DecisionError(f"{escalation_id} changed while deciding it; nothing written")
+    audit.append(conn, ts=now, actor=by, kind="decision-first-approval", subject=escalation_id,
+                 detail={"decision": "approve", "reason": reason, "task_id": row["task_id"], "risk": row["risk"],
+                         "deadline": row["deadline"], "awaiting": "a second, different approver", **origin.detail()})
+    return Outcome(escalation_id, True, "pending", None, None, reason, awaiting_second=True, first_approved_by=by,
+                   note=f"approval recorded; {row['risk']} risk needs a second, different approver before it takes effect")
 
 
 def _expiry_reason(policy: str) -> str:
@@ -131,25 +227,33 @@ def _expiry_reason(policy: str) -> str:
 
 
 def _apply(conn: sqlite3.Connection, escalation_id: str, row: sqlite3.Row, decision: str, *, by: str, now: float,
-           reason: str, requested: str | None = None, requested_by: str | None = None,
+           reason: str, origin: Origin | None = None, requested: str | None = None, requested_by: str | None = None,
            requested_reason: str | None = None) -> Outcome:
     key = idempotency_key(escalation_id, now)
     status = STATUS_FOR[decision]
+    origin = origin or Origin()
     cur = conn.execute(
         """UPDATE escalations SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?,
-           delivery = 'pending', delivery_error = NULL, idempotency_key = ?
+           delivery = 'pending', delivery_error = NULL, idempotency_key = ?,
+           decided_os_user = ?, decided_ssh_client = ?
            WHERE escalation_id = ? AND status = 'pending'""",
-        (status, by, now, reason, key, escalation_id),
+        (status, by, now, reason, key, origin.os_user, origin.ssh_client, escalation_id),
     )
     if cur.rowcount != 1:  # cannot happen inside atomic() (BEGIN IMMEDIATE); refuse rather than double-record
         raise DecisionError(f"{escalation_id} changed while deciding it; nothing written")
     detail = {"decision": decision, "reason": reason, "task_id": row["task_id"], "risk": row["risk"],
-              "deadline": row["deadline"], "idempotency_key": key}
+              "deadline": row["deadline"], "idempotency_key": key, **origin.detail()}
+    first = row["first_approved_by"] if "first_approved_by" in row.keys() else None
+    if first is not None:
+        detail["first_approval"] = {"by": first, "at": row["first_approved_at"],
+                                    "os_user": row["first_approved_os_user"],
+                                    "ssh_client": row["first_approved_ssh_client"],
+                                    "reason": row["first_approval_reason"]}
     if requested is not None:
         detail.update(expired=True, requested=requested, requested_by=requested_by, requested_reason=requested_reason)
     audit.append(conn, ts=now, actor=by, kind="decision", subject=escalation_id, detail=detail)
     return Outcome(escalation_id, True, status, by, now, reason, expired=requested is not None or by == EXPIRY_ACTOR,
-                   requested=requested, idempotency_key=key)
+                   requested=requested, idempotency_key=key, first_approved_by=first)
 
 
 def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, limit: int = 200) -> list[Outcome]:
@@ -164,19 +268,23 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
     for escalation_id in due:
         with atomic(conn):
             row = conn.execute(
-                "SELECT task_id, risk, deadline, status FROM escalations WHERE escalation_id = ?", (escalation_id,)
+                """SELECT task_id, risk, deadline, status, first_approved_by, first_approved_at, first_approved_os_user,
+                          first_approved_ssh_client, first_approval_reason
+                   FROM escalations WHERE escalation_id = ?""", (escalation_id,)
             ).fetchone()
             if row is None or row["status"] != "pending" or row["deadline"] >= now:
                 continue  # decided meanwhile (another console, the agent): leave it
             outcomes.append(_apply(conn, escalation_id, row, policy, by=EXPIRY_ACTOR, now=now,
-                                   reason=_expiry_reason(policy)))
+                                   reason=_expiry_reason(policy), origin=Origin.current()))
     if outcomes:
         audit.checkpoint(conn)  # anchor the committed records outside the store (docs/evidence.md)
     return outcomes
 
 
-def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now: float) -> bool:
-    """Put a failed or blocked delivery back to pending (audited). False if there is nothing to retry."""
+def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now: float,
+                  origin: Origin | None = None) -> bool:
+    """Put a failed or blocked delivery back to pending (audited, with who and from where). False if nothing to retry."""
+    origin = origin if origin is not None else Origin.current()
     with atomic(conn):
         cur = conn.execute(
             """UPDATE escalations SET delivery = 'pending', delivery_error = NULL, delivery_claimed_until = NULL
@@ -185,7 +293,7 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
         )
         if cur.rowcount != 1:
             return False
-        audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail={})
+        audit.append(conn, ts=now, actor=by, kind="delivery-retry", subject=escalation_id, detail=origin.detail())
     audit.checkpoint(conn)
     return True
 
@@ -194,7 +302,7 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
 
 _LIST_COLUMNS = """escalation_id, task_id, ts, agent, risk, risk_rank, reason, deadline, policy_id,
     proposed_action, callback_url, status, decided_by, decided_at, decision_reason, delivery,
-    delivery_error, delivery_attempts"""
+    delivery_error, delivery_attempts, decided_os_user, decided_ssh_client, first_approved_by, first_approved_at"""
 
 
 def pending(conn: sqlite3.Connection, limit: int = 500) -> list[sqlite3.Row]:

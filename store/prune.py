@@ -84,6 +84,7 @@ class PruneReport:
     seconds: float = 0.0
     interrupted: bool = False
     compact_error: str | None = None  # --compact failed (e.g. no room for the copy); the prune itself stands
+    problems: list[str] = field(default_factory=list)  # e.g. an audit checkpoint that could not be written
 
 
 # -- the lease ---------------------------------------------------------------------------
@@ -330,6 +331,10 @@ def _step(conn: sqlite3.Connection, batch: list[Candidate], policy: RetentionPol
                       "raw_days": policy.raw_days, "notable_days": policy.notable_days}}
         audit.append(conn, ts=now, actor=actor, kind="retention.archive" if path else "retention.prune",
                      subject=path.name if path else "(no archive)", detail=detail)
+    # Anchor the new head outside the store, as every audited act does (store/audit.py).
+    problem = audit.checkpoint(conn, now=now)
+    if problem:
+        report.problems.append(problem)
     if path is not None:
         report.archives[str(path)] += len(ids)
     _delete(conn, rows, policy, now, report)

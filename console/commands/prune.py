@@ -60,7 +60,7 @@ def report_dict(r) -> dict:
         "resumed": r.resumed, "truncated_archives": r.truncated,
         "size": {"before": r.size_before, "after": r.size_after, "free_pages_before": r.free_pages_before,
                  "free_pages_after": r.free_pages_after, "page_size": r.page_size, "auto_vacuum": r.auto_vacuum},
-        "seconds": round(r.seconds, 3), "interrupted": r.interrupted, "compact_error": r.compact_error,
+        "seconds": round(r.seconds, 3), "interrupted": r.interrupted, "compact_error": r.compact_error, "problems": r.problems,
     }
 
 
@@ -106,6 +106,8 @@ def print_report(r, *, list_tasks: bool = False, out=None) -> None:
             say("  little else writes; later prunes then shrink it as they go)")
     if r.compact_error:
         say(f"  --compact did not run: {r.compact_error}; the prune itself is done")
+    for problem in r.problems:
+        say(f"  {problem}")
     if r.interrupted:
         say("interrupted: what was done is consistent; run prune again to go on")
 

@@ -24,3 +24,17 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE escalations ADD COLUMN outbox_intent REAL",
     ],
 ]
+
+MIGRATIONS.append([
+    # Who was at the keyboard (store/origin.py): the OS account and the SSH
+    # client address of whoever made the decision.
+    "ALTER TABLE escalations ADD COLUMN decided_os_user TEXT",
+    "ALTER TABLE escalations ADD COLUMN decided_ssh_client TEXT",
+    # Two-person rule (store/approvers.py): the first approval, recorded while
+    # the escalation stays pending until a second, different approver confirms.
+    "ALTER TABLE escalations ADD COLUMN first_approved_by TEXT",
+    "ALTER TABLE escalations ADD COLUMN first_approved_at REAL",
+    "ALTER TABLE escalations ADD COLUMN first_approved_os_user TEXT",
+    "ALTER TABLE escalations ADD COLUMN first_approved_ssh_client TEXT",
+    "ALTER TABLE escalations ADD COLUMN first_approval_reason TEXT",
+])
