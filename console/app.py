@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
-from agentdeck.console.service.views import Counters, TaskDetail
+from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
 
 
 def _screen(module: str, name: str):
@@ -83,6 +84,9 @@ class AgentDeck(App):
         self.ingest = IngestService(self, self.db_path, self.trace_paths)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
+        # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
+        self.prune_stop = threading.Event()
+        self.pruning = False
         # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
         self.replay_files: dict[str, str] = {}
 
@@ -106,6 +110,8 @@ class AgentDeck(App):
             self.set_interval(self.tick, self.refresh_counters)
             # Expired escalations are decided by the policy now and then.
             self.set_interval(self.tick * 5, self.sweep_expired)
+        if self.settings.prune_every:
+            self.set_interval(self.settings.prune_every, self.scheduled_prune)
         # The other screens' modules (canary statistics, replay model) import
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
@@ -117,6 +123,32 @@ class AgentDeck(App):
 
     def on_unmount(self) -> None:
         self.ingest.stop.set()
+        self.prune_stop.set()
+
+    def scheduled_prune(self) -> None:
+        """Apply the retention rules on a thread worker (never the UI thread); a tick while one runs is skipped."""
+        if self.pruning:
+            return
+        self.pruning = True
+        deck, stop = self.deck, self.prune_stop
+
+        def job() -> None:
+            try:
+                result = deck.prune(stop)
+            except Exception as exc:  # deck.prune reports its own failures; this is a bug, still shown
+                result = ActionResult(False, f"Prune failed: {type(exc).__name__}: {exc} (see the log)", "error")
+            self.call_from_thread(self._pruned, result)
+
+        # Not run_off_ui: a prune is never superseded (its result must always be shown).
+        self.run_worker(job, thread=True, exclusive=True, group="prune", name="prune", exit_on_error=False)
+
+    def _pruned(self, result: ActionResult) -> None:
+        self.pruning = False
+        # A failure stays up until read (what to do is in the message); trace text is never markup.
+        self.notify(result.message, title="Prune", severity=result.severity,  # type: ignore[arg-type]
+                    timeout=30 if result.severity == "error" else 8, markup=False)
+        if result.changed:
+            self.store_written()
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at

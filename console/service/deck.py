@@ -389,6 +389,49 @@ class DeckService:
 
         return canary.tasks_behind(self.reader(), report, metric_key)
 
+    # -- Retention (the console's scheduled prune) ------------------------------------------
+
+    def prune(self, stop: threading.Event | None = None) -> ActionResult:
+        """Apply the retention policy (``settings.retention``) once, as ``agentdeck prune`` does; never raises.
+
+        Runs on its own connection (a long job must not hold this thread's
+        reader or writer); ``stop`` ends it between steps, consistent.
+        """
+        from agentdeck.store.archive import ArchiveError
+        from agentdeck.store.prune import PruneBusy, run_prune
+
+        todo = "see the log; run `agentdeck prune --dry-run` to check the rules"
+        try:
+            r = run_prune(self.db_path, self.settings.retention, self.now(), stop=stop, actor="retention (console)")
+        except PruneBusy as exc:
+            return ActionResult(False, f"Prune skipped: {exc}. The next scheduled run tries again.", "warning")
+        except (ArchiveError, OSError) as exc:
+            log.exception("scheduled prune")
+            return ActionResult(False, f"Prune failed: cannot write the archive ({_clean_error(exc)}); nothing was "
+                                f"removed that is not archived. Check the archive folder "
+                                f"({self.settings.retention.archive_folder(self.db_path)}): free space, "
+                                f"permissions; {todo}.", "error")
+        except sqlite3.Error as exc:
+            log.exception("scheduled prune")
+            return ActionResult(False, f"Prune failed: {_clean_error(exc)}; nothing is lost (each step is "
+                                f"one transaction); {todo}.", "error")
+        kept = sum(r.kept.values())
+        if r.removed_tasks:
+            where = f" into {', '.join(sorted(Path(a).name for a in r.archives))}" if r.archives else " (no archive)"
+            message = (f"Pruned {r.removed_tasks:,} tasks ({r.removed_events:,} events){where}; "
+                       f"kept {kept:,} under the rules.")
+        else:
+            message = f"Prune: nothing due; kept {kept:,} tasks under the rules."
+        if r.interrupted:
+            message += " Stopped early (the console is closing); the next run goes on."
+        severity = "information"
+        if r.problems:
+            message += " " + "; ".join(r.problems)
+            severity = "warning"
+        return ActionResult(True, message, severity, changed=bool(r.removed_tasks),
+                            detail={"removed_tasks": r.removed_tasks, "removed_events": r.removed_events,
+                                    "kept": kept, "archives": sorted(r.archives)})
+
     def suite_summary(self, agent: str, version: str) -> SuiteSummary | None:
         """The latest recorded suite run of this agent version, with its failing cases (None: never run)."""
         from agentdeck.replay.suite.record import failing_cases, latest_run
