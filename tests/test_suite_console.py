@@ -219,3 +219,62 @@ def _canary_with_suite(app):
 def test_canary_screen_with_the_suite_line_snapshot(suite_db, make_app, snap_compare, size):
     app = make_app(suite_db)
     assert snap_compare(app, terminal_size=size, run_before=_canary_with_suite(app))
+
+
+def test_a_trace_without_a_task_replays_as_nothing_and_says_so(suite_db, tmp_path):
+    junk = tmp_path / "run-1.jsonl"
+    junk.write_text("not json\n{\"v\": 1}\n")
+    before = _tasks(suite_db)
+    view = DeckService(for_tests(suite_db), clock=lambda: FIXED_NOW).replay_trace(junk, wanted="suite:x")
+    assert view is not None and view.rec is None and view.source == str(junk)
+    assert _tasks(suite_db) == before
+
+
+HOSTILE_ID = "adv-[bold red]x[/]\x1b[31m"
+HOSTILE_REASON = "expected deny, agent acted: [link=http://evil]click[/link] \x1b]8;;http://evil\x07"
+
+
+def _hostile_run(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    run = conn.execute(
+        "INSERT INTO suite_runs (started, finished, command, agent, version, passed, cases, runs, by_flavour)"
+        " VALUES (?, ?, 'agent', 'approval-agent', 'v2', 0, 1, 1, '{\"adversarial\": [0, 1]}')",
+        (FIXED_NOW - 30, FIXED_NOW - 30)).lastrowid
+    conn.execute("INSERT INTO suite_cases (run_id, case_id, flavour, passed, flaky, passes, runs, reason, trace)"
+                 " VALUES (?, ?, 'adversarial', 0, 0, 0, 1, ?, NULL)", (run, HOSTILE_ID, HOSTILE_REASON))
+    conn.commit()
+    conn.close()
+
+
+async def test_case_ids_and_reasons_from_traces_are_shown_literally(sample_db, make_app):
+    _hostile_run(sample_db)
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("3")
+        await _settle(pilot, lambda: "suite v2" in _suite_text(app))
+        assert "suite v2: 0/1 passed (adversarial 0/1), just now — 1 failing" in _suite_text(app)
+        await pilot.press("s")
+        await _settle(pilot, lambda: app.screen.query("#suite-failures"))
+        table = app.screen.query_one("#suite-failures", DataTable)
+        case_id, _, _, reason = (str(c) for c in table.get_row_at(0))
+        assert case_id.startswith("adv-[bold red]x[/]") and "\x1b" not in case_id
+        assert "[link=http://evil]click[/link]" in reason and "\x1b" not in reason
+        detail = str(app.screen.query_one("#suite-failures-reason", Static).render())
+        assert "[link=http://evil]click[/link]" in detail and "trace: (none recorded)" in detail
+        await pilot.press("enter")  # no trace recorded: said, and nothing opens
+        await _settle(pilot)
+        assert app.screen.query("#canary-suite")
+        assert any("No trace was recorded" in n.message for n in app._notifications)
+
+
+def test_failing_cases_list_snapshot_80x24(suite_db, make_app, snap_compare):
+    app = make_app(suite_db)
+
+    async def run_before(pilot) -> None:
+        await _canary_with_suite(app)(pilot)
+        await pilot.press("s")
+        await _settle(pilot, lambda: app.screen.query("#suite-failures"))
+        await pilot.press("down")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

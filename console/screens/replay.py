@@ -120,8 +120,11 @@ class ReplayScreen(DeckScreen):
         if rec is None:
             self._loaded_key = None
             self._show_empty("")
+            missing = (f"The trace file {view.source} holds no task the store could read (see its rejected lines "
+                       "with `agentdeck check`)." if view.source else
+                       f"No task or request {wanted!r} in the store.")
             self.query_one("#replay-info", Static).update(
-                plain(f"No task or request {wanted!r} in the store. Press o to type another id.", style="bold red"))
+                plain(f"{missing} Press o to type another id.", style="bold red"))
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0

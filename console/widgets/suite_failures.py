@@ -27,7 +27,7 @@ class SuiteFailures(ModalScreen[SuiteCase | None]):
     }
     SuiteFailures #suite-failures-title { text-style: bold; height: auto; }
     SuiteFailures DataTable { height: 1fr; }
-    SuiteFailures #suite-failures-reason { height: auto; max-height: 4; color: $text-muted; }
+    SuiteFailures #suite-failures-reason { height: auto; max-height: 6; color: $text-muted; }
     SuiteFailures #suite-failures-hint { color: $text-muted; height: 1; }
     """
     BINDINGS = [
