@@ -268,6 +268,10 @@ async def test_case_ids_and_reasons_from_traces_are_shown_literally(sample_db, m
 
 
 def test_failing_cases_list_snapshot_80x24(suite_db, make_app, snap_compare):
+    conn = sqlite3.connect(suite_db)  # a fixed folder for the picture (the real one is a temporary folder)
+    conn.execute("UPDATE suite_cases SET trace = '/srv/suite/20261124-144800/' || case_id || '/run-1.jsonl'")
+    conn.commit()
+    conn.close()
     app = make_app(suite_db)
 
     async def run_before(pilot) -> None:

@@ -75,7 +75,8 @@ class SuiteFailures(ModalScreen[SuiteCase | None]):
         if case is not None:
             text.append_text(plain(case.reason, 600))
             text.append("\n")
-            text.append_text(plain(f"trace: {case.trace or '(none recorded)'}", 300, single_line=True, style="dim"))
+            # Wrapped, not cut: the operator may want to copy the whole path.
+            text.append_text(plain(f"trace: {case.trace or '(none recorded)'}", 400, style="dim"))
         self.query_one("#suite-failures-reason", Static).update(text)
 
     @on(DataTable.RowSelected)
