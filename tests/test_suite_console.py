@@ -99,6 +99,17 @@ def test_no_record_leaves_the_store_alone(tmp_path):
         ("approval-agent", "v1", 1, 1)]
 
 
+def test_a_store_that_cannot_be_written_is_said_and_the_verdict_stands(tmp_path, capsys):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    shutil.copy(SUITE / "clean-04.json", folder)
+    db = tmp_path / "a-folder.db"
+    db.mkdir()  # not a store: opening it fails
+    assert main(["suite", "--db", str(db), "run", str(folder), "--agent-cmd", V1, "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "results not recorded: cannot use the store" in err and "--no-record" in err
+
+
 # --- the service, without the Pilot ----------------------------------------------------------------
 
 def test_suite_summary_is_the_latest_run_of_that_version(suite_db):
