@@ -10,15 +10,17 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive, var
+from textual.timer import Timer
 
 from agentdeck.console.ingest_service import IngestService
-from agentdeck.console.messages import Ingested
+from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
 from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.store.health import Health
 
 
 def _screen(module: str, name: str):
@@ -51,6 +53,7 @@ class AgentDeck(App):
         "escalations": lambda: _screen("escalations", "EscalationsScreen"),
         "canary": lambda: _screen("canary", "CanaryScreen"),
         "replay": lambda: _screen("replay", "ReplayScreen"),
+        "problems": lambda: _screen("problems", "ProblemsScreen"),
     }
     DEFAULT_MODE = "tasks"
     BINDINGS = [
@@ -58,6 +61,7 @@ class AgentDeck(App):
         Binding("2", "switch_mode('escalations')", "Escalations"),
         Binding("3", "switch_mode('canary')", "Canary"),
         Binding("4", "switch_mode('replay')", "Replay"),
+        Binding("5", "switch_mode('problems')", "Problems"),
         Binding("q", "quit", "Quit"),
         # On-call muscle memory: Ctrl+C leaves, as in every other terminal program.
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -68,7 +72,10 @@ class AgentDeck(App):
     # whole screen (these change on every ingest batch). `data_version` is the
     # one signal that the store changed: screens watch it.
     data_version: var[int] = var(0)
+    DATA_EVERY_S = 0.1  # at most one data_version bump this often (see on_ingested)
     counters: var[Counters | None] = var(None)
+    # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
+    health: var[Health] = var(Health())
     # The task (or request id) the Replay screen shows; set by open_replay.
     replay_task: reactive[str | None] = reactive(None)
 
@@ -81,9 +88,12 @@ class AgentDeck(App):
         self.trace_paths = list(settings.traces)
         self.follow_traces = settings.follow
         self.tick = settings.tick
-        self.ingest = IngestService(self, self.db_path, self.trace_paths)
+        # The tailer runs in its own process (when following); commits are noticed by data_version.
+        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
+        self._data_at = 0.0  # monotonic time of the last data_version bump
+        self._data_timer: Timer | None = None
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
         self.pruning = False
@@ -103,8 +113,9 @@ class AgentDeck(App):
         return self.clock()
 
     def on_mount(self) -> None:
-        if self.follow_traces and self.trace_paths:
-            self.run_worker(self.ingest.run, thread=True, exclusive=False, group="ingest", name="tailer")
+        # After the first frame: the ingest process's own start-up (imports,
+        # a first pass) must not compete with the first paint for the CPU.
+        self.call_after_refresh(self.ingest.start)
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
@@ -122,7 +133,7 @@ class AgentDeck(App):
                    self._store_written)
 
     def on_unmount(self) -> None:
-        self.ingest.stop.set()
+        self.ingest.close()
         self.prune_stop.set()
 
     def scheduled_prune(self) -> None:
@@ -152,13 +163,30 @@ class AgentDeck(App):
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
-        self.data_version += 1
+        # Screens reload on each bump, and a reload supersedes the one in
+        # flight: bumped at most every DATA_EVERY_S (the first at once, the
+        # last of a burst when its time comes), so under a steady stream of
+        # commits each reload lands instead of being replaced by the next.
+        now = time.monotonic()
+        wait = self._data_at + self.DATA_EVERY_S - now
+        if wait <= 0:
+            self._bump_data()
+        elif self._data_timer is None:
+            self._data_timer = self.set_timer(wait, self._bump_data)
         # A busy fleet commits many batches a second; the counters (aggregate
         # queries) need not follow each one: at most 4 a second, plus the tick.
         now = time.monotonic()
         if now - self._counters_at >= 0.25 or not self.tick:
             self._counters_at = now
             self.refresh_counters()
+
+    def _bump_data(self) -> None:
+        self._data_timer = None
+        self._data_at = time.monotonic()
+        self.data_version += 1
+
+    def on_health_checked(self, message: HealthChecked) -> None:
+        self.health = message.health
 
     def store_written(self) -> None:
         """The console itself wrote the store (a decision, a compensation…): screens and counters re-read."""

@@ -1,44 +1,299 @@
-"""The tailer, run on a background thread for the console.
+"""Ingest beside the UI: the console's ingest process, and noticing what it commits.
 
-It owns its own SQLite connection and posts ``Ingested`` messages; the UI
-thread never touches trace files.
+* ``IngestSupervisor`` runs ``python -m agentdeck.console.ingest_process``
+  (its own interpreter: parsing and commits never hold the UI's GIL),
+  keeps its last stderr lines, and restarts it with backoff when it stops.
+  It stops it on quit; if the console dies, the process sees its stdin close
+  and stops too.
+* ``StoreWatcher`` polls ``PRAGMA data_version`` on its own read connection
+  every few milliseconds (a few microseconds each: no query runs unless
+  another connection committed) and posts ``Ingested``; about once a second,
+  and soon after a change, it runs the health check (store/health.py) and
+  posts ``HealthChecked`` when the answer changed.
+
+Both run on thread workers in the group "ingest"; neither touches widgets.
 """
 
 from __future__ import annotations
 
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textual.app import App
 
-from agentdeck.console.messages import Ingested
+from agentdeck.console.messages import HealthChecked, Ingested
+from agentdeck.store import health as health_mod
 from agentdeck.store.db import connect
-from agentdeck.store.tailer import TailStats, Tailer
+from agentdeck.store.health import ChildState
+from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
+
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # between restarts of a process that keeps stopping
+HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
+STOP_TIMEOUT_S = 5.0  # on quit: then it is killed (safe: a batch is committed whole or not at all)
+STDERR_LINES = 12
 
 
-class IngestService:
-    def __init__(self, app: App, db_path: Path, paths: list[Path]) -> None:
-        self.app = app
-        self.db_path = db_path
-        self.paths = paths
-        self.stop = threading.Event()
-        self.tailer: Tailer | None = None
+class IngestSupervisor:
+    """Starts, watches and restarts one ingest process."""
 
-    def _on_batch(self, stats: TailStats) -> None:
-        self.app.post_message(
-            Ingested(stats.events, stats.rejects, set(stats.tasks), list(stats.escalations), time.time())
+    def __init__(self, db_path: Path, paths: Sequence[Path], *, heartbeat: float = HEARTBEAT_S,
+                 backoff: Sequence[float] = BACKOFF_S, healthy_after: float = HEALTHY_AFTER_S,
+                 python: str = sys.executable, on_change: Callable[[], None] = lambda: None) -> None:
+        self.db_path = Path(db_path)
+        self.paths = [Path(p) for p in paths]
+        self.heartbeat = heartbeat
+        self.backoff = tuple(backoff)
+        self.healthy_after = healthy_after
+        self.python = python
+        self.on_change = on_change
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._restart = threading.Event()
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self._reader = threading.Thread()
+        self._state = ChildState(running=False, command=self.command_line())
+
+    def command(self) -> list[str]:
+        return [self.python, "-m", "agentdeck.console.ingest_process", "--db", str(self.db_path),
+                "--heartbeat", str(self.heartbeat), "--with-parent", *map(str, self.paths)]
+
+    def command_line(self) -> str:
+        """What an operator can run by hand to see why it stops (without --with-parent)."""
+        return shlex.join(["agentdeck", "ingest", "--follow", "--db", str(self.db_path), *map(str, self.paths)])
+
+    def state(self) -> ChildState:
+        with self._lock:
+            return self._state
+
+    def _set(self, **changes) -> None:
+        with self._lock:
+            self._state = ChildState(**{**self._state.__dict__, **changes})
+        self.on_change()
+
+    def restart_now(self) -> None:
+        """Start it again now: after a stop (no waiting out the backoff), or kill and restart a running one."""
+        self._restart.set()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Its own session: a signal meant for the console's terminal does not reach it.
+            start_new_session=True,
         )
+        self._reader = threading.Thread(target=self._read_stderr, args=(proc,), name="ingest-stderr", daemon=True)
+        self._reader.start()
+        return proc
 
-    def run(self) -> None:
-        """Thread body: follow the paths until stopped."""
-        conn = connect(self.db_path)
+    def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        """Keep its last lines (and drain the pipe, so it never blocks writing); ends at its exit."""
+        assert proc.stderr is not None
         try:
-            self.tailer = Tailer(conn, self.paths, on_batch=self._on_batch)
-            self.tailer.run(self.stop)
+            with proc.stderr:
+                for raw in proc.stderr:
+                    self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body: keep one process running until ``stop`` is set. Never ends silently."""
+        while not stop.is_set():
+            try:
+                self._supervise(stop)
+            except Exception as exc:  # a bug here must show, not end supervision unseen
+                self._set(running=False, stderr_tail=(f"the console's ingest supervisor failed: {type(exc).__name__}: {exc}",),
+                          stopped_at=time.time(), restart_at=time.time() + self.backoff[-1])
+                self._restart.wait(self.backoff[-1])
+
+    def _supervise(self, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            self._restart.clear()
+            self._stderr.clear()
+            started = time.monotonic()
+            try:
+                proc = self.proc = self._spawn()
+            except OSError as exc:
+                self._stderr.append(f"cannot start {self.python}: {exc.strerror or exc}")
+                code: int | None = None
+            else:
+                self._set(running=True, ingester=ingester_id(proc.pid), restart_at=None)
+                # 50 ms: a stopped process shows within that, plus one health check.
+                while proc.poll() is None and not stop.is_set() and not self._restart.is_set():
+                    stop.wait(0.05)
+                if proc.poll() is None:  # asked to stop or restart
+                    self._terminate(proc)
+                    if stop.is_set():
+                        break
+                code = proc.wait()
+                self._reader.join(1.0)  # its last lines, which say why
+                self._record_exit(proc.pid, code)
+            ran = time.monotonic() - started
+            failures = 0 if ran >= self.healthy_after else failures + 1
+            delay = 0.0 if self._restart.is_set() else self.backoff[max(0, min(failures, len(self.backoff)) - 1)]
+            now = time.time()
+            self._set(running=False, exit_code=code, stderr_tail=tuple(self._stderr),
+                      restarts=self._state.restarts + 1, stopped_at=now, restart_at=now + delay)
+            self._restart.wait(delay)  # close() sets it too, so quitting never waits out a backoff
+
+    def _record_exit(self, pid: int, code: int | None) -> None:
+        """Say in the store that it ended, if it could not (killed): other consoles see it at once."""
+        from agentdeck.store.health import exit_description
+
+        try:
+            conn = connect(self.db_path)
+            try:
+                mark_gone(conn, ingester_id(pid), time.time(), f"{exit_description(code)}; restarted by its console")
+            finally:
+                conn.close()
+        except sqlite3.Error:  # the store itself may be the problem; the console shows the exit anyway
+            pass
+
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(signal.SIGTERM)  # stops between batches
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop the process now (on quit; ``stop`` is set): the run loop ends."""
+        self._restart.set()
+        proc = self.proc
+        if proc is not None:
+            self._terminate(proc)
+
+
+def data_version(conn) -> int:
+    return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
+class StoreWatcher:
+    """Notices commits by any connection, and checks health, for one app."""
+
+    def __init__(self, app: App, db_path: Path, supervisor: IngestSupervisor | None = None, *,
+                 poll_s: float = 0.005, health_every: float = 1.0, wall_clock: Callable[[], float] = time.time,
+                 stall_after: float = health_mod.STALL_AFTER_S) -> None:
+        self.app = app
+        self.db_path = Path(db_path)
+        self.supervisor = supervisor
+        self.poll_s = poll_s
+        self.health_every = health_every
+        self.wall_clock = wall_clock
+        self.stall_after = stall_after
+        self.poke = threading.Event()  # check health now (the ingest process stopped or started)
+        self.last: health_mod.Health | None = None
+        self.skip_first = False  # the app's first check runs on a worker of its own
+
+    def check(self, conn) -> health_mod.Health:
+        child = self.supervisor.state() if self.supervisor is not None else None
+        return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
+                                stall_after=self.stall_after)
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body. Survives anything: a failure is shown as a problem and it starts over."""
+        while not stop.is_set():
+            try:
+                self._watch(stop)
+            except Exception as exc:
+                self.last = health_mod.Health("error", (health_mod.Problem(
+                    "store-watch", "error", "the console cannot read the store", f"{type(exc).__name__}: {exc}",
+                    self.wall_clock(), "screens are not refreshed meanwhile; it retries every second "
+                    "(a moved or deleted store needs a restart of the console)"),), checked_at=self.wall_clock())
+                self.app.post_message(HealthChecked(self.last))
+                stop.wait(1.0)
+
+    def _watch(self, stop: threading.Event) -> None:
+        conn = connect(self.db_path, readonly=True)
+        try:
+            version = data_version(conn)
+            next_check = time.monotonic() + (self.health_every if self.skip_first else 0.0)
+            while True:
+                now = time.monotonic()
+                if now >= next_check or self.poke.is_set():
+                    self.poke.clear()
+                    try:
+                        health = self.check(conn)
+                    except Exception as exc:  # the check must not end the watcher; say it instead
+                        health = health_mod.Health("error", (health_mod.Problem(
+                            "health", "error", "the health check failed", f"{type(exc).__name__}: {exc}",
+                            self.wall_clock(), "the store may be damaged or locked; see the message"),))
+                    if health != self.last:
+                        self.last = health
+                        self.app.post_message(HealthChecked(health))
+                    next_check = now + self.health_every
+                if stop.wait(self.poll_s):
+                    return
+                current = data_version(conn)
+                if current != version:
+                    version = current
+                    self.app.post_message(Ingested(committed_at=time.time()))
+                    # Rejects, deliveries and ingest problems come in commits: look soon,
+                    # but not on every commit of a busy fleet.
+                    next_check = min(next_check, time.monotonic() + 0.25)
         finally:
             conn.close()
 
-    @property
-    def problems(self) -> dict[str, str]:
-        return dict(self.tailer.problems) if self.tailer else {}
+
+class IngestService:
+    """The app's ingest: a supervised process when following paths, and the store watcher always.
+
+    The keyword settings are plain parameters with defaults until they join the
+    console's Settings.
+    """
+
+    def __init__(self, app: App, db_path: Path, paths: Sequence[Path], *, follow: bool = True,
+                 heartbeat: float = HEARTBEAT_S, stall_after: float = health_mod.STALL_AFTER_S,
+                 backoff: Sequence[float] = BACKOFF_S, poll_s: float = 0.005, health_every: float = 1.0) -> None:
+        self.app = app
+        self.stop = threading.Event()
+        self.supervisor = (IngestSupervisor(db_path, paths, heartbeat=heartbeat, backoff=backoff, on_change=self._changed)
+                           if follow and paths else None)
+        self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=poll_s, health_every=health_every,
+                                    stall_after=stall_after)
+
+    def _changed(self) -> None:
+        self.watcher.poke.set()
+
+    def start(self) -> None:
+        # Plain daemon threads, not Textual workers: they live as long as the
+        # app, and tests that wait for all workers to complete must not wait on them.
+        if self.supervisor is not None:
+            threading.Thread(target=self.supervisor.run, args=(self.stop,), name="ingest-process", daemon=True).start()
+        self.watcher.skip_first = True
+        threading.Thread(target=self.watcher.run, args=(self.stop,), name="store-watch", daemon=True).start()
+        # The first check is a worker that completes, so the first screen (and
+        # a snapshot taken once workers settle) already shows the health.
+        self.app.run_worker(self._first_check, thread=True, group="health", name="health-first")
+
+    def _first_check(self) -> None:
+        conn = connect(self.watcher.db_path, readonly=True)
+        try:
+            health = self.watcher.check(conn)
+        finally:
+            conn.close()
+        self.app.post_message(HealthChecked(health))
+
+    def restart(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.restart_now()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.supervisor is not None:
+            self.supervisor.close()
+

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from agentdeck.store.health import Health
 
 
 @dataclass
 class Ingested(Message):
-    """New rows were committed by the tailer.
+    """Something new was committed to the store (by the ingest process, a receiver, another console).
 
-    A flood of batches collapses into one message: a pending ``Ingested``
-    is replaced by the next, which carries the union of what changed.
+    A flood of commits collapses into one message. Textual asks a message
+    whether it ``can_replace`` the next one pending and, if so, drops it and
+    handles the pending one instead (``MessagePump._process_messages_loop``):
+    so what this one carries is folded into ``message``, the one that stays.
     """
 
     events: int = 0
@@ -23,9 +29,20 @@ class Ingested(Message):
 
     def can_replace(self, message: Message) -> bool:
         if isinstance(message, Ingested):
-            self.events += message.events
-            self.rejects += message.rejects
-            self.tasks |= message.tasks
-            self.escalations = message.escalations + self.escalations
+            message.events += self.events
+            message.rejects += self.rejects
+            message.tasks |= self.tasks
+            message.escalations = self.escalations + message.escalations
+            message.committed_at = max(message.committed_at, self.committed_at)
             return True
         return False
+
+
+@dataclass
+class HealthChecked(Message):
+    """A fresh health check (store/health.py); only the newest matters."""
+
+    health: Health
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HealthChecked)

@@ -30,6 +30,7 @@ AREAS = (
     "retention",
     "receiver",
     "notify",
+    "ingest_status",
     "suite",
 )
 

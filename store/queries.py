@@ -28,8 +28,11 @@ def counters(conn: sqlite3.Connection, now: float | None = None) -> Counters:
     since = now - 60
     # Tasks started in the last minute, by event time (tasks_started index).
     per_min = conn.execute("SELECT count(*) FROM tasks WHERE started >= ?", (since,)).fetchone()[0]
+    # Failing tasks of the last hour by event time (tasks_started index), like
+    # tasks/min: what is live. (By ingest time, a backfill of old traces counted
+    # as "this hour" and the query read every task it had just ingested.)
     errors = conn.execute(
-        "SELECT count(*) FROM tasks WHERE updated_at >= ? AND (outcome = 'failed' OR tool_errors > 0 OR actions_failed > 0)",
+        "SELECT count(*) FROM tasks WHERE started >= ? AND (outcome = 'failed' OR tool_errors > 0 OR actions_failed > 0)",
         (now - 3600,),
     ).fetchone()[0]
     open_esc = conn.execute("SELECT count(*) FROM escalations WHERE status = 'pending'").fetchone()[0]

@@ -285,6 +285,9 @@ class Tailer:
             for entry in entries:
                 try:
                     if not entry.is_file():
+                        if not single and self._matches(entry.name) and entry.is_symlink():
+                            # Otherwise skipped without a word (is_file follows the link).
+                            problems[entry.path] = f"dangling symlink to {os.readlink(entry.path)}: its target does not exist"
                         continue
                     est = entry.stat()
                 except OSError:

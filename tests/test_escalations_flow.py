@@ -135,6 +135,10 @@ async def test_two_consoles_on_one_store_first_decision_wins(esc_db, make_app):
         # Both show the escalation as pending.
         await select(p1, "esc-t-low")
         await select(p2, "esc-t-low")
+        # Bob's console would notice Alice's commit within milliseconds (PRAGMA
+        # data_version) and drop the row; stop its store watcher so his view is
+        # stale, the case this test is about.
+        second.ingest.close()
         await p1.press("a")
         await p1.pause()
         await p1.press("enter")

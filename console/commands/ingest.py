@@ -63,6 +63,14 @@ def _total_bytes(paths: list[Path]) -> int:
     return total
 
 
+def _also(first, then):
+    def both(batch) -> None:
+        first(batch)
+        then(batch)
+
+    return both
+
+
 def _not_traces(conn, paths: set[str]) -> list[tuple[str, int]]:
     """Files read in this run none of whose lines was a trace event (README.md given by mistake)."""
     found = []
@@ -144,6 +152,12 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             # The tailer follows on a thread; this one reports problems as
             # they come and turns Ctrl-C into a clean stop.
+            # Its health goes to the store too, for every console on it (store/ingest_status.py).
+            from agentdeck.store.ingest_status import StatusRecorder
+
+            status = StatusRecorder(connect(db), paths)
+            status.tick({})
+            tailer.on_batch = _also(status.on_batch, on_batch)
             stop = threading.Event()
             worker = threading.Thread(target=tailer.run, args=(stop,), name="ingest", daemon=True)
             worker.start()
@@ -151,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 while worker.is_alive():
                     worker.join(0.5)
                     report_problems(tailer.problems)
+                    status.tick(tailer.problems)
                     # Subfolders created since: the tailer re-establishes its watch when its paths change.
                     now_paths = expand(given)
                     if now_paths != tailer.paths:
@@ -166,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
                     worker.join()
                 except KeyboardInterrupt:
                     pass
+                status.finish("stopped")
         else:
             try:
                 tailer.poll()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,7 +13,11 @@ from textual.widgets import Tab, Tabs
 
 from agentdeck.console.service.views import Counters
 
-SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay")]
+if TYPE_CHECKING:
+    from agentdeck.store.health import Health
+
+SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay"),
+           ("problems", "5 Problems")]  # the tab shows the health indicator instead: "5 ✔ ok", "5 ▲ 2"
 
 
 class ScreenTabs(Tabs, can_focus=False):
@@ -25,6 +30,17 @@ class ScreenTabs(Tabs, can_focus=False):
     def __init__(self, active: str) -> None:
         super().__init__(*[Tab(label, id=f"tab-{mode}") for mode, label in SCREENS], active=f"tab-{active}")
         self.mode = active
+
+    def on_mount(self) -> None:
+        # The last tab is the health indicator: "5 ✔ ok", "5 ▲ 2", "5 ✖ 3".
+        self.watch(self.app, "health", self._show_health)
+
+    def _show_health(self, health: Health) -> None:
+        tab = self.query_one("#tab-problems", Tab)
+        label = indicator_text(health)
+        if str(tab.label) != label.plain or health.level != getattr(self, "_level", None):
+            self._level = health.level
+            tab.label = label
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
@@ -57,42 +73,97 @@ class TextLine(Widget):
         return self.text
 
 
-class LiveCounters(TextLine):
-    """tasks/min, errors, open escalations, ingest lag — from the app's counters."""
+# An event ingested this soon after its timestamp is live; older ones are a
+# backfill (sample data, a catch-up) whose age says nothing about ingest lag.
+LIVE_WINDOW_S = 600.0
 
-    def on_mount(self) -> None:
-        self.watch(self.app, "counters", self.show)
 
-    def show(self, counters: Counters | None) -> None:
-        if counters is None:
-            self.update("")
-            return
-        now = self.app.now()
-        lag = "—"
-        if counters.last_ingest_at is not None and counters.last_event_ts is not None:
-            lag = _ago(max(0.0, now - counters.last_ingest_at))
-        text = Text()
-        text.append(f"{counters.tasks_per_min:.0f}", "bold")
-        text.append(" tasks/min  ")
-        text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
-        text.append(" errors/h  ")
-        text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
-        text.append(" open esc  ")
-        text.append(f"{counters.events:,}", "bold")
-        text.append(" events  ")
-        if counters.rejects:
-            text.append(f"{counters.rejects}", "bold red")
-            text.append(" rejects  ")
-        text.append("ingest ")
-        text.append(lag, "bold")
-        tailing = getattr(self.app, "follow_traces", False) and getattr(self.app, "trace_paths", None)
-        if tailing and counters.last_ingest_at and counters.last_event_ts:
-            # How long the newest ingested event took from its timestamp to the
-            # store (only while tailing: for a browsed store it means nothing).
-            delay = max(0.0, counters.last_ingest_at - counters.last_event_ts)
+def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes: int = 0) -> Text:
+    """The header's counters line. ``now`` is the console's clock; the ingest age counts up from it.
+
+    Ingest first: at 80 columns the end of the line is cut, and whether data
+    is still arriving matters most.
+    """
+    text = Text()
+    text.append("ingest ")
+    if counters.last_ingest_at is None:
+        text.append("—", "bold")
+    else:
+        age = max(0.0, now - counters.last_ingest_at)
+        text.append(_ago(age), "bold yellow" if tailing and age > 120 else "bold")
+    if tailing and behind_bytes > 0:
+        # Written to the trace files, not in the store yet: the real backlog.
+        text.append("  behind ")
+        text.append(_size(behind_bytes), "bold yellow")
+    elif tailing and counters.last_ingest_at and counters.last_event_ts:
+        # How long the newest event took from its timestamp to the store; only
+        # for live events (a backfill of old traces is not lag).
+        delay = max(0.0, counters.last_ingest_at - counters.last_event_ts)
+        if delay < LIVE_WINDOW_S:
             text.append("  lag ")
             text.append(_duration(delay), "bold red" if delay > 5 else "bold")
-        self.update(text)
+    text.append("  ")
+    text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
+    text.append(" open esc  ")
+    text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
+    text.append(" errors/h  ")
+    text.append(f"{counters.tasks_per_min:.0f}", "bold")
+    text.append(" tasks/min  ")
+    text.append(f"{counters.events:,}", "bold")
+    text.append(" events")
+    if counters.rejects:
+        text.append("  ")
+        text.append(f"{counters.rejects}", "bold red")
+        text.append(" rejects")
+    return text
+
+
+class LiveCounters(TextLine):
+    """tasks/min, errors, open escalations, ingest age and lag — from the app's counters.
+
+    Redrawn every second as well as on every change, so "ingest 5m ago" keeps
+    counting when nothing arrives (a stuck ingest must not look like a quiet fleet).
+    """
+
+    def on_mount(self) -> None:
+        self.counters: Counters | None = None
+        self.watch(self.app, "counters", self.show)
+        self.set_interval(1.0, self.redraw)
+
+    def show(self, counters: Counters | None) -> None:
+        self.counters = counters
+        self.redraw()
+
+    def redraw(self) -> None:
+        if self.counters is None:
+            self.update("")
+            return
+        app = self.app
+        tailing = bool(getattr(app, "follow_traces", False) and getattr(app, "trace_paths", None))
+        health = getattr(app, "health", None)
+        now = app.now() if hasattr(app, "now") else time.time()
+        self.update(counters_text(self.counters, now, tailing=tailing,
+                                  behind_bytes=getattr(health, "behind_bytes", 0)))
+
+
+def indicator_text(health: Health) -> Text:
+    """The Problems tab's label: the health indicator (how many problems, coloured by the worst)."""
+    text = Text("5 ")
+    if health.level == "error":
+        text.append(f"✖ {len(health.problems)}", "bold red")
+    elif health.level == "warn":
+        text.append(f"▲ {len(health.problems)}", "bold yellow")
+    else:
+        text.append("✔ ok", "bold green")
+    return text
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
 
 
 def _duration(seconds: float) -> str:
@@ -116,11 +187,11 @@ def _ago(seconds: float) -> str:
 
 
 class DeckHeader(Horizontal):
-    """Top bar: the screens as tabs, and the live counters."""
+    """Top bar: the screens as tabs (the last one the health indicator) and the live counters."""
 
     DEFAULT_CSS = """
     DeckHeader { height: 2; dock: top; background: $panel; }
-    DeckHeader ScreenTabs { width: 46; height: 2; }
+    DeckHeader ScreenTabs { width: 56; height: 2; }
     DeckHeader LiveCounters { width: 1fr; padding: 0 1; content-align: right middle; height: 2; }
     """
 

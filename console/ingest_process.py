@@ -1,0 +1,128 @@
+"""The console's ingest process: follows trace paths into the store, beside the UI.
+
+    python -m agentdeck.console.ingest_process --db DB [--heartbeat S] [--with-parent] PATH...
+
+The console starts one of these (console/ingest_service.py) so the tailer's
+parsing and commits never compete with Textual for one interpreter. It
+records its health in the store (store/ingest_status.py), where every
+console on the store reads it. No textual import here: it starts fast.
+
+Ends on SIGTERM or SIGINT (between batches: what was read is committed),
+and with ``--with-parent`` when its stdin closes, i.e. when the console
+that started it is gone, even by kill -9. Exit status: 0 stopped when asked,
+1 the tailer failed, 2 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from agentdeck.store.ingest_status import HEARTBEAT_S, StatusRecorder
+
+TICK_S = 0.2  # how often problems are looked at (a new one is in the store within this)
+EXPAND_S = 1.0  # how often folders are searched for new subfolders
+
+
+def _say(text: str) -> None:
+    print(f"agentdeck ingest: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="agentdeck-ingest")
+    p.add_argument("--db", required=True)
+    p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S)
+    p.add_argument("--with-parent", action="store_true", help="stop when stdin closes (the parent is gone)")
+    p.add_argument("paths", nargs="+")
+    args = p.parse_args(argv)
+
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.with_parent:
+        def watch_parent() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            stop.set()
+
+        threading.Thread(target=watch_parent, name="parent", daemon=True).start()
+
+    from agentdeck.console.tracefolders import expand
+
+    given = [Path(x) for x in args.paths]
+    paths = expand(given)  # folders and their subfolders, as `agentdeck ingest` reads them
+    try:
+        conn = connect(args.db)
+        status_conn = connect(args.db)
+    except (sqlite3.Error, OSError) as exc:
+        _say(f"cannot open the store {args.db}: {exc}")
+        return 2
+    recorder = StatusRecorder(status_conn, given, heartbeat=args.heartbeat)
+    try:
+        recorder.start()
+    except sqlite3.Error as exc:
+        _say(f"cannot write to the store {args.db}: {exc}")
+        return 2
+
+    pool = None
+    from agentdeck.console.commands.ingest import BULK_BYTES, _total_bytes
+
+    if _total_bytes(paths) > BULK_BYTES:
+        from agentdeck.store.parallel import ParsePool, default_workers
+
+        pool = ParsePool(default_workers())  # forked now, before any thread starts
+    failure: list[str] = []
+
+    def follow() -> None:
+        try:
+            tailer.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - said in the store and on stderr, then exit 1
+            failure.append(f"{type(exc).__name__}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            stop.set()
+
+    tailer = Tailer(conn, paths, on_batch=recorder.on_batch, parse_pool=pool)
+    worker = threading.Thread(target=follow, name="tailer", daemon=True)
+    worker.start()
+    reported: dict[str, str] = {}
+    expanded_at = time.monotonic()
+    while worker.is_alive():
+        worker.join(TICK_S)
+        if time.monotonic() - expanded_at >= EXPAND_S:
+            # Subfolders created since: the tailer re-establishes its watch when its paths change.
+            expanded_at = time.monotonic()
+            now_paths = expand(given)
+            if now_paths != tailer.paths:
+                tailer.paths = now_paths
+        problems = dict(tailer.problems)
+        if recorder.error:
+            problems["(status)"] = f"cannot record ingest status: {recorder.error}"
+        recorder.tick(problems)
+        for source, detail in problems.items():
+            if reported.get(source) != detail:
+                _say(f"{source}: {detail}")
+        reported = problems
+    if pool is not None:
+        pool.close()
+    if failure:
+        recorder.finish("failed", failure[0])
+        _say(f"the tailer failed: {failure[0]}")
+        return 1
+    recorder.finish("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Problems: everything that is wrong right now, with since-when and what to do.
+
+The list is the app's ``health`` (store/health.py, checked about once a
+second on a worker): ingest that stopped, stalled or cannot read a path,
+rejected trace lines, decisions not delivered, compensations that failed.
+Worst first; the cursor stays on the same problem across checks; ``enter``
+goes where a failed delivery or compensation is retried. ``r``
+restarts the console's ingest process now (it is also restarted by itself,
+with backoff). Nothing here does I/O: it shows what the check found.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from agentdeck.console.safe import plain
+from agentdeck.console.screens.base import DeckScreen
+
+if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
+    from agentdeck.store.health import Health, Problem
+
+LEVEL_STYLE = {"error": ("✖ error", "bold red"), "warn": ("▲ warn", "bold yellow")}
+
+
+def age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def since_text(problem: Problem, checked_at: float) -> str:
+    if problem.since is None:
+        return ""
+    clock = time.strftime("%H:%M:%S", time.gmtime(problem.since))
+    return f"{clock} ({age(checked_at - problem.since)} ago)"
+
+
+def detail_text(problem: Problem, checked_at: float) -> Text:
+    text = Text()
+    text.append_text(plain(problem.what, 300, style="bold", single_line=True))
+    text.append("\nsince ", "dim")
+    text.append(since_text(problem, checked_at) or "—")
+    text.append("\nwhat to do: ", "bold")
+    text.append_text(plain(problem.todo, 600))
+    if problem.detail:
+        text.append("\n")
+        text.append_text(plain(problem.detail, 2000))
+    return text
+
+
+class ProblemsScreen(DeckScreen):
+    MODE = "problems"
+    CSS_PATH = "problems.tcss"
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("r", "restart_ingest", "Restart ingest"),
+        Binding("enter", "goto", "Go to it", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="problems-title")
+        yield DataTable(id="problems-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="problems-detail")
+        yield Static("", id="problems-status")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#problems-table", DataTable)
+        table.add_columns("level", "problem", "since")
+        self.problems: dict[str, Problem] = {}
+        self.watch(self.app, "health", self.show, init=True)
+        table.focus()
+        ingest = getattr(self.app, "ingest", None)
+        following = ingest is not None and getattr(ingest, "supervisor", None) is not None
+        self.query_one("#problems-status", Static).update(
+            Text("r: restart ingest now  ·  checked about once a second" if following
+                 else "this console follows no traces (--no-follow or none given): ingest is not run here",
+                 style="dim"))
+
+    def reload(self) -> None:
+        """Nothing to read: the app's health check runs on its own worker."""
+
+    def show(self, health: Health) -> None:
+        table = self.query_one("#problems-table", DataTable)
+        keep = self._selected_key()
+        self.problems = {p.key: p for p in health.problems}
+        table.clear()
+        for p in health.problems:
+            label, style = LEVEL_STYLE.get(p.level, (p.level, ""))
+            table.add_row(Text(label, style=style), plain(p.what, 200, single_line=True),
+                          Text(since_text(p, health.checked_at)), key=p.key)
+        if keep in self.problems:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        title = Text()
+        if not health.problems:
+            title.append("✔ nothing wrong", "bold green")
+            title.append("  ·  ingest, rejects, deliveries and compensations are checked", "dim")
+        else:
+            counts = health.counts
+            title.append(f"{len(health.problems)} problem{'s' if len(health.problems) != 1 else ''}", "bold")
+            title.append(f"  ({counts['error']} errors, {counts['warn']} warnings) worst first", "dim")
+        self.query_one("#problems-title", Static).update(title)
+        self._show_detail(health.checked_at)
+        self._checked_at = health.checked_at
+
+    def _selected_key(self) -> str | None:
+        table = self.query_one("#problems-table", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def _show_detail(self, checked_at: float) -> None:
+        key = self._selected_key()
+        problem = self.problems.get(key) if key is not None else None
+        self.query_one("#problems-detail", Static).update(
+            detail_text(problem, checked_at) if problem else Text(""))
+
+    @on(DataTable.RowHighlighted, "#problems-table")
+    def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_detail(getattr(self, "_checked_at", 0.0))
+
+    @on(DataTable.RowSelected, "#problems-table")
+    def _selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_goto()
+
+    def action_goto(self) -> None:
+        """Where the problem is fixed: the Escalations queue, or the task on Replay."""
+        key = self._selected_key()
+        problem = self.problems.get(key) if key is not None else None
+        if problem is None or not problem.goto:
+            return
+        where, _, task = problem.goto.partition(":")
+        if where == "replay" and task:
+            self.app.open_replay(task)  # type: ignore[attr-defined]
+        else:
+            self.app.switch_mode(where)
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#problems-table", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#problems-table", DataTable).action_cursor_up()
+
+    def action_restart_ingest(self) -> None:
+        ingest = getattr(self.app, "ingest", None)
+        if ingest is None or getattr(ingest, "supervisor", None) is None:
+            self.notify("This console runs no ingest (no traces to follow).", severity="warning")
+            return
+        ingest.restart()
+        self.notify("Restarting ingest…")
