@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
-from agentdeck.store.health import Health
+from agentdeck.store.health import LEVELS, Health, Problem
 
 
 def _screen(module: str, name: str):
@@ -97,6 +98,7 @@ class AgentDeck(App):
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
         self.pruning = False
+        self.prune_problem: Problem | None = None  # the last scheduled prune failed: listed on Problems
         # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
         self.replay_files: dict[str, str] = {}
 
@@ -155,6 +157,14 @@ class AgentDeck(App):
 
     def _pruned(self, result: ActionResult) -> None:
         self.pruning = False
+        if result.severity == "error":
+            since = self.prune_problem.since if self.prune_problem is not None else self.now()
+            self.prune_problem = Problem(
+                "prune", "error", "The scheduled prune failed", result.message, since,
+                "Fix what the detail names; the next scheduled run tries again (or run `agentdeck prune` by hand).")
+        elif result.ok:
+            self.prune_problem = None
+        self.health = self._with_prune_problem(self.health)
         # A failure stays up until read (what to do is in the message); trace text is never markup.
         self.notify(result.message, title="Prune", severity=result.severity,  # type: ignore[arg-type]
                     timeout=30 if result.severity == "error" else 8, markup=False)
@@ -186,7 +196,16 @@ class AgentDeck(App):
         self.data_version += 1
 
     def on_health_checked(self, message: HealthChecked) -> None:
-        self.health = message.health
+        self.health = self._with_prune_problem(message.health)
+
+    def _with_prune_problem(self, health: Health) -> Health:
+        """The store's health plus a failed scheduled prune (known only to this console, not in the store)."""
+        health = replace(health, problems=tuple(p for p in health.problems if p.key != "prune"))
+        problem = self.prune_problem
+        if problem is None:
+            return replace(health, level=max((p.level for p in health.problems), key=LEVELS.index, default="ok"))
+        problems = (problem, *health.problems)
+        return replace(health, problems=problems, level=max((p.level for p in problems), key=LEVELS.index))
 
     def store_written(self) -> None:
         """The console itself wrote the store (a decision, a compensation…): screens and counters re-read."""

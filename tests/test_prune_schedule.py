@@ -103,3 +103,28 @@ async def test_the_console_prunes_on_its_schedule_and_shows_the_result(sample_db
         assert len(pruned) == 1  # the first run removed them; the next ones find nothing due
         assert _count(sample_db) < before
         assert app.data_version > 0  # screens were told the store changed
+
+
+async def test_a_failing_scheduled_prune_is_a_problem_until_one_succeeds(sample_db, tmp_path, make_app):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the archive folder should be")
+    before = _count(sample_db)
+    app = make_app(sample_db, clock=lambda: LATER, prune_every=0.2, retention=RetentionPolicy(archive_dir=blocker))
+    async with app.run_test(size=(100, 30)) as pilot:
+        deadline = time.monotonic() + 30
+        while not any(p.key == "prune" for p in app.health.problems):
+            assert time.monotonic() < deadline, "the failed prune never reached Problems"
+            await pilot.pause()
+            await asyncio.sleep(0.05)
+        problem = next(p for p in app.health.problems if p.key == "prune")
+        assert problem.level == "error" and app.health.level == "error"
+        assert "cannot write the archive" in problem.detail and str(blocker) in problem.detail
+        assert any(n.message.startswith("Prune failed") and n.severity == "error" for n in app._notifications)
+        assert _count(sample_db) == before
+        blocker.unlink()  # the operator fixes it: the next run succeeds and the problem goes
+        deadline = time.monotonic() + 30
+        while any(p.key == "prune" for p in app.health.problems):
+            assert time.monotonic() < deadline, "the problem stayed after a prune succeeded"
+            await pilot.pause()
+            await asyncio.sleep(0.05)
+        assert _count(sample_db) < before
