@@ -5,7 +5,9 @@ and a verdict (promote / hold / roll back), coloured; beside it the metric's
 trend over the window for both cohorts. The autonomy stage of each version
 and the traffic split are in the headline. ``a``/``A`` cycle the agent,
 ``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
-and Enter on one of those opens its replay. All reads go through the service
+and Enter on one of those opens its replay. Under the verdict, each version's latest
+regression-suite run (``DeckService.suite_summary``); ``s`` lists the canary
+version's failing cases and Enter replays one from its trace file. All reads go through the service
 (``DeckService.canary``) on thread workers, again whenever new data is ingested.
 """
 
