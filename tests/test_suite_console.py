@@ -293,3 +293,37 @@ def test_failing_cases_list_snapshot_80x24(suite_db, make_app, snap_compare):
         await _settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_any_recorded_text_summarises_without_error_and_prints_literally(tmp_path_factory):
+    """Rows written by any version of the recorder (or by hand) never break the Canary screen's line."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from agentdeck.store.db import connect
+
+    db = tmp_path_factory.mktemp("hostile") / "agentdeck.db"
+    connect(db).close()
+    deck = DeckService(for_tests(db), clock=lambda: FIXED_NOW)
+    text = st.text(max_size=60)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(version=text, flavours=text, case_id=text, reason=text,
+           finished=st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=4e9))
+    def check(version, flavours, case_id, reason, finished):
+        conn = sqlite3.connect(db)
+        conn.execute("DELETE FROM suite_cases")
+        conn.execute("DELETE FROM suite_runs")
+        run = conn.execute(
+            "INSERT INTO suite_runs (started, finished, command, agent, version, passed, cases, runs, by_flavour)"
+            " VALUES (?, ?, 'c', 'a', ?, 0, 1, 1, ?)", (finished, finished, version, flavours)).lastrowid
+        conn.execute("INSERT INTO suite_cases (run_id, case_id, flavour, passed, flaky, passes, runs, reason, trace)"
+                     " VALUES (?, ?, 'x', 0, 0, 0, 1, ?, NULL)", (run, case_id, reason))
+        conn.commit()
+        conn.close()
+        summary = deck.suite_summary("a", version)
+        assert summary is not None and [c.case_id for c in summary.failing] == [case_id]
+        shown = suite_line(version, summary, FIXED_NOW).plain
+        assert "\x1b" not in shown and "\n" not in shown and shown.startswith("suite ")
+
+    check()
