@@ -150,7 +150,10 @@ class AgentDeck(App):
                 result = deck.prune(stop)
             except Exception as exc:  # deck.prune reports its own failures; this is a bug, still shown
                 result = ActionResult(False, f"Prune failed: {type(exc).__name__}: {exc} (see the log)", "error")
-            self.call_from_thread(self._pruned, result)
+            try:
+                self.call_from_thread(self._pruned, result)
+            except RuntimeError:
+                pass  # the console closed meanwhile; what the prune did is in the audit trail and archives
 
         # Not run_off_ui: a prune is never superseded (its result must always be shown).
         self.run_worker(job, thread=True, exclusive=True, group="prune", name="prune", exit_on_error=False)
