@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +20,8 @@ from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
-from agentdeck.console.service.views import Counters, TaskDetail
-from agentdeck.store.health import Health
+from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.store.health import LEVELS, Health, Problem
 
 
 def _screen(module: str, name: str):
@@ -93,6 +95,12 @@ class AgentDeck(App):
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         self._data_at = 0.0  # monotonic time of the last data_version bump
         self._data_timer: Timer | None = None
+        # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
+        self.prune_stop = threading.Event()
+        self.pruning = False
+        self.prune_problem: Problem | None = None  # the last scheduled prune failed: listed on Problems
+        # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
+        self.replay_files: dict[str, str] = {}
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -115,6 +123,8 @@ class AgentDeck(App):
             self.set_interval(self.tick, self.refresh_counters)
             # Expired escalations are decided by the policy now and then.
             self.set_interval(self.tick * 5, self.sweep_expired)
+        if self.settings.prune_every:
+            self.set_interval(self.settings.prune_every, self.scheduled_prune)
         # The other screens' modules (canary statistics, replay model) import
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
@@ -126,6 +136,43 @@ class AgentDeck(App):
 
     def on_unmount(self) -> None:
         self.ingest.close()
+        self.prune_stop.set()
+
+    def scheduled_prune(self) -> None:
+        """Apply the retention rules on a thread worker (never the UI thread); a tick while one runs is skipped."""
+        if self.pruning:
+            return
+        self.pruning = True
+        deck, stop = self.deck, self.prune_stop
+
+        def job() -> None:
+            try:
+                result = deck.prune(stop)
+            except Exception as exc:  # deck.prune reports its own failures; this is a bug, still shown
+                result = ActionResult(False, f"Prune failed: {type(exc).__name__}: {exc} (see the log)", "error")
+            try:
+                self.call_from_thread(self._pruned, result)
+            except RuntimeError:
+                pass  # the console closed meanwhile; what the prune did is in the audit trail and archives
+
+        # Not run_off_ui: a prune is never superseded (its result must always be shown).
+        self.run_worker(job, thread=True, exclusive=True, group="prune", name="prune", exit_on_error=False)
+
+    def _pruned(self, result: ActionResult) -> None:
+        self.pruning = False
+        if result.severity == "error":
+            since = self.prune_problem.since if self.prune_problem is not None else self.now()
+            self.prune_problem = Problem(
+                "prune", "error", "The scheduled prune failed", result.message, since,
+                "Fix what the detail names; the next scheduled run tries again (or run `agentdeck prune` by hand).")
+        elif result.ok:
+            self.prune_problem = None
+        self.health = self._with_prune_problem(self.health)
+        # A failure stays up until read (what to do is in the message); trace text is never markup.
+        self.notify(result.message, title="Prune", severity=result.severity,  # type: ignore[arg-type]
+                    timeout=30 if result.severity == "error" else 8, markup=False)
+        if result.changed:
+            self.store_written()
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
@@ -152,7 +199,16 @@ class AgentDeck(App):
         self.data_version += 1
 
     def on_health_checked(self, message: HealthChecked) -> None:
-        self.health = message.health
+        self.health = self._with_prune_problem(message.health)
+
+    def _with_prune_problem(self, health: Health) -> Health:
+        """The store's health plus a failed scheduled prune (known only to this console, not in the store)."""
+        health = replace(health, problems=tuple(p for p in health.problems if p.key != "prune"))
+        problem = self.prune_problem
+        if problem is None:
+            return replace(health, level=max((p.level for p in health.problems), key=LEVELS.index, default="ok"))
+        problems = (problem, *health.problems)
+        return replace(health, problems=problems, level=max((p.level for p in problems), key=LEVELS.index))
 
     def store_written(self) -> None:
         """The console itself wrote the store (a decision, a compensation…): screens and counters re-read."""
@@ -202,6 +258,15 @@ class AgentDeck(App):
         """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""
         self.replay_task = task_or_request_id
         self.switch_mode("replay")
+
+    def open_replay_file(self, path: str, label: str) -> None:
+        """Show a task rebuilt from a trace FILE (a suite run's), never from the live store.
+
+        ``label`` is what the Replay screen shows as the id; the screen reads
+        the file on a worker (``DeckService.replay_trace``).
+        """
+        self.replay_files[label] = path
+        self.open_replay(label)
 
     def refresh_counters(self) -> None:
         deck = self.deck

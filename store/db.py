@@ -31,6 +31,7 @@ AREAS = (
     "receiver",
     "notify",
     "ingest_status",
+    "suite",
 )
 
 # Applied to every read-write connection, in order. A writer waits this long

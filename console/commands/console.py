@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
     p.add_argument("--outbox", metavar="PATH|off",
                    help="decisions outbox file (default: <first trace folder>/outbox/decisions.jsonl; 'off' to disable)")
+    p.add_argument("--prune-every", metavar="SECONDS",
+                   help="apply the retention rules ([retention] in the config file) every SECONDS from the "
+                        "console, off the UI thread (default: off; 0 or 'off' keeps it off; docs/retention.md)")
     p.add_argument("--receive", metavar="[HOST:]PORT",
                    help="also receive OTLP/HTTP traces on this port (loopback unless HOST is given; see docs/otel.md)")
 
@@ -34,6 +37,7 @@ def settings_from(args: argparse.Namespace, **extra):
         "allow_hosts": getattr(args, "allow_host", None),
         "on_expiry": args.on_expiry,
         "outbox": getattr(args, "outbox", None),
+        "prune_every": getattr(args, "prune_every", None),
         **extra,
     }
     return resolve(flags, config=getattr(args, "config", None))

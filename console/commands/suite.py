@@ -10,6 +10,10 @@ ingested into a throwaway store and judged against the case's expectation
 and the agent's contract. Traces are kept under --out (default
 var/suite/<time>/) so a failing case can be replayed.
 
+The results are recorded in the store (--db; --no-record skips it) under
+the agent and version the traces reported, so the console's Canary screen
+shows them beside that version (docs/suite.md, "In the console").
+
 Exit status: 0 every case passed (every run, with --repeat); 1 a case failed
 or is flaky, or regressed against --baseline-cmd; 2 usage error (no suite, an
 unusable case file, an agent command that cannot start).
@@ -43,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--out", metavar="DIR", help="where traces go (default var/suite/<time>/)")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI systems")
+    # Also accepted after "run" (the parent's --db must come before it otherwise).
+    run.add_argument("--db", default=argparse.SUPPRESS, help="the store the results are recorded in")
+    run.add_argument("--no-record", action="store_true",
+                     help="do not record the results in the store (--db); the Canary screen shows recorded runs")
     run.set_defaults(_suite_run=run_suite_command)
     schema = sub.add_parser("schema", help="print the case format's JSON Schema",
                             description="Print the JSON Schema of a suite case (docs/suite-case-schema.json).")
@@ -70,6 +78,29 @@ def _err(message: str) -> None:
     from agentdeck.console.safe import clean
 
     print(f"agentdeck suite: {clean(message, 1000, single_line=True)}", file=sys.stderr)
+
+
+def _record(db: str | None, result, started: float, finished: float) -> None:
+    """Keep the run's verdicts in the store for the Canary screen; a store that refuses is said, not fatal."""
+    import sqlite3
+
+    from agentdeck.console.cli import store_problem
+    from agentdeck.replay.suite.record import record
+    from agentdeck.store import config
+    from agentdeck.store.db import connect
+
+    path = config.db_path(db)
+    try:
+        conn = connect(path)
+        try:
+            run_id = record(conn, result, started=started, finished=finished)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        _err(f"results not recorded: {store_problem(exc, db)} (rerun, or pass --no-record)")
+        return
+    agent, version = result.tested()
+    print(f"recorded as suite run {run_id} of {agent or '?'} {version or '?'} in {path}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:  # the subcommand sets its own _run
@@ -120,8 +151,11 @@ def run_suite_command(args: argparse.Namespace) -> int:
     results = {}
     for label, cmd in commands:
         where = out / label if len(commands) > 1 else out
+        started = time.time()
         results[label] = runner.run_suite(cmd, cases, where, jobs=args.jobs, repeat=args.repeat,
                                           timeout=args.timeout, contract_dirs=dirs)
+        if not args.no_record:
+            _record(args.db, results[label], started, time.time())
     candidate = results["candidate"]
     regressed, improved = runner.compare(results["baseline"], candidate) if "baseline" in results else ([], [])
     if args.junit:

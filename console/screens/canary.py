@@ -5,7 +5,9 @@ and a verdict (promote / hold / roll back), coloured; beside it the metric's
 trend over the window for both cohorts. The autonomy stage of each version
 and the traffic split are in the headline. ``a``/``A`` cycle the agent,
 ``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
-and Enter on one of those opens its replay. All reads go through the service
+and Enter on one of those opens its replay. Under the verdict, each version's latest
+regression-suite run (``DeckService.suite_summary``); ``s`` lists the canary
+version's failing cases and Enter replays one from its trace file. All reads go through the service
 (``DeckService.canary``) on thread workers, again whenever new data is ingested.
 """
 
@@ -25,7 +27,8 @@ from agentdeck.console.widgets import canary_format as fmt
 from agentdeck.console.widgets.canary_sparks import CohortSparks
 from agentdeck.console.service import views as canary
 from agentdeck.console.service.deck import next_version, versions_for
-from agentdeck.console.service.views import CanaryView
+from agentdeck.console.service.views import CanaryView, SuiteCase, SuiteSummary
+from agentdeck.console.widgets.suite_format import suite_line
 from agentdeck.console.widgets.chrome import format_clock
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
@@ -48,6 +51,7 @@ class CanaryScreen(DeckScreen):
         Binding("w", "window", "Window"),
         Binding("b", "version('baseline')", "Baseline ver"),
         Binding("v", "version('canary')", "Canary ver"),
+        Binding("s", "suite_failures", "Suite fails"),
     ]
 
     def __init__(self) -> None:
@@ -63,10 +67,12 @@ class CanaryScreen(DeckScreen):
         self._loaded_version = -1
         self._pending = None
         self._cost = 0.0  # seconds the last analysis took
+        self.suites: dict[str, SuiteSummary | None] = {}  # version -> its latest suite run (shown beside the verdict)
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="canary-headline")
         yield Static("", id="canary-verdict")
+        yield Static("", id="canary-suite")
         with Horizontal(id="canary-panels"):
             table: DataTable = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
             table.add_columns(*fmt.HEADERS)
@@ -166,7 +172,9 @@ class CanaryScreen(DeckScreen):
             verdict.update("")
             table.clear()
             self._show_tasks(self.metric_key, [])
+            self.query_one("#canary-suite", Static).update("")
             return
+        self._load_suites(report.agent, report.baseline, report.canary)
         head = fmt.headline(report)
         head.append(f"  agent {self._agent_position()}", style="dim")
         headline.update(head)
@@ -254,6 +262,49 @@ class CanaryScreen(DeckScreen):
     def _task_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value:
             self.app.open_replay(event.row_key.value)
+
+
+# --- the regression suite's results beside the verdict (docs/suite.md, "In the console") ---
+
+    def _load_suites(self, agent: str, baseline: str, canary_v: str) -> None:
+        deck = self.deck
+        self.read("canary-suite",
+                  lambda: {v: deck.suite_summary(agent, v) for v in (baseline, canary_v)},
+                  lambda found: self._show_suites(agent, baseline, canary_v, found))
+
+    def _show_suites(self, agent: str, baseline: str, canary_v: str, found: dict) -> None:
+        if self.report is None or (self.report.agent, self.report.baseline, self.report.canary) != \
+                (agent, baseline, canary_v):
+            return  # the operator moved on to another agent or version
+        self.suites = found
+        now = self.app.now()  # type: ignore[attr-defined]
+        text = suite_line(baseline, found.get(baseline), now)
+        text.append("\n")
+        text.append_text(suite_line(canary_v, found.get(canary_v), now, hint="s lists them"))
+        self.query_one("#canary-suite", Static).update(text)
+
+    def action_suite_failures(self) -> None:
+        """List the failing cases of the canary version's latest suite run; Enter opens one on Replay."""
+        from agentdeck.console.widgets.suite_failures import SuiteFailures
+
+        summary = self.suites.get(self.report.canary) if self.report is not None else None
+        if summary is None:
+            self.notify("The canary version has no recorded suite run: run `agentdeck suite run SUITE_DIR "
+                        "--agent-cmd CMD` with this store (--db).", title="Suite", markup=False)
+            return
+        if not summary.failing:
+            self.notify(f"Every case passed in suite run {summary.run_id}.", title="Suite", markup=False)
+            return
+
+        def chosen(case: SuiteCase | None) -> None:
+            if case is None:
+                return
+            if not case.trace:
+                self.notify("No trace was recorded for this case.", title="Suite", severity="warning", markup=False)
+                return
+            self.app.open_replay_file(case.trace, f"suite:{summary.run_id}:{case.case_id}")  # type: ignore[attr-defined]
+
+        self.app.push_screen(SuiteFailures(summary), chosen)
 
 
 def _span(seconds: float) -> str:

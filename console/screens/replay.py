@@ -86,7 +86,9 @@ class ReplayScreen(DeckScreen):
 
     def _load(self, wanted: str) -> None:
         deck, known = self.deck, self._loaded_key
-        self.read("replay-load", lambda: deck.replay(wanted, known), lambda view: self._loaded(wanted, view),
+        trace = getattr(self.app, "replay_files", {}).get(wanted)  # a suite run's trace file, not the store
+        job = (lambda: deck.replay_trace(trace, known, wanted)) if trace else (lambda: deck.replay(wanted, known))
+        self.read("replay-load", job, lambda view: self._loaded(wanted, view),
                   on_error=lambda message: self._load_failed(wanted, message))
 
     def _load_failed(self, wanted: str, message: str) -> None:
@@ -118,8 +120,11 @@ class ReplayScreen(DeckScreen):
         if rec is None:
             self._loaded_key = None
             self._show_empty("")
+            missing = (f"The trace file {view.source} holds no task the store could read (see its rejected lines "
+                       "with `agentdeck check`)." if view.source else
+                       f"No task or request {wanted!r} in the store.")
             self.query_one("#replay-info", Static).update(
-                plain(f"No task or request {wanted!r} in the store. Press o to type another id.", style="bold red"))
+                plain(f"{missing} Press o to type another id.", style="bold red"))
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
@@ -128,6 +133,9 @@ class ReplayScreen(DeckScreen):
         self._loaded_key = key
         self.query_one("#replay-info", Static).update(self._info(rec))
         self._open_input(False)
+        if view.source:
+            self._status(plain(f"suite run trace {view.source} (read into a throwaway store; not in the live store)",
+                               300, single_line=True, style="dim"))
         timeline = self.query_one(ReplayTimeline)
         timeline.set_steps(rec.steps, cursor)
         if not same_task:
@@ -268,7 +276,15 @@ class ReplayScreen(DeckScreen):
             return step.data.get("action_id")
         return None
 
+    def _from_file(self) -> bool:
+        if self.view is not None and self.view.source:
+            self._status("A suite run's trace: nothing in it happened in a real system (no undo, no evidence).")
+            return True
+        return False
+
     def action_compensate(self) -> None:
+        if self._from_file():
+            return
         action_id = self._current_action_id()
         if action_id is None:
             if self.rec is not None and self.rec.actions:
@@ -291,6 +307,8 @@ class ReplayScreen(DeckScreen):
         self.app.push_screen(CompensationDialog(prompt), done)
 
     def action_export(self) -> None:
+        if self._from_file():
+            return
         if self.rec is None:
             self._status("Open a task first.")
             return

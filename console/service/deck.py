@@ -28,6 +28,7 @@ from agentdeck.console.service.views import (
     ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
     TaskFilter, TaskKey, TaskPage, Window,
 )
+from agentdeck.console.service.views import SuiteCase, SuiteSummary
 from agentdeck.console.service.views import redact
 from agentdeck.store import queries
 from agentdeck.store.db import connect
@@ -281,6 +282,34 @@ class DeckService:
             rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
         return ReplayView(wanted, key, rec)
 
+    def replay_trace(self, path: str | Path, known: tuple | None = None, wanted: str | None = None) -> ReplayView | None:
+        """A task rebuilt from a trace FILE (a suite run's) in a throwaway in-memory store; the live store is
+        never touched (suite traces would count in the live canary). None when ``known`` is still current."""
+        from agentdeck.replay.reconstruct import reconstruct
+        from agentdeck.store import contract as ct
+        from agentdeck.store.tailer import Tailer
+
+        path = Path(path)
+        wanted = wanted if wanted is not None else str(path)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise FileNotFoundError(f"the suite run's trace {path} cannot be read ({exc.strerror or exc}); "
+                                    "rerun the suite (its --out folder may have been removed)") from None
+        key = (wanted, st.st_mtime_ns, st.st_size)
+        if key == known:
+            return None
+        conn = connect(Path(":memory:"))  # the same ingest as live traces (and as the suite's judge)
+        try:
+            Tailer(conn, [path], post_commit=[ct.ContractCheck()]).poll()
+            first = conn.execute("SELECT task_id FROM tasks ORDER BY started, task_id LIMIT 1").fetchone()
+            rec = reconstruct(conn, first[0]) if first is not None else None
+            if rec is not None:
+                rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
+        finally:
+            conn.close()
+        return ReplayView(wanted, key, rec, source=str(path))
+
     def compensation_prompt(self, action_id: str) -> CompensationPrompt:
         from agentdeck.replay import compensate
 
@@ -373,6 +402,66 @@ class DeckService:
         from agentdeck.store import canary
 
         return canary.tasks_behind(self.reader(), report, metric_key)
+
+    # -- Retention (the console's scheduled prune) ------------------------------------------
+
+    def prune(self, stop: threading.Event | None = None) -> ActionResult:
+        """Apply the retention policy (``settings.retention``) once, as ``agentdeck prune`` does; never raises.
+
+        Runs on its own connection (a long job must not hold this thread's
+        reader or writer); ``stop`` ends it between steps, consistent.
+        """
+        from agentdeck.store.archive import ArchiveError
+        from agentdeck.store.prune import PruneBusy, run_prune
+
+        todo = "see the log; run `agentdeck prune --dry-run` to check the rules"
+        try:
+            r = run_prune(self.db_path, self.settings.retention, self.now(), stop=stop, actor="retention (console)")
+        except PruneBusy as exc:
+            return ActionResult(False, f"Prune skipped: {exc}. The next scheduled run tries again.", "warning")
+        except (ArchiveError, OSError) as exc:
+            log.exception("scheduled prune")
+            return ActionResult(False, f"Prune failed: cannot write the archive ({_clean_error(exc)}); nothing was "
+                                f"removed that is not archived. Check the archive folder "
+                                f"({self.settings.retention.archive_folder(self.db_path)}): free space, "
+                                f"permissions; {todo}.", "error")
+        except sqlite3.Error as exc:
+            log.exception("scheduled prune")
+            return ActionResult(False, f"Prune failed: {_clean_error(exc)}; nothing is lost (each step is "
+                                f"one transaction); {todo}.", "error")
+        kept = sum(r.kept.values())
+        if r.removed_tasks:
+            where = f" into {', '.join(sorted(Path(a).name for a in r.archives))}" if r.archives else " (no archive)"
+            message = (f"Pruned {r.removed_tasks:,} tasks ({r.removed_events:,} events){where}; "
+                       f"kept {kept:,} under the rules.")
+        else:
+            message = f"Prune: nothing due; kept {kept:,} tasks under the rules."
+        if r.interrupted:
+            message += " Stopped early (the console is closing); the next run goes on."
+        severity = "information"
+        if r.problems:
+            message += " " + "; ".join(r.problems)
+            severity = "warning"
+        return ActionResult(True, message, severity, changed=bool(r.removed_tasks),
+                            detail={"removed_tasks": r.removed_tasks, "removed_events": r.removed_events,
+                                    "kept": kept, "archives": sorted(r.archives)})
+
+    def suite_summary(self, agent: str, version: str) -> SuiteSummary | None:
+        """The latest recorded suite run of this agent version, with its failing cases (None: never run)."""
+        from agentdeck.replay.suite.record import failing_cases, latest_run
+
+        conn = self.reader()
+        run = latest_run(conn, agent, version)
+        if run is None:
+            return None
+        try:
+            flavours = {str(k): (int(v[0]), int(v[1])) for k, v in json.loads(run["by_flavour"]).items()}
+        except (ValueError, TypeError, IndexError, AttributeError):
+            flavours = {}
+        failing = tuple(SuiteCase(r["case_id"], r["flavour"], r["reason"], r["trace"], bool(r["flaky"]),
+                                  r["passes"], r["runs"]) for r in failing_cases(conn, run["id"]))
+        return SuiteSummary(run["id"], agent, version, run["passed"], run["cases"], flavours, run["finished"],
+                            run["command"], failing)
 
     def violations(self, task_id: str) -> Sequence[views.Row]:
         from agentdeck.store.contract import task_violations

@@ -10,6 +10,10 @@ It is TOML with the same names as the fields below, e.g.::
     user = "alice"
     allow_hosts = ["sor.internal:8443"]
     on_expiry = "deny"
+    prune_every = 3600          # run `prune` from the console every hour (default: off)
+
+    [retention]                 # what prune keeps (docs/retention.md)
+    raw_days = 30
 
 Relative paths in the file are relative to the file's folder; on the command
 line and in the environment, to the working directory. This module is the
@@ -27,6 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from agentdeck.store.retention import RetentionPolicy
+
 ExpiryPolicy = Literal["deny", "approve", "keep"]
 Source = str  # "flag", "env AGENTDECK_X", "config FILE", "default"
 
@@ -39,6 +45,7 @@ ENV = {
     "evidence_dir": "AGENTDECK_EVIDENCE_DIR",
     "outbox": "AGENTDECK_OUTBOX",
     "config": "AGENTDECK_CONFIG",
+    "prune_every": "AGENTDECK_PRUNE_EVERY",
 }
 DEFAULT_HOME = Path("var")
 
@@ -63,7 +70,24 @@ class Settings(BaseModel):
     evidence_dir: Path = Path("evidence")
     log_file: Path | None = None  # None: beside the store (var/agentdeck.log)
     config_path: Path | None = None
+    # Seconds between the console's own prune runs (docs/retention.md); None: off (the default, as is 0).
+    prune_every: float | None = None
+    retention: RetentionPolicy = RetentionPolicy()
     sources: dict[str, Source] = {}
+
+    @field_validator("prune_every", mode="before")
+    @classmethod
+    def _every(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("", "off", "0"):
+                return None
+        if value is None or value == 0:
+            return None
+        seconds = float(value)
+        if not 0 < seconds < float("inf"):  # also refuses NaN
+            raise ValueError(f"prune_every must be a number of seconds above 0, or 0/off (not {value!r})")
+        return seconds
 
     @field_validator("allow_hosts", mode="before")
     @classmethod
@@ -100,7 +124,8 @@ class Settings(BaseModel):
             if isinstance(value, (tuple, frozenset)):
                 value = ", ".join(sorted(str(v) for v in value)) if isinstance(value, frozenset) else \
                     ", ".join(str(v) for v in value)
-            out.append((name, "off" if value is None and name == "outbox" else str(value), self.source(name)))
+            off = value is None and name in ("outbox", "prune_every")
+            out.append((name, "off" if off else str(value), self.source(name)))
         return out
 
 
@@ -128,6 +153,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     for name in ("db", "outbox", "evidence_dir", "log_file"):
         if isinstance(data.get(name), str) and data[name] != "off":
             data[name] = _relative_to(folder, data[name])
+    retention = data.get("retention")
+    if isinstance(retention, dict) and isinstance(retention.get("archive_dir"), str):
+        retention["archive_dir"] = _relative_to(folder, retention["archive_dir"])
     if "traces" in data:
         items = data["traces"] if isinstance(data["traces"], list) else [data["traces"]]
         data["traces"] = [_relative_to(folder, str(t)) for t in items]
@@ -141,7 +169,7 @@ def _relative_to(folder: Path, value: str) -> Path:
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox"):
+    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox", "prune_every"):
         if env.get(ENV[name]):
             out[name] = env[ENV[name]]
     if env.get(ENV["traces"]):

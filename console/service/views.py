@@ -57,7 +57,7 @@ def redact(value: Any) -> tuple[Any, int]:
 __all__ = [
     "DECISION_KINDS", "DEFAULT_METRICS", "HOLD", "INFO", "METRICS_BY_KEY", "OUTCOMES", "PROMOTE", "ROLLBACK",
     "TASKS_PAGE", "ActionResult", "CanaryReport", "CanaryView", "CompensationPrompt", "Counters",
-    "EscalationQueue", "EscalationView", "MetricResult", "Pair", "ReplayView", "Reconstruction", "Row", "Step",
+    "EscalationQueue", "EscalationView", "MetricResult", "Pair", "ReplayView", "Reconstruction", "Row", "Step", "SuiteCase", "SuiteSummary",
     "TaskDetail", "TaskFilter", "TaskKey", "TaskPage", "Window", "fmt_delta", "fmt_p", "fmt_value", "mask", "reason_required", "task_key",
 ]
 
@@ -136,6 +136,9 @@ class ReplayView:
     key: tuple
     rec: Reconstruction | None
     _masked: dict[int, tuple[Any, int]] = field(default_factory=dict, compare=False, repr=False)
+    # The trace file this was rebuilt from in a throwaway store (a suite run), None for the live store:
+    # nothing in it can be compensated or exported from the live store.
+    source: str | None = None
 
     def shown_data(self, step: Step) -> tuple[Any, int]:
         """The step's data with secrets replaced, and how many were (cached per step)."""
@@ -152,6 +155,34 @@ class CanaryView:
     report: CanaryReport | None
     tasks: Sequence[Row]
     seconds: float = 0.0  # how long the analysis took (the screen recomputes no more often than a few times that)
+
+
+@dataclass(frozen=True)
+class SuiteCase:
+    """One case of a recorded suite run (its text came from the agent's trace: untrusted)."""
+
+    case_id: str
+    flavour: str
+    reason: str
+    trace: str | None  # the trace file of its first failing attempt
+    flaky: bool = False
+    passes: int = 0
+    runs: int = 1
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    """The latest recorded regression-suite run of one agent version (``agentdeck suite run``)."""
+
+    run_id: int
+    agent: str
+    version: str
+    passed: int  # cases that passed every attempt
+    cases: int
+    by_flavour: Mapping[str, tuple[int, int]]  # flavour -> (runs passed, runs)
+    finished: float
+    command: str
+    failing: Sequence[SuiteCase] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ class Observed:
     violations: list[str] = field(default_factory=list)
     rejects: list[str] = field(default_factory=list)
     tasks: int = 0
+    # Which agent and version the trace says ran (its first task): a suite run
+    # is recorded against what the agent reported, not what was typed.
+    agent: str | None = None
+    version: str | None = None
 
 
 def observe(trace: Path, contract_dirs: list[Path]) -> Observed:
@@ -35,6 +39,9 @@ def observe(trace: Path, contract_dirs: list[Path]) -> Observed:
         if trace.exists():
             Tailer(conn, [trace], post_commit=[ct.ContractCheck(contract_dirs)]).poll()
         out = Observed(None, tasks=conn.execute("SELECT count(*) FROM tasks").fetchone()[0])
+        first = conn.execute("SELECT agent, version FROM tasks ORDER BY started, task_id LIMIT 1").fetchone()
+        if first is not None:
+            out.agent, out.version = first["agent"], first["version"]
         escalated_first = False
         for kind, payload in conn.execute("SELECT kind, payload FROM events ORDER BY task_id, seq, id"):
             out.kinds.add(kind)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class Run:
     trace: Path
     seconds: float
     stderr: str = ""
+    agent: str | None = None  # as the run's trace reported it
+    version: str | None = None
 
 
 @dataclass
@@ -80,6 +83,16 @@ class SuiteResult:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    def tested(self) -> tuple[str | None, str | None]:
+        """The agent and version this run tested: the most common among its runs' traces (None: no trace said)."""
+        agents = Counter(r.agent for r in self.all_runs() if r.agent)
+        agent = agents.most_common(1)[0][0] if agents else None
+        versions = Counter(r.version for r in self.all_runs() if r.version and r.agent == agent)
+        return agent, (versions.most_common(1)[0][0] if versions else None)
+
+    def all_runs(self) -> list[Run]:
+        return [run for r in self.results for run in r.runs]
 
     def by_flavour(self) -> dict[str, tuple[int, int]]:
         """Per flavour: runs passed and runs in all."""
@@ -195,10 +208,13 @@ def run_case(argv: list[str], case: Case, attempt: int, out_dir: Path, contract_
                    trace, 0.0)
     agent.converse()
     reasons = list(agent.reasons)
+    seen = None
     if not agent.timed_out:
-        reasons = judge(case, observe(trace, contract_dirs)) + reasons
+        seen = observe(trace, contract_dirs)
+        reasons = judge(case, seen) + reasons
     stderr = agent.stderr.decode("utf-8", "replace")
-    return Run(case.id, case.flavour, attempt, not reasons, reasons, trace, time.monotonic() - started, stderr)
+    return Run(case.id, case.flavour, attempt, not reasons, reasons, trace, time.monotonic() - started, stderr,
+               agent=seen.agent if seen else None, version=seen.version if seen else None)
 
 
 def run_suite(command: str, cases: list[Case], out_dir: Path, *, jobs: int = 1, repeat: int = 1,
