@@ -23,6 +23,8 @@ from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
 from agentdeck.store.health import LEVELS, Health, Problem
 
+NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
+
 
 def _screen(module: str, name: str):
     import importlib
@@ -125,6 +127,9 @@ class AgentDeck(App):
             self.set_interval(self.tick * 5, self.sweep_expired)
         if self.settings.prune_every:
             self.set_interval(self.settings.prune_every, self.scheduled_prune)
+        if self.settings.notify.routes:
+            # On call away from the screen (docs/notify.md): rules checked every few seconds, off the UI thread.
+            self.set_interval(NOTIFY_EVERY, self.notify_tick)
         # The other screens' modules (canary statistics, replay model) import
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
@@ -157,6 +162,18 @@ class AgentDeck(App):
 
         # Not run_off_ui: a prune is never superseded (its result must always be shown).
         self.run_worker(job, thread=True, exclusive=True, group="prune", name="prune", exit_on_error=False)
+
+    def notify_tick(self) -> None:
+        deck = self.deck
+        run_off_ui(self, "notify", deck.notify_tick, self._notified)
+
+    def _notified(self, result) -> None:
+        if result.bell:
+            self.bell()
+        for problem in result.problems:  # text from the engine, which may quote trace values: no markup
+            self.notify(problem, severity="warning", markup=False)
+        if result.changed:
+            self.store_written()
 
     def _pruned(self, result: ActionResult) -> None:
         self.pruning = False

@@ -25,7 +25,7 @@ import re
 import sys
 
 COMMANDS = ["console", "ingest", "demo", "schema", "check", "canary", "evidence", "verify", "receive", "sor", "suite",
-            "prune", "stats", "notify"]
+            "prune", "stats", "notify", "config"]
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -23,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "console, off the UI thread (default: off; 0 or 'off' keeps it off; docs/retention.md)")
     p.add_argument("--receive", metavar="[HOST:]PORT",
                    help="also receive OTLP/HTTP traces on this port (loopback unless HOST is given; see docs/otel.md)")
+    p.add_argument("--notify", action="append", default=[], metavar="URL",
+                   help="send notifications here (repeatable): a JSON webhook URL, slack+URL, pagerduty+URL?routing_key=K, "
+                        "bell or desktop; its host must be allowed (--allow-host); rules in docs/notify.md")
+    p.add_argument("--read-only", action="store_true", default=None,
+                   help="watch, never act: every acting key and palette command is refused (also $AGENTDECK_READ_ONLY)")
 
 
 def settings_from(args: argparse.Namespace, **extra):
@@ -38,6 +43,8 @@ def settings_from(args: argparse.Namespace, **extra):
         "on_expiry": args.on_expiry,
         "outbox": getattr(args, "outbox", None),
         "prune_every": getattr(args, "prune_every", None),
+        "notify_routes": getattr(args, "notify", None),
+        "read_only": getattr(args, "read_only", None),
         **extra,
     }
     return resolve(flags, config=getattr(args, "config", None))

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from agentdeck.console.safe import clean, plain
-from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.screens.base import DeckScreen, run_off_ui
 from agentdeck.console.service.views import ActionResult, EscalationQueue, EscalationView, reason_required
 from agentdeck.console.widgets.escalation_detail import EscalationDetail
 from agentdeck.console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
@@ -137,6 +137,22 @@ class EscalationsScreen(DeckScreen):
             self._tell(self._already(row["escalation_id"], row["status"], row["decided_by"], row["decided_at"]),
                         severity="warning")
             return
+        refused = self.deck.read_only_refusal(f"{'approving' if decision == 'approve' else 'denying'} "
+                                              f"{clean(row['escalation_id'], 60, single_line=True)}")
+        if refused is not None:  # --read-only: said at once, no dialog
+            self._tell(refused.message, severity="warning", timeout=8)
+            return
+        if decision == "approve":
+            # Approver rules and the two-person rule are read from the store (off the UI thread),
+            # before anyone types a reason for an approval that would be refused.
+            deck, escalation_id = self.deck, row["escalation_id"]
+            run_off_ui(self, "esc-may-approve", lambda: deck.approval_refusal(escalation_id),
+                       lambda refusal: self._ask(row, decision) if refusal is None else self._tell(
+                           f"Not approved: {clean(refusal, 300)}", severity="warning", timeout=8))
+            return
+        self._ask(row, decision)
+
+    def _ask(self, row: dict, decision: str) -> None:
         now = self.app.now()
         _, expired = time_left(row["deadline"], now)
         policy = self.deck.on_expiry

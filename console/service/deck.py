@@ -57,6 +57,7 @@ class DeckService:
         self.db_path = Path(settings.db)
         self._local = threading.local()
         self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
+        self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
         self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
@@ -170,20 +171,51 @@ class DeckService:
         return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
                               callback_problem=problem)
 
+    def read_only_refusal(self, what: str) -> ActionResult | None:
+        """The answer to an acting key in a read-only console (None: this console may act)."""
+        if not self.settings.read_only:
+            return None
+        return ActionResult(False, f"Read-only console: not {what}. This console was started to watch "
+                                   "(--read-only); ask someone who may act, or start it without --read-only.",
+                            "warning")
+
+    def approval_refusal(self, escalation_id: str) -> str | None:
+        """Why this console's operator may not approve this escalation (approver rules, two-person rule);
+        asked before the reason dialog opens, so nobody types a reason for nothing."""
+        from agentdeck.store import decisions
+
+        if self.settings.read_only:
+            return "this console is read-only (--read-only)"
+        try:
+            return decisions.approval_refusal(self.reader(), escalation_id, by=self.operator,
+                                              rules=self.settings.approvers)
+        except sqlite3.Error:
+            return None  # decide() checks again when it writes
+
     def decide(self, escalation_id: str, decision: str, reason: str, history: bool = False) -> ActionResult:
         """Record a decision (first wins, audited), deliver it, and read the queue back: one trip."""
         from agentdeck.store import decisions
 
+        refused = self.read_only_refusal(f"{decision} {escalation_id}")
+        if refused is not None:
+            return refused
         conn = self.writer()
         try:
             outcome = decisions.decide(conn, escalation_id, decision, by=self.operator, reason=reason,  # type: ignore[arg-type]
-                                       now=self.now(), on_expiry=self.settings.on_expiry)
+                                       now=self.now(), on_expiry=self.settings.on_expiry,
+                                       rules=self.settings.approvers)
         except decisions.DecisionError as exc:
             return ActionResult(False, f"Not recorded: {exc}", "error")
         except sqlite3.Error as exc:  # e.g. the store stayed locked past the busy timeout
             log.exception("deciding %r", escalation_id)
             return ActionResult(False, f"Not recorded ({_clean_error(exc, 200)}); try again.", "error")
         esc = escalation_id
+        if outcome.awaiting_second:
+            # The two-person rule: this approval is recorded (audited) and waits
+            # for a second, different approver; nothing is delivered yet.
+            return ActionResult(True, f"{esc}: {outcome.note or 'recorded; waiting for a second approver'}. "
+                                      "Nothing is delivered until a second, different approver approves.",
+                                "warning", changed=True, detail={"queue": self.escalation_queue(history)})
         if not outcome.applied:
             return ActionResult(False, self.already(outcome.escalation_id, outcome.status, outcome.decided_by,
                                                     outcome.decided_at) + " Nothing changed.", "warning",
@@ -206,6 +238,9 @@ class DeckService:
         """Put a failed or blocked delivery back to pending (audited) and deliver it now: one trip."""
         from agentdeck.store import decisions
 
+        refused = self.read_only_refusal(f"retrying the delivery of {escalation_id}")
+        if refused is not None:
+            return refused
         try:
             ok = decisions.request_retry(self.writer(), escalation_id, by=self.operator, now=self.now())
         except sqlite3.Error as exc:
@@ -233,6 +268,8 @@ class DeckService:
         Returns how many rows changed."""
         from agentdeck.replay import compensate
 
+        if self.settings.read_only:
+            return 0  # a watching console decides nothing, not even by expiry, and delivers nothing
         changed = 0
         try:
             changed += compensate.mask_stored_plans(self.writer())
@@ -253,6 +290,8 @@ class DeckService:
         """Decide escalations past their deadline per the expiry policy; deliver them. Returns how many changed."""
         from agentdeck.store import decisions
 
+        if self.settings.read_only:
+            return 0
         outcomes = decisions.expire_due(self.writer(), now=self.now(), policy=self.settings.on_expiry)  # type: ignore[arg-type]
         return len(outcomes) + self.redeliver()
 
@@ -323,6 +362,9 @@ class DeckService:
         """Record the attempt, call the system, record the result: one trip. A retry re-checks first."""
         from agentdeck.replay import compensate
 
+        refused = self.read_only_refusal(f"compensating {prompt.action_id}")
+        if refused is not None:
+            return refused
         conn = self.writer()
         plan: Any = prompt.plan
         try:
@@ -405,6 +447,24 @@ class DeckService:
 
     # -- Retention (the console's scheduled prune) ------------------------------------------
 
+    def notify_tick(self) -> Any:
+        """Evaluate the notification rules and send what is due (console/notify); never raises.
+
+        Every console on a store may run this: each notification is claimed
+        in the store, so it goes out once. Returns the engine's TickResult.
+        """
+        from agentdeck.console.notify.engine import TickResult, tick
+        from agentdeck.console.notify.local import LocalRoutes
+
+        if self._local_routes is None:
+            self._local_routes = LocalRoutes()
+        try:
+            return tick(self.writer(), self.settings.notify, self.now(), allow_hosts=self.allow_hosts,
+                        local=self._local_routes)
+        except Exception as exc:  # a notification problem must never take the console down: say it
+            log.exception("notification tick")
+            return TickResult(problems=[f"notifications could not run: {_clean_error(exc, 200)}"])
+
     def prune(self, stop: threading.Event | None = None) -> ActionResult:
         """Apply the retention policy (``settings.retention``) once, as ``agentdeck prune`` does; never raises.
 
@@ -413,6 +473,10 @@ class DeckService:
         """
         from agentdeck.store.archive import ArchiveError
         from agentdeck.store.prune import PruneBusy, run_prune
+
+        refused = self.read_only_refusal("pruning")
+        if refused is not None:
+            return refused
 
         todo = "see the log; run `agentdeck prune --dry-run` to check the rules"
         try:

@@ -12,8 +12,16 @@ It is TOML with the same names as the fields below, e.g.::
     on_expiry = "deny"
     prune_every = 3600          # run `prune` from the console every hour (default: off)
 
+    read_only = false           # true: watch, never act (every acting key is refused)
+
     [retention]                 # what prune keeps (docs/retention.md)
     raw_days = 30
+
+    [notify]                    # notifications (docs/notify.md)
+    routes = ["slack+https://hooks.slack.com/services/T000/B000/XXXX"]
+
+    [approvers]                 # who may approve what; two-person rule (docs/notify.md)
+    two_person = ["critical"]
 
 Relative paths in the file are relative to the file's folder; on the command
 line and in the environment, to the working directory. This module is the
@@ -31,6 +39,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from agentdeck.console.notify.settings import NotifySettings
+from agentdeck.store.approvers import ApproverRules
 from agentdeck.store.retention import RetentionPolicy
 
 ExpiryPolicy = Literal["deny", "approve", "keep"]
@@ -46,6 +56,7 @@ ENV = {
     "outbox": "AGENTDECK_OUTBOX",
     "config": "AGENTDECK_CONFIG",
     "prune_every": "AGENTDECK_PRUNE_EVERY",
+    "read_only": "AGENTDECK_READ_ONLY",
 }
 DEFAULT_HOME = Path("var")
 
@@ -73,6 +84,11 @@ class Settings(BaseModel):
     # Seconds between the console's own prune runs (docs/retention.md); None: off (the default, as is 0).
     prune_every: float | None = None
     retention: RetentionPolicy = RetentionPolicy()
+    # On-call (docs/notify.md): where notifications go and on what; who may approve what.
+    notify: NotifySettings = NotifySettings()
+    approvers: ApproverRules = ApproverRules()
+    # Watch, never act: every acting key and palette command is refused with a message.
+    read_only: bool = False
     sources: dict[str, Source] = {}
 
     @field_validator("prune_every", mode="before")
@@ -125,6 +141,10 @@ class Settings(BaseModel):
                 value = ", ".join(sorted(str(v) for v in value)) if isinstance(value, frozenset) else \
                     ", ".join(str(v) for v in value)
             off = value is None and name in ("outbox", "prune_every")
+            if name == "notify":
+                value = self.notify.describe()  # route labels only: a webhook URL is a secret
+            elif name == "approvers":
+                value = self.approvers.model_dump_json()
             out.append((name, "off" if off else str(value), self.source(name)))
         return out
 
@@ -169,7 +189,7 @@ def _relative_to(folder: Path, value: str) -> Path:
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox", "prune_every"):
+    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox", "prune_every", "read_only"):
         if env.get(ENV[name]):
             out[name] = env[ENV[name]]
     if env.get(ENV["traces"]):
@@ -188,6 +208,9 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None and v != [] and v != ()}
+    # --notify routes add to the config file's [notify] routes (and --allow-host to its hosts).
+    notify_routes = list(flags.pop("notify_routes", None) or [])
+    config_source = "flag --config" if config else f"env {ENV['config']}" if env.get(ENV["config"]) else None
     config = config or env.get(ENV["config"])
     path: Path | None
     if config:
@@ -227,6 +250,15 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     elif str(values["outbox"]).lower() == "off":
         values["outbox"] = None
     values["config_path"] = path
+    sources["config_path"] = config_source or ("default ($XDG_CONFIG_HOME/agentdeck/config.toml)" if path
+                                               else "none (no config file)")
+    if notify_routes:
+        try:
+            base = NotifySettings.model_validate(values.get("notify") or {})
+            values["notify"] = base.with_routes(notify_routes)
+        except (ValidationError, ValueError) as exc:
+            raise SettingsError(f"notify (flag --notify): {exc}") from None
+        sources["notify"] = f"flag --notify + {sources['notify']}" if "notify" in sources else "flag --notify"
     try:
         return Settings(**values, sources=sources)
     except ValidationError as exc:
