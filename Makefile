@@ -30,6 +30,7 @@ console: $(RUNTIME)
 
 test: $(TESTDEPS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(TESTDEPS)

@@ -71,12 +71,12 @@ def generate(folder: Path, total: int, seed: int = 1) -> int:
     written = 0
     copy = 0
     while written < total:
-        for key, line in base:
+        for task_key, raw in base:
             if written == total:
                 break
             if copy:
-                line = line.replace(key, key + b"c%d" % copy)
-            files[int(key[1:]) % FILES].write(line)
+                raw = raw.replace(task_key, task_key + b"c%d" % copy)
+            files[int(task_key[1:]) % FILES].write(raw)
             written += 1
         copy += 1
     for f in files:
