@@ -339,3 +339,13 @@ def undelivered(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT escalation_id FROM escalations WHERE delivery = 'pending' ORDER BY decided_at LIMIT ?", (limit,)
     )]
+
+
+def callback_deliveries(conn: sqlite3.Connection, limit: int = 5000) -> list[sqlite3.Row]:
+    """Attempted callback deliveries, newest decision first: what tells whether a callback host still answers."""
+    return conn.execute(
+        "SELECT callback_url, delivery, delivery_error, decided_at FROM escalations "
+        "WHERE callback_url IS NOT NULL AND delivery IN ('delivered', 'failed') "
+        "ORDER BY decided_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()

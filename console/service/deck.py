@@ -22,6 +22,7 @@ from typing import Any
 
 from agentdeck.console.service import views
 from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
+from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.text import step_summary
 from agentdeck.console.service.views import (
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = 200  # rows the Tasks table holds at most
 MAX_EVENTS = 2000  # task detail: a task with more shows its first MAX_EVENTS and says so
+QUEUE_SHOWN = 500  # pending escalations the queue shows at most
+QUEUE_READ = 5000  # ... read to sort them (orphaned ones after those whose agent waits)
 MAX_STEPS = 80  # escalation detail: steps of the task listed
 
 
@@ -148,8 +151,32 @@ class DeckService:
         from agentdeck.store import decisions
 
         conn = self.reader()
-        rows = decisions.decided(conn) if history else decisions.pending(conn)
-        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=not history))
+        if history:
+            return EscalationQueue(tuple(decisions.decided(conn)), history, decisions.count(conn, pending=False))
+        # Read well past the 500 shown, so an agent still waiting is not pushed out of view by orphans.
+        rows = decisions.pending(conn, limit=QUEUE_READ)
+        reaches = self._reaches(conn, rows)
+        waiting = [r for r in rows if not reaches[r["escalation_id"]].orphaned]
+        orphans = [r for r in rows if reaches[r["escalation_id"]].orphaned]
+        shown = (waiting + orphans)[:QUEUE_SHOWN]
+        return EscalationQueue(tuple(shown), history, decisions.count(conn, pending=True),
+                               reach={r["escalation_id"]: reaches[r["escalation_id"]] for r in shown})
+
+    def _reaches(self, conn: sqlite3.Connection, rows: Sequence[views.Row]) -> dict[str, Reach]:
+        """Where a decision on each of these escalations would go (console.service.reach)."""
+        from agentdeck.store import decisions
+
+        gone = unreachable_origins(decisions.callback_deliveries(conn)) if self.delivery.outbox is None else frozenset()
+        problems: dict[str, str | None] = {}
+        out = {}
+        for r in rows:
+            url = r["callback_url"]
+            if url and url not in problems:
+                from agentdeck.replay.hosts import check_url
+
+                problems[url] = check_url(url, self.allow_hosts)
+            out[r["escalation_id"]] = reach(url, self.delivery.outbox, problems.get(url) if url else None, gone)
+        return out
 
     def escalation(self, escalation_id: str) -> EscalationView | None:
         from agentdeck.replay.hosts import check_url
@@ -168,8 +195,9 @@ class DeckService:
         more = (task["events"] - MAX_STEPS) if task is not None and len(events) > MAX_STEPS else 0
         url = row["callback_url"]
         problem = check_url(url, self.allow_hosts) if url else None
+        where = self._reaches(conn, [row])[row["escalation_id"]] if row["status"] == "pending" else None
         return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
-                              callback_problem=problem)
+                              callback_problem=problem, reach=where)
 
     def read_only_refusal(self, what: str) -> ActionResult | None:
         """The answer to an acting key in a read-only console (None: this console may act)."""
@@ -200,6 +228,11 @@ class DeckService:
         if refused is not None:
             return refused
         conn = self.writer()
+        try:  # where it can go, read before it is decided (the toast must not promise a delivery nobody gets)
+            row = decisions.escalation(conn, escalation_id)
+            before = self._reaches(conn, [row])[escalation_id] if row is not None else None
+        except sqlite3.Error:
+            before = None
         try:
             outcome = decisions.decide(conn, escalation_id, decision, by=self.operator, reason=reason,  # type: ignore[arg-type]
                                        now=self.now(), on_expiry=self.settings.on_expiry,
@@ -228,7 +261,13 @@ class DeckService:
         else:
             message = f"{outcome.status.capitalize()} {esc}."
             severity = "information"
-        message += " " + _delivery_sentence(state)
+        if before is not None and before.orphaned and state != "delivered":
+            message += f" Nobody received it: {before.why}; it is only recorded."
+            if state in ("failed", "blocked"):
+                message += f" Delivery {state}: r retries (once an outbox is set or the agent is back)."
+            severity = "warning"
+        else:
+            message += " " + _delivery_sentence(state)
         if state in ("failed", "blocked"):
             severity = "warning"
         return ActionResult(True, message, severity, changed=True,

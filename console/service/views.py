@@ -109,6 +109,9 @@ class EscalationQueue:
     rows: Sequence[Row]
     history: bool
     total: int
+    # Pending only: where each escalation's decision would go, by escalation id
+    # (console.service.reach); orphaned ones are listed after those whose agent waits.
+    reach: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class EscalationView:
     steps: Sequence[tuple[int, str, str]] = ()  # (seq, kind, summary)
     more_steps: int = 0
     callback_problem: str | None = None  # why the callback URL may not be called (None: allowed or no URL)
+    reach: Any = None  # console.service.reach.Reach: where a decision goes (pending only)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,11 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
         t.append("allowed" if why is None else f"blocked: {clean(why, 120, single_line=True)}",
                  "green" if why is None else "magenta")
     t.append("\n")
+    if r["status"] == "pending" and view.reach is not None:
+        _label(t, "Decision goes")
+        t.append("ORPHANED  " if view.reach.orphaned else "", "bold magenta")
+        t.append_text(plain(view.reach.sentence, 600, style="magenta" if view.reach.orphaned else ""))
+        t.append("\n")
 
     if r["status"] != "pending":
         t.append("\n")
