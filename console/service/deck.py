@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,18 @@ class DeckService:
 
     # -- Tasks -----------------------------------------------------------------------
 
+    def abandoned_before(self) -> float | None:
+        """Tasks silent (no task_end, no event) since before this time show as abandoned; None: never."""
+        after = self.settings.abandon_after
+        return self.now() - after if after > 0 else None
+
     def counters(self) -> queries.Counters:
         return queries.counters(self.reader(), self.now())
 
     def task_page(self, filt: TaskFilter, window: Window, limit: int = WINDOW) -> TaskPage:
         """One window of the Tasks list (keyset paging over ``store.queries``)."""
         conn = self.reader()
+        filt = replace(filt, abandoned_before=self.abandoned_before())  # rows carry ``abandoned``; the filter uses it
         anchor: TaskKey | None
         if window.kind == "follow":
             anchor = None
@@ -139,7 +146,8 @@ class DeckService:
             masked += n
             payloads.append(payload)
             events.append({"id": r["id"], "seq": r["seq"], "kind": r["kind"], "ts": r["ts"], "payload": payload})
-        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked)
+        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked,
+                          abandoned=queries.is_abandoned(task, self.abandoned_before()))
 
     def find_tasks(self, prefix: str, limit: int = 8) -> Sequence[views.Row]:
         """Tasks whose id or request id starts with ``prefix`` (the command palette)."""
@@ -352,13 +360,14 @@ class DeckService:
         ).fetchone()
         audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
         comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
-        key = (wanted, tuple(row) if row else None, audit_id, comps)
+        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
+        key = (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
         if key == known:
             return None
         rec = reconstruct(conn, wanted)
         if rec is not None:
             rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
-        return ReplayView(wanted, key, rec)
+        return ReplayView(wanted, key, rec, abandoned=abandoned)
 
     def replay_trace(self, path: str | Path, known: tuple | None = None, wanted: str | None = None) -> ReplayView | None:
         """A task rebuilt from a trace FILE (a suite run's) in a throwaway in-memory store; the live store is

@@ -102,6 +102,7 @@ class TaskDetail:
     events: Sequence[Row]
     payloads: Sequence[str]  # redacted JSON text, one per event (same order)
     redactions: int = 0
+    abandoned: bool = False  # no task_end and silent past the abandon-after setting (computed when read)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class ReplayView:
     # The trace file this was rebuilt from in a throwaway store (a suite run), None for the live store:
     # nothing in it can be compensated or exported from the live store.
     source: str | None = None
+    abandoned: bool = False  # no task_end and silent past the abandon-after setting (computed when read)
 
     def shown_data(self, step: Step) -> tuple[Any, int]:
         """The step's data with secrets replaced, and how many were (cached per step)."""
