@@ -77,7 +77,8 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
     _label(t, "Callback")
     url = r.get("callback_url")
     if not url:
-        t.append("none (outbox only)", "dim")
+        nobody = view.reach is not None and view.reach.orphaned  # no outbox either: "outbox only" would mislead
+        t.append("none" if nobody else "none (outbox only)", "dim")
     else:
         why = view.callback_problem
         t.append_text(plain(url, 200, single_line=True))
