@@ -201,3 +201,22 @@ def row_of_status(db: Path, escalation_id: str) -> str:
         return conn.execute("SELECT status FROM escalations WHERE escalation_id = ?", (escalation_id,)).fetchone()[0]
     finally:
         conn.close()
+
+
+def test_a_waiting_agent_is_not_pushed_out_of_view_by_many_orphans(esc_db):
+    # 600 orphans due before everything else: more than the 500 the queue shows.
+    conn = connect(esc_db)
+    with conn:
+        conn.executemany(
+            "INSERT INTO escalations (escalation_id, task_id, seq, ts, risk, risk_rank, deadline, proposed_action, "
+            "callback_url) VALUES (?, 't-x', 0, ?, 'low', 1, ?, '{}', ?)",
+            [(f"esc-orphan-{i:03d}", FIXED_NOW - 10, FIXED_NOW + i, None if i % 2 else "http://gone.example/d")
+             for i in range(600)])
+    conn.close()
+    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:3/decide")
+    queue = _deck(esc_db, allow_hosts=frozenset({"127.0.0.1"})).escalation_queue(history=False)
+    assert queue.total == 604 and len(queue.rows) == 500
+    ids = [r["escalation_id"] for r in queue.rows]
+    assert ids[0] == "esc-t-low" and not queue.reach["esc-t-low"].orphaned
+    assert all(queue.reach[i].orphaned for i in ids[1:])
+    assert ids[1:4] == ["esc-t-expired", "esc-orphan-000", "esc-orphan-001"]  # deadline order within the orphans

@@ -43,8 +43,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 200  # rows the Tasks table holds at most
 MAX_EVENTS = 2000  # task detail: a task with more shows its first MAX_EVENTS and says so
-QUEUE_SHOWN = 500  # pending escalations the queue shows at most
-QUEUE_READ = 5000  # ... read to sort them (orphaned ones after those whose agent waits)
+QUEUE_SHOWN = 500  # pending escalations the queue shows at most (orphaned ones after those whose agent waits)
 MAX_STEPS = 80  # escalation detail: steps of the task listed
 
 
@@ -161,30 +160,31 @@ class DeckService:
         conn = self.reader()
         if history:
             return EscalationQueue(tuple(decisions.decided(conn)), history, decisions.count(conn, pending=False))
-        # Read well past the 500 shown, so an agent still waiting is not pushed out of view by orphans.
-        rows = decisions.pending(conn, limit=QUEUE_READ)
-        reaches = self._reaches(conn, rows)
-        waiting = [r for r in rows if not reaches[r["escalation_id"]].orphaned]
-        orphans = [r for r in rows if reaches[r["escalation_id"]].orphaned]
-        shown = (waiting + orphans)[:QUEUE_SHOWN]
-        return EscalationQueue(tuple(shown), history, decisions.count(conn, pending=True),
-                               reach={r["escalation_id"]: reaches[r["escalation_id"]] for r in shown})
+        # Where each distinct callback URL's decision would go, then one query that lists the orphaned last.
+        by_url = self._reach_by_url(conn, decisions.pending_callback_urls(conn))
+        orphan_urls = [u for u, r in by_url.items() if u is not None and r.orphaned]
+        no_url = by_url.get(None)
+        rows = decisions.pending(conn, limit=QUEUE_SHOWN, last_urls=orphan_urls,
+                                 no_url_last=no_url is not None and no_url.orphaned)
+        reaches = self._reaches(conn, rows, by_url)
+        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=True),
+                               reach={r["escalation_id"]: reaches[r["escalation_id"]] for r in rows})
 
-    def _reaches(self, conn: sqlite3.Connection, rows: Sequence[views.Row]) -> dict[str, Reach]:
-        """Where a decision on each of these escalations would go (console.service.reach)."""
+    def _reach_by_url(self, conn: sqlite3.Connection, urls: Sequence[str | None]) -> dict[str | None, Reach]:
+        """Where a decision goes for each callback URL (None: no URL); console.service.reach."""
+        from agentdeck.replay.hosts import check_url
         from agentdeck.store import decisions
 
         gone = unreachable_origins(decisions.callback_deliveries(conn)) if self.delivery.outbox is None else frozenset()
-        problems: dict[str, str | None] = {}
-        out = {}
-        for r in rows:
-            url = r["callback_url"]
-            if url and url not in problems:
-                from agentdeck.replay.hosts import check_url
+        return {url: reach(url, self.delivery.outbox, check_url(url, self.allow_hosts) if url else None, gone)
+                for url in dict.fromkeys(u or None for u in urls)}
 
-                problems[url] = check_url(url, self.allow_hosts)
-            out[r["escalation_id"]] = reach(url, self.delivery.outbox, problems.get(url) if url else None, gone)
-        return out
+    def _reaches(self, conn: sqlite3.Connection, rows: Sequence[views.Row],
+                 by_url: dict[str | None, Reach] | None = None) -> dict[str, Reach]:
+        """Where a decision on each of these escalations would go."""
+        if by_url is None:
+            by_url = self._reach_by_url(conn, [r["callback_url"] for r in rows])
+        return {r["escalation_id"]: by_url[r["callback_url"] or None] for r in rows}
 
     def escalation(self, escalation_id: str) -> EscalationView | None:
         from agentdeck.replay.hosts import check_url

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ class Reach:
     why: str = ""  # for an orphaned one: why nobody receives it (no outbox, host not allowed, ...)
 
 
+@lru_cache(maxsize=4096)  # the queue asks for the same few URLs on every refresh
 def origin(url: str | None) -> str | None:
     """``scheme://host:port`` of a callback URL (lower case, default port filled in); None if it has none."""
     if not url:
