@@ -220,3 +220,27 @@ def test_a_waiting_agent_is_not_pushed_out_of_view_by_many_orphans(esc_db):
     assert ids[0] == "esc-t-low" and not queue.reach["esc-t-low"].orphaned
     assert all(queue.reach[i].orphaned for i in ids[1:])
     assert ids[1:4] == ["esc-t-expired", "esc-orphan-000", "esc-orphan-001"]  # deadline order within the orphans
+
+
+def test_orphan_queue_and_dialog_at_80x24(esc_db, make_app, snap_compare):
+    # One agent that waits (allowed callback), three orphans; the dialog for an orphan says nobody will get it.
+    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
+
+    async def run_before(pilot) -> None:
+        for key in ("2", "down", "a"):
+            await pilot.press(key)
+            await settle(pilot)
+
+    app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_orphan_queue_at_80x24(esc_db, make_app, snap_compare):
+    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
+
+    async def run_before(pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+
+    app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
