@@ -51,12 +51,21 @@ OUTCOME_STYLE = {
     "aborted": "red",
     "timeout": "red",
     None: "cyan",
+    "abandoned": "dim",
 }
+
+
+def _abandoned(row: Row) -> bool:
+    """Computed when read (store.queries ABANDONED); a row read without the column is not."""
+    try:
+        return bool(row["abandoned"])
+    except (IndexError, KeyError):
+        return False
 
 
 def task_cells(row: Row) -> tuple[Text, ...]:
     """One task as table cells; every trace-supplied value goes through ``plain``."""
-    outcome = row["outcome"]
+    outcome = row["outcome"] or ("abandoned" if _abandoned(row) else None)
     latency = row["latency_ms"]
     violations = row["violations"]
     return (
