@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tasks_support import screen_lines, settle
+from test_escalations_support import esc_db  # noqa: F401  (fixture)
 
 WIDE = (160, 45)
 
@@ -46,3 +47,100 @@ async def test_the_header_stays_on_one_line_with_the_key_panel_open(sample_db, m
         await pilot.pause()
         assert screen_lines(app)[:2] == before, "the panel must not squeeze the header"
         assert "events" in before[0]
+
+
+# --- one key, one meaning -------------------------------------------------------
+
+# Keys whose meaning is "the obvious thing for what has focus" (a kind, not one
+# action): Esc backs out (clear filter, back, close input, cancel); Enter opens or
+# applies; Tab moves between panes.
+CONTEXT_KEYS = {"escape", "enter", "tab"}
+
+
+def _bound_classes():
+    from agentdeck.console.app import AgentDeck
+    from agentdeck.console.screens.canary import CanaryScreen
+    from agentdeck.console.screens.escalations import EscalationsScreen
+    from agentdeck.console.screens.problems import ProblemsScreen
+    from agentdeck.console.screens.replay import ReplayScreen
+    from agentdeck.console.screens.task_detail import TaskDetailScreen
+    from agentdeck.console.screens.tasks import TasksScreen
+    from agentdeck.console.widgets.escalation_table import EscalationTable
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+    from agentdeck.console.widgets.task_events import EventTable
+    from agentdeck.console.widgets.task_table import TaskTable, VimTable
+
+    return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,
+            TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline]
+
+
+def test_every_key_means_one_thing_on_every_screen():
+    from agentdeck.console.keymap import KEY_MAP
+
+    meanings: dict[str, set[tuple[str, str]]] = {}
+    for cls in _bound_classes():
+        for binding in cls.__dict__.get("BINDINGS", []):
+            for key in binding.key.split(","):
+                meanings.setdefault(key.strip(), set()).add((cls.__name__, binding.description))
+    for key, where in meanings.items():
+        if key in CONTEXT_KEYS or key == "ctrl+c":
+            continue
+        assert key in KEY_MAP, f"{key} is bound ({where}) but not in the key map"
+        descriptions = {d for _, d in where}
+        assert descriptions == {KEY_MAP[key]}, f"{key} means {where}; the key map says {KEY_MAP[key]!r}"
+
+
+async def test_r_replays_the_selected_task_on_tasks_and_escalations(esc_db, make_app):
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(esc_db)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(app, pilot)
+        wanted = app.screen.table.cursor_task
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert (app.current_mode, app.replay_task) == ("replay", wanted)
+        await pilot.press("2")
+        await esc_settle(pilot)
+        row = app.screen._selected()
+        assert row is not None
+        await pilot.press("r")
+        await esc_settle(pilot)
+        assert (app.current_mode, app.replay_task) == ("replay", row["task_id"])
+
+
+async def test_r_replays_a_task_behind_a_canary_metric(sample_db, make_app):
+    from textual.widgets import DataTable
+
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("3")
+        await esc_settle(pilot, rounds=8)
+        tasks = app.screen.query_one("#canary-tasks", DataTable)
+        assert tasks.row_count
+        wanted = tasks.coordinate_to_cell_key(tasks.cursor_coordinate).row_key.value
+        await pilot.press("r")
+        await esc_settle(pilot)
+        assert (app.current_mode, app.replay_task) == ("replay", wanted)
+
+
+async def test_square_brackets_walk_the_decision_points_both_ways(sample_db, make_app):
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        app.open_replay("task-0001")
+        await pilot.press("4")
+        await esc_settle(pilot)
+        timeline = app.screen.query_one(ReplayTimeline)
+        points = app.screen.rec.decision_points
+        assert points
+        await pilot.press("right_square_bracket")
+        assert timeline.cursor == points[0]
+        await pilot.press("left_square_bracket")
+        assert timeline.cursor == points[-1], "wraps around backwards"
+        await pilot.press("d")
+        assert timeline.cursor == points[-1], "d is Deny (Escalations only): nothing here"

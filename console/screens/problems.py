@@ -4,7 +4,7 @@ The list is the app's ``health`` (store/health.py, checked about once a
 second on a worker): ingest that stopped, stalled or cannot read a path,
 rejected trace lines, decisions not delivered, compensations that failed.
 Worst first; the cursor stays on the same problem across checks; ``enter``
-goes where a failed delivery or compensation is retried. ``r``
+goes where a failed delivery or compensation is retried. ``R``
 restarts the console's ingest process now (it is also restarted by itself,
 with backoff). Nothing here does I/O: it shows what the check found.
 """
@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 
@@ -66,7 +67,7 @@ class ProblemsScreen(DeckScreen):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
-        Binding("r", "restart_ingest", "Restart ingest"),
+        retry("Restart the console's ingest process now", "restart_ingest"),
         Binding("enter", "goto", "Go to it", show=False),
     ]
 
@@ -85,7 +86,7 @@ class ProblemsScreen(DeckScreen):
         ingest = getattr(self.app, "ingest", None)
         following = ingest is not None and getattr(ingest, "supervisor", None) is not None
         self.query_one("#problems-status", Static).update(
-            Text("r: restart ingest now  ·  checked about once a second" if following
+            Text("R: restart ingest now  ·  checked about once a second" if following
                  else "this console follows no traces (--no-follow or none given): ingest is not run here",
                  style="dim"))
 

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets.chrome import format_clock
@@ -27,7 +28,7 @@ class TaskDetailScreen(DeckScreen):
     AUTO_FOCUS = "#detail-events"
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
-        Binding("r", "replay", "Replay"),
+        REPLAY,
         Binding("tab", "focus_next", "Table/payload", show=False),
     ]
 
