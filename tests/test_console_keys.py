@@ -144,3 +144,85 @@ async def test_square_brackets_walk_the_decision_points_both_ways(sample_db, mak
         assert timeline.cursor == points[-1], "wraps around backwards"
         await pilot.press("d")
         assert timeline.cursor == points[-1], "d is Deny (Escalations only): nothing here"
+
+
+# --- the same movement keys on every list ------------------------------------------
+
+async def _walk(pilot, position, size: int) -> None:
+    """j/k, G/g, End/Home and the page keys move ``position()`` over a list of ``size`` rows."""
+    assert size >= 3, "a list to move in"
+    for keys, expected in ((("G",), size - 1), (("g",), 0), (("j",), 1), (("down",), 2), (("k",), 1),
+                           (("end",), size - 1), (("home",), 0), (("pagedown",), None), (("pageup",), 0)):
+        await pilot.press(*keys)
+        await pilot.pause()
+        if expected is None:
+            assert position() > 1, f"{keys} moves more than a row"
+        else:
+            assert position() == expected, f"{keys} -> {position()}, expected {expected}"
+
+
+async def test_list_keys_on_the_escalation_queue_and_the_decided_list(esc_db, make_app):
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(esc_db)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("2")
+        await esc_settle(pilot)
+        table = app.screen.query_one("#esc-table")
+        await _walk(pilot, lambda: table.cursor_row, table.row_count)
+        await pilot.press("h")
+        await esc_settle(pilot)
+        assert table.history and table.row_count >= 3
+        await pilot.press("G")
+        await pilot.press("home")
+        assert table.cursor_row == 0, "Home reaches the top of the decided list"
+        await _walk(pilot, lambda: table.cursor_row, table.row_count)
+
+
+async def test_list_keys_on_the_canary_tasks_behind_a_metric(sample_db, make_app):
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("3")
+        await esc_settle(pilot, rounds=8)
+        metrics = app.screen.query_one("#canary-metrics")
+        await pilot.press("j")
+        await esc_settle(pilot)
+        assert metrics.cursor_row == 1, "j moves on the metrics too"
+        await pilot.press("k")  # back to action errors: 22 tasks behind it
+        await esc_settle(pilot)
+        await pilot.press("enter")  # to the tasks behind it
+        await esc_settle(pilot)
+        tasks = app.screen.query_one("#canary-tasks")
+        assert app.focused is tasks
+        await _walk(pilot, lambda: tasks.cursor_row, tasks.row_count)
+
+
+async def test_list_keys_on_the_replay_timeline(sample_db, make_app):
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        app.open_replay("task-0001")
+        await pilot.press("4")
+        await esc_settle(pilot)
+        timeline = app.screen.query_one(ReplayTimeline)
+        await _walk(pilot, lambda: timeline.cursor, len(timeline.steps))
+
+
+async def test_list_keys_on_problems(sample_db, make_app):
+    from agentdeck.store.health import Health, Problem
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(sample_db)
+    app.ingest.watcher.health_every = 3600  # only the health set below is shown
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("5")
+        await esc_settle(pilot)
+        app.health = Health("warn", tuple(Problem(f"p{i}", "warn", f"problem {i}", "", None, "wait")
+                                          for i in range(30)), checked_at=0.0)
+        await pilot.pause()
+        table = app.screen.query_one("#problems-table")
+        await _walk(pilot, lambda: table.cursor_row, table.row_count)

@@ -31,6 +31,7 @@ from agentdeck.console.service.deck import next_version, versions_for
 from agentdeck.console.service.views import CanaryView, SuiteCase, SuiteSummary
 from agentdeck.console.widgets.suite_format import suite_line
 from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.task_table import VimTable
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store
@@ -76,7 +77,7 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-verdict")
         yield Static("", id="canary-suite")
         with Horizontal(id="canary-panels"):
-            table: DataTable = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
+            table: DataTable = VimTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
             table.add_columns(*fmt.HEADERS)
             yield table
             with Vertical(id="canary-sparks"):
@@ -84,7 +85,7 @@ class CanaryScreen(DeckScreen):
                 for m in canary.DEFAULT_METRICS:
                     yield CohortSparks(m.key)
         yield Static("", id="canary-tasks-title")
-        tasks: DataTable = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
+        tasks: DataTable = VimTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
         yield tasks
         yield Static("", id="canary-task-violations")

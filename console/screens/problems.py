@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Static
 from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.task_table import VimTable
 
 if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
     from agentdeck.store.health import Health, Problem
@@ -65,15 +66,13 @@ class ProblemsScreen(DeckScreen):
     MODE = "problems"
     CSS_PATH = "problems.tcss"
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
         retry("Restart the console's ingest process now", "restart_ingest"),
         Binding("enter", "goto", "Go to it", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="problems-title")
-        yield DataTable(id="problems-table", cursor_type="row", zebra_stripes=True)
+        yield VimTable(id="problems-table", cursor_type="row", zebra_stripes=True)  # the list keys
         yield Static("", id="problems-detail")
         yield Static("", id="problems-status")
 
@@ -150,12 +149,6 @@ class ProblemsScreen(DeckScreen):
             self.app.open_replay(task)  # type: ignore[attr-defined]
         else:
             self.app.switch_mode(where)
-
-    def action_cursor_down(self) -> None:
-        self.query_one("#problems-table", DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one("#problems-table", DataTable).action_cursor_up()
 
     def action_restart_ingest(self) -> None:
         ingest = getattr(self.app, "ingest", None)

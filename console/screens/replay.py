@@ -34,8 +34,6 @@ class ReplayScreen(DeckScreen):
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
-        Binding("g,home", "first", "Top", show=False),
-        Binding("G,end", "last", "Bottom", show=False),
         Binding("space", "play", "Play/pause"),
         Binding("right_square_bracket", "decision(1)", "Next decision", key_display="]"),
         Binding("left_square_bracket", "decision(-1)", "Prev decision", key_display="[", show=False),
@@ -193,12 +191,6 @@ class ReplayScreen(DeckScreen):
 
     def action_step(self, delta: int) -> None:
         self._timeline().cursor += delta
-
-    def action_first(self) -> None:
-        self._timeline().cursor = 0
-
-    def action_last(self) -> None:
-        self._timeline().cursor = len(self._timeline().steps) - 1
 
     def action_decision(self, direction: int = 1) -> None:
         """Jump to the next (``]``) or previous (``[``) decision point (escalation, decision, action), wrapping."""

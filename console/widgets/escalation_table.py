@@ -5,9 +5,10 @@ from __future__ import annotations
 from agentdeck.console.service.views import Row
 
 from rich.text import Text
-from textual.widgets import DataTable
+
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.task_table import VimTable
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )
@@ -16,8 +17,11 @@ PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount
 DECIDED_COLUMNS = ("decided", "status", "escalation", "by", "delivery", "risk", "proposed action")
 
 
-class EscalationTable(DataTable):
-    """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes."""
+class EscalationTable(VimTable):
+    """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes.
+
+    A VimTable: j/k, g/G, Home/End and the page keys move as on every list.
+    """
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
