@@ -226,3 +226,25 @@ async def test_list_keys_on_problems(sample_db, make_app):
         await pilot.pause()
         table = app.screen.query_one("#problems-table")
         await _walk(pilot, lambda: table.cursor_row, table.row_count)
+
+
+async def test_after_a_decision_the_cursor_stays_at_the_same_position(esc_db, make_app):
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(esc_db)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("2")
+        await esc_settle(pilot)
+        table = app.screen.query_one("#esc-table")
+        order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+        await pilot.press("j")
+        await esc_settle(pilot)
+        assert table.selected_id() == order[1]
+        await pilot.press("d", *"dup", "enter")
+        await esc_settle(pilot)
+        assert order[1] not in app.screen.rows, "denied: it left the queue"
+        assert (table.cursor_row, table.selected_id()) == (1, order[2]), "the next one moved under the cursor"
+        # The last row decided: the cursor stays on the (new) last row.
+        await pilot.press("G", "d", *"dup", "enter")
+        await esc_settle(pilot)
+        assert table.cursor_row == table.row_count - 1 == 1

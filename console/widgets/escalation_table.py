@@ -5,6 +5,7 @@ from __future__ import annotations
 from agentdeck.console.service.views import Row
 
 from rich.text import Text
+from textual.widgets.data_table import RowDoesNotExist
 
 
 from agentdeck.console.safe import plain
@@ -39,7 +40,7 @@ class EscalationTable(VimTable):
             return None
 
     def show(self, rows: list[Row], now: float, *, history: bool) -> None:
-        keep = self.selected_id()
+        keep, position = self.selected_id(), self.cursor_row
         if history != self.history or not self.columns:
             self.clear(columns=True)
             self.add_columns(*(DECIDED_COLUMNS if history else PENDING_COLUMNS))
@@ -52,8 +53,10 @@ class EscalationTable(VimTable):
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep))
-            except Exception:
-                pass
+            except RowDoesNotExist:
+                # It left this list (just decided): stay at the same position, so the
+                # next escalation moves under the cursor instead of jumping to the top.
+                self.go_row(position)
 
     @staticmethod
     def _risk(risk: str) -> Text:
