@@ -248,3 +248,34 @@ async def test_after_a_decision_the_cursor_stays_at_the_same_position(esc_db, ma
         await pilot.press("G", "d", *"dup", "enter")
         await esc_settle(pilot)
         assert table.cursor_row == table.row_count - 1 == 1
+
+
+# --- what a row says: a date whenever a time is not today ------------------------------
+
+def test_a_time_not_today_carries_its_date():
+    from conftest import FIXED_NOW  # 2026-11-24 15:00 UTC
+    from agentdeck.console.widgets.chrome import format_clock
+
+    five_days_ago = FIXED_NOW - 5 * 86400
+    assert format_clock(FIXED_NOW - 60, FIXED_NOW) == "14:59:00"
+    assert format_clock(five_days_ago, FIXED_NOW) == "Nov 19 15:00:00"
+    assert format_clock(five_days_ago, FIXED_NOW, short=True) == "Nov 19"
+    assert format_clock(FIXED_NOW - 400 * 86400, FIXED_NOW, short=True) == "Oct 2025"
+    assert format_clock(FIXED_NOW - 400 * 86400, FIXED_NOW) == "2025-10-20 15:00:00"
+
+
+async def test_tasks_from_five_days_ago_show_their_date_beside_todays(tmp_path, make_app):
+    from tasks_support import ingest, screen_text, task_lines, write_trace
+
+    traces = tmp_path / "traces"
+    write_trace(traces / "a.jsonl", task_lines("t-old", at=-5 * 86400) + task_lines("t-today", at=0))
+    db = tmp_path / "a.db"
+    ingest(db, traces)
+    app = make_app(db)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(app, pilot)
+        lines = screen_text(app).splitlines()
+        old = next(line for line in lines if "t-old" in line)
+        today = next(line for line in lines if "t-today" in line)
+        assert old.split()[0:2] == ["Nov", "19"]
+        assert today.split()[0] == "14:00:00"

@@ -214,10 +214,11 @@ class CanaryScreen(DeckScreen):
         title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
         table = self.query_one("#canary-tasks", DataTable)
         table.clear()
+        now = self.app.now()  # type: ignore[attr-defined]
         for r in rows:
             table.add_row(
                 plain(r["version"], 8, single_line=True),
-                plain(format_clock(r["started"])),
+                plain(format_clock(r["started"], now)),
                 plain(r["task_id"], 28, single_line=True),
                 plain(r["outcome"] or "running"),
                 plain(f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else ""),

@@ -209,10 +209,9 @@ class EscalationsScreen(DeckScreen):
         if version != self._shown_version:
             super()._data_changed(version)
 
-    @staticmethod
-    def _already(escalation_id: str, status: str, by: str | None, at: float | None) -> str:
+    def _already(self, escalation_id: str, status: str, by: str | None, at: float | None) -> str:
         who = clean(by or "the agent", 60, single_line=True)
-        when = f" at {clock(at)} UTC" if at is not None else ""
+        when = f" at {clock(at, self.app.now())} UTC" if at is not None else ""
         return f"{clean(escalation_id, 60, single_line=True)} was already {status} by {who}{when}."
 
     def _tell(self, message: str, *, severity: str = "information", timeout: float | None = None) -> None:

@@ -11,7 +11,6 @@ with backoff). Nothing here does I/O: it shows what the check found.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -23,6 +22,7 @@ from textual.widgets import DataTable, Static
 from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.chrome import format_clock
 from agentdeck.console.widgets.task_table import VimTable
 
 if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
@@ -45,7 +45,7 @@ def age(seconds: float) -> str:
 def since_text(problem: Problem, checked_at: float) -> str:
     if problem.since is None:
         return ""
-    clock = time.strftime("%H:%M:%S", time.gmtime(problem.since))
+    clock = format_clock(problem.since, checked_at)  # with its date when not today
     return f"{clock} ({age(checked_at - problem.since)} ago)"
 
 

@@ -92,7 +92,7 @@ class TaskDetailScreen(DeckScreen):
             return  # not composed (yet, or any more)
         self.found = task is not None
         self.events = events
-        summary.update(_summary(self.task_id, task, len(events)))
+        summary.update(_summary(self.task_id, task, len(events), self.app.now()))  # type: ignore[attr-defined]
         table = self.query_one(EventTable)
         table.show_events(events)
         self._show_payload(table.cursor_row)
@@ -123,7 +123,7 @@ class TaskDetailScreen(DeckScreen):
         self.app.open_replay(self.task_id)
 
 
-def _summary(task_id: str, task, shown: int) -> Text:
+def _summary(task_id: str, task, shown: int, now: float | None = None) -> Text:
     text = Text()
     if task is None:
         text.append("no such task: ", "bold red")
@@ -143,7 +143,7 @@ def _summary(task_id: str, task, shown: int) -> Text:
     text.append("outcome ", "dim")
     text.append_text(plain(task["outcome"] or "running", 20, style="bold"))
     text.append("  started ", "dim")
-    text.append(format_clock(task["started"]) or "?")
+    text.append(format_clock(task["started"], now) or "?")
     if task["latency_ms"] is not None:
         text.append(f"  latency {task['latency_ms']:.0f}ms")
     text.append(f"  cost ${task['cost_usd']:.4f}  tokens {task['tokens']}")

@@ -87,7 +87,7 @@ class TasksScreen(DeckScreen):
         self.page = page
         table.more_older = page.older
         table.more_newer = page.newer > 0
-        table.show_rows(page.rows)
+        table.show_rows(page.rows, self.app.now())  # type: ignore[attr-defined]
         if self.follow:
             table.move_cursor(row=max(table.row_count - 1, 0))
         elif place is not None:

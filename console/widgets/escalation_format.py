@@ -33,10 +33,11 @@ def time_left(deadline: float, now: float) -> tuple[str, bool]:
     return f"in {duration(left)}", False
 
 
-def clock(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return time.strftime("%H:%M:%S", time.gmtime(ts))
+def clock(ts: float | None, now: float | None = None) -> str:
+    """Time of day, with the date when it is not ``now``'s day (see ``chrome.format_clock``)."""
+    from agentdeck.console.widgets.chrome import format_clock
+
+    return format_clock(ts, now)
 
 
 def stamp(ts: float | None) -> str:

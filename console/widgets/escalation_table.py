@@ -49,7 +49,7 @@ class EscalationTable(VimTable):
         else:
             self.clear()
         for r in rows:
-            self.add_row(*(self._decided_cells(r) if history else self._pending_cells(r, now)), key=r["escalation_id"])
+            self.add_row(*(self._decided_cells(r, now) if history else self._pending_cells(r, now)), key=r["escalation_id"])
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep))
@@ -76,11 +76,11 @@ class EscalationTable(VimTable):
             Text(duration(now - r["ts"])),
         )
 
-    def _decided_cells(self, r: Row) -> tuple:
+    def _decided_cells(self, r: Row, now: float) -> tuple:
         action = proposed(r["proposed_action"])
         delivery = r["delivery"]
         return (
-            Text(clock(r["decided_at"])),
+            Text(clock(r["decided_at"], now)),
             plain(r["status"], 10, style=STATUS_STYLE.get(r["status"], ""), single_line=True),
             plain(r["escalation_id"], 24, single_line=True),
             plain(r["decided_by"] or "", 16, single_line=True),
