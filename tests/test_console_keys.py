@@ -68,10 +68,15 @@ def _bound_classes():
     from agentdeck.console.widgets.escalation_table import EscalationTable
     from agentdeck.console.widgets.replay_timeline import ReplayTimeline
     from agentdeck.console.widgets.task_events import EventTable
+    from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+    from agentdeck.console.widgets.reason_dialog import ReasonDialog
+    from agentdeck.console.widgets.suite_failures import SuiteFailures
+    from agentdeck.console.widgets.task_filter import FilterInput
     from agentdeck.console.widgets.task_table import TaskTable, VimTable
 
     return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,
-            TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline]
+            TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
+            CompensationDialog, FilterInput]
 
 
 def test_every_key_means_one_thing_on_every_screen():
@@ -279,3 +284,19 @@ async def test_tasks_from_five_days_ago_show_their_date_beside_todays(tmp_path, 
         today = next(line for line in lines if "t-today" in line)
         assert old.split()[0:2] == ["Nov", "19"]
         assert today.split()[0] == "14:00:00"
+
+
+async def test_question_mark_toggles_the_key_panel_on_every_screen(esc_db, make_app):
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(esc_db)
+    async with app.run_test(size=WIDE) as pilot:
+        for screen_key in ("1", "2", "3", "4", "5"):
+            await pilot.press(screen_key)
+            await esc_settle(pilot)
+            await pilot.press("question_mark")
+            assert help_open(app), screen_key
+            await pilot.press("question_mark")
+            assert not help_open(app), screen_key
+            await pilot.press("question_mark", "escape")
+            assert not help_open(app), screen_key
