@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import queue
 import multiprocessing
 import os
 import shutil
@@ -48,22 +49,28 @@ def _bench_console():
 
 def observe(db: str, stop, out) -> None:
     """Another process: the wall time each task's row is first seen in the store."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     seen: dict[str, float] = {}
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
-    since = time.time() - 1
-    while not stop.is_set():
-        time.sleep(0.002)
-        current = conn.execute("PRAGMA data_version").fetchone()[0]
-        if current == version:
-            continue
-        version = current
-        now = time.time()
-        # tasks.updated_at is the ingest time of its newest event (tasks_updated index).
-        for (task_id,) in conn.execute("SELECT task_id FROM tasks WHERE updated_at >= ?", (since,)):
-            seen.setdefault(task_id, now)
-        since = now - 1
-    out.put(seen)
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 1000")
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        since = time.time() - 1
+        while not stop.is_set():
+            time.sleep(0.002)
+            try:
+                current = conn.execute("PRAGMA data_version").fetchone()[0]
+                if current == version:
+                    continue
+                version = current
+                now = time.time()
+                # tasks.updated_at is the ingest time of its newest event (tasks_updated index).
+                for (task_id,) in conn.execute("SELECT task_id FROM tasks WHERE updated_at >= ?", (since,)):
+                    seen.setdefault(task_id, now)
+                since = now - 1
+            except sqlite3.OperationalError:
+                continue  # a checkpoint or a writer held the file for a moment: look again
+    finally:
+        out.put(seen)  # whatever happened, the bench gets what was seen (never a 30 s wait for nothing)
 
 
 class CommitObserver:
@@ -83,7 +90,11 @@ class CommitObserver:
 
     def finish(self) -> dict[str, float]:
         self.stop.set()
-        seen = self.out.get(timeout=30)
+        try:
+            seen = self.out.get(timeout=30)
+        except queue.Empty:
+            print(f"  (the commit observer reported nothing; its exit code: {self.proc.exitcode})")
+            seen = {}
         self.proc.join(10)
         return seen
 

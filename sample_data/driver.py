@@ -61,7 +61,9 @@ class TaskRun:
         self._send = None
         if body["kind"] == "escalation":
             body = dict(body)
-            wait = body.pop("deadline_s") if self.wait_s is None else self.wait_s
+            # deadline_s is the scenario's wish, not a trace field: never written (a strict store rejects it).
+            asked = body.pop("deadline_s", 900)
+            wait = asked if self.wait_s is None else self.wait_s
             body["deadline"] = iso(ts + timedelta(seconds=wait))
             if self.callback_url:
                 body["callback_url"] = self.callback_url

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -305,13 +306,31 @@ _LIST_COLUMNS = """escalation_id, task_id, ts, agent, risk, risk_rank, reason, d
     delivery_error, delivery_attempts, decided_os_user, decided_ssh_client, first_approved_by, first_approved_at"""
 
 
-def pending(conn: sqlite3.Connection, limit: int = 500) -> list[sqlite3.Row]:
-    """Pending escalations, soonest deadline first, then highest risk (escalations_queue index)."""
+def pending(conn: sqlite3.Connection, limit: int = 500, *, last_urls: Sequence[str] = (),
+            no_url_last: bool = False) -> list[sqlite3.Row]:
+    """Pending escalations, soonest deadline first, then highest risk (escalations_queue index).
+
+    Those whose callback URL is in ``last_urls`` (and, with ``no_url_last``, those
+    without one) come after all the others, in the same order among themselves:
+    the console lists orphaned escalations last (console/service/reach.py).
+    """
+    if not last_urls and not no_url_last:
+        return conn.execute(
+            f"SELECT {_LIST_COLUMNS} FROM escalations WHERE status = 'pending' "
+            "ORDER BY deadline, risk_rank DESC, escalation_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+    last = "callback_url IN (SELECT value FROM json_each(?))" + (" OR coalesce(callback_url, '') = ''" if no_url_last else "")
     return conn.execute(
         f"SELECT {_LIST_COLUMNS} FROM escalations WHERE status = 'pending' "
-        "ORDER BY deadline, risk_rank DESC, escalation_id LIMIT ?",
-        (limit,),
+        f"ORDER BY coalesce({last}, 0), deadline, risk_rank DESC, escalation_id LIMIT ?",
+        (json.dumps(list(last_urls)), limit),
     ).fetchall()
+
+
+def pending_callback_urls(conn: sqlite3.Connection) -> list[str | None]:
+    """The distinct callback URLs (None: none) of pending escalations."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT callback_url FROM escalations WHERE status = 'pending'")]
 
 
 def decided(conn: sqlite3.Connection, limit: int = 200) -> list[sqlite3.Row]:
@@ -339,3 +358,16 @@ def undelivered(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT escalation_id FROM escalations WHERE delivery = 'pending' ORDER BY decided_at LIMIT ?", (limit,)
     )]
+
+
+def callback_deliveries(conn: sqlite3.Connection, limit: int = 5000) -> list[sqlite3.Row]:
+    """The latest attempted delivery to each callback URL, newest first: whether a callback host still answers.
+
+    (SQLite takes the bare columns of a ``max()`` aggregate from the row holding the maximum.)
+    """
+    return conn.execute(
+        "SELECT callback_url, delivery, delivery_error, max(decided_at) AS decided_at FROM escalations "
+        "WHERE callback_url IS NOT NULL AND delivery IN ('delivered', 'failed') "
+        "GROUP BY callback_url ORDER BY decided_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()

@@ -74,14 +74,20 @@ def find_task(conn: sqlite3.Connection, task_or_request_id: str) -> sqlite3.Row 
 # task_start arrives. Must match the index in store/migrations/console.py.
 SEEN = "coalesce(started, last_ts)"
 TaskKey = tuple[float, str]  # (seen, task_id): the Tasks list's total order
-OUTCOMES = ("success", "failed", "denied", "escalated", "aborted", "timeout", "running")
+OUTCOMES = ("success", "failed", "denied", "escalated", "aborted", "timeout", "running", "abandoned")
+# A task with no task_end whose newest event is older than the cut-off (``abandoned_before``)
+# is shown as abandoned: computed when read, never stored (a late event revives it).
+ABANDONED = "(outcome IS NULL AND ended IS NULL AND last_ts < ?)"
 
 
 @dataclass(frozen=True)
 class TaskFilter:
     """Which tasks the Tasks list shows. Empty fields do not filter.
 
-    ``outcome="running"`` means tasks without a task_end yet; ``text`` words
+    ``outcome="running"`` means tasks without a task_end yet and, given
+    ``abandoned_before`` (a timestamp: now minus the console's abandon-after
+    silence), an event since then; ``outcome="abandoned"`` the silent ones
+    (none when ``abandoned_before`` is None: never abandoned); ``text`` words
     must each appear (case-insensitively) in the task's id, request id,
     agent, request or last tool.
     """
@@ -94,10 +100,11 @@ class TaskFilter:
     violations: bool = False
     text: tuple[str, ...] = field(default_factory=tuple)
     session: str | None = None  # a conversation / session id (OpenTelemetry traces)
+    abandoned_before: float | None = None  # set by the service from its clock, not by the filter bar
 
     @property
     def empty(self) -> bool:
-        return self == TaskFilter()
+        return self == TaskFilter(abandoned_before=self.abandoned_before)
 
     def where(self) -> tuple[str, list]:
         """SQL condition and parameters for this filter ("1" when empty)."""
@@ -108,8 +115,17 @@ class TaskFilter:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        if self.outcome == "running":
+        if self.outcome == "abandoned":
+            if self.abandoned_before is None:
+                clauses.append("0")
+            else:
+                clauses.append(ABANDONED)
+                params.append(self.abandoned_before)
+        elif self.outcome == "running":
             clauses.append("outcome IS NULL")
+            if self.abandoned_before is not None:
+                clauses.append(f"NOT coalesce({ABANDONED}, 0)")
+                params.append(self.abandoned_before)
         elif self.outcome is not None:
             clauses.append("outcome = ?")
             params.append(self.outcome)
@@ -125,7 +141,20 @@ class TaskFilter:
 
 
 _TEXT_COLUMNS = ("task_id", "request_id", "agent", "request", "last_tool")
-_TASK_SELECT = f"SELECT *, {SEEN} AS seen FROM tasks"
+_TASK_SELECT = f"SELECT *, {SEEN} AS seen, {ABANDONED} AS abandoned FROM tasks"
+
+
+def _select_params(filt: TaskFilter) -> list:
+    """The parameter of ``_TASK_SELECT``'s abandoned column (a cut-off no task is before when never)."""
+    return [filt.abandoned_before if filt.abandoned_before is not None else float("-inf")]
+
+
+def is_abandoned(task: sqlite3.Row | dict | None, abandoned_before: float | None) -> bool:
+    """The same rule as ``ABANDONED``, for one task row already read."""
+    if task is None or abandoned_before is None:
+        return False
+    return task["outcome"] is None and task["ended"] is None and task["last_ts"] is not None \
+        and task["last_ts"] < abandoned_before
 
 
 def _key_cmp(op: str, key: TaskKey) -> tuple[str, list]:
@@ -147,7 +176,8 @@ def tasks_newest(conn: sqlite3.Connection, filt: TaskFilter, limit: int) -> list
     """The newest ``limit`` matching tasks, oldest first (the tail of the list)."""
     where, params = filt.where()
     rows = conn.execute(
-        f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?", (*params, limit)
+        f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?",
+        (*_select_params(filt), *params, limit)
     ).fetchall()
     rows.reverse()
     return rows
@@ -158,10 +188,10 @@ def tasks_from(conn: sqlite3.Connection, filt: TaskFilter, lo: TaskKey | None, l
     where, params = filt.where()
     if lo is None:
         sql = f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN}, task_id LIMIT ?"
-        return conn.execute(sql, (*params, limit)).fetchall()
+        return conn.execute(sql, (*_select_params(filt), *params, limit)).fetchall()
     cmp, cmp_params = _key_cmp(">=", lo)
     sql = f"{_TASK_SELECT} WHERE {cmp} AND {where} ORDER BY {SEEN}, task_id LIMIT ?"
-    return conn.execute(sql, (*cmp_params, *params, limit)).fetchall()
+    return conn.execute(sql, (*_select_params(filt), *cmp_params, *params, limit)).fetchall()
 
 
 def key_before(conn: sqlite3.Connection, filt: TaskFilter, key: TaskKey, steps: int) -> TaskKey | None:

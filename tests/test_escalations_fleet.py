@@ -105,6 +105,10 @@ def test_without_any_decision_the_fleet_keeps_starting_tasks_and_agents_give_up_
     assert fleet.gave_up > 0
     conn = connect(tmp_path / "store.db")
     ingest(conn, traces)
+    # Every line the fleet writes is a valid trace line, escalations included (a leaked internal
+    # field once made every live escalation a reject: the demo showed none, and this test still passed).
+    assert conn.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM escalations").fetchone()[0] > 0
     # Every escalation past its deadline has the agent's own timeout record; none is decided by a person.
     now = clock[0].timestamp()
     open_past_deadline = conn.execute(

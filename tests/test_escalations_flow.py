@@ -28,8 +28,8 @@ async def select(pilot, escalation_id: str) -> None:
     assert table.selected_id() == escalation_id
 
 
-async def test_queue_is_ordered_by_deadline_then_risk(esc_db, make_app):
-    app = make_app(esc_db)
+async def test_queue_is_ordered_by_deadline_then_risk(esc_db, make_app, tmp_path):
+    app = make_app(esc_db, outbox=tmp_path / "box.jsonl")  # with an outbox no agent is orphaned (docs/decisions.md)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("2")
         await settle(pilot)

@@ -223,7 +223,7 @@ async def test_task_detail_follows_a_running_task(tmp_path, make_app):
     write_trace(traces / "a.jsonl", lines[:2])
     db = tmp_path / "s.db"
     ingest(db, traces)
-    app = make_app(db)
+    app = make_app(db, abandon_after=0)  # its events are old by the fixed clock: never call it abandoned here
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("enter")

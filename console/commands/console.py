@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notify", action="append", default=[], metavar="URL",
                    help="send notifications here (repeatable): a JSON webhook URL, slack+URL, pagerduty+URL?routing_key=K, "
                         "bell or desktop; its host must be allowed (--allow-host); rules in docs/notify.md")
+    p.add_argument("--abandon-after", metavar="SECONDS",
+                   help="show a task with no task_end and no event for SECONDS as abandoned, not running "
+                        "(default 1800; 0 = never; also $AGENTDECK_ABANDON_AFTER, config key abandon_after)")
     p.add_argument("--read-only", action="store_true", default=None,
                    help="watch, never act: every acting key and palette command is refused (also $AGENTDECK_READ_ONLY)")
 
@@ -45,6 +48,7 @@ def settings_from(args: argparse.Namespace, **extra):
         "prune_every": getattr(args, "prune_every", None),
         "notify_routes": getattr(args, "notify", None),
         "read_only": getattr(args, "read_only", None),
+        "abandon_after": getattr(args, "abandon_after", None),
         **extra,
     }
     return resolve(flags, config=getattr(args, "config", None))

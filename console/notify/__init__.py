@@ -9,10 +9,23 @@ No textual imports here: the console calls ``tick`` from a worker and
     retry(conn, send_id, by=..., now=...)        a failed or blocked send, again
 """
 
-from agentdeck.console.notify.engine import TickResult, tick
-from agentdeck.console.notify.local import LocalRoutes
-from agentdeck.console.notify.queue import AckOutcome, UnknownNotification, ViewRow, ack, counts, retry, view
-from agentdeck.console.notify.settings import NotifySettings, RouteSettings, RuleSettings, parse_route
+import importlib
+from typing import Any
 
-__all__ = ["AckOutcome", "LocalRoutes", "NotifySettings", "RouteSettings", "RuleSettings", "TickResult",
-           "UnknownNotification", "ViewRow", "ack", "counts", "parse_route", "retry", "tick", "view"]
+# Loaded on first use: the console's Settings import NotifySettings at start-up,
+# and the engine (httpx, the rules' queries) is only needed once a route exists.
+_WHERE = {
+    "TickResult": "engine", "tick": "engine", "LocalRoutes": "local",
+    "AckOutcome": "queue", "UnknownNotification": "queue", "ViewRow": "queue", "ack": "queue", "counts": "queue",
+    "retry": "queue", "view": "queue",
+    "NotifySettings": "settings", "RouteSettings": "settings", "RuleSettings": "settings", "parse_route": "settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"agentdeck.console.notify.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_WHERE)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RouteType = Literal["webhook", "slack", "pagerduty", "bell", "desktop"]
@@ -61,6 +60,7 @@ class RouteSettings(BaseModel):
         if not self.url:
             raise ValueError(f"a {self.type} route needs a URL")
         try:
+            import httpx  # only when a route is given: the console's start-up does not pay for it
             parsed = httpx.URL(self.url)
         except Exception as exc:
             raise ValueError(f"not a URL: {self.url!r}") from exc
@@ -82,6 +82,7 @@ class RouteSettings(BaseModel):
         if not self.url:
             return ""
         try:
+            import httpx  # only when a route is given: the console's start-up does not pay for it
             url = httpx.URL(self.url)
         except Exception:
             return "?"
@@ -112,6 +113,7 @@ def parse_route(spec: str) -> dict[str, Any]:
     out: dict[str, Any] = {"type": kind, "url": spec}
     if kind == "pagerduty":
         try:
+            import httpx  # only when a route is given: the console's start-up does not pay for it
             url = httpx.URL(spec)
         except Exception:
             return out

@@ -44,6 +44,7 @@ class EscalationsScreen(DeckScreen):
         self.history = False
         self.rows: dict[str, dict] = {}
         self.view: EscalationView | None = None
+        self.reach: dict = {}  # escalation id -> Reach (where its decision goes), from the last queue read
         self._shown_version = -1
 
     def compose_body(self) -> ComposeResult:
@@ -75,13 +76,14 @@ class EscalationsScreen(DeckScreen):
     def _show_queue(self, queue: EscalationQueue) -> None:
         if queue.history != self.history:
             return  # toggled while loading; the newer reload will show
+        self.reach = dict(queue.reach)
         self._show_rows(queue.rows, queue.history, queue.total)
 
     def _show_rows(self, rows, history: bool, total: int) -> None:
         now = self.app.now()
         self.rows = {r["escalation_id"]: dict(r) for r in rows}
         table = self.query_one(EscalationTable)
-        table.show(rows, now, history=history)
+        table.show(rows, now, history=history, orphaned=self._orphaned())
         self._show_title(rows, now, total)
         self.load_detail(table.selected_id())
 
@@ -95,6 +97,9 @@ class EscalationsScreen(DeckScreen):
             title.append(f"Pending — {total:,}" + (f", first {len(rows)} shown" if total > len(rows) else ""), "bold")
             if expired:
                 title.append(f" ({expired} past deadline)", "bold magenta")
+            orphaned = len(self._orphaned())
+            if orphaned:
+                title.append(f" ({orphaned} orphaned, listed last)", "magenta")
             title.append("   soonest deadline first · h: decided", "dim")
         self.query_one("#esc-title", Static).update(title)
 
@@ -111,6 +116,9 @@ class EscalationsScreen(DeckScreen):
         text.append("  ·  callbacks allowed to: ", "dim")
         text.append_text(plain(hosts, 40, single_line=True))
         self.query_one("#esc-status", Static).update(text)
+
+    def _orphaned(self) -> frozenset[str]:
+        return frozenset(k for k, v in self.reach.items() if v.orphaned)
 
     @on(DataTable.RowHighlighted, "#esc-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -163,9 +171,12 @@ class EscalationsScreen(DeckScreen):
             note = f"This escalation is past its deadline: the expiry policy ({policy}) will decide it, not you."
         elif expired:
             note = "This escalation is past its deadline (expiry policy: keep); your decision still applies."
+        where = self.reach.get(row["escalation_id"])
         self.app.push_screen(
             ReasonDialog(decision, row["escalation_id"], self._summary(row),
-                         required=reason_required(decision, row["risk"]), note=note),
+                         required=reason_required(decision, row["risk"]), note=note,
+                         where=where.sentence if where is not None else "",
+                         orphaned=where is not None and where.orphaned),
             callback=lambda reason: self._record(row["escalation_id"], decision, reason),
         )
 
@@ -189,8 +200,11 @@ class EscalationsScreen(DeckScreen):
         self.write_decision(escalation_id, decision, reason)
 
     def write_decision(self, escalation_id: str, decision: str, reason: str) -> None:
+        where = self.reach.get(escalation_id)
+        then = " (orphaned: recording it; no agent is known to receive it)…" if where is not None and where.orphaned \
+            else " and delivering…"
         self._tell(f"{'Approving' if decision == 'approve' else 'Denying'} "
-                   f"{clean(escalation_id, 60, single_line=True)} and delivering…")
+                   f"{clean(escalation_id, 60, single_line=True)}{then}")
         deck, history = self.deck, self.history
         self.act("esc-decide", lambda: deck.decide(escalation_id, decision, reason, history), self._acted)
 

@@ -130,7 +130,7 @@ class ReplayScreen(DeckScreen):
         self.rec = rec
         self.view = view
         self._loaded_key = key
-        self.query_one("#replay-info", Static).update(self._info(rec))
+        self.query_one("#replay-info", Static).update(self._info(rec, abandoned=view.abandoned))
         self._open_input(False)
         if view.source:
             self._status(plain(f"suite run trace {view.source} (read into a throwaway store; not in the live store)",
@@ -140,7 +140,7 @@ class ReplayScreen(DeckScreen):
         if not same_task:
             timeline.focus()
 
-    def _info(self, rec: Reconstruction) -> Text:
+    def _info(self, rec: Reconstruction, *, abandoned: bool = False) -> Text:
         v = rec.agent_version
         t = Text()
         t.append_text(plain(rec.task_id, 60, single_line=True, style="bold"))
@@ -150,7 +150,10 @@ class ReplayScreen(DeckScreen):
         t.append_text(plain(f"{rec.agent or '?'} {v.get('id', '?')} · {rec.cohort or '?'}/{rec.stage or '?'}", 80,
                             single_line=True))
         t.append("  outcome ")
-        t.append_text(plain(rec.outcome or "running", 20, style="bold"))
+        if rec.outcome is None and abandoned:  # silent past --abandon-after (computed when read)
+            t.append("abandoned", "dim")
+        else:
+            t.append_text(plain(rec.outcome or "running", 20, style="bold"))
         t.append(f"  {len(rec.steps)} steps")
         if rec.gaps:
             t.append(f"  {sum(b - a + 1 for a, b in rec.gaps)} missing", "bold red")

@@ -92,7 +92,8 @@ class TaskDetailScreen(DeckScreen):
             return  # not composed (yet, or any more)
         self.found = task is not None
         self.events = events
-        summary.update(_summary(self.task_id, task, len(events), self.app.now()))  # type: ignore[attr-defined]
+        summary.update(_summary(self.task_id, task, len(events), self.app.now(),  # type: ignore[attr-defined]
+                                abandoned=detail.abandoned))
         table = self.query_one(EventTable)
         table.show_events(events)
         self._show_payload(table.cursor_row)
@@ -123,7 +124,7 @@ class TaskDetailScreen(DeckScreen):
         self.app.open_replay(self.task_id)
 
 
-def _summary(task_id: str, task, shown: int, now: float | None = None) -> Text:
+def _summary(task_id: str, task, shown: int, now: float | None = None, *, abandoned: bool = False) -> Text:
     text = Text()
     if task is None:
         text.append("no such task: ", "bold red")
@@ -141,7 +142,10 @@ def _summary(task_id: str, task, shown: int, now: float | None = None) -> Text:
     text.append_text(plain(f"{task['cohort']}/{task['stage']}", 60, single_line=True))
     text.append("\n")
     text.append("outcome ", "dim")
-    text.append_text(plain(task["outcome"] or "running", 20, style="bold"))
+    if task["outcome"] is None and abandoned:  # silent past --abandon-after; a late event revives it
+        text.append("abandoned", "dim")
+    else:
+        text.append_text(plain(task["outcome"] or "running", 20, style="bold"))
     text.append("  started ", "dim")
     text.append(format_clock(task["started"], now) or "?")
     if task["latency_ms"] is not None:

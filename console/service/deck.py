@@ -16,12 +16,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agentdeck.console.service import views
 from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
+from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.text import step_summary
 from agentdeck.console.service.views import (
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 200  # rows the Tasks table holds at most
 MAX_EVENTS = 2000  # task detail: a task with more shows its first MAX_EVENTS and says so
+QUEUE_SHOWN = 500  # pending escalations the queue shows at most (orphaned ones after those whose agent waits)
 MAX_STEPS = 80  # escalation detail: steps of the task listed
 
 
@@ -100,12 +103,18 @@ class DeckService:
 
     # -- Tasks -----------------------------------------------------------------------
 
+    def abandoned_before(self) -> float | None:
+        """Tasks silent (no task_end, no event) since before this time show as abandoned; None: never."""
+        after = self.settings.abandon_after
+        return self.now() - after if after > 0 else None
+
     def counters(self) -> queries.Counters:
         return queries.counters(self.reader(), self.now())
 
     def task_page(self, filt: TaskFilter, window: Window, limit: int = WINDOW) -> TaskPage:
         """One window of the Tasks list (keyset paging over ``store.queries``)."""
         conn = self.reader()
+        filt = replace(filt, abandoned_before=self.abandoned_before())  # rows carry ``abandoned``; the filter uses it
         anchor: TaskKey | None
         if window.kind == "follow":
             anchor = None
@@ -136,7 +145,8 @@ class DeckService:
             masked += n
             payloads.append(payload)
             events.append({"id": r["id"], "seq": r["seq"], "kind": r["kind"], "ts": r["ts"], "payload": payload})
-        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked)
+        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked,
+                          abandoned=queries.is_abandoned(task, self.abandoned_before()))
 
     def find_tasks(self, prefix: str, limit: int = 8) -> Sequence[views.Row]:
         """Tasks whose id or request id starts with ``prefix`` (the command palette)."""
@@ -148,8 +158,33 @@ class DeckService:
         from agentdeck.store import decisions
 
         conn = self.reader()
-        rows = decisions.decided(conn) if history else decisions.pending(conn)
-        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=not history))
+        if history:
+            return EscalationQueue(tuple(decisions.decided(conn)), history, decisions.count(conn, pending=False))
+        # Where each distinct callback URL's decision would go, then one query that lists the orphaned last.
+        by_url = self._reach_by_url(conn, decisions.pending_callback_urls(conn))
+        orphan_urls = [u for u, r in by_url.items() if u is not None and r.orphaned]
+        no_url = by_url.get(None)
+        rows = decisions.pending(conn, limit=QUEUE_SHOWN, last_urls=orphan_urls,
+                                 no_url_last=no_url is not None and no_url.orphaned)
+        reaches = self._reaches(conn, rows, by_url)
+        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=True),
+                               reach={r["escalation_id"]: reaches[r["escalation_id"]] for r in rows})
+
+    def _reach_by_url(self, conn: sqlite3.Connection, urls: Sequence[str | None]) -> dict[str | None, Reach]:
+        """Where a decision goes for each callback URL (None: no URL); console.service.reach."""
+        from agentdeck.replay.hosts import check_url
+        from agentdeck.store import decisions
+
+        gone = unreachable_origins(decisions.callback_deliveries(conn)) if self.delivery.outbox is None else frozenset()
+        return {url: reach(url, self.delivery.outbox, check_url(url, self.allow_hosts) if url else None, gone)
+                for url in dict.fromkeys(u or None for u in urls)}
+
+    def _reaches(self, conn: sqlite3.Connection, rows: Sequence[views.Row],
+                 by_url: dict[str | None, Reach] | None = None) -> dict[str, Reach]:
+        """Where a decision on each of these escalations would go."""
+        if by_url is None:
+            by_url = self._reach_by_url(conn, [r["callback_url"] for r in rows])
+        return {r["escalation_id"]: by_url[r["callback_url"] or None] for r in rows}
 
     def escalation(self, escalation_id: str) -> EscalationView | None:
         from agentdeck.replay.hosts import check_url
@@ -168,8 +203,9 @@ class DeckService:
         more = (task["events"] - MAX_STEPS) if task is not None and len(events) > MAX_STEPS else 0
         url = row["callback_url"]
         problem = check_url(url, self.allow_hosts) if url else None
+        where = self._reaches(conn, [row])[row["escalation_id"]] if row["status"] == "pending" else None
         return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
-                              callback_problem=problem)
+                              callback_problem=problem, reach=where)
 
     def read_only_refusal(self, what: str) -> ActionResult | None:
         """The answer to an acting key in a read-only console (None: this console may act)."""
@@ -200,6 +236,11 @@ class DeckService:
         if refused is not None:
             return refused
         conn = self.writer()
+        try:  # where it can go, read before it is decided (the toast must not promise a delivery nobody gets)
+            row = decisions.escalation(conn, escalation_id)
+            before = self._reaches(conn, [row])[escalation_id] if row is not None else None
+        except sqlite3.Error:
+            before = None
         try:
             outcome = decisions.decide(conn, escalation_id, decision, by=self.operator, reason=reason,  # type: ignore[arg-type]
                                        now=self.now(), on_expiry=self.settings.on_expiry,
@@ -228,7 +269,13 @@ class DeckService:
         else:
             message = f"{outcome.status.capitalize()} {esc}."
             severity = "information"
-        message += " " + _delivery_sentence(state)
+        if before is not None and before.orphaned and state != "delivered":
+            message += f" Nobody received it: {before.why}; it is only recorded."
+            if state in ("failed", "blocked"):
+                message += f" Delivery {state}: R retries (once an outbox is set or the agent is back)."
+            severity = "warning"
+        else:
+            message += " " + _delivery_sentence(state)
         if state in ("failed", "blocked"):
             severity = "warning"
         return ActionResult(True, message, severity, changed=True,
@@ -313,13 +360,14 @@ class DeckService:
         ).fetchone()
         audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
         comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
-        key = (wanted, tuple(row) if row else None, audit_id, comps)
+        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
+        key = (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
         if key == known:
             return None
         rec = reconstruct(conn, wanted)
         if rec is not None:
             rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
-        return ReplayView(wanted, key, rec)
+        return ReplayView(wanted, key, rec, abandoned=abandoned)
 
     def replay_trace(self, path: str | Path, known: tuple | None = None, wanted: str | None = None) -> ReplayView | None:
         """A task rebuilt from a trace FILE (a suite run's) in a throwaway in-memory store; the live store is
@@ -562,7 +610,7 @@ def _masked_payload(raw: str) -> tuple[str, int]:
 def _delivery_sentence(state: str | None) -> str:
     return {
         "delivered": "Delivered to the agent.",
-        "failed": "Delivery failed: see the escalation (r retries).",
+        "failed": "Delivery failed: see the escalation (R retries).",
         "blocked": "Callback blocked (host not allowed): see the escalation.",
         None: "Delivery already under way elsewhere.",
     }.get(state, f"Delivery {state}.")

@@ -13,6 +13,7 @@ It is TOML with the same names as the fields below, e.g.::
     prune_every = 3600          # run `prune` from the console every hour (default: off)
 
     read_only = false           # true: watch, never act (every acting key is refused)
+    abandon_after = 1800        # a task silent this many seconds without a task_end shows as abandoned (0: never)
 
     [retention]                 # what prune keeps (docs/retention.md)
     raw_days = 30
@@ -57,6 +58,7 @@ ENV = {
     "config": "AGENTDECK_CONFIG",
     "prune_every": "AGENTDECK_PRUNE_EVERY",
     "read_only": "AGENTDECK_READ_ONLY",
+    "abandon_after": "AGENTDECK_ABANDON_AFTER",
 }
 DEFAULT_HOME = Path("var")
 
@@ -89,7 +91,23 @@ class Settings(BaseModel):
     approvers: ApproverRules = ApproverRules()
     # Watch, never act: every acting key and palette command is refused with a message.
     read_only: bool = False
+    # Seconds of silence (no event, no task_end) after which a task shows as abandoned, not running; 0: never.
+    abandon_after: float = 1800.0
     sources: dict[str, Source] = {}
+
+    @field_validator("abandon_after", mode="before")
+    @classmethod
+    def _abandon(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            value = 0 if value in ("off", "never") else value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"abandon_after must be a number of seconds (0: never), not {value!r}") from None
+        if not 0 <= seconds < float("inf"):  # also refuses NaN
+            raise ValueError(f"abandon_after must be a number of seconds, 0 or more (0: never), not {value!r}")
+        return seconds
 
     @field_validator("prune_every", mode="before")
     @classmethod
@@ -189,7 +207,7 @@ def _relative_to(folder: Path, value: str) -> Path:
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox", "prune_every", "read_only"):
+    for name in ("db", "user", "on_expiry", "evidence_dir", "outbox", "prune_every", "read_only", "abandon_after"):
         if env.get(ENV[name]):
             out[name] = env[ENV[name]]
     if env.get(ENV["traces"]):

@@ -102,6 +102,7 @@ class TaskDetail:
     events: Sequence[Row]
     payloads: Sequence[str]  # redacted JSON text, one per event (same order)
     redactions: int = 0
+    abandoned: bool = False  # no task_end and silent past the abandon-after setting (computed when read)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class EscalationQueue:
     rows: Sequence[Row]
     history: bool
     total: int
+    # Pending only: where each escalation's decision would go, by escalation id
+    # (console.service.reach); orphaned ones are listed after those whose agent waits.
+    reach: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class EscalationView:
     steps: Sequence[tuple[int, str, str]] = ()  # (seq, kind, summary)
     more_steps: int = 0
     callback_problem: str | None = None  # why the callback URL may not be called (None: allowed or no URL)
+    reach: Any = None  # console.service.reach.Reach: where a decision goes (pending only)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class ReplayView:
     # The trace file this was rebuilt from in a throwaway store (a suite run), None for the live store:
     # nothing in it can be compensated or exported from the live store.
     source: str | None = None
+    abandoned: bool = False  # no task_end and silent past the abandon-after setting (computed when read)
 
     def shown_data(self, step: Step) -> tuple[Any, int]:
         """The step's data with secrets replaced, and how many were (cached per step)."""

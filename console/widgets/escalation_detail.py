@@ -77,7 +77,8 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
     _label(t, "Callback")
     url = r.get("callback_url")
     if not url:
-        t.append("none (outbox only)", "dim")
+        nobody = view.reach is not None and view.reach.orphaned  # no outbox either: "outbox only" would mislead
+        t.append("none" if nobody else "none (outbox only)", "dim")
     else:
         why = view.callback_problem
         t.append_text(plain(url, 200, single_line=True))
@@ -85,6 +86,11 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
         t.append("allowed" if why is None else f"blocked: {clean(why, 120, single_line=True)}",
                  "green" if why is None else "magenta")
     t.append("\n")
+    if r["status"] == "pending" and view.reach is not None:
+        _label(t, "Decision goes")
+        t.append("ORPHANED  " if view.reach.orphaned else "", "bold magenta")
+        t.append_text(plain(view.reach.sentence, 600, style="magenta" if view.reach.orphaned else ""))
+        t.append("\n")
 
     if r["status"] != "pending":
         t.append("\n")

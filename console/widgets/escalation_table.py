@@ -39,7 +39,7 @@ class EscalationTable(VimTable):
         except Exception:
             return None
 
-    def show(self, rows: list[Row], now: float, *, history: bool) -> None:
+    def show(self, rows: list[Row], now: float, *, history: bool, orphaned: frozenset[str] = frozenset()) -> None:
         keep, position = self.selected_id(), self.cursor_row
         if history != self.history or not self.columns:
             self.clear(columns=True)
@@ -49,7 +49,8 @@ class EscalationTable(VimTable):
         else:
             self.clear()
         for r in rows:
-            self.add_row(*(self._decided_cells(r, now) if history else self._pending_cells(r, now)), key=r["escalation_id"])
+            cells = self._decided_cells(r, now) if history else self._pending_cells(r, now, r["escalation_id"] in orphaned)
+            self.add_row(*cells, key=r["escalation_id"])
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep))
@@ -62,13 +63,16 @@ class EscalationTable(VimTable):
     def _risk(risk: str) -> Text:
         return plain(risk, 10, style=RISK_STYLE.get(risk, ""), single_line=True)
 
-    def _pending_cells(self, r: Row, now: float) -> tuple:
+    def _pending_cells(self, r: Row, now: float, orphaned: bool = False) -> tuple:
         remaining = r["deadline"] - now
         expired = remaining < 0
         left = f"EXPIRED -{duration(remaining)}" if expired else duration(remaining)
         action = proposed(r["proposed_action"])
+        # Orphaned: no agent will get the decision (console.service.reach); the detail pane says why.
+        when = Text("orphaned", style="dim italic") if orphaned else Text(
+            left, style="bold magenta" if expired else ("yellow" if remaining < 300 else ""))
         return (
-            Text(left, style="bold magenta" if expired else ("yellow" if remaining < 300 else "")),
+            when,
             self._risk(r["risk"]),
             plain(r["escalation_id"], 24, single_line=True),
             plain(action_label(action), 28, single_line=True),

@@ -27,6 +27,7 @@ class ReasonDialog(ModalScreen[str | None]):
     ReasonDialog #reason-title { text-style: bold; margin-bottom: 1; }
     ReasonDialog #reason-summary { margin-bottom: 1; }
     ReasonDialog #reason-note { color: $warning; margin-bottom: 1; }
+    ReasonDialog #reason-where { margin-bottom: 1; }
     ReasonDialog #reason-error { color: $error; height: auto; }
     ReasonDialog #reason-hint { color: $text-muted; }
     ReasonDialog Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
@@ -34,13 +35,16 @@ class ReasonDialog(ModalScreen[str | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, decision: str, escalation_id: str, summary: Text, *, required: bool, note: str = "") -> None:
+    def __init__(self, decision: str, escalation_id: str, summary: Text, *, required: bool, note: str = "",
+                 where: str = "", orphaned: bool = False) -> None:
         super().__init__()
         self.decision = decision
         self.escalation_id = escalation_id
         self.summary = summary
         self.required = required
         self.note = note
+        self.where = where  # where the decision will go (console.service.reach), said before it is taken
+        self.orphaned = orphaned
 
     def compose(self) -> ComposeResult:
         verb = "Approve" if self.decision == "approve" else "Deny"
@@ -51,6 +55,8 @@ class ReasonDialog(ModalScreen[str | None]):
             yield Static(self.summary, id="reason-summary")
             if self.note:
                 yield Static(Text(self.note), id="reason-note")  # literal, never markup
+            if self.where:  # quotes a callback URL from a trace: literal, never markup
+                yield Static(plain(self.where, 600, style="bold" if self.orphaned else ""), id="reason-where")
             yield Input(placeholder="reason (required)" if self.required else "reason (optional)", id="reason",
                         max_length=2000)
             yield Static("", id="reason-error")

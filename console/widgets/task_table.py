@@ -51,7 +51,16 @@ OUTCOME_STYLE = {
     "aborted": "red",
     "timeout": "red",
     None: "cyan",
+    "abandoned": "dim",
 }
+
+
+def _abandoned(row: Row) -> bool:
+    """Computed when read (store.queries ABANDONED); a row read without the column is not."""
+    try:
+        return bool(row["abandoned"])
+    except (IndexError, KeyError):
+        return False
 
 
 def task_cells(row: Row, now: float | None = None) -> tuple[Text, ...]:
@@ -59,7 +68,7 @@ def task_cells(row: Row, now: float | None = None) -> tuple[Text, ...]:
 
     ``now`` (the app clock): a task not seen today shows its date, not a time of day.
     """
-    outcome = row["outcome"]
+    outcome = row["outcome"] or ("abandoned" if _abandoned(row) else None)
     latency = row["latency_ms"]
     violations = row["violations"]
     return (
