@@ -68,7 +68,10 @@ class AgentDeck(App):
         Binding("q", "quit", "Quit"),
         # On-call muscle memory: Ctrl+C leaves, as in every other terminal program.
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("question_mark", "show_help_panel", "Help", key_display="?"),
+        # `?` toggles the key panel; while it is open Esc closes it first (then Esc means
+        # what it means on the screen again). See action_toggle_help / check_action.
+        Binding("question_mark", "toggle_help", "Help", key_display="?"),
+        Binding("escape", "hide_help_panel", "Close keys", show=False, priority=True),
     ]
 
     # `var`, not `reactive`: a change notifies watchers without repainting the
@@ -115,6 +118,24 @@ class AgentDeck(App):
 
     def now(self) -> float:
         return self.clock()
+
+    # -- the key panel (`?`) ----------------------------------------------------
+
+    def help_shown(self) -> bool:
+        return bool(self.screen.query("HelpPanel"))
+
+    def action_toggle_help(self) -> None:
+        if self.help_shown():
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The priority Esc is live only while the panel is open: otherwise the
+        # key falls through to the screen (clear filter, back, close input).
+        if action == "hide_help_panel":
+            return self.help_shown()
+        return True
 
     def on_mount(self) -> None:
         # After the first frame: the ingest process's own start-up (imports,

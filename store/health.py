@@ -100,7 +100,7 @@ def _ingest(conn, now, child: ChildState | None, stall_after: float,
         problems.append(Problem(
             "ingest:child", "error", f"ingest stopped: {exit_description(child.exit_code)}",
             "\n".join(child.stderr_tail) or "(it wrote nothing on stderr)", child.stopped_at,
-            f"{when}press r here to restart it now. Nothing new is read meanwhile; what was committed stays. "
+            f"{when}press R here to restart it now. Nothing new is read meanwhile; what was committed stays. "
             f"To see why, run it by hand: {child.command}".strip()))
     elif child is not None and child.restarts and child.stopped_at and now - child.stopped_at < RESTART_SHOWN_S:
         problems.append(Problem(
@@ -124,7 +124,7 @@ def _ingest(conn, now, child: ChildState | None, stall_after: float,
                 f"ingest stalled: no heartbeat from {r.ingester} for {now - r.heartbeat_at:.0f} s",
                 "following " + ", ".join(r.paths), r.heartbeat_at,
                 "the process is hung or was killed without a word: "
-                + ("this console restarts it if it exits; kill it (r here restarts it)" if r.ingester == own
+                + ("this console restarts it if it exits; kill it (R here restarts it)" if r.ingester == own
                    else f"check process {r.pid} on {r.host}; restart it")))
         elif r.state == "failed" and not superseded:
             problems.append(Problem(f"ingest:failed:{r.ingester}", "error", f"ingest failed on {r.ingester}",
@@ -180,7 +180,7 @@ def _deliveries(conn, problems: list[Problem]) -> None:
             f"delivery:{r[0]}", "error", f"decision not delivered: {r[2]} on {r[0]} ({r[3]})",
             f"task {r[1]}: {r[4] or 'no detail'}", r[5],
             ("allow the callback host (--allow-host), then " if blocked else "")
-            + "on Escalations (2) press h for decided ones, select it and press r to retry; the agent waits until then",
+            + "on Escalations (2) press h for decided ones, select it and press R to retry; the agent waits until then",
             "escalations"))
 
 

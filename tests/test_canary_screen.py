@@ -23,7 +23,7 @@ def test_canary_screen_snapshot(sample_db, make_app, snap_compare):
 
 def test_canary_screen_records_agent_latency_snapshot(sample_db, make_app, snap_compare):
     assert snap_compare(make_app(sample_db), terminal_size=(140, 40),
-                        press=["3", "a", "down", "down", "down", "down", "down"])
+                        press=["3", "t", "down", "down", "down", "down", "down"])
 
 
 async def test_panels_show_the_verdicts(sample_db, make_app):
@@ -52,7 +52,7 @@ async def test_keys_switch_agent_and_window(sample_db, make_app):
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
         assert screen.report.agent == "approval-agent"
-        await pilot.press("a")
+        await pilot.press("t")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.report.agent == "records-agent"

@@ -135,7 +135,7 @@ async def test_failed_delivery_is_retried_with_r(sample_db, make_app, tmp_path):
             assert row["delivery"] == "failed" and "HTTP 503" in row["delivery_error"]
             assert rx.effects == {}
             await show_decided(pilot, "esc-t-high")  # the failed delivery is in the decided view
-            await pilot.press("r")
+            await pilot.press("R")
             await settle(pilot)
             row = await wait_delivery(pilot, sample_db, "esc-t-high")
         assert row["delivery"] == "delivered"

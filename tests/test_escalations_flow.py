@@ -214,11 +214,11 @@ async def test_hostile_escalation_id_in_notifications_is_not_markup(esc_db, make
     assert row_of(esc_db, f"esc-{hostile_task}")["status"] == "approved"
 
 
-async def test_o_opens_the_task_in_replay(esc_db, make_app):
+async def test_r_opens_the_task_in_replay(esc_db, make_app):
     app = make_app(esc_db)
     async with app.run_test(size=(140, 40)) as pilot:
         await select(pilot, "esc-t-high")
-        await pilot.press("o")
+        await pilot.press("r")
         await settle(pilot)
         assert app.current_mode == "replay" and app.replay_task == "t-high"
 

@@ -115,7 +115,7 @@ def test_rejects_failed_deliveries_and_failed_compensations_are_problems(conn, t
     assert by_key["rejects"].level == "warn" and "1 trace line rejected" in by_key["rejects"].what
     assert "a.jsonl" in by_key["rejects"].detail
     assert by_key["delivery:esc-1"].level == "error" and "connection refused" in by_key["delivery:esc-1"].detail
-    assert "r to retry" in by_key["delivery:esc-1"].todo
+    assert "press R to retry" in by_key["delivery:esc-1"].todo
     assert by_key["compensation:act-1"].level == "error" and "500" in by_key["compensation:act-1"].detail
     # A later attempt that worked clears it.
     with atomic(conn):

@@ -108,9 +108,9 @@ async def test_a_stopped_tailer_shows_within_two_seconds_and_is_restarted(sample
         await wait_until(pilot, lambda: "ingest restarted 1x" in screen_text(app))
         write_trace(traces / "after.jsonl", task_lines("t-after-restart"))
         await wait_until(pilot, lambda: _has_task(sample_db, "t-after-restart"))
-        # r restarts it now.
+        # R restarts it now.
         second = app.ingest.supervisor.proc
-        await pilot.press("r")
+        await pilot.press("R")
         await wait_until(pilot, lambda: app.ingest.supervisor.proc is not second
                          and app.ingest.supervisor.state().running)
     assert app.ingest.supervisor.proc.poll() is not None  # quitting stopped it
@@ -152,7 +152,7 @@ async def test_no_follow_runs_no_ingest_and_problems_says_so(sample_db, make_app
 FIXED = Health("error", (
     Problem("ingest:child", "error", "ingest stopped: killed by signal 9",
             "agentdeck ingest: /var/traces/a.jsonl: permission denied: Permission denied\x1b[31m",
-            1_795_960_000.0, "restarting in 5 s; press r here to restart it now."),
+            1_795_960_000.0, "restarting in 5 s; press R here to restart it now."),
     Problem("rejects", "warn", "4 trace lines rejected in the last 24 h",
             "newest: /var/traces/a.jsonl at byte 93654: bad JSON [bold]x[/bold]", 1_795_950_000.0,
             "each is kept whole in the store's rejects table"),

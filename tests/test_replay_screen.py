@@ -63,11 +63,11 @@ async def test_keys_walk_the_decision_path(sample_db, make_app):
         assert timeline.cursor == 9
         await pilot.press("g")
         assert timeline.cursor == 0
-        await pilot.press("d")
+        await pilot.press("right_square_bracket")
         assert timeline.cursor == 6
         await pilot.pause()
         assert "approved by tom.r" in text_of(app, "#detail-context")
-        await pilot.press("d", "d")
+        await pilot.press("right_square_bracket", "right_square_bracket")
         assert timeline.cursor == 8
         await pilot.pause()
         context = text_of(app, "#detail-context")
@@ -129,7 +129,7 @@ async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
         await open_task(app, pilot, "task-0001")
-        await pilot.press("d", "d", "d", "c")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
         await settle(app, pilot)
         dialog = app.screen
         assert isinstance(dialog, CompensationDialog)
@@ -157,7 +157,7 @@ async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
         await open_task(app, pilot, "task-0001")
-        await pilot.press("d", "d", "d", "c")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
         await settle(app, pilot)
         await pilot.press("enter")
         await settle(app, pilot)
@@ -273,7 +273,7 @@ async def test_confirmation_shows_hostile_hook_text_literally(sample_db, make_ap
     app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
     async with app.run_test(size=(140, 40)) as pilot:
         await open_task(app, pilot, "task-0001")
-        await pilot.press("d", "d", "d", "c")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
         await settle(app, pilot)
         shown = str(app.screen.query_one("#comp-plan", Static).render())
         assert "X-Note: [@click=app.quit]x[/]" in shown and "undo-[b]" in shown

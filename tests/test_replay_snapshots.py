@@ -28,17 +28,17 @@ def opened(task: str, *keys: str):
 
 def test_replay_at_the_action_of_an_escalated_refund(sample_db, make_app, snap_compare):
     app = make_app(sample_db)
-    assert snap_compare(app, terminal_size=SIZE, run_before=opened("req-0001", "d", "d", "d"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("req-0001", "right_square_bracket", "right_square_bracket", "right_square_bracket"))
 
 
 def test_compensation_confirmation_shows_exactly_what_will_run(sample_db, make_app, snap_compare):
     app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
-    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "d", "d", "d", "c"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "right_square_bracket", "right_square_bracket", "right_square_bracket", "c"))
 
 
 def test_compensation_refused_for_a_host_off_the_allowlist(sample_db, make_app, snap_compare):
     app = make_app(sample_db, allow_hosts=frozenset())
-    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "d", "d", "d", "c"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened("task-0001", "right_square_bracket", "right_square_bracket", "right_square_bracket", "c"))
 
 
 def test_hostile_task_with_a_gap_is_shown_literally(tmp_path, make_app, snap_compare):

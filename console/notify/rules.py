@@ -157,7 +157,7 @@ def _failures(conn, rules: RuleSettings, now: float, out: Evaluation) -> None:
             "failure", r["escalation_id"], f"agentdeck/delivery/{r['escalation_id']}",
             f"failed#{r['delivery_attempts']}", "error",
             f"decision {r['status']} on {_t(r['escalation_id'], 80)} could not be delivered to the agent: "
-            f"{_t(r['delivery_error'], 160)}; retry it from the Escalations screen (r)",
+            f"{_t(r['delivery_error'], 160)}; retry it from the Escalations screen (R)",
             {"escalation_id": r["escalation_id"], "task_id": r["task_id"], "agent": r["agent"],
              "error": _t(r["delivery_error"], 500)}))
     for (subject,) in conn.execute(

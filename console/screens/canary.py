@@ -3,7 +3,7 @@
 Each metric with both cohorts' values, the delta, its interval and test,
 and a verdict (promote / hold / roll back), coloured; beside it the metric's
 trend over the window for both cohorts. The autonomy stage of each version
-and the traffic split are in the headline. ``a``/``A`` cycle the agent,
+and the traffic split are in the headline. ``t``/``T`` cycle the agent,
 ``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
 and Enter on one of those opens its replay. Under the verdict, each version's latest
 regression-suite run (``DeckService.suite_summary``); ``s`` lists the canary
@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets import canary_format as fmt
@@ -30,6 +31,7 @@ from agentdeck.console.service.deck import next_version, versions_for
 from agentdeck.console.service.views import CanaryView, SuiteCase, SuiteSummary
 from agentdeck.console.widgets.suite_format import suite_line
 from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.task_table import VimTable
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store
@@ -46,12 +48,13 @@ class CanaryScreen(DeckScreen):
     MODE = "canary"
     CSS_PATH = "canary.tcss"
     BINDINGS = [
-        Binding("a", "agent(1)", "Next agent"),
-        Binding("A", "agent(-1)", "Prev agent", show=False),
+        Binding("t", "agent(1)", "Next agent"),
+        Binding("T", "agent(-1)", "Prev agent", show=False),
         Binding("w", "window", "Window"),
         Binding("b", "version('baseline')", "Baseline ver"),
         Binding("v", "version('canary')", "Canary ver"),
         Binding("s", "suite_failures", "Suite fails"),
+        REPLAY,
     ]
 
     def __init__(self) -> None:
@@ -74,7 +77,7 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-verdict")
         yield Static("", id="canary-suite")
         with Horizontal(id="canary-panels"):
-            table: DataTable = DataTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
+            table: DataTable = VimTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
             table.add_columns(*fmt.HEADERS)
             yield table
             with Vertical(id="canary-sparks"):
@@ -82,7 +85,7 @@ class CanaryScreen(DeckScreen):
                 for m in canary.DEFAULT_METRICS:
                     yield CohortSparks(m.key)
         yield Static("", id="canary-tasks-title")
-        tasks: DataTable = DataTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
+        tasks: DataTable = VimTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
         yield tasks
         yield Static("", id="canary-task-violations")
@@ -208,13 +211,14 @@ class CanaryScreen(DeckScreen):
         kind = canary.METRICS_BY_KEY[key].kind
         what = "counted in" if kind == "rate" else "highest first by"
         count = f"first {len(rows)}" if len(rows) >= canary.TASKS_PAGE else str(len(rows))
-        title.update(plain(f"{count} tasks {what} {label} (canary first) — Enter opens the replay"))
+        title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
         table = self.query_one("#canary-tasks", DataTable)
         table.clear()
+        now = self.app.now()  # type: ignore[attr-defined]
         for r in rows:
             table.add_row(
                 plain(r["version"], 8, single_line=True),
-                plain(format_clock(r["started"])),
+                plain(format_clock(r["started"], now)),
                 plain(r["task_id"], 28, single_line=True),
                 plain(r["outcome"] or "running"),
                 plain(f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else ""),
@@ -262,6 +266,16 @@ class CanaryScreen(DeckScreen):
     def _task_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value:
             self.app.open_replay(event.row_key.value)
+
+    def action_replay(self) -> None:
+        """``r``: the highlighted task of the list below (the tasks behind the highlighted metric)."""
+        table = self.query_one("#canary-tasks", DataTable)
+        if not table.row_count:
+            self.notify("No task listed below for this metric.", title="Replay", markup=False)
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        if row_key.value:
+            self.app.open_replay(row_key.value)
 
 
 # --- the regression suite's results beside the verdict (docs/suite.md, "In the console") ---

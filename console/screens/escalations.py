@@ -1,7 +1,8 @@
 """Escalations: the queue of agents waiting for a human, and the decisions on it.
 
 Pending escalations are listed soonest deadline first (then highest risk);
-``h`` switches to the decided ones with their delivery state. ``a``/``d``
+``h`` switches to the decided ones with their delivery state; ``r`` opens the
+task in Replay, ``R`` retries a failed delivery. ``a``/``d``
 approve or deny the selected escalation after asking for a reason (required
 to deny and to approve high or critical risk). One worker records the
 decision (first decision wins, audited), delivers it to the agent and reads
@@ -17,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import REPLAY, retry
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.screens.base import DeckScreen, run_off_ui
 from agentdeck.console.service.views import ActionResult, EscalationQueue, EscalationView, reason_required
@@ -32,9 +34,9 @@ class EscalationsScreen(DeckScreen):
     BINDINGS = [
         Binding("a", "decide('approve')", "Approve"),
         Binding("d", "decide('deny')", "Deny"),
-        Binding("r", "retry", "Retry delivery"),
         Binding("h", "toggle_history", "Pending/decided"),
-        Binding("o", "open_replay", "Replay"),
+        REPLAY,
+        retry("Retry delivering the selected decision (failed, or blocked before the host was allowed)"),
     ]
 
     def __init__(self) -> None:
@@ -221,10 +223,9 @@ class EscalationsScreen(DeckScreen):
         if version != self._shown_version:
             super()._data_changed(version)
 
-    @staticmethod
-    def _already(escalation_id: str, status: str, by: str | None, at: float | None) -> str:
+    def _already(self, escalation_id: str, status: str, by: str | None, at: float | None) -> str:
         who = clean(by or "the agent", 60, single_line=True)
-        when = f" at {clock(at)} UTC" if at is not None else ""
+        when = f" at {clock(at, self.app.now())} UTC" if at is not None else ""
         return f"{clean(escalation_id, 60, single_line=True)} was already {status} by {who}{when}."
 
     def _tell(self, message: str, *, severity: str = "information", timeout: float | None = None) -> None:
@@ -252,7 +253,7 @@ class EscalationsScreen(DeckScreen):
         self.history = not self.history
         self.reload()
 
-    def action_open_replay(self) -> None:
+    def action_replay(self) -> None:
         row = self._selected()
         if row is not None:
             self.app.open_replay(row["task_id"])

@@ -4,14 +4,13 @@ The list is the app's ``health`` (store/health.py, checked about once a
 second on a worker): ingest that stopped, stalled or cannot read a path,
 rejected trace lines, decisions not delivered, compensations that failed.
 Worst first; the cursor stays on the same problem across checks; ``enter``
-goes where a failed delivery or compensation is retried. ``r``
+goes where a failed delivery or compensation is retried. ``R``
 restarts the console's ingest process now (it is also restarted by itself,
 with backoff). Nothing here does I/O: it shows what the check found.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -20,8 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.task_table import VimTable
 
 if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
     from agentdeck.store.health import Health, Problem
@@ -43,7 +45,7 @@ def age(seconds: float) -> str:
 def since_text(problem: Problem, checked_at: float) -> str:
     if problem.since is None:
         return ""
-    clock = time.strftime("%H:%M:%S", time.gmtime(problem.since))
+    clock = format_clock(problem.since, checked_at)  # with its date when not today
     return f"{clock} ({age(checked_at - problem.since)} ago)"
 
 
@@ -64,15 +66,13 @@ class ProblemsScreen(DeckScreen):
     MODE = "problems"
     CSS_PATH = "problems.tcss"
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("r", "restart_ingest", "Restart ingest"),
+        retry("Restart the console's ingest process now", "restart_ingest"),
         Binding("enter", "goto", "Go to it", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="problems-title")
-        yield DataTable(id="problems-table", cursor_type="row", zebra_stripes=True)
+        yield VimTable(id="problems-table", cursor_type="row", zebra_stripes=True)  # the list keys
         yield Static("", id="problems-detail")
         yield Static("", id="problems-status")
 
@@ -85,7 +85,7 @@ class ProblemsScreen(DeckScreen):
         ingest = getattr(self.app, "ingest", None)
         following = ingest is not None and getattr(ingest, "supervisor", None) is not None
         self.query_one("#problems-status", Static).update(
-            Text("r: restart ingest now  ·  checked about once a second" if following
+            Text("R: restart ingest now  ·  checked about once a second" if following
                  else "this console follows no traces (--no-follow or none given): ingest is not run here",
                  style="dim"))
 
@@ -149,12 +149,6 @@ class ProblemsScreen(DeckScreen):
             self.app.open_replay(task)  # type: ignore[attr-defined]
         else:
             self.app.switch_mode(where)
-
-    def action_cursor_down(self) -> None:
-        self.query_one("#problems-table", DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one("#problems-table", DataTable).action_cursor_up()
 
     def action_restart_ingest(self) -> None:
         ingest = getattr(self.app, "ingest", None)

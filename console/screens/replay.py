@@ -1,7 +1,7 @@
 """Replay: one task's decision path, step by step, with undo and evidence export.
 
 Shows ``app.replay_task`` (a task id or request id, set by ``app.open_replay``
-from Tasks, Escalations or here with ``o``). The reconstruction
+from Tasks, Escalations, Canary or here with ``o``). The reconstruction
 (``DeckService.replay``) is read in a thread worker; the timeline draws only
 visible lines, so a 10,000-step task opens as fast as its SELECT.
 Compensation and export each run whole in one worker (``DeckService``).
@@ -34,10 +34,9 @@ class ReplayScreen(DeckScreen):
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
-        Binding("g", "first", "First", show=False),
-        Binding("G", "last", "Last", show=False),
         Binding("space", "play", "Play/pause"),
-        Binding("d", "decision", "Decision point"),
+        Binding("right_square_bracket", "decision(1)", "Next decision", key_display="]"),
+        Binding("left_square_bracket", "decision(-1)", "Prev decision", key_display="[", show=False),
         Binding("c", "compensate", "Compensate"),
         Binding("e", "export", "Export evidence"),
         Binding("o", "open", "Open id"),
@@ -75,7 +74,7 @@ class ReplayScreen(DeckScreen):
         wanted = self.app.replay_task
         if not wanted:
             self._show_empty("No task chosen: press o and type a task id or request id "
-                             "(or press r on a task in Tasks, o on an escalation).")
+                             "(or press r on a task in Tasks or on an escalation).")
             return
         if self._loading == wanted:
             self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
@@ -196,14 +195,8 @@ class ReplayScreen(DeckScreen):
     def action_step(self, delta: int) -> None:
         self._timeline().cursor += delta
 
-    def action_first(self) -> None:
-        self._timeline().cursor = 0
-
-    def action_last(self) -> None:
-        self._timeline().cursor = len(self._timeline().steps) - 1
-
-    def action_decision(self) -> None:
-        """Jump to the next decision point (escalation, decision, action), wrapping around."""
+    def action_decision(self, direction: int = 1) -> None:
+        """Jump to the next (``]``) or previous (``[``) decision point (escalation, decision, action), wrapping."""
         if self.rec is None:
             return
         points = self.rec.decision_points
@@ -211,7 +204,10 @@ class ReplayScreen(DeckScreen):
             self._status("This task has no escalation, decision or action.")
             return
         cursor = self._timeline().cursor
-        self._timeline().cursor = next((i for i in points if i > cursor), points[0])
+        if direction < 0:
+            self._timeline().cursor = next((i for i in reversed(points) if i < cursor), points[-1])
+        else:
+            self._timeline().cursor = next((i for i in points if i > cursor), points[0])
 
     def action_play(self) -> None:
         if self._player is not None:
@@ -291,7 +287,7 @@ class ReplayScreen(DeckScreen):
         action_id = self._current_action_id()
         if action_id is None:
             if self.rec is not None and self.rec.actions:
-                self._status("Move to an action step (d jumps to decision points) to compensate it.")
+                self._status("Move to an action step (] jumps to decision points) to compensate it.")
             else:
                 self._status("This task took no action: nothing to compensate.")
             return

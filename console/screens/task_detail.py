@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static
 
+from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets.chrome import format_clock
@@ -27,7 +28,7 @@ class TaskDetailScreen(DeckScreen):
     AUTO_FOCUS = "#detail-events"
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
-        Binding("r", "replay", "Replay"),
+        REPLAY,
         Binding("tab", "focus_next", "Table/payload", show=False),
     ]
 
@@ -91,7 +92,8 @@ class TaskDetailScreen(DeckScreen):
             return  # not composed (yet, or any more)
         self.found = task is not None
         self.events = events
-        summary.update(_summary(self.task_id, task, len(events), abandoned=detail.abandoned))
+        summary.update(_summary(self.task_id, task, len(events), self.app.now(),  # type: ignore[attr-defined]
+                                abandoned=detail.abandoned))
         table = self.query_one(EventTable)
         table.show_events(events)
         self._show_payload(table.cursor_row)
@@ -122,7 +124,7 @@ class TaskDetailScreen(DeckScreen):
         self.app.open_replay(self.task_id)
 
 
-def _summary(task_id: str, task, shown: int, *, abandoned: bool = False) -> Text:
+def _summary(task_id: str, task, shown: int, now: float | None = None, *, abandoned: bool = False) -> Text:
     text = Text()
     if task is None:
         text.append("no such task: ", "bold red")
@@ -145,7 +147,7 @@ def _summary(task_id: str, task, shown: int, *, abandoned: bool = False) -> Text
     else:
         text.append_text(plain(task["outcome"] or "running", 20, style="bold"))
     text.append("  started ", "dim")
-    text.append(format_clock(task["started"]) or "?")
+    text.append(format_clock(task["started"], now) or "?")
     if task["latency_ms"] is not None:
         text.append(f"  latency {task['latency_ms']:.0f}ms")
     text.append(f"  cost ${task['cost_usd']:.4f}  tokens {task['tokens']}")

@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 
+from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.service.deck import WINDOW
@@ -36,7 +37,7 @@ class TasksScreen(DeckScreen):
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
         Binding("f", "follow", "Follow"),
-        Binding("r", "replay", "Replay"),
+        REPLAY,
     ]
 
     follow: reactive[bool] = reactive(True)
@@ -86,7 +87,7 @@ class TasksScreen(DeckScreen):
         self.page = page
         table.more_older = page.older
         table.more_newer = page.newer > 0
-        table.show_rows(page.rows)
+        table.show_rows(page.rows, self.app.now())  # type: ignore[attr-defined]
         if self.follow:
             table.move_cursor(row=max(table.row_count - 1, 0))
         elif place is not None:

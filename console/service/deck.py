@@ -272,7 +272,7 @@ class DeckService:
         if before is not None and before.orphaned and state != "delivered":
             message += f" Nobody received it: {before.why}; it is only recorded."
             if state in ("failed", "blocked"):
-                message += f" Delivery {state}: r retries (once an outbox is set or the agent is back)."
+                message += f" Delivery {state}: R retries (once an outbox is set or the agent is back)."
             severity = "warning"
         else:
             message += " " + _delivery_sentence(state)
@@ -610,7 +610,7 @@ def _masked_payload(raw: str) -> tuple[str, int]:
 def _delivery_sentence(state: str | None) -> str:
     return {
         "delivered": "Delivered to the agent.",
-        "failed": "Delivery failed: see the escalation (r retries).",
+        "failed": "Delivery failed: see the escalation (R retries).",
         "blocked": "Callback blocked (host not allowed): see the escalation.",
         None: "Delivery already under way elsewhere.",
     }.get(state, f"Delivery {state}.")

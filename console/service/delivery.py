@@ -9,7 +9,7 @@ Order of events for one decision (see ``docs/decisions.md``):
    on the operator's allowlist (``replay.hosts.check_url``, the check
    compensation uses; else ``blocked``, never called), with no proxy, an
    ``Idempotency-Key`` header, a timeout and retries with backoff;
-4. ``delivery`` becomes ``delivered``, ``failed`` (retry with ``r``) or
+4. ``delivery`` becomes ``delivered``, ``failed`` (retry with ``R``) or
    ``blocked``.
 
 A crash anywhere leaves ``delivery = 'pending'``; the next console start

@@ -204,7 +204,18 @@ class DeckHeader(Horizontal):
         yield LiveCounters()
 
 
-def format_clock(ts: float | None) -> str:
+def format_clock(ts: float | None, now: float | None = None, *, short: bool = False) -> str:
+    """A UTC time of day; with a date whenever it is not ``now``'s day (the app clock).
+
+    Rows from five days ago must not read like today's: "Nov 19 14:22:05"
+    (``short``, for an 8-column cell: "Nov 19"; another year: "Nov 2025").
+    """
     if ts is None:
         return ""
-    return time.strftime("%H:%M:%S", time.gmtime(ts))
+    t = time.gmtime(ts)
+    if now is not None and t[:3] != time.gmtime(now)[:3]:
+        other_year = t.tm_year != time.gmtime(now).tm_year
+        if short:
+            return time.strftime("%b %Y" if other_year else "%b %d", t)
+        return time.strftime("%Y-%m-%d %H:%M:%S" if other_year else "%b %d %H:%M:%S", t)
+    return time.strftime("%H:%M:%S", t)

@@ -33,10 +33,11 @@ def time_left(deadline: float, now: float) -> tuple[str, bool]:
     return f"in {duration(left)}", False
 
 
-def clock(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return time.strftime("%H:%M:%S", time.gmtime(ts))
+def clock(ts: float | None, now: float | None = None) -> str:
+    """Time of day, with the date when it is not ``now``'s day (see ``chrome.format_clock``)."""
+    from agentdeck.console.widgets.chrome import format_clock
+
+    return format_clock(ts, now)
 
 
 def stamp(ts: float | None) -> str:
@@ -59,9 +60,28 @@ def action_label(action: dict[str, Any]) -> str:
 
 
 def amount_label(action: dict[str, Any]) -> str:
+    """The amount at stake, with its currency when the proposal names one ("2,390.45 EUR").
+
+    The trace format has no currency field: an agent may put one in the
+    action's params (``currency``, ``currency_code``). None there: the amount
+    is shown as is, never with a guessed currency.
+    """
     amount = action.get("amount")
-    if isinstance(amount, (int, float)):
-        return f"{amount:,.2f}"
+    if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+        currency = currency_of(action)
+        return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
+    return ""
+
+
+def currency_of(action: dict[str, Any]) -> str:
+    """An ISO 4217 code (three letters) from the proposal's params; anything else is not shown."""
+    params = action.get("params")
+    if not isinstance(params, dict):
+        return ""
+    for key in ("currency", "currency_code"):
+        value = params.get(key)
+        if isinstance(value, str) and len(value.strip()) == 3 and value.strip().isascii() and value.strip().isalpha():
+            return value.strip().upper()
     return ""
 
 

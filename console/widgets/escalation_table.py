@@ -5,9 +5,11 @@ from __future__ import annotations
 from agentdeck.console.service.views import Row
 
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.task_table import VimTable
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )
@@ -16,8 +18,11 @@ PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount
 DECIDED_COLUMNS = ("decided", "status", "escalation", "by", "delivery", "risk", "proposed action")
 
 
-class EscalationTable(DataTable):
-    """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes."""
+class EscalationTable(VimTable):
+    """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes.
+
+    A VimTable: j/k, g/G, Home/End and the page keys move as on every list.
+    """
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
@@ -35,7 +40,7 @@ class EscalationTable(DataTable):
             return None
 
     def show(self, rows: list[Row], now: float, *, history: bool, orphaned: frozenset[str] = frozenset()) -> None:
-        keep = self.selected_id()
+        keep, position = self.selected_id(), self.cursor_row
         if history != self.history or not self.columns:
             self.clear(columns=True)
             self.add_columns(*(DECIDED_COLUMNS if history else PENDING_COLUMNS))
@@ -44,13 +49,15 @@ class EscalationTable(DataTable):
         else:
             self.clear()
         for r in rows:
-            cells = self._decided_cells(r) if history else self._pending_cells(r, now, r["escalation_id"] in orphaned)
+            cells = self._decided_cells(r, now) if history else self._pending_cells(r, now, r["escalation_id"] in orphaned)
             self.add_row(*cells, key=r["escalation_id"])
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep))
-            except Exception:
-                pass
+            except RowDoesNotExist:
+                # It left this list (just decided): stay at the same position, so the
+                # next escalation moves under the cursor instead of jumping to the top.
+                self.go_row(position)
 
     @staticmethod
     def _risk(risk: str) -> Text:
@@ -73,11 +80,11 @@ class EscalationTable(DataTable):
             Text(duration(now - r["ts"])),
         )
 
-    def _decided_cells(self, r: Row) -> tuple:
+    def _decided_cells(self, r: Row, now: float) -> tuple:
         action = proposed(r["proposed_action"])
         delivery = r["delivery"]
         return (
-            Text(clock(r["decided_at"])),
+            Text(clock(r["decided_at"], now)),
             plain(r["status"], 10, style=STATUS_STYLE.get(r["status"], ""), single_line=True),
             plain(r["escalation_id"], 24, single_line=True),
             plain(r["decided_by"] or "", 16, single_line=True),

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from agentdeck.console.keymap import LIST_BINDINGS
 from agentdeck.console.safe import clean
 from agentdeck.console.service.views import DECISION_KINDS, Step
 
@@ -52,6 +53,25 @@ class ReplayTimeline(ScrollView, can_focus=True):
     ReplayTimeline:focus > .replay-timeline--cursor { background: $accent; }
     """
     COMPONENT_CLASSES = {"replay-timeline--cursor"}
+    BINDINGS = LIST_BINDINGS  # j/k, g/G, Home/End, page keys: as on every list
+
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height)
+
+    def action_cursor_down(self) -> None:
+        self.cursor += 1
+
+    def action_cursor_up(self) -> None:
+        self.cursor -= 1
+
+    def action_first(self) -> None:
+        self.cursor = 0
+
+    def action_last(self) -> None:
+        self.cursor = len(self.steps) - 1
+
+    def action_half_page(self, halves: int) -> None:
+        self.cursor += halves * max(1, self._page() // 2)
 
     cursor: reactive[int] = reactive(0, always_update=True)
 

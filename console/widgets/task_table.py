@@ -63,13 +63,16 @@ def _abandoned(row: Row) -> bool:
         return False
 
 
-def task_cells(row: Row) -> tuple[Text, ...]:
-    """One task as table cells; every trace-supplied value goes through ``plain``."""
+def task_cells(row: Row, now: float | None = None) -> tuple[Text, ...]:
+    """One task as table cells; every trace-supplied value goes through ``plain``.
+
+    ``now`` (the app clock): a task not seen today shows its date, not a time of day.
+    """
     outcome = row["outcome"] or ("abandoned" if _abandoned(row) else None)
     latency = row["latency_ms"]
     violations = row["violations"]
     return (
-        plain(format_clock(row["seen"]), style="" if row["started"] is not None else "dim"),
+        plain(format_clock(row["seen"], now, short=True), style="" if row["started"] is not None else "dim"),
         plain(row["task_id"], 40, single_line=True),
         plain(row["agent"], 40, single_line=True),
         plain(row["version"], 40, single_line=True),
@@ -141,12 +144,13 @@ class LazyCells(dict):
     the others' cells are never built unless asked for.
     """
 
-    def __init__(self, rows: dict[str, Row] | None = None) -> None:
+    def __init__(self, rows: dict[str, Row] | None = None, now: float | None = None) -> None:
         super().__init__()
         self.rows = rows or {}
+        self.now = now
 
     def __missing__(self, key: str) -> tuple[Text, ...]:
-        value = self[key] = task_cells(self.rows[key])
+        value = self[key] = task_cells(self.rows[key], self.now)
         return value
 
     def get(self, key, default=None):
@@ -239,11 +243,11 @@ class TaskTable(ScrollView, can_focus=True):
         width = sum(w + 2 for _, _, w in COLUMNS)
         self.virtual_size = Size(width, self.row_count + 1)
 
-    def show_rows(self, rows: list[Row]) -> None:
+    def show_rows(self, rows: list[Row], now: float | None = None) -> None:
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
         old, old_keys = self.shown.cells, self.shown.keys
         keys = [r["task_id"] for r in rows]
-        cells = LazyCells({r["task_id"]: r for r in rows})
+        cells = LazyCells({r["task_id"]: r for r in rows}, now)
         raw = {}
         changed = set()
         for r in rows:
@@ -254,7 +258,7 @@ class TaskTable(ScrollView, can_focus=True):
             if self._raw.get(key) == values:
                 cells[key] = old[key]  # unchanged row: keep its cells (and cached strip)
                 continue
-            new = task_cells(r)
+            new = task_cells(r, now)
             if _same(old[key], new):
                 cells[key] = old[key]  # changed, but not in anything shown
             else:
