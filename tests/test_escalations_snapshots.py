@@ -33,7 +33,8 @@ def test_hostile_escalation_shown_literally(esc_db, make_app, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=steps("2", "down", "down"))
 
 
-def test_decided_view_with_delivery_state(esc_db, make_app, snap_compare, tmp_path):
+@pytest.mark.parametrize("size", [SIZE, NARROW], ids=["140x40", "80x24"])
+def test_decided_view_with_delivery_state(esc_db, make_app, snap_compare, tmp_path, size):
     # Three decisions made through the real paths: delivered to the outbox,
     # blocked (callback host not allowed), failed (expiry; nowhere to deliver).
     conn = connect(esc_db)
@@ -52,7 +53,7 @@ def test_decided_view_with_delivery_state(esc_db, make_app, snap_compare, tmp_pa
         table.move_cursor(row=table.get_row_index("esc-t-hostile"))
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_reason_dialog_for_a_deny(esc_db, make_app, snap_compare):
