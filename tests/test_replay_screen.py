@@ -304,3 +304,26 @@ async def test_a_running_task_grows_live_and_the_cursor_stays(sample_db, make_ap
             f.write("".join(json.dumps(e) + "\n" for e in events[4:]))
         await until(pilot, lambda: len(timeline.steps) == len(events))
         assert timeline.cursor == 2 and "outcome success" in text_of(app, "#replay-info")
+
+
+async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, sor):
+    # The result goes under the plan in the dialog's scroll; it must not push Close off a 24-row screen.
+    _point_hook_at(sample_db, sor.url)
+    sor.sor.fail_next = 1
+    app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, CompensationDialog)
+        screen = dialog.region
+        status = dialog.query_one("#comp-status", Static)
+        assert "Failed (attempt 1)" in text_of(app, "#comp-status")
+        # Scrolled into view: the status's top line is inside the visible part of the scroll.
+        assert dialog.query_one("VerticalScroll").region.contains(status.region.x, status.region.y)
+        for bid in ("cancel", "retry"):
+            assert screen.contains_region(dialog.query_one(f"#{bid}").region), bid
+        assert str(dialog.query_one("#cancel").label) == "Close"  # type: ignore[attr-defined]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from textual.widgets import Button
+
+from agentdeck.console.widgets.compensation_dialog import CompensationDialog
 from agentdeck.store.db import connect
 from agentdeck.store.tailer import Tailer
 
 SIZE = (140, 40)
+NARROW, WIDE = (80, 24), (160, 45)  # on-call over SSH, and a big terminal
+TO_ACTION = ("right_square_bracket", "right_square_bracket", "right_square_bracket")
 
 
 def opened(task: str, *keys: str):
@@ -58,3 +64,36 @@ def test_hostile_task_with_a_gap_is_shown_literally(tmp_path, make_app, snap_com
     conn.close()
     app = make_app(tmp_path / "h.db")
     assert snap_compare(app, terminal_size=SIZE, run_before=opened("t-hostile", "G"))
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x45"])
+def test_compensation_dialog_fits_the_terminal(sample_db, make_app, snap_compare, size):
+    app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
+    assert snap_compare(app, terminal_size=size, run_before=opened("task-0001", *TO_ACTION, "c"))
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x45"])
+def test_refused_compensation_dialog_fits_the_terminal(sample_db, make_app, snap_compare, size):
+    app = make_app(sample_db, allow_hosts=frozenset())
+    assert snap_compare(app, terminal_size=size, run_before=opened("task-0001", *TO_ACTION, "c"))
+
+
+@pytest.mark.parametrize("allow, buttons", [
+    (frozenset({"127.0.0.1:8765"}), ("cancel", "confirm")),  # a plan: Cancel and Compensate
+    (frozenset(), ("cancel",)),                              # refused: Close
+])
+async def test_dialog_buttons_and_border_are_on_screen_at_80x24(sample_db, make_app, allow, buttons):
+    app = make_app(sample_db, allow_hosts=allow)
+    async with app.run_test(size=NARROW) as pilot:
+        await opened("task-0001", *TO_ACTION, "c")(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, CompensationDialog)
+        screen = dialog.region
+        frame = dialog.query_one("Vertical").region
+        assert screen.contains_region(frame), (frame, screen)  # the border, all four sides
+        for bid in buttons:
+            button = dialog.query_one(f"#{bid}", Button)
+            assert button.display and screen.contains_region(button.region), (bid, button.region, screen)
+            assert frame.contains_region(button.region)
+        if buttons == ("cancel",):
+            assert str(dialog.query_one("#cancel", Button).label) == "Close"

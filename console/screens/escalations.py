@@ -15,6 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual import events
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
@@ -26,6 +27,8 @@ from agentdeck.console.widgets.escalation_detail import EscalationDetail
 from agentdeck.console.widgets.escalation_format import RISK_STYLE, action_label, amount_label, clock, proposed, time_left
 from agentdeck.console.widgets.escalation_table import EscalationTable
 from agentdeck.console.widgets.reason_dialog import ReasonDialog
+
+NARROW = 120  # columns: below this the detail pane sits under the list, not beside it
 
 
 class EscalationsScreen(DeckScreen):
@@ -55,8 +58,14 @@ class EscalationsScreen(DeckScreen):
             yield EscalationDetail(id="esc-detail")
         yield Static("", id="esc-status")
 
+    def on_resize(self, event: events.Resize) -> None:
+        # Under NARROW columns the detail goes below the list (escalations.tcss), so the
+        # list keeps its columns instead of shrinking to time left and risk.
+        self.set_class(event.size.width < NARROW, "narrow")
+
     def on_mount(self) -> None:
         super().on_mount()
+        self.set_class(self.app.size.width < NARROW, "narrow")
         self._show_status()
         self.query_one(EscalationTable).focus()
         if self.app.tick:

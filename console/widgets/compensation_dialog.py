@@ -71,17 +71,20 @@ def describe(prompt: CompensationPrompt) -> Text:
 
 
 class CompensationDialog(ModalScreen[bool]):
+    # Sized to the terminal, not to a fixed width: at 80x24 (the on-call SSH size) the whole
+    # dialog and its buttons must show. The plan scrolls; the buttons never scroll away.
     DEFAULT_CSS = """
     CompensationDialog { align: center middle; }
     CompensationDialog > Vertical {
-        width: 96; height: auto; max-height: 90%; padding: 1 2;
+        width: 96%; max-width: 96; height: auto; max-height: 100%; padding: 0 1;
         border: thick $error; background: $surface;
     }
-    CompensationDialog #comp-title { text-style: bold; margin-bottom: 1; }
-    CompensationDialog VerticalScroll { height: auto; max-height: 22; }
-    CompensationDialog #comp-status { height: auto; margin-top: 1; }
-    CompensationDialog #comp-hint { color: $text-muted; }
-    CompensationDialog Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    CompensationDialog #comp-title { text-style: bold; }
+    CompensationDialog VerticalScroll { height: auto; max-height: 50vh; margin-top: 1; }
+    CompensationDialog #comp-status { height: auto; margin-top: 1; display: none; }
+    CompensationDialog #comp-status.shown { display: block; }
+    CompensationDialog #comp-hint { color: $text-muted; margin-top: 1; }
+    CompensationDialog Horizontal { height: auto; align-horizontal: right; }
     CompensationDialog Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "close", "Close")]
@@ -104,7 +107,9 @@ class CompensationDialog(ModalScreen[bool]):
                     yield Static(describe(self.prompt), id="comp-plan")
                 else:
                     yield Static(plain(f"Cannot compensate: {self.prompt.refusal}", style="bold red"), id="comp-plan")
-            yield Static("", id="comp-status")
+                # The result goes under the plan, in the same scroll (scrolled into view when it
+                # arrives), so a long answer cannot push the buttons off a 24-row screen.
+                yield Static("", id="comp-status")
             yield Static("Nothing has run yet. Enter or Compensate runs it; Esc cancels."
                          if self.has_plan else "Esc closes.", id="comp-hint")
             with Horizontal():
@@ -134,8 +139,14 @@ class CompensationDialog(ModalScreen[bool]):
         self.attempted = True
         for bid in ("confirm", "retry"):
             self.query_one(f"#{bid}", Button).disabled = True
-        self.query_one("#comp-status", Static).update(Text("Recording the attempt, then calling the system…", style="bold"))
+        self._status(Text("Recording the attempt, then calling the system…", style="bold"))
         self.run_compensation(retry)
+
+    def _status(self, text: Text) -> None:
+        status = self.query_one("#comp-status", Static)
+        status.update(text)
+        status.add_class("shown")
+        self.query_one(VerticalScroll).scroll_end(animate=False)
 
     def run_compensation(self, retry: bool) -> None:
         deck, prompt = self.app.deck, self.prompt  # type: ignore[attr-defined]
@@ -151,7 +162,7 @@ class CompensationDialog(ModalScreen[bool]):
             self.app.store_written()  # type: ignore[attr-defined]
         if not self.is_mounted:
             return
-        status = self.query_one("#comp-status", Static)
+        status = self._status
         confirm = self.query_one("#confirm", Button)
         retry = self.query_one("#retry", Button)
         body = result.detail.get("body")
@@ -159,17 +170,17 @@ class CompensationDialog(ModalScreen[bool]):
             text = Text(result.message, style="bold green")
             text.append("\n")
             text.append_text(plain(_pretty(body), 600))
-            status.update(text)
+            status(text)
             confirm.display = retry.display = False
         elif not result.detail.get("retryable"):
-            status.update(plain(result.message, style="bold red"))
+            status(plain(result.message, style="bold red"))
             confirm.display = retry.display = False
         else:
             text = plain(result.message, 500, style="bold red")
             if body is not None:
                 text.append("\n")
                 text.append_text(plain(_pretty(body), 600))
-            status.update(text)
+            status(text)
             confirm.display = False
             retry.display = True
             retry.disabled = False
