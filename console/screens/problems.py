@@ -96,7 +96,10 @@ class ProblemsScreen(DeckScreen):
         table = self.query_one("#problems-table", DataTable)
         keep = self._selected_key()
         self.problems = {p.key: p for p in health.problems}
-        table.clear()
+        # Columns too: their widths then fit what is listed now, not the widest
+        # text any earlier check showed (a DataTable's auto widths only grow).
+        table.clear(columns=True)
+        table.add_columns("level", "problem", "since")
         for p in health.problems:
             label, style = LEVEL_STYLE.get(p.level, (p.level, ""))
             table.add_row(Text(label, style=style), plain(p.what, 200, single_line=True),
