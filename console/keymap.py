@@ -48,13 +48,16 @@ def retry(tooltip: str, action: str = "retry") -> Binding:
 
 # less/vim movement, the same on every list (tables, the Replay timeline, Problems).
 # Each list implements cursor_down/cursor_up/first/last/half_page(n).
-LIST_BINDINGS = [
-    Binding("j,down", "cursor_down", "Down", show=False),
-    Binding("k,up", "cursor_up", "Up", show=False),
+PAGING_BINDINGS = [
     Binding("g,home", "first", "Top", show=False),
     Binding("G,end", "last", "Bottom", show=False),
     Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
     Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
     Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
     Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
+]
+LIST_BINDINGS = [
+    Binding("j,down", "cursor_down", "Down", show=False),
+    Binding("k,up", "cursor_up", "Up", show=False),
+    *PAGING_BINDINGS,
 ]

@@ -24,6 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
+from agentdeck.console.keymap import LIST_BINDINGS, PAGING_BINDINGS
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
 
@@ -93,25 +94,10 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
 
 
-# less/vim paging keys, shared by every table; each table binds its own j/k.
-PAGING_BINDINGS = [
-    Binding("g,home", "first", "Top", show=False),
-    Binding("G,end", "last", "Bottom", show=False),
-    Binding("ctrl+d", "half_page(1)", "½ page down", show=False),
-    Binding("ctrl+u", "half_page(-1)", "½ page up", show=False),
-    Binding("pagedown,ctrl+f", "half_page(2)", "Page down", show=False),
-    Binding("pageup,ctrl+b", "half_page(-2)", "Page up", show=False),
-]
-
-
 class VimTable(DataTable):
     """A row-cursor DataTable with less/vim keys."""
 
-    BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", show=False),
-        Binding("k,up", "cursor_up", "Up", show=False),
-        *PAGING_BINDINGS,
-    ]
+    BINDINGS = LIST_BINDINGS
 
     def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - (1 if self.show_header else 0))
