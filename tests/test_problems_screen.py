@@ -227,3 +227,18 @@ async def test_the_header_ingest_age_keeps_counting_when_nothing_arrives(sample_
         await wait_until(pilot, lambda: "ingest 5m ago" in header(app))
         now[0] = last + 3 * 3600
         await wait_until(pilot, lambda: "ingest 3h ago" in header(app))
+
+
+def test_problems_screen_snapshot_160x45(snap_compare, sample_db, make_app):
+    """The same Problems screen as at 80x24, on a wide terminal."""
+    app = make_app(sample_db)
+    app.ingest.watcher.health_every = 3600
+
+    async def run_before(pilot) -> None:
+        await settle(pilot.app, pilot)
+        await pilot.press("5")
+        await settle(pilot.app, pilot)
+        pilot.app.health = FIXED
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)

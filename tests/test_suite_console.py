@@ -327,3 +327,21 @@ def test_any_recorded_text_summarises_without_error_and_prints_literally(tmp_pat
         assert "\x1b" not in shown and "\n" not in shown and shown.startswith("suite ")
 
     check()
+
+
+def test_failing_cases_list_snapshot_160x45(suite_db, make_app, snap_compare):
+    """The failing-cases list on a wide terminal (the same flow as at 80x24)."""
+    conn = sqlite3.connect(suite_db)
+    conn.execute("UPDATE suite_cases SET trace = '/srv/suite/20261124-144800/' || case_id || '/run-1.jsonl'")
+    conn.commit()
+    conn.close()
+    app = make_app(suite_db)
+
+    async def run_before(pilot) -> None:
+        await _canary_with_suite(app)(pilot)
+        await pilot.press("s")
+        await _settle(pilot, lambda: app.screen.query("#suite-failures"))
+        await pilot.press("down")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)
