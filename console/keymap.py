@@ -32,7 +32,7 @@ KEY_MAP: dict[str, str] = {
     "n": "Next", "p": "Prev", "space": "Play/pause",
     "right_square_bracket": "Next decision", "left_square_bracket": "Prev decision",
     "t": "Next agent", "T": "Prev agent",
-    "w": "Window", "b": "Baseline ver", "v": "Canary ver", "s": "Suite fails",
+    "w": "Window", "b": "Baseline ver", "v": "Canary ver", "s": "Suite fails", "x": "Differences",
     "f": "Follow", "slash": "Filter",
     "escape": "Back",
     "tab": "Next pane",

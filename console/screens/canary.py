@@ -7,15 +7,27 @@ and the traffic split are in the headline. ``t``/``T`` cycle the agent,
 ``w`` the window, ``b``/``v`` the baseline/canary version; the highlighted metric lists the tasks behind it below,
 and Enter on one of those opens its replay. Under the verdict, each version's latest
 regression-suite run (``DeckService.suite_summary``); ``s`` lists the canary
-version's failing cases and Enter replays one from its trace file. All reads go through the service
-(``DeckService.canary``) on thread workers, again whenever new data is ingested.
+version's failing cases and Enter replays one from its trace file.
+
+Below the metrics, where the versions differ (``store.canary_diff``): tools,
+tool sequences, policy outcomes, escalation reasons and actions by share of
+tasks, largest first, each with a baseline and a canary example; Enter or
+``r`` on a row opens both side by side on Replay (``ReplayCompareScreen``).
+``x`` goes to the differences and back; on a short terminal (80x24) they take
+the place of the tasks list while shown.
+
+All reads go through the service (``DeckService.canary``) on thread workers,
+again whenever new data is ingested. The report is the one the ingest
+process keeps in the store when that is current (its age is in the
+headline), so opening the screen reads one row instead of every task.
 """
 
 from __future__ import annotations
 
 import time
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -41,6 +53,9 @@ MIN_RELOAD_SECONDS = 1.0
 # windows move): coming back to the screen reuses one younger than this.
 STALE_SECONDS = 30.0
 COST_FACTOR = 5.0
+# Rows under this, the differences take the place of the tasks list (x) instead of sitting above it.
+SHORT = 40
+NARROW = 120  # columns
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
@@ -54,6 +69,7 @@ class CanaryScreen(DeckScreen):
         Binding("b", "version('baseline')", "Baseline ver"),
         Binding("v", "version('canary')", "Canary ver"),
         Binding("s", "suite_failures", "Suite fails"),
+        Binding("x", "differences", "Differences"),
         REPLAY,
     ]
 
@@ -71,6 +87,8 @@ class CanaryScreen(DeckScreen):
         self._pending = None
         self._cost = 0.0  # seconds the last analysis took
         self.suites: dict[str, SuiteSummary | None] = {}  # version -> its latest suite run (shown beside the verdict)
+        self.view: CanaryView | None = None
+        self.diff_shown = False  # short terminals: the differences instead of the tasks list
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="canary-headline")
@@ -84,6 +102,11 @@ class CanaryScreen(DeckScreen):
                 yield Static("", id="canary-sparks-title")
                 for m in canary.DEFAULT_METRICS:
                     yield CohortSparks(m.key)
+        with Vertical(id="canary-diff-box"):
+            yield Static("", id="canary-diff-title")
+            diff: DataTable = VimTable(id="canary-diff", cursor_type="row", zebra_stripes=True)
+            diff.add_columns(*fmt.DIFF_HEADERS)
+            yield diff
         yield Static("", id="canary-tasks-title")
         tasks: DataTable = VimTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
         tasks.add_columns(*TASK_COLUMNS)
@@ -91,8 +114,30 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-task-violations")
 
     def on_mount(self) -> None:
+        self._layout(self.app.size.width, self.app.size.height)
         super().on_mount()
         self.query_one("#canary-metrics", DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        # Tall: the differences sit between the metrics and the tasks list. Short (80x24): one or the other.
+        # Narrow: the trend sparklines go, so the metrics table keeps its figures.
+        short = height < SHORT
+        self.set_class(width < NARROW, "narrow")
+        self.set_class(short, "short")
+        self.set_class(short and self.diff_shown, "diff-shown")
+
+    def action_differences(self) -> None:
+        """``x``: to the differences panel (shown in place of the tasks list when short) and back."""
+        diff = self.query_one("#canary-diff", DataTable)
+        self.diff_shown = not diff.has_focus
+        self._layout(self.app.size.width, self.app.size.height)
+        if self.diff_shown:
+            diff.focus()
+        else:
+            self.query_one("#canary-metrics", DataTable).focus()
 
     # --- keys --------------------------------------------------------------
 
@@ -161,7 +206,9 @@ class CanaryScreen(DeckScreen):
 
     def _show_view(self, view: CanaryView) -> None:
         self._cost = view.seconds
+        self.view = view
         self._show(list(view.pairs), view.agent, view.report, view.tasks)
+        self._show_differences(view)
 
     # --- showing -----------------------------------------------------------
 
@@ -180,6 +227,7 @@ class CanaryScreen(DeckScreen):
         self._load_suites(report.agent, report.baseline, report.canary)
         head = fmt.headline(report)
         head.append(f"  agent {self._agent_position()}", style="dim")
+        head.append_text(self._age())
         headline.update(head)
         verdict.update(fmt.verdict_line(report))
         cursor = table.cursor_row
@@ -190,6 +238,66 @@ class CanaryScreen(DeckScreen):
             table.move_cursor(row=min(max(cursor, 0), len(report.metrics) - 1))
         self._show_sparks(report)
         self._show_tasks(self.metric_key, tasks)
+
+    def _age(self) -> Text:
+        """How old the report is: read from the store (kept by the ingest process) or computed just now."""
+        view = self.view
+        if view is None or view.computed_at is None:
+            return Text()
+        age = max(0.0, self.app.now() - view.computed_at)  # type: ignore[attr-defined]
+        when = "just now" if age < 1 else f"{_span(age)} ago"
+        return Text(f"  computed {when}", style="dim" if age < 60 else "yellow")
+
+    def _show_differences(self, view: CanaryView) -> None:
+        title = self.query_one("#canary-diff-title", Static)
+        table = self.query_one("#canary-diff", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        diff = view.differences
+        if view.report is None or diff is None:
+            title.update("")
+            return
+        if not diff.differences:
+            title.update(plain("Where the versions differ: nothing (same tools, sequences, policy outcomes, "
+                               "escalation reasons and actions in the same share of tasks)", style="dim"))
+            return
+        title.update(plain(f"Where the versions differ (share of the latest {diff.n_baseline:,} baseline and "
+                           f"{diff.n_canary:,} canary tasks, largest first) — Enter or r: examples side by side"))
+        width = 26 if self.app.size.width < NARROW else 60  # 80 columns: through the delta
+        for i, d in enumerate(diff.differences):
+            table.add_row(*fmt.diff_row(d, width), key=str(i))
+        table.move_cursor(row=min(max(cursor, 0), len(diff.differences) - 1))
+
+    def _difference(self):
+        """The highlighted difference (a store.canary_diff.Difference), or None."""
+        diff = self.view.differences if self.view is not None else None
+        table = self.query_one("#canary-diff", DataTable)
+        if diff is None or not table.row_count:
+            return None
+        row = table.cursor_row
+        return diff.differences[row] if 0 <= row < len(diff.differences) else None
+
+    def compare(self) -> None:
+        """The highlighted difference's baseline and canary examples side by side on Replay."""
+        from agentdeck.console.screens.replay_compare import ReplayCompareScreen
+
+        d = self._difference()
+        if d is None:
+            self.notify("No difference listed.", title="Compare", markup=False)
+            return
+        if not d.baseline_example or not d.canary_example:
+            self.notify("This difference has no example task of both versions.", title="Compare", markup=False)
+            return
+        report = self.report
+        title = f"{d.kind} {d.feature}"
+        if report is not None:
+            title = (f"{report.agent} {report.baseline} vs {report.canary}: {d.kind} \"{d.feature}\" in "
+                     f"{d.baseline_share * 100:.0f}% vs {d.canary_share * 100:.0f}% of tasks")
+        self.app.push_screen(ReplayCompareScreen(d.baseline_example, d.canary_example, title))
+
+    @on(DataTable.RowSelected, "#canary-diff")
+    def _difference_selected(self, event: DataTable.RowSelected) -> None:
+        self.compare()
 
     def _agent_position(self) -> str:
         agents = [p.agent for p in self.pairs]
@@ -268,7 +376,11 @@ class CanaryScreen(DeckScreen):
             self.app.open_replay(event.row_key.value)
 
     def action_replay(self) -> None:
-        """``r``: the highlighted task of the list below (the tasks behind the highlighted metric)."""
+        """``r``: the highlighted task of the list below (the tasks behind the highlighted metric), or on the
+        differences panel its examples side by side."""
+        if self.query_one("#canary-diff", DataTable).has_focus:
+            self.compare()
+            return
         table = self.query_one("#canary-tasks", DataTable)
         if not table.row_count:
             self.notify("No task listed below for this metric.", title="Replay", markup=False)

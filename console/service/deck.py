@@ -467,26 +467,64 @@ class DeckService:
 
     def canary(self, agent: str | None, chosen: dict[str, tuple[str, str]], window: str,
                metric_key: str) -> CanaryView:
-        """The canary report for ``agent`` (else the first agent with two versions) and the tasks behind a metric."""
-        from agentdeck.store import canary
-        from agentdeck.store.contract import ContractCheck
+        """The canary report for ``agent`` (else the first agent with two versions), its differences and the
+        tasks behind a metric.
 
-        if self._contracts is None:
-            self._contracts = ContractCheck()
+        The report is the one stored by the ingest process's analyst (store/canary_reports.py) when that is
+        current: kept current by a live analyst (the default pair), or computed after the newest event. Else
+        it is computed here, as ``agentdeck canary`` does, and stored for the next look.
+        """
+        from agentdeck.store import canary
+        from agentdeck.store import canary_reports as cr
+
         started = time.perf_counter()
         conn = self.reader()
-        pairs = canary.pairs(conn)
+        now = self.now()
+        st = cr.state(conn)
+        alive = cr.analyst_alive(st, time.time())
+        newest = cr.events_max(conn)
+        pairs = st.pairs if st is not None and (alive or st.events_max == newest) else canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
             agent = pairs[0].agent if pairs else None
         if agent is None:
             return CanaryView(tuple(pairs), None, None, ())
         pair = next(p for p in pairs if p.agent == agent)
         baseline, canary_v = versions_for(pair, chosen)
+        stored = cr.load(conn, pair.agent, baseline, canary_v, window)
+        default = (baseline, canary_v) == (pair.baseline, pair.canary)
+        if stored is not None and not self._current(stored, alive and default, newest, window, now):
+            stored = None
+        computed_here = stored is None
+        if stored is None:
+            stored = self._compute_canary(conn, pair, baseline, canary_v, window, now)
+        tasks = canary.tasks_behind(conn, stored.report, metric_key)
+        return CanaryView(tuple(pairs), agent, stored.report, tuple(tasks), time.perf_counter() - started,
+                          differences=stored.differences, computed_at=stored.computed_at,
+                          computed_here=computed_here, analyst=alive)
+
+    @staticmethod
+    def _current(stored: Any, kept: bool, newest: int, window: str, now: float) -> bool:
+        """A stored report still says what a fresh one would (near enough: see docs/canary.md)."""
+        from agentdeck.store import canary_reports as cr
+
+        if window != "all" and abs(now - stored.computed_at) > cr.WINDOW_STALE_S:
+            return False  # a time window moves with the clock, new data or not
+        return kept or stored.events_max == newest
+
+    def _compute_canary(self, conn: sqlite3.Connection, pair: views.Pair, baseline: str, canary_v: str,
+                        window: str, now: float) -> Any:
+        from agentdeck.store import canary_reports as cr
+        from agentdeck.store.contract import ContractCheck
+
+        if self._contracts is None:
+            self._contracts = ContractCheck()
         book = self._contracts.book(conn)
-        report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=self.now(),
-                                contract=book.get(pair.agent))
-        tasks = canary.tasks_behind(conn, report, metric_key)
-        return CanaryView(tuple(pairs), agent, report, tuple(tasks), time.perf_counter() - started)
+        stored = cr.compute(conn, pair, baseline, canary_v, window, now, book.get(pair.agent))
+        try:
+            cr.save(self.writer(), [stored])  # the next look (this console's or another's) reads it
+        except sqlite3.Error as exc:  # a read-only store: shown all the same, computed again next time
+            log.warning("canary report not stored: %s", exc)
+        return stored
 
     def canary_tasks(self, report: views.CanaryReport, metric_key: str) -> Sequence[views.Row]:
         from agentdeck.store import canary

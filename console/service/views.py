@@ -161,6 +161,10 @@ class CanaryView:
     report: CanaryReport | None
     tasks: Sequence[Row]
     seconds: float = 0.0  # how long the analysis took (the screen recomputes no more often than a few times that)
+    differences: Any = None  # store.canary_diff.DiffReport: where the versions differ (features by share of tasks)
+    computed_at: float | None = None  # the clock the report was computed for (its age is shown)
+    computed_here: bool = False  # computed by this call (no current stored report), not read from the store
+    analyst: bool = False  # the ingest process's analyst keeps the stored reports current
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,11 @@ def row(m: MetricResult) -> list[Text]:
 DIFF_HEADERS = ("what", "feature", "baseline", "canary", "delta", "test", "examples (baseline | canary)")
 
 
-def diff_row(d) -> list[Text]:
+def diff_row(d, feature_width: int = 60) -> list[Text]:
     """One difference between the versions (a store.canary_diff.Difference) as table cells."""
     return [
         Text(d.kind),
-        plain(d.feature, 60, single_line=True),  # tool names and reasons come from traces
+        plain(d.feature, feature_width, single_line=True),  # tool names and reasons come from traces
         Text(f"{d.baseline_share * 100:.1f}%"),
         Text(f"{d.canary_share * 100:.1f}%"),
         Text(f"{d.delta * 100:+.1f} pts", style="bold" if d.p < 0.05 else ""),

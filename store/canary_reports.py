@@ -1,0 +1,283 @@
+"""The latest canary reports, kept in the store so the Canary screen reads them instead of computing them.
+
+On a large store one report takes a good fraction of a second of CPU
+(``store.canary.analyse`` reads every task of both versions; the
+differences read the events of the latest 2,000 tasks of each). The
+console's ingest process (console/ingest_process.py) runs a ``CanaryAnalyst``
+beside its tailer: after commits, at most once every few times the last
+round's cost, it recomputes every agent's default pair for every window with
+the very functions ``agentdeck canary`` calls, each report inside one read
+snapshot, and replaces the rows (``canary_reports``). The screen then reads
+one row and shows the report's age.
+
+Why this stays right:
+
+* Same verdict as ``agentdeck canary``: a stored report *is* ``analyse()``'s
+  result at that snapshot and clock, serialised losslessly (``report_to_json``
+  and ``report_from_json`` round-trip every field, infinities included).
+* Exactly-once across kill -9: the rows are a cache, written in one
+  transaction per round; a round cut short leaves the previous round's rows,
+  and the next round rebuilds everything from tasks and events. Nothing here
+  is the only copy of anything.
+* The sequential method: its confidence sequences are valid at any stopping
+  time, so reading a report a few seconds old is one more look at an earlier
+  moment, not a peek that spends alpha; it needs no state between looks
+  beyond the counts and values ``analyse`` reads afresh each time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from agentdeck.store import canary, canary_diff
+from agentdeck.store.canary import CanaryReport, MetricResult, Pair
+from agentdeck.store.canary_diff import Difference, DiffReport
+from agentdeck.store.txn import atomic
+
+log = logging.getLogger(__name__)
+
+METHOD = "sequential"  # what the live screen shows
+# A round runs at most this often, and at least this many times its own cost apart.
+MIN_INTERVAL_S = 3.0
+COST_FACTOR = 3.0
+ALIVE_EVERY_S = 5.0  # the analyst says it is alive this often even when nothing changed
+ALIVE_FOR_S = 20.0  # a console trusts the stored reports while the analyst said so this recently
+DIFF_TOP = 20
+# A stored report of a time window (15m, 1h, 24h) is recomputed once this old: the window moves with the clock.
+WINDOW_STALE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One stored report, as the screen reads it."""
+
+    report: CanaryReport
+    differences: DiffReport
+    computed_at: float
+    seconds: float
+    events_max: int
+
+
+# -- serialising -------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    return json.dumps(value, separators=(",", ":"), allow_nan=True)  # inf survives (a zero baseline's +∞ %)
+
+
+def report_to_json(report: CanaryReport) -> str:
+    return _encode(asdict(report))
+
+
+def report_from_json(text: str) -> CanaryReport:
+    data = json.loads(text)
+    metrics = []
+    for m in data.pop("metrics"):
+        if m.get("interval") is not None:
+            m["interval"] = tuple(m["interval"])
+        metrics.append(MetricResult(**m))
+    sparks = {k: (list(v[0]), list(v[1])) for k, v in data.pop("sparklines").items()}
+    known = {f.name for f in fields(CanaryReport)}
+    return CanaryReport(metrics=metrics, sparklines=sparks, **{k: v for k, v in data.items() if k in known})
+
+
+def diff_to_json(diff: DiffReport) -> str:
+    return _encode(asdict(diff))
+
+
+def diff_from_json(text: str) -> DiffReport:
+    data = json.loads(text)
+    data["differences"] = [Difference(**d) for d in data["differences"]]
+    return DiffReport(**data)
+
+
+def pairs_to_json(pairs: Iterable[Pair]) -> str:
+    return _encode([asdict(p) for p in pairs])
+
+
+def pairs_from_json(text: str) -> list[Pair]:
+    return [Pair(p["agent"], p["baseline"], p["canary"], tuple(p["versions"])) for p in json.loads(text)]
+
+
+# -- computing -----------------------------------------------------------------------
+
+
+def events_max(conn: sqlite3.Connection) -> int:
+    """The newest event id: a report that saw it has seen every event (a rowid lookup)."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+
+def compute(conn: sqlite3.Connection, pair: Pair, baseline: str, canary_v: str, window: str, now: float,
+            contract: Any, method: str = METHOD) -> Stored:
+    """One report and its differences, inside one read snapshot of ``conn`` (a read-only connection)."""
+    started = time.perf_counter()
+    with atomic(conn, immediate=False):  # BEGIN: every query below sees the same commit
+        seen = events_max(conn)
+        report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=now, contract=contract,
+                                method=method)
+        diff = canary_diff.differences(conn, pair.agent, baseline, canary_v, since=report.since,
+                                       until=report.until, top=DIFF_TOP)
+    return Stored(report, diff, now, time.perf_counter() - started, seen)
+
+
+def save(conn: sqlite3.Connection, items: Iterable[Stored], *, method: str = METHOD) -> None:
+    """Replace these reports' rows (one transaction; a write connection)."""
+    rows = [(s.report.agent, s.report.baseline, s.report.canary, s.report.window, method, s.computed_at, s.seconds,
+             s.events_max, report_to_json(s.report), diff_to_json(s.differences)) for s in items]
+    with atomic(conn):
+        conn.executemany(
+            """INSERT OR REPLACE INTO canary_reports (agent, baseline, canary, win, method, computed_at, seconds,
+               events_max, report, differences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
+
+
+def load(conn: sqlite3.Connection, agent: str, baseline: str, canary_v: str, window: str,
+         method: str = METHOD) -> Stored | None:
+    row = conn.execute(
+        """SELECT report, differences, computed_at, seconds, events_max FROM canary_reports
+           WHERE agent = ? AND baseline = ? AND canary = ? AND win = ? AND method = ?""",
+        (agent, baseline, canary_v, window, method)).fetchone()
+    if row is None:
+        return None
+    try:
+        return Stored(report_from_json(row[0]), diff_from_json(row[1]), row[2], row[3], row[4])
+    except (ValueError, TypeError, KeyError):  # written by another version of agentdeck: compute afresh
+        log.warning("stored canary report for %s %s/%s %s unreadable; recomputing", agent, baseline, canary_v, window)
+        return None
+
+
+@dataclass(frozen=True)
+class State:
+    pairs: list[Pair]
+    pairs_at: float
+    alive_at: float
+    events_max: int
+
+
+def state(conn: sqlite3.Connection) -> State | None:
+    row = conn.execute("SELECT pairs, pairs_at, alive_at, events_max FROM canary_state WHERE id = 1").fetchone()
+    if row is None:
+        return None
+    try:
+        return State(pairs_from_json(row[0]), row[1], row[2], row[3])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def analyst_alive(st: State | None, wall_now: float) -> bool:
+    """Someone (an ingest process) keeps the stored reports current."""
+    return st is not None and wall_now - st.alive_at <= ALIVE_FOR_S
+
+
+@dataclass
+class Round:
+    reports: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contracts: Any,
+            windows: Iterable[str] = tuple(canary.WINDOWS), method: str = METHOD,
+            stop: threading.Event | None = None) -> Round:
+    """Recompute every agent's default pair for every window and store them (a round of the analyst).
+
+    ``contracts``: a ``store.contract.ContractCheck`` (kept between rounds: it
+    re-reads contract files only when they change).
+    """
+    started = time.perf_counter()
+    with atomic(ro, immediate=False):
+        pairs = canary.pairs(ro)
+        seen = events_max(ro)
+    book = contracts.book(ro)
+    out: list[Stored] = []
+    for pair in pairs:
+        for window in windows:
+            if stop is not None and stop.is_set():
+                return Round(len(out), time.perf_counter() - started, skipped=True)
+            out.append(compute(ro, pair, pair.baseline, pair.canary, window, now, book.get(pair.agent), method))
+    save(rw, out, method=method)
+    with atomic(rw):
+        conn = rw
+        conn.execute(
+            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, events_max) VALUES (1, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET pairs = excluded.pairs, pairs_at = excluded.pairs_at,
+               alive_at = excluded.alive_at, events_max = excluded.events_max""",
+            (pairs_to_json(pairs), now, time.time(), seen))
+        # Reports of pairs nobody computes any more (versions retired) go after a day.
+        conn.execute("DELETE FROM canary_reports WHERE computed_at < ?", (now - 86400,))
+    return Round(len(out), time.perf_counter() - started)
+
+
+def mark_alive(rw: sqlite3.Connection) -> None:
+    with atomic(rw):
+        rw.execute("UPDATE canary_state SET alive_at = ? WHERE id = 1", (time.time(),))
+
+
+class CanaryAnalyst:
+    """Keeps ``canary_reports`` current from a thread of the ingest process.
+
+    Each tick it asks SQLite whether anything committed since it last looked
+    (``PRAGMA data_version``, no read of the data); when so, and the last
+    round is far enough behind (``MIN_INTERVAL_S``, ``COST_FACTOR`` times its
+    cost: on a busy store a round takes seconds of one core, which the tailer
+    needs more), it runs a round. Failures are logged and retried next tick,
+    never raised: the analyst must not take ingestion down.
+    """
+
+    def __init__(self, db: str, *, clock: Callable[[], float] = time.time, tick: float = 0.5,
+                 min_interval: float = MIN_INTERVAL_S) -> None:
+        self.db = db
+        self.clock = clock
+        self.tick = tick
+        self.min_interval = min_interval
+        self.rounds = 0
+        self.error: str | None = None
+        self.last_cost = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        from agentdeck.store.contract import ContractCheck
+        from agentdeck.store.db import connect
+
+        ro = connect(self.db, readonly=True)
+        rw = connect(self.db)
+        contracts = ContractCheck()
+        seen_version: int | None = None
+        seen_events = -1
+        next_round = 0.0
+        alive_at = 0.0
+        try:
+            while not stop.wait(self.tick):
+                try:
+                    version = ro.execute("PRAGMA data_version").fetchone()[0]
+                    newest = events_max(ro)
+                    mono = time.monotonic()
+                    if (version != seen_version or newest != seen_events) and mono >= next_round:
+                        r = refresh(ro, rw, self.clock(), contracts=contracts, stop=stop)
+                        self.rounds += 1
+                        self.last_cost = r.seconds
+                        self.error = None
+                        next_round = time.monotonic() + max(self.min_interval, COST_FACTOR * r.seconds)
+                        alive_at = time.monotonic()
+                        # Our own commit bumps data_version for this reader too: look past it. A
+                        # commit slipping in between is still seen by its new events.
+                        seen_version = ro.execute("PRAGMA data_version").fetchone()[0]
+                        seen_events = newest
+                    elif mono - alive_at >= ALIVE_EVERY_S and seen_version is not None:
+                        mark_alive(rw)
+                        alive_at = mono
+                        if version == seen_version:
+                            seen_version = ro.execute("PRAGMA data_version").fetchone()[0]
+                except Exception as exc:  # noqa: BLE001 - logged and retried; ingestion goes on
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    log.exception("canary analyst round failed")
+                    next_round = time.monotonic() + max(self.min_interval, 5.0)
+        finally:
+            ro.close()
+            rw.close()
+
