@@ -1,11 +1,15 @@
 """The console's ingest process: follows trace paths into the store, beside the UI.
 
-    python -m agentdeck.console.ingest_process --db DB [--heartbeat S] [--with-parent] PATH...
+    python -m agentdeck.console.ingest_process --db DB [--heartbeat S] [--with-parent] [--no-canary] PATH...
 
 The console starts one of these (console/ingest_service.py) so the tailer's
 parsing and commits never compete with Textual for one interpreter. It
 records its health in the store (store/ingest_status.py), where every
 console on the store reads it. No textual import here: it starts fast.
+
+Beside the tailer, a thread keeps the latest canary reports in the store
+(store/canary_reports.py ``CanaryAnalyst``: after commits, throttled), so the
+Canary screen reads one row instead of computing on open.
 
 Ends on SIGTERM or SIGINT (between batches: what was read is committed),
 and with ``--with-parent`` when its stdin closes, i.e. when the console
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", required=True)
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S)
     p.add_argument("--with-parent", action="store_true", help="stop when stdin closes (the parent is gone)")
+    p.add_argument("--no-canary", action="store_true", help="do not keep canary reports in the store")
     p.add_argument("paths", nargs="+")
     args = p.parse_args(argv)
 
@@ -96,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     tailer = Tailer(conn, paths, on_batch=recorder.on_batch, parse_pool=pool)
     worker = threading.Thread(target=follow, name="tailer", daemon=True)
     worker.start()
+    if not args.no_canary:
+        from agentdeck.store.canary_reports import CanaryAnalyst
+
+        analyst = CanaryAnalyst(args.db)
+        threading.Thread(target=analyst.run, args=(stop,), name="canary", daemon=True).start()
     reported: dict[str, str] = {}
     expanded_at = time.monotonic()
     while worker.is_alive():
