@@ -62,7 +62,7 @@ class Stored:
     differences: DiffReport
     computed_at: float
     seconds: float
-    events_max: int
+    stamp: str
 
 
 # -- serialising -------------------------------------------------------------------
@@ -109,9 +109,16 @@ def pairs_from_json(text: str) -> list[Pair]:
 # -- computing -----------------------------------------------------------------------
 
 
-def events_max(conn: sqlite3.Connection) -> int:
-    """The newest event id: a report that saw it has seen every event (a rowid lookup)."""
-    return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+# What a report depends on, each an index or rowid lookup (microseconds on any store): new events, pruned
+# events, task rows added or changed, contract verdicts, human decisions.
+_STAMP = """SELECT (SELECT max(id) FROM events), (SELECT min(id) FROM events), (SELECT max(rowid) FROM tasks),
+                   (SELECT max(updated_at) FROM tasks), (SELECT max(rowid) FROM violations),
+                   (SELECT max(decided_at) FROM escalations), (SELECT count(*) FROM contract_pending)"""
+
+
+def stamp(conn: sqlite3.Connection) -> str:
+    """What the store holds, as far as a canary report goes: equal stamps, equal reports (same clock)."""
+    return json.dumps(list(conn.execute(_STAMP).fetchone()))
 
 
 def compute(conn: sqlite3.Connection, pair: Pair, baseline: str, canary_v: str, window: str, now: float,
@@ -119,7 +126,7 @@ def compute(conn: sqlite3.Connection, pair: Pair, baseline: str, canary_v: str, 
     """One report and its differences, inside one read snapshot of ``conn`` (a read-only connection)."""
     started = time.perf_counter()
     with atomic(conn, immediate=False):  # BEGIN: every query below sees the same commit
-        seen = events_max(conn)
+        seen = stamp(conn)
         report = canary.analyse(conn, pair.agent, baseline, canary_v, window=window, now=now, contract=contract,
                                 method=method)
         diff = canary_diff.differences(conn, pair.agent, baseline, canary_v, since=report.since,
@@ -130,17 +137,17 @@ def compute(conn: sqlite3.Connection, pair: Pair, baseline: str, canary_v: str, 
 def save(conn: sqlite3.Connection, items: Iterable[Stored], *, method: str = METHOD) -> None:
     """Replace these reports' rows (one transaction; a write connection)."""
     rows = [(s.report.agent, s.report.baseline, s.report.canary, s.report.window, method, s.computed_at, s.seconds,
-             s.events_max, report_to_json(s.report), diff_to_json(s.differences)) for s in items]
+             s.stamp, report_to_json(s.report), diff_to_json(s.differences)) for s in items]
     with atomic(conn):
         conn.executemany(
             """INSERT OR REPLACE INTO canary_reports (agent, baseline, canary, win, method, computed_at, seconds,
-               events_max, report, differences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
+               stamp, report, differences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
 
 
 def load(conn: sqlite3.Connection, agent: str, baseline: str, canary_v: str, window: str,
          method: str = METHOD) -> Stored | None:
     row = conn.execute(
-        """SELECT report, differences, computed_at, seconds, events_max FROM canary_reports
+        """SELECT report, differences, computed_at, seconds, stamp FROM canary_reports
            WHERE agent = ? AND baseline = ? AND canary = ? AND win = ? AND method = ?""",
         (agent, baseline, canary_v, window, method)).fetchone()
     if row is None:
@@ -157,11 +164,11 @@ class State:
     pairs: list[Pair]
     pairs_at: float
     alive_at: float
-    events_max: int
+    stamp: str
 
 
 def state(conn: sqlite3.Connection) -> State | None:
-    row = conn.execute("SELECT pairs, pairs_at, alive_at, events_max FROM canary_state WHERE id = 1").fetchone()
+    row = conn.execute("SELECT pairs, pairs_at, alive_at, stamp FROM canary_state WHERE id = 1").fetchone()
     if row is None:
         return None
     try:
@@ -193,7 +200,7 @@ def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contr
     started = time.perf_counter()
     with atomic(ro, immediate=False):
         pairs = canary.pairs(ro)
-        seen = events_max(ro)
+        seen = stamp(ro)
     book = contracts.book(ro)
     out: list[Stored] = []
     for pair in pairs:
@@ -205,9 +212,9 @@ def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contr
     with atomic(rw):
         conn = rw
         conn.execute(
-            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, events_max) VALUES (1, ?, ?, ?, ?)
+            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, stamp) VALUES (1, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET pairs = excluded.pairs, pairs_at = excluded.pairs_at,
-               alive_at = excluded.alive_at, events_max = excluded.events_max""",
+               alive_at = excluded.alive_at, stamp = excluded.stamp""",
             (pairs_to_json(pairs), now, time.time(), seen))
         # Reports of pairs nobody computes any more (versions retired) go after a day.
         conn.execute("DELETE FROM canary_reports WHERE computed_at < ?", (now - 86400,))
@@ -248,14 +255,14 @@ class CanaryAnalyst:
         rw = connect(self.db)
         contracts = ContractCheck()
         seen_version: int | None = None
-        seen_events = -1
+        seen_events = ""
         next_round = 0.0
         alive_at = 0.0
         try:
             while not stop.wait(self.tick):
                 try:
                     version = ro.execute("PRAGMA data_version").fetchone()[0]
-                    newest = events_max(ro)
+                    newest = stamp(ro)
                     mono = time.monotonic()
                     if (version != seen_version or newest != seen_events) and mono >= next_round:
                         r = refresh(ro, rw, self.clock(), contracts=contracts, stop=stop)

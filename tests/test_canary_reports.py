@@ -181,7 +181,7 @@ def test_after_any_split_into_batches_the_stored_reports_equal_the_full_computat
                 report, diff = _expected(ro, pair, window, NOW)
                 assert stored.report == report
                 assert stored.differences == diff
-                assert stored.events_max == cr.events_max(ro)
+                assert stored.stamp == cr.stamp(ro)
         rw.close()
         ro.close()
 
@@ -193,8 +193,8 @@ def test_the_analyst_thread_catches_up_with_each_commit_and_stays_quiet_without_
     thread.start()
     ro = connect(sample_db, readonly=True)
     try:
-        newest = cr.events_max(ro)
-        assert _wait(lambda: (s := cr.state(ro)) is not None and s.events_max == newest)
+        newest = cr.stamp(ro)
+        assert _wait(lambda: (s := cr.state(ro)) is not None and s.stamp == newest)
         rounds = analyst.rounds
         time.sleep(0.5)  # nothing committed: its own writes must not set off another round
         assert analyst.rounds == rounds
@@ -204,10 +204,10 @@ def test_the_analyst_thread_catches_up_with_each_commit_and_stays_quiet_without_
                                    "end": (5000.0, 0.01, 100, "failed")})
         parsed, rejects, _ = decode_chunk(b"".join(json.dumps(x).encode() + b"\n" for x in lines), 0)
         apply_batch(rw, None, parsed, rejects)
-        newest = cr.events_max(ro)
-        assert _wait(lambda: (s := cr.state(ro)) is not None and s.events_max == newest)
+        newest = cr.stamp(ro)
+        assert _wait(lambda: (s := cr.state(ro)) is not None and s.stamp == newest)
         stored = cr.load(ro, "approval-agent", "v1", "v2", "all")
-        assert stored is not None and stored.events_max == newest and stored.report.n_canary == 87
+        assert stored is not None and stored.stamp == newest and stored.report.n_canary == 87
         assert analyst.error is None
     finally:
         stop.set()

@@ -63,6 +63,7 @@ def _bound_classes():
     from agentdeck.console.screens.escalations import EscalationsScreen
     from agentdeck.console.screens.problems import ProblemsScreen
     from agentdeck.console.screens.replay import ReplayScreen
+    from agentdeck.console.screens.replay_compare import ReplayCompareScreen
     from agentdeck.console.screens.task_detail import TaskDetailScreen
     from agentdeck.console.screens.tasks import TasksScreen
     from agentdeck.console.widgets.escalation_table import EscalationTable
@@ -75,7 +76,7 @@ def _bound_classes():
     from agentdeck.console.widgets.task_table import TaskTable, VimTable
 
     return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,
-            TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
+            ReplayCompareScreen, TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
             CompensationDialog, FilterInput]
 
 

@@ -482,8 +482,8 @@ class DeckService:
         now = self.now()
         st = cr.state(conn)
         alive = cr.analyst_alive(st, time.time())
-        newest = cr.events_max(conn)
-        pairs = st.pairs if st is not None and (alive or st.events_max == newest) else canary.pairs(conn)
+        newest = cr.stamp(conn)
+        pairs = st.pairs if st is not None and (alive or st.stamp == newest) else canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
             agent = pairs[0].agent if pairs else None
         if agent is None:
@@ -503,13 +503,13 @@ class DeckService:
                           computed_here=computed_here, analyst=alive)
 
     @staticmethod
-    def _current(stored: Any, kept: bool, newest: int, window: str, now: float) -> bool:
+    def _current(stored: Any, kept: bool, newest: str, window: str, now: float) -> bool:
         """A stored report still says what a fresh one would (near enough: see docs/canary.md)."""
         from agentdeck.store import canary_reports as cr
 
         if window != "all" and abs(now - stored.computed_at) > cr.WINDOW_STALE_S:
             return False  # a time window moves with the clock, new data or not
-        return kept or stored.events_max == newest
+        return kept or stored.stamp == newest
 
     def _compute_canary(self, conn: sqlite3.Connection, pair: views.Pair, baseline: str, canary_v: str,
                         window: str, now: float) -> Any:

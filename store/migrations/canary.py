@@ -3,7 +3,8 @@
 ``canary_reports``: one row per (agent, baseline, canary, window, method):
 the whole ``store.canary.CanaryReport`` and the ``store.canary_diff``
 differences as JSON, the clock they were computed for, how long that took
-and ``events_max`` (the newest event id the report saw). Written by the
+and ``stamp`` (what the store held: newest and oldest event, newest task
+change and decision; ``store.canary_reports.stamp``). Written by the
 console's ingest process after commits (throttled; store/canary_reports.py)
 and by a console that had to compute one itself. A cache: every row is
 rebuilt from the tasks and events, never the only copy of anything.
@@ -24,7 +25,7 @@ MIGRATIONS: list[list[str]] = [
             method TEXT NOT NULL,
             computed_at REAL NOT NULL,
             seconds REAL NOT NULL,
-            events_max INTEGER NOT NULL,
+            stamp TEXT NOT NULL,
             report TEXT NOT NULL,
             differences TEXT NOT NULL,
             PRIMARY KEY (agent, baseline, canary, win, method)
@@ -34,7 +35,7 @@ MIGRATIONS: list[list[str]] = [
             pairs TEXT NOT NULL,
             pairs_at REAL NOT NULL,
             alive_at REAL NOT NULL,
-            events_max INTEGER NOT NULL
+            stamp TEXT NOT NULL
         )""",
     ],
 ]

@@ -1,0 +1,185 @@
+"""The Canary screen's differences panel and the two-pane Replay it opens, as an operator uses them;
+and where the screen's report comes from (the store's, when current)."""
+
+from __future__ import annotations
+
+import time
+
+from textual.widgets import DataTable
+
+from agentdeck.console.screens.canary import CanaryScreen
+from agentdeck.console.screens.replay_compare import ReplayCompareScreen
+from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+
+NARROW, WIDE = (80, 24), (160, 45)
+
+
+async def _settle(app, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _canary(app, pilot) -> CanaryScreen:
+    await pilot.press("3")
+    await _settle(app, pilot)
+    assert isinstance(app.screen, CanaryScreen)
+    return app.screen
+
+
+# -- snapshots ----------------------------------------------------------------------------
+
+
+def test_canary_with_differences_snapshot_wide(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=WIDE, press=["3"])
+
+
+def test_canary_snapshot_narrow(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3"])
+
+
+def test_canary_differences_shown_snapshot_narrow(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3", "x"])
+
+
+def test_compare_snapshot_wide(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=WIDE, press=["3", "x", "enter"])
+
+
+def test_compare_snapshot_narrow(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3", "x", "enter"])
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+async def test_the_panel_lists_the_largest_differences_first_with_examples(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await _canary(app, pilot)
+        table = screen.query_one("#canary-diff", DataTable)
+        diff = screen.view.differences
+        assert table.row_count == len(diff.differences) > 5
+        deltas = [abs(d.delta) for d in diff.differences]
+        assert deltas == sorted(deltas, reverse=True)
+        first = [str(c) for c in table.get_row_at(0)]
+        d = diff.differences[0]
+        assert first[1] == d.feature and f"{d.baseline_example} | {d.canary_example}" == first[6]
+        # Tall enough: the tasks behind the metric stay on screen beside it.
+        assert screen.query_one("#canary-tasks").display and screen.query_one("#canary-diff-box").display
+
+
+async def test_x_shows_the_differences_in_place_of_the_tasks_on_80x24_and_back(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=NARROW) as pilot:
+        screen = await _canary(app, pilot)
+        box, tasks = screen.query_one("#canary-diff-box"), screen.query_one("#canary-tasks")
+        assert not box.display and tasks.display
+        await pilot.press("x")
+        await pilot.pause()
+        assert box.display and not tasks.display
+        assert app.focused is screen.query_one("#canary-diff", DataTable)
+        assert screen.query_one("#canary-diff", DataTable).row_count > 0
+        await pilot.press("x")
+        await pilot.pause()
+        assert not box.display and tasks.display
+        assert app.focused is screen.query_one("#canary-metrics", DataTable)
+
+
+async def _compare_open(app, pilot) -> ReplayCompareScreen:
+    await _settle(app, pilot)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        s = app.screen
+        if isinstance(s, ReplayCompareScreen) and all(s.recs.get(side) for side in ("baseline", "canary")):
+            return s
+        await pilot.pause(0.05)
+    raise AssertionError("the compare view did not load both tasks")
+
+
+async def test_enter_on_a_difference_opens_both_examples_side_by_side(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await _canary(app, pilot)
+        await pilot.press("x", "down")
+        d = screen.view.differences.differences[1]
+        await pilot.press("enter")
+        compare = await _compare_open(app, pilot)
+        assert compare.recs["baseline"].task_id == d.baseline_example
+        assert compare.recs["canary"].task_id == d.canary_example
+        assert compare.recs["baseline"].agent_version["id"] == "v1"
+        assert compare.recs["canary"].agent_version["id"] == "v2"
+        left = compare.query_one("#compare-baseline-timeline", ReplayTimeline)
+        right = compare.query_one("#compare-canary-timeline", ReplayTimeline)
+        assert app.focused is left and len(left.steps) and len(right.steps)
+        # Side by side when wide: the canary pane starts right of the baseline pane, on the same row.
+        lr, rr = compare.query_one("#compare-baseline").region, compare.query_one("#compare-canary").region
+        assert rr.x >= lr.right and rr.y == lr.y
+        await pilot.press("n", "n")
+        assert (left.cursor, right.cursor) == (2, 2)  # n steps both
+        await pilot.press("tab", "j")
+        assert app.focused is right and (left.cursor, right.cursor) == (2, 3)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and app.current_mode == "canary"
+
+
+async def test_stacked_on_80x24_and_enter_opens_the_focused_task_alone_on_replay(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=NARROW) as pilot:
+        screen = await _canary(app, pilot)
+        await pilot.press("x")
+        d = screen.view.differences.differences[0]
+        await pilot.press("r")  # r on the differences: the same as Enter
+        compare = await _compare_open(app, pilot)
+        lr, rr = compare.query_one("#compare-baseline").region, compare.query_one("#compare-canary").region
+        assert rr.y >= lr.bottom and rr.width == lr.width  # stacked, each the full width
+        await pilot.press("tab", "enter")
+        await _settle(app, pilot)
+        assert app.current_mode == "replay" and app.replay_task == d.canary_example
+
+
+# -- where the report comes from ---------------------------------------------------------------
+
+
+def _service(db, clock):
+    from agentdeck.console.service.deck import DeckService
+    from agentdeck.console.service.settings import for_tests
+
+    return DeckService(for_tests(db, None, operator="t", tick=0, follow=False), clock=clock)
+
+
+def test_the_service_reads_a_current_stored_report_and_recomputes_a_stale_one(sample_db, fixed_clock):
+    from agentdeck.store import canary
+    from agentdeck.store import canary_reports as cr
+    from agentdeck.store.contract import ContractCheck
+    from agentdeck.store.db import connect
+
+    deck = _service(sample_db, fixed_clock)
+    first = deck.canary(None, {}, "all", "action_error_rate")
+    assert first.computed_here  # nothing stored yet: computed, and stored for the next look
+    again = deck.canary(None, {}, "all", "action_error_rate")
+    assert not again.computed_here and again.report == first.report and again.differences == first.differences
+    # New data, no analyst: the stored report is stale, so it is computed again (and says the new count).
+    conn = connect(sample_db)
+    conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                    VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+    third = deck.canary(None, {}, "all", "action_error_rate")
+    assert third.computed_here and third.report.n_canary == first.report.n_canary + 1
+    # With an analyst keeping the reports (alive), its stored report is used as it is.
+    ro = connect(sample_db, readonly=True)
+    cr.refresh(ro, conn, fixed_clock(), contracts=ContractCheck())
+    conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                    VALUES ('task-new2', 'approval-agent', 'v2', 'canary', 'partial', 1795520001)""")
+    fourth = deck.canary(None, {}, "all", "action_error_rate")
+    # (task-new2 arrived after the round: the analyst's next round counts it; the screen shows the age.)
+    assert not fourth.computed_here and fourth.analyst and fourth.report == third.report
+    assert fourth.computed_at == fixed_clock()
+    # Without an analyst alive that report is stale again, and computed here with the new task.
+    conn.execute("UPDATE canary_state SET alive_at = alive_at - 3600")
+    fifth = deck.canary(None, {}, "all", "action_error_rate")
+    assert fifth.computed_here and fifth.report.n_canary == third.report.n_canary + 1
+    book = ContractCheck().book(ro)
+    assert fifth.report == canary.analyse(ro, "approval-agent", "v1", "v2", window="all", now=fixed_clock(),
+                                          contract=book.get("approval-agent"))
