@@ -37,7 +37,8 @@ def _warm_imports() -> None:
 
     for module in ("escalations", "canary", "replay", "task_detail"):
         importlib.import_module(f"agentdeck.console.screens.{module}")
-    for module in ("agentdeck.store.canary", "agentdeck.store.contract", "agentdeck.store.decisions",
+    for module in ("agentdeck.store.canary", "agentdeck.store.canary_reports", "agentdeck.store.contract",
+                   "agentdeck.store.decisions",
                    "agentdeck.replay.reconstruct", "agentdeck.replay.compensate", "agentdeck.replay.redact"):
         importlib.import_module(module)
 

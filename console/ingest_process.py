@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_canary:
         from agentdeck.store.canary_reports import CanaryAnalyst
 
-        analyst = CanaryAnalyst(args.db)
+        analyst = CanaryAnalyst(args.db, ingester=recorder.ingester)
         threading.Thread(target=analyst.run, args=(stop,), name="canary", daemon=True).start()
     reported: dict[str, str] = {}
     expanded_at = time.monotonic()

@@ -36,6 +36,7 @@ all overridable in the agent's contract (``[canary.metrics.<key>]``). See
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
@@ -613,6 +614,17 @@ def next_version(pair: Pair, current: str, other: str, step: int = 1) -> str:
     return choices[(i + step) % len(choices)]
 
 
+_TASK_ROW = """task_id, version, started, outcome, latency_ms, tokens, tool_calls, cost_usd,
+               actions_failed, compensations, violations, escalations, retries"""
+
+
+def tasks_by_id(conn: sqlite3.Connection, task_ids: list[str]) -> list[sqlite3.Row]:
+    """``tasks_behind``'s rows for tasks already chosen, in the order given (primary-key lookups)."""
+    rows = {r["task_id"]: r for r in conn.execute(
+        f"SELECT {_TASK_ROW} FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", (json.dumps(task_ids),))}
+    return [rows[t] for t in task_ids if t in rows]
+
+
 def tasks_behind(
     conn: sqlite3.Connection, report: CanaryReport, key: str, *, limit: int = TASKS_PAGE
 ) -> list[sqlite3.Row]:
@@ -631,8 +643,7 @@ def tasks_behind(
         where += f" AND ended IS NOT NULL AND {m.sql} IS NOT NULL"
         order = f"{m.sql} DESC"
     return conn.execute(
-        f"""SELECT task_id, version, started, outcome, latency_ms, tokens, tool_calls, cost_usd,
-                   actions_failed, compensations, violations, escalations, retries
+        f"""SELECT {_TASK_ROW}
             FROM tasks WHERE {where} ORDER BY (version = ?) DESC, {order}, task_id LIMIT ?""",
         [*args, report.canary, limit],
     ).fetchall()

@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agentdeck.store import canary, canary_diff
@@ -47,9 +47,12 @@ METHOD = "sequential"  # what the live screen shows
 # A round runs at most this often, and at least this many times its own cost apart.
 MIN_INTERVAL_S = 3.0
 COST_FACTOR = 3.0
-ALIVE_EVERY_S = 5.0  # the analyst says it is alive this often even when nothing changed
-ALIVE_FOR_S = 20.0  # a console trusts the stored reports while the analyst said so this recently
+# A console trusts the stored reports while the analyst's ingest process beat this recently (it beats every
+# HEARTBEAT_S, store/ingest_status.py) or a round ended this recently.
+ALIVE_FOR_S = 20.0
 DIFF_TOP = 20
+# Metrics whose tasks are kept with the report: the first, which the screen lists on opening.
+TASK_METRICS = (canary.DEFAULT_METRICS[0].key,)
 # A stored report of a time window (15m, 1h, 24h) is recomputed once this old: the window moves with the clock.
 WINDOW_STALE_S = 30.0
 
@@ -63,6 +66,9 @@ class Stored:
     computed_at: float
     seconds: float
     stamp: str
+    # The tasks behind a metric as the report saw them, by metric key (TASK_METRICS): listed on opening
+    # without reading every task of both versions again.
+    tasks: dict[str, list[str]] = field(default_factory=dict)
 
 
 # -- serialising -------------------------------------------------------------------
@@ -131,29 +137,31 @@ def compute(conn: sqlite3.Connection, pair: Pair, baseline: str, canary_v: str, 
                                 method=method)
         diff = canary_diff.differences(conn, pair.agent, baseline, canary_v, since=report.since,
                                        until=report.until, top=DIFF_TOP)
-    return Stored(report, diff, now, time.perf_counter() - started, seen)
+        tasks = {key: [r["task_id"] for r in canary.tasks_behind(conn, report, key)] for key in TASK_METRICS}
+    return Stored(report, diff, now, time.perf_counter() - started, seen, tasks)
 
 
 def save(conn: sqlite3.Connection, items: Iterable[Stored], *, method: str = METHOD) -> None:
     """Replace these reports' rows (one transaction; a write connection)."""
     rows = [(s.report.agent, s.report.baseline, s.report.canary, s.report.window, method, s.computed_at, s.seconds,
-             s.stamp, report_to_json(s.report), diff_to_json(s.differences)) for s in items]
+             s.stamp, report_to_json(s.report), diff_to_json(s.differences), _encode(s.tasks)) for s in items]
     with atomic(conn):
         conn.executemany(
             """INSERT OR REPLACE INTO canary_reports (agent, baseline, canary, win, method, computed_at, seconds,
-               stamp, report, differences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
+               stamp, report, differences, tasks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
 
 
 def load(conn: sqlite3.Connection, agent: str, baseline: str, canary_v: str, window: str,
          method: str = METHOD) -> Stored | None:
     row = conn.execute(
-        """SELECT report, differences, computed_at, seconds, stamp FROM canary_reports
+        """SELECT report, differences, computed_at, seconds, stamp, tasks FROM canary_reports
            WHERE agent = ? AND baseline = ? AND canary = ? AND win = ? AND method = ?""",
         (agent, baseline, canary_v, window, method)).fetchone()
     if row is None:
         return None
     try:
-        return Stored(report_from_json(row[0]), diff_from_json(row[1]), row[2], row[3], row[4])
+        tasks = {str(k): [str(t) for t in v] for k, v in json.loads(row[5]).items()}
+        return Stored(report_from_json(row[0]), diff_from_json(row[1]), row[2], row[3], row[4], tasks)
     except (ValueError, TypeError, KeyError):  # written by another version of agentdeck: compute afresh
         log.warning("stored canary report for %s %s/%s %s unreadable; recomputing", agent, baseline, canary_v, window)
         return None
@@ -163,12 +171,15 @@ def load(conn: sqlite3.Connection, agent: str, baseline: str, canary_v: str, win
 class State:
     pairs: list[Pair]
     pairs_at: float
-    alive_at: float
+    alive_at: float  # wall clock: when the last round ended, or the analyst's ingest process last beat
     stamp: str
 
 
 def state(conn: sqlite3.Connection) -> State | None:
-    row = conn.execute("SELECT pairs, pairs_at, alive_at, stamp FROM canary_state WHERE id = 1").fetchone()
+    row = conn.execute(
+        """SELECT s.pairs, s.pairs_at, max(s.alive_at, coalesce(i.heartbeat_at, 0)), s.stamp
+           FROM canary_state s LEFT JOIN ingesters i ON i.ingester = s.ingester AND i.state = 'running'
+           WHERE s.id = 1""").fetchone()
     if row is None:
         return None
     try:
@@ -178,7 +189,7 @@ def state(conn: sqlite3.Connection) -> State | None:
 
 
 def analyst_alive(st: State | None, wall_now: float) -> bool:
-    """Someone (an ingest process) keeps the stored reports current."""
+    """Someone (an ingest process's analyst) keeps the stored reports current."""
     return st is not None and wall_now - st.alive_at <= ALIVE_FOR_S
 
 
@@ -191,7 +202,7 @@ class Round:
 
 def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contracts: Any,
             windows: Iterable[str] = tuple(canary.WINDOWS), method: str = METHOD,
-            stop: threading.Event | None = None) -> Round:
+            stop: threading.Event | None = None, ingester: str | None = None) -> Round:
     """Recompute every agent's default pair for every window and store them (a round of the analyst).
 
     ``contracts``: a ``store.contract.ContractCheck`` (kept between rounds: it
@@ -212,25 +223,20 @@ def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contr
     with atomic(rw):
         conn = rw
         conn.execute(
-            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, stamp) VALUES (1, ?, ?, ?, ?)
+            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, ingester, stamp) VALUES (1, ?, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET pairs = excluded.pairs, pairs_at = excluded.pairs_at,
-               alive_at = excluded.alive_at, stamp = excluded.stamp""",
-            (pairs_to_json(pairs), now, time.time(), seen))
+               alive_at = excluded.alive_at, ingester = excluded.ingester, stamp = excluded.stamp""",
+            (pairs_to_json(pairs), now, time.time(), ingester, seen))
         # Reports of pairs nobody computes any more (versions retired) go after a day.
         conn.execute("DELETE FROM canary_reports WHERE computed_at < ?", (now - 86400,))
     return Round(len(out), time.perf_counter() - started)
 
 
-def mark_alive(rw: sqlite3.Connection) -> None:
-    with atomic(rw):
-        rw.execute("UPDATE canary_state SET alive_at = ? WHERE id = 1", (time.time(),))
-
-
 class CanaryAnalyst:
     """Keeps ``canary_reports`` current from a thread of the ingest process.
 
-    Each tick it asks SQLite whether anything committed since it last looked
-    (``PRAGMA data_version``, no read of the data); when so, and the last
+    Each tick it reads the store's ``stamp`` (a few index lookups); when that
+    changed since the last round, and the last
     round is far enough behind (``MIN_INTERVAL_S``, ``COST_FACTOR`` times its
     cost: on a busy store a round takes seconds of one core, which the tailer
     needs more), it runs a round. Failures are logged and retried next tick,
@@ -238,8 +244,9 @@ class CanaryAnalyst:
     """
 
     def __init__(self, db: str, *, clock: Callable[[], float] = time.time, tick: float = 0.5,
-                 min_interval: float = MIN_INTERVAL_S) -> None:
+                 min_interval: float = MIN_INTERVAL_S, ingester: str | None = None) -> None:
         self.db = db
+        self.ingester = ingester  # the ingest process it runs in (its heartbeat says the analyst is alive)
         self.clock = clock
         self.tick = tick
         self.min_interval = min_interval
@@ -254,32 +261,21 @@ class CanaryAnalyst:
         ro = connect(self.db, readonly=True)
         rw = connect(self.db)
         contracts = ContractCheck()
-        seen_version: int | None = None
-        seen_events = ""
+        seen = ""
         next_round = 0.0
-        alive_at = 0.0
         try:
             while not stop.wait(self.tick):
                 try:
-                    version = ro.execute("PRAGMA data_version").fetchone()[0]
+                    # The stamp, not PRAGMA data_version: heartbeats and our own rounds commit too, and
+                    # must not set off a round (seconds of CPU on a large store) when no data changed.
                     newest = stamp(ro)
-                    mono = time.monotonic()
-                    if (version != seen_version or newest != seen_events) and mono >= next_round:
-                        r = refresh(ro, rw, self.clock(), contracts=contracts, stop=stop)
+                    if newest != seen and time.monotonic() >= next_round:
+                        r = refresh(ro, rw, self.clock(), contracts=contracts, stop=stop, ingester=self.ingester)
                         self.rounds += 1
                         self.last_cost = r.seconds
                         self.error = None
                         next_round = time.monotonic() + max(self.min_interval, COST_FACTOR * r.seconds)
-                        alive_at = time.monotonic()
-                        # Our own commit bumps data_version for this reader too: look past it. A
-                        # commit slipping in between is still seen by its new events.
-                        seen_version = ro.execute("PRAGMA data_version").fetchone()[0]
-                        seen_events = newest
-                    elif mono - alive_at >= ALIVE_EVERY_S and seen_version is not None:
-                        mark_alive(rw)
-                        alive_at = mono
-                        if version == seen_version:
-                            seen_version = ro.execute("PRAGMA data_version").fetchone()[0]
+                        seen = newest  # read before the round: a commit during it sets off the next one
                 except Exception as exc:  # noqa: BLE001 - logged and retried; ingestion goes on
                     self.error = f"{type(exc).__name__}: {exc}"
                     log.exception("canary analyst round failed")

@@ -196,7 +196,8 @@ class CanaryScreen(DeckScreen):
 
     def _load(self) -> None:
         deck, agent, chosen, window, key = self.deck, self.agent, dict(self.chosen), self.window, self.metric_key
-        self.read("canary-reload", lambda: deck.canary(agent, chosen, window, key), self._show_view)
+        self.read("canary-reload", lambda: deck.canary(agent, chosen, window, key),
+                  lambda view: self._show_view(view, key))
 
     def load_tasks(self, key: str) -> None:
         report, deck = self.report, self.deck
@@ -204,10 +205,16 @@ class CanaryScreen(DeckScreen):
             return
         self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows))
 
-    def _show_view(self, view: CanaryView) -> None:
+    _tasks_key = ""  # the metric the view's own task list is for
+    _listed_key = ""  # the metric the tasks list shows now
+
+    def _show_view(self, view: CanaryView, key: str | None = None) -> None:
         self._cost = view.seconds
+        self._tasks_key = key or self.metric_key
         self.view = view
         self._show(list(view.pairs), view.agent, view.report, view.tasks)
+        if view.report is not None:
+            self._show_suites(view.report.agent, view.report.baseline, view.report.canary, dict(view.suites))
         self._show_differences(view)
 
     # --- showing -----------------------------------------------------------
@@ -224,7 +231,6 @@ class CanaryScreen(DeckScreen):
             self._show_tasks(self.metric_key, [])
             self.query_one("#canary-suite", Static).update("")
             return
-        self._load_suites(report.agent, report.baseline, report.canary)
         head = fmt.headline(report)
         head.append(f"  agent {self._agent_position()}", style="dim")
         head.append_text(self._age())
@@ -321,8 +327,14 @@ class CanaryScreen(DeckScreen):
         count = f"first {len(rows)}" if len(rows) >= canary.TASKS_PAGE else str(len(rows))
         title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
         table = self.query_one("#canary-tasks", DataTable)
+        # Refilled with new data: the cursor stays on the task it was on while that is still listed.
+        was = None
+        if key == self._listed_key and table.row_count:
+            was = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self._listed_key = key
         table.clear()
         now = self.app.now()  # type: ignore[attr-defined]
+        ids = [r["task_id"] for r in rows]
         for r in rows:
             table.add_row(
                 plain(r["version"], 8, single_line=True),
@@ -339,6 +351,8 @@ class CanaryScreen(DeckScreen):
                 plain(str(r["escalations"] or "")),
                 key=r["task_id"],
             )
+        if was in ids and ids.index(was):
+            table.move_cursor(row=ids.index(was))
 
     @on(DataTable.RowHighlighted, "#canary-metrics")
     def _metric_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -353,9 +367,16 @@ class CanaryScreen(DeckScreen):
 
     @on(DataTable.RowHighlighted, "#canary-tasks")
     def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # the cursor moved on before this arrived (a list refilled, then a key): that row counts
         self.load_violations(event.row_key.value if event.row_key is not None else None)
 
     def load_violations(self, task_id: str | None) -> None:
+        view = self.view
+        if view is not None and view.tasks and task_id == view.tasks[0]["task_id"] and \
+                self._tasks_key == self.metric_key:
+            self._show_violations(task_id, view.first_violations)  # read with the report: no second trip
+            return
         deck = self.deck
         self.read("canary-violations", lambda: deck.violations(task_id) if task_id else [],
                   lambda rows: self._show_violations(task_id, rows))
@@ -391,12 +412,6 @@ class CanaryScreen(DeckScreen):
 
 
 # --- the regression suite's results beside the verdict (docs/suite.md, "In the console") ---
-
-    def _load_suites(self, agent: str, baseline: str, canary_v: str) -> None:
-        deck = self.deck
-        self.read("canary-suite",
-                  lambda: {v: deck.suite_summary(agent, v) for v in (baseline, canary_v)},
-                  lambda found: self._show_suites(agent, baseline, canary_v, found))
 
     def _show_suites(self, agent: str, baseline: str, canary_v: str, found: dict) -> None:
         if self.report is None or (self.report.agent, self.report.baseline, self.report.canary) != \

@@ -497,10 +497,15 @@ class DeckService:
         computed_here = stored is None
         if stored is None:
             stored = self._compute_canary(conn, pair, baseline, canary_v, window, now)
-        tasks = canary.tasks_behind(conn, stored.report, metric_key)
+        ids = stored.tasks.get(metric_key)
+        # The tasks the report saw behind this metric (kept with it: a lookup by id), else found now.
+        tasks = canary.tasks_by_id(conn, ids) if ids is not None else canary.tasks_behind(conn, stored.report,
+                                                                                          metric_key)
+        suites = {v: self.suite_summary(pair.agent, v) for v in (baseline, canary_v)}
+        first = self.violations(tasks[0]["task_id"]) if tasks else ()
         return CanaryView(tuple(pairs), agent, stored.report, tuple(tasks), time.perf_counter() - started,
                           differences=stored.differences, computed_at=stored.computed_at,
-                          computed_here=computed_here, analyst=alive)
+                          computed_here=computed_here, analyst=alive, suites=suites, first_violations=tuple(first))
 
     @staticmethod
     def _current(stored: Any, kept: bool, newest: str, window: str, now: float) -> bool:

@@ -165,6 +165,8 @@ class CanaryView:
     computed_at: float | None = None  # the clock the report was computed for (its age is shown)
     computed_here: bool = False  # computed by this call (no current stored report), not read from the store
     analyst: bool = False  # the ingest process's analyst keeps the stored reports current
+    suites: Mapping[str, SuiteSummary | None] = field(default_factory=dict)  # version -> its latest suite run
+    first_violations: Sequence[Row] = ()  # the first listed task's violations (shown without another read)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``canary_reports``: one row per (agent, baseline, canary, window, method):
 the whole ``store.canary.CanaryReport`` and the ``store.canary_diff``
-differences as JSON, the clock they were computed for, how long that took
+differences as JSON, the ids of the tasks behind the first metric (what the
+screen lists on opening; JSON ``{metric: [task_id, ...]}``), the clock they were computed for, how long that took
 and ``stamp`` (what the store held: newest and oldest event, newest task
 change and decision; ``store.canary_reports.stamp``). Written by the
 console's ingest process after commits (throttled; store/canary_reports.py)
@@ -11,7 +12,9 @@ rebuilt from the tasks and events, never the only copy of anything.
 
 ``canary_state``: one row: the default (baseline, canary) pair of each
 agent, and when the analyst last looked (``alive_at``), so a console knows
-whether someone keeps the reports current.
+whether someone keeps the reports current: ``ingester`` names the ingest
+process whose analyst wrote it (its heartbeat in ``ingesters`` says it is
+alive, so the analyst never writes just to say so).
 """
 
 # Append new migrations; never edit one that has shipped.
@@ -28,6 +31,7 @@ MIGRATIONS: list[list[str]] = [
             stamp TEXT NOT NULL,
             report TEXT NOT NULL,
             differences TEXT NOT NULL,
+            tasks TEXT NOT NULL DEFAULT '{}',
             PRIMARY KEY (agent, baseline, canary, win, method)
         )""",
         """CREATE TABLE canary_state (
@@ -35,6 +39,7 @@ MIGRATIONS: list[list[str]] = [
             pairs TEXT NOT NULL,
             pairs_at REAL NOT NULL,
             alive_at REAL NOT NULL,
+            ingester TEXT,
             stamp TEXT NOT NULL
         )""",
     ],
