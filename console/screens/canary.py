@@ -210,8 +210,16 @@ class CanaryScreen(DeckScreen):
 
     def _show_view(self, view: CanaryView, key: str | None = None) -> None:
         self._cost = view.seconds
-        self._tasks_key = key or self.metric_key
-        self.view = view
+        before, self.view = self.view, view
+        key = key or self.metric_key
+        if (before is not None and view.report is not None and key == self._tasks_key and view.report == before.report
+                and view.differences == before.differences and list(view.tasks) == list(before.tasks)
+                and view.suites == before.suites and list(view.pairs) == list(before.pairs)):
+            # The same report again (a live fleet reloads every second; the analyst's report changes every few
+            # seconds): only its age moves. Refilling the tables would cost the UI thread a frame's work.
+            self._show_headline(view.report)
+            return
+        self._tasks_key = key
         self._show(list(view.pairs), view.agent, view.report, view.tasks)
         if view.report is not None:
             self._show_suites(view.report.agent, view.report.baseline, view.report.canary, dict(view.suites))
@@ -231,10 +239,7 @@ class CanaryScreen(DeckScreen):
             self._show_tasks(self.metric_key, [])
             self.query_one("#canary-suite", Static).update("")
             return
-        head = fmt.headline(report)
-        head.append(f"  agent {self._agent_position()}", style="dim")
-        head.append_text(self._age())
-        headline.update(head)
+        self._show_headline(report)
         verdict.update(fmt.verdict_line(report))
         cursor = table.cursor_row
         table.clear()
@@ -244,6 +249,12 @@ class CanaryScreen(DeckScreen):
             table.move_cursor(row=min(max(cursor, 0), len(report.metrics) - 1))
         self._show_sparks(report)
         self._show_tasks(self.metric_key, tasks)
+
+    def _show_headline(self, report: canary.CanaryReport) -> None:
+        head = fmt.headline(report)
+        head.append(f"  agent {self._agent_position()}", style="dim")
+        head.append_text(self._age())
+        self.query_one("#canary-headline", Static).update(head)
 
     def _age(self) -> Text:
         """How old the report is: read from the store (kept by the ingest process) or computed just now."""
