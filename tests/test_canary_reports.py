@@ -221,3 +221,84 @@ def _wait(check, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+# -- kill -9 ------------------------------------------------------------------------------------
+
+
+def test_kill_9_of_the_ingest_process_mid_round_loses_nothing_and_the_reports_converge(sample_db, tmp_path):
+    """The reports are a cache: a round cut short leaves the previous round's rows whole, and the next
+    ingest process rebuilds them until they equal the full computation on the data as it is."""
+    import os
+    import random
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import SAMPLE_TRACES
+
+    folder = tmp_path / "traces"
+    shutil.copytree(SAMPLE_TRACES, folder)
+    db = tmp_path / "store.db"
+    rng = random.Random(5)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    extra = folder / "more.jsonl"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "agentdeck.console.ingest_process", "--db", str(db),
+                                 "--heartbeat", "0.5", str(folder)], env=env, stderr=subprocess.DEVNULL)
+
+    conn = None
+    for round_ in range(4):
+        proc = start()
+        try:
+            if round_ == 0:
+                assert _wait(lambda: db.exists() and _has_state(db), 60), "no analyst round"
+            # More canary tasks arrive; the process is killed at some moment of what follows.
+            with extra.open("a") as f:
+                for i in range(5):
+                    lines = _task_lines(1000 * round_ + i, {
+                        "agent": "approval-agent", "version": "v2", "ago": 300.0,
+                        "tools": [("payments.refund", i % 2)], "policy": None, "escalation": None,
+                        "action": "failed" if i % 2 else "ok", "end": (3000.0 + i, 0.01, 900, "success")})
+                    f.writelines(json.dumps(x) + "\n" for x in lines)
+            time.sleep(rng.uniform(0.2, 3.5))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    proc = start()
+    try:
+        conn = connect(db, readonly=True)
+
+        def caught_up() -> bool:
+            st = cr.state(conn)
+            return st is not None and st.stamp == cr.stamp(conn) and \
+                conn.execute("SELECT count(*) FROM tasks WHERE task_id GLOB 't[0-9]*'").fetchone()[0] == 20
+        assert _wait(caught_up, 90), "the reports never caught up with the store"
+        book = ContractCheck().book(conn)
+        for pair in canary.pairs(conn):
+            for window in canary.WINDOWS:
+                stored = cr.load(conn, pair.agent, pair.baseline, pair.canary, window)
+                assert stored is not None
+                report, diff = _expected(conn, pair, window, stored.computed_at, book.get(pair.agent))
+                assert stored.report == report and stored.differences == diff
+        # Nothing twice: each extra task's events once.
+        assert conn.execute("SELECT count(*) FROM events WHERE task_id GLOB 't[0-9]*'").fetchone()[0] == \
+            sum(1 for _ in extra.open())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        if conn is not None:
+            conn.close()
+
+
+def _has_state(db: Path) -> bool:
+    try:
+        conn = connect(db, readonly=True)
+        try:
+            return cr.state(conn) is not None
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - not created yet
+        return False
