@@ -248,7 +248,8 @@ class EscalationsScreen(DeckScreen):
         if row is None:
             self._tell("No escalation selected.", severity="warning")
             return
-        if row.get("delivery") not in ("failed", "blocked"):
+        # A release item may also have a failed or blocked release hook call: the service says if there is none.
+        if row.get("delivery") not in ("failed", "blocked") and row.get("kind") != "release":
             self._tell(f"Delivery is {row.get('delivery') or 'not ours'}: nothing to retry.", severity="warning")
             return
         self.retry_delivery(row["escalation_id"])
