@@ -61,6 +61,9 @@ def _release_template(tmp_path_factory) -> Path:
 def rel(_release_template, tmp_path) -> Path:
     """A fresh copy: <tmp>/store.db and <tmp>/traces (with contracts/ and, once written, outbox/)."""
     shutil.copytree(_release_template, tmp_path, dirs_exist_ok=True)
+    conn = connect(tmp_path / "store.db")  # the copy's trace files (where its contracts are found) are its own
+    conn.execute("UPDATE sources SET path = replace(path, ?, ?)", (str(_release_template), str(tmp_path)))
+    conn.close()
     contracts(tmp_path / "traces")
     return tmp_path
 
@@ -329,3 +332,121 @@ def test_health_is_quiet_without_release_problems(rel):
     deck_for(rel).release_tick()
     conn = connect(rel / "store.db")
     assert not [p for p in check(conn, FIXED_NOW).problems if p.key.startswith("release:")]
+
+
+class Hook:
+    """A local release hook on 127.0.0.1: fails the first ``fail_first`` calls with 503, then answers 200."""
+
+    def __init__(self, fail_first: int = 0, status: int = 200) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.fail_first, self.status = fail_first, status
+        self.calls: list[tuple[str | None, dict]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                hook.calls.append((self.headers.get("Idempotency-Key"), body))
+                fail = len(hook.calls) <= hook.fail_first
+                self.send_response(503 if fail else hook.status)
+                self.end_headers()
+                self.wfile.write(b'{"rolled": "\\u001b[31m[bold]out[/bold]"}' if not fail else b"busy")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/release"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Hook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fast(deck: DeckService) -> DeckService:
+    deck.delivery.backoff = 0.0  # retries without waiting (the backoff doubling itself is delivery's own test)
+    return deck
+
+
+def test_release_hook_is_told_each_stage_change_once_with_its_key_and_its_answer_is_recorded(rel):
+    with Hook(fail_first=1) as hook:
+        contracts(rel / "traces", hook=hook.url)
+        deck = fast(deck_for(rel, allow_hosts=frozenset({"127.0.0.1"})))
+        deck.release_tick()
+        bodies = [b for _, b in hook.calls]
+        # approval-agent's contract stages and the demotion; the first call failed once and was retried.
+        assert [(b["version"], b["stage"], b["cause"]) for b in bodies][-1] == ("v2", "assisted", "demoted")
+        keys = [k for k, _ in hook.calls]
+        assert keys[0] == keys[1] and len(set(keys)) == len(bodies) - 1  # the retry reused its Idempotency-Key
+        assert all(b["agent"] == HOOKED for b in bodies)  # records-agent names no hook
+        deck.release_tick()
+        assert len(hook.calls) == len(bodies)  # nothing called twice
+    back = next(r for r in items(rel / "store.db") if r["agent"] == HOOKED)
+    view = deck.escalation(back["escalation_id"])
+    [demotion] = view.release.changes
+    assert (demotion["hook_state"], demotion["hook_status"]) == ("delivered", 200)
+    assert "rolled" in demotion["hook_answer"]
+    # Shown, never interpreted: the answer's escapes and markup come out as plain text.
+    from agentdeck.console.widgets.escalation_detail import render
+
+    text = render(view, FIXED_NOW)
+    assert "[bold]out[/bold]" in text.plain and "\x1b" not in text.plain
+    assert "hook delivered HTTP 200" in text.plain
+
+
+def test_a_hook_not_on_the_allowlist_is_never_called_and_shows_on_problems_until_retried(rel):
+    with Hook() as hook:
+        contracts(rel / "traces", hook=hook.url)
+        deck = deck_for(rel)  # no allowed hosts
+        deck.release_tick()
+        assert hook.calls == []
+        conn = connect(rel / "store.db")
+        problems = [p for p in check(conn, FIXED_NOW).problems if p.key.startswith("release:")]
+        assert problems and all("release hook blocked" in p.what for p in problems)
+        assert "--allow-host" in problems[0].todo and "R" in problems[0].todo
+        back = next(r for r in items(rel / "store.db") if r["agent"] == HOOKED)
+        assert "blocked" in deck.escalation(back["escalation_id"]).release.changes[0]["hook_state"]
+        # The operator allows the host and presses R on the item: the hook is called, the problem goes.
+        allowed = fast(deck_for(rel, allow_hosts=frozenset({"127.0.0.1"})))
+        result = allowed.retry_delivery(back["escalation_id"])
+        assert result.ok, result.message
+        assert [b["cause"] for _, b in hook.calls] == ["demoted"]
+        left = [p for p in check(conn, FIXED_NOW).problems if p.key.startswith("release:")]
+        assert all(back["escalation_id"] not in p.goto + p.detail for p in left)
+        assert len(left) == len(problems) - 1
+
+
+def test_a_hook_that_keeps_failing_is_marked_failed_not_silent(rel):
+    with Hook(status=500, fail_first=0) as hook:
+        contracts(rel / "traces", hook=hook.url)
+        deck = fast(deck_for(rel, allow_hosts=frozenset({"127.0.0.1"})))
+        deck.release_tick()
+        conn = connect(rel / "store.db")
+        failed = conn.execute("SELECT hook_state, hook_attempts, hook_error FROM stage_changes "
+                              "WHERE cause = 'demoted'").fetchone()
+        assert (failed[0], failed[1]) == ("failed", deck.delivery.attempts)
+        assert "HTTP 500" in failed[2]
+        assert any("release hook failed" in p.what for p in check(conn, FIXED_NOW).problems)
+
+
+def test_canary_enqueue_from_the_command_line_raises_the_item_once(rel, capsys):
+    from agentdeck.console.cli import main
+
+    args = ["canary", "--db", str(rel / "store.db"), "--agent", "approval-agent", "--baseline", "v1",
+            "--canary", "v2", "--now", str(FIXED_NOW), "--enqueue",
+            "--outbox", str(rel / "traces" / "outbox" / "decisions.jsonl")]
+    assert main(args) == 2  # roll back
+    first = capsys.readouterr().err
+    assert "queued rel-" in first and "roll back approval-agent v2" in first and "demoted to assisted" in first
+    assert published_stage(rel, "approval-agent", "v2") == "assisted"
+    assert main(args) == 2
+    assert "already in the queue" in capsys.readouterr().err
+    # A console ticking afterwards finds it raised.
+    deck_for(rel).release_tick()
+    assert [r["agent"] for r in items(rel / "store.db")].count("approval-agent") == 1
