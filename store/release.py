@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,7 +255,11 @@ def enqueue(conn: sqlite3.Connection, report: Any, contract: Contract | None, *,
     deadline = now + (settings.release_deadline if settings is not None else 86400.0)
     title = title_of(action, agent, version, from_stage, to)
     summary = verdict_summary(report)
-    escalation_id = f"rel-{uuid.uuid4().hex[:12]}"
+    # Named after what it decides and when it was raised: the same inputs give the same id (stable
+    # snapshots with a fixed clock). The insert is a plain INSERT: an id a trace took first fails loudly
+    # (the tick logs it and the next one, at another time, gets another id), never merges into it.
+    digest = hashlib.sha256(f"{agent}\x00{version}\x00{transition}\x00{now!r}".encode()).hexdigest()
+    escalation_id = f"rel-{digest[:12]}"
     proposed = {"system": KIND, "operation": action,
                 "params": {"agent": agent, "version": version, "baseline": report.baseline,
                            "from": from_stage, "to": to}}

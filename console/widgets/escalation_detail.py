@@ -196,15 +196,16 @@ def render_release(view: EscalationView, now: float) -> Text:
     t.append_text(plain(str(verdict.get("reason", "")), 600))
     t.append("\n")
     metrics = verdict.get("metrics") if isinstance(verdict.get("metrics"), list) else []
-    t.append(f"  {'metric':<22}{'verdict':<11}{'baseline':>10}{'canary':>10}  delta\n", "bold")
+    # Narrow columns: the table fits the detail pane beside the list at 160 columns (and under it at 80).
+    t.append(f"  {'metric':<19}{'verdict':<10}{'baseline':>8}{'canary':>8} delta\n", "bold")
     for m in metrics[:20]:
         if not isinstance(m, dict):
             continue
         t.append("  ")
-        t.append_text(plain(f"{str(m.get('label', '?')):<22.22}", 22, single_line=True))
-        t.append_text(plain(f"{str(m.get('verdict', '')):<11.11}", 11,
+        t.append_text(plain(f"{str(m.get('label', '?')):<18.18} ", 19, single_line=True))
+        t.append_text(plain(f"{str(m.get('verdict', '')):<10.10}", 10,
                             style=VERDICT_STYLE.get(str(m.get("verdict")), ""), single_line=True))
-        t.append_text(plain(f"{str(m.get('baseline', '')):>10.10}{str(m.get('canary', '')):>10.10}  "
+        t.append_text(plain(f"{str(m.get('baseline', '')):>8.8}{str(m.get('canary', '')):>8.8} "
                             f"{str(m.get('delta', ''))}", 60, single_line=True))
         t.append("\n")
     reasons = [m for m in metrics if isinstance(m, dict) and m.get("verdict") in ("roll back", "hold") and m.get("reason")]
