@@ -450,3 +450,48 @@ def test_canary_enqueue_from_the_command_line_raises_the_item_once(rel, capsys):
     # A console ticking afterwards finds it raised.
     deck_for(rel).release_tick()
     assert [r["agent"] for r in items(rel / "store.db")].count("approval-agent") == 1
+
+
+def test_a_new_release_item_is_notified_like_any_escalation(rel):
+    from agentdeck.console.notify.rules import evaluate
+    from agentdeck.console.notify.settings import RuleSettings
+
+    deck_for(rel).release_tick()
+    conn = connect(rel / "store.db")
+    fires = evaluate(conn, RuleSettings(escalation="high"), FIXED_NOW, enabled={"escalation"}).fires
+    back = next(r for r in items(rel / "store.db") if r["agent"] == "approval-agent")
+    [fire] = [f for f in fires if f.subject == back["escalation_id"]]
+    assert "high risk escalation from approval-agent: roll back on release needs a decision" in fire.summary
+    assert "roll back approval-agent v2" in fire.summary
+
+
+def test_canary_headline_shows_the_effective_stage_and_why(rel):
+    from agentdeck.console.widgets.canary_format import headline
+
+    conn = connect(rel / "store.db")
+    contract = book_for_store(conn).get("approval-agent")
+
+    def shown() -> str:
+        report = canary.analyse(connect(rel / "store.db"), "approval-agent", "v1", "v2", now=FIXED_NOW,
+                                contract=contract, sparklines=False)
+        return headline(report).plain
+
+    assert "v2 (partial, 120 tasks)" in shown()  # the contract's stage, as before
+    deck = deck_for(rel)
+    deck.release_tick()
+    assert "v2 (assisted (demoted by verdict), 120 tasks)" in shown()
+    assert "v1 (bounded, 200 tasks)" in shown()
+    back = next(r for r in items(rel / "store.db") if r["agent"] == "approval-agent")
+    assert deck.decide(back["escalation_id"], "approve", "confirmed").ok
+    assert "v2 (shadow (rolled back by alice), 120 tasks)" in shown()
+
+
+def test_stage_changes_are_cross_checked_against_the_audit_trail(rel):
+    from agentdeck.store.audit_crosscheck import crosscheck
+
+    deck_for(rel).release_tick()
+    conn = connect(rel / "store.db")
+    assert crosscheck(conn) == []
+    conn.execute("UPDATE stage_changes SET stage = 'bounded' WHERE cause = 'demoted'")  # someone lifts it by hand
+    [problem] = crosscheck(conn)
+    assert "demoted to bounded" in str(problem) and "the row was changed" in str(problem)
