@@ -47,7 +47,8 @@ def task_lines(agent: str, version: str, cohort: str, key: str, ts: float, *, fa
 
 
 def write_cohorts(folder: Path, agent: str, *, start: float, baseline_n: int, canary_n: int,
-                  baseline_fail_every: int = 0, canary_fail_every: int = 0, name: str | None = None) -> Path:
+                  baseline_fail_every: int = 0, canary_fail_every: int = 0, name: str | None = None,
+                  prefix: str | None = None) -> Path:
     """One trace file with ``baseline_n`` v1 tasks and ``canary_n`` v2 tasks, interleaved a second apart.
 
     ``*_fail_every``: every Nth task of that cohort has a failed action (0: none).
@@ -57,7 +58,7 @@ def write_cohorts(folder: Path, agent: str, *, start: float, baseline_n: int, ca
     lines: list[str] = []
     b = c = 0
     ts = start
-    prefix = agent.split("-")[0]
+    prefix = prefix or agent.split("-")[0]
     while b < baseline_n or c < canary_n:
         if b < baseline_n:
             fail = bool(baseline_fail_every) and b % baseline_fail_every == baseline_fail_every - 1

@@ -495,3 +495,19 @@ def test_stage_changes_are_cross_checked_against_the_audit_trail(rel):
     conn.execute("UPDATE stage_changes SET stage = 'bounded' WHERE cause = 'demoted'")  # someone lifts it by hand
     [problem] = crosscheck(conn)
     assert "demoted to bounded" in str(problem) and "the row was changed" in str(problem)
+
+
+def test_the_tick_recomputes_verdicts_only_when_tasks_or_contracts_changed(rel, monkeypatch):
+    calls = []
+    real = canary.analyse
+    monkeypatch.setattr(canary, "analyse", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    deck = deck_for(rel)
+    deck.release_tick()
+    assert sorted(calls) == ["approval-agent", "records-agent"]
+    deck.release_tick()
+    assert len(calls) == 2  # nothing new: the verdicts were not recomputed
+    write_cohorts(rel / "traces", "approval-agent", start=FIXED_NOW - 60, baseline_n=1, canary_n=0, name="more",
+                  prefix="later")
+    Tailer(connect(rel / "store.db"), [rel / "traces"], post_commit=[ContractCheck()]).poll()
+    deck.release_tick()
+    assert len(calls) == 4

@@ -62,6 +62,8 @@ class DeckService:
         self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
         self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
         self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
+        self._release_seen: tuple | None = None  # (tasks' newest change, contracts) at the last release tick
+        self._release_timed = False  # a hold then was waiting on escalate_hold_after: the clock alone may change it
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
     # -- connections and time ---------------------------------------------------
@@ -371,6 +373,12 @@ class DeckService:
 
         conn, rw = self.reader(), self.writer()
         book = self._book(conn)
+        # Nothing ingested and no contract edited since the last tick: the verdicts are the same, so skip
+        # them (seconds of CPU on a big store, on the console's process) unless a hold is waiting on the clock.
+        seen = (tuple(conn.execute("SELECT max(updated_at), max(rowid) FROM tasks").fetchone()), self._contracts.token)
+        if seen == self._release_seen and not self._release_timed:
+            return len(self.publish_stages())
+        timed = False
         changed = 0
         now = self.now()
         for pair in canary.pairs(conn):
@@ -379,11 +387,14 @@ class DeckService:
                 changed += release.sync_contract(rw, contract, pair.agent, version, now=now)
             report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window="all", now=now,
                                     contract=contract, sparklines=False, method="sequential")
+            timed = timed or (report.verdict == canary.HOLD and contract is not None
+                              and contract.canary.escalate_hold_after is not None)
             if release.wanted(conn, report, contract, now) is None:
                 continue
             raised = release.enqueue(rw, report, contract, now=now,
                                      suite=release.suite_summary(conn, pair.agent, pair.canary))
             changed += raised is not None
+        self._release_seen, self._release_timed = seen, timed
         return changed + len(self.publish_stages())
 
     def publish_stages(self, escalation_id: str | None = None) -> list[str]:
