@@ -101,3 +101,13 @@ def test_promotion_item_detail_snapshot(rel, make_app, snap_compare, size):
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
+
+
+async def test_replay_key_on_a_release_item_says_where_its_evidence_is(rel, make_app):
+    app = app_for(rel, make_app)
+    async with app.run_test(size=WIDE) as pilot:
+        await select(pilot, promotion(rel))
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.screen.query_one("#esc-table")  # still on Escalations: there is no task to replay
+        assert any("no task to replay" in str(n.message) for n in app._notifications)

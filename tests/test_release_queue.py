@@ -351,7 +351,8 @@ class Hook:
                 fail = len(hook.calls) <= hook.fail_first
                 self.send_response(503 if fail else hook.status)
                 self.end_headers()
-                self.wfile.write(b'{"rolled": "\\u001b[31m[bold]out[/bold]"}' if not fail else b"busy")
+                self.wfile.write(b'{"rolled": "\\u001b[31m[bold]out[/bold]", "auth": "Bearer s3cr3tt0ken99"}'
+                                 if not fail else b"busy")
 
             def log_message(self, *args) -> None:
                 pass
@@ -397,6 +398,7 @@ def test_release_hook_is_told_each_stage_change_once_with_its_key_and_its_answer
 
     text = render(view, FIXED_NOW)
     assert "[bold]out[/bold]" in text.plain and "\x1b" not in text.plain
+    assert "s3cr3tt0ken99" not in demotion["hook_answer"]  # a token in the answer is masked before it is kept
     assert "hook delivered HTTP 200" in text.plain
 
 

@@ -110,8 +110,11 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
     finally:
         if own:
             client.close()
+    from agentdeck.replay.redact import redact_text
+
     error = posted.error.replace("callback answered", "release hook answered") if posted.error else None
-    _set(conn, row["id"], hook_state=posted.state, hook_status=posted.status, hook_answer=posted.answer,
+    answer, _ = redact_text(posted.answer)  # kept and shown: tokens in a deploy system's answer are masked
+    _set(conn, row["id"], hook_state=posted.state, hook_status=posted.status, hook_answer=answer,
          hook_error=error, hook_at=time.time())
     return posted.state
 
