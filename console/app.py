@@ -26,6 +26,7 @@ from agentdeck.store.health import LEVELS, Health, Problem
 # Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
 RELEASE_EVERY = 15.0
+RELEASE_FIRST = 2.0
 NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
 
 
@@ -156,7 +157,8 @@ class AgentDeck(App):
             # Verdicts become promotion/roll back items (and a roll back demotes the canary) even when
             # nobody has the Canary screen open: computed here, off the UI thread (docs/canary.md).
             self.set_interval(RELEASE_EVERY, self.release_tick)
-            self.call_after_refresh(self.release_tick)
+            # The first soon, but after the first paint and the ingest process's start (verdicts cost CPU).
+            self.set_timer(RELEASE_FIRST, self.release_tick)
         if self.settings.notify.routes:
             # On call away from the screen (docs/notify.md): rules checked every few seconds, off the UI thread.
             self.set_interval(NOTIFY_EVERY, self.notify_tick)

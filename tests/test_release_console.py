@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,16 @@ async def test_replay_key_on_a_release_item_says_where_its_evidence_is(rel, make
         await settle(pilot)
         assert app.screen.query_one("#esc-table")  # still on Escalations: there is no task to replay
         assert any("no task to replay" in str(n.message) for n in app._notifications)
+
+
+async def test_a_ticking_console_raises_items_without_the_canary_screen_open(rel, make_app):
+    app = make_app(rel / "store.db", [rel / "traces"], follow=False, tick=1,
+                   outbox=rel / "traces" / "outbox" / "decisions.jsonl")
+    async with app.run_test(size=WIDE) as pilot:  # on Tasks; nobody opens Canary
+        until = time.monotonic() + 30  # the first tick comes 2 s after start-up
+        while len(items(rel / "store.db")) < 2 and time.monotonic() < until:
+            await pilot.pause(0.1)
+            await settle(pilot, 1)
+        assert {r["title"] for r in items(rel / "store.db")} == {
+            "roll back approval-agent v2", "promote records-agent v2 from partial to bounded"}
+        assert published_stage(rel, "approval-agent", "v2") == "assisted"
