@@ -116,10 +116,11 @@ def pairs_from_json(text: str) -> list[Pair]:
 
 
 # What a report depends on, each an index or rowid lookup (microseconds on any store): new events, pruned
-# events, task rows added or changed, contract verdicts, human decisions.
+# events, task rows added or changed, contract verdicts, human decisions, promotions and demotions.
 _STAMP = """SELECT (SELECT max(id) FROM events), (SELECT min(id) FROM events), (SELECT max(rowid) FROM tasks),
                    (SELECT max(updated_at) FROM tasks), (SELECT max(rowid) FROM violations),
-                   (SELECT max(decided_at) FROM escalations), (SELECT count(*) FROM contract_pending)"""
+                   (SELECT max(decided_at) FROM escalations), (SELECT count(*) FROM contract_pending),
+                   (SELECT max(id) FROM stage_changes)"""
 
 
 def stamp(conn: sqlite3.Connection) -> str:

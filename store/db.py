@@ -32,6 +32,7 @@ AREAS = (
     "notify",
     "ingest_status",
     "suite",
+    "release",
     "canary",
 )
 
