@@ -7,8 +7,8 @@ parsing and commits never compete with Textual for one interpreter. It
 records its health in the store (store/ingest_status.py), where every
 console on the store reads it. No textual import here: it starts fast.
 
-Beside the tailer, a thread keeps the latest canary reports in the store
-(store/canary_reports.py ``CanaryAnalyst``: after commits, throttled), so the
+Beside the tailer, a child process keeps the latest canary reports in the
+store (store/canary_reports.py: after commits, throttled, at nice 10), so the
 Canary screen reads one row instead of computing on open.
 
 Ends on SIGTERM or SIGINT (between batches: what was read is committed),
@@ -101,11 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     tailer = Tailer(conn, paths, on_batch=recorder.on_batch, parse_pool=pool)
     worker = threading.Thread(target=follow, name="tailer", daemon=True)
     worker.start()
+    analyst = None
     if not args.no_canary:
-        from agentdeck.store.canary_reports import CanaryAnalyst
+        import subprocess
 
-        analyst = CanaryAnalyst(args.db, ingester=recorder.ingester)
-        threading.Thread(target=analyst.run, args=(stop,), name="canary", daemon=True).start()
+        # Its own process at a lower priority (store/canary_reports.py main): a round is seconds of CPU on a
+        # large store, which must not hold this process's interpreter while the tailer commits.
+        try:
+            analyst = subprocess.Popen(
+                [sys.executable, "-m", "agentdeck.store.canary_reports", "--db", args.db,
+                 "--ingester", recorder.ingester], stdin=subprocess.PIPE)
+        except OSError as exc:
+            _say(f"canary reports not kept (the analyst did not start: {exc}); the Canary screen computes them")
     reported: dict[str, str] = {}
     expanded_at = time.monotonic()
     while worker.is_alive():
@@ -126,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         reported = problems
     if pool is not None:
         pool.close()
+    if analyst is not None:
+        analyst.terminate()
+        try:
+            analyst.wait(5)
+        except Exception:  # noqa: BLE001 - it also ends when our stdin pipe to it closes at exit
+            analyst.kill()
     if failure:
         recorder.finish("failed", failure[0])
         _say(f"the tailer failed: {failure[0]}")

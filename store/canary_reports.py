@@ -1,5 +1,7 @@
 """The latest canary reports, kept in the store so the Canary screen reads them instead of computing them.
 
+    python -m agentdeck.store.canary_reports --db DB [--ingester ID]   # the analyst, until stdin closes
+
 On a large store one report takes a good fraction of a second of CPU
 (``store.canary.analyse`` reads every task of both versions; the
 differences read the events of the latest 2,000 tasks of each). The
@@ -285,3 +287,47 @@ class CanaryAnalyst:
             ro.close()
             rw.close()
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The analyst as a process of its own, started by the ingest process (console/ingest_process.py).
+
+    Its own process, not a thread of the ingest process: a round is seconds of
+    CPU on a large store, and a thread would hold the tailer's interpreter lock
+    for the Python parts; at a lower priority (nice 10) so that on a busy
+    machine the tailer and the console's UI come first. Ends on SIGTERM or
+    SIGINT, and when its stdin closes (the ingest process is gone, even by
+    kill -9).
+    """
+    import argparse
+    import os
+    import signal
+    import sys
+
+    p = argparse.ArgumentParser(prog="agentdeck-canary-analyst")
+    p.add_argument("--db", required=True)
+    p.add_argument("--ingester", default=None)
+    args = p.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def watch_parent() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_parent, name="parent", daemon=True).start()
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    CanaryAnalyst(args.db, ingester=args.ingester).run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
