@@ -183,3 +183,50 @@ def test_the_service_reads_a_current_stored_report_and_recomputes_a_stale_one(sa
     book = ContractCheck().book(ro)
     assert fifth.report == canary.analyse(ro, "approval-agent", "v1", "v2", window="all", now=fixed_clock(),
                                           contract=book.get("approval-agent"))
+
+
+async def test_hostile_tool_names_in_the_differences_are_shown_literally(sample_db, make_app):
+    import json
+
+    from agentdeck.store.db import connect
+    from agentdeck.store.ingest import apply_batch, decode_chunk
+
+    evil = "[@click=app.quit]evil\x1b[31m"
+    lines = []
+    for i in range(30):  # a tool only the canary calls, in many of its tasks: a large difference
+        tid = f"evil-{i}"
+        env = {"v": 1, "task_id": tid, "ts": "2026-11-24T14:50:00Z"}
+        lines += [dict(env, kind="task_start", seq=0, request_id=f"r-{tid}", agent="approval-agent",
+                       agent_version={"id": "v2"}, cohort="canary", stage="partial", request="x"),
+                  dict(env, kind="tool_call", seq=1, call_id="c1", tool=evil, input={})]
+    parsed, rejects, _ = decode_chunk(b"".join(json.dumps(x).encode() + b"\n" for x in lines), 0)
+    apply_batch(connect(sample_db), None, parsed, rejects)
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await _canary(app, pilot)
+        table = screen.query_one("#canary-diff", DataTable)
+        cells = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert "[@click=app.quit]evil␛[31m" in cells  # the escape made visible, the markup not interpreted
+        await pilot.click("#canary-diff")
+        assert app.is_running
+
+
+def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_clock, monkeypatch):
+    from agentdeck.store import canary
+    from agentdeck.store import canary_reports as cr
+    from agentdeck.store.contract import ContractCheck
+    from agentdeck.store.db import connect
+
+    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
+    cr.refresh(ro, rw, fixed_clock(), contracts=ContractCheck())
+    deck = _service(sample_db, fixed_clock)
+    calls = []
+    real = canary.analyse
+    monkeypatch.setattr(canary, "analyse", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    deck.release_tick()
+    assert calls == []  # every pair's "all" report was current in the store: no analysis in this process
+    rw.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                  VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+    rw.execute("UPDATE canary_state SET alive_at = alive_at - 3600")  # and no analyst to catch up
+    deck.release_tick()
+    assert "approval-agent" in calls  # stale: analysed here, as before
