@@ -123,8 +123,8 @@ class SpanItem(tuple):
 
     ``meta`` is None for most items. Items that frame a task (task_start and
     task_end of the span chosen as the task's invocation) carry
-    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (what the part
-    becomes when another span of the trace frames the task: an item, or None
+    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (the event fields the part
+    becomes when another span of the trace frames the task, or None
     for nothing); model steps may carry ``cost`` and any item ``session``.
     ``claim`` reads them inside the ingest transaction.
     """
@@ -330,7 +330,7 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             if v == "lose":
                 alt = meta.get("alt")
                 if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
-                    rewritten.append(alt)
+                    rewritten.append(_item(alt, item.key[:2] + ("start",)))
             elif v == "refill":
                 used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
                 fields = json.loads(item[1])
@@ -641,7 +641,40 @@ def spans_from_json(doc: Any, rejected: list[BadSpan] | None = None) -> list[Spa
     return spans
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex_id(value: Any, nchars: int) -> str | None:
+    """The hot path of ``_id``: lowercase hex of the right length, not all zeros (else None: the slow path)."""
+    if type(value) is str and len(value) == nchars and _HEX.issuperset(value) and value.strip("0"):
+        return value
+    return None
+
+
 def _json_span(span: dict, where: str, resource: dict) -> Span:
+    # The hot path: a span as SDKs and the Collector write it (camelCase keys, hex ids,
+    # times as digit strings, a status with an integer code); anything else takes the
+    # checked path below, which says what is wrong.
+    status = span.get("status")
+    trace_id, span_id, parent = _hex_id(span.get("traceId"), 32), _hex_id(span.get("spanId"), 16), \
+        span.get("parentSpanId")
+    start, end, name = span.get("startTimeUnixNano"), span.get("endTimeUnixNano"), span.get("name")
+    if (trace_id and span_id and (not parent or _hex_id(parent, 16)) and type(start) is str and start.isdigit()
+            and len(start) < 20 and type(end) is str and end.isdigit() and len(end) < 20 and type(name) is str
+            and len(name) <= _SHORT_TEXT and span.get("events") in (None, [])
+            and (status is None or (type(status) is dict and status.keys() <= {"code", "message"}
+                                    and type(status.get("code", 0)) is int and 0 <= status.get("code", 0) <= 2
+                                    and type(status.get("message", "")) is str
+                                    and len(status.get("message", "")) <= _SHORT_TEXT))):
+        start_ns, end_ns = int(start), int(end)
+        return Span(trace_id, span_id, parent or None, name, start_ns, end_ns or start_ns,
+                    status is not None and status.get("code") == 2,
+                    "" if status is None else status.get("message", ""),
+                    _attributes(span.get("attributes"), where), [], resource)
+    return _checked_json_span(span, where, resource)
+
+
+def _checked_json_span(span: dict, where: str, resource: dict) -> Span:
     error, message = _status(span.get("status"), f"{where}.status")
     parent = _field(span, "parentSpanId", "parent_span_id")
     events = []
@@ -1070,7 +1103,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         name = start["agent"] if rank == RANK_AGENT else None
         plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
             if name else None
-        alt = _item(plan, (span.trace_id, span.span_id, "start")) if plan else None
+        alt = plan  # encoded only if another span frames the task (claim)
         frame = (rank, span.start_ns, span.span_id)
         if winner is span:
             needs_req, needs_ans = not start["request"], not end["summary"]
@@ -1186,8 +1219,12 @@ def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None =
 def encode(fields: dict[str, Any]) -> tuple[Any, str]:
     """An event validated from the fields built here, and its payload. (Building the payload
     by hand and skipping validation was measured: no faster than pydantic's Rust core.)"""
-    event = ev.event_adapter.validate_python(fields)
-    return event, event.model_dump_json(exclude_none=True)
+    event = _validate(fields)
+    return event, event.__pydantic_serializer__.to_json(event, exclude_none=True).decode()
+
+
+# The core validator itself: the TypeAdapter wrapper costs as much again per event.
+_validate = ev.event_adapter.validator.validate_python
 
 
 def _tool_value(value: Any) -> Any:
