@@ -216,19 +216,22 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
     part turned into the step it is when an earlier-stored span of its trace
     frames the task.
     """
-    rows = [(*item.key, item.source) for item in items if type(item) is SpanItem]
+    rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
+            for item in items if type(item) is SpanItem]
     keys = [row[:3] for row in rows]
     if len(set(keys)) == len(keys):
         conn.execute("SAVEPOINT otlp_claim")
         # rowcount counts the rows inserted, not what the receiver migration's
         # trigger writes (it notes a sender's name on its task).
         inserted = conn.executemany(
-            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source) VALUES (?, ?, ?, ?)", rows
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
+            "VALUES (?, ?, ?, ?, ?, ?)", rows
         ).rowcount
         all_new = inserted == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            return _settle(conn, items)
+            attached = _attach_logs(conn, items)
+            return attached if attached is not None else _settle(conn, items)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -240,6 +243,87 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
             seen.add(item.key)
         keep.append(item)
     return keep
+
+
+_NO_STEP = (None, None)
+
+
+def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
+    """Attach what log records (store/otlp_logs.py) say to their spans' model steps.
+
+    Records of this batch are kept in ``otlp_logs``. A model step of this
+    batch whose span has records (here or stored) is rewritten: its summary
+    is the answer instead of the span's name, and it carries the records'
+    request and answer for the task (``_settle``); the rewritten items are
+    returned (the caller rolls back and claims those). A stored step gets the
+    answer of records that came after it. None: the items stand.
+    """
+    logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
+    steps = {item.key[:2]: item for item in items
+             if item.meta and "step" in item.meta and not item.meta.get("attached")}
+    if not logs and not steps:
+        return None
+    found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
+
+    def note(span: tuple[str, str], req, ans) -> None:
+        got = found.setdefault(span, [None, None])
+        if req is not None and (got[0] is None or tuple(req) < got[0]):
+            got[0] = tuple(req)
+        if ans is not None and (got[1] is None or tuple(ans) > got[1]):
+            got[1] = tuple(ans)
+
+    if logs:
+        conn.executemany(
+            "INSERT OR IGNORE INTO otlp_logs (trace_id, span_id, rec, req_ns, request, ans_ns, answer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*item.key, *(item.meta.get("req") or _NO_STEP), *(item.meta.get("ans") or _NO_STEP)) for item in logs])
+        for item in logs:
+            note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
+    if steps:
+        traces = sorted({trace for trace, _span in steps})
+        for trace, span, req_ns, req, ans_ns, ans in conn.execute(
+            "SELECT trace_id, span_id, req_ns, request, ans_ns, answer FROM otlp_logs "
+            "WHERE trace_id IN (SELECT value FROM json_each(?))", (json.dumps(traces),)
+        ):
+            if (trace, span) in steps:
+                note((trace, span), (req_ns, req) if req is not None else None, (ans_ns, ans) if ans is not None else None)
+    # Records whose step was stored earlier: its summary becomes the answer.
+    for span, (_req, ans) in found.items():
+        if span in steps or ans is None:
+            continue
+        row = conn.execute("SELECT step_seq, bare FROM otlp_spans WHERE trace_id = ? AND span_id = ? AND part = 'step'",
+                           span).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            continue
+        stored = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = 'reasoning' AND seq = ? "
+                              "ORDER BY id LIMIT 1", (task_id(span[0]), row[0])).fetchone()
+        if stored is not None:
+            fields = json.loads(stored[1])
+            fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[row[1]:])
+            _event, payload = encode(fields)
+            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, stored[0]))
+        conn.execute("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'", span)
+    if not any(span in found for span in steps):
+        return None
+    out = []
+    for item in items:
+        span = item.key[:2]
+        if item.meta and "step" in item.meta and not item.meta.get("attached") and span in found:
+            req, ans = found[span]
+            meta = {**item.meta, "attached": True}
+            fields = json.loads(item[1])
+            seq, bare = meta["step"]
+            if bare is not None and ans is not None:
+                fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[bare:])
+                meta["step"] = (seq, None)
+            if req is not None and (meta.get("req") is None or req < tuple(meta["req"])):
+                meta["req"] = req
+            if ans is not None and (meta.get("ans") is None or ans > tuple(meta["ans"])):
+                meta["ans"] = ans
+            out.append(_item(fields, item.key, meta))
+        else:
+            out.append(item)
+    return out
 
 
 def _meta(item) -> dict:
@@ -1156,6 +1240,12 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         summary = _first(a, "agentdeck.summary") or failure or said or span.name
         cost = span_cost(a)
         meta: dict[str, Any] = {}
+        summary_text = content.short(str(summary))
+        if kind == "model":
+            # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
+            # while the summary is the span's name, how much of it the answer replaces.
+            bare = summary is span.name and not said
+            meta["step"] = (step_seq(span.start_ns), len(summary_text) if bare else None)
         if kind == "model":
             if asked := _text(content.short(content.first_user_text(a))):
                 meta["req"] = (span.start_ns, asked)
@@ -1169,7 +1259,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "kind": "reasoning",
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
-            "summary": _text(content.short(str(summary)) + _usage_note(a, cost) + note),
+            "summary": _text(summary_text + _usage_note(a, cost) + note),
             "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
             "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
             "status": "error" if span.error else "ok",

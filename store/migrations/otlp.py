@@ -47,4 +47,23 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX tasks_session ON tasks(session)",
     ],
+    [
+        # A model call's messages may come as OTLP log records (openai-v2), before or
+        # after its span (store/otlp_logs.py). The span's step part remembers its
+        # event's seq, and ``bare`` (the length of the summary's stand-in text, the
+        # span name) while no answer has replaced it; each record's request and
+        # answer are kept until the span comes.
+        "ALTER TABLE otlp_spans ADD COLUMN step_seq INTEGER",
+        "ALTER TABLE otlp_spans ADD COLUMN bare INTEGER",
+        """CREATE TABLE otlp_logs (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            rec TEXT NOT NULL,
+            req_ns INTEGER,
+            request TEXT,
+            ans_ns INTEGER,
+            answer TEXT,
+            PRIMARY KEY (trace_id, span_id, rec)
+        ) WITHOUT ROWID""",
+    ],
 ]
