@@ -334,7 +334,8 @@ def _opt(value) -> tuple | None:
     return tuple(value) if value else None
 
 
-_TASK_COLUMNS = "rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer"
+_TASK_COLUMNS = ("rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer, "
+                 "own_answer")
 
 
 def _settle(conn: sqlite3.Connection, items: list) -> list | None:
@@ -414,7 +415,8 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             if v == "lose":
                 alt = meta.get("alt")
                 if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
-                    rewritten.append(_item(alt, item.key[:2] + ("start",)))
+                    rewritten.append(_item(alt, item.key[:2] + ("start",), {"ans": meta["ans"]} if meta.get("ans")
+                                           else None))
             elif v == "refill":
                 used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
                 fields = json.loads(item[1])
@@ -428,13 +430,15 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         if row is not None:
             _demote(conn, trace, row, meta)
         conn.execute(
-            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
+                                          own_answer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
                span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
-               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans""",
+               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
             (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
-             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0),
+             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
+             meta["ans"][1] if meta.get("ans") else None),
         )
     changed = {c[0] for c in changes}
     for trace in set(best_req) | set(best_ans):
@@ -497,8 +501,10 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
     end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
     gone = [r[0] for r in rows]
     if start is not None and row[4] and row[3] != winner.get("agent"):
+        # Its own answer (the task's summary may have been another agent's or a model call's).
+        own = row[11] or "" if row[6] else end.get("summary", "")
         plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
-                              end.get("outcome", "success"), "" if row[6] else end.get("summary", ""))
+                              end.get("outcome", "success"), own)
         event, payload = encode(plan)
         start_id = next(r[0] for r in rows if r[1] == "task_start")
         conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
@@ -1189,9 +1195,17 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             if name else None
         alt = plan  # encoded only if another span frames the task (claim)
         frame = (rank, span.start_ns, span.span_id)
+        # A named agent's own answer competes, by end time, for the task's answer: after a
+        # handoff the last agent answers (not the first); a sub-agent called from a tool ends
+        # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
+        # is the task's own and stands.
+        fixed = bool(failure or _first(a, "agentdeck.summary"))
+        own_ans = (span.end_ns, end["summary"]) if name and end["summary"] and not fixed else None
         if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"]
+            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
             req, ans = fallback or (None, None)
+            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+                ans = own_ans
             if needs_req and req:
                 start["request"] = req[1]
             if needs_ans and ans:
@@ -1199,10 +1213,11 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
                       "needs_ans": needs_ans}
             add("start", span.start_ns, FIRST_SEQ, start,
-                {**common, "alt": alt, "session": session, "used": req if needs_req else None})
-            add("end", span.end_ns, LAST_SEQ, end, {**common, "alt": None, "used": ans if needs_ans else None})
+                {**common, "alt": alt, "session": session, "used": req if needs_req else None, "ans": own_ans})
+            add("end", span.end_ns, LAST_SEQ, end,
+                {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
         elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session}))  # type: ignore[arg-type]
+            made.append(("start", plan, {"session": session, "ans": own_ans}))  # type: ignore[arg-type]
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind

@@ -19,7 +19,7 @@ from agentdeck.store.db import connect
 from agentdeck.store.ingest import apply_batch
 from agentdeck.store.otlp_receiver import Receiver
 from agentdeck.store.tailer import Tailer
-from tests.otel_fixtures import fixture, log_fixture, requests, steps, tasks
+from otel_fixtures import fixture, log_fixture, requests, steps, tasks
 
 QUESTION = "Why was invoice 88 charged twice?"
 TOOL_CALL = '→ lookup_invoice({"invoice_id": "order-1042"})'

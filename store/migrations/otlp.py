@@ -65,5 +65,9 @@ MIGRATIONS: list[list[str]] = [
             answer TEXT,
             PRIMARY KEY (trace_id, span_id, rec)
         ) WITHOUT ROWID""",
+        # A named agent's own answer while it frames its task (the task's answer is the
+        # latest of all: after a handoff, another agent's), for its sub-agent step if a
+        # better-ranked span of the trace comes later.
+        "ALTER TABLE otlp_tasks ADD COLUMN own_answer TEXT",
     ],
 ]
