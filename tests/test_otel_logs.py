@@ -180,3 +180,101 @@ def test_hostile_log_lines_are_rejected_with_a_reason_or_taken(tmp_path_factory,
     conn = connect(tmp_path_factory.mktemp("h") / "s.db")
     apply_batch(conn, None, items, [])
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def _stored(conn) -> tuple[list, list]:
+    events = [tuple(r) for r in conn.execute("SELECT task_id, seq, kind, payload FROM events ORDER BY 1, 2, 3, 4")]
+    rows = [tuple(r) for r in conn.execute("SELECT task_id, agent, request, outcome, tokens, events FROM tasks "
+                                           "ORDER BY task_id")]
+    return events, rows
+
+
+_REFERENCE: dict = {}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), resend=st.booleans(), restart=st.booleans())
+def test_any_order_of_span_and_log_requests_stores_the_same(tmp_path_factory, seed, resend, restart):
+    """Trace and log requests in any order, some sent twice, with a restart in the middle:
+    the same events and task rows as spans and logs in one go."""
+    import random
+
+    if "ref" not in _REFERENCE:
+        conn = connect(tmp_path_factory.mktemp("ref") / "s.db")
+        ingest(conn, [("logs", b) for b in log_bodies()] + [("traces", b) for b in trace_bodies()])
+        _REFERENCE["ref"] = _stored(conn)
+    # Each request split in single records/spans, so their order really varies.
+    parts = [("traces", otlp_request(s)) for b in trace_bodies() for s in otlp.spans_from_protobuf(b)]
+    parts += [("logs", b) for b in _single_record_bodies()]
+    rng = random.Random(seed)
+    rng.shuffle(parts)
+    if resend:
+        parts += rng.sample(parts, len(parts) // 2)
+    db = tmp_path_factory.mktemp("s") / "s.db"
+    conn = connect(db)
+    half = len(parts) // 2
+    ingest(conn, parts[:half])
+    if restart:
+        conn.close()
+        conn = connect(db)
+    ingest(conn, parts[half:])
+    assert _stored(conn) == _REFERENCE["ref"]
+
+
+def otlp_request(span) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    for body in trace_bodies():
+        req = ExportTraceServiceRequest.FromString(body)
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    if s.span_id.hex() == span.span_id:
+                        out = ExportTraceServiceRequest()
+                        r = out.resource_spans.add()
+                        r.resource.CopyFrom(rs.resource)
+                        sc = r.scope_spans.add()
+                        sc.scope.CopyFrom(ss.scope)
+                        sc.spans.add().CopyFrom(s)
+                        return out.SerializeToString()
+    raise AssertionError(span.span_id)
+
+
+def _single_record_bodies() -> list[bytes]:
+    out = []
+    for body in log_bodies():
+        req = ExportLogsServiceRequest.FromString(body)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    one = ExportLogsServiceRequest()
+                    r = one.resource_logs.add()
+                    r.resource.CopyFrom(rl.resource)
+                    sc = r.scope_logs.add()
+                    sc.scope.CopyFrom(sl.scope)
+                    sc.log_records.add().CopyFrom(rec)
+                    out.append(one.SerializeToString())
+    return out
+
+
+def test_parse_processes_attach_logs_as_the_serial_path_does(tmp_path):
+    """A backlog with logs lines, read by `agentdeck ingest`'s parse processes: the same store."""
+    from agentdeck.store.parallel import ParsePool
+
+    lines = [_collector_line(b, "logs") for b in log_bodies()] + [_collector_line(b, "traces") for b in trace_bodies()]
+    filler = [json.dumps({"v": 1, "kind": "plan", "ts": "2026-11-24T09:00:00Z", "task_id": f"n{i}", "seq": 0,
+                          "summary": "x" * 200}).encode() for i in range(400)]
+    folder = tmp_path / "otel"
+    folder.mkdir()
+    (folder / "otel.json").write_bytes(b"\n".join(filler + lines + filler[:50]) + b"\n")
+    pool = ParsePool(2)
+    try:
+        serial = connect(tmp_path / "serial.db")
+        Tailer(serial, [folder], post_commit=[], batch_bytes=8 * 1024).poll()
+        parallel = connect(tmp_path / "parallel.db")
+        Tailer(parallel, [folder], post_commit=[], batch_bytes=8 * 1024, parse_pool=pool).poll()
+    finally:
+        pool.close()
+    assert _stored(serial) == _stored(parallel)
+    otel = [r for r in _stored(parallel)[1] if r[0].startswith("otel-")]
+    assert sorted(r[2] for r in otel) == sorted([QUESTION, QUESTION, "RATE_LIMIT hi"])
