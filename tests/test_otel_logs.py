@@ -278,3 +278,30 @@ def test_parse_processes_attach_logs_as_the_serial_path_does(tmp_path):
     assert _stored(serial) == _stored(parallel)
     otel = [r for r in _stored(parallel)[1] if r[0].startswith("otel-")]
     assert sorted(r[2] for r in otel) == sorted([QUESTION, QUESTION, "RATE_LIMIT hi"])
+
+
+def test_a_source_limited_to_some_agents_cannot_attach_logs_to_another_agents_task(tmp_path):
+    from agentdeck.store.otlp_auth import parse_tokens
+    from otel_fixtures import spans as fixture_spans
+
+    db = tmp_path / "s.db"
+    conn = connect(db)
+    agents_spans = fixture_spans("openai-agents-otel")
+    apply_batch(conn, None, otlp.to_events(agents_spans), [])
+    chat = next(s for s in agents_spans if s.name.startswith("chat") or
+                otlp.span_class(s.attributes) == "model")
+    record = {"traceId": chat.trace_id, "spanId": chat.span_id, "eventName": "gen_ai.choice",
+              "observedTimeUnixNano": str(chat.end_ns),
+              "body": {"kvlistValue": {"values": [{"key": "message", "value": {"kvlistValue": {"values": [
+                  {"key": "role", "value": {"stringValue": "assistant"}},
+                  {"key": "content", "value": {"stringValue": "[red]injected[/red]"}}]}}}]}}}
+    body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
+    other, triage = parse_tokens("other " + "o" * 20 + " agents=billing-bot\n"
+                                 "triage " + "t" * 20 + " agents=triage_agent\n")
+    with Receiver(db, "127.0.0.1", 0, post_commit=[]) as receiver:
+        accepted, bad = receiver.ingest(body, "application/json", source=other, logs=True)
+        assert accepted == 0 and "triage_agent" in bad[0].reason
+        accepted, bad = receiver.ingest(body, "application/json", source=triage, logs=True)
+        assert accepted == 1 and not bad
+    summaries = [p["summary"] for k, p in steps(connect(db), otlp.task_id(chat.trace_id)) if k == "reasoning"]
+    assert "[red]injected[/red]" not in " ".join(summaries)  # that model step had its answer: nothing replaced
