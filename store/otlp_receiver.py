@@ -497,20 +497,14 @@ def _allowed(conn: sqlite3.Connection, token: Token, groups: list[list[otlp.Span
     from the store or from an agent span in this request)."""
     tasks = {otlp.task_id(g[0].key[0]) for g in groups}
     owners: dict[str, set[str]] = {t: set() for t in tasks}
-    # A task framed so far only by a span naming no agent carries its service's
-    # name as a stand-in (store.otlp): no sender owns it until an agent span
-    # arrives, which then frames it. Only a named agent, or a native task's
-    # agent, owns a task.
-    traces = {g[0].key[0]: otlp.task_id(g[0].key[0]) for g in groups}
-    stand_in = {traces[t] for (t,) in conn.execute(
-        "SELECT trace_id FROM otlp_tasks WHERE named = 0 AND trace_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted(traces)),))}
+    # A stored stand-in agent (the service's name, until a span names an agent:
+    # tasks.agent_stand_in) owns nothing; a named agent, or a native task's agent, does.
     for task_id, agent in conn.execute(
-        "SELECT task_id, agent FROM tasks WHERE agent IS NOT NULL AND task_id IN (SELECT value FROM json_each(?))",
+        "SELECT task_id, agent FROM tasks WHERE agent IS NOT NULL AND NOT agent_stand_in "
+        "AND task_id IN (SELECT value FROM json_each(?))",
         (json.dumps(sorted(tasks)),),
     ):
-        if task_id not in stand_in:
-            owners[task_id].add(agent)
+        owners[task_id].add(agent)
     for g in groups:
         for event, _payload in g:
             if event is not None and event.kind == "task_start":

@@ -69,5 +69,10 @@ MIGRATIONS: list[list[str]] = [
         # latest of all: after a handoff, another agent's), for its sub-agent step if a
         # better-ranked span of the trace comes later.
         "ALTER TABLE otlp_tasks ADD COLUMN own_answer TEXT",
+        # 1 while a task's agent is a stand-in: no span of its trace named an agent
+        # yet, so the agent shown is the service's name (store/otlp.py). A named
+        # agent framing the task later replaces it. Nobody owns a stand-in (the
+        # receiver's per-source agent lists: store/otlp_receiver.py).
+        "ALTER TABLE tasks ADD COLUMN agent_stand_in INTEGER NOT NULL DEFAULT 0",
     ],
 ]
