@@ -440,11 +440,10 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
              1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
              meta["ans"][1] if meta.get("ans") else None),
         )
-        # The task row says whether its agent is a stand-in (the service's name), written
-        # before the batch's own upsert as costs are.
-        conn.execute("""INSERT INTO tasks (task_id, agent_stand_in) VALUES (?, ?)
-                        ON CONFLICT(task_id) DO UPDATE SET agent_stand_in = excluded.agent_stand_in""",
-                     (task_id(trace), 0 if meta.get("named") else 1))
+        # The task row says whether its agent is a stand-in (the service's name); a row
+        # created later in this transaction gets it from a trigger (migrations/otlp.py).
+        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
+                     (0 if meta.get("named") else 1, task_id(trace)))
     changed = {c[0] for c in changes}
     for trace in set(best_req) | set(best_ans):
         row = stored.get(trace)

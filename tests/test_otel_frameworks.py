@@ -51,6 +51,7 @@ def test_openai_agents_with_the_opentelemetry_instrumentation():
     conn = store_of("openai-agents-otel")
     ok, failed = tasks(conn)  # two runs; the "Agent workflow" root is not the agent
     assert (ok["agent"], ok["version"], ok["request"], ok["outcome"]) == ("triage_agent", "2.3.0", REFUND_REQUEST, "success")
+    assert ok["agent_stand_in"] == 0
     assert ok["tokens"] == 86 + 21 + 101 + 19 + 104 + 21 + 119 + 16  # both agents' model calls
     assert [t[0] for t in tools(conn, ok["task_id"])] == ["lookup_order", "issue_refund"]
     assert "handoff triage_agent → refund_agent" in plans(conn, ok["task_id"])

@@ -39,6 +39,7 @@ def check(conn) -> None:
     assert (first["agent"], first["request"]) == ("billing-api", QUESTION)
     assert (second["agent"], second["request"]) == ("billing-api", QUESTION)
     assert failed["request"] == "RATE_LIMIT hi"
+    assert {t["agent_stand_in"] for t in (first, second, failed)} == {1}  # no span names an agent
     s1, s2 = steps(conn, first["task_id"]), steps(conn, second["task_id"])
     model1 = [p for k, p in s1 if k == "reasoning"]
     model2 = [p for k, p in s2 if k == "reasoning"]

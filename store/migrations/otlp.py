@@ -74,5 +74,15 @@ MIGRATIONS: list[list[str]] = [
         # agent framing the task later replaces it. Nobody owns a stand-in (the
         # receiver's per-source agent lists: store/otlp_receiver.py).
         "ALTER TABLE tasks ADD COLUMN agent_stand_in INTEGER NOT NULL DEFAULT 0",
+        # Set when the task row is created, from the framing span claim recorded
+        # just before in the same transaction (claim updates rows that exist).
+        # Not by creating the row early: the batch's upsert would then update
+        # the tasks indexes instead of inserting (bench/README.md, receiver).
+        """CREATE TRIGGER tasks_otlp_stand_in AFTER INSERT ON tasks
+        WHEN NEW.task_id GLOB 'otel-*' AND EXISTS (
+            SELECT 1 FROM otlp_tasks WHERE trace_id = substr(NEW.task_id, 6) AND named = 0)
+        BEGIN
+            UPDATE tasks SET agent_stand_in = 1 WHERE task_id = NEW.task_id;
+        END""",
     ],
 ]
