@@ -641,10 +641,11 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
     if decisions:
         # The agent reporting a decision it received: only fills a decision
         # the console does not already hold (the console's own is the record).
+        # Never a release item (kind 'release'): a trace cannot promote a version.
         conn.executemany(
             """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
                decided_by = ?, decided_at = ?, decision_reason = ?
-               WHERE escalation_id = ? AND status = 'pending'""",
+               WHERE escalation_id = ? AND status = 'pending' AND kind IS NULL""",
             decisions,
         )
     if compensations:
