@@ -104,6 +104,7 @@ class ReceiverStats:
     requests: int = 0  # answered 200
     spans: int = 0  # accepted
     log_records: int = 0  # accepted at /v1/logs (model messages)
+    rejected_log_records: int = 0
     events: int = 0  # stored
     rejected: int = 0  # requests refused as a whole
     rejected_spans: int = 0  # spans left out of accepted requests
@@ -434,7 +435,10 @@ class Receiver:
             else:
                 self.stats.spans += accepted
             self.stats.events += events
-            self.stats.rejected_spans += len(bad)
+            if logs:
+                self.stats.rejected_log_records += len(bad)
+            else:
+                self.stats.rejected_spans += len(bad)
         if self.on_commit is not None and results:
             merged = BatchResult(events=events, rejects=sum(r.rejects for r in results))
             for r in results:

@@ -129,7 +129,8 @@ def test_receiver_takes_logs_at_v1_logs(tmp_path):
             r = http.post(base + "/v1/logs", content=line, headers={"Content-Type": "application/json"})
             assert r.status_code == 200, r.text
             bad = http.post(base + "/v1/logs", content=b'{"resourceLogs": 5}', headers={"Content-Type": "application/json"})
-            assert bad.status_code == 400
+            assert bad.status_code == 400 and "resourceLogs" in bad.json()["message"]
+        assert receiver.stats.log_records > 0 and receiver.stats.spans == 3
     check(connect(db))
 
 
