@@ -220,9 +220,14 @@ def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_cloc
     ro, rw = connect(sample_db, readonly=True), connect(sample_db)
     cr.refresh(ro, rw, fixed_clock(), contracts=ContractCheck())
     deck = _service(sample_db, fixed_clock)
-    calls = []
+    calls: list[str] = []
     real = canary.analyse
-    monkeypatch.setattr(canary, "analyse", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+
+    def counted(*a, **k):
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(canary, "analyse", counted)
     deck.release_tick()
     assert calls == []  # every pair's "all" report was current in the store: no analysis in this process
     rw.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
