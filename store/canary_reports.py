@@ -175,25 +175,36 @@ class State:
     pairs: list[Pair]
     pairs_at: float
     alive_at: float  # wall clock: when the last round ended, or the analyst's ingest process last beat
-    stamp: str
+    stamp: str  # "" until a round completed
+    error: str | None = None  # why the analyst's last round failed
 
 
 def state(conn: sqlite3.Connection) -> State | None:
     row = conn.execute(
-        """SELECT s.pairs, s.pairs_at, max(s.alive_at, coalesce(i.heartbeat_at, 0)), s.stamp
+        """SELECT s.pairs, s.pairs_at, max(s.alive_at, coalesce(i.heartbeat_at, 0)), s.stamp, s.error
            FROM canary_state s LEFT JOIN ingesters i ON i.ingester = s.ingester AND i.state = 'running'
            WHERE s.id = 1""").fetchone()
     if row is None:
         return None
     try:
-        return State(pairs_from_json(row[0]), row[1], row[2], row[3])
+        return State(pairs_from_json(row[0]), row[1], row[2], row[3], row[4])
     except (ValueError, TypeError, KeyError):
         return None
 
 
 def analyst_alive(st: State | None, wall_now: float) -> bool:
-    """Someone (an ingest process's analyst) keeps the stored reports current."""
-    return st is not None and wall_now - st.alive_at <= ALIVE_FOR_S
+    """Someone (an ingest process's analyst) keeps the stored reports current: it is alive, has finished a
+    round, and its last round did not fail."""
+    return st is not None and bool(st.stamp) and st.error is None and wall_now - st.alive_at <= ALIVE_FOR_S
+
+
+def record_error(rw: sqlite3.Connection, error: str | None, ingester: str | None = None) -> None:
+    """Say in the store why the analyst's round failed (None: it works again), for every console to show."""
+    with atomic(rw):
+        rw.execute(
+            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, ingester, error, stamp)
+               VALUES (1, '[]', 0, ?, ?, ?, '') ON CONFLICT(id) DO UPDATE SET error = excluded.error""",
+            (time.time(), ingester, error))
 
 
 @dataclass
@@ -226,9 +237,10 @@ def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contr
     with atomic(rw):
         conn = rw
         conn.execute(
-            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, ingester, stamp) VALUES (1, ?, ?, ?, ?, ?)
+            """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, ingester, error, stamp)
+               VALUES (1, ?, ?, ?, ?, NULL, ?)
                ON CONFLICT(id) DO UPDATE SET pairs = excluded.pairs, pairs_at = excluded.pairs_at,
-               alive_at = excluded.alive_at, ingester = excluded.ingester, stamp = excluded.stamp""",
+               alive_at = excluded.alive_at, ingester = excluded.ingester, error = NULL, stamp = excluded.stamp""",
             (pairs_to_json(pairs), now, time.time(), ingester, seen))
         # Reports of pairs nobody computes any more (versions retired) go after a day.
         conn.execute("DELETE FROM canary_reports WHERE computed_at < ?", (now - 86400,))
@@ -279,10 +291,14 @@ class CanaryAnalyst:
                         self.error = None
                         next_round = time.monotonic() + max(self.min_interval, COST_FACTOR * r.seconds)
                         seen = newest  # read before the round: a commit during it sets off the next one
-                except Exception as exc:  # noqa: BLE001 - logged and retried; ingestion goes on
-                    self.error = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - said in the store and retried; ingestion goes on
+                    self.error = f"{type(exc).__name__}: {exc}"[:300]
                     log.exception("canary analyst round failed")
                     next_round = time.monotonic() + max(self.min_interval, 5.0)
+                    try:
+                        record_error(rw, self.error, self.ingester)
+                    except sqlite3.Error:
+                        log.exception("cannot record the canary analyst's failure")
         finally:
             ro.close()
             rw.close()

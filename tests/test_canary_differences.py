@@ -235,3 +235,36 @@ def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_cloc
     rw.execute("UPDATE canary_state SET alive_at = alive_at - 3600")  # and no analyst to catch up
     deck.release_tick()
     assert "approval-agent" in calls  # stale: analysed here, as before
+
+
+async def test_a_failing_analyst_is_said_on_the_screen_and_the_screen_computes_meanwhile(sample_db, make_app,
+                                                                                       monkeypatch):
+    import threading
+
+    from textual.widgets import Static
+
+    from agentdeck.store import canary_reports as cr
+
+    def broken(*a, **k):
+        raise RuntimeError("contract file unreadable")
+
+    monkeypatch.setattr(cr, "refresh", broken)
+    stop = threading.Event()
+    analyst = cr.CanaryAnalyst(str(sample_db), tick=0.02)
+    thread = threading.Thread(target=analyst.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while analyst.error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert analyst.error and "contract file unreadable" in analyst.error
+    finally:
+        stop.set()
+        thread.join(5)
+    app = make_app(sample_db)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await _canary(app, pilot)
+        assert screen.view.computed_here and not screen.view.analyst  # no stored report trusted
+        headline = str(screen.query_one("#canary-headline", Static).render())
+        assert "canary analyst failing: RuntimeError: contract file unreadable" in headline
+        assert screen.report.n_canary == 86  # and the report is there all the same

@@ -263,7 +263,13 @@ class CanaryScreen(DeckScreen):
             return Text()
         age = max(0.0, self.app.now() - view.computed_at)  # type: ignore[attr-defined]
         when = "just now" if age < 1 else f"{_span(age)} ago"
-        return Text(f"  computed {when}", style="dim" if age < 60 else "yellow")
+        text = Text(f"  computed {when}", style="dim" if age < 60 else "yellow")
+        if view.analyst_error:
+            # Reports are then computed here (slower); the ingest process's log has the detail.
+            text.append("  canary analyst failing: ", style="bold yellow")
+            text.append_text(plain(view.analyst_error, 120, single_line=True, style="yellow"))
+            text.append(" (computed here meanwhile; see the ingest process's log)", style="yellow")
+        return text
 
     def _show_differences(self, view: CanaryView) -> None:
         title = self.query_one("#canary-diff-title", Static)

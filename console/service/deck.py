@@ -601,7 +601,7 @@ class DeckService:
         st = cr.state(conn)
         alive = cr.analyst_alive(st, time.time())
         newest = cr.stamp(conn)
-        pairs = st.pairs if st is not None and (alive or st.stamp == newest) else canary.pairs(conn)
+        pairs = st.pairs if st is not None and st.stamp and (alive or st.stamp == newest) else canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
             agent = pairs[0].agent if pairs else None
         if agent is None:
@@ -623,7 +623,8 @@ class DeckService:
         first = self.violations(tasks[0]["task_id"]) if tasks else ()
         return CanaryView(tuple(pairs), agent, stored.report, tuple(tasks), time.perf_counter() - started,
                           differences=stored.differences, computed_at=stored.computed_at,
-                          computed_here=computed_here, analyst=alive, suites=suites, first_violations=tuple(first))
+                          computed_here=computed_here, analyst=alive, suites=suites, first_violations=tuple(first),
+                          analyst_error=st.error if st is not None else None)
 
     @staticmethod
     def _current(stored: Any, kept: bool, newest: str, window: str, now: float) -> bool:

@@ -181,6 +181,7 @@ class CanaryView:
     analyst: bool = False  # the ingest process's analyst keeps the stored reports current
     suites: Mapping[str, SuiteSummary | None] = field(default_factory=dict)  # version -> its latest suite run
     first_violations: Sequence[Row] = ()  # the first listed task's violations (shown without another read)
+    analyst_error: str | None = None  # why the ingest process's canary analyst failed its last round
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ MIGRATIONS: list[list[str]] = [
             pairs_at REAL NOT NULL,
             alive_at REAL NOT NULL,
             ingester TEXT,
+            error TEXT,                     -- why the analyst's last round failed (NULL: it did not)
             stamp TEXT NOT NULL
         )""",
     ],
