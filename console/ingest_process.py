@@ -32,10 +32,31 @@ from agentdeck.store.ingest_status import HEARTBEAT_S, StatusRecorder
 
 TICK_S = 0.2  # how often problems are looked at (a new one is in the store within this)
 EXPAND_S = 1.0  # how often folders are searched for new subfolders
+ANALYST_RESTART_S = 10.0  # a canary analyst that died is started again at most this often
 
 
 def _say(text: str) -> None:
     print(f"agentdeck ingest: {text}", file=sys.stderr, flush=True)
+
+
+analyst_started: dict[str, float] = {}
+
+
+def _start_analyst(db: str, ingester: str):
+    """The canary analyst as a child process at a lower priority (store/canary_reports.py ``main``): a round
+    is seconds of CPU on a large store, which must not hold this process's interpreter while the tailer
+    commits. It ends when our end of its stdin closes (we exit, even by kill -9)."""
+    import subprocess
+
+    analyst_started["at"] = time.monotonic()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "agentdeck.store.canary_reports", "--db", db,
+                                 "--ingester", ingester], stdin=subprocess.PIPE)
+    except OSError as exc:
+        note = f"canary reports not kept (the analyst did not start: {exc}); the Canary screen computes them"
+        _say(note)
+        return None, note
+    return proc, ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,17 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = threading.Thread(target=follow, name="tailer", daemon=True)
     worker.start()
     analyst = None
+    analyst_note = ""
     if not args.no_canary:
-        import subprocess
-
-        # Its own process at a lower priority (store/canary_reports.py main): a round is seconds of CPU on a
-        # large store, which must not hold this process's interpreter while the tailer commits.
-        try:
-            analyst = subprocess.Popen(
-                [sys.executable, "-m", "agentdeck.store.canary_reports", "--db", args.db,
-                 "--ingester", recorder.ingester], stdin=subprocess.PIPE)
-        except OSError as exc:
-            _say(f"canary reports not kept (the analyst did not start: {exc}); the Canary screen computes them")
+        analyst, analyst_note = _start_analyst(args.db, recorder.ingester)
     reported: dict[str, str] = {}
     expanded_at = time.monotonic()
     while worker.is_alive():
@@ -124,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             if now_paths != tailer.paths:
                 tailer.paths = now_paths
         problems = dict(tailer.problems)
+        if analyst is not None and analyst.poll() is not None:
+            # It died (it never exits on its own while we run): say so, and start another (not in a loop).
+            analyst_note = (f"the canary analyst stopped (exit {analyst.returncode}); restarted (at most every "
+                            f"{ANALYST_RESTART_S:.0f} s); the Canary screen computes reports itself meanwhile")
+            if time.monotonic() - analyst_started.get("at", 0) >= ANALYST_RESTART_S:
+                analyst, _ = _start_analyst(args.db, recorder.ingester)
+        if analyst_note:
+            problems["(canary)"] = analyst_note
+            if analyst is not None and analyst.poll() is None and \
+                    time.monotonic() - analyst_started.get("at", 0) > 60:
+                analyst_note = ""  # running a minute again: the problem is over
         if recorder.error:
             problems["(status)"] = f"cannot record ingest status: {recorder.error}"
         recorder.tick(problems)

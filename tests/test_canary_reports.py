@@ -302,3 +302,38 @@ def _has_state(db: Path) -> bool:
             conn.close()
     except Exception:  # noqa: BLE001 - not created yet
         return False
+
+
+def test_a_dead_analyst_is_a_problem_of_the_ingest_process_and_is_started_again(sample_db, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import SAMPLE_TRACES
+
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.ingest_process", "--db", str(sample_db),
+                             "--heartbeat", "0.5", str(SAMPLE_TRACES)], stderr=subprocess.DEVNULL)
+
+    def analysts() -> list[int]:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            return []
+        return [int(c) for c in children if b"canary_reports" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+    conn = connect(sample_db, readonly=True)
+    try:
+        assert _wait(lambda: len(analysts()) == 1, 30)
+        first = analysts()[0]
+        os.kill(first, signal.SIGKILL)
+        assert _wait(lambda: conn.execute(
+            "SELECT count(*) FROM ingest_problems WHERE source = '(canary)'").fetchone()[0] == 1, 30)
+        detail = conn.execute("SELECT detail FROM ingest_problems WHERE source = '(canary)'").fetchone()[0]
+        assert "canary analyst stopped (exit -9)" in detail
+        assert _wait(lambda: analysts() and analysts()[0] != first, 30), "no new analyst"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        conn.close()
+    assert not analysts()
