@@ -268,3 +268,13 @@ async def test_a_failing_analyst_is_said_on_the_screen_and_the_screen_computes_m
         headline = str(screen.query_one("#canary-headline", Static).render())
         assert "canary analyst failing: RuntimeError: contract file unreadable" in headline
         assert screen.report.n_canary == 86  # and the report is there all the same
+
+
+def test_an_unreadable_cache_of_reports_only_costs_the_computation(sample_db, fixed_clock):
+    from agentdeck.store.db import connect
+
+    conn = connect(sample_db)
+    conn.execute("DROP TABLE canary_state")
+    conn.execute("CREATE TABLE canary_state (id INTEGER)")  # damaged: none of the columns read
+    view = _service(sample_db, fixed_clock).canary(None, {}, "all", "action_error_rate")
+    assert view.computed_here and view.report is not None and view.report.n_canary == 86

@@ -598,9 +598,12 @@ class DeckService:
         started = time.perf_counter()
         conn = self.reader()
         now = self.now()
-        st = cr.state(conn)
+        try:
+            st, newest = cr.state(conn), cr.stamp(conn)
+        except sqlite3.Error:  # the cache unreadable (a damaged table): compute, as without one
+            log.exception("canary reports cannot be read")
+            st, newest = None, ""
         alive = cr.analyst_alive(st, time.time())
-        newest = cr.stamp(conn)
         pairs = st.pairs if st is not None and st.stamp and (alive or st.stamp == newest) else canary.pairs(conn)
         if not any(p.agent == agent for p in pairs):
             agent = pairs[0].agent if pairs else None
@@ -608,7 +611,11 @@ class DeckService:
             return CanaryView(tuple(pairs), None, None, ())
         pair = next(p for p in pairs if p.agent == agent)
         baseline, canary_v = versions_for(pair, chosen)
-        stored = cr.load(conn, pair.agent, baseline, canary_v, window)
+        try:
+            stored = cr.load(conn, pair.agent, baseline, canary_v, window) if newest else None
+        except sqlite3.Error:
+            log.exception("canary report cannot be read")
+            stored = None
         default = (baseline, canary_v) == (pair.baseline, pair.canary)
         if stored is not None and not self._current(stored, alive and default, newest, window, now):
             stored = None
