@@ -59,6 +59,9 @@ class AgentDeck(App):
         "problems": lambda: _screen("problems", "ProblemsScreen"),
     }
     DEFAULT_MODE = "tasks"
+    # Every screen (and dialog) carries -narrow below 100 columns, -wide from there:
+    # its .tcss lays it out for an 80x24 terminal under Screen.-narrow.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         # 1-5 are on the tab bar already: not repeated in the footer, which an 80-column terminal cuts.
         Binding("1", "switch_mode('tasks')", "Tasks", show=False),

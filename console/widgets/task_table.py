@@ -222,13 +222,16 @@ class Shown:
     cells: LazyCells
 
 
-class TaskTable(ScrollView, can_focus=True):
+class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Tasks, oldest at the top; a window the screen moves over the store.
 
     A line-API widget rather than a DataTable: each row is rendered once into
     a cached strip and re-rendered only when its cells (or its cursor/zebra
     state) change, so a live update of one task redraws one line, not the
     whole table. The first line is the header and never scrolls.
+
+    Its keys are its own (``inherit_bindings=False``): a scroll container's
+    "Page Left"/"Page Right" mean nothing here, and ``?`` should not list them.
     """
 
     BINDINGS = [
