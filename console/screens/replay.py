@@ -150,6 +150,9 @@ class ReplayScreen(DeckScreen):
             t.append("abandoned", "dim")
         else:
             t.append_text(plain(rec.outcome or "running", 20, style="bold"))
+        undone = sum(1 for a in rec.actions if a.compensated_at is not None and a.compensation_status == "ok")
+        if undone:  # "success" alone would hide that a human undid what the agent did
+            t.append(f" (undone: {undone} action{'s' if undone != 1 else ''} compensated)", "bold red")
         t.append(f"  {len(rec.steps)} steps")
         if rec.gaps:
             t.append(f"  {sum(b - a + 1 for a, b in rec.gaps)} missing", "bold red")
