@@ -139,15 +139,18 @@ def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes
 
 
 def _pack(items: list[Text], width: int, lines: int) -> tuple[list[list[Text]], int]:
-    """Items in order onto the first of ``lines`` rows with room; (rows, how many were placed)."""
+    """Items in order onto ``lines`` rows, each on the current row or a later one (they read in
+    order of importance, left to right, top to bottom); (rows, how many were placed)."""
     rows: list[list[Text]] = [[] for _ in range(lines)]
-    placed = 0
+    placed = current = 0
     for item in items:
-        for row in rows:
+        for index in range(current, lines):
+            row = rows[index]
             used = sum(t.cell_len for t in row) + 2 * len(row)
             if used + item.cell_len <= width:
                 row.append(item)
                 placed += 1
+                current = index
                 break
     return rows, placed
 
