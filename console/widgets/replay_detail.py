@@ -205,6 +205,7 @@ class ReplayDetail(Vertical):
         head.update(title)
         lines = context_lines(step, rec)
         context.update(Text("\n").join(lines) if lines else "")
+        context.display = bool(lines)  # no blank lines for nothing: an 80x24 pane has few to spare
         budget = _Budget(MAX_NODES)
         # What the tree shows is the step with secrets masked (the view caches it per step).
         shown = view.shown_data(step)[0] if view is not None else mask(step.data)
