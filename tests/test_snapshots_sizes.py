@@ -10,7 +10,6 @@ suite failures' are in their own files too.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -106,18 +105,19 @@ def test_replay_at_an_action_at_both_sizes(snap_compare, sample_db, make_app, si
     assert snap_compare(make_app(sample_db), terminal_size=size, run_before=keys(*TO_ACTION, replay="task-0001"))
 
 
-EVIDENCE_DIR = Path(tempfile.gettempdir()) / "agentdeck-snapshot-evidence"  # a fixed path: it is on screen
-
-
 @SIZES
 def test_evidence_export_result_at_both_sizes(snap_compare, sample_db, make_app, size):
     # The whole path and digest must be readable at 80 columns (the status line wraps).
-    shutil.rmtree(EVIDENCE_DIR, ignore_errors=True)  # (a second export in the same second gets another name)
-    app = make_app(sample_db, evidence_dir=str(EVIDENCE_DIR))
+    # The path is on screen, so it is fixed (not $TMPDIR, which differs between machines),
+    # one per size (xdist may run both at once), and emptied first (a second export in the
+    # same second would get another name).
+    folder = Path("/tmp") / f"agentdeck-snapshot-evidence-{size[0]}x{size[1]}"
+    shutil.rmtree(folder, ignore_errors=True)
+    app = make_app(sample_db, evidence_dir=str(folder))
     try:
         assert snap_compare(app, terminal_size=size, run_before=keys("e", replay="task-0001"))
     finally:
-        shutil.rmtree(EVIDENCE_DIR, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- everywhere -------------------------------------------------------------------------------
