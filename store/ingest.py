@@ -590,6 +590,9 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
             event_rows,
         )
         conn.executemany(_TASK_UPSERT, task_rows)
+        otel = [row[0] for row in task_rows if row[0].startswith("otel-")]
+        if otel:
+            fill_span_sources(conn, otel)
     if esc_rows:
         conn.executemany(
             """INSERT OR IGNORE INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank,
@@ -639,6 +642,24 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
                WHERE action_id = ? AND compensated_at IS NULL""",
             compensations,
         )
+
+
+def fill_span_sources(conn: sqlite3.Connection, task_ids: list[str]) -> None:
+    """A new OpenTelemetry task lists the senders of its span parts claimed so far.
+
+    (Inside the batch's transaction, after the claims and the task rows; the
+    ``otlp_spans_source`` trigger appends later senders to a task that
+    exists.) A task holding a source already is left alone. Was a trigger on
+    every task insert, which cost a trigger program per task row of every
+    batch, OpenTelemetry or not.
+    """
+    conn.execute(
+        """UPDATE tasks SET source = (
+               SELECT group_concat(DISTINCT source) FROM otlp_spans
+               WHERE trace_id = substr(tasks.task_id, 6) AND source IS NOT NULL)
+           WHERE task_id IN (SELECT value FROM json_each(?)) AND source IS NULL""",
+        (json.dumps(task_ids),),
+    )
 
 
 def queue_checks(conn: sqlite3.Connection, tasks: Iterable[str]) -> None:

@@ -386,6 +386,9 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         conn.executemany(
             """INSERT INTO tasks (task_id, session) VALUES (?, ?)
                ON CONFLICT(task_id) DO UPDATE SET session = excluded.session""", new_sessions)
+        from agentdeck.store.ingest import fill_span_sources
+
+        fill_span_sources(conn, sorted({task_id(t) for t in costs} | {t for t, _ in new_sessions}))
     return None
 
 
