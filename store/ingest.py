@@ -623,12 +623,12 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
         if otel:
             fill_span_sources(conn, otel)
     if esc_rows:
-        conn.executemany(
-            """INSERT OR IGNORE INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank,
-               reason, deadline, policy_id, justification, proposed_action, callback_url)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            esc_rows,
-        )
+        # An escalation decided in its own batch (the usual case) is written
+        # decided: one statement instead of an insert and an update. The
+        # update's rule holds: only a pending escalation takes an agent's
+        # decision (one already stored and decided by the console keeps its).
+        folded, decisions = _fold_decisions(esc_rows, p.decisions)
+        conn.executemany(_ESC_UPSERT, folded)
     if p.agent_known:
         # Escalations that arrived before their task_start (few; a partial
         # index keeps this from scanning the rest).
@@ -646,7 +646,7 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
     if esc_rows:
         # A decision relayed through another file may have been ingested
         # before its escalation: apply it now. (One query a batch.)
-        decided_here = {d[4] for d in decisions}
+        decided_here = {d[4] for d in p.decisions}
         wanted = {esc[0]: esc[1] for esc in esc_rows if esc[0] not in decided_here}
         for (payload,) in conn.execute(
             """SELECT payload FROM events WHERE kind = 'decision'
@@ -671,6 +671,41 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
                WHERE action_id = ? AND compensated_at IS NULL""",
             compensations,
         )
+
+
+_ESC_UPSERT = """
+INSERT INTO escalations (escalation_id, task_id, seq, ts, agent, risk, risk_rank, reason, deadline, policy_id,
+    justification, proposed_action, callback_url, status, decided_by, decided_at, decision_reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(escalation_id) DO UPDATE SET
+    status = excluded.status, decided_by = excluded.decided_by, decided_at = excluded.decided_at,
+    decision_reason = excluded.decision_reason
+WHERE escalations.status = 'pending' AND excluded.status != 'pending'
+"""
+_DECIDED = {"approve": "approved", "deny": "denied"}  # anything else: expired
+
+
+def _fold_decisions(esc_rows: list, decisions: list) -> tuple[list, list]:
+    """Escalation rows with the first decision on each from the same batch, and the other decisions.
+
+    Same outcome as inserting the rows pending and then applying every
+    decision in order to pending escalations: the first decision on an
+    escalation wins, later ones changed nothing. A row that is a second
+    copy of an escalation (same id) stays pending: it changes nothing either.
+    """
+    first: dict[str, int] = {}
+    for i, row in enumerate(esc_rows):
+        first.setdefault(row[0], i)
+    decided: dict[int, tuple] = {}
+    rest: list = []
+    for d in decisions:  # (decision, decided_by, ts, reason, escalation_id)
+        at = first.get(d[4])
+        if at is None:
+            rest.append(d)
+        elif at not in decided:
+            decided[at] = (_DECIDED.get(d[0], "expired"), d[1], d[2], d[3])
+    pending = ("pending", None, None, None)
+    return [(*row, *decided.get(i, pending)) for i, row in enumerate(esc_rows)], rest
 
 
 def fill_span_sources(conn: sqlite3.Connection, task_ids: list[str]) -> None:
