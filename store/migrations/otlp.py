@@ -47,4 +47,11 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX tasks_session ON tasks(session)",
     ],
+    # Only OpenTelemetry tasks have a session: an index holding every other
+    # task's NULL cost each new task row an index insert for nothing (a
+    # `session = ?` filter implies NOT NULL, so the partial index serves it).
+    [
+        "DROP INDEX IF EXISTS tasks_session",
+        "CREATE INDEX tasks_session ON tasks(session) WHERE session IS NOT NULL",
+    ],
 ]
