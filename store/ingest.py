@@ -613,6 +613,9 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
     """The batch's events and what they change in tasks, escalations and actions (inside a transaction)."""
     event_rows, task_rows, esc_rows, action_rows = p.event_rows, p.task_rows, p.esc_rows, p.action_rows
     decisions, compensations = list(p.decisions), p.compensations
+    # Events stored before this batch end here (decisions that came before
+    # their escalation are looked up among them, below).
+    stored_up_to = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0] if esc_rows else 0
     if event_rows:
         conn.executemany(
             "INSERT INTO events (task_id, seq, kind, ts, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
@@ -627,7 +630,10 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
         # decided: one statement instead of an insert and an update. The
         # update's rule holds: only a pending escalation takes an agent's
         # decision (one already stored and decided by the console keeps its).
-        folded, decisions = _fold_decisions(esc_rows, p.decisions)
+        # Decisions that arrived first (relayed through another file, in an
+        # earlier batch) come before this batch's: the first one wins.
+        earlier = _stored_decisions(conn, esc_rows, stored_up_to)
+        folded, decisions = _fold_decisions(esc_rows, earlier + decisions)
         conn.executemany(_ESC_UPSERT, folded)
     if p.agent_known:
         # Escalations that arrived before their task_start (few; a partial
@@ -643,19 +649,6 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
                justification, compensation, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             action_rows,
         )
-    if esc_rows:
-        # A decision relayed through another file may have been ingested
-        # before its escalation: apply it now. (One query a batch.)
-        decided_here = {d[4] for d in p.decisions}
-        wanted = {esc[0]: esc[1] for esc in esc_rows if esc[0] not in decided_here}
-        for (payload,) in conn.execute(
-            """SELECT payload FROM events WHERE kind = 'decision'
-               AND task_id IN (SELECT value FROM json_each(?))""",
-            (json.dumps(sorted(set(wanted.values()))),),
-        ).fetchall() if wanted else ():
-            d = ev.parse_event(payload)
-            if d.escalation_id in wanted:
-                decisions.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
     if decisions:
         # The agent reporting a decision it received: only fills a decision
         # the console does not already hold (the console's own is the record).
@@ -671,6 +664,25 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
                WHERE action_id = ? AND compensated_at IS NULL""",
             compensations,
         )
+
+
+def _stored_decisions(conn: sqlite3.Connection, esc_rows: list, stored_up_to: int) -> list:
+    """Decisions on these escalations stored before this batch (ids up to ``stored_up_to``), in arrival order.
+
+    One query a batch; ``id <= ?`` is checked on the index entries, so the
+    tasks new in this batch (the usual case) cost an index probe each.
+    """
+    wanted = {esc[0] for esc in esc_rows}
+    out = []
+    for (payload,) in conn.execute(
+        """SELECT payload FROM events WHERE task_id IN (SELECT value FROM json_each(?))
+           AND id <= ? AND kind = 'decision' ORDER BY id""",
+        (json.dumps(sorted({esc[1] for esc in esc_rows})), stored_up_to),
+    ):
+        d = ev.parse_event(payload)
+        if d.escalation_id in wanted:
+            out.append((d.decision, d.decided_by, epoch(d.ts), d.reason, d.escalation_id))
+    return out
 
 
 _ESC_UPSERT = """

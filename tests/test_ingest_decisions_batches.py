@@ -4,7 +4,9 @@ A batch writes an escalation already decided when the decision is in the
 same batch (store/ingest.py ``_fold_decisions``), and applies it with an
 update otherwise. Both must give the rule an operator relies on: the first
 decision on a pending escalation wins, and one the console already decided
-keeps the console's.
+keeps the console's. (Before, a decision stored ahead of its escalation was
+skipped when a later one came in the escalation's batch: the outcome
+depended on where batches were cut.)
 """
 
 from __future__ import annotations
