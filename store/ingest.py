@@ -271,6 +271,8 @@ def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None, book: Any 
     esc_rows: list = []
     groups: dict[str, list] = {}
     for e, payload in parsed:
+        if e is None:
+            continue  # an OTLP log record's item: no event of its own (store/otlp_logs.py)
         ts = e.ts
         ts = ts.timestamp() if ts.tzinfo is not None else epoch(ts)
         task_id, kind = e.task_id, e.kind
@@ -492,7 +494,7 @@ def commit(
             if spans is not None:
                 kept = claim_spans(conn, spans)
                 if kept is not spans:  # some spans are stored already, or framed otherwise: write these
-                    prepared = prepare(kept, source_id)
+                    prepared = prepare(full_items(kept), source_id)
             _write_rows(conn, prepared)
             result = _finish(conn, source, prepared, rejects, new_offset, lines, derive)
     except Exception as exc:
@@ -569,6 +571,18 @@ def commit_lines(
     return result
 
 
+def full_items(items: list) -> list:
+    """Items with their events: a parse process sends span items without them
+    (store/parallel.py); those ``claim`` kept are validated again from their payload."""
+    if all(item[0] is not None or not item[1] for item in items):
+        return items  # (an item without event or payload stands for an OTLP log record)
+    from agentdeck.store.otlp import SpanItem
+
+    validate = ev.event_adapter.validator.validate_json
+    return [item if item[0] is not None or not item[1] else
+            SpanItem(validate(item[1]), item[1], item.key, item.meta, item.source) for item in items]
+
+
 class _Rewritten(Exception):
     """otlp.claim() asked for other items: undo what it recorded."""
 
@@ -624,7 +638,7 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
         conn.executemany(_TASK_UPSERT, task_rows)
         otel = [row[0] for row in task_rows if row[0].startswith("otel-")]
         if otel:
-            fill_span_sources(conn, otel)
+            fill_otel_tasks(conn, otel)
     if esc_rows:
         # An escalation decided in its own batch (the usual case) is written
         # decided: one statement instead of an insert and an update. The
@@ -652,10 +666,11 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
     if decisions:
         # The agent reporting a decision it received: only fills a decision
         # the console does not already hold (the console's own is the record).
+        # Never a release item (kind 'release'): a trace cannot promote a version.
         conn.executemany(
             """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
                decided_by = ?, decided_at = ?, decision_reason = ?
-               WHERE escalation_id = ? AND status = 'pending'""",
+               WHERE escalation_id = ? AND status = 'pending' AND kind IS NULL""",
             decisions,
         )
     if compensations:
@@ -720,21 +735,31 @@ def _fold_decisions(esc_rows: list, decisions: list) -> tuple[list, list]:
     return [(*row, *decided.get(i, pending)) for i, row in enumerate(esc_rows)], rest
 
 
-def fill_span_sources(conn: sqlite3.Connection, task_ids: list[str]) -> None:
-    """A new OpenTelemetry task lists the senders of its span parts claimed so far.
+def fill_otel_tasks(conn: sqlite3.Connection, task_ids: list[str]) -> None:
+    """What a new OpenTelemetry task row takes from the claims made before it in its transaction.
 
-    (Inside the batch's transaction, after the claims and the task rows; the
+    Its senders (the sources of its span parts claimed so far; the
     ``otlp_spans_source`` trigger appends later senders to a task that
-    exists.) A task holding a source already is left alone. Was a trigger on
-    every task insert, which cost a trigger program per task row of every
-    batch, OpenTelemetry or not.
+    exists), and whether its agent is a stand-in (its frame in
+    ``otlp_tasks`` names no agent; ``otlp.claim`` keeps existing rows in
+    step). Run after the claims and the task rows, for the batch's 'otel-'
+    tasks; a row set already is left alone. Both were triggers on every task
+    insert, which cost a trigger program per task row of every batch,
+    OpenTelemetry or not.
     """
+    ids = json.dumps(task_ids)
     conn.execute(
         """UPDATE tasks SET source = (
                SELECT group_concat(DISTINCT source) FROM otlp_spans
                WHERE trace_id = substr(tasks.task_id, 6) AND source IS NOT NULL)
            WHERE task_id IN (SELECT value FROM json_each(?)) AND source IS NULL""",
-        (json.dumps(task_ids),),
+        (ids,),
+    )
+    conn.execute(
+        """UPDATE tasks SET agent_stand_in = 1
+           WHERE task_id IN (SELECT value FROM json_each(?)) AND NOT agent_stand_in
+           AND EXISTS (SELECT 1 FROM otlp_tasks WHERE trace_id = substr(tasks.task_id, 6) AND named = 0)""",
+        (ids,),
     )
 
 

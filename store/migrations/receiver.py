@@ -48,7 +48,7 @@ MIGRATIONS: list[list[str]] = [
     # The tasks trigger above ran a trigger program for every task row any
     # batch wrote (two thirds of the task upsert's cost in a bulk import,
     # though it only ever acts on OpenTelemetry tasks): store/ingest.py
-    # ``fill_span_sources`` does its work for the batch's 'otel-' tasks instead.
+    # ``fill_otel_tasks`` does its work for the batch's 'otel-' tasks instead.
     [
         "DROP TRIGGER IF EXISTS tasks_otlp_source",
     ],
