@@ -12,6 +12,7 @@ from agentdeck.console.service.views import Row
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.widgets.data_table import ColumnKey
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -119,6 +120,19 @@ class EventTable(VimTable):
         for key, label, width in EVENT_COLUMNS:
             self.add_column(label, width=width, key=key)
         self.event_ids: list[int] = []
+
+    def on_resize(self) -> None:
+        # "what" takes the room the other columns leave: no empty space beside
+        # a cut summary on a wide terminal, no column cut off at the edge at 80.
+        others = sum(w + 2 * self.cell_padding for key, _, w in EVENT_COLUMNS if key != "what")
+        room = self.scrollable_content_region.width - others - 2 * self.cell_padding
+        width = max(20, min(room, SUMMARY_LIMIT))
+        column = self.columns.get(ColumnKey("what"))
+        if column is not None and column.width != width:
+            column.width = width
+            self._clear_caches()
+            self._require_update_dimensions = True
+            self.refresh()
 
     def show_events(self, rows: list[Row]) -> None:
         ids = [r["id"] for r in rows]
