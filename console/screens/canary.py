@@ -342,7 +342,10 @@ class CanaryScreen(DeckScreen):
         kind = canary.METRICS_BY_KEY[key].kind
         what = "counted in" if kind == "rate" else "highest first by"
         count = f"first {len(rows)}" if len(rows) >= canary.TASKS_PAGE else str(len(rows))
-        title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
+        if self.has_class("short"):  # 80x24: the differences are hidden until x, so say where they are
+            title.update(plain(f"{count} tasks {what} {label} — Enter: replay · x: where versions differ"))
+        else:
+            title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
         table = self.query_one("#canary-tasks", DataTable)
         # Refilled with new data: the cursor stays on the task it was on while that is still listed.
         was = None
