@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
@@ -98,12 +98,12 @@ class TaskDetailScreen(DeckScreen):
         table.show_events(events)
         self._show_payload(table.cursor_row)
 
-    @on(DataTable.RowHighlighted, "#detail-events")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(EventTable.Highlighted, "#detail-events")
+    def _highlighted(self, event: EventTable.Highlighted) -> None:
         self._show_payload(event.cursor_row)
 
-    @on(DataTable.RowSelected, "#detail-events")
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(EventTable.Chosen, "#detail-events")
+    def _selected(self, event: EventTable.Chosen) -> None:
         self.query_one("#detail-payload-box").focus()
 
     def _show_payload(self, row: int) -> None:
