@@ -8,7 +8,9 @@ from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
+from textual._context import active_app
 from textual.app import App
+from textual.screen import Screen
 from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.timer import Timer
@@ -29,7 +31,20 @@ NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warning
 def _screen(module: str, name: str):
     import importlib
 
+    app = active_app.get(None)
+    warm = getattr(app, "warm_screens", {})
+    if name in warm:  # composed already, while the operator looked at the first screen (AgentDeck.prewarm)
+        return warm.pop(name)
     return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
+
+
+# Composed after the first paint, one at a time, before they are first shown (AgentDeck.prewarm):
+# the first visit to each then costs what any later one does. Not Canary: composing is cheap
+# there, its first analysis is not, and that is read when it is shown.
+PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
+           ("task_detail", "TaskDetailScreen"))
+PREWARM_AFTER_S = 1.0  # after mount: the first window of tasks is on screen by then
+PREWARM_GAP_S = 0.3  # between screens: a key pressed meanwhile waits at most one screen's compose
 
 
 def _warm_imports() -> None:
@@ -46,7 +61,13 @@ class AgentDeck(App):
     """Tasks, Escalations, Canary and Replay over one SQLite store."""
 
     TITLE = "agentdeck"
-    CSS_PATH = "app.tcss"
+    # Every screen's stylesheet is read at start-up, with the app's. Textual
+    # otherwise reads a screen's .tcss the first time the screen is shown and
+    # then re-parses ALL the app's CSS from scratch and restyles the screen, two
+    # or three times per first switch (profiled: 100-400 ms for the first visit
+    # to each screen). The rules are all scoped by id or screen type, so having
+    # them loaded early changes nothing else; the screens keep their CSS_PATH.
+    CSS_PATH = ["app.tcss", *sorted(f"screens/{p.name}" for p in (Path(__file__).parent / "screens").glob("*.tcss"))]
     ENABLE_COMMAND_PALETTE = True
     COMMANDS = App.COMMANDS | DECK_COMMANDS
     # Screens other than Tasks are imported when first shown: the first paint
@@ -78,7 +99,6 @@ class AgentDeck(App):
     # whole screen (these change on every ingest batch). `data_version` is the
     # one signal that the store changed: screens watch it.
     data_version: var[int] = var(0)
-    DATA_EVERY_S = 0.1  # at most one data_version bump this often (see on_ingested)
     counters: var[Counters | None] = var(None)
     # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
     health: var[Health] = var(Health())
@@ -95,7 +115,7 @@ class AgentDeck(App):
         self.follow_traces = settings.follow
         self.tick = settings.tick
         # The tailer runs in its own process (when following); commits are noticed by data_version.
-        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow)
+        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow, tuning=settings.ingest)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         self._data_at = 0.0  # monotonic time of the last data_version bump
@@ -106,6 +126,9 @@ class AgentDeck(App):
         self.prune_problem: Problem | None = None  # the last scheduled prune failed: listed on Problems
         # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
         self.replay_files: dict[str, str] = {}
+        # Screens composed ahead of their first show (class name -> screen): see prewarm.
+        self.warm_screens: dict[str, Screen] = {}
+        self._to_prewarm = list(PREWARM) if settings.prewarm else []
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -155,10 +178,67 @@ class AgentDeck(App):
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
         self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+        if self._to_prewarm:
+            self.set_timer(PREWARM_AFTER_S, self.prewarm)
         # Deliver decisions a previous run left pending (and sweep once when ticking);
         # mask compensation plans an older version stored in clear.
         deck, sweep = self.deck, bool(self.tick)
         run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Wait until no worker is pending or running: every read asked for has been answered and shown.
+
+        What tests (and benchmarks) wait on before they look at the screen. A
+        read superseded by a newer one (run_off_ui: exclusive workers) was
+        cancelled: it is done, not an error. Results can start more reads (a
+        window then its detail), so it waits again until a pass finds none.
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        import asyncio
+
+        from textual.worker import WorkerState
+
+        async def drain() -> None:
+            idle_passes = 0
+            while idle_passes < 2:
+                busy = [w for w in self.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+                if busy:
+                    idle_passes = 0
+                    started = [w.wait() for w in busy if w.state is WorkerState.RUNNING]
+                    if started:
+                        await asyncio.gather(*started, return_exceptions=True)  # cancelled or failed: done too
+                    else:
+                        await asyncio.sleep(0.001)  # not started yet
+                else:
+                    idle_passes += 1
+                    await asyncio.sleep(0)  # results handed over with call_from_thread land now
+
+        await asyncio.wait_for(drain(), timeout)
+
+    def prewarm(self) -> None:
+        """Compose the next screen of PREWARM, off screen; the rest follow, one per timer.
+
+        A first switch to a screen used to compose it (and mount a DataTable,
+        the tab bar, the footer…): 100-300 ms on top of what every later switch
+        costs. Composed ahead, a mode's screen is handed over by ``_screen``
+        and the task detail is installed; a screen not shown reads nothing
+        (DeckScreen.on_mount) until it is.
+        """
+        import importlib
+
+        if not self._to_prewarm or not self.is_running:
+            return
+        module, name = self._to_prewarm.pop(0)
+        cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
+        if name == "TaskDetailScreen":
+            if not self.is_screen_installed("task-detail"):
+                self.install_screen(cls(), name="task-detail")
+                self._get_screen("task-detail")
+        elif module not in self._screen_stacks and name not in self.warm_screens:
+            screen = self.warm_screens[name] = cls()
+            self._get_screen(screen)
+        if self._to_prewarm:
+            self.set_timer(PREWARM_GAP_S, self.prewarm)
 
     def on_unmount(self) -> None:
         self.ingest.close()
@@ -215,11 +295,11 @@ class AgentDeck(App):
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
         # Screens reload on each bump, and a reload supersedes the one in
-        # flight: bumped at most every DATA_EVERY_S (the first at once, the
+        # flight: bumped at most every settings.ingest.refresh_every (the first at once, the
         # last of a burst when its time comes), so under a steady stream of
         # commits each reload lands instead of being replaced by the next.
         now = time.monotonic()
-        wait = self._data_at + self.DATA_EVERY_S - now
+        wait = self._data_at + self.settings.ingest.refresh_every - now
         if wait <= 0:
             self._bump_data()
         elif self._data_timer is None:

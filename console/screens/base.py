@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual import events
+from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
@@ -92,6 +93,18 @@ class DeckScreen(Screen):
 
     MODE = ""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Styled for the app's current CSS when mounted (the app reads every
+        # screen's .tcss at start-up: console/app.py). Textual marks a new
+        # screen as never styled, and on its first show re-parses and re-applies
+        # the whole stylesheet twice (App._init_mode, App.switch_mode) for nothing.
+        # (Not the first screen, made while the app itself is being set up: its
+        # theme is applied after, and that pass must reach it.)
+        app = active_app.get(None)
+        if app is not None and app._dom_ready:
+            self._css_update_count = app._css_update_count
+
     def compose(self) -> ComposeResult:
         yield DeckHeader(self.MODE)
         yield from self.compose_body()
@@ -114,8 +127,11 @@ class DeckScreen(Screen):
         run_off_ui(self, group, job, show, action=True)
 
     def on_mount(self) -> None:
+        # Just mounted: every node was styled as it was registered; the first resume need not restyle it again.
+        self._styled_for = self.app._css_update_count
         self.watch(self.app, "data_version", self._data_changed, init=False)
-        self.reload()
+        if self.is_current:  # a screen composed ahead of its first show (AgentDeck.prewarm) reads when shown
+            self.reload()
 
     _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
 

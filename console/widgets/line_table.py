@@ -250,5 +250,9 @@ def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, wid
             text = " " * (w - cell_len(text)) + text
         else:
             text = set_cell_size(text, w)
-        segments.append(Segment(f" {text} ", base + _cell_style(cell)))
+        style = base + _cell_style(cell)
+        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
+            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
+        else:
+            segments.append(Segment(f" {text} ", style))
     return Strip(segments).adjust_cell_length(width, base)

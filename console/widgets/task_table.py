@@ -342,14 +342,15 @@ class TaskTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        rich_style = self._style("")  # (DOMNode.rich_style walks the ancestors: once, not per line)
         if y == 0:
             if self._header is None or self._header[0] != (width,):
-                base = self.rich_style + self._style("task-table--header")
+                base = rich_style + self._style("task-table--header")
                 self._header = ((width,), _row_strip([Text(label) for _, label, _ in COLUMNS], base, width))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < self.row_count:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, rich_style)
         key = self.shown.keys[index]
         cells = self.shown.cells[key]
         variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
@@ -357,7 +358,7 @@ class TaskTable(ScrollView, can_focus=True):
         cached = self._strips.get(key)
         if cached is not None and cached[0] is cells and cached[1] == state:
             return cached[2]
-        base = self.rich_style + self._style(variant) if variant else self.rich_style
+        base = rich_style + self._style(variant) if variant else rich_style
         strip = _row_strip(cells, base, width)
         self._strips[key] = (cells, state, strip)
         return strip
@@ -395,7 +396,11 @@ def _row_strip(cells, base: Style, width: int) -> Strip:
             text = " " * (w - cell_len(text)) + text
         else:
             text = set_cell_size(text, w)
-        segments.append(Segment(f" {text} ", base + _cell_style(cell)))
+        style = base + _cell_style(cell)
+        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
+            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
+        else:
+            segments.append(Segment(f" {text} ", style))
     return Strip(segments).adjust_cell_length(width, base)
 
 
