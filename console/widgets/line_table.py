@@ -239,7 +239,7 @@ def _cell_style(text: Text) -> Style:
 
 def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
-    segments = []
+    segments: list[Segment] = []
     for (_, _, w), cell in zip(columns, cells):
         text = cell.plain
         if "\n" in text:  # one line a row, whatever the cell holds

@@ -387,7 +387,7 @@ def _cell_style(text: Text) -> Style:
 
 def _row_strip(cells, base: Style, width: int) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
-    segments = []
+    segments: list[Segment] = []
     for (_, _, w), cell in zip(COLUMNS, cells):
         text = cell.plain
         if cell_len(text) > w:
