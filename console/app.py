@@ -43,7 +43,8 @@ def _screen(module: str, name: str):
 # there, its first analysis is not, and that is read when it is shown.
 PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
            ("task_detail", "TaskDetailScreen"))
-PREWARM_AFTER_S = 1.0  # after mount: the first window of tasks is on screen by then
+WARM_IMPORTS_AFTER_S = 0.4  # after mount: the first window of tasks is on screen by then
+PREWARM_AFTER_S = 1.2  # after mount: the imports above are done by then
 PREWARM_GAP_S = 0.3  # between screens: a key pressed meanwhile waits at most one screen's compose
 
 
@@ -177,7 +178,10 @@ class AgentDeck(App):
         # The other screens' modules (canary statistics, replay model) import
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
-        self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+        # Not at once: a thread importing holds the interpreter, and the first window of tasks
+        # (read and drawn just after the first frame) would wait for it.
+        self.set_timer(WARM_IMPORTS_AFTER_S,
+                       lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
         if self._to_prewarm:
             self.set_timer(PREWARM_AFTER_S, self.prewarm)
         # Deliver decisions a previous run left pending (and sweep once when ticking);
@@ -186,7 +190,7 @@ class AgentDeck(App):
         run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
 
     async def settled(self, timeout: float = 30.0) -> None:
-        """Wait until no worker is pending or running: every read asked for has been answered and shown.
+        """Wait until no worker is pending or running and the screen shows what it knows of (``settled``).
 
         What tests (and benchmarks) wait on before they look at the screen. A
         read superseded by a newer one (run_off_ui: exclusive workers) was
@@ -198,11 +202,16 @@ class AgentDeck(App):
 
         from textual.worker import WorkerState
 
+        from agentdeck.console.screens.base import settled
+
         async def drain() -> None:
             idle_passes = 0
             while idle_passes < 2:
                 busy = [w for w in self.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
-                if busy:
+                if not busy and not settled(self.screen):  # e.g. a paused Tasks window's refresh is due
+                    idle_passes = 0
+                    await asyncio.sleep(0.005)
+                elif busy:
                     idle_passes = 0
                     started = [w.wait() for w in busy if w.state is WorkerState.RUNNING]
                     if started:

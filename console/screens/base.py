@@ -95,6 +95,7 @@ class DeckScreen(Screen):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
         # Styled for the app's current CSS when mounted (the app reads every
         # screen's .tcss at start-up: console/app.py). Textual marks a new
         # screen as never styled, and on its first show re-parses and re-applies

@@ -207,7 +207,9 @@ class TaskTable(ScrollView, can_focus=True):
         self.shown = Shown([], LazyCells())
         self.more_older = False
         self.more_newer = False
-        self._strips: dict[str, tuple] = {}  # task -> (cells, (variant, width, focus), strip) it was drawn from
+        # task -> (cells, {(variant, width, focus): strip}) it was drawn from. Every state drawn is
+        # kept: in follow mode each new task moves every row by one, flipping its zebra stripe.
+        self._strips: dict[str, tuple] = {}
         self._header: tuple[tuple, Strip] | None = None
         self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
         self._styles: dict[str, Style] = {}
@@ -356,11 +358,13 @@ class TaskTable(ScrollView, can_focus=True):
         variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
         state = (variant, width, self.has_focus)
         cached = self._strips.get(key)
-        if cached is not None and cached[0] is cells and cached[1] == state:
-            return cached[2]
+        if cached is None or cached[0] is not cells:
+            cached = self._strips[key] = (cells, {})
+        strip = cached[1].get(state)
+        if strip is not None:
+            return strip
         base = rich_style + self._style(variant) if variant else rich_style
-        strip = _row_strip(cells, base, width)
-        self._strips[key] = (cells, state, strip)
+        strip = cached[1][state] = _row_strip(cells, base, width)
         return strip
 
     def on_focus(self) -> None:
