@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from agentdeck.store import queries
+from agentdeck.replay.step_text import step_title
 
 # Kinds that mark the moment a human or the agent committed to something.
 DECISION_KINDS = ("escalation", "decision", "action")
@@ -61,7 +62,7 @@ class Step:
     @property
     def title(self) -> str:
         if self._title is None:
-            self._title = _title(self.kind, self.data if isinstance(self.data, dict) else {})
+            self._title = step_title(self.kind, self.data if isinstance(self.data, dict) else {})
         return self._title
 
     @property
@@ -189,34 +190,6 @@ class Reconstruction:
 
     def action(self, action_id: str) -> ActionRecord | None:
         return next((a for a in self.actions if a.action_id == action_id), None)
-
-
-def _title(kind: str, e: dict) -> str:
-    if kind == "task_start":
-        return f"request {e.get('request_id', '')}: {e.get('request', '')}"
-    if kind == "plan":
-        return f"plan: {e.get('summary', '')}"
-    if kind == "reasoning":
-        return f"reasoning: {e.get('summary', '')}"
-    if kind == "tool_call":
-        return f"call {e.get('tool', '')} ({e.get('call_id', '')})"
-    if kind == "tool_result":
-        retry = f" retry {e['retry']}" if e.get("retry") else ""
-        return f"result {e.get('tool', '')} {e.get('status', 'ok')}{retry}"
-    if kind == "policy_check":
-        return f"policy {e.get('policy_id', '')}@{e.get('policy_version', '')} → {e.get('verdict', '')}"
-    if kind == "escalation":
-        pa = e.get("proposed_action") or {}
-        return f"escalation {e.get('risk', '')}: {pa.get('operation', '')} on {pa.get('system', '')}"
-    if kind == "decision":
-        return f"decision {e.get('decision', '')} by {e.get('decided_by', '')}"
-    if kind == "action":
-        return f"action {e.get('operation', '')} on {e.get('system', '')} → {e.get('status', '')}"
-    if kind == "compensation":
-        return f"compensation of {e.get('action_id', '')} → {e.get('status', '')} by {e.get('by', '')}"
-    if kind == "task_end":
-        return f"end: {e.get('outcome', '')}"
-    return kind
 
 
 def _load(payload: str) -> dict:

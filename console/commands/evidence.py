@@ -37,16 +37,14 @@ def run(args: argparse.Namespace) -> int:
 
     db = config.db_path(args.db)
     if not db.exists():
-        print(f"agentdeck evidence: no store at {db}", file=sys.stderr)
-        return 2
+        return _fail(f"no store at {db}")
     out = Path(args.output) if args.output else None
     if args.format == "case":
         return _export_case(args, db, out)
     try:
         fmt = format_for(args.format, out)
     except EvidenceError as exc:
-        print(f"agentdeck evidence: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     conn = connect(db)
     try:
         text, detail = export(conn, args.task, fmt=fmt, out=out, operator=config.operator(args.user),
@@ -65,12 +63,10 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(f"agentdeck evidence: {clean(note, 1000, single_line=True)}", file=sys.stderr)
         if done is None:
-            print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
-            return 2
+            return _fail(clean(exc, 500, single_line=True))
         text, detail = done
     except OSError as exc:
-        print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return _cannot_write(out, exc)
     finally:
         conn.close()
     if out is None:
@@ -81,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {detail['format']} for {clean(detail['task_id'], 200, single_line=True)} to {out} ({what}, "
               f"{detail['redactions']} secrets redacted)", file=sys.stderr)
     return 0
+
+
+def _fail(message: str) -> int:
+    """Every refusal of this command: one line on stderr, exit 2 (docs/cli.md)."""
+    print(f"agentdeck evidence: {message}", file=sys.stderr)
+    return 2
+
+
+def _cannot_write(out: Path | None, exc: OSError) -> int:
+    return _fail(f"cannot write {out}: {exc.strerror or exc}")
 
 
 def _export_case(args: argparse.Namespace, db: Path, out: Path | None) -> int:
@@ -99,8 +105,7 @@ def _export_case(args: argparse.Namespace, db: Path, out: Path | None) -> int:
             try:
                 case, redactions = case_from_task(conn, args.task)
             except IncidentError as exc:
-                print(f"agentdeck evidence: {clean(exc, 500, single_line=True)}", file=sys.stderr)
-                return 2
+                return _fail(clean(exc, 500, single_line=True))
             text = json.dumps(case.model_dump(), indent=2, ensure_ascii=True) + "\n"
             if out is not None:
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +118,7 @@ def _export_case(args: argparse.Namespace, db: Path, out: Path | None) -> int:
                          subject=str(case.source.get("incident")), detail=detail)
         audit.checkpoint(conn)  # anchor the export record outside the store (docs/evidence.md)
     except OSError as exc:
-        print(f"agentdeck evidence: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return _cannot_write(out, exc)
     finally:
         conn.close()
     if out is None:
