@@ -39,6 +39,7 @@ class TaskDetailScreen(DeckScreen):
         self.found: bool | None = None  # None until the task was looked up
         self._loaded: TaskDetail | None = None
         self._fresh = False  # data just shown by show_task(): the resume needs no reload
+        self._shown: tuple | None = None  # what _show drew last (skip redrawing the same)
 
     def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
@@ -50,6 +51,7 @@ class TaskDetailScreen(DeckScreen):
         self.task_id = task_id
         self.events = []
         self.found = None
+        self._shown = None
         self._loaded = loaded
         if self.is_mounted:
             if loaded is None:
@@ -90,6 +92,13 @@ class TaskDetailScreen(DeckScreen):
             summary = self.query_one("#detail-summary", Static)
         except NoMatches:
             return  # not composed (yet, or any more)
+        # A busy fleet re-reads the open task many times a second: redraw only when it changed
+        # (each Static update lays the screen out again).
+        shown = (self.task_id, tuple(task) if task is not None else None, tuple(e["id"] for e in events),
+                 detail.abandoned, self.app.now() // 60)  # type: ignore[attr-defined]
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.found = task is not None
         self.events = events
         summary.update(_summary(self.task_id, task, len(events), self.app.now(),  # type: ignore[attr-defined]
