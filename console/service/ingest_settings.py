@@ -36,7 +36,7 @@ class IngestSettings(BaseModel):
     # How often the health check runs (and soon after a commit).
     health_every: float = 1.0
     # Screens re-read at most this often while commits keep coming (the first at once).
-    refresh_every: float = 0.05
+    refresh_every: float = 0.1
 
     @field_validator("heartbeat", "stall_after", "healthy_after", "poll", "health_every", mode="after")
     @classmethod
