@@ -131,9 +131,11 @@ class DeckScreen(Screen):
         # Just mounted: every node was styled as it was registered; the first resume need not restyle it again.
         self._styled_for = self.app._css_update_count
         self.watch(self.app, "data_version", self._data_changed, init=False)
-        if self.is_current:  # a screen composed ahead of its first show (AgentDeck.prewarm) reads when shown
+        # A screen composed ahead of its first show (AgentDeck.prewarm) reads when shown, or now if asked to.
+        if self.is_current or self.prewarm_read:
             self.reload()
 
+    prewarm_read = False  # composed ahead of its first show: read its data at once all the same
     _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
