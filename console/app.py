@@ -85,13 +85,10 @@ class AgentDeck(App):
     """Tasks, Escalations, Canary and Replay over one SQLite store."""
 
     TITLE = "agentdeck"
-    # Every screen's stylesheet is read at start-up, with the app's. Textual
-    # otherwise reads a screen's .tcss the first time the screen is shown and
-    # then re-parses ALL the app's CSS from scratch and restyles the screen, two
-    # or three times per first switch (profiled: 100-400 ms for the first visit
-    # to each screen). The rules are all scoped by id or screen type, so having
-    # them loaded early changes nothing else; the screens keep their CSS_PATH.
-    CSS_PATH = ["app.tcss", *sorted(f"screens/{p.name}" for p in (Path(__file__).parent / "screens").glob("*.tcss"))]
+    # The first screen's stylesheet is read with the app's (Textual would otherwise read it
+    # when the screen is first shown and then re-parse all the CSS). The other screens' are
+    # read together when they are composed ahead (prewarm): see _read_screen_css.
+    CSS_PATH = ["app.tcss", "screens/tasks.tcss"]
     ENABLE_COMMAND_PALETTE = True
     COMMANDS = App.COMMANDS | DECK_COMMANDS
     # Screens other than Tasks are imported when first shown: the first paint
@@ -247,6 +244,28 @@ class AgentDeck(App):
 
         await asyncio.wait_for(drain(), timeout)
 
+    _css_read = False
+
+    def _read_screen_css(self) -> None:
+        """Read every screen's .tcss in one pass (one re-parse and restyle, not one per screen).
+
+        Textual reads a screen's CSS the first time it is shown and then re-parses
+        the app's whole stylesheet from scratch and restyles the screen shown,
+        and again on the switch itself for a screen it marks as never styled
+        (DeckScreen starts marked as styled, see its __init__): profiled,
+        100-400 ms for the first visit to each screen. The rules are all scoped
+        by id or screen type, so reading them early changes nothing else.
+        """
+        self._css_read = True
+        stylesheet = self.stylesheet
+        for path in sorted((Path(__file__).parent / "screens").glob("*.tcss")):
+            if not stylesheet.has_source(str(path), ""):
+                stylesheet.read(path)
+        # Re-parse and restyle once, now: this also marks the screens shown so far as styled
+        # for the current CSS (the first screen is not, after start-up's theme pass, and the
+        # first switch back to it would pay for this instead).
+        self.refresh_css(animate=False)
+
     def prewarm(self) -> None:
         """Compose the next screen of PREWARM, off screen; the rest follow, one per timer.
 
@@ -260,6 +279,8 @@ class AgentDeck(App):
 
         if not self._to_prewarm or not self.is_running:
             return
+        if not self._css_read:
+            self._read_screen_css()
         module, name = self._to_prewarm.pop(0)
         cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
         if name == "TaskDetailScreen":

@@ -128,22 +128,30 @@ class DeckScreen(Screen):
         run_off_ui(self, group, job, show, action=True)
 
     def on_mount(self) -> None:
-        # Just mounted: every node was styled as it was registered; the first resume need not restyle it again.
-        self._styled_for = self.app._css_update_count
+        # Just mounted: every child was styled as it was registered, so the first resume need not
+        # restyle them all again. The screen node itself may have been styled before its own .tcss
+        # was read (Textual reads it after registering the screen, on push and on a first switch).
+        self.app.stylesheet.apply(self)
+        self._styled_for = self._style_key()
         self.watch(self.app, "data_version", self._data_changed, init=False)
         # A screen composed ahead of its first show (AgentDeck.prewarm) reads when shown, or now if asked to.
         if self.is_current or self.prewarm_read:
             self.reload()
 
     prewarm_read = False  # composed ahead of its first show: read its data at once all the same
-    _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
+    _styled_for: tuple = ()  # the stylesheet (see _style_key) this screen's styles were last fully applied for
+
+    def _style_key(self) -> tuple:
+        """What the stylesheet is: its generation (a theme change) and its sources (a .tcss read since)."""
+        return (self.app._css_update_count, len(self.app.stylesheet.source))
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Textual restyles the whole screen on every resume (every screen
         # switch): profiled, the largest cost of a switch on a big screen.
         # Nothing in the stylesheet changes while a screen is away unless the
-        # app's CSS was invalidated (a theme change), so restyle only then.
-        generation = self.app._css_update_count
+        # app's CSS was invalidated (a theme change) or another stylesheet was
+        # read (a screen's .tcss, a widget's default CSS), so restyle only then.
+        generation = self._style_key()
         if event.refresh_styles and self._styled_for == generation:
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
