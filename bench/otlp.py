@@ -10,7 +10,10 @@ Target (issue 11): every OTLP path at 0.6x the native rate or better.
 Each trace is one agent span with two model calls and three tool calls (one
 failing) and an agentdeck.action span event: 6 spans, 11 native events.
 Requests and file lines hold ``--batch`` spans each, as a Collector's batch
-processor would send them.
+processor would send them. Files are read twice: by the tailer alone (as the
+console follows them) and with the parse processes ``agentdeck ingest`` uses
+for a backlog (store/parallel.py); the latter is compared with native events
+read the same way.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agentdeck.store import otlp
 from agentdeck.store.db import connect
 from agentdeck.store.otlp_receiver import Receiver
+from agentdeck.store.parallel import ParsePool, default_workers
 from agentdeck.store.tailer import Tailer
 
 T0 = 1_795_600_000_000_000_000
+POOL_BASE = "native JSONL, ingest + parse procs (base)"
 
 
 def _attr(key, value):
@@ -96,10 +101,10 @@ def to_protobuf(doc: dict) -> bytes:
     return json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
 
 
-def tail_rate(folder: Path, db: Path) -> tuple[float, int]:
+def tail_rate(folder: Path, db: Path, pool: ParsePool | None = None) -> tuple[float, int]:
     conn = connect(db)
     started = time.perf_counter()
-    stats = Tailer(conn, [folder], post_commit=[]).poll()
+    stats = Tailer(conn, [folder], post_commit=[], parse_pool=pool).poll()
     seconds = time.perf_counter() - started
     assert stats.rejects == 0, conn.execute("SELECT error FROM rejects LIMIT 1").fetchone()[0]
     conn.close()
@@ -134,6 +139,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=120, help="spans per request / file line")
     p.add_argument("--runs", type=int, default=3, help="runs of each path (the median is shown)")
     args = p.parse_args()
+    pool = ParsePool(default_workers())  # forked now, before the receiver's threads (as `agentdeck ingest` does)
     load_before = os.getloadavg()
     spans = [s for n in range(args.traces) for s in trace_spans(n)]
     docs = requests(spans, args.batch)
@@ -160,6 +166,12 @@ def main() -> None:
             seconds, events = tail_rate(tmp / "otlp", tmp / f"file-{run}.db")
             assert events == n_events
             times.setdefault("OTLP JSON lines, tailer", []).append(seconds)
+            seconds, events = tail_rate(tmp / "native", tmp / f"native-pool-{run}.db", pool)
+            assert events == n_events
+            times.setdefault(POOL_BASE, []).append(seconds)
+            seconds, events = tail_rate(tmp / "otlp", tmp / f"file-pool-{run}.db", pool)
+            assert events == n_events
+            times.setdefault("OTLP JSON lines, ingest + parse procs", []).append(seconds)
             for label, bodies, ctype, clients in (
                 ("OTLP/HTTP protobuf, 1 client", pb_bodies, "application/x-protobuf", 1),
                 ("OTLP/HTTP protobuf, 4 clients", pb_bodies, "application/x-protobuf", 4),
@@ -174,13 +186,18 @@ def main() -> None:
                 times.setdefault(label, []).append(seconds)
         rows = [(label, statistics.median(ts)) for label, ts in times.items()]
 
+    pool.close()
     base = rows[0][1]
+    pool_base = dict(rows)[POOL_BASE]
     print(f"median of {args.runs} runs; load average before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'path':36} {'seconds':>8} {'spans/s':>10} {'events/s':>10} {'vs native':>9}")
+    print(f"{'path':38} {'seconds':>8} {'spans/s':>10} {'events/s':>10} {'vs native':>9}")
     for label, seconds in rows:
-        print(f"{label:36} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} {base / seconds:8.2f}x")
+        # Rows through the parse processes are compared with native events through them.
+        against = pool_base if "parse procs" in label else base
+        print(f"{label:38} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} "
+              f"{against / seconds:8.2f}x")
 
 
 if __name__ == "__main__":

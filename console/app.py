@@ -25,6 +25,10 @@ from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
 from agentdeck.store.health import LEVELS, Health, Problem
 
+# Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
+# items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
+RELEASE_EVERY = 15.0
+RELEASE_FIRST = 2.0
 NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
 
 
@@ -150,6 +154,7 @@ class AgentDeck(App):
         # Screens composed ahead of their first show (class name -> screen): see prewarm.
         self.warm_screens: dict[str, Screen] = {}
         self._to_prewarm = list(PREWARM) if settings.prewarm else []
+        self._release_running = False  # a release tick is at work (one at a time)
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -192,6 +197,12 @@ class AgentDeck(App):
             self.set_interval(self.tick * 5, self.sweep_expired)
         if self.settings.prune_every:
             self.set_interval(self.settings.prune_every, self.scheduled_prune)
+        if self.tick and not self.settings.read_only:
+            # Verdicts become promotion/roll back items (and a roll back demotes the canary) even when
+            # nobody has the Canary screen open: computed here, off the UI thread (docs/canary.md).
+            self.set_interval(RELEASE_EVERY, self.release_tick)
+            # The first soon, but after the first paint and the ingest process's start (verdicts cost CPU).
+            self.set_timer(RELEASE_FIRST, self.release_tick)
         if self.settings.notify.routes:
             # On call away from the screen (docs/notify.md): rules checked every few seconds, off the UI thread.
             self.set_interval(NOTIFY_EVERY, self.notify_tick)
@@ -323,6 +334,19 @@ class AgentDeck(App):
     def notify_tick(self) -> None:
         deck = self.deck
         run_off_ui(self, "notify", deck.notify_tick, self._notified)
+
+    def release_tick(self) -> None:
+        """Raise the items live verdicts ask for and publish stage changes, on a thread worker; one at a time."""
+        if self._release_running:
+            return  # the last one (verdicts over a big store) is still at work: skip this tick
+        self._release_running = True
+        deck = self.deck
+
+        def done(changed: int) -> None:
+            self._release_running = False
+            self._store_written(changed)
+
+        run_off_ui(self, "release", deck.release_tick, done, on_error=lambda _: setattr(self, "_release_running", False))
 
     def _notified(self, result) -> None:
         if result.bell:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, UTC
 
 from agentdeck.sample_data.scenarios import BASELINE, CANARY, Spec, approval_task, request_text
@@ -18,7 +19,8 @@ def iso(ts: datetime) -> str:
 class TaskRun:
     """One task being played out; ``step`` returns its next event as a dict."""
 
-    def __init__(self, spec: Spec, key: str, *, callback_url: str | None = None, wait_s: float | None = None) -> None:
+    def __init__(self, spec: Spec, key: str, *, callback_url: str | None = None, wait_s: float | None = None,
+                 stage: Callable[[], str | None] | None = None) -> None:
         self.spec = spec
         self.key = key
         self.task_id = f"task-{key}"
@@ -28,7 +30,9 @@ class TaskRun:
         self.callback_url = callback_url
         # How long this agent waits for a human (its escalations' deadline); None: what the scenario asks.
         self.wait_s = wait_s
-        self._gen = approval_task(spec, key)
+        # The stage this version acts at, as the console publishes it (fleet.AutonomyReader); None: the contract's.
+        self.stage = stage
+        self._gen = approval_task(spec, key, stage)
         self._seq = 0
         self._started = False
         self._send: str | None = None
@@ -51,7 +55,8 @@ class TaskRun:
             return self._envelope({
                 "kind": "task_start", "request_id": self.request_id, "agent": self.agent,
                 "agent_version": self.version, "cohort": "canary" if self.spec.canary else "baseline",
-                "stage": "partial" if self.spec.canary else "bounded", "request": text, "input": fields,
+                "stage": (self.stage() if self.stage is not None else None) or ("partial" if self.spec.canary else "bounded"),
+                "request": text, "input": fields,
             }, ts)
         try:
             body = self._gen.send(self._send) if self._send is not None else next(self._gen)

@@ -1,7 +1,10 @@
 """A live fleet of sample agents writing traces at a chosen rate.
 
 Used by ``agentdeck demo`` and the benchmarks. Each agent instance appends
-to its own file in the trace folder. Agents that escalate really wait: they
+to its own file in the trace folder. Each agent acts at the stage the
+console publishes for its version (``<traces>/outbox/autonomy.jsonl``,
+docs/autonomy.md): shadow proposes and acts on nothing, assisted asks before
+every action, partial and bounded ask for high risk, as the contract says. Agents that escalate really wait: they
 read the decisions outbox (``<traces>/outbox/decisions.jsonl``, written by
 the console; format in docs/decisions.md) and, if started with a local
 callback, the decisions POSTed to it; they carry on after an approval and
@@ -27,10 +30,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
 
-from agentdeck.sample_data.driver import TaskRun
-from agentdeck.sample_data.scenarios import random_spec
+from agentdeck.sample_data.driver import AGENT_FOR_KIND, TaskRun
+from agentdeck.sample_data.scenarios import BASELINE, CANARY, random_spec
 
 OUTBOX = Path("outbox") / "decisions.jsonl"
+AUTONOMY = Path("outbox") / "autonomy.jsonl"
+STAGES = ("shadow", "assisted", "partial", "bounded")
 # At most this many tasks wait on a human at once; past it the longest waiting
 # gives up early, so an unattended fleet uses bounded memory.
 MAX_WAITING = 1000
@@ -70,6 +75,53 @@ class OutboxReader:
                 continue
         self.offset += end + 1
         return self.decisions
+
+
+class AutonomyReader:
+    """The stage each agent version acts at, as the console publishes it (``<traces>/outbox/autonomy.jsonl``).
+
+    Lines are appended whole (docs/autonomy.md); for each (agent, version)
+    the line with the highest ``seq`` wins, whatever order two consoles
+    appended them in. A version never published keeps its contract's stage.
+    Re-read only when the file grew (one ``stat`` a call otherwise).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: int | None = None
+        self.stages: dict[tuple[str, str], tuple[int, str]] = {}  # (agent, version) -> (seq, stage)
+
+    def poll(self) -> dict[tuple[str, str], tuple[int, str]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return self.stages
+        if self.inode != st.st_ino or st.st_size < self.offset:
+            self.inode, self.offset, self.stages = st.st_ino, 0, {}
+        if st.st_size == self.offset:
+            return self.stages
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st.st_size - self.offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return self.stages
+        for line in data[: end + 1].splitlines():
+            try:
+                d = json.loads(line)
+                key, seq, stage = (str(d["agent"]), str(d["version"])), int(d["seq"]), d["stage"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if stage in STAGES and seq >= self.stages.get(key, (-1, ""))[0]:
+                self.stages[key] = (seq, stage)
+        self.offset += end + 1
+        return self.stages
+
+    def stage(self, agent: str, version: str) -> str | None:
+        """The published stage of this version now (None: none published: the contract's applies)."""
+        found = self.poll().get((agent, version))
+        return found[1] if found else None
 
 
 class CallbackReceiver:
@@ -182,6 +234,8 @@ class Fleet:
         # The system of record the agents really change (replay/sor.py); None: actions are only traced.
         self.sor_url = sor_url.rstrip("/") if sor_url else None
         self.outbox = OutboxReader(self.folder / OUTBOX)
+        # Each agent obeys the stage the console publishes for its version (shadow, assisted, partial, bounded).
+        self.autonomy = AutonomyReader(self.folder / AUTONOMY)
         self.receiver: CallbackReceiver | None = None
         # Seconds an agent waits for a decision (the escalation's deadline); None: what the scenario asks.
         self.wait = wait
@@ -221,7 +275,9 @@ class Fleet:
     def _new_run(self) -> tuple[TaskRun, int]:
         self._counter += 1
         spec = random_spec(self.rng, self.canary_share)
-        run = TaskRun(spec, f"{self.prefix}-{self._counter}", callback_url=self.callback_url, wait_s=self.wait)
+        agent, version = AGENT_FOR_KIND[spec.kind], (CANARY if spec.canary else BASELINE)["id"]
+        run = TaskRun(spec, f"{self.prefix}-{self._counter}", callback_url=self.callback_url, wait_s=self.wait,
+                      stage=lambda: self.autonomy.stage(agent, version))
         self.started += 1
         return run, self.rng.randrange(self.agents)
 

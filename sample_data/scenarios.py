@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 SOR_URL = "http://127.0.0.1:8765"
 
@@ -119,8 +119,22 @@ def request_text(spec: Spec, rng: random.Random) -> tuple[str, dict]:
     return text, fields
 
 
-def approval_task(spec: Spec, task_key: str) -> Scenario:
-    """One approval task from request to end. Yields event dicts."""
+# The autonomy stage decides what the agent may do alone (docs/autonomy.md):
+# shadow proposes every action and acts on nothing; assisted asks a person
+# before every action; partial asks for high risk (and what it cannot decide);
+# bounded acts alone within its contract, which here asks for the same high
+# risk changes (refunds over 500, admin roles, IBANs), so in this sample
+# partial and bounded behave alike.
+ASKS_EVERYTHING = frozenset({"shadow", "assisted"})
+
+
+def approval_task(spec: Spec, task_key: str, stage: Callable[[], str | None] | None = None) -> Scenario:
+    """One approval task from request to end. Yields event dicts.
+
+    ``stage`` tells the stage in force when the agent is about to act (read at
+    that moment: a demotion reaches a task already at work); None: as the
+    contract has it (partial and bounded behave alike here).
+    """
     rng = random.Random(spec.seed)
     text, fields = request_text(spec, rng)
     canary = spec.canary
@@ -165,6 +179,12 @@ def approval_task(spec: Spec, task_key: str) -> Scenario:
             return
         yield {"kind": "policy_check", "policy_id": policy, "policy_version": "4", "verdict": "allow",
                "reason": "agent accepted the urgency claim", "subject": operation}
+        now_stage = stage() if stage is not None else None
+        if now_stage in ASKS_EVERYTHING:
+            decision = yield _ask(task_key, system, operation, params, fields, "medium", now_stage, policy)
+            if decision != "approve" or now_stage == "shadow":
+                yield _end(rng, _after_asking(decision, now_stage), steps, canary)
+                return
         action = _act(rng, task_key, system, operation, params, {"state": "before"}, {"state": "after"},
                       "requester said it was urgent and pre-approved", fields.get("amount"))
         yield action
@@ -173,7 +193,15 @@ def approval_task(spec: Spec, task_key: str) -> Scenario:
         yield _end(rng, "failed", steps + 1, canary)
         return
 
-    if spec.flavour == "ambiguous" or high_risk:
+    now_stage = stage() if stage is not None else None
+    if spec.flavour != "ambiguous" and not high_risk and now_stage in ASKS_EVERYTHING:
+        yield {"kind": "policy_check", "policy_id": policy, "policy_version": "4", "verdict": "allow",
+               "reason": "within autonomous limits", "subject": operation}
+        decision = yield _ask(task_key, system, operation, params, fields, "low", now_stage, policy)
+        if decision != "approve" or now_stage == "shadow":
+            yield _end(rng, _after_asking(decision, now_stage), steps, canary)
+            return
+    elif spec.flavour == "ambiguous" or high_risk:
         yield {"kind": "policy_check", "policy_id": policy, "policy_version": "4", "verdict": "escalate",
                "reason": "high-risk change" if high_risk else "request is incomplete or conflicting", "subject": operation}
         risk = "high" if high_risk else rng.choice(["low", "medium"])
@@ -187,8 +215,8 @@ def approval_task(spec: Spec, task_key: str) -> Scenario:
             "justification": f"I would {operation.replace('_', ' ')} for {fields['user']}, but policy {policy} requires a human",
             "deadline_s": 900,
         }
-        if decision != "approve":
-            yield _end(rng, "denied" if decision == "deny" else "timeout", steps, canary)
+        if decision != "approve" or now_stage == "shadow":
+            yield _end(rng, _after_asking(decision, now_stage), steps, canary)
             return
     else:
         yield {"kind": "policy_check", "policy_id": policy, "policy_version": "4", "verdict": "allow",
@@ -201,6 +229,30 @@ def approval_task(spec: Spec, task_key: str) -> Scenario:
                f"policy {policy} allows it" + (" after human approval" if (spec.flavour == "ambiguous" or high_risk) else ""),
                fields.get("amount"), fail=fail)
     yield _end(rng, "failed" if fail else "success", steps + 1, canary)
+
+
+def _ask(task_key: str, system: str, operation: str, params: dict, fields: dict, risk: str, stage: str,
+         policy: str) -> dict:
+    """The escalation an agent in shadow or assisted stage raises before any action."""
+    why = ("shadow stage: a proposal only, nothing is done whatever the decision" if stage == "shadow"
+           else "assisted stage: every action needs a person's approval")
+    return {
+        "kind": "escalation",
+        "escalation_id": f"esc-{task_key}",
+        "proposed_action": {"system": system, "operation": operation, "params": params, "amount": fields.get("amount")},
+        "risk": risk,
+        "reason": why,
+        "policy_id": policy,
+        "justification": f"I would {operation.replace('_', ' ')} for {fields['user']}; at {stage} stage I ask first",
+        "deadline_s": 900,
+    }
+
+
+def _after_asking(decision: str | None, stage: str | None) -> str:
+    """How a task that asked ends without acting: shadow only proposed; otherwise denied or timed out."""
+    if decision == "approve" and stage == "shadow":
+        return "escalated"
+    return "denied" if decision == "deny" else "timeout"
 
 
 def top30() -> list[Spec]:

@@ -110,6 +110,30 @@ def crosscheck(conn: sqlite3.Connection) -> list[Problem]:
     problems += _decisions(conn, decisions, archived)
     if _has_table(conn, "compensations"):
         problems += _compensations(conn, requested, results, archived)
+    if _has_table(conn, "stage_changes"):
+        problems += _stage_changes(conn)
+    return problems
+
+
+def _stage_changes(conn: sqlite3.Connection) -> list[Problem]:
+    """Every change of a version's stage (store/release.py) has its audit record, and says what the record says."""
+    problems: list[Problem] = []
+    recorded: dict[int, tuple[int, dict]] = {}
+    for rec_id, raw in conn.execute("SELECT id, detail FROM audit WHERE kind = 'stage-change' ORDER BY id"):
+        d = _detail(raw)
+        if isinstance(d.get("change"), int):
+            recorded[d["change"]] = (rec_id, d)
+    for r in conn.execute("SELECT id, agent, version, stage, cause FROM stage_changes ORDER BY id"):
+        what = f"stage change {r['id']} ({r['agent']} {r['version']} {r['cause']} to {r['stage']})"
+        rec = recorded.pop(r["id"], None)
+        if rec is None:
+            problems.append(Problem(None, f"{what} has no audit record (deleted, or the row was added by hand)"))
+        elif (rec[1].get("stage"), rec[1].get("cause")) != (r["stage"], r["cause"]):
+            problems.append(Problem(rec[0], f"records {rec[1].get('cause')} to {rec[1].get('stage')}, but the store "
+                                            f"says {what} (the row was changed)"))
+    for change, (rec_id, d) in recorded.items():
+        problems.append(Problem(rec_id, f"records stage change {change} ({d.get('agent')} {d.get('version')} to "
+                                        f"{d.get('stage')}), which is gone from the store"))
     return problems
 
 

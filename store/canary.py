@@ -148,6 +148,9 @@ class CanaryReport:
     # sequential, while holding: canary tasks still needed and how long that takes at the canary's current rate
     more_canary: int | None = None
     eta_seconds: float | None = None
+    # Set when promotions or demotions changed a version's stage: "assisted (demoted by verdict)" (store/release.py)
+    stage_baseline_why: str = ""
+    stage_canary_why: str = ""
 
     def metric(self, key: str) -> MetricResult:
         return next(m for m in self.metrics if m.key == key)
@@ -266,11 +269,17 @@ def _aggregates(conn, agent, versions, since, until, defs, loop) -> _Cohorts:
     return _Cohorts((n[0], n[1]), (k[0], k[1]), series, width)
 
 
-def _stage(conn, contract: Contract | None, agent: str, version: str) -> str | None:
+def _stage(conn, contract: Contract | None, agent: str, version: str) -> tuple[str | None, str]:
+    """The version's effective stage and, when promotions or demotions changed it, why (store/release.py)."""
+    from agentdeck.store import release
+
+    changed = release.effective(conn, contract, agent, version)
+    if changed.cause not in ("contract", "unknown"):
+        return changed.stage, changed.describe()
     row = conn.execute(
         "SELECT stage FROM tasks WHERE agent = ? AND version = ? ORDER BY started DESC LIMIT 1", (agent, version)
     ).fetchone()
-    return effective_stage(contract, version, row[0] if row else None)
+    return effective_stage(contract, version, row[0] if row else None), ""
 
 
 # -- verdicts ------------------------------------------------------------------
@@ -540,10 +549,11 @@ def analyse(
     vc = _cohort_values(conn, agent, canary, since, until, defs)
     results = judge_all(defs, settings, (nb, nc), (kb, kc), (vb, vc), method)
     verdict, reason, score = overall(results, settings, nb, nc, method)
+    stage_b, stage_c = _stage(conn, contract, agent, baseline), _stage(conn, contract, agent, canary)
     report = CanaryReport(
         agent=agent, baseline=baseline, canary=canary, window=window, since=since, until=until,
         n_baseline=nb, n_canary=nc, split=nc / (nb + nc) if nb + nc else None,
-        stage_baseline=_stage(conn, contract, agent, baseline), stage_canary=_stage(conn, contract, agent, canary),
+        stage_baseline=stage_b[0], stage_canary=stage_c[0], stage_baseline_why=stage_b[1], stage_canary_why=stage_c[1],
         metrics=results, verdict=verdict, reason=reason, score=score,
         settings=settings.model_dump(), method=method,
     )

@@ -115,6 +115,14 @@ class CanarySettings(_Model):
         None, gt=0, le=1, description="Shadow agreement a version needs before promotion: the lower bound of the "
                                       "95% interval of people approving its proposals (e.g. 0.95).")
     agreement_min_decisions: int = Field(100, ge=1, description="Human decisions the agreement rule needs at least.")
+    # Promotions and roll backs decided in the Escalations queue (store/release.py, docs/canary.md).
+    escalate_hold_after: float | None = Field(
+        None, gt=0, description="Seconds a canary may hold (since its first task) before a promotion is put to "
+                                "a person anyway; unset: a hold never raises an item.")
+    release_risk: Risk = Field("high", description="Risk of a promotion or roll back item: the reason and "
+                                                   "approver rules (two-person rule) of that risk apply.")
+    release_deadline: float = Field(86400, gt=0, description="Seconds a person has to decide a promotion or roll "
+                                                             "back item; past it the item stays (never expired).")
     metrics: dict[str, MetricSetting] = Field(default_factory=dict)
 
     @field_validator("metrics")
@@ -130,6 +138,8 @@ class Contract(_Model):
     agent: str = Field(min_length=1)
     description: str = ""
     versions: dict[str, Stage] = Field(default_factory=dict, description="Autonomy stage of each version.")
+    release_hook: str | None = Field(None, description="URL told each change of a version's effective stage "
+                                                       "(allowlisted like callbacks; docs/autonomy.md).")
     tools: Allow = Field(default_factory=Allow)
     endpoints: Allow = Field(default_factory=Allow)
     actions: dict[str, ActionRule] = Field(default_factory=dict)

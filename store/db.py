@@ -32,6 +32,7 @@ AREAS = (
     "notify",
     "ingest_status",
     "suite",
+    "release",
 )
 
 # Applied to every read-write connection, in order. A writer waits this long

@@ -40,6 +40,7 @@ EXPIRY_ACTOR = "expiry-policy"
 STATUS_FOR = {"approve": "approved", "deny": "denied"}
 RISKS_NEEDING_REASON_TO_APPROVE = frozenset({"high", "critical"})
 MAX_REASON = 2000
+RELEASE = "release"  # escalations.kind of a promotion or roll back item (store/release.py)
 
 
 class DecisionError(Exception):
@@ -135,7 +136,7 @@ def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *,
         row = conn.execute(
             """SELECT task_id, risk, deadline, status, decided_by, decided_at, decision_reason, proposed_action,
                       first_approved_by, first_approved_at, first_approved_os_user, first_approved_ssh_client,
-                      first_approval_reason
+                      first_approval_reason, kind
                FROM escalations WHERE escalation_id = ?""",
             (escalation_id,),
         ).fetchone()
@@ -144,7 +145,9 @@ def _decide(conn: sqlite3.Connection, escalation_id: str, decision: Decision, *,
         if row["status"] != "pending":  # someone decided first: nothing written
             return Outcome(escalation_id, False, row["status"], row["decided_by"], row["decided_at"],
                            row["decision_reason"] or "")
-        expired = row["deadline"] < now and on_expiry != "keep"
+        # A promotion or roll back (store/release.py) is never decided by the expiry policy: past its
+        # deadline it waits for a person (an automatic approve would promote a release nobody looked at).
+        expired = row["deadline"] < now and on_expiry != "keep" and row["kind"] != RELEASE
         if expired:
             return _apply(conn, escalation_id, row, on_expiry, by=EXPIRY_ACTOR, now=now, origin=origin,
                           reason=_expiry_reason(on_expiry), requested=decision, requested_by=by,
@@ -253,6 +256,11 @@ def _apply(conn: sqlite3.Connection, escalation_id: str, row: sqlite3.Row, decis
     if requested is not None:
         detail.update(expired=True, requested=requested, requested_by=requested_by, requested_reason=requested_reason)
     audit.append(conn, ts=now, actor=by, kind="decision", subject=escalation_id, detail=detail)
+    if "kind" in row.keys() and row["kind"] == RELEASE:
+        from agentdeck.store import release
+
+        # Carried out in the decision's own transaction: the new stage is recorded with the decision or not at all.
+        release.carry_out(conn, escalation_id, decision, by=by, now=now, reason=reason)
     return Outcome(escalation_id, True, status, by, now, reason, expired=requested is not None or by == EXPIRY_ACTOR,
                    requested=requested, idempotency_key=key, first_approved_by=first)
 
@@ -262,7 +270,9 @@ def expire_due(conn: sqlite3.Connection, *, now: float, policy: ExpiryPolicy, li
     if policy == "keep":
         return []
     due = [r[0] for r in conn.execute(
-        "SELECT escalation_id FROM escalations WHERE status = 'pending' AND deadline < ? ORDER BY deadline LIMIT ?",
+        # Release items (kind 'release') are never expired: they wait for a person.
+        "SELECT escalation_id FROM escalations WHERE status = 'pending' AND deadline < ? AND kind IS NULL "
+        "ORDER BY deadline LIMIT ?",
         (now, limit),
     )]
     outcomes = []
@@ -303,7 +313,7 @@ def request_retry(conn: sqlite3.Connection, escalation_id: str, *, by: str, now:
 
 _LIST_COLUMNS = """escalation_id, task_id, ts, agent, risk, risk_rank, reason, deadline, policy_id,
     proposed_action, callback_url, status, decided_by, decided_at, decision_reason, delivery,
-    delivery_error, delivery_attempts, decided_os_user, decided_ssh_client, first_approved_by, first_approved_at"""
+    delivery_error, delivery_attempts, decided_os_user, decided_ssh_client, first_approved_by, first_approved_at, kind"""
 
 
 def pending(conn: sqlite3.Connection, limit: int = 500, *, last_urls: Sequence[str] = (),

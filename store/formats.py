@@ -23,15 +23,23 @@ def is_otlp(raw: bytes) -> bool:
 def decode(raw: bytes) -> list[tuple[object, str]]:
     """Decode one line into ``(event, payload_json)`` pairs; raises on a bad line.
 
-    A Collector line of metrics, logs or profiles (sent to the same file as
-    traces) gives no events: it is counted in ``otlp_files.skipped``.
+    A Collector line of logs gives the model messages it carries
+    (store/otlp_logs.py), attached to their spans' steps. A line of metrics
+    or profiles (sent to the same file as traces), or of logs without model
+    messages, gives no events: it is counted in ``otlp_files.skipped``.
     """
     if not raw.startswith(b'{"v":'):  # the common case first, cheaply
         if is_otlp(raw):
             from agentdeck.store import otlp
 
             return otlp.decode_line(raw)
-        from agentdeck.store import otlp_files
+        from agentdeck.store import otlp_files, otlp_logs
+
+        if otlp_logs.is_logs(raw):
+            items = otlp_logs.decode_line(raw)
+            if not items and not items.rejected:  # application logs, no model messages
+                otlp_files.count_skipped("logs")
+            return items
 
         if signal := otlp_files.other_signal(raw):
             otlp_files.count_skipped(signal)

@@ -71,6 +71,7 @@ def check(conn: sqlite3.Connection, now: float, *, child: ChildState | None = No
     live, last_seen, behind = _ingest(conn, now, child, stall_after, problems)
     _rejects(conn, now, db, problems)
     _deliveries(conn, problems)
+    _release_hooks(conn, problems)
     _compensations(conn, now, problems)
     # Two ingesters may report one path (a restart's overlap): once, the oldest.
     unique: dict[str, Problem] = {}
@@ -182,6 +183,32 @@ def _deliveries(conn, problems: list[Problem]) -> None:
             ("allow the callback host (--allow-host), then " if blocked else "")
             + "on Escalations (2) press h for decided ones, select it and press R to retry; the agent waits until then",
             "escalations"))
+
+
+def _release_hooks(conn, problems: list[Problem]) -> None:
+    """Stage changes (store/release.py) the release hook did not take, or that autonomy.jsonl could not hold."""
+    try:
+        rows = conn.execute(
+            """SELECT id, agent, version, stage, cause, escalation_id, hook_state, hook_error, publish_error, at
+               FROM stage_changes WHERE hook_state IN ('failed', 'blocked')
+               OR (publish_error IS NOT NULL AND published_at IS NULL) ORDER BY id DESC LIMIT ?""",
+            (LIST_LIMIT,)).fetchall()
+    except sqlite3.OperationalError:
+        return  # a store from before the release tables (read-only console): nothing to say
+    for r in rows:
+        blocked = r[6] == "blocked"
+        if r[6] in ("failed", "blocked"):
+            what = f"release hook {r[6]}: {r[1]} {r[2]} {r[4]} to {r[3]}"
+            detail = r[7] or "no detail"
+            todo = (("allow the hook's host (--allow-host), then " if blocked else "")
+                    + "on Escalations (2) press h, select the release item and press R to call the hook again "
+                    "(same Idempotency-Key); until then the agent's deployment has not heard of this stage")
+        else:
+            what = f"stage not published: {r[1]} {r[2]} {r[4]} to {r[3]}"
+            detail = r[8]
+            todo = "fix the outbox folder (space, permissions); the console publishes it again on its next tick"
+        problems.append(Problem(f"release:{r[0]}", "error", what, detail, r[9], todo,
+                                "escalations" if r[5] else ""))
 
 
 def _compensations(conn, now: float, problems: list[Problem]) -> None:

@@ -267,6 +267,8 @@ def prepare(parsed: Iterable[tuple[Any, str]], source_id: int | None, book: Any 
     deltas: dict[str, dict] = {}
     facts = p.facts
     for e, payload in parsed:
+        if e is None:
+            continue  # an OTLP log record's item: no event of its own (store/otlp_logs.py)
         ts = e.ts
         ts = ts.timestamp() if ts.tzinfo is not None else epoch(ts)
         task_id, seq, kind = e.task_id, e.seq, e.kind
@@ -463,7 +465,7 @@ def commit(
             if spans is not None:
                 kept = claim_spans(conn, spans)
                 if kept is not spans:  # some spans are stored already, or framed otherwise: write these
-                    prepared = prepare(kept, source_id)
+                    prepared = prepare(full_items(kept), source_id)
             _write_rows(conn, prepared)
             result = _finish(conn, source, prepared, rejects, new_offset, lines, derive)
     except Exception as exc:
@@ -538,6 +540,18 @@ def commit_lines(
     if source is not None and new_offset is not None:
         source["offset"] = new_offset
     return result
+
+
+def full_items(items: list) -> list:
+    """Items with their events: a parse process sends span items without them
+    (store/parallel.py); those ``claim`` kept are validated again from their payload."""
+    if all(item[0] is not None or not item[1] for item in items):
+        return items  # (an item without event or payload stands for an OTLP log record)
+    from agentdeck.store.otlp import SpanItem
+
+    validate = ev.event_adapter.validator.validate_json
+    return [item if item[0] is not None or not item[1] else
+            SpanItem(validate(item[1]), item[1], item.key, item.meta, item.source) for item in items]
 
 
 class _Rewritten(Exception):
@@ -627,10 +641,11 @@ def _write_rows(conn: sqlite3.Connection, p: Prepared) -> None:
     if decisions:
         # The agent reporting a decision it received: only fills a decision
         # the console does not already hold (the console's own is the record).
+        # Never a release item (kind 'release'): a trace cannot promote a version.
         conn.executemany(
             """UPDATE escalations SET status = CASE ? WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied' ELSE 'expired' END,
                decided_by = ?, decided_at = ?, decision_reason = ?
-               WHERE escalation_id = ? AND status = 'pending'""",
+               WHERE escalation_id = ? AND status = 'pending' AND kind IS NULL""",
             decisions,
         )
     if compensations:

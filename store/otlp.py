@@ -123,8 +123,8 @@ class SpanItem(tuple):
 
     ``meta`` is None for most items. Items that frame a task (task_start and
     task_end of the span chosen as the task's invocation) carry
-    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (what the part
-    becomes when another span of the trace frames the task: an item, or None
+    ``frame`` (rank, start_ns, span_id), ``agent`` and ``alt`` (the event fields the part
+    becomes when another span of the trace frames the task, or None
     for nothing); model steps may carry ``cost`` and any item ``session``.
     ``claim`` reads them inside the ingest transaction.
     """
@@ -216,19 +216,22 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
     part turned into the step it is when an earlier-stored span of its trace
     frames the task.
     """
-    rows = [(*item.key, item.source) for item in items if type(item) is SpanItem]
+    rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
+            for item in items if type(item) is SpanItem]
     keys = [row[:3] for row in rows]
     if len(set(keys)) == len(keys):
         conn.execute("SAVEPOINT otlp_claim")
         # rowcount counts the rows inserted, not what the receiver migration's
         # trigger writes (it notes a sender's name on its task).
         inserted = conn.executemany(
-            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source) VALUES (?, ?, ?, ?)", rows
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
+            "VALUES (?, ?, ?, ?, ?, ?)", rows
         ).rowcount
         all_new = inserted == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            return _settle(conn, items)
+            attached = _attach_logs(conn, items)
+            return attached if attached is not None else _settle(conn, items)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -242,6 +245,87 @@ def claim(conn: sqlite3.Connection, items: list) -> list | None:
     return keep
 
 
+_NO_STEP = (None, None)
+
+
+def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
+    """Attach what log records (store/otlp_logs.py) say to their spans' model steps.
+
+    Records of this batch are kept in ``otlp_logs``. A model step of this
+    batch whose span has records (here or stored) is rewritten: its summary
+    is the answer instead of the span's name, and it carries the records'
+    request and answer for the task (``_settle``); the rewritten items are
+    returned (the caller rolls back and claims those). A stored step gets the
+    answer of records that came after it. None: the items stand.
+    """
+    logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
+    steps = {item.key[:2]: item for item in items
+             if item.meta and "step" in item.meta and not item.meta.get("attached")}
+    if not logs and not steps:
+        return None
+    found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
+
+    def note(span: tuple[str, str], req, ans) -> None:
+        got = found.setdefault(span, [None, None])
+        if req is not None and (got[0] is None or tuple(req) < got[0]):
+            got[0] = tuple(req)
+        if ans is not None and (got[1] is None or tuple(ans) > got[1]):
+            got[1] = tuple(ans)
+
+    if logs:
+        conn.executemany(
+            "INSERT OR IGNORE INTO otlp_logs (trace_id, span_id, rec, req_ns, request, ans_ns, answer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*item.key, *(item.meta.get("req") or _NO_STEP), *(item.meta.get("ans") or _NO_STEP)) for item in logs])
+        for item in logs:
+            note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
+    if steps:
+        traces = sorted({trace for trace, _span in steps})
+        for trace, span, req_ns, req, ans_ns, ans in conn.execute(
+            "SELECT trace_id, span_id, req_ns, request, ans_ns, answer FROM otlp_logs "
+            "WHERE trace_id IN (SELECT value FROM json_each(?))", (json.dumps(traces),)
+        ):
+            if (trace, span) in steps:
+                note((trace, span), (req_ns, req) if req is not None else None, (ans_ns, ans) if ans is not None else None)
+    # Records whose step was stored earlier: its summary becomes the answer.
+    for span, (_req, ans) in found.items():
+        if span in steps or ans is None:
+            continue
+        row = conn.execute("SELECT step_seq, bare FROM otlp_spans WHERE trace_id = ? AND span_id = ? AND part = 'step'",
+                           span).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            continue
+        stored = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = 'reasoning' AND seq = ? "
+                              "ORDER BY id LIMIT 1", (task_id(span[0]), row[0])).fetchone()
+        if stored is not None:
+            fields = json.loads(stored[1])
+            fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[row[1]:])
+            _event, payload = encode(fields)
+            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, stored[0]))
+        conn.execute("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'", span)
+    if not any(span in found for span in steps):
+        return None
+    out = []
+    for item in items:
+        span = item.key[:2]
+        if item.meta and "step" in item.meta and not item.meta.get("attached") and span in found:
+            req, ans = found[span]
+            meta = {**item.meta, "attached": True}
+            fields = json.loads(item[1])
+            seq, bare = meta["step"]
+            if bare is not None and ans is not None:
+                fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[bare:])
+                meta["step"] = (seq, None)
+            if req is not None and (meta.get("req") is None or req < tuple(meta["req"])):
+                meta["req"] = req
+            if ans is not None and (meta.get("ans") is None or ans > tuple(meta["ans"])):
+                meta["ans"] = ans
+            out.append(_item(fields, item.key, meta))
+        else:
+            out.append(item)
+    return out
+
+
 def _meta(item) -> dict:
     return getattr(item, "meta", None) or {}
 
@@ -250,7 +334,8 @@ def _opt(value) -> tuple | None:
     return tuple(value) if value else None
 
 
-_TASK_COLUMNS = "rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer"
+_TASK_COLUMNS = ("rank, start_ns, span_id, agent, named, needs_req, needs_ans, req_ns, request, ans_ns, answer, "
+                 "own_answer")
 
 
 def _settle(conn: sqlite3.Connection, items: list) -> list | None:
@@ -330,7 +415,8 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             if v == "lose":
                 alt = meta.get("alt")
                 if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
-                    rewritten.append(alt)
+                    rewritten.append(_item(alt, item.key[:2] + ("start",), {"ans": meta["ans"]} if meta.get("ans")
+                                           else None))
             elif v == "refill":
                 used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
                 fields = json.loads(item[1])
@@ -344,14 +430,20 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         if row is not None:
             _demote(conn, trace, row, meta)
         conn.execute(
-            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
+                                          own_answer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
                span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
-               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans""",
+               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
             (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
-             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0),
+             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
+             meta["ans"][1] if meta.get("ans") else None),
         )
+        # The task row says whether its agent is a stand-in (the service's name); a row
+        # created later in this transaction gets it from a trigger (migrations/otlp.py).
+        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
+                     (0 if meta.get("named") else 1, task_id(trace)))
     changed = {c[0] for c in changes}
     for trace in set(best_req) | set(best_ans):
         row = stored.get(trace)
@@ -413,8 +505,10 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
     end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
     gone = [r[0] for r in rows]
     if start is not None and row[4] and row[3] != winner.get("agent"):
+        # Its own answer (the task's summary may have been another agent's or a model call's).
+        own = row[11] or "" if row[6] else end.get("summary", "")
         plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
-                              end.get("outcome", "success"), "" if row[6] else end.get("summary", ""))
+                              end.get("outcome", "success"), own)
         event, payload = encode(plan)
         start_id = next(r[0] for r in rows if r[1] == "task_start")
         conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
@@ -641,7 +735,40 @@ def spans_from_json(doc: Any, rejected: list[BadSpan] | None = None) -> list[Spa
     return spans
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex_id(value: Any, nchars: int) -> str | None:
+    """The hot path of ``_id``: lowercase hex of the right length, not all zeros (else None: the slow path)."""
+    if type(value) is str and len(value) == nchars and _HEX.issuperset(value) and value.strip("0"):
+        return value
+    return None
+
+
 def _json_span(span: dict, where: str, resource: dict) -> Span:
+    # The hot path: a span as SDKs and the Collector write it (camelCase keys, hex ids,
+    # times as digit strings, a status with an integer code); anything else takes the
+    # checked path below, which says what is wrong.
+    status = span.get("status")
+    trace_id, span_id, parent = _hex_id(span.get("traceId"), 32), _hex_id(span.get("spanId"), 16), \
+        span.get("parentSpanId")
+    start, end, name = span.get("startTimeUnixNano"), span.get("endTimeUnixNano"), span.get("name")
+    if (trace_id and span_id and (not parent or _hex_id(parent, 16)) and type(start) is str and start.isdigit()
+            and len(start) < 20 and type(end) is str and end.isdigit() and len(end) < 20 and type(name) is str
+            and len(name) <= _SHORT_TEXT and span.get("events") in (None, [])
+            and (status is None or (type(status) is dict and status.keys() <= {"code", "message"}
+                                    and type(status.get("code", 0)) is int and 0 <= status.get("code", 0) <= 2
+                                    and type(status.get("message", "")) is str
+                                    and len(status.get("message", "")) <= _SHORT_TEXT))):
+        start_ns, end_ns = int(start), int(end)
+        return Span(trace_id, span_id, parent or None, name, start_ns, end_ns or start_ns,
+                    status is not None and status.get("code") == 2,
+                    "" if status is None else status.get("message", ""),
+                    _attributes(span.get("attributes"), where), [], resource)
+    return _checked_json_span(span, where, resource)
+
+
+def _checked_json_span(span: dict, where: str, resource: dict) -> Span:
     error, message = _status(span.get("status"), f"{where}.status")
     parent = _field(span, "parentSpanId", "parent_span_id")
     events = []
@@ -1070,11 +1197,19 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         name = start["agent"] if rank == RANK_AGENT else None
         plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
             if name else None
-        alt = _item(plan, (span.trace_id, span.span_id, "start")) if plan else None
+        alt = plan  # encoded only if another span frames the task (claim)
         frame = (rank, span.start_ns, span.span_id)
+        # A named agent's own answer competes, by end time, for the task's answer: after a
+        # handoff the last agent answers (not the first); a sub-agent called from a tool ends
+        # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
+        # is the task's own and stands.
+        fixed = bool(failure or _first(a, "agentdeck.summary"))
+        own_ans = (span.end_ns, end["summary"]) if name and end["summary"] and not fixed else None
         if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"]
+            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
             req, ans = fallback or (None, None)
+            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+                ans = own_ans
             if needs_req and req:
                 start["request"] = req[1]
             if needs_ans and ans:
@@ -1082,10 +1217,11 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
                       "needs_ans": needs_ans}
             add("start", span.start_ns, FIRST_SEQ, start,
-                {**common, "alt": alt, "session": session, "used": req if needs_req else None})
-            add("end", span.end_ns, LAST_SEQ, end, {**common, "alt": None, "used": ans if needs_ans else None})
+                {**common, "alt": alt, "session": session, "used": req if needs_req else None, "ans": own_ans})
+            add("end", span.end_ns, LAST_SEQ, end,
+                {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
         elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session}))  # type: ignore[arg-type]
+            made.append(("start", plan, {"session": session, "ans": own_ans}))  # type: ignore[arg-type]
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
@@ -1123,6 +1259,12 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         summary = _first(a, "agentdeck.summary") or failure or said or span.name
         cost = span_cost(a)
         meta: dict[str, Any] = {}
+        summary_text = content.short(str(summary))
+        if kind == "model":
+            # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
+            # while the summary is the span's name, how much of it the answer replaces.
+            bare = summary is span.name and not said
+            meta["step"] = (step_seq(span.start_ns), len(summary_text) if bare else None)
         if kind == "model":
             if asked := _text(content.short(content.first_user_text(a))):
                 meta["req"] = (span.start_ns, asked)
@@ -1136,7 +1278,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "kind": "reasoning",
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
-            "summary": _text(content.short(str(summary)) + _usage_note(a, cost) + note),
+            "summary": _text(summary_text + _usage_note(a, cost) + note),
             "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
             "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
             "status": "error" if span.error else "ok",
@@ -1186,8 +1328,12 @@ def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None =
 def encode(fields: dict[str, Any]) -> tuple[Any, str]:
     """An event validated from the fields built here, and its payload. (Building the payload
     by hand and skipping validation was measured: no faster than pydantic's Rust core.)"""
-    event = ev.event_adapter.validate_python(fields)
-    return event, event.model_dump_json(exclude_none=True)
+    event = _validate(fields)
+    return event, event.__pydantic_serializer__.to_json(event, exclude_none=True).decode()
+
+
+# The core validator itself: the TypeAdapter wrapper costs as much again per event.
+_validate = ev.event_adapter.validator.validate_python
 
 
 def _tool_value(value: Any) -> Any:

@@ -112,6 +112,12 @@ def _message_text(message: Any) -> str:
     return text.strip()
 
 
+@_tolerant(lambda *a: "")
+def message_text(message: Any) -> str:
+    """One message as a person reads it: its text, else the tool calls it asks for."""
+    return _message_text(message)
+
+
 def _role(message: Any) -> str | None:
     if isinstance(message, (list, tuple)) and len(message) == 2:
         return str(message[0])

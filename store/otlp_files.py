@@ -1,8 +1,9 @@
 """What the OpenTelemetry Collector's file exporter writes, beyond one trace request a line.
 
-* ``format: json`` with traces, metrics and logs sent to one path: the
-  metrics and logs lines (``resourceMetrics``, ``resourceLogs``,
-  ``resourceProfiles``) are not traces; they are skipped and counted
+* ``format: json`` with traces, metrics and logs sent to one path: logs
+  lines (``resourceLogs``) are read for the model messages some
+  instrumentations log (store/otlp_logs.py); metrics and profiles lines,
+  and logs lines without model messages, are skipped and counted
   (``skipped``), never rejected.
 * A JSON document pretty-printed over several lines (``{`` alone on its
   first line, ``}`` alone on its last): read as one document, rejected (if
@@ -25,8 +26,9 @@ PROTO_SUFFIXES = (".binpb", ".pb")
 PROTO_PATTERNS = ("*.binpb", "*.pb")
 MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is not a record: the file is damaged here
 
+# Logs lines are read (store/otlp_logs.py: model messages as log records); one
+# without model messages is counted as skipped "logs" there.
 _OTHER_SIGNALS = {b'"resourceMetrics"': "metrics", b'"resource_metrics"': "metrics",
-                  b'"resourceLogs"': "logs", b'"resource_logs"': "logs",
                   b'"resourceProfiles"': "profiles", b'"resource_profiles"': "profiles"}
 
 # Lines of other signals skipped so far in this process, by signal (shown by `agentdeck ingest`).

@@ -35,6 +35,8 @@ only; a TLS context that requires client certificates names the sender
 
 from __future__ import annotations
 
+from typing import Any
+
 import io
 import json
 import logging
@@ -52,7 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agentdeck.store import otlp, postcommit
+from agentdeck.store import otlp, otlp_logs, postcommit
 from agentdeck.store.db import connect
 from agentdeck.store.ingest import MAX_REJECT_RAW, BatchResult, apply_batch, describe_error
 from agentdeck.store.otlp_auth import Authenticator, RefusalLog, Token, peer_name
@@ -62,7 +64,8 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/traces"
 LANGFUSE_PATH = "/api/public/otel/v1/traces"  # Langfuse SDKs export here by default
-PATHS = frozenset({PATH, LANGFUSE_PATH})
+LOGS_PATH = "/v1/logs"  # model messages as log records (store/otlp_logs.py)
+PATHS = frozenset({PATH, LANGFUSE_PATH, LOGS_PATH})
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 # The Collector's own OTLP receiver accepts 20 MiB by default.
@@ -100,6 +103,8 @@ class HttpError(Exception):
 class ReceiverStats:
     requests: int = 0  # answered 200
     spans: int = 0  # accepted
+    log_records: int = 0  # accepted at /v1/logs (model messages)
+    rejected_log_records: int = 0
     events: int = 0  # stored
     rejected: int = 0  # requests refused as a whole
     rejected_spans: int = 0  # spans left out of accepted requests
@@ -131,15 +136,24 @@ def status_body(code: int, message: str, content_type: str) -> bytes:
     return json.dumps({"code": code, "message": message}).encode("utf-8")
 
 
-def export_response(rejected: int, message: str, content_type: str) -> bytes:
-    """An ExportTraceServiceResponse: empty when all was accepted, else with partial_success."""
+def export_response(rejected: int, message: str, content_type: str, logs: bool = False) -> bytes:
+    """An ExportTraceServiceResponse (ExportLogsServiceResponse for ``logs``): empty when all
+    was accepted, else with partial_success."""
     if not rejected and not message:
         return b"" if content_type == PROTOBUF else b"{}"
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
 
-    response = pb.ExportTraceServiceResponse(
-        partial_success=pb.ExportTracePartialSuccess(rejected_spans=rejected, error_message=message))
+    response: Any
+    if logs:
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as lpb
+
+        response = lpb.ExportLogsServiceResponse(
+            partial_success=lpb.ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message))
+    else:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+
+        response = pb.ExportTraceServiceResponse(
+            partial_success=pb.ExportTracePartialSuccess(rejected_spans=rejected, error_message=message))
     if content_type == PROTOBUF:
         return response.SerializeToString()
     return json_format.MessageToJson(response, indent=None).encode("utf-8")
@@ -368,15 +382,19 @@ class Receiver:
     # -- writing -------------------------------------------------------------
 
     def ingest(self, body: bytes, content_type: str, *, source: Token | str | None = None,
-               deadline: float | None = None, where: str = "") -> tuple[int, list[otlp.BadSpan]]:
-        """Decode and commit one request body, leaving out the spans that cannot
-        be taken. Returns (spans accepted, spans refused). Raises HttpError when
-        the body as a whole is unusable or the store unavailable."""
+               deadline: float | None = None, where: str = "", logs: bool = False) -> tuple[int, list[otlp.BadSpan]]:
+        """Decode and commit one request body (of traces, or of ``logs``), leaving out the spans
+        or records that cannot be taken. Returns (spans or records accepted, those refused).
+        Raises HttpError when the body as a whole is unusable or the store unavailable."""
         token = source if isinstance(source, Token) else None
         name = source.name if isinstance(source, Token) else source
         bad: list[otlp.BadSpan] = []
         try:
-            if content_type == PROTOBUF:
+            if logs:
+                items = otlp_logs.decode_protobuf(body, partial=True) if content_type == PROTOBUF \
+                    else otlp_logs.decode_json(body, partial=True)
+                bad.extend(otlp.BadSpan(reason) for reason in items.rejected)
+            elif content_type == PROTOBUF:
                 spans = otlp.spans_from_protobuf(body, bad)
             else:
                 spans = otlp.spans_from_json(otlp.load_json(body), bad)
@@ -384,7 +402,8 @@ class Receiver:
             raise HttpError(400, INVALID_ARGUMENT, str(exc), record=True) from None
         except RecursionError:  # nesting deeper than the decoder's stack
             raise HttpError(400, INVALID_ARGUMENT, "body nested too deeply", record=True) from None
-        items = otlp.to_events(spans, bad)
+        if not logs:
+            items = otlp.to_events(spans, bad)
         groups: dict[tuple[str, str], list[otlp.SpanItem]] = {}
         for item in items:
             item.source = name
@@ -411,9 +430,15 @@ class Receiver:
             self.pool.put((conn, hooks))
         events = sum(r.events for r in results)
         with self._lock:
-            self.stats.spans += accepted
+            if logs:
+                self.stats.log_records += accepted
+            else:
+                self.stats.spans += accepted
             self.stats.events += events
-            self.stats.rejected_spans += len(bad)
+            if logs:
+                self.stats.rejected_log_records += len(bad)
+            else:
+                self.stats.rejected_spans += len(bad)
         if self.on_commit is not None and results:
             merged = BatchResult(events=events, rejects=sum(r.rejects for r in results))
             for r in results:
@@ -440,7 +465,7 @@ class Receiver:
                 bad.append(otlp.BadSpan(
                     f"span {first.key[1]} of trace {first.key[0]}: cannot be stored: {describe_error(exc)}",
                     json.dumps({"traceId": first.key[0], "spanId": first.key[1],
-                                "events": [json.loads(i[1]) for i in groups[0]]}).encode()[:MAX_REJECT_RAW]))
+                                "events": [json.loads(i[1]) for i in groups[0] if i[1]]}).encode()[:MAX_REJECT_RAW]))
                 return 0
             mid = len(groups) // 2
             return self._commit(conn, groups[:mid], bad, results) + self._commit(conn, groups[mid:], bad, results)
@@ -474,30 +499,24 @@ def _allowed(conn: sqlite3.Connection, token: Token, groups: list[list[otlp.Span
     """The groups (spans) ``token`` may write: no span may start a task for an
     agent not in the token's list, nor add to a task of such an agent (known
     from the store or from an agent span in this request)."""
-    tasks = {g[0][0].task_id for g in groups}
+    tasks = {otlp.task_id(g[0].key[0]) for g in groups}
     owners: dict[str, set[str]] = {t: set() for t in tasks}
-    # A task framed so far only by a span naming no agent carries its service's
-    # name as a stand-in (store.otlp): no sender owns it until an agent span
-    # arrives, which then frames it. Only a named agent, or a native task's
-    # agent, owns a task.
-    traces = {g[0].key[0]: g[0][0].task_id for g in groups}
-    stand_in = {traces[t] for (t,) in conn.execute(
-        "SELECT trace_id FROM otlp_tasks WHERE named = 0 AND trace_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted(traces)),))}
+    # A stored stand-in agent (the service's name, until a span names an agent:
+    # tasks.agent_stand_in) owns nothing; a named agent, or a native task's agent, does.
     for task_id, agent in conn.execute(
-        "SELECT task_id, agent FROM tasks WHERE agent IS NOT NULL AND task_id IN (SELECT value FROM json_each(?))",
+        "SELECT task_id, agent FROM tasks WHERE agent IS NOT NULL AND NOT agent_stand_in "
+        "AND task_id IN (SELECT value FROM json_each(?))",
         (json.dumps(sorted(tasks)),),
     ):
-        if task_id not in stand_in:
-            owners[task_id].add(agent)
+        owners[task_id].add(agent)
     for g in groups:
         for event, _payload in g:
-            if event.kind == "task_start":
+            if event is not None and event.kind == "task_start":
                 owners[event.task_id].add(event.agent)
     allowed = ", ".join(sorted(token.agents or ()))
     kept = []
     for g in groups:
-        task_id = g[0][0].task_id
+        task_id = otlp.task_id(g[0].key[0])
         foreign = sorted(a for a in owners[task_id] if not token.may_write(a))
         if not foreign:
             kept.append(g)
@@ -706,11 +725,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         content_type = self.headers.get_content_type()
         receiver = self.receiver
+        logs = urlsplit(self.path).path == LOGS_PATH
         body = b""
         source: str | None = None
         try:
             if urlsplit(self.path).path not in PATHS:
-                raise HttpError(404, NOT_FOUND, f"no such path: {self.path[:100]} (traces go to {PATH})")
+                raise HttpError(404, NOT_FOUND, f"no such path: {self.path[:100]} (traces go to {PATH}, "
+                                                f"logs to {LOGS_PATH})")
             token, source = self._authenticate()
             self._throttle(token, None)
             if content_type not in (JSON, PROTOBUF):
@@ -730,7 +751,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if encoding == "gzip":
                     body = gunzip(body, receiver.max_body)
                 accepted, bad = receiver.ingest(body, content_type, source=token or source,
-                                                deadline=self.deadline, where=self._where())
+                                                deadline=self.deadline, where=self._where(), logs=logs)
             finally:
                 receiver._bodies.release()
             if bad and not accepted:
@@ -752,7 +773,7 @@ class _Handler(BaseHTTPRequestHandler):
         with receiver._lock:
             receiver.stats.requests += 1
         reply_type = PROTOBUF if content_type == PROTOBUF else JSON
-        self._reply(200, export_response(len(bad), _summary(bad), reply_type), reply_type)
+        self._reply(200, export_response(len(bad), _summary(bad), reply_type, logs), reply_type)
 
     def _not_allowed(self) -> None:
         if urlsplit(self.path).path in PATHS:

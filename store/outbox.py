@@ -18,7 +18,7 @@ import json
 import os
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,9 +41,21 @@ class OutboxLine(BaseModel):
     reason: str = ""
     expired: bool = Field(False, description="True when the deadline passed and the expiry policy decided.")
     idempotency_key: str = Field(description="Same for every delivery of this decision; dedup on it.")
+    # A promotion or roll back item (store/release.py): what was decided about which version. Absent otherwise.
+    release: dict[str, Any] | None = Field(None, description="agent, version, action, from and to stage.")
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        # Lines of agents' escalations stay as they were (no "release" key).
+        return self.model_dump_json(exclude={"release"} if self.release is None else None)
+
+
+class Line(Protocol):
+    """What ``append_once`` writes: a decision, or a stage change (store/release.py)."""
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+    def to_json(self) -> str: ...
 
 
 def iso(ts: float) -> str:
@@ -53,7 +65,17 @@ def iso(ts: float) -> str:
 def line_for(row) -> OutboxLine:
     """The outbox line for a decided escalation row (a mapping with the escalations columns)."""
     status = row["status"]
+    release = None
+    if "kind" in row.keys() and row["kind"] == "release":
+        try:
+            action = json.loads(row["proposed_action"] or "{}")
+            params = action.get("params") or {}
+            release = {"agent": params.get("agent"), "version": params.get("version"),
+                       "action": action.get("operation"), "from": params.get("from"), "to": params.get("to")}
+        except (ValueError, AttributeError):
+            release = {}
     return OutboxLine(
+        release=release,
         escalation_id=row["escalation_id"],
         task_id=row["task_id"],
         decision="approve" if status == "approved" else "deny",
@@ -96,7 +118,7 @@ def read(path: Path) -> list[dict]:
     return out
 
 
-def append_once(path: Path, line: OutboxLine, *, check: bool = True) -> bool:
+def append_once(path: Path, line: Line, *, check: bool = True) -> bool:
     """Append the line unless its idempotency key is already there. True if written.
 
     ``check=False`` skips reading the file for the key: for a decision never

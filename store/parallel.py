@@ -22,11 +22,16 @@ _BOOKS: dict = {}  # in a worker: contract books by token, unpickled once each
 
 def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None = None,
                 book_token=None) -> tuple | None:
-    """In a worker: the prepared rows, rejects and line count for one chunk of complete lines.
+    """In a worker: the prepared rows, rejects, line count and span items (or None) for one chunk
+    of complete lines.
 
-    None for a chunk holding OpenTelemetry spans; ``(None, [], lines)`` when
+    A chunk of OpenTelemetry spans comes back with its span items (without
+    their events) for the ingesting process to ``claim``. None for a chunk
+    the serial path must read (native events and spans mixed, pretty-printed
+    documents, lines of other signals); ``(None, [], lines, None)`` when
     preparing it failed (a line to isolate).
     """
+    from agentdeck.store import otlp_files
     from agentdeck.store.ingest import decode_chunk, prepare
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
@@ -37,15 +42,47 @@ def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None 
             if book is None:
                 _BOOKS.clear()
                 book = _BOOKS[book_token] = pickle.loads(book_blob)
+        if _serial_only(data):
+            return None
+        skipped = sum(otlp_files.skipped.values())
         parsed, rejects, nlines = decode_chunk(data, base)
-        if any(type(item) is not tuple for item in parsed):
-            return None  # OpenTelemetry spans: the ingesting process reads this part itself
+        if sum(otlp_files.skipped.values()) != skipped:
+            return None  # lines of other signals: counted where the operator sees the count
+        spans = _light_spans(parsed)
+        if spans is None:
+            return None  # native events and spans mixed: the ingesting process reads this part itself
         try:
-            return prepare(parsed, source_id, book, book_token), rejects, nlines
+            # Tasks built from spans are checked against contracts where they are
+            # claimed (claim may reframe them), so no book here for spans.
+            return (prepare(parsed, source_id, None if spans else book, None if spans else book_token),
+                    rejects, nlines, spans or None)
         except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
-            return None, [], nlines
+            return None, [], nlines, None
     finally:
         gc.enable()
+
+
+def _serial_only(data: bytes) -> bool:
+    """A chunk holding a pretty-printed OTLP document (``{`` alone on a line): only the serial path
+    joins its lines (store/otlp_files.py)."""
+    return data.startswith((b"{\n", b"{\r\n")) or b"\n{\n" in data or b"\n{\r\n" in data
+
+
+def _light_spans(parsed: list) -> list | None:
+    """Span items without their validated event, for ``claim`` in the ingesting process:
+    ``[]`` for a chunk of native events only, None for a mix (read serially).
+
+    Sending the events back would mean pickling a pydantic model each; the
+    rows are in the prepared batch already, and an item ``claim`` rewrites
+    is validated again from its payload there (store/ingest.py ``full_items``).
+    """
+    from agentdeck.store.otlp import SpanItem
+
+    spans = [SpanItem(None, item[1], item.key, item.meta, item.source) for item in parsed
+             if type(item) is SpanItem]
+    if spans and len(spans) != len(parsed):
+        return None
+    return spans
 
 
 def _warm() -> None:

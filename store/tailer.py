@@ -380,9 +380,12 @@ class Tailer:
             return  # everything in this file was read, maybe through a copy of it
         src["offset"] = start
         proto = otlp_files.is_proto(src["path"])
-        if self.parse_pool is not None and size - start > self.batch_bytes and not proto:
-            self._read_parallel(fd, size, src, stats)
         while src["offset"] < size and not self._stopping():
+            if self.parse_pool is not None and size - src["offset"] > self.batch_bytes and not proto:
+                # Until a chunk only the serial path reads (then one batch here, and back).
+                self._read_parallel(fd, size, src, stats)
+                if src["offset"] >= size or self._stopping():
+                    return
             start = src["offset"]
             gc_was = gc.isenabled()
             gc.disable()  # many short-lived objects and no cycles: collecting costs ~30% here
@@ -441,12 +444,13 @@ class Tailer:
                 # POOL_TXN and cost less per event.
                 group: list = []
                 rejects: list = []
+                spans: list | None = None  # a group is all spans (claimed on commit) or all native events
                 nlines, new_offset = 0, src["offset"]
                 while pending and (not group or (pending[0][1].done() and new_offset - src["offset"] < POOL_TXN)):
                     end, future = pending.popleft()
                     done = future.result()
                     if done is None:
-                        pending.appendleft((end, future))  # spans: the serial path reads from here
+                        pending.appendleft((end, future))  # mixed or pretty-printed: the serial path reads from here
                         break
                     if done[0] is None:  # a line the worker could not prepare: this chunk alone, line by line
                         if group:
@@ -455,14 +459,19 @@ class Tailer:
                         self._commit(fd, size, src, stats, end, None, None, [], done[2], None)
                         submit()
                         continue
+                    if group and (spans is None) != (done[3] is None):
+                        pending.appendleft((end, future))
+                        break
                     group.append(done[0])
+                    if done[3] is not None:
+                        spans = (spans or []) + done[3]
                     rejects.extend(done[1])
                     nlines += done[2]
                     new_offset = end
                     submit()
                 if not group:
                     return
-                self._commit(fd, size, src, stats, new_offset, merge(group), None, rejects, nlines, None)
+                self._commit(fd, size, src, stats, new_offset, merge(group), spans, rejects, nlines, None)
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache_was)}")
             if gc_was:

@@ -28,7 +28,12 @@ def requests(path: Path) -> list[bytes]:
 
 
 def fixture(framework: str) -> Path:
-    return next((FIXTURES / framework).glob("*.otlp.pb"))
+    """The framework's trace requests (not its ``*.logs.otlp.pb``: log requests, where captured)."""
+    return next(p for p in sorted((FIXTURES / framework).glob("*.otlp.pb")) if not p.name.endswith(".logs.otlp.pb"))
+
+
+def log_fixture(framework: str) -> Path:
+    return next((FIXTURES / framework).glob("*.logs.otlp.pb"))
 
 
 def spans(framework: str) -> list:

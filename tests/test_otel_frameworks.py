@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agentdeck.console.widgets.task_filter import describe, parse_filter
@@ -49,6 +51,7 @@ def test_openai_agents_with_the_opentelemetry_instrumentation():
     conn = store_of("openai-agents-otel")
     ok, failed = tasks(conn)  # two runs; the "Agent workflow" root is not the agent
     assert (ok["agent"], ok["version"], ok["request"], ok["outcome"]) == ("triage_agent", "2.3.0", REFUND_REQUEST, "success")
+    assert ok["agent_stand_in"] == 0
     assert ok["tokens"] == 86 + 21 + 101 + 19 + 104 + 21 + 119 + 16  # both agents' model calls
     assert [t[0] for t in tools(conn, ok["task_id"])] == ["lookup_order", "issue_refund"]
     assert "handoff triage_agent → refund_agent" in plans(conn, ok["task_id"])
@@ -59,6 +62,40 @@ def test_openai_agents_with_the_opentelemetry_instrumentation():
     assert (failed["agent"], failed["outcome"]) == ("triage_agent", "failed")
     end = steps(conn, failed["task_id"])[-1][1]
     assert "429" in end["summary"] and "Rate limit" in end["summary"]
+
+
+FINAL_ANSWER = 'Done. {"order": "order-1042", "amount": 80.5, "customer": "alice"}'
+
+
+@pytest.mark.parametrize("arrival", ["one request", "a span a request", "reversed", "shuffled"])
+def test_after_a_handoff_the_task_answer_is_the_last_agents(arrival):
+    """triage_agent hands off to refund_agent, which answers: the task's summary is that final
+    answer (not triage_agent's hand-off call), and refund_agent's summary is on its step,
+    however the spans are grouped and ordered."""
+    for framework in ("openai-agents-otel", "openai-agents-openinference"):
+        ss = spans(framework)
+        if arrival == "reversed":
+            ss = ss[::-1]
+        elif arrival == "shuffled":
+            random.Random(3).shuffle(ss)
+        conn = connect(":memory:")
+        ingest_spans(conn, ss, None if arrival == "one request" else 1)
+        ok = tasks(conn)[0]
+        end = steps(conn, ok["task_id"])[-1]
+        assert end[0] == "task_end" and end[1]["summary"].startswith(FINAL_ANSWER), (framework, end)
+        assert "transfer_to_refund_agent" not in end[1]["summary"]
+        if framework == "openai-agents-otel":  # OpenInference's agent spans carry no output
+            sub = [p for p in plans(conn, ok["task_id"]) if p.startswith("sub-agent refund_agent")]
+            assert len(sub) == 1 and "→ " + FINAL_ANSWER in sub[0]
+
+
+def test_a_delegating_agent_keeps_its_own_answer():
+    """pydantic-ai: the sub-agent runs inside a tool of support_agent, which answers last."""
+    conn = store_of("pydantic-ai")
+    ok = tasks(conn)[0]
+    summary = steps(conn, ok["task_id"])[-1][1]["summary"]
+    sub = plans(conn, ok["task_id"])[0]
+    assert summary and summary not in sub  # the caller's answer, not the sub-agent's
 
 
 def test_openai_agents_with_openinference():

@@ -259,3 +259,61 @@ def test_a_tool_output_over_64_kib_is_cut_and_the_result_says_so():
     result = steps_of(events, "tool_result")[0]
     assert result["output"]["note"] == "[truncated over 64 KiB: gen_ai.tool.call.result]"
     assert result["output"]["output"].endswith("… [truncated by agentdeck: 70000 bytes, limit 65536]")
+
+
+# -- the hot path of JSON spans decodes exactly as the checked path ---------------
+
+from hypothesis import HealthCheck as _HC, given as _given, settings as _settings, strategies as _st  # noqa: E402
+
+_hex = _st.text("0123456789abcdef", min_size=0, max_size=34)
+_idish = _st.one_of(_st.text("0123456789abcdef", min_size=32, max_size=32),
+                    _st.text("0123456789abcdef", min_size=16, max_size=16), _hex, _st.sampled_from(["", "0" * 32, "0" * 16, "AAAAAAAAAAAAAAAAAAAAAA==", "Q" * 16]),
+                    _st.integers(), _st.none(), _st.text(max_size=34))
+_nanos = _st.one_of(_st.integers(0, 2**64 - 1).map(str), _st.integers(-5, 2**70), _st.sampled_from(["", "-1", "1e9",
+                                                                                                        " 12", "١٢"]),
+                    _st.none(), _st.floats())
+_status = _st.one_of(_st.none(), _st.fixed_dictionaries({}, optional={
+    "code": _st.one_of(_st.integers(-1, 3), _st.sampled_from(["STATUS_CODE_ERROR", "STATUS_CODE_OK", "x"]), _st.none(),
+                       _st.booleans()),
+    "message": _st.one_of(_st.text(max_size=20), _st.integers(), _st.none())}), _st.integers(), _st.text(max_size=3))
+_span = _st.fixed_dictionaries({}, optional={  # any subset of a span's fields, any values
+    "traceId": _idish, "spanId": _idish, "parentSpanId": _idish, "name": _st.one_of(_st.text(max_size=20), _st.none(),
+                                                                                    _st.integers()),
+    "startTimeUnixNano": _nanos, "endTimeUnixNano": _nanos, "status": _status,
+    "events": _st.one_of(_st.just([]), _st.none(), _st.just({}), _st.just([{"name": "e"}])),
+    "attributes": _st.just([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]),
+    "trace_id": _idish,
+})
+
+
+_GOOD = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+         "parentSpanId": "00f067aa0ba902b7", "name": "chat", "startTimeUnixNano": "1796003323403788605",
+         "endTimeUnixNano": "1796003323503788605", "status": {"code": 1}, "events": []}
+
+
+@_st.composite
+def _spans(draw):
+    """Mostly well-formed SDK output with a few fields changed or dropped (both paths taken)."""
+    span = dict(_GOOD)
+    for key in draw(_st.lists(_st.sampled_from(sorted(_GOOD)), max_size=1)):
+        del span[key]
+    fields = {"traceId": _idish, "spanId": _idish, "parentSpanId": _idish, "startTimeUnixNano": _nanos,
+              "endTimeUnixNano": _nanos, "status": _status, "trace_id": _idish,
+              "name": _st.one_of(_st.text(max_size=20), _st.none(), _st.integers())}
+    for key in draw(_st.lists(_st.sampled_from(sorted(fields)), max_size=2, unique=True)):
+        span[key] = draw(fields[key])
+    return span
+
+
+@_settings(max_examples=400, deadline=None, suppress_health_check=[_HC.too_slow])
+@_given(_st.one_of(_span, _spans(), _spans(), _spans()))
+def test_the_json_span_hot_path_decodes_as_the_checked_path(span):
+    """Any span object: the hot path (well-formed SDK output) and the checked path give the same
+    span, or the same refusal -- the hot path only skips checks that cannot fail."""
+    def run(fn):
+        try:
+            return fn(span, "s", {})
+        except (otlp.OtlpError, ValueError, TypeError) as exc:
+            return type(exc).__name__, str(exc)
+
+    assert run(otlp._json_span) == run(otlp._checked_json_span)

@@ -259,3 +259,18 @@ def test_a_task_first_written_without_a_source_gets_one_from_a_later_sender(tmp_
         assert export(guarded, root, headers={"Authorization": f"Bearer {TOKEN_A}"}) == SpanExportResult.SUCCESS
     task = tasks(db)[otlp.task_id(trace_hex(spans))]
     assert task["source"] == "host-a" and task["agent"] == "refund-agent" and task["events"] == 4
+
+
+def test_a_stand_in_agent_owns_nothing_until_a_named_agent_frames_the_task(guarded):
+    """Spans naming no agent make a task shown under the service's name, marked as a stand-in
+    (tasks.agent_stand_in): a source limited to refund-agent may then add the invoke_agent span
+    that names it, and from then on the task is refund-agent's."""
+    spans = agent_spans("refund-agent")
+    root = [s for s in spans if s.parent is None]
+    tools = [s for s in spans if s.parent is not None]
+    assert export(guarded, tools, headers={"Authorization": f"Bearer {TOKEN_B}"}) == SpanExportResult.SUCCESS
+    task = tasks(guarded.db_path)[otlp.task_id(trace_hex(spans))]
+    assert (task["agent"], task["agent_stand_in"]) == ("refund-agent-service", 1)
+    assert export(guarded, root, headers={"Authorization": f"Bearer {TOKEN_A}"}) == SpanExportResult.SUCCESS
+    task = tasks(guarded.db_path)[otlp.task_id(trace_hex(spans))]
+    assert (task["agent"], task["agent_stand_in"]) == ("refund-agent", 0)

@@ -35,6 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--differences", type=int, default=8, metavar="N",
                    help="list the N tools, sequences, policy outcomes, escalation reasons and actions whose share "
                         "of tasks differs most between the versions (default 8; 0: none)")
+    p.add_argument("--enqueue", action="store_true",
+                   help="also put a promote or roll back verdict (or a hold past the contract's escalate_hold_after) "
+                        "in the Escalations queue, once per version and transition; a roll back demotes the canary "
+                        "to assisted at once (docs/canary.md)")
+    p.add_argument("--outbox", metavar="PATH",
+                   help="with --enqueue: the decisions outbox; stage changes are published to autonomy.jsonl beside "
+                        "it (default: not published here; a running console publishes them on its next tick)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="with --enqueue --outbox: a host the contract's release_hook may be called on")
     # argparse exits 2 on a usage error, which here means "roll back": the CLI's parser uses this instead.
     p.usage_exit = EXIT_ERROR  # type: ignore[attr-defined]
 
@@ -94,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         hint = f"versions of {args.agent}: {', '.join(known)}" if known else f"no tasks for agent {args.agent}"
         return _fail(f"no tasks for version {', '.join(empty)} in window {args.window} ({hint})")
     code = canary.EXIT_CODES[report.verdict]
+    if args.enqueue:
+        _enqueue(conn, report, book.get(args.agent), now, args)
     diff = None
     if args.differences > 0:
         from agentdeck.store import canary_diff
@@ -124,3 +135,31 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(*fmt.diff_row(d))
         out.print(table)
     return code
+
+
+def _enqueue(conn, report, contract, now: float, args: argparse.Namespace) -> None:
+    """Raise the verdict's item (store/release.py), as the console's tick would; say what happened on stderr."""
+    from pathlib import Path
+
+    from agentdeck.console.safe import clean
+    from agentdeck.store import release
+
+    for version in (report.baseline, report.canary):
+        release.sync_contract(conn, contract, report.agent, version, now=now)
+    raised = release.enqueue(conn, report, contract, now=now,
+                             suite=release.suite_summary(conn, report.agent, report.canary))
+    if raised is not None:
+        said = f"queued {raised.escalation_id}: {raised.title}"
+        if raised.demoted:
+            said += f"; {report.canary} demoted to assisted until a person decides"
+    elif release.wanted(conn, report, contract, now) is not None:
+        said = "already in the queue (raised once per version and transition)"
+    else:
+        said = f"nothing to queue (verdict {report.verdict})"
+    print(f"agentdeck canary: {clean(said, 300, single_line=True)}", file=sys.stderr)
+    if args.outbox:
+        from agentdeck.console.service.delivery import DeliverySettings
+        from agentdeck.console.service.release_delivery import autonomy_path, publish_pending
+
+        publish_pending(conn, autonomy_path(Path(args.outbox)), DeliverySettings(Path(args.outbox),
+                                                                                  frozenset(args.allow_host)))

@@ -149,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         receiver.close()
         s = receiver.stats
-        print(f"{s.requests} requests, {s.spans} spans, {s.events} events stored; {s.rejected} requests and "
-              f"{s.rejected_spans} spans rejected; {s.unauthorized} unauthorized, {s.throttled} over budget")
+        logs = f", {s.log_records} log records" if s.log_records or s.rejected_log_records else ""
+        logs_rejected = f", {s.rejected_log_records} log records" if s.rejected_log_records else ""
+        print(f"{s.requests} requests, {s.spans} spans{logs}, {s.events} events stored; {s.rejected} requests and "
+              f"{s.rejected_spans} spans{logs_rejected} rejected; {s.unauthorized} unauthorized, "
+              f"{s.throttled} over budget")
     return status

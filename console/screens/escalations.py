@@ -248,7 +248,8 @@ class EscalationsScreen(DeckScreen):
         if row is None:
             self._tell("No escalation selected.", severity="warning")
             return
-        if row.get("delivery") not in ("failed", "blocked"):
+        # A release item may also have a failed or blocked release hook call: the service says if there is none.
+        if row.get("delivery") not in ("failed", "blocked") and row.get("kind") != "release":
             self._tell(f"Delivery is {row.get('delivery') or 'not ours'}: nothing to retry.", severity="warning")
             return
         self.retry_delivery(row["escalation_id"])
@@ -264,5 +265,9 @@ class EscalationsScreen(DeckScreen):
 
     def action_replay(self) -> None:
         row = self._selected()
-        if row is not None:
+        if row is not None and row.get("kind") == "release":
+            # A promotion or roll back item has no task to replay: its evidence is in the detail pane.
+            self._tell("A release item has no task to replay: its verdict and suite result are in the detail; "
+                       "the canary's tasks are on Canary (3).", severity="warning")
+        elif row is not None:
             self.app.open_replay(row["task_id"])

@@ -31,7 +31,7 @@ from agentdeck.console.service.views import (
     ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
     TaskFilter, TaskKey, TaskPage, Window,
 )
-from agentdeck.console.service.views import SuiteCase, SuiteSummary
+from agentdeck.console.service.views import ReleaseView, SuiteCase, SuiteSummary
 from agentdeck.console.service.views import redact
 from agentdeck.store import queries
 from agentdeck.store.db import connect
@@ -70,6 +70,8 @@ class DeckService:
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
         self._replays_lock = threading.Lock()
+        self._release_seen: tuple | None = None  # (tasks' newest change, contracts) at the last release tick
+        self._release_timed = False  # a hold then was waiting on escalate_hold_after: the clock alone may change it
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
     # -- connections and time ---------------------------------------------------
@@ -212,8 +214,40 @@ class DeckService:
         url = row["callback_url"]
         problem = check_url(url, self.allow_hosts) if url else None
         where = self._reaches(conn, [row])[row["escalation_id"]] if row["status"] == "pending" else None
+        release = self._release_view(conn, row) if row["kind"] == "release" else None
         return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
-                              callback_problem=problem, reach=where)
+                              callback_problem=problem, reach=where, release=release)
+
+    def _release_view(self, conn: sqlite3.Connection, row: sqlite3.Row) -> ReleaseView | None:
+        """The evidence of a promotion or roll back item and what it has done (stage changes, hook answers)."""
+        from agentdeck.replay.hosts import check_url
+        from agentdeck.store import release
+
+        item = conn.execute("SELECT * FROM release_items WHERE escalation_id = ?", (row["escalation_id"],)).fetchone()
+        if item is None:
+            return None
+        contract = self._book(conn).get(item["agent"])
+        try:
+            verdict = json.loads(item["verdict"])
+        except ValueError:
+            verdict = {}
+        try:
+            suite = json.loads(item["suite"]) if item["suite"] else None
+        except ValueError:
+            suite = None
+        hook = contract.release_hook if contract is not None else None
+        return ReleaseView(dict(item), verdict if isinstance(verdict, dict) else {},
+                           suite if isinstance(suite, dict) else None,
+                           release.effective(conn, contract, item["agent"], item["version"]).describe(),
+                           tuple(dict(c) for c in release.changes_for(conn, row["escalation_id"])),
+                           hook, check_url(hook, self.allow_hosts) if hook else None)
+
+    def _book(self, conn: sqlite3.Connection) -> Any:
+        from agentdeck.store.contract import ContractCheck
+
+        if self._contracts is None:
+            self._contracts = ContractCheck()
+        return self._contracts.book(conn)
 
     def read_only_refusal(self, what: str) -> ActionResult | None:
         """The answer to an acting key in a read-only console (None: this console may act)."""
@@ -270,6 +304,7 @@ class DeckService:
                                                     outcome.decided_at) + " Nothing changed.", "warning",
                                 detail={"queue": self.escalation_queue(history)})
         state = self._deliver(esc)
+        self.publish_stages()  # a promotion or roll back item: its stage change, to autonomy.jsonl and the hook
         if outcome.expired:
             message = (f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
                        f"(you asked to {decision}).")
@@ -298,9 +333,17 @@ class DeckService:
             return refused
         try:
             ok = decisions.request_retry(self.writer(), escalation_id, by=self.operator, now=self.now())
+            hooks = self._retry_release_hook(escalation_id)
         except sqlite3.Error as exc:
             log.exception("retrying %r", escalation_id)
             return ActionResult(False, f"Not retried ({_clean_error(exc, 200)}); try again.", "error")
+        if hooks and not ok:
+            states = self.publish_stages(escalation_id)
+            good = all(s == "delivered" for s in states)
+            return ActionResult(good, f"Retried the release hook of {escalation_id}: "
+                                      + (", ".join(states) or "nothing to call") + ".",
+                                "information" if good else "warning", changed=True,
+                                detail={"queue": self.escalation_queue(history)})
         if not ok:
             return ActionResult(False, "Nothing to retry (already delivered or in progress).", "warning",
                                 detail={"queue": self.escalation_queue(history)})
@@ -308,6 +351,79 @@ class DeckService:
         return ActionResult(state == "delivered", f"Retried {escalation_id}. " + _delivery_sentence(state),
                             "information" if state == "delivered" else "warning", changed=True,
                             detail={"queue": self.escalation_queue(history), "delivery": state})
+
+    def _retry_release_hook(self, escalation_id: str) -> int:
+        from agentdeck.store import release
+
+        return release.request_retry(self.writer(), escalation_id, by=self.operator, now=self.now())
+
+    # -- Promotions and roll backs (store/release.py) ------------------------------------
+
+    def release_tick(self) -> int:
+        """Raise the promotion and roll back items the live verdicts ask for, then publish stage changes.
+
+        The console's periodic tick runs this off the UI thread, whichever screen
+        is open: a verdict must reach the queue (and a roll back demote the canary)
+        even when nobody watches the Canary screen. Each item is raised once per
+        (agent, version, transition) in the store, so every console on a store may
+        tick. Never raises; returns how many items and changes it wrote.
+        """
+        if self.settings.read_only:
+            return 0
+        try:
+            return self._release_tick()
+        except Exception:  # the next tick tries again; the log says why
+            log.exception("release tick")
+            return 0
+
+    def _release_tick(self) -> int:
+        from agentdeck.store import canary, release
+
+        conn, rw = self.reader(), self.writer()
+        book = self._book(conn)
+        # Nothing ingested and no contract edited since the last tick: the verdicts are the same, so skip
+        # them (seconds of CPU on a big store, on the console's process) unless a hold is waiting on the clock.
+        seen = (tuple(conn.execute("SELECT max(updated_at), max(rowid) FROM tasks").fetchone()), self._contracts.token)
+        if seen == self._release_seen and not self._release_timed:
+            return len(self.publish_stages())
+        timed = False
+        changed = 0
+        now = self.now()
+        for pair in canary.pairs(conn):
+            contract = book.get(pair.agent)
+            for version in (pair.baseline, pair.canary):
+                changed += release.sync_contract(rw, contract, pair.agent, version, now=now)
+            report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window="all", now=now,
+                                    contract=contract, sparklines=False, method="sequential")
+            timed = timed or (report.verdict == canary.HOLD and contract is not None
+                              and contract.canary.escalate_hold_after is not None)
+            if release.wanted(conn, report, contract, now) is None:
+                continue
+            raised = release.enqueue(rw, report, contract, now=now,
+                                     suite=release.suite_summary(conn, pair.agent, pair.canary))
+            changed += raised is not None
+        self._release_seen, self._release_timed = seen, timed
+        return changed + len(self.publish_stages())
+
+    def publish_stages(self, escalation_id: str | None = None) -> list[str]:
+        """Publish stage changes not yet published (autonomy.jsonl, release hook). The hook states, one a change."""
+        from agentdeck.console.service.release_delivery import autonomy_path, publish_one
+        from agentdeck.store import release
+
+        conn = self.writer()
+        states = []
+        try:
+            ids = release.unpublished(conn)
+            if escalation_id is not None:
+                mine = {c["id"] for c in release.changes_for(conn, escalation_id)}
+                ids = [i for i in ids if i in mine]
+            for change_id in ids:
+                state = publish_one(conn, change_id, autonomy_path(self.delivery.outbox), self.delivery)
+                if state is not None:
+                    states.append(state)
+        except Exception:  # never take the console down; the rows say what is left to publish
+            log.exception("publishing stage changes")
+        return states
 
     def _deliver(self, escalation_id: str) -> str | None:
         conn = self.writer()

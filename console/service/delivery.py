@@ -132,17 +132,41 @@ def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, cl
 
 def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLine, settings: DeliverySettings,
                        client: httpx.Client, sleep) -> tuple[str, str | None]:
-    headers = {"Idempotency-Key": line.idempotency_key, "Content-Type": "application/json"}
-    body = line.to_json().encode("utf-8")
-    import httpx
-
-    error = "not attempted"
-    for attempt in range(max(settings.attempts, 1)):
-        if attempt:
-            sleep(settings.backoff * (2 ** (attempt - 1)))
+    def count_attempt() -> None:
         with atomic(conn):
             conn.execute("UPDATE escalations SET delivery_attempts = delivery_attempts + 1 WHERE escalation_id = ?",
                          (escalation_id,))
+
+    posted = post_with_retries(client, url, line.to_json().encode("utf-8"), line.idempotency_key, settings, sleep,
+                               count_attempt)
+    return posted.state, posted.error
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What one delivery by POST came to: its state, the last error, and the last answer received."""
+
+    state: str  # delivered | failed
+    error: str | None
+    status: int | None = None
+    answer: str = ""
+
+
+def post_with_retries(client: httpx.Client, url: str, body: bytes, key: str, settings: DeliverySettings, sleep,
+                      on_attempt: Callable[[], None] = lambda: None) -> Posted:
+    """POST ``body`` with an ``Idempotency-Key``, retrying timeouts and 408/425/429/5xx with doubling backoff.
+
+    The one way the console POSTs what it decided (decision callbacks, release hooks). The caller has
+    checked the URL against the allowlist; ``on_attempt`` records each attempt before it is made.
+    """
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    import httpx
+
+    error, status, answer = "not attempted", None, ""
+    for attempt in range(max(settings.attempts, 1)):
+        if attempt:
+            sleep(settings.backoff * (2 ** (attempt - 1)))
+        on_attempt()
         try:
             resp = client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -151,12 +175,13 @@ def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLi
         except Exception as exc:  # e.g. a URL httpx cannot encode: retrying will not help
             error = f"{type(exc).__name__}: {exc}"[:300]
             break
+        status, answer = resp.status_code, resp.text[:2000]
         if 200 <= resp.status_code < 300:
-            return "delivered", None
+            return Posted("delivered", None, status, answer)
         error = f"callback answered HTTP {resp.status_code}"
         if resp.status_code not in RETRYABLE_STATUS:
             break  # e.g. 400/404: repeating will not help; the operator can retry by hand
-    return "failed", error
+    return Posted("failed", error, status, answer)
 
 
 def give_up(conn: sqlite3.Connection, escalation_id: str, error: str) -> str | None:

@@ -125,6 +125,20 @@ class EscalationView:
     more_steps: int = 0
     callback_problem: str | None = None  # why the callback URL may not be called (None: allowed or no URL)
     reach: Any = None  # console.service.reach.Reach: where a decision goes (pending only)
+    release: ReleaseView | None = None  # a promotion or roll back item (store/release.py): its evidence
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """What a promotion or roll back item shows besides the decision: the evidence and what it did."""
+
+    item: Row  # the release_items row
+    verdict: dict[str, Any]  # store.release.verdict_summary, as it was when the item was raised
+    suite: dict[str, Any] | None  # store.release.suite_summary (None: no suite run recorded)
+    stage_now: str  # store.release.Effective.describe() of the version now
+    changes: tuple[Row, ...] = ()  # the stage changes it made (demotion, promotion...), with the hook's answers
+    release_hook: str | None = None  # the contract's hook URL
+    hook_problem: str | None = None  # why the hook may not be called (None: allowed, or no hook)
 
 
 @dataclass(frozen=True)

@@ -70,15 +70,25 @@ def stage(s: str | None) -> str:
     return s or "stage unknown"
 
 
+def _stage_why(s: str | None, why: str) -> Text:
+    """The effective stage: the contract's as a bare word; changed by a promotion or demotion, with why
+    ("assisted (demoted by verdict)", "bounded (promoted by alice)"; store/release.py)."""
+    if not why:
+        return Text(stage(s))
+    return plain(why, 60, style="bold magenta" if "demoted" in why else "bold", single_line=True)
+
+
 def headline(r: CanaryReport) -> Text:
     """agent  v1 (bounded, 317 tasks) vs v2 (partial, 86 tasks)  canary share 21%  window all"""
     t = Text()
     t.append_text(plain(r.agent, 40, style="bold", single_line=True))
     t.append("  baseline ")
     t.append_text(plain(r.baseline, 30, style="bold", single_line=True))
-    t.append(f" ({stage(r.stage_baseline)}, {r.n_baseline} tasks)  canary ")
+    t.append(" (").append_text(_stage_why(r.stage_baseline, r.stage_baseline_why))
+    t.append(f", {r.n_baseline} tasks)  canary ")
     t.append_text(plain(r.canary, 30, style="bold", single_line=True))
-    t.append(f" ({stage(r.stage_canary)}, {r.n_canary} tasks)  traffic ")
+    t.append(" (").append_text(_stage_why(r.stage_canary, r.stage_canary_why))
+    t.append(f", {r.n_canary} tasks)  traffic ")
     t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "—")
     t.append(f"  window {r.window}")
     return t

@@ -24,6 +24,10 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
     if view is None:
         return Text("No escalation selected.", style="dim")
     r = view.row
+    if view.release is not None:  # a promotion or roll back item: its own pane
+        from agentdeck.console.widgets.release_detail import render_release
+
+        return render_release(view, now)
     t = Text()
     t.append_text(plain(r["escalation_id"], 80, style="bold", single_line=True))
     t.append("  ")

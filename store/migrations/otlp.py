@@ -47,4 +47,42 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX tasks_session ON tasks(session)",
     ],
+    [
+        # A model call's messages may come as OTLP log records (openai-v2), before or
+        # after its span (store/otlp_logs.py). The span's step part remembers its
+        # event's seq, and ``bare`` (the length of the summary's stand-in text, the
+        # span name) while no answer has replaced it; each record's request and
+        # answer are kept until the span comes.
+        "ALTER TABLE otlp_spans ADD COLUMN step_seq INTEGER",
+        "ALTER TABLE otlp_spans ADD COLUMN bare INTEGER",
+        """CREATE TABLE otlp_logs (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            rec TEXT NOT NULL,
+            req_ns INTEGER,
+            request TEXT,
+            ans_ns INTEGER,
+            answer TEXT,
+            PRIMARY KEY (trace_id, span_id, rec)
+        ) WITHOUT ROWID""",
+        # A named agent's own answer while it frames its task (the task's answer is the
+        # latest of all: after a handoff, another agent's), for its sub-agent step if a
+        # better-ranked span of the trace comes later.
+        "ALTER TABLE otlp_tasks ADD COLUMN own_answer TEXT",
+        # 1 while a task's agent is a stand-in: no span of its trace named an agent
+        # yet, so the agent shown is the service's name (store/otlp.py). A named
+        # agent framing the task later replaces it. Nobody owns a stand-in (the
+        # receiver's per-source agent lists: store/otlp_receiver.py).
+        "ALTER TABLE tasks ADD COLUMN agent_stand_in INTEGER NOT NULL DEFAULT 0",
+        # Set when the task row is created, from the framing span claim recorded
+        # just before in the same transaction (claim updates rows that exist).
+        # Not by creating the row early: the batch's upsert would then update
+        # the tasks indexes instead of inserting (bench/README.md, receiver).
+        """CREATE TRIGGER tasks_otlp_stand_in AFTER INSERT ON tasks
+        WHEN NEW.task_id GLOB 'otel-*' AND EXISTS (
+            SELECT 1 FROM otlp_tasks WHERE trace_id = substr(NEW.task_id, 6) AND named = 0)
+        BEGIN
+            UPDATE tasks SET agent_stand_in = 1 WHERE task_id = NEW.task_id;
+        END""",
+    ],
 ]

@@ -1,0 +1,137 @@
+"""Publishing stage changes: ``<traces>/outbox/autonomy.jsonl`` and the contract's release hook.
+
+Each row of ``stage_changes`` (store/release.py) is published once, as the
+decisions outbox and callbacks are (console/service/delivery.py, whose
+pieces this reuses):
+
+1. a short claim in the store, so two consoles do not publish one change at once;
+2. its line appended to ``autonomy.jsonl`` whole, under an exclusive lock,
+   fsynced (``store.outbox.append_once``; an intent recorded before the
+   append makes a retry after a crash look for the key first);
+3. if the contract names a ``release_hook``, a POST of the same line —
+   only when the host is on the operator's allowlist (``replay.hosts.check_url``,
+   else ``blocked``), with an ``Idempotency-Key``, retried with backoff; the
+   answer (status and body) is recorded and shown in the item's detail;
+   ``failed``/``blocked`` are listed on the Problems screen (R retries).
+
+Runs on worker threads only, never the UI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentdeck.console.service.delivery import CLAIM_SECONDS, DeliverySettings, post_with_retries
+from agentdeck.store.txn import atomic
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+RELATIVE_PATH = Path("outbox") / "autonomy.jsonl"
+
+
+def autonomy_path(decisions_outbox: Path | None) -> Path | None:
+    """autonomy.jsonl sits beside the decisions outbox (None when the outbox is off)."""
+    return Path(decisions_outbox).parent / RELATIVE_PATH.name if decisions_outbox is not None else None
+
+
+def _set(conn: sqlite3.Connection, change_id: int, **cols) -> None:
+    sets = ", ".join(f"{k} = ?" for k in cols)
+    with atomic(conn):
+        conn.execute(f"UPDATE stage_changes SET {sets} WHERE id = ?", (*cols.values(), change_id))
+
+
+def _claim(conn: sqlite3.Connection, change_id: int, now: float) -> bool:
+    with atomic(conn):
+        cur = conn.execute(
+            """UPDATE stage_changes SET hook_claimed_until = ?
+               WHERE id = ? AND (published_at IS NULL OR hook_state = 'pending')
+               AND coalesce(hook_claimed_until, 0) < ?""", (now + CLAIM_SECONDS, change_id, now))
+        return cur.rowcount == 1
+
+
+def publish_one(conn: sqlite3.Connection, change_id: int, autonomy: Path | None, settings: DeliverySettings, *,
+                client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep,
+                clock: Callable[[], float] = time.time) -> str | None:
+    """Publish one stage change. Returns the hook's state ('' without a hook), or None if not ours now."""
+    from agentdeck.store import outbox, release
+
+    if not _claim(conn, change_id, clock()):
+        return None
+    row = conn.execute("SELECT * FROM stage_changes WHERE id = ?", (change_id,)).fetchone()
+    line = release.line_for(row)
+    if row["published_at"] is None:
+        if autonomy is None:
+            # No trace folder, so no outbox: only the hook hears of it (docs/autonomy.md).
+            _set(conn, change_id, published_at=time.time(), publish_error="autonomy.jsonl off (no trace folder)")
+        else:
+            try:
+                retry = row["publish_intent"] is not None
+                if not retry:
+                    _set(conn, change_id, publish_intent=time.time())
+                outbox.append_once(autonomy, line, check=retry)
+                _set(conn, change_id, published_at=time.time(), publish_error=None)
+            except OSError as exc:
+                _set(conn, change_id, publish_error=f"{autonomy}: {exc.strerror or exc}", hook_claimed_until=None)
+                return "failed"
+    state = ""
+    if row["hook_state"] == "pending" and row["release_hook"]:
+        state = _call_hook(conn, row, line, settings, client, sleep)
+    _set(conn, change_id, hook_claimed_until=None)
+    return state
+
+
+def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: DeliverySettings, client, sleep) -> str:
+    from agentdeck.replay.hosts import check_url
+
+    url = row["release_hook"]
+    why = check_url(url, settings.allow_hosts)
+    if why is not None:
+        _set(conn, row["id"], hook_state="blocked", hook_error=f"release hook not called: {why}", hook_at=time.time())
+        return "blocked"
+    import httpx
+
+    own = client is None
+    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False)
+
+    def count_attempt() -> None:
+        with atomic(conn):
+            conn.execute("UPDATE stage_changes SET hook_attempts = hook_attempts + 1 WHERE id = ?", (row["id"],))
+
+    try:
+        posted = post_with_retries(client, url, line.to_json().encode("utf-8"), line.idempotency_key, settings, sleep,
+                                   count_attempt)
+    finally:
+        if own:
+            client.close()
+    from agentdeck.replay.redact import redact_text
+
+    error = posted.error.replace("callback answered", "release hook answered") if posted.error else None
+    answer, _ = redact_text(posted.answer)  # kept and shown: tokens in a deploy system's answer are masked
+    _set(conn, row["id"], hook_state=posted.state, hook_status=posted.status, hook_answer=answer,
+         hook_error=error, hook_at=time.time())
+    return posted.state
+
+
+def publish_pending(conn: sqlite3.Connection, autonomy: Path | None, settings: DeliverySettings, **kw) -> int:
+    """Publish every change not yet published (or whose hook call is pending). Returns how many were handled."""
+    from agentdeck.store import release
+
+    done = 0
+    for change_id in release.unpublished(conn):
+        try:
+            done += publish_one(conn, change_id, autonomy, settings, **kw) is not None
+        except Exception as exc:  # never take the console down; the row says what happened
+            log.exception("publishing stage change %s", change_id)
+            try:
+                _set(conn, change_id, hook_state="failed", hook_error=f"{type(exc).__name__}: {exc}"[:300],
+                     hook_claimed_until=None)
+            except sqlite3.Error:
+                pass
+    return done
