@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -29,6 +30,7 @@ from agentdeck.store.health import LEVELS, Health, Problem
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
 RELEASE_EVERY = 15.0
 RELEASE_FIRST = 2.0
+log = logging.getLogger(__name__)
 NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
 
 
@@ -292,6 +294,7 @@ class AgentDeck(App):
             return
         if not self._css_read:
             self._read_screen_css()
+        self._draw_ahead()
         module, name = self._to_prewarm.pop(0)
         cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
         if name == "TaskDetailScreen":
@@ -305,7 +308,29 @@ class AgentDeck(App):
         if self._to_prewarm:
             self.set_timer(PREWARM_GAP_S, self.prewarm)
         else:
-            self.set_timer(PREWARM_GAP_S, _settle_garbage_collector)
+            self.set_timer(PREWARM_GAP_S, self._prewarmed)
+
+    def _prewarmed(self) -> None:
+        self._draw_ahead()
+        _settle_garbage_collector()
+
+    def _draw_ahead(self) -> None:
+        """Lay out and draw the screens composed ahead, off screen, once their first data is in.
+
+        Textual draws only the screen shown, so a first visit still rendered
+        every line of every widget (a DataTable's first render above all:
+        ~150 ms for Escalations). Done here, each widget's lines are cached and
+        the first visit composites them like any later one.
+        """
+        for screen in list(self.warm_screens.values()):
+            if getattr(screen, "_drawn_ahead", False) or not screen.is_mounted or screen.is_current:
+                continue
+            screen._drawn_ahead = True  # type: ignore[attr-defined]
+            try:
+                screen._refresh_layout(self.size)
+                screen._compositor.render_update(full=True)
+            except Exception:  # an optimisation only: the first visit draws it as Textual always does
+                log.exception("drawing %s ahead failed", type(screen).__name__)
 
     def on_unmount(self) -> None:
         self.ingest.close()

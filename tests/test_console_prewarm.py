@@ -16,7 +16,7 @@ async def _until(pilot, condition, timeout: float = 20.0) -> None:
         await pilot.pause(0.05)
 
 
-async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, make_app, monkeypatch):
+async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, make_app, monkeypatch, caplog):
     from agentdeck.console import app as app_module
     from agentdeck.console.screens.escalations import EscalationsScreen
     from agentdeck.console.screens.task_detail import TaskDetailScreen
@@ -37,6 +37,8 @@ async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, 
         await app.settled()
         await pilot.pause()
         assert app.screen is warm and isinstance(warm, EscalationsScreen)
+        assert warm._drawn_ahead and "drawing" not in caplog.text  # laid out and drawn off screen, no error
+        assert "Pending — 4" in screen_text(app)  # and shown as drawn: its queue
         assert "EscalationsScreen" not in app.warm_screens  # handed over, not kept twice
         await pilot.press("4")
         await app.settled()
