@@ -96,10 +96,10 @@ class DeckScreen(Screen):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
-        # Styled for the app's current CSS when mounted (the app reads every
-        # screen's .tcss at start-up: console/app.py). Textual marks a new
-        # screen as never styled, and on its first show re-parses and re-applies
-        # the whole stylesheet twice (App._init_mode, App.switch_mode) for nothing.
+        # Styled for the app's current CSS as it mounts (its own .tcss is read before its
+        # children are registered; the screen node is styled again in on_mount). Textual marks
+        # a new screen as never styled, and on its first show re-parses and re-applies the
+        # whole stylesheet twice (App._init_mode, App.switch_mode) for nothing.
         # (Not the first screen, made while the app itself is being set up: its
         # theme is applied after, and that pass must reach it.)
         app = active_app.get(None)
