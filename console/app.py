@@ -107,12 +107,16 @@ class AgentDeck(App):
         "problems": lambda: _screen("problems", "ProblemsScreen"),
     }
     DEFAULT_MODE = "tasks"
+    # Every screen (and dialog) carries -narrow below 100 columns, -wide from there:
+    # its .tcss lays it out for an 80x24 terminal under Screen.-narrow.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
-        Binding("1", "switch_mode('tasks')", "Tasks"),
-        Binding("2", "switch_mode('escalations')", "Escalations"),
-        Binding("3", "switch_mode('canary')", "Canary"),
-        Binding("4", "switch_mode('replay')", "Replay"),
-        Binding("5", "switch_mode('problems')", "Problems"),
+        # 1-5 are on the tab bar already: not repeated in the footer, which an 80-column terminal cuts.
+        Binding("1", "switch_mode('tasks')", "Tasks", show=False),
+        Binding("2", "switch_mode('escalations')", "Escalations", show=False),
+        Binding("3", "switch_mode('canary')", "Canary", show=False),
+        Binding("4", "switch_mode('replay')", "Replay", show=False),
+        Binding("5", "switch_mode('problems')", "Problems", show=False),
         Binding("q", "quit", "Quit"),
         # On-call muscle memory: Ctrl+C leaves, as in every other terminal program.
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),

@@ -23,6 +23,7 @@ KEY_MAP: dict[str, str] = {
     "pageup": "Page up", "ctrl+b": "Page up", "pagedown": "Page down", "ctrl+f": "Page down",
     "ctrl+u": "½ page up", "ctrl+d": "½ page down",
     "enter": "Open",
+    "right": "Columns right", "left": "Columns left",
     # what to do with the selected row
     "r": "Replay",             # open the task in Replay: Tasks, task detail, Escalations, Canary, Problems
     "R": "Retry",              # do the failed thing again: a decision's delivery, the ingest process
@@ -60,4 +61,10 @@ LIST_BINDINGS = [
     Binding("j,down", "cursor_down", "Down", show=False),
     Binding("k,up", "cursor_up", "Up", show=False),
     *PAGING_BINDINGS,
+]
+# Sideways on a table too wide for the terminal: one column at a time (the
+# columns that say which row it is stay put). Not h/l: h is Pending/decided.
+COLUMN_BINDINGS = [
+    Binding("right", "columns(1)", "Columns right", show=False),
+    Binding("left", "columns(-1)", "Columns left", show=False),
 ]

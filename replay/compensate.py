@@ -63,6 +63,13 @@ class Plan:
     args: dict = field(default_factory=dict)
 
     @property
+    def reason_required(self) -> bool:
+        """Undoing needs a reason where approving needed one: high or critical risk (as escalated)."""
+        from agentdeck.store.decisions import RISKS_NEEDING_REASON_TO_APPROVE
+
+        return self.risk.split(" ", 1)[0] in RISKS_NEEDING_REASON_TO_APPROVE
+
+    @property
     def target(self) -> str:
         if self.kind == "http":
             return f"{self.method} {self.url}"
@@ -168,7 +175,8 @@ def prepare(conn: sqlite3.Connection, action_id: str, allow_hosts: frozenset[str
     return Plan(kind="http", method=method, url=url, headers=headers, body=hook.get("body"), **common)
 
 
-def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float, stale_after: float) -> int | Refusal:
+def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: float, stale_after: float,
+                  reason: str = "") -> int | Refusal:
     with atomic(conn):
         row = conn.execute("SELECT * FROM actions WHERE action_id = ?", (plan.action_id,)).fetchone()
         refusal = already_done(row) if row is not None else Refusal("the action is no longer in the store")
@@ -187,14 +195,15 @@ def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: floa
         ).fetchone()[0]
         conn.execute(
             """INSERT INTO compensations (action_id, task_id, attempt, requested_by, requested_at, target, plan,
-               idempotency_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')""",
+               idempotency_key, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)""",
             (plan.action_id, plan.task_id, attempt, operator, now, plan.masked_target,
-             json.dumps(plan.stored(), default=str), plan.idempotency_key),
+             json.dumps(plan.stored(), default=str), plan.idempotency_key, reason or None),
         )
         conn.execute("UPDATE actions SET compensation_status = 'running' WHERE action_id = ?", (plan.action_id,))
         audit.append(conn, ts=now, actor=operator, kind="compensation.requested", subject=plan.action_id,
                      detail={"task_id": plan.task_id, "attempt": attempt, "target": plan.masked_target,
-                             "idempotency_key": plan.idempotency_key, "system": plan.system})
+                             "idempotency_key": plan.idempotency_key, "system": plan.system,
+                             **({"reason": reason} if reason else {})})
     audit.checkpoint(conn)
     return attempt
 
@@ -288,11 +297,15 @@ def commit(
     allow_hosts: frozenset[str] | set[str],
     timeout: float = DEFAULT_TIMEOUT,
     finished_at: float | None = None,
+    reason: str = "",
 ) -> Outcome | Refusal:
-    """Record, run, record. Returns the outcome, or a refusal if it was already done meanwhile."""
+    """Record, run, record. Returns the outcome, or a refusal if it was already done meanwhile.
+
+    ``reason`` (the operator's why) is recorded with the attempt and in its audit record.
+    """
     # An attempt still 'running' after timeout + a margin was cut short (crash): it no longer blocks a retry,
     # and the shared idempotency key keeps that retry from undoing twice.
-    started = _record_start(conn, plan, operator, now, stale_after=timeout + 30)
+    started = _record_start(conn, plan, operator, now, stale_after=timeout + 30, reason=reason.strip())
     if isinstance(started, Refusal):
         return started
     outcome = _run_http(plan, allow_hosts, timeout) if plan.kind == "http" else _run_handler(plan)

@@ -441,7 +441,7 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
              meta["ans"][1] if meta.get("ans") else None),
         )
         # The task row says whether its agent is a stand-in (the service's name); a row
-        # created later in this transaction gets it from a trigger (migrations/otlp.py).
+        # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
         conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
                      (0 if meta.get("named") else 1, task_id(trace)))
     changed = {c[0] for c in changes}
@@ -478,6 +478,9 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         conn.executemany(
             """INSERT INTO tasks (task_id, session) VALUES (?, ?)
                ON CONFLICT(task_id) DO UPDATE SET session = excluded.session""", new_sessions)
+        from agentdeck.store.ingest import fill_otel_tasks
+
+        fill_otel_tasks(conn, sorted({task_id(t) for t in costs} | {t for t, _ in new_sessions}))
     return None
 
 

@@ -67,6 +67,14 @@ PATTERNS = ("*.jsonl", "*.ndjson", "*.json", *otlp_files.PROTO_PATTERNS)
 POOL_CHUNK = 512 * 1024
 POOL_TXN = 2 * 1024 * 1024
 BULK_CACHE_KIB = -8 * 1024  # PRAGMA cache_size while importing a backlog (negative: KiB)
+# PRAGMA wal_autocheckpoint while importing a backlog (pages; SQLite's default
+# is 1000, ~4 MiB). Checkpointing every few transactions made a 1M-event
+# import copy the same hot index pages to the store file again and again and
+# force their write-back (fsync) on the committing thread: the COMMITs cost
+# ~4.8 us an event, ~3.0 with checkpoints every 100,000 pages
+# (bench/README.md). 32,768 pages bound the WAL at about 128 MiB; the usual
+# setting is back when the backlog is read, and the next commit checkpoints.
+BULK_CHECKPOINT_PAGES = 32_768
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -434,6 +442,9 @@ class Tailer:
         # WAL and read back mid-transaction. Durability settings are untouched.
         cache_was = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = {BULK_CACHE_KIB}")
+        checkpoint_was = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        if 0 < int(checkpoint_was) < BULK_CHECKPOINT_PAGES:  # (0: checkpoints are off; left so)
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         try:
             while len(pending) < POOL_TXN // POOL_CHUNK + self.parse_pool.workers and submit():
                 pass
@@ -474,6 +485,7 @@ class Tailer:
                 self._commit(fd, size, src, stats, new_offset, merge(group), spans, rejects, nlines, None)
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache_was)}")
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_was)}")
             if gc_was:
                 gc.enable()
             for _, future in pending:

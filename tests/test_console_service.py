@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 import pytest
 
 from conftest import FIXED_NOW, SAMPLE_TRACES
@@ -168,9 +170,17 @@ def test_compensation_prompt_then_one_call_runs_it_and_a_second_is_refused(sampl
     deck = deck_on(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     prompt = deck.compensation_prompt("act-0001")
     assert prompt.plan is not None and prompt.plan.idempotency_key == "undo-act-0001"
-    done = deck.compensate(prompt)
+    # High risk: undoing needs a reason, as approving did; without one nothing runs or is recorded.
+    assert prompt.plan.reason_required
+    missing = deck.compensate(prompt)
+    assert not missing.ok and not missing.changed and "reason is required" in missing.message
+    assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
+    conn = connect(sample_db)
+    assert conn.execute("SELECT count(*) FROM compensations").fetchone()[0] == 0
+    conn.close()
+    done = deck.compensate(prompt, reason="duplicate refund")
     assert done.ok and done.changed and "Compensated (attempt 1)" in done.message
-    again = deck.compensate(deck.compensation_prompt("act-0001"))
+    again = deck.compensate(deck.compensation_prompt("act-0001"), reason="again")
     assert not again.ok and "already compensated" in again.message
 
 

@@ -136,10 +136,21 @@ async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db
         plan_text = str(dialog.query_one("#comp-plan", Static).render())
         assert f"POST {sor.url}/compensate" in plan_text and "Idempotency-Key: undo-act-0001" in plan_text
         assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"  # nothing ran yet
+        # A high-risk action: undoing it needs a reason, as approving it did. Enter alone runs nothing.
+        assert dialog.query_one("#comp-reason").has_focus
         await pilot.press("enter")
+        await settle(app, pilot)
+        assert "A reason is required" in text_of(app, "#comp-status")
+        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
+        await pilot.press(*"refund was a duplicate", "enter")
         await settle(app, pilot)
         assert "Compensated (attempt 1)" in text_of(app, "#comp-status")
         assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
+        conn = connect(sample_db)
+        assert conn.execute("SELECT reason FROM compensations").fetchall()[0][0] == "refund was a duplicate"
+        detail = conn.execute("SELECT detail FROM audit WHERE kind = 'compensation.requested'").fetchone()[0]
+        assert json.loads(detail)["reason"] == "refund was a duplicate"  # recorded before it ran
+        conn.close()
         await pilot.press("escape")
         await settle(app, pilot)
         assert "Compensated: by tester" in text_of(app, "#detail-context")
@@ -159,7 +170,7 @@ async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_
         await open_task(app, pilot, "task-0001")
         await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
         await settle(app, pilot)
-        await pilot.press("enter")
+        await pilot.press(*"duplicate", "enter")
         await settle(app, pilot)
         assert "Failed (attempt 1)" in text_of(app, "#comp-status")
         assert app.screen.query_one("#retry").has_focus
@@ -315,7 +326,7 @@ async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, s
         await open_task(app, pilot, "task-0001")
         await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
         await settle(app, pilot)
-        await pilot.press("enter")
+        await pilot.press(*"duplicate", "enter")
         await settle(app, pilot)
         dialog = app.screen
         assert isinstance(dialog, CompensationDialog)

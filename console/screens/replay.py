@@ -143,20 +143,24 @@ class ReplayScreen(DeckScreen):
     def _info(self, rec: Reconstruction, *, abandoned: bool = False) -> Text:
         v = rec.agent_version
         t = Text()
+        # How it ended and how many steps first: at 80 columns the line is cut at its end.
         t.append_text(plain(rec.task_id, 60, single_line=True, style="bold"))
-        t.append("  request ")
-        t.append_text(plain(rec.request_id or "— (task_start missing)", 60, single_line=True, style="bold"))
-        t.append("  ")
-        t.append_text(plain(f"{rec.agent or '?'} {v.get('id', '?')} · {rec.cohort or '?'}/{rec.stage or '?'}", 80,
-                            single_line=True))
         t.append("  outcome ")
         if rec.outcome is None and abandoned:  # silent past --abandon-after (computed when read)
             t.append("abandoned", "dim")
         else:
             t.append_text(plain(rec.outcome or "running", 20, style="bold"))
+        undone = sum(1 for a in rec.actions if a.compensated_at is not None and a.compensation_status == "ok")
+        if undone:  # "success" alone would hide that a human undid what the agent did
+            t.append(f" (undone: {undone} action{'s' if undone != 1 else ''} compensated)", "bold red")
         t.append(f"  {len(rec.steps)} steps")
         if rec.gaps:
             t.append(f"  {sum(b - a + 1 for a, b in rec.gaps)} missing", "bold red")
+        t.append("  ")
+        t.append_text(plain(f"{rec.agent or '?'} {v.get('id', '?')} · {rec.cohort or '?'}/{rec.stage or '?'}", 80,
+                            single_line=True))
+        t.append("  request ")
+        t.append_text(plain(rec.request_id or "— (task_start missing)", 60, single_line=True, style="bold"))
         t.append("\n")
         parts = " · ".join(f"{k} {v[k]}" for k in ("prompt", "model", "policy", "tool_schema") if v.get(k))
         t.append_text(plain(f"version: {parts or '— (no version parts recorded)'}", 200, single_line=True, style="dim"))

@@ -540,8 +540,11 @@ class DeckService:
         (headers, body, args), masked = redact([prepared.headers, prepared.body, prepared.args])
         return CompensationPrompt(action_id, prepared, None, headers, body, args, masked)
 
-    def compensate(self, prompt: CompensationPrompt, *, retry: bool = False) -> ActionResult:
-        """Record the attempt, call the system, record the result: one trip. A retry re-checks first."""
+    def compensate(self, prompt: CompensationPrompt, *, retry: bool = False, reason: str = "") -> ActionResult:
+        """Record the attempt, call the system, record the result: one trip. A retry re-checks first.
+
+        Undoing a high or critical risk action needs a ``reason``, as approving it did.
+        """
         from agentdeck.replay import compensate
 
         refused = self.read_only_refusal(f"compensating {prompt.action_id}")
@@ -552,9 +555,13 @@ class DeckService:
         try:
             if retry or plan is None:  # someone may have compensated it meanwhile, or the allowlist changed
                 plan = compensate.prepare(conn, prompt.action_id, self.allow_hosts)
+            if isinstance(plan, compensate.Plan) and plan.reason_required and not reason.strip():
+                return ActionResult(False, "A reason is required to undo a high or critical risk action "
+                                    "(as it was to approve it); nothing was run.", "error",
+                                    detail={"reason_missing": True})
             if isinstance(plan, compensate.Plan):
                 result = compensate.commit(conn, plan, operator=self.operator, now=self.now(),
-                                           allow_hosts=self.allow_hosts)
+                                           allow_hosts=self.allow_hosts, reason=reason)
             else:
                 result = plan
         except sqlite3.Error as exc:

@@ -78,44 +78,81 @@ class TextLine(Widget):
 LIVE_WINDOW_S = 600.0
 
 
-def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes: int = 0) -> Text:
-    """The header's counters line. ``now`` is the console's clock; the ingest age counts up from it.
+def counter_items(counters: Counters, now: float, *, tailing: bool,
+                  behind_bytes: int = 0) -> list[tuple[Text, Text]]:
+    """The header's counters, most important first, each in a long and a short form.
 
-    Ingest first: at 80 columns the end of the line is cut, and whether data
-    is still arriving matters most.
+    Ingest first (whether data is still arriving matters most), then its lag
+    or backlog, the open escalations and rejected lines; rates last.
     """
-    text = Text()
-    text.append("ingest ")
+    items: list[tuple[Text, Text]] = []
+
+    def item(*parts: tuple[str, str], short: tuple[tuple[str, str], ...] | None = None) -> None:
+        items.append((Text.assemble(*parts), Text.assemble(*(short or parts))))
+
     if counters.last_ingest_at is None:
-        text.append("—", "bold")
+        item(("ingest ", ""), ("—", "bold"))
     else:
         age = max(0.0, now - counters.last_ingest_at)
-        text.append(_ago(age), "bold yellow" if tailing and age > 120 else "bold")
+        item(("ingest ", ""), (_ago(age), "bold yellow" if tailing and age > 120 else "bold"))
     if tailing and behind_bytes > 0:
         # Written to the trace files, not in the store yet: the real backlog.
-        text.append("  behind ")
-        text.append(_size(behind_bytes), "bold yellow")
+        item(("behind ", ""), (_size(behind_bytes), "bold yellow"))
     elif tailing and counters.last_ingest_at and counters.last_event_ts:
         # How long the newest event took from its timestamp to the store; only
         # for live events (a backfill of old traces is not lag).
         delay = max(0.0, counters.last_ingest_at - counters.last_event_ts)
         if delay < LIVE_WINDOW_S:
-            text.append("  lag ")
-            text.append(_duration(delay), "bold red" if delay > 5 else "bold")
-    text.append("  ")
-    text.append(f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
-    text.append(" open esc  ")
-    text.append(f"{counters.errors}", "bold red" if counters.errors else "bold")
-    text.append(" errors/h  ")
-    text.append(f"{counters.tasks_per_min:.0f}", "bold")
-    text.append(" tasks/min  ")
-    text.append(f"{counters.events:,}", "bold")
-    text.append(" events")
+            item(("lag ", ""), (_duration(delay), "bold red" if delay > 5 else "bold"))
+    count = (f"{counters.open_escalations}", "bold yellow" if counters.open_escalations else "bold")
+    item(count, (" open esc", ""), short=(count, (" esc", "")))
     if counters.rejects:
-        text.append("  ")
-        text.append(f"{counters.rejects}", "bold red")
-        text.append(" rejects")
+        count = (f"{counters.rejects}", "bold red")
+        item(count, (" rejects", ""), short=(count, (" rej", "")))
+    count = (f"{counters.errors}", "bold red" if counters.errors else "bold")
+    item(count, (" errors/h", ""), short=(count, (" err/h", "")))
+    item((f"{counters.tasks_per_min:.0f}", "bold"), (" tasks/min", ""))
+    item((f"{counters.events:,}", "bold"), (" events", ""))
+    return items
+
+
+def counters_text(counters: Counters, now: float, *, tailing: bool, behind_bytes: int = 0,
+                  width: int | None = None, lines: int = 2) -> Text:
+    """The header's counters. ``now`` is the console's clock; the ingest age counts up from it.
+
+    On one line when they fit ``width`` (or no width is given). Otherwise on
+    up to ``lines`` lines in their short forms ("3 esc", "4 rej", "0 err/h"),
+    the most important first, and what still does not fit is left out from
+    the least important end, so an 80-column header keeps ingest, lag,
+    escalations and rejects.
+    """
+    items = counter_items(counters, now, tailing=tailing, behind_bytes=behind_bytes)
+    one = Text("  ").join(long for long, _ in items)
+    if width is None or one.cell_len <= width:
+        return one
+    rows, placed = _pack([long for long, _ in items], width, lines)
+    if placed < len(items) - 2:  # (the two rates may go; anything more: the short forms)
+        rows, placed = _pack([short for _, short in items], width, lines)
+    text = Text("\n").join(Text("  ").join(row) for row in rows if row)
+    text.justify = "right"
     return text
+
+
+def _pack(items: list[Text], width: int, lines: int) -> tuple[list[list[Text]], int]:
+    """Items in order onto ``lines`` rows, each on the current row or a later one (they read in
+    order of importance, left to right, top to bottom); (rows, how many were placed)."""
+    rows: list[list[Text]] = [[] for _ in range(lines)]
+    placed = current = 0
+    for item in items:
+        for index in range(current, lines):
+            row = rows[index]
+            used = sum(t.cell_len for t in row) + 2 * len(row)
+            if used + item.cell_len <= width:
+                row.append(item)
+                placed += 1
+                current = index
+                break
+    return rows, placed
 
 
 class LiveCounters(TextLine):
@@ -143,7 +180,11 @@ class LiveCounters(TextLine):
         health = getattr(app, "health", None)
         now = app.now() if hasattr(app, "now") else time.time()
         self.update(counters_text(self.counters, now, tailing=tailing,
-                                  behind_bytes=getattr(health, "behind_bytes", 0)))
+                                  behind_bytes=getattr(health, "behind_bytes", 0),
+                                  width=self.content_region.width or None, lines=self.content_region.height or 2))
+
+    def on_resize(self) -> None:
+        self.redraw()
 
 
 def indicator_text(health: Health) -> Text:
@@ -191,7 +232,7 @@ class DeckHeader(Horizontal):
 
     DEFAULT_CSS = """
     DeckHeader { height: 2; dock: top; background: $panel; }
-    DeckHeader ScreenTabs { width: 56; height: 2; }
+    DeckHeader ScreenTabs { width: 53; height: 2; }
     DeckHeader LiveCounters { width: 1fr; padding: 0 1; content-align: right middle; height: 2; }
     """
 

@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import run_off_ui
@@ -83,6 +83,7 @@ class CompensationDialog(ModalScreen[bool]):
     CompensationDialog VerticalScroll { height: auto; max-height: 50vh; margin-top: 1; }
     CompensationDialog #comp-status { height: auto; margin-top: 1; display: none; }
     CompensationDialog #comp-status.shown { display: block; }
+    CompensationDialog #comp-reason { margin-top: 1; }
     CompensationDialog #comp-hint { color: $text-muted; margin-top: 1; }
     CompensationDialog Horizontal { height: auto; align-horizontal: right; }
     CompensationDialog Button { margin-left: 2; }
@@ -96,6 +97,9 @@ class CompensationDialog(ModalScreen[bool]):
         self.action_id = prompt.action_id
         self.attempted = False
         self.running = False
+        # Undoing needs a reason where approving did (high or critical risk).
+        self.reason_required = bool(prompt.plan is not None and prompt.plan.reason_required)
+        self.reason = ""
 
     def compose(self) -> ComposeResult:
         title = Text("Compensate ")
@@ -110,6 +114,9 @@ class CompensationDialog(ModalScreen[bool]):
                 # The result goes under the plan, in the same scroll (scrolled into view when it
                 # arrives), so a long answer cannot push the buttons off a 24-row screen.
                 yield Static("", id="comp-status")
+            if self.has_plan:
+                yield Input(placeholder="reason (required: high risk)" if self.reason_required
+                            else "reason (optional)", id="comp-reason", max_length=2000)
             yield Static("Nothing has run yet. Enter or Compensate runs it; Esc cancels."
                          if self.has_plan else "Esc closes.", id="comp-hint")
             with Horizontal():
@@ -121,7 +128,8 @@ class CompensationDialog(ModalScreen[bool]):
     def on_mount(self) -> None:
         if self.has_plan:
             self.query_one("#retry").display = False
-            self.query_one("#confirm", Button).focus()
+            # Where a reason is required the cursor starts in it; otherwise on Compensate.
+            self.query_one("#comp-reason" if self.reason_required else "#confirm").focus()
         else:
             self.query_one("#cancel", Button).focus()
 
@@ -132,9 +140,23 @@ class CompensationDialog(ModalScreen[bool]):
         else:
             self.action_close()
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.query_one("#confirm", Button).display:
+            self.start()
+        elif self.query_one("#retry", Button).display:
+            self.start(retry=True)
+
     def start(self, *, retry: bool = False) -> None:
         if self.running or not self.has_plan:
             return
+        reason = self.query_one("#comp-reason", Input).value.strip()
+        if self.reason_required and not reason:
+            self._status(Text("A reason is required to undo a high or critical risk action "
+                              "(as it was to approve it). Type it, then Enter.", style="bold red"))
+            self.query_one("#comp-reason", Input).focus()
+            return
+        self.reason = reason
         self.running = True
         self.attempted = True
         for bid in ("confirm", "retry"):
@@ -150,7 +172,8 @@ class CompensationDialog(ModalScreen[bool]):
 
     def run_compensation(self, retry: bool) -> None:
         deck, prompt = self.app.deck, self.prompt  # type: ignore[attr-defined]
-        run_off_ui(self, "compensation", lambda: deck.compensate(prompt, retry=retry), self.finished,
+        reason = self.reason
+        run_off_ui(self, "compensation", lambda: deck.compensate(prompt, retry=retry, reason=reason), self.finished,
                    on_error=self._failed, action=True)
 
     def _failed(self, message: str) -> None:

@@ -15,7 +15,9 @@ from agentdeck.console.widgets.escalation_format import (
 )
 
 PENDING_COLUMNS = ("time left", "risk", "escalation", "proposed action", "amount", "age")
-DECIDED_COLUMNS = ("decided", "status", "escalation", "by", "delivery", "risk", "proposed action")
+# Most telling first: at 80 columns what was decided, how and whether it reached the agent fit;
+# who and the id (also in the detail pane) are a → away.
+DECIDED_COLUMNS = ("decided", "status", "delivery", "risk", "proposed action", "by", "escalation")
 
 
 class EscalationTable(VimTable):
@@ -86,9 +88,9 @@ class EscalationTable(VimTable):
         return (
             Text(clock(r["decided_at"], now)),
             plain(r["status"], 10, style=STATUS_STYLE.get(r["status"], ""), single_line=True),
-            plain(r["escalation_id"], 24, single_line=True),
-            plain(r["decided_by"] or "", 16, single_line=True),
             Text(delivery or "by agent", style=DELIVERY_STYLE.get(delivery or "", "dim")),
             self._risk(r["risk"]),
             plain(action_label(action), 28, single_line=True),
+            plain(r["decided_by"] or "", 16, single_line=True),
+            plain(r["escalation_id"], 24, single_line=True),
         )

@@ -9,6 +9,10 @@ screen switch (and of the Pilot tests). ``DeckKey`` starts non-compact and
 does not run its watcher at mount, so a non-compact footer mounts its keys
 without restyling them; what is drawn is the same.
 
+Quit and Help (``q``, ``?``) and the palette sit at the right edge,
+outside the screen's keys: on an 80-column terminal the screen's keys are
+cut at the end, and the way out and the way to every other key must not be.
+
 It also rebuilds only when what it shows changed: Textual rebuilds the
 footer on every focus restore (every return to a screen), even when the
 screen's keys are the ones already shown.
@@ -19,7 +23,9 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import groupby
 
+from textual import events
 from textual.app import ComposeResult
+from textual.containers import HorizontalGroup
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Footer
@@ -30,8 +36,21 @@ class DeckKey(FooterKey):
     compact = reactive(False, init=False)
 
 
+PINNED_ACTIONS = ("app.toggle_help", "app.quit", "toggle_help", "quit")  # always shown, at the right edge
+
+
 class DeckFooter(Footer):
+    DEFAULT_CSS = """
+    DeckFooter .deck-pinned { dock: right; width: auto; height: 1; border-left: vkey $foreground 20%; }
+    DeckFooter .deck-pinned FooterKey { margin: 0; }
+    DeckFooter.-compact { padding-left: 1; }
+    DeckFooter.-compact .deck-pinned FooterKey { margin: 0 0 0 1; }
+    """
     _shown: tuple | None = None  # what the keys were built from
+    NARROW = 100  # columns: below this the keys are compact (one space between them, not three)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.compact = event.size.width < self.NARROW
 
     def _signature(self, screen) -> tuple:
         return tuple((b.key, b.description, b.action, b.show, enabled, tooltip, b.group)
@@ -54,6 +73,8 @@ class DeckFooter(Footer):
             for (_, binding, enabled, tooltip) in active_bindings.values()
             if binding.show
         ]
+        pinned = [b for b in bindings if b[0].action in PINNED_ACTIONS]
+        bindings = [b for b in bindings if b[0].action not in PINNED_ACTIONS]
         action_to_bindings: defaultdict[str, list[tuple[Binding, bool, str]]] = defaultdict(list)
         for binding, enabled, tooltip in bindings:
             action_to_bindings[binding.action].append((binding, enabled, tooltip))
@@ -81,14 +102,20 @@ class DeckFooter(Footer):
                         binding.key, self.app.get_key_display(binding), binding.description, binding.action,
                         disabled=not enabled, tooltip=tooltip,
                     ).data_bind(compact=Footer.compact)
+        keys: list[FooterKey] = [
+            DeckKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
+                    disabled=not enabled, tooltip=tooltip).data_bind(compact=Footer.compact)
+            for binding, enabled, tooltip in sorted(pinned, key=lambda b: b[0].action.endswith("quit"))
+        ]
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             try:
                 _node, binding, enabled, tooltip = active_bindings[self.app.COMMAND_PALETTE_BINDING]
             except KeyError:
                 pass
             else:
-                # (Not bound to the footer's compact: Textual's own key, compact as in Textual.)
-                yield FooterKey(
+                keys.append(FooterKey(
                     binding.key, self.app.get_key_display(binding), binding.description, binding.action,
-                    classes="-command-palette", disabled=not enabled, tooltip=binding.tooltip or binding.description,
-                )
+                    disabled=not enabled, tooltip=binding.tooltip or binding.description,
+                ))
+        if keys:
+            yield HorizontalGroup(*keys, classes="deck-pinned")

@@ -35,7 +35,8 @@ Column = tuple[str, str, int]  # (key, label, width in cells)
 
 
 class LineTable(ScrollView, can_focus=True):
-    """Rows over fixed-width columns; subclasses set ``COLUMNS`` and build cells in ``cells_for``."""
+    """Rows over fixed-width columns; subclasses set ``COLUMNS`` (the widths may change: ``set_columns``)
+    and build cells in ``cells_for``."""
 
     COLUMNS: Sequence[Column] = ()
     BINDINGS = LIST_BINDINGS
@@ -82,6 +83,7 @@ class LineTable(ScrollView, can_focus=True):
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
+        self.columns: Sequence[Column] = self.COLUMNS  # as drawn now (set_columns)
         self.rows: list[Any] = []  # the source of each row, in order
         self._cells: dict[int, tuple[Text, ...]] = {}  # row -> cells, built when first drawn
         self._strips: dict[int, tuple[tuple, Strip]] = {}  # row -> ((variant, width, focus), strip)
@@ -93,6 +95,19 @@ class LineTable(ScrollView, can_focus=True):
     def cells_for(self, row: Any) -> tuple[Text, ...]:
         """One source row as cells (one per column); called once per row, when it is first drawn."""
         raise NotImplementedError
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Draw with these columns from now on (e.g. a column widened to the room there is)."""
+        columns = tuple(columns)
+        if columns != tuple(self.columns):
+            self.columns = columns
+            self._strips.clear()
+            self._header = None
+            self._set_virtual_size()
+            self.refresh()
+
+    def _set_virtual_size(self) -> None:
+        self.virtual_size = Size(sum(w + 2 for _, _, w in self.columns), len(self.rows) + 1)
 
     # -- rows ---------------------------------------------------------------------
 
@@ -113,7 +128,7 @@ class LineTable(ScrollView, can_focus=True):
         self.rows = list(rows)
         self._cells = {i: c for i, c in self._cells.items() if i < keep}
         self._strips = {i: s for i, s in self._strips.items() if i < keep}
-        self.virtual_size = Size(sum(w + 2 for _, _, w in self.COLUMNS), len(self.rows) + 1)
+        self._set_virtual_size()
         if self.cursor_row >= len(self.rows):
             self.cursor_row = max(0, len(self.rows) - 1)
         self.refresh()
@@ -207,7 +222,7 @@ class LineTable(ScrollView, can_focus=True):
         if y == 0:
             if self._header is None or self._header[0] != (width,):
                 header = base + self._style("line-table--header")
-                self._header = ((width,), row_strip(self.COLUMNS, [Text(label) for _, label, _ in self.COLUMNS],
+                self._header = ((width,), row_strip(self.columns, [Text(label) for _, label, _ in self.columns],
                                                     header, width))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
@@ -218,7 +233,7 @@ class LineTable(ScrollView, can_focus=True):
         cached = self._strips.get(index)
         if cached is not None and cached[0] == state:
             return cached[1]
-        strip = row_strip(self.COLUMNS, self.get_row_at(index), base + self._style(variant) if variant else base,
+        strip = row_strip(self.columns, self.get_row_at(index), base + self._style(variant) if variant else base,
                           width)
         self._strips[index] = (state, strip)
         return strip

@@ -123,11 +123,8 @@ def context_lines(step: Step, rec: Reconstruction) -> list[Text]:
         if act is not None:
             out.append(_line("Action", f"{act.operation} on {act.system} · {act.status}"
                              + (f" · amount {act.amount:g}" if act.amount is not None else "")))
-            out.append(_line("Justification", act.justification))
-            for k, b, a in changes(mask(act.before), mask(act.after)):
-                out.append(_line(f"Changed {k}", f"{json.dumps(b, default=str)} → {json.dumps(a, default=str)}"))
-            resp = act.response or {}
-            out.append(_line("Downstream", f"{resp.get('status')} {json.dumps(mask(resp.get('body')), default=str)}"))
+            # Whether it was undone (or can be) right under what it did: on an 80x24
+            # terminal the step's pane shows only its first lines.
             if act.compensated_at is not None and act.compensation_status == "ok":
                 out.append(_line("Compensated", f"by {act.compensated_by} at {when(act.compensated_at)}", style="bold red"))
             elif act.compensation:
@@ -135,6 +132,11 @@ def context_lines(step: Step, rec: Reconstruction) -> list[Text]:
                 out.append(Text(f"Undo available{state}: press c to review and compensate", style="bold green"))
             else:
                 out.append(Text("No compensation hook declared", style="dim"))
+            out.append(_line("Justification", act.justification))
+            for k, b, a in changes(mask(act.before), mask(act.after)):
+                out.append(_line(f"Changed {k}", f"{json.dumps(b, default=str)} → {json.dumps(a, default=str)}"))
+            resp = act.response or {}
+            out.append(_line("Downstream", f"{resp.get('status')} {json.dumps(mask(resp.get('body')), default=str)}"))
             for c in rec.console_compensations:
                 if c["action_id"] == act.action_id:
                     out.append(_line(f"Attempt {c['attempt']}", f"{c['status']} by {c['requested_by']} at "
@@ -203,6 +205,7 @@ class ReplayDetail(Vertical):
         head.update(title)
         lines = context_lines(step, rec)
         context.update(Text("\n").join(lines) if lines else "")
+        context.display = bool(lines)  # no blank lines for nothing: an 80x24 pane has few to spare
         budget = _Budget(MAX_NODES)
         # What the tree shows is the step with secrets masked (the view caches it per step).
         shown = view.shown_data(step)[0] if view is not None else mask(step.data)

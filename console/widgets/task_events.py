@@ -122,6 +122,14 @@ class EventTable(LineTable):
     def cells_for(self, row: Row) -> tuple[Text, ...]:
         return event_cells(row)
 
+    def on_resize(self) -> None:
+        # "what" takes the room the other columns leave: no empty space beside
+        # a cut summary on a wide terminal, no column cut off at the edge at 80.
+        others = sum(w + 2 for key, _, w in EVENT_COLUMNS if key != "what")
+        room = self.scrollable_content_region.width - others - 2
+        width = max(20, min(room, SUMMARY_LIMIT))
+        self.set_columns(tuple((key, label, width if key == "what" else w) for key, label, w in EVENT_COLUMNS))
+
     def show_events(self, rows: list[Row]) -> None:
         ids = [r["id"] for r in rows]
         if ids == self.event_ids:

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from agentdeck.console.keymap import LIST_BINDINGS, PAGING_BINDINGS
+from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS, PAGING_BINDINGS
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
 
@@ -44,6 +44,62 @@ COLUMNS = (
     ("cost", "cost", 6),
     ("violations", "viol", 4),
 )
+# The first columns say which task a row is: they stay put when the rest scroll sideways.
+PINNED = 2
+# The other columns, most important first: on a narrow terminal the last ones
+# drop off the first view (→ scrolls them in), so at 80 columns a row still
+# says how the task ended, how long it took, what it cost and whether it broke a rule.
+PRIORITY = ("outcome", "latency", "cost", "violations", "agent", "step", "tool", "cohort", "version", "stage")
+
+
+@dataclass(frozen=True)
+class ColumnView:
+    """Which columns a ``width``-wide table shows, scrolled ``offset`` columns right."""
+
+    shown: tuple[int, ...]  # indices into COLUMNS, left to right
+    offset: int  # the offset actually used (clamped to what scrolling can reveal)
+    more_left: bool
+    more_right: bool
+
+
+def _cell_width(index: int) -> int:
+    return COLUMNS[index][2] + 2  # one space either side
+
+
+def column_view(width: int, offset: int = 0) -> ColumnView:
+    """Lay the columns out for ``width``: the pinned ones, then as many of the rest as fit.
+
+    Unscrolled, the rest that fit are the most important (``PRIORITY``) in
+    their usual order; scrolling right moves along that view followed by the
+    columns it left out (in their usual order), one column per step, until the
+    last column is in view. When everything fits, nothing scrolls.
+    """
+    pinned = list(range(PINNED))
+    room = width - sum(_cell_width(i) for i in pinned)
+    first: list[int] = []
+    left = room
+    for key in PRIORITY:
+        index = next(i for i, c in enumerate(COLUMNS) if c[0] == key)
+        if _cell_width(index) <= left:
+            first.append(index)
+            left -= _cell_width(index)
+    first.sort()
+    rest = first + [i for i in range(PINNED, len(COLUMNS)) if i not in first]
+    # The furthest useful offset: the one that brings the last column into view.
+    last = len(rest)
+    used = 0
+    while last > 0 and used + _cell_width(rest[last - 1]) <= room:
+        used += _cell_width(rest[last - 1])
+        last -= 1
+    offset = max(0, min(offset, last))
+    shown = []
+    used = 0
+    for index in rest[offset:]:
+        if used + _cell_width(index) > room:
+            break
+        shown.append(index)
+        used += _cell_width(index)
+    return ColumnView(tuple(pinned + shown), offset, offset > 0, offset + len(shown) < len(rest))
 OUTCOME_STYLE = {
     "success": "green",
     "failed": "bold red",
@@ -97,7 +153,22 @@ def _latency(ms: float | None) -> str:
 class VimTable(DataTable):
     """A row-cursor DataTable with less/vim keys."""
 
-    BINDINGS = LIST_BINDINGS
+    BINDINGS = [*LIST_BINDINGS, *COLUMN_BINDINGS]
+
+    def action_columns(self, delta: int) -> None:
+        """→/←: scroll sideways to the next (previous) column edge, so a column is never cut at the left."""
+        edges, x = [], 0
+        for column in self.ordered_columns:
+            edges.append(x)
+            x += column.get_render_width(self)
+        room = self.scrollable_content_region.width
+        furthest = max(0, x - room)
+        now = round(self.scroll_x)
+        if delta > 0:
+            target = next((e for e in edges if e > now), furthest)
+        else:
+            target = next((e for e in reversed(edges) if e < now), 0)
+        self.scroll_to(x=min(target, furthest), animate=False)
 
     def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - (1 if self.show_header else 0))
@@ -151,13 +222,16 @@ class Shown:
     cells: LazyCells
 
 
-class TaskTable(ScrollView, can_focus=True):
+class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Tasks, oldest at the top; a window the screen moves over the store.
 
     A line-API widget rather than a DataTable: each row is rendered once into
     a cached strip and re-rendered only when its cells (or its cursor/zebra
     state) change, so a live update of one task redraws one line, not the
     whole table. The first line is the header and never scrolls.
+
+    Its keys are its own (``inherit_bindings=False``): a scroll container's
+    "Page Left"/"Page Right" mean nothing here, and ``?`` should not list them.
     """
 
     BINDINGS = [
@@ -165,6 +239,7 @@ class TaskTable(ScrollView, can_focus=True):
         Binding("j,down", "move(1)", "Down", show=False),
         Binding("k,up", "move(-1)", "Up", show=False),
         *PAGING_BINDINGS,
+        *COLUMN_BINDINGS,
     ]
     COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--even"}
     DEFAULT_CSS = """
@@ -213,6 +288,8 @@ class TaskTable(ScrollView, can_focus=True):
         self._header: tuple[tuple, Strip] | None = None
         self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
         self._styles: dict[str, Style] = {}
+        self.column_offset = 0  # columns scrolled right (→/←), past the pinned ones
+        self._view: tuple[tuple[int, int], ColumnView] | None = None
 
     # -- size and rows -------------------------------------------------------
 
@@ -228,8 +305,34 @@ class TaskTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)  # less the header
 
     def _set_virtual_size(self) -> None:
-        width = sum(w + 2 for _, _, w in COLUMNS)
-        self.virtual_size = Size(width, self.row_count + 1)
+        # No horizontal scrollbar: sideways is by whole columns (column_view), the task columns pinned.
+        self.virtual_size = Size(self.size.width, self.row_count + 1)
+
+    def columns(self) -> ColumnView:
+        """The columns shown now (for this width and sideways offset)."""
+        width = self.scrollable_content_region.width  # (less the vertical scrollbar)
+        key = (width, self.column_offset)
+        if self._view is None or self._view[0] != key:
+            view = column_view(*key)
+            self.column_offset = view.offset  # (a wider terminal may need less scrolling)
+            self._view = ((width, view.offset), view)
+        return self._view[1]
+
+    def column_labels(self) -> list[str]:
+        """The headers of the columns shown now, left to right."""
+        return [COLUMNS[i][1] for i in self.columns().shown]
+
+    def action_columns(self, delta: int) -> None:
+        """→/←: scroll the unpinned columns one column right or left."""
+        before = self.columns()
+        if (delta > 0 and not before.more_right) or (delta < 0 and not before.more_left):
+            return
+        self.column_offset = before.offset + delta
+        if self.columns() != before:
+            self.refresh()
+
+    def on_resize(self) -> None:
+        self._set_virtual_size()
 
     def show_rows(self, rows: list[Row], now: float | None = None) -> None:
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
@@ -345,10 +448,12 @@ class TaskTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         rich_style = self._style("")  # (DOMNode.rich_style walks the ancestors: once, not per line)
+        view = self.columns()
         if y == 0:
-            if self._header is None or self._header[0] != (width,):
+            room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
+            if self._header is None or self._header[0] != (width, room, view):
                 base = rich_style + self._style("task-table--header")
-                self._header = ((width,), _row_strip([Text(label) for _, label, _ in COLUMNS], base, width))
+                self._header = ((width, room, view), _header_strip(view, base, room).adjust_cell_length(width, base))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < self.row_count:
@@ -356,7 +461,7 @@ class TaskTable(ScrollView, can_focus=True):
         key = self.shown.keys[index]
         cells = self.shown.cells[key]
         variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
-        state = (variant, width, self.has_focus)
+        state = (variant, width, self.has_focus, view.shown)
         cached = self._strips.get(key)
         if cached is None or cached[0] is not cells:
             cached = self._strips[key] = (cells, {})
@@ -364,7 +469,7 @@ class TaskTable(ScrollView, can_focus=True):
         if strip is not None:
             return strip
         base = rich_style + self._style(variant) if variant else rich_style
-        strip = cached[1][state] = _row_strip(cells, base, width)
+        strip = cached[1][state] = _row_strip(cells, base, width, view.shown)
         return strip
 
     def on_focus(self) -> None:
@@ -389,10 +494,24 @@ def _cell_style(text: Text) -> Style:
     return cached
 
 
-def _row_strip(cells, base: Style, width: int) -> Strip:
+def _header_strip(view: ColumnView, base: Style, width: int) -> Strip:
+    """The header; ← and → at its edges say that columns are scrolled out of view on that side."""
+    line = "".join(f" {set_cell_size(COLUMNS[i][1], COLUMNS[i][2])} " for i in view.shown)
+    line = set_cell_size(line, width)
+    if view.more_left and width > 0:
+        at = sum(_cell_width(i) for i in range(PINNED))
+        if at < width:
+            line = line[:at] + "←" + line[at + 1:]
+    if view.more_right and width > 0:
+        line = line[:-1] + "→"
+    return Strip([Segment(line, base)], width)
+
+
+def _row_strip(cells, base: Style, width: int, shown: tuple[int, ...] | None = None) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
     segments: list[Segment] = []
-    for (_, _, w), cell in zip(COLUMNS, cells):
+    for index in range(len(COLUMNS)) if shown is None else shown:
+        w, cell = COLUMNS[index][2], cells[index]
         text = cell.plain
         if cell_len(text) > w:
             text = set_cell_size(text, w - 1) + "…"

@@ -85,4 +85,16 @@ MIGRATIONS: list[list[str]] = [
             UPDATE tasks SET agent_stand_in = 1 WHERE task_id = NEW.task_id;
         END""",
     ],
+    # Only OpenTelemetry tasks have a session: an index holding every other
+    # task's NULL cost each new task row an index insert for nothing (a
+    # `session = ?` filter implies NOT NULL, so the partial index serves it).
+    # The stand-in trigger above ran its trigger program for every task row
+    # of every batch, OpenTelemetry or not (~20 us a task row in a bulk
+    # import): store/ingest.py ``fill_otel_tasks`` does its work for the
+    # batch's 'otel-' task rows, in the same transaction.
+    [
+        "DROP INDEX IF EXISTS tasks_session",
+        "CREATE INDEX tasks_session ON tasks(session) WHERE session IS NOT NULL",
+        "DROP TRIGGER IF EXISTS tasks_otlp_stand_in",
+    ],
 ]

@@ -25,4 +25,8 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX compensations_action ON compensations(action_id, attempt)",
         "CREATE INDEX compensations_task ON compensations(task_id)",
     ],
+    [
+        # Why the operator undid it (required where approving the action needed a reason).
+        "ALTER TABLE compensations ADD COLUMN reason TEXT",
+    ],
 ]
