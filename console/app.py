@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
+from textual._context import active_app
 from textual.app import App
+from textual.screen import Screen
 from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.timer import Timer
@@ -27,13 +30,51 @@ from agentdeck.store.health import LEVELS, Health, Problem
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
 RELEASE_EVERY = 15.0
 RELEASE_FIRST = 2.0
+log = logging.getLogger(__name__)
 NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
 
 
 def _screen(module: str, name: str):
     import importlib
 
+    app = active_app.get(None)
+    warm = getattr(app, "warm_screens", {})
+    if name in warm:  # composed already, while the operator looked at the first screen (AgentDeck.prewarm)
+        return warm.pop(name)
     return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
+
+
+# Composed after the first paint, one at a time, before they are first shown (AgentDeck.prewarm):
+# the first visit to each then costs what any later one does. Not Canary: composing is cheap
+# there, its first analysis is not, and that is read when it is shown.
+PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
+           ("task_detail", "TaskDetailScreen"))
+WARM_IMPORTS_AFTER_S = 0.4  # after mount: the first window of tasks is on screen by then
+# Of those, the screens that also read their data once while still off screen (their lists are
+# then filled before the first visit, which redraws only what changed since).
+PREWARM_READ = frozenset({"EscalationsScreen", "ProblemsScreen"})
+PREWARM_AFTER_S = 1.2  # after mount: the imports above are done by then
+GC_THRESHOLDS = (10_000, 10, 10)  # Python's default: (700, 10, 10)
+PREWARM_GAP_S = 0.3  # between screens: a key pressed meanwhile waits at most one screen's compose
+
+
+def _settle_garbage_collector() -> None:
+    """Keep the garbage collector's pauses off the keys, once start-up is over.
+
+    Profiled under a live fleet, Python's cyclic collector ran about 200 times
+    a second (every reload and frame allocates thousands of short-lived
+    objects), young collections took 5-15 ms and full ones 80-200 ms: the
+    slowest key presses were the ones a collection landed on. What exists
+    once the screens are composed (Textual's widgets, styles, the imported
+    modules: most of the heap) lives as long as the console, so it is frozen
+    out of every later collection (gc.freeze), and young collections run
+    less often (still bounded: GC_THRESHOLDS).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _warm_imports() -> None:
@@ -51,7 +92,10 @@ class AgentDeck(App):
     """Tasks, Escalations, Canary and Replay over one SQLite store."""
 
     TITLE = "agentdeck"
-    CSS_PATH = "app.tcss"
+    # The first screen's stylesheet is read with the app's (Textual would otherwise read it
+    # when the screen is first shown and then re-parse all the CSS). The other screens' are
+    # read together when they are composed ahead (prewarm): see _read_screen_css.
+    CSS_PATH = ["app.tcss", "screens/tasks.tcss"]
     ENABLE_COMMAND_PALETTE = True
     COMMANDS = App.COMMANDS | DECK_COMMANDS
     # Screens other than Tasks are imported when first shown: the first paint
@@ -87,7 +131,6 @@ class AgentDeck(App):
     # whole screen (these change on every ingest batch). `data_version` is the
     # one signal that the store changed: screens watch it.
     data_version: var[int] = var(0)
-    DATA_EVERY_S = 0.1  # at most one data_version bump this often (see on_ingested)
     counters: var[Counters | None] = var(None)
     # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
     health: var[Health] = var(Health())
@@ -104,7 +147,7 @@ class AgentDeck(App):
         self.follow_traces = settings.follow
         self.tick = settings.tick
         # The tailer runs in its own process (when following); commits are noticed by data_version.
-        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow)
+        self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow, tuning=settings.ingest)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         self._data_at = 0.0  # monotonic time of the last data_version bump
@@ -115,6 +158,9 @@ class AgentDeck(App):
         self.prune_problem: Problem | None = None  # the last scheduled prune failed: listed on Problems
         # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
         self.replay_files: dict[str, str] = {}
+        # Screens composed ahead of their first show (class name -> screen): see prewarm.
+        self.warm_screens: dict[str, Screen] = {}
+        self._to_prewarm = list(PREWARM) if settings.prewarm else []
         self._release_running = False  # a release tick is at work (one at a time)
 
     # Shorthands the screens show (who decides, where callbacks may go).
@@ -170,11 +216,126 @@ class AgentDeck(App):
         # The other screens' modules (canary statistics, replay model) import
         # off the UI thread once the first screen is up: the first switch to
         # them then does not wait for the import.
-        self.call_after_refresh(lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+        # Not at once: a thread importing holds the interpreter, and the first window of tasks
+        # (read and drawn just after the first frame) would wait for it.
+        self.set_timer(WARM_IMPORTS_AFTER_S,
+                       lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+        if self._to_prewarm:
+            self.set_timer(PREWARM_AFTER_S, self.prewarm)
         # Deliver decisions a previous run left pending (and sweep once when ticking);
         # mask compensation plans an older version stored in clear.
         deck, sweep = self.deck, bool(self.tick)
         run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Wait until no worker is pending or running and the screen shows what it knows of (``settled``).
+
+        What tests (and benchmarks) wait on before they look at the screen. A
+        read superseded by a newer one (run_off_ui: exclusive workers) was
+        cancelled: it is done, not an error. Results can start more reads (a
+        window then its detail), so it waits again until a pass finds none.
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        import asyncio
+
+        from textual.worker import WorkerState
+
+        from agentdeck.console.screens.base import settled
+
+        async def drain() -> None:
+            idle_passes = 0
+            while idle_passes < 2:
+                busy = [w for w in self.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+                if not busy and not settled(self.screen):  # e.g. a paused Tasks window's refresh is due
+                    idle_passes = 0
+                    await asyncio.sleep(0.005)
+                elif busy:
+                    idle_passes = 0
+                    started = [w.wait() for w in busy if w.state is WorkerState.RUNNING]
+                    if started:
+                        await asyncio.gather(*started, return_exceptions=True)  # cancelled or failed: done too
+                    else:
+                        await asyncio.sleep(0.001)  # not started yet
+                else:
+                    idle_passes += 1
+                    await asyncio.sleep(0)  # results handed over with call_from_thread land now
+
+        await asyncio.wait_for(drain(), timeout)
+
+    _css_read = False
+
+    def _read_screen_css(self) -> None:
+        """Read every screen's .tcss in one pass (one re-parse and restyle, not one per screen).
+
+        Textual reads a screen's CSS the first time it is shown and then re-parses
+        the app's whole stylesheet from scratch and restyles the screen shown,
+        and again on the switch itself for a screen it marks as never styled
+        (DeckScreen starts marked as styled, see its __init__): profiled,
+        100-400 ms for the first visit to each screen. The rules are all scoped
+        by id or screen type, so reading them early changes nothing else.
+        """
+        self._css_read = True
+        stylesheet = self.stylesheet
+        for path in sorted((Path(__file__).parent / "screens").glob("*.tcss")):
+            if not stylesheet.has_source(str(path), ""):
+                stylesheet.read(path)
+        # Re-parse and restyle once, now: this also marks the screens shown so far as styled
+        # for the current CSS (the first screen is not, after start-up's theme pass, and the
+        # first switch back to it would pay for this instead).
+        self.refresh_css(animate=False)
+
+    def prewarm(self) -> None:
+        """Compose the next screen of PREWARM, off screen; the rest follow, one per timer.
+
+        A first switch to a screen used to compose it (and mount a DataTable,
+        the tab bar, the footer…): 100-300 ms on top of what every later switch
+        costs. Composed ahead, a mode's screen is handed over by ``_screen``
+        and the task detail is installed; a screen not shown reads nothing
+        (DeckScreen.on_mount) until it is.
+        """
+        import importlib
+
+        if not self._to_prewarm or not self.is_running:
+            return
+        if not self._css_read:
+            self._read_screen_css()
+        self._draw_ahead()
+        module, name = self._to_prewarm.pop(0)
+        cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
+        if name == "TaskDetailScreen":
+            if not self.is_screen_installed("task-detail"):
+                self.install_screen(cls(), name="task-detail")
+                self._get_screen("task-detail")
+        elif module not in self._screen_stacks and name not in self.warm_screens:
+            screen = self.warm_screens[name] = cls()
+            screen.prewarm_read = name in PREWARM_READ
+            self._get_screen(screen)
+        if self._to_prewarm:
+            self.set_timer(PREWARM_GAP_S, self.prewarm)
+        else:
+            self.set_timer(PREWARM_GAP_S, self._prewarmed)
+
+    def _prewarmed(self) -> None:
+        self._draw_ahead()
+        _settle_garbage_collector()
+
+    def _draw_ahead(self) -> None:
+        """Lay out and draw the screens composed ahead, off screen, once their first data is in.
+
+        Textual draws only the screen shown, so a first visit still rendered
+        every line of every widget (a DataTable's first render above all:
+        ~150 ms for Escalations). Done here, each widget's lines are cached and
+        the first visit composites them like any later one.
+        """
+        for screen in list(self.warm_screens.values()):
+            if getattr(screen, "_drawn_ahead", False) or not screen.is_mounted or screen.is_current:
+                continue
+            screen._drawn_ahead = True  # type: ignore[attr-defined]
+            try:
+                screen._refresh_layout(self.size)
+                screen._compositor.render_update(full=True)
+            except Exception:  # an optimisation only: the first visit draws it as Textual always does
+                log.exception("drawing %s ahead failed", type(screen).__name__)
 
     def on_unmount(self) -> None:
         self.ingest.close()
@@ -244,11 +405,11 @@ class AgentDeck(App):
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
         # Screens reload on each bump, and a reload supersedes the one in
-        # flight: bumped at most every DATA_EVERY_S (the first at once, the
+        # flight: bumped at most every settings.ingest.refresh_every (the first at once, the
         # last of a burst when its time comes), so under a steady stream of
         # commits each reload lands instead of being replaced by the next.
         now = time.monotonic()
-        wait = self._data_at + self.DATA_EVERY_S - now
+        wait = self._data_at + self.settings.ingest.refresh_every - now
         if wait <= 0:
             self._bump_data()
         elif self._data_timer is None:

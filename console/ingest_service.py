@@ -30,12 +30,12 @@ from pathlib import Path
 from textual.app import App
 
 from agentdeck.console.messages import HealthChecked, Ingested
+from agentdeck.console.service.ingest_settings import BACKOFF_S, IngestSettings
 from agentdeck.store import health as health_mod
 from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
 
-BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # between restarts of a process that keeps stopping
 HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
 STOP_TIMEOUT_S = 5.0  # on quit: then it is killed (safe: a batch is committed whole or not at all)
 STDERR_LINES = 12
@@ -252,19 +252,19 @@ class StoreWatcher:
 class IngestService:
     """The app's ingest: a supervised process when following paths, and the store watcher always.
 
-    The keyword settings are plain parameters with defaults until they join the
-    console's Settings.
+    Tuned by ``Settings.ingest`` (the config file's ``[ingest]`` table).
     """
 
     def __init__(self, app: App, db_path: Path, paths: Sequence[Path], *, follow: bool = True,
-                 heartbeat: float = HEARTBEAT_S, stall_after: float = health_mod.STALL_AFTER_S,
-                 backoff: Sequence[float] = BACKOFF_S, poll_s: float = 0.005, health_every: float = 1.0) -> None:
+                 tuning: IngestSettings | None = None) -> None:
+        t = tuning or IngestSettings()
         self.app = app
         self.stop = threading.Event()
-        self.supervisor = (IngestSupervisor(db_path, paths, heartbeat=heartbeat, backoff=backoff, on_change=self._changed)
+        self.supervisor = (IngestSupervisor(db_path, paths, heartbeat=t.heartbeat, backoff=t.backoff,
+                                            healthy_after=t.healthy_after, on_change=self._changed)
                            if follow and paths else None)
-        self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=poll_s, health_every=health_every,
-                                    stall_after=stall_after)
+        self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=t.poll, health_every=t.health_every,
+                                    stall_after=t.stall_after)
 
     def _changed(self) -> None:
         self.watcher.poke.set()

@@ -53,28 +53,3 @@ def make_app(fixed_clock):
         return AgentDeck(for_tests(db, traces, **kw), clock=clock)
 
     return factory
-
-
-@pytest.fixture(autouse=True)
-def _superseded_workers_count_as_done(monkeypatch):
-    """``app.workers.wait_for_complete()`` in a test means "let the screen settle".
-
-    The console cancels a request a newer one supersedes (screens/base.run_off_ui:
-    exclusive workers), and textual then raises WorkerCancelled from the wait.
-    For a test waiting to settle that is done, not an error: wait again for what
-    replaced it (a bounded number of times).
-    """
-    from textual.worker import WorkerCancelled
-    from textual.worker_manager import WorkerManager
-
-    original = WorkerManager.wait_for_complete
-
-    async def wait_for_complete(self, workers=None):
-        for _ in range(50):
-            try:
-                return await original(self, workers)
-            except WorkerCancelled:
-                continue
-        return await original(self, workers)
-
-    monkeypatch.setattr(WorkerManager, "wait_for_complete", wait_for_complete)

@@ -62,14 +62,9 @@ def screen_text(app) -> str:
 
 
 async def settle(app, pilot) -> None:
-    """Let queued workers finish and their results reach the widgets.
-
-    A superseded exclusive worker ends cancelled: that is normal here. The
-    tailer's endless worker (group "ingest") is not waited for.
-    """
+    """Let queued workers finish and their results reach the widgets (AgentDeck.settled)."""
     for _ in range(3):
-        workers = [w for w in app.workers if w.group != "ingest" and not w.is_finished]
-        await asyncio.gather(*(w.wait() for w in workers), return_exceptions=True)
+        await app.settled()
         await pilot.pause()
 
 

@@ -11,7 +11,7 @@ from agentdeck.console.widgets.canary_sparks import CohortSparks
 
 async def _open(app, pilot):
     await pilot.press("3")
-    await app.workers.wait_for_complete()
+    await app.settled()
     await pilot.pause()
     return app.screen
 
@@ -53,18 +53,18 @@ async def test_keys_switch_agent_and_window(sample_db, make_app):
         screen = await _open(app, pilot)
         assert screen.report.agent == "approval-agent"
         await pilot.press("t")
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert screen.report.agent == "records-agent"
         await pilot.press("w")  # all -> 15m: only the last few sample tasks
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert screen.report.window == "15m"
         assert screen.report.n_canary < 20 and "not enough data" in screen.report.reason
         assert "HOLD" in str(screen.query_one("#canary-verdict", Static).render())
         for _ in range(2):
             await pilot.press("w")
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert screen.report.window == "24h"
         # The last 24 hours up to the fixed clock: sample tasks started after it are not counted.
@@ -84,7 +84,7 @@ async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sam
         assert tasks.row_count == 22  # tasks with a failed, compensated or contract-breaking action
         for _ in range(5):
             await pilot.press("down")  # to latency
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert screen.metric_key == "latency"
         assert tasks.row_count == 200  # the slowest first, up to a page
@@ -150,7 +150,7 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
         deadline = time.monotonic() + 10
         while not loads and time.monotonic() < deadline:
             await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
+        await app.settled()
         # At most one reload a MIN_RELOAD_SECONDS while the burst lasts, plus
         # the trailing one: never one per batch, however slow the machine.
         from agentdeck.console.screens.canary import MIN_RELOAD_SECONDS
@@ -187,11 +187,11 @@ async def test_versions_can_be_chosen(sample_db, make_app):
         assert (screen.report.baseline, screen.report.canary) == ("v1", "v3")  # the latest canary by default
         assert screen.report.stage_canary == "shadow"
         await pilot.press("v")
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert (screen.report.baseline, screen.report.canary) == ("v1", "v2")
         assert screen.report.verdict == "hold" and screen.report.metric("latency").verdict == "roll back"
         await pilot.press("b")  # the baseline moves on, skipping the canary's version
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert (screen.report.baseline, screen.report.canary) == ("v3", "v2")

@@ -152,3 +152,18 @@ def test_any_unknown_flag_is_named_whatever_else_is_typed(tokens, flag):
             parsers["ingest"].error(f"unrecognized arguments: {' '.join(extras)}")
     assert info.value.code == 2
     assert flag in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+def test_top_level_help_lists_every_command_with_its_docstring_line(capsys):
+    """`agentdeck --help` reads each command's summary from its source (not importing it): the same line."""
+    import importlib
+
+    from agentdeck.console.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps long help lines
+    for name in COMMANDS:
+        doc = importlib.import_module(f"agentdeck.console.commands.{name}").__doc__.strip().splitlines()[0]
+        assert f"{name} {' '.join(doc.split())}" in shown

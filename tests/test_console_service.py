@@ -111,6 +111,23 @@ def test_replay_is_rebuilt_only_when_the_task_changed(sample_db):
     assert missing is not None and missing.rec is None
 
 
+
+def test_going_back_to_an_unchanged_task_reuses_its_reconstruction_and_a_change_rebuilds_it(sample_db, tmp_path):
+    traces = tmp_path / "t"
+    lines = task_lines("grow-1", outcome=None)
+    write_trace(traces / "a.jsonl", lines)
+    ingest(sample_db, traces)
+    deck = deck_on(sample_db)
+    first = deck.replay("grow-1")
+    deck.replay("task-0001")  # another task in between, as when flipping between two in Replay
+    again = deck.replay("grow-1")
+    assert again is not None and again.rec is first.rec  # not rebuilt
+    write_trace(traces / "a.jsonl", task_lines("grow-1", outcome="success")[-1:])  # its task_end arrives
+    ingest(sample_db, traces)
+    fresh = deck.replay("grow-1")
+    assert fresh is not None and fresh.rec is not first.rec
+    assert [s.kind for s in fresh.rec.steps][-1] == "task_end" and fresh.rec.outcome == "success"
+
 def test_replay_json_tree_data_is_masked(tmp_path, sample_db):
     traces = tmp_path / "t"
     write_trace(traces / "a.jsonl", task_lines("leaky", output={"password": "hunter2hunter2"}))

@@ -98,3 +98,30 @@ def test_console_log_goes_to_a_file_beside_the_store(tmp_path):
             handler.close()
     text = (tmp_path / "store" / "agentdeck.log").read_text()
     assert "tasks-page failed" in text and "RuntimeError: worker fell over" in text
+
+
+def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_console(tmp_path):
+    from agentdeck.console.app import AgentDeck
+
+    cfg = write(tmp_path / "c.toml", "[ingest]\nstall_after = 90\nbackoff = [0.5, 3]\npoll = 0.02\n"
+                                     "refresh_every = 0.2\n")
+    s = resolve({"db": str(tmp_path / "s.db"), "traces": [str(tmp_path / "t")]}, env={}, config=cfg)
+    assert (s.ingest.stall_after, s.ingest.backoff, s.ingest.poll) == (90.0, (0.5, 3.0), 0.02)
+    assert s.ingest.heartbeat == 5.0  # not in the file: its default
+    name, value, source = next(row for row in s.describe() if row[0] == "ingest")
+    assert "stall_after=90.0" in value and "backoff=[0.5, 3.0]" in value and source == f"config {cfg}"
+    app = AgentDeck(s)
+    assert app.ingest.watcher.stall_after == 90.0 and app.ingest.watcher.poll_s == 0.02
+    assert app.ingest.supervisor is not None and app.ingest.supervisor.backoff == (0.5, 3.0)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[ingest]\npoll = 0\n", "must be a number of seconds above 0"),
+    ("[ingest]\nbackoff = []\n", "needs at least one wait"),
+    ("[ingest]\nstall_afterr = 3\n", "stall_afterr"),
+])
+def test_a_bad_ingest_setting_is_a_clear_error_naming_it(tmp_path, text, says):
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(SettingsError) as err:
+        resolve({}, env={}, config=cfg)
+    assert says in str(err.value) and "ingest" in str(err.value) and str(cfg) in str(err.value)

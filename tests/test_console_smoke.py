@@ -13,7 +13,7 @@ async def test_number_keys_switch_screens(sample_db, make_app):
         for key, mode in (("2", "escalations"), ("3", "canary"), ("4", "replay"), ("1", "tasks")):
             await pilot.press(key)
             assert app.current_mode == mode
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert app.screen.query_one(TaskTable).row_count > 0
 
@@ -31,14 +31,14 @@ async def test_an_error_in_a_read_is_logged_and_shown_not_swallowed(sample_db, m
 
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
-        await app.workers.wait_for_complete()
+        await app.settled()
 
         def broken(*_args, **_kw):
             raise RuntimeError("disk on fire")
 
         app.deck.task_detail = broken
         app.open_task("task-0001")
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         shown = [str(toast.render()) for toast in app.screen.query(Toast)]
         assert app.is_running

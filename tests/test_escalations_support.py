@@ -92,13 +92,8 @@ def esc_db(sample_db, tmp_path) -> Path:
 
 async def settle(pilot, rounds: int = 4) -> None:
     """Let thread workers finish and their results reach the screen (reload → detail load)."""
-    from textual.worker import WorkerCancelled
-
     for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass  # an exclusive worker was replaced by a newer one: wait for that on the next round
+        await pilot.app.settled()  # (a superseded read counts as done)
         await pilot.pause()
 
 

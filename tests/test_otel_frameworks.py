@@ -269,7 +269,7 @@ async def test_the_tasks_screen_shows_what_the_openai_agents_run_did(tmp_path, m
     app = make_app(tmp_path / "store.db")
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         table = app.screen.query_one(TaskTable)
         assert {ok["task_id"], failed["task_id"]} <= set(table.shown.keys)

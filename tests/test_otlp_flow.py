@@ -231,7 +231,7 @@ async def test_the_console_lists_the_received_task(receiver, spans_both_ways, ma
     app = make_app(receiver.db_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
         assert app.current_mode == "tasks"
         table = app.screen.query_one(TaskTable)

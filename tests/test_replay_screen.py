@@ -22,7 +22,7 @@ SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
 async def settle(app, pilot) -> None:
     for _ in range(3):
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        await app.settled()
     await pilot.pause()
 
 

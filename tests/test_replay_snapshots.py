@@ -22,11 +22,11 @@ def opened(task: str, *keys: str):
         app.open_replay(task)
         for _ in range(3):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         for key in keys:
             await pilot.press(key)
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         await pilot.pause()
 
     return run_before

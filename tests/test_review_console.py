@@ -28,7 +28,7 @@ async def test_bad_filter_with_brackets_is_an_error_toast_not_a_crash(sample_db,
 
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.press("slash")
         await pilot.press(*(KEY_NAMES.get(ch, ch) for ch in "outcome:[/]x"))
         await pilot.press("enter")

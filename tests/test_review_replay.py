@@ -69,11 +69,11 @@ async def test_replay_export_keeps_the_packet_inside_the_evidence_dir(tmp_path, 
         app.open_replay(evil)
         for _ in range(2):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         await pilot.press("e")
         for _ in range(2):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         await pilot.pause()
         status = str(app.screen.query_one("#replay-status", Static).render())
     written = list(tmp_path.rglob("*.md"))
@@ -232,12 +232,12 @@ async def test_replay_status_line_does_not_pass_escape_sequences(tmp_path, monke
         app.open_replay(evil)
         for _ in range(2):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         # Read the "writing …" line before the event loop runs again: the worker's result cannot replace it yet.
         app.screen.action_export()
         shown = str(app.screen.query_one("#replay-status", Static).render())
         assert "writing the evidence packet for task-0002␛]52" in shown and "\x1b" not in shown
-        await app.workers.wait_for_complete()
+        await app.settled()
         await pilot.pause()
 
 
@@ -310,11 +310,11 @@ async def test_replay_export_refuses_a_file_name_that_resolves_outside_the_evide
         app.open_replay("task-0001")
         for _ in range(2):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         await pilot.press("e")
         for _ in range(2):
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await app.settled()
         await pilot.pause()
         status = str(app.screen.query_one("#replay-status", Static).render())
     assert "Export refused" in status and "outside the evidence folder" in status

@@ -106,18 +106,27 @@ def test_replay_at_an_action_at_both_sizes(snap_compare, sample_db, make_app, si
 
 
 @SIZES
-def test_evidence_export_result_at_both_sizes(snap_compare, sample_db, make_app, size):
+def test_evidence_export_result_at_both_sizes(snap_compare, sample_db, make_app, size, monkeypatch):
     # The whole path and digest must be readable at 80 columns (the status line wraps).
     # The path is on screen, so it is fixed (not $TMPDIR, which differs between machines),
     # one per size (xdist may run both at once), and emptied first (a second export in the
     # same second would get another name).
     folder = Path("/tmp") / f"agentdeck-snapshot-evidence-{size[0]}x{size[1]}"
     shutil.rmtree(folder, ignore_errors=True)
+    # The packet names its contract's file, so the digest on screen depends on where the
+    # contracts lie: read them from a fixed folder, not from wherever this checkout is.
+    from agentdeck.store.contract import BUNDLED, ENV_CONTRACTS
+
+    contracts = Path("/tmp") / f"agentdeck-snapshot-contracts-{size[0]}x{size[1]}"
+    shutil.rmtree(contracts, ignore_errors=True)
+    shutil.copytree(BUNDLED, contracts)
+    monkeypatch.setenv(ENV_CONTRACTS, str(contracts))
     app = make_app(sample_db, evidence_dir=str(folder))
     try:
         assert snap_compare(app, terminal_size=size, run_before=keys("e", replay="task-0001"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(contracts, ignore_errors=True)
 
 
 # --- everywhere -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from conftest import FIXED_NOW
 from textual.widgets import DataTable, Static
-from textual.worker import WorkerCancelled
 
 from agentdeck.console.cli import main
 from agentdeck.console.screens.base import settled
@@ -175,10 +174,7 @@ async def _settle(pilot, until=lambda: True, timeout: float = 20.0) -> None:
     """Wait, bounded, until the screen shows what it last asked for and ``until`` holds."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
+        await pilot.app.settled()
         await pilot.pause()
         if settled(pilot.app.screen) and until():
             return

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual import events
+from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
@@ -92,6 +93,19 @@ class DeckScreen(Screen):
 
     MODE = ""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
+        # Styled for the app's current CSS as it mounts (its own .tcss is read before its
+        # children are registered; the screen node is styled again in on_mount). Textual marks
+        # a new screen as never styled, and on its first show re-parses and re-applies the
+        # whole stylesheet twice (App._init_mode, App.switch_mode) for nothing.
+        # (Not the first screen, made while the app itself is being set up: its
+        # theme is applied after, and that pass must reach it.)
+        app = active_app.get(None)
+        if app is not None and app._dom_ready:
+            self._css_update_count = app._css_update_count
+
     def compose(self) -> ComposeResult:
         yield DeckHeader(self.MODE)
         yield from self.compose_body()
@@ -114,17 +128,30 @@ class DeckScreen(Screen):
         run_off_ui(self, group, job, show, action=True)
 
     def on_mount(self) -> None:
+        # Just mounted: every child was styled as it was registered, so the first resume need not
+        # restyle them all again. The screen node itself may have been styled before its own .tcss
+        # was read (Textual reads it after registering the screen, on push and on a first switch).
+        self.app.stylesheet.apply(self)
+        self._styled_for = self._style_key()
         self.watch(self.app, "data_version", self._data_changed, init=False)
-        self.reload()
+        # A screen composed ahead of its first show (AgentDeck.prewarm) reads when shown, or now if asked to.
+        if self.is_current or self.prewarm_read:
+            self.reload()
 
-    _styled_for = -1  # the app's CSS generation this screen's styles were last fully applied for
+    prewarm_read = False  # composed ahead of its first show: read its data at once all the same
+    _styled_for: tuple = ()  # the stylesheet (see _style_key) this screen's styles were last fully applied for
+
+    def _style_key(self) -> tuple:
+        """What the stylesheet is: its generation (a theme change) and its sources (a .tcss read since)."""
+        return (self.app._css_update_count, len(self.app.stylesheet.source))
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Textual restyles the whole screen on every resume (every screen
         # switch): profiled, the largest cost of a switch on a big screen.
         # Nothing in the stylesheet changes while a screen is away unless the
-        # app's CSS was invalidated (a theme change), so restyle only then.
-        generation = self.app._css_update_count
+        # app's CSS was invalidated (a theme change) or another stylesheet was
+        # read (a screen's .tcss, a widget's default CSS), so restyle only then.
+        generation = self._style_key()
         if event.refresh_styles and self._styled_for == generation:
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))

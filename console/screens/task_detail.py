@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
@@ -39,6 +39,7 @@ class TaskDetailScreen(DeckScreen):
         self.found: bool | None = None  # None until the task was looked up
         self._loaded: TaskDetail | None = None
         self._fresh = False  # data just shown by show_task(): the resume needs no reload
+        self._shown: tuple | None = None  # what _show drew last (skip redrawing the same)
 
     def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
@@ -50,6 +51,7 @@ class TaskDetailScreen(DeckScreen):
         self.task_id = task_id
         self.events = []
         self.found = None
+        self._shown = None
         self._loaded = loaded
         if self.is_mounted:
             if loaded is None:
@@ -90,6 +92,13 @@ class TaskDetailScreen(DeckScreen):
             summary = self.query_one("#detail-summary", Static)
         except NoMatches:
             return  # not composed (yet, or any more)
+        # A busy fleet re-reads the open task many times a second: redraw only when it changed
+        # (each Static update lays the screen out again).
+        shown = (self.task_id, tuple(task) if task is not None else None, tuple(e["id"] for e in events),
+                 detail.abandoned, self.app.now() // 60)  # type: ignore[attr-defined]
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.found = task is not None
         self.events = events
         summary.update(_summary(self.task_id, task, len(events), self.app.now(),  # type: ignore[attr-defined]
@@ -98,12 +107,12 @@ class TaskDetailScreen(DeckScreen):
         table.show_events(events)
         self._show_payload(table.cursor_row)
 
-    @on(DataTable.RowHighlighted, "#detail-events")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(EventTable.Highlighted, "#detail-events")
+    def _highlighted(self, event: EventTable.Highlighted) -> None:
         self._show_payload(event.cursor_row)
 
-    @on(DataTable.RowSelected, "#detail-events")
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(EventTable.Chosen, "#detail-events")
+    def _selected(self, event: EventTable.Chosen) -> None:
         self.query_one("#detail-payload-box").focus()
 
     def _show_payload(self, row: int) -> None:

@@ -10,6 +10,7 @@ newer tasks); ``f`` or ``G`` resumes. Windows are read by the service
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rich.text import Text
@@ -17,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.timer import Timer
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
@@ -49,6 +51,9 @@ class TasksScreen(DeckScreen):
         self.page: TaskPage = EMPTY_PAGE
         self._pending_edge: tuple[bool, int] | None = None  # (older, rows to move) until the window arrives
         self._pending: tuple[Window, Callable[[TaskTable], None]] | None = None  # window move in flight
+        # The newest and the oldest window as last read, with the filter they were read for: g and G
+        # show them at once and re-read behind them (the jump answers on the next frame, not after a read).
+        self._ends: dict[str, tuple[TaskFilter, TaskPage]] = {}
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
@@ -61,16 +66,58 @@ class TasksScreen(DeckScreen):
 
     # -- fetching windows ----------------------------------------------------
 
+    # Paused, the window's rows still update live, but at most this often: a busy fleet
+    # commits many times a second, and each re-read competes with the keys being pressed.
+    PAUSED_REFRESH_S = 0.25
+    _reloaded_at = 0.0
+    _paused_timer: Timer | None = None
+
+    def _data_changed(self, version: int) -> None:
+        if self.follow or not self.is_current:
+            super()._data_changed(version)
+            return
+        wait = self._reloaded_at + self.PAUSED_REFRESH_S - time.monotonic()
+        if wait <= 0:
+            super()._data_changed(version)
+        elif self._paused_timer is None:
+            self._paused_timer = self.set_timer(wait, self._paused_refresh)
+            self.deck_waiting["paused-refresh"] = 0  # not settled: it knows of newer data than it shows
+
+    def _paused_refresh(self) -> None:
+        self._cancel_paused_refresh()
+        super()._data_changed(self.app.data_version)  # type: ignore[attr-defined]
+
+    def _cancel_paused_refresh(self) -> None:
+        if self._paused_timer is not None:
+            self._paused_timer.stop()
+            self._paused_timer = None
+        self.deck_waiting.pop("paused-refresh", None)
+
     def reload(self) -> None:
+        self._reloaded_at = time.monotonic()
+        self._cancel_paused_refresh()  # this read covers it
         if self._pending is not None:
             self._request(*self._pending)  # a window move in flight: redo it on the fresh data
             return
         self._request(Window("follow") if self.anchor is None else Window("at", self.anchor))
 
-    def _request(self, window: Window, place: Callable[[TaskTable], None] | None = None) -> None:
-        self._pending = (window, place) if place is not None else None
+    def _request(self, window: Window, place: Callable[[TaskTable], None] | None = None, *,
+                 jump: bool = False) -> None:
         filt, deck, limit = self.filt, self.deck, self.WINDOW
-        self.read("tasks-page", lambda: deck.task_page(filt, window, limit), lambda page: self._show(page, place))
+        end = self._ends.get(window.kind) if jump else None
+        if end is not None and end[0] == filt:
+            # A jump to an end of the list read before: shown now, re-read behind it. The fresh
+            # window keeps the task under the cursor (the user may have moved on meanwhile).
+            self._show(end[1], place)
+            place = None
+        self._pending = (window, place) if place is not None else None
+
+        def show(page: TaskPage) -> None:
+            if window.kind in ("follow", "oldest"):
+                self._ends[window.kind] = (filt, page)
+            self._show(page, place)
+
+        self.read("tasks-page", lambda: deck.task_page(filt, window, limit), show)
 
     def _show(self, page: TaskPage, place) -> None:
         if not self.is_mounted:
@@ -150,14 +197,14 @@ class TasksScreen(DeckScreen):
             return
         self._pause()
         self.follow = False
-        self._request(Window("oldest"), lambda table: table.move_cursor(row=0, animate=False))
+        self._request(Window("oldest"), lambda table: table.move_cursor(row=0, animate=False), jump=True)
 
     def action_follow(self) -> None:
         self.follow = True
         self.anchor = None
         self._pending = self._pending_edge = None
         self.table.focus()
-        self.reload()
+        self._request(Window("follow"), jump=True)
 
     # -- opening -------------------------------------------------------------
 

@@ -24,6 +24,9 @@ It is TOML with the same names as the fields below, e.g.::
     [approvers]                 # who may approve what; two-person rule (docs/notify.md)
     two_person = ["critical"]
 
+    [ingest]                    # the console's ingest process and watcher (docs/console.md)
+    stall_after = 30
+
 Relative paths in the file are relative to the file's folder; on the command
 line and in the environment, to the working directory. This module is the
 only place the console reads its environment.
@@ -41,6 +44,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agentdeck.console.notify.settings import NotifySettings
+from agentdeck.console.service.ingest_settings import IngestSettings
 from agentdeck.store.approvers import ApproverRules
 from agentdeck.store.retention import RetentionPolicy
 
@@ -89,10 +93,14 @@ class Settings(BaseModel):
     # On-call (docs/notify.md): where notifications go and on what; who may approve what.
     notify: NotifySettings = NotifySettings()
     approvers: ApproverRules = ApproverRules()
+    # The console's ingest process, store watcher and refresh pace (console/service/ingest_settings.py).
+    ingest: IngestSettings = IngestSettings()
     # Watch, never act: every acting key and palette command is refused with a message.
     read_only: bool = False
     # Seconds of silence (no event, no task_end) after which a task shows as abandoned, not running; 0: never.
     abandon_after: float = 1800.0
+    # Compose the other screens just after start-up, so the first visit to each is as quick as the next.
+    prewarm: bool = True
     sources: dict[str, Source] = {}
 
     @field_validator("abandon_after", mode="before")
@@ -163,6 +171,8 @@ class Settings(BaseModel):
                 value = self.notify.describe()  # route labels only: a webhook URL is a secret
             elif name == "approvers":
                 value = self.approvers.model_dump_json()
+            elif name == "ingest":
+                value = self.ingest.describe()
             out.append((name, "off" if off else str(value), self.source(name)))
         return out
 
@@ -283,8 +293,9 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"
+            where = ".".join(str(part) for part in err["loc"]) or "?"  # e.g. ingest.poll
             message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name} ({sources.get(name, 'default')}): {message}")
+            problems.append(f"{where} ({sources.get(name, 'default')}): {message}")
         raise SettingsError("; ".join(problems)) from None
 
 
@@ -310,6 +321,7 @@ def for_tests(db: Path, traces: list[Path] | None = None, **overrides: Any) -> S
     """Settings built in code (tests, benchmarks): no environment or config file consulted."""
     traces = list(traces or [])
     overrides.setdefault("outbox", None)
+    overrides.setdefault("prewarm", False)  # tests compose only the screens they show (and stay fast)
     if "operator" in overrides:
         overrides["user"] = overrides.pop("operator")
     return Settings(db=Path(db), traces=tuple(traces), **overrides)

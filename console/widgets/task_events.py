@@ -12,11 +12,10 @@ from agentdeck.console.service.views import Row
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets.data_table import ColumnKey
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.widgets.chrome import format_clock
-from agentdeck.console.widgets.task_table import VimTable
+from agentdeck.console.widgets.line_table import LineTable
 
 SUMMARY_LIMIT = 160
 PAYLOAD_LIMIT = 50_000  # characters of pretty JSON shown for one event
@@ -110,42 +109,34 @@ def event_cells(row: Row) -> tuple[Text, ...]:
     )
 
 
-class EventTable(VimTable):
-    """A task's events in seq order."""
+class EventTable(LineTable):
+    """A task's events in seq order (cells built only for the rows drawn)."""
 
+    COLUMNS = EVENT_COLUMNS
     BINDINGS = [Binding("enter", "select_cursor", "Payload", show=False)]
 
     def __init__(self, **kw) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
-        for key, label, width in EVENT_COLUMNS:
-            self.add_column(label, width=width, key=key)
+        super().__init__(**kw)
         self.event_ids: list[int] = []
+
+    def cells_for(self, row: Row) -> tuple[Text, ...]:
+        return event_cells(row)
 
     def on_resize(self) -> None:
         # "what" takes the room the other columns leave: no empty space beside
         # a cut summary on a wide terminal, no column cut off at the edge at 80.
-        others = sum(w + 2 * self.cell_padding for key, _, w in EVENT_COLUMNS if key != "what")
-        room = self.scrollable_content_region.width - others - 2 * self.cell_padding
+        others = sum(w + 2 for key, _, w in EVENT_COLUMNS if key != "what")
+        room = self.scrollable_content_region.width - others - 2
         width = max(20, min(room, SUMMARY_LIMIT))
-        column = self.columns.get(ColumnKey("what"))
-        if column is not None and column.width != width:
-            column.width = width
-            self._clear_caches()
-            self._require_update_dimensions = True
-            self.refresh()
+        self.set_columns(tuple((key, label, width if key == "what" else w) for key, label, w in EVENT_COLUMNS))
 
     def show_events(self, rows: list[Row]) -> None:
         ids = [r["id"] for r in rows]
         if ids == self.event_ids:
             return
         current = self.event_ids[self.cursor_row] if self.event_ids and self.row_count else None
-        if self.event_ids and ids[: len(self.event_ids)] == self.event_ids:
-            new = rows[len(self.event_ids):]  # live task: its new events came after the shown ones
-        else:
-            self.clear()
-            new = rows
-        for r in new:
-            self.add_row(*event_cells(r), key=str(r["id"]))
+        # A live task: its new events came after the shown ones, which keep their cells.
+        keep = len(self.event_ids) if self.event_ids and ids[: len(self.event_ids)] == self.event_ids else 0
         self.event_ids = ids
-        if current in ids:
-            self.move_cursor(row=ids.index(current), animate=False)
+        self.set_rows(rows, keep=keep)
+        self.move_cursor(row=ids.index(current) if current in ids else 0)

@@ -282,7 +282,9 @@ class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.shown = Shown([], LazyCells())
         self.more_older = False
         self.more_newer = False
-        self._strips: dict[str, tuple] = {}  # task -> (cells, (variant, width, focus), strip) it was drawn from
+        # task -> (cells, {(variant, width, focus): strip}) it was drawn from. Every state drawn is
+        # kept: in follow mode each new task moves every row by one, flipping its zebra stripe.
+        self._strips: dict[str, tuple] = {}
         self._header: tuple[tuple, Strip] | None = None
         self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
         self._styles: dict[str, Style] = {}
@@ -445,26 +447,29 @@ class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        rich_style = self._style("")  # (DOMNode.rich_style walks the ancestors: once, not per line)
         view = self.columns()
         if y == 0:
             room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
             if self._header is None or self._header[0] != (width, room, view):
-                base = self.rich_style + self._style("task-table--header")
+                base = rich_style + self._style("task-table--header")
                 self._header = ((width, room, view), _header_strip(view, base, room).adjust_cell_length(width, base))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < self.row_count:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, rich_style)
         key = self.shown.keys[index]
         cells = self.shown.cells[key]
         variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
         state = (variant, width, self.has_focus, view.shown)
         cached = self._strips.get(key)
-        if cached is not None and cached[0] is cells and cached[1] == state:
-            return cached[2]
-        base = self.rich_style + self._style(variant) if variant else self.rich_style
-        strip = _row_strip(cells, base, width, view.shown)
-        self._strips[key] = (cells, state, strip)
+        if cached is None or cached[0] is not cells:
+            cached = self._strips[key] = (cells, {})
+        strip = cached[1].get(state)
+        if strip is not None:
+            return strip
+        base = rich_style + self._style(variant) if variant else rich_style
+        strip = cached[1][state] = _row_strip(cells, base, width, view.shown)
         return strip
 
     def on_focus(self) -> None:
@@ -504,7 +509,7 @@ def _header_strip(view: ColumnView, base: Style, width: int) -> Strip:
 
 def _row_strip(cells, base: Style, width: int, shown: tuple[int, ...] | None = None) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
-    segments = []
+    segments: list[Segment] = []
     for index in range(len(COLUMNS)) if shown is None else shown:
         w, cell = COLUMNS[index][2], cells[index]
         text = cell.plain
@@ -514,7 +519,11 @@ def _row_strip(cells, base: Style, width: int, shown: tuple[int, ...] | None = N
             text = " " * (w - cell_len(text)) + text
         else:
             text = set_cell_size(text, w)
-        segments.append(Segment(f" {text} ", base + _cell_style(cell)))
+        style = base + _cell_style(cell)
+        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
+            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
+        else:
+            segments.append(Segment(f" {text} ", style))
     return Strip(segments).adjust_cell_length(width, base)
 
 

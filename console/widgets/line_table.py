@@ -1,0 +1,273 @@
+"""A read-only table drawn a line at a time: a light stand-in for Textual's DataTable.
+
+Textual's DataTable measures and renders every cell of every row it holds,
+re-renders whole rows when the cursor moves, and walks its rows again when
+cleared and refilled: on a task of a few hundred events, opening it cost more
+than the query behind it many times over (issue 9). This table keeps the
+rows' source data only; a row's cells are built the first time it is drawn
+(``cells_for``), each line is rendered once into a cached strip, and a cursor
+move repaints two lines. Columns have fixed widths, so nothing is measured.
+
+Looks like a zebra-striped DataTable with a row cursor (header line that does
+not scroll, the same component styles), and moves with the list keys of
+``console.keymap`` (j/k, g/G, Home/End, page keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from agentdeck.console.keymap import LIST_BINDINGS
+
+Column = tuple[str, str, int]  # (key, label, width in cells)
+
+
+class LineTable(ScrollView, can_focus=True):
+    """Rows over fixed-width columns; subclasses set ``COLUMNS`` (the widths may change: ``set_columns``)
+    and build cells in ``cells_for``."""
+
+    COLUMNS: Sequence[Column] = ()
+    BINDINGS = LIST_BINDINGS
+    COMPONENT_CLASSES = {"line-table--header", "line-table--cursor", "line-table--even"}
+    DEFAULT_CSS = """
+    LineTable { background: $surface; color: $foreground; overflow-x: hidden; }
+    LineTable:focus { background-tint: $foreground 5%; }
+    LineTable > .line-table--header { background: $panel; color: $foreground; text-style: bold; }
+    LineTable > .line-table--even { background: $surface-lighten-1 50%; }
+    LineTable > .line-table--cursor {
+        background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
+        text-style: $block-cursor-blurred-text-style;
+    }
+    LineTable:focus > .line-table--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground; text-style: $block-cursor-text-style;
+    }
+    """
+
+    cursor_row: reactive[int] = reactive(0, always_update=True)
+
+    class Highlighted(Message):
+        """The cursor is on another row."""
+
+        def __init__(self, table: LineTable, cursor_row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.cursor_row = cursor_row
+
+        @property
+        def control(self) -> LineTable:
+            return self.table
+
+    class Chosen(Message):
+        """Enter (or a click on the cursor row) on a row."""
+
+        def __init__(self, table: LineTable, cursor_row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.cursor_row = cursor_row
+
+        @property
+        def control(self) -> LineTable:
+            return self.table
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.columns: Sequence[Column] = self.COLUMNS  # as drawn now (set_columns)
+        self.rows: list[Any] = []  # the source of each row, in order
+        self._cells: dict[int, tuple[Text, ...]] = {}  # row -> cells, built when first drawn
+        self._strips: dict[int, tuple[tuple, Strip]] = {}  # row -> ((variant, width, focus), strip)
+        self._header: tuple[tuple, Strip] | None = None
+        self._styles: dict[str, Style] = {}
+
+    # -- what subclasses provide ------------------------------------------------
+
+    def cells_for(self, row: Any) -> tuple[Text, ...]:
+        """One source row as cells (one per column); called once per row, when it is first drawn."""
+        raise NotImplementedError
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Draw with these columns from now on (e.g. a column widened to the room there is)."""
+        columns = tuple(columns)
+        if columns != tuple(self.columns):
+            self.columns = columns
+            self._strips.clear()
+            self._header = None
+            self._set_virtual_size()
+            self.refresh()
+
+    def _set_virtual_size(self) -> None:
+        self.virtual_size = Size(sum(w + 2 for _, _, w in self.columns), len(self.rows) + 1)
+
+    # -- rows ---------------------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def get_row_at(self, index: int) -> tuple[Text, ...]:
+        """The cells of row ``index`` (built if they were not yet)."""
+        cells = self._cells.get(index)
+        if cells is None:
+            cells = self._cells[index] = self.cells_for(self.rows[index])
+        return cells
+
+    def set_rows(self, rows: Sequence[Any], *, keep: int = 0) -> None:
+        """Hold exactly ``rows``; the first ``keep`` of them are the rows held now (their cells stay)."""
+        keep = max(0, min(keep, len(self.rows), len(rows)))
+        self.rows = list(rows)
+        self._cells = {i: c for i, c in self._cells.items() if i < keep}
+        self._strips = {i: s for i, s in self._strips.items() if i < keep}
+        self._set_virtual_size()
+        if self.cursor_row >= len(self.rows):
+            self.cursor_row = max(0, len(self.rows) - 1)
+        self.refresh()
+
+    # -- the cursor ---------------------------------------------------------------
+
+    def _page_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)  # less the header
+
+    def validate_cursor_row(self, row: int) -> int:
+        return max(0, min(row, len(self.rows) - 1)) if self.rows else 0
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        self.cursor_row = row
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        page, top = self._page_rows(), round(self.scroll_y)
+        if self.cursor_row < top:
+            top = self.cursor_row
+        elif self.cursor_row >= top + page:
+            top = self.cursor_row - page + 1
+        if top != round(self.scroll_y):
+            self.scroll_to(y=top, animate=False, force=True)
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1)
+        self.refresh_line(new + 1)
+        if self.rows:
+            self.post_message(self.Highlighted(self, new))
+
+    def go_row(self, row: int) -> None:
+        self.move_cursor(row=row)
+
+    def action_cursor_down(self) -> None:
+        self.go_row(self.cursor_row + 1)
+
+    def action_cursor_up(self) -> None:
+        self.go_row(self.cursor_row - 1)
+
+    def action_half_page(self, halves: int) -> None:
+        self.go_row(self.cursor_row + halves * max(1, self._page_rows() // 2))
+
+    def action_first(self) -> None:
+        self.go_row(0)
+
+    def action_last(self) -> None:
+        self.go_row(len(self.rows) - 1)
+
+    def action_select_cursor(self) -> None:
+        if self.rows:
+            self.post_message(self.Chosen(self, self.cursor_row))
+
+    def on_click(self, event: events.Click) -> None:
+        row = round(self.scroll_y) + event.y - 1
+        if event.y < 1 or not 0 <= row < len(self.rows):
+            return
+        if row == self.cursor_row:
+            self.action_select_cursor()
+        else:
+            self.move_cursor(row=row)
+
+    # -- drawing ------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._forget_styles()
+
+    def _forget_styles(self) -> None:
+        self._styles.clear()
+        self._strips.clear()
+        self._header = None
+
+    def on_focus(self) -> None:
+        self._forget_styles()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._forget_styles()
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self._style("")
+        if y == 0:
+            if self._header is None or self._header[0] != (width,):
+                header = base + self._style("line-table--header")
+                self._header = ((width,), row_strip(self.columns, [Text(label) for _, label, _ in self.columns],
+                                                    header, width))
+            return self._header[1]
+        index = round(self.scroll_y) + y - 1
+        if not 0 <= index < len(self.rows):
+            return Strip.blank(width, base)
+        variant = "line-table--cursor" if index == self.cursor_row else "" if index % 2 else "line-table--even"
+        state = (variant, width, self.has_focus)
+        cached = self._strips.get(index)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        strip = row_strip(self.columns, self.get_row_at(index), base + self._style(variant) if variant else base,
+                          width)
+        self._strips[index] = (state, strip)
+        return strip
+
+
+_STYLE_CACHE: dict[str, Style] = {}
+
+
+def _cell_style(text: Text) -> Style:
+    style = text.style
+    if isinstance(style, Style):
+        return style
+    cached = _STYLE_CACHE.get(style)
+    if cached is None:
+        cached = _STYLE_CACHE[style] = Style.parse(style) if style else Style()
+    return cached
+
+
+def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int) -> Strip:
+    """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
+    segments: list[Segment] = []
+    for (_, _, w), cell in zip(columns, cells):
+        text = cell.plain
+        if "\n" in text:  # one line a row, whatever the cell holds
+            text = text.replace("\n", "⏎")
+        if cell_len(text) > w:
+            text = set_cell_size(text, w - 1) + "…"
+        elif cell.justify == "right":
+            text = " " * (w - cell_len(text)) + text
+        else:
+            text = set_cell_size(text, w)
+        style = base + _cell_style(cell)
+        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
+            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
+        else:
+            segments.append(Segment(f" {text} ", style))
+    return Strip(segments).adjust_cell_length(width, base)

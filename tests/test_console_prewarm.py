@@ -1,0 +1,54 @@
+"""Screens composed ahead (Settings.prewarm): the first visit shows them as a later one would, with their data."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tasks_support import screen_text
+from test_escalations_support import esc_db  # noqa: F401  (fixture: the sample store plus pending escalations)
+
+
+async def _until(pilot, condition, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, make_app, monkeypatch, caplog):
+    from agentdeck.console import app as app_module
+    from agentdeck.console.screens.escalations import EscalationsScreen
+    from agentdeck.console.screens.task_detail import TaskDetailScreen
+
+    settled_gc: list[bool] = []
+    # (The real one freezes the test process's heap: recorded instead.)
+    monkeypatch.setattr(app_module, "_settle_garbage_collector", lambda: settled_gc.append(True))
+    monkeypatch.setattr(app_module, "PREWARM_AFTER_S", 0.05)
+    monkeypatch.setattr(app_module, "PREWARM_GAP_S", 0.05)
+    app = make_app(esc_db, prewarm=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _until(pilot, lambda: bool(settled_gc))  # every screen of PREWARM composed, then the GC settled
+        warm = app.warm_screens["EscalationsScreen"]
+        assert warm.is_mounted and not warm.is_current
+        await app.settled()
+        assert warm.query_one("#esc-table").row_count > 0  # read while off screen (PREWARM_READ)
+        await pilot.press("2")
+        await app.settled()
+        await pilot.pause()
+        assert app.screen is warm and isinstance(warm, EscalationsScreen)
+        assert warm._drawn_ahead and "drawing" not in caplog.text  # laid out and drawn off screen, no error
+        assert "Pending — 4" in screen_text(app)  # and shown as drawn: its queue
+        assert "EscalationsScreen" not in app.warm_screens  # handed over, not kept twice
+        await pilot.press("4")
+        await app.settled()
+        await pilot.pause()
+        assert "press o and type a task id" in screen_text(app)
+        await pilot.press("1")
+        await app.settled()
+        await pilot.press("enter")
+        await app.settled()
+        await pilot.pause()
+        detail = app.screen
+        assert isinstance(detail, TaskDetailScreen) and detail is app.get_screen("task-detail")
+        assert detail.found and detail.query_one("#detail-events").row_count > 0
