@@ -31,24 +31,48 @@ async def _canary(app, pilot) -> CanaryScreen:
 # -- snapshots ----------------------------------------------------------------------------
 
 
+def settled_after(*keys: str):
+    """Press the keys, each time until the screen shows what it asked for (no read in flight): a snapshot
+    taken with ``press=`` alone may catch the screen before its report arrives on a busy machine."""
+    from agentdeck.console.screens.base import settled
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        for key in keys:
+            await pilot.press(key)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                if settled(app.screen) and not app.workers._workers:
+                    break
+        await pilot.pause()
+    return run_before
+
+
 def test_canary_with_differences_snapshot_wide(sample_db, make_app, snap_compare):
-    assert snap_compare(make_app(sample_db), terminal_size=WIDE, press=["3"])
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=WIDE, run_before=settled_after("3"))
 
 
 def test_canary_snapshot_narrow(sample_db, make_app, snap_compare):
-    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3"])
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=NARROW, run_before=settled_after("3"))
 
 
 def test_canary_differences_shown_snapshot_narrow(sample_db, make_app, snap_compare):
-    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3", "x"])
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=NARROW, run_before=settled_after("3", "x"))
 
 
 def test_compare_snapshot_wide(sample_db, make_app, snap_compare):
-    assert snap_compare(make_app(sample_db), terminal_size=WIDE, press=["3", "x", "enter"])
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=WIDE, run_before=settled_after("3", "x", "enter"))
 
 
 def test_compare_snapshot_narrow(sample_db, make_app, snap_compare):
-    assert snap_compare(make_app(sample_db), terminal_size=NARROW, press=["3", "x", "enter"])
+    app = make_app(sample_db)
+    assert snap_compare(app, terminal_size=NARROW, run_before=settled_after("3", "x", "enter"))
 
 
 # -- keys ---------------------------------------------------------------------------------

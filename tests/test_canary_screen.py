@@ -8,6 +8,8 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from agentdeck.console.widgets.canary_sparks import CohortSparks
 
+from test_canary_differences import settled_after
+
 
 async def _open(app, pilot):
     await pilot.press("3")
@@ -18,12 +20,12 @@ async def _open(app, pilot):
 
 def test_canary_screen_snapshot(sample_db, make_app, snap_compare):
     # The screen opens on window "all", so the fixed clock does not matter.
-    assert snap_compare(make_app(sample_db), terminal_size=(140, 40), press=["3"])
+    assert snap_compare(make_app(sample_db), terminal_size=(140, 40), run_before=settled_after("3"))
 
 
 def test_canary_screen_records_agent_latency_snapshot(sample_db, make_app, snap_compare):
     assert snap_compare(make_app(sample_db), terminal_size=(140, 40),
-                        press=["3", "t", "down", "down", "down", "down", "down"])
+                        run_before=settled_after("3", "t", "down", "down", "down", "down", "down"))
 
 
 async def test_panels_show_the_verdicts(sample_db, make_app):
@@ -139,9 +141,14 @@ async def test_bursts_of_new_data_are_coalesced(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
-        loads = []
+        loads: list[float] = []
         original = screen._load
-        screen._load = lambda: (loads.append(time.monotonic()), original())
+
+        def counted() -> None:
+            loads.append(time.monotonic())
+            original()
+
+        screen._load = counted  # type: ignore[method-assign]
         started = time.monotonic()
         for _ in range(30):  # a burst: batches commit faster than the screen could redraw
             app.data_version += 1
