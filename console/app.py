@@ -45,10 +45,11 @@ def _screen(module: str, name: str):
 
 
 # Composed after the first paint, one at a time, before they are first shown (AgentDeck.prewarm):
-# the first visit to each then costs what any later one does. Not Canary: composing is cheap
-# there, its first analysis is not, and that is read when it is shown.
+# the first visit to each then costs what any later one does. Canary is composed ahead but reads
+# its report only when shown: the stored report is cheap, but before the ingest process's analyst
+# has stored one the screen computes it, which must not happen unasked on the console's process.
 PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
-           ("task_detail", "TaskDetailScreen"))
+           ("task_detail", "TaskDetailScreen"), ("canary", "CanaryScreen"))
 WARM_IMPORTS_AFTER_S = 0.4  # after mount: the first window of tasks is on screen by then
 # Of those, the screens that also read their data once while still off screen (their lists are
 # then filled before the first visit, which redraws only what changed since).

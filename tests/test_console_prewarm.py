@@ -26,9 +26,23 @@ async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, 
     monkeypatch.setattr(app_module, "_settle_garbage_collector", lambda: settled_gc.append(True))
     monkeypatch.setattr(app_module, "PREWARM_AFTER_S", 0.05)
     monkeypatch.setattr(app_module, "PREWARM_GAP_S", 0.05)
+    from agentdeck.console.service.deck import DeckService
+
+    canary_reads: list[str | None] = []
+    real_canary = DeckService.canary
+
+    def counted_canary(self, agent, *args, **kwargs):
+        canary_reads.append(agent)
+        return real_canary(self, agent, *args, **kwargs)
+
+    monkeypatch.setattr(DeckService, "canary", counted_canary)
     app = make_app(esc_db, prewarm=True)
     async with app.run_test(size=(140, 40)) as pilot:
         await _until(pilot, lambda: bool(settled_gc))  # every screen of PREWARM composed, then the GC settled
+        canary_warm = app.warm_screens["CanaryScreen"]
+        assert canary_warm.is_mounted and not canary_warm.is_current
+        await app.settled()
+        assert canary_reads == []  # composed ahead, but no report is read (or computed) until it is shown
         warm = app.warm_screens["EscalationsScreen"]
         assert warm.is_mounted and not warm.is_current
         await app.settled()
@@ -44,6 +58,11 @@ async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, 
         await app.settled()
         await pilot.pause()
         assert "press o and type a task id" in screen_text(app)
+        await pilot.press("3")
+        await app.settled()
+        await pilot.pause()
+        assert app.screen is canary_warm and canary_reads  # shown: now it reads its report
+        assert "approval-agent" in screen_text(app)
         await pilot.press("1")
         await app.settled()
         await pilot.press("enter")
