@@ -125,9 +125,13 @@ class CanaryScreen(DeckScreen):
         # Tall: the differences sit between the metrics and the tasks list. Short (80x24): one or the other.
         # Narrow: the trend sparklines go, so the metrics table keeps its figures.
         short = height < SHORT
-        self.set_class(width < NARROW, "narrow")
+        narrow = width < NARROW
+        was_narrow = self.has_class("narrow")
+        self.set_class(narrow, "narrow")
         self.set_class(short, "short")
         self.set_class(short and self.diff_shown, "diff-shown")
+        if narrow != was_narrow and self.report is not None:
+            self._show_headline(self.report)  # the compact headline fits 80 columns
 
     def action_differences(self) -> None:
         """``x``: to the differences panel (shown in place of the tasks list when short) and back."""
@@ -251,7 +255,7 @@ class CanaryScreen(DeckScreen):
         self._show_tasks(self.metric_key, tasks)
 
     def _show_headline(self, report: canary.CanaryReport) -> None:
-        head = fmt.headline(report)
+        head = fmt.headline(report, compact=self.has_class("narrow"))
         head.append(f"  agent {self._agent_position()}", style="dim")
         head.append_text(self._age())
         self.query_one("#canary-headline", Static).update(head)
@@ -439,9 +443,13 @@ class CanaryScreen(DeckScreen):
             return  # the operator moved on to another agent or version
         self.suites = found
         now = self.app.now()  # type: ignore[attr-defined]
-        text = suite_line(baseline, found.get(baseline), now)
-        text.append("\n")
-        text.append_text(suite_line(canary_v, found.get(canary_v), now, hint="s lists them"))
+        if found.get(baseline) is None and found.get(canary_v) is None:
+            # Neither version has run the suite: one line, so a short terminal keeps a row for the tasks.
+            text = suite_line(f"{baseline} and {canary_v}", None, now)
+        else:
+            text = suite_line(baseline, found.get(baseline), now)
+            text.append("\n")
+            text.append_text(suite_line(canary_v, found.get(canary_v), now, hint="s lists them"))
         self.query_one("#canary-suite", Static).update(text)
 
     def action_suite_failures(self) -> None:

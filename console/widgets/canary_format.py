@@ -78,8 +78,14 @@ def _stage_why(s: str | None, why: str) -> Text:
     return plain(why, 60, style="bold magenta" if "demoted" in why else "bold", single_line=True)
 
 
-def headline(r: CanaryReport) -> Text:
-    """agent  v1 (bounded, 317 tasks) vs v2 (partial, 86 tasks)  canary share 21%  window all"""
+def headline(r: CanaryReport, *, compact: bool = False) -> Text:
+    """agent  baseline v1 (bounded, 317 tasks)  canary v2 (partial, 86 tasks)  traffic 21% canary  window all
+
+    ``compact`` (narrow terminals): ``agent  v1 (bounded, 317) → v2 (partial, 86)  21% canary  all``,
+    the same facts in about 70 columns.
+    """
+    if compact:
+        return _compact_headline(r)
     t = Text()
     t.append_text(plain(r.agent, 40, style="bold", single_line=True))
     t.append("  baseline ")
@@ -91,6 +97,21 @@ def headline(r: CanaryReport) -> Text:
     t.append(f", {r.n_canary} tasks)  traffic ")
     t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "—")
     t.append(f"  window {r.window}")
+    return t
+
+
+def _compact_headline(r: CanaryReport) -> Text:
+    t = Text()
+    t.append_text(plain(r.agent, 30, style="bold", single_line=True))
+    t.append("  ")
+    t.append_text(plain(r.baseline, 20, style="bold", single_line=True))
+    t.append(" (").append_text(_stage_why(r.stage_baseline, r.stage_baseline_why))
+    t.append(f", {r.n_baseline}) → ")
+    t.append_text(plain(r.canary, 20, style="bold", single_line=True))
+    t.append(" (").append_text(_stage_why(r.stage_canary, r.stage_canary_why))
+    t.append(f", {r.n_canary})  ")
+    t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "traffic —")
+    t.append(f"  {r.window}")
     return t
 
 
