@@ -79,6 +79,24 @@ async def test_right_and_left_scroll_the_task_columns_at_80x24(sample_db, make_a
         assert screen_lines(app)[3] == first, "← brings the first view back"
 
 
+async def test_paused_status_line_keeps_state_newer_and_filter_at_80x24(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=NARROW) as pilot:
+        await settle(app, pilot)
+        await pilot.press("k", "k")  # moving the cursor pauses follow mode
+        await settle(app, pilot)
+        status = screen_lines(app)[2]
+        assert "PAUSED" in status and "f follows" in status
+        # Whole to its end: the filter state, or its hint, never cut mid-phrase.
+        assert status.rstrip().endswith(("filter: none", "(/ to filter)")), f"cut: {status!r}"
+    async with make_app(sample_db).run_test(size=WIDE) as pilot:
+        app = pilot.app
+        await settle(app, pilot)
+        await pilot.press("k", "k")
+        await settle(app, pilot)
+        assert "(/ to filter)" in screen_lines(app)[2], "wide: the hints stay"
+
+
 async def test_right_changes_nothing_when_all_columns_fit(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=WIDE) as pilot:

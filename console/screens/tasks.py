@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -265,6 +265,16 @@ class TasksScreen(DeckScreen):
     # -- status line ---------------------------------------------------------
 
     def _show_status(self) -> None:
+        text = self._status_text(compact=False)
+        if text.cell_len > (self.size.width or self.app.size.width) - 1:
+            # 80 columns: the state, what is waiting and the filter matter; the hints go.
+            text = self._status_text(compact=True)
+        self.query_one("#tasks-status", TextLine).update(text)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._show_status()
+
+    def _status_text(self, *, compact: bool) -> Text:
         text = Text()
         if self.follow:
             text.append(" ● FOLLOW ", "bold black on green")
@@ -275,15 +285,17 @@ class TasksScreen(DeckScreen):
                 text.append(f" +{newer if newer < 1000 else '999+'} newer", "bold yellow")
             text.append("  f follows", "dim")
         shown = len(self.page.rows)
-        text.append(f"   {shown} task{'s' if shown != 1 else ''} shown")
-        if self.page.older:
+        text.append(f"   {shown} shown" if compact else f"   {shown} task{'s' if shown != 1 else ''} shown")
+        if self.page.older and not compact:
             text.append(" · older above", "dim")
         text.append("   filter: ")
         if self.filt.empty:
             text.append("none", "dim")
-            text.append("  (/ to filter)", "dim")
+            if not compact:
+                text.append("  (/ to filter)", "dim")
         else:
             # The filter is the operator's own text, but it may hold pasted trace text.
             text.append_text(plain(describe(self.filt), 80, style="bold cyan", single_line=True))
-            text.append("  (esc clears)", "dim")
-        self.query_one("#tasks-status", TextLine).update(text)
+            if not compact:
+                text.append("  (esc clears)", "dim")
+        return text
