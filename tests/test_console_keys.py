@@ -301,3 +301,20 @@ async def test_question_mark_toggles_the_key_panel_on_every_screen(esc_db, make_
             assert not help_open(app), screen_key
             await pilot.press("question_mark", "escape")
             assert not help_open(app), screen_key
+
+
+async def test_the_key_panel_lists_each_list_move_once_on_every_screen(esc_db, make_app):  # noqa: F811
+    """`?` on a list: g/Home is "Top"; the table's own Page Left / ctrl+home are not listed beside it."""
+    from test_escalations_support import settle as esc_settle
+
+    app = make_app(esc_db)
+    async with app.run_test(size=WIDE) as pilot:
+        for screen_key in ("1", "2", "3", "5"):
+            await pilot.press(screen_key)
+            await esc_settle(pilot)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            panel = "\n".join(screen_lines(app))
+            assert "Page Left" not in panel and "Page Right" not in panel, screen_key
+            assert panel.count(" Top") == 1 and panel.count(" Bottom") == 1, screen_key
+            await pilot.press("question_mark")

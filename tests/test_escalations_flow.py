@@ -23,7 +23,7 @@ async def select(pilot, escalation_id: str) -> None:
     await pilot.press("2")
     await settle(pilot)
     table = pilot.app.screen.query_one("#esc-table")
-    await pilot.press("ctrl+home", *["down"] * ORDER.index(escalation_id))
+    await pilot.press("g", *["down"] * ORDER.index(escalation_id))
     await settle(pilot)
     assert table.selected_id() == escalation_id
 
@@ -197,7 +197,7 @@ async def test_hostile_escalation_id_in_notifications_is_not_markup(esc_db, make
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await pilot.press("2")
         await settle(pilot)
-        await pilot.press("ctrl+end")
+        await pilot.press("G")  # the bottom of the queue
         await settle(pilot)
         assert app.screen.query_one("#esc-table").selected_id() == f"esc-{hostile_task}"
         await pilot.press("a")

@@ -150,10 +150,15 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
 
 
-class VimTable(DataTable):
-    """A row-cursor DataTable with less/vim keys."""
+class VimTable(DataTable, inherit_bindings=False):
+    """A row-cursor DataTable with less/vim keys.
 
-    BINDINGS = [*LIST_BINDINGS, *COLUMN_BINDINGS]
+    Its keys are its own: DataTable's and its scroll container's ("Page Left",
+    ctrl+home "Top" beside g "Top"…) would be listed by ``?`` beside these, as
+    a second and meaningless meaning of the same moves.
+    """
+
+    BINDINGS = [Binding("enter", "select_cursor", "Select", show=False), *LIST_BINDINGS, *COLUMN_BINDINGS]
 
     def action_columns(self, delta: int) -> None:
         """→/←: scroll sideways to the next (previous) column edge, so a column is never cut at the left."""
