@@ -8,7 +8,7 @@ records its health in the store (store/ingest_status.py), where every
 console on the store reads it. No textual import here: it starts fast.
 
 Beside the tailer, a child process keeps the latest canary reports in the
-store (store/canary_reports.py: after commits, throttled, at nice 10), so the
+store (store/canary_reports.py: after commits, throttled), so the
 Canary screen reads one row instead of computing on open.
 
 Ends on SIGTERM or SIGINT (between batches: what was read is committed),
@@ -43,7 +43,7 @@ analyst_started: dict[str, float] = {}
 
 
 def _start_analyst(db: str, ingester: str):
-    """The canary analyst as a child process at a lower priority (store/canary_reports.py ``main``): a round
+    """The canary analyst as a child process (store/canary_reports.py ``main``): a round
     is seconds of CPU on a large store, which must not hold this process's interpreter while the tailer
     commits. It ends when our end of its stdin closes (we exit, even by kill -9)."""
     import subprocess

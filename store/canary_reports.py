@@ -305,18 +305,25 @@ class CanaryAnalyst:
 
 
 
+# The analyst runs at the default priority, on purpose. It used to run at nice 10,
+# but it holds SQLite read snapshots (a round's queries) and, briefly, the write
+# lock (to store a round); on a busy machine a niced analyst waited for the CPU
+# while holding them, and the tailer beside it waited too: append -> committed
+# p95 went from 45 ms to 436 ms with two busy cores (bench/live.py; SCHED_BATCH
+# did the same, 453 ms). At the default priority: 92 ms. What bounds its CPU is
+# CanaryAnalyst keeping its rounds at least COST_FACTOR times their cost apart.
+
+
 def main(argv: list[str] | None = None) -> int:
     """The analyst as a process of its own, started by the ingest process (console/ingest_process.py).
 
     Its own process, not a thread of the ingest process: a round is seconds of
     CPU on a large store, and a thread would hold the tailer's interpreter lock
-    for the Python parts; at a lower priority (nice 10) so that on a busy
-    machine the tailer and the console's UI come first. Ends on SIGTERM or
+    for the Python parts. Not niced (see above). Ends on SIGTERM or
     SIGINT, and when its stdin closes (the ingest process is gone, even by
     kill -9).
     """
     import argparse
-    import os
     import signal
     import sys
 
@@ -337,10 +344,6 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=watch_parent, name="parent", daemon=True).start()
-    try:
-        os.nice(10)
-    except OSError:
-        pass
     CanaryAnalyst(args.db, ingester=args.ingester).run(stop)
     return 0
 
