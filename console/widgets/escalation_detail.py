@@ -11,13 +11,9 @@ from textual.widgets import Static
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.widgets.escalation_format import (
-    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, duration, proposed, stamp, time_left,
+    DELIVERY_STYLE, append_decision, label, RISK_STYLE, action_label, amount_label, duration, proposed, stamp, time_left,
 )
 from agentdeck.console.service.views import EscalationView
-
-def _label(text: Text, name: str) -> None:
-    text.append(f"{name:<14}", "bold")
-
 
 def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> Text:
     """The pane's content. Every trace-sourced string passes through clean()/plain()."""
@@ -34,13 +30,13 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
     t.append_text(plain(f"{r['risk']} risk".upper(), 30, style=RISK_STYLE.get(r["risk"], ""), single_line=True))
     t.append("\n")
     left, expired = time_left(r["deadline"], now)
-    _label(t, "Deadline")
+    label(t, "Deadline")
     t.append(stamp(r["deadline"]))
     t.append(f"  ({left})", "bold magenta" if expired else "")
     t.append("\n")
-    _label(t, "Raised")
+    label(t, "Raised")
     t.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago)\n")
-    _label(t, "Task")
+    label(t, "Task")
     t.append_text(plain(r["task_id"], 60, single_line=True))
     if view.task is not None:
         t.append("  ")
@@ -48,13 +44,13 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
                             single_line=True))
     t.append("\n")
     if view.task is not None and view.task.get("request"):
-        _label(t, "Request")
+        label(t, "Request")
         t.append_text(plain(view.task["request"], 400))
         t.append("\n")
 
     action = proposed(r["proposed_action"])
     t.append("\n")
-    _label(t, "Proposes")
+    label(t, "Proposes")
     t.append_text(plain(action_label(action), 120, style="bold", single_line=True))
     if amount_label(action):
         t.append(f"  amount {amount_label(action)}")
@@ -68,17 +64,17 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
             t.append_text(plain(shown, 300))
             t.append("\n")
-    _label(t, "Reason")
+    label(t, "Reason")
     t.append_text(plain(r["reason"] or "", 2000))
     t.append("\n")
-    _label(t, "Policy")
+    label(t, "Policy")
     t.append_text(plain(r["policy_id"] or "(none given)", 120, single_line=True))
     t.append("\n")
-    _label(t, "Justification")
+    label(t, "Justification")
     t.append("\n  ")
     t.append_text(plain(r["justification"] or "(none given)", 4000))
     t.append("\n")
-    _label(t, "Callback")
+    label(t, "Callback")
     url = r.get("callback_url")
     if not url:
         nobody = view.reach is not None and view.reach.orphaned  # no outbox either: "outbox only" would mislead
@@ -91,23 +87,14 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
                  "green" if why is None else "magenta")
     t.append("\n")
     if r["status"] == "pending" and view.reach is not None:
-        _label(t, "Decision goes")
+        label(t, "Decision goes")
         t.append("ORPHANED  " if view.reach.orphaned else "", "bold magenta")
         t.append_text(plain(view.reach.sentence, 600, style="magenta" if view.reach.orphaned else ""))
         t.append("\n")
 
     if r["status"] != "pending":
-        t.append("\n")
-        _label(t, "Decision")
-        t.append_text(plain(r["status"], 20, style=STATUS_STYLE.get(r["status"], ""), single_line=True))
-        t.append(" by ")
-        t.append_text(plain(r["decided_by"] or "?", 60, style="bold", single_line=True))
-        t.append(f" at {stamp(r['decided_at'])}\n")
-        if r["decision_reason"]:
-            _label(t, "  why")
-            t.append_text(plain(r["decision_reason"], 2000))
-            t.append("\n")
-        _label(t, "Delivery")
+        append_decision(t, r)
+        label(t, "Delivery")
         delivery = r.get("delivery")
         if delivery is None:
             t.append("reported by the agent (decided outside this console)", "dim")

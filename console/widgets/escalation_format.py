@@ -6,6 +6,10 @@ import json
 import time
 from typing import Any
 
+from rich.text import Text
+
+from agentdeck.console.safe import plain
+
 from agentdeck.console.service.text import compact_json, step_summary  # noqa: F401 (re-exported)
 
 RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
@@ -85,3 +89,20 @@ def currency_of(action: dict[str, Any]) -> str:
     return ""
 
 
+def label(text: Text, name: str) -> None:
+    """A field's name in an escalation's detail pane, padded so the values line up."""
+    text.append(f"{name:<14}", "bold")
+
+
+def append_decision(t: Text, r: dict) -> None:
+    """Who decided a decided item, when, and why (the same for an agent's escalation and a release item)."""
+    t.append("\n")
+    label(t, "Decision")
+    t.append_text(plain(r["status"], 20, style=STATUS_STYLE.get(r["status"], ""), single_line=True))
+    t.append(" by ")
+    t.append_text(plain(r["decided_by"] or "?", 60, style="bold", single_line=True))
+    t.append(f" at {stamp(r['decided_at'])}\n")
+    if r["decision_reason"]:
+        label(t, "  why")
+        t.append_text(plain(r["decision_reason"], 2000))
+        t.append("\n")

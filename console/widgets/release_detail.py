@@ -7,12 +7,8 @@ from rich.text import Text
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.service.views import EscalationView
 from agentdeck.console.widgets.escalation_format import (
-    DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, duration, stamp, time_left,
+    DELIVERY_STYLE, append_decision, label, RISK_STYLE, duration, stamp, time_left,
 )
-
-
-def _label(text: Text, name: str) -> None:
-    text.append(f"{name:<14}", "bold")
 
 
 VERDICT_STYLE = {"promote": "bold green", "hold": "bold yellow", "roll back": "bold red", "info": "dim"}
@@ -33,30 +29,30 @@ def render_release(view: EscalationView, now: float) -> Text:
     t.append("  ")
     t.append_text(plain(f"{r['risk']} risk".upper(), 30, style=RISK_STYLE.get(r["risk"], ""), single_line=True))
     t.append("  release decision\n", "dim")
-    _label(t, "Asks")
+    label(t, "Asks")
     t.append_text(plain(r["reason"] or "", 200, style="bold", single_line=True))
     t.append("\n")
-    _label(t, "Approve")
+    label(t, "Approve")
     if item["action"] == "roll back":
         t.append("the version goes to shadow (acts on nothing)\n")
-        _label(t, "Deny")
+        label(t, "Deny")
         t.append("the automatic demotion is lifted; the version keeps its stage\n")
     else:
         t.append_text(plain(f"the version acts at {item['to_stage']}", 80, single_line=True))
         t.append("\n")
-        _label(t, "Deny")
+        label(t, "Deny")
         t.append_text(plain(f"the version stays at {item['from_stage']}", 80, single_line=True))
         t.append("\n")
-    _label(t, "Stage now")
+    label(t, "Stage now")
     t.append_text(plain(rel.stage_now, 120, style="bold magenta" if "demoted" in rel.stage_now else "bold",
                         single_line=True))
     t.append("\n")
-    _label(t, "Raised")
+    label(t, "Raised")
     t.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago) by ")
     t.append_text(plain(item["trigger"], 120, single_line=True))
     t.append("\n")
     left, expired = time_left(r["deadline"], now)
-    _label(t, "Deadline")
+    label(t, "Deadline")
     t.append(stamp(r["deadline"]))
     t.append(f"  ({left})", "bold magenta" if expired else "")
     if expired and r["status"] == "pending":
@@ -93,7 +89,7 @@ def render_release(view: EscalationView, now: float) -> Text:
         t.append_text(plain(f"{m.get('label')}: {m.get('reason')}", 300, style="dim"))
         t.append("\n")
     t.append("\n")
-    _label(t, "Suite")
+    label(t, "Suite")
     suite = rel.suite
     if suite is None:
         t.append_text(plain(f"no suite run recorded for {item['version']} (agentdeck suite run)", 120,
@@ -114,7 +110,7 @@ def render_release(view: EscalationView, now: float) -> Text:
             if suite.get("more_failing"):
                 t.append(f" (+{suite['more_failing']} more)", "dim")
             t.append("\n")
-    _label(t, "Release hook")
+    label(t, "Release hook")
     if not rel.release_hook:
         t.append("none in the contract (autonomy.jsonl only)", "dim")
     else:
@@ -125,25 +121,16 @@ def render_release(view: EscalationView, now: float) -> Text:
                  "green" if why is None else "magenta")
     t.append("\n")
     if r["status"] == "pending" and view.reach is not None:
-        _label(t, "Decision goes")
+        label(t, "Decision goes")
         t.append_text(plain(view.reach.sentence, 600, style="magenta" if view.reach.orphaned else ""))
         t.append("\n")
     if r.get("first_approved_by") and r["status"] == "pending":
-        _label(t, "1st approval")
+        label(t, "1st approval")
         t.append_text(plain(r["first_approved_by"], 60, style="bold", single_line=True))
         t.append("; a second, different approver is needed\n", "yellow")
     if r["status"] != "pending":
-        t.append("\n")
-        _label(t, "Decision")
-        t.append_text(plain(r["status"], 20, style=STATUS_STYLE.get(r["status"], ""), single_line=True))
-        t.append(" by ")
-        t.append_text(plain(r["decided_by"] or "?", 60, style="bold", single_line=True))
-        t.append(f" at {stamp(r['decided_at'])}\n")
-        if r["decision_reason"]:
-            _label(t, "  why")
-            t.append_text(plain(r["decision_reason"], 2000))
-            t.append("\n")
-        _label(t, "Outbox")
+        append_decision(t, r)
+        label(t, "Outbox")
         delivery = r.get("delivery")
         t.append(delivery or "—", DELIVERY_STYLE.get(delivery or "", ""))
         if r.get("delivery_error"):
