@@ -30,11 +30,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import LIST_BINDINGS
+from agentdeck.console.widgets.list_moves import ListMoves
 
 Column = tuple[str, str, int]  # (key, label, width in cells)
 
 
-class LineTable(ScrollView, can_focus=True):
+class LineTable(ListMoves, ScrollView, can_focus=True):
     """Rows over fixed-width columns; subclasses set ``COLUMNS`` (the widths may change: ``set_columns``)
     and build cells in ``cells_for``."""
 
@@ -163,20 +164,11 @@ class LineTable(ScrollView, can_focus=True):
     def go_row(self, row: int) -> None:
         self.move_cursor(row=row)
 
-    def action_cursor_down(self) -> None:
-        self.go_row(self.cursor_row + 1)
+    def _cursor_at(self) -> int:
+        return self.cursor_row
 
-    def action_cursor_up(self) -> None:
-        self.go_row(self.cursor_row - 1)
-
-    def action_half_page(self, halves: int) -> None:
-        self.go_row(self.cursor_row + halves * max(1, self._page_rows() // 2))
-
-    def action_first(self) -> None:
-        self.go_row(0)
-
-    def action_last(self) -> None:
-        self.go_row(len(self.rows) - 1)
+    def _row_total(self) -> int:
+        return len(self.rows)
 
     def action_select_cursor(self) -> None:
         if self.rows:

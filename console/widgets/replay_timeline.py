@@ -20,6 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import LIST_BINDINGS
+from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import clean
 from agentdeck.console.service.views import DECISION_KINDS, Step
 
@@ -46,7 +47,7 @@ def _clock(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:12]
 
 
-class ReplayTimeline(ScrollView, can_focus=True):
+class ReplayTimeline(ListMoves, ScrollView, can_focus=True):
     DEFAULT_CSS = """
     ReplayTimeline { background: $surface; }
     ReplayTimeline > .replay-timeline--cursor { background: $accent 40%; text-style: bold; }
@@ -55,23 +56,17 @@ class ReplayTimeline(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"replay-timeline--cursor"}
     BINDINGS = LIST_BINDINGS  # j/k, g/G, Home/End, page keys: as on every list
 
-    def _page(self) -> int:
+    def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height)
 
-    def action_cursor_down(self) -> None:
-        self.cursor += 1
+    def go_row(self, row: int) -> None:
+        self.cursor = row  # validate_cursor clamps
 
-    def action_cursor_up(self) -> None:
-        self.cursor -= 1
+    def _cursor_at(self) -> int:
+        return self.cursor
 
-    def action_first(self) -> None:
-        self.cursor = 0
-
-    def action_last(self) -> None:
-        self.cursor = len(self.steps) - 1
-
-    def action_half_page(self, halves: int) -> None:
-        self.cursor += halves * max(1, self._page() // 2)
+    def _row_total(self) -> int:
+        return len(self.steps)
 
     cursor: reactive[int] = reactive(0, always_update=True)
 

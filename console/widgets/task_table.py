@@ -25,6 +25,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS, PAGING_BINDINGS
+from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
 
@@ -150,7 +151,7 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
 
 
-class VimTable(DataTable, inherit_bindings=False):
+class VimTable(ListMoves, DataTable, inherit_bindings=False):
     """A row-cursor DataTable with less/vim keys.
 
     Its keys are its own: DataTable's and its scroll container's ("Page Left",
@@ -183,20 +184,11 @@ class VimTable(DataTable, inherit_bindings=False):
         if self.row_count:
             self.move_cursor(row=max(0, min(row, self.row_count - 1)), animate=False)
 
-    def action_cursor_down(self) -> None:
-        self.go_row(self.cursor_row + 1)
+    def _cursor_at(self) -> int:
+        return self.cursor_row
 
-    def action_cursor_up(self) -> None:
-        self.go_row(self.cursor_row - 1)
-
-    def action_half_page(self, halves: int) -> None:
-        self.go_row(self.cursor_row + halves * max(1, self._page_rows() // 2))
-
-    def action_first(self) -> None:
-        self.go_row(0)
-
-    def action_last(self) -> None:
-        self.go_row(self.row_count - 1)
+    def _row_total(self) -> int:
+        return self.row_count
 
 
 class LazyCells(dict):
