@@ -218,6 +218,10 @@ def _canary_with_suite(app):
     async def run_before(pilot) -> None:
         await pilot.press("3")
         await _settle(pilot, lambda: "suite v2" in _suite_text(app))
+        # The suite line is read apart from the report and its tasks: the whole screen settled too
+        # (a snapshot taken between the two differed from run to run).
+        await app.settled()
+        await pilot.pause()
 
     return run_before
 
