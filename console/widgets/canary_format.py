@@ -78,40 +78,31 @@ def _stage_why(s: str | None, why: str) -> Text:
     return plain(why, 60, style="bold magenta" if "demoted" in why else "bold", single_line=True)
 
 
+# The headline's words, wide and compact (narrow terminals): the same facts, the compact form in ~70 columns.
+#            limit, before baseline, after baseline count, after canary count, no split, before window
+_HEADLINE = {
+    False: (40, 30, "  baseline ", " tasks)  canary ", " tasks)  traffic ", "—", "  window "),
+    True: (30, 20, "  ", ") → ", ")  ", "traffic —", "  "),
+}
+
+
 def headline(r: CanaryReport, *, compact: bool = False) -> Text:
     """agent  baseline v1 (bounded, 317 tasks)  canary v2 (partial, 86 tasks)  traffic 21% canary  window all
 
-    ``compact`` (narrow terminals): ``agent  v1 (bounded, 317) → v2 (partial, 86)  21% canary  all``,
-    the same facts in about 70 columns.
+    ``compact`` (narrow terminals): ``agent  v1 (bounded, 317) → v2 (partial, 86)  21% canary  all``.
     """
-    if compact:
-        return _compact_headline(r)
+    agent_limit, version_limit, before, after_base, after_canary, no_split, before_window = _HEADLINE[compact]
     t = Text()
-    t.append_text(plain(r.agent, 40, style="bold", single_line=True))
-    t.append("  baseline ")
-    t.append_text(plain(r.baseline, 30, style="bold", single_line=True))
+    t.append_text(plain(r.agent, agent_limit, style="bold", single_line=True))
+    t.append(before)
+    t.append_text(plain(r.baseline, version_limit, style="bold", single_line=True))
     t.append(" (").append_text(_stage_why(r.stage_baseline, r.stage_baseline_why))
-    t.append(f", {r.n_baseline} tasks)  canary ")
-    t.append_text(plain(r.canary, 30, style="bold", single_line=True))
+    t.append(f", {r.n_baseline}{after_base}")
+    t.append_text(plain(r.canary, version_limit, style="bold", single_line=True))
     t.append(" (").append_text(_stage_why(r.stage_canary, r.stage_canary_why))
-    t.append(f", {r.n_canary} tasks)  traffic ")
-    t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "—")
-    t.append(f"  window {r.window}")
-    return t
-
-
-def _compact_headline(r: CanaryReport) -> Text:
-    t = Text()
-    t.append_text(plain(r.agent, 30, style="bold", single_line=True))
-    t.append("  ")
-    t.append_text(plain(r.baseline, 20, style="bold", single_line=True))
-    t.append(" (").append_text(_stage_why(r.stage_baseline, r.stage_baseline_why))
-    t.append(f", {r.n_baseline}) → ")
-    t.append_text(plain(r.canary, 20, style="bold", single_line=True))
-    t.append(" (").append_text(_stage_why(r.stage_canary, r.stage_canary_why))
-    t.append(f", {r.n_canary})  ")
-    t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else "traffic —")
-    t.append(f"  {r.window}")
+    t.append(f", {r.n_canary}{after_canary}")
+    t.append(f"{r.split * 100:.0f}% canary" if r.split is not None else no_split)
+    t.append(f"{before_window}{r.window}")
     return t
 
 
