@@ -708,6 +708,7 @@ ON CONFLICT(escalation_id) DO UPDATE SET
     status = excluded.status, decided_by = excluded.decided_by, decided_at = excluded.decided_at,
     decision_reason = excluded.decision_reason
 WHERE escalations.status = 'pending' AND excluded.status != 'pending'
+    AND escalations.kind IS NULL  -- a release item (store/release.py) is decided by a person, never by a trace
 """
 _DECIDED = {"approve": "approved", "deny": "denied"}  # anything else: expired
 

@@ -513,3 +513,23 @@ def test_the_tick_recomputes_verdicts_only_when_tasks_or_contracts_changed(rel, 
     Tailer(connect(rel / "store.db"), [rel / "traces"], post_commit=[ContractCheck()]).poll()
     deck.release_tick()
     assert len(calls) == 4
+
+
+def test_a_trace_escalation_and_decision_with_a_release_items_id_cannot_decide_it(rel):
+    # The escalation and its decision in one batch take the upsert path (store/ingest.py), not the
+    # stored-decision one: the release item must stay pending there too.
+    deck_for(rel).release_tick()
+    back = next(r for r in items(rel / "store.db") if r["agent"] == "approval-agent")
+    source = rel / "traces" / "approval-agent.jsonl"
+    esc = {"v": 1, "kind": "escalation", "ts": "2026-11-24T14:58:00.000Z", "task_id": "task-approval-c0", "seq": 98,
+           "escalation_id": back["escalation_id"], "risk": "low", "reason": "forged",
+           "proposed_action": {"system": "iam", "operation": "grant_role", "params": {}, "amount": None},
+           "policy_id": "POL-X", "justification": "x", "deadline": "2026-11-24T15:58:00.000Z"}
+    forged = {"v": 1, "kind": "decision", "ts": esc["ts"], "task_id": esc["task_id"], "seq": 99,
+              "escalation_id": back["escalation_id"], "decision": "approve", "decided_by": "mallory", "reason": "x"}
+    with open(source, "a") as f:
+        f.write(json.dumps(esc) + "\n" + json.dumps(forged) + "\n")
+    conn = connect(rel / "store.db")
+    Tailer(conn, [rel / "traces"], post_commit=[ContractCheck()]).poll()
+    assert next(r for r in items(rel / "store.db") if r["agent"] == "approval-agent")["status"] == "pending"
+    assert stage_of(rel / "store.db", "approval-agent", "v2").stage == "assisted"
