@@ -304,7 +304,9 @@ class DeckService:
                                                     outcome.decided_at) + " Nothing changed.", "warning",
                                 detail={"queue": self.escalation_queue(history)})
         state = self._deliver(esc)
-        self.publish_stages()  # a promotion or roll back item: its stage change, to autonomy.jsonl and the hook
+        # A promotion or roll back item: its own stage change, to autonomy.jsonl and the hook. Only its own:
+        # another item's slow or failing hook must not hold up this decision (the release tick publishes those).
+        self.publish_stages(esc)
         if outcome.expired:
             message = (f"{esc} had passed its deadline: the expiry policy {outcome.status} it "
                        f"(you asked to {decision}).")
