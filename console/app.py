@@ -44,6 +44,9 @@ def _screen(module: str, name: str):
     return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
 
 
+# Problems only this console knows of (AgentDeck.console_problems), by key.
+CONSOLE_PROBLEMS = frozenset({"prune", "release"})
+
 # Composed after the first paint, one at a time, before they are first shown (AgentDeck.prewarm):
 # the first visit to each then costs what any later one does. Canary is composed ahead but reads
 # its report only when shown: the stored report is cheap, but before the ingest process's analyst
@@ -156,7 +159,9 @@ class AgentDeck(App):
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
         self.pruning = False
-        self.prune_problem: Problem | None = None  # the last scheduled prune failed: listed on Problems
+        # What only this console knows went wrong (not in the store), listed on Problems beside the store's
+        # health: the last scheduled prune failed ("prune"), the last release tick failed ("release").
+        self.console_problems: dict[str, Problem] = {}
         # Replay ids that name a trace file (a suite run's failing case), not a task in the store.
         self.replay_files: dict[str, str] = {}
         # Screens composed ahead of their first show (class name -> screen): see prewarm.
@@ -375,6 +380,14 @@ class AgentDeck(App):
 
         def done(changed: int) -> None:
             self._release_running = False
+            error = deck.release_error
+            if error is None:
+                self._console_problem("release", None)
+            else:
+                self._console_problem(
+                    "release", "Release tick failed: no promotion or roll back item is raised, no demotion made",
+                    error, "Fix what the detail names (often a contract file); the next tick, within 15 s, "
+                           "tries again. `agentdeck canary --enqueue` does the same by hand.")
             self._store_written(changed)
 
         run_off_ui(self, "release", deck.release_tick, done, on_error=lambda _: setattr(self, "_release_running", False))
@@ -390,13 +403,11 @@ class AgentDeck(App):
     def _pruned(self, result: ActionResult) -> None:
         self.pruning = False
         if result.severity == "error":
-            since = self.prune_problem.since if self.prune_problem is not None else self.now()
-            self.prune_problem = Problem(
-                "prune", "error", "The scheduled prune failed", result.message, since,
-                "Fix what the detail names; the next scheduled run tries again (or run `agentdeck prune` by hand).")
+            self._console_problem("prune", "The scheduled prune failed", result.message,
+                                  "Fix what the detail names; the next scheduled run tries again "
+                                  "(or run `agentdeck prune` by hand).")
         elif result.ok:
-            self.prune_problem = None
-        self.health = self._with_prune_problem(self.health)
+            self._console_problem("prune", None)
         # A failure stays up until read (what to do is in the message); trace text is never markup.
         self.notify(result.message, title="Prune", severity=result.severity,  # type: ignore[arg-type]
                     timeout=30 if result.severity == "error" else 8, markup=False)
@@ -428,16 +439,26 @@ class AgentDeck(App):
         self.data_version += 1
 
     def on_health_checked(self, message: HealthChecked) -> None:
-        self.health = self._with_prune_problem(message.health)
+        self.health = self._with_console_problems(message.health)
 
-    def _with_prune_problem(self, health: Health) -> Health:
-        """The store's health plus a failed scheduled prune (known only to this console, not in the store)."""
-        health = replace(health, problems=tuple(p for p in health.problems if p.key != "prune"))
-        problem = self.prune_problem
-        if problem is None:
-            return replace(health, level=max((p.level for p in health.problems), key=LEVELS.index, default="ok"))
-        problems = (problem, *health.problems)
-        return replace(health, problems=problems, level=max((p.level for p in problems), key=LEVELS.index))
+    def _console_problem(self, key: str, what: str | None, detail: str = "", todo: str = "") -> None:
+        """Raise (``what``) or clear (None) a problem only this console knows of; it stays listed until cleared."""
+        if what is None:
+            if self.console_problems.pop(key, None) is None:
+                return
+        else:
+            known = self.console_problems.get(key)
+            since = known.since if known is not None else self.now()
+            self.console_problems[key] = Problem(key, "error", what, detail, since, todo)
+        self.health = self._with_console_problems(self.health)
+
+    def _with_console_problems(self, health: Health) -> Health:
+        """The store's health plus what only this console knows went wrong (not in the store)."""
+        ours = CONSOLE_PROBLEMS  # raised or cleared here: never kept from an earlier merge
+        health = replace(health, problems=tuple(p for p in health.problems if p.key not in ours))
+        problems = (*self.console_problems.values(), *health.problems)
+        return replace(health, problems=problems,
+                       level=max((p.level for p in problems), key=LEVELS.index, default="ok"))
 
     def store_written(self) -> None:
         """The console itself wrote the store (a decision, a compensation…): screens and counters re-read."""

@@ -125,3 +125,31 @@ async def test_a_ticking_console_raises_items_without_the_canary_screen_open(rel
         assert {r["title"] for r in items(rel / "store.db")} == {
             "roll back approval-agent v2", "promote records-agent v2 from partial to bounded"}
         assert published_stage(rel, "approval-agent", "v2") == "assisted"
+
+
+async def test_a_failing_release_tick_is_listed_on_problems_until_a_tick_succeeds(rel, make_app, monkeypatch):  # noqa: F811
+    from agentdeck.console.service.deck import DeckService
+
+    real = DeckService._release_tick
+
+    def broken(self):
+        raise ValueError("contract approval-agent.toml: bad stage 'boundedd'")
+
+    monkeypatch.setattr(DeckService, "_release_tick", broken)
+    app = app_for(rel, make_app)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        app.release_tick()
+        await app.settled()
+        await pilot.pause()
+        problem = next(p for p in app.health.problems if p.key == "release")
+        assert "Release tick failed" in problem.what and "bad stage 'boundedd'" in problem.detail
+        assert app.health.level == "error"
+        await pilot.press("5")
+        await settle(pilot)
+        assert any("Release tick failed" in line for line in pilot.app.screen.query_one("DataTable").get_column_at(1))
+        monkeypatch.setattr(DeckService, "_release_tick", real)
+        app.release_tick()
+        await app.settled()
+        await pilot.pause()
+        assert all(p.key != "release" for p in app.health.problems), "cleared once a tick succeeds"

@@ -70,6 +70,7 @@ class DeckService:
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
         self._replays_lock = threading.Lock()
+        self.release_error: str | None = None  # the last release tick failed: why (the console shows it)
         self._release_seen: tuple | None = None  # (tasks' newest change, contracts) at the last release tick
         self._release_timed = False  # a hold then was waiting on escalate_hold_after: the clock alone may change it
         connect(self.db_path).close()  # create and migrate before any reader opens it
@@ -373,10 +374,13 @@ class DeckService:
         if self.settings.read_only:
             return 0
         try:
-            return self._release_tick()
-        except Exception:  # the next tick tries again; the log says why
+            changed = self._release_tick()
+        except Exception as exc:  # the next tick tries again; the console lists it on Problems meanwhile
             log.exception("release tick")
+            self.release_error = f"{type(exc).__name__}: {_clean_error(exc, 300)}"
             return 0
+        self.release_error = None
+        return changed
 
     def _release_tick(self) -> int:
         from agentdeck.store import canary, release
