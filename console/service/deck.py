@@ -414,24 +414,16 @@ class DeckService:
         return changed + len(self.publish_stages())
 
     def publish_stages(self, escalation_id: str | None = None) -> list[str]:
-        """Publish stage changes not yet published (autonomy.jsonl, release hook). The hook states, one a change."""
-        from agentdeck.console.service.release_delivery import autonomy_path, publish_one
-        from agentdeck.store import release
+        """Publish stage changes not yet published (autonomy.jsonl, release hook); only ``escalation_id``'s when
+        given. The hook states, one a change; a change that fails is marked failed, and Problems lists it."""
+        from agentdeck.console.service.release_delivery import autonomy_path, publish_pending
 
-        conn = self.writer()
-        states = []
         try:
-            ids = release.unpublished(conn)
-            if escalation_id is not None:
-                mine = {c["id"] for c in release.changes_for(conn, escalation_id)}
-                ids = [i for i in ids if i in mine]
-            for change_id in ids:
-                state = publish_one(conn, change_id, autonomy_path(self.delivery.outbox), self.delivery)
-                if state is not None:
-                    states.append(state)
-        except Exception:  # never take the console down; the rows say what is left to publish
-            log.exception("publishing stage changes")
-        return states
+            return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
+                                   escalation_id=escalation_id)
+        except sqlite3.Error:  # the store could not list them: a decision already recorded still stands;
+            log.exception("listing stage changes")  # the release tick publishes them (and says if it fails)
+            return []
 
     def _deliver(self, escalation_id: str) -> str | None:
         conn = self.writer()

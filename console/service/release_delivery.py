@@ -119,19 +119,28 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
     return posted.state
 
 
-def publish_pending(conn: sqlite3.Connection, autonomy: Path | None, settings: DeliverySettings, **kw) -> int:
-    """Publish every change not yet published (or whose hook call is pending). Returns how many were handled."""
+def publish_pending(conn: sqlite3.Connection, autonomy: Path | None, settings: DeliverySettings, *,
+                    escalation_id: str | None = None, **kw) -> list[str]:
+    """Publish every change not yet published (or whose hook call is pending); only ``escalation_id``'s when
+    given. Returns the state of each change handled ('' without a hook)."""
     from agentdeck.store import release
 
-    done = 0
-    for change_id in release.unpublished(conn):
+    ids = release.unpublished(conn)
+    if escalation_id is not None:
+        mine = {c["id"] for c in release.changes_for(conn, escalation_id)}
+        ids = [i for i in ids if i in mine]
+    states: list[str] = []
+    for change_id in ids:
         try:
-            done += publish_one(conn, change_id, autonomy, settings, **kw) is not None
-        except Exception as exc:  # never take the console down; the row says what happened
+            state = publish_one(conn, change_id, autonomy, settings, **kw)
+        except Exception as exc:  # never take the console down; the row says what happened (Problems lists it)
             log.exception("publishing stage change %s", change_id)
+            state = "failed"
             try:
                 _set(conn, change_id, hook_state="failed", hook_error=f"{type(exc).__name__}: {exc}"[:300],
                      hook_claimed_until=None)
             except sqlite3.Error:
                 pass
-    return done
+        if state is not None:
+            states.append(state)
+    return states
