@@ -153,7 +153,7 @@ class Posted:
 
 
 def post_with_retries(client: httpx.Client, url: str, body: bytes, key: str, settings: DeliverySettings, sleep,
-                      on_attempt: Callable[[], None] = lambda: None) -> Posted:
+                      on_attempt: Callable[[], None] = lambda: None, *, what: str = "callback") -> Posted:
     """POST ``body`` with an ``Idempotency-Key``, retrying timeouts and 408/425/429/5xx with doubling backoff.
 
     The one way the console POSTs what it decided (decision callbacks, release hooks). The caller has
@@ -178,7 +178,7 @@ def post_with_retries(client: httpx.Client, url: str, body: bytes, key: str, set
         status, answer = resp.status_code, resp.text[:2000]
         if 200 <= resp.status_code < 300:
             return Posted("delivered", None, status, answer)
-        error = f"callback answered HTTP {resp.status_code}"
+        error = f"{what} answered HTTP {resp.status_code}"
         if resp.status_code not in RETRYABLE_STATUS:
             break  # e.g. 400/404: repeating will not help; the operator can retry by hand
     return Posted("failed", error, status, answer)

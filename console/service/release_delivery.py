@@ -106,13 +106,13 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
 
     try:
         posted = post_with_retries(client, url, line.to_json().encode("utf-8"), line.idempotency_key, settings, sleep,
-                                   count_attempt)
+                                   count_attempt, what="release hook")
     finally:
         if own:
             client.close()
     from agentdeck.replay.redact import redact_text
 
-    error = posted.error.replace("callback answered", "release hook answered") if posted.error else None
+    error = posted.error or None
     answer, _ = redact_text(posted.answer)  # kept and shown: tokens in a deploy system's answer are masked
     _set(conn, row["id"], hook_state=posted.state, hook_status=posted.status, hook_answer=answer,
          hook_error=error, hook_at=time.time())
