@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App
@@ -182,6 +183,16 @@ def data_version(conn) -> int:
     return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
+def same_health(a: health_mod.Health, b: health_mod.Health | None) -> bool:
+    """The same problems and figures, whenever each was checked.
+
+    Posting a check that only moved ``checked_at`` made every screen watching
+    ``app.health`` rebuild once a second for nothing; ages on screen count from
+    the app's clock instead.
+    """
+    return b is not None and replace(a, checked_at=0.0) == replace(b, checked_at=0.0)
+
+
 class StoreWatcher:
     """Notices commits by any connection, and checks health, for one app."""
 
@@ -193,6 +204,7 @@ class StoreWatcher:
         self.supervisor = supervisor
         self.poll_s = poll_s
         self.health_every = health_every
+        # Real time, not the app's clock: heartbeats written by the ingest process are real times.
         self.wall_clock = wall_clock
         self.stall_after = stall_after
         self.poke = threading.Event()  # check health now (the ingest process stopped or started)
@@ -232,7 +244,7 @@ class StoreWatcher:
                         health = health_mod.Health("error", (health_mod.Problem(
                             "health", "error", "the health check failed", f"{type(exc).__name__}: {exc}",
                             self.wall_clock(), "the store may be damaged or locked; see the message"),))
-                    if health != self.last:
+                    if not same_health(health, self.last):
                         self.last = health
                         self.app.post_message(HealthChecked(health))
                     next_check = now + self.health_every

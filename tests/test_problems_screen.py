@@ -9,6 +9,7 @@ import time
 
 from agentdeck.console.screens.problems import ProblemsScreen
 from agentdeck.store.health import Health, Problem
+from conftest import FIXED_NOW
 from tasks_support import screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (100, 30)
@@ -152,11 +153,11 @@ async def test_no_follow_runs_no_ingest_and_problems_says_so(sample_db, make_app
 FIXED = Health("error", (
     Problem("ingest:child", "error", "ingest stopped: killed by signal 9",
             "agentdeck ingest: /var/traces/a.jsonl: permission denied: Permission denied\x1b[31m",
-            1_795_960_000.0, "restarting in 5 s; press R here to restart it now."),
+            FIXED_NOW - 30, "restarting in 5 s; press R here to restart it now."),
     Problem("rejects", "warn", "4 trace lines rejected in the last 24 h",
-            "newest: /var/traces/a.jsonl at byte 93654: bad JSON [bold]x[/bold]", 1_795_950_000.0,
+            "newest: /var/traces/a.jsonl at byte 93654: bad JSON [bold]x[/bold]", FIXED_NOW - 10_030,
             "each is kept whole in the store's rejects table"),
-), checked_at=1_795_960_030.0)
+), checked_at=FIXED_NOW)  # ages on screen count from the app's clock
 
 
 def test_problems_screen_snapshot_80x24(snap_compare, sample_db, make_app):

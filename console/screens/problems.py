@@ -18,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import CellDoesNotExist
 
 from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
@@ -81,6 +82,8 @@ class ProblemsScreen(DeckScreen):
         table.add_columns("level", "problem", "since")
         self.problems: dict[str, Problem] = {}
         self.watch(self.app, "health", self.show, init=True)
+        # Health is posted when it changes, not every check: the ages count on here.
+        self.set_interval(1.0, self._count_ages)
         table.focus()
         ingest = getattr(self.app, "ingest", None)
         following = ingest is not None and getattr(ingest, "supervisor", None) is not None
@@ -103,7 +106,7 @@ class ProblemsScreen(DeckScreen):
         for p in health.problems:
             label, style = LEVEL_STYLE.get(p.level, (p.level, ""))
             table.add_row(Text(label, style=style), plain(p.what, 200, single_line=True),
-                          Text(since_text(p, health.checked_at)), key=p.key)
+                          Text(since_text(p, self._now())), key=p.key)
         if keep in self.problems:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         title = Text()
@@ -115,8 +118,24 @@ class ProblemsScreen(DeckScreen):
             title.append(f"{len(health.problems)} problem{'s' if len(health.problems) != 1 else ''}", "bold")
             title.append(f"  ({counts['error']} errors, {counts['warn']} warnings) worst first", "dim")
         self.query_one("#problems-title", Static).update(title)
-        self._show_detail(health.checked_at)
-        self._checked_at = health.checked_at
+        self._show_detail(self._now())
+
+    def _now(self) -> float:
+        return self.app.now()  # type: ignore[attr-defined]
+
+    def _count_ages(self) -> None:
+        """Once a second while shown: each problem's "since … (N ago)" and the detail's, nothing else."""
+        if not self.is_current or not self.problems:
+            return
+        table = self.query_one("#problems-table", DataTable)
+        now = self._now()
+        since_column = list(table.columns)[2]
+        for key, p in self.problems.items():
+            try:
+                table.update_cell(key, since_column, Text(since_text(p, now)))
+            except CellDoesNotExist:  # a row the next show() has not drawn yet
+                continue
+        self._show_detail(now)
 
     def _selected_key(self) -> str | None:
         table = self.query_one("#problems-table", DataTable)
@@ -135,7 +154,7 @@ class ProblemsScreen(DeckScreen):
 
     @on(DataTable.RowHighlighted, "#problems-table")
     def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        self._show_detail(getattr(self, "_checked_at", 0.0))
+        self._show_detail(self._now())
 
     @on(DataTable.RowSelected, "#problems-table")
     def _selected(self, _event: DataTable.RowSelected) -> None:
