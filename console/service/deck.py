@@ -420,7 +420,7 @@ class DeckService:
 
         try:
             return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
-                                   escalation_id=escalation_id)
+                                   escalation_id=escalation_id, clock=self.clock)
         except sqlite3.Error:  # the store could not list them: a decision already recorded still stands;
             log.exception("listing stage changes")  # the release tick publishes them (and says if it fails)
             return []
