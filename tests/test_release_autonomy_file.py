@@ -82,3 +82,7 @@ def test_publishing_records_its_times_on_the_console_clock(rel):
     rows = conn.execute("SELECT published_at, publish_intent FROM stage_changes").fetchall()
     assert rows and all(r["published_at"] == deck.now() for r in rows)
     assert all(r["publish_intent"] in (None, deck.now()) for r in rows)
+
+
+def test_the_fleet_knows_the_same_stages_the_console_publishes():
+    assert STAGES == release.STAGES
