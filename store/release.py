@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -240,8 +241,11 @@ def title_of(action: str, agent: str, version: str, from_stage: str | None, to: 
 
 
 def enqueue(conn: sqlite3.Connection, report: Any, contract: Contract | None, *, now: float,
-            suite: dict[str, Any] | None = None) -> Raised | None:
+            suite: dict[str, Any] | Callable[[], dict[str, Any] | None] | None = None) -> Raised | None:
     """Raise the item the verdict asks for, once per (agent, version, transition). None: nothing raised.
+
+    ``suite`` (the evidence attached) may be a function, called only when an
+    item is really raised: the console's tick asks on every change of the store.
 
     A roll back also demotes the canary to assisted at once (recorded and
     audited as an automatic demotion) until a person decides the item.
@@ -254,6 +258,8 @@ def enqueue(conn: sqlite3.Connection, report: Any, contract: Contract | None, *,
     exists = "SELECT 1 FROM release_items WHERE agent = ? AND version = ? AND transition = ?"
     if conn.execute(exists, (agent, version, transition)).fetchone():
         return None  # fast path: raised before (by this console, another, or a previous run)
+    if callable(suite):
+        suite = suite()
     settings = contract.canary if contract is not None else None
     risk = settings.release_risk if settings is not None else "high"
     deadline = now + (settings.release_deadline if settings is not None else 86400.0)

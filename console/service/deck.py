@@ -405,10 +405,8 @@ class DeckService:
                                         contract=contract, sparklines=False, method="sequential")
             timed = timed or (report.verdict == canary.HOLD and contract is not None
                               and contract.canary.escalate_hold_after is not None)
-            if release.wanted(conn, report, contract, now) is None:
-                continue
             raised = release.enqueue(rw, report, contract, now=now,
-                                     suite=release.suite_summary(conn, pair.agent, pair.canary))
+                                     suite=lambda p=pair: release.suite_summary(conn, p.agent, p.canary))
             changed += raised is not None
         self._release_seen, self._release_timed = seen, timed
         return changed + len(self.publish_stages())
