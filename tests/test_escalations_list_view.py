@@ -81,3 +81,27 @@ async def test_a_reload_redraws_the_cells_that_changed_in_place(esc_db, make_app
         await settle(app, pilot)
         assert [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)] == keys
         assert all(str(table.get_row_at(i)[-1]) != age for i, age in enumerate(ages)), "the age moved on"
+
+
+async def test_reason_dialog_leaves_the_header_and_footer_in_view_at_80x24(esc_db, make_app):  # noqa: F811
+    # A deny of a high-risk orphan: a two-line summary and a two-line sentence on where the
+    # decision goes (nowhere). Reason box, buttons and border all show between header and footer.
+    from textual.widgets import Button, Input
+
+    from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
+    from agentdeck.console.widgets.reason_dialog import ReasonDialog
+
+    app = make_app(esc_db)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("2", "down", "d")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog)
+        frame = dialog.query_one("#reason-frame").region
+        assert frame.y >= HEADER_ROWS and frame.bottom <= NARROW[1] - FOOTER_ROWS, frame
+        for part in (dialog.query_one("#reason", Input), dialog.query_one("#confirm", Button),
+                     dialog.query_one("#cancel", Button)):
+            assert frame.contains_region(part.region), part
+        lines = screen_lines(app)
+        assert "Escalations" in lines[0] and "Quit" in lines[-1]
+        assert "is only" in "\n".join(lines), "where the decision goes is on screen"

@@ -103,7 +103,7 @@ async def test_dialog_buttons_and_border_are_on_screen_at_80x24(sample_db, make_
 @pytest.mark.parametrize("allow", [frozenset({"127.0.0.1:8765"}), frozenset()], ids=["plan", "refused"])
 async def test_compensation_dialog_leaves_the_header_and_footer_in_view(sample_db, make_app, size, allow):
     # The header says which screen and how ingest and the queue stand; the footer which keys work.
-    from agentdeck.console.widgets.compensation_dialog import FOOTER_ROWS, HEADER_ROWS
+    from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
 
     app = make_app(sample_db, allow_hosts=allow)
     async with app.run_test(size=size) as pilot:

@@ -23,11 +23,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
 from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.service.views import ActionResult, CompensationPrompt
 
 MAX_BODY_SHOWN = 3000
-HEADER_ROWS, FOOTER_ROWS = 2, 1  # console.widgets.chrome DeckHeader and the key footer: kept in view
 
 
 def _pretty(value) -> str:
