@@ -116,3 +116,15 @@ async def test_compensation_dialog_leaves_the_header_and_footer_in_view(sample_d
         assert base.query_one("DeckHeader").region.height == HEADER_ROWS
         for bid in ("cancel", "confirm") if allow else ("cancel",):
             assert frame.contains_region(dialog.query_one(f"#{bid}", Button).region), bid
+
+
+async def test_footer_shows_next_decision_and_compensate_whole_at_80x24(sample_db, make_app):
+    # The README's way to undo an action: ] to it, then c. Both keys must be readable in the footer.
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=NARROW) as pilot:
+        await opened("task-0001", *TO_ACTION)(pilot)
+        footer = screen_lines(app)[-1]
+        assert "] Next decision" in footer and "c Compensate" in footer, footer
+        assert "? Help" in footer and "q Quit" in footer
