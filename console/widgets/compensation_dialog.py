@@ -187,7 +187,10 @@ class CompensationDialog(ModalScreen[bool]):
         status = self.query_one("#comp-status", Static)
         status.update(text)
         status.add_class("shown")
-        self.query_one(VerticalScroll).scroll_end(animate=False)
+        scroll = self.query_one(VerticalScroll)
+        # Once laid out, its first line (what happened) at the top of the view, the answer's body
+        # below it: at 80x24 scrolling to the end showed only the body's last lines.
+        self.call_after_refresh(lambda: scroll.scroll_to_widget(status, animate=False, top=True))
 
     def run_compensation(self, retry: bool) -> None:
         deck, prompt = self.app.deck, self.prompt  # type: ignore[attr-defined]
