@@ -102,7 +102,7 @@ class AgentDeck(App):
     # read together when they are composed ahead (prewarm): see _read_screen_css.
     CSS_PATH = ["app.tcss", "screens/tasks.tcss"]
     ENABLE_COMMAND_PALETTE = True
-    COMMANDS = App.COMMANDS | DECK_COMMANDS
+    COMMANDS = DECK_COMMANDS  # Textual's system commands included (palette.DeckCommands)
     # Screens other than Tasks are imported when first shown: the first paint
     # should not wait for the canary statistics or the replay model to import.
     MODES = {
