@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_tables import CanaryTaskTable, MetricTable
 
 from test_canary_differences import settled_after
 
@@ -40,8 +41,8 @@ async def test_panels_show_the_verdicts(sample_db, make_app):
         # and the verdict line says how many more it needs.
         verdict = str(screen.query_one("#canary-verdict", Static).render())
         assert "HOLD  needs ~" in verdict and "more canary tasks" in verdict and "latency worse" in verdict
-        table = screen.query_one("#canary-metrics", DataTable)
-        verdicts = {str(table.get_row(key)[0]): str(table.get_row(key)[1]) for key in table.rows}
+        table = screen.query_one("#canary-metrics", MetricTable)
+        verdicts = {str(cells[0]): str(cells[1]) for cells in map(table.get_row_at, range(table.row_count))}
         assert verdicts["action errors"] == "hold"
         assert verdicts["latency p50"] == "roll back"
         assert verdicts["tokens p50"] == "promote"
@@ -82,7 +83,7 @@ async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sam
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
-        tasks = screen.query_one("#canary-tasks", DataTable)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
         assert tasks.row_count == 22  # tasks with a failed, compensated or contract-breaking action
         for _ in range(5):
             await pilot.press("down")  # to latency
@@ -170,7 +171,7 @@ async def test_a_task_with_violations_shows_them(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
-        tasks = screen.query_one("#canary-tasks", DataTable)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
         row = next(i for i in range(tasks.row_count) if str(tasks.get_row_at(i)[2]) == "task-0304")
         tasks.focus()
         tasks.move_cursor(row=row)
