@@ -203,3 +203,80 @@ async def test_versions_can_be_chosen(sample_db, make_app):
         await app.settled()
         await pilot.pause()
         assert (screen.report.baseline, screen.report.canary) == ("v3", "v2")
+
+
+# -- 80x24 (issue 13): the verdict whole, the columns past the edge within reach ------------------------
+
+
+async def test_the_verdict_is_read_whole_at_80x24(sample_db, make_app):
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        reason = screen.report.reason
+        assert len(reason) > 60  # longer than the room left on the verdict's line at 80 columns
+        lines = [line.strip() for line in screen_lines(app)]
+        start = next(i for i, line in enumerate(lines) if line.startswith("HOLD"))
+        shown = " ".join(lines[start:start + 2])  # wrapped onto a second line
+        assert reason in shown and shown.endswith("p<0.001)")
+        assert all(len(line) <= 80 for line in screen_lines(app))
+
+
+async def test_right_and_left_reach_the_columns_past_the_edge_at_80x24(sample_db, make_app):
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        metrics, tasks = screen.query_one(MetricTable), screen.query_one(CanaryTaskTable)
+        assert metrics.column_labels()[-1] != "test" and tasks.column_labels()[-1] != "esc"
+
+        def header(table) -> str:
+            return next(line for line in screen_lines(app) if line.startswith(" " + table.column_labels()[0]))
+
+        assert header(metrics).rstrip().endswith("→")  # says there is more to the right
+        await pilot.press("right")  # the metrics have focus: their "test" column comes into view
+        await pilot.pause()
+        assert metrics.column_labels()[0] == "metric" and metrics.column_labels()[-1] == "test"
+        assert "←" in header(metrics) and not header(metrics).rstrip().endswith("→")
+        await pilot.press("enter")  # to the tasks behind the metric
+        assert app.focused is tasks
+        first = tasks.cursor_task
+        for _ in range(6):
+            await pilot.press("right")
+        await pilot.pause()
+        labels = tasks.column_labels()
+        assert labels[:3] == ["ver", "started", "task"] and labels[-1] == "esc"  # which task stays in view
+        row = next(line for line in screen_lines(app) if first in line)
+        assert len(row) <= 80
+        await pilot.press("j")
+        assert tasks.column_labels() == labels  # moving down keeps the view
+        for _ in range(6):
+            await pilot.press("left")
+        await pilot.pause()
+        assert tasks.column_labels()[:4] == ["ver", "started", "task", "outcome"] and tasks.column_offset == 0
+        await pilot.press("k", "r")  # and r still opens the highlighted task
+        await pilot.pause()
+        assert app.current_mode == "replay" and app.replay_task == first
+
+
+async def test_all_columns_fit_at_160x45_and_right_changes_nothing(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one(CanaryTaskTable)
+        assert tasks.column_labels()[-1] == "esc" and screen.query_one(MetricTable).column_labels()[-1] == "test"
+        tasks.focus()
+        await pilot.press("right")
+        assert tasks.column_labels()[0] == "ver" and tasks.column_offset == 0
+
+
+def test_canary_tasks_scrolled_right_snapshot_80x24(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=(80, 24),
+                        run_before=settled_after("3", "enter", "right", "right", "right"))
+
+
+def test_canary_tasks_scrolled_right_snapshot_160x45(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=(160, 45),
+                        run_before=settled_after("3", "enter", "right", "right", "right"))

@@ -144,8 +144,14 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         return shown, more_right
 
     def column_labels(self) -> list[str]:
-        """The headers of the columns drawn now, left to right."""
-        return [self.columns[i][1] for i in self.shown_columns()[0]]
+        """The headers of the columns in full view now, left to right (one cut at the right edge is not)."""
+        room, edge, labels = self.scrollable_content_region.width, 0, []
+        for i in self.shown_columns()[0]:
+            edge += self.columns[i][2] + 2
+            if edge > room:
+                break
+            labels.append(self.columns[i][1])
+        return labels
 
     def action_columns(self, delta: int) -> None:
         """→/←: scroll the unpinned columns one column right or left."""
@@ -260,10 +266,12 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         base = self._style("")
         shown, more_right = self.shown_columns()
         if y == 0:
-            if self._header is None or self._header[0] != (width, shown):
+            room = self.scrollable_content_region.width  # (→ goes left of the vertical scrollbar)
+            if self._header is None or self._header[0] != (width, room, shown):
                 header = base + self._style("line-table--header")
-                self._header = ((width, shown), header_strip(self.columns, shown, self.column_offset > 0,
-                                                             more_right, self.PINNED, header, width))
+                strip = header_strip(self.columns, shown, self.column_offset > 0, more_right, self.PINNED, header,
+                                     room)
+                self._header = ((width, room, shown), strip.adjust_cell_length(width, header))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < len(self.rows):
