@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
-from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_sparks import TrendPanel
 from agentdeck.console.widgets.canary_tables import CanaryTaskTable, MetricTable
 
 from test_canary_differences import settled_after
@@ -46,8 +46,8 @@ async def test_panels_show_the_verdicts(sample_db, make_app):
         assert verdicts["action errors"] == "hold"
         assert verdicts["latency p50"] == "roll back"
         assert verdicts["tokens p50"] == "promote"
-        sparks = screen.query_one("#spark-latency", CohortSparks).query(Sparkline)
-        assert all(len(s.data) == 24 and max(s.data) > 0 for s in sparks)
+        sparks = screen.query_one(TrendPanel).series("latency")
+        assert all(len(s) == 24 and max(s) > 0 for s in sparks)
 
 
 async def test_keys_switch_agent_and_window(sample_db, make_app):

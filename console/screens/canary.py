@@ -37,7 +37,7 @@ from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets import canary_format as fmt
-from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_sparks import TrendPanel
 from agentdeck.console.widgets.canary_tables import CanaryTaskTable, DiffTable, MetricTable
 from agentdeck.console.widgets.line_table import LineTable
 from agentdeck.console.service import views as canary
@@ -95,10 +95,7 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-suite")
         with Horizontal(id="canary-panels"):
             yield MetricTable(id="canary-metrics")
-            with Vertical(id="canary-sparks"):
-                yield Static("", id="canary-sparks-title")
-                for m in canary.DEFAULT_METRICS:
-                    yield CohortSparks(m.key)
+            yield TrendPanel([m.key for m in canary.DEFAULT_METRICS], id="canary-sparks")
         with Vertical(id="canary-diff-box"):
             yield Static("", id="canary-diff-title")
             yield DiffTable(id="canary-diff")
@@ -327,14 +324,9 @@ class CanaryScreen(DeckScreen):
         return f"{agents.index(self.agent) + 1}/{len(agents)}" if self.agent in agents else ""
 
     def _show_sparks(self, report: canary.CanaryReport) -> None:
-        title = self.query_one("#canary-sparks-title", Static)
-        if report.bucket_seconds:
-            self._update(title, plain(f"trend per {_span(report.bucket_seconds)}: base | canary", style="dim"))
-        else:
-            self._update(title, "")
-        for spark in self.query(CohortSparks):
-            baseline, canary_series = report.sparklines.get(spark.key, ([], []))
-            spark.show(baseline, canary_series)
+        title = plain(f"trend per {_span(report.bucket_seconds)}: base | canary", style="dim") \
+            if report.bucket_seconds else Text()
+        self.query_one(TrendPanel).show(title, report.sparklines)
 
     def _tasks_title(self, key: str, count: int) -> Text:
         label = canary.METRICS_BY_KEY[key].label
