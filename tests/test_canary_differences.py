@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import DataTable
-
 from agentdeck.console.screens.canary import CanaryScreen
 from agentdeck.console.screens.replay_compare import ReplayCompareScreen
+from agentdeck.console.widgets.canary_tables import DiffTable, MetricTable
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 
 NARROW, WIDE = (80, 24), (160, 45)
@@ -82,7 +81,7 @@ async def test_the_panel_lists_the_largest_differences_first_with_examples(sampl
     app = make_app(sample_db)
     async with app.run_test(size=WIDE) as pilot:
         screen = await _canary(app, pilot)
-        table = screen.query_one("#canary-diff", DataTable)
+        table = screen.query_one("#canary-diff", DiffTable)
         diff = screen.view.differences
         assert table.row_count == len(diff.differences) > 5
         deltas = [abs(d.delta) for d in diff.differences]
@@ -103,12 +102,12 @@ async def test_x_shows_the_differences_in_place_of_the_tasks_on_80x24_and_back(s
         await pilot.press("x")
         await pilot.pause()
         assert box.display and not tasks.display
-        assert app.focused is screen.query_one("#canary-diff", DataTable)
-        assert screen.query_one("#canary-diff", DataTable).row_count > 0
+        assert app.focused is screen.query_one("#canary-diff", DiffTable)
+        assert screen.query_one("#canary-diff", DiffTable).row_count > 0
         await pilot.press("x")
         await pilot.pause()
         assert not box.display and tasks.display
-        assert app.focused is screen.query_one("#canary-metrics", DataTable)
+        assert app.focused is screen.query_one("#canary-metrics", MetricTable)
 
 
 async def _compare_open(app, pilot) -> ReplayCompareScreen:
@@ -228,7 +227,7 @@ async def test_hostile_tool_names_in_the_differences_are_shown_literally(sample_
     app = make_app(sample_db)
     async with app.run_test(size=WIDE) as pilot:
         screen = await _canary(app, pilot)
-        table = screen.query_one("#canary-diff", DataTable)
+        table = screen.query_one("#canary-diff", DiffTable)
         cells = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         assert "[@click=app.quit]evil␛[31m" in cells  # the escape made visible, the markup not interpreted
         await pilot.click("#canary-diff")

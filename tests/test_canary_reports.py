@@ -92,6 +92,27 @@ def test_a_round_stores_what_agentdeck_canary_computes(sample_db, fixed_clock, c
         assert out[key] == mine[key], key
 
 
+def test_a_round_that_cannot_record_its_state_leaves_the_previous_rounds_reports(sample_db, fixed_clock):
+    """A round's reports and the state naming their stamp commit together: never new reports beside the
+    previous round's state (or the reverse), whichever write of the round fails."""
+    import sqlite3
+
+    import pytest
+
+    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
+    check = ContractCheck()
+    cr.refresh(ro, rw, fixed_clock(), contracts=check)
+    before = rw.execute("SELECT agent, win, computed_at, report FROM canary_reports ORDER BY 1, 2").fetchall()
+    state = cr.state(ro)
+    rw.execute("CREATE TEMP TRIGGER no_state BEFORE UPDATE ON canary_state BEGIN "
+               "SELECT RAISE(ABORT, 'state write refused'); END")
+    with pytest.raises(sqlite3.Error, match="state write refused"):
+        cr.refresh(ro, rw, fixed_clock() + 60, contracts=check)
+    assert rw.execute("SELECT agent, win, computed_at, report FROM canary_reports ORDER BY 1, 2").fetchall() == before
+    assert cr.state(ro) == state
+    assert not rw.in_transaction
+
+
 def _run_cli(db: Path, pair: canary.Pair, now: float) -> int:
     from agentdeck.console.cli import main
 
