@@ -36,10 +36,11 @@ ANALYST_RESTART_S = 10.0  # a canary analyst that died is started again at most 
 # The analyst in a session of its own, not this process's. Linux schedules each session as one group
 # (autogroup, on by default): CPU is shared fairly between sessions first, then between the processes of
 # each. In our session the analyst's rounds (seconds of CPU) use up the share the tailer needs to commit,
-# and the tailer then waits behind every other session on the machine (the likely cause of the console's
-# append -> committed p95 of 758 ms beside 56 ms headless in one bench/console.py run at load 13). Its own
-# session: p95 51-67 ms against 71-107 ms in interleaved runs (load 9, bench/README.md). It still ends
-# when our end of its stdin closes (we exit, even by kill -9), which does not depend on the session.
+# and the tailer then waits behind every other session on the machine. Its own session: append ->
+# committed p95 51-67 ms against 71-107 ms in two interleaved pairs of runs (load 9, bench/README.md).
+# (The 574-1117 ms p95 bench/console.py printed before was the bench starting its fleet before this
+# process was up, not this.) It still ends when our end of its stdin closes (we exit, even by kill -9),
+# which does not depend on the session.
 ANALYST_OWN_SESSION = True
 
 
