@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual._context import active_app
+from textual import events
 from textual.app import App
 from textual.screen import Screen
 from textual.binding import Binding
@@ -413,6 +414,15 @@ class AgentDeck(App):
                     timeout=30 if result.severity == "error" else 8, markup=False)
         if result.changed:
             self.store_written()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Every text field (filter, reason, Replay's open, the palette's) keeps a steady cursor, as less and
+        # vim prompts do: no redraw each half second over SSH, and a screen does not differ by the moment it
+        # is looked at (a snapshot under load caught the cursor blinked off).
+        from textual.widgets import Input
+
+        if isinstance(event.widget, Input):
+            event.widget.cursor_blink = False
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at

@@ -420,10 +420,8 @@ class DeckService:
                                         contract=contract, sparklines=False, method="sequential")
             timed = timed or (report.verdict == canary.HOLD and contract is not None
                               and contract.canary.escalate_hold_after is not None)
-            if release.wanted(conn, report, contract, now) is None:
-                continue
             raised = release.enqueue(rw, report, contract, now=now,
-                                     suite=release.suite_summary(conn, pair.agent, pair.canary))
+                                     suite=lambda p=pair: release.suite_summary(conn, p.agent, p.canary))
             changed += raised is not None
         # Left for the analyst: the next tick looks again even if nothing is ingested meanwhile.
         self._release_seen, self._release_timed = (None if waiting else seen), timed
@@ -453,7 +451,7 @@ class DeckService:
 
         try:
             return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
-                                   escalation_id=escalation_id)
+                                   escalation_id=escalation_id, clock=self.clock)
         except sqlite3.Error:  # the store could not list them: a decision already recorded still stands;
             log.exception("listing stage changes")  # the release tick publishes them (and says if it fails)
             return []
