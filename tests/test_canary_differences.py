@@ -331,6 +331,7 @@ def test_a_following_console_leaves_verdicts_to_its_analysts_first_round(sample_
     from agentdeck.store.db import connect
 
     deck = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    deck.expect_analyst()  # what the console does when it starts its ingest process
     calls: list[str] = []
     real = canary.analyse
 
@@ -351,9 +352,16 @@ def test_a_following_console_leaves_verdicts_to_its_analysts_first_round(sample_
 
     # A console started after that round, whose analyst then failed: analysed here at once.
     late = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    late.expect_analyst()
     cr.record_error(rw, "RuntimeError: contract file unreadable")
     rw.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
                   VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
     calls.clear()
     late.release_tick()
+    assert "approval-agent" in calls
+    # A service no console has started an ingest process for (a command, a test) analyses here at once.
+    plain = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    calls.clear()
+    rw.execute("DELETE FROM canary_reports")
+    plain.release_tick()
     assert "approval-agent" in calls

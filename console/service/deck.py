@@ -80,9 +80,9 @@ class DeckService:
         self.release_error: str | None = None  # the last release tick failed: why (the console shows it)
         self._release_seen: tuple | None = None  # (tasks' newest change, contracts) at the last release tick
         self._release_timed = False  # a hold then was waiting on escalate_hold_after: the clock alone may change it
-        # Until then (monotonic), a pair without a current stored report waits for this console's analyst.
-        self.analyst_grace_until = (time.monotonic() + ANALYST_FIRST_ROUND_S
-                                    if settings.follow and settings.traces and not settings.read_only else 0.0)
+        # Until then (monotonic), a pair without a current stored report waits for this console's analyst
+        # (expect_analyst: set by the app when it starts its ingest process).
+        self.analyst_grace_until = 0.0
         self._started_at = time.time()  # wall clock, as the analyst stamps its rounds
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
@@ -426,6 +426,14 @@ class DeckService:
         # Left for the analyst: the next tick looks again even if nothing is ingested meanwhile.
         self._release_seen, self._release_timed = (None if waiting else seen), timed
         return changed + len(self.publish_stages())
+
+    def expect_analyst(self, within: float = ANALYST_FIRST_ROUND_S) -> None:
+        """This console has just started an ingest process, whose canary analyst will store every pair's
+        report: until its first round is in (``within`` seconds at most) the release tick leaves a pair
+        without a current stored report to it instead of analysing it here (see ANALYST_FIRST_ROUND_S)."""
+        if not self.settings.read_only:
+            self.analyst_grace_until = time.monotonic() + within
+            self._started_at = time.time()
 
     def _analyst_coming(self, conn: sqlite3.Connection) -> bool:
         """This console's ingest process is starting its canary analyst, whose first round has not stored
