@@ -204,6 +204,8 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
+        if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
+            self.deck.expect_analyst()
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
