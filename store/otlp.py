@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from agentdeck.store import events as ev
+from agentdeck.store import otlp_content as content
 
 TASK_PREFIX = "otel-"
 FIRST_SEQ = 0
@@ -1004,8 +1005,6 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tup
     workflows): the first model call's user message and the last model call's answer, as
     ``((start_ns, text) | None, (end_ns, text) | None)`` -- among this batch's spans; ``claim``
     settles them over every batch (columns req_ns/ans_ns of otlp_tasks)."""
-    from agentdeck.store import otlp_content as content
-
     out: dict[str, tuple] = {}
     wanting = {trace for trace, (_frame, winner) in best.items()
                if not winner.attributes.get("agentdeck.request") and not content.first_user_text(winner.attributes)}
@@ -1102,9 +1101,7 @@ def failure_text(span: Span) -> str:
     error_type = _name(span.attributes, "error.type") or ""
     exc_type, exc_message = _exception(span)
     error_type = error_type or exc_type
-    from agentdeck.store.otlp_content import first_line_error
-
-    message = first_line_error(span.status_message or exc_message)
+    message = content.first_line_error(span.status_message or exc_message)
     short_type = error_type.rsplit(".", 1)[-1]
     if short_type and message and not message.startswith(short_type):
         return f"{short_type}: {message}"
@@ -1121,6 +1118,10 @@ COST = ("agentdeck.cost_usd", "llm.cost.total", "gen_ai.usage.cost", "operation.
 SESSION = ("gen_ai.conversation.id", "session.id", "langfuse.session.id", "langfuse.trace.session_id",
            "traceloop.association.properties.session_id")
 USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "traceloop.association.properties.user_id")
+# Most spans have none of these: one set operation answers for a whole list of lookups.
+_SESSION_KEYS = frozenset(SESSION)
+_COST_KEYS = frozenset((*COST, "langfuse.observation.cost_details", "llm.cost.prompt", "llm.cost.completion"))
+_CACHE_KEYS = frozenset((*CACHE_READ, *CACHE_WRITE))
 
 
 def _langfuse_cost(a: dict[str, Any]) -> float:
@@ -1144,6 +1145,8 @@ def _langfuse_usage(a: dict[str, Any], *keys: str) -> int:
 
 
 def span_cost(a: dict[str, Any]) -> float:
+    if _COST_KEYS.isdisjoint(a):
+        return 0.0
     # OpenInference may give only the parts (llm.cost.prompt / llm.cost.completion).
     return _number(a, *COST) or _langfuse_cost(a) or (_number(a, "llm.cost.prompt") + _number(a, "llm.cost.completion"))
 
@@ -1156,6 +1159,8 @@ def _truncated_note(span: Span) -> str:
 
 
 def _usage_note(a: dict[str, Any], cost: float) -> str:
+    if not cost and _CACHE_KEYS.isdisjoint(a):
+        return ""
     notes = []
     if cached := _count(a, *CACHE_READ):
         notes.append(f"cache read {cached}")
@@ -1174,8 +1179,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     so far (None: this span's own task, if it may frame one).
     """
     a = span.attributes
-    own = [k for k in a if k[:10] == "agentdeck."]
-    unknown = sorted(k for k in own if k not in SPAN_ATTRIBUTES)
+    unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
     if unknown:
         raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
     kind = kind or span_class(a)
@@ -1188,7 +1192,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
     failure = failure_text(span) if span.error or a.get("error.type") else ""
     note = _truncated_note(span)
-    named_session = _name(a, *SESSION)
+    named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     # the task's session: that of its earliest-starting span that names one (claim settles it)
     session = (span.start_ns, named_session) if named_session else None
 
@@ -1250,8 +1254,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry"),
         })
     elif kind in ("model", "embedding", "evaluator"):
-        from agentdeck.store import otlp_content as content
-
         if kind == "model":
             said = content.answer_text(a)
         elif kind == "embedding":
@@ -1296,8 +1298,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "subject": _name(a, "agentdeck.subject"),
         })
     elif kind == "plan":
-        from agentdeck.store import otlp_content as content
-
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "plan", "summary": _text(content.short(content.answer_text(a) or failure or span.name) + note),
         })
@@ -1340,9 +1340,7 @@ _validate = ev.event_adapter.validator.validate_python
 
 
 def _tool_value(value: Any) -> Any:
-    from agentdeck.store.otlp_content import tool_value
-
-    return tool_value(_decoded(value))
+    return content.tool_value(_decoded(value))
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
@@ -1355,16 +1353,12 @@ def _documents(a: dict[str, Any]) -> list[str] | None:
 
 def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str) -> dict[str, Any]:
     """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
-    from agentdeck.store import otlp_content as content
-
     result = f"{outcome}: {summary}" if outcome != "success" else summary
     text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
     return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
 def _task_start(span: Span, kind: str) -> dict[str, Any]:
-    from agentdeck.store import otlp_content as content
-
     a = span.attributes
     version = {
         "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
@@ -1399,8 +1393,6 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
 
 
 def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float, note: str) -> dict[str, Any]:
-    from agentdeck.store import otlp_content as content
-
     a = span.attributes
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.
