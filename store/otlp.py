@@ -368,11 +368,10 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             anss[trace] = max(anss.get(trace, r), r)
     if not framing and not costs and not sessions and not reqs and not anss:
         return None
-    stored = {}
-    for trace in set(framing) | set(reqs) | set(anss):
-        row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id = ?", (trace,)).fetchone()
-        if row is not None:
-            stored[trace] = tuple(row)
+    # One query for the batch's traces, not one a trace (a bulk import has thousands a batch).
+    stored = {row[0]: tuple(row[1:]) for row in conn.execute(
+        f"SELECT trace_id, {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(set(framing) | set(reqs) | set(anss))),))}
     best_req, best_ans = {}, {}
     for trace in set(framing) | set(reqs) | set(anss):
         row = stored.get(trace)
@@ -427,33 +426,33 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
                 rewritten.append(item)
         return rewritten
 
-    for trace, frame, meta, row in changes:
+    for trace, _frame, meta, row in changes:
         if row is not None:
             _demote(conn, trace, row, meta)
-        conn.execute(
-            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
-                                          own_answer)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
-               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
-               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
-            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
-             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
-             meta["ans"][1] if meta.get("ans") else None),
-        )
-        # The task row says whether its agent is a stand-in (the service's name); a row
-        # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
-        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
-                     (0 if meta.get("named") else 1, task_id(trace)))
+    conn.executemany(
+        """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
+                                      own_answer)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
+           span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
+           needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
+        [(trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
+          1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
+          meta["ans"][1] if meta.get("ans") else None) for trace, frame, meta, _row in changes],
+    )
+    # The task row says whether its agent is a stand-in (the service's name); a row
+    # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
+    conn.executemany("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
+                     [(0 if meta.get("named") else 1, task_id(trace)) for trace, _frame, meta, _row in changes])
     changed = {c[0] for c in changes}
+    borrowed = []
     for trace in set(best_req) | set(best_ans):
         row = stored.get(trace)
         req, ans = best_req[trace], best_ans[trace]
         if row is not None and ((row[7], row[8]) if row[7] is not None else None) == req \
                 and ((row[9], row[10]) if row[9] is not None else None) == ans:
             continue
-        conn.execute("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
-                     (*(req or (None, None)), *(ans or (None, None)), trace))
+        borrowed.append((*(req or (None, None)), *(ans or (None, None)), trace))
         if row is None or trace in changed:
             continue  # the winner is in this batch and already carries them
         # The stored winner borrows its request or answer: a better one came.
@@ -462,13 +461,16 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             conn.execute("UPDATE tasks SET request = ? WHERE task_id = ?", ((req[1] if req else "")[:500], task_id(trace)))
         if row[6] and ans != ((row[9], row[10]) if row[9] is not None else None):
             _refill(conn, trace, "task_end", LAST_SEQ, "summary", ans[1] if ans else "")
+    conn.executemany("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
+                     borrowed)
     new_sessions = []
-    for trace, sess in sessions.items():
-        row = conn.execute("SELECT sess_ns, session FROM otlp_sessions WHERE trace_id = ?", (trace,)).fetchone()
-        if row is None or (row[0], row[1]) > sess:
-            conn.execute("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)",
-                         (trace, *sess))
-            new_sessions.append((task_id(trace), sess[1]))
+    if sessions:
+        known = {row[0]: (row[1], row[2]) for row in conn.execute(
+            "SELECT trace_id, sess_ns, session FROM otlp_sessions WHERE trace_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(sessions)),))}
+        newer = [(trace, *sess) for trace, sess in sessions.items() if trace not in known or known[trace] > sess]
+        conn.executemany("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)", newer)
+        new_sessions = [(task_id(trace), session) for trace, _ns, session in newer]
     if costs or new_sessions:
         # Written to the task row before the batch's own upsert, which adds to it.
         conn.executemany(
