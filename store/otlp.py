@@ -986,15 +986,13 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
         if span.trace_id not in best or frame < best[span.trace_id][0]:
             best[span.trace_id] = (frame, span)
     fallback = _fallbacks(spans, kinds, best)
-    inner = _subtree_content(spans, kinds)
     for span, kind in zip(spans, kinds):
         if kind == "other" and not span.events:
             items.ignored += 1
             continue
         winner = best.get(span.trace_id)
         try:
-            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id),
-                                     inner.get((span.trace_id, span.span_id)) if inner else None))
+            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
         except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
             reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
             if rejected is None:
@@ -1023,42 +1021,6 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tup
         asked = [(s.start_ns, t) for s in calls if (t := _text(content.short(content.first_user_text(s.attributes))))]
         said = [(s.end_ns, t) for s in calls if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
         out[best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
-    return out
-
-
-def _subtree_content(spans: list[Span], kinds: list[str]) -> dict[tuple[str, str], tuple[str, str]]:
-    """For a named agent span that logs neither its request nor its answer (OpenInference's
-    openai-agents AGENT spans: the handoff target ``refund_agent``), what the model calls under
-    it in this batch say: ``(first user message, last answer)``, by (trace id, span id).
-
-    Its sub-agent step then reads ``sub-agent refund_agent: <request> → <answer>``. A named agent
-    nested deeper answers for itself (its calls are not searched). Only spans of the same batch
-    are seen: an agent span exported without its model calls keeps a step without an answer.
-    """
-    wanting = [s for s, k in zip(spans, kinds) if k == "agent" and agent_name(s, k)
-               and (not content.answer_text(s.attributes) or not content.first_user_text(s.attributes))]
-    if not wanting:
-        return {}
-    children: dict[tuple[str, str], list[tuple[Span, str]]] = {}
-    for s, k in zip(spans, kinds):
-        if s.parent_span_id:
-            children.setdefault((s.trace_id, s.parent_span_id), []).append((s, k))
-    out = {}
-    for agent in wanting:
-        models: list[Span] = []
-        stack, seen = [agent.span_id], {agent.span_id}
-        while stack:
-            for child, k in children.get((agent.trace_id, stack.pop()), ()):
-                if child.span_id in seen or (k == "agent" and agent_name(child, k)):
-                    continue
-                seen.add(child.span_id)
-                if k == "model":
-                    models.append(child)
-                stack.append(child.span_id)
-        asked = [(s.start_ns, t) for s in models if (t := _text(content.short(content.first_user_text(s.attributes))))]
-        said = [(s.end_ns, t) for s in models if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
-        if asked or said:
-            out[(agent.trace_id, agent.span_id)] = (min(asked)[1] if asked else "", max(said)[1] if said else "")
     return out
 
 
@@ -1212,7 +1174,7 @@ def _usage_note(a: dict[str, Any], cost: float) -> str:
 
 
 def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
-                fallback: tuple | None = None, inner: tuple[str, str] | None = None) -> list[SpanItem]:
+                fallback: tuple | None = None) -> list[SpanItem]:
     """The native events one span stands for, each keyed by its span part.
 
     ``winner`` is the span that frames this span's task among the spans known
@@ -1242,10 +1204,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         start = _task_start(span, kind)
         end = _task_end(span, kind, rank, failure, latency_ms, note)
         name = start["agent"] if rank == RANK_AGENT else None
-        # As a sub-agent step, an agent span without its own request or answer shows its
-        # model calls' (``inner``: OpenInference agent spans).
-        plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"] or (inner[0] if inner else ""),
-                              end["outcome"], end["summary"] or (inner[1] if inner else "")) if name else None
+        plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+            if name else None
         alt = plan  # encoded only if another span frames the task (claim)
         frame = (rank, span.start_ns, span.span_id)
         # A named agent's own answer competes, by end time, for the task's answer: after a

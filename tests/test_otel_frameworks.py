@@ -84,14 +84,9 @@ def test_after_a_handoff_the_task_answer_is_the_last_agents(arrival):
         end = steps(conn, ok["task_id"])[-1]
         assert end[0] == "task_end" and end[1]["summary"].startswith(FINAL_ANSWER), (framework, end)
         assert "transfer_to_refund_agent" not in end[1]["summary"]
-        sub = [p for p in plans(conn, ok["task_id"]) if p.startswith("sub-agent refund_agent")]
-        assert len(sub) == 1
-        # OpenInference's agent spans carry no input or output: the step shows its model calls',
-        # when they come in the same request as the agent span (as an SDK's batch sends them).
-        if framework == "openai-agents-otel" or arrival == "one request":
-            assert "→ " + FINAL_ANSWER in sub[0], (framework, sub)
-        if framework == "openai-agents-openinference" and arrival == "one request":
-            assert sub[0].startswith("sub-agent refund_agent: " + REFUND_REQUEST)
+        if framework == "openai-agents-otel":  # OpenInference's agent spans carry no output
+            sub = [p for p in plans(conn, ok["task_id"]) if p.startswith("sub-agent refund_agent")]
+            assert len(sub) == 1 and "→ " + FINAL_ANSWER in sub[0]
 
 
 def test_a_delegating_agent_keeps_its_own_answer():
