@@ -925,7 +925,7 @@ def step_seq(time_ns: int) -> int:
 
 
 def _ts(time_ns: int) -> datetime:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
+    return datetime.fromtimestamp(time_ns / 1e9, UTC)  # (positional: no keyword parsing a call)
 
 
 def span_class(attributes: dict[str, Any]) -> str:
@@ -1083,12 +1083,17 @@ def _number(attributes: dict[str, Any], *keys: str) -> float:
 
 def _decoded(value: Any) -> Any:
     """Attribute values holding structures arrive as JSON strings (OTel SDKs only take scalars and lists)."""
-    if isinstance(value, str):
+    # Only text that can start a JSON value is tried: plain text (a tool's answer, a name)
+    # would cost a raised and caught ValueError each.
+    if isinstance(value, str) and value.lstrip()[:1] in _JSON_STARTS:
         try:
             return json.loads(value)
         except ValueError:
             return value
     return value
+
+
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1286,8 +1291,10 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
             "summary": _text(summary_text + _usage_note(a, cost) + note),
-            "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
-            "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
+            "tokens_in": _count(a, *TOKENS_IN) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
+                                                   if "langfuse.observation.usage_details" in a else 0),
+            "tokens_out": _count(a, *TOKENS_OUT) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
+                                                     if "langfuse.observation.usage_details" in a else 0),
             "status": "error" if span.error else "ok",
         }, meta or None)
     elif kind == "guardrail":
