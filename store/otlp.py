@@ -279,7 +279,8 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(*item.key, *(item.meta.get("req") or _NO_STEP), *(item.meta.get("ans") or _NO_STEP)) for item in logs])
         for item in logs:
-            note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
+            if item.key[:2] not in steps:  # (those are read back below with the stored ones)
+                note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
     if steps:
         traces = sorted({trace for trace, _span in steps})
         for trace, span, req_ns, req, ans_ns, ans in conn.execute(
@@ -288,22 +289,32 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
         ):
             if (trace, span) in steps:
                 note((trace, span), (req_ns, req) if req is not None else None, (ans_ns, ans) if ans is not None else None)
-    # Records whose step was stored earlier: its summary becomes the answer.
-    for span, (_req, ans) in found.items():
-        if span in steps or ans is None:
-            continue
-        row = conn.execute("SELECT step_seq, bare FROM otlp_spans WHERE trace_id = ? AND span_id = ? AND part = 'step'",
-                           span).fetchone()
-        if row is None or row[0] is None or row[1] is None:
-            continue
-        stored = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = 'reasoning' AND seq = ? "
-                              "ORDER BY id LIMIT 1", (task_id(span[0]), row[0])).fetchone()
-        if stored is not None:
-            fields = json.loads(stored[1])
-            fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[row[1]:])
-            _event, payload = encode(fields)
-            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, stored[0]))
-        conn.execute("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'", span)
+    # Records whose step was stored earlier: its summary becomes the answer (one query for the
+    # batch's steps, one for their events: a batch of logs may name thousands of spans).
+    earlier = [span for span, (_req, ans) in found.items() if span not in steps and ans is not None]
+    if earlier:
+        pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+        bare_steps = {(trace, span): (seq, bare) for trace, span, seq, bare in conn.execute(
+            f"SELECT trace_id, span_id, step_seq, bare FROM otlp_spans WHERE part = 'step' "
+            f"AND (trace_id, span_id) IN {pairs}", (json.dumps(earlier),)) if seq is not None and bare is not None}
+        stored: dict[tuple[str, int], tuple[int, str]] = {}
+        if bare_steps:
+            for tid, seq, rowid, payload in conn.execute(
+                f"SELECT task_id, seq, id, payload FROM events WHERE kind = 'reasoning' AND (task_id, seq) IN {pairs} "
+                "ORDER BY id", (json.dumps(sorted({(task_id(t), q) for (t, _s), (q, _b) in bare_steps.items()})),)
+            ):
+                stored.setdefault((tid, seq), (rowid, payload))  # the first, as before
+        updates = []
+        for span, (seq, bare) in bare_steps.items():
+            row = stored.get((task_id(span[0]), seq))
+            if row is not None:
+                fields = json.loads(row[1])
+                fields["summary"] = _text(found[span][1][1] + str(fields.get("summary", ""))[bare:])
+                _event, payload = encode(fields)
+                updates.append((payload, row[0]))
+        conn.executemany("UPDATE events SET payload = ? WHERE id = ?", updates)
+        conn.executemany("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'",
+                         list(bare_steps))
     if not any(span in found for span in steps):
         return None
     out = []
