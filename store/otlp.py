@@ -795,7 +795,8 @@ def spans_from_json(doc: Any, rejected: list[BadSpan] | None = None) -> list[Spa
             ss = _obj(ss, where_s)
             for n, span in enumerate(_list(ss.get("spans"), f"{where_s}.spans")):
                 try:
-                    spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                    where = f"{where_s}.spans[{n}]"
+                    spans.append(_json_span(_obj(span, where), where, resource))
                 except OtlpError as exc:
                     if rejected is None:
                         raise
@@ -892,15 +893,17 @@ def spans_from_protobuf(body: bytes, rejected: list[BadSpan] | None = None) -> l
 
 
 def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
+    # (Where-strings are built only for an error: formatting them for every field of every
+    # span cost more than reading the field.)
     return Span(
-        trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
-        span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
-        parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
-        name=_check_size(span.name, f"{where}.name"),
+        trace_id=_pb_id(span.trace_id, 16, where, "traceId"),
+        span_id=_pb_id(span.span_id, 8, where, "spanId"),
+        parent_span_id=_pb_id(span.parent_span_id, 8, where, "parentSpanId") if span.parent_span_id else None,
+        name=_check_size(span.name, where),
         start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
         error=span.status.code == 2,
-        status_message=_check_size(span.status.message, f"{where}.status.message"),
+        status_message=_check_size(span.status.message, where),
         attributes=_pb_attributes(span.attributes, where),
         events=[
             SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
@@ -910,20 +913,35 @@ def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
     )
 
 
-def _pb_id(raw: bytes, nbytes: int, where: str) -> str:
+def _pb_id(raw: bytes, nbytes: int, where: str, field: str = "") -> str:
     if len(raw) != nbytes:
-        raise OtlpError(f"{where}: expected {nbytes} bytes, got {len(raw)}")
+        raise OtlpError(f"{where}{'.' + field if field else ''}: expected {nbytes} bytes, got {len(raw)}")
     if not any(raw):
-        raise OtlpError(f"{where}: an all-zero id is invalid")
+        raise OtlpError(f"{where}{'.' + field if field else ''}: an all-zero id is invalid")
     return raw.hex()
 
 
 def _pb_attributes(kvs, where: str, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    deep = depth > MAX_DEPTH  # (every value refused there: _pb_value says so)
     for kv in kvs:
-        if not kv.key or len(kv.key) > MAX_KEY_CHARS:
+        key = kv.key
+        if not key or len(key) > MAX_KEY_CHARS:
             raise OtlpError(f"{where}: attribute key must be 1-{MAX_KEY_CHARS} characters")
-        out[kv.key] = _pb_value(kv.value, f"{where} attribute {kv.key!r}", depth)
+        value = kv.value
+        which = None if deep else value.WhichOneof("value")
+        # The hot path (scalars; the where-string is built only for the others, which may fail).
+        if which == "string_value":
+            text = value.string_value
+            out[key] = text if len(text) <= _SHORT_TEXT else _check_size(text, where)
+        elif which == "int_value":
+            out[key] = value.int_value
+        elif which == "bool_value":
+            out[key] = value.bool_value
+        elif which == "double_value":
+            out[key] = value.double_value
+        else:
+            out[key] = _pb_value(value, f"{where} attribute {key!r}", depth)
     return out
 
 
