@@ -740,25 +740,33 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
 _SHORT_TEXT = MAX_VALUE_BYTES // 4  # a str this long cannot exceed MAX_VALUE_BYTES in UTF-8
 
 
-def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
+def _hot_attributes(value: Any) -> dict[str, Any] | None:
+    """The hot path of ``_attributes``: string and integer attributes, well formed; else None
+    (the checked path then reads them and says what is wrong)."""
+    if value is None:
+        return {}
+    if type(value) is not list:
+        return None
     out: dict[str, Any] = {}
-    if type(value) is list:
-        # The hot path: string and integer attributes, well formed (the rest is checked below).
-        for kv in value:
-            if type(kv) is not dict:
-                break
-            key, v = kv.get("key"), kv.get("value")
-            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
-                break
-            if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
-                out[key] = s
-            elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
-                out[key] = int(i)
-            else:
-                break
+    for kv in value:
+        if type(kv) is not dict:
+            return None
+        key, v = kv.get("key"), kv.get("value")
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
+            return None
+        if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
+            out[key] = s
+        elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
+            out[key] = int(i)
         else:
-            return out
-        out.clear()
+            return None
+    return out
+
+
+def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
+    if type(value) is list and (hot := _hot_attributes(value)) is not None:
+        return hot
+    out: dict[str, Any] = {}
     for n, kv in enumerate(_list(value, f"{where}.attributes")):
         kv = _obj(kv, f"{where}.attributes[{n}]")
         key = _str(kv.get("key"), f"{where}.attributes[{n}].key")
@@ -824,7 +832,8 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
     start, end, name = span.get("startTimeUnixNano"), span.get("endTimeUnixNano"), span.get("name")
     if (trace_id and span_id and (not parent or _hex_id(parent, 16)) and type(start) is str and start.isdigit()
             and len(start) < 20 and type(end) is str and end.isdigit() and len(end) < 20 and type(name) is str
-            and len(name) <= _SHORT_TEXT and span.get("events") in (None, [])
+            and len(name) <= _SHORT_TEXT and ((events := span.get("events")) in (None, [])
+                                              or (events := _hot_events(events)) is not None)
             and (status is None or (type(status) is dict and status.keys() <= {"code", "message"}
                                     and type(status.get("code", 0)) is int and 0 <= status.get("code", 0) <= 2
                                     and type(status.get("message", "")) is str
@@ -833,8 +842,27 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
         return Span(trace_id, span_id, parent or None, name, start_ns, end_ns or start_ns,
                     status is not None and status.get("code") == 2,
                     "" if status is None else status.get("message", ""),
-                    _attributes(span.get("attributes"), where), [], resource)
+                    _attributes(span.get("attributes"), where), events or [], resource)
     return _checked_json_span(span, where, resource)
+
+
+def _hot_events(events: Any) -> list[SpanEvent] | None:
+    """Span events as SDKs write them (a name, a time as a digit string, hot-path attributes);
+    else None, and the checked path reads the span."""
+    if type(events) is not list:
+        return None
+    out = []
+    for e in events:
+        if type(e) is not dict:
+            return None
+        name, time_ns = e.get("name"), e.get("timeUnixNano")
+        if type(name) is not str or type(time_ns) is not str or not time_ns.isdigit() or len(time_ns) >= 20:
+            return None
+        attributes = _hot_attributes(e.get("attributes"))
+        if attributes is None:
+            return None
+        out.append(SpanEvent(name, int(time_ns), attributes))
+    return out
 
 
 def _checked_json_span(span: dict, where: str, resource: dict) -> Span:
