@@ -1,0 +1,84 @@
+"""Secondary indexes on ``tasks`` left out while a large backlog is imported, built once after it.
+
+Every batch of a bulk import upserts its tasks' summary rows; each of the
+five secondary indexes below is an index entry to insert (a new task) or to
+move (``updated_at``, ``last_ts`` and ``started`` change as a task grows),
+and every index page a batch touches is written to the WAL again at its
+commit. Building them once after the backlog, by sorting, costs less than
+keeping them up to date row by row (bench/README.md has the figures).
+
+None of them is read by ingestion itself: the task upsert goes through the
+primary key, contract checks read events by ``events_task_seq`` (kept) and
+escalations by ``escalations_task`` (kept). Only the console's and the
+commands' queries use them.
+
+Safety across kill -9: ``defer`` records the indexes' SQL in ``meta`` in the
+same transaction that drops them, and ``restore`` builds whatever that
+record names and deletes it in one transaction. ``store.db.connect`` calls
+``restore`` on every read-write open, before migrations and before anything
+reads, so a store whose import was killed gets its indexes back as soon as
+anything opens it, and a console opened while an import runs takes them
+back at once (the import goes on, with the indexes maintained row by row):
+queries never run without them for longer than an import that nobody watches.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from agentdeck.store.txn import atomic
+
+# Not read while importing (see above). tasks_session is partial (only
+# OpenTelemetry tasks have a session), so it costs nearly nothing and stays.
+DEFERRABLE = ("tasks_updated", "tasks_started", "tasks_agent_version", "tasks_request", "tasks_console_seen")
+META_KEY = "deferred_indexes"  # meta row: {index name: its CREATE INDEX statement}
+
+
+def pending(conn: sqlite3.Connection) -> dict[str, str]:
+    """Indexes dropped by an import and not built again yet (name -> SQL); {} on a new store."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}  # a store being created: nothing was ever deferred
+        raise
+    return dict(json.loads(row[0])) if row else {}
+
+
+def defer(conn: sqlite3.Connection) -> list[str]:
+    """Drop the deferrable indexes, noting their SQL in ``meta`` in the same transaction.
+
+    Returns the names dropped by this call (none when another import already
+    deferred them). ``restore`` builds them again.
+    """
+    with atomic(conn):
+        marks = ",".join("?" * len(DEFERRABLE))
+        found = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
+                             DEFERRABLE).fetchall()
+        if not found:
+            return []
+        noted = {**pending(conn), **{name: sql for name, sql in found}}
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_KEY, json.dumps(noted)))
+        for name, _ in found:
+            conn.execute(f'DROP INDEX "{name}"')
+    return [name for name, _ in found]
+
+
+def restore(conn: sqlite3.Connection) -> list[str]:
+    """Build every index ``defer`` dropped and forget the note, in one transaction.
+
+    Idempotent, and safe while another process imports (it takes the write
+    lock between that import's batches). Returns the names built.
+    """
+    if not pending(conn):  # the usual case: one read, no write lock
+        return []
+    built = []
+    with atomic(conn):
+        for name, sql in pending(conn).items():  # again, under the lock: another process may have done it
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone():
+                continue
+            conn.execute(sql)
+            built.append(name)
+        conn.execute("DELETE FROM meta WHERE key = ?", (META_KEY,))
+    return built
