@@ -18,25 +18,31 @@ record names and deletes it in one transaction. ``store.db.connect`` calls
 ``restore`` on every read-write open, before migrations and before anything
 reads, so a store whose import was killed gets its indexes back as soon as
 anything opens it, and a console opened while an import runs takes them
-back at once (the import goes on, with the indexes maintained row by row):
-queries never run without them for longer than an import that nobody watches.
+back at once (the import goes on, with the indexes maintained row by row).
+A process that keeps the store open (a console, ``ingest --follow``) builds
+them in its tailer's next pass when the import that deferred them is gone
+(``abandoned``: the note names its host, pid and start time), and the
+console's health lists them meanwhile (store/health.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
 
 from agentdeck.store.txn import atomic
 
 # Not read while importing (see above). tasks_session is partial (only
 # OpenTelemetry tasks have a session), so it costs nearly nothing and stays.
 DEFERRABLE = ("tasks_updated", "tasks_started", "tasks_agent_version", "tasks_request", "tasks_console_seen")
-META_KEY = "deferred_indexes"  # meta row: {index name: its CREATE INDEX statement}
+# meta row: {"owner": the importing process (host:pid:start), "indexes": {index name: its CREATE INDEX}}
+META_KEY = "deferred_indexes"
 
 
-def pending(conn: sqlite3.Connection) -> dict[str, str]:
-    """Indexes dropped by an import and not built again yet (name -> SQL); {} on a new store."""
+def _note(conn: sqlite3.Connection) -> dict:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
     except sqlite3.OperationalError as exc:
@@ -44,6 +50,46 @@ def pending(conn: sqlite3.Connection) -> dict[str, str]:
             return {}  # a store being created: nothing was ever deferred
         raise
     return dict(json.loads(row[0])) if row else {}
+
+
+def pending(conn: sqlite3.Connection) -> dict[str, str]:
+    """Indexes dropped by an import and not built again yet (name -> SQL); {} on a new store."""
+    return dict(_note(conn).get("indexes", {}))
+
+
+def _identity(pid: int) -> str | None:
+    """host:pid:start of a live process on this host (start: clock ticks after boot, so a reused pid
+    differs), None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            start = f.read().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError):  # no /proc: the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass
+        start = "?"
+    return f"{socket.gethostname()}:{pid}:{start}"
+
+
+def since(conn: sqlite3.Connection) -> float | None:
+    """When the indexes still missing were dropped (None: none are)."""
+    note = _note(conn)
+    return float(note.get("at") or 0.0) if note.get("indexes") else None
+
+
+def abandoned(conn: sqlite3.Connection) -> bool:
+    """Indexes were deferred by an import that is gone (killed on this host): nobody will build them
+    but the next ``restore``. An import on another host counts as alive."""
+    owner = _note(conn).get("owner")
+    if not owner:
+        return bool(pending(conn))
+    host, pid, _start = owner.rsplit(":", 2)
+    return host == socket.gethostname() and _identity(int(pid)) != owner
 
 
 def defer(conn: sqlite3.Connection) -> list[str]:
@@ -59,7 +105,8 @@ def defer(conn: sqlite3.Connection) -> list[str]:
         if not found:
             return []
         noted = {**pending(conn), **{name: sql for name, sql in found}}
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_KEY, json.dumps(noted)))
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     (META_KEY, json.dumps({"owner": _identity(os.getpid()), "at": time.time(), "indexes": noted})))
         for name, _ in found:
             conn.execute(f'DROP INDEX "{name}"')
     return [name for name, _ in found]

@@ -296,6 +296,7 @@ class Tailer:
         stats = TailStats()
         problems: dict[str, str] = {}
         self._finish_queued(problems)
+        self._restore_abandoned(problems)
         files = self.files(problems)
         deferred = self._defer_indexes(files, problems)
         try:
@@ -350,6 +351,15 @@ class Tailer:
             problems["(indexes)"] = f"could not defer the tasks' indexes: {exc}"
             log.debug("deferring indexes failed", exc_info=True)
             return False
+
+    def _restore_abandoned(self, problems: dict[str, str]) -> None:
+        """Indexes an import deferred and did not live to build (kill -9 while this process had the store open)."""
+        try:
+            if deferred_indexes.abandoned(self.conn):
+                deferred_indexes.restore(self.conn)
+        except sqlite3.Error as exc:
+            problems["(indexes)"] = f"the tasks' indexes a killed import deferred are not built yet: {exc}"
+            log.debug("restoring abandoned indexes failed", exc_info=True)
 
     def _restore_indexes(self, problems: dict[str, str]) -> None:
         try:

@@ -224,3 +224,38 @@ def test_kill_9_while_indexes_are_deferred(tmp_path, fresh_indexes):
     expected = violations(tmp_path / "clean.db")
     assert len(expected) > 20
     assert violations(db) == expected
+
+
+def test_a_killed_imports_indexes_show_in_health_and_come_back_in_an_open_tailers_next_pass(tmp_path, fresh_indexes):
+    """A console (its ingest process, its health) had the store open before an import deferred and was killed."""
+    from agentdeck.store import health
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    write_backlog(folder, 5)
+    db = tmp_path / "store.db"
+    conn = connect(db)  # opened before the import: connect() had nothing to build then
+    reader = connect(db, readonly=True)  # the console's health reads with one of these
+
+    # While the import that deferred them lives, nobody takes them from it: health says why lists are slow.
+    assert deferred_indexes.defer(conn)
+    assert not deferred_indexes.abandoned(reader)
+    live = [p for p in health.check(reader, time.time()).problems if p.key == "deferred-indexes"]
+    assert len(live) == 1 and "running" in live[0].what
+    deferred_indexes.restore(conn)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys; from agentdeck.store.db import connect; "
+         "from agentdeck.store import deferred_indexes as d; d.defer(connect(sys.argv[1])); "
+         "os.kill(os.getpid(), signal.SIGKILL)", str(db)], cwd=ROOT, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert deferred_indexes.abandoned(reader)
+    shown = [p for p in health.check(reader, time.time()).problems if p.key == "deferred-indexes"]
+    assert len(shown) == 1 and "cut off" in shown[0].what and "tasks_console_seen" in shown[0].detail
+    assert shown[0].todo
+
+    Tailer(conn, [folder]).poll()  # the console's ingest: its next pass
+    assert task_indexes(conn) == fresh_indexes and note(db) is None
+    assert not [p for p in health.check(reader, time.time()).problems if p.key == "deferred-indexes"]
+    reader.close()
+    conn.close()
