@@ -81,6 +81,7 @@ BULK_CHECKPOINT_PAGES = 32_768
 # Tailer is asked to (store/deferred_indexes.py): `agentdeck ingest`.
 DEFER_MIN_BYTES = 64 * 1024 * 1024
 DEFER_BYTES_PER_TASK = 1024
+BULK_CONTRACT_RECHECK_S = 1.0  # while importing a backlog: contract folders looked at once a second
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -507,6 +508,10 @@ class Tailer:
         cache_was = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = {BULK_CACHE_KIB}")
         checkpoint_was = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        # The contract book is asked for every chunk and every batch: its folders are looked at once a second.
+        recheck_was = self.contracts.recheck_every if self.contracts else 0.0
+        if self.contracts:
+            self.contracts.recheck_every = BULK_CONTRACT_RECHECK_S
         if 0 < int(checkpoint_was) < BULK_CHECKPOINT_PAGES:  # (0: checkpoints are off; left so)
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         try:
@@ -550,6 +555,8 @@ class Tailer:
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache_was)}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_was)}")
+            if self.contracts:
+                self.contracts.recheck_every = recheck_was
             if gc_was:
                 gc.enable()
             for _, future in pending:

@@ -259,3 +259,4 @@ def test_a_killed_imports_indexes_show_in_health_and_come_back_in_an_open_tailer
     assert not [p for p in health.check(reader, time.time()).problems if p.key == "deferred-indexes"]
     reader.close()
     conn.close()
+
