@@ -19,6 +19,11 @@ analyst, store/canary_reports.py) runs beside it. Prints, in one run:
   and what the screen now reads instead (the stored row and the tasks
   behind the metric); how long the analyst's rounds take and how old the
   reports shown were.
+* where an open's time goes: the worker's read (``DeckService.canary``), the
+  UI thread's handlers that fill the panels (``_show_view``, ``_show_tasks``…)
+  and the rest (Textual's layout and rendering, the event loop, waiting for
+  the CPU). ``--profile FILE`` also writes a cProfile of the UI thread over
+  the opens and ``w`` presses (``python -m pstats FILE``).
 * the load average before and after (2 shared cores: it moves every figure).
 
 Target (issue 16): the screen with its panels settles within 300 ms.
@@ -82,7 +87,30 @@ def _bare(db: Path, rounds: int) -> dict[str, list[float]]:
     return out
 
 
-async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> None:
+class HandlerClock:
+    """Time the Canary screen's UI-thread handlers (they run on the event loop's thread) by name."""
+
+    NAMES = ("_show_view", "_show", "_show_tasks", "_show_differences", "_show_sparks", "_show_suites",
+             "_show_violations", "_show_headline", "_layout")
+
+    def __init__(self, cls) -> None:
+        self.spent: dict[str, list[float]] = {}
+        self.depth = 0
+        for name in self.NAMES:
+            if hasattr(cls, name):
+                setattr(cls, name, self._wrap(name, getattr(cls, name)))
+
+    def _wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.spent.setdefault(name, []).append(time.perf_counter() - t0)
+        return timed
+
+
+async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int], profile: str | None = None) -> None:
     from agentdeck.console.app import AgentDeck
     from agentdeck.console.screens.base import settled
     from agentdeck.console.screens.canary import CanaryScreen
@@ -91,6 +119,7 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> 
     from agentdeck.store import canary_reports as cr
     from agentdeck.store.db import connect
 
+    clock = HandlerClock(CanaryScreen)
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-canary-live-"))
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench"))
     writer = multiprocessing.Process(target=bc.fleet, args=(str(live), rate, 600, 3), daemon=True)
@@ -118,6 +147,13 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> 
         def tasks_settled() -> bool:
             return isinstance(app.screen, TasksScreen) and settled(app.screen)
 
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()  # this thread only: the UI's
+            profiler.enable()
+        reads: list[float] = []  # DeckService.canary on the worker, per view shown
         first: list[float] = []
         opens: list[float] = []
         ages: list[float] = []
@@ -127,6 +163,8 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> 
             if took is not None:
                 (first if i == 0 else opens).append(took)
                 view = app.screen.view
+                if view is not None:
+                    reads.append(view.seconds)
                 if view is not None and view.computed_at is not None:
                     ages.append(max(0.0, time.time() - view.computed_at))
                     computed_here += view.computed_here
@@ -145,6 +183,11 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> 
             if took is not None:
                 recompute.append(took)
                 computed_here += bool(screen.view and screen.view.computed_here)
+                if screen.view is not None:
+                    reads.append(screen.view.seconds)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         app.exit()
     writer.terminate()
     shutil.rmtree(live, ignore_errors=True)
@@ -157,6 +200,9 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int]) -> 
     bc.line("Canary open, first (screen built), settled", first, "target <= 300 ms")
     bc.line("Canary open again (resumed), settled", opens, "target <= 300 ms")
     bc.line("Canary recompute (w), settled", recompute, "target <= 300 ms")
+    bc.line("  worker: DeckService.canary (the read)", reads, "on a thread worker, per view shown")
+    for name, spent in sorted(clock.spent.items(), key=lambda kv: -sum(kv[1])):
+        bc.line(f"  UI thread: CanaryScreen.{name}", spent, f"total {sum(spent) * 1000:.0f} ms")
     bc.line("  bare: SQL behind one analysis (all)", bare["sql"], "same run, same store")
     bc.line("  bare: analysis + differences (all)", bare["analysis"], "= agentdeck canary --differences")
     bc.line("  bare: stored report + tasks behind", bare["stored"], "what the screen reads now")
@@ -177,6 +223,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--size", default="160x45")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the UI thread here (slows it down)")
     args = ap.parse_args()
     bc = _console_bench()
     template = Path(args.db)
@@ -193,7 +240,7 @@ def main() -> None:
     width, height = (int(x) for x in args.size.split("x"))
     print(f"store: {n_events:,} events, {n_tasks:,} tasks; fleet {args.rate:.0f} events/s; {args.size}")
     print(f"machine: {os.cpu_count()} CPUs, load average before {os.getloadavg()}")
-    asyncio.run(run(bc, work, args.rate, args.rounds, (width, height)))
+    asyncio.run(run(bc, work, args.rate, args.rounds, (width, height), args.profile))
     print(f"load average after {os.getloadavg()}")
     shutil.rmtree(work.parent, ignore_errors=True)
 

@@ -18,8 +18,8 @@ Why this stays right:
   result at that snapshot and clock, serialised losslessly (``report_to_json``
   and ``report_from_json`` round-trip every field, infinities included).
 * Exactly-once across kill -9: the rows are a cache, written in one
-  transaction per round; a round cut short leaves the previous round's rows,
-  and the next round rebuilds everything from tasks and events. Nothing here
+  transaction per round (reports, state and clean-up together); a round
+  cut short leaves the previous round's rows, and the next round rebuilds everything from tasks and events. Nothing here
   is the only copy of anything.
 * The sequential method: its confidence sequences are valid at any stopping
   time, so reading a report a few seconds old is one more look at an earlier
@@ -233,8 +233,10 @@ def refresh(ro: sqlite3.Connection, rw: sqlite3.Connection, now: float, *, contr
             if stop is not None and stop.is_set():
                 return Round(len(out), time.perf_counter() - started, skipped=True)
             out.append(compute(ro, pair, pair.baseline, pair.canary, window, now, book.get(pair.agent), method))
-    save(rw, out, method=method)
+    # One transaction: the round's reports, the state saying they are current, and the old rows' removal
+    # become visible together (a reader never sees new reports beside the previous round's stamp).
     with atomic(rw):
+        save(rw, out, method=method)  # nests: a savepoint inside this transaction
         conn = rw
         conn.execute(
             """INSERT INTO canary_state (id, pairs, pairs_at, alive_at, ingester, error, stamp)

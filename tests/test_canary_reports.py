@@ -92,6 +92,27 @@ def test_a_round_stores_what_agentdeck_canary_computes(sample_db, fixed_clock, c
         assert out[key] == mine[key], key
 
 
+def test_a_round_that_cannot_record_its_state_leaves_the_previous_rounds_reports(sample_db, fixed_clock):
+    """A round's reports and the state naming their stamp commit together: never new reports beside the
+    previous round's state (or the reverse), whichever write of the round fails."""
+    import sqlite3
+
+    import pytest
+
+    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
+    check = ContractCheck()
+    cr.refresh(ro, rw, fixed_clock(), contracts=check)
+    before = rw.execute("SELECT agent, win, computed_at, report FROM canary_reports ORDER BY 1, 2").fetchall()
+    state = cr.state(ro)
+    rw.execute("CREATE TEMP TRIGGER no_state BEFORE UPDATE ON canary_state BEGIN "
+               "SELECT RAISE(ABORT, 'state write refused'); END")
+    with pytest.raises(sqlite3.Error, match="state write refused"):
+        cr.refresh(ro, rw, fixed_clock() + 60, contracts=check)
+    assert rw.execute("SELECT agent, win, computed_at, report FROM canary_reports ORDER BY 1, 2").fetchall() == before
+    assert cr.state(ro) == state
+    assert not rw.in_transaction
+
+
 def _run_cli(db: Path, pair: canary.Pair, now: float) -> int:
     from agentdeck.console.cli import main
 
@@ -337,3 +358,43 @@ def test_a_dead_analyst_is_a_problem_of_the_ingest_process_and_is_started_again(
         proc.wait(20)
         conn.close()
     assert not analysts()
+
+
+def test_the_analyst_runs_in_a_session_of_its_own_and_ends_with_a_killed_ingest_process(sample_db):
+    """Its own session: the kernel shares the CPU between sessions first, so the analyst's rounds do not use
+    up the tailer's share (console/ingest_process.py). Not tied to the session: it ends when the ingest
+    process that started it is gone, even by kill -9 (no orphan left computing)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import SAMPLE_TRACES
+
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.ingest_process", "--db", str(sample_db),
+                             "--heartbeat", "0.5", str(SAMPLE_TRACES)], stderr=subprocess.DEVNULL)
+
+    def analysts() -> list[int]:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return [int(c) for c in children if b"canary_reports" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        except OSError:
+            return []
+
+    try:
+        assert _wait(lambda: len(analysts()) == 1, 30)
+        analyst = analysts()[0]
+        assert os.getsid(analyst) == analyst != os.getsid(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(20)
+
+    def gone() -> bool:
+        try:
+            os.kill(analyst, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie (no parent reaping it yet) has ended too.
+        return Path(f"/proc/{analyst}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    assert _wait(gone, 30), "the analyst outlived its ingest process"

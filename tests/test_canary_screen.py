@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Static
 
-from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_sparks import TrendPanel
+from agentdeck.console.widgets.canary_tables import CanaryTaskTable, MetricTable
 
 from test_canary_differences import settled_after
 
@@ -40,13 +41,13 @@ async def test_panels_show_the_verdicts(sample_db, make_app):
         # and the verdict line says how many more it needs.
         verdict = str(screen.query_one("#canary-verdict", Static).render())
         assert "HOLD  needs ~" in verdict and "more canary tasks" in verdict and "latency worse" in verdict
-        table = screen.query_one("#canary-metrics", DataTable)
-        verdicts = {str(table.get_row(key)[0]): str(table.get_row(key)[1]) for key in table.rows}
+        table = screen.query_one("#canary-metrics", MetricTable)
+        verdicts = {str(cells[0]): str(cells[1]) for cells in map(table.get_row_at, range(table.row_count))}
         assert verdicts["action errors"] == "hold"
         assert verdicts["latency p50"] == "roll back"
         assert verdicts["tokens p50"] == "promote"
-        sparks = screen.query_one("#spark-latency", CohortSparks).query(Sparkline)
-        assert all(len(s.data) == 24 and max(s.data) > 0 for s in sparks)
+        sparks = screen.query_one(TrendPanel).series("latency")
+        assert all(len(s) == 24 and max(s) > 0 for s in sparks)
 
 
 async def test_keys_switch_agent_and_window(sample_db, make_app):
@@ -82,7 +83,7 @@ async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sam
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
-        tasks = screen.query_one("#canary-tasks", DataTable)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
         assert tasks.row_count == 22  # tasks with a failed, compensated or contract-breaking action
         for _ in range(5):
             await pilot.press("down")  # to latency
@@ -170,7 +171,7 @@ async def test_a_task_with_violations_shows_them(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await _open(app, pilot)
-        tasks = screen.query_one("#canary-tasks", DataTable)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
         row = next(i for i in range(tasks.row_count) if str(tasks.get_row_at(i)[2]) == "task-0304")
         tasks.focus()
         tasks.move_cursor(row=row)
@@ -202,3 +203,80 @@ async def test_versions_can_be_chosen(sample_db, make_app):
         await app.settled()
         await pilot.pause()
         assert (screen.report.baseline, screen.report.canary) == ("v3", "v2")
+
+
+# -- 80x24 (issue 13): the verdict whole, the columns past the edge within reach ------------------------
+
+
+async def test_the_verdict_is_read_whole_at_80x24(sample_db, make_app):
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        reason = screen.report.reason
+        assert len(reason) > 60  # longer than the room left on the verdict's line at 80 columns
+        lines = [line.strip() for line in screen_lines(app)]
+        start = next(i for i, line in enumerate(lines) if line.startswith("HOLD"))
+        shown = " ".join(lines[start:start + 2])  # wrapped onto a second line
+        assert reason in shown and shown.endswith("p<0.001)")
+        assert all(len(line) <= 80 for line in screen_lines(app))
+
+
+async def test_right_and_left_reach_the_columns_past_the_edge_at_80x24(sample_db, make_app):
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        metrics, tasks = screen.query_one(MetricTable), screen.query_one(CanaryTaskTable)
+        assert metrics.column_labels()[-1] != "test" and tasks.column_labels()[-1] != "esc"
+
+        def header(table) -> str:
+            return next(line for line in screen_lines(app) if line.startswith(" " + table.column_labels()[0]))
+
+        assert header(metrics).rstrip().endswith("→")  # says there is more to the right
+        await pilot.press("right")  # the metrics have focus: their "test" column comes into view
+        await pilot.pause()
+        assert metrics.column_labels()[0] == "metric" and metrics.column_labels()[-1] == "test"
+        assert "←" in header(metrics) and not header(metrics).rstrip().endswith("→")
+        await pilot.press("enter")  # to the tasks behind the metric
+        assert app.focused is tasks
+        first = tasks.cursor_task
+        for _ in range(6):
+            await pilot.press("right")
+        await pilot.pause()
+        labels = tasks.column_labels()
+        assert labels[:3] == ["ver", "started", "task"] and labels[-1] == "esc"  # which task stays in view
+        row = next(line for line in screen_lines(app) if first in line)
+        assert len(row) <= 80
+        await pilot.press("j")
+        assert tasks.column_labels() == labels  # moving down keeps the view
+        for _ in range(6):
+            await pilot.press("left")
+        await pilot.pause()
+        assert tasks.column_labels()[:4] == ["ver", "started", "task", "outcome"] and tasks.column_offset == 0
+        await pilot.press("k", "r")  # and r still opens the highlighted task
+        await pilot.pause()
+        assert app.current_mode == "replay" and app.replay_task == first
+
+
+async def test_all_columns_fit_at_160x45_and_right_changes_nothing(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one(CanaryTaskTable)
+        assert tasks.column_labels()[-1] == "esc" and screen.query_one(MetricTable).column_labels()[-1] == "test"
+        tasks.focus()
+        await pilot.press("right")
+        assert tasks.column_labels()[0] == "ver" and tasks.column_offset == 0
+
+
+def test_canary_tasks_scrolled_right_snapshot_80x24(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=(80, 24),
+                        run_before=settled_after("3", "enter", "right", "right", "right"))
+
+
+def test_canary_tasks_scrolled_right_snapshot_160x45(sample_db, make_app, snap_compare):
+    assert snap_compare(make_app(sample_db), terminal_size=(160, 45),
+                        run_before=settled_after("3", "enter", "right", "right", "right"))

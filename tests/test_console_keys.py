@@ -74,9 +74,10 @@ def _bound_classes():
     from agentdeck.console.widgets.suite_failures import SuiteFailures
     from agentdeck.console.widgets.task_filter import FilterInput
     from agentdeck.console.widgets.task_table import TaskTable, VimTable
+    from agentdeck.console.widgets.canary_tables import CanaryTaskTable, DiffTable, MetricTable
 
     return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,
-            ReplayCompareScreen, TaskTable, VimTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
+            ReplayCompareScreen, TaskTable, VimTable, MetricTable, DiffTable, CanaryTaskTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
             CompensationDialog, FilterInput]
 
 
@@ -116,17 +117,16 @@ async def test_r_replays_the_selected_task_on_tasks_and_escalations(esc_db, make
 
 
 async def test_r_replays_a_task_behind_a_canary_metric(sample_db, make_app):
-    from textual.widgets import DataTable
-
+    from agentdeck.console.widgets.canary_tables import CanaryTaskTable
     from test_escalations_support import settle as esc_settle
 
     app = make_app(sample_db)
     async with app.run_test(size=WIDE) as pilot:
         await pilot.press("3")
         await esc_settle(pilot, rounds=8)
-        tasks = app.screen.query_one("#canary-tasks", DataTable)
+        tasks = app.screen.query_one("#canary-tasks", CanaryTaskTable)
         assert tasks.row_count
-        wanted = tasks.coordinate_to_cell_key(tasks.cursor_coordinate).row_key.value
+        wanted = tasks.cursor_task
         await pilot.press("r")
         await esc_settle(pilot)
         assert (app.current_mode, app.replay_task) == ("replay", wanted)

@@ -31,19 +31,19 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets import canary_format as fmt
-from agentdeck.console.widgets.canary_sparks import CohortSparks
+from agentdeck.console.widgets.canary_sparks import TrendPanel
+from agentdeck.console.widgets.canary_tables import CanaryTaskTable, DiffTable, MetricTable
+from agentdeck.console.widgets.line_table import LineTable
 from agentdeck.console.service import views as canary
 from agentdeck.console.service.deck import next_version, versions_for
 from agentdeck.console.service.views import CanaryView, SuiteCase, SuiteSummary
 from agentdeck.console.widgets.suite_format import suite_line
-from agentdeck.console.widgets.chrome import format_clock
-from agentdeck.console.widgets.task_table import VimTable
 
 WINDOW_ORDER = ("15m", "1h", "24h", "all")
 # New data arrives many times a second under a live fleet, and on a big store
@@ -56,7 +56,6 @@ COST_FACTOR = 5.0
 # Rows under this, the differences take the place of the tasks list (x) instead of sitting above it.
 SHORT = 40
 NARROW = 120  # columns
-TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol", "esc")
 
 
 class CanaryScreen(DeckScreen):
@@ -95,28 +94,19 @@ class CanaryScreen(DeckScreen):
         yield Static("", id="canary-verdict")
         yield Static("", id="canary-suite")
         with Horizontal(id="canary-panels"):
-            table: DataTable = VimTable(id="canary-metrics", cursor_type="row", zebra_stripes=True)
-            table.add_columns(*fmt.HEADERS)
-            yield table
-            with Vertical(id="canary-sparks"):
-                yield Static("", id="canary-sparks-title")
-                for m in canary.DEFAULT_METRICS:
-                    yield CohortSparks(m.key)
+            yield MetricTable(id="canary-metrics")
+            yield TrendPanel([m.key for m in canary.DEFAULT_METRICS], id="canary-sparks")
         with Vertical(id="canary-diff-box"):
             yield Static("", id="canary-diff-title")
-            diff: DataTable = VimTable(id="canary-diff", cursor_type="row", zebra_stripes=True)
-            diff.add_columns(*fmt.DIFF_HEADERS)
-            yield diff
+            yield DiffTable(id="canary-diff")
         yield Static("", id="canary-tasks-title")
-        tasks: DataTable = VimTable(id="canary-tasks", cursor_type="row", zebra_stripes=True)
-        tasks.add_columns(*TASK_COLUMNS)
-        yield tasks
+        yield CanaryTaskTable(id="canary-tasks")
         yield Static("", id="canary-task-violations")
 
     def on_mount(self) -> None:
         self._layout(self.app.size.width, self.app.size.height)
         super().on_mount()
-        self.query_one("#canary-metrics", DataTable).focus()
+        self.query_one(MetricTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -126,22 +116,26 @@ class CanaryScreen(DeckScreen):
         # Narrow: the trend sparklines go, so the metrics table keeps its figures.
         short = height < SHORT
         narrow = width < NARROW
-        was_narrow = self.has_class("narrow")
+        was = (self.has_class("narrow"), self.has_class("short"))
         self.set_class(narrow, "narrow")
         self.set_class(short, "short")
         self.set_class(short and self.diff_shown, "diff-shown")
-        if narrow != was_narrow and self.report is not None:
+        if (narrow, short) != was and self.report is not None and self.view is not None:
             self._show_headline(self.report)  # the compact headline fits 80 columns
+            self._show_differences(self.view)  # features cut shorter at 80 columns
+            tasks = self.query_one(CanaryTaskTable)
+            self._update(self.query_one("#canary-tasks-title", Static),
+                         self._tasks_title(self._listed_key or self.metric_key, tasks.row_count))
 
     def action_differences(self) -> None:
         """``x``: to the differences panel (shown in place of the tasks list when short) and back."""
-        diff = self.query_one("#canary-diff", DataTable)
+        diff = self.query_one(DiffTable)
         self.diff_shown = not diff.has_focus
         self._layout(self.app.size.width, self.app.size.height)
         if self.diff_shown:
             diff.focus()
         else:
-            self.query_one("#canary-metrics", DataTable).focus()
+            self.query_one(MetricTable).focus()
 
     # --- keys --------------------------------------------------------------
 
@@ -220,7 +214,7 @@ class CanaryScreen(DeckScreen):
                 and view.differences == before.differences and list(view.tasks) == list(before.tasks)
                 and view.suites == before.suites and list(view.pairs) == list(before.pairs)):
             # The same report again (a live fleet reloads every second; the analyst's report changes every few
-            # seconds): only its age moves. Refilling the tables would cost the UI thread a frame's work.
+            # seconds): only its age moves.
             self._show_headline(view.report)
             return
         self._tasks_key = key
@@ -230,27 +224,31 @@ class CanaryScreen(DeckScreen):
         self._show_differences(view)
 
     # --- showing -----------------------------------------------------------
+    # Each panel is redrawn only when what it shows changed: a new report of a live fleet often moves a few
+    # figures and leaves the rest (a Static's update costs a layout pass; a table's refill, its lines).
+
+    def _update(self, static: Static, content: Text | str) -> None:
+        """``static.update(content)`` unless it shows that already."""
+        if static.__dict__.get("_canary_shown") != content:
+            static.__dict__["_canary_shown"] = content
+            static.update(content)
 
     def _show(self, pairs, agent, report, tasks) -> None:
         self.pairs, self.agent, self.report = pairs, agent, report
         headline = self.query_one("#canary-headline", Static)
         verdict = self.query_one("#canary-verdict", Static)
-        table = self.query_one("#canary-metrics", DataTable)
+        table = self.query_one(MetricTable)
         if report is None:
-            headline.update("No agent has two versions yet: canary analysis needs a baseline and a canary version.")
-            verdict.update("")
-            table.clear()
+            self._update(headline,
+                         "No agent has two versions yet: canary analysis needs a baseline and a canary version.")
+            self._update(verdict, "")
+            table.show_metrics([])
             self._show_tasks(self.metric_key, [])
-            self.query_one("#canary-suite", Static).update("")
+            self._update(self.query_one("#canary-suite", Static), "")
             return
         self._show_headline(report)
-        verdict.update(fmt.verdict_line(report))
-        cursor = table.cursor_row
-        table.clear()
-        for m in report.metrics:
-            table.add_row(*fmt.row(m), key=m.key)
-        if report.metrics:
-            table.move_cursor(row=min(max(cursor, 0), len(report.metrics) - 1))
+        self._update(verdict, fmt.verdict_line(report))
+        table.show_metrics(report.metrics)
         self._show_sparks(report)
         self._show_tasks(self.metric_key, tasks)
 
@@ -258,7 +256,7 @@ class CanaryScreen(DeckScreen):
         head = fmt.headline(report, compact=self.has_class("narrow"))
         head.append(f"  agent {self._agent_position()}", style="dim")
         head.append_text(self._age())
-        self.query_one("#canary-headline", Static).update(head)
+        self._update(self.query_one("#canary-headline", Static), head)
 
     def _age(self) -> Text:
         """How old the report is: read from the store (kept by the ingest process) or computed just now."""
@@ -277,32 +275,27 @@ class CanaryScreen(DeckScreen):
 
     def _show_differences(self, view: CanaryView) -> None:
         title = self.query_one("#canary-diff-title", Static)
-        table = self.query_one("#canary-diff", DataTable)
-        cursor = table.cursor_row
-        table.clear()
+        table = self.query_one(DiffTable)
         diff = view.differences
+        width = 26 if self.app.size.width < NARROW else 60  # 80 columns: through the delta
         if view.report is None or diff is None:
-            title.update("")
+            self._update(title, "")
+            table.show_differences([], width)
             return
         if not diff.differences:
-            title.update(plain("Where the versions differ: nothing (same tools, sequences, policy outcomes, "
-                               "escalation reasons and actions in the same share of tasks)", style="dim"))
-            return
-        title.update(plain(f"Where the versions differ (share of the latest {diff.n_baseline:,} baseline and "
-                           f"{diff.n_canary:,} canary tasks, largest first) — Enter or r: examples side by side"))
-        width = 26 if self.app.size.width < NARROW else 60  # 80 columns: through the delta
-        for i, d in enumerate(diff.differences):
-            table.add_row(*fmt.diff_row(d, width), key=str(i))
-        table.move_cursor(row=min(max(cursor, 0), len(diff.differences) - 1))
+            self._update(title, plain("Where the versions differ: nothing (same tools, sequences, policy outcomes, "
+                                      "escalation reasons and actions in the same share of tasks)", style="dim"))
+        else:
+            self._update(title, plain(
+                f"Where the versions differ (share of the latest {diff.n_baseline:,} baseline and "
+                f"{diff.n_canary:,} canary tasks, largest first) — Enter or r: examples side by side"))
+        table.show_differences(diff.differences, width)
 
     def _difference(self):
         """The highlighted difference (a store.canary_diff.Difference), or None."""
-        diff = self.view.differences if self.view is not None else None
-        table = self.query_one("#canary-diff", DataTable)
-        if diff is None or not table.row_count:
-            return None
+        table = self.query_one(DiffTable)
         row = table.cursor_row
-        return diff.differences[row] if 0 <= row < len(diff.differences) else None
+        return table.differences[row] if 0 <= row < len(table.differences) else None
 
     def compare(self) -> None:
         """The highlighted difference's baseline and canary examples side by side on Replay."""
@@ -322,8 +315,8 @@ class CanaryScreen(DeckScreen):
                      f"{d.baseline_share * 100:.0f}% vs {d.canary_share * 100:.0f}% of tasks")
         self.app.push_screen(ReplayCompareScreen(d.baseline_example, d.canary_example, title))
 
-    @on(DataTable.RowSelected, "#canary-diff")
-    def _difference_selected(self, event: DataTable.RowSelected) -> None:
+    @on(LineTable.Chosen, "#canary-diff")
+    def _difference_selected(self, event: LineTable.Chosen) -> None:
         self.compare()
 
     def _agent_position(self) -> str:
@@ -331,69 +324,46 @@ class CanaryScreen(DeckScreen):
         return f"{agents.index(self.agent) + 1}/{len(agents)}" if self.agent in agents else ""
 
     def _show_sparks(self, report: canary.CanaryReport) -> None:
-        title = self.query_one("#canary-sparks-title", Static)
-        if report.bucket_seconds:
-            title.update(plain(f"trend per {_span(report.bucket_seconds)}: base | canary", style="dim"))
-        else:
-            title.update("")
-        for spark in self.query(CohortSparks):
-            baseline, canary_series = report.sparklines.get(spark.key, ([], []))
-            spark.show(baseline, canary_series)
+        title = plain(f"trend per {_span(report.bucket_seconds)}: base | canary", style="dim") \
+            if report.bucket_seconds else Text()
+        self.query_one(TrendPanel).show(title, report.sparklines)
 
-    def _show_tasks(self, key: str, rows) -> None:
-        title = self.query_one("#canary-tasks-title", Static)
+    def _tasks_title(self, key: str, count: int) -> Text:
         label = canary.METRICS_BY_KEY[key].label
         kind = canary.METRICS_BY_KEY[key].kind
         what = "counted in" if kind == "rate" else "highest first by"
-        count = f"first {len(rows)}" if len(rows) >= canary.TASKS_PAGE else str(len(rows))
+        listed = f"first {count}" if count >= canary.TASKS_PAGE else str(count)
         if self.has_class("short"):  # 80x24: the differences are hidden until x, so say where they are
-            title.update(plain(f"{count} tasks {what} {label} — Enter: replay · x: where versions differ"))
-        else:
-            title.update(plain(f"{count} tasks {what} {label} (canary first) — r or Enter opens the replay"))
-        table = self.query_one("#canary-tasks", DataTable)
-        # Refilled with new data: the cursor stays on the task it was on while that is still listed.
-        was = None
-        if key == self._listed_key and table.row_count:
-            was = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        self._listed_key = key
-        table.clear()
-        now = self.app.now()  # type: ignore[attr-defined]
-        ids = [r["task_id"] for r in rows]
-        for r in rows:
-            table.add_row(
-                plain(r["version"], 8, single_line=True),
-                plain(format_clock(r["started"], now)),
-                plain(r["task_id"], 28, single_line=True),
-                plain(r["outcome"] or "running"),
-                plain(f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else ""),
-                plain(f"{r['tokens']:,}"),
-                plain(str(r["tool_calls"])),
-                plain(f"${r['cost_usd']:.4f}"),
-                plain(str(r["actions_failed"] or "")),
-                plain(str(r["compensations"] or "")),
-                plain(str(r["violations"] or ""), style="bold red" if r["violations"] else ""),
-                plain(str(r["escalations"] or "")),
-                key=r["task_id"],
-            )
-        if was in ids and ids.index(was):
-            table.move_cursor(row=ids.index(was))
+            return plain(f"{listed} tasks {what} {label} — Enter: replay · x: where versions differ")
+        return plain(f"{listed} tasks {what} {label} (canary first) — r or Enter opens the replay")
 
-    @on(DataTable.RowHighlighted, "#canary-metrics")
-    def _metric_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value if event.row_key is not None else None
+    def _show_tasks(self, key: str, rows) -> None:
+        self._update(self.query_one("#canary-tasks-title", Static), self._tasks_title(key, len(rows)))
+        table = self.query_one(CanaryTaskTable)
+        # Refilled with new data: the cursor stays on the task it was on while that is still listed
+        # (another metric's list starts at its top).
+        same = key == self._listed_key
+        self._listed_key = key
+        table.show_tasks(rows, self.app.now(), same_list=same)  # type: ignore[attr-defined]
+
+    @on(LineTable.Highlighted, "#canary-metrics")
+    def _metric_highlighted(self, event: LineTable.Highlighted) -> None:
+        metrics = self.query_one(MetricTable).metrics
+        key = metrics[event.cursor_row].key if 0 <= event.cursor_row < len(metrics) else None
         if key and key != self.metric_key:
             self.metric_key = key
             self.load_tasks(key)
 
-    @on(DataTable.RowSelected, "#canary-metrics")
-    def _metric_selected(self, event: DataTable.RowSelected) -> None:
-        self.query_one("#canary-tasks", DataTable).focus()
+    @on(LineTable.Chosen, "#canary-metrics")
+    def _metric_selected(self, event: LineTable.Chosen) -> None:
+        self.query_one(CanaryTaskTable).focus()
 
-    @on(DataTable.RowHighlighted, "#canary-tasks")
-    def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row != event.data_table.cursor_row:
+    @on(LineTable.Highlighted, "#canary-tasks")
+    def _task_highlighted(self, event: LineTable.Highlighted) -> None:
+        table = self.query_one(CanaryTaskTable)
+        if event.cursor_row != table.cursor_row:
             return  # the cursor moved on before this arrived (a list refilled, then a key): that row counts
-        self.load_violations(event.row_key.value if event.row_key is not None else None)
+        self.load_violations(table.cursor_task)
 
     def load_violations(self, task_id: str | None) -> None:
         view = self.view
@@ -408,31 +378,30 @@ class CanaryScreen(DeckScreen):
     def _show_violations(self, task_id: str | None, rows) -> None:
         line = self.query_one("#canary-task-violations", Static)
         if not rows:
-            line.update("")
+            self._update(line, "")
             return
         text = plain(f"{task_id}: ", style="bold", single_line=True)
         text.append_text(plain(" · ".join(f"seq {r['seq']} {r['rule']}: {r['detail']}" for r in rows),
                                400, style="red", single_line=True))
-        line.update(text)
+        self._update(line, text)
 
-    @on(DataTable.RowSelected, "#canary-tasks")
-    def _task_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key is not None and event.row_key.value:
-            self.app.open_replay(event.row_key.value)
+    @on(LineTable.Chosen, "#canary-tasks")
+    def _task_selected(self, event: LineTable.Chosen) -> None:
+        task = self.query_one(CanaryTaskTable).cursor_task
+        if task:
+            self.app.open_replay(task)
 
     def action_replay(self) -> None:
         """``r``: the highlighted task of the list below (the tasks behind the highlighted metric), or on the
         differences panel its examples side by side."""
-        if self.query_one("#canary-diff", DataTable).has_focus:
+        if self.query_one(DiffTable).has_focus:
             self.compare()
             return
-        table = self.query_one("#canary-tasks", DataTable)
-        if not table.row_count:
+        task = self.query_one(CanaryTaskTable).cursor_task
+        if task is None:
             self.notify("No task listed below for this metric.", title="Replay", markup=False)
             return
-        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        if row_key.value:
-            self.app.open_replay(row_key.value)
+        self.app.open_replay(task)
 
 
 # --- the regression suite's results beside the verdict (docs/suite.md, "In the console") ---
@@ -450,7 +419,7 @@ class CanaryScreen(DeckScreen):
             text = suite_line(baseline, found.get(baseline), now)
             text.append("\n")
             text.append_text(suite_line(canary_v, found.get(canary_v), now, hint="s lists them"))
-        self.query_one("#canary-suite", Static).update(text)
+        self._update(self.query_one("#canary-suite", Static), text)
 
     def action_suite_failures(self) -> None:
         """List the failing cases of the canary version's latest suite run; Enter opens one on Replay."""

@@ -1,35 +1,108 @@
-"""One metric's trend for both cohorts: two sparklines side by side, one row high."""
+"""Each metric's trend for both cohorts: two sparklines side by side, one line a metric, in one widget.
+
+It was a title and a pair of Textual Sparkline widgets per metric (28
+widgets): on the Canary screen's first show each was styled, laid out and
+rendered on its own, a good part of the UI thread's work (bench/canary_screen.py).
+Here one line-API widget draws the title and each metric's line, with the
+same bars and colours (Textual's sparkline renderable, its colours blended
+over the background as the Sparkline widget does); a line is rendered again
+only when its series change.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Sparkline
+from collections.abc import Sequence
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.renderables.sparkline import Sparkline as SparklineRenderable
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
+
+SPARK_WIDTH = 22  # cells per cohort's sparkline
 
 
-class CohortSparks(Horizontal):
-    """Baseline and canary series of one metric over the window (bucket rates or means)."""
+class TrendPanel(Widget):
+    """A title line, then per metric key its baseline and canary series over the window (bucket rates or means).
 
-    DEFAULT_CSS = """
-    CohortSparks { height: 1; width: auto; }
-    CohortSparks Sparkline { width: 22; margin-right: 1; }
-    CohortSparks .baseline > .sparkline--max-color { color: $primary; }
-    CohortSparks .baseline > .sparkline--min-color { color: $primary 30%; }
-    CohortSparks .canary > .sparkline--max-color { color: $warning; }
-    CohortSparks .canary > .sparkline--min-color { color: $warning 30%; }
+    Each line is scaled on its own (as Sparkline): it shows the trend's shape; the levels are in the metrics
+    table.
     """
 
-    def __init__(self, key: str) -> None:
-        super().__init__(id=f"spark-{key}")
-        self.key = key
+    COMPONENT_CLASSES = {"trend--baseline-max", "trend--baseline-min", "trend--canary-max", "trend--canary-min"}
+    DEFAULT_CSS = """
+    TrendPanel { height: auto; }
+    TrendPanel > .trend--baseline-max { color: $primary; }
+    TrendPanel > .trend--baseline-min { color: $primary 30%; }
+    TrendPanel > .trend--canary-max { color: $warning; }
+    TrendPanel > .trend--canary-min { color: $warning 30%; }
+    """
 
-    def compose(self) -> ComposeResult:
-        yield Sparkline([], summary_function=max, classes="baseline")
-        yield Sparkline([], summary_function=max, classes="canary")
+    def __init__(self, keys: Sequence[str], **kw) -> None:
+        super().__init__(**kw)
+        self.keys = list(keys)
+        self.title = Text()
+        self.data: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in self.keys}
+        self._lines: dict[int, Strip] = {}  # y -> strip, until the data, the width or the styles change
+        self._width = -1
 
-    def show(self, baseline: list[float], canary: list[float]) -> None:
-        # Each line is scaled on its own (Sparkline has no fixed range): it
-        # shows the trend's shape; the levels are in the metrics table.
-        b, c = self.query(Sparkline)
-        b.data = list(baseline)
-        c.data = list(canary)
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """The baseline and canary series shown for this metric."""
+        return self.data[key]
+
+    def show(self, title: Text, series: dict[str, tuple[list[float], list[float]]]) -> None:
+        """The title and each metric's two series; only the lines that changed are drawn again."""
+        if title != self.title:
+            self.title = title
+            self._lines.pop(0, None)
+            self._refresh_line(0)
+        for y, key in enumerate(self.keys, start=1):
+            baseline, canary = series.get(key, ([], []))
+            new = (list(baseline), list(canary))
+            if new != self.data[key]:
+                self.data[key] = new
+                self._lines.pop(y, None)
+                self._refresh_line(y)
+
+    def _refresh_line(self, y: int) -> None:
+        self.refresh(Region(0, y, self.size.width, 1))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 1 + len(self.keys)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if width != self._width:
+            self._lines.clear()
+            self._width = width
+        strip = self._lines.get(y)
+        if strip is not None:
+            return strip
+        base = self.rich_style
+        if y == 0:
+            segments = list(self.title.render(self.app.console))
+            strip = Strip(segments).crop(0, width)
+        elif y <= len(self.keys):
+            baseline, canary = self.data[self.keys[y - 1]]
+            segments = [*self._spark(baseline, "baseline"), Segment(" "), *self._spark(canary, "canary")]
+            strip = Strip(segments)
+        else:
+            strip = Strip([])
+        strip = strip.apply_style(base).adjust_cell_length(width, base)
+        self._lines[y] = strip
+        return strip
+
+    def _spark(self, data: list[float], cohort: str) -> list[Segment]:
+        _, background = self.background_colors
+        low = background + self.get_component_styles(f"trend--{cohort}-min").color
+        high = background + self.get_component_styles(f"trend--{cohort}-max").color
+        renderable = SparklineRenderable(data, width=SPARK_WIDTH, height=1, min_color=low.rich_color,
+                                         max_color=high.rich_color, summary_function=max)
+        console = self.app.console
+        return [s for s in renderable.__rich_console__(console, console.options)
+                if isinstance(s, Segment) and s.text != "\n"]

@@ -10,7 +10,11 @@ move repaints two lines. Columns have fixed widths, so nothing is measured.
 
 Looks like a zebra-striped DataTable with a row cursor (header line that does
 not scroll, the same component styles), and moves with the list keys of
-``console.keymap`` (j/k, g/G, Home/End, page keys).
+``console.keymap`` (j/k, g/G, Home/End, page keys). Wider than the terminal
+(80 columns), ←/→ (``COLUMN_BINDINGS``, bound by the tables that want them)
+scroll sideways a whole column at a time, the first ``PINNED`` columns (those
+that say which row it is) staying put; ← and → in the header say that columns
+are out of view on that side, as on the Tasks list.
 """
 
 from __future__ import annotations
@@ -35,11 +39,16 @@ from agentdeck.console.widgets.list_moves import ListMoves
 Column = tuple[str, str, int]  # (key, label, width in cells)
 
 
-class LineTable(ListMoves, ScrollView, can_focus=True):
+class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     """Rows over fixed-width columns; subclasses set ``COLUMNS`` (the widths may change: ``set_columns``)
-    and build cells in ``cells_for``."""
+    and build cells in ``cells_for``.
+
+    Its keys are the list keys only: the scroll container's own (ctrl+pageup "Page Left"…) would be listed
+    by ``?`` beside them, as a second meaning of the same moves.
+    """
 
     COLUMNS: Sequence[Column] = ()
+    PINNED = 0  # leading columns that stay put when scrolled sideways (←/→)
     BINDINGS = LIST_BINDINGS
     COMPONENT_CLASSES = {"line-table--header", "line-table--cursor", "line-table--even"}
     DEFAULT_CSS = """
@@ -90,6 +99,8 @@ class LineTable(ListMoves, ScrollView, can_focus=True):
         self._strips: dict[int, tuple[tuple, Strip]] = {}  # row -> ((variant, width, focus), strip)
         self._header: tuple[tuple, Strip] | None = None
         self._styles: dict[str, Style] = {}
+        self.column_offset = 0  # unpinned columns scrolled out on the left (→/←)
+        self._view: tuple[tuple, tuple[int, ...], bool] | None = None  # ((room, offset, columns), shown, more right)
 
     # -- what subclasses provide ------------------------------------------------
 
@@ -108,7 +119,49 @@ class LineTable(ListMoves, ScrollView, can_focus=True):
             self.refresh()
 
     def _set_virtual_size(self) -> None:
-        self.virtual_size = Size(sum(w + 2 for _, _, w in self.columns), len(self.rows) + 1)
+        # No horizontal scrollbar: sideways is by whole columns (shown_columns).
+        self.virtual_size = Size(0, len(self.rows) + 1)
+
+    # -- sideways -------------------------------------------------------------------
+
+    def shown_columns(self) -> tuple[tuple[int, ...], bool]:
+        """The indexes of the columns drawn now (the pinned ones, then from ``column_offset`` on), and whether
+        more lie beyond the right edge."""
+        room = self.scrollable_content_region.width
+        key = (room, self.column_offset, tuple(self.columns))
+        if self._view is not None and self._view[0] == key:
+            return self._view[1], self._view[2]
+        widths = [w + 2 for _, _, w in self.columns]
+        pinned = min(self.PINNED, len(widths))
+        # Never scrolled further than needed to show the last column (a wider terminal needs less).
+        offset = max(0, min(self.column_offset, len(widths) - pinned - 1))
+        while offset and sum(widths[:pinned]) + sum(widths[pinned + offset - 1:]) <= room:
+            offset -= 1
+        self.column_offset = offset
+        shown = tuple(range(pinned)) + tuple(range(pinned + offset, len(widths)))
+        more_right = sum(widths[i] for i in shown) > room
+        self._view = (key, shown, more_right)
+        return shown, more_right
+
+    def column_labels(self) -> list[str]:
+        """The headers of the columns in full view now, left to right (one cut at the right edge is not)."""
+        room, edge, labels = self.scrollable_content_region.width, 0, []
+        for i in self.shown_columns()[0]:
+            edge += self.columns[i][2] + 2
+            if edge > room:
+                break
+            labels.append(self.columns[i][1])
+        return labels
+
+    def action_columns(self, delta: int) -> None:
+        """→/←: scroll the unpinned columns one column right or left."""
+        shown, more_right = self.shown_columns()
+        if (delta > 0 and not more_right) or (delta < 0 and not self.column_offset):
+            return
+        self.column_offset += delta
+        self._strips.clear()
+        self._header = None
+        self.refresh()
 
     # -- rows ---------------------------------------------------------------------
 
@@ -211,22 +264,25 @@ class LineTable(ListMoves, ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         base = self._style("")
+        shown, more_right = self.shown_columns()
         if y == 0:
-            if self._header is None or self._header[0] != (width,):
+            room = self.scrollable_content_region.width  # (→ goes left of the vertical scrollbar)
+            if self._header is None or self._header[0] != (width, room, shown):
                 header = base + self._style("line-table--header")
-                self._header = ((width,), row_strip(self.columns, [Text(label) for _, label, _ in self.columns],
-                                                    header, width))
+                strip = header_strip(self.columns, shown, self.column_offset > 0, more_right, self.PINNED, header,
+                                     room)
+                self._header = ((width, room, shown), strip.adjust_cell_length(width, header))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < len(self.rows):
             return Strip.blank(width, base)
         variant = "line-table--cursor" if index == self.cursor_row else "" if index % 2 else "line-table--even"
-        state = (variant, width, self.has_focus)
+        state = (variant, width, self.has_focus, shown)
         cached = self._strips.get(index)
         if cached is not None and cached[0] == state:
             return cached[1]
         strip = row_strip(self.columns, self.get_row_at(index), base + self._style(variant) if variant else base,
-                          width)
+                          width, shown)
         self._strips[index] = (state, strip)
         return strip
 
@@ -244,10 +300,26 @@ def _cell_style(text: Text) -> Style:
     return cached
 
 
-def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int) -> Strip:
+def header_strip(columns: Sequence[Column], shown: Sequence[int], more_left: bool, more_right: bool, pinned: int,
+                 base: Style, width: int) -> Strip:
+    """The header line; ← after the pinned columns and → at the right edge say columns are out of view there."""
+    line = "".join(f" {set_cell_size(columns[i][1], columns[i][2])} " for i in shown)
+    line = set_cell_size(line, width)
+    if more_left and width > 0:
+        at = sum(columns[i][2] + 2 for i in range(min(pinned, len(columns))))
+        if at < width:
+            line = line[:at] + "←" + line[at + 1:]
+    if more_right and width > 0:
+        line = line[:-1] + "→"
+    return Strip([Segment(line, base)], width)
+
+
+def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int,
+              shown: Sequence[int] | None = None) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
     segments: list[Segment] = []
-    for (_, _, w), cell in zip(columns, cells):
+    for index in range(min(len(columns), len(cells))) if shown is None else shown:
+        w, cell = columns[index][2], cells[index]
         text = cell.plain
         if "\n" in text:  # one line a row, whatever the cell holds
             text = text.replace("\n", "⏎")

@@ -161,15 +161,30 @@ class VimTable(ListMoves, DataTable, inherit_bindings=False):
 
     BINDINGS = [Binding("enter", "select_cursor", "Select", show=False), *LIST_BINDINGS, *COLUMN_BINDINGS]
 
-    def action_columns(self, delta: int) -> None:
-        """→/←: scroll sideways to the next (previous) column edge, so a column is never cut at the left."""
+    def _column_edges(self) -> list[int]:
+        """Where each column starts, and where the last one ends."""
         edges, x = [], 0
         for column in self.ordered_columns:
             edges.append(x)
             x += column.get_render_width(self)
-        room = self.scrollable_content_region.width
-        furthest = max(0, x - room)
-        now = round(self.scroll_x)
+        return edges + [x]
+
+    @property
+    def max_scroll_x(self) -> int:
+        """As far right as the first column edge that shows the last column whole.
+
+        The plain limit (content width less the view) usually falls inside a column, so the
+        last → would leave that column cut at the left edge; past the content is blank.
+        """
+        furthest = super().max_scroll_x
+        if furthest <= 0:
+            return 0
+        return next((e for e in self._column_edges() if e >= furthest), furthest)
+
+    def action_columns(self, delta: int) -> None:
+        """→/←: scroll sideways one whole column, so the view always starts at a column's left edge."""
+        edges = self._column_edges()[:-1]
+        now, furthest = round(self.scroll_x), self.max_scroll_x
         if delta > 0:
             target = next((e for e in edges if e > now), furthest)
         else:
