@@ -285,9 +285,20 @@ async def test_a_failing_analyst_is_said_on_the_screen_and_the_screen_computes_m
         stop.set()
         thread.join(5)
     app = make_app(sample_db)
+    shown = []
+    real_show = CanaryScreen._show_view
+
+    def noted(screen, view, key=None):
+        shown.append(view)
+        return real_show(screen, view, key)
+
+    monkeypatch.setattr(CanaryScreen, "_show_view", noted)
     async with app.run_test(size=WIDE) as pilot:
         screen = await _canary(app, pilot)
-        assert screen.view.computed_here and not screen.view.analyst  # no stored report trusted
+        # The first look computed the report here (no stored report trusted). A later reload (the store
+        # changed: this console stored what it computed, under a busy machine past the 1 s throttle) may read
+        # that stored report back; no look ever takes the failing analyst as alive.
+        assert shown and shown[0].computed_here and not any(v.analyst for v in shown)
         headline = str(screen.query_one("#canary-headline", Static).render())
         assert "canary analyst failing: RuntimeError: contract file unreadable" in headline
         assert screen.report.n_canary == 86  # and the report is there all the same
