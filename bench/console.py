@@ -159,6 +159,11 @@ def build(db: Path, n_events: int) -> None:
 
 def fleet(folder: str, rate: float, seconds: float, seed: int) -> None:
     """Another process: append ``rate`` events/s over 4 files, ts taken just before each write."""
+    if os.environ.get("AGENTDECK_BENCH_OWN_SESSIONS", "1") == "1":
+        # A fleet is other machines, or at least other sessions: not in the console's. Linux shares the
+        # CPU between sessions first (autogroup), so in the bench's session the fleet's CPU came out of
+        # the console's share.
+        os.setsid()
     rng = random.Random(seed)
     files = [open(Path(folder) / f"live-{i}.jsonl", "a", buffering=1) for i in range(4)]
     running: list[list[dict]] = []
@@ -264,16 +269,16 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
     # prewarm: as the console runs by default (Settings.prewarm; for_tests turns it off for tests).
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
     written: dict[str, tuple[float | None, float | None]] = {}  # task -> (start ts, end ts) as written
-    committed: dict[str, float] = {}
-    inner_batch = getattr(app.ingest, "_on_batch", None)
-    if inner_batch is not None:  # the in-process tailer's batch hook (append -> commit)
-        def on_batch(stats) -> None:
-            now = time.time()
-            for task in stats.tasks:
-                committed.setdefault(task, now)
-            inner_batch(stats)
+    # When the console's start-up work is over (screens composed ahead, the collector settled): rows
+    # appended before that wait behind it, which is start-up, not what an operator sees once it runs.
+    started_up: list[float] = []
+    inner_prewarmed = app._prewarmed
 
-        app.ingest._on_batch = on_batch
+    def prewarmed() -> None:
+        inner_prewarmed()
+        started_up.append(time.time())
+
+    app._prewarmed = prewarmed  # type: ignore[method-assign]
     async with app.run_test(size=(140, 40)) as pilot:
         probe = Probe(app)
         for _ in range(100):  # first window shown
@@ -300,12 +305,16 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
                     written[e["task_id"]] = (start, ts)
         appear = [probe.appeared[t] - s for t, (s, _) in written.items() if s and t in probe.appeared]
         finish = [probe.finished[t] - e for t, (_, e) in written.items() if e and t in probe.finished]
-        commit = [committed[t] - s for t, (s, _) in written.items() if s and t in committed and t in probe.appeared]
         print()
         print(f"live fleet {rate:.0f} events/s for {seconds:.0f} s ({sum(1 for s, _ in written.values() if s)} tasks started)")
-        line("append-to-commit, new task (tailer alone)", commit, "<- bare baseline")
+        # (append -> committed: the ingest is another process; bench/live.py, run at the end, measures it.)
         line("append-to-visible, new task row", appear, "target p95 <= 150 ms")
         line("append-to-visible, task_end -> outcome", finish, "")
+        if started_up:
+            after = [probe.appeared[t] - s for t, (s, _) in written.items()
+                     if s and s >= started_up[0] and t in probe.appeared]
+            first_s = started_up[0] - min((s for s, _ in written.values() if s), default=started_up[0])
+            line(f"  new task row, after start-up ({first_s:.1f} s in)", after, "")
 
         # -- keypress-to-screen, fleet still writing -------------------------
         keys: dict[str, list[float]] = {"j/k (move cursor)": [], "ctrl+d/ctrl+u (half page)": [],

@@ -14,6 +14,10 @@ processor would send them. Files are read twice: by the tailer alone (as the
 console follows them) and with the parse processes ``agentdeck ingest`` uses
 for a backlog (store/parallel.py); the latter is compared with native events
 read the same way.
+
+On a loaded machine wall time mostly measures the scheduler, so the two
+tailer rows also print the CPU time this process spent (all of the work there
+is in it; not so with parse processes or HTTP clients) and its ratio.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from agentdeck.store.tailer import Tailer
 
 T0 = 1_795_600_000_000_000_000
 POOL_BASE = "native JSONL, ingest + parse procs (base)"
+BASE = "native JSONL, tailer (baseline)"
 
 
 def _attr(key, value):
@@ -101,11 +106,17 @@ def to_protobuf(doc: dict) -> bytes:
     return json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
 
 
-def tail_rate(folder: Path, db: Path, pool: ParsePool | None = None) -> tuple[float, int]:
+CPU: dict[str, list[float]] = {}  # label -> this process's CPU seconds per run (tailer rows)
+
+
+def tail_rate(folder: Path, db: Path, pool: ParsePool | None = None, label: str = "") -> tuple[float, int]:
     conn = connect(db)
+    cpu = time.process_time()
     started = time.perf_counter()
     stats = Tailer(conn, [folder], post_commit=[], parse_pool=pool).poll()
     seconds = time.perf_counter() - started
+    if label and pool is None:
+        CPU.setdefault(label, []).append(time.process_time() - cpu)
     assert stats.rejects == 0, conn.execute("SELECT error FROM rejects LIMIT 1").fetchone()[0]
     conn.close()
     return seconds, stats.events
@@ -160,10 +171,10 @@ def main() -> None:
         rows: list[tuple[str, float]] = []
         times: dict[str, list[float]] = {}
         for run in range(args.runs):
-            seconds, events = tail_rate(tmp / "native", tmp / f"native-{run}.db")
+            seconds, events = tail_rate(tmp / "native", tmp / f"native-{run}.db", label=BASE)
             assert events == n_events
-            times.setdefault("native JSONL, tailer (baseline)", []).append(seconds)
-            seconds, events = tail_rate(tmp / "otlp", tmp / f"file-{run}.db")
+            times.setdefault(BASE, []).append(seconds)
+            seconds, events = tail_rate(tmp / "otlp", tmp / f"file-{run}.db", label="OTLP JSON lines, tailer")
             assert events == n_events
             times.setdefault("OTLP JSON lines, tailer", []).append(seconds)
             seconds, events = tail_rate(tmp / "native", tmp / f"native-pool-{run}.db", pool)
@@ -192,12 +203,15 @@ def main() -> None:
     print(f"median of {args.runs} runs; load average before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'path':38} {'seconds':>8} {'spans/s':>10} {'events/s':>10} {'vs native':>9}")
+    print(f"{'path':38} {'seconds':>8} {'spans/s':>10} {'events/s':>10} {'vs native':>9} {'CPU s':>6} {'CPU vs':>6}")
+    cpu_base = statistics.median(CPU[BASE])
     for label, seconds in rows:
         # Rows through the parse processes are compared with native events through them.
         against = pool_base if "parse procs" in label else base
+        cpu = f" {statistics.median(CPU[label]):6.2f} {cpu_base / statistics.median(CPU[label]):5.2f}x" \
+            if label in CPU else ""
         print(f"{label:38} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} "
-              f"{against / seconds:8.2f}x")
+              f"{against / seconds:8.2f}x{cpu}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual._context import active_app
+from textual import events
 from textual.app import App
 from textual.screen import Screen
 from textual.binding import Binding
@@ -101,7 +102,7 @@ class AgentDeck(App):
     # read together when they are composed ahead (prewarm): see _read_screen_css.
     CSS_PATH = ["app.tcss", "screens/tasks.tcss"]
     ENABLE_COMMAND_PALETTE = True
-    COMMANDS = App.COMMANDS | DECK_COMMANDS
+    COMMANDS = DECK_COMMANDS  # Textual's system commands included (palette.DeckCommands)
     # Screens other than Tasks are imported when first shown: the first paint
     # should not wait for the canary statistics or the replay model to import.
     MODES = {
@@ -203,6 +204,8 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
+        if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
+            self.deck.expect_analyst()
         self.refresh_counters()
         if self.tick:
             self.set_interval(self.tick, self.refresh_counters)
@@ -413,6 +416,15 @@ class AgentDeck(App):
                     timeout=30 if result.severity == "error" else 8, markup=False)
         if result.changed:
             self.store_written()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Every text field (filter, reason, Replay's open, the palette's) keeps a steady cursor, as less and
+        # vim prompts do: no redraw each half second over SSH, and a screen does not differ by the moment it
+        # is looked at (a snapshot under load caught the cursor blinked off).
+        from textual.widgets import Input
+
+        if isinstance(event.widget, Input):
+            event.widget.cursor_blink = False
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at

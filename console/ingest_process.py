@@ -33,6 +33,15 @@ from agentdeck.store.ingest_status import HEARTBEAT_S, StatusRecorder
 TICK_S = 0.2  # how often problems are looked at (a new one is in the store within this)
 EXPAND_S = 1.0  # how often folders are searched for new subfolders
 ANALYST_RESTART_S = 10.0  # a canary analyst that died is started again at most this often
+# The analyst in a session of its own, not this process's. Linux schedules each session as one group
+# (autogroup, on by default): CPU is shared fairly between sessions first, then between the processes of
+# each. In our session the analyst's rounds (seconds of CPU) use up the share the tailer needs to commit,
+# and the tailer then waits behind every other session on the machine. Its own session: append ->
+# committed p95 51-67 ms against 71-107 ms in two interleaved pairs of runs (load 9, bench/README.md).
+# (The 574-1117 ms p95 bench/console.py printed before was the bench starting its fleet before this
+# process was up, not this.) It still ends when our end of its stdin closes (we exit, even by kill -9),
+# which does not depend on the session.
+ANALYST_OWN_SESSION = True
 
 
 def _say(text: str) -> None:
@@ -51,7 +60,7 @@ def _start_analyst(db: str, ingester: str):
     analyst_started["at"] = time.monotonic()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "agentdeck.store.canary_reports", "--db", db,
-                                 "--ingester", ingester], stdin=subprocess.PIPE)
+                                 "--ingester", ingester], stdin=subprocess.PIPE, start_new_session=ANALYST_OWN_SESSION)
     except OSError as exc:
         note = f"canary reports not kept (the analyst did not start: {exc}); the Canary screen computes them"
         _say(note)

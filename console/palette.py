@@ -26,39 +26,52 @@ class DeckProvider(Provider):
 
 
 class FixedCommands(DeckProvider):
-    """A provider of a fixed list of commands: ``_commands`` yields (name, action, help)."""
+    """A provider of a fixed list of commands: ``_commands`` yields (name, action, help, discoverable)."""
 
     def _commands(self):
         return iter(())
 
     async def discover(self) -> Hits:
-        for name, action, help_text in self._commands():
-            yield DiscoveryHit(name, action, help=help_text)
+        for name, action, help_text, discoverable in self._commands():
+            if discoverable:
+                yield DiscoveryHit(name, action, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, action, help_text in self._commands():
+        for name, action, help_text, _ in self._commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), action, help=help_text)
 
 
-class ScreensProvider(FixedCommands):
-    """"Tasks screen", "Escalations screen", …"""
+class DeckCommands(FixedCommands):
+    """Every fixed command, in one fixed order: screens, task filter presets, then Textual's own.
+
+    One provider, not one per kind: the palette runs its providers concurrently and lists
+    equal-scored hits (all of an empty query's) in the order they arrive, so with several
+    providers the list ctrl+p opens on changed from one run to the next.
+    """
 
     def _commands(self):
+        yield from self._screens()
+        yield from self._presets()
+        # Textual's (theme, keys, screenshot, quit…), as its SystemCommandsProvider lists them.
+        for name, help_text, callback, discover in sorted(self.app.get_system_commands(self.screen),
+                                                          key=lambda command: command[0]):
+            yield name, callback, help_text, discover
+
+    def _screens(self):
+        """"Tasks screen", "Escalations screen", …"""
         for mode, label in SCREENS:
             name = label.split(" ", 1)[1]
-            yield f"{name} screen", partial(self.app.switch_mode, mode), f"Go to {name} (key {label[0]})"
+            yield f"{name} screen", partial(self.app.switch_mode, mode), f"Go to {name} (key {label[0]})", True
 
-
-class FilterPresetsProvider(FixedCommands):
-    """"Filter tasks: failed tasks", "…: canary only", "Clear task filter"."""
-
-    def _commands(self):
+    def _presets(self):
+        """"Filter tasks: failed tasks", "…: canary only", "Clear task filter"."""
         for name, text in PRESETS.items():
-            yield f"Filter tasks: {name}", partial(self.deck_app.filter_tasks, text), f"Tasks filtered by {text}"
-        yield "Clear task filter", partial(self.deck_app.filter_tasks, ""), "Show all tasks"
+            yield (f"Filter tasks: {name}", partial(self.deck_app.filter_tasks, text), f"Tasks filtered by {text}",
+                   True)
+        yield "Clear task filter", partial(self.deck_app.filter_tasks, ""), "Show all tasks", True
 
 
 class TaskLookupProvider(DeckProvider):
@@ -90,4 +103,5 @@ class TaskLookupProvider(DeckProvider):
         return self.deck_app.deck.find_tasks(prefix, limit=8)
 
 
-COMMANDS = {ScreensProvider, FilterPresetsProvider, TaskLookupProvider}
+# Textual's SystemCommandsProvider is not among them: DeckCommands lists its commands in their place.
+COMMANDS = {DeckCommands, TaskLookupProvider}

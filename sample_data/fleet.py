@@ -35,87 +35,97 @@ from agentdeck.sample_data.scenarios import BASELINE, CANARY, random_spec
 
 OUTBOX = Path("outbox") / "decisions.jsonl"
 AUTONOMY = Path("outbox") / "autonomy.jsonl"
+# The stages of the documented autonomy.jsonl format (docs/autonomy.md). The fleet plays agents outside
+# agentdeck, so it reads the format, not the store's code; a test checks both name the same stages.
 STAGES = ("shadow", "assisted", "partial", "bounded")
 # At most this many tasks wait on a human at once; past it the longest waiting
 # gives up early, so an unattended fleet uses bounded memory.
 MAX_WAITING = 1000
 
 
-class OutboxReader:
-    """Reads decisions appended to the outbox since the last call."""
+class _LineTail:
+    """Whole JSON lines appended to a file since the last call (a partial last line waits for its newline).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.inode: int | None = None
-        self.decisions: dict[str, dict] = {}
-
-    def poll(self) -> dict[str, dict]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return self.decisions
-        if self.inode != st.st_ino or st.st_size < self.offset:
-            self.inode, self.offset = st.st_ino, 0
-        if st.st_size == self.offset:
-            return self.decisions
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st.st_size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return self.decisions
-        for line in data[: end + 1].splitlines():
-            try:
-                d = json.loads(line)
-                # The first decision for an escalation is the one: repeats (a
-                # re-delivery after a crash) carry the same idempotency key.
-                self.decisions.setdefault(d["escalation_id"], d)
-            except (ValueError, KeyError, TypeError):
-                continue
-        self.offset += end + 1
-        return self.decisions
-
-
-class AutonomyReader:
-    """The stage each agent version acts at, as the console publishes it (``<traces>/outbox/autonomy.jsonl``).
-
-    Lines are appended whole (docs/autonomy.md); for each (agent, version)
-    the line with the highest ``seq`` wins, whatever order two consoles
-    appended them in. A version never published keeps its contract's stage.
-    Re-read only when the file grew (one ``stat`` a call otherwise).
+    The two files the console writes for agents (decisions, stages) are read
+    this way; a file replaced or truncated is read again from its start
+    (``restarted``). Re-read only when it grew: one ``stat`` a call otherwise.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
         self.inode: int | None = None
-        self.stages: dict[tuple[str, str], tuple[int, str]] = {}  # (agent, version) -> (seq, stage)
 
-    def poll(self) -> dict[tuple[str, str], tuple[int, str]]:
+    def new_lines(self) -> list[dict]:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            return self.stages
+            return []
         if self.inode != st.st_ino or st.st_size < self.offset:
-            self.inode, self.offset, self.stages = st.st_ino, 0, {}
+            self.inode, self.offset = st.st_ino, 0
+            self.restarted()
         if st.st_size == self.offset:
-            return self.stages
+            return []
         with open(self.path, "rb") as f:
             f.seek(self.offset)
             data = f.read(st.st_size - self.offset)
         end = data.rfind(b"\n")
         if end < 0:
-            return self.stages
+            return []
+        self.offset += end + 1
+        out = []
         for line in data[: end + 1].splitlines():
             try:
                 d = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(d, dict):
+                out.append(d)
+        return out
+
+    def restarted(self) -> None:
+        """The file was replaced or truncated: it is read again from its start."""
+
+
+class OutboxReader(_LineTail):
+    """Reads decisions appended to the outbox since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.decisions: dict[str, dict] = {}
+
+    def poll(self) -> dict[str, dict]:
+        for d in self.new_lines():
+            # The first decision for an escalation is the one: repeats (a
+            # re-delivery after a crash) carry the same idempotency key.
+            if isinstance(d.get("escalation_id"), str):
+                self.decisions.setdefault(d["escalation_id"], d)
+        return self.decisions
+
+
+class AutonomyReader(_LineTail):
+    """The stage each agent version acts at, as the console publishes it (``<traces>/outbox/autonomy.jsonl``).
+
+    Lines are appended whole (docs/autonomy.md); for each (agent, version)
+    the line with the highest ``seq`` wins, whatever order two consoles
+    appended them in. A version never published keeps its contract's stage.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.stages: dict[tuple[str, str], tuple[int, str]] = {}  # (agent, version) -> (seq, stage)
+
+    def restarted(self) -> None:
+        self.stages = {}
+
+    def poll(self) -> dict[tuple[str, str], tuple[int, str]]:
+        for d in self.new_lines():
+            try:
                 key, seq, stage = (str(d["agent"]), str(d["version"])), int(d["seq"]), d["stage"]
             except (ValueError, KeyError, TypeError):
                 continue
             if stage in STAGES and seq >= self.stages.get(key, (-1, ""))[0]:
                 self.stages[key] = (seq, stage)
-        self.offset += end + 1
         return self.stages
 
     def stage(self, agent: str, version: str) -> str | None:

@@ -84,7 +84,7 @@ def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
     parsed: list = []
     rejects: list[Reject] = []
     if proto:
-        from agentdeck.store import otlp
+        from agentdeck.store import otlp, otlp_files
 
         for line in lines:
             if line.oversized:
@@ -92,12 +92,12 @@ def decode_lines(lines, proto: bool = False) -> tuple[list, list[Reject]]:
                                       "skipped to the end of the file)", line.data, line.oversized))
                 continue
             try:
-                items = otlp.decode_protobuf(line.data, partial=True)
+                items = otlp_files.decode_record(line.data)  # traces, logs or metrics
             except Exception as exc:  # any bad record is a reject, never a crash
                 rejects.append(Reject(line.offset, describe_error(exc), line.data))
                 continue
             parsed.extend(items)
-            if items.rejected:
+            if getattr(items, "rejected", None):
                 rejects.append(Reject(line.offset, otlp.refused(items), line.data))
         return parsed, rejects
     append = parsed.append

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import sqlite3
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from typing import Any
@@ -36,6 +40,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from agentdeck.store import events as ev
+from agentdeck.store import otlp_content as content
 
 TASK_PREFIX = "otel-"
 FIRST_SEQ = 0
@@ -205,7 +210,54 @@ def count_spans(items: Iterable[SpanItem]) -> int:
 # -- exactly once --------------------------------------------------------------
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+_gc_since = 0.0  # when the collector last ran (or the pauses began)
+GC_PAUSE_MAX = 5.0  # seconds: overlapping pauses (a receiver always busy) still collect this often
+
+
+@contextmanager
+def gc_paused():
+    """The cyclic garbage collector off while a batch of spans is decoded, mapped and claimed.
+
+    A batch makes tens of thousands of small objects (attribute dicts, events,
+    items, rows) and no cycles; with a large heap each collection the
+    allocations trigger walks all of it: profiled, the two list
+    comprehensions at the top of ``claim`` cost more than its SQL, and the
+    tailer already pauses the collector around decoding for this reason. Safe
+    across threads (the receiver decodes several requests at once): the
+    collector comes back on when the last pause ends, if it was on before
+    the first; requests that always overlap still get a full collection every
+    GC_PAUSE_MAX seconds, so garbage cannot pile up while the collector is off.
+    """
+    global _gc_pauses, _gc_was_enabled, _gc_since
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            _gc_since = time.monotonic()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        collect = False
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+            elif _gc_was_enabled and time.monotonic() - _gc_since > GC_PAUSE_MAX:
+                _gc_since, collect = time.monotonic(), True
+        if collect:
+            gc.collect()
+
+
 def claim(conn: sqlite3.Connection, items: list) -> list | None:
+    with gc_paused():
+        return _claim(conn, items)
+
+
+def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     """Record the span parts of ``items``; call inside the ingest transaction.
 
     Returns None when every part is new (and is now recorded) and the items
@@ -278,7 +330,8 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(*item.key, *(item.meta.get("req") or _NO_STEP), *(item.meta.get("ans") or _NO_STEP)) for item in logs])
         for item in logs:
-            note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
+            if item.key[:2] not in steps:  # (those are read back below with the stored ones)
+                note(item.key[:2], item.meta.get("req"), item.meta.get("ans"))
     if steps:
         traces = sorted({trace for trace, _span in steps})
         for trace, span, req_ns, req, ans_ns, ans in conn.execute(
@@ -287,22 +340,32 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
         ):
             if (trace, span) in steps:
                 note((trace, span), (req_ns, req) if req is not None else None, (ans_ns, ans) if ans is not None else None)
-    # Records whose step was stored earlier: its summary becomes the answer.
-    for span, (_req, ans) in found.items():
-        if span in steps or ans is None:
-            continue
-        row = conn.execute("SELECT step_seq, bare FROM otlp_spans WHERE trace_id = ? AND span_id = ? AND part = 'step'",
-                           span).fetchone()
-        if row is None or row[0] is None or row[1] is None:
-            continue
-        stored = conn.execute("SELECT id, payload FROM events WHERE task_id = ? AND kind = 'reasoning' AND seq = ? "
-                              "ORDER BY id LIMIT 1", (task_id(span[0]), row[0])).fetchone()
-        if stored is not None:
-            fields = json.loads(stored[1])
-            fields["summary"] = _text(ans[1] + str(fields.get("summary", ""))[row[1]:])
-            _event, payload = encode(fields)
-            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, stored[0]))
-        conn.execute("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'", span)
+    # Records whose step was stored earlier: its summary becomes the answer (one query for the
+    # batch's steps, one for their events: a batch of logs may name thousands of spans).
+    earlier = [span for span, (_req, ans) in found.items() if span not in steps and ans is not None]
+    if earlier:
+        pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+        bare_steps = {(trace, span): (seq, bare) for trace, span, seq, bare in conn.execute(
+            f"SELECT trace_id, span_id, step_seq, bare FROM otlp_spans WHERE part = 'step' "
+            f"AND (trace_id, span_id) IN {pairs}", (json.dumps(earlier),)) if seq is not None and bare is not None}
+        stored: dict[tuple[str, int], tuple[int, str]] = {}
+        if bare_steps:
+            for tid, seq, rowid, payload in conn.execute(
+                f"SELECT task_id, seq, id, payload FROM events WHERE kind = 'reasoning' AND (task_id, seq) IN {pairs} "
+                "ORDER BY id", (json.dumps(sorted({(task_id(t), q) for (t, _s), (q, _b) in bare_steps.items()})),)
+            ):
+                stored.setdefault((tid, seq), (rowid, payload))  # the first, as before
+        updates = []
+        for span, (seq, bare) in bare_steps.items():
+            row = stored.get((task_id(span[0]), seq))
+            if row is not None:
+                fields = json.loads(row[1])
+                fields["summary"] = _text(found[span][1][1] + str(fields.get("summary", ""))[bare:])
+                _event, payload = encode(fields)
+                updates.append((payload, row[0]))
+        conn.executemany("UPDATE events SET payload = ? WHERE id = ?", updates)
+        conn.executemany("UPDATE otlp_spans SET bare = NULL WHERE trace_id = ? AND span_id = ? AND part = 'step'",
+                         list(bare_steps))
     if not any(span in found for span in steps):
         return None
     out = []
@@ -367,11 +430,10 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             anss[trace] = max(anss.get(trace, r), r)
     if not framing and not costs and not sessions and not reqs and not anss:
         return None
-    stored = {}
-    for trace in set(framing) | set(reqs) | set(anss):
-        row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id = ?", (trace,)).fetchone()
-        if row is not None:
-            stored[trace] = tuple(row)
+    # One query for the batch's traces, not one a trace (a bulk import has thousands a batch).
+    stored = {row[0]: tuple(row[1:]) for row in conn.execute(
+        f"SELECT trace_id, {_TASK_COLUMNS} FROM otlp_tasks WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(set(framing) | set(reqs) | set(anss))),))}
     best_req, best_ans = {}, {}
     for trace in set(framing) | set(reqs) | set(anss):
         row = stored.get(trace)
@@ -426,33 +488,33 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
                 rewritten.append(item)
         return rewritten
 
-    for trace, frame, meta, row in changes:
+    for trace, _frame, meta, row in changes:
         if row is not None:
             _demote(conn, trace, row, meta)
-        conn.execute(
-            """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
-                                          own_answer)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
-               span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
-               needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
-            (trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
-             1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
-             meta["ans"][1] if meta.get("ans") else None),
-        )
-        # The task row says whether its agent is a stand-in (the service's name); a row
-        # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
-        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
-                     (0 if meta.get("named") else 1, task_id(trace)))
+    conn.executemany(
+        """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
+                                      own_answer)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(trace_id) DO UPDATE SET rank = excluded.rank, start_ns = excluded.start_ns,
+           span_id = excluded.span_id, agent = excluded.agent, named = excluded.named,
+           needs_req = excluded.needs_req, needs_ans = excluded.needs_ans, own_answer = excluded.own_answer""",
+        [(trace, *frame, meta.get("agent"), 1 if meta.get("named") else 0,
+          1 if meta.get("needs_req") else 0, 1 if meta.get("needs_ans") else 0,
+          meta["ans"][1] if meta.get("ans") else None) for trace, frame, meta, _row in changes],
+    )
+    # The task row says whether its agent is a stand-in (the service's name); a row
+    # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
+    conn.executemany("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
+                     [(0 if meta.get("named") else 1, task_id(trace)) for trace, _frame, meta, _row in changes])
     changed = {c[0] for c in changes}
+    borrowed = []
     for trace in set(best_req) | set(best_ans):
         row = stored.get(trace)
         req, ans = best_req[trace], best_ans[trace]
         if row is not None and ((row[7], row[8]) if row[7] is not None else None) == req \
                 and ((row[9], row[10]) if row[9] is not None else None) == ans:
             continue
-        conn.execute("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
-                     (*(req or (None, None)), *(ans or (None, None)), trace))
+        borrowed.append((*(req or (None, None)), *(ans or (None, None)), trace))
         if row is None or trace in changed:
             continue  # the winner is in this batch and already carries them
         # The stored winner borrows its request or answer: a better one came.
@@ -461,13 +523,16 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             conn.execute("UPDATE tasks SET request = ? WHERE task_id = ?", ((req[1] if req else "")[:500], task_id(trace)))
         if row[6] and ans != ((row[9], row[10]) if row[9] is not None else None):
             _refill(conn, trace, "task_end", LAST_SEQ, "summary", ans[1] if ans else "")
+    conn.executemany("UPDATE otlp_tasks SET req_ns = ?, request = ?, ans_ns = ?, answer = ? WHERE trace_id = ?",
+                     borrowed)
     new_sessions = []
-    for trace, sess in sessions.items():
-        row = conn.execute("SELECT sess_ns, session FROM otlp_sessions WHERE trace_id = ?", (trace,)).fetchone()
-        if row is None or (row[0], row[1]) > sess:
-            conn.execute("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)",
-                         (trace, *sess))
-            new_sessions.append((task_id(trace), sess[1]))
+    if sessions:
+        known = {row[0]: (row[1], row[2]) for row in conn.execute(
+            "SELECT trace_id, sess_ns, session FROM otlp_sessions WHERE trace_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(sessions)),))}
+        newer = [(trace, *sess) for trace, sess in sessions.items() if trace not in known or known[trace] > sess]
+        conn.executemany("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)", newer)
+        new_sessions = [(task_id(trace), session) for trace, _ns, session in newer]
     if costs or new_sessions:
         # Written to the task row before the batch's own upsert, which adds to it.
         conn.executemany(
@@ -675,25 +740,33 @@ def _any_value(value: Any, where: str, depth: int = 0) -> Any:
 _SHORT_TEXT = MAX_VALUE_BYTES // 4  # a str this long cannot exceed MAX_VALUE_BYTES in UTF-8
 
 
-def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
+def _hot_attributes(value: Any) -> dict[str, Any] | None:
+    """The hot path of ``_attributes``: string and integer attributes, well formed; else None
+    (the checked path then reads them and says what is wrong)."""
+    if value is None:
+        return {}
+    if type(value) is not list:
+        return None
     out: dict[str, Any] = {}
-    if type(value) is list:
-        # The hot path: string and integer attributes, well formed (the rest is checked below).
-        for kv in value:
-            if type(kv) is not dict:
-                break
-            key, v = kv.get("key"), kv.get("value")
-            if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
-                break
-            if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
-                out[key] = s
-            elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
-                out[key] = int(i)
-            else:
-                break
+    for kv in value:
+        if type(kv) is not dict:
+            return None
+        key, v = kv.get("key"), kv.get("value")
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_CHARS or type(v) is not dict or len(v) != 1:
+            return None
+        if type(s := v.get("stringValue")) is str and len(s) <= _SHORT_TEXT:
+            out[key] = s
+        elif type(i := v.get("intValue")) is str and i.isdigit() and len(i) < 19:
+            out[key] = int(i)
         else:
-            return out
-        out.clear()
+            return None
+    return out
+
+
+def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
+    if type(value) is list and (hot := _hot_attributes(value)) is not None:
+        return hot
+    out: dict[str, Any] = {}
     for n, kv in enumerate(_list(value, f"{where}.attributes")):
         kv = _obj(kv, f"{where}.attributes[{n}]")
         key = _str(kv.get("key"), f"{where}.attributes[{n}].key")
@@ -730,7 +803,8 @@ def spans_from_json(doc: Any, rejected: list[BadSpan] | None = None) -> list[Spa
             ss = _obj(ss, where_s)
             for n, span in enumerate(_list(ss.get("spans"), f"{where_s}.spans")):
                 try:
-                    spans.append(_json_span(_obj(span, f"{where_s}.spans[{n}]"), f"{where_s}.spans[{n}]", resource))
+                    where = f"{where_s}.spans[{n}]"
+                    spans.append(_json_span(_obj(span, where), where, resource))
                 except OtlpError as exc:
                     if rejected is None:
                         raise
@@ -758,7 +832,8 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
     start, end, name = span.get("startTimeUnixNano"), span.get("endTimeUnixNano"), span.get("name")
     if (trace_id and span_id and (not parent or _hex_id(parent, 16)) and type(start) is str and start.isdigit()
             and len(start) < 20 and type(end) is str and end.isdigit() and len(end) < 20 and type(name) is str
-            and len(name) <= _SHORT_TEXT and span.get("events") in (None, [])
+            and len(name) <= _SHORT_TEXT and ((events := span.get("events")) in (None, [])
+                                              or (events := _hot_events(events)) is not None)
             and (status is None or (type(status) is dict and status.keys() <= {"code", "message"}
                                     and type(status.get("code", 0)) is int and 0 <= status.get("code", 0) <= 2
                                     and type(status.get("message", "")) is str
@@ -767,8 +842,27 @@ def _json_span(span: dict, where: str, resource: dict) -> Span:
         return Span(trace_id, span_id, parent or None, name, start_ns, end_ns or start_ns,
                     status is not None and status.get("code") == 2,
                     "" if status is None else status.get("message", ""),
-                    _attributes(span.get("attributes"), where), [], resource)
+                    _attributes(span.get("attributes"), where), events or [], resource)
     return _checked_json_span(span, where, resource)
+
+
+def _hot_events(events: Any) -> list[SpanEvent] | None:
+    """Span events as SDKs write them (a name, a time as a digit string, hot-path attributes);
+    else None, and the checked path reads the span."""
+    if type(events) is not list:
+        return None
+    out = []
+    for e in events:
+        if type(e) is not dict:
+            return None
+        name, time_ns = e.get("name"), e.get("timeUnixNano")
+        if type(name) is not str or type(time_ns) is not str or not time_ns.isdigit() or len(time_ns) >= 20:
+            return None
+        attributes = _hot_attributes(e.get("attributes"))
+        if attributes is None:
+            return None
+        out.append(SpanEvent(name, int(time_ns), attributes))
+    return out
 
 
 def _checked_json_span(span: dict, where: str, resource: dict) -> Span:
@@ -827,15 +921,17 @@ def spans_from_protobuf(body: bytes, rejected: list[BadSpan] | None = None) -> l
 
 
 def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
+    # (Where-strings are built only for an error: formatting them for every field of every
+    # span cost more than reading the field.)
     return Span(
-        trace_id=_pb_id(span.trace_id, 16, f"{where}.traceId"),
-        span_id=_pb_id(span.span_id, 8, f"{where}.spanId"),
-        parent_span_id=_pb_id(span.parent_span_id, 8, f"{where}.parentSpanId") if span.parent_span_id else None,
-        name=_check_size(span.name, f"{where}.name"),
+        trace_id=_pb_id(span.trace_id, 16, where, "traceId"),
+        span_id=_pb_id(span.span_id, 8, where, "spanId"),
+        parent_span_id=_pb_id(span.parent_span_id, 8, where, "parentSpanId") if span.parent_span_id else None,
+        name=_check_size(span.name, where),
         start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
         error=span.status.code == 2,
-        status_message=_check_size(span.status.message, f"{where}.status.message"),
+        status_message=_check_size(span.status.message, where),
         attributes=_pb_attributes(span.attributes, where),
         events=[
             SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
@@ -845,20 +941,35 @@ def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
     )
 
 
-def _pb_id(raw: bytes, nbytes: int, where: str) -> str:
+def _pb_id(raw: bytes, nbytes: int, where: str, field: str = "") -> str:
     if len(raw) != nbytes:
-        raise OtlpError(f"{where}: expected {nbytes} bytes, got {len(raw)}")
+        raise OtlpError(f"{where}{'.' + field if field else ''}: expected {nbytes} bytes, got {len(raw)}")
     if not any(raw):
-        raise OtlpError(f"{where}: an all-zero id is invalid")
+        raise OtlpError(f"{where}{'.' + field if field else ''}: an all-zero id is invalid")
     return raw.hex()
 
 
 def _pb_attributes(kvs, where: str, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    deep = depth > MAX_DEPTH  # (every value refused there: _pb_value says so)
     for kv in kvs:
-        if not kv.key or len(kv.key) > MAX_KEY_CHARS:
+        key = kv.key
+        if not key or len(key) > MAX_KEY_CHARS:
             raise OtlpError(f"{where}: attribute key must be 1-{MAX_KEY_CHARS} characters")
-        out[kv.key] = _pb_value(kv.value, f"{where} attribute {kv.key!r}", depth)
+        value = kv.value
+        which = None if deep else value.WhichOneof("value")
+        # The hot path (scalars; the where-string is built only for the others, which may fail).
+        if which == "string_value":
+            text = value.string_value
+            out[key] = text if len(text) <= _SHORT_TEXT else _check_size(text, where)
+        elif which == "int_value":
+            out[key] = value.int_value
+        elif which == "bool_value":
+            out[key] = value.bool_value
+        elif which == "double_value":
+            out[key] = value.double_value
+        else:
+            out[key] = _pb_value(value, f"{where} attribute {key!r}", depth)
     return out
 
 
@@ -922,7 +1033,7 @@ def step_seq(time_ns: int) -> int:
 
 
 def _ts(time_ns: int) -> datetime:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
+    return datetime.fromtimestamp(time_ns / 1e9, UTC)  # (positional: no keyword parsing a call)
 
 
 def span_class(attributes: dict[str, Any]) -> str:
@@ -1004,8 +1115,6 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tup
     workflows): the first model call's user message and the last model call's answer, as
     ``((start_ns, text) | None, (end_ns, text) | None)`` -- among this batch's spans; ``claim``
     settles them over every batch (columns req_ns/ans_ns of otlp_tasks)."""
-    from agentdeck.store import otlp_content as content
-
     out: dict[str, tuple] = {}
     wanting = {trace for trace, (_frame, winner) in best.items()
                if not winner.attributes.get("agentdeck.request") and not content.first_user_text(winner.attributes)}
@@ -1082,12 +1191,17 @@ def _number(attributes: dict[str, Any], *keys: str) -> float:
 
 def _decoded(value: Any) -> Any:
     """Attribute values holding structures arrive as JSON strings (OTel SDKs only take scalars and lists)."""
-    if isinstance(value, str):
+    # Only text that can start a JSON value is tried: plain text (a tool's answer, a name)
+    # would cost a raised and caught ValueError each.
+    if isinstance(value, str) and value.lstrip()[:1] in _JSON_STARTS:
         try:
             return json.loads(value)
         except ValueError:
             return value
     return value
+
+
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1102,9 +1216,7 @@ def failure_text(span: Span) -> str:
     error_type = _name(span.attributes, "error.type") or ""
     exc_type, exc_message = _exception(span)
     error_type = error_type or exc_type
-    from agentdeck.store.otlp_content import first_line_error
-
-    message = first_line_error(span.status_message or exc_message)
+    message = content.first_line_error(span.status_message or exc_message)
     short_type = error_type.rsplit(".", 1)[-1]
     if short_type and message and not message.startswith(short_type):
         return f"{short_type}: {message}"
@@ -1121,6 +1233,10 @@ COST = ("agentdeck.cost_usd", "llm.cost.total", "gen_ai.usage.cost", "operation.
 SESSION = ("gen_ai.conversation.id", "session.id", "langfuse.session.id", "langfuse.trace.session_id",
            "traceloop.association.properties.session_id")
 USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "traceloop.association.properties.user_id")
+# Most spans have none of these: one set operation answers for a whole list of lookups.
+_SESSION_KEYS = frozenset(SESSION)
+_COST_KEYS = frozenset((*COST, "langfuse.observation.cost_details", "llm.cost.prompt", "llm.cost.completion"))
+_CACHE_KEYS = frozenset((*CACHE_READ, *CACHE_WRITE))
 
 
 def _langfuse_cost(a: dict[str, Any]) -> float:
@@ -1144,6 +1260,8 @@ def _langfuse_usage(a: dict[str, Any], *keys: str) -> int:
 
 
 def span_cost(a: dict[str, Any]) -> float:
+    if _COST_KEYS.isdisjoint(a):
+        return 0.0
     # OpenInference may give only the parts (llm.cost.prompt / llm.cost.completion).
     return _number(a, *COST) or _langfuse_cost(a) or (_number(a, "llm.cost.prompt") + _number(a, "llm.cost.completion"))
 
@@ -1156,6 +1274,8 @@ def _truncated_note(span: Span) -> str:
 
 
 def _usage_note(a: dict[str, Any], cost: float) -> str:
+    if not cost and _CACHE_KEYS.isdisjoint(a):
+        return ""
     notes = []
     if cached := _count(a, *CACHE_READ):
         notes.append(f"cache read {cached}")
@@ -1174,8 +1294,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     so far (None: this span's own task, if it may frame one).
     """
     a = span.attributes
-    own = [k for k in a if k[:10] == "agentdeck."]
-    unknown = sorted(k for k in own if k not in SPAN_ATTRIBUTES)
+    unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
     if unknown:
         raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
     kind = kind or span_class(a)
@@ -1188,7 +1307,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
     failure = failure_text(span) if span.error or a.get("error.type") else ""
     note = _truncated_note(span)
-    named_session = _name(a, *SESSION)
+    named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     # the task's session: that of its earliest-starting span that names one (claim settles it)
     session = (span.start_ns, named_session) if named_session else None
 
@@ -1250,8 +1369,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry"),
         })
     elif kind in ("model", "embedding", "evaluator"):
-        from agentdeck.store import otlp_content as content
-
         if kind == "model":
             said = content.answer_text(a)
         elif kind == "embedding":
@@ -1282,8 +1399,10 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
             "summary": _text(summary_text + _usage_note(a, cost) + note),
-            "tokens_in": _count(a, *TOKENS_IN) or _langfuse_usage(a, "input", "prompt_tokens", "input_tokens"),
-            "tokens_out": _count(a, *TOKENS_OUT) or _langfuse_usage(a, "output", "completion_tokens", "output_tokens"),
+            "tokens_in": _count(a, *TOKENS_IN) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
+                                                   if "langfuse.observation.usage_details" in a else 0),
+            "tokens_out": _count(a, *TOKENS_OUT) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
+                                                     if "langfuse.observation.usage_details" in a else 0),
             "status": "error" if span.error else "ok",
         }, meta or None)
     elif kind == "guardrail":
@@ -1296,8 +1415,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             "subject": _name(a, "agentdeck.subject"),
         })
     elif kind == "plan":
-        from agentdeck.store import otlp_content as content
-
         add("step", span.start_ns, step_seq(span.start_ns), {
             "kind": "plan", "summary": _text(content.short(content.answer_text(a) or failure or span.name) + note),
         })
@@ -1330,19 +1447,24 @@ def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None =
 
 def encode(fields: dict[str, Any]) -> tuple[Any, str]:
     """An event validated from the fields built here, and its payload. (Building the payload
-    by hand and skipping validation was measured: no faster than pydantic's Rust core.)"""
+    by hand and skipping validation was measured: no faster than pydantic's Rust core; on
+    2026-11-30, json.dumps plus the models' checks in Python took 13 us an event against 8.)"""
     event = _validate(fields)
-    return event, event.__pydantic_serializer__.to_json(event, exclude_none=True).decode()
+    to_json = _TO_JSON.get(event.__class__)
+    if to_json is None:
+        to_json = _TO_JSON[event.__class__] = event.__pydantic_serializer__.to_json
+    return event, to_json(event, exclude_none=True).decode()
 
 
 # The core validator itself: the TypeAdapter wrapper costs as much again per event.
 _validate = ev.event_adapter.validator.validate_python
+# Each event class's serializer, looked up once (measured: ~10% of serialising an event
+# went to finding it through the instance).
+_TO_JSON: dict[type, Any] = {}
 
 
 def _tool_value(value: Any) -> Any:
-    from agentdeck.store.otlp_content import tool_value
-
-    return tool_value(_decoded(value))
+    return content.tool_value(_decoded(value))
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
@@ -1355,16 +1477,12 @@ def _documents(a: dict[str, Any]) -> list[str] | None:
 
 def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str) -> dict[str, Any]:
     """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
-    from agentdeck.store import otlp_content as content
-
     result = f"{outcome}: {summary}" if outcome != "success" else summary
     text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
     return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
 def _task_start(span: Span, kind: str) -> dict[str, Any]:
-    from agentdeck.store import otlp_content as content
-
     a = span.attributes
     version = {
         "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
@@ -1399,8 +1517,6 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
 
 
 def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float, note: str) -> dict[str, Any]:
-    from agentdeck.store import otlp_content as content
-
     a = span.attributes
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.

@@ -8,9 +8,15 @@
 * A JSON document pretty-printed over several lines (``{`` alone on its
   first line, ``}`` alone on its last): read as one document, rejected (if
   bad) once, at its first byte.
-* ``format: proto``: each ``ExportTraceServiceRequest`` preceded by its
-  length as a 4-byte big-endian integer. Files named ``*.binpb`` or ``*.pb``
-  are read that way.
+* ``format: proto``: each message (``TracesData``, ``LogsData`` or
+  ``MetricsData``, what the exporter's ``ptrace``/``plog``/``pmetric``
+  ProtoMarshaler writes) preceded by its length as a 4-byte big-endian
+  integer (collector-contrib exporter/fileexporter, ``exportMessageAsBuffer``).
+  Files named ``*.binpb`` or ``*.pb`` are read that way. A record's signal is
+  not written down: the three messages all put their data in field 1, so it
+  is told from the wire types of the first span / log record / metric's
+  fields (``record_signal``). Logs records are read as JSON logs lines are
+  (store/otlp_logs.py); metrics records are skipped and counted.
 """
 
 from __future__ import annotations
@@ -90,6 +96,110 @@ def group_documents(lines: list[Line], end: int) -> tuple[list[Line], int]:
             out.extend(lines[i:j])  # too long to be a document we read whole
             i = j
     return out, end
+
+
+# The fields of a Span, a LogRecord and a Metric, as (field number, wire type)
+# (opentelemetry-proto trace.proto, logs.proto, metrics.proto). Wire types:
+# 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
+_SIGNAL_FIELDS = {
+    "traces": {(1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 0), (7, 1), (8, 1), (9, 2), (10, 0), (11, 2), (12, 0),
+               (13, 2), (14, 0), (15, 2), (16, 5)},
+    "logs": {(1, 1), (2, 0), (3, 2), (5, 2), (6, 2), (7, 0), (8, 5), (9, 2), (10, 2), (11, 1), (12, 2)},
+    "metrics": {(1, 2), (2, 2), (3, 2), (5, 2), (7, 2), (9, 2), (10, 2), (11, 2), (12, 2)},
+}
+_KNOWN_FIELDS = {n for fields in _SIGNAL_FIELDS.values() for n, _ in fields}
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: bytes):
+    """(field number, wire type, value or (start, end) of a length-delimited one) of one message."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            yield number, wire, value
+        elif wire == 1:
+            pos += 8
+            yield number, wire, None
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated field")
+            yield number, wire, (pos, pos + size)
+            pos += size
+        elif wire == 5:
+            pos += 4
+            yield number, wire, None
+        else:
+            raise ValueError(f"wire type {wire}")
+
+
+def _first_item(data: bytes) -> bytes | None:
+    """The first span / log record / metric: in field 1 (resource …), field 2 (scope …), field 2."""
+
+    def inside(message: bytes, number: int):
+        for n, wire, value in _fields(message):
+            if n == number and wire == 2:
+                yield message[value[0]:value[1]]
+
+    for resource in inside(data, 1):
+        for scope in inside(resource, 2):
+            for item in inside(scope, 2):
+                return item
+    return None
+
+
+def record_signal(data: bytes) -> str:
+    """``traces``, ``logs`` or ``metrics``: which message a ``format: proto`` record holds.
+
+    The signal whose fields agree with every field of the record's first span,
+    log record or metric (traces when none does, or several do and the item has
+    a start time: an empty record, or one that is not protobuf at all, which
+    decoding it as traces then rejects with the reason).
+    """
+    try:
+        item = _first_item(data)
+        if item is None:
+            return "traces"
+        seen = {(number, wire) for number, wire, _ in _fields(item) if number in _KNOWN_FIELDS}
+    except ValueError:
+        return "traces"
+    fits = [signal for signal, fields in _SIGNAL_FIELDS.items() if seen <= fields]
+    if fits == ["traces", "metrics"] and (7, 1) not in seen:
+        return "metrics"  # fields both have, and no start time, which every span has
+    return fits[0] if len(fits) == 1 else "traces"
+
+
+def decode_record(data: bytes) -> list:
+    """The items of one ``format: proto`` record (raises OtlpError when it cannot be read): spans
+    of a TracesData, model messages of a LogsData (a record without any is counted as skipped
+    logs), nothing for a MetricsData (counted). Bad spans or log records are in ``rejected``."""
+    from agentdeck.store import otlp, otlp_logs
+
+    signal = record_signal(data)
+    if signal == "logs":
+        items = otlp_logs.decode_protobuf(data, partial=True)
+        if not items and not items.rejected:
+            count_skipped("logs")
+        return items
+    if signal == "metrics":
+        count_skipped("metrics")
+        return otlp.SpanItems()
+    return otlp.decode_protobuf(data, partial=True)
 
 
 def read_records(fd: int, offset: int, size: int, max_bytes: int) -> tuple[list[Line], int]:

@@ -386,6 +386,11 @@ class Receiver:
         """Decode and commit one request body (of traces, or of ``logs``), leaving out the spans
         or records that cannot be taken. Returns (spans or records accepted, those refused).
         Raises HttpError when the body as a whole is unusable or the store unavailable."""
+        with otlp.gc_paused():  # many small objects, no cycles (store/otlp.py gc_paused)
+            return self._ingest(body, content_type, source=source, deadline=deadline, where=where, logs=logs)
+
+    def _ingest(self, body: bytes, content_type: str, *, source: Token | str | None,
+                deadline: float | None, where: str, logs: bool) -> tuple[int, list[otlp.BadSpan]]:
         token = source if isinstance(source, Token) else None
         name = source.name if isinstance(source, Token) else source
         bad: list[otlp.BadSpan] = []

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -118,18 +119,28 @@ def _pending_rollback(conn: sqlite3.Connection, agent: str, version: str) -> str
 
 def _record_change(conn: sqlite3.Connection, *, agent: str, version: str, stage: str, previous: str | None,
                    cause: str, why: str, by: str, now: float, escalation_id: str | None,
-                   contract: Contract | None, detail: dict[str, Any] | None = None) -> int:
+                   contract: Contract | None, detail: dict[str, Any] | None = None,
+                   contract_stage: str | None = None) -> int:
     """One ledger row and its audit record (inside the caller's transaction)."""
     hook = contract.release_hook if contract is not None else None
     cur = conn.execute(
         """INSERT INTO stage_changes (agent, version, stage, previous, cause, why, by, at, escalation_id,
-           release_hook, hook_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (agent, version, stage, previous, cause, why, by, now, escalation_id, hook, "pending" if hook else None))
+           release_hook, hook_state, contract_stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (agent, version, stage, previous, cause, why, by, now, escalation_id, hook, "pending" if hook else None,
+         contract_stage))
     change_id = int(cur.lastrowid or 0)
     audit.append(conn, ts=now, actor=by, kind="stage-change", subject=f"{agent} {version}",
                  detail={"agent": agent, "version": version, "stage": stage, "previous": previous, "cause": cause,
                          "why": why, "escalation_id": escalation_id, "change": change_id, **(detail or {})})
     return change_id
+
+
+def _contract_said(conn: sqlite3.Connection, agent: str, version: str) -> str | None:
+    """The stage the contract named when it last caused a row for this version (None: never)."""
+    row = conn.execute(
+        "SELECT contract_stage FROM stage_changes WHERE agent = ? AND version = ? AND cause = 'contract' "
+        "ORDER BY id DESC LIMIT 1", (agent, version)).fetchone()
+    return row[0] if row is not None else None
 
 
 def sync_contract(conn: sqlite3.Connection, contract: Contract | None, agent: str, version: str,
@@ -142,16 +153,10 @@ def sync_contract(conn: sqlite3.Connection, contract: Contract | None, agent: st
     if contract is None or version not in contract.versions:
         return False
     stage = contract.versions[version]
-    last_contract = conn.execute(
-        "SELECT stage, why FROM stage_changes WHERE agent = ? AND version = ? AND cause = 'contract' "
-        "ORDER BY id DESC LIMIT 1", (agent, version)).fetchone()
-    if last_contract is not None and last_contract["why"].endswith(f"contract says {stage}"):
+    if _contract_said(conn, agent, version) == stage:
         return False  # fast path outside a transaction: nothing changed
     with atomic(conn):
-        last_contract = conn.execute(
-            "SELECT stage, why FROM stage_changes WHERE agent = ? AND version = ? AND cause = 'contract' "
-            "ORDER BY id DESC LIMIT 1", (agent, version)).fetchone()
-        if last_contract is not None and last_contract["why"].endswith(f"contract says {stage}"):
+        if _contract_said(conn, agent, version) == stage:
             return False
         latest = _latest(conn, agent, version)
         held = _pending_rollback(conn, agent, version)
@@ -161,7 +166,7 @@ def sync_contract(conn: sqlite3.Connection, contract: Contract | None, agent: st
         _record_change(conn, agent=agent, version=version, stage=shown,
                        previous=latest["stage"] if latest is not None else None, cause="contract", why=why,
                        by="contract", now=now, escalation_id=None, contract=contract,
-                       detail={"contract": contract.path})
+                       detail={"contract": contract.path}, contract_stage=stage)
     audit.checkpoint(conn)
     return True
 
@@ -236,8 +241,11 @@ def title_of(action: str, agent: str, version: str, from_stage: str | None, to: 
 
 
 def enqueue(conn: sqlite3.Connection, report: Any, contract: Contract | None, *, now: float,
-            suite: dict[str, Any] | None = None) -> Raised | None:
+            suite: dict[str, Any] | Callable[[], dict[str, Any] | None] | None = None) -> Raised | None:
     """Raise the item the verdict asks for, once per (agent, version, transition). None: nothing raised.
+
+    ``suite`` (the evidence attached) may be a function, called only when an
+    item is really raised: the console's tick asks on every change of the store.
 
     A roll back also demotes the canary to assisted at once (recorded and
     audited as an automatic demotion) until a person decides the item.
@@ -250,6 +258,8 @@ def enqueue(conn: sqlite3.Connection, report: Any, contract: Contract | None, *,
     exists = "SELECT 1 FROM release_items WHERE agent = ? AND version = ? AND transition = ?"
     if conn.execute(exists, (agent, version, transition)).fetchone():
         return None  # fast path: raised before (by this console, another, or a previous run)
+    if callable(suite):
+        suite = suite()
     settings = contract.canary if contract is not None else None
     risk = settings.release_risk if settings is not None else "high"
     deadline = now + (settings.release_deadline if settings is not None else 86400.0)

@@ -284,21 +284,22 @@ async def test_a_failing_analyst_is_said_on_the_screen_and_the_screen_computes_m
     finally:
         stop.set()
         thread.join(5)
+    from agentdeck.console.service.deck import DeckService
+
+    views = []
+    real = DeckService.canary
+
+    def spy(self, *a, **k):
+        views.append(real(self, *a, **k))
+        return views[-1]
+
+    monkeypatch.setattr(DeckService, "canary", spy)
     app = make_app(sample_db)
-    shown = []
-    real_show = CanaryScreen._show_view
-
-    def noted(screen, view, key=None):
-        shown.append(view)
-        return real_show(screen, view, key)
-
-    monkeypatch.setattr(CanaryScreen, "_show_view", noted)
     async with app.run_test(size=WIDE) as pilot:
         screen = await _canary(app, pilot)
-        # The first look computed the report here (no stored report trusted). A later reload (the store
-        # changed: this console stored what it computed, under a busy machine past the 1 s throttle) may read
-        # that stored report back; no look ever takes the failing analyst as alive.
-        assert shown and shown[0].computed_here and not any(v.analyst for v in shown)
+        # Nothing from the failing analyst is trusted: the first look computes here (and stores it: a later
+        # reload, after that write, may read this console's own report back).
+        assert views and views[0].computed_here and not any(v.analyst for v in views)
         headline = str(screen.query_one("#canary-headline", Static).render())
         assert "canary analyst failing: RuntimeError: contract file unreadable" in headline
         assert screen.report.n_canary == 86  # and the report is there all the same
@@ -312,3 +313,54 @@ def test_an_unreadable_cache_of_reports_only_costs_the_computation(sample_db, fi
     conn.execute("CREATE TABLE canary_state (id INTEGER)")  # damaged: none of the columns read
     view = _service(sample_db, fixed_clock).canary(None, {}, "all", "action_error_rate")
     assert view.computed_here and view.report is not None and view.report.n_canary == 86
+
+
+def test_a_following_console_leaves_verdicts_to_its_analysts_first_round(sample_db, fixed_clock, monkeypatch,
+                                                                         tmp_path):
+    """At start-up the console's ingest process runs the canary analyst: the release tick does not run the
+    same analysis on the console's process meanwhile, uses the analyst's reports once stored, and analyses
+    here again when the analyst failed or never came."""
+    import time
+
+    from agentdeck.console.service.deck import DeckService
+    from agentdeck.console.service.settings import for_tests
+    from agentdeck.store import canary
+    from agentdeck.store import canary_reports as cr
+    from agentdeck.store.contract import ContractCheck
+    from agentdeck.store.db import connect
+
+    deck = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    deck.expect_analyst()  # what the console does when it starts its ingest process
+    calls: list[str] = []
+    real = canary.analyse
+
+    def counted(*a, **k):
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(canary, "analyse", counted)
+    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
+    deck.release_tick()
+    deck.release_tick()  # nothing ingested since, but the verdicts are still owed: looked at again
+    assert calls == [] and deck.release_error is None
+
+    cr.refresh(ro, rw, time.time(), contracts=ContractCheck())  # the analyst's first round is in
+    calls.clear()
+    deck.release_tick()
+    assert calls == [] and deck.release_error is None  # the verdicts, from the stored reports
+
+    # A console started after that round, whose analyst then failed: analysed here at once.
+    late = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    late.expect_analyst()
+    cr.record_error(rw, "RuntimeError: contract file unreadable")
+    rw.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                  VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+    calls.clear()
+    late.release_tick()
+    assert "approval-agent" in calls
+    # A service no console has started an ingest process for (a command, a test) analyses here at once.
+    plain = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
+    calls.clear()
+    rw.execute("DELETE FROM canary_reports")
+    plain.release_tick()
+    assert "approval-agent" in calls

@@ -358,3 +358,43 @@ def test_a_dead_analyst_is_a_problem_of_the_ingest_process_and_is_started_again(
         proc.wait(20)
         conn.close()
     assert not analysts()
+
+
+def test_the_analyst_runs_in_a_session_of_its_own_and_ends_with_a_killed_ingest_process(sample_db):
+    """Its own session: the kernel shares the CPU between sessions first, so the analyst's rounds do not use
+    up the tailer's share (console/ingest_process.py). Not tied to the session: it ends when the ingest
+    process that started it is gone, even by kill -9 (no orphan left computing)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import SAMPLE_TRACES
+
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.ingest_process", "--db", str(sample_db),
+                             "--heartbeat", "0.5", str(SAMPLE_TRACES)], stderr=subprocess.DEVNULL)
+
+    def analysts() -> list[int]:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return [int(c) for c in children if b"canary_reports" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        except OSError:
+            return []
+
+    try:
+        assert _wait(lambda: len(analysts()) == 1, 30)
+        analyst = analysts()[0]
+        assert os.getsid(analyst) == analyst != os.getsid(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(20)
+
+    def gone() -> bool:
+        try:
+            os.kill(analyst, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie (no parent reaping it yet) has ended too.
+        return Path(f"/proc/{analyst}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    assert _wait(gone, 30), "the analyst outlived its ingest process"

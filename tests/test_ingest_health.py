@@ -235,6 +235,31 @@ def test_headless_ingest_follow_is_seen_by_consoles_and_says_when_it_stopped(tmp
     assert _store_ingesters(db)[0].state == "stopped"
 
 
+def test_headless_ingest_follow_stopped_by_sigterm_says_it_stopped_with_what_it_read(tmp_path):
+    """systemctl stop / kill: a clean stop, as Ctrl-C, not a record left "running" that consoles count as live
+    until they call it stalled."""
+    db, traces = tmp_path / "store.db", tmp_path / "t"
+    traces.mkdir()
+    connect(db).close()
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--follow", "--quiet",
+                             "--db", str(db), str(traces)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: any(r.state == "running" for r in _store_ingesters(db)))
+        write_trace(traces / "a.jsonl", task_lines("t-term"))
+        c = connect(db, readonly=True)
+        try:
+            _wait(lambda: c.execute("SELECT count(*) FROM tasks WHERE task_id = 't-term'").fetchone()[0] == 1)
+        finally:
+            c.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    (row,) = _store_ingesters(db)
+    assert row.state == "stopped"
+
+
 @settings(max_examples=200, deadline=None)
 @given(what=st.text(), detail=st.text(), todo=st.text(), since=st.one_of(st.none(), st.floats(0, 4e9)))
 def test_problem_text_from_traces_is_shown_literally(what, detail, todo, since):

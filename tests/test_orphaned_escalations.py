@@ -245,3 +245,17 @@ def test_orphan_queue_at_80x24(esc_db, make_app, snap_compare):
     app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
+
+
+def test_orphan_queue_and_dialog_at_160x45(esc_db, make_app, snap_compare):
+    # The queue beside the detail, the dialog over it: the queue's cells are updated in place
+    # (EscalationTable.show), so its column widths no longer depend on when the dialog opened.
+    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
+
+    async def run_before(pilot) -> None:
+        for key in ("2", "down", "a"):
+            await pilot.press(key)
+            await settle(pilot)
+
+    app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
+    assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)

@@ -6,6 +6,7 @@ once each across retries and restarts."""
 from __future__ import annotations
 
 import json
+import struct
 
 import httpx
 import pytest
@@ -307,3 +308,83 @@ def test_a_source_limited_to_some_agents_cannot_attach_logs_to_another_agents_ta
         assert accepted == 1 and not bad
     summaries = [p["summary"] for k, p in steps(connect(db), otlp.task_id(chat.trace_id)) if k == "reasoning"]
     assert "[red]injected[/red]" not in " ".join(summaries)  # that model step had its answer: nothing replaced
+
+
+def _proto_record(message) -> bytes:
+    """One message as the Collector's file exporter writes it with ``format: proto``: its length as a
+    4-byte big-endian integer, then the bytes (collector-contrib fileexporter exportMessageAsBuffer)."""
+    body = message.SerializeToString()
+    return struct.pack(">I", len(body)) + body
+
+
+def _collector_proto_file() -> bytes:
+    """Traces, logs and metrics pipelines writing to one ``format: proto`` file, as the marshalers
+    write them (TracesData / LogsData / MetricsData), logs first as openai-v2 emits them."""
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    app_log = LogsData()
+    rec = app_log.resource_logs.add().scope_logs.add().log_records.add()
+    rec.time_unix_nano, rec.severity_number = 1_795_600_000_000_000_000, 9
+    rec.body.string_value = "app started"
+    metrics = MetricsData()
+    metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "gen_ai.client.token.usage"
+    metric.sum.data_points.add().as_int = 42
+    return b"".join([*(_proto_record(LogsData.FromString(b)) for b in log_bodies()), _proto_record(app_log),
+                     _proto_record(metrics), *(_proto_record(TracesData.FromString(b)) for b in trace_bodies())])
+
+
+def test_collector_proto_file_with_logs_traces_and_metrics(tmp_path):
+    from agentdeck.store import otlp_files
+
+    folder = tmp_path / "otel"
+    folder.mkdir()
+    data = _collector_proto_file()
+    path = folder / "otel.binpb"
+    path.write_bytes(data[:-7])  # the Collector is mid-write: the last record waits
+    db = tmp_path / "s.db"
+    conn = connect(db)
+    skipped = dict(otlp_files.skipped)
+    assert Tailer(conn, [folder], post_commit=[]).poll().rejects == 0
+    # The logs are in, kept for spans still to come (the traces record is not complete yet).
+    assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+    kept = conn.execute("SELECT count(*) FROM otlp_logs").fetchone()[0]
+    assert kept > 0
+    conn.close()
+    path.write_bytes(data)
+    conn = connect(db)  # a new process: what was read is not read again
+    stats = Tailer(conn, [folder], post_commit=[]).poll()
+    assert stats.rejects == 0
+    check(conn)  # the log records' messages are on their spans' steps; 9 events, nothing doubled
+    assert otlp_files.skipped["logs"] - skipped.get("logs", 0) == 1  # the application log
+    assert otlp_files.skipped["metrics"] - skipped.get("metrics", 0) == 1
+    # The same records in another file (a copy, another exporter): each is stored once.
+    (folder / "copy.binpb").write_bytes(data)
+    assert Tailer(conn, [folder], post_commit=[]).poll().rejects == 0
+    check(conn)
+    assert conn.execute("SELECT count(*) FROM otlp_logs").fetchone()[0] == kept
+
+
+def test_proto_records_of_each_signal_are_told_apart():
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    from agentdeck.store.otlp_files import record_signal
+
+    assert {record_signal(LogsData.FromString(b).SerializeToString()) for b in log_bodies()} == {"logs"}
+    assert {record_signal(TracesData.FromString(b).SerializeToString()) for b in trace_bodies()} == {"traces"}
+    # Not protobuf, or empty: read as traces, which rejects it with the reason (or finds nothing).
+    assert record_signal(b"\xff\xff\xff") == "traces" and record_signal(b"") == "traces"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_as_a_proto_record_are_read_or_refused_never_a_crash(data):
+    from agentdeck.store.otlp_files import decode_record
+
+    try:
+        decode_record(data)
+    except otlp.OtlpError:
+        pass

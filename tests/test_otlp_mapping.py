@@ -280,11 +280,33 @@ _span = _st.fixed_dictionaries({}, optional={  # any subset of a span's fields, 
     "traceId": _idish, "spanId": _idish, "parentSpanId": _idish, "name": _st.one_of(_st.text(max_size=20), _st.none(),
                                                                                     _st.integers()),
     "startTimeUnixNano": _nanos, "endTimeUnixNano": _nanos, "status": _status,
-    "events": _st.one_of(_st.just([]), _st.none(), _st.just({}), _st.just([{"name": "e"}])),
+    "events": _st.one_of(_st.just([]), _st.none(), _st.just({}), _st.just([{"name": "e"}]), _st.lists(_st.deferred(
+        lambda: _event))),
     "attributes": _st.just([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]),
     "trace_id": _idish,
 })
 
+
+_attribute_value = _st.one_of(_st.fixed_dictionaries({"stringValue": _st.one_of(_st.text(max_size=8), _st.integers())}),
+                              _st.fixed_dictionaries({"intValue": _st.one_of(_nanos, _st.text("0123456789", max_size=20))}),
+                              _st.fixed_dictionaries({"boolValue": _st.booleans()}), _st.just({}), _st.none(),
+                              _st.fixed_dictionaries({"stringValue": _st.just("a"), "intValue": _st.just("1")}))
+_event = _st.fixed_dictionaries({}, optional={  # span events: agentdeck.* ones and the SDK's exception events
+    "name": _st.one_of(_st.sampled_from(["agentdeck.plan", "exception", "e"]), _st.none(), _st.integers()),
+    "timeUnixNano": _nanos, "time_unix_nano": _nanos,
+    "attributes": _st.one_of(_st.none(), _st.integers(), _st.lists(_st.one_of(
+        _st.fixed_dictionaries({"key": _st.one_of(_st.sampled_from(["agentdeck.summary", "exception.type", ""]),
+                                                 _st.integers()), "value": _attribute_value}),
+        _st.integers()), max_size=3)),
+})
+
+_good_event = _st.builds(lambda name, t, attrs: {"name": name, "timeUnixNano": str(t), "attributes": attrs},
+                         _st.sampled_from(["agentdeck.plan", "exception"]), _st.integers(0, 2**63),
+                         _st.lists(_st.fixed_dictionaries({
+                             "key": _st.sampled_from(["agentdeck.summary", "exception.type", "n"]),
+                             "value": _st.one_of(_st.fixed_dictionaries({"stringValue": _st.text(max_size=8)}),
+                                                 _st.fixed_dictionaries({"intValue": _st.integers(0, 10**9).map(str)}))}),
+                                   max_size=3))
 
 _GOOD = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
          "parentSpanId": "00f067aa0ba902b7", "name": "chat", "startTimeUnixNano": "1796003323403788605",
@@ -299,7 +321,8 @@ def _spans(draw):
         del span[key]
     fields = {"traceId": _idish, "spanId": _idish, "parentSpanId": _idish, "startTimeUnixNano": _nanos,
               "endTimeUnixNano": _nanos, "status": _status, "trace_id": _idish,
-              "name": _st.one_of(_st.text(max_size=20), _st.none(), _st.integers())}
+              "name": _st.one_of(_st.text(max_size=20), _st.none(), _st.integers()),
+              "events": _st.lists(_st.one_of(_event, _good_event), max_size=3)}
     for key in draw(_st.lists(_st.sampled_from(sorted(fields)), max_size=2, unique=True)):
         span[key] = draw(fields[key])
     return span

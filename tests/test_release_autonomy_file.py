@@ -72,3 +72,17 @@ def test_fleet_reads_the_highest_seq_per_version_and_skips_anything_else(tmp_pat
         if isinstance(seq, int) and stage in STAGES and seq >= expected.get(key, (-1, ""))[0]:
             expected[key] = (seq, stage)
     assert {k: v[1] for k, v in reader.poll().items()} == {k: v[1] for k, v in expected.items()}
+
+
+def test_publishing_records_its_times_on_the_console_clock(rel):
+    """When a change was published is the console's time (the one its decisions and audit use), not the host's."""
+    deck = deck_for(rel)
+    deck.release_tick()
+    conn = connect(rel / "store.db")
+    rows = conn.execute("SELECT published_at, publish_intent FROM stage_changes").fetchall()
+    assert rows and all(r["published_at"] == deck.now() for r in rows)
+    assert all(r["publish_intent"] in (None, deck.now()) for r in rows)
+
+
+def test_the_fleet_knows_the_same_stages_the_console_publishes():
+    assert STAGES == release.STAGES

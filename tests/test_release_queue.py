@@ -323,6 +323,26 @@ def test_a_pending_roll_back_holds_a_contract_edit_at_assisted(rel):
     assert published_stage(rel, "approval-agent", "v2") == "assisted"
 
 
+def test_a_contract_edit_is_noticed_from_the_stage_it_named_not_from_the_ledgers_wording(rel):
+    deck = deck_for(rel)
+    deck.release_tick()
+    conn = connect(rel / "store.db")
+    count = conn.execute("SELECT count(*) FROM stage_changes").fetchone()[0]
+    # However a row's explanation is worded (or reworded by a later release), an unchanged contract writes nothing.
+    conn.execute("UPDATE stage_changes SET why = 'reworded' WHERE cause = 'contract'")
+    deck_for(rel).release_tick()
+    assert conn.execute("SELECT count(*) FROM stage_changes").fetchone()[0] == count
+    # An edit writes one row, naming the stage the contract now says.
+    text = (rel / "traces" / "contracts" / "records-agent.toml").read_text()
+    old = next(line for line in text.splitlines() if line.startswith("v1 = "))
+    (rel / "traces" / "contracts" / "records-agent.toml").write_text(text.replace(old, 'v1 = "shadow"'))
+    deck_for(rel).release_tick()
+    rows = conn.execute("SELECT stage, contract_stage FROM stage_changes WHERE id > (SELECT max(id) - 1 "
+                        "FROM stage_changes)").fetchall()
+    assert conn.execute("SELECT count(*) FROM stage_changes").fetchone()[0] == count + 1
+    assert [tuple(r) for r in rows] == [("shadow", "shadow")]
+
+
 def test_read_only_console_raises_nothing(rel):
     assert deck_for(rel, read_only=True).release_tick() == 0
     assert items(rel / "store.db") == []

@@ -15,6 +15,7 @@ from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 from agentdeck.replay.evidence import verify_packet
 from agentdeck.replay.sor import SorService, seed_from_traces
 from agentdeck.store.db import connect
+from tasks_support import screen_lines
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
 
@@ -338,3 +339,25 @@ async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, s
         for bid in ("cancel", "retry"):
             assert screen.contains_region(dialog.query_one(f"#{bid}").region), bid
         assert str(dialog.query_one("#cancel").label) == "Close"  # type: ignore[attr-defined]
+
+
+async def test_a_successful_compensation_shows_its_outcome_line_first_at_80x24(sample_db, make_app, sor):
+    # The answer's JSON body is longer than the dialog's scroll at 24 rows: the outcome line
+    # ("Compensated (attempt 1)") is what must be in view, not the body's closing braces.
+    _point_hook_at(sample_db, sor.url)
+    app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
+        await settle(app, pilot)
+        await pilot.press(*"duplicate", "enter")
+        await settle(app, pilot)
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, CompensationDialog)
+        assert "Compensated (attempt 1)" in text_of(app, "#comp-status")
+        status = dialog.query_one("#comp-status", Static)
+        scroll = dialog.query_one("VerticalScroll")
+        assert status.region.height > scroll.region.height, "the body does not fit: the test needs it not to"
+        assert scroll.region.contains(status.region.x, status.region.y), (status.region, scroll.region)
+        assert any("Compensated (attempt 1)" in line for line in screen_lines(app))

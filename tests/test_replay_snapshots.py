@@ -97,3 +97,34 @@ async def test_dialog_buttons_and_border_are_on_screen_at_80x24(sample_db, make_
             assert frame.contains_region(button.region)
         if buttons == ("cancel",):
             assert str(dialog.query_one("#cancel", Button).label) == "Close"
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x45"])
+@pytest.mark.parametrize("allow", [frozenset({"127.0.0.1:8765"}), frozenset()], ids=["plan", "refused"])
+async def test_compensation_dialog_leaves_the_header_and_footer_in_view(sample_db, make_app, size, allow):
+    # The header says which screen and how ingest and the queue stand; the footer which keys work.
+    from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
+
+    app = make_app(sample_db, allow_hosts=allow)
+    async with app.run_test(size=size) as pilot:
+        await opened("task-0001", *TO_ACTION, "c")(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, CompensationDialog)
+        frame = dialog.query_one("#comp-frame").region
+        assert frame.y >= HEADER_ROWS and frame.bottom <= size[1] - FOOTER_ROWS, frame
+        base = app.screen_stack[-2]
+        assert base.query_one("DeckHeader").region.height == HEADER_ROWS
+        for bid in ("cancel", "confirm") if allow else ("cancel",):
+            assert frame.contains_region(dialog.query_one(f"#{bid}", Button).region), bid
+
+
+async def test_footer_shows_next_decision_and_compensate_whole_at_80x24(sample_db, make_app):
+    # The README's way to undo an action: ] to it, then c. Both keys must be readable in the footer.
+    from tasks_support import screen_lines
+
+    app = make_app(sample_db)
+    async with app.run_test(size=NARROW) as pilot:
+        await opened("task-0001", *TO_ACTION)(pilot)
+        footer = screen_lines(app)[-1]
+        assert "] Next decision" in footer and "c Compensate" in footer, footer
+        assert "? Help" in footer and "q Quit" in footer

@@ -157,3 +157,19 @@ async def test_command_palette_fits_at_both_sizes(sample_db, make_app, size):
         await pilot.press("enter")
         await settle(app, pilot)
         assert "outcome:failed" in screen_text(app), "the chosen command ran: Tasks filtered"
+
+
+async def test_text_fields_keep_a_steady_cursor(sample_db, make_app):
+    """Typing in a field leaves its cursor drawn: it does not blink (over SSH, each blink is a redraw)."""
+    from textual.widgets import Input
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.settled()
+        for keys in (("slash",), ("ctrl+p",)):
+            await pilot.press(*keys, "x")
+            await pilot.pause()
+            field = app.focused
+            assert isinstance(field, Input) and not field.cursor_blink and field._cursor_visible
+            await pilot.press("escape")
+            await pilot.pause()

@@ -24,6 +24,7 @@ was committed stays). With --follow, Ctrl-C is how it stops: 0.
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 import time
 from pathlib import Path
@@ -159,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
             status.tick({})
             tailer.on_batch = _also(status.on_batch, on_batch)
             stop = threading.Event()
+            # SIGTERM (systemctl stop, kill, a supervisor) stops it as Ctrl-C does: between batches, and
+            # its record in the store then says it stopped. Killed by the default action, it kept saying
+            # "running" with a fresh heartbeat until consoles called it stalled, and counted as a live
+            # ingester meanwhile.
+            if threading.current_thread() is threading.main_thread():  # (only there can it take a signal)
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
             worker = threading.Thread(target=tailer.run, args=(stop,), name="ingest", daemon=True)
             worker.start()
             try:

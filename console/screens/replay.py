@@ -31,13 +31,15 @@ class ReplayScreen(DeckScreen):
     MODE = "replay"
     CSS_PATH = "replay.tcss"
     AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
+    # Footer order: at 80 columns the footer cuts the last keys it shows, so the way to an
+    # action (]) and to undo it (c) come before play/pause, export and open.
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
-        Binding("space", "play", "Play/pause"),
         Binding("right_square_bracket", "decision(1)", "Next decision", key_display="]"),
         Binding("left_square_bracket", "decision(-1)", "Prev decision", key_display="[", show=False),
         Binding("c", "compensate", "Compensate"),
+        Binding("space", "play", "Play/pause"),
         Binding("e", "export", "Export evidence"),
         Binding("o", "open", "Open id"),
         Binding("escape", "close_open", "Close input", show=False),

@@ -53,6 +53,13 @@ def _clean_error(exc: BaseException, limit: int = 300) -> str:
 
 
 REPLAYS_KEPT = 4  # reconstructions kept (a 10,000-step task: a few MB)
+# A console following traces starts an ingest process whose canary analyst stores every pair's report
+# (store/canary_reports.py). Until its first round is in (seconds on a big store, more on a busy machine)
+# the release tick leaves a pair without a current stored report for a later tick instead of analysing it
+# here: the same analysis twice at start-up, the console's copy holding the UI's interpreter for seconds
+# (profiled on 1M events: release ticks of 5-8 s beside the analyst's first round, key presses and live
+# rows waiting behind them). Past this, or when the analyst says it failed, the tick analyses here as before.
+ANALYST_FIRST_ROUND_S = 120.0
 
 
 class DeckService:
@@ -73,6 +80,10 @@ class DeckService:
         self.release_error: str | None = None  # the last release tick failed: why (the console shows it)
         self._release_seen: tuple | None = None  # (tasks' newest change, contracts) at the last release tick
         self._release_timed = False  # a hold then was waiting on escalate_hold_after: the clock alone may change it
+        # Until then (monotonic), a pair without a current stored report waits for this console's analyst
+        # (expect_analyst: set by the app when it starts its ingest process).
+        self.analyst_grace_until = 0.0
+        self._started_at = time.time()  # wall clock, as the analyst stamps its rounds
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
     # -- connections and time ---------------------------------------------------
@@ -395,23 +406,51 @@ class DeckService:
         timed = False
         changed = 0
         now = self.now()
+        waiting = False  # a pair's verdict was left for the analyst's first round
         for pair in canary.pairs(conn):
             contract = book.get(pair.agent)
             for version in (pair.baseline, pair.canary):
                 changed += release.sync_contract(rw, contract, pair.agent, version, now=now)
             report = self._stored_report(conn, pair, now)
+            if report is None and self._analyst_coming(conn):
+                waiting = True
+                continue
             if report is None:
                 report = canary.analyse(conn, pair.agent, pair.baseline, pair.canary, window="all", now=now,
                                         contract=contract, sparklines=False, method="sequential")
             timed = timed or (report.verdict == canary.HOLD and contract is not None
                               and contract.canary.escalate_hold_after is not None)
-            if release.wanted(conn, report, contract, now) is None:
-                continue
             raised = release.enqueue(rw, report, contract, now=now,
-                                     suite=release.suite_summary(conn, pair.agent, pair.canary))
+                                     suite=lambda p=pair: release.suite_summary(conn, p.agent, p.canary))
             changed += raised is not None
-        self._release_seen, self._release_timed = seen, timed
+        # Left for the analyst: the next tick looks again even if nothing is ingested meanwhile.
+        self._release_seen, self._release_timed = (None if waiting else seen), timed
         return changed + len(self.publish_stages())
+
+    def expect_analyst(self, within: float = ANALYST_FIRST_ROUND_S) -> None:
+        """This console has just started an ingest process, whose canary analyst will store every pair's
+        report: until its first round is in (``within`` seconds at most) the release tick leaves a pair
+        without a current stored report to it instead of analysing it here (see ANALYST_FIRST_ROUND_S)."""
+        if not self.settings.read_only:
+            self.analyst_grace_until = time.monotonic() + within
+            self._started_at = time.time()
+
+    def _analyst_coming(self, conn: sqlite3.Connection) -> bool:
+        """This console's ingest process is starting its canary analyst, whose first round has not stored
+        reports yet (see ANALYST_FIRST_ROUND_S); False once that is over or the analyst said it failed."""
+        from agentdeck.store import canary_reports as cr
+
+        if time.monotonic() >= self.analyst_grace_until:
+            return False
+        try:
+            st = cr.state(conn)
+        except sqlite3.Error:
+            return False
+        if st is not None and (st.error is not None or (st.stamp and st.pairs_at >= self._started_at)):
+            # A round since this console started is in (or the analyst failed): stale now means analyse here.
+            self.analyst_grace_until = 0.0
+            return False
+        return True
 
     def publish_stages(self, escalation_id: str | None = None) -> list[str]:
         """Publish stage changes not yet published (autonomy.jsonl, release hook); only ``escalation_id``'s when
@@ -420,7 +459,7 @@ class DeckService:
 
         try:
             return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
-                                   escalation_id=escalation_id)
+                                   escalation_id=escalation_id, clock=self.clock)
         except sqlite3.Error:  # the store could not list them: a decision already recorded still stands;
             log.exception("listing stage changes")  # the release tick publishes them (and says if it fails)
             return []

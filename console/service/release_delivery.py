@@ -69,31 +69,32 @@ def publish_one(conn: sqlite3.Connection, change_id: int, autonomy: Path | None,
     if row["published_at"] is None:
         if autonomy is None:
             # No trace folder, so no outbox: only the hook hears of it (docs/autonomy.md).
-            _set(conn, change_id, published_at=time.time(), publish_error="autonomy.jsonl off (no trace folder)")
+            _set(conn, change_id, published_at=clock(), publish_error="autonomy.jsonl off (no trace folder)")
         else:
             try:
                 retry = row["publish_intent"] is not None
                 if not retry:
-                    _set(conn, change_id, publish_intent=time.time())
+                    _set(conn, change_id, publish_intent=clock())
                 outbox.append_once(autonomy, line, check=retry)
-                _set(conn, change_id, published_at=time.time(), publish_error=None)
+                _set(conn, change_id, published_at=clock(), publish_error=None)
             except OSError as exc:
                 _set(conn, change_id, publish_error=f"{autonomy}: {exc.strerror or exc}", hook_claimed_until=None)
                 return "failed"
     state = ""
     if row["hook_state"] == "pending" and row["release_hook"]:
-        state = _call_hook(conn, row, line, settings, client, sleep)
+        state = _call_hook(conn, row, line, settings, client, sleep, clock)
     _set(conn, change_id, hook_claimed_until=None)
     return state
 
 
-def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: DeliverySettings, client, sleep) -> str:
+def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: DeliverySettings, client, sleep,
+               clock: Callable[[], float]) -> str:
     from agentdeck.replay.hosts import check_url
 
     url = row["release_hook"]
     why = check_url(url, settings.allow_hosts)
     if why is not None:
-        _set(conn, row["id"], hook_state="blocked", hook_error=f"release hook not called: {why}", hook_at=time.time())
+        _set(conn, row["id"], hook_state="blocked", hook_error=f"release hook not called: {why}", hook_at=clock())
         return "blocked"
     import httpx
 
@@ -115,7 +116,7 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
     error = posted.error or None
     answer, _ = redact_text(posted.answer)  # kept and shown: tokens in a deploy system's answer are masked
     _set(conn, row["id"], hook_state=posted.state, hook_status=posted.status, hook_answer=answer,
-         hook_error=error, hook_at=time.time())
+         hook_error=error, hook_at=clock())
     return posted.state
 
 

@@ -227,6 +227,11 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h ago"
 
 
+# Rows the header (DeckHeader, height 2) and the key footer take: a dialog that keeps them in view
+# (compensation_dialog, reason_dialog) leaves these free.
+HEADER_ROWS, FOOTER_ROWS = 2, 1
+
+
 class DeckHeader(Horizontal):
     """Top bar: the screens as tabs (the last one the health indicator) and the live counters."""
 

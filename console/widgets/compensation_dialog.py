@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
 from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.service.views import ActionResult, CompensationPrompt
 
@@ -73,14 +75,17 @@ def describe(prompt: CompensationPrompt) -> Text:
 class CompensationDialog(ModalScreen[bool]):
     # Sized to the terminal, not to a fixed width: at 80x24 (the on-call SSH size) the whole
     # dialog and its buttons must show. The plan scrolls; the buttons never scroll away.
+    # It sits in #comp-room, whose margin keeps it off the header (2 lines: which screen, ingest
+    # and queue counters) and the footer (the keys that work), which stay readable around it.
+    # (Padding on the modal screen itself would shift the dimmed screen drawn beneath it.)
     DEFAULT_CSS = """
-    CompensationDialog { align: center middle; }
-    CompensationDialog > Vertical {
+    CompensationDialog #comp-room { margin: 2 0 1 0; height: 1fr; width: 1fr; align: center middle; }
+    CompensationDialog #comp-frame {
         width: 96%; max-width: 96; height: auto; max-height: 100%; padding: 0 1;
         border: thick $error; background: $surface;
     }
     CompensationDialog #comp-title { text-style: bold; }
-    CompensationDialog VerticalScroll { height: auto; max-height: 50vh; margin-top: 1; }
+    CompensationDialog VerticalScroll { height: auto; margin-top: 1; }
     CompensationDialog #comp-status { height: auto; margin-top: 1; display: none; }
     CompensationDialog #comp-status.shown { display: block; }
     CompensationDialog #comp-reason { margin-top: 1; }
@@ -104,7 +109,7 @@ class CompensationDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         title = Text("Compensate ")
         title.append_text(plain(self.action_id, 80, single_line=True))
-        with Vertical():
+        with Container(id="comp-room"), Vertical(id="comp-frame"):
             yield Label(title, id="comp-title")
             with VerticalScroll():
                 if self.has_plan:
@@ -125,7 +130,21 @@ class CompensationDialog(ModalScreen[bool]):
                     yield Button("Retry", id="retry", variant="warning")
                     yield Button("Compensate", id="confirm", variant="error")
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        """Fit between the header and the footer: the plan scrolls in what the fixed parts leave.
+
+        CSS cannot give an auto-height scroll "the rows its siblings leave", so it is set here.
+        """
+        room = max(8, height - HEADER_ROWS - FOOTER_ROWS)
+        # border 2, title 1, the plan's margin 1, reason input 3 + margin 1, hint 1 + margin 1, buttons 3
+        fixed = 2 + 1 + 1 + (4 if self.has_plan else 0) + 2 + 3
+        self.query_one(VerticalScroll).styles.max_height = max(3, min(height // 2, room - fixed))
+
     def on_mount(self) -> None:
+        self._fit(self.app.size.height)
         if self.has_plan:
             self.query_one("#retry").display = False
             # Where a reason is required the cursor starts in it; otherwise on Compensate.
@@ -168,7 +187,10 @@ class CompensationDialog(ModalScreen[bool]):
         status = self.query_one("#comp-status", Static)
         status.update(text)
         status.add_class("shown")
-        self.query_one(VerticalScroll).scroll_end(animate=False)
+        scroll = self.query_one(VerticalScroll)
+        # Once laid out, its first line (what happened) at the top of the view, the answer's body
+        # below it: at 80x24 scrolling to the end showed only the body's last lines.
+        self.call_after_refresh(lambda: scroll.scroll_to_widget(status, animate=False, top=True))
 
     def run_compensation(self, retry: bool) -> None:
         deck, prompt = self.app.deck, self.prompt  # type: ignore[attr-defined]

@@ -29,6 +29,7 @@ class EscalationTable(VimTable):
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.history = False
+        self._cells: dict[str, tuple] = {}  # escalation id -> the cells shown, in row order
 
     def on_mount(self) -> None:
         self.add_columns(*PENDING_COLUMNS)
@@ -42,17 +43,30 @@ class EscalationTable(VimTable):
             return None
 
     def show(self, rows: list[Row], now: float, *, history: bool, orphaned: frozenset[str] = frozenset()) -> None:
+        """Show ``rows``; when they are the rows already shown, in the same order, only changed cells are redrawn.
+
+        A clock tick or a store change reads the queue back whole, usually unchanged, and
+        clear() + add_row would drop the column widths' settled state, the sideways scroll
+        and the cursor for a frame (a flicker, and a snapshot that depended on the frame).
+        """
         keep, position = self.selected_id(), self.cursor_row
-        if history != self.history or not self.columns:
+        fresh = history != self.history or not self.columns
+        if fresh:
             self.clear(columns=True)
             self.add_columns(*(DECIDED_COLUMNS if history else PENDING_COLUMNS))
             self.history = history
+            self._cells = {}
             keep = None
-        else:
+        cells = {r["escalation_id"]: self._decided_cells(r, now) if history
+                 else self._pending_cells(r, now, r["escalation_id"] in orphaned) for r in rows}
+        if not fresh and list(cells) == list(self._cells):
+            self._update_in_place(cells)
+            return
+        if not fresh:
             self.clear()
-        for r in rows:
-            cells = self._decided_cells(r, now) if history else self._pending_cells(r, now, r["escalation_id"] in orphaned)
-            self.add_row(*cells, key=r["escalation_id"])
+        for key, row_cells in cells.items():
+            self.add_row(*row_cells, key=key)
+        self._cells = cells
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep))
@@ -60,6 +74,14 @@ class EscalationTable(VimTable):
                 # It left this list (just decided): stay at the same position, so the
                 # next escalation moves under the cursor instead of jumping to the top.
                 self.go_row(position)
+
+    def _update_in_place(self, cells: dict[str, tuple]) -> None:
+        columns = list(self.columns)
+        for key, row_cells in cells.items():
+            for column, old, new in zip(columns, self._cells[key], row_cells):
+                if old.plain != new.plain or old.style != new.style:
+                    self.update_cell(key, column, new, update_width=True)
+        self._cells = cells
 
     @staticmethod
     def _risk(risk: str) -> Text:

@@ -10,20 +10,27 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual import events
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
 
 
 class ReasonDialog(ModalScreen[str | None]):
+    # Like the compensation dialog: it sits in #reason-room, whose margin keeps the header
+    # (which screen, the queue and ingest counters) and the footer in view; what the decision
+    # is about scrolls in the rows the fixed parts leave (_fit), so the reason box and the
+    # buttons always show, even at 80x24 with a deadline note and a long callback sentence.
     DEFAULT_CSS = """
-    ReasonDialog { align: center middle; }
-    ReasonDialog > Vertical {
-        width: 76; height: auto; padding: 1 2;
+    ReasonDialog #reason-room { margin: 2 0 1 0; height: 1fr; width: 1fr; align: center middle; }
+    ReasonDialog #reason-frame {
+        width: 76; max-width: 100%; height: auto; max-height: 100%; padding: 0 2;
         border: thick $accent; background: $surface;
     }
+    ReasonDialog #reason-about { height: auto; }
     ReasonDialog #reason-title { text-style: bold; margin-bottom: 1; }
     ReasonDialog #reason-summary { margin-bottom: 1; }
     ReasonDialog #reason-note { color: $warning; margin-bottom: 1; }
@@ -50,13 +57,14 @@ class ReasonDialog(ModalScreen[str | None]):
         verb = "Approve" if self.decision == "approve" else "Deny"
         title = Text(f"{verb} ")
         title.append_text(plain(self.escalation_id, 60, single_line=True))
-        with Vertical():
+        with Container(id="reason-room"), Vertical(id="reason-frame"):
             yield Label(title, id="reason-title")
-            yield Static(self.summary, id="reason-summary")
-            if self.note:
-                yield Static(Text(self.note), id="reason-note")  # literal, never markup
-            if self.where:  # quotes a callback URL from a trace: literal, never markup
-                yield Static(plain(self.where, 600, style="bold" if self.orphaned else ""), id="reason-where")
+            with VerticalScroll(id="reason-about"):
+                yield Static(self.summary, id="reason-summary")
+                if self.note:
+                    yield Static(Text(self.note), id="reason-note")  # literal, never markup
+                if self.where:  # quotes a callback URL from a trace: literal, never markup
+                    yield Static(plain(self.where, 600, style="bold" if self.orphaned else ""), id="reason-where")
             yield Input(placeholder="reason (required)" if self.required else "reason (optional)", id="reason",
                         max_length=2000)
             yield Static("", id="reason-error")
@@ -65,7 +73,17 @@ class ReasonDialog(ModalScreen[str | None]):
                 yield Button("Cancel", id="cancel")
                 yield Button(verb, id="confirm", variant="error" if self.decision == "deny" else "success")
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        room = max(8, height - HEADER_ROWS - FOOTER_ROWS)
+        # border 2, title 1 + margin 1, reason input 3, error line 1, hint 1, buttons 3 + margin 1
+        fixed = 2 + 2 + 3 + 1 + 1 + 4
+        self.query_one("#reason-about").styles.max_height = max(3, room - fixed)
+
     def on_mount(self) -> None:
+        self._fit(self.app.size.height)
         self.query_one("#reason", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

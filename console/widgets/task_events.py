@@ -8,14 +8,15 @@ reach a widget.
 from __future__ import annotations
 
 import json
-from agentdeck.console.service.views import Row
 
 from rich.text import Text
 from textual.binding import Binding
 
 from agentdeck.console.safe import clean, plain
+from agentdeck.console.service.views import Row
 from agentdeck.console.widgets.chrome import format_clock
 from agentdeck.console.widgets.line_table import LineTable
+from agentdeck.replay.step_text import step_detail
 
 SUMMARY_LIMIT = 160
 PAYLOAD_LIMIT = 50_000  # characters of pretty JSON shown for one event
@@ -38,49 +39,6 @@ def load_payload(raw: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _short(value: object, limit: int = 60) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def summary(kind: str, p: dict) -> str:
-    """What happened, in a line (raw text: pass it through ``plain`` to show it)."""
-    g = p.get
-    if kind == "task_start":
-        version = g("agent_version") or {}
-        return f"{g('agent')} {version.get('id') if isinstance(version, dict) else ''} [{g('cohort')}/{g('stage')}] {g('request', '')}"
-    if kind == "plan":
-        steps = g("steps") or []
-        return f"{g('summary', '')}" + (f"  ({len(steps)} steps)" if steps else "")
-    if kind == "reasoning":
-        return f"{g('summary', '')}  ({g('tokens_in', 0)}→{g('tokens_out', 0)} tokens{', ' + str(g('status')) if g('status') not in (None, 'ok') else ''})"
-    if kind == "tool_call":
-        return f"{g('tool')}({_short(g('input'))})"
-    if kind == "tool_result":
-        retry = f" retry {g('retry')}" if g("retry") else ""
-        return f"{g('tool')} → {g('status', 'ok')} {g('latency_ms', 0):.0f}ms{retry}: {_short(g('output'))}"
-    if kind == "policy_check":
-        return f"{g('policy_id')} v{g('policy_version')}: {g('verdict')}" + (f" — {g('reason')}" if g("reason") else "")
-    if kind == "escalation":
-        action = g("proposed_action") or {}
-        what = f"{action.get('system')}.{action.get('operation')}" if isinstance(action, dict) else "?"
-        return f"{g('risk')} risk: {what} — {g('reason', '')}"
-    if kind == "decision":
-        return f"{g('decision')} by {g('decided_by')}" + (f" — {g('reason')}" if g("reason") else "")
-    if kind == "action":
-        amount = f" {g('amount')}" if g("amount") is not None else ""
-        undo = " (undoable)" if g("compensation") else ""
-        return f"{g('system')}.{g('operation')}{amount} → {g('status', 'ok')}{undo}"
-    if kind == "compensation":
-        return f"undo {g('action_id')} → {g('status')} by {g('by', 'agent')}"
-    if kind == "task_end":
-        return f"{g('outcome')} in {g('latency_ms', 0):.0f}ms, ${g('cost_usd', 0):.4f}" + (f" — {g('summary')}" if g("summary") else "")
-    return ""
-
-
 def payload_text(raw: str) -> Text:
     """An event's payload, pretty-printed and safe to show."""
     try:
@@ -97,7 +55,7 @@ EVENT_COLUMNS = (("seq", "seq", 7), ("time", "time", 12), ("kind", "kind", 12), 
 def event_cells(row: Row) -> tuple[Text, ...]:
     payload = load_payload(row["payload"])
     try:
-        what = summary(row["kind"], payload)
+        what = step_detail(row["kind"], payload)
     except (TypeError, ValueError, AttributeError):  # an odd payload still gets its row
         what = ""
     millis = f"{row['ts'] % 1:.3f}"[1:]

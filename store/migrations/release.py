@@ -15,7 +15,8 @@ the same id carries the decision itself.
 (contract stage, approved promotions and roll backs, automatic demotions and
 their lifting). Each row is published once to ``<traces>/outbox/autonomy.jsonl``
 (``published_at``, with ``publish_intent`` as the decisions outbox does) and to
-the contract's release hook (``hook_*``: state, attempts, the answer).
+the contract's release hook (``hook_*``: state, attempts, the answer);
+``contract_stage`` is what the contract said, for rows it caused.
 """
 
 # Append new migrations; never edit one that has shipped.
@@ -63,5 +64,13 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX stage_changes_version ON stage_changes (agent, version, id)",
         "CREATE INDEX stage_changes_unpublished ON stage_changes (id) WHERE published_at IS NULL "
         "OR hook_state = 'pending'",
+    ],
+    [
+        # The stage the contract named when a ``cause = 'contract'`` row was written (its ``stage`` may be
+        # capped by a pending roll back): whether the contract was edited since is read from this column,
+        # not from the ``why`` text. Rows written before it are filled from that text, once, here.
+        "ALTER TABLE stage_changes ADD COLUMN contract_stage TEXT",
+        """UPDATE stage_changes SET contract_stage = substr(why, instr(why, 'contract says ') + 14)
+           WHERE cause = 'contract' AND instr(why, 'contract says ') > 0""",
     ],
 ]
