@@ -196,7 +196,7 @@ async def run(bc, db: Path, rate: float, rounds: int, size: tuple[int, int], pro
                 computed_here += bool(screen.view and screen.view.computed_here)
                 if screen.view is not None:
                     reads.append(screen.view.seconds)
-        if profiler is not None:
+        if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
         app.exit()
