@@ -105,3 +105,29 @@ async def test_reason_dialog_leaves_the_header_and_footer_in_view_at_80x24(esc_d
         lines = screen_lines(app)
         assert "Escalations" in lines[0] and "Quit" in lines[-1]
         assert "is only" in "\n".join(lines), "where the decision goes is on screen"
+
+
+async def test_reason_dialog_text_that_does_not_fit_scrolls_with_the_page_keys_at_80x24(esc_db, make_app):  # noqa: F811
+    # The reason box keeps the cursor; PgDn/PgUp bring the rest of what the decision is about into view.
+    from textual.containers import VerticalScroll
+    from textual.widgets import Static
+
+    from agentdeck.console.widgets.reason_dialog import ReasonDialog
+
+    app = make_app(esc_db)
+    async with app.run_test(size=(80, 16)) as pilot:  # short enough that the text cannot all show
+        await pilot.press("2", "down", "d")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog)
+        about = dialog.query_one("#reason-about", VerticalScroll)
+        assert about.max_scroll_y > 0
+        assert "PgUp/PgDn" in str(dialog.query_one("#reason-hint", Static).render())
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert about.scroll_y > 0
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert about.scroll_y == 0
+        await pilot.press(*"why")  # typing still goes to the reason box
+        assert dialog.query_one("#reason").value == "why"

@@ -141,7 +141,7 @@ async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db
         assert dialog.query_one("#comp-reason").has_focus
         await pilot.press("enter")
         await settle(app, pilot)
-        assert "A reason is required" in text_of(app, "#comp-status")
+        assert "A reason is required" in text_of(app, "#comp-hint")  # under the reason box, always in view
         assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
         await pilot.press(*"refund was a duplicate", "enter")
         await settle(app, pilot)

@@ -72,6 +72,9 @@ def describe(prompt: CompensationPrompt) -> Text:
     return out
 
 
+HINT = "Nothing has run yet. Enter or Compensate runs it; Esc cancels."
+
+
 class CompensationDialog(ModalScreen[bool]):
     # Sized to the terminal, not to a fixed width: at 80x24 (the on-call SSH size) the whole
     # dialog and its buttons must show. The plan scrolls; the buttons never scroll away.
@@ -122,8 +125,7 @@ class CompensationDialog(ModalScreen[bool]):
             if self.has_plan:
                 yield Input(placeholder="reason (required: high risk)" if self.reason_required
                             else "reason (optional)", id="comp-reason", max_length=2000)
-            yield Static("Nothing has run yet. Enter or Compensate runs it; Esc cancels."
-                         if self.has_plan else "Esc closes.", id="comp-hint")
+            yield Static(HINT if self.has_plan else "Esc closes.", id="comp-hint")
             with Horizontal():
                 yield Button("Cancel" if self.has_plan else "Close", id="cancel")
                 if self.has_plan:
@@ -171,10 +173,13 @@ class CompensationDialog(ModalScreen[bool]):
             return
         reason = self.query_one("#comp-reason", Input).value.strip()
         if self.reason_required and not reason:
-            self._status(Text("A reason is required to undo a high or critical risk action "
-                              "(as it was to approve it). Type it, then Enter.", style="bold red"))
+            # Said under the reason box (always in view), not in the plan's scroll like a result.
+            # One line at 80 columns: the buttons below keep their rows.
+            self.query_one("#comp-hint", Static).update(Text(
+                "A reason is required (high risk, as to approve it). Type it, then Enter.", style="bold red"))
             self.query_one("#comp-reason", Input).focus()
             return
+        self.query_one("#comp-hint", Static).update(HINT)  # a "reason required" said before is answered
         self.reason = reason
         self.running = True
         self.attempted = True

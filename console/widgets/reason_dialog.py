@@ -40,7 +40,13 @@ class ReasonDialog(ModalScreen[str | None]):
     ReasonDialog Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ReasonDialog Button { margin-left: 2; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        # The reason box has the cursor; what the decision is about scrolls with the page keys
+        # (at 80x24 a deadline note and a long callback sentence do not all fit).
+        Binding("pageup", "scroll_about(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_about(1)", "Scroll down", show=False),
+    ]
 
     def __init__(self, decision: str, escalation_id: str, summary: Text, *, required: bool, note: str = "",
                  where: str = "", orphaned: bool = False) -> None:
@@ -81,6 +87,20 @@ class ReasonDialog(ModalScreen[str | None]):
         # border 2, title 1 + margin 1, reason input 3, error line 1, hint 1, buttons 3 + margin 1
         fixed = 2 + 2 + 3 + 1 + 1 + 4
         self.query_one("#reason-about").styles.max_height = max(3, room - fixed)
+        self.call_after_refresh(self._show_hint)
+
+    def _show_hint(self) -> None:
+        about = self.query_one("#reason-about", VerticalScroll)
+        more = about.max_scroll_y > 0
+        self.query_one("#reason-hint", Static).update(
+            "Enter confirms · Esc cancels" + (" · PgUp/PgDn scroll the text above" if more else ""))
+
+    def action_scroll_about(self, pages: int) -> None:
+        about = self.query_one("#reason-about", VerticalScroll)
+        if pages > 0:
+            about.scroll_page_down(animate=False)
+        else:
+            about.scroll_page_up(animate=False)
 
     def on_mount(self) -> None:
         self._fit(self.app.size.height)
