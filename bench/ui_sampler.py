@@ -45,6 +45,21 @@ from agentdeck.console.service.settings import for_tests  # noqa: E402
 from agentdeck.console.widgets.task_table import TaskTable  # noqa: E402
 
 
+READS: list[tuple[float, str]] = []  # (time, group) of every read a screen asked for
+
+
+def note_reads() -> None:
+    from agentdeck.console.screens.base import DeckScreen
+
+    inner = DeckScreen.read
+
+    def read(self, group, job, show, on_error=None):
+        READS.append((time.time(), group))
+        inner(self, group, job, show, on_error)
+
+    DeckScreen.read = read  # type: ignore[method-assign]
+
+
 class Sampler(threading.Thread):
     """Samples one thread's stack every ``every`` s: (time, frames innermost first as 'file:func:line')."""
 
@@ -115,7 +130,9 @@ def report(label: str, sampler: Sampler, events: list[tuple[str, float, float]],
         samples = sampler.between(t0, t1)
         here = Counter(ours(s) for s in samples)
         gcs = [(round(d * 1000, 1), g) for t, d, g in sampler.gcs if t0 <= t <= t1]
-        print(f"-- {name} took {(t1 - t0) * 1000:.0f} ms, {len(samples)} samples, gc (ms, gen): {gcs}")
+        reads = Counter(g for t, g in READS if t0 <= t <= t1)
+        print(f"-- {name} took {(t1 - t0) * 1000:.0f} ms, {len(samples)} samples, gc (ms, gen): {gcs}, "
+              f"reads asked for: {dict(reads)}")
         for where, n in here.most_common(6):
             print(f"   {n:4}  {where}")
         total.update(here)
@@ -131,6 +148,7 @@ def report(label: str, sampler: Sampler, events: list[tuple[str, float, float]],
 
 
 async def run(db: Path, rate: float, switches: int, keys: int, warm: float) -> None:
+    note_reads()
     live = Path(tempfile.mkdtemp(prefix="agentdeck-ui-sampler-"))
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
     async with app.run_test(size=(140, 40)) as pilot:
@@ -175,6 +193,10 @@ async def run(db: Path, rate: float, switches: int, keys: int, warm: float) -> N
         sampler.stop = True
         writer.terminate()
         print(f"load average {os.getloadavg()}")
+        fast = [e for e in switch_events if e[2] - e[1] <= 0.3]
+        if fast:
+            n = sum(1 for t, _ in READS for _, a, b in fast if a <= t <= b)
+            print(f"switches <= 300 ms: {n / len(fast):.1f} reads asked for each")
         report("screen switches 2<->1", sampler, switch_events, 0.3)
         for prefix in ("j", "k", "enter", "escape"):
             mine = [e for e in key_events if e[0].startswith(prefix + " ")]
