@@ -49,6 +49,10 @@ class EscalationsScreen(DeckScreen):
         self.view: EscalationView | None = None
         self.reach: dict = {}  # escalation id -> Reach (where its decision goes), from the last queue read
         self._shown_version = -1
+        # Store changes heard while shown (data_version bumps), and how many of them the last queue read
+        # began after: a read that began after a change includes it, so answering it needs no second read.
+        self._changes_heard = 0
+        self._changes_read = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="esc-body"):
@@ -79,22 +83,43 @@ class EscalationsScreen(DeckScreen):
     # --- loading ---------------------------------------------------------
 
     def reload(self) -> None:
-        history, deck = self.history, self.deck
-        self.read("esc-reload", lambda: deck.escalation_queue(history), self._show_queue)
+        # One trip: the queue and the detail of the escalation under the cursor are read together (a queue
+        # read answered, then a detail read, made two worker round trips per store change; under a fleet
+        # committing ten times a second the screen was re-reading more often than it finished).
+        history, deck, selected = self.history, self.deck, self.query_one(EscalationTable).selected_id()
 
-    def _show_queue(self, queue: EscalationQueue) -> None:
+        def job() -> tuple[EscalationQueue, EscalationView | None, str | None, int]:
+            heard = self._changes_heard  # every store change heard before this read began is in what it reads
+            queue = deck.escalation_queue(history)
+            return queue, deck.escalation(selected) if selected else None, selected, heard
+
+        self.read("esc-reload", job, self._show_read)
+
+    def _show_read(self, read: tuple[EscalationQueue, EscalationView | None, str | None, int]) -> None:
+        queue, view, read_for, heard = read
+        self._changes_read = max(self._changes_read, heard)
+        self._show_queue(queue, detail=(read_for, view))
+
+    def _show_queue(self, queue: EscalationQueue, detail: tuple[str | None, EscalationView | None] | None = None) -> None:
         if queue.history != self.history:
             return  # toggled while loading; the newer reload will show
         self.reach = dict(queue.reach)
-        self._show_rows(queue.rows, queue.history, queue.total)
+        self._show_rows(queue.rows, queue.history, queue.total, detail)
 
-    def _show_rows(self, rows, history: bool, total: int) -> None:
+    def _show_rows(self, rows, history: bool, total: int,
+                   detail: tuple[str | None, EscalationView | None] | None = None) -> None:
         now = self.app.now()
         self.rows = {r["escalation_id"]: dict(r) for r in rows}
         table = self.query_one(EscalationTable)
         table.show(rows, now, history=history, orphaned=self._orphaned())
         self._show_title(rows, now, total)
-        self.load_detail(table.selected_id())
+        selected = table.selected_id()
+        if selected is None:
+            self._show_detail(None)  # nothing selected: nothing to read
+        elif detail is not None and detail[0] == selected:
+            self._show_detail(detail[1])  # read with the queue
+        else:
+            self.load_detail(selected)  # the cursor is on another escalation than the one read along
 
     def _show_title(self, rows, now: float, total: int) -> None:
         title = Text()
@@ -134,8 +159,11 @@ class EscalationsScreen(DeckScreen):
         self.load_detail(event.row_key.value if event.row_key is not None else None)
 
     def load_detail(self, escalation_id: str | None) -> None:
+        if not escalation_id:
+            self._show_detail(None)  # nothing to read (an empty list)
+            return
         deck = self.deck
-        self.read("esc-detail", lambda: deck.escalation(escalation_id) if escalation_id else None, self._show_detail)
+        self.read("esc-detail", lambda: deck.escalation(escalation_id), self._show_detail)
 
     def _show_detail(self, view: EscalationView | None) -> None:
         self.view = view
@@ -230,7 +258,17 @@ class EscalationsScreen(DeckScreen):
 
     def _data_changed(self, version: int) -> None:
         if version != self._shown_version:
+            self._changes_heard += 1
             super()._data_changed(version)
+
+    _stale: bool = False  # (DeckScreen's: the store changed while a read was in flight)
+
+    def _on_settled(self) -> None:
+        if self._stale and self._changes_read >= self._changes_heard:
+            # Every change heard while the read was in flight came before it began (it waited for a
+            # worker thread meanwhile): what it showed already includes them.
+            self._stale = False
+        super()._on_settled()
 
     def _already(self, escalation_id: str, status: str, by: str | None, at: float | None) -> str:
         who = clean(by or "the agent", 60, single_line=True)

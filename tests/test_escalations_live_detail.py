@@ -1,0 +1,59 @@
+"""The Escalations detail follows the queue as other consoles decide: it always shows the row under the cursor.
+
+The queue and the selected escalation's detail are read together on each store change
+(console/screens/escalations.py), so these pin that the detail read along is the cursor's.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agentdeck.store import decisions
+from agentdeck.store.db import connect
+from test_escalations_flow import select
+from test_escalations_support import esc_db, settle  # noqa: F401  (fixture)
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the console did not show the change"
+        await settle(pilot, rounds=1)
+
+
+async def test_detail_follows_the_cursor_while_another_console_decides(esc_db, make_app):
+    app = make_app(esc_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await select(pilot, "esc-t-hostile")
+        table = app.screen.query_one("#esc-table")
+        assert app.screen.view.row["escalation_id"] == "esc-t-hostile"
+        other = connect(esc_db)
+        # Another console decides a different escalation: the queue shrinks, the cursor and detail stay.
+        assert decisions.decide(other, "esc-t-low", "deny", by="bob", reason="no", now=time.time()).applied
+        await wait_for(pilot, lambda: "esc-t-low" not in app.screen.rows)
+        await settle(pilot)
+        assert table.selected_id() == "esc-t-hostile"
+        assert app.screen.view.row["escalation_id"] == "esc-t-hostile"
+        assert app.screen.view.row["status"] == "pending"
+        # Then the selected one itself: it leaves the list and the detail is the escalation now under the cursor.
+        assert decisions.decide(other, "esc-t-hostile", "deny", by="bob", reason="no", now=time.time()).applied
+        await wait_for(pilot, lambda: "esc-t-hostile" not in app.screen.rows)
+        await settle(pilot)
+        now_selected = table.selected_id()
+        assert now_selected is not None and now_selected != "esc-t-hostile"
+        assert app.screen.view.row["escalation_id"] == now_selected
+        other.close()
+
+
+async def test_an_emptied_queue_shows_no_detail(esc_db, make_app):
+    app = make_app(esc_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await select(pilot, "esc-t-low")
+        other = connect(esc_db)
+        for escalation_id in ("esc-t-expired", "esc-t-high", "esc-t-hostile", "esc-t-low"):
+            decisions.decide(other, escalation_id, "deny", by="bob", reason="no", now=time.time())
+        other.close()
+        await wait_for(pilot, lambda: not app.screen.rows)
+        await settle(pilot)
+        assert app.screen.query_one("#esc-table").selected_id() is None
+        assert app.screen.view is None
