@@ -422,6 +422,48 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
     comes; this batch's are returned rewritten (the caller rolls back and claims those).
     None: the items stand, and their sub-agent steps are recorded.
     """
+    links, contrib, subs = _passed_up(items)
+    if not links and not contrib and not subs:
+        return None
+    traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
+    state: dict[tuple[str, str], list] = {
+        (t, s): [p, (rn, rq) if rn is not None else None, (an, aw) if an is not None else None]
+        for t, s, p, rn, rq, an, aw in conn.execute(
+            "SELECT trace_id, span_id, parent_id, req_ns, request, ans_ns, answer FROM otlp_inner "
+            "WHERE trace_id IN (SELECT value FROM json_each(?))", (json.dumps(traces),))}
+    dirty = _propagate(state, links, contrib)
+    if dirty:
+        conn.executemany(
+            "INSERT OR REPLACE INTO otlp_inner (trace_id, span_id, parent_id, req_ns, request, ans_ns, answer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*node, agg[0], *(agg[1] or _NO_STEP), *(agg[2] or _NO_STEP)) for node, agg in
+             ((n, state[n]) for n in sorted(dirty))])
+        _restate(conn, sorted(dirty), state)
+    out, changed = [], False
+    for item in items:
+        meta = item.meta if type(item) is SpanItem else None
+        if not meta or not meta.get("sub"):
+            out.append(item)
+            continue
+        start_ns, agent, request, outcome, summary = meta["sub"]
+        plan = _filled_plan(task_id(item.key[0]), start_ns, agent, request, outcome, summary,
+                            state.get(item.key[:2]))
+        if plan["summary"] != meta.get("shown"):
+            out.append(_item(plan, item.key, {**meta, "shown": plan["summary"]}))
+            changed = True
+        else:
+            out.append(item)
+    if changed:
+        return out
+    conn.executemany(
+        "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, summary, "
+        "shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*item.key[:2], step_seq(item.meta["sub"][0]), *item.meta["sub"], item.meta["shown"]) for item in subs])
+    return None
+
+
+def _passed_up(items: list) -> tuple[list, list, list]:
+    """The batch's parent links, model calls' (node, request, answer), and sub-agent steps that want them."""
     links, contrib, subs = [], [], []
     for item in items:
         meta = item.meta if type(item) is SpanItem else None
@@ -433,14 +475,11 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
             contrib.append(((item.key[0], meta["parent"]), _opt(meta.get("req")), _opt(meta.get("ans"))))
         elif meta.get("sub"):
             subs.append(item)
-    if not links and not contrib and not subs:
-        return None
-    traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
-    state: dict[tuple[str, str], list] = {
-        (t, s): [p, (rn, rq) if rn is not None else None, (an, aw) if an is not None else None]
-        for t, s, p, rn, rq, an, aw in conn.execute(
-            "SELECT trace_id, span_id, parent_id, req_ns, request, ans_ns, answer FROM otlp_inner "
-            "WHERE trace_id IN (SELECT value FROM json_each(?))", (json.dumps(traces),))}
+    return links, contrib, subs
+
+
+def _propagate(state: dict[tuple[str, str], list], links: list, contrib: list) -> set[tuple[str, str]]:
+    """Pass ``links`` and ``contrib`` into ``state`` ((trace, span) -> [parent, req, ans]); the nodes changed."""
     dirty: set[tuple[str, str]] = set()
 
     def up(node: tuple[str, str], req, ans) -> None:
@@ -462,35 +501,30 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
                 up((trace, parent), agg[1], agg[2])
     for node, req, ans in contrib:
         up(node, req, ans)
-    if dirty:
-        conn.executemany(
-            "INSERT OR REPLACE INTO otlp_inner (trace_id, span_id, parent_id, req_ns, request, ans_ns, answer) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*node, agg[0], *(agg[1] or _NO_STEP), *(agg[2] or _NO_STEP)) for node, agg in
-             ((n, state[n]) for n in sorted(dirty))])
-        _restate(conn, sorted(dirty), state)
-    out, changed = [], False
-    for item in items:
+    return dirty
+
+
+def _prefill(items: SpanItems) -> None:
+    """Fill this batch's sub-agent steps from the batch's own model calls, in place: what
+    ``_inner`` would make of them when nothing of their traces is stored (it checks them
+    against the store; writing them right here spares it a second round)."""
+    links, contrib, subs = _passed_up(items)
+    has_alt = [i for i, item in enumerate(items) if type(item) is SpanItem and item.meta and item.meta.get("alt_sub")]
+    if not subs and not has_alt:
+        return
+    state: dict[tuple[str, str], list] = {}
+    _propagate(state, links, contrib)
+    if not state:
+        return
+    for i, item in enumerate(items):
         meta = item.meta if type(item) is SpanItem else None
-        if not meta or not meta.get("sub"):
-            out.append(item)
+        if not meta:
             continue
-        start_ns, agent, request, outcome, summary = meta["sub"]
-        plan = _filled_plan(task_id(item.key[0]), start_ns, agent, request, outcome, summary,
-                            state.get(item.key[:2]))
-        if plan["summary"] != json.loads(item[1])["summary"]:
-            out.append(_item(plan, item.key, meta))
-            changed = True
-        else:
-            out.append(item)
-    if changed:
-        return out
-    conn.executemany(
-        "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, summary, "
-        "shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*item.key[:2], step_seq(item.meta["sub"][0]), *item.meta["sub"], json.loads(item[1])["summary"])
-         for item in subs])
-    return None
+        if meta.get("sub") and (agg := state.get(item.key[:2])) is not None:
+            plan = _filled_plan(task_id(item.key[0]), *meta["sub"], agg)
+            items[i] = _item(plan, item.key, {**meta, "shown": plan["summary"]})
+        elif meta.get("alt_sub") and meta.get("alt") and (agg := state.get(item.key[:2])) is not None:
+            item.meta = {**meta, "alt": _filled_plan(task_id(item.key[0]), *meta["alt_sub"], agg)}
 
 
 def _filled_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str,
@@ -618,7 +652,7 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
                 alt = meta.get("alt")
                 if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
                     rewritten.append(_item(alt, item.key[:2] + ("start",),
-                                           {"ans": meta.get("ans"), "sub": meta.get("alt_sub")}))
+                                           {"ans": meta.get("ans"), "sub": meta.get("alt_sub"), "shown": alt["summary"]}))
             elif v == "refill":
                 used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
                 fields = json.loads(item[1])
@@ -1261,6 +1295,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
                 raise OtlpError(reason) from None
             rejected.append(BadSpan(reason, _raw_json(
                 {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name[:200]})))
+    _prefill(items)
     return items
 
 
@@ -1501,7 +1536,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             add("end", span.end_ns, LAST_SEQ, end,
                 {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
         elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub}))  # type: ignore[arg-type]
+            made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
+                                         "shown": plan["summary"] if sub else None}))
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
