@@ -521,10 +521,16 @@ def _prefill(items: SpanItems) -> None:
         if not meta:
             continue
         if meta.get("sub") and (agg := state.get(item.key[:2])) is not None:
-            plan = _filled_plan(task_id(item.key[0]), *meta["sub"], agg)
+            plan = _filled_plan(task_id(item.key[0]), *_sub(meta["sub"]), agg)
             items[i] = _item(plan, item.key, {**meta, "shown": plan["summary"]})
         elif meta.get("alt_sub") and meta.get("alt") and (agg := state.get(item.key[:2])) is not None:
-            item.meta = {**meta, "alt": _filled_plan(task_id(item.key[0]), *meta["alt_sub"], agg)}
+            item.meta = {**meta, "alt": _filled_plan(task_id(item.key[0]), *_sub(meta["alt_sub"]), agg)}
+
+
+def _sub(value: Any) -> tuple[int, str, str, str, str]:
+    """A sub-agent step's own fields, as meta carries them: (start_ns, agent, request, outcome, summary)."""
+    start_ns, agent, request, outcome, summary = value
+    return start_ns, agent, request, outcome, summary
 
 
 def _filled_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str,
@@ -1537,7 +1543,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
         elif name and name != agent_name(winner):
             made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
-                                         "shown": plan["summary"] if sub else None}))
+                                         "shown": plan["summary"] if plan and sub else None}))
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
