@@ -396,7 +396,10 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
 # agent above it (OpenInference's "turn" CHAIN spans, a nameless agent or workflow); any other
 # span (a named agent, a tool, a span that is not GenAI) stops them.
 _PASSING_KINDS = frozenset({"agent", "workflow", "genai"})
-_MAX_HOPS = 64
+# A walk up ends where nothing changes, so a cycle of parent links (a hostile trace) ends after
+# one lap; the bound only guards against a bug, far above any real nesting (a lower one would
+# make a deep chain's result depend on the order its spans came in).
+_MAX_HOPS = 100_000
 
 
 def _merge(agg: list, req, ans) -> bool:
@@ -483,7 +486,7 @@ def _propagate(state: dict[tuple[str, str], list], links: list, contrib: list) -
     dirty: set[tuple[str, str]] = set()
 
     def up(node: tuple[str, str], req, ans) -> None:
-        for _hop in range(_MAX_HOPS):  # (a hostile trace may link spans in a cycle)
+        for _hop in range(_MAX_HOPS):
             agg = state.setdefault(node, [None, None, None])
             if not _merge(agg, req, ans):
                 return
