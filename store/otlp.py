@@ -397,9 +397,10 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
 # span (a named agent, a tool, a span that is not GenAI) stops them.
 _PASSING_KINDS = frozenset({"agent", "workflow", "genai"})
 # A walk up ends where nothing changes, so a cycle of parent links (a hostile trace) ends after
-# one lap; the bound only guards against a bug, far above any real nesting (a lower one would
-# make a deep chain's result depend on the order its spans came in).
-_MAX_HOPS = 100_000
+# one lap. The bound keeps a hostile chain of thousands of passing spans, each with a model call,
+# from costing chain length squared; real nesting is a few spans deep (only a chain deeper than
+# this could show an answer that depends on the order its spans came in).
+_MAX_HOPS = 1000
 
 
 def _merge(agg: list, req, ans) -> bool:
