@@ -96,3 +96,21 @@ def test_parent_links_in_a_cycle_end_and_store_the_spans():
         conn = store([[s] for s in order])
         kinds = [k for (k,) in conn.execute("SELECT kind FROM events WHERE task_id = ? ORDER BY seq", (TASK,))]
         assert kinds == ["task_start", "reasoning", "task_end"]
+
+
+def test_a_chain_of_thousands_of_passing_spans_is_stored():
+    """A hostile trace nesting 1500 chain spans, each with a model call, under a sub-agent
+    that logs nothing: every span is stored and the step still reads an answer."""
+    deep = [agent("a000000000000001", "triage", None, 0, 100_000),
+            agent("a000000000000002", "refund", "a000000000000001", 1, 99_999)]
+    parent = "a000000000000002"
+    for n in range(1500):
+        cid = f"c{n:015x}"
+        deep.append(chain(cid, parent, 2 + n, 90_000 - n))
+        deep.append(llm(f"d{n:015x}", cid, 3 + n, 80_000 - n, f"ask {n}", f"answer {n}"))
+        parent = cid
+    conn = store([deep])
+    assert conn.execute("SELECT count(*) FROM events WHERE task_id = ? AND kind = 'reasoning'",
+                        (TASK,)).fetchone()[0] == 1500
+    (refund,) = [s for s in subagent_steps(conn) if s.startswith("sub-agent refund: ")]
+    assert refund == "sub-agent refund: ask 0 → answer 0"  # the first to start, the last to end
