@@ -137,7 +137,7 @@ class AutonomyReader(_LineTail):
 class CallbackReceiver:
     """A local decision endpoint for the fleet: POSTed decisions, deduplicated by Idempotency-Key."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.decisions: dict[str, dict] = {}
         self.keys: set[str] = set()
         self.lock = threading.Lock()
@@ -163,7 +163,12 @@ class CallbackReceiver:
             def log_message(self, *args) -> None:
                 pass  # the console draws on this terminal
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:
+            self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        except OSError:
+            if not port:
+                raise
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # taken (another demo?): anywhere
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self.url = f"http://{self.host}/decisions"
         self.thread = threading.Thread(target=self.server.serve_forever, name="fleet-callback", daemon=True)
@@ -261,10 +266,11 @@ class Fleet:
         self._files: dict[int, BinaryIO] = {}
         self.prefix = f"{int(time.time() * 10) % 10_000_000:07d}"
 
-    def start_callback(self) -> str:
-        """Listen for decisions on 127.0.0.1 (ephemeral port); escalations carry its URL. Returns host:port."""
+    def start_callback(self, port: int = 0) -> str:
+        """Listen for decisions on 127.0.0.1 (``port``, else any free one if it is taken or 0); escalations carry
+        its URL. Returns host:port."""
         if self.receiver is None:
-            self.receiver = CallbackReceiver()
+            self.receiver = CallbackReceiver(port)
             self.callback_url = self.receiver.url
         return self.receiver.host
 

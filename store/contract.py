@@ -21,6 +21,7 @@ import math
 import operator
 import os
 import sqlite3
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,6 +536,16 @@ class ContractCheck:
         # Names the book in force, for verdicts reached elsewhere (parse
         # processes): plain ints, so it survives pickling.
         self.token: tuple[int, int] = (id(self), 0)
+        # Seconds a book is used before its folders are looked at again (0:
+        # every call). A bulk import asks for the book for every chunk it
+        # submits and every batch it commits: listing the contract folders
+        # and reading `sources` each time cost ~1 ms a call, ~1 us an event
+        # of the committing process (store/tailer.py sets this while it reads
+        # a backlog; a contract changed meanwhile is used within that time,
+        # and parse processes and the committing process still agree on the
+        # book by its token).
+        self.recheck_every = 0.0
+        self._checked_at = 0.0
 
     def dirs(self, conn: sqlite3.Connection) -> list[Path]:
         if self._fixed_dirs is not None:
@@ -543,6 +554,10 @@ class ContractCheck:
         return contract_dirs(self._cli, folders)
 
     def book(self, conn: sqlite3.Connection) -> ContractBook:
+        now = time.monotonic()
+        if self.recheck_every and self._sig is not None and now - self._checked_at < self.recheck_every:
+            return self._book
+        self._checked_at = now
         dirs = self.dirs(conn)
         sig = (tuple(dirs), _signature(dirs))
         if sig != self._sig:

@@ -11,7 +11,8 @@ import importlib
 import sqlite3
 from pathlib import Path
 
-from agentdeck.store.txn import atomic
+from agentdeck.store import deferred_indexes
+from agentdeck.store.txn import StoreReadOnly, atomic
 
 # sqlite-utils is a dependency for operators: its CLI browses this store
 # (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
@@ -73,6 +74,13 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     for pragma in PRAGMAS:
         conn.execute(pragma)
     conn.row_factory = sqlite3.Row
+    # An import killed while it had indexes deferred (or one still running):
+    # build them before anything reads, and before migrations that may
+    # change them (store/deferred_indexes.py).
+    try:
+        deferred_indexes.restore(conn)
+    except StoreReadOnly:
+        pass  # a store nobody may write: its queries are slower, never wrong
     migrate(conn)
     return conn
 

@@ -73,6 +73,7 @@ def check(conn: sqlite3.Connection, now: float, *, child: ChildState | None = No
     _deliveries(conn, problems)
     _release_hooks(conn, problems)
     _compensations(conn, now, problems)
+    _deferred_indexes(conn, problems)
     # Two ingesters may report one path (a restart's overlap): once, the oldest.
     unique: dict[str, Problem] = {}
     for p in problems:
@@ -227,3 +228,24 @@ def _compensations(conn, now: float, problems: list[Problem]) -> None:
             r[5] or r[4],
             "open the task on Replay (4, or enter here), select the action and press c to retry "
             "(same idempotency key: nothing is undone twice)", f"replay:{r[1]}"))
+
+
+def _deferred_indexes(conn, problems: list[Problem]) -> None:
+    """The tasks' indexes a large import left out (store/deferred_indexes.py): task lists scan meanwhile."""
+    from agentdeck.store import deferred_indexes
+
+    at = deferred_indexes.since(conn)
+    if at is None:
+        return
+    names = ", ".join(sorted(deferred_indexes.pending(conn)))
+    if deferred_indexes.abandoned(conn):
+        problems.append(Problem(
+            "deferred-indexes", "warn", "task indexes missing: the import that deferred them was cut off",
+            f"not built yet: {names}", at,
+            "this console's ingest builds them on its next pass; otherwise restart the console or run "
+            "agentdeck ingest (opening the store for writing builds them); task lists are slower until then"))
+    else:
+        problems.append(Problem(
+            "deferred-indexes", "warn", "a bulk import is running with the task indexes deferred",
+            f"built when its backlog is read: {names}", at,
+            "task lists are slower until then; nothing to do (opening the store for writing builds them at once)"))

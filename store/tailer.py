@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
-from agentdeck.store import otlp_files, postcommit
+from agentdeck.store import deferred_indexes, otlp_files, postcommit
 from agentdeck.store.contract import ContractCheck
 from agentdeck.store.ingest import (BatchResult, OffsetMoved, commit, commit_lines, decode_lines, describe_error,
                                     merge, prepare)
@@ -75,6 +75,13 @@ BULK_CACHE_KIB = -8 * 1024  # PRAGMA cache_size while importing a backlog (negat
 # (bench/README.md). 32,768 pages bound the WAL at about 128 MiB; the usual
 # setting is back when the backlog is read, and the next commit checkpoints.
 BULK_CHECKPOINT_PAGES = 32_768
+# A backlog at least this large (and at least DEFER_BYTES_PER_TASK per task
+# row the store holds already, since building an index afterwards sorts every
+# row) is imported with the tasks' secondary indexes deferred, when the
+# Tailer is asked to (store/deferred_indexes.py): `agentdeck ingest`.
+DEFER_MIN_BYTES = 64 * 1024 * 1024
+DEFER_BYTES_PER_TASK = 1024
+BULK_CONTRACT_RECHECK_S = 1.0  # while importing a backlog: contract folders looked at once a second
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -138,6 +145,7 @@ class Tailer:
         on_batch: Callable[[TailStats], None] | None = None,
         post_commit: Iterable[Callable[[sqlite3.Connection, BatchResult], None]] | None = None,
         parse_pool=None,
+        defer_indexes: bool = False,
     ) -> None:
         self.conn = conn
         self.paths = [Path(p) for p in paths]
@@ -146,6 +154,11 @@ class Tailer:
         self.on_batch = on_batch
         # store.parallel.ParsePool: parse backlogs on other cores (bulk import).
         self.parse_pool = parse_pool
+        # Drop the tasks' secondary indexes while a large backlog is read and
+        # build them once after it (store/deferred_indexes.py). Off by
+        # default: only `agentdeck ingest` asks for it, not the console's
+        # own ingest process (its screens query while it imports).
+        self.defer_indexes = defer_indexes
         # Work derived from a committed batch. A ContractCheck among the hooks
         # runs inside each batch's transaction (violations are exactly-once
         # like the events); the others run on this tailer's thread and
@@ -284,26 +297,78 @@ class Tailer:
         stats = TailStats()
         problems: dict[str, str] = {}
         self._finish_queued(problems)
-        for path, st, wanted in self.files(problems):
-            try:
-                self._poll_file(path, st, wanted, stats)
-            except FileNotFoundError:
-                continue  # vanished between listing and opening: next pass sees the truth
-            except PermissionError as exc:
-                problems[str(path)] = f"permission denied: {exc.strerror}"
-            except OffsetMoved:
-                self._load_sources()  # another ingester is ahead; take its state
-            except OSError as exc:
-                problems[str(path)] = f"cannot read: {exc.strerror or exc}"
-            except sqlite3.Error as exc:
-                problems[str(path)] = f"store error: {exc}"
-                log.debug("store error while ingesting %s", path, exc_info=True)
-                self._load_sources()
+        self._restore_abandoned(problems)
+        files = self.files(problems)
+        deferred = self._defer_indexes(files, problems)
+        try:
+            for path, st, wanted in files:
+                try:
+                    self._poll_file(path, st, wanted, stats)
+                except FileNotFoundError:
+                    continue  # vanished between listing and opening: next pass sees the truth
+                except PermissionError as exc:
+                    problems[str(path)] = f"permission denied: {exc.strerror}"
+                except OffsetMoved:
+                    self._load_sources()  # another ingester is ahead; take its state
+                except OSError as exc:
+                    problems[str(path)] = f"cannot read: {exc.strerror or exc}"
+                except sqlite3.Error as exc:
+                    problems[str(path)] = f"store error: {exc}"
+                    log.debug("store error while ingesting %s", path, exc_info=True)
+                    self._load_sources()
+        finally:
+            if deferred:
+                self._restore_indexes(problems)
         for name, error in self._hook_problems.items():
             problems[f"(post-commit {name})"] = error.strip().splitlines()[-1]
         self._hook_problems.clear()
         self.problems = problems
         return stats
+
+    def backlog(self, files: list[tuple[Path, os.stat_result, bool]]) -> int:
+        """Bytes not read yet in ``files`` (as ``files()`` lists them), about."""
+        total = 0
+        for _path, st, wanted in files:
+            src = self.sources.get((st.st_dev, st.st_ino))
+            if src is not None:
+                total += max(0, st.st_size - self._stream_offset(src))
+            elif wanted:
+                total += st.st_size
+        return total
+
+    def _defer_indexes(self, files: list[tuple[Path, os.stat_result, bool]], problems: dict[str, str]) -> bool:
+        """Drop the tasks' secondary indexes when this pass has a backlog worth building them after."""
+        if not self.defer_indexes:
+            return False
+        backlog = self.backlog(files)
+        if backlog < DEFER_MIN_BYTES:
+            return False
+        try:
+            tasks = self.conn.execute("SELECT coalesce(max(rowid), 0) FROM tasks").fetchone()[0]
+            if backlog < tasks * DEFER_BYTES_PER_TASK:
+                return False  # rebuilding over the rows already stored would cost more than it saves
+            return bool(deferred_indexes.defer(self.conn))
+        except sqlite3.Error as exc:  # the import goes on with the indexes as they are
+            problems["(indexes)"] = f"could not defer the tasks' indexes: {exc}"
+            log.debug("deferring indexes failed", exc_info=True)
+            return False
+
+    def _restore_abandoned(self, problems: dict[str, str]) -> None:
+        """Indexes an import deferred and did not live to build (kill -9 while this process had the store open)."""
+        try:
+            if deferred_indexes.abandoned(self.conn):
+                deferred_indexes.restore(self.conn)
+        except sqlite3.Error as exc:
+            problems["(indexes)"] = f"the tasks' indexes a killed import deferred are not built yet: {exc}"
+            log.debug("restoring abandoned indexes failed", exc_info=True)
+
+    def _restore_indexes(self, problems: dict[str, str]) -> None:
+        try:
+            deferred_indexes.restore(self.conn)
+        except sqlite3.Error as exc:
+            problems["(indexes)"] = (f"the tasks' indexes deferred for the import are not built yet ({exc}); "
+                                     "they are built when the store is next opened for writing")
+            log.debug("restoring deferred indexes failed", exc_info=True)
 
     def _finish_queued(self, problems: dict[str, str]) -> None:
         """Contract checks queued by batches committed without one (a crash, the OTLP receiver)."""
@@ -443,6 +508,10 @@ class Tailer:
         cache_was = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = {BULK_CACHE_KIB}")
         checkpoint_was = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        # The contract book is asked for every chunk and every batch: its folders are looked at once a second.
+        recheck_was = self.contracts.recheck_every if self.contracts else 0.0
+        if self.contracts:
+            self.contracts.recheck_every = BULK_CONTRACT_RECHECK_S
         if 0 < int(checkpoint_was) < BULK_CHECKPOINT_PAGES:  # (0: checkpoints are off; left so)
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         try:
@@ -486,6 +555,8 @@ class Tailer:
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache_was)}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_was)}")
+            if self.contracts:
+                self.contracts.recheck_every = recheck_was
             if gc_was:
                 gc.enable()
             for _, future in pending:

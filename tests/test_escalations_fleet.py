@@ -118,3 +118,23 @@ def test_without_any_decision_the_fleet_keeps_starting_tasks_and_agents_give_up_
     assert open_past_deadline == 0
     outcomes = dict(conn.execute("SELECT outcome, count(*) FROM tasks GROUP BY outcome").fetchall())
     assert outcomes.get("timeout", 0) > 0
+
+
+def test_the_demo_callback_keeps_its_port_across_runs_and_moves_only_when_taken(tmp_path):
+    """Escalations left waiting by an earlier demo carry its callback URL: the next run listens there again
+    (so they are delivered, not refused as a host off the allowlist); a port in use means any free one."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    first = Fleet(tmp_path / "a", agents=1, seed=1)
+    assert first.start_callback(free) == f"127.0.0.1:{free}"
+    busy = Fleet(tmp_path / "b", agents=1, seed=2)  # while the first still listens
+    taken = busy.start_callback(free)
+    assert taken != f"127.0.0.1:{free}" and taken.startswith("127.0.0.1:")
+    busy.receiver.close()
+    first.receiver.close()
+    again = Fleet(tmp_path / "c", agents=1, seed=3)
+    assert again.start_callback(free) == f"127.0.0.1:{free}"
+    again.receiver.close()

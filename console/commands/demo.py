@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="port of the sample system of record on 127.0.0.1 (default 8765, where the sample hooks point)")
     p.add_argument("--on-expiry", choices=("deny", "approve", "keep"),
                    help="what happens to escalations past their deadline (default: $AGENTDECK_ON_EXPIRY, else deny)")
+    p.add_argument("--callback-port", type=port, default=8766,
+                   help="port on 127.0.0.1 where the agents hear decisions (default 8766; any free port if taken). "
+                        "The same port each run: escalations left waiting by an earlier run are still delivered, "
+                        "not refused as a host off the allowlist")
     p.add_argument("--no-callback", action="store_true",
                    help="agents read decisions only from the outbox (default: also a local callback on 127.0.0.1)")
 
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     allow: frozenset[str] = frozenset()
     if not args.no_callback:
         # The fleet's agents listen on a local port for decisions; the console may call it.
-        allow = allow | {fleet.start_callback()}
+        allow = allow | {fleet.start_callback(args.callback_port)}
     sor = _start_sor(args)
     if sor is not None:
         fleet.sor_url = sor.url

@@ -149,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
             totals.files |= batch.files
             progress.update(bar, advance=batch.bytes, events=totals.events)
 
-        tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool)
+        # A large backlog is read with the tasks' secondary indexes built after it
+        # (store/deferred_indexes.py); any read-write open of the store builds them at once.
+        tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool, defer_indexes=True)
         if args.follow:
             # The tailer follows on a thread; this one reports problems as
             # they come and turns Ctrl-C into a clean stop.

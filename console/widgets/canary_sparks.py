@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.color import Color
 from rich.segment import Segment
 from rich.text import Text
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
@@ -46,6 +47,7 @@ class TrendPanel(Widget):
         self.data: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in self.keys}
         self._lines: dict[int, Strip] = {}  # y -> strip, until the data, the width or the styles change
         self._width = -1
+        self._palette: dict[str, tuple[Color, Color]] = {}
 
     def series(self, key: str) -> tuple[list[float], list[float]]:
         """The baseline and canary series shown for this metric."""
@@ -74,6 +76,7 @@ class TrendPanel(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._lines.clear()
+        self._palette.clear()
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -97,12 +100,21 @@ class TrendPanel(Widget):
         self._lines[y] = strip
         return strip
 
+    def _colours(self, cohort: str) -> tuple[Color, Color]:
+        """The cohort's (min, max) colours over the background, as the Sparkline widget blends them; looked up
+        once per style change (the background walks every ancestor)."""
+        colours = self._palette.get(cohort)
+        if colours is None:
+            _, background = self.background_colors
+            low = background + self.get_component_styles(f"trend--{cohort}-min").color
+            high = background + self.get_component_styles(f"trend--{cohort}-max").color
+            colours = self._palette[cohort] = (low.rich_color, high.rich_color)
+        return colours
+
     def _spark(self, data: list[float], cohort: str) -> list[Segment]:
-        _, background = self.background_colors
-        low = background + self.get_component_styles(f"trend--{cohort}-min").color
-        high = background + self.get_component_styles(f"trend--{cohort}-max").color
-        renderable = SparklineRenderable(data, width=SPARK_WIDTH, height=1, min_color=low.rich_color,
-                                         max_color=high.rich_color, summary_function=max)
+        low, high = self._colours(cohort)
+        renderable = SparklineRenderable(data, width=SPARK_WIDTH, height=1, min_color=low, max_color=high,
+                                         summary_function=max)
         console = self.app.console
         return [s for s in renderable.__rich_console__(console, console.options)
                 if isinstance(s, Segment) and s.text != "\n"]

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS, PAGING_BINDINGS
+from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -234,7 +234,7 @@ class Shown:
     cells: LazyCells
 
 
-class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
+class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     """Tasks, oldest at the top; a window the screen moves over the store.
 
     A line-API widget rather than a DataTable: each row is rendered once into
@@ -244,13 +244,13 @@ class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     Its keys are its own (``inherit_bindings=False``): a scroll container's
     "Page Left"/"Page Right" mean nothing here, and ``?`` should not list them.
+    The list keys and their moves are every list's (LIST_BINDINGS, ListMoves); only
+    g/G differ: they go to the oldest/newest task of all, not of the window.
     """
 
     BINDINGS = [
         Binding("enter", "select", "Open"),
-        Binding("j,down", "move(1)", "Down", show=False),
-        Binding("k,up", "move(-1)", "Up", show=False),
-        *PAGING_BINDINGS,
+        *LIST_BINDINGS,
         *COLUMN_BINDINGS,
     ]
     COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--even"}
@@ -411,11 +411,11 @@ class TaskTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.post_message(self.Edge(older=False, overshoot=row - self.row_count + 1))
         self.move_cursor(row=row)
 
-    def action_move(self, delta: int) -> None:
-        self.go_row(self.cursor_row + delta)
+    def _cursor_at(self) -> int:
+        return self.cursor_row
 
-    def action_half_page(self, halves: int) -> None:
-        self.go_row(self.cursor_row + halves * max(1, self._page_rows() // 2))
+    def _row_total(self) -> int:
+        return self.row_count
 
     def action_first(self) -> None:
         self.post_message(self.Jump(newest=False))
