@@ -283,7 +283,10 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
             attached = _attach_logs(conn, items)
-            return attached if attached is not None else _settle(conn, items)
+            if attached is not None:
+                return attached
+            inner = _inner(conn, items)
+            return inner if inner is not None else _settle(conn, items)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -389,6 +392,187 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     return out
 
 
+# Spans a model call's request and answer pass through on their way up to the nearest named
+# agent above it (OpenInference's "turn" CHAIN spans, a nameless agent or workflow); any other
+# span (a named agent, a tool, a span that is not GenAI) stops them.
+_PASSING_KINDS = frozenset({"agent", "workflow", "genai"})
+# A walk up ends where nothing changes, so a cycle of parent links (a hostile trace) ends after
+# one lap. The bound keeps a hostile chain of thousands of passing spans, each with a model call,
+# from costing chain length squared; real nesting is a few spans deep (only a chain deeper than
+# this could show an answer that depends on the order its spans came in).
+_MAX_HOPS = 1000
+
+
+def _merge(agg: list, req, ans) -> bool:
+    """Merge a (start_ns, text) request and an (end_ns, text) answer into ``agg`` =
+    [parent, req, ans]: the earliest request and the last answer win. True if it changed."""
+    changed = False
+    if req is not None and (agg[1] is None or req < agg[1]):
+        agg[1], changed = req, True
+    if ans is not None and (agg[2] is None or ans > agg[2]):
+        agg[2], changed = ans, True
+    return changed
+
+
+def _inner(conn: sqlite3.Connection, items: list) -> list | None:
+    """The request and answer of a named agent that logs neither (OpenInference's openai-agents
+    AGENT spans: the handoff target ``refund_agent``): its model calls', for its sub-agent step.
+
+    ``otlp_inner`` keeps, for each span, the earliest user message and the last answer
+    (by end time, then text) of the model calls under it, passed up through ``link``
+    items (a passing span's parent) to the nearest named agent, whichever batch each span
+    comes in: merging is order-free, so any grouping and order stores the same. Stored
+    sub-agent steps that want them (``otlp_subagents``) are rewritten when a better one
+    comes; this batch's are returned rewritten (the caller rolls back and claims those).
+    None: the items stand, and their sub-agent steps are recorded.
+    """
+    links, contrib, subs = _passed_up(items)
+    if not links and not contrib and not subs:
+        return None
+    traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
+    state: dict[tuple[str, str], list] = {
+        (t, s): [p, (rn, rq) if rn is not None else None, (an, aw) if an is not None else None]
+        for t, s, p, rn, rq, an, aw in conn.execute(
+            "SELECT trace_id, span_id, parent_id, req_ns, request, ans_ns, answer FROM otlp_inner "
+            "WHERE trace_id IN (SELECT value FROM json_each(?))", (json.dumps(traces),))}
+    dirty = _propagate(state, links, contrib)
+    if dirty:
+        conn.executemany(
+            "INSERT OR REPLACE INTO otlp_inner (trace_id, span_id, parent_id, req_ns, request, ans_ns, answer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*node, agg[0], *(agg[1] or _NO_STEP), *(agg[2] or _NO_STEP)) for node, agg in
+             ((n, state[n]) for n in sorted(dirty))])
+        _restate(conn, sorted(dirty), state)
+    out, changed = [], False
+    for item in items:
+        meta = item.meta if type(item) is SpanItem else None
+        if not meta or not meta.get("sub"):
+            out.append(item)
+            continue
+        start_ns, agent, request, outcome, summary = meta["sub"]
+        plan = _filled_plan(task_id(item.key[0]), start_ns, agent, request, outcome, summary,
+                            state.get(item.key[:2]))
+        if plan["summary"] != meta.get("shown"):
+            out.append(_item(plan, item.key, {**meta, "shown": plan["summary"]}))
+            changed = True
+        else:
+            out.append(item)
+    if changed:
+        return out
+    conn.executemany(
+        "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, summary, "
+        "shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*item.key[:2], step_seq(item.meta["sub"][0]), *item.meta["sub"], item.meta["shown"]) for item in subs])
+    return None
+
+
+def _passed_up(items: list) -> tuple[list, list, list]:
+    """The batch's parent links, model calls' (node, request, answer), and sub-agent steps that want them."""
+    links, contrib, subs = [], [], []
+    for item in items:
+        meta = item.meta if type(item) is SpanItem else None
+        if not meta:
+            continue
+        if "link" in meta:
+            links.append((item.key[0], item.key[1], meta["link"]))
+        elif "parent" in meta and (meta.get("req") or meta.get("ans")):
+            contrib.append(((item.key[0], meta["parent"]), _opt(meta.get("req")), _opt(meta.get("ans"))))
+        elif meta.get("sub"):
+            subs.append(item)
+    return links, contrib, subs
+
+
+def _propagate(state: dict[tuple[str, str], list], links: list, contrib: list) -> set[tuple[str, str]]:
+    """Pass ``links`` and ``contrib`` into ``state`` ((trace, span) -> [parent, req, ans]); the nodes changed."""
+    dirty: set[tuple[str, str]] = set()
+
+    def up(node: tuple[str, str], req, ans) -> None:
+        for _hop in range(_MAX_HOPS):
+            agg = state.setdefault(node, [None, None, None])
+            if not _merge(agg, req, ans):
+                return
+            dirty.add(node)
+            if agg[0] is None:
+                return
+            node = (node[0], agg[0])
+
+    for trace, span, parent in links:
+        agg = state.setdefault((trace, span), [None, None, None])
+        if agg[0] is None:
+            agg[0] = parent
+            dirty.add((trace, span))
+            if agg[1] is not None or agg[2] is not None:
+                up((trace, parent), agg[1], agg[2])
+    for node, req, ans in contrib:
+        up(node, req, ans)
+    return dirty
+
+
+def _prefill(items: SpanItems) -> None:
+    """Fill this batch's sub-agent steps from the batch's own model calls, in place: what
+    ``_inner`` would make of them when nothing of their traces is stored (it checks them
+    against the store; writing them right here spares it a second round)."""
+    links, contrib, subs = _passed_up(items)
+    has_alt = [i for i, item in enumerate(items) if type(item) is SpanItem and item.meta and item.meta.get("alt_sub")]
+    if not subs and not has_alt:
+        return
+    state: dict[tuple[str, str], list] = {}
+    _propagate(state, links, contrib)
+    if not state:
+        return
+    for i, item in enumerate(items):
+        meta = item.meta if type(item) is SpanItem else None
+        if not meta:
+            continue
+        if meta.get("sub") and (agg := state.get(item.key[:2])) is not None:
+            plan = _filled_plan(task_id(item.key[0]), *_sub(meta["sub"]), agg)
+            items[i] = _item(plan, item.key, {**meta, "shown": plan["summary"]})
+        elif meta.get("alt_sub") and meta.get("alt") and (agg := state.get(item.key[:2])) is not None:
+            item.meta = {**meta, "alt": _filled_plan(task_id(item.key[0]), *_sub(meta["alt_sub"]), agg)}
+
+
+def _sub(value: Any) -> tuple[int, str, str, str, str]:
+    """A sub-agent step's own fields, as meta carries them: (start_ns, agent, request, outcome, summary)."""
+    start_ns, agent, request, outcome, summary = value
+    return start_ns, agent, request, outcome, summary
+
+
+def _filled_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str, summary: str,
+                 agg: list | None) -> dict[str, Any]:
+    """A sub-agent step, its missing request or answer taken from its model calls' (``agg``)."""
+    if agg is not None:
+        request = request or (agg[1][1] if agg[1] else "")
+        summary = summary or (agg[2][1] if agg[2] else "")
+    return _subagent_plan(tid, start_ns, agent, request, outcome, summary)
+
+
+def _restate(conn: sqlite3.Connection, nodes: list[tuple[str, str]], state: dict) -> None:
+    """Rewrite the stored sub-agent steps of ``nodes`` (spans whose model calls' request or
+    answer changed) that take them."""
+    pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+    for trace, span, seq, start_ns, agent, request, outcome, summary, shown in conn.execute(
+        "SELECT trace_id, span_id, seq, start_ns, agent, request, outcome, summary, shown FROM otlp_subagents "
+        f"WHERE (trace_id, span_id) IN {pairs}", (json.dumps(nodes),)
+    ).fetchall():
+        tid = task_id(trace)
+        plan = _filled_plan(tid, start_ns, agent, request, outcome, summary, state.get((trace, span)))
+        if plan["summary"] == shown:
+            continue
+        _rewrite_plan(conn, tid, seq, shown, plan)
+        conn.execute("UPDATE otlp_subagents SET shown = ? WHERE trace_id = ? AND span_id = ?",
+                     (plan["summary"], trace, span))
+
+
+def _rewrite_plan(conn: sqlite3.Connection, tid: str, seq: int, shown: str, plan: dict[str, Any]) -> None:
+    for rowid, payload in conn.execute(
+        "SELECT id, payload FROM events WHERE task_id = ? AND kind = 'plan' AND seq = ? ORDER BY id", (tid, seq)
+    ).fetchall():
+        if json.loads(payload).get("summary") == shown:
+            _event, new = encode(plan)
+            conn.execute("UPDATE events SET payload = ? WHERE id = ?", (new, rowid))
+            return
+
+
 def _meta(item) -> dict:
     return getattr(item, "meta", None) or {}
 
@@ -477,8 +661,8 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
             if v == "lose":
                 alt = meta.get("alt")
                 if alt is not None and meta.get("named") and meta.get("agent") != winners[trace][1]:
-                    rewritten.append(_item(alt, item.key[:2] + ("start",), {"ans": meta["ans"]} if meta.get("ans")
-                                           else None))
+                    rewritten.append(_item(alt, item.key[:2] + ("start",),
+                                           {"ans": meta.get("ans"), "sub": meta.get("alt_sub"), "shown": alt["summary"]}))
             elif v == "refill":
                 used = best_req[trace] if item.key[2] == "start" else best_ans[trace]
                 fields = json.loads(item[1])
@@ -575,8 +759,19 @@ def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
     if start is not None and row[4] and row[3] != winner.get("agent"):
         # Its own answer (the task's summary may have been another agent's or a model call's).
         own = row[11] or "" if row[6] else end.get("summary", "")
-        plan = _subagent_plan(tid, row[1], start.get("agent", ""), "" if row[5] else start.get("request", ""),
-                              end.get("outcome", "success"), own)
+        request = "" if row[5] else start.get("request", "")
+        sub = (row[1], start.get("agent", ""), request, end.get("outcome", "success"), own)
+        plan = _subagent_plan(tid, *sub)
+        if not request or not own:  # it takes its model calls' (``_inner``, run before this)
+            got = conn.execute("SELECT req_ns, request, ans_ns, answer FROM otlp_inner WHERE trace_id = ? "
+                               "AND span_id = ?", (trace, row[2])).fetchone()
+            agg = [None, (got[0], got[1]) if got and got[0] is not None else None,
+                   (got[2], got[3]) if got and got[2] is not None else None]
+            plan = _filled_plan(tid, *sub, agg)
+            conn.execute(
+                "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, "
+                "summary, shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (trace, row[2], step_seq(row[1]), *sub, plan["summary"]))
         event, payload = encode(plan)
         start_id = next(r[0] for r in rows if r[1] == "task_start")
         conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
@@ -1101,12 +1296,16 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
         winner = best.get(span.trace_id)
         try:
             items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
+            if span.parent_span_id and kind in _PASSING_KINDS and not agent_name(span, kind):
+                # The way up from a model call to its agent (``_inner``), whatever batch it comes in.
+                items.append(SpanItem(None, "", (span.trace_id, span.span_id, "link"), {"link": span.parent_span_id}))
         except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
             reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
             if rejected is None:
                 raise OtlpError(reason) from None
             rejected.append(BadSpan(reason, _raw_json(
                 {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name[:200]})))
+    _prefill(items)
     return items
 
 
@@ -1319,6 +1518,9 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         name = start["agent"] if rank == RANK_AGENT else None
         plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
             if name else None
+        # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
+        sub = [span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+            if name and (not start["request"] or not end["summary"]) else None
         alt = plan  # encoded only if another span frames the task (claim)
         frame = (rank, span.start_ns, span.span_id)
         # A named agent's own answer competes, by end time, for the task's answer: after a
@@ -1339,11 +1541,13 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
                       "needs_ans": needs_ans}
             add("start", span.start_ns, FIRST_SEQ, start,
-                {**common, "alt": alt, "session": session, "used": req if needs_req else None, "ans": own_ans})
+                {**common, "alt": alt, "alt_sub": sub, "session": session, "used": req if needs_req else None,
+                 "ans": own_ans})
             add("end", span.end_ns, LAST_SEQ, end,
                 {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
         elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session, "ans": own_ans}))  # type: ignore[arg-type]
+            made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
+                                         "shown": plan["summary"] if plan and sub else None}))
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
@@ -1390,6 +1594,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 meta["req"] = (span.start_ns, asked)
             if said and (answer := _text(content.short(said, 4000))):
                 meta["ans"] = (span.end_ns, answer)
+            if span.parent_span_id:
+                meta["parent"] = span.parent_span_id
         if cost:
             meta["cost"] = cost
         if session:

@@ -97,4 +97,37 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX tasks_session ON tasks(session) WHERE session IS NOT NULL",
         "DROP TRIGGER IF EXISTS tasks_otlp_stand_in",
     ],
+    # A named agent span that logs neither its request nor its answer
+    # (OpenInference's openai-agents AGENT spans) shows, on its sub-agent step,
+    # the first user message and the last answer of the model calls directly
+    # under it, whatever batch they come in (store/otlp.py ``_inner``):
+    # otlp_inner keeps those for each span on the way up; otlp_subagents
+    # the stored sub-agent steps that want them, to rewrite when a better one
+    # comes (``shown``: the step's summary as stored).
+    [
+        """CREATE TABLE otlp_inner (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            -- set once the span came and passes what is under it up (a passing span:
+            -- a workflow, chain or nameless agent); NULL: a named agent, or not come yet
+            parent_id TEXT,
+            req_ns INTEGER,
+            request TEXT,
+            ans_ns INTEGER,
+            answer TEXT,
+            PRIMARY KEY (trace_id, span_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE otlp_subagents (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            start_ns INTEGER NOT NULL,
+            agent TEXT NOT NULL,
+            request TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            shown TEXT NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        ) WITHOUT ROWID""",
+    ],
 ]
