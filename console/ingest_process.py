@@ -20,7 +20,6 @@ that started it is gone, even by kill -9. Exit status: 0 stopped when asked,
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sqlite3
 import sys
@@ -105,15 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.Error, OSError) as exc:
         _say(f"cannot open the store {args.db}: {exc}")
         return 2
-    checkpointer = None
-    if os.environ.get("AGENTDECK_BENCH_INLINE_CHECKPOINTS") != "1":  # bench/live.py's A/B: SQLite's default
-        from agentdeck.store.checkpointer import Checkpointer, hand_over
+    from agentdeck.store.checkpointer import Checkpointer, hand_over
 
-        # Checkpoints off the commit path (store/checkpointer.py): no tailer commit pays for one.
-        for writer in (conn, status_conn):
-            hand_over(writer)
-        checkpointer = Checkpointer(args.db, stop)
-        checkpointer.start()
+    # Checkpoints off the commit path (store/checkpointer.py): no tailer commit pays for one.
+    # (Measured against SQLite's default in bench/README.md, "30 Nov, loop 2".)
+    for writer in (conn, status_conn):
+        hand_over(writer)
+    checkpointer = Checkpointer(args.db, stop)
+    checkpointer.start()
     recorder = StatusRecorder(status_conn, given, heartbeat=args.heartbeat)
     try:
         recorder.start()
@@ -174,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if reported.get(source) != detail:
                 _say(f"{source}: {detail}")
         reported = problems
-    if checkpointer is not None:
-        checkpointer.join(5)  # its last round copies what the tailer committed last
+    checkpointer.join(5)  # its last round copies what the tailer committed last
     if pool is not None:
         pool.close()
     if analyst is not None:
