@@ -44,8 +44,8 @@ class ReasonDialog(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel"),
         # The reason box has the cursor; what the decision is about scrolls with the page keys
         # (at 80x24 a deadline note and a long callback sentence do not all fit).
-        Binding("pageup", "scroll_about(-1)", "Scroll up", show=False),
-        Binding("pagedown", "scroll_about(1)", "Scroll down", show=False),
+        Binding("pageup", "scroll_about(-1)", "Page up", show=False),
+        Binding("pagedown", "scroll_about(1)", "Page down", show=False),
     ]
 
     def __init__(self, decision: str, escalation_id: str, summary: Text, *, required: bool, note: str = "",
