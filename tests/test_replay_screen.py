@@ -125,13 +125,18 @@ def _point_hook_at(db: Path, base_url: str) -> None:
     conn.close()
 
 
+async def compensate_refund(app, pilot) -> None:
+    """On Replay: open task-0001, jump to its refund (the third decision point) and press c."""
+    await open_task(app, pilot, "task-0001")
+    await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
+    await settle(app, pilot)
+
+
 async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db, make_app, sor):
     _point_hook_at(sample_db, sor.url)
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
-        await open_task(app, pilot, "task-0001")
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
-        await settle(app, pilot)
+        await compensate_refund(app, pilot)
         dialog = app.screen
         assert isinstance(dialog, CompensationDialog)
         plan_text = str(dialog.query_one("#comp-plan", Static).render())
@@ -168,9 +173,7 @@ async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_
     sor.sor.fail_next = 1
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
-        await open_task(app, pilot, "task-0001")
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
-        await settle(app, pilot)
+        await compensate_refund(app, pilot)
         await pilot.press(*"duplicate", "enter")
         await settle(app, pilot)
         assert "Failed (attempt 1)" in text_of(app, "#comp-status")
@@ -284,9 +287,7 @@ async def test_confirmation_shows_hostile_hook_text_literally(sample_db, make_ap
     conn.close()
     app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
     async with app.run_test(size=(140, 40)) as pilot:
-        await open_task(app, pilot, "task-0001")
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
-        await settle(app, pilot)
+        await compensate_refund(app, pilot)
         shown = str(app.screen.query_one("#comp-plan", Static).render())
         assert "X-Note: [@click=app.quit]x[/]" in shown and "undo-[b]" in shown
         assert "[bold red]boom\\u001b[2J" in shown and "\x1b" not in shown
@@ -324,9 +325,7 @@ async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, s
     sor.sor.fail_next = 1
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_task(app, pilot, "task-0001")
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
-        await settle(app, pilot)
+        await compensate_refund(app, pilot)
         await pilot.press(*"duplicate", "enter")
         await settle(app, pilot)
         dialog = app.screen
@@ -347,9 +346,7 @@ async def test_a_successful_compensation_shows_its_outcome_line_first_at_80x24(s
     _point_hook_at(sample_db, sor.url)
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_task(app, pilot, "task-0001")
-        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket", "c")
-        await settle(app, pilot)
+        await compensate_refund(app, pilot)
         await pilot.press(*"duplicate", "enter")
         await settle(app, pilot)
         await pilot.pause()
