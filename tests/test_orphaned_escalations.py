@@ -222,40 +222,29 @@ def test_a_waiting_agent_is_not_pushed_out_of_view_by_many_orphans(esc_db):
     assert ids[1:4] == ["esc-t-expired", "esc-orphan-000", "esc-orphan-001"]  # deadline order within the orphans
 
 
-def test_orphan_queue_and_dialog_at_80x24(esc_db, make_app, snap_compare):
-    # One agent that waits (allowed callback), three orphans; the dialog for an orphan says nobody will get it.
+def _orphans_on_screen(esc_db, make_app, snap_compare, size, keys) -> bool:
+    """One agent that waits (allowed callback) and the orphans, after ``keys``, as a snapshot at ``size``."""
     _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
 
     async def run_before(pilot) -> None:
-        for key in ("2", "down", "a"):
+        for key in keys:
             await pilot.press(key)
             await settle(pilot)
 
     app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    return snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_orphan_queue_and_dialog_at_80x24(esc_db, make_app, snap_compare):
+    # The dialog for an orphan says nobody will get the decision.
+    assert _orphans_on_screen(esc_db, make_app, snap_compare, (80, 24), ("2", "down", "a"))
 
 
 def test_orphan_queue_at_80x24(esc_db, make_app, snap_compare):
-    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
-
-    async def run_before(pilot) -> None:
-        await pilot.press("2")
-        await settle(pilot)
-
-    app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-
+    assert _orphans_on_screen(esc_db, make_app, snap_compare, (80, 24), ("2",))
 
 
 def test_orphan_queue_and_dialog_at_160x45(esc_db, make_app, snap_compare):
     # The queue beside the detail, the dialog over it: the queue's cells are updated in place
     # (EscalationTable.show), so its column widths no longer depend on when the dialog opened.
-    _set_callback(esc_db, "esc-t-low", "http://127.0.0.1:8765/decide")
-
-    async def run_before(pilot) -> None:
-        for key in ("2", "down", "a"):
-            await pilot.press(key)
-            await settle(pilot)
-
-    app = make_app(esc_db, allow_hosts=frozenset({"127.0.0.1"}))
-    assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)
+    assert _orphans_on_screen(esc_db, make_app, snap_compare, (160, 45), ("2", "down", "a"))
