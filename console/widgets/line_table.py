@@ -67,29 +67,21 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
 
     cursor_row: reactive[int] = reactive(0, always_update=True)
 
-    class Highlighted(Message):
+    class _RowMessage(Message):
+        def __init__(self, table: LineTable, cursor_row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.cursor_row = cursor_row
+
+        @property
+        def control(self) -> LineTable:
+            return self.table
+
+    class Highlighted(_RowMessage):
         """The cursor is on another row."""
 
-        def __init__(self, table: LineTable, cursor_row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.cursor_row = cursor_row
-
-        @property
-        def control(self) -> LineTable:
-            return self.table
-
-    class Chosen(Message):
+    class Chosen(_RowMessage):
         """Enter (or a click on the cursor row) on a row."""
-
-        def __init__(self, table: LineTable, cursor_row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.cursor_row = cursor_row
-
-        @property
-        def control(self) -> LineTable:
-            return self.table
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from agentdeck.console.service.views import Row
 from dataclasses import dataclass
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -25,6 +23,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
+from agentdeck.console.widgets.line_table import header_strip, row_strip
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -465,7 +464,7 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
             room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
             if self._header is None or self._header[0] != (width, room, view):
                 base = rich_style + self._style("task-table--header")
-                self._header = ((width, room, view), _header_strip(view, base, room).adjust_cell_length(width, base))
+                self._header = ((width, room, view), header_strip(COLUMNS, view.shown, view.more_left, view.more_right, PINNED, base, room).adjust_cell_length(width, base))
             return self._header[1]
         index = round(self.scroll_y) + y - 1
         if not 0 <= index < self.row_count:
@@ -481,7 +480,7 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         if strip is not None:
             return strip
         base = rich_style + self._style(variant) if variant else rich_style
-        strip = cached[1][state] = _row_strip(cells, base, width, view.shown)
+        strip = cached[1][state] = row_strip(COLUMNS, cells, base, width, view.shown)
         return strip
 
     def on_focus(self) -> None:
@@ -491,52 +490,6 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     def on_blur(self) -> None:
         self._styles.clear()
         self.refresh()
-
-
-_STYLE_CACHE: dict[str, Style] = {}
-
-
-def _cell_style(text: Text) -> Style:
-    style = text.style
-    if isinstance(style, Style):
-        return style
-    cached = _STYLE_CACHE.get(style)
-    if cached is None:
-        cached = _STYLE_CACHE[style] = Style.parse(style) if style else Style()
-    return cached
-
-
-def _header_strip(view: ColumnView, base: Style, width: int) -> Strip:
-    """The header; ← and → at its edges say that columns are scrolled out of view on that side."""
-    line = "".join(f" {set_cell_size(COLUMNS[i][1], COLUMNS[i][2])} " for i in view.shown)
-    line = set_cell_size(line, width)
-    if view.more_left and width > 0:
-        at = sum(_cell_width(i) for i in range(PINNED))
-        if at < width:
-            line = line[:at] + "←" + line[at + 1:]
-    if view.more_right and width > 0:
-        line = line[:-1] + "→"
-    return Strip([Segment(line, base)], width)
-
-
-def _row_strip(cells, base: Style, width: int, shown: tuple[int, ...] | None = None) -> Strip:
-    """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
-    segments: list[Segment] = []
-    for index in range(len(COLUMNS)) if shown is None else shown:
-        w, cell = COLUMNS[index][2], cells[index]
-        text = cell.plain
-        if cell_len(text) > w:
-            text = set_cell_size(text, w - 1) + "…"
-        elif cell.justify == "right":
-            text = " " * (w - cell_len(text)) + text
-        else:
-            text = set_cell_size(text, w)
-        style = base + _cell_style(cell)
-        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
-            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
-        else:
-            segments.append(Segment(f" {text} ", style))
-    return Strip(segments).adjust_cell_length(width, base)
 
 
 def _same(a: tuple[Text, ...], b: tuple[Text, ...]) -> bool:
