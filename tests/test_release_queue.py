@@ -553,3 +553,20 @@ def test_a_trace_escalation_and_decision_with_a_release_items_id_cannot_decide_i
     Tailer(conn, [rel / "traces"], post_commit=[ContractCheck()]).poll()
     assert next(r for r in items(rel / "store.db") if r["agent"] == "approval-agent")["status"] == "pending"
     assert stage_of(rel / "store.db", "approval-agent", "v2").stage == "assisted"
+
+
+def test_a_store_error_while_publishing_in_the_tick_is_the_ticks_error_named_once(rel, monkeypatch):
+    """The tick's publishing failing is said (Problems lists release_error), not only logged; its type once."""
+    from agentdeck.console.service import release_delivery
+
+    def broken(*a, **k):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    deck = deck_for(rel)
+    monkeypatch.setattr(release_delivery, "publish_pending", broken)
+    assert deck.release_tick() == 0
+    assert deck.release_error == "OperationalError: disk I/O error"
+    assert deck.publish_stages("rel-x") == []  # a decision's own publishing still never raises
+    monkeypatch.undo()
+    deck.release_tick()
+    assert deck.release_error is None

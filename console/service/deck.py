@@ -388,7 +388,7 @@ class DeckService:
             changed = self._release_tick()
         except Exception as exc:  # the next tick tries again; the console lists it on Problems meanwhile
             log.exception("release tick")
-            self.release_error = f"{type(exc).__name__}: {_clean_error(exc, 300)}"
+            self.release_error = _clean_error(exc, 300)  # names the type, unless a StoreError says it all
             return 0
         self.release_error = None
         return changed
@@ -402,17 +402,20 @@ class DeckService:
         # them (seconds of CPU on a big store, on the console's process) unless a hold is waiting on the clock.
         seen = (tuple(conn.execute("SELECT max(updated_at), max(rowid) FROM tasks").fetchone()), self._contracts.token)
         if seen == self._release_seen and not self._release_timed:
-            return len(self.publish_stages())
+            return len(self._publish(None))
         timed = False
         changed = 0
         now = self.now()
         waiting = False  # a pair's verdict was left for the analyst's first round
+        coming: bool | None = None  # asked once a tick, when a pair first has no stored report
         for pair in canary.pairs(conn):
             contract = book.get(pair.agent)
             for version in (pair.baseline, pair.canary):
                 changed += release.sync_contract(rw, contract, pair.agent, version, now=now)
             report = self._stored_report(conn, pair, now)
-            if report is None and self._analyst_coming(conn):
+            if report is None and coming is None:
+                coming = self._analyst_coming(conn)
+            if report is None and coming:
                 waiting = True
                 continue
             if report is None:
@@ -425,7 +428,7 @@ class DeckService:
             changed += raised is not None
         # Left for the analyst: the next tick looks again even if nothing is ingested meanwhile.
         self._release_seen, self._release_timed = (None if waiting else seen), timed
-        return changed + len(self.publish_stages())
+        return changed + len(self._publish(None))
 
     def expect_analyst(self, within: float = ANALYST_FIRST_ROUND_S) -> None:
         """This console has just started an ingest process, whose canary analyst will store every pair's
@@ -455,14 +458,18 @@ class DeckService:
     def publish_stages(self, escalation_id: str | None = None) -> list[str]:
         """Publish stage changes not yet published (autonomy.jsonl, release hook); only ``escalation_id``'s when
         given. The hook states, one a change; a change that fails is marked failed, and Problems lists it."""
-        from agentdeck.console.service.release_delivery import autonomy_path, publish_pending
-
         try:
-            return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
-                                   escalation_id=escalation_id, clock=self.clock)
+            return self._publish(escalation_id)
         except sqlite3.Error:  # the store could not list them: a decision already recorded still stands;
             log.exception("listing stage changes")  # the release tick publishes them (and says if it fails)
             return []
+
+    def _publish(self, escalation_id: str | None) -> list[str]:
+        """publish_stages without the guard: the release tick's failure is its release_error (Problems)."""
+        from agentdeck.console.service.release_delivery import autonomy_path, publish_pending
+
+        return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
+                               escalation_id=escalation_id, clock=self.clock)
 
     def _deliver(self, escalation_id: str) -> str | None:
         conn = self.writer()
