@@ -33,17 +33,14 @@ from agentdeck.console.widgets.line_table import Column, LineTable
 ENTER = Binding("enter", "select_cursor", "Select", show=False)
 
 
-def fitted(labels: Sequence[str], rows: Sequence[Sequence[Text]], limits: Sequence[int] | None = None,
-           ) -> tuple[Column, ...]:
-    """Columns as wide as their widest cell or label (as a DataTable sizes them), each at most its limit."""
+def fitted(labels: Sequence[str], rows: Sequence[Sequence[Text]]) -> tuple[Column, ...]:
+    """Columns as wide as their widest cell or label (as a DataTable sizes them)."""
     widths = [cell_len(label) for label in labels]
     for cells in rows:
         for i, cell in enumerate(cells[: len(widths)]):
             n = cell_len(cell.plain)
             if n > widths[i]:
                 widths[i] = n
-    if limits is not None:
-        widths = [min(w, limit) for w, limit in zip(widths, limits)]
     return tuple((label, label, w) for label, w in zip(labels, widths))
 
 
@@ -57,11 +54,6 @@ class MetricTable(LineTable):
         super().__init__(**kw)
         self.columns = fitted(fmt.HEADERS, [])
         self.metrics: list[Any] = []  # canary.MetricResult, in order
-        self._built: list[tuple[Text, ...]] = []
-
-    @property
-    def keys(self) -> list[str]:
-        return [m.key for m in self.metrics]
 
     def show_metrics(self, metrics: Sequence[Any]) -> None:
         """Hold these metrics; the cursor stays on its row (the metrics of a report are always the same)."""
@@ -69,12 +61,12 @@ class MetricTable(LineTable):
         if metrics == self.metrics:
             return
         self.metrics = metrics
-        self._built = [tuple(fmt.row(m)) for m in metrics]  # a dozen rows: their widths size the columns
-        self.set_columns(fitted(fmt.HEADERS, self._built))
-        self.set_rows(list(range(len(metrics))))
+        rows = [tuple(fmt.row(m)) for m in metrics]  # a dozen rows: their widths size the columns
+        self.set_columns(fitted(fmt.HEADERS, rows))
+        self.set_rows(rows)
 
     def cells_for(self, row: Any) -> tuple[Text, ...]:
-        return self._built[row]
+        return row  # built whole above
 
 
 class DiffTable(LineTable):
@@ -87,7 +79,6 @@ class DiffTable(LineTable):
         super().__init__(**kw)
         self.columns = fitted(fmt.DIFF_HEADERS, [])
         self.differences: list[Any] = []
-        self._built: list[tuple[Text, ...]] = []
         self.feature_width = 60
 
     def show_differences(self, differences: Sequence[Any], feature_width: int) -> None:
@@ -95,12 +86,12 @@ class DiffTable(LineTable):
         if differences == self.differences and feature_width == self.feature_width:
             return
         self.differences, self.feature_width = differences, feature_width
-        self._built = [tuple(fmt.diff_row(d, feature_width)) for d in differences]
-        self.set_columns(fitted(fmt.DIFF_HEADERS, self._built))
-        self.set_rows(list(range(len(differences))))
+        rows = [tuple(fmt.diff_row(d, feature_width)) for d in differences]
+        self.set_columns(fitted(fmt.DIFF_HEADERS, rows))
+        self.set_rows(rows)
 
     def cells_for(self, row: Any) -> tuple[Text, ...]:
-        return self._built[row]
+        return row  # built whole above
 
 
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol",
