@@ -104,14 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.Error, OSError) as exc:
         _say(f"cannot open the store {args.db}: {exc}")
         return 2
-    from agentdeck.store.checkpointer import Checkpointer, hand_over
-
-    # Checkpoints off the commit path (store/checkpointer.py): no tailer commit pays for one.
-    # (Measured against SQLite's default in bench/README.md, "30 Nov, loop 2".)
-    for writer in (conn, status_conn):
-        hand_over(writer)
-    checkpointer = Checkpointer(args.db, stop)
-    checkpointer.start()
     recorder = StatusRecorder(status_conn, given, heartbeat=args.heartbeat)
     try:
         recorder.start()
@@ -126,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         from agentdeck.store.parallel import ParsePool, default_workers
 
         pool = ParsePool(default_workers())  # forked now, before any thread starts
+    from agentdeck.store.checkpointer import Checkpointer, hand_over
+
+    # Checkpoints off the commit path (store/checkpointer.py): no tailer commit pays for one.
+    # (Measured against SQLite's default in bench/README.md, "30 Nov, loop 2".) Started after the
+    # parse processes are forked: a fork must not copy a thread's half-held SQLite state.
+    for writer in (conn, status_conn):
+        hand_over(writer)
+    checkpointer = Checkpointer(args.db, stop)
+    checkpointer.start()
     failure: list[str] = []
 
     def follow() -> None:
@@ -167,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                 analyst_note = ""  # running a minute again: the problem is over
         if recorder.error:
             problems["(status)"] = f"cannot record ingest status: {recorder.error}"
+        checkpoints = checkpointer.problem()
+        if checkpoints:
+            problems["(checkpoints)"] = checkpoints
         recorder.tick(problems)
         for source, detail in problems.items():
             if reported.get(source) != detail:

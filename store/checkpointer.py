@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 CHECKPOINT_EVERY_S = 0.25  # a round: at 200 events/s a few hundred KB of WAL at most between rounds
@@ -39,9 +40,23 @@ class Checkpointer(threading.Thread):
         self.db, self.stop, self.every = str(db), stop, every
         self.rounds = 0
         self.error: str | None = None  # the last failure (the next round tries again); None once one succeeds
+        self.failing_since: float | None = None  # monotonic: since when every round failed
+
+    def problem(self, *, after: float = 5.0) -> str | None:
+        """What the operator must hear: no checkpoints for ``after`` seconds (the WAL then only grows,
+        since the writers no longer checkpoint), or the thread gone. None while it works."""
+        if self.ident is not None and not self.is_alive() and not self.stop.is_set():  # started, then ended
+            return f"WAL checkpoints stopped ({self.error or 'the thread ended'}): the WAL file grows until restart"
+        if self.error and self.failing_since is not None and time.monotonic() - self.failing_since >= after:
+            return f"WAL checkpoints failing for {time.monotonic() - self.failing_since:.0f} s: {self.error}"
+        return None
 
     def run(self) -> None:
-        conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
         try:
             conn.execute("PRAGMA busy_timeout = 1000")
             while True:
@@ -57,6 +72,9 @@ class Checkpointer(threading.Thread):
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # busy or locked for a moment: the next round does it
             self.error = f"{type(exc).__name__}: {exc}"
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
         else:
             self.error = None
+            self.failing_since = None
         self.rounds += 1

@@ -154,6 +154,9 @@ def _source_advice(source: str, detail: str) -> tuple[str, str]:
         return "error", "the store cannot be written (see the message: disk full, read-only, locked); fix that, ingest resumes by itself"
     if source.startswith("(post-commit"):
         return "error", "events are ingested, but the derived check failed; report it with this message"
+    if source == "(checkpoints)":
+        return "warn", ("ingest goes on, but the WAL file beside the store grows: check the disk and the store's "
+                        "permissions; restarting the console's ingest (R) starts checkpoints again")
     if source == "(watcher)":
         return "warn", "new lines are still read, by polling once a second (slower)"
     return "error", "check the file or folder; ingest retries it on every pass"

@@ -100,3 +100,35 @@ def test_wal_comes_back_under_the_limit_after_a_long_reader(store):
         cp.join(5)
         reader.close()
     assert connect(db, readonly=True).execute("SELECT count(*) FROM blobs").fetchone()[0] == 11
+
+
+def test_checkpoints_that_keep_failing_or_a_dead_thread_are_a_problem_to_show(tmp_path):
+    """The writers no longer checkpoint: a checkpointer that cannot work must be said (ingest problems), not kept."""
+    import sqlite3 as sq
+    import threading as th
+
+    from agentdeck.store.checkpointer import Checkpointer
+    from agentdeck.store.health import _source_advice
+
+    stop = th.Event()
+    cp = Checkpointer(tmp_path / "no-such-dir" / "s.db", stop)  # cannot open: the thread ends at once
+    cp.start()
+    cp.join(5)
+    assert cp.problem() is not None and "stopped" in cp.problem()
+    assert _source_advice("(checkpoints)", cp.problem())[0] == "warn"
+    stop.set()
+    assert cp.problem() is None  # stopping on purpose is not a problem
+
+    ok = Checkpointer(tmp_path / "s.db", th.Event())
+    conn = sq.connect(tmp_path / "s.db")
+    conn.execute("PRAGMA journal_mode = wal")
+
+    class Broken:
+        def execute(self, *_):
+            raise sq.OperationalError("disk I/O error")
+
+    ok.checkpoint(Broken())
+    assert ok.problem(after=3600) is None  # one failed round: the next may do it
+    assert (ok.problem(after=0.0) or "").startswith("WAL checkpoints failing")
+    ok.checkpoint(conn)
+    assert ok.error is None and ok.failing_since is None
