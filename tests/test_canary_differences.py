@@ -14,10 +14,11 @@ NARROW, WIDE = (80, 24), (160, 45)
 
 
 async def _settle(app, pilot) -> None:
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    """Until no read is pending and the screen shows what it asked for (a superseded read counts as done;
+    ``workers.wait_for_complete`` raised on one), then the messages its results posted."""
+    for _ in range(2):
+        await app.settled()
+        await pilot.pause()
 
 
 async def _canary(app, pilot) -> CanaryScreen:
@@ -33,19 +34,11 @@ async def _canary(app, pilot) -> CanaryScreen:
 def settled_after(*keys: str):
     """Press the keys, each time until the screen shows what it asked for (no read in flight): a snapshot
     taken with ``press=`` alone may catch the screen before its report arrives on a busy machine."""
-    from agentdeck.console.screens.base import settled
-
     async def run_before(pilot) -> None:
-        app = pilot.app
         for key in keys:
             await pilot.press(key)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                await app.workers.wait_for_complete()
-                await pilot.pause()
-                if settled(app.screen) and not app.workers._workers:
-                    break
-        await pilot.pause()
+            await _settle(pilot.app, pilot)  # raises TimeoutError rather than snapshot an unsettled screen
+
     return run_before
 
 
