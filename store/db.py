@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from agentdeck.store import deferred_indexes
-from agentdeck.store.txn import StoreReadOnly, atomic
+from agentdeck.store.txn import StoreLocked, StoreReadOnly, atomic
 
 # sqlite-utils is a dependency for operators: its CLI browses this store
 # (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
@@ -79,8 +79,11 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     # change them (store/deferred_indexes.py).
     try:
         deferred_indexes.restore(conn)
-    except StoreReadOnly:
-        pass  # a store nobody may write: its queries are slower, never wrong
+    except (StoreReadOnly, StoreLocked):
+        # A store nobody may write, or another process writing it now (an import's own transaction, the
+        # console's ingest starting beside it): queries are slower, never wrong, until the tailer's next pass
+        # rebuilds them; health says so meanwhile. Missing indexes must not turn into a store that won't open.
+        pass
     migrate(conn)
     return conn
 

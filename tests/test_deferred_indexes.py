@@ -85,6 +85,30 @@ def test_a_store_opened_after_a_kill_while_deferred_has_every_index_again(tmp_pa
     conn.close()
 
 
+def test_a_store_locked_by_another_writer_still_opens_and_its_indexes_wait(tmp_path, monkeypatch):
+    """Missing indexes only slow queries: another process holding the write lock must not make the open fail."""
+    from agentdeck.store import db as db_mod
+
+    db = tmp_path / "store.db"
+    conn = connect(db)
+    deferred_indexes.defer(conn)
+    conn.close()
+    monkeypatch.setattr(db_mod, "PRAGMAS", [p for p in db_mod.PRAGMAS if "busy_timeout" not in p]
+                        + ["PRAGMA busy_timeout = 50"])
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an import's batch, the console's ingest starting beside it
+    try:
+        opened = connect(db)
+        assert opened.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+        opened.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert note(db) is not None  # still owed: the next open (or an open tailer's pass) builds them
+    connect(db).close()
+    assert note(db) is None
+
+
 def test_a_deferring_import_stores_what_a_plain_one_does_and_ends_with_its_indexes(tmp_path, fresh_indexes,
                                                                                  monkeypatch):
     folder = tmp_path / "traces"
