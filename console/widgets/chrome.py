@@ -232,6 +232,13 @@ def _ago(seconds: float) -> str:
 HEADER_ROWS, FOOTER_ROWS = 2, 1
 
 
+def rows_between_chrome(height: int, fixed: int) -> int:
+    """Rows a dialog's scrolling part may take on a ``height``-row terminal, once the header, the footer and
+    the dialog's ``fixed`` rows are placed (CSS cannot give an auto-height scroll "the rows its siblings
+    leave"); at least 3."""
+    return max(3, max(8, height - HEADER_ROWS - FOOTER_ROWS) - fixed)
+
+
 class DeckHeader(Horizontal):
     """Top bar: the screens as tabs (the last one the health indicator) and the live counters."""
 

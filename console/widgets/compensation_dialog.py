@@ -23,7 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
+from agentdeck.console.widgets.chrome import rows_between_chrome
 from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.service.views import ActionResult, CompensationPrompt
 
@@ -140,10 +140,9 @@ class CompensationDialog(ModalScreen[bool]):
 
         CSS cannot give an auto-height scroll "the rows its siblings leave", so it is set here.
         """
-        room = max(8, height - HEADER_ROWS - FOOTER_ROWS)
         # border 2, title 1, the plan's margin 1, reason input 3 + margin 1, hint 1 + margin 1, buttons 3
         fixed = 2 + 1 + 1 + (4 if self.has_plan else 0) + 2 + 3
-        self.query_one(VerticalScroll).styles.max_height = max(3, min(height // 2, room - fixed))
+        self.query_one(VerticalScroll).styles.max_height = max(3, min(height // 2, rows_between_chrome(height, fixed)))
 
     def on_mount(self) -> None:
         self._fit(self.app.size.height)

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.chrome import FOOTER_ROWS, HEADER_ROWS
+from agentdeck.console.widgets.chrome import rows_between_chrome
 
 
 class ReasonDialog(ModalScreen[str | None]):
@@ -83,10 +83,9 @@ class ReasonDialog(ModalScreen[str | None]):
         self._fit(event.size.height)
 
     def _fit(self, height: int) -> None:
-        room = max(8, height - HEADER_ROWS - FOOTER_ROWS)
         # border 2, title 1 + margin 1, reason input 3, error line 1, hint 1, buttons 3 + margin 1
         fixed = 2 + 2 + 3 + 1 + 1 + 4
-        self.query_one("#reason-about").styles.max_height = max(3, room - fixed)
+        self.query_one("#reason-about").styles.max_height = rows_between_chrome(height, fixed)
         self.call_after_refresh(self._show_hint)
 
     def _show_hint(self) -> None:
