@@ -26,12 +26,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import json
 import sqlite3
-import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from typing import Any
@@ -41,6 +37,7 @@ from pydantic import ValidationError
 
 from agentdeck.store import events as ev
 from agentdeck.store import otlp_content as content
+from agentdeck.store.gc_pause import paused as gc_paused  # (the receiver and claim pause through it)
 
 TASK_PREFIX = "otel-"
 FIRST_SEQ = 0
@@ -208,48 +205,6 @@ def count_spans(items: Iterable[SpanItem]) -> int:
 
 
 # -- exactly once --------------------------------------------------------------
-
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = False
-_gc_since = 0.0  # when the collector last ran (or the pauses began)
-GC_PAUSE_MAX = 5.0  # seconds: overlapping pauses (a receiver always busy) still collect this often
-
-
-@contextmanager
-def gc_paused():
-    """The cyclic garbage collector off while a batch of spans is decoded, mapped and claimed.
-
-    A batch makes tens of thousands of small objects (attribute dicts, events,
-    items, rows) and no cycles; with a large heap each collection the
-    allocations trigger walks all of it: profiled, the two list
-    comprehensions at the top of ``claim`` cost more than its SQL, and the
-    tailer already pauses the collector around decoding for this reason. Safe
-    across threads (the receiver decodes several requests at once): the
-    collector comes back on when the last pause ends, if it was on before
-    the first; requests that always overlap still get a full collection every
-    GC_PAUSE_MAX seconds, so garbage cannot pile up while the collector is off.
-    """
-    global _gc_pauses, _gc_was_enabled, _gc_since
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            _gc_since = time.monotonic()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        collect = False
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
-            elif _gc_was_enabled and time.monotonic() - _gc_since > GC_PAUSE_MAX:
-                _gc_since, collect = time.monotonic(), True
-        if collect:
-            gc.collect()
 
 
 def claim(conn: sqlite3.Connection, items: list) -> list | None:

@@ -30,7 +30,6 @@ file.
 from __future__ import annotations
 
 import fnmatch
-import gc
 import hashlib
 import logging
 import os
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
-from agentdeck.store import deferred_indexes, otlp_files, postcommit
+from agentdeck.store import deferred_indexes, gc_pause, otlp_files, postcommit
 from agentdeck.store.contract import ContractCheck
 from agentdeck.store.ingest import (BatchResult, OffsetMoved, commit, commit_lines, decode_lines, describe_error,
                                     merge, prepare)
@@ -459,26 +458,29 @@ class Tailer:
                 self._read_parallel(fd, size, src, stats)
                 if src["offset"] >= size or self._stopping():
                     return
-            start = src["offset"]
-            gc_was = gc.isenabled()
-            gc.disable()  # many short-lived objects and no cycles: collecting costs ~30% here
-            try:
-                if proto:
-                    lines, new_offset = otlp_files.read_records(fd, start, size, self.batch_bytes)
-                else:
-                    lines, new_offset = otlp_files.group_documents(*read_lines(fd, start, size, self.batch_bytes))
-                if new_offset == start:
+            # The batch's objects are all gone when _read_batch returns, before the
+            # collector is back (store/gc_pause.py).
+            with gc_pause.paused():
+                if not self._read_batch(fd, size, src, stats, proto):
                     return  # only a partial line is there: wait for its newline
-                parsed, rejects = decode_lines(lines, proto)
-                try:
-                    prepared = prepare(parsed, src["id"])
-                except Exception:  # some line holds a value nothing expected: find it, line by line
-                    prepared = None
-            finally:
-                if gc_was:
-                    gc.enable()
-            spans = parsed if any(type(item) is not tuple for item in parsed) else None
-            self._commit(fd, size, src, stats, new_offset, prepared, spans, rejects, len(lines), lines)
+
+    def _read_batch(self, fd: int, size: int, src: dict, stats: TailStats, proto: bool) -> bool:
+        """Read, decode and commit one batch from ``src["offset"]``; False if no complete line is there."""
+        start = src["offset"]
+        if proto:
+            lines, new_offset = otlp_files.read_records(fd, start, size, self.batch_bytes)
+        else:
+            lines, new_offset = otlp_files.group_documents(*read_lines(fd, start, size, self.batch_bytes))
+        if new_offset == start:
+            return False
+        parsed, rejects = decode_lines(lines, proto)
+        try:
+            prepared = prepare(parsed, src["id"])
+        except Exception:  # some line holds a value nothing expected: find it, line by line
+            prepared = None
+        spans = parsed if any(type(item) is not tuple for item in parsed) else None
+        self._commit(fd, size, src, stats, new_offset, prepared, spans, rejects, len(lines), lines)
+        return True
 
     def _read_parallel(self, fd: int, size: int, src: dict, stats: TailStats) -> None:
         """A backlog: worker processes parse chunks ahead while this thread commits them in order."""
@@ -500,8 +502,11 @@ class Tailer:
 
         # Unpickled rows are many small objects and no cycles: the collector
         # only costs here (about 1 us an event, growing with the heap).
-        gc_was = gc.isenabled()
-        gc.disable()
+        with gc_pause.paused():
+            self._read_pooled(fd, size, src, stats, pending, submit)
+
+    def _read_pooled(self, fd: int, size: int, src: dict, stats: TailStats, pending: deque,
+                     submit: Callable[[], bool]) -> None:
         # Large transactions into growing indexes: a page cache larger than
         # SQLite's 2 MB default keeps index pages from being spilled to the
         # WAL and read back mid-transaction. Durability settings are untouched.
@@ -557,8 +562,6 @@ class Tailer:
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_was)}")
             if self.contracts:
                 self.contracts.recheck_every = recheck_was
-            if gc_was:
-                gc.enable()
             for _, future in pending:
                 future.cancel()
 

@@ -1,13 +1,14 @@
-"""store/otlp.py ``gc_paused``: the collector is off while spans are decoded and claimed, and comes
+"""store/gc_pause.py ``paused``: the collector is off while a batch is decoded and committed, and comes
 back as it was -- also when pauses overlap across threads (the receiver decodes several requests at
 once) -- and a pause that never ends still collects every GC_PAUSE_MAX seconds."""
 
 from __future__ import annotations
 
 import gc
+import json
 import threading
 
-from agentdeck.store import otlp
+from agentdeck.store import gc_pause
 
 
 def test_overlapping_pauses_restore_the_collector_when_the_last_ends():
@@ -15,7 +16,7 @@ def test_overlapping_pauses_restore_the_collector_when_the_last_ends():
     first_in, second_in, release = threading.Event(), threading.Event(), threading.Event()
 
     def hold(entered: threading.Event) -> None:
-        with otlp.gc_paused():
+        with gc_pause.paused():
             entered.set()
             release.wait(10)
 
@@ -23,7 +24,7 @@ def test_overlapping_pauses_restore_the_collector_when_the_last_ends():
     a.start()
     assert first_in.wait(10)
     assert not gc.isenabled()
-    with otlp.gc_paused():
+    with gc_pause.paused():
         assert not gc.isenabled()
     assert not gc.isenabled()  # the other thread's pause is still on
     b = threading.Thread(target=hold, args=(second_in,))
@@ -38,7 +39,7 @@ def test_overlapping_pauses_restore_the_collector_when_the_last_ends():
 def test_a_collector_that_was_off_stays_off():
     gc.disable()
     try:
-        with otlp.gc_paused():
+        with gc_pause.paused():
             pass
         assert not gc.isenabled()
     finally:
@@ -47,10 +48,15 @@ def test_a_collector_that_was_off_stays_off():
 
 def test_pauses_that_always_overlap_still_collect(monkeypatch):
     collected = []
-    monkeypatch.setattr(otlp, "GC_PAUSE_MAX", 0.0)
-    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
-    with otlp.gc_paused():
-        with otlp.gc_paused():
+
+    def collect(*_args) -> int:
+        collected.append(1)
+        return 0
+
+    monkeypatch.setattr(gc_pause, "PAUSE_MAX", 0.0)
+    monkeypatch.setattr(gc, "collect", collect)
+    with gc_pause.paused():
+        with gc_pause.paused():
             pass  # ends while the outer pause is on: overdue, so it collects
         assert collected and not gc.isenabled()
     assert gc.isenabled()
@@ -58,8 +64,24 @@ def test_pauses_that_always_overlap_still_collect(monkeypatch):
 
 def test_an_exception_inside_a_pause_restores_the_collector():
     try:
-        with otlp.gc_paused():
+        with gc_pause.paused():
             raise ValueError("bad span")
     except ValueError:
         pass
+    assert gc.isenabled()
+
+
+def test_the_tailer_commits_its_batch_with_the_collector_paused_and_restores_it(tmp_path):
+    from agentdeck.store.db import connect
+    from agentdeck.store.tailer import Tailer
+
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "0000000000000001", "name": "chat",
+            "startTimeUnixNano": "1795600000000000000", "endTimeUnixNano": "1795600000250000000",
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}
+    (tmp_path / "otel.json").write_text(
+        json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    seen = []
+    conn = connect(tmp_path / "store.db")
+    Tailer(conn, [tmp_path], post_commit=[lambda _conn, _result: seen.append(gc.isenabled())]).poll()
+    assert seen == [False]  # the batch's objects are not walked while it is committed (one pause, not two)
     assert gc.isenabled()
