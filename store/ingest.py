@@ -739,9 +739,8 @@ def _fold_decisions(esc_rows: list, decisions: list) -> tuple[list, list]:
 def fill_otel_tasks(conn: sqlite3.Connection, task_ids: list[str]) -> None:
     """What a new OpenTelemetry task row takes from the claims made before it in its transaction.
 
-    Its senders (the sources of its span parts claimed so far; the
-    ``otlp_spans_source`` trigger appends later senders to a task that
-    exists), and whether its agent is a stand-in (its frame in
+    Its senders (the sources of its span parts claimed so far; ``otlp.claim``
+    appends later senders to a task that exists), and whether its agent is a stand-in (its frame in
     ``otlp_tasks`` names no agent; ``otlp.claim`` keeps existing rows in
     step). Run after the claims and the task rows, for the batch's 'otel-'
     tasks; a row set already is left alone. Both were triggers on every task

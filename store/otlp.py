@@ -228,8 +228,6 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     keys = [row[:3] for row in rows]
     if len(set(keys)) == len(keys):
         conn.execute("SAVEPOINT otlp_claim")
-        # rowcount counts the rows inserted, not what the receiver migration's
-        # trigger writes (it notes a sender's name on its task).
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
             "VALUES (?, ?, ?, ?, ?, ?)", rows
@@ -237,6 +235,7 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
         all_new = inserted == len(keys)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
+            _note_senders(conn, rows)
             attached = _attach_logs(conn, items)
             if attached is not None:
                 return attached
@@ -256,6 +255,20 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
 
 
 _NO_STEP = (None, None)
+
+
+def _note_senders(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """A task already stored lists each new sender of its span parts (``tasks.source``, in the
+    order they came; a task row created later in the transaction takes its senders in
+    store/ingest.py ``fill_otel_tasks``). One statement a (trace, sender) of the batch, where a
+    trigger on otlp_spans ran a program for every part claimed (a third of the claim's insert),
+    sender or not."""
+    pairs = dict.fromkeys((row[0], row[3]) for row in rows if row[3] is not None)
+    if pairs:
+        conn.executemany(
+            "UPDATE tasks SET source = CASE WHEN source IS NULL THEN ?2 ELSE source || ',' || ?2 END "
+            "WHERE task_id = ?1 AND (source IS NULL OR instr(',' || source || ',', ',' || ?2 || ',') = 0)",
+            [(TASK_PREFIX + trace, source) for trace, source in pairs])
 
 
 def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:

@@ -7,12 +7,14 @@ certificate (mutual TLS). That name is kept with every span part it wrote
 (``tasks.source``), so Tasks and evidence can say which source wrote a task.
 Spans from files and from an unauthenticated receiver have no source (NULL).
 
-The task's list is kept by triggers: claims are inserted in the same
-transaction as the span's events (``store.otlp.claim``), so the name is
+The task's list is kept in the ingest transaction: claims are inserted in the
+same transaction as the span's events (``store.otlp.claim``), so the name is
 exactly as durable as what it sent, without a second write path. A new task
-row takes the senders of its claimed span parts; a claim for a task already
-stored appends its sender if it is not listed. Neither writes anything in the
-common case (a sender already listed), and neither touches an indexed column.
+row takes the senders of its claimed span parts (store/ingest.py
+``fill_otel_tasks``); a claim for a task already stored appends its sender if
+it is not listed (store/otlp.py ``_note_senders``). Neither writes anything in
+the common case (a sender already listed), and neither touches an indexed
+column. (Both were triggers at first; the migrations below drop them.)
 OTLP tasks are ``otel-<trace id>`` (``store.otlp.TASK_PREFIX``). Source names
 never contain a comma (the receiver refuses such token names).
 """
@@ -51,5 +53,12 @@ MIGRATIONS: list[list[str]] = [
     # ``fill_otel_tasks`` does its work for the batch's 'otel-' tasks instead.
     [
         "DROP TRIGGER IF EXISTS tasks_otlp_source",
+    ],
+    # The otlp_spans trigger above ran its program (the WHEN test at least) for
+    # every span part claimed, from a sender or not: a third of the cost of
+    # claiming a batch's parts. store/otlp.py ``_note_senders`` does its work
+    # after the claim's insert, one statement per (trace, sender) of the batch.
+    [
+        "DROP TRIGGER IF EXISTS otlp_spans_source",
     ],
 ]
