@@ -1459,24 +1459,26 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 
     ``winner`` is the span that frames this span's task among the spans known
     so far (None: this span's own task, if it may frame one).
+
+    The hot loop of OTLP ingestion (every span of every request and line):
+    event fields are built as dict literals and encoded in one loop at the
+    end, without a helper call per event.
     """
     a = span.attributes
-    unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
-    if unknown:
-        raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
+    for key in a:
+        if key[:10] == "agentdeck." and key not in SPAN_ATTRIBUTES:
+            unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
+            raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
     kind = kind or span_class(a)
-    tid = task_id(span.trace_id)
+    start_ns, end_ns, error = span.start_ns, span.end_ns, span.error
+    tid = TASK_PREFIX + span.trace_id
     made: list[tuple[str, dict[str, Any], dict | None]] = []  # (part, event fields, meta)
-
-    def add(part: str, time_ns: int, seq: int, fields: dict[str, Any], meta: dict | None = None) -> None:
-        made.append((part, {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": seq, **fields}, meta))
-
-    latency_ms = max(0, span.end_ns - span.start_ns) / 1e6
-    failure = failure_text(span) if span.error or a.get("error.type") else ""
+    latency_ms = max(0, end_ns - start_ns) / 1e6
+    failure = failure_text(span) if error or a.get("error.type") else ""
     note = _truncated_note(span)
     named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     # the task's session: that of its earliest-starting span that names one (claim settles it)
-    session = (span.start_ns, named_session) if named_session else None
+    session = (start_ns, named_session) if named_session else None
 
     rank = _rank(span, kind)
     if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
@@ -1484,19 +1486,19 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         start = _task_start(span, kind)
         end = _task_end(span, kind, rank, failure, latency_ms, note)
         name = start["agent"] if rank == RANK_AGENT else None
-        plan = _subagent_plan(tid, span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
             if name else None
         # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
-        sub = [span.start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
             if name and (not start["request"] or not end["summary"]) else None
         alt = plan  # encoded only if another span frames the task (claim)
-        frame = (rank, span.start_ns, span.span_id)
+        frame = (rank, start_ns, span.span_id)
         # A named agent's own answer competes, by end time, for the task's answer: after a
         # handoff the last agent answers (not the first); a sub-agent called from a tool ends
         # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
         # is the task's own and stands.
         fixed = bool(failure or _first(a, "agentdeck.summary"))
-        own_ans = (span.end_ns, end["summary"]) if name and end["summary"] and not fixed else None
+        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
         if winner is span:
             needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
             req, ans = fallback or (None, None)
@@ -1508,11 +1510,11 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 end["summary"] = ans[1]
             common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
                       "needs_ans": needs_ans}
-            add("start", span.start_ns, FIRST_SEQ, start,
-                {**common, "alt": alt, "alt_sub": sub, "session": session, "used": req if needs_req else None,
-                 "ans": own_ans})
-            add("end", span.end_ns, LAST_SEQ, end,
-                {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
+            start.update(v=1, ts=_ts(start_ns), task_id=tid, seq=FIRST_SEQ)
+            made.append(("start", start, {**common, "alt": alt, "alt_sub": sub, "session": session,
+                                          "used": req if needs_req else None, "ans": own_ans}))
+            end.update(v=1, ts=_ts(end_ns), task_id=tid, seq=LAST_SEQ)
+            made.append(("end", end, {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}))
         elif name and name != agent_name(winner):
             made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
                                          "shown": plan["summary"] if plan and sub else None}))
@@ -1522,9 +1524,12 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         tool_input = _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
                             "gen_ai.retrieval.query.text", "traceloop.entity.input", "langfuse.observation.input",
                             "tool.parameters")
-        add("call", span.start_ns, step_seq(span.start_ns), {
-            "kind": "tool_call", "call_id": call_id, "tool": tool, "input": _tool_value(tool_input),
-        }, {"session": session} if session else None)
+        made.append(("call", {
+            "v": 1, "task_id": tid, "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS,
+            "kind": "tool_call", "call_id": call_id, "tool": tool,
+            "input": tool_input if tool_input is None else _tool_value(tool_input),
+            "ts": _ts(start_ns),  # (last: evaluated after the fields, as before, so the same error wins)
+        }, {"session": session} if session else None))
         output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
                         "langfuse.observation.output")
         if output is None and kind == "retrieval":
@@ -1535,12 +1540,14 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             output = _tool_value(output)
         if note:
             output = {"output": output, "note": note.strip()}
-        add("result", span.end_ns, step_seq(span.end_ns), {
+        made.append(("result", {
+            "v": 1, "task_id": tid, "seq": 1 + (end_ns // TICK_NS) % _STEP_SEQS,
             "kind": "tool_result", "call_id": call_id, "tool": tool, "output": output,
-            "status": a.get("agentdeck.status") or ("error" if span.error else "ok"),
-            "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry"),
-        })
-    elif kind in ("model", "embedding", "evaluator"):
+            "status": a.get("agentdeck.status") or ("error" if error else "ok"),
+            "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry") if "agentdeck.retry" in a else 0,
+            "ts": _ts(end_ns),
+        }, None))
+    elif kind == "model" or kind == "embedding" or kind == "evaluator":
         if kind == "model":
             said = content.answer_text(a)
         elif kind == "embedding":
@@ -1552,23 +1559,24 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         cost = span_cost(a)
         meta: dict[str, Any] = {}
         summary_text = content.short(str(summary))
+        seq = 1 + (start_ns // TICK_NS) % _STEP_SEQS
         if kind == "model":
             # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
             # while the summary is the span's name, how much of it the answer replaces.
             bare = summary is span.name and not said
-            meta["step"] = (step_seq(span.start_ns), len(summary_text) if bare else None)
-        if kind == "model":
+            meta["step"] = (seq, len(summary_text) if bare else None)
             if asked := _text(content.short(content.first_user_text(a))):
-                meta["req"] = (span.start_ns, asked)
+                meta["req"] = (start_ns, asked)
             if said and (answer := _text(content.short(said, 4000))):
-                meta["ans"] = (span.end_ns, answer)
+                meta["ans"] = (end_ns, answer)
             if span.parent_span_id:
                 meta["parent"] = span.parent_span_id
         if cost:
             meta["cost"] = cost
         if session:
             meta["session"] = session
-        add("step", span.start_ns, step_seq(span.start_ns), {
+        made.append(("step", {
+            "v": 1, "task_id": tid, "seq": seq,
             "kind": "reasoning",
             "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
                            "langfuse.observation.model.name"),
@@ -1577,26 +1585,52 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                                                    if "langfuse.observation.usage_details" in a else 0),
             "tokens_out": _count(a, *TOKENS_OUT) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
                                                      if "langfuse.observation.usage_details" in a else 0),
-            "status": "error" if span.error else "ok",
-        }, meta or None)
+            "status": "error" if error else "ok",
+            "ts": _ts(start_ns),
+        }, meta or None))
     elif kind == "guardrail":
-        add("step", span.start_ns, step_seq(span.start_ns), {
+        made.append(("step", {
+            "v": 1, "task_id": tid, "seq": step_seq(start_ns),
             "kind": "policy_check",
             "policy_id": _name(a, "agentdeck.policy_id") or span.name[:200] or "guardrail",
             "policy_version": _name(a, "agentdeck.policy_version") or "unversioned",
-            "verdict": a.get("agentdeck.verdict") or ("deny" if span.error else "allow"),
+            "verdict": a.get("agentdeck.verdict") or ("deny" if error else "allow"),
             "reason": _text(_first(a, "agentdeck.reason") or failure or _first(a, "output.value") or ""),
             "subject": _name(a, "agentdeck.subject"),
-        })
+            "ts": _ts(start_ns),
+        }, None))
     elif kind == "plan":
-        add("step", span.start_ns, step_seq(span.start_ns), {
+        made.append(("step", {
+            "v": 1, "task_id": tid, "seq": step_seq(start_ns),
             "kind": "plan", "summary": _text(content.short(content.answer_text(a) or failure or span.name) + note),
-        })
+            "ts": _ts(start_ns),
+        }, None))
     elif kind == "handoff":
         source = _name(a, "gen_ai.handoff.from_agent") or "?"
         target = _name(a, "gen_ai.handoff.to_agent") or "?"
-        add("step", span.start_ns, step_seq(span.start_ns), {"kind": "plan", "summary": f"handoff {source} → {target}"})
+        made.append(("step", {"v": 1, "task_id": tid, "seq": step_seq(start_ns),
+                              "kind": "plan", "summary": f"handoff {source} → {target}", "ts": _ts(start_ns)}, None))
 
+    if span.events:
+        _event_steps(span, tid, made)
+    trace, span_id = span.trace_id, span.span_id
+    out = []
+    for part, fields, part_meta in made:
+        event = _validate(fields)
+        to_json = _TO_JSON.get(event.__class__)
+        if to_json is None:
+            to_json = _TO_JSON[event.__class__] = event.__pydantic_serializer__.to_json
+        item = _new_tuple(SpanItem, (event, to_json(event, exclude_none=True).decode()))
+        item.key, item.meta, item.source = (trace, span_id, part), part_meta, None
+        out.append(item)
+    return out
+
+
+_new_tuple = tuple.__new__  # a SpanItem without the Python-level __new__ (one call less an event)
+
+
+def _event_steps(span: Span, tid: str, made: list) -> None:
+    """The span's agentdeck.<kind> span events, as that native event each."""
     for n, e in enumerate(span.events):
         if not e.name.startswith("agentdeck."):
             continue  # exception, log and other events are not steps
@@ -1609,9 +1643,9 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 field_name = key[len("agentdeck."):]
                 fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
         time_ns = e.time_ns or span.start_ns
-        add(f"event{n}", time_ns, step_seq(time_ns), fields)
-
-    return [_item(fields, (span.trace_id, span.span_id, part), meta) for part, fields, meta in made]
+        # (The event's own attributes may name an envelope field: theirs win, as they always have.)
+        made.append((f"event{n}", {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": step_seq(time_ns), **fields},
+                     None))
 
 
 def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:
