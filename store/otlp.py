@@ -225,14 +225,14 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     """
     rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
             for item in items if type(item) is SpanItem]
-    keys = [row[:3] for row in rows]
-    if len(set(keys)) == len(keys):
+    keys = len(rows)
+    if len({item.key for item in items if type(item) is SpanItem}) == keys:
         conn.execute("SAVEPOINT otlp_claim")
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
             "VALUES (?, ?, ?, ?, ?, ?)", rows
         ).rowcount
-        all_new = inserted == len(keys)
+        all_new = inserted == keys
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
             _note_senders(conn, rows)
@@ -284,8 +284,8 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
     steps = {item.key[:2]: item for item in items
              if item.meta and "step" in item.meta and not item.meta.get("attached")}
-    if not logs and not steps:
-        return None
+    if not logs and (not steps or not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]):
+        return None  # (no records here and none stored: most stores, whose spans carry their messages)
     found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
 
     def note(span: tuple[str, str], req, ans) -> None:
@@ -566,7 +566,7 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
     anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
     for item in items:
-        meta = _meta(item)
+        meta = item.meta if type(item) is SpanItem else None
         if not meta:
             continue
         trace = item.key[0]
@@ -656,8 +656,10 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     )
     # The task row says whether its agent is a stand-in (the service's name); a row
     # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
-    conn.executemany("UPDATE tasks SET agent_stand_in = ? WHERE task_id = ?",
-                     [(0 if meta.get("named") else 1, task_id(trace)) for trace, _frame, meta, _row in changes])
+    for stand_in in (0, 1):
+        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id IN (SELECT value FROM json_each(?))",
+                     (stand_in, json.dumps([task_id(trace) for trace, _frame, meta, _row in changes
+                                            if (0 if meta.get("named") else 1) == stand_in])))
     changed = {c[0] for c in changes}
     borrowed = []
     for trace in set(best_req) | set(best_ans):
@@ -666,6 +668,8 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         if row is not None and ((row[7], row[8]) if row[7] is not None else None) == req \
                 and ((row[9], row[10]) if row[9] is not None else None) == ans:
             continue
+        if row is None and req is None and ans is None:
+            continue  # a row new in this batch (or none): its columns are NULL already
         borrowed.append((*(req or (None, None)), *(ans or (None, None)), trace))
         if row is None or trace in changed:
             continue  # the winner is in this batch and already carries them
@@ -686,7 +690,10 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         conn.executemany("INSERT OR REPLACE INTO otlp_sessions (trace_id, sess_ns, session) VALUES (?, ?, ?)", newer)
         new_sessions = [(task_id(trace), session) for trace, _ns, session in newer]
     if costs or new_sessions:
-        # Written to the task row before the batch's own upsert, which adds to it.
+        # Written to the task row before the batch's own upsert, which adds to it. (A row
+        # created here takes its senders and stand-in flag with the batch's other task rows,
+        # store/ingest.py fill_otel_tasks: every trace with a cost or a session has events in
+        # the batch, so its task is among them.)
         conn.executemany(
             """INSERT INTO tasks (task_id, cost_usd) VALUES (?, ?)
                ON CONFLICT(task_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd""",
@@ -695,9 +702,6 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
         conn.executemany(
             """INSERT INTO tasks (task_id, session) VALUES (?, ?)
                ON CONFLICT(task_id) DO UPDATE SET session = excluded.session""", new_sessions)
-        from agentdeck.store.ingest import fill_otel_tasks
-
-        fill_otel_tasks(conn, sorted({task_id(t) for t in costs} | {t for t, _ in new_sessions}))
     return None
 
 
