@@ -481,8 +481,9 @@ def _prefill(items: SpanItems) -> None:
     ``_inner`` would make of them when nothing of their traces is stored (it checks them
     against the store; writing them right here spares it a second round)."""
     links, contrib, subs = _passed_up(items)
-    has_alt = [i for i, item in enumerate(items) if type(item) is SpanItem and item.meta and item.meta.get("alt_sub")]
-    if not subs and not has_alt:
+    if not links and not contrib:
+        return  # nothing passes anything up: no step to fill
+    if not subs and not any(type(item) is SpanItem and item.meta and item.meta.get("alt_sub") for item in items):
         return
     state: dict[tuple[str, str], list] = {}
     _propagate(state, links, contrib)
