@@ -1298,8 +1298,10 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tup
             models.setdefault(s.trace_id, []).append(s)
     for trace in wanting:
         calls = models.get(trace, [])
-        asked = [(s.start_ns, t) for s in calls if (t := _text(content.short(content.first_user_text(s.attributes))))]
-        said = [(s.end_ns, t) for s in calls if (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
+        asked = [(s.start_ns, t) for s in calls if not _INPUT_KEYS.isdisjoint(s.attributes)
+                 and (t := _text(content.short(content.first_user_text(s.attributes))))]
+        said = [(s.end_ns, t) for s in calls if not _OUTPUT_KEYS.isdisjoint(s.attributes)
+                and (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
         out[best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
     return out
 
@@ -1326,13 +1328,19 @@ def _first(attributes: dict[str, Any], *keys: str) -> Any:
 
 
 def _name(attributes: dict[str, Any], *keys: str) -> str | None:
-    value = _first(attributes, *keys)
-    return None if value is None else str(value)[:200]
+    for key in keys:  # (_first's loop, inlined: a name is looked up several times a span)
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return str(value)[:200]
+    return None
 
 
 def _count(attributes: dict[str, Any], *keys: str) -> int:
-    value = _first(attributes, *keys)
-    if value is None:
+    for key in keys:  # (_first's loop, inlined)
+        value = attributes.get(key)
+        if value is not None and value != "":
+            break
+    else:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise OtlpError(f"{keys[0]}: expected a number")
@@ -1407,6 +1415,8 @@ SESSION = ("gen_ai.conversation.id", "session.id", "langfuse.session.id", "langf
 USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "traceloop.association.properties.user_id")
 # Most spans have none of these: one set operation answers for a whole list of lookups.
 _SESSION_KEYS = frozenset(SESSION)
+_USER_KEYS = frozenset(USER)
+_INPUT_KEYS, _OUTPUT_KEYS = content.INPUT_KEYS, content.OUTPUT_KEYS
 _COST_KEYS = frozenset((*COST, "langfuse.observation.cost_details", "llm.cost.prompt", "llm.cost.completion"))
 _CACHE_KEYS = frozenset((*CACHE_READ, *CACHE_WRITE))
 
@@ -1554,7 +1564,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         }, None))
     elif kind == "model" or kind == "embedding" or kind == "evaluator":
         if kind == "model":
-            said = content.answer_text(a)
+            said = "" if _OUTPUT_KEYS.isdisjoint(a) else content.answer_text(a)
         elif kind == "embedding":
             said = f"embeddings{' of ' + str(_count(a, *TOKENS_IN)) + ' tokens' if _count(a, *TOKENS_IN) else ''}"
         else:
@@ -1570,7 +1580,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             # while the summary is the span's name, how much of it the answer replaces.
             bare = summary is span.name and not said
             meta["step"] = (seq, len(summary_text) if bare else None)
-            if asked := _text(content.short(content.first_user_text(a))):
+            if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
                 meta["req"] = (start_ns, asked)
             if said and (answer := _text(content.short(said, 4000))):
                 meta["ans"] = (end_ns, answer)
@@ -1710,9 +1720,9 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
         task_input = _decoded(given_input)
     else:
         task_input = {k: a[k] for k in ("gen_ai.agent.id", "gen_ai.conversation.id") if a.get(k) is not None}
-        if session := _name(a, *SESSION):
+        if not _SESSION_KEYS.isdisjoint(a) and (session := _name(a, *SESSION)):
             task_input["session_id"] = session
-        if user := _name(a, *USER):
+        if not _USER_KEYS.isdisjoint(a) and (user := _name(a, *USER)):
             task_input["user_id"] = user
         if instructions := content.system_text(a):
             task_input["instructions"] = content.short(instructions, 1000)

@@ -195,6 +195,11 @@ _OUTPUT_KEYS = frozenset(("gen_ai.output.messages", "llm.output_messages.0.messa
                           "langfuse.observation.output"))
 
 
+# For callers reading many spans: a span without any of these has no request / answer to read
+# (first_user_text / answer_text return ""), so the call can be skipped.
+INPUT_KEYS, OUTPUT_KEYS = _INPUT_KEYS, _OUTPUT_KEYS
+
+
 @_tolerant(lambda *a: "")
 def first_user_text(attributes: dict[str, Any]) -> str:
     """The request as the user put it: the first user message the span saw."""
