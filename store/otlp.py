@@ -1373,15 +1373,20 @@ def _decoded(value: Any) -> Any:
     """Attribute values holding structures arrive as JSON strings (OTel SDKs only take scalars and lists)."""
     # Only text that can start a JSON value is tried: plain text (a tool's answer, a name)
     # would cost a raised and caught ValueError each.
-    if isinstance(value, str) and value.lstrip()[:1] in _JSON_STARTS:
+    # (The first character decides unless it is whitespace: no copy of a long value to strip it.)
+    if isinstance(value, str) and ((first := value[:1]) in _JSON_STARTS
+                                   or (first.isspace() and value.lstrip()[:1] in _JSON_STARTS)):
         try:
-            return json.loads(value)
+            return _json_decode(value)
         except ValueError:
             return value
     return value
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
+# json.loads(text) for a str is this decoder's decode, after argument checks that cannot fail here
+# (a leading byte-order mark, which json.loads refuses, is not in _JSON_STARTS).
+_json_decode = json.JSONDecoder().decode
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1687,7 +1692,9 @@ _TO_JSON: dict[type, Any] = {}
 
 
 def _tool_value(value: Any) -> Any:
-    return content.tool_value(_decoded(value))
+    value = _decoded(value)
+    # (tool_value unwraps dicts only; anything else it returns as it is)
+    return content.tool_value(value) if isinstance(value, dict) else value
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
