@@ -641,9 +641,7 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
                 rewritten.append(item)
         return rewritten
 
-    for trace, _frame, meta, row in changes:
-        if row is not None:
-            _demote(conn, trace, row, meta)
+    _demote(conn, [(trace, row, meta) for trace, _frame, meta, row in changes if row is not None])
     conn.executemany(
         """INSERT INTO otlp_tasks (trace_id, rank, start_ns, span_id, agent, named, needs_req, needs_ans,
                                       own_answer)
@@ -717,46 +715,65 @@ def _refill(conn: sqlite3.Connection, trace: str, kind: str, seq: int, field: st
     conn.execute("UPDATE events SET payload = ? WHERE id = ?", (payload, row[0]))
 
 
-def _demote(conn: sqlite3.Connection, trace: str, row, winner: dict) -> None:
-    """The stored framing span of ``trace`` loses to a better one: its task_start/task_end
-    become the sub-agent step (a named agent under another name) or go."""
-    tid = task_id(trace)
-    rows = conn.execute(
-        f"""SELECT id, kind, payload FROM events WHERE task_id = ? AND
-            ((kind = 'task_start' AND seq = {FIRST_SEQ}) OR (kind = 'task_end' AND seq = {LAST_SEQ}))""",
-        (tid,),
-    ).fetchall()
-    start = next((json.loads(r[2]) for r in rows if r[1] == "task_start"), None)
-    end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
-    gone = [r[0] for r in rows]
-    if start is not None and row[4] and row[3] != winner.get("agent"):
-        # Its own answer (the task's summary may have been another agent's or a model call's).
-        own = row[11] or "" if row[6] else end.get("summary", "")
-        request = "" if row[5] else start.get("request", "")
-        sub = (row[1], start.get("agent", ""), request, end.get("outcome", "success"), own)
-        plan = _subagent_plan(tid, *sub)
-        if not request or not own:  # it takes its model calls' (``_inner``, run before this)
-            got = conn.execute("SELECT req_ns, request, ans_ns, answer FROM otlp_inner WHERE trace_id = ? "
-                               "AND span_id = ?", (trace, row[2])).fetchone()
-            agg = [None, (got[0], got[1]) if got and got[0] is not None else None,
-                   (got[2], got[3]) if got and got[2] is not None else None]
-            plan = _filled_plan(tid, *sub, agg)
-            conn.execute(
-                "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, "
-                "summary, shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (trace, row[2], step_seq(row[1]), *sub, plan["summary"]))
-        event, payload = encode(plan)
-        start_id = next(r[0] for r in rows if r[1] == "task_start")
-        conn.execute("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?",
-                     (event.seq, payload, start_id))
-        gone.remove(start_id)
-    if gone:
-        conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in gone])
-    # The winner's own task_start/task_end (in this batch) set the row's agent, outcome
-    # and times; the loser's reported total must not stand in for the sum of model calls.
-    # Its start time goes too (the row keeps the earliest start it is given).
-    conn.execute("UPDATE tasks SET events = events - ?, end_tokens = NULL, started = NULL WHERE task_id = ?",
-                 (len(gone), tid))
+def _demote(conn: sqlite3.Connection, losers: list[tuple[str, tuple, dict]]) -> None:
+    """The stored framing spans of these traces ((trace, its otlp_tasks row, the winner's meta))
+    lose to better ones: their task_start/task_end become the sub-agent step (a named agent
+    under another name) or go. Traces are apart (each touches its own task's rows), so what
+    is read is read for all of them at once, and what is written is written by executemany:
+    the same as one trace after another, in a few statements instead of a few a trace (a
+    Collector's batches split traces, so most batches reframe many)."""
+    if not losers:
+        return
+    framing: dict[str, list[tuple[int, str, str]]] = {}
+    for tid, rowid, kind, payload in conn.execute(
+        f"""SELECT task_id, id, kind, payload FROM events WHERE task_id IN (SELECT value FROM json_each(?)) AND
+            ((kind = 'task_start' AND seq = {FIRST_SEQ}) OR (kind = 'task_end' AND seq = {LAST_SEQ}))
+            ORDER BY task_id, seq, id""",  # (a trace's rows in the order its index gives them)
+        (json.dumps([task_id(trace) for trace, _row, _winner in losers]),),
+    ):
+        framing.setdefault(tid, []).append((rowid, kind, payload))
+    pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+    inner = {(t, sp): got for t, sp, *got in conn.execute(
+        f"SELECT trace_id, span_id, req_ns, request, ans_ns, answer FROM otlp_inner WHERE (trace_id, span_id) IN "
+        f"{pairs}", (json.dumps([(trace, row[2]) for trace, row, _winner in losers]),))}
+    subagents: list[tuple] = []
+    plans: list[tuple] = []
+    gone_ids: list[tuple[int]] = []
+    counts: list[tuple[int, str]] = []
+    for trace, row, winner in losers:
+        tid = task_id(trace)
+        rows = framing.get(tid, [])
+        start = next((json.loads(r[2]) for r in rows if r[1] == "task_start"), None)
+        end: dict = next((json.loads(r[2]) for r in rows if r[1] == "task_end"), {})
+        gone = [r[0] for r in rows]
+        if start is not None and row[4] and row[3] != winner.get("agent"):
+            # Its own answer (the task's summary may have been another agent's or a model call's).
+            own = row[11] or "" if row[6] else end.get("summary", "")
+            request = "" if row[5] else start.get("request", "")
+            sub = (row[1], start.get("agent", ""), request, end.get("outcome", "success"), own)
+            plan = _subagent_plan(tid, *sub)
+            if not request or not own:  # it takes its model calls' (``_inner``, run before this)
+                got = inner.get((trace, row[2]))
+                agg = [None, (got[0], got[1]) if got and got[0] is not None else None,
+                       (got[2], got[3]) if got and got[2] is not None else None]
+                plan = _filled_plan(tid, *sub, agg)
+                subagents.append((trace, row[2], step_seq(row[1]), *sub, plan["summary"]))
+            event, payload = encode(plan)
+            start_id = next(r[0] for r in rows if r[1] == "task_start")
+            plans.append((event.seq, payload, start_id))
+            gone.remove(start_id)
+        gone_ids.extend((i,) for i in gone)
+        # The winner's own task_start/task_end (in this batch) set the row's agent, outcome
+        # and times; the loser's reported total must not stand in for the sum of model calls.
+        # Its start time goes too (the row keeps the earliest start it is given).
+        counts.append((len(gone), tid))
+    conn.executemany(
+        "INSERT OR REPLACE INTO otlp_subagents (trace_id, span_id, seq, start_ns, agent, request, outcome, "
+        "summary, shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", subagents)
+    conn.executemany("UPDATE events SET kind = 'plan', seq = ?, payload = ? WHERE id = ?", plans)
+    conn.executemany("DELETE FROM events WHERE id = ?", gone_ids)
+    conn.executemany("UPDATE tasks SET events = events - ?, end_tokens = NULL, started = NULL WHERE task_id = ?",
+                     counts)
 
 
 # -- OTLP/JSON -----------------------------------------------------------------
