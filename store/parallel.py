@@ -1,11 +1,11 @@
 """Parsing a bulk import in other processes while this one writes.
 
 Validating a line costs about as much as inserting its row, so a backlog
-(``agentdeck ingest`` of existing files) is split into chunks of complete
-lines that worker processes parse and turn into rows
-(``store.ingest.prepare``); the ingesting process only commits them, in
-file order, each with its offset, exactly as the serial path does. Worker
-processes never touch the store.
+(``agentdeck ingest`` of existing files) is split into byte ranges that
+worker processes read themselves, cut at line ends (``parse_range``), parse
+and turn into rows (``store.ingest.prepare``); the ingesting process only
+commits them, in file order, each with its offset, exactly as the serial
+path does. Worker processes never touch the store.
 """
 
 from __future__ import annotations
