@@ -9,6 +9,9 @@ from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
+# First: importing it makes the garbage collector wait for the first frame (Textual and the rest allocate
+# tens of thousands of long-lived objects on the way there); AgentDeck.on_mount resumes it after that frame.
+from agentdeck.console import startup
 from textual._context import active_app
 from textual import events
 from textual.app import App
@@ -55,6 +58,7 @@ CONSOLE_PROBLEMS = frozenset({"prune", "release"})
 PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
            ("task_detail", "TaskDetailScreen"), ("canary", "CanaryScreen"))
 WARM_IMPORTS_AFTER_S = 0.4  # after mount: the first window of tasks is on screen by then
+STARTUP_AFTER_S = 0.3  # after mount: pending deliveries, the expiry sweep (DeckService.startup), likewise
 # Of those, the screens that also read their data once while still off screen (their lists are
 # then filled before the first visit, which redraws only what changed since).
 PREWARM_READ = frozenset({"EscalationsScreen", "ProblemsScreen"})
@@ -134,8 +138,11 @@ class AgentDeck(App):
 
     # `var`, not `reactive`: a change notifies watchers without repainting the
     # whole screen (these change on every ingest batch). `data_version` is the
-    # one signal that the store changed: screens watch it.
-    data_version: var[int] = var(0)
+    # one signal that the store changed: screens watch it. Not at start-up
+    # (init=False): Textual's first pass over the app's reactives, after the
+    # first frame, would call the screens' watchers as if the store had changed,
+    # and the Tasks screen read its first window again before showing it.
+    data_version: var[int] = var(0, init=False)
     counters: var[Counters | None] = var(None)
     # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
     health: var[Health] = var(Health())
@@ -204,6 +211,7 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
+        self.call_after_refresh(startup.resume_gc)
         if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
             self.deck.expect_analyst()
         self.refresh_counters()
@@ -231,8 +239,18 @@ class AgentDeck(App):
                        lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
         if self._to_prewarm:
             self.set_timer(PREWARM_AFTER_S, self.prewarm)
-        # Deliver decisions a previous run left pending (and sweep once when ticking);
-        # mask compensation plans an older version stored in clear.
+        # Deliver decisions a previous run left pending (and sweep once when ticking); mask compensation
+        # plans an older version stored in clear. Not at once either: its imports (decisions, the
+        # compensation model) held the interpreter while the first window of tasks was read and drawn.
+        self._startup_due = True
+        self.set_timer(STARTUP_AFTER_S, self._startup)
+
+    _startup_due = False  # the start-up work (deck.startup) is scheduled and has not begun
+
+    def _startup(self) -> None:
+        if not self._startup_due:
+            return
+        self._startup_due = False
         deck, sweep = self.deck, bool(self.tick)
         run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
 
@@ -243,7 +261,8 @@ class AgentDeck(App):
         read superseded by a newer one (run_off_ui: exclusive workers) was
         cancelled: it is done, not an error. Results can start more reads (a
         window then its detail), so it waits again until a pass finds none.
-        Raises TimeoutError after ``timeout`` seconds.
+        Raises TimeoutError after ``timeout`` seconds. The start-up work
+        scheduled for just after the first paint starts now if it has not.
         """
         import asyncio
 
@@ -269,6 +288,7 @@ class AgentDeck(App):
                     idle_passes += 1
                     await asyncio.sleep(0)  # results handed over with call_from_thread land now
 
+        self._startup()  # (a test or benchmark waiting on the console sees what start-up does)
         await asyncio.wait_for(drain(), timeout)
 
     _css_read = False
@@ -347,6 +367,7 @@ class AgentDeck(App):
                 log.exception("drawing %s ahead failed", type(screen).__name__)
 
     def on_unmount(self) -> None:
+        startup.resume_gc()  # (a console that stopped before its first frame)
         self.ingest.close()
         self.prune_stop.set()
 
