@@ -97,6 +97,17 @@ def _warm_imports() -> None:
         importlib.import_module(module)
 
 
+def _read_screen_css_files() -> dict[str, str]:
+    """Every screen's .tcss by path (Textual's key for a file it reads), read here: on a worker, not the UI thread."""
+    return {str(path): path.read_text(encoding="utf-8")
+            for path in sorted((Path(__file__).parent / "screens").glob("*.tcss"))}
+
+
+def _warm_up() -> dict[str, str]:
+    _warm_imports()
+    return _read_screen_css_files()
+
+
 class AgentDeck(App):
     """Tasks, Escalations, Canary and Replay over one SQLite store."""
 
@@ -235,8 +246,10 @@ class AgentDeck(App):
         # them then does not wait for the import.
         # Not at once: a thread importing holds the interpreter, and the first window of tasks
         # (read and drawn just after the first frame) would wait for it.
+        # Every screen's .tcss is read with them (prewarm adds it to the stylesheet: _read_screen_css).
         self.set_timer(WARM_IMPORTS_AFTER_S,
-                       lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+                       lambda: run_off_ui(self, "warm-imports", _warm_up, self._screen_css_read,
+                                          on_error=self._warm_up_failed))
         if self._to_prewarm:
             self.set_timer(PREWARM_AFTER_S, self.prewarm)
         # Deliver decisions a previous run left pending (and sweep once when ticking); mask compensation
@@ -292,22 +305,32 @@ class AgentDeck(App):
         await asyncio.wait_for(drain(), timeout)
 
     _css_read = False
+    # Every screen's .tcss (path -> text), read by the warm-up worker; None until then, {} if that failed.
+    _screen_css: dict[str, str] | None = None
+
+    def _screen_css_read(self, css: dict[str, str]) -> None:
+        self._screen_css = css
+
+    def _warm_up_failed(self, message: str) -> None:
+        self._screen_css = {}  # prewarm goes on without it: each screen's CSS is then read when first shown
+        self.notify(message, title="agentdeck", severity="error", timeout=10, markup=False)
 
     def _read_screen_css(self) -> None:
-        """Read every screen's .tcss in one pass (one re-parse and restyle, not one per screen).
+        """Add every screen's .tcss to the stylesheet in one pass (one re-parse and restyle, not one per screen).
 
         Textual reads a screen's CSS the first time it is shown and then re-parses
         the app's whole stylesheet from scratch and restyles the screen shown,
         and again on the switch itself for a screen it marks as never styled
         (DeckScreen starts marked as styled, see its __init__): profiled,
         100-400 ms for the first visit to each screen. The rules are all scoped
-        by id or screen type, so reading them early changes nothing else.
+        by id or screen type, so reading them early changes nothing else. The
+        files were read by the warm-up worker (``_screen_css``): no I/O here.
         """
         self._css_read = True
         stylesheet = self.stylesheet
-        for path in sorted((Path(__file__).parent / "screens").glob("*.tcss")):
-            if not stylesheet.has_source(str(path), ""):
-                stylesheet.read(path)
+        for path, css in (self._screen_css or {}).items():
+            if not stylesheet.has_source(path, ""):
+                stylesheet.add_source(css, read_from=(path, ""), is_default_css=False)
         # Re-parse and restyle once, now: this also marks the screens shown so far as styled
         # for the current CSS (the first screen is not, after start-up's theme pass, and the
         # first switch back to it would pay for this instead).
@@ -327,22 +350,37 @@ class AgentDeck(App):
         if not self._to_prewarm or not self.is_running:
             return
         if not self._css_read:
+            if self._screen_css is None:  # the warm-up worker has not read the screens' CSS yet
+                self.set_timer(PREWARM_GAP_S, self.prewarm)
+                return
             self._read_screen_css()
         self._draw_ahead()
         module, name = self._to_prewarm.pop(0)
-        cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
-        if name == "TaskDetailScreen":
-            if not self.is_screen_installed("task-detail"):
-                self.install_screen(cls(), name="task-detail")
-                self._get_screen("task-detail")
-        elif module not in self._screen_stacks and name not in self.warm_screens:
-            screen = self.warm_screens[name] = cls()
-            screen.prewarm_read = name in PREWARM_READ
-            self._get_screen(screen)
+        try:
+            cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
+            if name == "TaskDetailScreen":
+                if not self.is_screen_installed("task-detail"):
+                    self.install_screen(cls(), name="task-detail")
+                    self._compose_ahead("task-detail")
+            elif module not in self._screen_stacks and name not in self.warm_screens:
+                screen = self.warm_screens[name] = cls()
+                screen.prewarm_read = name in PREWARM_READ
+                self._compose_ahead(screen)
+        except Exception:
+            # Composing ahead uses Textual internals (pinned in pyproject): if they change, this is
+            # an optimisation lost, not a console that stops. Each screen is then composed when first
+            # shown, as Textual always does; the log says why.
+            log.exception("composing %s ahead failed: screens are composed when first shown", name)
+            self.warm_screens.pop(name, None)
+            self._to_prewarm.clear()
         if self._to_prewarm:
             self.set_timer(PREWARM_GAP_S, self.prewarm)
         else:
             self.set_timer(PREWARM_GAP_S, self._prewarmed)
+
+    def _compose_ahead(self, screen: Screen | str) -> None:
+        """Compose and mount ``screen`` without showing it (Textual's own step of a first show)."""
+        self._get_screen(screen)
 
     def _prewarmed(self) -> None:
         self._draw_ahead()
