@@ -108,31 +108,6 @@ async def test_right_changes_nothing_when_all_columns_fit(sample_db, make_app):
         assert all(label in before[3] for label in ("agent", "stage", "last tool", "outcome", "viol"))
 
 
-async def test_right_scrolls_the_decided_list_by_a_column_at_80x24(esc_db, make_app):  # noqa: F811
-    from agentdeck.store import decisions
-    from agentdeck.store.db import connect
-
-    conn = connect(esc_db)
-    decisions.expire_due(conn, now=FIXED_NOW, policy="deny")  # decided by "expiry-policy": a wider list
-    conn.close()
-    app = make_app(esc_db)
-    async with app.run_test(size=NARROW) as pilot:
-        await pilot.press("2")
-        await settle(app, pilot)
-        await pilot.press("h")
-        await settle(app, pilot)
-        header = screen_lines(app)[3]
-        assert header.split()[:5] == ["decided", "status", "delivery", "risk", "proposed"]
-        await pilot.press("right")
-        await settle(app, pilot)
-        header = screen_lines(app)[3]
-        assert header.split()[0] == "status", "one column along, not one character"
-        assert "escalation" in header
-        await pilot.press("left")
-        await pilot.pause()
-        assert screen_lines(app)[3].split()[0] == "decided"
-
-
 # --- the header and the footer at 80 columns -------------------------------------------------
 
 
