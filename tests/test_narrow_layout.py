@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 from conftest import FIXED_NOW
 from agentdeck.console.service.views import Counters
 from agentdeck.console.widgets.chrome import counters_text
+from agentdeck.console.widgets.footer import PINNED_ACTIONS
 from agentdeck.console.widgets.task_table import COLUMNS, PINNED, _cell_width, column_view
 from tasks_support import screen_lines, settle
 from test_escalations_support import esc_db  # noqa: F401  (fixture)
@@ -148,3 +149,25 @@ async def test_footer_keeps_help_and_quit_on_every_screen_at_80x24(esc_db, make_
         await settle(app, pilot)
         footer = screen_lines(app)[-1]
         assert "esc Back" in footer and "? Help" in footer and "q Quit" in footer
+
+
+async def test_footer_shows_whole_keys_only_at_80x24_and_every_key_when_wide(esc_db, make_app):  # noqa: F811
+    """A key that does not fit is left out, never cut mid-word ("s S" for "s Suite fails")."""
+
+    def screen_keys(app) -> list[str]:
+        return [f"{app.get_key_display(b)} {b.description}" for (_, b, _, _) in app.screen.active_bindings.values()
+                if b.show and b.action not in PINNED_ACTIONS]
+
+    for size in (NARROW, (200, 30)):
+        app = make_app(esc_db)
+        async with app.run_test(size=size) as pilot:
+            for key in ("1", "2", "3", "4"):
+                await pilot.press(key)
+                await settle(app, pilot)
+                await pilot.pause()
+                shown = " ".join(screen_lines(app)[-1].split("▏")[0].split())
+                keys = screen_keys(app)
+                whole = [" ".join(keys[:n]) for n in range(1, len(keys) + 1)]
+                assert shown in whole, (key, size, shown)
+                if size != NARROW:
+                    assert shown == whole[-1], (key, shown)
