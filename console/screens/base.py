@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from agentdeck.console.widgets.chrome import DeckHeader
@@ -119,9 +121,26 @@ class DeckScreen(Screen):
         return self.app.deck  # type: ignore[attr-defined]
 
     def read(self, group: str, job: Callable[[], T], show: Callable[[T], Any],
-             on_error: Callable[[str], Any] | None = None) -> None:
-        """Read on a worker; a newer read of the same group supersedes this one."""
-        run_off_ui(self, group, job, show, on_error=on_error)
+             on_error: Callable[[str], Any] | None = None, *, covers: bool = True) -> None:
+        """Read on a worker; a newer read of the same group supersedes this one.
+
+        ``covers``: the read re-reads what the screen shows (its ``reload``'s reads), so the store changes heard
+        before it began are in its answer (see ``_changes_covered``). A read of something else (the detail of
+        the row under the cursor, a list behind a report) passes False.
+        """
+        if not covers:
+            run_off_ui(self, group, job, show, on_error=on_error)
+            return
+
+        def counted() -> tuple[int, T]:
+            # Read on the worker as the job begins: a change heard before this was committed before it.
+            return self._changes_heard, job()
+
+        def shown(answer: tuple[int, T]) -> None:
+            self._changes_covered = max(self._changes_covered, answer[0])
+            show(answer[1])
+
+        run_off_ui(self, group, counted, shown, on_error=on_error)
 
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""
@@ -162,22 +181,64 @@ class DeckScreen(Screen):
         """The screen is shown again (override to skip a reload it does not need)."""
         self.reload()
 
-    _stale = False  # the store changed while a read was in flight
+    # Store changes (app.data_version bumps) heard, and how many of them the data shown covers: a read that
+    # began after a change includes it, so answering it needs no second read. Under load a read often waits
+    # for a worker thread longer than the gap between changes; re-reading on its answer for changes it had
+    # already seen chained reads (the slow Escalations switch, Tasks following a busy fleet).
+    _changes_heard = 0
+    _changes_covered = 0
+    _stale = False  # a change was heard while a read was in flight
+    _refreshed_at = 0.0  # monotonic time of the last change-driven reload
+    _refresh_timer: Timer | None = None
+
+    def refresh_gap(self) -> float:
+        """Seconds between change-driven reloads at least (override: e.g. a paused list re-read less often).
+
+        The app already bumps ``data_version`` at most every ``refresh_every``; a screen may ask for fewer.
+        """
+        return 0.0
 
     def _data_changed(self, _version: int) -> None:
+        self._changes_heard += 1
         if not self.is_current:
-            return
+            return  # (the resume re-reads)
         if not settled(self):
-            # A busy fleet commits many batches a second: one reload at a time,
-            # and one more when it is answered, not one per batch.
+            # A busy fleet commits many batches a second: one reload at a time, and one more when it is
+            # answered if a change came after it began, not one per batch.
             self._stale = True
             return
-        self.reload()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
+        wait = self._refreshed_at + self.refresh_gap() - time.monotonic()
+        if wait <= 0:
+            self._cancel_refresh()
+            self._refreshed_at = time.monotonic()
+            self.reload()
+        elif self._refresh_timer is None:
+            self._refresh_timer = self.set_timer(wait, self._refresh_due)
+            self.deck_waiting["refresh"] = 0  # not settled: it knows of newer data than it shows
+
+    def _refresh_due(self) -> None:
+        self._refresh_timer = None
+        self.deck_waiting.pop("refresh", None)
+        if self.is_current:
+            self._refresh()
+
+    def _cancel_refresh(self) -> None:
+        """A reload is starting (for whatever reason): it covers a change-driven one that was waiting."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
+        self.deck_waiting.pop("refresh", None)
 
     def _on_settled(self) -> None:
+        if self._stale and self._changes_covered >= self._changes_heard:
+            self._stale = False  # every change heard came before the read just answered began
         if self._stale and self.is_current:
             self._stale = False
-            self.reload()
+            self._refresh()
 
     def reload(self) -> None:
         """Fetch fresh data (override; read through ``self.read``)."""
