@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from agentdeck.console.widgets.chrome import DeckHeader
+from agentdeck.console.widgets.chrome import DeckHeader, LiveCounters
 from agentdeck.console.widgets.footer import DeckFooter
 
 T = TypeVar("T")
@@ -164,6 +164,25 @@ class DeckScreen(Screen):
         """What the stylesheet is: its generation (a theme change) and its sources (a .tcss read since)."""
         return (self.app._css_update_count, len(self.app.stylesheet.source))
 
+    def _restyle_needed(self, generation: tuple) -> bool:
+        """Whether the stylesheet changed, since this screen was styled, in a way that can touch it.
+
+        Composing another screen (or a first notification) reads the default CSS of widget classes seen
+        for the first time. Textual scopes a widget's default CSS to that widget type (its rules match
+        only nodes of the type and their descendants), so CSS added for types this screen does not hold
+        cannot change its styles: a full restyle for it (profiled at 50-60 ms on the Escalations and
+        Replay screens under load) was the first switch to each screen after another one was composed.
+        """
+        if self._styled_for == generation:
+            return False
+        if not self._styled_for or self._styled_for[0] != generation[0] or generation[1] < self._styled_for[1]:
+            return True  # the CSS was invalidated (a theme change) or sources went away
+        added = list(self.app.stylesheet.source.values())[self._styled_for[1]:]
+        if any(not source.is_defaults or not source.scope for source in added):
+            return True  # unscoped CSS may match anything
+        scopes = {source.scope for source in added}
+        return any(scopes & node._css_type_names for node in self.walk_children(with_self=True))
+
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Textual restyles the whole screen on every resume (every screen
         # switch): profiled, the largest cost of a switch on a big screen.
@@ -171,10 +190,12 @@ class DeckScreen(Screen):
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
         generation = self._style_key()
-        if event.refresh_styles and self._styled_for == generation:
+        if event.refresh_styles and not self._restyle_needed(generation):
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
+        for counters in self.query(LiveCounters):
+            counters.redraw()  # not drawn while this screen was away
         self.resumed()
 
     def resumed(self) -> None:
