@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from agentdeck.console.widgets.chrome import DeckHeader, LiveCounters
+from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
 T = TypeVar("T")
@@ -194,8 +194,6 @@ class DeckScreen(Screen):
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
-        for counters in self.query(LiveCounters):
-            counters.redraw()  # not drawn while this screen was away
         self.resumed()
 
     def resumed(self) -> None:

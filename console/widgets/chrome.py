@@ -172,10 +172,6 @@ class LiveCounters(TextLine):
         self.redraw()
 
     def redraw(self) -> None:
-        if self.screen not in self.app.screen_stack:
-            # Every screen has its header (up to six composed): only the shown mode's are drawn; the rest
-            # catch up when their screen is shown again (DeckScreen's resume).
-            return
         if self.counters is None:
             self.update("")
             return
