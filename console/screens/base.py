@@ -194,7 +194,19 @@ class DeckScreen(Screen):
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
+        if self._resumed:
+            # A first switch to a mode posts two resumes (Textual's App._init_mode, then switch_mode):
+            # the second asked for the same data again, superseding the read the first had just begun.
+            return
+        # (Only while shown: a screen composed ahead is resumed off screen, and its first show must read.)
+        self._resumed = self.is_current
         self.resumed()
+
+    _resumed = False  # resumed and not suspended since
+
+    def _on_screen_suspend(self) -> None:
+        self._resumed = False
+        Screen._on_screen_suspend(self)
 
     def resumed(self) -> None:
         """The screen is shown again (override to skip a reload it does not need)."""
