@@ -9,6 +9,9 @@ from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
+# First: importing it makes the garbage collector wait for the first frame (Textual and the rest allocate
+# tens of thousands of long-lived objects on the way there); AgentDeck.on_mount resumes it after that frame.
+from agentdeck.console import startup
 from textual._context import active_app
 from textual import events
 from textual.app import App
@@ -55,6 +58,7 @@ CONSOLE_PROBLEMS = frozenset({"prune", "release"})
 PREWARM = (("escalations", "EscalationsScreen"), ("replay", "ReplayScreen"), ("problems", "ProblemsScreen"),
            ("task_detail", "TaskDetailScreen"), ("canary", "CanaryScreen"))
 WARM_IMPORTS_AFTER_S = 0.4  # after mount: the first window of tasks is on screen by then
+STARTUP_AFTER_S = 0.3  # after mount: pending deliveries, the expiry sweep (DeckService.startup), likewise
 # Of those, the screens that also read their data once while still off screen (their lists are
 # then filled before the first visit, which redraws only what changed since).
 PREWARM_READ = frozenset({"EscalationsScreen", "ProblemsScreen"})
@@ -91,6 +95,17 @@ def _warm_imports() -> None:
                    "agentdeck.store.decisions",
                    "agentdeck.replay.reconstruct", "agentdeck.replay.compensate", "agentdeck.replay.redact"):
         importlib.import_module(module)
+
+
+def _read_screen_css_files() -> dict[str, str]:
+    """Every screen's .tcss by path (Textual's key for a file it reads), read here: on a worker, not the UI thread."""
+    return {str(path): path.read_text(encoding="utf-8")
+            for path in sorted((Path(__file__).parent / "screens").glob("*.tcss"))}
+
+
+def _warm_up() -> dict[str, str]:
+    _warm_imports()
+    return _read_screen_css_files()
 
 
 class AgentDeck(App):
@@ -134,8 +149,11 @@ class AgentDeck(App):
 
     # `var`, not `reactive`: a change notifies watchers without repainting the
     # whole screen (these change on every ingest batch). `data_version` is the
-    # one signal that the store changed: screens watch it.
-    data_version: var[int] = var(0)
+    # one signal that the store changed: screens watch it. Not at start-up
+    # (init=False): Textual's first pass over the app's reactives, after the
+    # first frame, would call the screens' watchers as if the store had changed,
+    # and the Tasks screen read its first window again before showing it.
+    data_version: var[int] = var(0, init=False)
     counters: var[Counters | None] = var(None)
     # What is wrong, if anything (store/health.py): the header's indicator and the Problems screen.
     health: var[Health] = var(Health())
@@ -204,6 +222,7 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
+        self.call_after_refresh(startup.resume_gc)
         if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
             self.deck.expect_analyst()
         self.refresh_counters()
@@ -227,12 +246,24 @@ class AgentDeck(App):
         # them then does not wait for the import.
         # Not at once: a thread importing holds the interpreter, and the first window of tasks
         # (read and drawn just after the first frame) would wait for it.
+        # Every screen's .tcss is read with them (prewarm adds it to the stylesheet: _read_screen_css).
         self.set_timer(WARM_IMPORTS_AFTER_S,
-                       lambda: self.run_worker(_warm_imports, thread=True, group="warm-imports"))
+                       lambda: run_off_ui(self, "warm-imports", _warm_up, self._screen_css_read,
+                                          on_error=self._warm_up_failed))
         if self._to_prewarm:
             self.set_timer(PREWARM_AFTER_S, self.prewarm)
-        # Deliver decisions a previous run left pending (and sweep once when ticking);
-        # mask compensation plans an older version stored in clear.
+        # Deliver decisions a previous run left pending (and sweep once when ticking); mask compensation
+        # plans an older version stored in clear. Not at once either: its imports (decisions, the
+        # compensation model) held the interpreter while the first window of tasks was read and drawn.
+        self._startup_due = True
+        self.set_timer(STARTUP_AFTER_S, self._startup)
+
+    _startup_due = False  # the start-up work (deck.startup) is scheduled and has not begun
+
+    def _startup(self) -> None:
+        if not self._startup_due:
+            return
+        self._startup_due = False
         deck, sweep = self.deck, bool(self.tick)
         run_off_ui(self, "delivery", lambda: deck.startup(sweep), self._store_written)
 
@@ -243,7 +274,8 @@ class AgentDeck(App):
         read superseded by a newer one (run_off_ui: exclusive workers) was
         cancelled: it is done, not an error. Results can start more reads (a
         window then its detail), so it waits again until a pass finds none.
-        Raises TimeoutError after ``timeout`` seconds.
+        Raises TimeoutError after ``timeout`` seconds. The start-up work
+        scheduled for just after the first paint starts now if it has not.
         """
         import asyncio
 
@@ -269,25 +301,36 @@ class AgentDeck(App):
                     idle_passes += 1
                     await asyncio.sleep(0)  # results handed over with call_from_thread land now
 
+        self._startup()  # (a test or benchmark waiting on the console sees what start-up does)
         await asyncio.wait_for(drain(), timeout)
 
     _css_read = False
+    # Every screen's .tcss (path -> text), read by the warm-up worker; None until then, {} if that failed.
+    _screen_css: dict[str, str] | None = None
+
+    def _screen_css_read(self, css: dict[str, str]) -> None:
+        self._screen_css = css
+
+    def _warm_up_failed(self, message: str) -> None:
+        self._screen_css = {}  # prewarm goes on without it: each screen's CSS is then read when first shown
+        self.notify(message, title="agentdeck", severity="error", timeout=10, markup=False)
 
     def _read_screen_css(self) -> None:
-        """Read every screen's .tcss in one pass (one re-parse and restyle, not one per screen).
+        """Add every screen's .tcss to the stylesheet in one pass (one re-parse and restyle, not one per screen).
 
         Textual reads a screen's CSS the first time it is shown and then re-parses
         the app's whole stylesheet from scratch and restyles the screen shown,
         and again on the switch itself for a screen it marks as never styled
         (DeckScreen starts marked as styled, see its __init__): profiled,
         100-400 ms for the first visit to each screen. The rules are all scoped
-        by id or screen type, so reading them early changes nothing else.
+        by id or screen type, so reading them early changes nothing else. The
+        files were read by the warm-up worker (``_screen_css``): no I/O here.
         """
         self._css_read = True
         stylesheet = self.stylesheet
-        for path in sorted((Path(__file__).parent / "screens").glob("*.tcss")):
-            if not stylesheet.has_source(str(path), ""):
-                stylesheet.read(path)
+        for path, css in (self._screen_css or {}).items():
+            if not stylesheet.has_source(path, ""):
+                stylesheet.add_source(css, read_from=(path, ""), is_default_css=False)
         # Re-parse and restyle once, now: this also marks the screens shown so far as styled
         # for the current CSS (the first screen is not, after start-up's theme pass, and the
         # first switch back to it would pay for this instead).
@@ -307,22 +350,37 @@ class AgentDeck(App):
         if not self._to_prewarm or not self.is_running:
             return
         if not self._css_read:
+            if self._screen_css is None:  # the warm-up worker has not read the screens' CSS yet
+                self.set_timer(PREWARM_GAP_S, self.prewarm)
+                return
             self._read_screen_css()
         self._draw_ahead()
         module, name = self._to_prewarm.pop(0)
-        cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
-        if name == "TaskDetailScreen":
-            if not self.is_screen_installed("task-detail"):
-                self.install_screen(cls(), name="task-detail")
-                self._get_screen("task-detail")
-        elif module not in self._screen_stacks and name not in self.warm_screens:
-            screen = self.warm_screens[name] = cls()
-            screen.prewarm_read = name in PREWARM_READ
-            self._get_screen(screen)
+        try:
+            cls = getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)
+            if name == "TaskDetailScreen":
+                if not self.is_screen_installed("task-detail"):
+                    self.install_screen(cls(), name="task-detail")
+                    self._compose_ahead("task-detail")
+            elif module not in self._screen_stacks and name not in self.warm_screens:
+                screen = self.warm_screens[name] = cls()
+                screen.prewarm_read = name in PREWARM_READ
+                self._compose_ahead(screen)
+        except Exception:
+            # Composing ahead uses Textual internals (pinned in pyproject): if they change, this is
+            # an optimisation lost, not a console that stops. Each screen is then composed when first
+            # shown, as Textual always does; the log says why.
+            log.exception("composing %s ahead failed: screens are composed when first shown", name)
+            self.warm_screens.pop(name, None)
+            self._to_prewarm.clear()
         if self._to_prewarm:
             self.set_timer(PREWARM_GAP_S, self.prewarm)
         else:
             self.set_timer(PREWARM_GAP_S, self._prewarmed)
+
+    def _compose_ahead(self, screen: Screen | str) -> None:
+        """Compose and mount ``screen`` without showing it (Textual's own step of a first show)."""
+        self._get_screen(screen)
 
     def _prewarmed(self) -> None:
         self._draw_ahead()
@@ -347,6 +405,7 @@ class AgentDeck(App):
                 log.exception("drawing %s ahead failed", type(screen).__name__)
 
     def on_unmount(self) -> None:
+        startup.resume_gc()  # (a console that stopped before its first frame)
         self.ingest.close()
         self.prune_stop.set()
 

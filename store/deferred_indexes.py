@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
+from dataclasses import dataclass
 
+from agentdeck.store import processes
 from agentdeck.store.txn import atomic
 
 # Not read while importing (see above). tasks_session is partial (only
@@ -57,39 +58,30 @@ def pending(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(_note(conn).get("indexes", {}))
 
 
-def _identity(pid: int) -> str | None:
-    """host:pid:start of a live process on this host (start: clock ticks after boot, so a reused pid
-    differs), None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            start = f.read().rsplit(")", 1)[1].split()[19]
-    except FileNotFoundError:
-        return None
-    except (OSError, IndexError):  # no /proc: the pid alone
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except OSError:
-            pass
-        start = "?"
-    return f"{socket.gethostname()}:{pid}:{start}"
+@dataclass(frozen=True)
+class Deferred:
+    """What an import left out: the indexes' names, when it dropped them, whether it is gone."""
+
+    names: tuple[str, ...]
+    at: float
+    abandoned: bool  # the import that deferred them was killed: nobody but the next restore builds them
 
 
-def since(conn: sqlite3.Connection) -> float | None:
-    """When the indexes still missing were dropped (None: none are)."""
+def state(conn: sqlite3.Connection) -> Deferred | None:
+    """The indexes still missing, from one read of the note (None: none are)."""
     note = _note(conn)
-    return float(note.get("at") or 0.0) if note.get("indexes") else None
+    if not note.get("indexes"):
+        return None
+    owner = note.get("owner")
+    return Deferred(tuple(sorted(note["indexes"])), float(note.get("at") or 0.0),
+                    abandoned=not owner or processes.gone(owner))
 
 
 def abandoned(conn: sqlite3.Connection) -> bool:
     """Indexes were deferred by an import that is gone (killed on this host): nobody will build them
     but the next ``restore``. An import on another host counts as alive."""
-    owner = _note(conn).get("owner")
-    if not owner:
-        return bool(pending(conn))
-    host, pid, _start = owner.rsplit(":", 2)
-    return host == socket.gethostname() and _identity(int(pid)) != owner
+    deferred = state(conn)
+    return deferred is not None and deferred.abandoned
 
 
 def defer(conn: sqlite3.Connection) -> list[str]:
@@ -106,7 +98,7 @@ def defer(conn: sqlite3.Connection) -> list[str]:
             return []
         noted = {**pending(conn), **{name: sql for name, sql in found}}
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                     (META_KEY, json.dumps({"owner": _identity(os.getpid()), "at": time.time(), "indexes": noted})))
+                     (META_KEY, json.dumps({"owner": processes.identity(os.getpid()), "at": time.time(), "indexes": noted})))
         for name, _ in found:
             conn.execute(f'DROP INDEX "{name}"')
     return [name for name, _ in found]

@@ -237,11 +237,11 @@ def _deferred_indexes(conn, problems: list[Problem]) -> None:
     """The tasks' indexes a large import left out (store/deferred_indexes.py): task lists scan meanwhile."""
     from agentdeck.store import deferred_indexes
 
-    at = deferred_indexes.since(conn)
-    if at is None:
+    deferred = deferred_indexes.state(conn)
+    if deferred is None:
         return
-    names = ", ".join(sorted(deferred_indexes.pending(conn)))
-    if deferred_indexes.abandoned(conn):
+    names, at = ", ".join(deferred.names), deferred.at
+    if deferred.abandoned:
         problems.append(Problem(
             "deferred-indexes", "warn", "task indexes missing: the import that deferred them was cut off",
             f"not built yet: {names}", at,

@@ -137,6 +137,13 @@ def decode_chunk(chunk: bytes, base: int) -> tuple[list, list[Reject], int]:
     The parse processes' hot loop: the same result as ``split_lines`` then
     ``decode_lines``, without a ``Line`` object a line.
     """
+    return decode_chunk_native(chunk, base)[:3]
+
+
+def decode_chunk_native(chunk: bytes, base: int) -> tuple[list, list[Reject], int, bool]:
+    """``decode_chunk``, and whether every item is a native event (an ``(event, payload)`` tuple):
+    then nobody needs to look at each item again to find spans."""
+    native = True
     parsed: list = []
     rejects: list[Reject] = []
     append = parsed.append
@@ -159,10 +166,11 @@ def decode_chunk(chunk: bytes, base: int) -> tuple[list, list[Reject], int]:
             if piece.startswith(b'{"v":'):
                 append((validate(piece), piece.decode("utf-8")))
             else:
+                native = False
                 _decode_other(piece, start, parsed, rejects)
         except Exception as exc:  # any bad line is a reject, never a crash
             rejects.append(Reject(start, describe_error(exc), piece))
-    return parsed, rejects, count
+    return parsed, rejects, count, native
 
 
 def is_store_error(exc: BaseException) -> bool:

@@ -1,11 +1,11 @@
 """Parsing a bulk import in other processes while this one writes.
 
 Validating a line costs about as much as inserting its row, so a backlog
-(``agentdeck ingest`` of existing files) is split into chunks of complete
-lines that worker processes parse and turn into rows
-(``store.ingest.prepare``); the ingesting process only commits them, in
-file order, each with its offset, exactly as the serial path does. Worker
-processes never touch the store.
+(``agentdeck ingest`` of existing files) is split into byte ranges that
+worker processes read themselves, cut at line ends (``parse_range``), parse
+and turn into rows (``store.ingest.prepare``); the ingesting process only
+commits them, in file order, each with its offset, exactly as the serial
+path does. Worker processes never touch the store.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None 
     preparing it failed (a line to isolate).
     """
     from agentdeck.store import otlp_files
-    from agentdeck.store.ingest import decode_chunk, prepare
+    from agentdeck.store.ingest import decode_chunk_native, prepare
 
     gc.disable()  # many short-lived objects and no cycles: collection only costs here
     try:
@@ -45,10 +45,10 @@ def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None 
         if _serial_only(data):
             return None
         skipped = sum(otlp_files.skipped.values())
-        parsed, rejects, nlines = decode_chunk(data, base)
+        parsed, rejects, nlines, native = decode_chunk_native(data, base)
         if sum(otlp_files.skipped.values()) != skipped:
             return None  # lines of other signals: counted where the operator sees the count
-        spans = _light_spans(parsed)
+        spans = [] if native else _light_spans(parsed)
         if spans is None:
             return None  # native events and spans mixed: the ingesting process reads this part itself
         try:
@@ -60,6 +60,89 @@ def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None 
             return None, [], nlines, None
     finally:
         gc.enable()
+
+
+# How far past its nominal end a range reads to finish its last line before
+# giving the rest to the serial path (a line that long is rare; the serial
+# path reads and rejects oversized lines without holding them whole).
+RANGE_OVERRUN = 1024 * 1024
+_READ_AHEAD = 16 * 1024
+
+
+def parse_range(ref: tuple, lo: int, hi: int, size: int, source_id: int, book_blob: bytes | None = None,
+                book_token=None) -> tuple | None:
+    """In a worker: read the lines of one byte range of a file itself and ``parse_chunk`` them.
+
+    The ingesting process hands out nominal ranges ``[lo, hi)`` (``lo`` the
+    previous range's ``hi``) without reading the file; each range holds the
+    lines that *start* in it, so two neighbours agree on their common edge
+    from the file alone: a range starts just after the first newline at or
+    past ``lo - 1`` (at ``lo`` itself for the first, ``ref[4]``) and ends
+    just after the first newline at or past ``hi - 1``, never past the last
+    newline before ``size``. Returns ``(start, end, parse_chunk's result)``,
+    or None when this worker cannot read the range (the file is not the one
+    named, a line runs on past ``RANGE_OVERRUN``, no complete line starts in
+    it): the ingesting process then reads from there itself. It checks that
+    each range starts where the one before ended.
+
+    ``ref``: (path, the ingesting process's /proc fd path, st_dev, st_ino,
+    the exact first offset or -1). Saves the ingesting process reading and
+    piping every byte of a backlog to its workers.
+    """
+    fd = _open_ref(ref)
+    if fd is None:
+        return None
+    try:
+        first = ref[4]
+        at = first if first >= 0 and first == lo else max(lo - 1, 0)
+        want = min(hi + _READ_AHEAD, size) - at
+        data = os.pread(fd, want, at)
+        if first >= 0 and first == lo:
+            cut = 0
+        else:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return None
+            cut = nl + 1
+        if hi >= size:
+            stop = data.rfind(b"\n") + 1
+        else:
+            nl = data.find(b"\n", hi - 1 - at)
+            while nl < 0:  # the range's last line runs past what was read
+                if at + len(data) >= size:  # it is the file's partial last line: left for later
+                    nl = data.rfind(b"\n")
+                    break
+                if at + len(data) > hi + RANGE_OVERRUN:
+                    return None
+                more = os.pread(fd, min(RANGE_OVERRUN, size - at - len(data)), at + len(data))
+                if not more:
+                    return None
+                scan = len(data)
+                data += more
+                nl = data.find(b"\n", scan)
+            stop = nl + 1
+        if stop <= cut:
+            return None
+        return at + cut, at + stop, parse_chunk(data[cut:stop], at + cut, source_id, book_blob, book_token)
+    finally:
+        os.close(fd)
+
+
+def _open_ref(ref: tuple) -> int | None:
+    """The file a range belongs to: through the ingesting process's own descriptor when /proc
+    has it (the same inode even after a rename), else by name; None unless it is that inode."""
+    for name in (ref[1], ref[0]):
+        if not name:
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except OSError:
+            continue
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (ref[2], ref[3]):
+            return fd
+        os.close(fd)
+    return None
 
 
 def _serial_only(data: bytes) -> bool:
@@ -135,12 +218,20 @@ class ParsePool:
         contracts, against a few ms of parsing a chunk) and unpickled once
         per worker.
         """
-        blob = None
-        if book is not None:
-            if self._blob is None or self._blob[0] != book_token:
-                self._blob = (book_token, pickle.dumps(book))
-            blob = self._blob[1]
-        return self._pool.submit(parse_chunk, data, base, source_id, blob, book_token)
+        return self._pool.submit(parse_chunk, data, base, source_id, self._book_blob(book, book_token), book_token)
+
+    def submit_range(self, ref: tuple, lo: int, hi: int, size: int, source_id: int, book=None,
+                     book_token=None) -> Future:
+        """Parse the lines of bytes ``[lo, hi)`` of a file, read by the worker (``parse_range``)."""
+        return self._pool.submit(parse_range, ref, lo, hi, size, source_id, self._book_blob(book, book_token),
+                                 book_token)
+
+    def _book_blob(self, book, book_token) -> bytes | None:
+        if book is None:
+            return None
+        if self._blob is None or self._blob[0] != book_token:
+            self._blob = (book_token, pickle.dumps(book))
+        return self._blob[1]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentdeck.store import audit
+from agentdeck.store import audit, processes
 from agentdeck.store.archive import ArchiveError, append_member, file_for, prepare_file, record_member, task_digest, truncate_unrecorded
 from agentdeck.store.retention import Candidate, RetentionPolicy, plan, still_prunable_many
 from agentdeck.store.txn import atomic, classify, store_path
@@ -90,16 +90,6 @@ class PruneReport:
 # -- the lease ---------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def acquire(conn: sqlite3.Connection, *, clock: Callable[[], float] = time.time) -> None:
     """Take the prune lease, or raise ``PruneBusy`` saying who holds it."""
     me, host, now = os.getpid(), socket.gethostname(), clock()
@@ -107,7 +97,7 @@ def acquire(conn: sqlite3.Connection, *, clock: Callable[[], float] = time.time)
         row = conn.execute("SELECT pid, host, started, until FROM prune_lease WHERE id = 1").fetchone()
         if row is not None and not (row[0] == me and row[1] == host):
             pid, other, started, until = tuple(row)
-            gone = (other == host and not _alive(pid)) or until < now
+            gone = (other == host and not processes.alive(pid)) or until < now
             if not gone:
                 since = time.strftime("%H:%M:%S", time.localtime(started))
                 raise PruneBusy(f"another prune is running (pid {pid} on {other}, since {since}); "

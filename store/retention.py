@@ -22,7 +22,6 @@ service's Settings embed it); ``plan`` is a pure read of the store.
 from __future__ import annotations
 
 import sqlite3
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +66,8 @@ def load_policy(config: str | Path | None = None, **overrides: object) -> Retent
     """The policy from a TOML file's ``[retention]`` table (if given), then flags (``overrides`` not None)."""
     values: dict[str, object] = {}
     if config is not None:
+        import tomllib  # only with a file to read: the console imports this module at start-up
+
         path = Path(config)
         try:
             with path.open("rb") as f:

@@ -484,18 +484,22 @@ class Tailer:
         """A backlog: worker processes parse chunks ahead while this thread commits them in order."""
         pending: deque = deque()
         next_at = src["offset"]
+        # The workers read their byte ranges themselves (store/parallel.py
+        # parse_range): through this process's descriptor, so a file renamed
+        # meanwhile is still the same inode; by name where there is no /proc.
+        st = os.fstat(fd)
+        proc_fd = f"/proc/{os.getpid()}/fd/{fd}"
+        ref = (src["path"], proc_fd if os.path.exists(proc_fd) else "", st.st_dev, st.st_ino, src["offset"])
+        span = min(POOL_CHUNK, self.batch_bytes)
 
         def submit() -> bool:
             nonlocal next_at
             if next_at >= size:
                 return False
-            data = os.pread(fd, min(POOL_CHUNK, self.batch_bytes, size - next_at), next_at)
-            end = data.rfind(b"\n")
-            if end < 0:
-                return False  # a line longer than a batch: the serial path reads it
             book, token = (self.contracts.book(self.conn), self.contracts.token) if self.contracts else (None, None)
-            pending.append((next_at + end + 1, self.parse_pool.submit(data[: end + 1], next_at, src["id"], book, token)))
-            next_at += end + 1
+            hi = min(next_at + span, size)
+            pending.append((hi, self.parse_pool.submit_range(ref, next_at, hi, size, src["id"], book, token)))
+            next_at = hi
             return True
 
         # Unpickled rows are many small objects and no cycles: the collector
@@ -527,20 +531,24 @@ class Tailer:
                 spans: list | None = None  # a group is all spans (claimed on commit) or all native events
                 nlines, new_offset = 0, src["offset"]
                 while pending and (not group or (pending[0][1].done() and new_offset - src["offset"] < POOL_TXN)):
-                    end, future = pending.popleft()
-                    done = future.result()
-                    if done is None:
-                        pending.appendleft((end, future))  # mixed or pretty-printed: the serial path reads from here
+                    hi, future = pending.popleft()
+                    got = future.result()
+                    # None: the worker could not read its range (a line too long, the file replaced);
+                    # a range that does not start where the last ended (the file changed under us);
+                    # a chunk that is mixed or pretty-printed: the serial path reads from here.
+                    if got is None or got[0] != (new_offset if group else src["offset"]) or got[2] is None:
+                        pending.appendleft((hi, future))
                         break
+                    _, end, done = got
                     if done[0] is None:  # a line the worker could not prepare: this chunk alone, line by line
                         if group:
-                            pending.appendleft((end, future))
+                            pending.appendleft((hi, future))
                             break
                         self._commit(fd, size, src, stats, end, None, None, [], done[2], None)
                         submit()
                         continue
                     if group and (spans is None) != (done[3] is None):
-                        pending.appendleft((end, future))
+                        pending.appendleft((hi, future))
                         break
                     group.append(done[0])
                     if done[3] is not None:

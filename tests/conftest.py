@@ -53,3 +53,32 @@ def make_app(fixed_clock):
         return AgentDeck(for_tests(db, traces, **kw), clock=clock)
 
     return factory
+
+
+@pytest.fixture
+def sor():
+    """The local system of record (replay/sor.py) on an ephemeral 127.0.0.1 port, seeded from the sample."""
+    from agentdeck.replay.sor import SorService, seed_from_traces
+
+    with SorService(port=0) as service:
+        seed_from_traces(service.sor, [SAMPLE_TRACES])
+        yield service
+
+
+def point_hook_at(store, base_url: str, action_id: str = "act-0001") -> None:
+    """The sample's compensation hooks name port 8765; the test's system of record runs elsewhere.
+
+    `store` is a store path or an open connection (which is left open)."""
+    import json
+
+    from agentdeck.store.db import connect
+
+    conn = connect(store) if isinstance(store, Path) else store
+    try:
+        hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = ?",
+                                       (action_id,)).fetchone()[0])
+        hook["url"] = hook["url"].replace("http://127.0.0.1:8765", base_url)
+        conn.execute("UPDATE actions SET compensation = ? WHERE action_id = ?", (json.dumps(hook), action_id))
+    finally:
+        if conn is not store:
+            conn.close()

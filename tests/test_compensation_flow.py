@@ -9,9 +9,10 @@ import pytest
 
 from agentdeck.replay import compensate, handlers
 from agentdeck.replay.compensate import Outcome, Plan, Refusal
-from agentdeck.replay.sor import SorService, seed_from_traces
+from agentdeck.replay.sor import SorService
 from agentdeck.store import audit
 from agentdeck.store.db import connect
+from conftest import point_hook_at
 
 from pathlib import Path
 
@@ -21,23 +22,9 @@ ACTION = "act-0001"  # task-0001: escalated refund, approved, applied, undoable
 
 
 @pytest.fixture
-def sor():
-    with SorService(port=0) as service:
-        seed_from_traces(service.sor, [SAMPLE_TRACES])
-        yield service
-
-
-def _point_hook_at(conn, action_id: str, base_url: str) -> None:
-    """The sample hooks name port 8765; the test service runs on an ephemeral port."""
-    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = ?", (action_id,)).fetchone()[0])
-    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", base_url)
-    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = ?", (json.dumps(hook), action_id))
-
-
-@pytest.fixture
 def conn(sample_db, sor):
     c = connect(sample_db)
-    _point_hook_at(c, ACTION, sor.url)
+    point_hook_at(c, sor.url, ACTION)
     yield c
     c.close()
 

@@ -73,7 +73,8 @@ def _bound_classes():
     from agentdeck.console.widgets.reason_dialog import ReasonDialog
     from agentdeck.console.widgets.suite_failures import SuiteFailures
     from agentdeck.console.widgets.task_filter import FilterInput
-    from agentdeck.console.widgets.task_table import TaskTable, VimTable
+    from agentdeck.console.widgets.task_table import TaskTable
+    from agentdeck.console.widgets.vim_table import VimTable
     from agentdeck.console.widgets.canary_tables import CanaryTaskTable, DiffTable, MetricTable
 
     return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,

@@ -11,14 +11,12 @@ import json
 
 import httpx
 
-import pytest
 
-from conftest import FIXED_NOW, SAMPLE_TRACES
+from conftest import FIXED_NOW, point_hook_at
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import for_tests
 from agentdeck.console.service.views import TaskFilter, Window
 from agentdeck.replay.evidence import verify_packet
-from agentdeck.replay.sor import SorService, seed_from_traces
 from agentdeck.store.db import connect
 from tasks_support import ingest, task_lines, write_trace
 from test_escalations_support import audit_records, esc_db, row_of  # noqa: F401  (fixture)
@@ -132,7 +130,6 @@ def test_replay_is_rebuilt_only_when_the_task_changed(sample_db):
     assert missing is not None and missing.rec is None
 
 
-
 def test_going_back_to_an_unchanged_task_reuses_its_reconstruction_and_a_change_rebuilds_it(sample_db, tmp_path):
     traces = tmp_path / "t"
     lines = task_lines("grow-1", outcome=None)
@@ -173,19 +170,8 @@ def test_export_writes_a_verifiable_packet_never_overwriting_one(sample_db, tmp_
     assert not unknown.ok and "Export failed" in unknown.message
 
 
-@pytest.fixture
-def sor():
-    with SorService(port=0) as service:
-        seed_from_traces(service.sor, [SAMPLE_TRACES])
-        yield service
-
-
 def test_compensation_prompt_then_one_call_runs_it_and_a_second_is_refused(sample_db, sor):
-    conn = connect(sample_db)
-    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = 'act-0001'").fetchone()[0])
-    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", sor.url)
-    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
-    conn.close()
+    point_hook_at(sample_db, sor.url)
     refused = deck_on(sample_db).compensation_prompt("act-0001")
     assert refused.plan is None and "allowlist" in (refused.refusal or "")
     deck = deck_on(sample_db, allow_hosts=frozenset({sor.allow_entry}))

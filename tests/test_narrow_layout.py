@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 from conftest import FIXED_NOW
 from agentdeck.console.service.views import Counters
 from agentdeck.console.widgets.chrome import counters_text
+from agentdeck.console.widgets.footer import PINNED_ACTIONS
 from agentdeck.console.widgets.task_table import COLUMNS, PINNED, _cell_width, column_view
 from tasks_support import screen_lines, settle
 from test_escalations_support import esc_db  # noqa: F401  (fixture)
@@ -108,31 +109,6 @@ async def test_right_changes_nothing_when_all_columns_fit(sample_db, make_app):
         assert all(label in before[3] for label in ("agent", "stage", "last tool", "outcome", "viol"))
 
 
-async def test_right_scrolls_the_decided_list_by_a_column_at_80x24(esc_db, make_app):  # noqa: F811
-    from agentdeck.store import decisions
-    from agentdeck.store.db import connect
-
-    conn = connect(esc_db)
-    decisions.expire_due(conn, now=FIXED_NOW, policy="deny")  # decided by "expiry-policy": a wider list
-    conn.close()
-    app = make_app(esc_db)
-    async with app.run_test(size=NARROW) as pilot:
-        await pilot.press("2")
-        await settle(app, pilot)
-        await pilot.press("h")
-        await settle(app, pilot)
-        header = screen_lines(app)[3]
-        assert header.split()[:5] == ["decided", "status", "delivery", "risk", "proposed"]
-        await pilot.press("right")
-        await settle(app, pilot)
-        header = screen_lines(app)[3]
-        assert header.split()[0] == "status", "one column along, not one character"
-        assert "escalation" in header
-        await pilot.press("left")
-        await pilot.pause()
-        assert screen_lines(app)[3].split()[0] == "decided"
-
-
 # --- the header and the footer at 80 columns -------------------------------------------------
 
 
@@ -173,3 +149,25 @@ async def test_footer_keeps_help_and_quit_on_every_screen_at_80x24(esc_db, make_
         await settle(app, pilot)
         footer = screen_lines(app)[-1]
         assert "esc Back" in footer and "? Help" in footer and "q Quit" in footer
+
+
+async def test_footer_shows_whole_keys_only_at_80x24_and_every_key_when_wide(esc_db, make_app):  # noqa: F811
+    """A key that does not fit is left out, never cut mid-word ("s S" for "s Suite fails")."""
+
+    def screen_keys(app) -> list[str]:
+        return [f"{app.get_key_display(b)} {b.description}" for (_, b, _, _) in app.screen.active_bindings.values()
+                if b.show and b.action not in PINNED_ACTIONS]
+
+    for size in (NARROW, (200, 30)):
+        app = make_app(esc_db)
+        async with app.run_test(size=size) as pilot:
+            for key in ("1", "2", "3", "4"):
+                await pilot.press(key)
+                await settle(app, pilot)
+                await pilot.pause()
+                shown = " ".join(screen_lines(app)[-1].split("▏")[0].split())
+                keys = screen_keys(app)
+                whole = [" ".join(keys[:n]) for n in range(1, len(keys) + 1)]
+                assert shown in whole, (key, size, shown)
+                if size != NARROW:
+                    assert shown == whole[-1], (key, shown)

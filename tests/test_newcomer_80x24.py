@@ -14,31 +14,13 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 
-from agentdeck.replay.sor import SorService, seed_from_traces
 from agentdeck.store.db import connect
-from conftest import SAMPLE_TRACES
+from conftest import point_hook_at
 from tasks_support import screen_lines, settle
 from test_escalations_support import esc_db  # noqa: F401  (fixture)
 
 SIZE = (80, 24)
-
-
-@pytest.fixture
-def sor():
-    with SorService(port=0) as service:
-        seed_from_traces(service.sor, [SAMPLE_TRACES])
-        yield service
-
-
-def _point_hook_at(db, base_url: str) -> None:
-    """The sample hooks name port 8765; the test's system of record runs on an ephemeral port."""
-    conn = connect(db)
-    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = 'act-0001'").fetchone()[0])
-    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", base_url)
-    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
-    conn.close()
 
 
 def shown(app) -> str:
@@ -59,7 +41,7 @@ async def press(pilot, *keys: str) -> None:
 
 async def test_a_newcomer_clears_the_queue_replays_a_task_and_undoes_an_action_at_80x24(
         esc_db, make_app, sor, tmp_path):  # noqa: F811
-    _point_hook_at(esc_db, sor.url)
+    point_hook_at(esc_db, sor.url)
     outbox = tmp_path / "outbox" / "decisions.jsonl"
     app = make_app(esc_db, outbox=outbox, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=SIZE) as pilot:

@@ -7,14 +7,13 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from textual.widgets import Input, Static
 
 from agentdeck.console.widgets.compensation_dialog import CompensationDialog
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 from agentdeck.replay.evidence import verify_packet
-from agentdeck.replay.sor import SorService, seed_from_traces
 from agentdeck.store.db import connect
+from conftest import point_hook_at
 from tasks_support import screen_lines
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
@@ -110,21 +109,6 @@ async def test_without_a_task_an_id_can_be_typed(sample_db, make_app):
         assert "task-0011" in text_of(app, "#replay-info") and not box.display
 
 
-@pytest.fixture
-def sor():
-    with SorService(port=0) as service:
-        seed_from_traces(service.sor, [SAMPLE_TRACES])
-        yield service
-
-
-def _point_hook_at(db: Path, base_url: str) -> None:
-    conn = connect(db)
-    hook = json.loads(conn.execute("SELECT compensation FROM actions WHERE action_id = 'act-0001'").fetchone()[0])
-    hook["url"] = hook["url"].replace("http://127.0.0.1:8765", base_url)
-    conn.execute("UPDATE actions SET compensation = ? WHERE action_id = 'act-0001'", (json.dumps(hook),))
-    conn.close()
-
-
 async def compensate_refund(app, pilot) -> None:
     """On Replay: open task-0001, jump to its refund (the third decision point) and press c."""
     await open_task(app, pilot, "task-0001")
@@ -133,7 +117,7 @@ async def compensate_refund(app, pilot) -> None:
 
 
 async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db, make_app, sor):
-    _point_hook_at(sample_db, sor.url)
+    point_hook_at(sample_db, sor.url)
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
         await compensate_refund(app, pilot)
@@ -169,7 +153,7 @@ async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db
 
 
 async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_app, sor):
-    _point_hook_at(sample_db, sor.url)
+    point_hook_at(sample_db, sor.url)
     sor.sor.fail_next = 1
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(140, 40)) as pilot:
@@ -321,7 +305,7 @@ async def test_a_running_task_grows_live_and_the_cursor_stays(sample_db, make_ap
 
 async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, sor):
     # The result goes under the plan in the dialog's scroll; it must not push Close off a 24-row screen.
-    _point_hook_at(sample_db, sor.url)
+    point_hook_at(sample_db, sor.url)
     sor.sor.fail_next = 1
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -343,7 +327,7 @@ async def test_result_and_close_button_both_show_at_80x24(sample_db, make_app, s
 async def test_a_successful_compensation_shows_its_outcome_line_first_at_80x24(sample_db, make_app, sor):
     # The answer's JSON body is longer than the dialog's scroll at 24 rows: the outcome line
     # ("Compensated (attempt 1)") is what must be in view, not the body's closing braces.
-    _point_hook_at(sample_db, sor.url)
+    point_hook_at(sample_db, sor.url)
     app = make_app(sample_db, allow_hosts=frozenset({sor.allow_entry}))
     async with app.run_test(size=(80, 24)) as pilot:
         await compensate_refund(app, pilot)

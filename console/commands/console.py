@@ -81,6 +81,18 @@ def prepare_traces(settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentdeck.console import startup
+
+    # The garbage collector waits for the first frame (console/startup.py): the settings' models, Textual and
+    # the console are built on the way. Resumed by the app after that frame, or here if it never came.
+    startup.pause_gc()
+    try:
+        return _run(args)
+    finally:
+        startup.resume_gc()
+
+
+def _run(args: argparse.Namespace) -> int:
     import sys
 
     from agentdeck.console.service.settings import SettingsError

@@ -31,7 +31,6 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
@@ -39,6 +38,7 @@ from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets import canary_format as fmt
 from agentdeck.console.widgets.canary_sparks import TrendPanel
 from agentdeck.console.widgets.canary_tables import CanaryTaskTable, DiffTable, MetricTable
+from agentdeck.console.widgets.chrome import ChangingText
 from agentdeck.console.widgets.line_table import LineTable
 from agentdeck.console.service import views as canary
 from agentdeck.console.service.deck import next_version, versions_for
@@ -90,18 +90,18 @@ class CanaryScreen(DeckScreen):
         self.diff_shown = False  # short terminals: the differences instead of the tasks list
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="canary-headline")
-        yield Static("", id="canary-verdict")
-        yield Static("", id="canary-suite")
+        yield ChangingText("", id="canary-headline")
+        yield ChangingText("", id="canary-verdict")
+        yield ChangingText("", id="canary-suite")
         with Horizontal(id="canary-panels"):
             yield MetricTable(id="canary-metrics")
             yield TrendPanel([m.key for m in canary.DEFAULT_METRICS], id="canary-sparks")
         with Vertical(id="canary-diff-box"):
-            yield Static("", id="canary-diff-title")
+            yield ChangingText("", id="canary-diff-title")
             yield DiffTable(id="canary-diff")
-        yield Static("", id="canary-tasks-title")
+        yield ChangingText("", id="canary-tasks-title")
         yield CanaryTaskTable(id="canary-tasks")
-        yield Static("", id="canary-task-violations")
+        yield ChangingText("", id="canary-task-violations")
 
     def on_mount(self) -> None:
         self._layout(self.app.size.width, self.app.size.height)
@@ -124,8 +124,8 @@ class CanaryScreen(DeckScreen):
             self._show_headline(self.report)  # the compact headline fits 80 columns
             self._show_differences(self.view)  # features cut shorter at 80 columns
             tasks = self.query_one(CanaryTaskTable)
-            self._update(self.query_one("#canary-tasks-title", Static),
-                         self._tasks_title(self._listed_key or self.metric_key, tasks.row_count))
+            self.query_one("#canary-tasks-title", ChangingText).show(
+                self._tasks_title(self._listed_key or self.metric_key, tasks.row_count))
 
     def action_differences(self) -> None:
         """``x``: to the differences panel (shown in place of the tasks list when short) and back."""
@@ -226,29 +226,22 @@ class CanaryScreen(DeckScreen):
 
     # --- showing -----------------------------------------------------------
     # Each panel is redrawn only when what it shows changed: a new report of a live fleet often moves a few
-    # figures and leaves the rest (a Static's update costs a layout pass; a table's refill, its lines).
-
-    def _update(self, static: Static, content: Text | str) -> None:
-        """``static.update(content)`` unless it shows that already."""
-        if static.__dict__.get("_canary_shown") != content:
-            static.__dict__["_canary_shown"] = content
-            static.update(content)
+    # figures and leaves the rest (ChangingText.show skips an unchanged text; a table refills only changed lines).
 
     def _show(self, pairs, agent, report, tasks) -> None:
         self.pairs, self.agent, self.report = pairs, agent, report
-        headline = self.query_one("#canary-headline", Static)
-        verdict = self.query_one("#canary-verdict", Static)
+        headline = self.query_one("#canary-headline", ChangingText)
+        verdict = self.query_one("#canary-verdict", ChangingText)
         table = self.query_one(MetricTable)
         if report is None:
-            self._update(headline,
-                         "No agent has two versions yet: canary analysis needs a baseline and a canary version.")
-            self._update(verdict, "")
+            headline.show("No agent has two versions yet: canary analysis needs a baseline and a canary version.")
+            verdict.show("")
             table.show_metrics([])
             self._show_tasks(self.metric_key, [])
-            self._update(self.query_one("#canary-suite", Static), "")
+            self.query_one("#canary-suite", ChangingText).show("")
             return
         self._show_headline(report)
-        self._update(verdict, fmt.verdict_line(report))
+        verdict.show(fmt.verdict_line(report))
         table.show_metrics(report.metrics)
         self._show_sparks(report)
         self._show_tasks(self.metric_key, tasks)
@@ -257,7 +250,7 @@ class CanaryScreen(DeckScreen):
         head = fmt.headline(report, compact=self.has_class("narrow"))
         head.append(f"  agent {self._agent_position()}", style="dim")
         head.append_text(self._age())
-        self._update(self.query_one("#canary-headline", Static), head)
+        self.query_one("#canary-headline", ChangingText).show(head)
 
     def _age(self) -> Text:
         """How old the report is: read from the store (kept by the ingest process) or computed just now."""
@@ -275,19 +268,19 @@ class CanaryScreen(DeckScreen):
         return text
 
     def _show_differences(self, view: CanaryView) -> None:
-        title = self.query_one("#canary-diff-title", Static)
+        title = self.query_one("#canary-diff-title", ChangingText)
         table = self.query_one(DiffTable)
         diff = view.differences
         width = 26 if self.app.size.width < NARROW else 60  # 80 columns: through the delta
         if view.report is None or diff is None:
-            self._update(title, "")
+            title.show("")
             table.show_differences([], width)
             return
         if not diff.differences:
-            self._update(title, plain("Where the versions differ: nothing (same tools, sequences, policy outcomes, "
+            title.show(plain("Where the versions differ: nothing (same tools, sequences, policy outcomes, "
                                       "escalation reasons and actions in the same share of tasks)", style="dim"))
         else:
-            self._update(title, plain(
+            title.show(plain(
                 f"Where the versions differ (share of the latest {diff.n_baseline:,} baseline and "
                 f"{diff.n_canary:,} canary tasks, largest first) — Enter or r: examples side by side"))
         table.show_differences(diff.differences, width)
@@ -339,7 +332,7 @@ class CanaryScreen(DeckScreen):
         return plain(f"{listed} tasks {what} {label} (canary first) — r or Enter opens the replay")
 
     def _show_tasks(self, key: str, rows) -> None:
-        self._update(self.query_one("#canary-tasks-title", Static), self._tasks_title(key, len(rows)))
+        self.query_one("#canary-tasks-title", ChangingText).show(self._tasks_title(key, len(rows)))
         table = self.query_one(CanaryTaskTable)
         # Refilled with new data: the cursor stays on the task it was on while that is still listed
         # (another metric's list starts at its top).
@@ -377,14 +370,14 @@ class CanaryScreen(DeckScreen):
                   lambda rows: self._show_violations(task_id, rows), covers=False)
 
     def _show_violations(self, task_id: str | None, rows) -> None:
-        line = self.query_one("#canary-task-violations", Static)
+        line = self.query_one("#canary-task-violations", ChangingText)
         if not rows:
-            self._update(line, "")
+            line.show("")
             return
         text = plain(f"{task_id}: ", style="bold", single_line=True)
         text.append_text(plain(" · ".join(f"seq {r['seq']} {r['rule']}: {r['detail']}" for r in rows),
                                400, style="red", single_line=True))
-        self._update(line, text)
+        line.show(text)
 
     @on(LineTable.Chosen, "#canary-tasks")
     def _task_selected(self, event: LineTable.Chosen) -> None:
@@ -420,7 +413,7 @@ class CanaryScreen(DeckScreen):
             text = suite_line(baseline, found.get(baseline), now)
             text.append("\n")
             text.append_text(suite_line(canary_v, found.get(canary_v), now, hint="s lists them"))
-        self._update(self.query_one("#canary-suite", Static), text)
+        self.query_one("#canary-suite", ChangingText).show(text)
 
     def action_suite_failures(self) -> None:
         """List the failing cases of the canary version's latest suite run; Enter opens one on Replay."""

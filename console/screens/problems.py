@@ -24,7 +24,7 @@ from agentdeck.console.keymap import retry
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets.chrome import format_clock
-from agentdeck.console.widgets.task_table import VimTable
+from agentdeck.console.widgets.vim_table import VimTable
 
 if TYPE_CHECKING:  # screens read through the app; these are only the shapes they show
     from agentdeck.store.health import Health, Problem

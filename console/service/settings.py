@@ -34,9 +34,7 @@ only place the console reads its environment.
 
 from __future__ import annotations
 
-import getpass
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -183,6 +181,8 @@ def default_config_path(env: Mapping[str, str]) -> Path:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read (most consoles start without one)
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -311,6 +311,8 @@ def _default_outbox(traces: list[Path]) -> Path | None:
 
 
 def _os_user() -> str:
+    import getpass  # (imports termios: only when no user is given)
+
     try:
         return getpass.getuser()
     except Exception:

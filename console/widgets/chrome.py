@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from agentdeck.console.service.views import Counters
 
@@ -71,6 +71,21 @@ class TextLine(Widget):
 
     def render(self) -> Text:
         return self.text
+
+
+class ChangingText(Static):
+    """Text that may wrap over several lines and changes now and then (a verdict, a title).
+
+    ``show`` skips the update, which costs a layout pass, when the text is the one shown:
+    a live report often moves a few figures and leaves the rest. (``TextLine`` is for one
+    line sized by CSS, which needs no layout pass at all.)"""
+
+    _shown: Text | str | None = None
+
+    def show(self, content: Text | str) -> None:
+        if content != self._shown:
+            self._shown = content
+            self.update(content)
 
 
 # An event ingested this soon after its timestamp is live; older ones are a

@@ -9,7 +9,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.task_table import VimTable
+from agentdeck.console.widgets.vim_table import VimTable
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )

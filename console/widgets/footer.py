@@ -13,6 +13,9 @@ Quit and Help (``q``, ``?``) and the palette sit at the right edge,
 outside the screen's keys: on an 80-column terminal the screen's keys are
 cut at the end, and the way out and the way to every other key must not be.
 
+A key that does not fit whole before them is hidden, not cut mid-word
+("s S" for "s Suite fails" told nobody anything); ? lists every key.
+
 It also rebuilds only when what it shows changed: Textual rebuilds the
 footer on every focus restore (every return to a screen), even when the
 screen's keys are the ones already shown.
@@ -51,6 +54,28 @@ class DeckFooter(Footer):
 
     def on_resize(self, event: events.Resize) -> None:
         self.compact = event.size.width < self.NARROW
+        self.call_after_refresh(self._hide_cut_keys)
+
+    def watch_compact(self, compact: bool) -> None:
+        self.call_after_refresh(self._hide_cut_keys)  # the keys' widths change with it
+
+    def _hide_cut_keys(self) -> None:
+        """Hide the screen's keys that would be drawn cut under the pinned keys (or the edge).
+
+        Visibility, not display: a hidden key keeps its place, so every key that fits comes back
+        when the terminal widens. Positions come from the footer's arrangement, which (unlike
+        `region`) includes the hidden keys."""
+        if not self.is_mounted or not self.size.width:
+            return
+        placed = {p.widget: p.region for p in self.arrange(self.size).placements}
+        pinned = [child for child in self.children if child.has_class("deck-pinned")]
+        limit = placed[pinned[0]].x if pinned and pinned[0] in placed else self.size.width
+        for child in self.children:
+            if child in pinned or child not in placed:
+                continue
+            fits = placed[child].right <= limit
+            if (child.styles.visibility == "hidden") == fits:
+                child.styles.visibility = "visible" if fits else "hidden"
 
     def _signature(self, screen) -> tuple:
         return tuple((b.key, b.description, b.action, b.show, enabled, tooltip, b.group)
@@ -119,3 +144,4 @@ class DeckFooter(Footer):
                 ))
         if keys:
             yield HorizontalGroup(*keys, classes="deck-pinned")
+        self.call_after_refresh(self._hide_cut_keys)

@@ -1,0 +1,34 @@
+"""Marks left in the store by a process (prune lease, deferred-index note) are judged by whether it still runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from agentdeck.store import processes
+
+
+def test_a_running_process_is_alive_and_its_identity_is_not_gone():
+    me = processes.identity(os.getpid())
+    assert me is not None and me.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert processes.alive(os.getpid()) and not processes.gone(me)
+
+
+def test_an_ended_process_is_gone():
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    owner = processes.identity(child.pid)
+    assert owner is not None and not processes.gone(owner)
+    child.communicate(b"")
+    assert not processes.alive(child.pid) and processes.identity(child.pid) is None
+    assert processes.gone(owner)
+
+
+def test_a_reused_pid_does_not_pass_for_the_process_that_left_the_mark():
+    host, pid, start = processes.identity(os.getpid()).rsplit(":", 2)  # type: ignore[union-attr]
+    assert processes.gone(f"{host}:{pid}:{start}0"), "same pid, another start time: another process"
+
+
+def test_a_process_on_another_host_is_taken_as_running():
+    assert not processes.gone("some-other-host:1:1")
