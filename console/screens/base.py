@@ -156,6 +156,8 @@ class DeckScreen(Screen):
         # A screen composed ahead of its first show (AgentDeck.prewarm) reads when shown, or now if asked to.
         if self.is_current or self.prewarm_read:
             self.reload()
+        # Mounted as the screen shown (the first one): its first resume, just after, reads nothing new.
+        self._resumed = self.is_current
 
     prewarm_read = False  # composed ahead of its first show: read its data at once all the same
     _styled_for: tuple = ()  # the stylesheet (see _style_key) this screen's styles were last fully applied for
