@@ -99,6 +99,27 @@ def test_task_detail_masks_secrets_in_payloads(tmp_path, sample_db):
     assert "sk-live-abcdefghijklmnop1234" in raw.fetchone()[0]
 
 
+def test_the_open_task_is_read_again_only_when_it_changed(tmp_path, sample_db):
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("open-one", outcome=None))
+    ingest(sample_db, traces)
+    deck = deck_on(sample_db)
+    shown = deck.task_detail("open-one")
+    assert [e["kind"] for e in shown.events] == ["task_start", "tool_call", "tool_result"]
+    # Nothing new for it (other tasks may come and go): the screen keeps what it shows.
+    write_trace(traces / "b.jsonl", task_lines("another"))
+    ingest(sample_db, traces)
+    assert deck.task_detail_if_changed("open-one", shown.key) is None
+    # Its end arrives: read again, with the new event and the outcome.
+    end = task_lines("open-one")[-1]
+    write_trace(traces / "a.jsonl", [end])
+    ingest(sample_db, traces)
+    again = deck.task_detail_if_changed("open-one", shown.key)
+    assert again is not None and again.events[-1]["kind"] == "task_end" and again.task["outcome"] == "success"
+    # Nothing known yet (first open): always read.
+    assert deck.task_detail_if_changed("open-one", None) == again
+
+
 def test_replay_is_rebuilt_only_when_the_task_changed(sample_db):
     deck = deck_on(sample_db)
     view = deck.replay("task-0001")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from agentdeck.console.widgets.chrome import DeckHeader
@@ -119,9 +121,26 @@ class DeckScreen(Screen):
         return self.app.deck  # type: ignore[attr-defined]
 
     def read(self, group: str, job: Callable[[], T], show: Callable[[T], Any],
-             on_error: Callable[[str], Any] | None = None) -> None:
-        """Read on a worker; a newer read of the same group supersedes this one."""
-        run_off_ui(self, group, job, show, on_error=on_error)
+             on_error: Callable[[str], Any] | None = None, *, covers: bool = True) -> None:
+        """Read on a worker; a newer read of the same group supersedes this one.
+
+        ``covers``: the read re-reads what the screen shows (its ``reload``'s reads), so the store changes heard
+        before it began are in its answer (see ``_changes_covered``). A read of something else (the detail of
+        the row under the cursor, a list behind a report) passes False.
+        """
+        if not covers:
+            run_off_ui(self, group, job, show, on_error=on_error)
+            return
+
+        def counted() -> tuple[int, T]:
+            # Read on the worker as the job begins: a change heard before this was committed before it.
+            return self._changes_heard, job()
+
+        def shown(answer: tuple[int, T]) -> None:
+            self._changes_covered = max(self._changes_covered, answer[0])
+            show(answer[1])
+
+        run_off_ui(self, group, counted, shown, on_error=on_error)
 
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""
@@ -137,6 +156,8 @@ class DeckScreen(Screen):
         # A screen composed ahead of its first show (AgentDeck.prewarm) reads when shown, or now if asked to.
         if self.is_current or self.prewarm_read:
             self.reload()
+        # Mounted as the screen shown (the first one): its first resume, just after, reads nothing new.
+        self._resumed = self.is_current
 
     prewarm_read = False  # composed ahead of its first show: read its data at once all the same
     _styled_for: tuple = ()  # the stylesheet (see _style_key) this screen's styles were last fully applied for
@@ -145,6 +166,25 @@ class DeckScreen(Screen):
         """What the stylesheet is: its generation (a theme change) and its sources (a .tcss read since)."""
         return (self.app._css_update_count, len(self.app.stylesheet.source))
 
+    def _restyle_needed(self, generation: tuple) -> bool:
+        """Whether the stylesheet changed, since this screen was styled, in a way that can touch it.
+
+        Composing another screen (or a first notification) reads the default CSS of widget classes seen
+        for the first time. Textual scopes a widget's default CSS to that widget type (its rules match
+        only nodes of the type and their descendants), so CSS added for types this screen does not hold
+        cannot change its styles: a full restyle for it (profiled at 50-60 ms on the Escalations and
+        Replay screens under load) was the first switch to each screen after another one was composed.
+        """
+        if self._styled_for == generation:
+            return False
+        if not self._styled_for or self._styled_for[0] != generation[0] or generation[1] < self._styled_for[1]:
+            return True  # the CSS was invalidated (a theme change) or sources went away
+        added = list(self.app.stylesheet.source.values())[self._styled_for[1]:]
+        if any(not source.is_defaults or not source.scope for source in added):
+            return True  # unscoped CSS may match anything
+        scopes = {source.scope for source in added}
+        return any(scopes & node._css_type_names for node in self.walk_children(with_self=True))
+
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Textual restyles the whole screen on every resume (every screen
         # switch): profiled, the largest cost of a switch on a big screen.
@@ -152,32 +192,86 @@ class DeckScreen(Screen):
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
         generation = self._style_key()
-        if event.refresh_styles and self._styled_for == generation:
+        if event.refresh_styles and not self._restyle_needed(generation):
             event.prevent_default()
             Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
+        if self._resumed:
+            # A first switch to a mode posts two resumes (Textual's App._init_mode, then switch_mode):
+            # the second asked for the same data again, superseding the read the first had just begun.
+            return
+        # (Only while shown: a screen composed ahead is resumed off screen, and its first show must read.)
+        self._resumed = self.is_current
         self.resumed()
+
+    _resumed = False  # resumed and not suspended since
+
+    def _on_screen_suspend(self) -> None:
+        self._resumed = False
+        Screen._on_screen_suspend(self)
 
     def resumed(self) -> None:
         """The screen is shown again (override to skip a reload it does not need)."""
         self.reload()
 
-    _stale = False  # the store changed while a read was in flight
+    # Store changes (app.data_version bumps) heard, and how many of them the data shown covers: a read that
+    # began after a change includes it, so answering it needs no second read. Under load a read often waits
+    # for a worker thread longer than the gap between changes; re-reading on its answer for changes it had
+    # already seen chained reads (the slow Escalations switch, Tasks following a busy fleet).
+    _changes_heard = 0
+    _changes_covered = 0
+    _stale = False  # a change was heard while a read was in flight
+    _refreshed_at = 0.0  # monotonic time of the last change-driven reload
+    _refresh_timer: Timer | None = None
+
+    def refresh_gap(self) -> float:
+        """Seconds between change-driven reloads at least (override: e.g. a paused list re-read less often).
+
+        The app already bumps ``data_version`` at most every ``refresh_every``; a screen may ask for fewer.
+        """
+        return 0.0
 
     def _data_changed(self, _version: int) -> None:
+        self._changes_heard += 1
         if not self.is_current:
-            return
+            return  # (the resume re-reads)
         if not settled(self):
-            # A busy fleet commits many batches a second: one reload at a time,
-            # and one more when it is answered, not one per batch.
+            # A busy fleet commits many batches a second: one reload at a time, and one more when it is
+            # answered if a change came after it began, not one per batch.
             self._stale = True
             return
-        self.reload()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
+        wait = self._refreshed_at + self.refresh_gap() - time.monotonic()
+        if wait <= 0:
+            self._cancel_refresh()
+            self._refreshed_at = time.monotonic()
+            self.reload()
+        elif self._refresh_timer is None:
+            self._refresh_timer = self.set_timer(wait, self._refresh_due)
+            self.deck_waiting["refresh"] = 0  # not settled: it knows of newer data than it shows
+
+    def _refresh_due(self) -> None:
+        self._refresh_timer = None
+        self.deck_waiting.pop("refresh", None)
+        if self.is_current:
+            self._refresh()
+
+    def _cancel_refresh(self) -> None:
+        """A reload is starting (for whatever reason): it covers a change-driven one that was waiting."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
+        self.deck_waiting.pop("refresh", None)
 
     def _on_settled(self) -> None:
+        if self._stale and self._changes_covered >= self._changes_heard:
+            self._stale = False  # every change heard came before the read just answered began
         if self._stale and self.is_current:
             self._stale = False
-            self.reload()
+            self._refresh()
 
     def reload(self) -> None:
         """Fetch fresh data (override; read through ``self.read``)."""

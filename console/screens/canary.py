@@ -201,7 +201,8 @@ class CanaryScreen(DeckScreen):
         report, deck = self.report, self.deck
         if report is None:
             return
-        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows))
+        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows),
+                  covers=False)
 
     _tasks_key = ""  # the metric the view's own task list is for
     _listed_key = ""  # the metric the tasks list shows now
@@ -366,7 +367,7 @@ class CanaryScreen(DeckScreen):
             return
         deck = self.deck
         self.read("canary-violations", lambda: deck.violations(task_id) if task_id else [],
-                  lambda rows: self._show_violations(task_id, rows))
+                  lambda rows: self._show_violations(task_id, rows), covers=False)
 
     def _show_violations(self, task_id: str | None, rows) -> None:
         line = self.query_one("#canary-task-violations", ChangingText)

@@ -49,10 +49,6 @@ class EscalationsScreen(DeckScreen):
         self.view: EscalationView | None = None
         self.reach: dict = {}  # escalation id -> Reach (where its decision goes), from the last queue read
         self._shown_version = -1
-        # Store changes heard while shown (data_version bumps), and how many of them the last queue read
-        # began after: a read that began after a change includes it, so answering it needs no second read.
-        self._changes_heard = 0
-        self._changes_read = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="esc-body"):
@@ -88,16 +84,14 @@ class EscalationsScreen(DeckScreen):
         # committing ten times a second the screen was re-reading more often than it finished).
         history, deck, selected = self.history, self.deck, self.query_one(EscalationTable).selected_id()
 
-        def job() -> tuple[EscalationQueue, EscalationView | None, str | None, int]:
-            heard = self._changes_heard  # every store change heard before this read began is in what it reads
+        def job() -> tuple[EscalationQueue, EscalationView | None, str | None]:
             queue = deck.escalation_queue(history)
-            return queue, deck.escalation(selected) if selected else None, selected, heard
+            return queue, deck.escalation(selected) if selected else None, selected
 
         self.read("esc-reload", job, self._show_read)
 
-    def _show_read(self, read: tuple[EscalationQueue, EscalationView | None, str | None, int]) -> None:
-        queue, view, read_for, heard = read
-        self._changes_read = max(self._changes_read, heard)
+    def _show_read(self, read: tuple[EscalationQueue, EscalationView | None, str | None]) -> None:
+        queue, view, read_for = read
         self._show_queue(queue, detail=(read_for, view))
 
     def _show_queue(self, queue: EscalationQueue, detail: tuple[str | None, EscalationView | None] | None = None) -> None:
@@ -163,7 +157,7 @@ class EscalationsScreen(DeckScreen):
             self._show_detail(None)  # nothing to read (an empty list)
             return
         deck = self.deck
-        self.read("esc-detail", lambda: deck.escalation(escalation_id), self._show_detail)
+        self.read("esc-detail", lambda: deck.escalation(escalation_id), self._show_detail, covers=False)
 
     def _show_detail(self, view: EscalationView | None) -> None:
         self.view = view
@@ -258,17 +252,7 @@ class EscalationsScreen(DeckScreen):
 
     def _data_changed(self, version: int) -> None:
         if version != self._shown_version:
-            self._changes_heard += 1
             super()._data_changed(version)
-
-    _stale: bool = False  # (DeckScreen's: the store changed while a read was in flight)
-
-    def _on_settled(self) -> None:
-        if self._stale and self._changes_read >= self._changes_heard:
-            # Every change heard while the read was in flight came before it began (it waited for a
-            # worker thread meanwhile): what it showed already includes them.
-            self._stale = False
-        super()._on_settled()
 
     def _already(self, escalation_id: str, status: str, by: str | None, at: float | None) -> str:
         who = clean(by or "the agent", 60, single_line=True)

@@ -301,7 +301,7 @@ class ReplayScreen(DeckScreen):
 
     def _prepare(self, action_id: str) -> None:
         deck = self.deck
-        self.read("replay-prepare", lambda: deck.compensation_prompt(action_id), self._confirm)
+        self.read("replay-prepare", lambda: deck.compensation_prompt(action_id), self._confirm, covers=False)
 
     def _confirm(self, prompt: CompensationPrompt) -> None:
         def done(attempted: bool | None) -> None:

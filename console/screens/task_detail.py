@@ -40,6 +40,7 @@ class TaskDetailScreen(DeckScreen):
         self._loaded: TaskDetail | None = None
         self._fresh = False  # data just shown by show_task(): the resume needs no reload
         self._shown: tuple | None = None  # what _show drew last (skip redrawing the same)
+        self._detail: TaskDetail | None = None  # what it shows (re-reads ask the service whether it changed)
 
     def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
@@ -82,11 +83,15 @@ class TaskDetailScreen(DeckScreen):
 
     def _fetch(self) -> None:
         task_id, deck = self.task_id, self.deck
-        self.read("task-detail", lambda: deck.task_detail(task_id), self._show)
+        held = self._detail if self._detail is not None and self._detail.task_id == task_id else None
+        known = held.key if held is not None and held.key else None
+        self.read("task-detail", lambda: deck.task_detail_if_changed(task_id, known),
+                  lambda detail: self._show(detail if detail is not None else held))
 
-    def _show(self, detail: TaskDetail) -> None:
-        if detail.task_id != self.task_id:
+    def _show(self, detail: TaskDetail | None) -> None:
+        if detail is None or detail.task_id != self.task_id:
             return  # the screen was re-pointed meanwhile
+        self._detail = detail
         task, events = detail.task, detail.events
         try:
             summary = self.query_one("#detail-summary", Static)

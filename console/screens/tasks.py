@@ -18,7 +18,6 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.timer import Timer
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
@@ -69,33 +68,13 @@ class TasksScreen(DeckScreen):
     # Paused, the window's rows still update live, but at most this often: a busy fleet
     # commits many times a second, and each re-read competes with the keys being pressed.
     PAUSED_REFRESH_S = 0.25
-    _reloaded_at = 0.0
-    _paused_timer: Timer | None = None
 
-    def _data_changed(self, version: int) -> None:
-        if self.follow or not self.is_current:
-            super()._data_changed(version)
-            return
-        wait = self._reloaded_at + self.PAUSED_REFRESH_S - time.monotonic()
-        if wait <= 0:
-            super()._data_changed(version)
-        elif self._paused_timer is None:
-            self._paused_timer = self.set_timer(wait, self._paused_refresh)
-            self.deck_waiting["paused-refresh"] = 0  # not settled: it knows of newer data than it shows
-
-    def _paused_refresh(self) -> None:
-        self._cancel_paused_refresh()
-        super()._data_changed(self.app.data_version)  # type: ignore[attr-defined]
-
-    def _cancel_paused_refresh(self) -> None:
-        if self._paused_timer is not None:
-            self._paused_timer.stop()
-            self._paused_timer = None
-        self.deck_waiting.pop("paused-refresh", None)
+    def refresh_gap(self) -> float:
+        return 0.0 if self.follow else self.PAUSED_REFRESH_S
 
     def reload(self) -> None:
-        self._reloaded_at = time.monotonic()
-        self._cancel_paused_refresh()  # this read covers it
+        self._refreshed_at = time.monotonic()
+        self._cancel_refresh()  # this read covers a change-driven one that was waiting
         if self._pending is not None:
             self._request(*self._pending)  # a window move in flight: redo it on the fresh data
             return

@@ -32,7 +32,7 @@ from agentdeck.console.service.views import (
     TaskFilter, TaskKey, TaskPage, Window,
 )
 from agentdeck.console.service.views import ReleaseView, SuiteCase, SuiteSummary
-from agentdeck.console.service.views import redact
+from agentdeck.console.service.views import detail_key, redact
 from agentdeck.store import queries
 from agentdeck.store.db import connect
 from agentdeck.store.txn import StoreError
@@ -167,8 +167,21 @@ class DeckService:
             masked += n
             payloads.append(payload)
             events.append({"id": r["id"], "seq": r["seq"], "kind": r["kind"], "ts": r["ts"], "payload": payload})
-        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked,
-                          abandoned=queries.is_abandoned(task, self.abandoned_before()))
+        abandoned = queries.is_abandoned(task, self.abandoned_before())
+        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked, abandoned=abandoned,
+                          key=detail_key(task_id, task, abandoned))
+
+    def task_detail_if_changed(self, task_id: str, known: tuple | None) -> TaskDetail | None:
+        """``task_detail``, or None when ``known`` (the ``TaskDetail.key`` the caller shows) is still current.
+
+        The open task is re-read on every store change (a busy fleet: ten a second) and mostly has not
+        changed: its row (one primary-key lookup) says so without reading and masking its events again.
+        """
+        if known is not None:
+            task = queries.task(self.reader(), task_id)
+            if detail_key(task_id, task, queries.is_abandoned(task, self.abandoned_before())) == known:
+                return None
+        return self.task_detail(task_id)
 
     def find_tasks(self, prefix: str, limit: int = 8) -> Sequence[views.Row]:
         """Tasks whose id or request id starts with ``prefix`` (the command palette)."""

@@ -103,6 +103,12 @@ class TaskDetail:
     payloads: Sequence[str]  # redacted JSON text, one per event (same order)
     redactions: int = 0
     abandoned: bool = False  # no task_end and silent past the abandon-after setting (computed when read)
+    key: tuple = ()  # what it was read for (detail_key): unchanged while the task's row is
+
+
+def detail_key(task_id: str, task: Row | None, abandoned: bool) -> tuple:
+    """A task detail's change key: the task's row (its event count, times, outcome…) and whether it is abandoned."""
+    return (task_id, tuple(task) if task is not None else None, abandoned)
 
 
 @dataclass(frozen=True)
