@@ -20,10 +20,10 @@ with a fleet appending 200 events/s.
 4. Keypress-to-screen, while the fleet keeps writing: a key event is sent
    through the driver as a terminal would; the time until the screen that
    shows its effect is composed. Target: p95 <= 50 ms.
-5. Screen switches (1-4) until settled on fresh data (the screen shows what
-   it asked the service for, no read in flight, and every store change it had
-   heard by the key press is covered by a read it has answered: the first
-   frame after the switch does not count), target <= 100 ms; the Canary
+5. Screen switches (1-4) until the screen shows data read after the key
+   (every store change it had heard by the key press is covered by a read it
+   has answered and drawn: the first frame after the switch, still showing
+   the last visit's data, does not count), target <= 100 ms; the Canary
    screen's recomputation (key w) until settled beside the same analysis run
    bare (target <= 2x); opening the 10,000-step task on Replay beside
    ``reconstruct`` alone (target <= 150 ms).
@@ -409,6 +409,32 @@ def is_settled(app: AgentDeck, kind: type) -> bool:
     return isinstance(screen, kind) and settled(screen)
 
 
+MODES_BY_KEY = {"1": "tasks", "2": "escalations", "3": "canary", "4": "replay"}
+
+
+def fresh_after(app: AgentDeck, key: str, kind: type) -> Callable[[], bool]:
+    """Call as the key is pressed: then true once the screen shows data read after the press.
+
+    Every store change the screen had heard by then is covered by a read it has answered. (Settled
+    alone, no read in flight, passed on the first frame after the switch, before the screen had asked
+    for anything; and under a live fleet the next change-driven read is often in flight already when
+    this one's answer is drawn: that answer is what the operator sees.) Replay with no task reads nothing.
+    """
+    from agentdeck.console.screens.replay import ReplayScreen
+
+    stack = app._screen_stacks.get(MODES_BY_KEY[key]) or []
+    heard = getattr(stack[-1], "_changes_heard", 0) if stack and isinstance(stack[-1], kind) else 0
+
+    def done() -> bool:
+        s = app.screen
+        if not isinstance(s, kind):
+            return False
+        if kind is ReplayScreen and not app.replay_task:
+            return settled(s)
+        return getattr(s, "_changes_covered", 0) >= heard
+    return done
+
+
 async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
     """Screen switches, Canary recomputation and Replay open, while the fleet writes."""
     from agentdeck.console.screens.canary import CanaryScreen
@@ -432,25 +458,9 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
         s = app.screen
         return isinstance(s, CanaryScreen) and s.report is not None
 
-    modes = {"1": "tasks", "2": "escalations", "3": "canary", "4": "replay"}
-
-    def fresh_after(key: str, kind: type) -> Callable[[], bool]:
-        """Settled on data read after the key press: every store change the screen had heard by then
-        is covered by a read it has answered. (Settled alone passed on the first frame after the
-        switch, before the screen had asked for anything.) Replay with no task chosen reads nothing."""
-        stack = app._screen_stacks.get(modes[key]) or []
-        heard = getattr(stack[-1], "_changes_heard", 0) if stack and isinstance(stack[-1], kind) else 0
-
-        def done() -> bool:
-            s = app.screen
-            if not (isinstance(s, kind) and settled(s)):
-                return False
-            return getattr(s, "_changes_covered", 0) >= heard or (kind is ReplayScreen and not app.replay_task)
-        return done
-
     for round_ in range(8):
         for key, name, kind in targets:
-            done: Callable[[], bool] = canary_shown if kind is CanaryScreen else fresh_after(key, kind)
+            done: Callable[[], bool] = canary_shown if kind is CanaryScreen else fresh_after(app, key, kind)
             took = await press(app, probe, key, done, timeout=10)
             if name == "3 Canary":
                 name = "3 Canary (first: computes)" if round_ == 0 else "3 Canary (again)"
@@ -460,7 +470,7 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
                 switch[name].append(took)
             await asyncio.sleep(random.uniform(0.2, 0.4))
     print()
-    print("screen switch until settled on data read after the key, fleet writing (target <= 100 ms)")
+    print("screen switch until it shows data read after the key, fleet writing (target <= 100 ms)")
     for name, values in switch.items():
         line(f"  {name}", values)
 
