@@ -227,15 +227,10 @@ async def test_hostile_tool_names_in_the_differences_are_shown_literally(sample_
         assert app.is_running
 
 
-def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_clock, monkeypatch):
+def _count_analyses(monkeypatch) -> list[str]:
+    """Record the agent of every canary analysis run in this process from now on."""
     from agentdeck.store import canary
-    from agentdeck.store import canary_reports as cr
-    from agentdeck.store.contract import ContractCheck
-    from agentdeck.store.db import connect
 
-    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
-    cr.refresh(ro, rw, fixed_clock(), contracts=ContractCheck())
-    deck = _service(sample_db, fixed_clock)
     calls: list[str] = []
     real = canary.analyse
 
@@ -244,6 +239,18 @@ def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_cloc
         return real(*a, **k)
 
     monkeypatch.setattr(canary, "analyse", counted)
+    return calls
+
+
+def test_the_release_tick_uses_the_analysts_current_report(sample_db, fixed_clock, monkeypatch):
+    from agentdeck.store import canary_reports as cr
+    from agentdeck.store.contract import ContractCheck
+    from agentdeck.store.db import connect
+
+    ro, rw = connect(sample_db, readonly=True), connect(sample_db)
+    cr.refresh(ro, rw, fixed_clock(), contracts=ContractCheck())
+    deck = _service(sample_db, fixed_clock)
+    calls = _count_analyses(monkeypatch)
     deck.release_tick()
     assert calls == []  # every pair's "all" report was current in the store: no analysis in this process
     rw.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
@@ -317,21 +324,13 @@ def test_a_following_console_leaves_verdicts_to_its_analysts_first_round(sample_
 
     from agentdeck.console.service.deck import DeckService
     from agentdeck.console.service.settings import for_tests
-    from agentdeck.store import canary
     from agentdeck.store import canary_reports as cr
     from agentdeck.store.contract import ContractCheck
     from agentdeck.store.db import connect
 
     deck = DeckService(for_tests(sample_db, [tmp_path], operator="t", tick=0, follow=True), clock=fixed_clock)
     deck.expect_analyst()  # what the console does when it starts its ingest process
-    calls: list[str] = []
-    real = canary.analyse
-
-    def counted(*a, **k):
-        calls.append(a[1])
-        return real(*a, **k)
-
-    monkeypatch.setattr(canary, "analyse", counted)
+    calls = _count_analyses(monkeypatch)
     ro, rw = connect(sample_db, readonly=True), connect(sample_db)
     deck.release_tick()
     deck.release_tick()  # nothing ingested since, but the verdicts are still owed: looked at again

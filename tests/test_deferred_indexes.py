@@ -24,7 +24,7 @@ from agentdeck.store import deferred_indexes, tailer as tailer_mod
 from agentdeck.store.db import connect
 from agentdeck.store.tailer import Tailer
 
-from test_ingest_kill9 import CONTRACT, ROOT, Writer, count, violations
+from test_ingest_kill9 import ROOT, Writer, clean_violations, contract_folder, count, violations, write_contract_backlog
 
 META = deferred_indexes.META_KEY
 
@@ -199,14 +199,8 @@ DEFERRING_INGEST = (
 
 def test_kill_9_while_indexes_are_deferred(tmp_path, fresh_indexes):
     """SIGKILL during a deferring import: the next open builds the indexes; events and violations exactly once."""
-    folder = tmp_path / "traces"
-    (folder / "contracts").mkdir(parents=True)
-    (folder / "contracts" / "kill-bot.toml").write_text(CONTRACT)
-    writer = Writer(folder, 11)
-    for i in range(2):
-        with open(folder / f"agent-{i}.jsonl", "wb") as f:
-            for n in range(15_000):
-                f.write(writer.line(f"defer-{i}-{n // 40}"))
+    folder = contract_folder(tmp_path / "traces")
+    writer = write_contract_backlog(folder, 11, files=2, lines=15_000, per_task=40, prefix="defer")
     db = tmp_path / "store.db"
     cmd = [sys.executable, "-c", DEFERRING_INGEST, "ingest", "--quiet", "--db", str(db), str(folder)]
     rng = random.Random(int.from_bytes(os.urandom(4)))
@@ -237,15 +231,7 @@ def test_kill_9_while_indexes_are_deferred(tmp_path, fresh_indexes):
     assert conn.execute("SELECT sum(events) FROM tasks").fetchone()[0] == len(writer.written)
     conn.close()
 
-    clean = tmp_path / "clean"
-    (clean / "contracts").mkdir(parents=True)
-    (clean / "contracts" / "kill-bot.toml").write_text(CONTRACT)
-    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
-    once = subprocess.run([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--quiet", "--db",
-                           str(tmp_path / "clean.db"), str(clean)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert once.returncode == 0, once.stderr
-    expected = violations(tmp_path / "clean.db")
+    expected = clean_violations(tmp_path, writer, timeout=120)
     assert len(expected) > 20
     assert violations(db) == expected
 

@@ -213,14 +213,25 @@ def test_ingest_process_stops_when_its_parent_is_gone(tmp_path):
     assert _store_ingesters(db)[0].state == "stopped"
 
 
-def test_headless_ingest_follow_is_seen_by_consoles_and_says_when_it_stopped(tmp_path):
-    db, traces = tmp_path / "store.db", tmp_path / "t"
+def _headless_follow(db: Path, traces: Path) -> subprocess.Popen:
+    """`agentdeck ingest --follow` on an empty folder, once its ingester record says running."""
     traces.mkdir()
     connect(db).close()
     proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--follow", "--quiet",
                              "--db", str(db), str(traces)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait(lambda: any(r.state == "running" for r in _store_ingesters(db)))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def test_headless_ingest_follow_is_seen_by_consoles_and_says_when_it_stopped(tmp_path):
+    db, traces = tmp_path / "store.db", tmp_path / "t"
+    proc = _headless_follow(db, traces)
+    try:
         os.symlink(tmp_path / "gone.jsonl", traces / "a.jsonl")
         c = connect(db, readonly=True)
         try:
@@ -239,12 +250,8 @@ def test_headless_ingest_follow_stopped_by_sigterm_says_it_stopped_with_what_it_
     """systemctl stop / kill: a clean stop, as Ctrl-C, not a record left "running" that consoles count as live
     until they call it stalled."""
     db, traces = tmp_path / "store.db", tmp_path / "t"
-    traces.mkdir()
-    connect(db).close()
-    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "ingest", "--follow", "--quiet",
-                             "--db", str(db), str(traces)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _headless_follow(db, traces)
     try:
-        _wait(lambda: any(r.state == "running" for r in _store_ingesters(db)))
         write_trace(traces / "a.jsonl", task_lines("t-term"))
         c = connect(db, readonly=True)
         try:

@@ -135,6 +135,33 @@ def violations(db: Path) -> list[tuple]:
         conn.close()
 
 
+def contract_folder(folder: Path) -> Path:
+    """A trace folder with the kill-bot contract in it."""
+    (folder / "contracts").mkdir(parents=True)
+    (folder / "contracts" / "kill-bot.toml").write_text(CONTRACT)
+    return folder
+
+
+def write_contract_backlog(folder: Path, seed: int, files: int, lines: int, per_task: int, prefix: str) -> Writer:
+    """``files`` files of ``lines`` lines each, ``per_task`` lines a task, written at once (no writer thread)."""
+    writer = Writer(folder, seed)
+    for i in range(files):
+        with open(folder / f"agent-{i}.jsonl", "wb") as f:
+            for n in range(lines):
+                f.write(writer.line(f"{prefix}-{i}-{n // per_task}"))
+    return writer
+
+
+def clean_violations(tmp_path: Path, writer: Writer, timeout: float = 60) -> list[tuple]:
+    """The violations of one clean ingest of every line ``writer`` wrote: what a killed store must hold."""
+    clean = contract_folder(tmp_path / "clean")
+    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
+    once = subprocess.run(ingest_cmd(tmp_path / "clean.db", clean), cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert once.returncode == 0, once.stderr
+    return violations(tmp_path / "clean.db")
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     folder = tmp_path / "traces"
     folder.mkdir()
@@ -184,28 +211,15 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     conn.close()
 
     # Violations are as exactly-once as events: the same as one clean ingest of every line written.
-    clean = tmp_path / "clean"
-    (clean / "contracts").mkdir(parents=True)
-    (clean / "contracts" / "kill-bot.toml").write_text(CONTRACT)
-    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
-    once = subprocess.run(ingest_cmd(tmp_path / "clean.db", clean), cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
-    assert once.returncode == 0, once.stderr
-    expected = violations(tmp_path / "clean.db")
+    expected = clean_violations(tmp_path, writer)
     assert expected, "the writer broke the contract at least once"
     assert violations(db) == expected
 
 
 def test_kill_9_during_a_bulk_import_keeps_violations_exactly_once(tmp_path):
     """A backlog large enough for parse processes, killed mid-import a few times: violations equal a clean import's."""
-    folder = tmp_path / "traces"
-    (folder / "contracts").mkdir(parents=True)
-    (folder / "contracts" / "kill-bot.toml").write_text(CONTRACT)
-    writer = Writer(folder, 7)
-    for i in range(3):
-        with open(folder / f"agent-{i}.jsonl", "wb") as f:
-            for n in range(30_000):
-                f.write(writer.line(f"bulk-{i}-{n // 50}"))
+    folder = contract_folder(tmp_path / "traces")
+    writer = write_contract_backlog(folder, 7, files=3, lines=30_000, per_task=50, prefix="bulk")
     assert sum(p.stat().st_size for p in folder.glob("*.jsonl")) > 16 * 1024 * 1024  # the parallel path
     db = tmp_path / "store.db"
     rng = random.Random(int.from_bytes(os.urandom(4)))
@@ -225,13 +239,6 @@ def test_kill_9_during_a_bulk_import_keeps_violations_exactly_once(tmp_path):
     assert sorted(conn.execute("SELECT task_id, seq FROM events").fetchall()) == sorted(writer.written)
     conn.close()
 
-    clean = tmp_path / "clean"
-    (clean / "contracts").mkdir(parents=True)
-    (clean / "contracts" / "kill-bot.toml").write_text(CONTRACT)
-    (clean / "all.jsonl").write_bytes(b"".join(writer.lines))
-    once = subprocess.run(ingest_cmd(tmp_path / "clean.db", clean), cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert once.returncode == 0, once.stderr
-    expected = violations(tmp_path / "clean.db")
+    expected = clean_violations(tmp_path, writer, timeout=120)
     assert len(expected) > 100
     assert violations(db) == expected

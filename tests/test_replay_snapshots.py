@@ -78,6 +78,14 @@ def test_refused_compensation_dialog_fits_the_terminal(sample_db, make_app, snap
     assert snap_compare(app, terminal_size=size, run_before=opened("task-0001", *TO_ACTION, "c"))
 
 
+async def _compensation_dialog(app, pilot) -> CompensationDialog:
+    """On Replay, task-0001's refund, c: the dialog it opens."""
+    await opened("task-0001", *TO_ACTION, "c")(pilot)
+    dialog = app.screen
+    assert isinstance(dialog, CompensationDialog)
+    return dialog
+
+
 @pytest.mark.parametrize("allow, buttons", [
     (frozenset({"127.0.0.1:8765"}), ("cancel", "confirm")),  # a plan: Cancel and Compensate
     (frozenset(), ("cancel",)),                              # refused: Close
@@ -85,9 +93,7 @@ def test_refused_compensation_dialog_fits_the_terminal(sample_db, make_app, snap
 async def test_dialog_buttons_and_border_are_on_screen_at_80x24(sample_db, make_app, allow, buttons):
     app = make_app(sample_db, allow_hosts=allow)
     async with app.run_test(size=NARROW) as pilot:
-        await opened("task-0001", *TO_ACTION, "c")(pilot)
-        dialog = app.screen
-        assert isinstance(dialog, CompensationDialog)
+        dialog = await _compensation_dialog(app, pilot)
         screen = dialog.region
         frame = dialog.query_one("Vertical").region
         assert screen.contains_region(frame), (frame, screen)  # the border, all four sides
@@ -107,9 +113,7 @@ async def test_compensation_dialog_leaves_the_header_and_footer_in_view(sample_d
 
     app = make_app(sample_db, allow_hosts=allow)
     async with app.run_test(size=size) as pilot:
-        await opened("task-0001", *TO_ACTION, "c")(pilot)
-        dialog = app.screen
-        assert isinstance(dialog, CompensationDialog)
+        dialog = await _compensation_dialog(app, pilot)
         frame = dialog.query_one("#comp-frame").region
         assert frame.y >= HEADER_ROWS and frame.bottom <= size[1] - FOOTER_ROWS, frame
         base = app.screen_stack[-2]
