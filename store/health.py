@@ -157,6 +157,9 @@ def _source_advice(source: str, detail: str) -> tuple[str, str]:
     if source == "(checkpoints)":
         return "warn", ("ingest goes on, but the WAL file beside the store grows: check the disk and the store's "
                         "permissions; restarting the console's ingest (R) starts checkpoints again")
+    if source == "(indexes)":
+        return "warn", ("task lists are slower until the tasks' indexes are built: they are built when the store is "
+                        "next opened for writing (restart the console's ingest with R, or run agentdeck ingest)")
     if source == "(watcher)":
         return "warn", "new lines are still read, by polling once a second (slower)"
     return "error", "check the file or folder; ingest retries it on every pass"

@@ -10,12 +10,12 @@ path does. Worker processes never touch the store.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import pickle
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from agentdeck.store import gc_pause
 
 _BOOKS: dict = {}  # in a worker: contract books by token, unpickled once each
 
@@ -31,35 +31,36 @@ def parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None 
     documents, lines of other signals); ``(None, [], lines, None)`` when
     preparing it failed (a line to isolate).
     """
+    with gc_pause.paused():  # many short-lived objects and no cycles: collection only costs here
+        return _parse_chunk(data, base, source_id, book_blob, book_token)
+
+
+def _parse_chunk(data: bytes, base: int, source_id: int, book_blob: bytes | None, book_token) -> tuple | None:
     from agentdeck.store import otlp_files
     from agentdeck.store.ingest import decode_chunk_native, prepare
 
-    gc.disable()  # many short-lived objects and no cycles: collection only costs here
+    book = None
+    if book_blob is not None:
+        book = _BOOKS.get(book_token)
+        if book is None:
+            _BOOKS.clear()
+            book = _BOOKS[book_token] = pickle.loads(book_blob)
+    if _serial_only(data):
+        return None
+    skipped = sum(otlp_files.skipped.values())
+    parsed, rejects, nlines, native = decode_chunk_native(data, base)
+    if sum(otlp_files.skipped.values()) != skipped:
+        return None  # lines of other signals: counted where the operator sees the count
+    spans = [] if native else _light_spans(parsed)
+    if spans is None:
+        return None  # native events and spans mixed: the ingesting process reads this part itself
     try:
-        book = None
-        if book_blob is not None:
-            book = _BOOKS.get(book_token)
-            if book is None:
-                _BOOKS.clear()
-                book = _BOOKS[book_token] = pickle.loads(book_blob)
-        if _serial_only(data):
-            return None
-        skipped = sum(otlp_files.skipped.values())
-        parsed, rejects, nlines, native = decode_chunk_native(data, base)
-        if sum(otlp_files.skipped.values()) != skipped:
-            return None  # lines of other signals: counted where the operator sees the count
-        spans = [] if native else _light_spans(parsed)
-        if spans is None:
-            return None  # native events and spans mixed: the ingesting process reads this part itself
-        try:
-            # Tasks built from spans are checked against contracts where they are
-            # claimed (claim may reframe them), so no book here for spans.
-            return (prepare(parsed, source_id, None if spans else book, None if spans else book_token),
-                    rejects, nlines, spans or None)
-        except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
-            return None, [], nlines, None
-    finally:
-        gc.enable()
+        # Tasks built from spans are checked against contracts where they are
+        # claimed (claim may reframe them), so no book here for spans.
+        return (prepare(parsed, source_id, None if spans else book, None if spans else book_token),
+                rejects, nlines, spans or None)
+    except Exception:  # a line nothing expected: the ingesting process commits this chunk line by line
+        return None, [], nlines, None
 
 
 # How far past its nominal end a range reads to finish its last line before
@@ -193,7 +194,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 class ParsePool:
-    """A few worker processes; ``submit`` a chunk, get a future of ``parse_chunk``'s result.
+    """A few worker processes; ``submit_range`` a byte range, get a future of ``parse_range``'s result.
 
     Create it before starting threads (a progress bar, a watcher): on Linux
     the workers are forked at once, here, so they start in a few ms with the
@@ -210,15 +211,6 @@ class ParsePool:
                                          initializer=_exit_with_parent, initargs=(os.getpid(),))
         for future in [self._pool.submit(_warm) for _ in range(workers)]:
             future.result()
-
-    def submit(self, data: bytes, base: int, source_id: int, book=None, book_token=None) -> Future:
-        """Parse a chunk; with a contract ``book``, its whole tasks are checked there too.
-
-        The book is pickled once per token (a few hundred us for a few
-        contracts, against a few ms of parsing a chunk) and unpickled once
-        per worker.
-        """
-        return self._pool.submit(parse_chunk, data, base, source_id, self._book_blob(book, book_token), book_token)
 
     def submit_range(self, ref: tuple, lo: int, hi: int, size: int, source_id: int, book=None,
                      book_token=None) -> Future:

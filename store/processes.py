@@ -28,10 +28,11 @@ def identity(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             start = f.read().rsplit(")", 1)[1].split()[19]
-    except FileNotFoundError:
-        return None
     except (OSError, IndexError):
-        if not alive(pid):
+        if os.path.isdir("/proc"):
+            if not os.path.exists(f"/proc/{pid}"):
+                return None  # /proc lists every process: this one has ended
+        elif not alive(pid):
             return None
         start = "?"
     return f"{socket.gethostname()}:{pid}:{start}"

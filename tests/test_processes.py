@@ -32,3 +32,30 @@ def test_a_reused_pid_does_not_pass_for_the_process_that_left_the_mark():
 
 def test_a_process_on_another_host_is_taken_as_running():
     assert not processes.gone("some-other-host:1:1")
+
+
+def test_without_proc_a_running_process_is_known_by_its_pid(monkeypatch):
+    """macOS and the BSDs have no /proc: a live importer must not be taken for a dead one."""
+    import builtins
+
+    real_open, real_isdir = builtins.open, os.path.isdir
+
+    def no_proc_open(path, *a, **k):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_proc_open)
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if str(p) == "/proc" else real_isdir(p))
+    me = processes.identity(os.getpid())
+    assert me == f"{socket.gethostname()}:{os.getpid()}:?" and not processes.gone(me)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert processes.identity(child.pid) is None
+
+
+def test_an_index_problem_from_the_tailer_gets_index_advice_not_file_advice():
+    from agentdeck.store.health import _source_advice
+
+    severity, todo = _source_advice("(indexes)", "could not defer the tasks' indexes: database is locked")
+    assert severity == "warn" and "indexes" in todo and "check the file" not in todo

@@ -226,7 +226,7 @@ class CanaryScreen(DeckScreen):
 
     # --- showing -----------------------------------------------------------
     # Each panel is redrawn only when what it shows changed: a new report of a live fleet often moves a few
-    # figures and leaves the rest (ChangingText.show skips an unchanged text; a table refills only changed lines).
+    # figures and leaves the rest (ChangingText.show skips an unchanged text; a table is refilled only when its rows changed).
 
     def _show(self, pairs, agent, report, tasks) -> None:
         self.pairs, self.agent, self.report = pairs, agent, report

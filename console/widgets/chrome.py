@@ -85,7 +85,9 @@ class ChangingText(Static):
     def show(self, content: Text | str) -> None:
         if content != self._shown:
             self._shown = content
-            self.update(content)
+            # A str is shown as it is, never parsed as markup (callers pass trace text through plain() today;
+            # this keeps a future caller from forgetting).
+            self.update(Text(content) if isinstance(content, str) else content)
 
 
 # An event ingested this soon after its timestamp is live; older ones are a

@@ -28,15 +28,6 @@ from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
 
 
-def __getattr__(name: str):
-    # VimTable (a DataTable) moved to vim_table.py: the Tasks screen, the first one shown, does not use
-    # it, and importing DataTable cost its first paint ~8 ms of CPU. Old imports from here still work.
-    if name == "VimTable":
-        from agentdeck.console.widgets.vim_table import VimTable
-
-        return VimTable
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 # (key, label, width): fixed widths so a hostile 200-character agent name
 # cannot push the other columns off screen, and updates never re-measure.
 COLUMNS = (
