@@ -78,6 +78,13 @@ def test_refused_compensation_dialog_fits_the_terminal(sample_db, make_app, snap
     assert snap_compare(app, terminal_size=size, run_before=opened("task-0001", *TO_ACTION, "c"))
 
 
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x45"])
+def test_compensation_dialog_asking_for_its_reason(sample_db, make_app, snap_compare, size):
+    # Enter with no reason on a high-risk undo: nothing runs, the hint under the reason box says why.
+    app = make_app(sample_db, allow_hosts=frozenset({"127.0.0.1:8765"}))
+    assert snap_compare(app, terminal_size=size, run_before=opened("task-0001", *TO_ACTION, "c", "enter"))
+
+
 async def _compensation_dialog(app, pilot) -> CompensationDialog:
     """On Replay, task-0001's refund, c: the dialog it opens."""
     await opened("task-0001", *TO_ACTION, "c")(pilot)
