@@ -44,6 +44,8 @@ FIRST_SEQ = 0
 LAST_SEQ = 9_999_999
 TICK_NS = 10_000_000
 _STEP_SEQS = LAST_SEQ - 1  # steps use 1 .. 9,999,998
+# A JSON list of [a, b] pairs bound as one parameter, as rows: `(x, y) IN _PAIRS` (one statement a batch).
+_PAIRS = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
 
 # One attribute value (a string, or bytes) may be at most this big: larger
 # ones are rejected with the attribute's name rather than stored.
@@ -315,7 +317,7 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     # batch's steps, one for their events: a batch of logs may name thousands of spans).
     earlier = [span for span, (_req, ans) in found.items() if span not in steps and ans is not None]
     if earlier:
-        pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+        pairs = _PAIRS
         bare_steps = {(trace, span): (seq, bare) for trace, span, seq, bare in conn.execute(
             f"SELECT trace_id, span_id, step_seq, bare FROM otlp_spans WHERE part = 'step' "
             f"AND (trace_id, span_id) IN {pairs}", (json.dumps(earlier),)) if seq is not None and bare is not None}
@@ -518,7 +520,7 @@ def _filled_plan(tid: str, start_ns: int, agent: str, request: str, outcome: str
 def _restate(conn: sqlite3.Connection, nodes: list[tuple[str, str]], state: dict) -> None:
     """Rewrite the stored sub-agent steps of ``nodes`` (spans whose model calls' request or
     answer changed) that take them."""
-    pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+    pairs = _PAIRS
     for trace, span, seq, start_ns, agent, request, outcome, summary, shown in conn.execute(
         "SELECT trace_id, span_id, seq, start_ns, agent, request, outcome, summary, shown FROM otlp_subagents "
         f"WHERE (trace_id, span_id) IN {pairs}", (json.dumps(nodes),)
@@ -732,7 +734,7 @@ def _demote(conn: sqlite3.Connection, losers: list[tuple[str, tuple, dict]]) -> 
         (json.dumps([task_id(trace) for trace, _row, _winner in losers]),),
     ):
         framing.setdefault(tid, []).append((rowid, kind, payload))
-    pairs = "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+    pairs = _PAIRS
     inner = {(t, sp): got for t, sp, *got in conn.execute(
         f"SELECT trace_id, span_id, req_ns, request, ans_ns, answer FROM otlp_inner WHERE (trace_id, span_id) IN "
         f"{pairs}", (json.dumps([(trace, row[2]) for trace, row, _winner in losers]),))}
@@ -1562,7 +1564,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                             "gen_ai.retrieval.query.text", "traceloop.entity.input", "langfuse.observation.input",
                             "tool.parameters")
         made.append(("call", {
-            "v": 1, "task_id": tid, "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS,
+            "v": 1, "task_id": tid, "seq": step_seq(start_ns),
             "kind": "tool_call", "call_id": call_id, "tool": tool,
             "input": tool_input if tool_input is None else _tool_value(tool_input),
             "ts": _ts(start_ns),  # (last: evaluated after the fields, as before, so the same error wins)
@@ -1578,7 +1580,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         if note:
             output = {"output": output, "note": note.strip()}
         made.append(("result", {
-            "v": 1, "task_id": tid, "seq": 1 + (end_ns // TICK_NS) % _STEP_SEQS,
+            "v": 1, "task_id": tid, "seq": step_seq(end_ns),
             "kind": "tool_result", "call_id": call_id, "tool": tool, "output": output,
             "status": a.get("agentdeck.status") or ("error" if error else "ok"),
             "latency_ms": latency_ms, "retry": _count(a, "agentdeck.retry") if "agentdeck.retry" in a else 0,
@@ -1596,7 +1598,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         cost = span_cost(a)
         meta: dict[str, Any] = {}
         summary_text = content.short(str(summary))
-        seq = 1 + (start_ns // TICK_NS) % _STEP_SEQS
+        seq = step_seq(start_ns)
         if kind == "model":
             # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
             # while the summary is the span's name, how much of it the answer replaces.

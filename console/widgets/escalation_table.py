@@ -9,6 +9,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 
 from agentdeck.console.safe import plain
+from agentdeck.console.widgets.line_table import same_cells
 from agentdeck.console.widgets.vim_table import VimTable
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
@@ -79,7 +80,7 @@ class EscalationTable(VimTable):
         columns = list(self.columns)
         for key, row_cells in cells.items():
             for column, old, new in zip(columns, self._cells[key], row_cells):
-                if old.plain != new.plain or old.style != new.style:
+                if not same_cells((old,), (new,)):
                     self.update_cell(key, column, new, update_width=True)
         self._cells = cells
 

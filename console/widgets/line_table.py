@@ -306,6 +306,11 @@ def header_strip(columns: Sequence[Column], shown: Sequence[int], more_left: boo
     return Strip([Segment(line, base)], width)
 
 
+def same_cells(a: tuple[Text, ...], b: tuple[Text, ...]) -> bool:
+    """The cells would draw the same (text and style; spans inside a cell are not compared)."""
+    return all(x.plain == y.plain and x.style == y.style for x, y in zip(a, b))
+
+
 def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int,
               shown: Sequence[int] | None = None) -> Strip:
     """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""

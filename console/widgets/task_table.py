@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
-from agentdeck.console.widgets.line_table import header_strip, row_strip
+from agentdeck.console.widgets.line_table import header_strip, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -306,7 +306,7 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
                 cells[key] = old[key]  # unchanged row: keep its cells (and cached strip)
                 continue
             new = task_cells(r, now)
-            if _same(old[key], new):
+            if same_cells(old[key], new):
                 cells[key] = old[key]  # changed, but not in anything shown
             else:
                 cells[key] = new
@@ -435,7 +435,3 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     def on_blur(self) -> None:
         self._styles.clear()
         self.refresh()
-
-
-def _same(a: tuple[Text, ...], b: tuple[Text, ...]) -> bool:
-    return all(x.plain == y.plain and x.style == y.style for x, y in zip(a, b))
