@@ -131,6 +131,9 @@ class DeckScreen(Screen):
         if not covers:
             run_off_ui(self, group, job, show, on_error=on_error)
             return
+        # It covers a change-driven reload that was waiting for refresh_gap, and starts the gap again.
+        self._refreshed_at = time.monotonic()
+        self._cancel_refresh()
 
         def counted() -> tuple[int, T]:
             # Read on the worker as the job begins: a change heard before this was committed before it.
@@ -246,9 +249,7 @@ class DeckScreen(Screen):
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
         wait = self._refreshed_at + self.refresh_gap() - time.monotonic()
         if wait <= 0:
-            self._cancel_refresh()
-            self._refreshed_at = time.monotonic()
-            self.reload()
+            self.reload()  # (its read cancels a waiting refresh and starts the gap: see read)
         elif self._refresh_timer is None:
             self._refresh_timer = self.set_timer(wait, self._refresh_due)
             self.deck_waiting["refresh"] = 0  # not settled: it knows of newer data than it shows

@@ -10,7 +10,6 @@ newer tasks); ``f`` or ``G`` resumes. Windows are read by the service
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from rich.text import Text
@@ -73,8 +72,6 @@ class TasksScreen(DeckScreen):
         return 0.0 if self.follow else self.PAUSED_REFRESH_S
 
     def reload(self) -> None:
-        self._refreshed_at = time.monotonic()
-        self._cancel_refresh()  # this read covers a change-driven one that was waiting
         if self._pending is not None:
             self._request(*self._pending)  # a window move in flight: redo it on the fresh data
             return
