@@ -271,7 +271,7 @@ class CanaryScreen(DeckScreen):
         title = self.query_one("#canary-diff-title", ChangingText)
         table = self.query_one(DiffTable)
         diff = view.differences
-        width = 26 if self.app.size.width < NARROW else 60  # 80 columns: through the delta
+        width = 26 if self.has_class("narrow") else 60  # 80 columns: through the delta
         if view.report is None or diff is None:
             title.show("")
             table.show_differences([], width)

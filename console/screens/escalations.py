@@ -108,12 +108,10 @@ class EscalationsScreen(DeckScreen):
         table.show(rows, now, history=history, orphaned=self._orphaned())
         self._show_title(rows, now, total)
         selected = table.selected_id()
-        if selected is None:
-            self._show_detail(None)  # nothing selected: nothing to read
-        elif detail is not None and detail[0] == selected:
+        if selected is not None and detail is not None and detail[0] == selected:
             self._show_detail(detail[1])  # read with the queue
         else:
-            self.load_detail(selected)  # the cursor is on another escalation than the one read along
+            self.load_detail(selected)  # another escalation than the one read along (or none: nothing to read)
 
     def _show_title(self, rows, now: float, total: int) -> None:
         title = Text()
