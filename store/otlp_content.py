@@ -185,25 +185,22 @@ def flat_messages(attributes: dict[str, Any], direction: str) -> list[dict]:
 
 # The keys each reader looks at (flattened OpenInference messages by their first one): a
 # span without any of them -- most spans -- is answered by one set operation, not eight
-# lookups and a scan of its attributes.
-_INPUT_KEYS = frozenset(("gen_ai.input.messages", "pydantic_ai.all_messages", "llm.input_messages.0.message.role",
-                         "llm.input_messages.0.message.content", "input.value", "gen_ai.prompt",
-                         "traceloop.entity.input", "gen_ai.task.input", "langfuse.observation.input"))
-_OUTPUT_KEYS = frozenset(("gen_ai.output.messages", "llm.output_messages.0.message.role",
-                          "llm.output_messages.0.message.content", "final_result", "output.value",
-                          "gen_ai.completion", "traceloop.entity.output", "gen_ai.task.output",
-                          "langfuse.observation.output"))
+# lookups and a scan of its attributes. Callers reading many spans use them too: a span without
+# any of them has no request / answer (first_user_text / answer_text return ""), no call needed.
+INPUT_KEYS = frozenset(("gen_ai.input.messages", "pydantic_ai.all_messages", "llm.input_messages.0.message.role",
+                        "llm.input_messages.0.message.content", "input.value", "gen_ai.prompt",
+                        "traceloop.entity.input", "gen_ai.task.input", "langfuse.observation.input"))
+OUTPUT_KEYS = frozenset(("gen_ai.output.messages", "llm.output_messages.0.message.role",
+                         "llm.output_messages.0.message.content", "final_result", "output.value",
+                         "gen_ai.completion", "traceloop.entity.output", "gen_ai.task.output",
+                         "langfuse.observation.output"))
 
-
-# For callers reading many spans: a span without any of these has no request / answer to read
-# (first_user_text / answer_text return ""), so the call can be skipped.
-INPUT_KEYS, OUTPUT_KEYS = _INPUT_KEYS, _OUTPUT_KEYS
 
 
 @_tolerant(lambda *a: "")
 def first_user_text(attributes: dict[str, Any]) -> str:
     """The request as the user put it: the first user message the span saw."""
-    if _INPUT_KEYS.isdisjoint(attributes):
+    if INPUT_KEYS.isdisjoint(attributes):
         return ""
     for source in (attributes.get("gen_ai.input.messages"), attributes.get("pydantic_ai.all_messages"),
                    flat_messages(attributes, "input") or None, attributes.get("input.value"),
@@ -228,7 +225,7 @@ def first_user_text(attributes: dict[str, Any]) -> str:
 @_tolerant(lambda *a: "")
 def answer_text(attributes: dict[str, Any]) -> str:
     """What came back: the last assistant message (its text, else the tool calls it asked for)."""
-    if _OUTPUT_KEYS.isdisjoint(attributes):
+    if OUTPUT_KEYS.isdisjoint(attributes):
         return ""
     for source in (attributes.get("gen_ai.output.messages"), flat_messages(attributes, "output") or None,
                    attributes.get("final_result"), attributes.get("output.value"),
