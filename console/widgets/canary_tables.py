@@ -44,54 +44,58 @@ def fitted(labels: Sequence[str], rows: Sequence[Sequence[Text]]) -> tuple[Colum
     return tuple((label, label, w) for label, w in zip(labels, widths))
 
 
-class MetricTable(LineTable):
-    """One row per metric of the report (``fmt.row``): both cohorts, the delta, its interval, the verdict."""
+class FittedTable(LineTable):
+    """A short list whose rows are built whole when it is filled, the columns sized to them."""
 
-    PINNED = 1  # the metric's name
+    HEADERS: tuple[str, ...] = ()
     BINDINGS = [ENTER, *COLUMN_BINDINGS]
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.columns = fitted(fmt.HEADERS, [])
+        self.columns = fitted(self.HEADERS, [])
+
+    def show_built(self, rows: list[tuple[Text, ...]]) -> None:
+        self.set_columns(fitted(self.HEADERS, rows))
+        self.set_rows(rows)
+
+    def cells_for(self, row: Any) -> tuple[Text, ...]:
+        return row  # built whole in show_built
+
+
+class MetricTable(FittedTable):
+    """One row per metric of the report (``fmt.row``): both cohorts, the delta, its interval, the verdict."""
+
+    PINNED = 1  # the metric's name
+    HEADERS = fmt.HEADERS
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
         self.metrics: list[Any] = []  # canary.MetricResult, in order
 
     def show_metrics(self, metrics: Sequence[Any]) -> None:
         """Hold these metrics; the cursor stays on its row (the metrics of a report are always the same)."""
         metrics = list(metrics)
-        if metrics == self.metrics:
-            return
-        self.metrics = metrics
-        rows = [tuple(fmt.row(m)) for m in metrics]  # a dozen rows: their widths size the columns
-        self.set_columns(fitted(fmt.HEADERS, rows))
-        self.set_rows(rows)
-
-    def cells_for(self, row: Any) -> tuple[Text, ...]:
-        return row  # built whole above
+        if metrics != self.metrics:
+            self.metrics = metrics
+            self.show_built([tuple(fmt.row(m)) for m in metrics])  # a dozen rows: their widths size the columns
 
 
-class DiffTable(LineTable):
+class DiffTable(FittedTable):
     """Where the versions differ (store.canary_diff.Difference rows), largest first."""
 
     PINNED = 2  # what and which feature
-    BINDINGS = [ENTER, *COLUMN_BINDINGS]
+    HEADERS = fmt.DIFF_HEADERS
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.columns = fitted(fmt.DIFF_HEADERS, [])
         self.differences: list[Any] = []
         self.feature_width = 60
 
     def show_differences(self, differences: Sequence[Any], feature_width: int) -> None:
         differences = list(differences)
-        if differences == self.differences and feature_width == self.feature_width:
-            return
-        self.differences, self.feature_width = differences, feature_width
-        rows = [tuple(fmt.diff_row(d, feature_width)) for d in differences]
-        self.set_columns(fitted(fmt.DIFF_HEADERS, rows))
-        self.set_rows(rows)
-
-    def cells_for(self, row: Any) -> tuple[Text, ...]:
-        return row  # built whole above
+        if differences != self.differences or feature_width != self.feature_width:
+            self.differences, self.feature_width = differences, feature_width
+            self.show_built([tuple(fmt.diff_row(d, feature_width)) for d in differences])
 
 
 TASK_COLUMNS = ("ver", "started", "task", "outcome", "latency", "tokens", "tools", "cost", "fail", "comp", "viol",
