@@ -112,14 +112,17 @@ async def test_a_failing_scheduled_prune_is_a_problem_until_one_succeeds(sample_
     app = make_app(sample_db, clock=lambda: LATER, prune_every=0.2, retention=RetentionPolicy(archive_dir=blocker))
     async with app.run_test(size=(100, 30)) as pilot:
         deadline = time.monotonic() + 30
-        while not any(p.key == "prune" for p in app.health.problems):
-            assert time.monotonic() < deadline, "the failed prune never reached Problems"
+        # notify() posts a message: the toast lands a moment after the problem, so wait for both.
+        def failure_toast() -> bool:
+            return any(n.message.startswith("Prune failed") and n.severity == "error" for n in app._notifications)
+
+        while not (any(p.key == "prune" for p in app.health.problems) and failure_toast()):
+            assert time.monotonic() < deadline, "the failed prune never reached Problems and a toast"
             await pilot.pause()
             await asyncio.sleep(0.05)
         problem = next(p for p in app.health.problems if p.key == "prune")
         assert problem.level == "error" and app.health.level == "error"
         assert "cannot write the archive" in problem.detail and str(blocker) in problem.detail
-        assert any(n.message.startswith("Prune failed") and n.severity == "error" for n in app._notifications)
         assert _count(sample_db) == before
         blocker.unlink()  # the operator fixes it: the next run succeeds and the problem goes
         deadline = time.monotonic() + 30
