@@ -269,7 +269,8 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
     return probe.hit_at - t0
 
 
-async def run_app(db: Path, rate: float, seconds: float) -> None:
+async def run_app(db: Path, rate: float, seconds: float, switch_rounds: int = 0) -> None:
+    """The app's figures; ``switch_rounds``: only that many rounds of screen switches (``--switch-only``)."""
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-live-"))
     # prewarm: as the console runs by default (Settings.prewarm; for_tests turns it off for tests).
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
@@ -294,6 +295,16 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         table = screen.query_one(TaskTable)
         writer = multiprocessing.Process(target=fleet, args=(str(live), rate, seconds + 30, 1), daemon=True)
         writer.start()
+        if switch_rounds:
+            # Past start-up (screens composed ahead), the fleet writing: then only the switches.
+            while not started_up:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(seconds)
+            await switches(app, probe, switch_rounds)
+            writer.terminate()
+            app.exit()
+            shutil.rmtree(live, ignore_errors=True)
+            return
 
         # -- append-to-visible (follow mode, no keys) ----------------------
         probe.watch_live = True
@@ -435,15 +446,11 @@ def fresh_after(app: AgentDeck, key: str, kind: type) -> Callable[[], bool]:
     return done
 
 
-async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
-    """Screen switches, Canary recomputation and Replay open, while the fleet writes."""
+async def switches(app: AgentDeck, probe: Probe, rounds: int = 8) -> int:
+    """Rounds of 2, 3, 4, 1 until each screen shows data read after its key; prints them, returns the misses."""
     from agentdeck.console.screens.canary import CanaryScreen
     from agentdeck.console.screens.escalations import EscalationsScreen
     from agentdeck.console.screens.replay import ReplayScreen
-    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
-    from agentdeck.replay.reconstruct import reconstruct
-    from agentdeck.store import canary
-    from agentdeck.store.contract import book_for_store
 
     switch: dict[str, list[float]] = {"1 Tasks": [], "2 Escalations": [], "3 Canary (first: computes)": [],
                                       "3 Canary (again)": [], "4 Replay": []}
@@ -458,7 +465,7 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
         s = app.screen
         return isinstance(s, CanaryScreen) and s.report is not None
 
-    for round_ in range(8):
+    for round_ in range(rounds):
         for key, name, kind in targets:
             done: Callable[[], bool] = canary_shown if kind is CanaryScreen else fresh_after(app, key, kind)
             took = await press(app, probe, key, done, timeout=10)
@@ -470,9 +477,25 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
                 switch[name].append(took)
             await asyncio.sleep(random.uniform(0.2, 0.4))
     print()
-    print("screen switch until it shows data read after the key, fleet writing (target <= 100 ms)")
+    print(f"screen switch until it shows data read after the key, fleet writing (target <= 100 ms; "
+          f"load average {os.getloadavg()[0]:.1f})")
     for name, values in switch.items():
         line(f"  {name}", values)
+    if missed:
+        print(f"  {missed} switches did not show fresh data within 10 s")
+    return missed
+
+
+async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
+    """Screen switches, Canary recomputation and Replay open, while the fleet writes."""
+    from agentdeck.console.screens.canary import CanaryScreen
+    from agentdeck.console.screens.replay import ReplayScreen
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+    from agentdeck.replay.reconstruct import reconstruct
+    from agentdeck.store import canary
+    from agentdeck.store.contract import book_for_store
+
+    missed = await switches(app, probe)
 
     # -- Canary: recompute on w (next window) until shown, beside the bare analysis ------------
     await press(app, probe, "3", lambda: is_settled(app, CanaryScreen), timeout=10)
@@ -719,6 +742,8 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--first-paint-only", action="store_true", help="only the first-paint figures (a minute)")
+    ap.add_argument("--switch-only", type=int, default=0, metavar="ROUNDS",
+                    help="only ROUNDS rounds of screen switches (2, 3, 4, 1), the fleet writing")
     args = ap.parse_args()
     template = Path(args.db)
     if args.rebuild or not template.exists():
@@ -737,6 +762,11 @@ def main() -> None:
     # Latencies here are wall-clock: on a shared machine they include waiting
     # for a CPU, so say how busy it was.
     print(f"machine: {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}")
+    if args.switch_only:
+        asyncio.run(run_app(work, args.rate, args.seconds, args.switch_only))
+        print(f"load average after the run {os.getloadavg()[0]:.1f} (1, 5, 15 min: {os.getloadavg()})")
+        shutil.rmtree(work.parent, ignore_errors=True)
+        return
     first_paint(work)
     if args.first_paint_only:
         shutil.rmtree(work.parent, ignore_errors=True)
