@@ -205,7 +205,41 @@ class DeckScreen(Screen):
             return
         # (Only while shown: a screen composed ahead is resumed off screen, and its first show must read.)
         self._resumed = self.is_current
+        if self._read_ahead and self._resumed:
+            self._read_ahead = False
+            self._ahead_ready = None
+            if not settled(self):
+                # Shown before its read answered (read_ahead's bound): the answer lands on screen, and
+                # _on_settled reads again if a change came after the read began.
+                self._stale = True
+            elif self._changes_covered < self._changes_heard:
+                self._refresh()  # changes heard since the read began: as for a change heard while shown
+            return
         self.resumed()
+
+    # -- reading before being shown (AgentDeck.switch_to) ------------------------------------------
+
+    READ_AHEAD = False  # a switch to this screen reads its data first and shows it once, with that data
+    _read_ahead = False  # read_ahead was asked and the screen has not been shown since
+    _ahead_ready: Callable[[], Any] | None = None
+
+    def read_ahead(self, ready: Callable[[], Any]) -> None:
+        """About to be shown: read what ``reload`` reads now, off screen; ``ready()`` once it is all answered.
+
+        The answer is applied to the widgets while the screen is not shown, so the switch that follows
+        draws it once, with fresh rows (a switch that reads when resumed drew the last visit's rows and
+        then the new ones). The resume after it reads nothing more unless a change came since.
+        """
+        self._read_ahead = True
+        self._ahead_ready = ready
+        self.reload()
+        if settled(self):  # nothing to read (e.g. Replay with no task chosen)
+            self._answered_ahead()
+
+    def _answered_ahead(self) -> None:
+        ready, self._ahead_ready = self._ahead_ready, None
+        if ready is not None:
+            ready()
 
     _resumed = False  # resumed and not suspended since
 
@@ -268,6 +302,8 @@ class DeckScreen(Screen):
         self.deck_waiting.pop("refresh", None)
 
     def _on_settled(self) -> None:
+        if self._ahead_ready is not None:
+            self._answered_ahead()
         if self._stale and self._changes_covered >= self._changes_heard:
             self._stale = False  # every change heard came before the read just answered began
         if self._stale and self.is_current:

@@ -29,6 +29,7 @@ PLAY_INTERVAL = 0.6
 
 class ReplayScreen(DeckScreen):
     MODE = "replay"
+    READ_AHEAD = True  # a switch here reads first and shows the screen once (SwitchAhead)
     CSS_PATH = "replay.tcss"
     AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
     # Footer order: at 80 columns the footer cuts the last keys it shows, so the way to an

@@ -30,6 +30,7 @@ from agentdeck.console.widgets.task_table import TaskTable
 
 class TasksScreen(DeckScreen):
     MODE = "tasks"
+    READ_AHEAD = True  # a switch here reads first and shows the screen once (SwitchAhead)
     CSS_PATH = "tasks.tcss"
     AUTO_FOCUS = "#tasks"
     WINDOW = WINDOW  # rows held at most
