@@ -89,5 +89,7 @@ class SwitchAhead:
         held, self.held, self.draining = self.held, [], False
         for event in held:
             again = events.Key(event.key, event.character) if isinstance(event, events.Key) else events.Paste(event.text)
-            self.app.post_message(again)
+            # From the app, as the driver's are (made here, its sender would be the screen, and a
+            # message stops bubbling at its sender: the key would never reach the bindings).
+            self.app.post_message(again.set_sender(self.app))
 
