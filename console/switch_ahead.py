@@ -39,6 +39,7 @@ class SwitchAhead:
         self.draining = False  # switched, the held keys not handed on yet: later keys queue behind them
         self.unmasked = False  # inside a switch whose screen is ready: no delay_update
         self._timer: Timer | None = None
+        self._screen: DeckScreen | None = None  # the screen switched to, reading
         self._generation = 0
 
     def switch(self, mode: str) -> None:
@@ -53,6 +54,7 @@ class SwitchAhead:
         self._generation += 1
         generation = self._generation
         self.mode = mode
+        self._screen = screen
         self._timer = app.set_timer(WAIT_S, lambda: self._show(generation, ready=False))
         screen.read_ahead(lambda: self._show(generation, ready=True))
 
@@ -76,6 +78,11 @@ class SwitchAhead:
         if not app.is_running:
             return
         self.unmasked = ready  # the data is on the screen's widgets: nothing to mask while it arrives
+        ahead = self._screen
+        self._screen = None
+        still_shown = self.screen_for(mode) is ahead  # (not if a screen was pushed over it meanwhile)
+        if ready and still_shown and ahead is not None:
+            ahead.draw_whole_when_switched()  # one draw, all of it, written as it is made
         try:
             app.switch_mode(mode)
         finally:

@@ -18,13 +18,15 @@ from tasks_support import ingest, task_lines, write_trace
 from test_escalations_support import _task, esc_db, ingest_events, settle  # noqa: F401 (esc_db: a fixture)
 
 
-def first_frames(app) -> list[tuple[str, list[str]]]:
-    """From now on, what each composited frame of a newly shown screen held: (screen, row keys), one a switch.
+def first_frames(app) -> list[tuple[str, list[str], str]]:
+    """From now on, the first frame made of each newly shown screen: (screen, row keys, kind of update).
 
     Every frame the compositor makes counts, also one Textual holds back from the terminal while it
     masks a switch (App.delay_update): a frame with the last visit's rows is work done for nothing.
+    The kind: Textual's LayoutUpdate writes the whole screen; a partial one (ChopsUpdate) only what
+    changed since the screen was last shown, leaving the old screen's text around it on the terminal.
     """
-    frames: list[tuple[str, list[str]]] = []
+    frames: list[tuple[str, list[str], str]] = []
     inner = app._display
     last = [app.screen]
 
@@ -34,9 +36,12 @@ def first_frames(app) -> list[tuple[str, list[str]]]:
             return
         last[0] = screen
         if isinstance(screen, EscalationsScreen):
-            frames.append(("EscalationsScreen", [str(k.value) for k in screen.query_one(EscalationTable).rows]))
+            rows = [str(k.value) for k in screen.query_one(EscalationTable).rows]
         elif isinstance(screen, TasksScreen):
-            frames.append(("TasksScreen", list(screen.query_one(TaskTable).shown.keys)))
+            rows = list(screen.query_one(TaskTable).shown.keys)
+        else:
+            rows = []
+        frames.append((type(screen).__name__, rows, type(renderable).__name__))
 
     app._display = display
     return frames
@@ -68,6 +73,7 @@ async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(
         await settle(pilot)
         assert frames[0][0] == "EscalationsScreen"
         assert "esc-t-new" in frames[0][1], "the first frame of Escalations showed the last visit's rows"
+        assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
 
         # And back: a task started while the operator was on Escalations is on Tasks' first frame.
         write_trace(tmp_path / "tasks" / "t.jsonl", task_lines("t-switch-new", at=9000))
@@ -78,6 +84,7 @@ async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(
         await settle(pilot)
         assert frames[1][0] == "TasksScreen"
         assert "t-switch-new" in frames[1][1], "the first frame of Tasks showed the last visit's rows"
+        assert frames[1][2] == "LayoutUpdate", "the switch drew only part of the screen"
 
 
 def hold_queue_reads(app, monkeypatch) -> threading.Event:

@@ -195,9 +195,13 @@ class DeckScreen(Screen):
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
         generation = self._style_key()
-        if event.refresh_styles and not self._restyle_needed(generation):
+        drawn, self._drawn_on_switch = self._drawn_on_switch, False
+        if not event.refresh_styles or not self._restyle_needed(generation):
             event.prevent_default()
-            Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
+            if drawn:
+                self._resume_drawn()
+            else:
+                Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
         if self._resumed:
             # A first switch to a mode posts two resumes (Textual's App._init_mode, then switch_mode):
@@ -236,6 +240,31 @@ class DeckScreen(Screen):
         if settled(self):  # nothing to read (e.g. Replay with no task chosen)
             self._answered_ahead()
 
+    _drawn_on_switch = False  # the switch that shows this screen draws all of it (draw_whole_when_switched)
+
+    def draw_whole_when_switched(self) -> None:
+        """The next switch to this screen, shown before, draws it whole, once: its resume adds no repaint.
+
+        Textual lays such a screen out in ``switch_mode`` and draws only what changed since it was last
+        shown, then repaints it whole on its resume; masked by ``delay_update``, the first was not written
+        to the terminal. Unmasked (SwitchAhead), the first draw is the whole screen and the second is not
+        needed. (Textual 8.2's compositor: the screen's region among the dirty ones means a full update.)
+        """
+        if self.stack_updates and self.is_attached:
+            self._compositor._dirty_regions.add(self.app.size.region)
+            self._drawn_on_switch = True
+
+    def _resume_drawn(self) -> None:
+        """Textual's Screen._on_screen_resume (8.2) without its repaint: the switch drew the screen whole."""
+        if self.app.SUSPENDED_SCREEN_CLASS:
+            self.remove_class(self.app.SUSPENDED_SCREEN_CLASS)
+        self.stack_updates += 1
+        self.app._refresh_notifications()
+        self._update_auto_focus()
+        if self._size != self.app.size:  # (resized while switching: as Textual does)
+            self._refresh_layout(self.app.size)
+            self.refresh()
+
     def _answered_ahead(self) -> None:
         ready, self._ahead_ready = self._ahead_ready, None
         if ready is not None:
@@ -270,7 +299,7 @@ class DeckScreen(Screen):
 
     def _data_changed(self, _version: int) -> None:
         self._changes_heard += 1
-        if not self.is_current:
+        if not self.is_current or self._leaving():
             return  # (the resume re-reads)
         if not settled(self):
             # A busy fleet commits many batches a second: one reload at a time, and one more when it is
@@ -278,6 +307,11 @@ class DeckScreen(Screen):
             self._stale = True
             return
         self._refresh()
+
+    def _leaving(self) -> bool:
+        """A key is switching away from this screen (SwitchAhead reads the next one's data): no reload now."""
+        switching = getattr(self.app, "switching", None)
+        return switching is not None and switching.mode is not None
 
     def _refresh(self) -> None:
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
