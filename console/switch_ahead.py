@@ -51,6 +51,8 @@ class SwitchAhead:
         if not isinstance(screen, DeckScreen) or not screen.READ_AHEAD or not screen.is_mounted:
             app.switch_mode(mode)  # not composed yet (or a screen that reads when shown): as Textual does
             return
+        if self._timer is not None:  # (a switch asked for while one reads: the newer one wins)
+            self._timer.stop()
         self._generation += 1
         generation = self._generation
         self.mode = mode
