@@ -315,7 +315,8 @@ class AgentDeck(App):
             idle_passes = 0
             while idle_passes < 2:
                 busy = [w for w in self.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
-                if not busy and not settled(self.screen):  # e.g. a paused Tasks window's refresh is due
+                # (e.g. a paused Tasks window's refresh is due, or a switch's screen is about to be shown)
+                if not busy and (not settled(self.screen) or self.switching.mode is not None):
                     idle_passes = 0
                     await asyncio.sleep(0.005)
                 elif busy:
