@@ -227,8 +227,10 @@ class Probe:
         inner = app._display
 
         def display(screen, renderable):
+            # While Textual masks a switch (App.delay_update) it makes frames and drops them: not on the terminal.
+            held_back = app._batch_count > 0
             inner(screen, renderable)
-            if renderable is None:
+            if renderable is None or held_back:
                 return
             now = time.time()
             if self.check is not None and self.check():
