@@ -299,7 +299,7 @@ class DeckScreen(Screen):
 
     def _data_changed(self, _version: int) -> None:
         self._changes_heard += 1
-        if not self.is_current or self._leaving():
+        if not self.is_current:
             return  # (the resume re-reads)
         if not settled(self):
             # A busy fleet commits many batches a second: one reload at a time, and one more when it is
@@ -315,6 +315,8 @@ class DeckScreen(Screen):
 
     def _refresh(self) -> None:
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
+        if self._leaving():
+            return  # its read would compete with the next screen's; shown again, it re-reads
         wait = self._refreshed_at + self.refresh_gap() - time.monotonic()
         if wait <= 0:
             self.reload()  # (its read cancels a waiting refresh and starts the gap: see read)
