@@ -231,7 +231,10 @@ class AgentDeck(App):
     # -- the key panel (`?`) ----------------------------------------------------
 
     def help_shown(self) -> bool:
-        return bool(self.screen.query("HelpPanel"))
+        # Textual mounts the panel on the screen itself (App.action_show_help_panel): its children are
+        # enough. Asked for the footer on every bindings change (check_action), a query of the whole
+        # screen walked every widget, several times a switch.
+        return bool(self.screen.query_children("HelpPanel"))
 
     def action_toggle_help(self) -> None:
         if self.help_shown():

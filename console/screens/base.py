@@ -246,12 +246,16 @@ class DeckScreen(Screen):
         """The next switch to this screen, shown before, draws it whole, once: its resume adds no repaint.
 
         Textual lays such a screen out in ``switch_mode`` and draws only what changed since it was last
-        shown, then repaints it whole on its resume; masked by ``delay_update``, the first was not written
-        to the terminal. Unmasked (SwitchAhead), the first draw is the whole screen and the second is not
-        needed. (Textual 8.2's compositor: the screen's region among the dirty ones means a full update.)
+        shown, then repaints it whole on its resume and again for the refresh asked when it was left;
+        masked by ``delay_update``, the first was not written to the terminal. Unmasked (SwitchAhead),
+        the first draw is the whole screen, laid out afresh, and the others are not needed. (Textual
+        8.2: the screen's region among the compositor's dirty ones means a full update.)
         """
         if self.stack_updates and self.is_attached:
             self._compositor._dirty_regions.add(self.app.size.region)
+            # What was asked while it was away (the switch that left it repaints the screen it leaves; rows
+            # read ahead lay out again) is done by that draw: not again on the first frame after it.
+            self._layout_required = self._repaint_required = False
             self._drawn_on_switch = True
 
     def _resume_drawn(self) -> None:

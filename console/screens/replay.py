@@ -54,6 +54,7 @@ class ReplayScreen(DeckScreen):
         self._loading: str | None = None
         self._again = False
         self._player = None
+        self._choosing = False  # showing "no task chosen" (nothing to read, nothing to redraw)
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
@@ -76,9 +77,12 @@ class ReplayScreen(DeckScreen):
     def reload(self) -> None:
         wanted = self.app.replay_task
         if not wanted:
-            self._show_empty("No task chosen: press o and type a task id or request id "
-                             "(or press r on a task in Tasks or on an escalation).")
+            if not self._choosing:  # (shown already: redrawing the same widgets made each switch here redraw them)
+                self._show_empty("No task chosen: press o and type a task id or request id "
+                                 "(or press r on a task in Tasks or on an escalation).")
+                self._choosing = True
             return
+        self._choosing = False
         if self._loading == wanted:
             self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
             return
