@@ -610,7 +610,7 @@ class AgentDeck(App):
     def open_replay(self, task_or_request_id: str) -> None:
         """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""
         self.replay_task = task_or_request_id
-        self.switch_mode("replay")
+        self.switching.switch("replay")  # (shown once its reconstruction is read, as on key 4)
 
     def open_replay_file(self, path: str, label: str) -> None:
         """Show a task rebuilt from a trace FILE (a suite run's), never from the live store.

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from agentdeck.console import switch_ahead
 from agentdeck.console.screens.escalations import EscalationsScreen
+from agentdeck.console.screens.replay import ReplayScreen
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.escalation_table import EscalationTable
 from agentdeck.console.widgets.task_table import TaskTable
@@ -39,6 +40,8 @@ def first_frames(app) -> list[tuple[str, list[str], str]]:
             rows = [str(k.value) for k in screen.query_one(EscalationTable).rows]
         elif isinstance(screen, TasksScreen):
             rows = list(screen.query_one(TaskTable).shown.keys)
+        elif isinstance(screen, ReplayScreen):
+            rows = [screen.rec.task_id] if screen.rec is not None else []
         else:
             rows = []
         frames.append((type(screen).__name__, rows, type(renderable).__name__))
@@ -85,6 +88,23 @@ async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(
         assert frames[1][0] == "TasksScreen"
         assert "t-switch-new" in frames[1][1], "the first frame of Tasks showed the last visit's rows"
         assert frames[1][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+async def test_a_task_opened_on_replay_is_in_its_first_frame(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")  # (composes Replay: no task chosen yet)
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        task = app.screen.query_one(TaskTable).cursor_task
+        assert task is not None
+        frames = first_frames(app)
+        await pilot.press("r")  # this task on Replay
+        await settle(pilot)
+        assert frames[0][:2] == ("ReplayScreen", [task]), "Replay was first drawn without the task asked for"
+        assert frames[0][2] == "LayoutUpdate"
 
 
 def hold_queue_reads(app, monkeypatch) -> threading.Event:

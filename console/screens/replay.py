@@ -55,6 +55,7 @@ class ReplayScreen(DeckScreen):
         self._again = False
         self._player = None
         self._choosing = False  # showing "no task chosen" (nothing to read, nothing to redraw)
+        self._loading_heard = 0  # store changes heard when the load in flight began
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
@@ -84,13 +85,16 @@ class ReplayScreen(DeckScreen):
             return
         self._choosing = False
         if self._loading == wanted:
-            self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
+            # Already on its way (mount, resume, the reactive and a switch's read-ahead can all ask at once):
+            # read once more after it only if the store changed since it began (that read does not cover it).
+            self._again = self._again or self._changes_heard > self._loading_heard
             return
         self._loading = wanted
         self._again = False
         self._load(wanted)
 
     def _load(self, wanted: str) -> None:
+        self._loading_heard = self._changes_heard
         deck, known = self.deck, self._loaded_key
         trace = getattr(self.app, "replay_files", {}).get(wanted)  # a suite run's trace file, not the store
         job = (lambda: deck.replay_trace(trace, known, wanted)) if trace else (lambda: deck.replay(wanted, known))
