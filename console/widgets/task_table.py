@@ -15,7 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -401,23 +401,69 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
             style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
         return style
 
+    # What every line of one frame shares (width, base style, columns, cursor, focus, scroll): looked up once
+    # a frame in render_lines, not once a line (each lookup walks the widget's ancestors). Profiled, those
+    # lookups were a quarter of a full-table frame, which every new task in follow mode costs.
+    _frame: tuple | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
+                       self.has_focus)
+        try:
+            if not self._plain_box():
+                return super().render_lines(crop)
+            return self._render_plain(crop)
+        finally:
+            self._frame = None
+
+    def _plain_box(self) -> bool:
+        """Nothing in its CSS for Textual's line styling to add to the rows it draws (as TaskTable's own CSS has it)."""
+        styles = self.styles
+        return (not any(styles.gutter) and not any(edge for edge, _ in styles.outline) and not styles.tint.a
+                and styles.text_opacity == 1.0 and self.opacity == 1.0 and not styles.has_rule("hatch")
+                and self._border_title is None and self._border_subtitle is None
+                and not self.hover_style._link_id)
+
+    def _render_plain(self, crop: Region) -> list[Strip]:
+        """What Textual's styles cache makes of the rows for a plain box, without remaking every line.
+
+        Its cache keeps lines by position: a new task in follow mode moves every row, so each frame rebuilt
+        every line (a new Strip per line, then one per filter). Here a row's strip is the one it was drawn
+        as last time (``render_line``'s cache), so the filters' results, which Textual keeps on the strip,
+        are reused too. tests/test_task_table_render.py checks the two give the same lines.
+        """
+        filters = self.app.get_line_filters()
+        background = self.background_colors[1]
+        strips = []
+        for y in crop.line_range:
+            strip = self.render_line(y)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if (x1, x2) != (0, self.region.width):
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        rich_style = self._style("")  # (DOMNode.rich_style walks the ancestors: once, not per line)
-        view = self.columns()
+        frame = self._frame
+        if frame is None:  # (called on its own, outside a frame)
+            frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
+                     self.has_focus)
+        width, rich_style, view, top, cursor_row, focus = frame
         if y == 0:
             room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
             if self._header is None or self._header[0] != (width, room, view):
                 base = rich_style + self._style("task-table--header")
                 self._header = ((width, room, view), header_strip(COLUMNS, view.shown, view.more_left, view.more_right, PINNED, base, room).adjust_cell_length(width, base))
             return self._header[1]
-        index = round(self.scroll_y) + y - 1
+        index = top + y - 1
         if not 0 <= index < self.row_count:
             return Strip.blank(width, rich_style)
         key = self.shown.keys[index]
         cells = self.shown.cells[key]
-        variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
-        state = (variant, width, self.has_focus, view.shown)
+        variant = "task-table--cursor" if index == cursor_row else "task-table--even" if index % 2 else ""
+        state = (variant, width, focus, view.shown)
         cached = self._strips.get(key)
         if cached is None or cached[0] is not cells:
             cached = self._strips[key] = (cells, {})
