@@ -269,7 +269,7 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
     return probe.hit_at - t0
 
 
-async def run_app(db: Path, rate: float, seconds: float) -> None:
+async def run_app(db: Path, rate: float, seconds: float, *, keys_only: bool = False) -> None:
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-live-"))
     # prewarm: as the console runs by default (Settings.prewarm; for_tests turns it off for tests).
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
@@ -396,10 +396,11 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         p95 = pct(everything, 95) * 1000
         print(f"all keys: p95 {p95:.1f} ms -> {'OK' if p95 <= 50 else 'over target'}")
 
-        writer = multiprocessing.Process(target=fleet, args=(str(live), rate, 120, 2), daemon=True)
-        writer.start()
-        await screens_and_replay(app, probe, conn)
-        writer.terminate()
+        if not keys_only:
+            writer = multiprocessing.Process(target=fleet, args=(str(live), rate, 120, 2), daemon=True)
+            writer.start()
+            await screens_and_replay(app, probe, conn)
+            writer.terminate()
         app.exit()
     shutil.rmtree(live, ignore_errors=True)
 
@@ -719,6 +720,9 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--first-paint-only", action="store_true", help="only the first-paint figures (a minute)")
+    ap.add_argument("--keys-only", action="store_true",
+                    help="only append -> visible and the keys within the Tasks screen (no first paint, screen "
+                         "switches, Replay or bench/live.py): a few minutes less")
     args = ap.parse_args()
     template = Path(args.db)
     if args.rebuild or not template.exists():
@@ -737,14 +741,16 @@ def main() -> None:
     # Latencies here are wall-clock: on a shared machine they include waiting
     # for a CPU, so say how busy it was.
     print(f"machine: {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}")
-    first_paint(work)
+    if not args.keys_only:
+        first_paint(work)
     if args.first_paint_only:
         shutil.rmtree(work.parent, ignore_errors=True)
         return
-    asyncio.run(run_app(work, args.rate, args.seconds))
+    asyncio.run(run_app(work, args.rate, args.seconds, keys_only=args.keys_only))
     # Ingest beside the console: append -> committed (the console's ingest
     # process beside headless `agentdeck ingest --follow`) and append -> row visible.
-    live_bench(sys.modules[__name__], work, args.rate, args.seconds)
+    if not args.keys_only:
+        live_bench(sys.modules[__name__], work, args.rate, args.seconds)
     print(f"load average after the run {os.getloadavg()[0]:.1f} (1, 5, 15 min: {os.getloadavg()})")
     shutil.rmtree(work.parent, ignore_errors=True)
 

@@ -37,8 +37,11 @@ class IngestSettings(BaseModel):
     health_every: float = 1.0
     # Screens re-read at most this often while commits keep coming (the first at once).
     refresh_every: float = 0.1
+    # The ingest process gathers appends at most this long before committing them: under a steady
+    # stream every batch waits this long (part of append -> row visible); fewer commits a second if longer.
+    batch_wait: float = 0.02
 
-    @field_validator("heartbeat", "stall_after", "healthy_after", "poll", "health_every", mode="after")
+    @field_validator("heartbeat", "stall_after", "healthy_after", "poll", "health_every", "batch_wait", mode="after")
     @classmethod
     def _positive(cls, value: float) -> float:
         if not (math.isfinite(value) and value > 0):
