@@ -243,6 +243,9 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self._strips: dict[str, tuple] = {}
         self._header: tuple[tuple, Strip] | None = None
         self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
+        # Rows of the windows shown before (task -> (row, cells)), newest last, at most KEPT: g and G go back
+        # to the same ends of the list, whose rows then keep their cells and strips (no frame rebuilds them).
+        self._kept: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
         self._styles: dict[str, Style] = {}
         self.column_offset = 0  # columns scrolled right (→/←), past the pinned ones
         self._view: tuple[tuple[int, int], ColumnView] | None = None
@@ -290,9 +293,11 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     def on_resize(self) -> None:
         self._set_virtual_size()
 
+    KEPT = 600  # rows of earlier windows whose cells and strips are kept (three windows)
+
     def show_rows(self, rows: list[Row], now: float | None = None) -> None:
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
-        old, old_keys = self.shown.cells, self.shown.keys
+        old, old_keys, kept = self.shown.cells, self.shown.keys, self._kept
         keys = [r["task_id"] for r in rows]
         cells = LazyCells({r["task_id"]: r for r in rows}, now)
         raw = {}
@@ -300,20 +305,29 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         for r in rows:
             key = r["task_id"]
             raw[key] = values = tuple(r)
-            if not dict.__contains__(old, key):
+            if dict.__contains__(old, key):
+                before, drawn = self._raw.get(key), old[key]
+            elif key in kept:
+                before, drawn = kept.pop(key)  # (back in the window: held as shown from now on)
+            else:
                 continue  # never drawn: its cells are built when (if) it is
-            if self._raw.get(key) == values:
-                cells[key] = old[key]  # unchanged row: keep its cells (and cached strip)
+            if before == values:
+                cells[key] = drawn  # unchanged row: keep its cells (and cached strip)
                 continue
             new = task_cells(r, now)
-            if same_cells(old[key], new):
-                cells[key] = old[key]  # changed, but not in anything shown
+            if same_cells(drawn, new):
+                cells[key] = drawn  # changed, but not in anything shown
             else:
                 cells[key] = new
                 changed.add(key)
+        for key in old_keys:
+            if key not in raw and dict.__contains__(old, key):
+                kept[key] = (self._raw[key], old[key])
+        while len(kept) > self.KEPT:
+            del kept[next(iter(kept))]
         self._raw = raw
         self.shown = Shown(keys, cells)
-        for key in [k for k in self._strips if k not in raw]:
+        for key in [k for k in self._strips if k not in raw and k not in kept]:
             del self._strips[key]
         self._set_virtual_size()
         if self.cursor_row >= self.row_count:
