@@ -104,7 +104,7 @@ def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_
     from agentdeck.console.app import AgentDeck
 
     cfg = write(tmp_path / "c.toml", "[ingest]\nstall_after = 90\nbackoff = [0.5, 3]\npoll = 0.02\n"
-                                     "refresh_every = 0.2\n")
+                                     "refresh_every = 0.2\nbatch_wait = 0.035\n")
     s = resolve({"db": str(tmp_path / "s.db"), "traces": [str(tmp_path / "t")]}, env={}, config=cfg)
     assert (s.ingest.stall_after, s.ingest.backoff, s.ingest.poll) == (90.0, (0.5, 3.0), 0.02)
     assert s.ingest.heartbeat == 5.0  # not in the file: its default
@@ -113,10 +113,14 @@ def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_
     app = AgentDeck(s)
     assert app.ingest.watcher.stall_after == 90.0 and app.ingest.watcher.poll_s == 0.02
     assert app.ingest.supervisor is not None and app.ingest.supervisor.backoff == (0.5, 3.0)
+    # The ingest process is told how long to gather appends before a commit.
+    command = app.ingest.supervisor.command()
+    assert command[command.index("--batch-wait") + 1] == "0.035"
 
 
 @pytest.mark.parametrize("text, says", [
     ("[ingest]\npoll = 0\n", "must be a number of seconds above 0"),
+    ("[ingest]\nbatch_wait = -1\n", "must be a number of seconds above 0"),
     ("[ingest]\nbackoff = []\n", "needs at least one wait"),
     ("[ingest]\nstall_afterr = 3\n", "stall_afterr"),
 ])
