@@ -327,7 +327,7 @@ async def run_app(db: Path, rate: float, seconds: float, *, keys_only: bool = Fa
         keys: dict[str, list[float]] = {"j/k (move cursor)": [], "ctrl+d/ctrl+u (half page)": [],
                                         "g (oldest task: new window)": [], "G (newest: follow)": [],
                                         "enter (open task detail)": [], "escape (back to list)": []}
-        missed = 0
+        missed: list[str] = []  # keys whose effect was not on screen within 2 s
 
         def moved_from(before):
             return lambda: table.cursor_task != before
@@ -336,36 +336,36 @@ async def run_app(db: Path, rate: float, seconds: float, *, keys_only: bool = Fa
             k = "k" if i % 2 == 0 else "j"
             took = await press(app, probe, k, moved_from(table.cursor_task))
             keys["j/k (move cursor)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend([k] if took is None else [])
             await asyncio.sleep(random.uniform(0.03, 0.1))
         for i in range(20):
             k = "ctrl+d" if i % 2 else "ctrl+u"
             took = await press(app, probe, k, moved_from(table.cursor_task))
             keys["ctrl+d/ctrl+u (half page)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend([k] if took is None else [])
             await asyncio.sleep(random.uniform(0.03, 0.1))
         conn = connect(db, readonly=True)
         oldest = queries.tasks_from(conn, queries.TaskFilter(), None, 1)[0]["task_id"]
         for i in range(10):
             took = await press(app, probe, "g", lambda: table.cursor_task == oldest)
             keys["g (oldest task: new window)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["g"] if took is None else [])
             await asyncio.sleep(0.1)
             took = await press(app, probe, "G", lambda: screen.follow and table.cursor_task != oldest
                                and table.cursor_task == (table.shown.keys or [None])[-1])
             keys["G (newest: follow)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["G"] if took is None else [])
             await asyncio.sleep(0.1)
         for i in range(10):
             await press(app, probe, "k", moved_from(table.cursor_task))
             took = await press(app, probe, "enter", lambda: isinstance(app.screen, TaskDetailScreen)
                                and app.screen.found is not None and app.screen.query_one("#detail-events").row_count > 0)
             keys["enter (open task detail)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["enter"] if took is None else [])
             await asyncio.sleep(0.1)
             took = await press(app, probe, "escape", lambda: app.screen is screen)
             keys["escape (back to list)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["escape"] if took is None else [])
             await asyncio.sleep(0.1)
         writer.terminate()
 
@@ -386,7 +386,7 @@ async def run_app(db: Path, rate: float, seconds: float, *, keys_only: bool = Fa
         for name, values in keys.items():
             line(f"  {name}", values, baseline[name])
         if missed:
-            print(f"  {missed} keypresses showed no effect within 2 s")
+            print(f"  {len(missed)} keypresses showed no effect within 2 s: {' '.join(missed)}")
         print()
         print("filter queries, bare (newest window; run on a worker thread, the UI stays live meanwhile)")
         for text in ("outcome:failed", "cohort:canary agent:billing-agent", "user 42", "violations", "nomatchatall"):

@@ -157,3 +157,20 @@ async def test_a_task_opened_again_shows_its_payload_and_moves_show_each_event(s
             assert f'"kind": "{kinds[0]}"' in screen_text(app)
             await pilot.press("escape")
             await settle(app, pilot)
+
+
+async def test_a_window_landing_just_after_k_in_follow_mode_does_not_undo_the_move(sample_db, make_app):
+    ids = ordered_ids(sample_db)
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        table = screen.query_one(TaskTable)
+        assert screen.follow and table.cursor_task == ids[-1]
+        # k, and a follow read's answer handled before the screen hears of the move (a busy fleet: it can be)
+        table.go_row(table.cursor_row - 1)
+        screen._show(screen.page, None)
+        assert table.cursor_task == ids[-2]
+        await pilot.pause()
+        assert table.cursor_task == ids[-2] and not screen.follow
+        assert "PAUSED" in status(app)

@@ -133,6 +133,8 @@ class TasksScreen(DeckScreen):
         anchor = page.anchor
         self._pending_edge = self._pending = None
         table = self.table
+        if table.moved:  # a key moved the cursor just before this answer: it pauses, as its message will say
+            self._user_moved()
         current = table.cursor_task
         if self.follow:
             self.anchor = None
@@ -182,6 +184,7 @@ class TasksScreen(DeckScreen):
 
     @on(TaskTable.Moved)
     def _user_moved(self) -> None:
+        self.table.moved = False
         self._pause()
 
     @on(TaskTable.Edge)

@@ -360,9 +360,17 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh_line(old + 1)
         self.refresh_line(new + 1)
 
+    # The user moved the cursor and the screen has not handled the Moved message yet: a window read
+    # that lands in between must not put the cursor back on the newest task (TasksScreen._show).
+    moved = False
+
+    def _moved(self) -> None:
+        self.moved = True
+        self.post_message(self.Moved())
+
     def go_row(self, row: int) -> None:
         """The user moves to ``row``: past either end of the window asks for the next one."""
-        self.post_message(self.Moved())
+        self._moved()
         if row < 0 and self.more_older:
             self.post_message(self.Edge(older=True, overshoot=-row))
         elif row >= self.row_count and self.more_newer:
@@ -389,17 +397,17 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         row = round(self.scroll_y) + event.y - 1
         if event.y < 1 or not 0 <= row < self.row_count:
             return
-        self.post_message(self.Moved())
+        self._moved()
         if row == self.cursor_row:
             self.action_select()
         else:
             self.move_cursor(row=row)
 
     def on_mouse_scroll_up(self) -> None:
-        self.post_message(self.Moved())
+        self._moved()
 
     def on_mouse_scroll_down(self) -> None:
-        self.post_message(self.Moved())
+        self._moved()
 
     # -- drawing ---------------------------------------------------------------
 
