@@ -115,7 +115,7 @@ def after(times: list[float], t: float) -> float | None:
     return times[i] if i < len(times) else None
 
 
-async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict) -> None:
+async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict, sample: bool) -> None:
     instrument()
     live = Path(tempfile.mkdtemp(prefix="agentdeck-append-trace-"))
     from agentdeck.console.service.ingest_settings import IngestSettings
@@ -133,7 +133,8 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict) 
         await asyncio.sleep(warm)  # start-up over (screens composed ahead, the ingest process up)
         t_from, cpu_from = time.time(), time.process_time()
         sampler = _us.Sampler(threading.get_ident())
-        sampler.start()
+        if sample:
+            sampler.start()
         probe.watch_live = True
         await asyncio.sleep(seconds)
         probe.watch_live = False
@@ -179,23 +180,25 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict) 
                            ("written -> on screen", w, shown)):
             stages[name].append(max(0.0, b - a))
     n = len(stages["written -> on screen"])
-    print(f"ingest settings {ingest}; console CPU {cpu * 100:.0f}% of one core (all its threads, the sampler's too)")
+    print(f"ingest settings {ingest}; console CPU {cpu * 100:.0f}% of one core (all its threads"
+          f"{', the sampler too' if sample else ''})")
     print(f"load average {load}; {n} new task rows traced; {len(NOTICED)} commits noticed, "
           f"{len(HANDLED)} notices handled, {len(READS)} window reads answered in all")
     for name, values in stages.items():
         _bc.line(f"  {name}", values)
     if n:
         print(f"  rows whose read was asked while an older read was in flight past the notice: {waited_on_read} of {n}")
-    busy = [st for t, st in sampler.samples if t >= t_from and st and not any(w in st[0] for w in _us.IDLE)]
-    print(f"  UI thread busy in {len(busy)} of {sum(1 for t, _ in sampler.samples if t >= t_from)} samples; "
-          "where (innermost agentdeck/textual frames):")
-    for where, count in Counter(_us.ours(st) for st in busy).most_common(12):
-        print(f"   {count:4}  {where}")
-    deep = Counter(" < ".join(f for f in st if "agentdeck" in f or any(m in f for m in (
-        "tasks.py", "base.py", "app.py", "task_table", "screen.py", "widget.py", "_compositor", "message_pump"))
-                             )[:200] for st in busy)
-    for where, count in deep.most_common(12):
-        print(f"   {count:4}  {where}")
+    if sample:
+        busy = [st for t, st in sampler.samples if t >= t_from and st and not any(w in st[0] for w in _us.IDLE)]
+        print(f"  UI thread busy in {len(busy)} of {sum(1 for t, _ in sampler.samples if t >= t_from)} samples; "
+              "where (innermost agentdeck/textual frames):")
+        for where, count in Counter(_us.ours(st) for st in busy).most_common(12):
+            print(f"   {count:4}  {where}")
+        deep = Counter(" < ".join(f for f in st if "agentdeck" in f or any(m in f for m in (
+            "tasks.py", "base.py", "app.py", "task_table", "screen.py", "widget.py", "_compositor", "message_pump"))
+                                 )[:200] for st in busy)
+        for where, count in deep.most_common(12):
+            print(f"   {count:4}  {where}")
     gaps = [b["asked"] - a["asked"] for a, b in zip(reads, reads[1:])]
     if gaps:
         print(f"  reads: asked every {statistics.median(gaps) * 1000:.0f} ms (median); "
@@ -209,11 +212,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warm", type=float, default=8.0, help="seconds of fleet before tracing")
     ap.add_argument("--refresh-every", type=float, default=None, help="[ingest] refresh_every (the default if not given)")
+    ap.add_argument("--sample", action="store_true", help="sample the UI thread's stack every 2 ms (costs CPU)")
     ap.add_argument("--batch-wait", type=float, default=None, help="[ingest] batch_wait (the default if not given)")
     args = ap.parse_args()
     ingest = {k: v for k, v in (("refresh_every", args.refresh_every), ("batch_wait", args.batch_wait)) if v is not None}
     print(f"load average {os.getloadavg()}")
-    asyncio.run(run(args.db, args.rate, args.seconds, args.warm, ingest))
+    asyncio.run(run(args.db, args.rate, args.seconds, args.warm, ingest, args.sample))
 
 
 if __name__ == "__main__":

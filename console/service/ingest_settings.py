@@ -35,8 +35,9 @@ class IngestSettings(BaseModel):
     poll: float = 0.005
     # How often the health check runs (and soon after a commit).
     health_every: float = 1.0
-    # Screens re-read at most this often while commits keep coming (the first at once).
-    refresh_every: float = 0.1
+    # Screens re-read at most this often while commits keep coming (the first at once). Under a steady stream a
+    # new row waits half of it on average: 0.05 (bench/README.md, "keys within Tasks and append -> visible").
+    refresh_every: float = 0.05
     # The ingest process gathers appends at most this long before committing them: under a steady
     # stream every batch waits this long (part of append -> row visible); fewer commits a second if longer.
     batch_wait: float = 0.02
