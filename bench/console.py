@@ -265,6 +265,12 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
         await asyncio.wait_for(probe.hit.wait(), timeout)
     except TimeoutError:
         probe.check = None
+        screen = app.screen
+        table = screen.query(TaskTable).first() if screen.query(TaskTable) else None
+        print(f"  ({key!r} showed no effect in {timeout:.0f} s: screen {type(screen).__name__}, focus "
+              f"{type(app.focused).__name__}, cursor {getattr(table, 'cursor_row', '-')}/"
+              f"{getattr(table, 'row_count', '-')} on {getattr(table, 'cursor_task', '-')}, "
+              f"follow {getattr(screen, 'follow', '-')})")
         return None
     return probe.hit_at - t0
 
