@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.geometry import Region
 
+from agentdeck.console.widgets.line_table import plain_box
 from agentdeck.console.widgets.task_table import TaskTable
 from textual.widget import Widget
 from tasks_support import settle
@@ -24,7 +25,7 @@ def both_ways(table: TaskTable, crop: Region):
 
 async def check_states(app, pilot) -> int:
     table = app.screen.query_one(TaskTable)
-    assert table._plain_box()  # the fast path is the one taken with the table's CSS
+    assert plain_box(table)  # the fast path is the one taken with the table's CSS
     checked = 0
     full = Region(0, 0, table.region.width, table.region.height)
     # Followed, then the cursor moved (paused), scrolled to the top, columns scrolled sideways, blurred.
@@ -51,3 +52,36 @@ async def test_rows_drawn_as_textual_draws_them_wide(sample_db, make_app):
     async with app.run_test(size=(160, 45)) as pilot:
         await settle(app, pilot)
         assert await check_states(app, pilot) == 15
+
+
+async def check_event_table(app, pilot) -> int:
+    from agentdeck.console.widgets.task_events import EventTable
+
+    table = app.screen.query_one(EventTable)
+    assert plain_box(table)  # focused too: its tint is a background tint, not a line filter
+    checked = 0
+    full = Region(0, 0, table.region.width, table.region.height)
+    # Opened (focused, cursor on the first event), moved down, scrolled sideways, blurred (tab to the payload).
+    for keys in ((), ("j", "j"), ("right",), ("tab",)):
+        for key in keys:
+            await pilot.press(key)
+        await settle(app, pilot)
+        for crop in (full, Region(0, 1, table.region.width, 3), Region(3, 0, 15, table.region.height)):
+            textual, ours = both_ways(table, crop)
+            assert ours == textual, keys
+            checked += 1
+    return checked
+
+
+async def test_a_tasks_events_drawn_as_textual_draws_them(sample_db, make_app):
+    from agentdeck.console.screens.task_detail import TaskDetailScreen
+
+    app = make_app(sample_db)
+    for size in ((80, 24), (160, 45)):
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert isinstance(app.screen, TaskDetailScreen) and app.screen.events
+            assert await check_event_table(app, pilot) == 12
+        app = make_app(sample_db)

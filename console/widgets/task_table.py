@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
-from agentdeck.console.widgets.line_table import header_strip, row_strip, same_cells
+from agentdeck.console.widgets.line_table import header_strip, plain_box, render_plain, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -432,40 +432,9 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self._frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
                        self.has_focus)
         try:
-            if not self._plain_box():
-                return super().render_lines(crop)
-            return self._render_plain(crop)
+            return render_plain(self, crop) if plain_box(self) else super().render_lines(crop)
         finally:
             self._frame = None
-
-    def _plain_box(self) -> bool:
-        """Nothing in its CSS for Textual's line styling to add to the rows it draws (as TaskTable's own CSS has it)."""
-        styles = self.styles
-        return (not any(styles.gutter) and not any(edge for edge, _ in styles.outline) and not styles.tint.a
-                and styles.text_opacity == 1.0 and self.opacity == 1.0 and not styles.has_rule("hatch")
-                and self._border_title is None and self._border_subtitle is None
-                and not self.hover_style._link_id)
-
-    def _render_plain(self, crop: Region) -> list[Strip]:
-        """What Textual's styles cache makes of the rows for a plain box, without remaking every line.
-
-        Its cache keeps lines by position: a new task in follow mode moves every row, so each frame rebuilt
-        every line (a new Strip per line, then one per filter). Here a row's strip is the one it was drawn
-        as last time (``render_line``'s cache), so the filters' results, which Textual keeps on the strip,
-        are reused too. tests/test_task_table_render.py checks the two give the same lines.
-        """
-        filters = self.app.get_line_filters()
-        background = self.background_colors[1]
-        strips = []
-        for y in crop.line_range:
-            strip = self.render_line(y)
-            for line_filter in filters:
-                strip = strip.apply_filter(line_filter, background)
-            strips.append(strip)
-        x1, x2 = crop.column_span
-        if (x1, x2) != (0, self.region.width):
-            strips = [strip.crop(x1, x2) for strip in strips]
-        return strips
 
     def render_line(self, y: int) -> Strip:
         frame = self._frame
