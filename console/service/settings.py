@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from agentdeck.console.service.host_list import HostList, host_set
+
 from agentdeck.console.notify.settings import NotifySettings
 from agentdeck.console.service.ingest_settings import IngestSettings
 from agentdeck.store.approvers import ApproverRules
@@ -78,7 +80,7 @@ class Settings(BaseModel):
     traces: tuple[Path, ...] = ()
     follow: bool = True
     user: str = "operator"
-    allow_hosts: frozenset[str] = frozenset()
+    allow_hosts: HostList = frozenset()
     on_expiry: ExpiryPolicy = "deny"
     outbox: Path | None = None  # None: off
     tick: float = 1.0  # seconds between counter refreshes and clock-driven redraws (0: none)
@@ -128,13 +130,6 @@ class Settings(BaseModel):
         if not 0 < seconds < float("inf"):  # also refuses NaN
             raise ValueError(f"prune_every must be a number of seconds above 0, or 0/off (not {value!r})")
         return seconds
-
-    @field_validator("allow_hosts", mode="before")
-    @classmethod
-    def _hosts(cls, value: Any) -> frozenset[str]:
-        if isinstance(value, str):
-            value = value.split(",")
-        return frozenset(str(h).strip().lower() for h in value or () if str(h).strip())
 
     @field_validator("on_expiry", mode="before")
     @classmethod
@@ -258,7 +253,7 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     for source, layer in layers:
         for name, value in layer.items():
             if name == "allow_hosts":
-                hosts = Settings._hosts(value)
+                hosts = host_set(value)
                 if hosts:
                     values[name] = values.get(name, frozenset()) | hosts
                     sources[name] = f"{sources[name]} + {source}" if name in sources else _source(source, name)
