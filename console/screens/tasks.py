@@ -111,11 +111,11 @@ class TasksScreen(DeckScreen):
                  jump: bool = False) -> None:
         filt, deck, limit = self.filt, self.deck, self.WINDOW
         end = self._ends.get(window.kind) if jump else None
-        behind = end is not None and end[0] == filt
-        if end is not None and behind:
+        known = end[1] if end is not None and end[0] == filt else None
+        if known is not None:
             # A jump to an end of the list read before: shown now, re-read behind it (once that frame
             # is drawn). The fresh window keeps the task under the cursor (the user may have moved on).
-            self._show(end[1], place)
+            self._show(known, place)
             place = None
         self._pending = (window, place) if place is not None else None
 
@@ -124,7 +124,7 @@ class TasksScreen(DeckScreen):
                 self._ends[window.kind] = (filt, page)
             self._show(page, place)
 
-        (self.read_after_frame if behind else self.read)(
+        (self.read_after_frame if known is not None else self.read)(
             "tasks-page", lambda: deck.task_page(filt, window, limit), show)
 
     def _show(self, page: TaskPage, place) -> None:
