@@ -110,6 +110,15 @@ def instrument() -> None:
     Screen._on_timer_update = on_timer_update  # type: ignore[method-assign]
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def after(times: list[float], t: float) -> float | None:
     i = bisect_left(times, t)
     return times[i] if i < len(times) else None
@@ -132,6 +141,8 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict, 
         writer.start()
         await asyncio.sleep(warm)  # start-up over (screens composed ahead, the ingest process up)
         t_from, cpu_from = time.time(), time.process_time()
+        proc = app.ingest.supervisor.proc if app.ingest.supervisor is not None else None
+        ingest_from = process_cpu(proc.pid) if proc is not None else 0.0
         sampler = _us.Sampler(threading.get_ident())
         if sample:
             sampler.start()
@@ -140,6 +151,7 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict, 
         probe.watch_live = False
         sampler.stop = True
         cpu = (time.process_time() - cpu_from) / (time.time() - t_from)
+        ingest_cpu = (process_cpu(proc.pid) - ingest_from) / (time.time() - t_from) if proc is not None else 0.0
         writer.terminate()
         load = os.getloadavg()
         app.exit()
@@ -181,7 +193,7 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict, 
             stages[name].append(max(0.0, b - a))
     n = len(stages["written -> on screen"])
     print(f"ingest settings {ingest}; console CPU {cpu * 100:.0f}% of one core (all its threads"
-          f"{', the sampler too' if sample else ''})")
+          f"{', the sampler too' if sample else ''}); its ingest process {ingest_cpu * 100:.0f}%")
     print(f"load average {load}; {n} new task rows traced; {len(NOTICED)} commits noticed, "
           f"{len(HANDLED)} notices handled, {len(READS)} window reads answered in all")
     for name, values in stages.items():

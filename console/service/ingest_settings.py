@@ -40,7 +40,7 @@ class IngestSettings(BaseModel):
     refresh_every: float = 0.05
     # The ingest process gathers appends at most this long before committing them: under a steady
     # stream every batch waits this long (part of append -> row visible); fewer commits a second if longer.
-    batch_wait: float = 0.02
+    batch_wait: float = 0.01
 
     @field_validator("heartbeat", "stall_after", "healthy_after", "poll", "health_every", "batch_wait", mode="after")
     @classmethod
