@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agentdeck.console.service.ingest_settings import IngestSettings, TableError, seconds
 
+from agentdeck.console.service.host_list import host_set
+
 if TYPE_CHECKING:
     from agentdeck.console.notify.settings import NotifySettings
     from agentdeck.store.approvers import ApproverRules
@@ -279,12 +281,6 @@ def _text(value: Any) -> str:
     raise ValueError(f"must be text, not {value!r}")
 
 
-def _hosts(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        value = value.split(",")
-    return frozenset(str(h).strip().lower() for h in value or () if str(h).strip())
-
-
 def _policy(value: Any) -> str:
     value = value.strip().lower() if isinstance(value, str) else value
     if value not in ("deny", "approve", "keep"):
@@ -329,7 +325,7 @@ def _abandon(value: Any) -> float:
 
 
 CHECKS = {
-    "db": _path, "traces": _paths, "follow": _bool, "user": _text, "allow_hosts": _hosts, "on_expiry": _policy,
+    "db": _path, "traces": _paths, "follow": _bool, "user": _text, "allow_hosts": host_set, "on_expiry": _policy,
     "outbox": _optional_path, "tick": _tick, "evidence_dir": _path, "log_file": _optional_path,
     "config_path": _optional_path, "prune_every": _every, "read_only": _bool, "abandon_after": _abandon,
     "prewarm": _bool,
@@ -419,7 +415,7 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     for source, layer in layers:
         for name, value in layer.items():
             if name == "allow_hosts":
-                hosts = _hosts(value)
+                hosts = host_set(value)
                 if hosts:
                     values[name] = values.get(name, frozenset()) | hosts
                     sources[name] = f"{sources[name]} + {source}" if name in sources else _source(source, name)
