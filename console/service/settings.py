@@ -126,7 +126,7 @@ class Settings:
             try:
                 object.__setattr__(self, name, check(getattr(self, name)))
             except ValueError as exc:
-                problems.append((name, str(exc).removeprefix("Value error, ")))
+                problems.append((name, str(exc)))
         tables: dict[str, Any] = {}
         for name, value in dict(self.tables).items():
             try:
@@ -236,7 +236,7 @@ def _table(name: str, value: Any) -> Any:
         errors = getattr(exc, "errors", None)
         if errors is None:
             raise TableError([("", str(exc))]) from None
-        raise TableError([(".".join(str(part) for part in err["loc"]), str(err["msg"]))
+        raise TableError([(".".join(str(part) for part in err["loc"]), str(err["msg"]).removeprefix("Value error, "))
                           for err in errors()]) from None
 
 
@@ -415,7 +415,10 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     for source, layer in layers:
         for name, value in layer.items():
             if name == "allow_hosts":
-                hosts = host_set(value)
+                try:
+                    hosts = host_set(value)
+                except ValueError as exc:
+                    raise SettingsError(f"allow_hosts ({_source(source, name)}): {exc}") from None
                 if hosts:
                     values[name] = values.get(name, frozenset()) | hosts
                     sources[name] = f"{sources[name]} + {source}" if name in sources else _source(source, name)
@@ -429,8 +432,8 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     if "traces" not in values:
         values["traces"] = [DEFAULT_HOME / "traces"]
     if "outbox" not in values:
-        traces = [Path(t) for t in values["traces"]]
-        values["outbox"] = _default_outbox(traces)
+        given = values["traces"] if isinstance(values["traces"], (list, tuple)) else ()  # (else: Settings says why)
+        values["outbox"] = _default_outbox([Path(t) for t in given if isinstance(t, (str, os.PathLike))])
         sources["outbox"] = "default (first trace folder)" if values["outbox"] else "default (off: no trace folder)"
     elif str(values["outbox"]).lower() == "off":
         values["outbox"] = None
