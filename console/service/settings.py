@@ -52,9 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentdeck.console.service.ingest_settings import IngestSettings, TableError, seconds
-
 from agentdeck.console.service.host_list import host_set
+from agentdeck.console.service.ingest_settings import IngestSettings, TableError, seconds
 
 if TYPE_CHECKING:
     from agentdeck.console.notify.settings import NotifySettings
