@@ -269,7 +269,7 @@ class AgentDeck(App):
             self.set_interval(RELEASE_EVERY, self.release_tick)
             # The first soon, but after the first paint and the ingest process's start (verdicts cost CPU).
             self.set_timer(RELEASE_FIRST, self.release_tick)
-        if self.settings.notify.routes:
+        if self.settings.notifies:
             # On call away from the screen (docs/notify.md): rules checked every few seconds, off the UI thread.
             self.set_interval(NOTIFY_EVERY, self.notify_tick)
         # The other screens' modules (canary statistics, replay model) import

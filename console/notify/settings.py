@@ -16,11 +16,13 @@ routing_key = "...", rules = [...]}``). See ``docs/notify.md``.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from agentdeck.console.service.host_list import HostList, host_set
+from agentdeck.console.service.host_list import host_set
+
+HostList = Annotated[frozenset[str], BeforeValidator(host_set)]  # the allowlist rule, as a field of a model
 
 RouteType = Literal["webhook", "slack", "pagerduty", "bell", "desktop"]
 RuleName = Literal["escalation", "deadline", "canary", "ingest", "failure"]

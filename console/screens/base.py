@@ -145,6 +145,30 @@ class DeckScreen(Screen):
 
         run_off_ui(self, group, counted, shown, on_error=on_error)
 
+    def read_after_frame(self, group: str, job: Callable[[], T], show: Callable[[T], Any], *,
+                         covers: bool = True) -> None:
+        """``read``, asked once the next frame is on screen.
+
+        For a key that shows something at once from what the screen holds (g/G's window read before,
+        the list under a closed detail) and re-reads behind it: begun at once, the read's worker thread
+        held the interpreter for part of the frame the key waits for. Until it is asked the screen is not
+        settled; a newer read of the same group asked meanwhile makes this one unneeded.
+        """
+        key = f"after-frame:{group}"
+        generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
+        asked = generations.get(group, 0)
+        self.deck_waiting[key] = 0
+
+        def ask() -> None:
+            if self.deck_waiting.pop(key, None) is None:
+                return
+            if generations.get(group, 0) == asked and self.is_attached:
+                self.read(group, job, show, covers=covers)
+            elif not self.deck_waiting:
+                self._on_settled()
+
+        self.call_after_refresh(ask)
+
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""
         run_off_ui(self, group, job, show, action=True)
