@@ -9,11 +9,12 @@ from agentdeck.store.ingest import epoch, fast_epoch
 
 AS_PYDANTIC = TypeAdapter(datetime)
 offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
+# (hypothesis's stubs type ``timezones`` as SearchStrategy[None] alone: hence the ignore below)
 zones: st.SearchStrategy[tzinfo | None] = st.one_of(offsets, st.none())
 
 
 @settings(max_examples=300)
-@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones))  # type: ignore[arg-type]  (the stubs take only SearchStrategy[None])
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones))  # type: ignore[arg-type]
 def test_any_datetime_gives_exactly_what_timestamp_gives(ts):
     # Twice: the first call may note the zone, the second takes the noted way.
     assert fast_epoch(ts) == epoch(ts)
