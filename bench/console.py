@@ -30,9 +30,13 @@ with a fleet appending 200 events/s.
 6. First paint: a fresh process importing and starting the console (headless,
    80x24) until its first frame, and until the Tasks rows are on it, beside
    ``python -c pass`` and its floors in the same run: a bare Textual app's
-   first frame, the same after building the console's Settings (pydantic),
-   ``import textual.app``. With .pyc, as installed; CPU of the child too.
-   Target <= 0.8 s. ``--first-paint-only`` runs just this (about a minute).
+   first frame, the same after building the console's Settings (and with
+   the garbage collector paused until the first frame, as the console
+   does), ``import textual.app``. The same through the command line as an operator
+   starts it (``agentdeck --db --traces``: its argument parsing, settings
+   resolution, store check and log set-up included). With .pyc, as
+   installed; CPU of the child too. Target <= 0.8 s. ``--first-paint-only``
+   runs just this (about a minute).
 """
 
 from __future__ import annotations
@@ -227,8 +231,10 @@ class Probe:
         inner = app._display
 
         def display(screen, renderable):
+            # While Textual masks a switch (App.delay_update) it makes frames and drops them: not on the terminal.
+            held_back = app._batch_count > 0
             inner(screen, renderable)
-            if renderable is None:
+            if renderable is None or held_back:
                 return
             now = time.time()
             if self.check is not None and self.check():
@@ -265,11 +271,20 @@ async def press(app: AgentDeck, probe: Probe, key: str, done, timeout: float = 2
         await asyncio.wait_for(probe.hit.wait(), timeout)
     except TimeoutError:
         probe.check = None
+        screen = app.screen
+        table = screen.query(TaskTable).first() if screen.query(TaskTable) else None
+        print(f"  ({key!r} showed no effect in {timeout:.0f} s: screen {type(screen).__name__}, focus "
+              f"{type(app.focused).__name__}, cursor {getattr(table, 'cursor_row', '-')}/"
+              f"{getattr(table, 'row_count', '-')} on {getattr(table, 'cursor_task', '-')}, "
+              f"follow {getattr(screen, 'follow', '-')})")
         return None
     return probe.hit_at - t0
 
 
-async def run_app(db: Path, rate: float, seconds: float) -> None:
+async def run_app(db: Path, rate: float, seconds: float, *, keys_only: bool = False,
+                  switch_rounds: int = 0) -> None:
+    """The app's figures; ``keys_only``: no switches or Replay (``--keys-only``); ``switch_rounds``: only that
+    many rounds of screen switches (``--switch-only``)."""
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-live-"))
     # prewarm: as the console runs by default (Settings.prewarm; for_tests turns it off for tests).
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
@@ -294,6 +309,16 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         table = screen.query_one(TaskTable)
         writer = multiprocessing.Process(target=fleet, args=(str(live), rate, seconds + 30, 1), daemon=True)
         writer.start()
+        if switch_rounds:
+            # Past start-up (screens composed ahead), the fleet writing: then only the switches.
+            while not started_up:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(seconds)
+            await switches(app, probe, switch_rounds)
+            writer.terminate()
+            app.exit()
+            shutil.rmtree(live, ignore_errors=True)
+            return
 
         # -- append-to-visible (follow mode, no keys) ----------------------
         probe.watch_live = True
@@ -327,45 +352,50 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         keys: dict[str, list[float]] = {"j/k (move cursor)": [], "ctrl+d/ctrl+u (half page)": [],
                                         "g (oldest task: new window)": [], "G (newest: follow)": [],
                                         "enter (open task detail)": [], "escape (back to list)": []}
-        missed = 0
+        missed: list[str] = []  # keys whose effect was not on screen within 2 s
 
         def moved_from(before):
             return lambda: table.cursor_task != before
 
         for i in range(60):
             k = "k" if i % 2 == 0 else "j"
-            took = await press(app, probe, k, moved_from(table.cursor_task))
+            # The first k leaves follow mode: a new task shown just before it is handled puts the cursor on
+            # that task, and k then moves it to the one that was newest before, which "moved from" would
+            # take for no effect. Its effect is the list paused with the cursor above the newest row.
+            done = (moved_from(table.cursor_task) if i else
+                    lambda: not screen.follow and table.cursor_row < table.row_count - 1)
+            took = await press(app, probe, k, done)
             keys["j/k (move cursor)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend([k] if took is None else [])
             await asyncio.sleep(random.uniform(0.03, 0.1))
         for i in range(20):
             k = "ctrl+d" if i % 2 else "ctrl+u"
             took = await press(app, probe, k, moved_from(table.cursor_task))
             keys["ctrl+d/ctrl+u (half page)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend([k] if took is None else [])
             await asyncio.sleep(random.uniform(0.03, 0.1))
         conn = connect(db, readonly=True)
         oldest = queries.tasks_from(conn, queries.TaskFilter(), None, 1)[0]["task_id"]
         for i in range(10):
             took = await press(app, probe, "g", lambda: table.cursor_task == oldest)
             keys["g (oldest task: new window)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["g"] if took is None else [])
             await asyncio.sleep(0.1)
             took = await press(app, probe, "G", lambda: screen.follow and table.cursor_task != oldest
                                and table.cursor_task == (table.shown.keys or [None])[-1])
             keys["G (newest: follow)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["G"] if took is None else [])
             await asyncio.sleep(0.1)
         for i in range(10):
             await press(app, probe, "k", moved_from(table.cursor_task))
             took = await press(app, probe, "enter", lambda: isinstance(app.screen, TaskDetailScreen)
                                and app.screen.found is not None and app.screen.query_one("#detail-events").row_count > 0)
             keys["enter (open task detail)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["enter"] if took is None else [])
             await asyncio.sleep(0.1)
             took = await press(app, probe, "escape", lambda: app.screen is screen)
             keys["escape (back to list)"].append(took) if took is not None else None
-            missed += took is None
+            missed.extend(["escape"] if took is None else [])
             await asyncio.sleep(0.1)
         writer.terminate()
 
@@ -386,7 +416,7 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         for name, values in keys.items():
             line(f"  {name}", values, baseline[name])
         if missed:
-            print(f"  {missed} keypresses showed no effect within 2 s")
+            print(f"  {len(missed)} keypresses showed no effect within 2 s: {' '.join(missed)}")
         print()
         print("filter queries, bare (newest window; run on a worker thread, the UI stays live meanwhile)")
         for text in ("outcome:failed", "cohort:canary agent:billing-agent", "user 42", "violations", "nomatchatall"):
@@ -396,10 +426,11 @@ async def run_app(db: Path, rate: float, seconds: float) -> None:
         p95 = pct(everything, 95) * 1000
         print(f"all keys: p95 {p95:.1f} ms -> {'OK' if p95 <= 50 else 'over target'}")
 
-        writer = multiprocessing.Process(target=fleet, args=(str(live), rate, 120, 2), daemon=True)
-        writer.start()
-        await screens_and_replay(app, probe, conn)
-        writer.terminate()
+        if not keys_only:
+            writer = multiprocessing.Process(target=fleet, args=(str(live), rate, 120, 2), daemon=True)
+            writer.start()
+            await screens_and_replay(app, probe, conn)
+            writer.terminate()
         app.exit()
     shutil.rmtree(live, ignore_errors=True)
 
@@ -435,15 +466,11 @@ def fresh_after(app: AgentDeck, key: str, kind: type) -> Callable[[], bool]:
     return done
 
 
-async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
-    """Screen switches, Canary recomputation and Replay open, while the fleet writes."""
+async def switches(app: AgentDeck, probe: Probe, rounds: int = 8) -> int:
+    """Rounds of 2, 3, 4, 1 until each screen shows data read after its key; prints them, returns the misses."""
     from agentdeck.console.screens.canary import CanaryScreen
     from agentdeck.console.screens.escalations import EscalationsScreen
     from agentdeck.console.screens.replay import ReplayScreen
-    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
-    from agentdeck.replay.reconstruct import reconstruct
-    from agentdeck.store import canary
-    from agentdeck.store.contract import book_for_store
 
     switch: dict[str, list[float]] = {"1 Tasks": [], "2 Escalations": [], "3 Canary (first: computes)": [],
                                       "3 Canary (again)": [], "4 Replay": []}
@@ -458,7 +485,7 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
         s = app.screen
         return isinstance(s, CanaryScreen) and s.report is not None
 
-    for round_ in range(8):
+    for round_ in range(rounds):
         for key, name, kind in targets:
             done: Callable[[], bool] = canary_shown if kind is CanaryScreen else fresh_after(app, key, kind)
             took = await press(app, probe, key, done, timeout=10)
@@ -470,9 +497,25 @@ async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
                 switch[name].append(took)
             await asyncio.sleep(random.uniform(0.2, 0.4))
     print()
-    print("screen switch until it shows data read after the key, fleet writing (target <= 100 ms)")
+    print(f"screen switch until it shows data read after the key, fleet writing (target <= 100 ms; "
+          f"load average {os.getloadavg()[0]:.1f})")
     for name, values in switch.items():
         line(f"  {name}", values)
+    if missed:
+        print(f"  {missed} switches did not show fresh data within 10 s")
+    return missed
+
+
+async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
+    """Screen switches, Canary recomputation and Replay open, while the fleet writes."""
+    from agentdeck.console.screens.canary import CanaryScreen
+    from agentdeck.console.screens.replay import ReplayScreen
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+    from agentdeck.replay.reconstruct import reconstruct
+    from agentdeck.store import canary
+    from agentdeck.store.contract import book_for_store
+
+    missed = await switches(app, probe)
 
     # -- Canary: recompute on w (next window) until shown, beside the bare analysis ------------
     await press(app, probe, "3", lambda: is_settled(app, CanaryScreen), timeout=10)
@@ -596,17 +639,53 @@ app.run(headless=True, size=(80, 24))
 print(marks.get("frame", -1), marks.get("rows", -1), marks.get("cpu", -1), marks.get("rows_cpu", -1))
 """
 
+# FIRST_PAINT through the command line, as an operator starts the console: `agentdeck --db DB --traces DIR`
+# (argument parsing, Settings.resolve, the store opened and checked, the log file set up, then the app).
+CLI_FIRST_PAINT = """
+import sys, time
+t0 = float(sys.argv[1])
+import textual.app as ta
+marks = {}
+draw, start = ta.App._display, ta.App.run
+def display(app, screen, renderable):
+    draw(app, screen, renderable)
+    if renderable is None:
+        return
+    if "frame" not in marks:
+        marks["frame"] = time.time() - t0
+        marks["cpu"] = time.process_time()
+    try:
+        rows = app.screen.query_one("#tasks").row_count
+    except Exception:
+        rows = 0
+    if rows and "rows" not in marks:
+        marks["rows"] = time.time() - t0
+        marks["rows_cpu"] = time.process_time()
+        app.exit()
+def run(app, *args, **kwargs):
+    return start(app, headless=True, size=(80, 24))
+ta.App._display, ta.App.run = display, run
+from agentdeck.console.cli import main
+main(["--db", sys.argv[2], "--traces", sys.argv[3], "--user", "bench"])
+print(marks.get("frame", -1), marks.get("rows", -1), marks.get("cpu", -1), marks.get("rows_cpu", -1))
+"""
+
 # The floor under FIRST_PAINT: Textual's own import and start-up, the same way (headless, 80x24,
-# a fresh process), for an app of one Static and no CSS of its own. With a store path as its second
-# argument, it first builds the console's Settings as FIRST_PAINT does (pydantic: the CLI's boundary
-# model, resolved before the app starts): Textual's floor plus the settings'.
+# a fresh process), for an app of one Static and no CSS of its own. With a store path among its
+# arguments, it first builds the console's Settings as FIRST_PAINT does (the CLI's boundary model,
+# resolved before the app starts): Textual's floor plus the settings'. With --gc-paused, the garbage
+# collector waits as the console's does until its first frame (console/startup.py): the console gets
+# that for free, so the floor beside it should too, or "ours above the floor" reads ~40 ms CPU too low.
 BARE_FRAME = """
 import sys, time
 t0 = float(sys.argv[1])
-if len(sys.argv) > 2:
+if "--gc-paused" in sys.argv:
+    from agentdeck.console import startup  # (pauses it on import)
+stores = [a for a in sys.argv[2:] if not a.startswith("--")]
+if stores:
     from pathlib import Path
     from agentdeck.console.service.settings import for_tests
-    for_tests(Path(sys.argv[2]), [Path(sys.argv[2]).parent], follow=True, tick=1.0, prewarm=True)
+    for_tests(Path(stores[0]), [Path(stores[0]).parent], follow=True, tick=1.0, prewarm=True)
 from textual.app import App
 from textual.widgets import Static
 class Bare(App):
@@ -651,9 +730,9 @@ def first_paint(db: Path, runs: int = 5) -> None:
     source.pop("PYTHONPYCACHEPREFIX", None)
     py = sys.executable
 
-    def console(env: dict[str, str]) -> list[float]:
+    def console(env: dict[str, str], script: str = FIRST_PAINT) -> list[float]:
         t0 = time.time()
-        out = subprocess.run([py, "-c", FIRST_PAINT, str(t0), str(db), str(live / "traces")], check=True,
+        out = subprocess.run([py, "-c", script, str(t0), str(db), str(live / "traces")], check=True,
                              capture_output=True, text=True, env=env).stdout.split()
         return [float(v) for v in out]
 
@@ -664,10 +743,13 @@ def first_paint(db: Path, runs: int = 5) -> None:
         return [float(v) for v in out]
 
     console(pyc)  # warm-up: writes the .pyc (and migrates the store if it is older)
+    console(pyc, CLI_FIRST_PAINT)
     bare_frame()
     load = os.getloadavg()[0]
     frames, rows, cpu, rows_cpu, src_frames, src_cpu = [], [], [], [], [], []
     bare, imports, floor, floor_cpu, settings_floor, settings_cpu = [], [], [], [], [], []
+    gc_floor, gc_floor_cpu = [], []
+    cli_frames, cli_rows, cli_cpu = [], [], []
     for _ in range(runs):  # interleaved, so a change of load hits every line alike
         bare.append(_timed([py, "-c", "pass"], pyc))
         imports.append(_timed([py, "-c", "import textual.app"], pyc))
@@ -677,6 +759,9 @@ def first_paint(db: Path, runs: int = 5) -> None:
         frame, cpu_s = bare_frame(str(db))
         settings_floor.append(frame)
         settings_cpu.append(cpu_s)
+        frame, cpu_s = bare_frame(str(db), "--gc-paused")
+        gc_floor.append(frame)
+        gc_floor_cpu.append(cpu_s)
         frame, row, cpu_s, row_cpu_s = console(pyc)
         frames.append(frame)
         rows.append(row)
@@ -685,6 +770,10 @@ def first_paint(db: Path, runs: int = 5) -> None:
         frame, _, cpu_s, _ = console(source)
         src_frames.append(frame)
         src_cpu.append(cpu_s)
+        frame, row, cpu_s, _ = console(pyc, CLI_FIRST_PAINT)
+        cli_frames.append(frame)
+        cli_rows.append(row)
+        cli_cpu.append(cpu_s)
     ms = statistics.median
     print()
     print(f"first paint (load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; .pyc as installed)")
@@ -692,8 +781,11 @@ def first_paint(db: Path, runs: int = 5) -> None:
          f"target <= 0.8 s; CPU {ms(cpu) * 1000:.0f} ms")
     line("  -> Tasks rows on screen", rows, f"CPU {ms(rows_cpu) * 1000:.0f} ms")
     line("  from source (no .pyc: this machine's way)", src_frames, f"CPU {ms(src_cpu) * 1000:.0f} ms")
+    line("  through the CLI: agentdeck --db --traces", cli_frames, f"CPU {ms(cli_cpu) * 1000:.0f} ms")
+    line("    -> Tasks rows on screen", cli_rows, "")
     line("  floor: bare Textual app, first frame", floor, f"CPU {ms(floor_cpu) * 1000:.0f} ms")
-    line("  floor + the console's Settings (pydantic)", settings_floor, f"CPU {ms(settings_cpu) * 1000:.0f} ms")
+    line("  floor + the console's Settings", settings_floor, f"CPU {ms(settings_cpu) * 1000:.0f} ms")
+    line("  floor + Settings, GC paused as ours", gc_floor, f"CPU {ms(gc_floor_cpu) * 1000:.0f} ms")
     line("  floor: python -c 'import textual.app'", imports, "")
     line("  bare: python -c pass", bare, "")
     shutil.rmtree(live, ignore_errors=True)
@@ -719,6 +811,11 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--first-paint-only", action="store_true", help="only the first-paint figures (a minute)")
+    ap.add_argument("--keys-only", action="store_true",
+                    help="only append -> visible and the keys within the Tasks screen (no first paint, screen "
+                         "switches, Replay or bench/live.py): a few minutes less")
+    ap.add_argument("--switch-only", type=int, default=0, metavar="ROUNDS",
+                    help="only ROUNDS rounds of screen switches (2, 3, 4, 1), the fleet writing")
     args = ap.parse_args()
     template = Path(args.db)
     if args.rebuild or not template.exists():
@@ -737,14 +834,21 @@ def main() -> None:
     # Latencies here are wall-clock: on a shared machine they include waiting
     # for a CPU, so say how busy it was.
     print(f"machine: {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}")
-    first_paint(work)
+    if args.switch_only:
+        asyncio.run(run_app(work, args.rate, args.seconds, switch_rounds=args.switch_only))
+        print(f"load average after the run {os.getloadavg()[0]:.1f} (1, 5, 15 min: {os.getloadavg()})")
+        shutil.rmtree(work.parent, ignore_errors=True)
+        return
+    if not args.keys_only:
+        first_paint(work)
     if args.first_paint_only:
         shutil.rmtree(work.parent, ignore_errors=True)
         return
-    asyncio.run(run_app(work, args.rate, args.seconds))
+    asyncio.run(run_app(work, args.rate, args.seconds, keys_only=args.keys_only))
     # Ingest beside the console: append -> committed (the console's ingest
     # process beside headless `agentdeck ingest --follow`) and append -> row visible.
-    live_bench(sys.modules[__name__], work, args.rate, args.seconds)
+    if not args.keys_only:
+        live_bench(sys.modules[__name__], work, args.rate, args.seconds)
     print(f"load average after the run {os.getloadavg()[0]:.1f} (1, 5, 15 min: {os.getloadavg()})")
     shutil.rmtree(work.parent, ignore_errors=True)
 

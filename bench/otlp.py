@@ -18,6 +18,11 @@ read the same way.
 On a loaded machine wall time mostly measures the scheduler, so the two
 tailer rows also print the CPU time this process spent (all of the work there
 is in it; not so with parse processes or HTTP clients) and its ratio.
+
+``--stages`` then prints the CPU of each stage of the same work, OTLP lines
+beside native ones (JSON parse, spans, mapping and validation, store), and the
+ratio the OTLP path would reach with the mapping, or the mapping and the span
+claims, costing nothing: how far any one change can take it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 
 import httpx
@@ -149,6 +155,8 @@ def main() -> None:
     p.add_argument("--traces", type=int, default=2000)
     p.add_argument("--batch", type=int, default=120, help="spans per request / file line")
     p.add_argument("--runs", type=int, default=3, help="runs of each path (the median is shown)")
+    p.add_argument("--stages", action="store_true",
+                   help="also print where the CPU goes, stage by stage, OTLP lines beside native ones")
     args = p.parse_args()
     pool = ParsePool(default_workers())  # forked now, before the receiver's threads (as `agentdeck ingest` does)
     load_before = os.getloadavg()
@@ -212,6 +220,57 @@ def main() -> None:
             if label in CPU else ""
         print(f"{label:38} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} "
               f"{against / seconds:8.2f}x{cpu}")
+    if args.stages:
+        stages(lines, native, args.runs)
+
+
+def stages(lines: list[str], native: list[str], runs: int) -> None:
+    """CPU seconds of each stage of ingesting the same events, OTLP JSON lines beside native lines
+    (least of ``runs``, collector paused as the ingest paths pause it): what an OTLP path would
+    still cost with any one stage made free."""
+    from agentdeck.store import events as ev
+    from agentdeck.store.gc_pause import paused
+    from agentdeck.store.ingest import commit, prepare
+
+    raw = [line.encode() for line in lines]
+    raw_native = [line.encode() for line in native]
+
+    def least(work) -> tuple[float, Any]:
+        best, out = float("inf"), None
+        for _ in range(runs):
+            with paused():
+                started = time.process_time()
+                out = work()
+                best = min(best, time.process_time() - started)
+        return best, out
+
+    def store(items: list, spans: bool) -> float:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            conn = connect(Path(tmp_name) / "stages.db")
+            started = time.process_time()
+            for i in range(0, len(items), 2750):  # (the tailer's transactions hold about this many events)
+                batch = items[i:i + 2750]
+                commit(conn, None, prepare(batch, None), [], spans=batch if spans else None)
+            seconds = time.process_time() - started
+            conn.close()
+        return seconds
+
+    t_json, docs = least(lambda: [json.loads(line) for line in raw])
+    t_spans, spans = least(lambda: [otlp.spans_from_json(d) for d in docs])
+    t_map, batches = least(lambda: [otlp.to_events(s) for s in spans])
+    items = [item for batch in batches for item in batch]
+    t_store = min(store(items, True) for _ in range(runs))
+    validate = ev.event_adapter.validator.validate_json
+    t_validate, events = least(lambda: [(validate(line), line.decode()) for line in raw_native])
+    t_native_store = min(store(events, False) for _ in range(runs))
+    otlp_total, native_total = t_json + t_spans + t_map + t_store, t_validate + t_native_store
+    print(f"CPU by stage, least of {runs}, {len(items)} events (reading files and HTTP left out):")
+    print(f"  OTLP   json.loads {t_json:.3f}  spans {t_spans:.3f}  mapping + validation {t_map:.3f}  "
+          f"store (claim + rows) {t_store:.3f}  = {otlp_total:.3f} s")
+    print(f"  native validation {t_validate:.3f}  store (rows) {t_native_store:.3f}  = {native_total:.3f} s")
+    print(f"  native / OTLP {native_total / otlp_total:.2f}x; with the mapping free "
+          f"{native_total / (otlp_total - t_map):.2f}x; with mapping and claims free "
+          f"{native_total / (t_json + t_spans + t_native_store):.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.console.switch_ahead import SwitchAhead
 from agentdeck.store.health import LEVELS, Health, Problem
 
 # Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
@@ -47,6 +49,10 @@ def _screen(module: str, name: str):
         return warm.pop(name)
     return getattr(importlib.import_module(f"agentdeck.console.screens.{module}"), name)()
 
+
+# The modes whose screen is made when first shown (mode = its module in console/screens) and its class.
+LAZY_SCREENS = {"escalations": "EscalationsScreen", "canary": "CanaryScreen", "replay": "ReplayScreen",
+                "problems": "ProblemsScreen"}
 
 # Problems only this console knows of (AgentDeck.console_problems), by key.
 CONSOLE_PROBLEMS = frozenset({"prune", "release"})
@@ -122,10 +128,7 @@ class AgentDeck(App):
     # should not wait for the canary statistics or the replay model to import.
     MODES = {
         "tasks": TasksScreen,
-        "escalations": lambda: _screen("escalations", "EscalationsScreen"),
-        "canary": lambda: _screen("canary", "CanaryScreen"),
-        "replay": lambda: _screen("replay", "ReplayScreen"),
-        "problems": lambda: _screen("problems", "ProblemsScreen"),
+        **{mode: partial(_screen, mode, name) for mode, name in LAZY_SCREENS.items()},
     }
     DEFAULT_MODE = "tasks"
     # Every screen (and dialog) carries -narrow below 100 columns, -wide from there:
@@ -187,6 +190,8 @@ class AgentDeck(App):
         self.warm_screens: dict[str, Screen] = {}
         self._to_prewarm = list(PREWARM) if settings.prewarm else []
         self._release_running = False  # a release tick is at work (one at a time)
+        # The screen keys (1-5) read the screen's data before showing it, and hold keys typed meanwhile.
+        self.switching = SwitchAhead(self, self._screen_for_mode)
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -200,10 +205,36 @@ class AgentDeck(App):
     def now(self) -> float:
         return self.clock()
 
+    # -- switching screen ---------------------------------------------------------
+
+    async def action_switch_mode(self, mode: str) -> None:
+        self.switching.switch(mode)
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.switching.hold(event):
+            return  # typed during a switch: for the screen switched to
+        await super().on_event(event)
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        # Textual masks a mode switch for 50 ms while the new screen gets its data; one switched to with
+        # its data already on it (SwitchAhead) is drawn at once.
+        if not self.switching.unmasked:
+            super().delay_update(delay)
+
+    def _screen_for_mode(self, mode: str) -> Screen | None:
+        """The screen a switch to ``mode`` shows, if it exists yet (shown before, or composed ahead)."""
+        stack = self._screen_stacks.get(mode)
+        if stack:
+            return stack[-1]
+        return self.warm_screens.get(LAZY_SCREENS.get(mode, ""))
+
     # -- the key panel (`?`) ----------------------------------------------------
 
     def help_shown(self) -> bool:
-        return bool(self.screen.query("HelpPanel"))
+        # Textual mounts the panel on the screen itself (App.action_show_help_panel): its children are
+        # enough. Asked for the footer on every bindings change (check_action), a query of the whole
+        # screen walked every widget, several times a switch.
+        return bool(self.screen.query_children("HelpPanel"))
 
     def action_toggle_help(self) -> None:
         if self.help_shown():
@@ -238,7 +269,7 @@ class AgentDeck(App):
             self.set_interval(RELEASE_EVERY, self.release_tick)
             # The first soon, but after the first paint and the ingest process's start (verdicts cost CPU).
             self.set_timer(RELEASE_FIRST, self.release_tick)
-        if self.settings.notify.routes:
+        if self.settings.notifies:
             # On call away from the screen (docs/notify.md): rules checked every few seconds, off the UI thread.
             self.set_interval(NOTIFY_EVERY, self.notify_tick)
         # The other screens' modules (canary statistics, replay model) import
@@ -287,7 +318,8 @@ class AgentDeck(App):
             idle_passes = 0
             while idle_passes < 2:
                 busy = [w for w in self.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
-                if not busy and not settled(self.screen):  # e.g. a paused Tasks window's refresh is due
+                # (e.g. a paused Tasks window's refresh is due, or a switch's screen is about to be shown)
+                if not busy and (not settled(self.screen) or self.switching.mode is not None):
                     idle_passes = 0
                     await asyncio.sleep(0.005)
                 elif busy:
@@ -578,7 +610,7 @@ class AgentDeck(App):
     def open_replay(self, task_or_request_id: str) -> None:
         """Show one task's decision path (from Tasks, Escalations, Canary or the palette)."""
         self.replay_task = task_or_request_id
-        self.switch_mode("replay")
+        self.switching.switch("replay")  # (shown once its reconstruction is read, as on key 4)
 
     def open_replay_file(self, path: str, label: str) -> None:
         """Show a task rebuilt from a trace FILE (a suite run's), never from the live store.

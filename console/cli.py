@@ -95,11 +95,15 @@ def common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="SQLite store (default: $AGENTDECK_DB, else var/agentdeck.db)")
 
 
-def build_parser(only: Collection[str] | None = None) -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
+def build_parser(only: Collection[str] | None = None, *,
+                 others: bool = True) -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
     """The command line; with ``only``, just those commands get their arguments (the others are listed).
 
     ``agentdeck --help`` needs no command's arguments and ``agentdeck X`` only X's:
-    building all of them was a third of the time ``--help`` took.
+    building all of them was a third of the time ``--help`` took. With ``others``
+    False the other commands are not even listed: ``agentdeck X`` with X a known
+    command never shows that list (argparse's own sub-parser per command, ~1 ms
+    each, was ~15 ms of CPU before the console's first frame).
     """
     parser = Parser(
         prog="agentdeck",
@@ -113,6 +117,8 @@ def build_parser(only: Collection[str] | None = None) -> tuple[Parser, dict[str,
     parsers: dict[str, argparse.ArgumentParser] = {}
     for name in COMMANDS:
         if only is not None and name not in only:
+            if not others:
+                continue
             # Listed, not built: its one-line help from its source, without importing (and compiling) it.
             p = sub.add_parser(name, help=_summary(name))
             p.set_defaults(_run=None)
@@ -149,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["console", *argv]
-    parser, parsers = build_parser(only=argv[:1])
+    # A known command's run lists no other command (an unknown one gets the list in its error).
+    parser, parsers = build_parser(only=argv[:1], others=argv[0] not in COMMANDS)
     args, extras = parser.parse_known_args(argv)
     if extras:
         parsers[args.command].error(f"unrecognized arguments: {' '.join(extras)}")

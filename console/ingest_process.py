@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S)
     p.add_argument("--with-parent", action="store_true", help="stop when stdin closes (the parent is gone)")
     p.add_argument("--no-canary", action="store_true", help="do not keep canary reports in the store")
+    p.add_argument("--batch-wait", type=float, default=None,
+                   help="seconds appends are gathered at most before a commit (the tailer's default if not given)")
     p.add_argument("paths", nargs="+")
     args = p.parse_args(argv)
 
@@ -131,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def follow() -> None:
         try:
-            tailer.run(stop)
+            if args.batch_wait is None:
+                tailer.run(stop)
+            else:
+                tailer.run(stop, debounce_ms=max(1, round(args.batch_wait * 1000)))
         except BaseException as exc:  # noqa: BLE001 - said in the store and on stderr, then exit 1
             failure.append(f"{type(exc).__name__}: {exc}")
             traceback.print_exc(file=sys.stderr)

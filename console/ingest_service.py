@@ -47,7 +47,8 @@ class IngestSupervisor:
 
     def __init__(self, db_path: Path, paths: Sequence[Path], *, heartbeat: float = HEARTBEAT_S,
                  backoff: Sequence[float] = BACKOFF_S, healthy_after: float = HEALTHY_AFTER_S,
-                 python: str = sys.executable, on_change: Callable[[], None] = lambda: None) -> None:
+                 python: str = sys.executable, on_change: Callable[[], None] = lambda: None,
+                 batch_wait: float | None = None) -> None:
         self.db_path = Path(db_path)
         self.paths = [Path(p) for p in paths]
         self.heartbeat = heartbeat
@@ -55,6 +56,7 @@ class IngestSupervisor:
         self.healthy_after = healthy_after
         self.python = python
         self.on_change = on_change
+        self.batch_wait = batch_wait
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._restart = threading.Event()
@@ -64,7 +66,8 @@ class IngestSupervisor:
 
     def command(self) -> list[str]:
         return [self.python, "-m", "agentdeck.console.ingest_process", "--db", str(self.db_path),
-                "--heartbeat", str(self.heartbeat), "--with-parent", *map(str, self.paths)]
+                "--heartbeat", str(self.heartbeat), "--with-parent",
+                *(["--batch-wait", str(self.batch_wait)] if self.batch_wait is not None else []), *map(str, self.paths)]
 
     def command_line(self) -> str:
         """What an operator can run by hand to see why it stops (without --with-parent)."""
@@ -273,7 +276,8 @@ class IngestService:
         self.app = app
         self.stop = threading.Event()
         self.supervisor = (IngestSupervisor(db_path, paths, heartbeat=t.heartbeat, backoff=t.backoff,
-                                            healthy_after=t.healthy_after, on_change=self._changed)
+                                            healthy_after=t.healthy_after, on_change=self._changed,
+                                            batch_wait=t.batch_wait)
                            if follow and paths else None)
         self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=t.poll, health_every=t.health_every,
                                     stall_after=t.stall_after)

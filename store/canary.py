@@ -317,14 +317,9 @@ def fmt_p(p: float | None) -> str:
 
 def _judge(r: MetricResult, settings: CanarySettings, bad_z: float) -> None:
     """Set the metric's verdict and one-line reason. ``bad_z`` > 0 when the test says the canary is worse."""
-    label, values = r.label, f"{fmt_value(r, r.canary)} vs {fmt_value(r, r.baseline)}"
-    if r.direction == "none" or r.weight == 0:
-        r.verdict, r.reason = INFO, f"{label}: {values} (not gating)"
+    if _settled_before_testing(r, settings):
         return
-    if min(r.n_baseline, r.n_canary) < settings.min_samples:
-        r.verdict = HOLD
-        r.reason = f"{label}: not enough data (n={r.n_canary} canary, {r.n_baseline} baseline; need {settings.min_samples})"
-        return
+    label, values = r.label, _values(r)
     sign = 1 if r.direction == "lower" else -1
     worse_by = sign * (r.delta or 0.0)
     if worse_by > r.tolerance:
@@ -341,6 +336,23 @@ def _gating(r: MetricResult | MetricDef) -> bool:
     return r.direction != "none" and r.weight != 0
 
 
+def _values(r: MetricResult) -> str:
+    return f"{fmt_value(r, r.canary)} vs {fmt_value(r, r.baseline)}"
+
+
+def _settled_before_testing(r: MetricResult, settings: CanarySettings) -> bool:
+    """Judge what no test is needed for (either test): a metric that does not gate, or too few samples."""
+    if not _gating(r):
+        r.verdict, r.reason = INFO, f"{r.label}: {_values(r)} (not gating)"
+        return True
+    if min(r.n_baseline, r.n_canary) < settings.min_samples:
+        r.verdict = HOLD
+        r.reason = (f"{r.label}: not enough data (n={r.n_canary} canary, {r.n_baseline} baseline; "
+                    f"need {settings.min_samples})")
+        return True
+    return False
+
+
 def _judge_sequential(r: MetricResult, settings: CanarySettings, est: float, var: float, tol: float,
                       alpha: float, to_display) -> None:
     """Verdict from an always-valid confidence sequence.
@@ -350,14 +362,9 @@ def _judge_sequential(r: MetricResult, settings: CanarySettings, est: float, var
     this metric's share of the error rate; ``to_display`` maps a difference
     on the test's scale to the one people read (points, relative change).
     """
-    label, values = r.label, f"{fmt_value(r, r.canary)} vs {fmt_value(r, r.baseline)}"
-    if not _gating(r):
-        r.verdict, r.reason = INFO, f"{label}: {values} (not gating)"
+    if _settled_before_testing(r, settings):
         return
-    if min(r.n_baseline, r.n_canary) < settings.min_samples:
-        r.verdict = HOLD
-        r.reason = f"{label}: not enough data (n={r.n_canary} canary, {r.n_baseline} baseline; need {settings.min_samples})"
-        return
+    label, values = r.label, _values(r)
     tau2 = (TAU_FACTOR * max(tol, 1e-3)) ** 2
     # Rolling back needs this metric shown worse at its share of alpha (any
     # one metric can roll back, so the shares add up to alpha). Promoting

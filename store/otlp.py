@@ -1109,22 +1109,25 @@ def spans_from_protobuf(body: bytes, rejected: list[BadSpan] | None = None) -> l
 
 def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
     # (Where-strings are built only for an error: formatting them for every field of every
-    # span cost more than reading the field.)
-    return Span(
-        trace_id=_pb_id(span.trace_id, 16, where, "traceId"),
-        span_id=_pb_id(span.span_id, 8, where, "spanId"),
-        parent_span_id=_pb_id(span.parent_span_id, 8, where, "parentSpanId") if span.parent_span_id else None,
-        name=_check_size(span.name, where),
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-        error=span.status.code == 2,
-        status_message=_check_size(span.status.message, where),
-        attributes=_pb_attributes(span.attributes, where),
-        events=[
-            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
-            for k, e in enumerate(span.events)
-        ],
-        resource=resource,
+    # span cost more than reading the field. Ids and texts are checked inline, the helpers
+    # called only for one that fails or is long: 0.146 -> 0.123 s for 12,000 bench spans.)
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    name, status, start = span.name, span.status, span.start_time_unix_nano
+    message, events = status.message, span.events
+    return Span(  # (positional, in field order: arguments are checked in this order, as before)
+        trace_id.hex() if len(trace_id) == 16 and any(trace_id) else _pb_id(trace_id, 16, where, "traceId"),
+        span_id.hex() if len(span_id) == 8 and any(span_id) else _pb_id(span_id, 8, where, "spanId"),
+        (parent.hex() if len(parent) == 8 and any(parent) else _pb_id(parent, 8, where, "parentSpanId"))
+        if parent else None,
+        name if len(name) <= _SHORT_TEXT else _check_size(name, where),
+        start,
+        span.end_time_unix_nano or start,
+        status.code == 2,
+        message if len(message) <= _SHORT_TEXT else _check_size(message, where),
+        _pb_attributes(span.attributes, where),
+        [SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes, f"{where}.events[{k}]"))
+         for k, e in enumerate(events)] if events else [],
+        resource,
     )
 
 

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentdeck.store.outbox_path import RELATIVE_PATH, outbox_for, resolve  # noqa: F401 (the outbox's path, here too)
+
 OUTBOX_VERSION: Literal[1] = 1
-RELATIVE_PATH = Path("outbox") / "decisions.jsonl"
 
 
 class OutboxLine(BaseModel):
@@ -87,10 +88,6 @@ def line_for(row) -> OutboxLine:
     )
 
 
-def outbox_for(trace_folder: Path) -> Path:
-    return Path(trace_folder) / RELATIVE_PATH
-
-
 def _lines(data: bytes) -> Iterator[dict]:
     for raw in data.splitlines():
         try:
@@ -150,18 +147,3 @@ def _contains(fd: int, key: str) -> bool:
     if needle not in data:
         return False
     return any(item.get("idempotency_key") == key for item in _lines(data))
-
-
-def resolve(cli: str | None, trace_paths: list[Path]) -> Path | None:
-    """Where the console writes decisions: ``--outbox PATH``, ``off``, else ``<first trace folder>/outbox/decisions.jsonl``.
-
-    A trace *file* counts by its folder. With no trace path at all the outbox is off
-    (decisions still reach agents with an allowed callback URL).
-    """
-    if cli is not None:
-        return None if cli.strip().lower() == "off" else Path(cli)
-    for path in trace_paths:
-        path = Path(path)
-        folder = path.parent if path.is_file() or path.suffix in (".jsonl", ".ndjson", ".json") else path
-        return outbox_for(folder)
-    return None

@@ -153,8 +153,8 @@ def _serial_only(data: bytes) -> bool:
 
 
 def _light_spans(parsed: list) -> list | None:
-    """Span items without their validated event, for ``claim`` in the ingesting process:
-    ``[]`` for a chunk of native events only, None for a mix (read serially).
+    """The chunk's span items, for ``claim`` in the ingesting process, sent back without their
+    validated events: ``[]`` for a chunk of native events only, None for a mix (read serially).
 
     Sending the events back would mean pickling a pydantic model each; the
     rows are in the prepared batch already, and an item ``claim`` rewrites
@@ -162,11 +162,34 @@ def _light_spans(parsed: list) -> list | None:
     """
     from agentdeck.store.otlp import SpanItem
 
-    spans = [SpanItem(None, item[1], item.key, item.meta, item.source) for item in parsed
-             if type(item) is SpanItem]
+    spans = _SpanColumns(item for item in parsed if type(item) is SpanItem)
     if spans and len(spans) != len(parsed):
         return None
     return spans
+
+
+class _SpanColumns(list):
+    """Span items that travel to the ingesting process as four lists (payloads, keys, metas,
+    senders) and arrive there as the list of items without their events (``_light_items``).
+    Pickled one by one, each item cost a ``__reduce__`` call and its tuple of arguments:
+    twice the pickling time of the whole result (measured 2026-11-30, 12,000 spans:
+    0.103 s against 0.045 s), in the parse processes that are the bottleneck on 2 cores."""
+
+    def __reduce__(self):  # type: ignore[override]
+        return (_light_items, ([item[1] for item in self], [item.key for item in self],
+                               [item.meta for item in self], [item.source for item in self]))
+
+
+def _light_items(payloads: list, keys: list, metas: list, sources: list) -> list:
+    from agentdeck.store.otlp import SpanItem
+
+    new = tuple.__new__
+    out = []
+    for payload, key, meta, source in zip(payloads, keys, metas, sources):
+        item = new(SpanItem, (None, payload))
+        item.key, item.meta, item.source = key, meta, source
+        out.append(item)
+    return out
 
 
 def _warm() -> None:

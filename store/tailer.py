@@ -81,6 +81,8 @@ BULK_CHECKPOINT_PAGES = 32_768
 DEFER_MIN_BYTES = 64 * 1024 * 1024
 DEFER_BYTES_PER_TASK = 1024
 BULK_CONTRACT_RECHECK_S = 1.0  # while importing a backlog: contract folders looked at once a second
+# Following: appends are gathered this long at most before they are committed (watchfiles' debounce).
+DEBOUNCE_MS = 50
 FP_MIN = 128
 FP_LEN = 1024
 
@@ -634,11 +636,14 @@ class Tailer:
                 roots.add(str(p.parent))
         return sorted(roots)
 
-    def run(self, stop: threading.Event, *, rescan_ms: int = 1000) -> None:
+    def run(self, stop: threading.Event, *, rescan_ms: int = 1000, debounce_ms: int = DEBOUNCE_MS) -> None:
         """Poll now, then on every change under the paths until ``stop`` is set.
 
-        watchfiles' defaults wait 1.6 s to group changes; a 50 ms debounce and
-        10 ms step bring append-to-commit under 100 ms. A timed rescan covers
+        watchfiles' defaults wait 1.6 s to group changes; a ``debounce_ms`` debounce
+        and a step of at most 10 ms bring append-to-commit under 100 ms. Under a
+        steady stream of appends (changes more often than the step) every batch
+        waits the whole debounce: it is what a line waits before its commit
+        begins, at most, and what bounds the commits a second. A timed rescan covers
         what notifications can miss (a folder created later, network mounts).
         Folders are watched rather than files so a file created or renamed
         into place is seen at once.
@@ -656,8 +661,8 @@ class Tailer:
             try:
                 for _changes in watchfiles.watch(
                     *roots,
-                    debounce=50,
-                    step=10,
+                    debounce=debounce_ms,
+                    step=min(10, debounce_ms),
                     rust_timeout=rescan_ms,
                     yield_on_timeout=True,
                     stop_event=stop,

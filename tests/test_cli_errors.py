@@ -167,3 +167,14 @@ def test_top_level_help_lists_every_command_with_its_docstring_line(capsys):
     for name in COMMANDS:
         doc = importlib.import_module(f"agentdeck.console.commands.{name}").__doc__.strip().splitlines()[0]
         assert f"{name} {' '.join(doc.split())}" in shown
+
+
+def test_a_mistyped_command_is_refused_with_the_list_of_commands(capsys):
+    """A known command's run builds only its own parser; a mistyped one still gets every command named."""
+    from agentdeck.console.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as info:
+        main(["consol", "--db", "x.db"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'consol'" in err and all(f"'{name}'" in err for name in COMMANDS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentdeck.console.service.settings import SettingsError, resolve
 
@@ -104,7 +106,7 @@ def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_
     from agentdeck.console.app import AgentDeck
 
     cfg = write(tmp_path / "c.toml", "[ingest]\nstall_after = 90\nbackoff = [0.5, 3]\npoll = 0.02\n"
-                                     "refresh_every = 0.2\n")
+                                     "refresh_every = 0.2\nbatch_wait = 0.035\n")
     s = resolve({"db": str(tmp_path / "s.db"), "traces": [str(tmp_path / "t")]}, env={}, config=cfg)
     assert (s.ingest.stall_after, s.ingest.backoff, s.ingest.poll) == (90.0, (0.5, 3.0), 0.02)
     assert s.ingest.heartbeat == 5.0  # not in the file: its default
@@ -113,10 +115,14 @@ def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_
     app = AgentDeck(s)
     assert app.ingest.watcher.stall_after == 90.0 and app.ingest.watcher.poll_s == 0.02
     assert app.ingest.supervisor is not None and app.ingest.supervisor.backoff == (0.5, 3.0)
+    # The ingest process is told how long to gather appends before a commit.
+    command = app.ingest.supervisor.command()
+    assert command[command.index("--batch-wait") + 1] == "0.035"
 
 
 @pytest.mark.parametrize("text, says", [
     ("[ingest]\npoll = 0\n", "must be a number of seconds above 0"),
+    ("[ingest]\nbatch_wait = -1\n", "must be a number of seconds above 0"),
     ("[ingest]\nbackoff = []\n", "needs at least one wait"),
     ("[ingest]\nstall_afterr = 3\n", "stall_afterr"),
 ])
@@ -125,3 +131,57 @@ def test_a_bad_ingest_setting_is_a_clear_error_naming_it(tmp_path, text, says):
     with pytest.raises(SettingsError) as err:
         resolve({}, env={}, config=cfg)
     assert says in str(err.value) and "ingest" in str(err.value) and str(cfg) in str(err.value)
+
+
+def test_tables_not_given_read_as_their_defaults_and_given_ones_are_checked_when_resolved(tmp_path):
+    from agentdeck.store.approvers import ApproverRules
+    from agentdeck.store.retention import RetentionPolicy
+
+    s = resolve({}, env={"HOME": str(tmp_path)})
+    assert s.retention == RetentionPolicy() and s.approvers == ApproverRules()
+    assert s.notify.routes == [] and not s.notifies and s.ingest.poll == 0.005
+    cfg = write(tmp_path / "c.toml", '[approvers]\nmatch = "nobody"\n[notify]\nroutes = ["bell"]\n')
+    with pytest.raises(SettingsError, match=r"approvers\.match \(config .*c\.toml\): Input should be 'user' or"):
+        resolve({}, env={}, config=cfg)
+    cfg.write_text('[approvers]\ntwo_person = ["critical"]\n[notify]\nroutes = ["bell"]\n')
+    s = resolve({}, env={}, config=cfg)
+    assert s.approvers.two_person == ["critical"] and s.notifies and s.source("approvers") == f"config {cfg}"
+
+
+@pytest.mark.parametrize("text, read_only", [("1", True), ("true", True), ("Yes", True), ("on", True),
+                                             ("0", False), ("false", False), ("No", False), ("OFF", False)])
+def test_read_only_from_the_environment_takes_the_usual_spellings(tmp_path, text, read_only):
+    assert resolve({}, env={"HOME": str(tmp_path), "AGENTDECK_READ_ONLY": text}).read_only is read_only
+
+
+def test_every_unusable_setting_is_named_in_one_message_with_its_source(tmp_path):
+    cfg = write(tmp_path / "c.toml", 'tick = -1\nuser = 5\n[ingest]\npol = 3\npoll = 0\n')
+    with pytest.raises(SettingsError) as err:
+        resolve({"abandon_after": "soon"}, env={"AGENTDECK_READ_ONLY": "maybe"}, config=cfg)
+    message = str(err.value)
+    for part in ("abandon_after (flag)", "read_only (env AGENTDECK_READ_ONLY)", f"tick (config {cfg})",
+                 f"user (config {cfg})", f"ingest.pol (config {cfg}): unknown setting",
+                 f"ingest.poll (config {cfg}): must be a number of seconds above 0"):
+        assert part in message
+
+
+SCALARS = ("db", "traces", "follow", "user", "allow_hosts", "on_expiry", "outbox", "tick", "evidence_dir", "log_file",
+           "prune_every", "read_only", "abandon_after")
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+                   st.lists(st.one_of(st.text(max_size=8), st.integers()), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(SCALARS), VALUES, max_size=5))
+def test_any_values_give_usable_settings_or_an_error_naming_each_bad_one(given_values):
+    """Hostile values (what TOML, the environment or a flag may carry): typed settings, or a SettingsError."""
+    try:
+        s = resolve(dict(given_values), env={"HOME": "/nonexistent"})
+    except SettingsError as exc:
+        assert any(f"{name} (flag)" in str(exc) for name in given_values), str(exc)
+        return
+    assert isinstance(s.db, Path) and all(isinstance(t, Path) for t in s.traces)
+    assert isinstance(s.follow, bool) and isinstance(s.read_only, bool) and isinstance(s.user, str)
+    assert isinstance(s.tick, float) and s.tick >= 0 and isinstance(s.abandon_after, float) and s.abandon_after >= 0
+    assert s.prune_every is None or (isinstance(s.prune_every, float) and s.prune_every > 0)
+    assert s.on_expiry in ("deny", "approve", "keep") and all(h == h.strip().lower() and h for h in s.allow_hosts)

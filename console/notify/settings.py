@@ -16,9 +16,13 @@ routing_key = "...", rules = [...]}``). See ``docs/notify.md``.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from agentdeck.console.service.host_list import host_set
+
+HostList = Annotated[frozenset[str], BeforeValidator(host_set)]  # the allowlist rule, as a field of a model
 
 RouteType = Literal["webhook", "slack", "pagerduty", "bell", "desktop"]
 RuleName = Literal["escalation", "deadline", "canary", "ingest", "failure"]
@@ -152,18 +156,11 @@ class NotifySettings(BaseModel):
     routes: list[RouteSettings] = Field(default_factory=list)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     # Added to the console's allow_hosts for notification routes only.
-    allow_hosts: frozenset[str] = frozenset()
+    allow_hosts: HostList = frozenset()
     attempts: int = Field(default=5, ge=1)  # per notification, spread over ticks
     backoff: float = Field(default=2.0, ge=0)  # seconds before the 2nd attempt; doubles each time
     timeout: float = Field(default=5.0, gt=0)
     source: str = "agentdeck"  # PagerDuty's payload.source, e.g. the console's host name
-
-    @field_validator("allow_hosts", mode="before")
-    @classmethod
-    def _hosts(cls, value: Any) -> frozenset[str]:
-        if isinstance(value, str):
-            value = value.split(",")
-        return frozenset(str(h).strip().lower() for h in value or () if str(h).strip())
 
     @field_validator("routes")
     @classmethod
@@ -187,4 +184,4 @@ class NotifySettings(BaseModel):
         """These settings plus routes from ``--notify`` and hosts from ``--allow-host``."""
         routes = [*self.routes, *(RouteSettings.model_validate(s) for s in specs)]
         return self.model_copy(update={"routes": self._distinct(routes),
-                                       "allow_hosts": self.allow_hosts | self._hosts(set(allow_hosts))})
+                                       "allow_hosts": self.allow_hosts | host_set(allow_hosts)})

@@ -145,6 +145,30 @@ class DeckScreen(Screen):
 
         run_off_ui(self, group, counted, shown, on_error=on_error)
 
+    def read_after_frame(self, group: str, job: Callable[[], T], show: Callable[[T], Any], *,
+                         covers: bool = True) -> None:
+        """``read``, asked once the next frame is on screen.
+
+        For a key that shows something at once from what the screen holds (g/G's window read before,
+        the list under a closed detail) and re-reads behind it: begun at once, the read's worker thread
+        held the interpreter for part of the frame the key waits for. Until it is asked the screen is not
+        settled; a newer read of the same group asked meanwhile makes this one unneeded.
+        """
+        key = f"after-frame:{group}"
+        generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
+        asked = generations.get(group, 0)
+        self.deck_waiting[key] = 0
+
+        def ask() -> None:
+            if self.deck_waiting.pop(key, None) is None:
+                return
+            if generations.get(group, 0) == asked and self.is_attached:
+                self.read(group, job, show, covers=covers)
+            elif not self.deck_waiting:
+                self._on_settled()
+
+        self.call_after_refresh(ask)
+
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""
         run_off_ui(self, group, job, show, action=True)
@@ -195,9 +219,13 @@ class DeckScreen(Screen):
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
         generation = self._style_key()
-        if event.refresh_styles and not self._restyle_needed(generation):
+        drawn, self._drawn_on_switch = self._drawn_on_switch, False
+        if not event.refresh_styles or not self._restyle_needed(generation):
             event.prevent_default()
-            Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
+            if drawn:
+                self._resume_drawn()
+            else:
+                Screen._on_screen_resume(self, events.ScreenResume(refresh_styles=False))
         self._styled_for = generation
         if self._resumed:
             # A first switch to a mode posts two resumes (Textual's App._init_mode, then switch_mode):
@@ -205,7 +233,70 @@ class DeckScreen(Screen):
             return
         # (Only while shown: a screen composed ahead is resumed off screen, and its first show must read.)
         self._resumed = self.is_current
+        if self._read_ahead and self._resumed:
+            self._read_ahead = False
+            self._ahead_ready = None
+            if not settled(self):
+                # Shown before its read answered (read_ahead's bound): the answer lands on screen, and
+                # _on_settled reads again if a change came after the read began.
+                self._stale = True
+            elif self._changes_covered < self._changes_heard:
+                self._refresh()  # changes heard since the read began: as for a change heard while shown
+            return
         self.resumed()
+
+    # -- reading before being shown (AgentDeck.switch_to) ------------------------------------------
+
+    READ_AHEAD = False  # a switch to this screen reads its data first and shows it once, with that data
+    _read_ahead = False  # read_ahead was asked and the screen has not been shown since
+    _ahead_ready: Callable[[], Any] | None = None
+
+    def read_ahead(self, ready: Callable[[], Any]) -> None:
+        """About to be shown: read what ``reload`` reads now, off screen; ``ready()`` once it is all answered.
+
+        The answer is applied to the widgets while the screen is not shown, so the switch that follows
+        draws it once, with fresh rows (a switch that reads when resumed drew the last visit's rows and
+        then the new ones). The resume after it reads nothing more unless a change came since.
+        """
+        self._read_ahead = True
+        self._ahead_ready = ready
+        self.reload()
+        if settled(self):  # nothing to read (e.g. Replay with no task chosen)
+            self._answered_ahead()
+
+    _drawn_on_switch = False  # the switch that shows this screen draws all of it (draw_whole_when_switched)
+
+    def draw_whole_when_switched(self) -> None:
+        """The next switch to this screen, shown before, draws it whole, once: its resume adds no repaint.
+
+        Textual lays such a screen out in ``switch_mode`` and draws only what changed since it was last
+        shown, then repaints it whole on its resume and again for the refresh asked when it was left;
+        masked by ``delay_update``, the first was not written to the terminal. Unmasked (SwitchAhead),
+        the first draw is the whole screen, laid out afresh, and the others are not needed. (Textual
+        8.2: the screen's region among the compositor's dirty ones means a full update.)
+        """
+        if self.stack_updates and self.is_attached:
+            self._compositor._dirty_regions.add(self.app.size.region)
+            # What was asked while it was away (the switch that left it repaints the screen it leaves; rows
+            # read ahead lay out again) is done by that draw: not again on the first frame after it.
+            self._layout_required = self._repaint_required = False
+            self._drawn_on_switch = True
+
+    def _resume_drawn(self) -> None:
+        """Textual's Screen._on_screen_resume (8.2) without its repaint: the switch drew the screen whole."""
+        if self.app.SUSPENDED_SCREEN_CLASS:
+            self.remove_class(self.app.SUSPENDED_SCREEN_CLASS)
+        self.stack_updates += 1
+        self.app._refresh_notifications()
+        self._update_auto_focus()
+        if self._size != self.app.size:  # (resized while switching: as Textual does)
+            self._refresh_layout(self.app.size)
+            self.refresh()
+
+    def _answered_ahead(self) -> None:
+        ready, self._ahead_ready = self._ahead_ready, None
+        if ready is not None:
+            ready()
 
     _resumed = False  # resumed and not suspended since
 
@@ -245,8 +336,15 @@ class DeckScreen(Screen):
             return
         self._refresh()
 
+    def _leaving(self) -> bool:
+        """A key is switching away from this screen (SwitchAhead reads the next one's data): no reload now."""
+        switching = getattr(self.app, "switching", None)
+        return switching is not None and switching.mode is not None
+
     def _refresh(self) -> None:
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
+        if self._leaving():
+            return  # its read would compete with the next screen's; shown again, it re-reads
         wait = self._refreshed_at + self.refresh_gap() - time.monotonic()
         if wait <= 0:
             self.reload()  # (its read cancels a waiting refresh and starts the gap: see read)
@@ -268,6 +366,8 @@ class DeckScreen(Screen):
         self.deck_waiting.pop("refresh", None)
 
     def _on_settled(self) -> None:
+        if self._ahead_ready is not None:
+            self._answered_ahead()
         if self._stale and self._changes_covered >= self._changes_heard:
             self._stale = False  # every change heard came before the read just answered began
         if self._stale and self.is_current:

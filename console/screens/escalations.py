@@ -33,6 +33,7 @@ NARROW = 120  # columns: below this the detail pane sits under the list, not bes
 
 class EscalationsScreen(DeckScreen):
     MODE = "escalations"
+    READ_AHEAD = True  # a switch here reads first and shows the screen once (SwitchAhead)
     CSS_PATH = "escalations.tcss"
     BINDINGS = [
         Binding("a", "decide('approve')", "Approve"),

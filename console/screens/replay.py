@@ -29,6 +29,7 @@ PLAY_INTERVAL = 0.6
 
 class ReplayScreen(DeckScreen):
     MODE = "replay"
+    READ_AHEAD = True  # a switch here reads first and shows the screen once (SwitchAhead)
     CSS_PATH = "replay.tcss"
     AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
     # Footer order: at 80 columns the footer cuts the last keys it shows, so the way to an
@@ -53,6 +54,8 @@ class ReplayScreen(DeckScreen):
         self._loading: str | None = None
         self._again = False
         self._player = None
+        self._choosing = False  # showing "no task chosen" (nothing to read, nothing to redraw)
+        self._loading_heard = 0  # store changes heard when the load in flight began
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
@@ -75,17 +78,23 @@ class ReplayScreen(DeckScreen):
     def reload(self) -> None:
         wanted = self.app.replay_task
         if not wanted:
-            self._show_empty("No task chosen: press o and type a task id or request id "
-                             "(or press r on a task in Tasks or on an escalation).")
+            if not self._choosing:  # (shown already: redrawing the same widgets made each switch here redraw them)
+                self._show_empty("No task chosen: press o and type a task id or request id "
+                                 "(or press r on a task in Tasks or on an escalation).")
+                self._choosing = True
             return
+        self._choosing = False
         if self._loading == wanted:
-            self._again = True  # already on its way (mount, resume and the reactive can all ask at once)
+            # Already on its way (mount, resume, the reactive and a switch's read-ahead can all ask at once):
+            # read once more after it only if the store changed since it began (that read does not cover it).
+            self._again = self._again or self._changes_heard > self._loading_heard
             return
         self._loading = wanted
         self._again = False
         self._load(wanted)
 
     def _load(self, wanted: str) -> None:
+        self._loading_heard = self._changes_heard
         deck, known = self.deck, self._loaded_key
         trace = getattr(self.app, "replay_files", {}).get(wanted)  # a suite run's trace file, not the store
         job = (lambda: deck.replay_trace(trace, known, wanted)) if trace else (lambda: deck.replay(wanted, known))

@@ -41,6 +41,7 @@ class TaskDetailScreen(DeckScreen):
         self._fresh = False  # data just shown by show_task(): the resume needs no reload
         self._shown: tuple | None = None  # what _show drew last (skip redrawing the same)
         self._detail: TaskDetail | None = None  # what it shows (re-reads ask the service whether it changed)
+        self._payload_of: tuple | None = None  # (task, event) whose payload is shown (skip showing it again)
 
     def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
@@ -53,6 +54,7 @@ class TaskDetailScreen(DeckScreen):
         self.events = []
         self.found = None
         self._shown = None
+        self._payload_of = None
         self._loaded = loaded
         if self.is_mounted:
             if loaded is None:
@@ -121,11 +123,17 @@ class TaskDetailScreen(DeckScreen):
         self.query_one("#detail-payload-box").focus()
 
     def _show_payload(self, row: int) -> None:
+        event = self.events[row] if self.events and 0 <= row < len(self.events) else None
+        held = self._payload_of
+        if held is not None and held[0] == self.task_id and held[1] is event:
+            # The table's cursor message after new rows names the row just shown: updating the Static
+            # with the same text laid the whole screen out a second time (profiled: ~25 ms of each enter).
+            return
+        self._payload_of = (self.task_id, event)
         target = self.query_one("#detail-payload", Static)
-        if not self.events or not 0 <= row < len(self.events):
+        if event is None:
             target.update("")
             return
-        event = self.events[row]
         head = Text(f"event {event['seq']} · ", style="bold")
         head.append_text(plain(event["kind"], 40))
         head.append("\n")

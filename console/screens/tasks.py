@@ -30,6 +30,7 @@ from agentdeck.console.widgets.task_table import TaskTable
 
 class TasksScreen(DeckScreen):
     MODE = "tasks"
+    READ_AHEAD = True  # a switch here reads first and shows the screen once (SwitchAhead)
     CSS_PATH = "tasks.tcss"
     AUTO_FOCUS = "#tasks"
     WINDOW = WINDOW  # rows held at most
@@ -52,6 +53,7 @@ class TasksScreen(DeckScreen):
         # The newest and the oldest window as last read, with the filter they were read for: g and G
         # show them at once and re-read behind them (the jump answers on the next frame, not after a read).
         self._ends: dict[str, tuple[TaskFilter, TaskPage]] = {}
+        self._oldest_for: TaskFilter | None = None  # the filter the oldest window was last read ahead for
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
@@ -71,6 +73,35 @@ class TasksScreen(DeckScreen):
     def refresh_gap(self) -> float:
         return 0.0 if self.follow else self.PAUSED_REFRESH_S
 
+    # Suspended under a screen pushed over it (a task's detail), not switched away from: escape comes back
+    # here, and its first frame is the list as it was left.
+    _covered = False
+
+    def on_screen_suspend(self) -> None:
+        self._covered = self in self.app.screen_stack and self.app.screen is not self
+
+    def resumed(self) -> None:
+        if not self._covered:
+            super().resumed()  # (switched back to: DeckScreen re-reads)
+            return
+        self._covered = False
+        if self._changes_covered >= self._changes_heard and not self._stale:
+            return  # no store change heard since the rows shown were read: nothing to read again
+        # Back from the detail: the list it left is drawn first; the re-read for what changed
+        # meanwhile is asked once that frame is on screen (begun at once, its worker held the
+        # interpreter for part of that frame).
+        self.deck_waiting["after-frame:reload"] = 0
+
+        def reload_now() -> None:
+            if self.deck_waiting.pop("after-frame:reload", None) is None:
+                return
+            if self.is_current:
+                self.reload()
+            elif not self.deck_waiting:
+                self._on_settled()
+
+        self.call_after_refresh(reload_now)
+
     def reload(self) -> None:
         if self._pending is not None:
             self._request(*self._pending)  # a window move in flight: redo it on the fresh data
@@ -81,10 +112,11 @@ class TasksScreen(DeckScreen):
                  jump: bool = False) -> None:
         filt, deck, limit = self.filt, self.deck, self.WINDOW
         end = self._ends.get(window.kind) if jump else None
-        if end is not None and end[0] == filt:
-            # A jump to an end of the list read before: shown now, re-read behind it. The fresh
-            # window keeps the task under the cursor (the user may have moved on meanwhile).
-            self._show(end[1], place)
+        known = end[1] if end is not None and end[0] == filt else None
+        if known is not None:
+            # A jump to an end of the list read before: shown now, re-read behind it (once that frame
+            # is drawn). The fresh window keeps the task under the cursor (the user may have moved on).
+            self._show(known, place)
             place = None
         self._pending = (window, place) if place is not None else None
 
@@ -93,7 +125,8 @@ class TasksScreen(DeckScreen):
                 self._ends[window.kind] = (filt, page)
             self._show(page, place)
 
-        self.read("tasks-page", lambda: deck.task_page(filt, window, limit), show)
+        (self.read_after_frame if known is not None else self.read)(
+            "tasks-page", lambda: deck.task_page(filt, window, limit), show)
 
     def _show(self, page: TaskPage, place) -> None:
         if not self.is_mounted:
@@ -101,6 +134,8 @@ class TasksScreen(DeckScreen):
         anchor = page.anchor
         self._pending_edge = self._pending = None
         table = self.table
+        if table.moved:  # a key moved the cursor just before this answer: it pauses, as its message will say
+            self._user_moved()
         current = table.cursor_task
         if self.follow:
             self.anchor = None
@@ -119,6 +154,22 @@ class TasksScreen(DeckScreen):
             # Same task under the cursor; the view stays where the user scrolled it.
             table.cursor_row = table.shown.keys.index(current)
         self._show_status()
+        self._read_oldest_ahead()
+
+    def _read_oldest_ahead(self) -> None:
+        """Read the oldest window once for each filter, after the first one shown: the first g then shows it at once."""
+        filt = self.filt
+        if self._oldest_for == filt or self._ends.get("oldest", (None,))[0] == filt:
+            return
+        self._oldest_for = filt
+        deck, limit = self.deck, self.WINDOW
+
+        def keep(page: TaskPage) -> None:
+            if self._ends.get("oldest", (None,))[0] != filt:  # (a g read since is as fresh)
+                self._ends["oldest"] = (filt, page)
+
+        self.read_after_frame("tasks-oldest", lambda: deck.task_page(filt, Window("oldest"), limit), keep,
+                              covers=False)
 
     # -- follow and navigation ---------------------------------------------
 
@@ -134,6 +185,7 @@ class TasksScreen(DeckScreen):
 
     @on(TaskTable.Moved)
     def _user_moved(self) -> None:
+        self.table.moved = False
         self._pause()
 
     @on(TaskTable.Edge)

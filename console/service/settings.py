@@ -30,21 +30,35 @@ It is TOML with the same names as the fields below, e.g.::
 Relative paths in the file are relative to the file's folder; on the command
 line and in the environment, to the working directory. This module is the
 only place the console reads its environment.
+
+``Settings`` is a frozen dataclass whose values are checked and converted by
+hand (``__post_init__``), not a pydantic model: the console builds it before
+its first frame, and importing pydantic and building the settings' models
+was about a third of the CPU up to that frame (``bench/console.py``, first
+paint). The config file's tables keep their pydantic models
+(``[retention]``, ``[notify]``, ``[approvers]``; ``[ingest]`` is a plain
+dataclass too): a table that is given is validated with its model when
+the settings are built, so a bad one is still an error before the console
+starts; a table that is not given is its model's default, built the first
+time it is asked for (a prune, a decision, a notification: after the first
+frame, on a worker).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from agentdeck.console.service.host_list import host_set
+from agentdeck.console.service.ingest_settings import IngestSettings, TableError, seconds
 
-from agentdeck.console.notify.settings import NotifySettings
-from agentdeck.console.service.ingest_settings import IngestSettings
-from agentdeck.store.approvers import ApproverRules
-from agentdeck.store.retention import RetentionPolicy
+if TYPE_CHECKING:
+    from agentdeck.console.notify.settings import NotifySettings
+    from agentdeck.store.approvers import ApproverRules
+    from agentdeck.store.retention import RetentionPolicy
 
 ExpiryPolicy = Literal["deny", "approve", "keep"]
 Source = str  # "flag", "env AGENTDECK_X", "config FILE", "default"
@@ -64,15 +78,22 @@ ENV = {
 }
 DEFAULT_HOME = Path("var")
 
+# The config file's tables: each is validated by its own model (module, class) when given.
+TABLES = {
+    "retention": ("agentdeck.store.retention", "RetentionPolicy"),
+    "notify": ("agentdeck.console.notify.settings", "NotifySettings"),
+    "approvers": ("agentdeck.store.approvers", "ApproverRules"),
+    "ingest": ("agentdeck.console.service.ingest_settings", "IngestSettings"),
+}
+
 
 class SettingsError(ValueError):
     """A setting has a value the console cannot use (the message names it and its source)."""
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
     """Everything the console needs to know before it starts."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     db: Path = DEFAULT_HOME / "agentdeck.db"
     traces: tuple[Path, ...] = ()
@@ -87,62 +108,66 @@ class Settings(BaseModel):
     config_path: Path | None = None
     # Seconds between the console's own prune runs (docs/retention.md); None: off (the default, as is 0).
     prune_every: float | None = None
-    retention: RetentionPolicy = RetentionPolicy()
-    # On-call (docs/notify.md): where notifications go and on what; who may approve what.
-    notify: NotifySettings = NotifySettings()
-    approvers: ApproverRules = ApproverRules()
-    # The console's ingest process, store watcher and refresh pace (console/service/ingest_settings.py).
-    ingest: IngestSettings = IngestSettings()
     # Watch, never act: every acting key and palette command is refused with a message.
     read_only: bool = False
     # Seconds of silence (no event, no task_end) after which a task shows as abandoned, not running; 0: never.
     abandon_after: float = 1800.0
     # Compose the other screens just after start-up, so the first visit to each is as quick as the next.
     prewarm: bool = True
-    sources: dict[str, Source] = {}
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    # The config file's tables that were given (TABLES), validated: read them as .retention, .notify,
+    # .approvers, .ingest (a table not given reads as its default).
+    tables: Mapping[str, Any] = field(default_factory=dict)
 
-    @field_validator("abandon_after", mode="before")
-    @classmethod
-    def _abandon(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            value = 0 if value in ("off", "never") else value
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"abandon_after must be a number of seconds (0: never), not {value!r}") from None
-        if not 0 <= seconds < float("inf"):  # also refuses NaN
-            raise ValueError(f"abandon_after must be a number of seconds, 0 or more (0: never), not {value!r}")
-        return seconds
+    def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []  # (where, what is wrong)
+        for name, check in CHECKS.items():
+            try:
+                object.__setattr__(self, name, check(getattr(self, name)))
+            except ValueError as exc:
+                problems.append((name, str(exc)))
+        tables: dict[str, Any] = {}
+        for name, value in dict(self.tables).items():
+            try:
+                tables[name] = _table(name, value)
+            except TableError as exc:
+                problems += [(f"{name}.{key}" if key else name, message) for key, message in exc.problems]
+        object.__setattr__(self, "sources", dict(self.sources))
+        object.__setattr__(self, "tables", tables)
+        if problems:
+            raise SettingsError("; ".join(f"{where} ({self.source(where.split('.')[0])}): {message}"
+                                          for where, message in problems))
 
-    @field_validator("prune_every", mode="before")
-    @classmethod
-    def _every(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            if value in ("", "off", "0"):
-                return None
-        if value is None or value == 0:
-            return None
-        seconds = float(value)
-        if not 0 < seconds < float("inf"):  # also refuses NaN
-            raise ValueError(f"prune_every must be a number of seconds above 0, or 0/off (not {value!r})")
-        return seconds
+    # The tables (a default, shared and immutable, when not given).
 
-    @field_validator("allow_hosts", mode="before")
-    @classmethod
-    def _hosts(cls, value: Any) -> frozenset[str]:
-        if isinstance(value, str):
-            value = value.split(",")
-        return frozenset(str(h).strip().lower() for h in value or () if str(h).strip())
+    @property
+    def retention(self) -> RetentionPolicy:
+        return self._table("retention")
 
-    @field_validator("on_expiry", mode="before")
-    @classmethod
-    def _policy(cls, value: Any) -> Any:
-        value = value.strip().lower() if isinstance(value, str) else value
-        if value not in ("deny", "approve", "keep"):
-            raise ValueError(f"on-expiry policy must be one of deny, approve, keep (not {value!r})")
-        return value
+    @property
+    def notify(self) -> NotifySettings:
+        """On-call (docs/notify.md): where notifications go and on what."""
+        return self._table("notify")
+
+    @property
+    def approvers(self) -> ApproverRules:
+        """Who may approve what (docs/notify.md)."""
+        return self._table("approvers")
+
+    @property
+    def ingest(self) -> IngestSettings:
+        """The console's ingest process, store watcher and refresh pace (console/service/ingest_settings.py)."""
+        return self._table("ingest")
+
+    @property
+    def notifies(self) -> bool:
+        """Some notification route is set (answered without building the default ``[notify]`` settings)."""
+        notify = self.tables.get("notify")
+        return notify is not None and bool(notify.routes)
+
+    def _table(self, name: str) -> Any:
+        value = self.tables.get(name)
+        return value if value is not None else _default(name)
 
     @property
     def operator(self) -> str:
@@ -157,9 +182,7 @@ class Settings(BaseModel):
     def describe(self) -> list[tuple[str, str, Source]]:
         """(name, value, source) for every setting: what ``agentdeck config`` prints."""
         out = []
-        for name in type(self).model_fields:
-            if name == "sources":
-                continue
+        for name in NAMES:
             value = getattr(self, name)
             if isinstance(value, (tuple, frozenset)):
                 value = ", ".join(sorted(str(v) for v in value)) if isinstance(value, frozenset) else \
@@ -173,6 +196,139 @@ class Settings(BaseModel):
                 value = self.ingest.describe()
             out.append((name, "off" if off else str(value), self.source(name)))
         return out
+
+
+# Every setting, in the order ``agentdeck config`` lists them (and the names a config file may use).
+NAMES = ("db", "traces", "follow", "user", "allow_hosts", "on_expiry", "outbox", "tick", "evidence_dir", "log_file",
+         "config_path", "prune_every", "retention", "notify", "approvers", "ingest", "read_only", "abandon_after",
+         "prewarm")
+
+_DEFAULTS: dict[str, Any] = {}  # each table's default, built once when first read
+
+
+def _default(name: str) -> Any:
+    made = _DEFAULTS.get(name)
+    if made is None:
+        made = _DEFAULTS[name] = _table_class(name)()
+    return made
+
+
+def _table_class(name: str) -> Any:
+    import importlib
+
+    module, cls = TABLES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def _table(name: str, value: Any) -> Any:
+    """Table ``name`` validated: a model made in code is taken as it is, a mapping (TOML) goes through its model."""
+    if name not in TABLES:
+        raise TableError([("", "not a table of the settings")])
+    if name == "ingest":
+        return value if isinstance(value, IngestSettings) else IngestSettings.from_table(value)
+    cls = _table_class(name)  # (pydantic: imported only for a table that is given)
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls.model_validate(value)
+    except ValueError as exc:  # pydantic's ValidationError: each problem, where it is in the table
+        errors = getattr(exc, "errors", None)
+        if errors is None:
+            raise TableError([("", str(exc))]) from None
+        raise TableError([(".".join(str(part) for part in err["loc"]), str(err["msg"]).removeprefix("Value error, "))
+                          for err in errors()]) from None
+
+
+# Each plain setting's check: its value as given (flag, environment, TOML or code) -> its value, or ValueError.
+
+def _path(value: Any) -> Path:
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise ValueError(f"must be a path, not {value!r}")
+
+
+def _optional_path(value: Any) -> Path | None:
+    return None if value is None else _path(value)
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of paths, not {value!r}")
+    return tuple(_path(v) for v in value)
+
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _bool(value: Any) -> bool:
+    """As pydantic read it: true/false, 1/0, and (any case) true/false, yes/no, on/off, t/f, y/n, 1/0 as text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    raise ValueError(f"must be true or false (or yes/no, on/off, 1/0), not {value!r}")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"must be text, not {value!r}")
+
+
+def _policy(value: Any) -> str:
+    value = value.strip().lower() if isinstance(value, str) else value
+    if value not in ("deny", "approve", "keep"):
+        raise ValueError(f"on-expiry policy must be one of deny, approve, keep (not {value!r})")
+    return value
+
+
+def _tick(value: Any) -> float:
+    number = seconds(value)
+    if not 0 <= number < float("inf"):  # also refuses NaN
+        raise ValueError(f"must be a number of seconds, 0 or more (0: none), not {value!r}")
+    return number
+
+
+def _every(value: Any) -> float | None:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value in ("", "off", "0"):
+            return None
+    if value is None or value == 0:
+        return None
+    try:
+        number = seconds(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):  # also refuses NaN
+        raise ValueError(f"prune_every must be a number of seconds above 0, or 0/off (not {value!r})")
+    return number
+
+
+def _abandon(value: Any) -> float:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        value = 0 if value in ("off", "never") else value
+    try:
+        number = seconds(value)
+    except ValueError:
+        raise ValueError(f"abandon_after must be a number of seconds (0: never), not {value!r}") from None
+    if not 0 <= number < float("inf"):  # also refuses NaN
+        raise ValueError(f"abandon_after must be a number of seconds, 0 or more (0: never), not {value!r}")
+    return number
+
+
+CHECKS = {
+    "db": _path, "traces": _paths, "follow": _bool, "user": _text, "allow_hosts": host_set, "on_expiry": _policy,
+    "outbox": _optional_path, "tick": _tick, "evidence_dir": _path, "log_file": _optional_path,
+    "config_path": _optional_path, "prune_every": _every, "read_only": _bool, "abandon_after": _abandon,
+    "prewarm": _bool,
+}
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:
@@ -190,7 +346,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
-    known = set(Settings.model_fields) - {"sources", "config_path"} | {"operator"}
+    known = set(NAMES) - {"config_path"} | {"operator"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)} "
@@ -258,7 +414,10 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     for source, layer in layers:
         for name, value in layer.items():
             if name == "allow_hosts":
-                hosts = Settings._hosts(value)
+                try:
+                    hosts = host_set(value)
+                except ValueError as exc:
+                    raise SettingsError(f"allow_hosts ({_source(source, name)}): {exc}") from None
                 if hosts:
                     values[name] = values.get(name, frozenset()) | hosts
                     sources[name] = f"{sources[name]} + {source}" if name in sources else _source(source, name)
@@ -272,8 +431,8 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     if "traces" not in values:
         values["traces"] = [DEFAULT_HOME / "traces"]
     if "outbox" not in values:
-        traces = [Path(t) for t in values["traces"]]
-        values["outbox"] = _default_outbox(traces)
+        given = values["traces"] if isinstance(values["traces"], (list, tuple)) else ()  # (else: Settings says why)
+        values["outbox"] = _default_outbox([Path(t) for t in given if isinstance(t, (str, os.PathLike))])
         sources["outbox"] = "default (first trace folder)" if values["outbox"] else "default (off: no trace folder)"
     elif str(values["outbox"]).lower() == "off":
         values["outbox"] = None
@@ -281,22 +440,21 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
     sources["config_path"] = config_source or ("default ($XDG_CONFIG_HOME/agentdeck/config.toml)" if path
                                                else "none (no config file)")
     if notify_routes:
+        from agentdeck.console.notify.settings import NotifySettings
+
         try:
             base = NotifySettings.model_validate(values.get("notify") or {})
             values["notify"] = base.with_routes(notify_routes)
-        except (ValidationError, ValueError) as exc:
+        except ValueError as exc:  # (pydantic's ValidationError is one)
             raise SettingsError(f"notify (flag --notify): {exc}") from None
         sources["notify"] = f"flag --notify + {sources['notify']}" if "notify" in sources else "flag --notify"
-    try:
-        return Settings(**values, sources=sources)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "?"
-            where = ".".join(str(part) for part in err["loc"]) or "?"  # e.g. ingest.poll
-            message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where} ({sources.get(name, 'default')}): {message}")
-        raise SettingsError("; ".join(problems)) from None
+    return _settings(values, sources)
+
+
+def _settings(values: dict[str, Any], sources: Mapping[str, Source] | None = None) -> Settings:
+    """``Settings`` from setting names to values, the config file's tables among them."""
+    tables = {name: values.pop(name) for name in TABLES if name in values}
+    return Settings(**values, sources=sources or {}, tables=tables)
 
 
 def _source(source: Source, name: str) -> Source:
@@ -305,9 +463,9 @@ def _source(source: Source, name: str) -> Source:
 
 def _default_outbox(traces: list[Path]) -> Path | None:
     """``<first trace folder>/outbox/decisions.jsonl``; None when no trace folder is known."""
-    from agentdeck.store import outbox
+    from agentdeck.store import outbox_path  # (not store.outbox: it imports pydantic)
 
-    return outbox.resolve(None, traces)
+    return outbox_path.resolve(None, traces)
 
 
 def _os_user() -> str:
@@ -326,4 +484,4 @@ def for_tests(db: Path, traces: list[Path] | None = None, **overrides: Any) -> S
     overrides.setdefault("prewarm", False)  # tests compose only the screens they show (and stay fast)
     if "operator" in overrides:
         overrides["user"] = overrides.pop("operator")
-    return Settings(db=Path(db), traces=tuple(traces), **overrides)
+    return _settings({"db": Path(db), "traces": tuple(traces), **overrides})

@@ -270,8 +270,13 @@ class DeckHeader(Horizontal):
         self.active = active
 
     def compose(self) -> ComposeResult:
-        yield ScreenTabs(self.active)
         yield LiveCounters()
+
+    def on_mount(self) -> None:
+        # The tab bar comes just after the screen's first frame: Textual's Tabs (ten widgets and their
+        # stylesheet) were 35-40 ms of CPU on the way to the console's first paint (bench/console.py),
+        # which shows the screen's own content without waiting for them. The bar is on the frame after.
+        self.call_after_refresh(self.mount, ScreenTabs(self.active), before=0)
 
 
 def format_clock(ts: float | None, now: float | None = None, *, short: bool = False) -> str:

@@ -27,11 +27,12 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from agentdeck.console.keymap import LIST_BINDINGS
 from agentdeck.console.widgets.list_moves import ListMoves
@@ -253,10 +254,23 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
             style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
         return style
 
+    # What every line of one frame shares, looked up once a frame in render_lines (each lookup walks the
+    # widget's ancestors), not once a line.
+    _frame: tuple | None = None
+
+    def _frame_values(self) -> tuple:
+        return (self.size.width, self._style(""), self.shown_columns(), round(self.scroll_y), self.cursor_row,
+                self.has_focus)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = self._frame_values()
+        try:
+            return render_plain(self, crop) if plain_box(self) else super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        base = self._style("")
-        shown, more_right = self.shown_columns()
+        width, base, (shown, more_right), top, cursor_row, focus = self._frame or self._frame_values()
         if y == 0:
             room = self.scrollable_content_region.width  # (→ goes left of the vertical scrollbar)
             if self._header is None or self._header[0] != (width, room, shown):
@@ -265,11 +279,11 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
                                      room)
                 self._header = ((width, room, shown), strip.adjust_cell_length(width, header))
             return self._header[1]
-        index = round(self.scroll_y) + y - 1
+        index = top + y - 1
         if not 0 <= index < len(self.rows):
             return Strip.blank(width, base)
-        variant = "line-table--cursor" if index == self.cursor_row else "" if index % 2 else "line-table--even"
-        state = (variant, width, self.has_focus, shown)
+        variant = "line-table--cursor" if index == cursor_row else "" if index % 2 else "line-table--even"
+        state = (variant, width, focus, shown)
         cached = self._strips.get(index)
         if cached is not None and cached[0] == state:
             return cached[1]
@@ -277,6 +291,38 @@ class LineTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
                           width, shown)
         self._strips[index] = (state, strip)
         return strip
+
+
+def plain_box(widget: Widget) -> bool:
+    """Nothing in ``widget``'s CSS for Textual's line styling to add to the lines it draws (a table's own CSS)."""
+    styles = widget.styles
+    return (not any(styles.gutter) and not any(edge for edge, _ in styles.outline) and not styles.tint.a
+            and styles.text_opacity == 1.0 and widget.opacity == 1.0 and not styles.has_rule("hatch")
+            and widget._border_title is None and widget._border_subtitle is None
+            and not widget.hover_style._link_id)
+
+
+def render_plain(widget: Widget, crop: Region) -> list[Strip]:
+    """What Textual's styles cache makes of a plain box's lines (``plain_box``), without remaking every line.
+
+    Its cache keeps lines by position: a table whose rows move (a new task in follow mode, a task's detail
+    re-pointed) rebuilt every line on every such frame (a new Strip per line, then one per filter). Here a
+    row's strip is the one the widget drew it as last time (its ``render_line`` cache), so the filters'
+    results, which Textual keeps on that strip, are reused too. tests/test_task_table_render.py checks the two
+    give the same lines.
+    """
+    filters = widget.app.get_line_filters()
+    background = widget.background_colors[1]
+    strips = []
+    for y in crop.line_range:
+        strip = widget.render_line(y)
+        for line_filter in filters:
+            strip = strip.apply_filter(line_filter, background)
+        strips.append(strip)
+    x1, x2 = crop.column_span
+    if (x1, x2) != (0, widget.region.width):
+        strips = [strip.crop(x1, x2) for strip in strips]
+    return strips
 
 
 _STYLE_CACHE: dict[str, Style] = {}

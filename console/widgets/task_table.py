@@ -15,14 +15,14 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
-from agentdeck.console.widgets.line_table import header_strip, row_strip, same_cells
+from agentdeck.console.widgets.line_table import header_strip, plain_box, render_plain, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -243,6 +243,9 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self._strips: dict[str, tuple] = {}
         self._header: tuple[tuple, Strip] | None = None
         self._raw: dict[str, tuple] = {}  # task -> the row it was last shown from
+        # Rows of the windows shown before (task -> (row, cells)), newest last, at most KEPT: g and G go back
+        # to the same ends of the list, whose rows then keep their cells and strips (no frame rebuilds them).
+        self._kept: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
         self._styles: dict[str, Style] = {}
         self.column_offset = 0  # columns scrolled right (→/←), past the pinned ones
         self._view: tuple[tuple[int, int], ColumnView] | None = None
@@ -290,9 +293,11 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     def on_resize(self) -> None:
         self._set_virtual_size()
 
+    KEPT = 600  # rows of earlier windows whose cells and strips are kept (three windows)
+
     def show_rows(self, rows: list[Row], now: float | None = None) -> None:
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
-        old, old_keys = self.shown.cells, self.shown.keys
+        old, old_keys, kept = self.shown.cells, self.shown.keys, self._kept
         keys = [r["task_id"] for r in rows]
         cells = LazyCells({r["task_id"]: r for r in rows}, now)
         raw = {}
@@ -300,20 +305,29 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         for r in rows:
             key = r["task_id"]
             raw[key] = values = tuple(r)
-            if not dict.__contains__(old, key):
+            if dict.__contains__(old, key):
+                before, drawn = self._raw.get(key), old[key]
+            elif key in kept:
+                before, drawn = kept.pop(key)  # (back in the window: held as shown from now on)
+            else:
                 continue  # never drawn: its cells are built when (if) it is
-            if self._raw.get(key) == values:
-                cells[key] = old[key]  # unchanged row: keep its cells (and cached strip)
+            if before == values:
+                cells[key] = drawn  # unchanged row: keep its cells (and cached strip)
                 continue
             new = task_cells(r, now)
-            if same_cells(old[key], new):
-                cells[key] = old[key]  # changed, but not in anything shown
+            if same_cells(drawn, new):
+                cells[key] = drawn  # changed, but not in anything shown
             else:
                 cells[key] = new
                 changed.add(key)
+        for key in old_keys:
+            if key not in raw and dict.__contains__(old, key):
+                kept[key] = (self._raw[key], old[key])
+        while len(kept) > self.KEPT:
+            del kept[next(iter(kept))]
         self._raw = raw
         self.shown = Shown(keys, cells)
-        for key in [k for k in self._strips if k not in raw]:
+        for key in [k for k in self._strips if k not in raw and k not in kept]:
             del self._strips[key]
         self._set_virtual_size()
         if self.cursor_row >= self.row_count:
@@ -346,9 +360,17 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh_line(old + 1)
         self.refresh_line(new + 1)
 
+    # The user moved the cursor and the screen has not handled the Moved message yet: a window read
+    # that lands in between must not put the cursor back on the newest task (TasksScreen._show).
+    moved = False
+
+    def _moved(self) -> None:
+        self.moved = True
+        self.post_message(self.Moved())
+
     def go_row(self, row: int) -> None:
         """The user moves to ``row``: past either end of the window asks for the next one."""
-        self.post_message(self.Moved())
+        self._moved()
         if row < 0 and self.more_older:
             self.post_message(self.Edge(older=True, overshoot=-row))
         elif row >= self.row_count and self.more_newer:
@@ -375,17 +397,17 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         row = round(self.scroll_y) + event.y - 1
         if event.y < 1 or not 0 <= row < self.row_count:
             return
-        self.post_message(self.Moved())
+        self._moved()
         if row == self.cursor_row:
             self.action_select()
         else:
             self.move_cursor(row=row)
 
     def on_mouse_scroll_up(self) -> None:
-        self.post_message(self.Moved())
+        self._moved()
 
     def on_mouse_scroll_down(self) -> None:
-        self.post_message(self.Moved())
+        self._moved()
 
     # -- drawing ---------------------------------------------------------------
 
@@ -401,23 +423,38 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
             style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
         return style
 
+    # What every line of one frame shares (width, base style, columns, cursor, focus, scroll): looked up once
+    # a frame in render_lines, not once a line (each lookup walks the widget's ancestors). Profiled, those
+    # lookups were a quarter of a full-table frame, which every new task in follow mode costs.
+    _frame: tuple | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
+                       self.has_focus)
+        try:
+            return render_plain(self, crop) if plain_box(self) else super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        rich_style = self._style("")  # (DOMNode.rich_style walks the ancestors: once, not per line)
-        view = self.columns()
+        frame = self._frame
+        if frame is None:  # (called on its own, outside a frame)
+            frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
+                     self.has_focus)
+        width, rich_style, view, top, cursor_row, focus = frame
         if y == 0:
             room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
             if self._header is None or self._header[0] != (width, room, view):
                 base = rich_style + self._style("task-table--header")
                 self._header = ((width, room, view), header_strip(COLUMNS, view.shown, view.more_left, view.more_right, PINNED, base, room).adjust_cell_length(width, base))
             return self._header[1]
-        index = round(self.scroll_y) + y - 1
+        index = top + y - 1
         if not 0 <= index < self.row_count:
             return Strip.blank(width, rich_style)
         key = self.shown.keys[index]
         cells = self.shown.cells[key]
-        variant = "task-table--cursor" if index == self.cursor_row else "task-table--even" if index % 2 else ""
-        state = (variant, width, self.has_focus, view.shown)
+        variant = "task-table--cursor" if index == cursor_row else "task-table--even" if index % 2 else ""
+        state = (variant, width, focus, view.shown)
         cached = self._strips.get(key)
         if cached is None or cached[0] is not cells:
             cached = self._strips[key] = (cells, {})

@@ -1,0 +1,166 @@
+"""Switching screen with 1 / 2: the screen is first drawn with data read after the key, and keys typed
+while it reads go to it (console/switch_ahead.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from textual.widgets import Static
+
+from agentdeck.console import switch_ahead
+from agentdeck.console.screens.escalations import EscalationsScreen
+from agentdeck.console.screens.replay import ReplayScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.escalation_table import EscalationTable
+from agentdeck.console.widgets.task_table import TaskTable
+from conftest import FIXED_NOW
+from tasks_support import ingest, task_lines, write_trace
+from test_escalations_support import _task, esc_db, ingest_events, settle  # noqa: F401 (esc_db: a fixture)
+
+
+def first_frames(app) -> list[tuple[str, list[str], str]]:
+    """From now on, the first frame made of each newly shown screen: (screen, row keys, kind of update).
+
+    Every frame the compositor makes counts, also one Textual holds back from the terminal while it
+    masks a switch (App.delay_update): a frame with the last visit's rows is work done for nothing.
+    The kind: Textual's LayoutUpdate writes the whole screen; a partial one (ChopsUpdate) only what
+    changed since the screen was last shown, leaving the old screen's text around it on the terminal.
+    """
+    frames: list[tuple[str, list[str], str]] = []
+    inner = app._display
+    last = [app.screen]
+
+    def display(screen, renderable) -> None:
+        inner(screen, renderable)
+        if renderable is None or screen is last[0]:
+            return
+        last[0] = screen
+        if isinstance(screen, EscalationsScreen):
+            rows = [str(k.value) for k in screen.query_one(EscalationTable).rows]
+        elif isinstance(screen, TasksScreen):
+            rows = list(screen.query_one(TaskTable).shown.keys)
+        elif isinstance(screen, ReplayScreen):
+            rows = [screen.rec.task_id] if screen.rec is not None else []
+        else:
+            rows = []
+        frames.append((type(screen).__name__, rows, type(renderable).__name__))
+
+    app._display = display
+    return frames
+
+
+async def until(pilot, condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.02)
+
+
+async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(esc_db, tmp_path, make_app):
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")  # (the first visit composes the screen)
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        # An escalation is raised while the operator is on Tasks (the store changes; Escalations hears it).
+        n = FIXED_NOW
+        ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
+                                    operation="grant_role", params={"user": "zoe", "role": "admin"}), tmp_path / "more")
+        app.store_written()
+        await settle(pilot)
+        frames = first_frames(app)
+        await pilot.press("2")
+        await settle(pilot)
+        assert frames[0][0] == "EscalationsScreen"
+        assert "esc-t-new" in frames[0][1], "the first frame of Escalations showed the last visit's rows"
+        assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+        # And back: a task started while the operator was on Escalations is on Tasks' first frame.
+        write_trace(tmp_path / "tasks" / "t.jsonl", task_lines("t-switch-new", at=9000))
+        ingest(esc_db, tmp_path / "tasks")
+        app.store_written()
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        assert frames[1][0] == "TasksScreen"
+        assert "t-switch-new" in frames[1][1], "the first frame of Tasks showed the last visit's rows"
+        assert frames[1][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+async def test_a_task_opened_on_replay_is_in_its_first_frame(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")  # (composes Replay: no task chosen yet)
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        task = app.screen.query_one(TaskTable).cursor_task
+        assert task is not None
+        frames = first_frames(app)
+        await pilot.press("r")  # this task on Replay
+        await settle(pilot)
+        assert frames[0][:2] == ("ReplayScreen", [task]), "Replay was first drawn without the task asked for"
+        assert frames[0][2] == "LayoutUpdate"
+
+
+def hold_queue_reads(app, monkeypatch) -> threading.Event:
+    """The Escalations queue read waits for the returned gate (at most 20 s): a slow store."""
+    gate = threading.Event()
+    read = app.deck.escalation_queue
+
+    def slow(*args, **kwargs):
+        gate.wait(20)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(app.deck, "escalation_queue", slow)
+    return gate
+
+
+async def test_keys_typed_while_a_switch_reads_go_to_the_screen_switched_to(esc_db, make_app, monkeypatch):
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        tasks = app.screen
+        assert isinstance(tasks, TasksScreen) and tasks.follow
+        cursor = tasks.query_one(TaskTable).cursor_task
+        gate = hold_queue_reads(app, monkeypatch)
+        await pilot.press("2", "k", "h")  # k would pause Tasks; h shows the decided escalations
+        assert app.screen is tasks, "switched before the screen's data was read"
+        assert tasks.follow and tasks.query_one(TaskTable).cursor_task == cursor, "a key went to the old screen"
+        gate.set()
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, EscalationsScreen)
+        assert screen.history, "h, typed during the switch, did not reach Escalations"
+        assert tasks.follow and tasks.query_one(TaskTable).cursor_task == cursor
+
+
+async def test_a_slow_read_does_not_hold_the_switch_or_the_keys(esc_db, make_app, monkeypatch):
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        gate = hold_queue_reads(app, monkeypatch)
+        try:
+            await pilot.press("2")
+            # Past WAIT_S the screen is shown as it was, its read still out; keys reach it at once.
+            await until(pilot, lambda: isinstance(app.screen, EscalationsScreen))
+            await pilot.press("h")
+            screen = app.screen
+            assert isinstance(screen, EscalationsScreen) and screen.history
+        finally:
+            gate.set()
+        await settle(pilot)
+        assert str(app.screen.query_one("#esc-title", Static).render()).startswith("Decided")
