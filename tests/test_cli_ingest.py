@@ -168,3 +168,22 @@ def test_committed_schema_is_generated_from_the_models():
     committed = json.loads((ROOT / "docs" / "trace-schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema())), \
         "docs/trace-schema.json is stale: run `agentdeck schema -o docs/trace-schema.json`"
+
+
+def test_the_summary_counts_the_tasks_this_run_wrote_not_the_store(tmp_path):
+    # The count comes from the store (tasks written since the run began), not from ids kept in memory.
+    def event(task: str, seq: int) -> str:
+        return json.dumps({"v": 1, "kind": "plan", "ts": "2026-11-24T09:00:00Z", "task_id": task, "seq": seq,
+                           "summary": "s"}) + "\n"
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(event(f"t{n}", 0) for n in range(5)))
+    db = tmp_path / "s.db"
+    first = agentdeck("ingest", "--db", str(db), str(folder))
+    assert first.stdout.startswith("5 events, 5 tasks, 0 rejects"), first.stdout
+    # A later file: one more event for a stored task, two events for a new one.
+    (folder / "b.jsonl").write_text(event("t3", 1) + event("t9", 0) + event("t9", 1))
+    second = agentdeck("ingest", "--db", str(db), str(folder))
+    assert second.stdout.startswith("3 events, 2 tasks, 0 rejects"), second.stdout
+    assert count(db, "tasks") == 6

@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     totals = TailStats()
     started = time.perf_counter()
+    # Tasks this run wrote are counted in the store at the end (every task row
+    # written takes the time as updated_at), not kept in memory as ids.
+    began = time.time()
     # Archives `agentdeck prune` wrote (*.jsonl.gz): read back here, each line stored once (store/archive.py).
     from agentdeck.store.archive import restore_paths
 
@@ -145,13 +148,12 @@ def run(args: argparse.Namespace) -> int:
         def on_batch(batch: TailStats) -> None:
             totals.events += batch.events
             totals.rejects += batch.rejects
-            totals.tasks |= batch.tasks
             totals.files |= batch.files
             progress.update(bar, advance=batch.bytes, events=totals.events)
 
         # A large backlog is read with the tasks' secondary indexes built after it
         # (store/deferred_indexes.py); any read-write open of the store builds them at once.
-        tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool, defer_indexes=True)
+        tailer = Tailer(conn, paths, on_batch=on_batch, parse_pool=pool, defer_indexes=True, keep_ids=False)
         if args.follow:
             # The tailer follows on a thread; this one reports problems as
             # they come and turns Ctrl-C into a clean stop.
@@ -201,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     report_problems(tailer.problems)
     seconds = time.perf_counter() - started
     rate = totals.events / seconds if seconds > 0 else 0.0
-    print(f"{totals.events} events, {len(totals.tasks)} tasks, {totals.rejects} rejects "
+    tasks = conn.execute("SELECT count(*) FROM tasks WHERE updated_at >= ?", (began,)).fetchone()[0]
+    print(f"{totals.events} events, {tasks} tasks, {totals.rejects} rejects "
           f"in {seconds:.2f} s ({rate:,.0f} events/s) into {db}")
     if totals.rejects:
         print(f"rejected lines are in the 'rejects' table: sqlite-utils {db} 'select path, offset, error from rejects'")
