@@ -217,8 +217,10 @@ class AgentDeck(App):
         await super().on_event(event)
 
     def switch_mode(self, mode: str) -> AwaitMount:
-        # Any switch (a tab clicked, Problems' goto, SwitchAhead's own) wins over one still reading ahead.
-        self.switching.forget()
+        # A switch elsewhere (a tab clicked, Problems' goto by mouse) wins over one still reading ahead. (Not
+        # one to the mode shown, which Textual ignores: e.g. a task's detail answered, shown on Tasks.)
+        if mode != self.current_mode:
+            self.switching.forget()
         done = super().switch_mode(mode)
         self.switching.hand_on()
         return done
