@@ -106,8 +106,8 @@ class SwitchAhead:
             self._timer = None
 
     def hand_on(self) -> None:
-        """Switched: the keys held go to the screen now shown."""
-        if self.held and not self.draining:
+        """Switched: the keys held go to the screen now shown (not while a switch still reads: they are its)."""
+        if self.held and not self.draining and self.mode is None:
             # After the new screen's resume (queued by switch_mode): it sets the focus the keys go to.
             self.draining = True
             self.app.screen.call_later(self._replay)
