@@ -17,6 +17,7 @@ from textual._context import active_app
 from textual import events
 from textual.app import App
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.timer import Timer
@@ -214,6 +215,15 @@ class AgentDeck(App):
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         await super().on_event(event)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        # A switch elsewhere (a tab clicked, Problems' goto by mouse) wins over one still reading ahead. (Not
+        # one to the mode shown, which Textual ignores: e.g. a task's detail answered, shown on Tasks.)
+        if mode != self.current_mode:
+            self.switching.forget()
+        done = super().switch_mode(mode)
+        self.switching.hand_on()
+        return done
 
     def delay_update(self, delay: float = 0.05) -> None:
         # Textual masks a mode switch for 50 ms while the new screen gets its data; one switched to with
