@@ -592,12 +592,14 @@ class AgentDeck(App):
         The task is read first, on a worker, and the screen pushed with it:
         one paint instead of an empty screen and then its data.
         """
-        deck = self.deck
-        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), self._show_task)
+        deck, asked_on = self.deck, self.current_mode
+        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self._show_task(d, asked_on))
 
-    def _show_task(self, detail: TaskDetail) -> None:
+    def _show_task(self, detail: TaskDetail, asked_on: str) -> None:
         from agentdeck.console.screens.task_detail import TaskDetailScreen
 
+        if self.current_mode != asked_on:
+            return  # a screen key pressed after enter was shown first: the later key wins, not a jump back
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it
         # instead of composing a new screen.

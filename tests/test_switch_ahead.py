@@ -216,3 +216,28 @@ async def test_a_screen_key_pressed_while_a_task_opens_is_not_dropped_when_the_t
             gate.set()
         await settle(pilot)
         assert app.current_mode == "escalations", "the detail answering dropped the 2 pressed after enter"
+
+
+async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_pull_the_console_back(
+        esc_db, make_app, monkeypatch):
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        opened = threading.Event()
+        detail = app.deck.task_detail
+
+        def slow_detail(*args, **kwargs):
+            opened.wait(20)
+            return detail(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+        try:
+            await pilot.press("enter", "2")  # open the task, then go to Escalations before it is read
+            await until(pilot, lambda: app.current_mode == "escalations")
+        finally:
+            opened.set()  # the task's detail answers after the switch
+        await settle(pilot)
+        assert app.current_mode == "escalations", "the task's answer pulled the console back to Tasks"
+        assert isinstance(app.screen, EscalationsScreen)
