@@ -188,6 +188,19 @@ async def test_a_tab_clicked_while_a_switch_reads_wins_over_it(esc_db, make_app,
         assert app.current_mode == "canary", "the older switch, still reading, took the console elsewhere"
 
 
+def hold_task_detail(app, monkeypatch) -> threading.Event:
+    """A task's detail is read only once the returned event is set (it answers when the test says)."""
+    opened = threading.Event()
+    detail = app.deck.task_detail
+
+    def slow_detail(*args, **kwargs):
+        opened.wait(20)
+        return detail(*args, **kwargs)
+
+    monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+    return opened
+
+
 async def test_a_screen_key_pressed_while_a_task_opens_is_not_dropped_when_the_task_is_shown(esc_db, make_app,
                                                                                                monkeypatch):
     monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
@@ -198,14 +211,7 @@ async def test_a_screen_key_pressed_while_a_task_opens_is_not_dropped_when_the_t
         await settle(pilot)
         await pilot.press("1")
         await settle(pilot)
-        opened = threading.Event()
-        detail = app.deck.task_detail
-
-        def slow_detail(*args, **kwargs):
-            opened.wait(20)
-            return detail(*args, **kwargs)
-
-        monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+        opened = hold_task_detail(app, monkeypatch)
         gate = hold_queue_reads(app, monkeypatch)
         try:
             await pilot.press("enter", "2")  # open the task, then (before it is read) go to Escalations
@@ -225,14 +231,7 @@ async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_p
         await settle(pilot)
         await pilot.press("1")
         await settle(pilot)
-        opened = threading.Event()
-        detail = app.deck.task_detail
-
-        def slow_detail(*args, **kwargs):
-            opened.wait(20)
-            return detail(*args, **kwargs)
-
-        monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+        opened = hold_task_detail(app, monkeypatch)
         try:
             await pilot.press("enter", "2")  # open the task, then go to Escalations before it is read
             await until(pilot, lambda: app.current_mode == "escalations")
