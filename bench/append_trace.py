@@ -15,7 +15,9 @@ are taken along the path of every new task's row:
     -> given     its answer reached the UI thread (shown)
     -> on screen the first composed frame with the row (bench/console.py's Probe)
 
-and each stage's p50/p95 over the tasks is printed, beside append -> visible itself. Not a figure for
+and each stage's p50/p95 over the tasks is printed, beside append -> visible itself. Give each run a fresh
+copy: the fleet's task ids are the same every run, so on a copy a run already wrote to, its tasks are not new
+rows and few are traced. Not a figure for
 the README: an X-ray of append -> visible.
 """
 
@@ -154,6 +156,8 @@ async def run(db: Path, rate: float, seconds: float, warm: float, ingest: dict, 
         ingest_cpu = (process_cpu(proc.pid) - ingest_from) / (time.time() - t_from) if proc is not None else 0.0
         writer.terminate()
         load = os.getloadavg()
+        print(f"at the end: screen {type(app.screen).__name__}, follow {getattr(app.screen, 'follow', '-')}; "
+              f"{sum(1 for u in UPDATES if u[0] >= t_from)} frames composed while traced")
         app.exit()
     written: dict[str, float] = {}
     for path in live.glob("*.jsonl"):
