@@ -1,10 +1,12 @@
-"""The Escalations list reuses a cell's rendered lines while the cell is unchanged (EscalationTable._render_cell):
+"""The Escalations list reuses a cell's rendered lines while the cell is unchanged (EscalationTable._render_cell)
+and looks its own style up once a frame (EscalationTable.render_lines):
 after any change a person makes or sees (a clock tick moving ages, the cursor, sideways, the decided view,
 focus), its lines must be the ones DataTable draws from nothing."""
 
 from __future__ import annotations
 
 from textual.geometry import Region
+from textual.widgets import DataTable
 
 from conftest import FIXED_NOW
 from agentdeck.console.widgets.escalation_table import EscalationTable
@@ -24,7 +26,8 @@ def kept_and_fresh(table: EscalationTable, crop: Region):
     kept = lines(table.render_lines(crop))
     table._clear_caches()  # DataTable's and ours
     table._styles_cache.clear()
-    return kept, lines(table.render_lines(crop))
+    # DataTable's own frame: its style looked up for every line, as without the table's render_lines.
+    return kept, lines(DataTable.render_lines(table, crop))
 
 
 async def check_states(app, pilot, now: list[float]) -> int:
@@ -72,8 +75,6 @@ async def test_kept_cells_draw_as_datatable_draws_them_wide(esc_db, make_app):  
 async def test_an_hour_later_only_the_cells_that_moved_are_rendered_again(esc_db, make_app, monkeypatch):  # noqa: F811
     # A clock tick (or a store change) that changes some cells must not render every cell in view through
     # Rich again: an hour on, the age and the time left of each pending escalation change, the rest do not.
-    from textual.widgets import DataTable
-
     now = [FIXED_NOW]
     app = make_app(esc_db, clock=lambda: now[0])
     async with app.run_test(size=(140, 40)) as pilot:

@@ -6,6 +6,8 @@ from agentdeck.console.service.views import Row
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets.data_table import RowDoesNotExist
 
 
@@ -109,6 +111,22 @@ class EscalationTable(VimTable):
             self._drawn.clear()
         self._drawn[where] = (value, lines)
         return lines
+
+    # The table's own style, looked up once a frame (render_lines) rather than by DataTable.render_line for
+    # every line: each lookup walks the widget's ancestors and was four tenths of drawing the list whole.
+    _frame_style: Style | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        style = self._frame_style
+        return style if style is not None else super().rich_style
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
