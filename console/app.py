@@ -17,6 +17,7 @@ from textual._context import active_app
 from textual import events
 from textual.app import App
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.binding import Binding
 from textual.reactive import reactive, var
 from textual.timer import Timer
@@ -214,6 +215,15 @@ class AgentDeck(App):
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         await super().on_event(event)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        # A switch elsewhere (a tab clicked, Problems' goto by mouse) wins over one still reading ahead. (Not
+        # one to the mode shown, which Textual ignores: e.g. a task's detail answered, shown on Tasks.)
+        if mode != self.current_mode:
+            self.switching.forget()
+        done = super().switch_mode(mode)
+        self.switching.hand_on()
+        return done
 
     def delay_update(self, delay: float = 0.05) -> None:
         # Textual masks a mode switch for 50 ms while the new screen gets its data; one switched to with
@@ -582,12 +592,14 @@ class AgentDeck(App):
         The task is read first, on a worker, and the screen pushed with it:
         one paint instead of an empty screen and then its data.
         """
-        deck = self.deck
-        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), self._show_task)
+        deck, asked_on = self.deck, self.current_mode
+        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self._show_task(d, asked_on))
 
-    def _show_task(self, detail: TaskDetail) -> None:
+    def _show_task(self, detail: TaskDetail, asked_on: str) -> None:
         from agentdeck.console.screens.task_detail import TaskDetailScreen
 
+        if self.current_mode != asked_on:
+            return  # a screen key pressed after enter was shown first: the later key wins, not a jump back
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it
         # instead of composing a new screen.

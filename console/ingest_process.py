@@ -28,6 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
+from agentdeck.console.argtypes import positive_float
 from agentdeck.store.ingest_status import HEARTBEAT_S, StatusRecorder
 
 TICK_S = 0.2  # how often problems are looked at (a new one is in the store within this)
@@ -71,10 +72,10 @@ def _start_analyst(db: str, ingester: str):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="agentdeck-ingest")
     p.add_argument("--db", required=True)
-    p.add_argument("--heartbeat", type=float, default=HEARTBEAT_S)
+    p.add_argument("--heartbeat", type=positive_float, default=HEARTBEAT_S)
     p.add_argument("--with-parent", action="store_true", help="stop when stdin closes (the parent is gone)")
     p.add_argument("--no-canary", action="store_true", help="do not keep canary reports in the store")
-    p.add_argument("--batch-wait", type=float, default=None,
+    p.add_argument("--batch-wait", type=positive_float, default=None,
                    help="seconds appends are gathered at most before a commit (the tailer's default if not given)")
     p.add_argument("paths", nargs="+")
     args = p.parse_args(argv)

@@ -89,10 +89,28 @@ class SwitchAhead:
             app.switch_mode(mode)
         finally:
             self.unmasked = False
-        if self.held:
+        self.hand_on()
+
+    def forget(self) -> None:
+        """A switch made another way (a tab clicked, a row's goto) while one reads: the newer one wins.
+
+        Without this the older switch, once read (or at its bound), took the console to its screen.
+        """
+        if self.mode is None:
+            return
+        self._generation += 1  # (its read's answer and its bound find nothing to show)
+        self.mode = None
+        self._screen = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def hand_on(self) -> None:
+        """Switched: the keys held go to the screen now shown (not while a switch still reads: they are its)."""
+        if self.held and not self.draining and self.mode is None:
             # After the new screen's resume (queued by switch_mode): it sets the focus the keys go to.
             self.draining = True
-            app.screen.call_later(self._replay)
+            self.app.screen.call_later(self._replay)
 
     def _replay(self) -> None:
         held, self.held, self.draining = self.held, [], False

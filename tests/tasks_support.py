@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone, UTC
 from pathlib import Path
 
+from agentdeck.store import queries
 from agentdeck.store.db import connect
 from agentdeck.store.tailer import Tailer
 
@@ -75,3 +76,12 @@ async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.02)
+
+
+def ordered_ids(db) -> list[str]:
+    """The store's task ids, oldest first, in the order the Tasks list shows them (newest at the bottom)."""
+    conn = connect(db)
+    try:
+        return [r[0] for r in conn.execute(f"SELECT task_id FROM tasks ORDER BY {queries.SEEN}, task_id")]
+    finally:
+        conn.close()

@@ -55,6 +55,8 @@ def test_outbox_off_and_explicit(tmp_path):
     ("db = [", "not valid TOML"),
     ('colour = "blue"\n', "unknown setting(s) colour"),
     ('on_expiry = "sometimes"\n', "on-expiry policy must be one of deny, approve, keep"),
+    ("traces = true\n", "traces (config"),  # not a folder named "True"
+    ("traces = [1]\n", "must be a path, not 1"),
 ])
 def test_a_bad_config_file_is_a_clear_error_naming_the_file(tmp_path, text, says):
     cfg = write(tmp_path / "c.toml", text)
@@ -125,6 +127,9 @@ def test_ingest_tuning_comes_from_the_config_files_ingest_table_and_reaches_the_
     ("[ingest]\nbatch_wait = -1\n", "must be a number of seconds above 0"),
     ("[ingest]\nbackoff = []\n", "needs at least one wait"),
     ("[ingest]\nstall_afterr = 3\n", "stall_afterr"),
+    ("[ingest]\nbatch_wait = 1e9\n", "at most 5 seconds"),  # appends would never be committed
+    ("[ingest]\nbackoff = [1, 1e9]\n", "at most 3600 seconds"),
+    ("[ingest]\nrefresh_every = inf\n", "must be a number of seconds"),
 ])
 def test_a_bad_ingest_setting_is_a_clear_error_naming_it(tmp_path, text, says):
     cfg = write(tmp_path / "c.toml", text)

@@ -164,3 +164,80 @@ async def test_a_slow_read_does_not_hold_the_switch_or_the_keys(esc_db, make_app
             gate.set()
         await settle(pilot)
         assert str(app.screen.query_one("#esc-title", Static).render()).startswith("Decided")
+
+
+async def test_a_tab_clicked_while_a_switch_reads_wins_over_it(esc_db, make_app, monkeypatch):
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        gate = hold_queue_reads(app, monkeypatch)
+        try:
+            await pilot.press("2")
+            assert isinstance(app.screen, TasksScreen)
+            # The mouse is not held: a tab clicked now is the operator's newer choice.
+            await pilot.click("#tab-canary")
+            await until(pilot, lambda: app.current_mode == "canary")
+        finally:
+            gate.set()
+        await settle(pilot)
+        assert app.current_mode == "canary", "the older switch, still reading, took the console elsewhere"
+
+
+async def test_a_screen_key_pressed_while_a_task_opens_is_not_dropped_when_the_task_is_shown(esc_db, make_app,
+                                                                                               monkeypatch):
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        opened = threading.Event()
+        detail = app.deck.task_detail
+
+        def slow_detail(*args, **kwargs):
+            opened.wait(20)
+            return detail(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+        gate = hold_queue_reads(app, monkeypatch)
+        try:
+            await pilot.press("enter", "2")  # open the task, then (before it is read) go to Escalations
+            assert isinstance(app.screen, TasksScreen)
+            opened.set()  # the task's detail answers while the switch still reads: shown on Tasks' stack
+            await until(pilot, lambda: app.screen_stack[-1] is not app.screen_stack[0])
+        finally:
+            gate.set()
+        await settle(pilot)
+        assert app.current_mode == "escalations", "the detail answering dropped the 2 pressed after enter"
+
+
+async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_pull_the_console_back(
+        esc_db, make_app, monkeypatch):
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        opened = threading.Event()
+        detail = app.deck.task_detail
+
+        def slow_detail(*args, **kwargs):
+            opened.wait(20)
+            return detail(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "task_detail", slow_detail)
+        try:
+            await pilot.press("enter", "2")  # open the task, then go to Escalations before it is read
+            await until(pilot, lambda: app.current_mode == "escalations")
+        finally:
+            opened.set()  # the task's detail answers after the switch
+        await settle(pilot)
+        assert app.current_mode == "escalations", "the task's answer pulled the console back to Tasks"
+        assert isinstance(app.screen, EscalationsScreen)

@@ -6,21 +6,14 @@ from __future__ import annotations
 import threading
 
 from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.screens.base import settled
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.task_table import TaskTable
 from agentdeck.store import queries
 from agentdeck.store.db import connect
-from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
+from tasks_support import ingest, ordered_ids, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
-
-
-def ordered_ids(db) -> list[str]:
-    conn = connect(db)
-    try:
-        return [r[0] for r in conn.execute(f"SELECT task_id FROM tasks ORDER BY {queries.SEEN}, task_id")]
-    finally:
-        conn.close()
 
 
 def status(app) -> str:
@@ -174,3 +167,19 @@ async def test_a_window_landing_just_after_k_in_follow_mode_does_not_undo_the_mo
         await pilot.pause()
         assert table.cursor_task == ids[-2] and not screen.follow
         assert "PAUSED" in status(app)
+
+
+async def test_a_re_read_after_the_frame_still_runs_if_textual_drops_the_after_refresh_call(sample_db, make_app):
+    # Textual runs an after-refresh callback on the screen on top when it is handed over and drops it if
+    # that screen goes first (enter, escape, enter, escape typed fast). The re-read must still run, or
+    # the list would never count as settled, and a screen not settled defers every refresh: it would
+    # silently stop following the store.
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        ran: list[str] = []
+        screen.call_after_refresh = lambda *args, **kwargs: True  # type: ignore[method-assign]  # dropped
+        screen.after_next_frame("after-frame:test", lambda: ran.append("re-read"))
+        assert not settled(screen)
+        await wait_until(pilot, lambda: ran == ["re-read"] and settled(screen))

@@ -8,17 +8,9 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.task_table import TaskTable
 from agentdeck.store import queries
 from agentdeck.store.db import connect
-from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
+from tasks_support import ingest, ordered_ids, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
-
-
-def ordered_ids(db) -> list[str]:
-    conn = connect(db)
-    try:
-        return [r[0] for r in conn.execute(f"SELECT task_id FROM tasks ORDER BY {queries.SEEN}, task_id")]
-    finally:
-        conn.close()
 
 
 def status(app) -> str:

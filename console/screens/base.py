@@ -19,6 +19,7 @@ from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
 T = TypeVar("T")
+AFTER_FRAME_AT_LATEST = 0.25  # seconds: see DeckScreen.after_next_frame
 log = logging.getLogger(__name__)
 
 
@@ -154,20 +155,34 @@ class DeckScreen(Screen):
         held the interpreter for part of the frame the key waits for. Until it is asked the screen is not
         settled; a newer read of the same group asked meanwhile makes this one unneeded.
         """
-        key = f"after-frame:{group}"
         generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
         asked = generations.get(group, 0)
-        self.deck_waiting[key] = 0
 
         def ask() -> None:
-            if self.deck_waiting.pop(key, None) is None:
-                return
             if generations.get(group, 0) == asked and self.is_attached:
                 self.read(group, job, show, covers=covers)
             elif not self.deck_waiting:
                 self._on_settled()
 
-        self.call_after_refresh(ask)
+        self.after_next_frame(f"after-frame:{group}", ask)
+
+    def after_next_frame(self, key: str, then: Callable[[], None]) -> None:
+        """Run ``then`` once, after the next frame is on screen; until then the screen is not settled.
+
+        Textual hands an after-refresh callback to whichever screen is on top when the message is
+        handled (a task's detail or a dialog opened meanwhile) and drops it if that screen is removed
+        first. Then this screen would never count as settled, and a screen that is not settled defers
+        every refresh: it would silently stop following the store. The timer runs ``then`` all the
+        same, at the latest AFTER_FRAME_AT_LATEST seconds on.
+        """
+        self.deck_waiting[key] = 0
+
+        def once() -> None:
+            if self.deck_waiting.pop(key, None) is not None:
+                then()
+
+        self.call_after_refresh(once)
+        self.set_timer(AFTER_FRAME_AT_LATEST, once)
 
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""

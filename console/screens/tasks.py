@@ -90,17 +90,13 @@ class TasksScreen(DeckScreen):
         # Back from the detail: the list it left is drawn first; the re-read for what changed
         # meanwhile is asked once that frame is on screen (begun at once, its worker held the
         # interpreter for part of that frame).
-        self.deck_waiting["after-frame:reload"] = 0
-
         def reload_now() -> None:
-            if self.deck_waiting.pop("after-frame:reload", None) is None:
-                return
             if self.is_current:
                 self.reload()
             elif not self.deck_waiting:
                 self._on_settled()
 
-        self.call_after_refresh(reload_now)
+        self.after_next_frame("after-frame:reload", reload_now)
 
     def reload(self) -> None:
         if self._pending is not None:

@@ -96,7 +96,22 @@ class IngestSettings:
                         for f in fields(self))
 
 
+# Longest sensible value of each, in seconds: beyond it the console would look dead or blind (appends never
+# committed, a stalled ingester never named, a screen that never follows), so it is refused, not obeyed.
+LONGEST = {"heartbeat": 300.0, "stall_after": 86_400.0, "backoff": 3_600.0, "healthy_after": 86_400.0,
+           "poll": 1.0, "health_every": 300.0, "refresh_every": 10.0, "batch_wait": 5.0}
+
+
 def _check(name: str, value: Any) -> Any:
+    value = _checked(name, value)
+    longest = LONGEST[name]
+    if max(value if isinstance(value, tuple) else (value,)) > longest:
+        raise ValueError(f"at most {longest:g} seconds (longer and the console would look stalled), "
+                         f"not {value!r}")
+    return value
+
+
+def _checked(name: str, value: Any) -> Any:
     if name == "backoff":
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             value = (value,)

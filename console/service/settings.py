@@ -362,7 +362,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         retention["archive_dir"] = _relative_to(folder, retention["archive_dir"])
     if "traces" in data:
         items = data["traces"] if isinstance(data["traces"], list) else [data["traces"]]
-        data["traces"] = [_relative_to(folder, str(t)) for t in items]
+        # Only text is a path: `traces = true` or a number is refused by _paths, not read as a folder "True".
+        data["traces"] = [_relative_to(folder, t) if isinstance(t, str) else t for t in items]
     return data
 
 

@@ -428,20 +428,20 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     # lookups were a quarter of a full-table frame, which every new task in follow mode costs.
     _frame: tuple | None = None
 
+    def _frame_values(self) -> tuple:
+        return (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
+                self.has_focus)
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
-                       self.has_focus)
+        self._frame = self._frame_values()
         try:
             return render_plain(self, crop) if plain_box(self) else super().render_lines(crop)
         finally:
             self._frame = None
 
     def render_line(self, y: int) -> Strip:
-        frame = self._frame
-        if frame is None:  # (called on its own, outside a frame)
-            frame = (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
-                     self.has_focus)
-        width, rich_style, view, top, cursor_row, focus = frame
+        # (self._frame is None: called on its own, outside a frame)
+        width, rich_style, view, top, cursor_row, focus = self._frame or self._frame_values()
         if y == 0:
             room = self.scrollable_content_region.width  # (→ goes left of the scrollbar)
             if self._header is None or self._header[0] != (width, room, view):
