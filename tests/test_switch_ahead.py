@@ -300,3 +300,46 @@ async def test_problems_enter_on_a_blocked_delivery_shows_escalations_once_with_
         assert frames[0][0] == "EscalationsScreen"
         assert "esc-t-new" in frames[0][1], "the first frame of Escalations showed the last visit's rows"
         assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+async def test_canary_switched_to_is_first_drawn_with_the_report_read_after_the_key(sample_db, make_app):
+    # Key 3 as 1/2/4: a canary task written while the operator was away is counted in Canary's first frame.
+    from agentdeck.console.screens.canary import CanaryScreen
+    from agentdeck.store.db import connect
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")  # (the first visit composes the screen and computes)
+        await until(pilot, lambda: isinstance(app.screen, CanaryScreen) and app.screen.report is not None)
+        screen = app.screen
+        before = screen.report.n_canary
+        await pilot.press("1")
+        await settle(pilot)
+        conn = connect(sample_db)
+        conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                        VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+        conn.close()
+        app.data_version += 1
+        await settle(pilot)
+        screen._last_load = 0.0  # (its recompute throttle has passed, as it has after a second away)
+        frames: list[tuple[str, int | None, str]] = []
+        inner = app._display
+
+        def display(shown, renderable) -> None:
+            inner(shown, renderable)
+            if renderable is not None and isinstance(shown, CanaryScreen) and not frames:
+                frames.append((type(shown).__name__, shown.report.n_canary if shown.report else None,
+                               type(renderable).__name__))
+
+        app._display = display
+        await pilot.press("3")
+        await until(pilot, lambda: bool(frames) and settled_screen(app))
+        assert frames[0][1] == before + 1, "Canary's first frame showed the report of the last visit"
+        assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+def settled_screen(app) -> bool:
+    from agentdeck.console.screens.base import settled
+
+    return settled(app.screen)
