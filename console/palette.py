@@ -64,7 +64,9 @@ class DeckCommands(FixedCommands):
         """"Tasks screen", "Escalations screen", …"""
         for mode, label in SCREENS:
             name = label.split(" ", 1)[1]
-            yield f"{name} screen", partial(self.app.switch_mode, mode), f"Go to {name} (key {label[0]})", True
+            # As its key does (SwitchAhead): the screen is shown once, with data read after the command.
+            yield (f"{name} screen", partial(self.deck_app.switching.switch, mode), f"Go to {name} (key {label[0]})",
+                   True)
 
     def _presets(self):
         """"Filter tasks: failed tasks", "…: canary only", "Clear task filter"."""

@@ -240,3 +240,105 @@ async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_p
         await settle(pilot)
         assert app.current_mode == "escalations", "the task's answer pulled the console back to Tasks"
         assert isinstance(app.screen, EscalationsScreen)
+
+
+async def test_the_palettes_go_to_screen_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app):
+    # "Escalations screen" from ctrl+p switches as key 2 does: its first frame has what changed while away.
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")  # (the first visit composes the screen)
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        n = FIXED_NOW
+        ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
+                                    operation="grant_role", params={"user": "zoe", "role": "admin"}), tmp_path / "more")
+        app.store_written()
+        await settle(pilot)
+        frames = first_frames(app)
+        await pilot.press("ctrl+p", *"Escalations screen")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "escalations"
+        shown = [frame for frame in frames if frame[0] == "EscalationsScreen"]
+        assert "esc-t-new" in shown[0][1], "the first frame of Escalations showed the last visit's rows"
+        assert shown[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+async def test_problems_enter_on_a_blocked_delivery_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app):
+    # Enter on a problem fixed on Escalations switches as key 2 does: its first frame has what changed while away.
+    from agentdeck.console.service.delivery import DeliverySettings, deliver_one
+    from agentdeck.store import decisions
+    from agentdeck.store.db import connect
+
+    conn = connect(esc_db)
+    decisions.decide(conn, "esc-t-hostile", "deny", by="bob", reason="no", now=FIXED_NOW - 30)
+    assert deliver_one(conn, "esc-t-hostile", DeliverySettings(tmp_path / "box.jsonl", frozenset())) == "blocked"
+    conn.close()
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")  # (the first visit composes the screen)
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        n = FIXED_NOW
+        ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
+                                    operation="grant_role", params={"user": "zoe", "role": "admin"}), tmp_path / "more")
+        app.store_written()
+        await settle(pilot)
+        screen = app.screen
+        key = screen._selected_key()
+        assert key is not None and screen.problems[key].goto == "escalations", "the blocked delivery is selected"
+        frames = first_frames(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "escalations"
+        assert frames[0][0] == "EscalationsScreen"
+        assert "esc-t-new" in frames[0][1], "the first frame of Escalations showed the last visit's rows"
+        assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+async def test_canary_switched_to_is_first_drawn_with_the_report_read_after_the_key(sample_db, make_app):
+    # Key 3 as 1/2/4: a canary task written while the operator was away is counted in Canary's first frame.
+    from agentdeck.console.screens.canary import CanaryScreen
+    from agentdeck.store.db import connect
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")  # (the first visit composes the screen and computes)
+        await until(pilot, lambda: isinstance(app.screen, CanaryScreen) and app.screen.report is not None)
+        screen = app.screen
+        before = screen.report.n_canary
+        await pilot.press("1")
+        await settle(pilot)
+        conn = connect(sample_db)
+        conn.execute("""INSERT INTO tasks (task_id, agent, version, cohort, stage, started)
+                        VALUES ('task-new', 'approval-agent', 'v2', 'canary', 'partial', 1795520000)""")
+        conn.close()
+        app.data_version += 1
+        await settle(pilot)
+        screen._last_load = 0.0  # (its recompute throttle has passed, as it has after a second away)
+        frames: list[tuple[str, int | None, str]] = []
+        inner = app._display
+
+        def display(shown, renderable) -> None:
+            inner(shown, renderable)
+            if renderable is not None and isinstance(shown, CanaryScreen) and not frames:
+                frames.append((type(shown).__name__, shown.report.n_canary if shown.report else None,
+                               type(renderable).__name__))
+
+        app._display = display
+        await pilot.press("3")
+        await until(pilot, lambda: bool(frames) and settled_screen(app))
+        assert frames[0][1] == before + 1, "Canary's first frame showed the report of the last visit"
+        assert frames[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
+
+
+def settled_screen(app) -> bool:
+    from agentdeck.console.screens.base import settled
+
+    return settled(app.screen)

@@ -60,6 +60,9 @@ NARROW = 120  # columns
 
 class CanaryScreen(DeckScreen):
     MODE = "canary"
+    # A switch here reads first and shows the screen once (SwitchAhead). Its reload is throttled: with
+    # nothing new to compute (or a recompute not due yet) it reads nothing and is shown at once, drawn whole.
+    READ_AHEAD = True
     CSS_PATH = "canary.tcss"
     BINDINGS = [
         Binding("t", "agent(1)", "Next agent"),

@@ -170,7 +170,8 @@ class ProblemsScreen(DeckScreen):
         if where == "replay" and task:
             self.app.open_replay(task)  # type: ignore[attr-defined]
         else:
-            self.app.switch_mode(where)
+            # As the screen's key does (SwitchAhead): shown once, with data read after Enter.
+            self.app.switching.switch(where)  # type: ignore[attr-defined]
 
     def action_restart_ingest(self) -> None:
         ingest = getattr(self.app, "ingest", None)

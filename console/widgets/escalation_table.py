@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from agentdeck.console.service.views import Row
 
+from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets.data_table import RowDoesNotExist
 
 
@@ -28,6 +31,7 @@ class EscalationTable(VimTable):
     """
 
     def __init__(self, **kw) -> None:
+        self._drawn: dict[tuple, tuple[object, list]] = {}  # where a cell is drawn -> (its value, its lines): _render_cell
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.history = False
         self._cells: dict[str, tuple] = {}  # escalation id -> the cells shown, in row order
@@ -75,6 +79,62 @@ class EscalationTable(VimTable):
                 # It left this list (just decided): stay at the same position, so the
                 # next escalation moves under the cursor instead of jumping to the top.
                 self.go_row(position)
+
+    DRAWN_KEPT = 4000  # rendered cells kept (a screenful is ~200: every state of the rows in view, many times)
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list:
+        """DataTable's cell rendering, kept for as long as the cell holds the same value.
+
+        DataTable keys its rendered cells on a counter that every ``update_cell`` bumps, so one cell of
+        one row changed (a clock tick moves an age; a store change, a status) rendered every cell in
+        view again through Rich, on the next frame: that was most of the first frame of a switch to
+        Escalations (issue 9). Here a cell's lines are reused while its value is the same object (an
+        unchanged cell keeps its Text: ``show`` replaces only the cells that changed) and everything
+        else that reaches the lines (row and column, styles, width, cursor, hover, focus) is the same.
+        """
+        if row_index == -1:
+            row_key = self._header_row_key
+        else:
+            row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None or column_index == -1:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        value = self.columns[column_key].label if row_index == -1 else self._data[row_key].get(column_key)
+        where = (row_index, row_key, column_key, base_style, width, cursor, hover, self._show_hover_cursor,
+                 self._pseudo_class_state, self.show_cursor, self.cursor_type, self.header_height)
+        drawn = self._drawn.get(where)
+        if drawn is not None and drawn[0] is value:
+            return drawn[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        if len(self._drawn) >= self.DRAWN_KEPT:
+            self._drawn.clear()
+        self._drawn[where] = (value, lines)
+        return lines
+
+    # The table's own style, looked up once a frame (render_lines) rather than by DataTable.render_line for
+    # every line: each lookup walks the widget's ancestors and was four tenths of drawing the list whole.
+    _frame_style: Style | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        style = self._frame_style
+        return style if style is not None else super().rich_style
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._drawn.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._drawn.clear()
 
     def _update_in_place(self, cells: dict[str, tuple]) -> None:
         columns = list(self.columns)
