@@ -15,14 +15,14 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
-from agentdeck.console.widgets.line_table import header_strip, plain_box, render_plain, row_strip, same_cells
+from agentdeck.console.widgets.line_table import CachedLines, header_strip, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
 from agentdeck.console.widgets.chrome import format_clock
@@ -178,7 +178,7 @@ class Shown:
     cells: LazyCells
 
 
-class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
+class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     """Tasks, oldest at the top; a window the screen moves over the store.
 
     A line-API widget rather than a DataTable: each row is rendered once into
@@ -417,27 +417,9 @@ class TaskTable(ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
         self._strips.clear()
         self._header = None
 
-    def _style(self, name: str) -> Style:
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = self.get_component_rich_style(name) if name else self.rich_style
-        return style
-
-    # What every line of one frame shares (width, base style, columns, cursor, focus, scroll): looked up once
-    # a frame in render_lines, not once a line (each lookup walks the widget's ancestors). Profiled, those
-    # lookups were a quarter of a full-table frame, which every new task in follow mode costs.
-    _frame: tuple | None = None
-
     def _frame_values(self) -> tuple:
         return (self.size.width, self._style(""), self.columns(), round(self.scroll_y), self.cursor_row,
                 self.has_focus)
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._frame = self._frame_values()
-        try:
-            return render_plain(self, crop) if plain_box(self) else super().render_lines(crop)
-        finally:
-            self._frame = None
 
     def render_line(self, y: int) -> Strip:
         # (self._frame is None: called on its own, outside a frame)
