@@ -84,8 +84,10 @@ async def test_space_plays_and_pauses(sample_db, make_app, monkeypatch):
         await pilot.press("space")
         await until(pilot, lambda: timeline.cursor >= 2)
         await pilot.press("space")
+        # (the pause said on screen: the key was handled, not still on its way)
+        await until(pilot, lambda: "paused" in text_of(app, "#replay-status"))
         stopped_at = timeline.cursor
-        await pilot.pause(0.1)
+        await pilot.pause(0.3)  # three ticks' time: a paused replay does not move
         assert timeline.cursor == stopped_at < 9
         await pilot.press("space")
         await until(pilot, lambda: "end of the task" in text_of(app, "#replay-status"))
