@@ -77,7 +77,9 @@ async def test_keys_walk_the_decision_path(sample_db, make_app):
 
 
 async def test_space_plays_and_pauses(sample_db, make_app, monkeypatch):
-    monkeypatch.setattr("agentdeck.console.screens.replay.PLAY_INTERVAL", 0.1)
+    # Slow enough that a loaded machine notices step 2 well before the end: at the end, space starts the
+    # replay again from the first step instead of pausing (CI once saw 0.1 s play all ten steps first).
+    monkeypatch.setattr("agentdeck.console.screens.replay.PLAY_INTERVAL", 0.3)
     app = make_app(sample_db)
     async with app.run_test(size=(140, 40)) as pilot:
         timeline = await open_task(app, pilot, "task-0001")
@@ -87,7 +89,7 @@ async def test_space_plays_and_pauses(sample_db, make_app, monkeypatch):
         # (the pause said on screen: the key was handled, not still on its way)
         await until(pilot, lambda: "paused" in text_of(app, "#replay-status"))
         stopped_at = timeline.cursor
-        await pilot.pause(0.3)  # three ticks' time: a paused replay does not move
+        await pilot.pause(0.7)  # two ticks' time: a paused replay does not move
         assert timeline.cursor == stopped_at < 9
         await pilot.press("space")
         await until(pilot, lambda: "end of the task" in text_of(app, "#replay-status"))
