@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
 WAIT_S = 0.15  # longest a key waits for the screen's fresh data before the switch shows it as it is
+HAND_ON_AT_LATEST = 0.25  # seconds: see SwitchAhead.hand_on
 PASS_THROUGH = frozenset({"ctrl+c"})  # acted on at once even during a switch (quit)
 
 
@@ -111,8 +112,13 @@ class SwitchAhead:
             # After the new screen's resume (queued by switch_mode): it sets the focus the keys go to.
             self.draining = True
             self.app.screen.call_later(self._replay)
+            # A screen's call_later is dropped if the screen goes first; then every later key would be held
+            # for good (draining). The timer hands them on all the same.
+            self.app.set_timer(HAND_ON_AT_LATEST, self._replay)
 
     def _replay(self) -> None:
+        if not self.draining:
+            return  # handed on already (call_later or the timer, whichever came first)
         held, self.held, self.draining = self.held, [], False
         for event in held:
             again = events.Key(event.key, event.character) if isinstance(event, events.Key) else events.Paste(event.text)

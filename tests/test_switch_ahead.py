@@ -342,3 +342,34 @@ def settled_screen(app) -> bool:
     from agentdeck.console.screens.base import settled
 
     return settled(app.screen)
+
+
+async def test_keys_held_during_a_switch_still_arrive_if_textual_drops_the_hand_on_call(esc_db, make_app, monkeypatch):
+    # A screen's call_later is dropped if that screen goes first: the held keys must arrive all the same,
+    # or every later key would be held for good.
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        escalations = app.get_screen("escalations") if app.is_screen_installed("escalations") else None
+        gate = hold_queue_reads(app, monkeypatch)
+        await pilot.press("2", "h")
+        screen = app.switching._screen
+        assert isinstance(screen, EscalationsScreen) and escalations in (None, screen)
+        keep = screen.call_later
+
+        def dropping_the_hand_on(callback, *args, **kwargs):
+            if getattr(callback, "__name__", "") == "_replay":
+                return True  # dropped, as when the screen goes first
+            return keep(callback, *args, **kwargs)
+
+        screen.call_later = dropping_the_hand_on  # type: ignore[method-assign]
+        gate.set()
+        await until(pilot, lambda: app.screen is screen and screen.history)
+        await pilot.press("j")  # a key typed after the switch is not held either
+        await settle(pilot)
+        assert not app.switching.held and not app.switching.draining
