@@ -87,15 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if args.with_parent:
-        def watch_parent() -> None:
-            try:
-                while sys.stdin.buffer.read(4096):
-                    pass
-            except (OSError, ValueError):
-                pass
-            stop.set()
+        from agentdeck.store.processes import stop_when_parent_goes
 
-        threading.Thread(target=watch_parent, name="parent", daemon=True).start()
+        stop_when_parent_goes(stop)
 
     from agentdeck.console.tracefolders import expand
 

@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
     import signal
-    import sys
+
+    from agentdeck.store.processes import stop_when_parent_goes
 
     p = argparse.ArgumentParser(prog="agentdeck-canary-analyst")
     p.add_argument("--db", required=True)
@@ -337,15 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    def watch_parent() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_parent, name="parent", daemon=True).start()
+    stop_when_parent_goes(stop)
     CanaryAnalyst(args.db, ingester=args.ingester).run(stop)
     return 0
 

@@ -59,3 +59,21 @@ def test_an_index_problem_from_the_tailer_gets_index_advice_not_file_advice():
 
     severity, todo = _source_advice("(indexes)", "could not defer the tasks' indexes: database is locked")
     assert severity == "warn" and "indexes" in todo and "check the file" not in todo
+
+
+def test_a_child_is_told_to_stop_once_its_parents_pipe_closes(monkeypatch):
+    """What the ingest process and the canary analyst run (--with-parent / always): the parent holds
+    the child's stdin open; when it ends (kill -9 too) the pipe closes and the child stops."""
+    import threading
+
+    read_end, write_end = os.pipe()
+    stdin = os.fdopen(read_end, "r")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    stop = threading.Event()
+    watcher = processes.stop_when_parent_goes(stop)
+    os.write(write_end, b"whatever the parent writes is read and ignored\n")
+    assert not stop.is_set()
+    os.close(write_end)
+    assert stop.wait(10), "the closed pipe did not stop the child"
+    watcher.join(10)
+    stdin.close()
