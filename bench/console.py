@@ -674,13 +674,14 @@ print(marks.get("frame", -1), marks.get("rows", -1), marks.get("cpu", -1), marks
 # a fresh process), for an app of one Static and no CSS of its own. With a store path among its
 # arguments, it first builds the console's Settings as FIRST_PAINT does (the CLI's boundary model,
 # resolved before the app starts): Textual's floor plus the settings'. With --gc-paused, the garbage
-# collector waits as the console's does until its first frame (console/startup.py): the console gets
+# collector waits as the console's does until its first frame (store/gc_pause.py): the console gets
 # that for free, so the floor beside it should too, or "ours above the floor" reads ~40 ms CPU too low.
 BARE_FRAME = """
 import sys, time
 t0 = float(sys.argv[1])
 if "--gc-paused" in sys.argv:
-    from agentdeck.console import startup  # (pauses it on import)
+    from agentdeck.store import gc_pause
+    gc_pause.pause_for_start_up()  # as console/app.py does first
 stores = [a for a in sys.argv[2:] if not a.startswith("--")]
 if stores:
     from pathlib import Path

@@ -10,9 +10,13 @@ from functools import partial
 from collections.abc import Callable
 from pathlib import Path
 
-# First: importing it makes the garbage collector wait for the first frame (Textual and the rest allocate
-# tens of thousands of long-lived objects on the way there); AgentDeck.on_mount resumes it after that frame.
-from agentdeck.console import startup
+# First, before Textual and the rest (tens of thousands of long-lived objects): the garbage collector waits
+# for the first frame; AgentDeck.on_mount resumes it after that frame (store/gc_pause.py, phase 1). The
+# imports below follow a statement on purpose (E402 is off for this file in pyproject.toml).
+from agentdeck.store import gc_pause
+
+gc_pause.pause_for_start_up()
+
 from textual._context import active_app
 from textual import events
 from textual.app import App
@@ -70,27 +74,7 @@ STARTUP_AFTER_S = 0.3  # after mount: pending deliveries, the expiry sweep (Deck
 # then filled before the first visit, which redraws only what changed since).
 PREWARM_READ = frozenset({"EscalationsScreen", "ProblemsScreen"})
 PREWARM_AFTER_S = 1.2  # after mount: the imports above are done by then
-GC_THRESHOLDS = (10_000, 10, 10)  # Python's default: (700, 10, 10)
 PREWARM_GAP_S = 0.3  # between screens: a key pressed meanwhile waits at most one screen's compose
-
-
-def _settle_garbage_collector() -> None:
-    """Keep the garbage collector's pauses off the keys, once start-up is over.
-
-    Profiled under a live fleet, Python's cyclic collector ran about 200 times
-    a second (every reload and frame allocates thousands of short-lived
-    objects), young collections took 5-15 ms and full ones 80-200 ms: the
-    slowest key presses were the ones a collection landed on. What exists
-    once the screens are composed (Textual's widgets, styles, the imported
-    modules: most of the heap) lives as long as the console, so it is frozen
-    out of every later collection (gc.freeze), and young collections run
-    less often (still bounded: GC_THRESHOLDS).
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _warm_imports() -> None:
@@ -263,7 +247,7 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
-        self.call_after_refresh(startup.resume_gc)
+        self.call_after_refresh(gc_pause.resume_after_start_up)
         if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
             self.deck.expect_analyst()
         self.refresh_counters()
@@ -426,7 +410,7 @@ class AgentDeck(App):
 
     def _prewarmed(self) -> None:
         self._draw_ahead()
-        _settle_garbage_collector()
+        gc_pause.settle_for_long_run()  # (store/gc_pause.py, phase 2)
 
     def _draw_ahead(self) -> None:
         """Lay out and draw the screens composed ahead, off screen, once their first data is in.
@@ -447,7 +431,7 @@ class AgentDeck(App):
                 log.exception("drawing %s ahead failed", type(screen).__name__)
 
     def on_unmount(self) -> None:
-        startup.resume_gc()  # (a console that stopped before its first frame)
+        gc_pause.resume_after_start_up()  # (a console that stopped before its first frame)
         self.ingest.close()
         self.prune_stop.set()
 

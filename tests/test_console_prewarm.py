@@ -18,12 +18,13 @@ async def _until(pilot, condition, timeout: float = 20.0) -> None:
 
 async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, make_app, monkeypatch, caplog):
     from agentdeck.console import app as app_module
+    from agentdeck.store import gc_pause
     from agentdeck.console.screens.escalations import EscalationsScreen
     from agentdeck.console.screens.task_detail import TaskDetailScreen
 
     settled_gc: list[bool] = []
     # (The real one freezes the test process's heap: recorded instead.)
-    monkeypatch.setattr(app_module, "_settle_garbage_collector", lambda: settled_gc.append(True))
+    monkeypatch.setattr(gc_pause, "settle_for_long_run", lambda: settled_gc.append(True))
     monkeypatch.setattr(app_module, "PREWARM_AFTER_S", 0.05)
     monkeypatch.setattr(app_module, "PREWARM_GAP_S", 0.05)
     from agentdeck.console.service.deck import DeckService

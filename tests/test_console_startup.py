@@ -8,52 +8,73 @@ from conftest import FIXED_NOW
 from tasks_support import screen_text, wait_until
 from test_escalations_support import esc_db, row_of  # noqa: F401  (fixture: the sample store plus pending escalations)
 
-from agentdeck.console import startup
+from agentdeck.store import gc_pause
 from agentdeck.store import decisions, outbox
 from agentdeck.store.db import connect
 
 
 def test_the_collector_is_paused_once_and_restored_as_it_was():
-    startup.resume_gc()
+    gc_pause.resume_after_start_up()
     before = gc.get_threshold()
     try:
-        startup.pause_gc()
-        startup.pause_gc()  # a second entry point pausing again keeps the first saved thresholds
-        assert gc.get_threshold() == startup.START_THRESHOLDS and startup.gc_paused()
-        startup.resume_gc()
-        assert gc.get_threshold() == before and not startup.gc_paused()
-        startup.resume_gc()  # nothing to do
+        gc_pause.pause_for_start_up()
+        gc_pause.pause_for_start_up()  # a second entry point pausing again keeps the first saved thresholds
+        assert gc.get_threshold() == gc_pause.START_THRESHOLDS and gc_pause.start_up_paused()
+        gc_pause.resume_after_start_up()
+        assert gc.get_threshold() == before and not gc_pause.start_up_paused()
+        gc_pause.resume_after_start_up()  # nothing to do
         assert gc.get_threshold() == before
     finally:
         gc.set_threshold(*before)
 
 
 def test_resuming_leaves_thresholds_set_since_the_pause():
-    startup.resume_gc()
+    gc_pause.resume_after_start_up()
     before = gc.get_threshold()
     try:
-        startup.pause_gc()
+        gc_pause.pause_for_start_up()
         gc.set_threshold(5_000, 10, 10)  # e.g. the app settled the collector for the long run meanwhile
-        startup.resume_gc()
+        gc_pause.resume_after_start_up()
         assert gc.get_threshold() == (5_000, 10, 10)
     finally:
         gc.set_threshold(*before)
 
 
-async def test_the_collector_runs_as_before_once_the_first_frame_is_drawn(sample_db, make_app):
-    startup.resume_gc()
+def test_importing_the_app_pauses_the_collector_first():
+    # What `agentdeck console` and the first-paint bench rely on: Textual's imports run with it paused.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import gc; from agentdeck.console import app; print(gc.get_threshold())"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == str(gc_pause.START_THRESHOLDS)
+
+
+def test_settling_for_the_long_run_freezes_the_heap_and_collects_less_often():
     before = gc.get_threshold()
-    startup.pause_gc()  # as importing the app does in a fresh process
+    try:
+        gc_pause.settle_for_long_run()
+        assert gc.get_threshold() == gc_pause.LONG_RUN_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what exists now is left out of every later collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+async def test_the_collector_runs_as_before_once_the_first_frame_is_drawn(sample_db, make_app):
+    gc_pause.resume_after_start_up()
+    before = gc.get_threshold()
+    gc_pause.pause_for_start_up()  # as importing the app does in a fresh process
     app = make_app(sample_db)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: not startup.gc_paused())
+            await wait_until(pilot, lambda: not gc_pause.start_up_paused())
             assert gc.get_threshold() == before
             await app.settled()
             await pilot.pause()
             assert app.screen.query_one("#tasks").row_count > 0
     finally:
-        startup.resume_gc()
+        gc_pause.resume_after_start_up()
         gc.set_threshold(*before)
 
 
@@ -100,7 +121,7 @@ async def test_screens_open_by_key_when_composing_them_ahead_fails(esc_db, make_
     from agentdeck.console.screens.problems import ProblemsScreen
 
     settled_gc: list[bool] = []
-    monkeypatch.setattr(app_module, "_settle_garbage_collector", lambda: settled_gc.append(True))
+    monkeypatch.setattr(gc_pause, "settle_for_long_run", lambda: settled_gc.append(True))
     monkeypatch.setattr(app_module, "PREWARM_AFTER_S", 0.05)
     monkeypatch.setattr(app_module, "PREWARM_GAP_S", 0.05)
 

@@ -81,15 +81,15 @@ def prepare_traces(settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentdeck.console import startup
+    from agentdeck.store import gc_pause
 
-    # The garbage collector waits for the first frame (console/startup.py): the settings' models, Textual and
-    # the console are built on the way. Resumed by the app after that frame, or here if it never came.
-    startup.pause_gc()
+    # The garbage collector waits for the first frame (store/gc_pause.py, phase 1): the settings' models,
+    # Textual and the console are built on the way. Resumed by the app after that frame, or here if it never came.
+    gc_pause.pause_for_start_up()
     try:
         return _run(args)
     finally:
-        startup.resume_gc()
+        gc_pause.resume_after_start_up()
 
 
 def _run(args: argparse.Namespace) -> int:
