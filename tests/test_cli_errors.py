@@ -3,6 +3,7 @@ the real problem, the documented exit codes, and --help that imports nothing hea
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import sys
@@ -132,6 +133,13 @@ def test_exit_codes_are_documented_in_one_table():
 
 
 
+@functools.cache
+def _whole_parser():
+    from agentdeck.console.cli import build_parser
+
+    return build_parser()
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=12).filter(lambda t: not t.startswith("-")), max_size=5),
        st.from_regex(r"--[a-z]{3,10}", fullmatch=True))
@@ -140,9 +148,7 @@ def test_any_unknown_flag_is_named_whatever_else_is_typed(tokens, flag):
     import contextlib
     import io
 
-    from agentdeck.console.cli import build_parser
-
-    parser, parsers = build_parser()
+    parser, parsers = _whole_parser()  # (parsing does not change it: built once, not per example)
     known = set(parsers["ingest"]._option_string_actions)
     assume(not any(k.startswith(flag) for k in known))
     err = io.StringIO()

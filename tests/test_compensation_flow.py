@@ -12,7 +12,7 @@ from agentdeck.replay.compensate import Outcome, Plan, Refusal
 from agentdeck.replay.sor import SorService
 from agentdeck.store import audit
 from agentdeck.store.db import connect
-from conftest import point_hook_at
+from conftest import HTTP, point_hook_at
 
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def conn(sample_db, sor):
 
 
 def _state(sor: SorService, action_id: str) -> dict:
-    return httpx.get(f"{sor.url}/actions/{action_id}").json()
+    return HTTP.get(f"{sor.url}/actions/{action_id}").json()
 
 
 def test_prepare_shows_exactly_what_will_run_and_runs_nothing(conn, sor):
@@ -92,7 +92,7 @@ def test_second_compensation_is_refused_with_who_and_when(conn, sor):
 def test_a_crashed_attempt_retried_never_undoes_twice(conn, sor):
     """The system applied the undo but the console never heard back: the retry replays, it does not undo again."""
     plan = compensate.prepare(conn, ACTION, {sor.allow_entry})
-    httpx.post(plan.url, json=plan.body, headers=plan.headers)  # the lost first call
+    HTTP.post(plan.url, json=plan.body, headers=plan.headers)  # the lost first call
     out = compensate.commit(conn, plan, operator="ops", now=1.0, allow_hosts={sor.allow_entry})
     assert isinstance(out, Outcome) and out.ok and out.replayed
     assert _state(sor, ACTION)["undo_count"] == 1

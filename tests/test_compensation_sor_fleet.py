@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import HTTP
+
 import json
 
 import httpx
@@ -24,7 +26,7 @@ def test_fleet_actions_are_applied_in_the_system_of_record(tmp_path):
         actions = [e for e in events if e["kind"] == "action" and e["status"] == "ok"]
         assert len(actions) >= 3
         for a in actions:
-            state = httpx.get(f"{service.url}/actions/{a['action_id']}").json()
+            state = HTTP.get(f"{service.url}/actions/{a['action_id']}").json()
             assert state["operation"] == a["operation"] and state["params"] == a["params"]
             assert a["response"]["body"]["id"] == a["action_id"]  # the trace carries the system's answer
 
@@ -44,15 +46,15 @@ def test_fleet_reports_an_unreachable_system_as_a_failed_action(tmp_path):
 
 def test_repeated_idempotency_key_returns_the_first_result_and_undoes_once():
     with SorService(port=0) as service:
-        httpx.post(f"{service.url}/actions", json={"action_id": "a1", "system": "iam", "operation": "grant_role"})
-        first = httpx.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k1"})
-        again = httpx.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k1"})
-        other = httpx.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k2"})
+        HTTP.post(f"{service.url}/actions", json={"action_id": "a1", "system": "iam", "operation": "grant_role"})
+        first = HTTP.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k1"})
+        again = HTTP.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k1"})
+        other = HTTP.post(f"{service.url}/compensate", json={"action_id": "a1"}, headers={"Idempotency-Key": "k2"})
         assert first.status_code == again.status_code == 200 and first.json() == again.json()
         assert again.headers["Idempotent-Replayed"] == "true"
         assert other.status_code == 409
-        assert httpx.get(f"{service.url}/actions/a1").json()["undo_count"] == 1
-        missing_key = httpx.post(f"{service.url}/compensate", json={"action_id": "a1"})
+        assert HTTP.get(f"{service.url}/actions/a1").json()["undo_count"] == 1
+        missing_key = HTTP.post(f"{service.url}/compensate", json={"action_id": "a1"})
         assert missing_key.status_code == 400
 
 

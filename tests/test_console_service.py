@@ -12,7 +12,7 @@ import json
 import httpx
 
 
-from conftest import FIXED_NOW, point_hook_at
+from conftest import HTTP, FIXED_NOW, point_hook_at
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import for_tests
 from agentdeck.console.service.views import TaskFilter, Window
@@ -181,7 +181,7 @@ def test_compensation_prompt_then_one_call_runs_it_and_a_second_is_refused(sampl
     assert prompt.plan.reason_required
     missing = deck.compensate(prompt)
     assert not missing.ok and not missing.changed and "reason is required" in missing.message
-    assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
+    assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
     conn = connect(sample_db)
     assert conn.execute("SELECT count(*) FROM compensations").fetchone()[0] == 0
     conn.close()

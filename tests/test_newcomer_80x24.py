@@ -16,7 +16,7 @@ import json
 import httpx
 
 from agentdeck.store.db import connect
-from conftest import point_hook_at
+from conftest import HTTP, point_hook_at
 from tasks_support import screen_lines, settle
 from test_escalations_support import esc_db  # noqa: F401  (fixture)
 
@@ -99,10 +99,10 @@ async def test_a_newcomer_clears_the_queue_replays_a_task_and_undoes_an_action_a
         assert "reason (required: high risk)" in screen and "Compensate" in screen and "Cancel" in screen
         await press(pilot, "enter")  # no reason: nothing runs
         assert "A reason is required" in shown(app)
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
         await press(pilot, *"refund was paid twice", "enter")
         assert "Compensated (attempt 1)" in shown(app)
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
         await press(pilot, "escape")
         screen = shown(app)
         assert "Compensated: by tester" in screen, "the step says it was undone, in the pane's first lines"

@@ -4,6 +4,8 @@ exporter format (the tailer), exactly once, and show up in the console."""
 
 from __future__ import annotations
 
+from conftest import HTTP
+
 import asyncio
 import base64
 import gzip
@@ -185,9 +187,9 @@ def test_retries_and_re_exports_are_stored_once(receiver, spans_both_ways, tmp_p
     # A client retrying the whole batch (it never saw the 200), once as protobuf and once as JSON.
     body = encode_spans(spans).SerializeToString()
     for _ in range(2):
-        r = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"})
+        r = HTTP.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"})
         assert r.status_code == 200 and r.content == b""
-    r = httpx.post(receiver.endpoint, content=gzip.compress(file_exporter_line(spans).encode()),
+    r = HTTP.post(receiver.endpoint, content=gzip.compress(file_exporter_line(spans).encode()),
                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.json() == {}
     # The same spans exported to a file too, twice in one file, tailed into the same store.
@@ -252,7 +254,7 @@ def test_concurrent_deliveries_of_the_same_spans_store_them_once(receiver, tmp_p
     statuses: list[int] = []
 
     def send(b: bytes) -> None:
-        r = httpx.post(receiver.endpoint, content=b, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+        r = HTTP.post(receiver.endpoint, content=b, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
         statuses.append(r.status_code)
 
     threads = [threading.Thread(target=send, args=(b,)) for b in bodies]

@@ -6,6 +6,8 @@ success while the rest is stored (tests/test_receiver_partial.py)."""
 
 from __future__ import annotations
 
+from conftest import HTTP
+
 import gzip
 import json
 import socket
@@ -78,7 +80,7 @@ def receiver(tmp_path):
 def post(receiver: Receiver, body: bytes, content_type="application/json", path="/v1/traces", **headers):
     host, port = receiver.address
     headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
-    return httpx.post(f"http://{host}:{port}{path}", content=body, headers=headers)
+    return HTTP.post(f"http://{host}:{port}{path}", content=body, headers=headers)
 
 
 def message(response: httpx.Response) -> str:
@@ -117,7 +119,7 @@ def test_bad_request_bodies_get_a_4xx_with_the_reason_and_store_nothing(receiver
     for response, status, reason in cases:
         assert response.status_code == status, response.text
         assert reason in message(response)
-    get = httpx.get(receiver.endpoint)
+    get = HTTP.get(receiver.endpoint)
     assert get.status_code == 405
     conn = connect(receiver.db_path)
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0

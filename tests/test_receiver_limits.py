@@ -4,6 +4,8 @@ small pool, and nothing is left behind once the clients are gone."""
 
 from __future__ import annotations
 
+from conftest import HTTP
+
 import os
 import socket
 import threading
@@ -59,7 +61,7 @@ def test_a_thousand_slow_connections_do_not_make_a_thousand_threads(tmp_path):
         # The slow ones are cut off by the request deadline; then the receiver serves again.
         assert wait_for(lambda: receiver.open_connections == 0, timeout=30)
         body = encode_spans(agent_spans()).SerializeToString()
-        ok = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+        ok = HTTP.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
         assert ok.status_code == 200
         assert receiver.pool.opened <= 4
     finally:
@@ -112,7 +114,7 @@ def test_concurrent_requests_share_a_few_store_connections(tmp_path):
         bodies = [encode_spans(agent_spans(tools=3)).SerializeToString() for _ in range(24)]
 
         def send(body: bytes) -> None:
-            r = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+            r = HTTP.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
             statuses.append(r.status_code)
 
         threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
@@ -135,7 +137,7 @@ def test_bodies_in_progress_are_bounded_and_the_rest_wait(tmp_path):
             assert wait_for(lambda: receiver._bodies._value == 0)  # the bound under test
             body = encode_spans(agent_spans()).SerializeToString()
             started = time.monotonic()
-            waiting = httpx.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+            waiting = HTTP.post(receiver.endpoint, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
             waited = time.monotonic() - started
             assert read_all(stalled, 10).startswith(b"HTTP/1.1 408")
         # It was served once the stalled body was cut off at its deadline, not beside it.

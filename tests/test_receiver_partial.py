@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import socket
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.trace.v1 import trace_pb2
+from conftest import HTTP
 from receiver_support import agent_spans, rejects, tasks, trace_hex
 
 from agentdeck.store import otlp
@@ -61,7 +61,7 @@ def receiver(tmp_path):
 
 def post(receiver: Receiver, body: bytes, content_type: str = "application/json", path: str | None = None):
     url = receiver.endpoint if path is None else receiver.endpoint.replace("/v1/traces", path)
-    return httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=30)
+    return HTTP.post(url, content=body, headers={"Content-Type": content_type}, timeout=30)
 
 
 def test_bad_spans_are_left_out_with_partial_success_in_json(receiver):
@@ -196,7 +196,7 @@ def test_hostile_bodies_get_a_reasoned_answer_never_a_500(shared, field, value, 
         if gzipped:
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        r = httpx.post(shared.endpoint, content=body, headers=headers, timeout=30)
+        r = HTTP.post(shared.endpoint, content=body, headers=headers, timeout=30)
         assert r.status_code in (200, 400), r.text
         if r.status_code == 400:
             assert r.json()["message"] if content_type == "application/json" else r.content
@@ -214,6 +214,6 @@ def test_the_receiver_listens_on_ipv6_loopback(tmp_path):
         pytest.skip(f"cannot listen on ::1: {exc}")
     with receiver:
         assert receiver.endpoint.startswith("http://[::1]:")
-        r = httpx.post(receiver.endpoint, content=request(span("0000000000000001")),
+        r = HTTP.post(receiver.endpoint, content=request(span("0000000000000001")),
                        headers={"Content-Type": "application/json"}, timeout=10)
         assert r.status_code == 200

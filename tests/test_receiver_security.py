@@ -4,6 +4,8 @@ write for. Everything listens on 127.0.0.1, port 0."""
 
 from __future__ import annotations
 
+from conftest import HTTP
+
 import json
 import logging
 import time
@@ -75,7 +77,7 @@ def test_no_token_or_a_wrong_one_gets_401_with_no_detail_and_writes_nothing(guar
     assert export(guarded, spans, headers={"Authorization": f"Bearer {TOKEN_A}x"}) == SpanExportResult.FAILURE
     body = encode_spans(spans).SerializeToString()
     answers = [
-        httpx.post(guarded.endpoint, content=body, headers={"Content-Type": "application/json", **auth})
+        HTTP.post(guarded.endpoint, content=body, headers={"Content-Type": "application/json", **auth})
         for auth in ({}, {"Authorization": "Bearer wrong-wrong-wrong-wrong"}, {"Authorization": "Basic !!"})
     ]
     for r in answers:  # the same answer whatever was wrong: nothing to learn from it
@@ -94,7 +96,7 @@ def test_langfuse_style_basic_credentials_carry_the_token(guarded):
 
     spans = agent_spans("refund-agent")
     basic = base64.b64encode(f"pk-lf-anything:{TOKEN_A}".encode()).decode()
-    r = httpx.post(guarded.endpoint.replace("/v1/traces", "/api/public/otel/v1/traces"),
+    r = HTTP.post(guarded.endpoint.replace("/v1/traces", "/api/public/otel/v1/traces"),
                    content=encode_spans(spans).SerializeToString(),
                    headers={"Content-Type": "application/x-protobuf", "Authorization": f"Basic {basic}"})
     assert r.status_code == 200, r.text
@@ -112,8 +114,8 @@ def test_over_the_rate_budget_gets_429_then_the_exporter_succeeds_after_retry_af
     assert guarded.stats.throttled >= 1
     assert time.monotonic() - started >= 0.5  # it did wait for the budget
     assert {otlp.task_id(trace_hex(first)), otlp.task_id(trace_hex(second))} <= set(tasks(guarded.db_path))
-    r = httpx.post(guarded.endpoint, content=b"{}", headers={"Content-Type": "application/json", **headers})
-    r2 = httpx.post(guarded.endpoint, content=b"{}", headers={"Content-Type": "application/json", **headers})
+    r = HTTP.post(guarded.endpoint, content=b"{}", headers={"Content-Type": "application/json", **headers})
+    r2 = HTTP.post(guarded.endpoint, content=b"{}", headers={"Content-Type": "application/json", **headers})
     throttled = r if r.status_code == 429 else r2
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
     assert "budget" in throttled.json()["message"]
@@ -125,7 +127,7 @@ def test_a_body_over_the_sources_byte_budget_is_refused(tmp_path):
     with Receiver(tmp_path / "store.db", "127.0.0.1", 0, tokens=tokens) as r:
         body = encode_spans(spans).SerializeToString()
         assert len(body) > 2000
-        answer = httpx.post(r.endpoint, content=body, headers={"Content-Type": "application/x-protobuf",
+        answer = HTTP.post(r.endpoint, content=body, headers={"Content-Type": "application/x-protobuf",
                                                                  "Authorization": f"Bearer {TOKEN_A}"})
         assert answer.status_code == 413
         assert export(r, agent_spans("refund-agent"), headers={"Authorization": f"Bearer {TOKEN_A}"}) == SpanExportResult.SUCCESS
@@ -138,7 +140,7 @@ def test_a_token_cannot_write_for_another_agent(guarded):
     assert otlp.task_id(trace_hex(foreign)) not in tasks(guarded.db_path)
     # In a request that also holds allowed spans, the others are left out with partial success.
     own = agent_spans("refund-agent")
-    r = httpx.post(guarded.endpoint, content=encode_spans(own + foreign).SerializeToString(),
+    r = HTTP.post(guarded.endpoint, content=encode_spans(own + foreign).SerializeToString(),
                    headers={"Content-Type": "application/x-protobuf", **headers})
     assert r.status_code == 200
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -155,7 +157,7 @@ def test_a_token_cannot_write_for_another_agent(guarded):
     other = agent_spans("payroll-agent")
     assert export(guarded, other, headers={"Authorization": f"Bearer {TOKEN_B}"}) == SpanExportResult.SUCCESS
     tool_only = [s for s in other if s.parent is not None]
-    r = httpx.post(guarded.endpoint, content=json_format.MessageToJson(encode_spans(tool_only)),
+    r = HTTP.post(guarded.endpoint, content=json_format.MessageToJson(encode_spans(tool_only)),
                    headers={"Content-Type": "application/json", **headers})
     assert r.status_code == 400 and "payroll-agent" in r.json()["message"]
 
@@ -172,7 +174,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
         assert export(r, agent_spans(), headers=headers, timeout=3) == SpanExportResult.FAILURE
         # Nor does one speaking plain HTTP to the TLS port.
         with pytest.raises(httpx.HTTPError):
-            httpx.post(r.endpoint.replace("https", "http"), content=b"{}", timeout=5)
+            HTTP.post(r.endpoint.replace("https", "http"), content=b"{}", timeout=5)
         assert list(tasks(r.db_path)) == [otlp.task_id(trace_hex(spans))]
 
 

@@ -13,7 +13,7 @@ from agentdeck.console.widgets.compensation_dialog import CompensationDialog
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 from agentdeck.replay.evidence import verify_packet
 from agentdeck.store.db import connect
-from conftest import point_hook_at
+from conftest import HTTP, point_hook_at
 from tasks_support import screen_lines
 
 SAMPLE_TRACES = Path(__file__).resolve().parents[1] / "sample_data" / "traces"
@@ -129,17 +129,17 @@ async def test_compensate_from_the_screen_then_refused_the_second_time(sample_db
         assert isinstance(dialog, CompensationDialog)
         plan_text = str(dialog.query_one("#comp-plan", Static).render())
         assert f"POST {sor.url}/compensate" in plan_text and "Idempotency-Key: undo-act-0001" in plan_text
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"  # nothing ran yet
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"  # nothing ran yet
         # A high-risk action: undoing it needs a reason, as approving it did. Enter alone runs nothing.
         assert dialog.query_one("#comp-reason").has_focus
         await pilot.press("enter")
         await settle(app, pilot)
         assert "A reason is required" in text_of(app, "#comp-hint")  # under the reason box, always in view
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "applied"
         await pilot.press(*"refund was a duplicate", "enter")
         await settle(app, pilot)
         assert "Compensated (attempt 1)" in text_of(app, "#comp-status")
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["state"] == "compensated"
         conn = connect(sample_db)
         assert conn.execute("SELECT reason FROM compensations").fetchall()[0][0] == "refund was a duplicate"
         detail = conn.execute("SELECT detail FROM audit WHERE kind = 'compensation.requested'").fetchone()[0]
@@ -169,7 +169,7 @@ async def test_failed_compensation_can_be_retried_in_the_dialog(sample_db, make_
         await pilot.press("enter")
         await settle(app, pilot)
         assert "Compensated (attempt 2)" in text_of(app, "#comp-status")
-        assert httpx.get(f"{sor.url}/actions/act-0001").json()["undo_count"] == 1
+        assert HTTP.get(f"{sor.url}/actions/act-0001").json()["undo_count"] == 1
 
 
 async def test_compensate_key_off_an_action_says_what_to_do(sample_db, make_app):

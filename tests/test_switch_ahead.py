@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from textual.widgets import Static
 
@@ -50,6 +52,19 @@ def first_frames(app) -> list[tuple[str, list[str], str]]:
     return frames
 
 
+@asynccontextmanager
+async def back_on_tasks(app) -> AsyncIterator:
+    """The console at 120x40 on Tasks after a first visit to Escalations (which composed that screen):
+    what each switch below starts from. Yields the pilot."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        yield pilot
+
+
 async def until(pilot, condition, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -59,12 +74,7 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
 
 async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(esc_db, tmp_path, make_app):
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")  # (the first visit composes the screen)
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         # An escalation is raised while the operator is on Tasks (the store changes; Escalations hears it).
         n = FIXED_NOW
         ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
@@ -123,12 +133,7 @@ def hold_queue_reads(app, monkeypatch) -> threading.Event:
 async def test_keys_typed_while_a_switch_reads_go_to_the_screen_switched_to(esc_db, make_app, monkeypatch):
     monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         tasks = app.screen
         assert isinstance(tasks, TasksScreen) and tasks.follow
         cursor = tasks.query_one(TaskTable).cursor_task
@@ -146,12 +151,7 @@ async def test_keys_typed_while_a_switch_reads_go_to_the_screen_switched_to(esc_
 
 async def test_a_slow_read_does_not_hold_the_switch_or_the_keys(esc_db, make_app, monkeypatch):
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         gate = hold_queue_reads(app, monkeypatch)
         try:
             await pilot.press("2")
@@ -169,12 +169,7 @@ async def test_a_slow_read_does_not_hold_the_switch_or_the_keys(esc_db, make_app
 async def test_a_tab_clicked_while_a_switch_reads_wins_over_it(esc_db, make_app, monkeypatch):
     monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         gate = hold_queue_reads(app, monkeypatch)
         try:
             await pilot.press("2")
@@ -205,12 +200,7 @@ async def test_a_screen_key_pressed_while_a_task_opens_is_not_dropped_when_the_t
                                                                                                monkeypatch):
     monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)  # the read, held below, says when the switch happens
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         opened = hold_task_detail(app, monkeypatch)
         gate = hold_queue_reads(app, monkeypatch)
         try:
@@ -245,12 +235,7 @@ async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_p
 async def test_the_palettes_go_to_screen_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app):
     # "Escalations screen" from ctrl+p switches as key 2 does: its first frame has what changed while away.
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")  # (the first visit composes the screen)
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         n = FIXED_NOW
         ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
                                     operation="grant_role", params={"user": "zoe", "role": "admin"}), tmp_path / "more")
@@ -349,12 +334,7 @@ async def test_keys_held_during_a_switch_still_arrive_if_textual_drops_the_hand_
     # or every later key would be held for good.
     monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)
     app = make_app(esc_db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("1")
-        await settle(pilot)
+    async with back_on_tasks(app) as pilot:
         escalations = app.get_screen("escalations") if app.is_screen_installed("escalations") else None
         gate = hold_queue_reads(app, monkeypatch)
         await pilot.press("2", "h")
