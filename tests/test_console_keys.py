@@ -12,16 +12,6 @@ def help_open(app) -> bool:
     return bool(app.screen.query("HelpPanel"))
 
 
-async def test_question_mark_toggles_the_key_panel(sample_db, make_app):
-    app = make_app(sample_db)
-    async with app.run_test(size=WIDE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("question_mark")
-        assert help_open(app)
-        await pilot.press("question_mark")
-        assert not help_open(app)
-
-
 async def test_escape_closes_the_key_panel_then_means_what_it_means_on_the_screen(sample_db, make_app):
     app = make_app(sample_db)
     async with app.run_test(size=WIDE) as pilot:

@@ -127,31 +127,6 @@ async def test_escape_from_a_task_shows_what_changed_meanwhile(sample_db, make_a
         assert app.screen is screen and table.cursor_task == chosen
 
 
-async def test_a_task_opened_again_shows_its_payload_and_moves_show_each_event(sample_db, make_app):
-    conn = connect(sample_db)
-    task_id = conn.execute("SELECT task_id FROM tasks WHERE events >= 3 ORDER BY task_id LIMIT 1").fetchone()[0]
-    kinds = [r["kind"] for r in queries.task_events(conn, task_id)]
-    conn.close()
-    app = make_app(sample_db)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("slash", *task_id, "enter")
-        await settle(app, pilot)
-        for _ in range(2):  # the detail screen is one instance, re-pointed: the second open shows it all again
-            await pilot.press("enter")
-            await settle(app, pilot)
-            assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == task_id
-            assert f'"kind": "{kinds[0]}"' in screen_text(app)
-            await pilot.press("j")
-            await pilot.pause()
-            assert f'"kind": "{kinds[1]}"' in screen_text(app)
-            await pilot.press("k")
-            await pilot.pause()
-            assert f'"kind": "{kinds[0]}"' in screen_text(app)
-            await pilot.press("escape")
-            await settle(app, pilot)
-
-
 async def test_a_window_landing_just_after_k_in_follow_mode_does_not_undo_the_move(sample_db, make_app):
     ids = ordered_ids(sample_db)
     app = make_app(sample_db)

@@ -171,6 +171,9 @@ async def test_enter_opens_the_task_events_in_order_and_r_replays(sample_db, mak
         await pilot.press("j")
         await pilot.pause()
         assert f'"kind": "{kinds[1]}"' in screen_text(app)
+        await pilot.press("k")
+        await pilot.pause()
+        assert f'"kind": "{kinds[0]}"' in screen_text(app)
         await pilot.press("r")
         await pilot.pause()
         assert app.current_mode == "replay"
@@ -181,6 +184,15 @@ async def test_enter_opens_the_task_events_in_order_and_r_replays(sample_db, mak
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, TasksScreen)
+        # Opened again (the detail screen is one instance, re-pointed): its payload is shown again and
+        # moves show each event's.
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == task_id
+        assert f'"kind": "{kinds[0]}"' in screen_text(app)
+        await pilot.press("j")
+        await pilot.pause()
+        assert f'"kind": "{kinds[1]}"' in screen_text(app)
 
 
 async def test_mouse_scroll_pauses_and_live_updates_keep_the_view(sample_db, make_app, tmp_path):
