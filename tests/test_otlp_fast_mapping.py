@@ -1,0 +1,117 @@
+"""The hot path of the span mapping (``otlp.span_events``: events built without pydantic validating
+them again) makes exactly the items of the checked path (``otlp._checked_span_events``: every event
+validated by its model), for hostile spans: the same events, payloads, span parts and meta, or
+the same refusal with the same reason. And each event it makes is one the models accept."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pydantic import ValidationError
+
+from agentdeck.store import events as ev
+from agentdeck.store import otlp
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+T0 = 1_795_600_000_000_000_000
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["args", "kwargs", "input_str", "output", "type", "data", "content", "role", "parts",
+                         "text", "a"]), inner, max_size=3),
+    max_leaves=10,
+)
+HOSTILE_TEXT = st.sampled_from(["", " ", "x", "a\udc80b", "\x00\x1f\u2028", "é" * 201, "x" * 20_001, "NaN", "1e999",
+                                '{"a": NaN}', '["\\ud800"]', "  {\"output\": 1}", "Traceback (most recent call last)"])
+VALUE = st.one_of(JSONISH, JSONISH.map(json.dumps), HOSTILE_TEXT, st.text(max_size=30),
+                  st.integers(-5, 10**13 + 5), st.floats(), st.builds(lambda s: otlp.Truncated(s + "… [cut]"), st.text(max_size=5)))
+CLASS = {  # what makes a span each class
+    "agent": {"gen_ai.operation.name": "invoke_agent"}, "workflow": {"gen_ai.operation.name": "invoke_workflow"},
+    "tool": {"gen_ai.operation.name": "execute_tool"}, "model": {"gen_ai.operation.name": "chat"},
+    "retrieval": {"openinference.span.kind": "RETRIEVER"}, "genai": {"openinference.span.kind": "PROMPT"},
+    "other": {"http.request.method": "GET"}, "guardrail": {"openinference.span.kind": "GUARDRAIL"},
+    "embedding": {"gen_ai.operation.name": "embeddings"}, "handoff": {"gen_ai.operation.name": "agent_handoff"},
+    "plan": {"gen_ai.operation.name": "plan"}, "evaluator": {"openinference.span.kind": "EVALUATOR"},
+    "langfuse agent": {"langfuse.observation.type": "agent"}, "traceloop agent": {"traceloop.span.kind": "agent"},
+}
+KEYS = [  # attributes the mapping reads, and a few it refuses
+    "agentdeck.agent", "agentdeck.request_id", "agentdeck.request", "agentdeck.input", "agentdeck.cohort",
+    "agentdeck.stage", "agentdeck.agent_version", "agentdeck.agent_version.model", "agentdeck.outcome",
+    "agentdeck.cost_usd", "agentdeck.summary", "agentdeck.status", "agentdeck.retry", "agentdeck.verdict",
+    "agentdeck.reason", "agentdeck.policy_id", "agentdeck.typo",
+    "gen_ai.agent.name", "gen_ai.agent.version", "gen_ai.agent.id", "gen_ai.conversation.id", "gen_ai.request.model",
+    "gen_ai.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llm.token_count.prompt",
+    "gen_ai.usage.cache_read.input_tokens", "llm.cost.total", "llm.cost.prompt", "gen_ai.tool.name",
+    "gen_ai.tool.call.id", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "input.value", "output.value",
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "final_result",
+    "langfuse.observation.usage_details", "langfuse.observation.cost_details", "langfuse.session.id", "session.id",
+    "user.id", "error.type", "traceloop.entity.name", "retrieval.documents.0.document.content",
+    "gen_ai.handoff.from_agent",
+]
+EVENT_NAMES = ["agentdeck.action", "agentdeck.plan", "agentdeck.escalation", "exception", "agentdeck.nope", "log"]
+EVENT_KEYS = ["agentdeck.action_id", "agentdeck.system", "agentdeck.operation", "agentdeck.before",
+              "agentdeck.params", "agentdeck.summary", "agentdeck.steps", "agentdeck.amount", "agentdeck.seq",
+              "exception.type", "exception.message"]
+
+
+@st.composite
+def spans(draw):
+    kind = draw(st.sampled_from(sorted(CLASS)))
+    attributes = {**draw(st.dictionaries(st.sampled_from(KEYS), VALUE, max_size=7)), **CLASS[kind]}
+    events = [otlp.SpanEvent(draw(st.sampled_from(EVENT_NAMES)), draw(st.sampled_from([0, T0 + 7, 2**64 - 1])),
+                             draw(st.dictionaries(st.sampled_from(EVENT_KEYS), VALUE, max_size=4)))
+              for _ in range(draw(st.integers(0, 2)))]
+    start = draw(st.sampled_from([0, 1, T0, 2**64 - 1]))
+    end = draw(st.sampled_from([start, start + 1, start + 123_456_789, 0]))
+    error = draw(st.booleans())
+    return otlp.Span(TRACE, draw(st.sampled_from(["00000000000000aa", "00000000000000bb"])),
+                     draw(st.sampled_from([None, "00000000000000cc"])), draw(st.sampled_from(["chat x", "", "é" * 300])),
+                     start, end, error, draw(st.sampled_from(["", "boom", "\udc80"])) if error else "",
+                     attributes, events, draw(st.sampled_from([{}, {"service.name": "svc", "service.version": "v9"}])))
+
+
+def outcome(make, *args):
+    try:
+        return [(type(i[0]), i[0].__dict__ if i[0] is not None else None, i[1], i.key, i.meta) for i in make(*args)]
+    except (otlp.OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=spans(), framing=st.sampled_from(["own", "other", "none"]),
+       fallback=st.sampled_from([None, ((T0, "asked"), None), (None, (T0 + 9, "said")), ((T0, "q"), (T0 + 1, "a"))]))
+def test_the_hot_path_makes_the_items_of_the_checked_path(span, framing, fallback):
+    kind = otlp.span_class(span.attributes)
+    other = otlp.Span(TRACE, "00000000000000dd", None, "root", T0, T0 + 1, False, "",
+                      {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "boss"}, [], {})
+    winner = {"own": span, "other": other, "none": None}[framing]
+    fast = outcome(otlp.span_events, span, kind, winner, fallback)
+    assert fast == outcome(otlp._checked_span_events, span, kind, winner, fallback)
+    if isinstance(fast, list):
+        for item in otlp.span_events(span, kind, winner, fallback):
+            # A valid event: its fields validated by the models give the same event and payload.
+            again = ev.event_adapter.validate_python(item[0].model_dump())
+            assert again.__pydantic_serializer__.to_json(again, exclude_none=True).decode() == item[1]
+            assert type(again) is type(item[0])
+
+
+def test_a_value_the_models_refuse_is_refused_with_the_models_reason():
+    span = otlp.Span(TRACE, "00000000000000aa", None, "chat", T0, T0 + 1, False, "",
+                     {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10**13}, [], {})
+    try:
+        otlp.span_events(span, "model", span)
+    except ValidationError as exc:
+        assert "less than or equal to 1000000000000" in str(exc)
+    else:
+        raise AssertionError("a token count over the models' bound was stored")
+    tool = otlp.Span(TRACE, "00000000000000aa", None, "lookup", T0, T0 + 1, False, "",
+                     {"gen_ai.operation.name": "execute_tool", "agentdeck.status": "maybe"}, [], {})
+    try:
+        otlp.span_events(tool, "tool", tool)
+    except ValidationError as exc:
+        assert "tool_result.status" in str(exc)
+    else:
+        raise AssertionError("a tool status outside ok/error/timeout was stored")
