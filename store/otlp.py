@@ -1399,16 +1399,30 @@ def _decoded(value: Any) -> Any:
     if isinstance(value, str) and ((first := value[:1]) in _JSON_STARTS
                                    or (first.isspace() and value.lstrip()[:1] in _JSON_STARTS)):
         try:
-            return _json_decode(value)
+            return _json_decode(value) if first.isspace() else _json_value(value)
         except ValueError:
             return value
+    return value
+
+
+def _json_value(text: str) -> Any:
+    """``_json_decode(text)`` for a text that starts with its value (no whitespace first): the C
+    scanner called directly, without the decoder's Python wrapper and its two regex matches."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("Expecting value") from None
+    if end != len(text) and text[end:].strip(" \t\n\r"):  # (the whitespace JSON allows after a value)
+        raise ValueError("Extra data")
     return value
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
 # json.loads(text) for a str is this decoder's decode, after argument checks that cannot fail here
 # (a leading byte-order mark, which json.loads refuses, is not in _JSON_STARTS).
-_json_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_json_decode = _decoder.decode
+_scan_once = _decoder.scan_once  # (the C scanner; it clears its memo after each call)
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1696,12 +1710,14 @@ def _built(cls: type, fields: dict[str, Any]) -> Any:
     validation would have made it, without validating (model_construct, without its Python loop)."""
     event: Any = _new_object(cls)
     _set_attr(event, "__dict__", fields)
-    _set_attr(event, "__pydantic_fields_set__", set(fields))
+    _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
     _set_attr(event, "__pydantic_extra__", None)
     _set_attr(event, "__pydantic_private__", None)
     return event
 
 
+_FIELD_NAMES: dict[type, set[str]] = {cls: set(cls.model_fields) for cls in (
+    ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult)}
 _SERIALIZERS: dict[type, Any] = {cls: cls.__pydantic_serializer__.to_json for cls in (
     ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult)}
 
@@ -1926,8 +1942,11 @@ _TO_JSON: dict[type, Any] = {}
 
 def _tool_value(value: Any) -> Any:
     value = _decoded(value)
-    # (tool_value unwraps dicts only; anything else it returns as it is)
-    return content.tool_value(value) if isinstance(value, dict) else value
+    # (tool_value unwraps dicts holding one of these keys only; anything else it returns as it is)
+    return content.tool_value(value) if isinstance(value, dict) and not _ENVELOPE_KEYS.isdisjoint(value) else value
+
+
+_ENVELOPE_KEYS = frozenset(("args", "input_str", "output", "kwargs", "type"))
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
@@ -1964,9 +1983,9 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
             task_input["session_id"] = session
         if not _USER_KEYS.isdisjoint(a) and (user := _name(a, *USER)):
             task_input["user_id"] = user
-        if instructions := content.system_text(a):
+        if "gen_ai.system_instructions" in a and (instructions := content.system_text(a)):
             task_input["instructions"] = content.short(instructions, 1000)
-    request = _first(a, "agentdeck.request") or content.first_user_text(a)
+    request = _first(a, "agentdeck.request") or (not _INPUT_KEYS.isdisjoint(a) and content.first_user_text(a))
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
@@ -1984,7 +2003,7 @@ def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float,
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.
     own = rank != RANK_STEP
-    answer = content.answer_text(a) if kind in ("agent", "workflow") else ""
+    answer = content.answer_text(a) if (kind == "agent" or kind == "workflow") and not _OUTPUT_KEYS.isdisjoint(a) else ""
     summary = _first(a, "agentdeck.summary") or failure or answer
     return {
         "kind": "task_end",
