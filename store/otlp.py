@@ -1422,7 +1422,7 @@ _JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads ta
 # (a leading byte-order mark, which json.loads refuses, is not in _JSON_STARTS).
 _decoder = json.JSONDecoder()
 _json_decode = _decoder.decode
-_scan_once = _decoder.scan_once  # (the C scanner; it clears its memo after each call)
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # (the C scanner; it clears its memo after each call)
 
 
 def _exception(span: Span) -> tuple[str, str]:
