@@ -1277,7 +1277,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
     for span in spans:
         kind = span_class(span.attributes)
         kinds.append(kind)
-        rank = _rank(span, kind)
+        rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
         if rank is None:
             continue
         frame = (rank, span.start_ns, span.span_id)
@@ -1701,7 +1701,13 @@ _STAGES = frozenset(("shadow", "assisted", "partial", "bounded"))
 _OUTCOMES = frozenset(("success", "failed", "denied", "escalated", "aborted", "timeout"))
 _TOOL_STATUSES = frozenset(("ok", "error", "timeout"))
 _FAST_KINDS = frozenset(("tool", "retrieval", "model", "agent", "workflow", "genai", "other"))
+_STEP_RANKED = frozenset(("tool", "retrieval", "model"))  # (what _rank answers for them without a call)
+_TOOL_INPUT = ("gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value", "gen_ai.retrieval.query.text",
+               "traceloop.entity.input", "langfuse.observation.input", "tool.parameters")
+_TOOL_OUTPUT = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output", "langfuse.observation.output")
+_TOOL_INPUT_KEYS, _TOOL_OUTPUT_KEYS = frozenset(_TOOL_INPUT), frozenset(_TOOL_OUTPUT)
 _MAX_COUNT, _MAX_MONEY = ev.MAX_COUNT, ev.MAX_MONEY
+_MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name")
 _fromtimestamp = datetime.fromtimestamp
 
 
@@ -1749,11 +1755,11 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     made: list[tuple[str, dict[str, Any], dict | None, type | None]] = []
     latency_ms = max(0, end_ns - start_ns) / 1e6
     failure = failure_text(span) if error or a.get("error.type") else ""
-    note = _truncated_note(span)
+    note = _truncated_note(span) if Truncated in map(type, a.values()) else ""
     named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     session = (start_ns, named_session) if named_session else None
 
-    rank = RANK_STEP if kind == "tool" or kind == "retrieval" or kind == "model" else _rank(span, kind)
+    rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
     if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
         winner = winner or span
         start = _task_start(span, kind)
@@ -1812,18 +1818,20 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 "session": session, "ans": own_ans, "sub": sub, "shown": plan["summary"] if plan and sub else None},
                 ev.Plan))
     if kind == "tool" or kind == "retrieval":
-        call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
-        tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
-        tool_input = _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
-                            "gen_ai.retrieval.query.text", "traceloop.entity.input", "langfuse.observation.input",
-                            "tool.parameters")
+        # (_name and _first inlined for the key SDKs set, the others looked up only when it is not there)
+        value = a.get("gen_ai.tool.call.id")
+        call_id = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool_call.id") or span.span_id
+        value = a.get("gen_ai.tool.name")
+        tool = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool.name") or span.name[:200] or kind
+        tool_input = None if _TOOL_INPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_INPUT)
         made.append(("call", {
             "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid,
             "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS, "kind": "tool_call", "call_id": call_id, "tool": tool,
             "input": tool_input if tool_input is None else _tool_value(tool_input),
         }, {"session": session} if session else None, ev.ToolCall))
-        output = _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
-                        "langfuse.observation.output")
+        output = None if _TOOL_OUTPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_OUTPUT)
         if output is None and kind == "retrieval":
             output = _documents(a)
         if failure:
@@ -1861,14 +1869,15 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         if session:
             meta["session"] = session
         text = _text(summary_text + _usage_note(a, cost) + note)
-        tokens_in = _count(a, *TOKENS_IN) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
+        value = a.get("gen_ai.usage.input_tokens")  # (_count's common case inlined: a plain int)
+        tokens_in = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_IN)) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
                                               if "langfuse.observation.usage_details" in a else 0)
-        tokens_out = _count(a, *TOKENS_OUT) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
+        value = a.get("gen_ai.usage.output_tokens")
+        tokens_out = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_OUT)) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
                                                 if "langfuse.observation.usage_details" in a else 0)
         made.append(("step", {
             "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid, "seq": seq, "kind": "reasoning",
-            "model": _name(a, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name",
-                           "langfuse.observation.model.name"),
+            "model": _name(a, *_MODEL_KEYS),
             "summary": text, "tokens_in": tokens_in, "tokens_out": tokens_out, "status": "error" if error else "ok",
         }, meta or None, ev.Reasoning if tokens_in <= _MAX_COUNT and tokens_out <= _MAX_COUNT else None))
 

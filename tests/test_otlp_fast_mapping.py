@@ -26,7 +26,9 @@ JSONISH = st.recursive(
 )
 HOSTILE_TEXT = st.sampled_from(["", " ", "x", "a\udc80b", "\x00\x1f\u2028", "é" * 201, "x" * 20_001, "NaN", "1e999",
                                 '{"a": NaN}', '["\\ud800"]', "  {\"output\": 1}", "Traceback (most recent call last)"])
-VALUE = st.one_of(JSONISH, JSONISH.map(json.dumps), HOSTILE_TEXT, st.text(max_size=30),
+NUMBER = st.sampled_from([0, -1, 1, 10**12, 10**12 + 1, 2**53 + 1, 2**63 - 1, 1.5, 1e-5, 1e16, float("nan"),
+                          float("inf"), "12", "1e3", "x", True, None, "", [1]])
+VALUE = st.one_of(JSONISH, JSONISH.map(json.dumps), HOSTILE_TEXT, st.text(max_size=30), NUMBER,
                   st.integers(-5, 10**13 + 5), st.floats(), st.builds(lambda s: otlp.Truncated(s + "… [cut]"), st.text(max_size=5)))
 CLASS = {  # what makes a span each class
     "agent": {"gen_ai.operation.name": "invoke_agent"}, "workflow": {"gen_ai.operation.name": "invoke_workflow"},
@@ -57,10 +59,26 @@ EVENT_KEYS = ["agentdeck.action_id", "agentdeck.system", "agentdeck.operation", 
               "exception.type", "exception.message"]
 
 
+# The keys each class reads most, drawn more often for it (hostile values where they matter).
+CLASS_KEYS = {
+    "model": ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llm.token_count.prompt", "gen_ai.request.model",
+              "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "llm.cost.total", "agentdeck.summary",
+              "gen_ai.output.messages", "gen_ai.input.messages", "langfuse.observation.usage_details", "error.type"],
+    "tool": ["gen_ai.tool.call.id", "gen_ai.tool.name", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+             "agentdeck.status", "agentdeck.retry", "input.value", "output.value", "error.type"],
+    "agent": ["agentdeck.cohort", "agentdeck.stage", "agentdeck.outcome", "agentdeck.input", "agentdeck.cost_usd",
+              "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.agent.name", "agentdeck.request",
+              "agentdeck.summary", "agentdeck.agent_version", "gen_ai.input.messages", "final_result"],
+}
+CLASS_KEYS["retrieval"] = CLASS_KEYS["tool"]
+CLASS_KEYS["workflow"] = CLASS_KEYS["langfuse agent"] = CLASS_KEYS["traceloop agent"] = CLASS_KEYS["agent"]
+
+
 @st.composite
 def spans(draw):
     kind = draw(st.sampled_from(sorted(CLASS)))
-    attributes = {**draw(st.dictionaries(st.sampled_from(KEYS), VALUE, max_size=7)), **CLASS[kind]}
+    keys = st.sampled_from(KEYS) | st.sampled_from(CLASS_KEYS.get(kind, KEYS))
+    attributes = {**draw(st.dictionaries(keys, VALUE, max_size=7)), **CLASS[kind]}
     events = [otlp.SpanEvent(draw(st.sampled_from(EVENT_NAMES)), draw(st.sampled_from([0, T0 + 7, 2**64 - 1])),
                              draw(st.dictionaries(st.sampled_from(EVENT_KEYS), VALUE, max_size=4)))
               for _ in range(draw(st.integers(0, 2)))]
@@ -80,10 +98,48 @@ def outcome(make, *args):
         return (type(exc), str(exc))
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(span=spans(), framing=st.sampled_from(["own", "other", "none"]),
-       fallback=st.sampled_from([None, ((T0, "asked"), None), (None, (T0 + 9, "said")), ((T0, "q"), (T0 + 1, "a"))]))
+# Numbers and literals, where the hot path checks what pydantic would: the classes it builds, these
+# keys only, each value in bounds or not (valid literals often, so that a later field gets checked too).
+NUMERIC_KEYS = ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llm.token_count.prompt",
+                "llm.token_count.completion", "gen_ai.usage.cache_read.input_tokens", "agentdeck.retry",
+                "agentdeck.cost_usd", "llm.cost.total"]
+LITERALS = {"agentdeck.cohort": ["baseline", "canary"], "agentdeck.stage": ["shadow", "bounded"],
+            "agentdeck.outcome": ["success", "failed", "timeout"], "agentdeck.status": ["ok", "error", "timeout"]}
+LITERAL = st.sampled_from(["Canary", "", "maybe", ["ok"], {"a": 1}, 1, "success", "canary", "ok", "bounded"])
+
+
+@st.composite
+def checked_spans(draw):
+    kind = draw(st.sampled_from(["agent", "workflow", "tool", "model", "retrieval"]))  # (the classes built fast)
+    attributes = draw(st.fixed_dictionaries({}, optional={
+        **{key: NUMBER for key in NUMERIC_KEYS},
+        **{key: st.sampled_from(valid) | LITERAL for key, valid in LITERALS.items()},
+        "agentdeck.input": st.sampled_from(['{"a": 1}', "[1]", "x", {"a": [1]}, [1], None, 1]),
+        "langfuse.observation.usage_details": st.sampled_from(['{"input": 5}', '{"input": 10000000000001}',
+                                                               '{"output": -1}', "{}"]),
+    }))
+    error = draw(st.booleans())
+    return otlp.Span(TRACE, "00000000000000aa", None, "s", T0, T0 + draw(st.sampled_from([0, 1, 10**15])), error,
+                     "boom" if error else "", {**attributes, **CLASS[kind]}, [], {})
+
+
+FRAMING = st.sampled_from(["own", "other", "none"])
+FALLBACK = st.sampled_from([None, ((T0, "asked"), None), (None, (T0 + 9, "said")), ((T0, "q"), (T0 + 1, "a"))])
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=checked_spans(), framing=FRAMING, fallback=FALLBACK)
+def test_numbers_and_literals_out_of_bounds_are_refused_as_the_models_refuse_them(span, framing, fallback):
+    same_items(span, framing, fallback)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=spans(), framing=FRAMING, fallback=FALLBACK)
 def test_the_hot_path_makes_the_items_of_the_checked_path(span, framing, fallback):
+    same_items(span, framing, fallback)
+
+
+def same_items(span, framing, fallback):
     kind = otlp.span_class(span.attributes)
     other = otlp.Span(TRACE, "00000000000000dd", None, "root", T0, T0 + 1, False, "",
                       {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "boss"}, [], {})
