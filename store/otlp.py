@@ -1895,6 +1895,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 payload = _SERIALIZERS[cls](event, exclude_none=True).decode()
             except ValueError:  # (a lone surrogate in a text: pydantic names the field)
                 payload = None
+                if cls is ev.TaskStart:  # (validated as a dict, as before: an instance would pass as it is)
+                    fields = {**fields, "agent_version": fields["agent_version"].__dict__}
         if payload is None:
             event = _validate(fields)
             to_json = _TO_JSON.get(event.__class__)

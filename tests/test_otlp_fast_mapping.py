@@ -171,3 +171,16 @@ def test_a_value_the_models_refuse_is_refused_with_the_models_reason():
         assert "tool_result.status" in str(exc)
     else:
         raise AssertionError("a tool status outside ok/error/timeout was stored")
+
+
+def test_a_lone_surrogate_in_an_agent_version_is_refused_as_the_models_refuse_it():
+    # (found by the property test: the built AgentVersion passed validation as an instance)
+    span = otlp.Span(TRACE, "00000000000000aa", None, "chat x", 0, 0, False, "",
+                     {"gen_ai.request.model": "a\udc80b", "gen_ai.operation.name": "invoke_agent"}, [], {})
+    same_items(span, "own", None)
+    try:
+        otlp.span_events(span, "agent", span)
+    except ValidationError as exc:
+        assert "task_start.agent_version.model" in str(exc)
+    else:
+        raise AssertionError("a text that cannot be encoded was stored")
