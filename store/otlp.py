@@ -1723,9 +1723,44 @@ def _built(cls: type, fields: dict[str, Any]) -> Any:
 
 
 _FIELD_NAMES: dict[type, set[str]] = {cls: set(cls.model_fields) for cls in (
-    ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult)}
+    ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action,
+    ev.DownstreamResponse)}
 _SERIALIZERS: dict[type, Any] = {cls: cls.__pydantic_serializer__.to_json for cls in (
-    ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult)}
+    ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action)}
+
+
+_ACTION_FIELDS = ("v", "ts", "task_id", "seq", "kind", "action_id", "system", "operation", "params", "amount", "before",
+                  "after", "response", "status", "justification", "compensation")
+_ACTION_GIVEN = frozenset(_ACTION_FIELDS) - {"response", "compensation"}  # (those two: pydantic)
+
+
+def _action(fields: dict[str, Any]) -> tuple[dict[str, Any], type | None]:
+    """An agentdeck.action span event's fields in the Action model's order and checked as it would
+    check them, with ev.Action; else as they came, with None (pydantic validates them). Its fields
+    come from the span event's attributes: every one is checked here."""
+    if not _ACTION_GIVEN.issuperset(fields):
+        return fields, None  # a response, a compensation, or a field the model does not have
+    v, ts, tid, seq = fields["v"], fields["ts"], fields["task_id"], fields["seq"]  # (attributes may name them)
+    action_id, system, operation = fields.get("action_id"), fields.get("system"), fields.get("operation")
+    params, amount = fields.get("params", _MISSING), fields.get("amount")
+    status, justification = fields.get("status", "ok"), fields.get("justification", "")
+    if not (type(v) is int and v == 1 and type(ts) is datetime and ts.tzinfo is UTC
+            and type(tid) is str and 0 < len(tid) <= 200 and type(seq) is int and 0 <= seq < 10_000_000
+            and type(action_id) is str and 0 < len(action_id) <= 200 and type(system) is str
+            and 0 < len(system) <= 200 and type(operation) is str and 0 < len(operation) <= 200
+            and (params is _MISSING or type(params) is dict) and (amount is None or type(amount) is float
+                                                                   and amount - amount == 0)
+            and type(status) is str and status in _ACTION_STATUSES
+            and type(justification) is str and len(justification) <= MAX_TEXT):
+        return fields, None
+    return {"v": 1, "ts": ts, "task_id": tid, "seq": seq, "kind": "action", "action_id": action_id, "system": system,
+            "operation": operation, "params": {} if params is _MISSING else dict(params), "amount": amount,  # type: ignore[call-overload]
+            "before": fields.get("before"), "after": fields.get("after"),
+            "response": _built(ev.DownstreamResponse, {"status": None, "body": None}), "status": status,
+            "justification": justification, "compensation": None}, ev.Action
+
+
+_ACTION_STATUSES = frozenset(("ok", "failed"))
 
 
 def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
@@ -1884,7 +1919,12 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     if span.events:
         steps: list = []
         _event_steps(span, tid, steps)
-        made.extend((part, fields, meta, None) for part, fields, meta in steps)
+        for part, fields, part_meta in steps:
+            if fields["kind"] == "action":
+                fields, cls = _action(fields)
+                made.append((part, fields, part_meta, cls))
+            else:
+                made.append((part, fields, part_meta, None))
     trace, span_id = span.trace_id, span.span_id
     out = []
     for part, fields, part_meta, cls in made:

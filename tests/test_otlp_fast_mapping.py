@@ -123,6 +123,43 @@ def checked_spans(draw):
                      "boom" if error else "", {**attributes, **CLASS[kind]}, [], {})
 
 
+IDENT = st.sampled_from(["act-1", "payments", "refund", "x" * 200, "x" * 201, "", "a\udc80", 1, None, ["a"]]) \
+    | st.builds(lambda s: otlp.Truncated(s + "… [cut]"), st.text(max_size=3))
+
+
+@st.composite
+def action_spans(draw):
+    """An agent span with agentdeck.action span events, their fields valid or not (the hot path builds them)."""
+    events = []
+    for _ in range(draw(st.integers(1, 2))):
+        valid = st.sampled_from(["act-1", "payments", "refund"])
+        attributes = draw(st.fixed_dictionaries({
+            "agentdeck.action_id": valid | IDENT, "agentdeck.system": valid | IDENT, "agentdeck.operation": valid | IDENT,
+        }, optional={
+            "agentdeck.params": st.sampled_from(['{"order": 1}', "[1]", "{}", {"a": 1}, None, "x"]) | JSONISH,
+            "agentdeck.amount": st.sampled_from([80.5, 0.0, -2.0, float("nan"), float("inf"), float("-inf"), 5, True,
+                                                 "5", None]), "agentdeck.before": VALUE, "agentdeck.after": VALUE,
+            "agentdeck.status": st.sampled_from(["ok", "failed", "error", "", 1]),
+            "agentdeck.justification": st.sampled_from(["why", "", "x" * 20_000, "x" * 20_001, 5]),
+        }))
+        if draw(st.integers(0, 4)) == 0:  # now and then a field the hot path leaves to pydantic
+            attributes.update(draw(st.fixed_dictionaries({}, optional={
+                "agentdeck.response": st.sampled_from(['{"status": 200}', '{"status": "200"}', "{}"]),
+                "agentdeck.compensation": st.sampled_from(['{"type": "handler", "handler": "h", "idempotency_key": "k"}']),
+                "agentdeck.seq": NUMBER, "agentdeck.v": NUMBER,
+                "agentdeck.ts": st.sampled_from(["2026-11-30T00:00:00Z", 5]), "agentdeck.task_id": IDENT,
+                "agentdeck.typo": VALUE})))
+        events.append(otlp.SpanEvent("agentdeck.action", draw(st.sampled_from([0, T0 + 5])), attributes))
+    return otlp.Span(TRACE, "00000000000000aa", None, "agent", T0, T0 + 10, False, "",
+                     {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}, events, {})
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=action_spans(), framing=st.sampled_from(["own", "other"]))
+def test_action_span_events_are_built_or_refused_as_the_models_would(span, framing):
+    same_items(span, framing, None)
+
+
 FRAMING = st.sampled_from(["own", "other", "none"])
 FALLBACK = st.sampled_from([None, ((T0, "asked"), None), (None, (T0 + 9, "said")), ((T0, "q"), (T0 + 1, "a"))])
 
