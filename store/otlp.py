@@ -224,20 +224,42 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     stored yet, and every item that is not from a span), or with a framing
     part turned into the step it is when an earlier-stored span of its trace
     frames the task.
+
+    The parts of a trace nothing was claimed of before are recorded as one
+    ``otlp_claims`` row (``_compact``): a batch of whole new traces, the usual
+    case, writes a row a trace instead of a row a part (a row costs ~3 us
+    however small). The first batch to bring more of such a trace turns its
+    row into ``otlp_spans`` rows (``_spill``), so everything that reads parts
+    reads them there.
     """
-    rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
-            for item in items if type(item) is SpanItem]
-    keys = len(rows)
-    if len({item.key for item in items if type(item) is SpanItem}) == keys:
+    spans = [item for item in items if type(item) is SpanItem]
+    keys = {item.key for item in spans}
+    fresh = _spill(conn, keys)
+    if len(keys) == len(spans):
+        rows, compact, senders = [], {}, {}
+        for item in spans:
+            key, meta, source = item.key, item.meta, item.source
+            step = meta.get("step") or _NO_STEP if meta else _NO_STEP
+            if source is not None:
+                senders[key[0], source] = None
+            if key[0] in fresh:
+                lines = compact.get(key[0])
+                if lines is None:
+                    lines = compact[key[0]] = []
+                lines.append(_part_line(key[1], key[2], source, *step))
+            else:
+                rows.append((*key, source, *step))
         conn.execute("SAVEPOINT otlp_claim")
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
             "VALUES (?, ?, ?, ?, ?, ?)", rows
-        ).rowcount
-        all_new = inserted == keys
+        ).rowcount if rows else 0
+        all_new = inserted == len(rows)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            _note_senders(conn, rows)
+            if compact:
+                _compact(conn, compact, spans if senders else None)
+            _note_senders(conn, senders)
             attached = _attach_logs(conn, items)
             if attached is not None:
                 return attached
@@ -256,21 +278,94 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     return keep
 
 
+def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str]:
+    """Turn the ``otlp_claims`` rows of the batch's traces into ``otlp_spans`` rows; return the
+    batch's traces nothing is claimed of yet (``keys``: the batch's span parts).
+
+    One query for the batch: most batches bring new traces only, and then this is all. A trace
+    whose batch holds log records is never compact (``_attach_logs`` reads and updates the step
+    parts of their spans in ``otlp_spans``, in the same batch too).
+    """
+    traces = {key[0] for key in keys}
+    if not traces:
+        return traces
+    known: set[str] = set()
+    claimed = []
+    for trace, parts in conn.execute(
+        "SELECT trace_id, parts FROM otlp_claims WHERE trace_id IN (SELECT value FROM json_each(?1)) "
+        "UNION ALL SELECT DISTINCT trace_id, NULL FROM otlp_spans WHERE trace_id IN (SELECT value FROM json_each(?1))",
+        (json.dumps(sorted(traces)),),
+    ):
+        known.add(trace)
+        if parts is not None:
+            claimed.append((trace, parts))
+    if claimed:
+        conn.executemany(
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) VALUES (?, ?, ?, ?, ?, ?)",
+            [row for trace, parts in claimed for row in _part_rows(trace, parts)])
+        conn.executemany("DELETE FROM otlp_claims WHERE trace_id = ?", [(trace,) for trace, _parts in claimed])
+    traces -= known
+    if traces:
+        traces -= {key[0] for key in keys if key[2][:4] == "log:"}
+    return traces
+
+
+def _part_line(span: str, part: str, source: str | None, step_seq: int | None, bare: int | None) -> str:
+    """One span part in an ``otlp_claims`` row: ``span part`` or ``span part step_seq bare`` (a
+    model step's), the usual parts; anything else as JSON after a tab. (A JSON list a part
+    cost four times as much: json encodes each value through a generic path.)"""
+    if source is None and " " not in part and "\n" not in part:
+        if step_seq is None and bare is None:
+            return f"{span} {part}"
+        if type(step_seq) is int and (bare is None or type(bare) is int):
+            return f"{span} {part} {step_seq} {'' if bare is None else bare}"
+    return "\t" + json.dumps([span, part, source, step_seq, bare])
+
+
+def _part_rows(trace: str, text: str) -> list[tuple]:
+    """The ``otlp_spans`` rows of a trace's ``otlp_claims`` parts (``_part_line``)."""
+    rows = []
+    for line in text.split("\n"):
+        if line[:1] == "\t":
+            rows.append((trace, *json.loads(line[1:])))
+            continue
+        fields = line.split(" ")
+        if len(fields) == 2:
+            rows.append((trace, fields[0], fields[1], None, None, None))
+        else:
+            rows.append((trace, fields[0], fields[1], None, int(fields[2]), int(fields[3]) if fields[3] else None))
+    return rows
+
+
+def _compact(conn: sqlite3.Connection, compact: dict[str, list[str]], spans: list | None) -> None:
+    """Record the parts of traces nothing was claimed of before (``compact``: trace -> its
+    ``_part_line``s; no duplicate part among them) as one ``otlp_claims`` row each, with its
+    senders (from ``spans``, when any item has one) in the order ``otlp_spans`` gives them: by
+    span, then part (store/ingest.py ``fill_otel_tasks`` reads them from either table)."""
+    sources: dict[str, dict[str, None]] = {}
+    if spans is not None:
+        for key, source in sorted((item.key, item.source) for item in spans if item.key[0] in compact):
+            if source is not None:
+                sources.setdefault(key[0], {})[source] = None
+    conn.executemany("INSERT INTO otlp_claims (trace_id, parts, sources) VALUES (?, ?, ?)",
+                     [(trace, "\n".join(lines), ",".join(sources[trace]) if trace in sources else None)
+                      for trace, lines in compact.items()])
+
+
 _NO_STEP = (None, None)
 
 
-def _note_senders(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+def _note_senders(conn: sqlite3.Connection, senders: dict[tuple[str, str], None]) -> None:
     """A task already stored lists each new sender of its span parts (``tasks.source``, in the
     order they came; a task row created later in the transaction takes its senders in
     store/ingest.py ``fill_otel_tasks``). One statement a (trace, sender) of the batch, where a
     trigger on otlp_spans ran a program for every part claimed (a third of the claim's insert),
     sender or not."""
-    pairs = dict.fromkeys((row[0], row[3]) for row in rows if row[3] is not None)
-    if pairs:
+    if senders:
         conn.executemany(
             "UPDATE tasks SET source = CASE WHEN source IS NULL THEN ?2 ELSE source || ',' || ?2 END "
             "WHERE task_id = ?1 AND (source IS NULL OR instr(',' || source || ',', ',' || ?2 || ',') = 0)",
-            [(TASK_PREFIX + trace, source) for trace, source in pairs])
+            [(TASK_PREFIX + trace, source) for trace, source in senders])
 
 
 def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
