@@ -230,25 +230,41 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     case, writes a row a trace instead of a row a part (a row costs ~3 us
     however small). The first batch to bring more of such a trace turns its
     row into ``otlp_spans`` rows (``_spill``), so everything that reads parts
-    reads them there.
+    reads them there. A trace whose batch holds log records is never compact
+    (``_attach_logs`` reads and updates the step parts of their spans in
+    ``otlp_spans``, in the same batch too).
     """
     spans = [item for item in items if type(item) is SpanItem]
     keys = {item.key for item in spans}
     fresh = _spill(conn, keys)
     if len(keys) == len(spans):
-        rows, compact, senders = [], {}, {}
-        for item in spans:
+        rows: list[tuple] = []
+        compact: dict[str, list[str]] = {}
+        senders: dict[tuple[str, str], None] = {}
+        marked = []  # the items with meta: all the helpers below look at
+        logged = set()  # fresh traces with log records here: not compact (``_spill``)
+        for item in spans:  # (the claim's hot loop: one pass, locals, the usual part inline)
             key, meta, source = item.key, item.meta, item.source
-            step = meta.get("step") or _NO_STEP if meta else _NO_STEP
+            trace, part = key[0], key[2]
+            if meta:
+                marked.append(item)
+                step = meta.get("step") or _NO_STEP
+            else:
+                step = _NO_STEP
             if source is not None:
-                senders[key[0], source] = None
-            if key[0] in fresh:
-                lines = compact.get(key[0])
+                senders[trace, source] = None
+            if trace in fresh:
+                if item[0] is None and part[:4] == "log:":
+                    logged.add(trace)
+                lines = compact.get(trace)
                 if lines is None:
-                    lines = compact[key[0]] = []
-                lines.append(_part_line(key[1], key[2], source, *step))
+                    lines = compact[trace] = []
+                lines.append(key[1] + " " + part if step is _NO_STEP and source is None and " " not in part
+                             and "\n" not in part else _part_line(key[1], part, source, *step))
             else:
                 rows.append((*key, source, *step))
+        for trace in logged:
+            rows.extend(_part_rows(trace, "\n".join(compact.pop(trace))))
         conn.execute("SAVEPOINT otlp_claim")
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
@@ -260,11 +276,11 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
             if compact:
                 _compact(conn, compact, spans if senders else None)
             _note_senders(conn, senders)
-            attached = _attach_logs(conn, items)
+            attached = _attach_logs(conn, items, marked)
             if attached is not None:
                 return attached
-            inner = _inner(conn, items)
-            return inner if inner is not None else _settle(conn, items)
+            inner = _inner(conn, items, marked)
+            return inner if inner is not None else _settle(conn, items, marked)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -282,9 +298,7 @@ def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str
     """Turn the ``otlp_claims`` rows of the batch's traces into ``otlp_spans`` rows; return the
     batch's traces nothing is claimed of yet (``keys``: the batch's span parts).
 
-    One query for the batch: most batches bring new traces only, and then this is all. A trace
-    whose batch holds log records is never compact (``_attach_logs`` reads and updates the step
-    parts of their spans in ``otlp_spans``, in the same batch too).
+    One query for the batch: most batches bring new traces only, and then this is all.
     """
     traces = {key[0] for key in keys}
     if not traces:
@@ -305,8 +319,6 @@ def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str
             [row for trace, parts in claimed for row in _part_rows(trace, parts)])
         conn.executemany("DELETE FROM otlp_claims WHERE trace_id = ?", [(trace,) for trace, _parts in claimed])
     traces -= known
-    if traces:
-        traces -= {key[0] for key in keys if key[2][:4] == "log:"}
     return traces
 
 
@@ -368,7 +380,7 @@ def _note_senders(conn: sqlite3.Connection, senders: dict[tuple[str, str], None]
             [(TASK_PREFIX + trace, source) for trace, source in senders])
 
 
-def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
+def _attach_logs(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Attach what log records (store/otlp_logs.py) say to their spans' model steps.
 
     Records of this batch are kept in ``otlp_logs``. A model step of this
@@ -376,13 +388,15 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     is the answer instead of the span's name, and it carries the records'
     request and answer for the task (``_settle``); the rewritten items are
     returned (the caller rolls back and claims those). A stored step gets the
-    answer of records that came after it. None: the items stand.
+    answer of records that came after it. None: the items stand. (``marked``: the
+    span items of ``items`` that have meta.)
     """
-    logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
-    steps = {item.key[:2]: item for item in items
-             if item.meta and "step" in item.meta and not item.meta.get("attached")}
-    if not logs and (not steps or not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]):
+    logs = [item for item in marked if item[0] is None and "log" in item.meta]
+    if not logs and not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]:
         return None  # (no records here and none stored: most stores, whose spans carry their messages)
+    steps = {item.key[:2]: item for item in marked if "step" in item.meta and not item.meta.get("attached")}
+    if not logs and not steps:
+        return None
     found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
 
     def note(span: tuple[str, str], req, ans) -> None:
@@ -479,7 +493,7 @@ def _merge(agg: list, req, ans) -> bool:
     return changed
 
 
-def _inner(conn: sqlite3.Connection, items: list) -> list | None:
+def _inner(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """The request and answer of a named agent that logs neither (OpenInference's openai-agents
     AGENT spans: the handoff target ``refund_agent``): its model calls', for its sub-agent step.
 
@@ -489,9 +503,10 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
     comes in: merging is order-free, so any grouping and order stores the same. Stored
     sub-agent steps that want them (``otlp_subagents``) are rewritten when a better one
     comes; this batch's are returned rewritten (the caller rolls back and claims those).
-    None: the items stand, and their sub-agent steps are recorded.
+    None: the items stand, and their sub-agent steps are recorded. (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    links, contrib, subs = _passed_up(items)
+    links, contrib, subs = _passed_up(marked)
     if not links and not contrib and not subs:
         return None
     traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
@@ -651,32 +666,42 @@ _TASK_COLUMNS = ("rank, start_ns, span_id, agent, named, needs_req, needs_ans, r
                  "own_answer")
 
 
-def _settle(conn: sqlite3.Connection, items: list) -> list | None:
+def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Agree with the store on the span framing each task (and on the request and answer it
     borrows from model calls); add model costs and sessions to the task rows.
 
     Returns None when the items stand, else the items rewritten (nothing
-    has been changed then: the caller rolls back and writes those).
+    has been changed then: the caller rolls back and writes those). (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    framing: dict[str, list[SpanItem]] = {}
+    framing: dict[str, list] = {}  # trace -> its framing items (SpanItems, with meta)
     costs: dict[str, float] = {}  # trace -> model costs here
     sessions: dict[str, tuple] = {}  # trace -> earliest (start_ns, session id) here
     reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
     anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
-    for item in items:
-        meta = item.meta if type(item) is SpanItem else None
-        if not meta:
-            continue
+    for item in marked:  # (the batch's hot loop here: locals, and a test before each tuple())
+        meta = item.meta
         trace = item.key[0]
         if "frame" in meta:
-            framing.setdefault(trace, []).append(item)
-        if meta.get("cost"):
-            costs[trace] = costs.get(trace, 0.0) + meta["cost"]
-        if r := _opt(meta.get("session")):
+            got = framing.get(trace)
+            if got is None:
+                framing[trace] = [item]
+            else:
+                got.append(item)
+        r = meta.get("cost")
+        if r:
+            costs[trace] = costs.get(trace, 0.0) + r
+        r = meta.get("session")
+        if r:
+            r = tuple(r)
             sessions[trace] = min(sessions.get(trace, r), r)
-        if r := _opt(meta.get("req")):
+        r = meta.get("req")
+        if r:
+            r = tuple(r)
             reqs[trace] = min(reqs.get(trace, r), r)
-        if r := _opt(meta.get("ans")):
+        r = meta.get("ans")
+        if r:
+            r = tuple(r)
             anss[trace] = max(anss.get(trace, r), r)
     if not framing and not costs and not sessions and not reqs and not anss:
         return None
@@ -696,18 +721,22 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     winners: dict[str, tuple[tuple, str | None]] = {}
     changes = []
     for trace, parts in framing.items():
-        frame = min(tuple(_meta(p)["frame"]) for p in parts)
-        mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
+        mine = parts[0]  # the first part of the least frame
+        frame = tuple(mine.meta["frame"])
+        for p in parts[1:]:
+            other = tuple(p.meta["frame"])
+            if other < frame:
+                mine, frame = p, other
         row = stored.get(trace)
         if row is not None and (row[0], row[1], row[2]) < frame:
             winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
         else:
-            winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
+            winners[trace] = (frame, mine.meta.get("agent") if mine.meta.get("named") else None)
             if row is None or (row[0], row[1], row[2]) != frame:
-                changes.append((trace, frame, _meta(mine), row))
+                changes.append((trace, frame, mine.meta, row))
 
     def verdict(item) -> str:
-        meta, trace = _meta(item), item.key[0]
+        meta, trace = item.meta, item.key[0]
         if tuple(meta["frame"]) != winners[trace][0]:
             return "lose"
         if meta.get("needs_req") and item.key[2] == "start" and _opt(meta.get("used")) != best_req[trace]:
