@@ -259,8 +259,9 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
                 lines = compact.get(trace)
                 if lines is None:
                     lines = compact[trace] = []
-                lines.append(key[1] + " " + part if step is _NO_STEP and source is None and " " not in part
-                             and "\n" not in part else _part_line(key[1], part, source, *step))
+                line = key[1] + " " + part
+                lines.append(line if step is _NO_STEP and source is None and line.count(" ") == 1
+                             and "\n" not in line and "\t" not in line else _part_line(key[1], part, source, *step))
             else:
                 rows.append((*key, source, *step))
         for trace in logged:
@@ -323,14 +324,19 @@ def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str
 
 
 def _part_line(span: str, part: str, source: str | None, step_seq: int | None, bare: int | None) -> str:
-    """One span part in an ``otlp_claims`` row: ``span part`` or ``span part step_seq bare`` (a
-    model step's), the usual parts; anything else as JSON after a tab. (A JSON list a part
-    cost four times as much: json encodes each value through a generic path.)"""
-    if source is None and " " not in part and "\n" not in part:
+    """One span part in an ``otlp_claims`` row: ``span part``, or ``span part step_seq bare`` (a
+    model step's), then ``<tab>sender`` if it has one; anything else as JSON after a tab. (A
+    JSON list a part cost four times as much: json encodes each value through a generic path.)"""
+    plain = f"{span} {part}"
+    if plain.count(" ") == 1 and "\n" not in plain and "\t" not in plain and (source is None or "\n" not in source):
         if step_seq is None and bare is None:
-            return f"{span} {part}"
-        if type(step_seq) is int and (bare is None or type(bare) is int):
-            return f"{span} {part} {step_seq} {'' if bare is None else bare}"
+            line = plain
+        elif type(step_seq) is int and (bare is None or type(bare) is int):
+            line = f"{span} {part} {step_seq} {'' if bare is None else bare}"
+        else:
+            line = ""
+        if line:
+            return line if source is None else f"{line}\t{source}"
     return "\t" + json.dumps([span, part, source, step_seq, bare])
 
 
@@ -341,11 +347,13 @@ def _part_rows(trace: str, text: str) -> list[tuple]:
         if line[:1] == "\t":
             rows.append((trace, *json.loads(line[1:])))
             continue
-        fields = line.split(" ")
+        head, tab, source = line.partition("\t")
+        fields = head.split(" ")
+        sender = source if tab else None
         if len(fields) == 2:
-            rows.append((trace, fields[0], fields[1], None, None, None))
+            rows.append((trace, fields[0], fields[1], sender, None, None))
         else:
-            rows.append((trace, fields[0], fields[1], None, int(fields[2]), int(fields[3]) if fields[3] else None))
+            rows.append((trace, fields[0], fields[1], sender, int(fields[2]), int(fields[3]) if fields[3] else None))
     return rows
 
 

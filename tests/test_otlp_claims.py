@@ -252,3 +252,17 @@ def test_kill_9_while_ingesting_otlp_lines_loses_and_duplicates_nothing(tmp_path
     got, want = sqlite3.connect(db), sqlite3.connect(tmp_path / "clean.db")
     assert stored(got) == stored(want)
     assert got.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.tuples(_text, _text, st.none() | _text,
+                                st.none() | st.integers(-2**63, 2**63 - 1), st.none() | st.integers(-2**63, 2**63 - 1)),
+                      min_size=1, max_size=8))
+def test_a_compact_row_gives_back_the_parts_it_was_made_of(parts):
+    """Whatever the ids, parts and senders hold (spaces, tabs, newlines, anything): the
+    ``otlp_claims`` text turns back into exactly the ``otlp_spans`` rows it stands for."""
+    text = "\n".join(otlp._part_line(*p) for p in parts)
+    assert otlp._part_rows("t", text) == [("t", span, part, source, seq, bare) for span, part, source, seq, bare in parts]
