@@ -158,7 +158,8 @@ def test_any_split_order_and_repeats_store_what_one_batch_stores(tmp_path_factor
 
 def test_a_trace_claimed_whole_then_resent_and_completed_is_stored_once(tmp_path):
     """The usual life of a trace's claim: whole in one batch (one row), sent again (nothing
-    new; its parts move to otlp_spans), then a late span that frames the task better."""
+    new: the row stands), then a late span that frames the task better (the trace's parts
+    move to otlp_spans, the resent model call is dropped)."""
     conn = connect(tmp_path / "s.db")
     spans = trace_spans(0, frozenset({"model", "tool"}))
     sub = trace_spans(0, frozenset({"sub-agent"}))[1]
@@ -168,13 +169,16 @@ def test_a_trace_claimed_whole_then_resent_and_completed_is_stored_once(tmp_path
     assert conn.execute("SELECT agent FROM tasks").fetchone()[0] == "refunder"
     events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
-    ingest(conn, [sub] + spans[1:], None)  # a client retry
+    claimed = parts(conn)
+    ingest(conn, [sub] + spans[1:], None)  # a client retry: nothing new, the row stays as it was
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == events
-    assert conn.execute("SELECT count(*) FROM otlp_claims").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM otlp_spans").fetchone()[0] == len(parts(conn))
+    assert conn.execute("SELECT count(*) FROM otlp_claims").fetchone()[0] == 1
+    assert parts(conn) == claimed
 
-    ingest(conn, spans[:1], None)  # the root agent, exported last, frames the task
+    ingest(conn, spans[:2], None)  # the root agent, exported last (and a model call again), frames the task
     assert conn.execute("SELECT agent FROM tasks").fetchone()[0] == "planner"
+    assert conn.execute("SELECT count(*) FROM otlp_claims").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM otlp_spans").fetchone()[0] == len(parts(conn)) > len(claimed)
     reference = connect(tmp_path / "once.db")
     ingest(reference, spans + [sub], None)
     assert stored(conn) == stored(reference)
