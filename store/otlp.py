@@ -242,7 +242,7 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
         compact: dict[str, list[str]] = {}
         senders: dict[tuple[str, str], None] = {}
         marked = []  # the items with meta: all the helpers below look at
-        logged = set()  # fresh traces with log records here: not compact (``_spill``)
+        logged = set()  # fresh traces with log records here: per part after all (see above)
         for item in spans:  # (the claim's hot loop: one pass, locals, the usual part inline)
             key, meta, source = item.key, item.meta, item.source
             trace, part = key[0], key[2]

@@ -132,10 +132,10 @@ MIGRATIONS: list[list[str]] = [
     ],
     # The parts of a trace claimed by the first batch that brought any of it, as one row
     # (store/otlp.py ``_compact``): a row a part cost about as much as the event it
-    # stands for, and most batches bring whole new traces. ``parts``: a JSON list of
-    # [span_id, part, source, step_seq, bare], the otlp_spans columns; ``sources``: its
-    # senders as otlp_spans would list them. The next batch of the trace moves its parts
-    # to otlp_spans (``_spill``): a trace is in one table or the other.
+    # stands for, and most batches bring whole new traces. ``parts``: a line a part holding
+    # its otlp_spans columns (store/otlp.py ``_part_line``); ``sources``: its senders as
+    # otlp_spans would list them. The next batch of the trace moves its parts to
+    # otlp_spans (``_spill``): a trace is in one table or the other.
     [
         """CREATE TABLE otlp_claims (
             trace_id TEXT PRIMARY KEY,
