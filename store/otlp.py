@@ -720,6 +720,9 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     best_req, best_ans = {}, {}
     for trace in set(framing) | set(reqs) | set(anss):
         row = stored.get(trace)
+        if row is None:  # (a trace new here, most of a bulk import's: its own are the best)
+            best_req[trace], best_ans[trace] = reqs.get(trace), anss.get(trace)
+            continue
         candidates = [r for r in (reqs.get(trace), (row[7], row[8]) if row and row[7] is not None else None) if r]
         best_req[trace] = min(candidates) if candidates else None
         candidates = [r for r in (anss.get(trace), (row[9], row[10]) if row and row[9] is not None else None) if r]
