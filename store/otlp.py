@@ -1849,7 +1849,9 @@ _fromtimestamp = datetime.fromtimestamp
 
 def _built(cls: type, fields: dict[str, Any]) -> Any:
     """The model ``cls`` holding ``fields`` -- all of its fields, in its order, of its types -- as
-    validation would have made it, without validating (model_construct, without its Python loop)."""
+    validation would have made it, without validating (model_construct, without its Python loop).
+    Its fields_set names every field (validation names those given; nothing reads it, and the
+    serialiser and ``==`` ignore it)."""
     event: Any = _new_object(cls)
     _set_attr(event, "__dict__", fields)
     _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
