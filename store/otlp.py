@@ -2153,17 +2153,29 @@ def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: s
     return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
+_START_KEYS = frozenset(("agentdeck.agent_version", "agentdeck.agent_version.prompt", "agentdeck.agent_version.model",
+                         "agentdeck.agent_version.policy", "agentdeck.agent_version.tool_schema", "agentdeck.input"))
+
+
 def _task_start(span: Span, kind: str) -> dict[str, Any]:
     a = span.attributes
-    version = {
-        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
-        or "unversioned",
-        "prompt": _name(a, "agentdeck.agent_version.prompt"),
-        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
-        "policy": _name(a, "agentdeck.agent_version.policy"),
-        "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
-    }
-    given_input = _first(a, "agentdeck.input")
+    if _START_KEYS.isdisjoint(a):  # (most spans: the lookups of the agentdeck.* keys below answer None)
+        version = {
+            "id": _name(a, "gen_ai.agent.version") or _name(span.resource, "service.version") or "unversioned",
+            "prompt": None, "model": _name(a, "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": None, "tool_schema": None,
+        }
+        given_input = None
+    else:
+        version = {
+            "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
+            or "unversioned",
+            "prompt": _name(a, "agentdeck.agent_version.prompt"),
+            "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": _name(a, "agentdeck.agent_version.policy"),
+            "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
+        }
+        given_input = _first(a, "agentdeck.input")
     if given_input is not None:
         task_input = _decoded(given_input)
     else:
