@@ -100,6 +100,29 @@ def _meta(row: int, column: int) -> Style:
     return style
 
 
+def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segment] | None:
+    """A cell of one style, printable, that fits: the segments Rich makes of it in DataTable, without Rich.
+
+    None for any other cell (the caller asks Rich). tests/test_escalation_table_render.py checks both agree.
+    """
+    text = cell.plain
+    if cell.spans or cell.justify not in (None, "default", "right") or not text.isprintable():
+        return None
+    gap = content - cell_len(text)
+    if gap < 0:
+        return None
+    style = pre + _text_style(cell) + post
+    edge = pre + post
+    pad = Segment(" " * PADDING, edge)
+    if cell.justify == "right":  # (the room is part of the text: its style)
+        middle = [Segment(" " * gap + text, style)] if gap or text else []
+    elif text:
+        middle = [Segment(text, style), Segment(" " * gap, edge)] if gap else [Segment(text, style)]
+    else:  # (no text: the room in the cell's padding style)
+        middle = [Segment(" " * gap, edge)] if gap else []
+    return [pad, *middle, pad]
+
+
 class EscalationTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
     """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes.
 
@@ -497,16 +520,9 @@ class EscalationTable(CachedLines, ListMoves, ScrollView, can_focus=True, inheri
 
     def _cell(self, cell: Text, content: int, pre: Style, post: Style) -> list[Segment]:
         """One cell padded to ``content`` + its padding, as DataTable renders it (Rich's Padding in Styled)."""
-        text = cell.plain
-        if (not cell.spans and cell.justify in (None, "default", "right") and text.isprintable()
-                and cell_len(text) <= content):
-            style = pre + _text_style(cell) + post
-            edge = pre + post
-            gap = content - cell_len(text)
-            if cell.justify == "right":
-                return [Segment(" " * PADDING, edge), Segment(" " * gap + text, style), Segment(" " * PADDING, edge)]
-            return [Segment(" " * PADDING, edge), Segment(text, style), Segment(" " * gap, edge),
-                    Segment(" " * PADDING, edge)]
+        segments = plain_cell(cell, content, pre, post)
+        if segments is not None:
+            return segments
         # Anything else (spans, tabs, a value wider than its column…) exactly as DataTable does it, through Rich.
         console = self.app.console
         options = self.app.console_options.update_dimensions(content + 2 * PADDING, 1).update(no_wrap=True)
