@@ -128,7 +128,10 @@ class EscalationsScreen(DeckScreen):
             if orphaned:
                 title.append(f" ({orphaned} orphaned, listed last)", "magenta")
             title.append("   soonest deadline first · h: decided", "dim")
-        self.query_one("#esc-title", Static).update(title)
+        widget = self.query_one("#esc-title", Static)
+        shown = widget.content
+        if not (isinstance(shown, Text) and shown.plain == title.plain and shown.spans == title.spans):
+            widget.update(title)  # (not again when the same: every tick and switch reads the queue)
 
     def _show_status(self) -> None:
         deck = self.deck
