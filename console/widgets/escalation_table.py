@@ -111,8 +111,11 @@ def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segmen
     gap = content - cell_len(text)
     if gap < 0:
         return None
-    style = pre + _text_style(cell) + post
     edge = pre + post
+    style = pre + _text_style(cell) + post
+    if style == edge:  # one run, as Strip.simplify would make of it (fewer segments to crop and filter)
+        filled = " " * gap + text if cell.justify == "right" else text + " " * gap
+        return [Segment(f"{' ' * PADDING}{filled}{' ' * PADDING}", edge)]
     pad = Segment(" " * PADDING, edge)
     if cell.justify == "right":  # (the room is part of the text: its style)
         middle = [Segment(" " * gap + text, style)] if gap or text else []
@@ -512,9 +515,12 @@ class EscalationTable(CachedLines, ListMoves, ScrollView, can_focus=True, inheri
         # Cursor colour over the cell's own (DataTable's cursor_foreground_priority "css"); its background under.
         post = Style.from_color(color=component.color)
         segments: list[Segment] = []
+        # DataTable's (row + meta) + component, as (row + component) + meta: the meta has no colour or attribute.
+        core = row_style + component
         for column, (cell, content) in enumerate(zip(cells, self.widths)):
-            segments.extend(self._cell(Text(cell) if isinstance(cell, str) else cell, content, row_style + _meta(row, column) + component, post))
-        extend = row_style + component + Style.from_meta({"row": row, "column": 0, "out_of_bounds": True})
+            segments.extend(self._cell(Text(cell) if isinstance(cell, str) else cell, content, core + _meta(row, column),
+                                       post))
+        extend = core + Style.from_meta({"row": row, "column": 0, "out_of_bounds": True})
         segments.append(Segment(" " * max(0, width - self._table_width()), extend))
         return Strip(line_crop(segments, x, x + width, width)).adjust_cell_length(width, base).simplify()
 
