@@ -506,9 +506,22 @@ async def switches(app: AgentDeck, probe: Probe, rounds: int = SWITCH_ROUNDS) ->
           f"load average {os.getloadavg()[0]:.1f})")
     for name, values in switch.items():
         line(f"  {name}", values)
+    line("  bare: the Escalations read (queue + detail)", bare_escalation_read(app), "the same store, no UI")
     if missed:
         print(f"  {missed} switches did not show fresh data within 10 s")
     return missed
+
+
+def bare_escalation_read(app: AgentDeck, runs: int = 8) -> list[float]:
+    """What a switch to Escalations reads (EscalationsScreen.reload's job), timed alone, the fleet still writing."""
+    deck, took = app.deck, []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        queue = deck.escalation_queue(False)
+        if queue.rows:
+            deck.escalation(queue.rows[0]["escalation_id"])
+        took.append(time.perf_counter() - t0)
+    return took
 
 
 async def screens_and_replay(app: AgentDeck, probe: Probe, conn) -> None:
