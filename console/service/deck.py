@@ -148,10 +148,10 @@ class DeckService:
         else:
             anchor = window.key
         if anchor is None and window.kind == "follow":
-            rows = queries.tasks_newest(conn, filt, limit)
+            rows = queries.tasks_newest(conn, filt, limit, listed=True)
             newer = 0
         else:
-            rows = queries.tasks_from(conn, filt, anchor, limit)
+            rows = queries.tasks_from(conn, filt, anchor, limit, listed=True)
             newer = queries.count_after(conn, filt, queries.task_key(rows[-1])) if rows else 0
         older = bool(rows) and queries.key_before(conn, filt, queries.task_key(rows[0]), 1) is not None
         return TaskPage(tuple(rows), older, newer, anchor)
