@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from agentdeck.console.screens.cropped_compositor import CroppedCompositor
 from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
@@ -98,6 +99,7 @@ class DeckScreen(Screen):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._compositor = CroppedCompositor()  # a partial update draws only what is in it (cropped_compositor)
         self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
         # Styled for the app's current CSS as it mounts (its own .tcss is read before its
         # children are registered; the screen node is styled again in on_mount). Textual marks
