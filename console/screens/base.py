@@ -299,6 +299,15 @@ class DeckScreen(Screen):
             self._layout_required = self._repaint_required = False
             self._drawn_on_switch = True
 
+    def _on_timer_update(self) -> None:
+        # A layout and a whole repaint due in the same frame (a screen pushed or shown again with what was read
+        # for it while away: a task's detail on enter): Textual (8.2) lays out and draws what moved, then draws
+        # the whole screen again, both sent to the terminal. The layout's draw is made the whole one instead.
+        if self._layout_required and self._repaint_required and self.is_current and not self.app._batch_count:
+            self._repaint_required = False
+            self._compositor._dirty_regions.add(self.app.size.region)  # (a full update: Compositor.render_update)
+        super()._on_timer_update()
+
     def _resume_drawn(self) -> None:
         """Textual's Screen._on_screen_resume (8.2) without its repaint: the switch drew the screen whole."""
         if self.app.SUSPENDED_SCREEN_CLASS:
