@@ -299,14 +299,26 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
         """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips.
 
         Called on every refresh while following a fleet (the window of 200 re-read, a few rows new or changed):
-        the unchanged rows are found by set operations on (task, values) pairs, in C, and only the others are
-        looked at one by one (a loop over every row was a third of the console's CPU per refresh).
+        the rows it held before are known by identity or by value, and only the new and changed ones are
+        looked at further (building and comparing every row's cells was a third of the console's CPU per refresh).
         """
         old, old_keys, kept, old_raw = self.shown.cells, self.shown.keys, self._kept, self._raw
+        old_rows = old.rows
         keys = [r["task_id"] for r in rows]
-        raw = dict(zip(keys, map(tuple, rows)))
-        cells = LazyCells(dict(zip(keys, rows)), now)
-        unchanged = {key for key, _ in raw.items() & old_raw.items()}
+        by_key = dict(zip(keys, rows))
+        cells = LazyCells(by_key, now)
+        # The same row objects as last time (a window refreshed from its newest rows keeps the older rows it
+        # held: console/service/tail_window.py) are unchanged; the others are compared by value.
+        raw = {}
+        unchanged = set()
+        for key, row in by_key.items():
+            if old_rows.get(key) is row:
+                raw[key] = old_raw[key]
+                unchanged.add(key)
+            else:
+                raw[key] = values = tuple(row)
+                if old_raw.get(key) == values:
+                    unchanged.add(key)
         dict.update(cells, {key: drawn for key, drawn in old.items() if key in unchanged})  # (cells and strips kept)
         changed = set()
         for key in raw.keys() - unchanged:  # new to the window, or changed
