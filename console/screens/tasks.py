@@ -158,10 +158,10 @@ class TasksScreen(DeckScreen):
             return  # (read whole since; or it is when shown again, or following again)
         if self._full_read is not None and _clock() - self._full_read[1] < self.FULL_EVERY:
             self._arm_full_read()  # (early)
-        elif settled(self):
+        elif settled(self) and not self._leaving():
             self.reload()  # (due: read whole)
-        else:
-            self._arm_full_read(at_least=0.1)  # a read in flight, maybe only of the newest rows: again after it
+        else:  # a read in flight (maybe only of the newest rows), or a key switching away: look again after it
+            self._arm_full_read(at_least=0.1)
 
     def _tail_read(self, window: Window, filt: TaskFilter) -> tuple[TaskPage | None, int]:
         """(the window to keep the older rows of, rows to read) for a refresh while following; (None, 0): read it all."""
