@@ -224,25 +224,64 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     stored yet, and every item that is not from a span), or with a framing
     part turned into the step it is when an earlier-stored span of its trace
     frames the task.
+
+    The parts of a trace nothing was claimed of before are recorded as one
+    ``otlp_claims`` row (``_compact``): a batch of whole new traces, the usual
+    case, writes a row a trace instead of a row a part (a row costs ~3 us
+    however small). The first batch to bring more of such a trace turns its
+    row into ``otlp_spans`` rows (``_spill``), so everything that reads parts
+    reads them there. A trace whose batch holds log records is never compact
+    (``_attach_logs`` reads and updates the step parts of their spans in
+    ``otlp_spans``, in the same batch too).
     """
-    rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
-            for item in items if type(item) is SpanItem]
-    keys = len(rows)
-    if len({item.key for item in items if type(item) is SpanItem}) == keys:
+    spans = [item for item in items if type(item) is SpanItem]
+    keys = {item.key for item in spans}
+    fresh = _spill(conn, keys)
+    if len(keys) == len(spans):
+        rows: list[tuple] = []
+        compact: dict[str, list[str]] = {}
+        senders: dict[tuple[str, str], None] = {}
+        marked = []  # the items with meta: all the helpers below look at
+        logged = set()  # fresh traces with log records here: per part after all (see above)
+        for item in spans:  # (the claim's hot loop: one pass, locals, the usual part inline)
+            key, meta, source = item.key, item.meta, item.source
+            trace, part = key[0], key[2]
+            if meta:
+                marked.append(item)
+                step = meta.get("step") or _NO_STEP
+            else:
+                step = _NO_STEP
+            if source is not None:
+                senders[trace, source] = None
+            if trace in fresh:
+                if item[0] is None and part[:4] == "log:":
+                    logged.add(trace)
+                lines = compact.get(trace)
+                if lines is None:
+                    lines = compact[trace] = []
+                line = key[1] + " " + part
+                lines.append(line if step is _NO_STEP and source is None and line.count(" ") == 1
+                             and "\n" not in line and "\t" not in line else _part_line(key[1], part, source, *step))
+            else:
+                rows.append((*key, source, *step))
+        for trace in logged:
+            rows.extend(_part_rows(trace, "\n".join(compact.pop(trace))))
         conn.execute("SAVEPOINT otlp_claim")
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
             "VALUES (?, ?, ?, ?, ?, ?)", rows
-        ).rowcount
-        all_new = inserted == keys
+        ).rowcount if rows else 0
+        all_new = inserted == len(rows)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            _note_senders(conn, rows)
-            attached = _attach_logs(conn, items)
+            if compact:
+                _compact(conn, compact, spans if senders else None)
+            _note_senders(conn, senders)
+            attached = _attach_logs(conn, items, marked)
             if attached is not None:
                 return attached
-            inner = _inner(conn, items)
-            return inner if inner is not None else _settle(conn, items)
+            inner = _inner(conn, items, marked)
+            return inner if inner is not None else _settle(conn, items, marked)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -256,24 +295,100 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     return keep
 
 
+def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str]:
+    """Turn the ``otlp_claims`` rows of the batch's traces into ``otlp_spans`` rows; return the
+    batch's traces nothing is claimed of yet (``keys``: the batch's span parts).
+
+    One query for the batch: most batches bring new traces only, and then this is all.
+    """
+    traces = {key[0] for key in keys}
+    if not traces:
+        return traces
+    known: set[str] = set()
+    claimed = []
+    for trace, parts in conn.execute(
+        "SELECT trace_id, parts FROM otlp_claims WHERE trace_id IN (SELECT value FROM json_each(?1)) "
+        "UNION ALL SELECT DISTINCT trace_id, NULL FROM otlp_spans WHERE trace_id IN (SELECT value FROM json_each(?1))",
+        (json.dumps(sorted(traces)),),
+    ):
+        known.add(trace)
+        if parts is not None:
+            claimed.append((trace, parts))
+    if claimed:
+        conn.executemany(
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) VALUES (?, ?, ?, ?, ?, ?)",
+            [row for trace, parts in claimed for row in _part_rows(trace, parts)])
+        conn.executemany("DELETE FROM otlp_claims WHERE trace_id = ?", [(trace,) for trace, _parts in claimed])
+    traces -= known
+    return traces
+
+
+def _part_line(span: str, part: str, source: str | None, step_seq: int | None, bare: int | None) -> str:
+    """One span part in an ``otlp_claims`` row: ``span part``, or ``span part step_seq bare`` (a
+    model step's), then ``<tab>sender`` if it has one; anything else as JSON after a tab. (A
+    JSON list a part cost four times as much: json encodes each value through a generic path.)"""
+    plain = f"{span} {part}"
+    if plain.count(" ") == 1 and "\n" not in plain and "\t" not in plain and (source is None or "\n" not in source):
+        if step_seq is None and bare is None:
+            line = plain
+        elif type(step_seq) is int and (bare is None or type(bare) is int):
+            line = f"{span} {part} {step_seq} {'' if bare is None else bare}"
+        else:
+            line = ""
+        if line:
+            return line if source is None else f"{line}\t{source}"
+    return "\t" + json.dumps([span, part, source, step_seq, bare])
+
+
+def _part_rows(trace: str, text: str) -> list[tuple]:
+    """The ``otlp_spans`` rows of a trace's ``otlp_claims`` parts (``_part_line``)."""
+    rows = []
+    for line in text.split("\n"):
+        if line[:1] == "\t":
+            rows.append((trace, *json.loads(line[1:])))
+            continue
+        head, tab, source = line.partition("\t")
+        fields = head.split(" ")
+        sender = source if tab else None
+        if len(fields) == 2:
+            rows.append((trace, fields[0], fields[1], sender, None, None))
+        else:
+            rows.append((trace, fields[0], fields[1], sender, int(fields[2]), int(fields[3]) if fields[3] else None))
+    return rows
+
+
+def _compact(conn: sqlite3.Connection, compact: dict[str, list[str]], spans: list | None) -> None:
+    """Record the parts of traces nothing was claimed of before (``compact``: trace -> its
+    ``_part_line``s; no duplicate part among them) as one ``otlp_claims`` row each, with its
+    senders (from ``spans``, when any item has one) in the order ``otlp_spans`` gives them: by
+    span, then part (store/ingest.py ``fill_otel_tasks`` reads them from either table)."""
+    sources: dict[str, dict[str, None]] = {}
+    if spans is not None:
+        for key, source in sorted((item.key, item.source) for item in spans if item.key[0] in compact):
+            if source is not None:
+                sources.setdefault(key[0], {})[source] = None
+    conn.executemany("INSERT INTO otlp_claims (trace_id, parts, sources) VALUES (?, ?, ?)",
+                     [(trace, "\n".join(lines), ",".join(sources[trace]) if trace in sources else None)
+                      for trace, lines in compact.items()])
+
+
 _NO_STEP = (None, None)
 
 
-def _note_senders(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+def _note_senders(conn: sqlite3.Connection, senders: dict[tuple[str, str], None]) -> None:
     """A task already stored lists each new sender of its span parts (``tasks.source``, in the
     order they came; a task row created later in the transaction takes its senders in
     store/ingest.py ``fill_otel_tasks``). One statement a (trace, sender) of the batch, where a
     trigger on otlp_spans ran a program for every part claimed (a third of the claim's insert),
     sender or not."""
-    pairs = dict.fromkeys((row[0], row[3]) for row in rows if row[3] is not None)
-    if pairs:
+    if senders:
         conn.executemany(
             "UPDATE tasks SET source = CASE WHEN source IS NULL THEN ?2 ELSE source || ',' || ?2 END "
             "WHERE task_id = ?1 AND (source IS NULL OR instr(',' || source || ',', ',' || ?2 || ',') = 0)",
-            [(TASK_PREFIX + trace, source) for trace, source in pairs])
+            [(TASK_PREFIX + trace, source) for trace, source in senders])
 
 
-def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
+def _attach_logs(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Attach what log records (store/otlp_logs.py) say to their spans' model steps.
 
     Records of this batch are kept in ``otlp_logs``. A model step of this
@@ -281,13 +396,15 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     is the answer instead of the span's name, and it carries the records'
     request and answer for the task (``_settle``); the rewritten items are
     returned (the caller rolls back and claims those). A stored step gets the
-    answer of records that came after it. None: the items stand.
+    answer of records that came after it. None: the items stand. (``marked``: the
+    span items of ``items`` that have meta.)
     """
-    logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
-    steps = {item.key[:2]: item for item in items
-             if item.meta and "step" in item.meta and not item.meta.get("attached")}
-    if not logs and (not steps or not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]):
+    logs = [item for item in marked if item[0] is None and "log" in item.meta]
+    if not logs and not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]:
         return None  # (no records here and none stored: most stores, whose spans carry their messages)
+    steps = {item.key[:2]: item for item in marked if "step" in item.meta and not item.meta.get("attached")}
+    if not logs and not steps:
+        return None
     found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
 
     def note(span: tuple[str, str], req, ans) -> None:
@@ -384,7 +501,7 @@ def _merge(agg: list, req, ans) -> bool:
     return changed
 
 
-def _inner(conn: sqlite3.Connection, items: list) -> list | None:
+def _inner(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """The request and answer of a named agent that logs neither (OpenInference's openai-agents
     AGENT spans: the handoff target ``refund_agent``): its model calls', for its sub-agent step.
 
@@ -394,9 +511,10 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
     comes in: merging is order-free, so any grouping and order stores the same. Stored
     sub-agent steps that want them (``otlp_subagents``) are rewritten when a better one
     comes; this batch's are returned rewritten (the caller rolls back and claims those).
-    None: the items stand, and their sub-agent steps are recorded.
+    None: the items stand, and their sub-agent steps are recorded. (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    links, contrib, subs = _passed_up(items)
+    links, contrib, subs = _passed_up(marked)
     if not links and not contrib and not subs:
         return None
     traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
@@ -556,32 +674,42 @@ _TASK_COLUMNS = ("rank, start_ns, span_id, agent, named, needs_req, needs_ans, r
                  "own_answer")
 
 
-def _settle(conn: sqlite3.Connection, items: list) -> list | None:
+def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Agree with the store on the span framing each task (and on the request and answer it
     borrows from model calls); add model costs and sessions to the task rows.
 
     Returns None when the items stand, else the items rewritten (nothing
-    has been changed then: the caller rolls back and writes those).
+    has been changed then: the caller rolls back and writes those). (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    framing: dict[str, list[SpanItem]] = {}
+    framing: dict[str, list] = {}  # trace -> its framing items (SpanItems, with meta)
     costs: dict[str, float] = {}  # trace -> model costs here
     sessions: dict[str, tuple] = {}  # trace -> earliest (start_ns, session id) here
     reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
     anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
-    for item in items:
-        meta = item.meta if type(item) is SpanItem else None
-        if not meta:
-            continue
+    for item in marked:  # (the batch's hot loop here: locals, and a test before each tuple())
+        meta = item.meta
         trace = item.key[0]
         if "frame" in meta:
-            framing.setdefault(trace, []).append(item)
-        if meta.get("cost"):
-            costs[trace] = costs.get(trace, 0.0) + meta["cost"]
-        if r := _opt(meta.get("session")):
+            got = framing.get(trace)
+            if got is None:
+                framing[trace] = [item]
+            else:
+                got.append(item)
+        r = meta.get("cost")
+        if r:
+            costs[trace] = costs.get(trace, 0.0) + r
+        r = meta.get("session")
+        if r:
+            r = tuple(r)
             sessions[trace] = min(sessions.get(trace, r), r)
-        if r := _opt(meta.get("req")):
+        r = meta.get("req")
+        if r:
+            r = tuple(r)
             reqs[trace] = min(reqs.get(trace, r), r)
-        if r := _opt(meta.get("ans")):
+        r = meta.get("ans")
+        if r:
+            r = tuple(r)
             anss[trace] = max(anss.get(trace, r), r)
     if not framing and not costs and not sessions and not reqs and not anss:
         return None
@@ -592,6 +720,9 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     best_req, best_ans = {}, {}
     for trace in set(framing) | set(reqs) | set(anss):
         row = stored.get(trace)
+        if row is None:  # (a trace new here, most of a bulk import's: its own are the best)
+            best_req[trace], best_ans[trace] = reqs.get(trace), anss.get(trace)
+            continue
         candidates = [r for r in (reqs.get(trace), (row[7], row[8]) if row and row[7] is not None else None) if r]
         best_req[trace] = min(candidates) if candidates else None
         candidates = [r for r in (anss.get(trace), (row[9], row[10]) if row and row[9] is not None else None) if r]
@@ -601,18 +732,22 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     winners: dict[str, tuple[tuple, str | None]] = {}
     changes = []
     for trace, parts in framing.items():
-        frame = min(tuple(_meta(p)["frame"]) for p in parts)
-        mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
+        mine = parts[0]  # the first part of the least frame
+        frame = tuple(mine.meta["frame"])
+        for p in parts[1:]:
+            other = tuple(p.meta["frame"])
+            if other < frame:
+                mine, frame = p, other
         row = stored.get(trace)
         if row is not None and (row[0], row[1], row[2]) < frame:
             winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
         else:
-            winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
+            winners[trace] = (frame, mine.meta.get("agent") if mine.meta.get("named") else None)
             if row is None or (row[0], row[1], row[2]) != frame:
-                changes.append((trace, frame, _meta(mine), row))
+                changes.append((trace, frame, mine.meta, row))
 
     def verdict(item) -> str:
-        meta, trace = _meta(item), item.key[0]
+        meta, trace = item.meta, item.key[0]
         if tuple(meta["frame"]) != winners[trace][0]:
             return "lose"
         if meta.get("needs_req") and item.key[2] == "start" and _opt(meta.get("used")) != best_req[trace]:
