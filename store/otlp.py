@@ -1412,7 +1412,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
     for span in spans:
         kind = span_class(span.attributes)
         kinds.append(kind)
-        rank = _rank(span, kind)
+        rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
         if rank is None:
             continue
         frame = (rank, span.start_ns, span.span_id)
@@ -1534,16 +1534,30 @@ def _decoded(value: Any) -> Any:
     if isinstance(value, str) and ((first := value[:1]) in _JSON_STARTS
                                    or (first.isspace() and value.lstrip()[:1] in _JSON_STARTS)):
         try:
-            return _json_decode(value)
+            return _json_decode(value) if first.isspace() else _json_value(value)
         except ValueError:
             return value
+    return value
+
+
+def _json_value(text: str) -> Any:
+    """``_json_decode(text)`` for a text that starts with its value (no whitespace first): the C
+    scanner called directly, without the decoder's Python wrapper and its two regex matches."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("Expecting value") from None
+    if end != len(text) and text[end:].strip(" \t\n\r"):  # (the whitespace JSON allows after a value)
+        raise ValueError("Extra data")
     return value
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
 # json.loads(text) for a str is this decoder's decode, after argument checks that cannot fail here
 # (a leading byte-order mark, which json.loads refuses, is not in _JSON_STARTS).
-_json_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_json_decode = _decoder.decode
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # (the C scanner; it clears its memo after each call)
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1630,16 +1644,13 @@ def _usage_note(a: dict[str, Any], cost: float) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
-def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
-                fallback: tuple | None = None) -> list[SpanItem]:
-    """The native events one span stands for, each keyed by its span part.
+def _checked_span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                         fallback: tuple | None = None) -> list[SpanItem]:
+    """``span_events`` the plain way: every event's fields validated by its pydantic model.
 
-    ``winner`` is the span that frames this span's task among the spans known
-    so far (None: this span's own task, if it may frame one).
-
-    The hot loop of OTLP ingestion (every span of every request and line):
-    event fields are built as dict literals and encoded in one loop at the
-    end, without a helper call per event.
+    The reference the hot path (``span_events``) must agree with, item for item
+    (tests/test_otlp_fast_mapping.py), and the path of the span classes it leaves
+    alone (guardrail, plan, handoff, embedding, evaluator: rare).
     """
     a = span.attributes
     for key in a:
@@ -1806,6 +1817,276 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 _new_tuple = tuple.__new__  # a SpanItem without the Python-level __new__ (one call less an event)
 
 
+# -- the hot path ----------------------------------------------------------------
+#
+# Validating the events built above told nothing new: their fields come from
+# helpers that already bound every identifier to 1-200 characters, every text to
+# MAX_TEXT and every number to its type (measured 2026-11-30: validate_python 2.3 us
+# an event, making the model without it 1.1 us; writing payloads by hand instead of
+# pydantic's to_json was tried too and cost more). ``span_events`` builds each event's fields in its model's field order
+# (the order pydantic serialises them in), checks the few that untrusted values
+# reach unchanged (literals, count and money ranges, the task input's type) and
+# makes the model without validating again; a field failing a check, and a text
+# pydantic cannot encode (a lone surrogate), send the event through pydantic,
+# which refuses it with the same reason as before.
+
+_new_object = object.__new__
+_set_attr = object.__setattr__
+_COHORTS = frozenset(("baseline", "canary"))
+_STAGES = frozenset(("shadow", "assisted", "partial", "bounded"))
+_OUTCOMES = frozenset(("success", "failed", "denied", "escalated", "aborted", "timeout"))
+_TOOL_STATUSES = frozenset(("ok", "error", "timeout"))
+_FAST_KINDS = frozenset(("tool", "retrieval", "model", "agent", "workflow", "genai", "other"))
+_STEP_RANKED = frozenset(("tool", "retrieval", "model"))  # (what _rank answers for them without a call)
+_TOOL_INPUT = ("gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value", "gen_ai.retrieval.query.text",
+               "traceloop.entity.input", "langfuse.observation.input", "tool.parameters")
+_TOOL_OUTPUT = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output", "langfuse.observation.output")
+_TOOL_INPUT_KEYS, _TOOL_OUTPUT_KEYS = frozenset(_TOOL_INPUT), frozenset(_TOOL_OUTPUT)
+_MAX_COUNT, _MAX_MONEY = ev.MAX_COUNT, ev.MAX_MONEY
+_MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name")
+_fromtimestamp = datetime.fromtimestamp
+
+
+def _built(cls: type, fields: dict[str, Any]) -> Any:
+    """The model ``cls`` holding ``fields`` -- all of its fields, in its order, of its types -- as
+    validation would have made it, without validating (model_construct, without its Python loop).
+    Its fields_set names every field (validation names those given; nothing reads it, and the
+    serialiser and ``==`` ignore it)."""
+    event: Any = _new_object(cls)
+    _set_attr(event, "__dict__", fields)
+    _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+    _set_attr(event, "__pydantic_extra__", None)
+    _set_attr(event, "__pydantic_private__", None)
+    return event
+
+
+_FIELD_NAMES: dict[type, set[str]] = {cls: set(cls.model_fields) for cls in (
+    ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action,
+    ev.DownstreamResponse)}
+_SERIALIZERS: dict[type, Any] = {cls: cls.__pydantic_serializer__.to_json for cls in (
+    ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action)}
+
+
+_ACTION_FIELDS = ("v", "ts", "task_id", "seq", "kind", "action_id", "system", "operation", "params", "amount", "before",
+                  "after", "response", "status", "justification", "compensation")
+_ACTION_GIVEN = frozenset(_ACTION_FIELDS) - {"response", "compensation"}  # (those two: pydantic)
+
+
+def _action(fields: dict[str, Any]) -> tuple[dict[str, Any], type | None]:
+    """An agentdeck.action span event's fields in the Action model's order and checked as it would
+    check them, with ev.Action; else as they came, with None (pydantic validates them). Its fields
+    come from the span event's attributes: every one is checked here."""
+    if not _ACTION_GIVEN.issuperset(fields):
+        return fields, None  # a response, a compensation, or a field the model does not have
+    v, ts, tid, seq = fields["v"], fields["ts"], fields["task_id"], fields["seq"]  # (attributes may name them)
+    action_id, system, operation = fields.get("action_id"), fields.get("system"), fields.get("operation")
+    params, amount = fields.get("params", _MISSING), fields.get("amount")
+    status, justification = fields.get("status", "ok"), fields.get("justification", "")
+    if not (type(v) is int and v == 1 and type(ts) is datetime and ts.tzinfo is UTC
+            and type(tid) is str and 0 < len(tid) <= 200 and type(seq) is int and 0 <= seq < 10_000_000
+            and type(action_id) is str and 0 < len(action_id) <= 200 and type(system) is str
+            and 0 < len(system) <= 200 and type(operation) is str and 0 < len(operation) <= 200
+            and (params is _MISSING or type(params) is dict) and (amount is None or type(amount) is float
+                                                                   and amount - amount == 0)
+            and type(status) is str and status in _ACTION_STATUSES
+            and type(justification) is str and len(justification) <= MAX_TEXT):
+        return fields, None
+    return {"v": 1, "ts": ts, "task_id": tid, "seq": seq, "kind": "action", "action_id": action_id, "system": system,
+            "operation": operation, "params": {} if params is _MISSING else dict(params), "amount": amount,  # type: ignore[call-overload]
+            "before": fields.get("before"), "after": fields.get("after"),
+            "response": _built(ev.DownstreamResponse, {"status": None, "body": None}), "status": status,
+            "justification": justification, "compensation": None}, ev.Action
+
+
+_ACTION_STATUSES = frozenset(("ok", "failed"))
+
+
+def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                fallback: tuple | None = None) -> list[SpanItem]:
+    """The native events one span stands for, each keyed by its span part.
+
+    ``winner`` is the span that frames this span's task among the spans known
+    so far (None: this span's own task, if it may frame one).
+
+    The hot loop of OTLP ingestion (every span of every request and line): the
+    events of tool calls, model calls and framing spans are built here without
+    pydantic validating them again (see above); the other classes go the
+    checked way.
+    """
+    a = span.attributes
+    kind = kind or span_class(a)
+    if kind not in _FAST_KINDS:
+        return _checked_span_events(span, kind, winner, fallback)
+    for key in a:
+        if key[:10] == "agentdeck." and key not in SPAN_ATTRIBUTES:
+            unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
+            raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
+    start_ns, end_ns, error = span.start_ns, span.end_ns, span.error
+    tid = TASK_PREFIX + span.trace_id
+    # (part, fields, meta, model): fields in the model's order and checked when model is
+    # set; else as _checked_span_events builds them, for pydantic to validate.
+    made: list[tuple[str, dict[str, Any], dict | None, type | None]] = []
+    latency_ms = max(0, end_ns - start_ns) / 1e6
+    failure = failure_text(span) if error or a.get("error.type") else ""
+    note = _truncated_note(span) if Truncated in map(type, a.values()) else ""
+    named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
+    session = (start_ns, named_session) if named_session else None
+
+    rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
+    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
+        winner = winner or span
+        start = _task_start(span, kind)
+        end = _task_end(span, kind, rank, failure, latency_ms, note)
+        name = start["agent"] if rank == RANK_AGENT else None
+        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+            if name else None
+        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+            if name and (not start["request"] or not end["summary"]) else None
+        alt = plan
+        frame = (rank, start_ns, span.span_id)
+        fixed = bool(failure or _first(a, "agentdeck.summary"))
+        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
+        if winner is span:
+            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
+            req, ans = fallback or (None, None)
+            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+                ans = own_ans
+            if needs_req and req:
+                start["request"] = req[1]
+            if needs_ans and ans:
+                end["summary"] = ans[1]
+            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
+                      "needs_ans": needs_ans}
+            start_meta = {**common, "alt": alt, "alt_sub": sub, "session": session,
+                          "used": req if needs_req else None, "ans": own_ans}
+            ts = _fromtimestamp(start_ns / 1e9, UTC)
+            task_input = start["input"]
+            cohort, stage = start["cohort"], start["stage"]  # (any attribute value: a list is unhashable)
+            if type(cohort) is str and cohort in _COHORTS and type(stage) is str and stage in _STAGES \
+                    and type(task_input) is dict:
+                made.append(("start", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": FIRST_SEQ, "kind": "task_start",
+                    "request_id": start["request_id"], "agent": start["agent"],
+                    "agent_version": _built(ev.AgentVersion, start["agent_version"]), "cohort": start["cohort"],
+                    "stage": start["stage"], "request": start["request"], "input": dict(task_input),
+                }, start_meta, ev.TaskStart))
+            else:
+                start.update(v=1, ts=ts, task_id=tid, seq=FIRST_SEQ)
+                made.append(("start", start, start_meta, None))
+            end_meta = {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}
+            ts = _fromtimestamp(end_ns / 1e9, UTC)
+            outcome = end["outcome"]
+            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT and end["tokens_out"] <= _MAX_COUNT
+                    and end["cost_usd"] <= _MAX_MONEY):
+                made.append(("end", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": LAST_SEQ, "kind": "task_end",
+                    "outcome": end["outcome"], "tokens_in": end["tokens_in"], "tokens_out": end["tokens_out"],
+                    "cost_usd": end["cost_usd"], "latency_ms": latency_ms, "summary": end["summary"],
+                }, end_meta, ev.TaskEnd))
+            else:
+                end.update(v=1, ts=ts, task_id=tid, seq=LAST_SEQ)
+                made.append(("end", end, end_meta, None))
+        elif name and name != agent_name(winner):
+            made.append(("start", {**plan, "steps": []}, {  # type: ignore[dict-item]
+                "session": session, "ans": own_ans, "sub": sub, "shown": plan["summary"] if plan and sub else None},
+                ev.Plan))
+    if kind == "tool" or kind == "retrieval":
+        # (_name and _first inlined for the key SDKs set, the others looked up only when it is not there)
+        value = a.get("gen_ai.tool.call.id")
+        call_id = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool_call.id") or span.span_id
+        value = a.get("gen_ai.tool.name")
+        tool = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool.name") or span.name[:200] or kind
+        tool_input = None if _TOOL_INPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_INPUT)
+        made.append(("call", {
+            "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid,
+            "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS, "kind": "tool_call", "call_id": call_id, "tool": tool,
+            "input": tool_input if tool_input is None else _tool_value(tool_input),
+        }, {"session": session} if session else None, ev.ToolCall))
+        output = None if _TOOL_OUTPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_OUTPUT)
+        if output is None and kind == "retrieval":
+            output = _documents(a)
+        if failure:
+            output = failure if output is None else {"error": failure, "output": _decoded(output)}
+        elif output is not None:
+            output = _tool_value(output)
+        if note:
+            output = {"output": output, "note": note.strip()}
+        status = a.get("agentdeck.status") or ("error" if error else "ok")
+        retry = _count(a, "agentdeck.retry") if "agentdeck.retry" in a else 0
+        made.append(("result", {
+            "v": 1, "ts": _fromtimestamp(end_ns / 1e9, UTC), "task_id": tid,
+            "seq": 1 + (end_ns // TICK_NS) % _STEP_SEQS, "kind": "tool_result", "call_id": call_id, "tool": tool,
+            "output": output, "status": status, "latency_ms": latency_ms, "retry": retry,
+        }, None, ev.ToolResult if type(status) is str and status in _TOOL_STATUSES and retry <= _MAX_COUNT else None))
+    elif kind == "model":
+        said = "" if _OUTPUT_KEYS.isdisjoint(a) else content.answer_text(a)
+        summary = _first(a, "agentdeck.summary") or failure or said or span.name
+        cost = span_cost(a)
+        meta: dict[str, Any] = {}
+        summary_text = content.short(str(summary))
+        seq = 1 + (start_ns // TICK_NS) % _STEP_SEQS
+        # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
+        # while the summary is the span's name, how much of it the answer replaces.
+        bare = summary is span.name and not said
+        meta["step"] = (seq, len(summary_text) if bare else None)
+        if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
+            meta["req"] = (start_ns, asked)
+        if said and (answer := _text(content.short(said, 4000))):
+            meta["ans"] = (end_ns, answer)
+        if span.parent_span_id:
+            meta["parent"] = span.parent_span_id
+        if cost:
+            meta["cost"] = cost
+        if session:
+            meta["session"] = session
+        text = _text(summary_text + _usage_note(a, cost) + note)
+        value = a.get("gen_ai.usage.input_tokens")  # (_count's common case inlined: a plain int)
+        tokens_in = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_IN)) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
+                                              if "langfuse.observation.usage_details" in a else 0)
+        value = a.get("gen_ai.usage.output_tokens")
+        tokens_out = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_OUT)) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
+                                                if "langfuse.observation.usage_details" in a else 0)
+        made.append(("step", {
+            "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid, "seq": seq, "kind": "reasoning",
+            "model": _name(a, *_MODEL_KEYS),
+            "summary": text, "tokens_in": tokens_in, "tokens_out": tokens_out, "status": "error" if error else "ok",
+        }, meta or None, ev.Reasoning if tokens_in <= _MAX_COUNT and tokens_out <= _MAX_COUNT else None))
+
+    if span.events:
+        steps: list = []
+        _event_steps(span, tid, steps)
+        for part, fields, part_meta in steps:
+            if fields["kind"] == "action":
+                fields, cls = _action(fields)
+                made.append((part, fields, part_meta, cls))
+            else:
+                made.append((part, fields, part_meta, None))
+    trace, span_id = span.trace_id, span.span_id
+    out = []
+    for part, fields, part_meta, cls in made:
+        payload = None
+        if cls is not None:
+            event = _built(cls, fields)
+            try:
+                payload = _SERIALIZERS[cls](event, exclude_none=True).decode()
+            except ValueError:  # (a lone surrogate in a text: pydantic names the field)
+                payload = None
+                if cls is ev.TaskStart:  # (validated as a dict, as before: an instance would pass as it is)
+                    fields = {**fields, "agent_version": fields["agent_version"].__dict__}
+        if payload is None:
+            event = _validate(fields)
+            to_json = _TO_JSON.get(event.__class__)
+            if to_json is None:
+                to_json = _TO_JSON[event.__class__] = event.__pydantic_serializer__.to_json
+            payload = to_json(event, exclude_none=True).decode()
+        item = _new_tuple(SpanItem, (event, payload))
+        item.key, item.meta, item.source = (trace, span_id, part), part_meta, None
+        out.append(item)
+    return out
+
+
 def _event_steps(span: Span, tid: str, made: list) -> None:
     """The span's agentdeck.<kind> span events, as that native event each."""
     for n, e in enumerate(span.events):
@@ -1850,8 +2131,11 @@ _TO_JSON: dict[type, Any] = {}
 
 def _tool_value(value: Any) -> Any:
     value = _decoded(value)
-    # (tool_value unwraps dicts only; anything else it returns as it is)
-    return content.tool_value(value) if isinstance(value, dict) else value
+    # (tool_value unwraps dicts holding one of these keys only; anything else it returns as it is)
+    return content.tool_value(value) if isinstance(value, dict) and not _ENVELOPE_KEYS.isdisjoint(value) else value
+
+
+_ENVELOPE_KEYS = frozenset(("args", "input_str", "output", "kwargs", "type"))
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
@@ -1869,17 +2153,29 @@ def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: s
     return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
+_START_KEYS = frozenset(("agentdeck.agent_version", "agentdeck.agent_version.prompt", "agentdeck.agent_version.model",
+                         "agentdeck.agent_version.policy", "agentdeck.agent_version.tool_schema", "agentdeck.input"))
+
+
 def _task_start(span: Span, kind: str) -> dict[str, Any]:
     a = span.attributes
-    version = {
-        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
-        or "unversioned",
-        "prompt": _name(a, "agentdeck.agent_version.prompt"),
-        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
-        "policy": _name(a, "agentdeck.agent_version.policy"),
-        "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
-    }
-    given_input = _first(a, "agentdeck.input")
+    if _START_KEYS.isdisjoint(a):  # (most spans: the lookups of the agentdeck.* keys below answer None)
+        version = {
+            "id": _name(a, "gen_ai.agent.version") or _name(span.resource, "service.version") or "unversioned",
+            "prompt": None, "model": _name(a, "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": None, "tool_schema": None,
+        }
+        given_input = None
+    else:
+        version = {
+            "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
+            or "unversioned",
+            "prompt": _name(a, "agentdeck.agent_version.prompt"),
+            "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": _name(a, "agentdeck.agent_version.policy"),
+            "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
+        }
+        given_input = _first(a, "agentdeck.input")
     if given_input is not None:
         task_input = _decoded(given_input)
     else:
@@ -1888,9 +2184,9 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
             task_input["session_id"] = session
         if not _USER_KEYS.isdisjoint(a) and (user := _name(a, *USER)):
             task_input["user_id"] = user
-        if instructions := content.system_text(a):
+        if "gen_ai.system_instructions" in a and (instructions := content.system_text(a)):
             task_input["instructions"] = content.short(instructions, 1000)
-    request = _first(a, "agentdeck.request") or content.first_user_text(a)
+    request = _first(a, "agentdeck.request") or (not _INPUT_KEYS.isdisjoint(a) and content.first_user_text(a))
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
@@ -1908,7 +2204,7 @@ def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float,
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.
     own = rank != RANK_STEP
-    answer = content.answer_text(a) if kind in ("agent", "workflow") else ""
+    answer = content.answer_text(a) if (kind == "agent" or kind == "workflow") and not _OUTPUT_KEYS.isdisjoint(a) else ""
     summary = _first(a, "agentdeck.summary") or failure or answer
     return {
         "kind": "task_end",
