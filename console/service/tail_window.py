@@ -42,11 +42,13 @@ def merge_tail(held: TaskPage, fresh: Sequence[Row], tail: int, limit: int) -> T
     if len(fresh) < tail:
         return TaskPage(tuple(fresh), False, 0, None)
     first = fresh[0]
-    boundary = order_key(first)
-    if not any(row["task_id"] == first["task_id"] and order_key(row) == boundary for row in reversed(held.rows)):
+    boundary, first_id = order_key(first), first["task_id"]
+    # Where the first fresh task is in ``held`` (rows in list order: the ones before it are older than it).
+    at = next((i for i in range(len(held.rows) - 1, -1, -1) if held.rows[i]["task_id"] == first_id), None)
+    if at is None or order_key(held.rows[at]) != boundary:
         return None
     ids = {row["task_id"] for row in fresh}
-    older = [row for row in held.rows if row["task_id"] not in ids and order_key(row) < boundary]
+    older = [row for row in held.rows[:at] if row["task_id"] not in ids]
     rows = older + list(fresh)
     if len(rows) > limit:
         return TaskPage(tuple(rows[-limit:]), True, 0, None)
