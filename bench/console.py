@@ -80,9 +80,9 @@ BIG_STEPS = 10_000
 def bare_task_page(conn, filt, anchor, limit=200):
     """The Tasks window's queries with no service and no UI (the bare baseline)."""
     if anchor is None:
-        rows, newer = queries.tasks_newest(conn, filt, limit), 0
+        rows, newer = queries.tasks_newest(conn, filt, limit, listed=True), 0
     else:
-        rows = queries.tasks_from(conn, filt, anchor, limit)
+        rows = queries.tasks_from(conn, filt, anchor, limit, listed=True)
         newer = queries.count_after(conn, filt, queries.task_key(rows[-1])) if rows else 0
     older = bool(rows) and queries.key_before(conn, filt, queries.task_key(rows[0]), 1) is not None
     return rows, older, newer
