@@ -100,6 +100,12 @@ def migrate(conn: sqlite3.Connection) -> None:
         return
     with atomic(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        known = {f"schema:{area}" for area, _ in areas}
+        unknown = sorted(key for (key,) in conn.execute("SELECT key FROM meta WHERE key GLOB 'schema:*'")
+                         if key not in known)
+        if unknown:  # a migration area only a newer agentdeck has (as receiver, canary... were added)
+            raise StoreTooNew(f"{unknown[0][len('schema:'):]} tables this version does not know",
+                              conn.execute("PRAGMA database_list").fetchone()[2] or None)
         for area, migrations in areas:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"schema:{area}",)).fetchone()
             done = int(row[0]) if row else 0
