@@ -35,7 +35,8 @@ seen_values = st.one_of(st.integers(0, 40).map(float), st.none())
     before=st.dictionaries(st.text("abcdef", min_size=1, max_size=3), st.tuples(seen_values, st.integers(0, 3)),
                            max_size=60),
     added=st.lists(st.tuples(st.integers(41, 60).map(float), st.integers(0, 3)), max_size=8),
-    changes=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 3), st.booleans()), max_size=8),
+    changes=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 3), st.sampled_from((None, "newer", "older"))),
+                     max_size=8),
     tail=st.integers(1, 30),
     limit=st.integers(1, 40),
 )
@@ -45,13 +46,15 @@ def test_newest_rows_and_the_older_ones_held_make_the_window_a_whole_read_makes(
     for n, (seen, value) in enumerate(added):  # new tasks, newer than every task before
         after[f"new-{n}"] = (seen, value)
     # Changes to tasks among the newest `tail` (what a fleet's events touch while the screen follows): a new value,
-    # or a newer place in the list (a task's first-seen time set by a late start).
+    # or another place in the list: newer, or older (its task_start arrived late: ``started`` takes the earliest).
     recent = [row["task_id"] for row in newest(after, tail)]
     for index, value, moves in changes:
         if recent:
             task = recent[index % len(recent)]
             seen = after[task][0]
-            after[task] = (61.0 + index if moves else seen, value)
+            if moves == "older" and task not in before:
+                continue  # (a task new to the window placed before the newest rows: shown by the next whole read)
+            after[task] = ({"newer": 61.0 + index, "older": index - 30.0}.get(moves, seen), value)
     fresh = newest(after, tail)
     if tail >= limit:
         return  # (the screen reads the whole window then)
@@ -121,3 +124,23 @@ async def test_following_reads_the_newest_rows_and_an_older_change_shows_when_th
         assert reads[-1] == 0  # read whole
         assert table.shown.keys == ids[-199:] + ["live-1"]
         assert table.cursor_task == "live-1"
+
+
+# The list is ordered by coalesce(started, last_ts) and ``started`` takes the earliest task_start
+# (store/ingest.py): a task first seen by its later events moves *back* when its start arrives. A task that
+# leaves the newest rows that way must not vanish from the window until the next whole read. (A task new to
+# the window whose start is older than the newest rows read -- a trace file read late -- is off screen while
+# following and appears with the next whole read, within TasksScreen.FULL_EVERY: docs/console.md.)
+def _whole(state: dict[str, float], limit: int) -> TaskPage:
+    rows = sorted(({"task_id": t, "seen": seen} for t, seen in state.items()), key=order_key)
+    return TaskPage(tuple(rows[-limit:]), len(rows) > limit, 0, None)
+
+
+def test_the_newest_task_whose_start_arrives_late_is_not_dropped_from_the_window():
+    state = {f"t{i}": float(i) for i in range(10)}
+    held = _whole(state, 8)  # t2..t9, t9 newest: under the cursor while following
+    state["t9"] = 2.5  # its task_start came: started (2.5) is older than its events' last_ts (9.0)
+    fresh = list(_whole(state, 3).rows)  # t6, t7, t8
+    merged = merge_tail(held, fresh, 3, 8)
+    assert merged is None or [r["task_id"] for r in merged.rows] == [r["task_id"] for r in _whole(state, 8).rows]
+

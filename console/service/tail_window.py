@@ -8,7 +8,8 @@ window from the newest ``tail`` tasks just read and the older rows of the
 window shown before, so a refresh reads (and the table compares) a fraction
 of the rows. The screen re-reads the whole window at least once a second
 (``TasksScreen.FULL_EVERY``): a change to an older row — a late event of a
-long task, a task pruned — is then on screen within that second, and the
+long task, a task pruned, a new task that started before the newest rows — is
+then on screen within that second, and the
 rows in view are always within the tail (it is at least twice the rows in
 view), so they are never older than the last refresh.
 """
@@ -48,6 +49,8 @@ def merge_tail(held: TaskPage, fresh: Sequence[Row], tail: int, limit: int) -> T
     if at is None or order_key(held.rows[at]) != boundary:
         return None
     ids = {row["task_id"] for row in fresh}
+    if any(row["task_id"] not in ids for row in held.rows[at:]):
+        return None  # a task at or after the boundary left the newest rows: moved back (a late start), or gone
     older = [row for row in held.rows[:at] if row["task_id"] not in ids]
     rows = older + list(fresh)
     if len(rows) > limit:

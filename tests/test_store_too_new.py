@@ -1,4 +1,4 @@
-"""Review findings (review2): a store a newer agentdeck migrated must be refused, whatever it added."""
+"""A store a newer agentdeck migrated must be refused, whatever it added."""
 import sqlite3
 
 import pytest

@@ -1,4 +1,4 @@
-"""Review (review2): the Escalations list keeps its cursor on the same escalation when rows above it come
+"""The Escalations list keeps its cursor on the same escalation when rows above it come
 and go, stays at the same position when the row under it leaves, and says so (Highlighted) for the screen's
 detail; an empty list selects nothing. The table alone in an app (the screen's reads left out)."""
 
