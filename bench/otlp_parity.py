@@ -11,7 +11,9 @@ request, in requests of 3 spans (its log records first), of 2 spans reversed and
 through the tailer, the tailer with parse processes, the receiver (protobuf from
 one sender, then JSON from another, reversed) and in reversed requests of 7 spans.
 Columns that hold wall-clock times (``updated_at``, ``created_at``) and tables
-about the ingesters themselves are left out; everything else is printed.
+about the ingesters themselves are left out; everything else is printed. The
+span parts recorded a trace a row (``otlp_claims``) are printed as the
+``otlp_spans`` rows they stand for, so stores before and after that change compare.
 """
 
 from __future__ import annotations
@@ -43,11 +45,19 @@ SKIP_COLUMNS = {"updated_at", "created_at"}
 
 def dump(conn, label: str, out) -> None:
     out.write(f"=== {label}\n")
+    claims = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'otlp_claims'").fetchone()
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
-        if table in SKIP_TABLES or table.startswith("sqlite"):
+        if table in SKIP_TABLES or table.startswith("sqlite") or table == "otlp_claims":
             continue
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in SKIP_COLUMNS]
         rows = [repr(tuple(r)) for r in conn.execute(f"SELECT {', '.join(cols)} FROM {table}")]
+        if table == "otlp_spans" and claims:  # the parts claimed a trace a row, as the rows they stand for
+            names = ("trace_id", "span_id", "part", "source", "step_seq", "bare")
+            rows += [repr(tuple(dict(zip(names, row))[c] for c in cols))
+                     for trace, parts in conn.execute("SELECT trace_id, parts FROM otlp_claims")
+                     for row in otlp._part_rows(trace, parts)]
+        if table == "meta":  # (schema versions: a migration that only moves rows changes them)
+            rows = [r for r in rows if not r.startswith("('schema:")]
         if table != "events":  # (events in insertion order: the order a task's equal seqs show in)
             rows.sort()
         out.write(f"-- {table} ({len(rows)})\n")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from agentdeck.store import otlp
 from agentdeck.store.db import connect
 from agentdeck.store.otlp_auth import parse_tokens, tls_context
 from agentdeck.store.otlp_receiver import Receiver
@@ -113,7 +114,11 @@ def main() -> None:
                 with Receiver(db, "127.0.0.1", 0, post_commit=[], **options) as receiver:
                     seconds = send(receiver.endpoint, bodies, headers, verify)
                 conn = connect(db)
-                stored = conn.execute("SELECT count(*) FROM otlp_spans WHERE part IN ('start', 'call', 'step')").fetchone()[0]
+                # (span parts: per part in otlp_spans, or a trace's in one otlp_claims row)
+                parts = [row[2] for row in conn.execute("SELECT trace_id, span_id, part FROM otlp_spans")]
+                parts += [row[2] for trace, text in conn.execute("SELECT trace_id, parts FROM otlp_claims")
+                          for row in otlp._part_rows(trace, text)]
+                stored = sum(1 for part in parts if part in ("start", "call", "step"))
                 conn.close()
                 assert stored == n_spans, (label, stored, n_spans)
                 results[label].append(seconds)

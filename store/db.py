@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from agentdeck.store import deferred_indexes
-from agentdeck.store.txn import StoreLocked, StoreReadOnly, atomic
+from agentdeck.store.txn import StoreLocked, StoreReadOnly, StoreTooNew, atomic
 
 # sqlite-utils is a dependency for operators: its CLI browses this store
 # (docs/store.md). Our own code uses plain sqlite3, measured on the hot paths.
@@ -100,9 +100,20 @@ def migrate(conn: sqlite3.Connection) -> None:
         return
     with atomic(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        known = {f"schema:{area}" for area, _ in areas}
+        unknown = sorted(key for (key,) in conn.execute("SELECT key FROM meta WHERE key GLOB 'schema:*'")
+                         if key not in known)
+        if unknown:  # a migration area only a newer agentdeck has (as receiver, canary... were added)
+            raise StoreTooNew(f"{unknown[0][len('schema:'):]} tables this version does not know",
+                              conn.execute("PRAGMA database_list").fetchone()[2] or None)
         for area, migrations in areas:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"schema:{area}",)).fetchone()
             done = int(row[0]) if row else 0
+            if done > len(migrations):
+                # A newer agentdeck's tables: writing here would miss them (and rewinding the version
+                # would make the newer one run its migrations again over tables that exist).
+                raise StoreTooNew(f"schema {area} {done}, this version knows {len(migrations)}",
+                                  conn.execute("PRAGMA database_list").fetchone()[2] or None)
             for statements in migrations[done:]:
                 for sql in statements:
                     conn.execute(sql)

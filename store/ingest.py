@@ -794,7 +794,8 @@ def _fold_decisions(esc_rows: list, decisions: list) -> tuple[list, list]:
 def fill_otel_tasks(conn: sqlite3.Connection, task_ids: list[str]) -> None:
     """What a new OpenTelemetry task row takes from the claims made before it in its transaction.
 
-    Its senders (the sources of its span parts claimed so far; ``otlp.claim``
+    Its senders (the sources of its span parts claimed so far, in ``otlp_spans`` or, for a trace
+    claimed in one batch so far, ``otlp_claims``; ``otlp.claim``
     appends later senders to a task that exists), and whether its agent is a stand-in (its frame in
     ``otlp_tasks`` names no agent; ``otlp.claim`` keeps existing rows in
     step). Run after the claims and the task rows, for the batch's 'otel-'
@@ -804,9 +805,10 @@ def fill_otel_tasks(conn: sqlite3.Connection, task_ids: list[str]) -> None:
     """
     ids = json.dumps(task_ids)
     conn.execute(
-        """UPDATE tasks SET source = (
+        """UPDATE tasks SET source = coalesce((
                SELECT group_concat(DISTINCT source) FROM otlp_spans
-               WHERE trace_id = substr(tasks.task_id, 6) AND source IS NOT NULL)
+               WHERE trace_id = substr(tasks.task_id, 6) AND source IS NOT NULL),
+               (SELECT sources FROM otlp_claims WHERE trace_id = substr(tasks.task_id, 6)))
            WHERE task_id IN (SELECT value FROM json_each(?)) AND source IS NULL""",
         (ids,),
     )

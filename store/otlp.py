@@ -224,25 +224,64 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     stored yet, and every item that is not from a span), or with a framing
     part turned into the step it is when an earlier-stored span of its trace
     frames the task.
+
+    The parts of a trace nothing was claimed of before are recorded as one
+    ``otlp_claims`` row (``_compact``): a batch of whole new traces, the usual
+    case, writes a row a trace instead of a row a part (a row costs ~3 us
+    however small). The first batch to bring more of such a trace turns its
+    row into ``otlp_spans`` rows (``_spill``), so everything that reads parts
+    reads them there. A trace whose batch holds log records is never compact
+    (``_attach_logs`` reads and updates the step parts of their spans in
+    ``otlp_spans``, in the same batch too).
     """
-    rows = [(*item.key, item.source, *(item.meta.get("step") or _NO_STEP if item.meta else _NO_STEP))
-            for item in items if type(item) is SpanItem]
-    keys = len(rows)
-    if len({item.key for item in items if type(item) is SpanItem}) == keys:
+    spans = [item for item in items if type(item) is SpanItem]
+    keys = {item.key for item in spans}
+    fresh = _spill(conn, keys)
+    if len(keys) == len(spans):
+        rows: list[tuple] = []
+        compact: dict[str, list[str]] = {}
+        senders: dict[tuple[str, str], None] = {}
+        marked = []  # the items with meta: all the helpers below look at
+        logged = set()  # fresh traces with log records here: per part after all (see above)
+        for item in spans:  # (the claim's hot loop: one pass, locals, the usual part inline)
+            key, meta, source = item.key, item.meta, item.source
+            trace, part = key[0], key[2]
+            if meta:
+                marked.append(item)
+                step = meta.get("step") or _NO_STEP
+            else:
+                step = _NO_STEP
+            if source is not None:
+                senders[trace, source] = None
+            if trace in fresh:
+                if item[0] is None and part[:4] == "log:":
+                    logged.add(trace)
+                lines = compact.get(trace)
+                if lines is None:
+                    lines = compact[trace] = []
+                line = key[1] + " " + part
+                lines.append(line if step is _NO_STEP and source is None and line.count(" ") == 1
+                             and "\n" not in line and "\t" not in line else _part_line(key[1], part, source, *step))
+            else:
+                rows.append((*key, source, *step))
+        for trace in logged:
+            rows.extend(_part_rows(trace, "\n".join(compact.pop(trace))))
         conn.execute("SAVEPOINT otlp_claim")
         inserted = conn.executemany(
             "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) "
             "VALUES (?, ?, ?, ?, ?, ?)", rows
-        ).rowcount
-        all_new = inserted == keys
+        ).rowcount if rows else 0
+        all_new = inserted == len(rows)
         conn.execute("RELEASE otlp_claim" if all_new else "ROLLBACK TO otlp_claim")
         if all_new:
-            _note_senders(conn, rows)
-            attached = _attach_logs(conn, items)
+            if compact:
+                _compact(conn, compact, spans if senders else None)
+            _note_senders(conn, senders)
+            attached = _attach_logs(conn, items, marked)
             if attached is not None:
                 return attached
-            inner = _inner(conn, items)
-            return inner if inner is not None else _settle(conn, items)
+            inner = _inner(conn, items, marked)
+            return inner if inner is not None else _settle(conn, items, marked)
         conn.execute("RELEASE otlp_claim")
     keep, seen = [], set()
     for item in items:
@@ -256,24 +295,100 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
     return keep
 
 
+def _spill(conn: sqlite3.Connection, keys: set[tuple[str, str, str]]) -> set[str]:
+    """Turn the ``otlp_claims`` rows of the batch's traces into ``otlp_spans`` rows; return the
+    batch's traces nothing is claimed of yet (``keys``: the batch's span parts).
+
+    One query for the batch: most batches bring new traces only, and then this is all.
+    """
+    traces = {key[0] for key in keys}
+    if not traces:
+        return traces
+    known: set[str] = set()
+    claimed = []
+    for trace, parts in conn.execute(
+        "SELECT trace_id, parts FROM otlp_claims WHERE trace_id IN (SELECT value FROM json_each(?1)) "
+        "UNION ALL SELECT DISTINCT trace_id, NULL FROM otlp_spans WHERE trace_id IN (SELECT value FROM json_each(?1))",
+        (json.dumps(sorted(traces)),),
+    ):
+        known.add(trace)
+        if parts is not None:
+            claimed.append((trace, parts))
+    if claimed:
+        conn.executemany(
+            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, part, source, step_seq, bare) VALUES (?, ?, ?, ?, ?, ?)",
+            [row for trace, parts in claimed for row in _part_rows(trace, parts)])
+        conn.executemany("DELETE FROM otlp_claims WHERE trace_id = ?", [(trace,) for trace, _parts in claimed])
+    traces -= known
+    return traces
+
+
+def _part_line(span: str, part: str, source: str | None, step_seq: int | None, bare: int | None) -> str:
+    """One span part in an ``otlp_claims`` row: ``span part``, or ``span part step_seq bare`` (a
+    model step's), then ``<tab>sender`` if it has one; anything else as JSON after a tab. (A
+    JSON list a part cost four times as much: json encodes each value through a generic path.)"""
+    plain = f"{span} {part}"
+    if plain.count(" ") == 1 and "\n" not in plain and "\t" not in plain and (source is None or "\n" not in source):
+        if step_seq is None and bare is None:
+            line = plain
+        elif type(step_seq) is int and (bare is None or type(bare) is int):
+            line = f"{span} {part} {step_seq} {'' if bare is None else bare}"
+        else:
+            line = ""
+        if line:
+            return line if source is None else f"{line}\t{source}"
+    return "\t" + json.dumps([span, part, source, step_seq, bare])
+
+
+def _part_rows(trace: str, text: str) -> list[tuple]:
+    """The ``otlp_spans`` rows of a trace's ``otlp_claims`` parts (``_part_line``)."""
+    rows = []
+    for line in text.split("\n"):
+        if line[:1] == "\t":
+            rows.append((trace, *json.loads(line[1:])))
+            continue
+        head, tab, source = line.partition("\t")
+        fields = head.split(" ")
+        sender = source if tab else None
+        if len(fields) == 2:
+            rows.append((trace, fields[0], fields[1], sender, None, None))
+        else:
+            rows.append((trace, fields[0], fields[1], sender, int(fields[2]), int(fields[3]) if fields[3] else None))
+    return rows
+
+
+def _compact(conn: sqlite3.Connection, compact: dict[str, list[str]], spans: list | None) -> None:
+    """Record the parts of traces nothing was claimed of before (``compact``: trace -> its
+    ``_part_line``s; no duplicate part among them) as one ``otlp_claims`` row each, with its
+    senders (from ``spans``, when any item has one) in the order ``otlp_spans`` gives them: by
+    span, then part (store/ingest.py ``fill_otel_tasks`` reads them from either table)."""
+    sources: dict[str, dict[str, None]] = {}
+    if spans is not None:
+        for key, source in sorted((item.key, item.source) for item in spans if item.key[0] in compact):
+            if source is not None:
+                sources.setdefault(key[0], {})[source] = None
+    conn.executemany("INSERT INTO otlp_claims (trace_id, parts, sources) VALUES (?, ?, ?)",
+                     [(trace, "\n".join(lines), ",".join(sources[trace]) if trace in sources else None)
+                      for trace, lines in compact.items()])
+
+
 _NO_STEP = (None, None)
 
 
-def _note_senders(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+def _note_senders(conn: sqlite3.Connection, senders: dict[tuple[str, str], None]) -> None:
     """A task already stored lists each new sender of its span parts (``tasks.source``, in the
     order they came; a task row created later in the transaction takes its senders in
     store/ingest.py ``fill_otel_tasks``). One statement a (trace, sender) of the batch, where a
     trigger on otlp_spans ran a program for every part claimed (a third of the claim's insert),
     sender or not."""
-    pairs = dict.fromkeys((row[0], row[3]) for row in rows if row[3] is not None)
-    if pairs:
+    if senders:
         conn.executemany(
             "UPDATE tasks SET source = CASE WHEN source IS NULL THEN ?2 ELSE source || ',' || ?2 END "
             "WHERE task_id = ?1 AND (source IS NULL OR instr(',' || source || ',', ',' || ?2 || ',') = 0)",
-            [(TASK_PREFIX + trace, source) for trace, source in pairs])
+            [(TASK_PREFIX + trace, source) for trace, source in senders])
 
 
-def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
+def _attach_logs(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Attach what log records (store/otlp_logs.py) say to their spans' model steps.
 
     Records of this batch are kept in ``otlp_logs``. A model step of this
@@ -281,13 +396,15 @@ def _attach_logs(conn: sqlite3.Connection, items: list) -> list | None:
     is the answer instead of the span's name, and it carries the records'
     request and answer for the task (``_settle``); the rewritten items are
     returned (the caller rolls back and claims those). A stored step gets the
-    answer of records that came after it. None: the items stand.
+    answer of records that came after it. None: the items stand. (``marked``: the
+    span items of ``items`` that have meta.)
     """
-    logs = [item for item in items if item[0] is None and item.meta and "log" in item.meta]
-    steps = {item.key[:2]: item for item in items
-             if item.meta and "step" in item.meta and not item.meta.get("attached")}
-    if not logs and (not steps or not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]):
+    logs = [item for item in marked if item[0] is None and "log" in item.meta]
+    if not logs and not conn.execute("SELECT EXISTS (SELECT 1 FROM otlp_logs)").fetchone()[0]:
         return None  # (no records here and none stored: most stores, whose spans carry their messages)
+    steps = {item.key[:2]: item for item in marked if "step" in item.meta and not item.meta.get("attached")}
+    if not logs and not steps:
+        return None
     found: dict[tuple[str, str], list] = {}  # span -> [earliest request, latest answer]
 
     def note(span: tuple[str, str], req, ans) -> None:
@@ -384,7 +501,7 @@ def _merge(agg: list, req, ans) -> bool:
     return changed
 
 
-def _inner(conn: sqlite3.Connection, items: list) -> list | None:
+def _inner(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """The request and answer of a named agent that logs neither (OpenInference's openai-agents
     AGENT spans: the handoff target ``refund_agent``): its model calls', for its sub-agent step.
 
@@ -394,9 +511,10 @@ def _inner(conn: sqlite3.Connection, items: list) -> list | None:
     comes in: merging is order-free, so any grouping and order stores the same. Stored
     sub-agent steps that want them (``otlp_subagents``) are rewritten when a better one
     comes; this batch's are returned rewritten (the caller rolls back and claims those).
-    None: the items stand, and their sub-agent steps are recorded.
+    None: the items stand, and their sub-agent steps are recorded. (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    links, contrib, subs = _passed_up(items)
+    links, contrib, subs = _passed_up(marked)
     if not links and not contrib and not subs:
         return None
     traces = sorted({t for t, _s, _p in links} | {node[0] for node, _r, _a in contrib} | {i.key[0] for i in subs})
@@ -556,32 +674,42 @@ _TASK_COLUMNS = ("rank, start_ns, span_id, agent, named, needs_req, needs_ans, r
                  "own_answer")
 
 
-def _settle(conn: sqlite3.Connection, items: list) -> list | None:
+def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     """Agree with the store on the span framing each task (and on the request and answer it
     borrows from model calls); add model costs and sessions to the task rows.
 
     Returns None when the items stand, else the items rewritten (nothing
-    has been changed then: the caller rolls back and writes those).
+    has been changed then: the caller rolls back and writes those). (``marked``: the span
+    items of ``items`` that have meta.)
     """
-    framing: dict[str, list[SpanItem]] = {}
+    framing: dict[str, list] = {}  # trace -> its framing items (SpanItems, with meta)
     costs: dict[str, float] = {}  # trace -> model costs here
     sessions: dict[str, tuple] = {}  # trace -> earliest (start_ns, session id) here
     reqs: dict[str, tuple] = {}  # trace -> earliest (start_ns, user message) of its model calls here
     anss: dict[str, tuple] = {}  # trace -> last (end_ns, answer)
-    for item in items:
-        meta = item.meta if type(item) is SpanItem else None
-        if not meta:
-            continue
+    for item in marked:  # (the batch's hot loop here: locals, and a test before each tuple())
+        meta = item.meta
         trace = item.key[0]
         if "frame" in meta:
-            framing.setdefault(trace, []).append(item)
-        if meta.get("cost"):
-            costs[trace] = costs.get(trace, 0.0) + meta["cost"]
-        if r := _opt(meta.get("session")):
+            got = framing.get(trace)
+            if got is None:
+                framing[trace] = [item]
+            else:
+                got.append(item)
+        r = meta.get("cost")
+        if r:
+            costs[trace] = costs.get(trace, 0.0) + r
+        r = meta.get("session")
+        if r:
+            r = tuple(r)
             sessions[trace] = min(sessions.get(trace, r), r)
-        if r := _opt(meta.get("req")):
+        r = meta.get("req")
+        if r:
+            r = tuple(r)
             reqs[trace] = min(reqs.get(trace, r), r)
-        if r := _opt(meta.get("ans")):
+        r = meta.get("ans")
+        if r:
+            r = tuple(r)
             anss[trace] = max(anss.get(trace, r), r)
     if not framing and not costs and not sessions and not reqs and not anss:
         return None
@@ -592,6 +720,9 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     best_req, best_ans = {}, {}
     for trace in set(framing) | set(reqs) | set(anss):
         row = stored.get(trace)
+        if row is None:  # (a trace new here, most of a bulk import's: its own are the best)
+            best_req[trace], best_ans[trace] = reqs.get(trace), anss.get(trace)
+            continue
         candidates = [r for r in (reqs.get(trace), (row[7], row[8]) if row and row[7] is not None else None) if r]
         best_req[trace] = min(candidates) if candidates else None
         candidates = [r for r in (anss.get(trace), (row[9], row[10]) if row and row[9] is not None else None) if r]
@@ -601,18 +732,22 @@ def _settle(conn: sqlite3.Connection, items: list) -> list | None:
     winners: dict[str, tuple[tuple, str | None]] = {}
     changes = []
     for trace, parts in framing.items():
-        frame = min(tuple(_meta(p)["frame"]) for p in parts)
-        mine = next(p for p in parts if tuple(_meta(p)["frame"]) == frame)
+        mine = parts[0]  # the first part of the least frame
+        frame = tuple(mine.meta["frame"])
+        for p in parts[1:]:
+            other = tuple(p.meta["frame"])
+            if other < frame:
+                mine, frame = p, other
         row = stored.get(trace)
         if row is not None and (row[0], row[1], row[2]) < frame:
             winners[trace] = ((row[0], row[1], row[2]), row[3] if row[4] else None)
         else:
-            winners[trace] = (frame, _meta(mine).get("agent") if _meta(mine).get("named") else None)
+            winners[trace] = (frame, mine.meta.get("agent") if mine.meta.get("named") else None)
             if row is None or (row[0], row[1], row[2]) != frame:
-                changes.append((trace, frame, _meta(mine), row))
+                changes.append((trace, frame, mine.meta, row))
 
     def verdict(item) -> str:
-        meta, trace = _meta(item), item.key[0]
+        meta, trace = item.meta, item.key[0]
         if tuple(meta["frame"]) != winners[trace][0]:
             return "lose"
         if meta.get("needs_req") and item.key[2] == "start" and _opt(meta.get("used")) != best_req[trace]:
@@ -1277,7 +1412,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
     for span in spans:
         kind = span_class(span.attributes)
         kinds.append(kind)
-        rank = _rank(span, kind)
+        rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
         if rank is None:
             continue
         frame = (rank, span.start_ns, span.span_id)
@@ -1399,16 +1534,30 @@ def _decoded(value: Any) -> Any:
     if isinstance(value, str) and ((first := value[:1]) in _JSON_STARTS
                                    or (first.isspace() and value.lstrip()[:1] in _JSON_STARTS)):
         try:
-            return _json_decode(value)
+            return _json_decode(value) if first.isspace() else _json_value(value)
         except ValueError:
             return value
+    return value
+
+
+def _json_value(text: str) -> Any:
+    """``_json_decode(text)`` for a text that starts with its value (no whitespace first): the C
+    scanner called directly, without the decoder's Python wrapper and its two regex matches."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("Expecting value") from None
+    if end != len(text) and text[end:].strip(" \t\n\r"):  # (the whitespace JSON allows after a value)
+        raise ValueError("Extra data")
     return value
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfnNI')  # (NaN, Infinity: json.loads takes them too)
 # json.loads(text) for a str is this decoder's decode, after argument checks that cannot fail here
 # (a leading byte-order mark, which json.loads refuses, is not in _JSON_STARTS).
-_json_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_json_decode = _decoder.decode
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # (the C scanner; it clears its memo after each call)
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -1495,16 +1644,13 @@ def _usage_note(a: dict[str, Any], cost: float) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
-def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
-                fallback: tuple | None = None) -> list[SpanItem]:
-    """The native events one span stands for, each keyed by its span part.
+def _checked_span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                         fallback: tuple | None = None) -> list[SpanItem]:
+    """``span_events`` the plain way: every event's fields validated by its pydantic model.
 
-    ``winner`` is the span that frames this span's task among the spans known
-    so far (None: this span's own task, if it may frame one).
-
-    The hot loop of OTLP ingestion (every span of every request and line):
-    event fields are built as dict literals and encoded in one loop at the
-    end, without a helper call per event.
+    The reference the hot path (``span_events``) must agree with, item for item
+    (tests/test_otlp_fast_mapping.py), and the path of the span classes it leaves
+    alone (guardrail, plan, handoff, embedding, evaluator: rare).
     """
     a = span.attributes
     for key in a:
@@ -1671,6 +1817,276 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 _new_tuple = tuple.__new__  # a SpanItem without the Python-level __new__ (one call less an event)
 
 
+# -- the hot path ----------------------------------------------------------------
+#
+# Validating the events built above told nothing new: their fields come from
+# helpers that already bound every identifier to 1-200 characters, every text to
+# MAX_TEXT and every number to its type (measured 2026-11-30: validate_python 2.3 us
+# an event, making the model without it 1.1 us; writing payloads by hand instead of
+# pydantic's to_json was tried too and cost more). ``span_events`` builds each event's fields in its model's field order
+# (the order pydantic serialises them in), checks the few that untrusted values
+# reach unchanged (literals, count and money ranges, the task input's type) and
+# makes the model without validating again; a field failing a check, and a text
+# pydantic cannot encode (a lone surrogate), send the event through pydantic,
+# which refuses it with the same reason as before.
+
+_new_object = object.__new__
+_set_attr = object.__setattr__
+_COHORTS = frozenset(("baseline", "canary"))
+_STAGES = frozenset(("shadow", "assisted", "partial", "bounded"))
+_OUTCOMES = frozenset(("success", "failed", "denied", "escalated", "aborted", "timeout"))
+_TOOL_STATUSES = frozenset(("ok", "error", "timeout"))
+_FAST_KINDS = frozenset(("tool", "retrieval", "model", "agent", "workflow", "genai", "other"))
+_STEP_RANKED = frozenset(("tool", "retrieval", "model"))  # (what _rank answers for them without a call)
+_TOOL_INPUT = ("gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value", "gen_ai.retrieval.query.text",
+               "traceloop.entity.input", "langfuse.observation.input", "tool.parameters")
+_TOOL_OUTPUT = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output", "langfuse.observation.output")
+_TOOL_INPUT_KEYS, _TOOL_OUTPUT_KEYS = frozenset(_TOOL_INPUT), frozenset(_TOOL_OUTPUT)
+_MAX_COUNT, _MAX_MONEY = ev.MAX_COUNT, ev.MAX_MONEY
+_MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name")
+_fromtimestamp = datetime.fromtimestamp
+
+
+def _built(cls: type, fields: dict[str, Any]) -> Any:
+    """The model ``cls`` holding ``fields`` -- all of its fields, in its order, of its types -- as
+    validation would have made it, without validating (model_construct, without its Python loop).
+    Its fields_set names every field (validation names those given; nothing reads it, and the
+    serialiser and ``==`` ignore it)."""
+    event: Any = _new_object(cls)
+    _set_attr(event, "__dict__", fields)
+    _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+    _set_attr(event, "__pydantic_extra__", None)
+    _set_attr(event, "__pydantic_private__", None)
+    return event
+
+
+_FIELD_NAMES: dict[type, set[str]] = {cls: set(cls.model_fields) for cls in (
+    ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action,
+    ev.DownstreamResponse)}
+_SERIALIZERS: dict[type, Any] = {cls: cls.__pydantic_serializer__.to_json for cls in (
+    ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action)}
+
+
+_ACTION_FIELDS = ("v", "ts", "task_id", "seq", "kind", "action_id", "system", "operation", "params", "amount", "before",
+                  "after", "response", "status", "justification", "compensation")
+_ACTION_GIVEN = frozenset(_ACTION_FIELDS) - {"response", "compensation"}  # (those two: pydantic)
+
+
+def _action(fields: dict[str, Any]) -> tuple[dict[str, Any], type | None]:
+    """An agentdeck.action span event's fields in the Action model's order and checked as it would
+    check them, with ev.Action; else as they came, with None (pydantic validates them). Its fields
+    come from the span event's attributes: every one is checked here."""
+    if not _ACTION_GIVEN.issuperset(fields):
+        return fields, None  # a response, a compensation, or a field the model does not have
+    v, ts, tid, seq = fields["v"], fields["ts"], fields["task_id"], fields["seq"]  # (attributes may name them)
+    action_id, system, operation = fields.get("action_id"), fields.get("system"), fields.get("operation")
+    params, amount = fields.get("params", _MISSING), fields.get("amount")
+    status, justification = fields.get("status", "ok"), fields.get("justification", "")
+    if not (type(v) is int and v == 1 and type(ts) is datetime and ts.tzinfo is UTC
+            and type(tid) is str and 0 < len(tid) <= 200 and type(seq) is int and 0 <= seq < 10_000_000
+            and type(action_id) is str and 0 < len(action_id) <= 200 and type(system) is str
+            and 0 < len(system) <= 200 and type(operation) is str and 0 < len(operation) <= 200
+            and (params is _MISSING or type(params) is dict) and (amount is None or type(amount) is float
+                                                                   and amount - amount == 0)
+            and type(status) is str and status in _ACTION_STATUSES
+            and type(justification) is str and len(justification) <= MAX_TEXT):
+        return fields, None
+    return {"v": 1, "ts": ts, "task_id": tid, "seq": seq, "kind": "action", "action_id": action_id, "system": system,
+            "operation": operation, "params": {} if params is _MISSING else dict(params), "amount": amount,  # type: ignore[call-overload]
+            "before": fields.get("before"), "after": fields.get("after"),
+            "response": _built(ev.DownstreamResponse, {"status": None, "body": None}), "status": status,
+            "justification": justification, "compensation": None}, ev.Action
+
+
+_ACTION_STATUSES = frozenset(("ok", "failed"))
+
+
+def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
+                fallback: tuple | None = None) -> list[SpanItem]:
+    """The native events one span stands for, each keyed by its span part.
+
+    ``winner`` is the span that frames this span's task among the spans known
+    so far (None: this span's own task, if it may frame one).
+
+    The hot loop of OTLP ingestion (every span of every request and line): the
+    events of tool calls, model calls and framing spans are built here without
+    pydantic validating them again (see above); the other classes go the
+    checked way.
+    """
+    a = span.attributes
+    kind = kind or span_class(a)
+    if kind not in _FAST_KINDS:
+        return _checked_span_events(span, kind, winner, fallback)
+    for key in a:
+        if key[:10] == "agentdeck." and key not in SPAN_ATTRIBUTES:
+            unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
+            raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
+    start_ns, end_ns, error = span.start_ns, span.end_ns, span.error
+    tid = TASK_PREFIX + span.trace_id
+    # (part, fields, meta, model): fields in the model's order and checked when model is
+    # set; else as _checked_span_events builds them, for pydantic to validate.
+    made: list[tuple[str, dict[str, Any], dict | None, type | None]] = []
+    latency_ms = max(0, end_ns - start_ns) / 1e6
+    failure = failure_text(span) if error or a.get("error.type") else ""
+    note = _truncated_note(span) if Truncated in map(type, a.values()) else ""
+    named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
+    session = (start_ns, named_session) if named_session else None
+
+    rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
+    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
+        winner = winner or span
+        start = _task_start(span, kind)
+        end = _task_end(span, kind, rank, failure, latency_ms, note)
+        name = start["agent"] if rank == RANK_AGENT else None
+        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+            if name else None
+        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+            if name and (not start["request"] or not end["summary"]) else None
+        alt = plan
+        frame = (rank, start_ns, span.span_id)
+        fixed = bool(failure or _first(a, "agentdeck.summary"))
+        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
+        if winner is span:
+            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
+            req, ans = fallback or (None, None)
+            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+                ans = own_ans
+            if needs_req and req:
+                start["request"] = req[1]
+            if needs_ans and ans:
+                end["summary"] = ans[1]
+            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
+                      "needs_ans": needs_ans}
+            start_meta = {**common, "alt": alt, "alt_sub": sub, "session": session,
+                          "used": req if needs_req else None, "ans": own_ans}
+            ts = _fromtimestamp(start_ns / 1e9, UTC)
+            task_input = start["input"]
+            cohort, stage = start["cohort"], start["stage"]  # (any attribute value: a list is unhashable)
+            if type(cohort) is str and cohort in _COHORTS and type(stage) is str and stage in _STAGES \
+                    and type(task_input) is dict:
+                made.append(("start", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": FIRST_SEQ, "kind": "task_start",
+                    "request_id": start["request_id"], "agent": start["agent"],
+                    "agent_version": _built(ev.AgentVersion, start["agent_version"]), "cohort": start["cohort"],
+                    "stage": start["stage"], "request": start["request"], "input": dict(task_input),
+                }, start_meta, ev.TaskStart))
+            else:
+                start.update(v=1, ts=ts, task_id=tid, seq=FIRST_SEQ)
+                made.append(("start", start, start_meta, None))
+            end_meta = {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}
+            ts = _fromtimestamp(end_ns / 1e9, UTC)
+            outcome = end["outcome"]
+            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT and end["tokens_out"] <= _MAX_COUNT
+                    and end["cost_usd"] <= _MAX_MONEY):
+                made.append(("end", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": LAST_SEQ, "kind": "task_end",
+                    "outcome": end["outcome"], "tokens_in": end["tokens_in"], "tokens_out": end["tokens_out"],
+                    "cost_usd": end["cost_usd"], "latency_ms": latency_ms, "summary": end["summary"],
+                }, end_meta, ev.TaskEnd))
+            else:
+                end.update(v=1, ts=ts, task_id=tid, seq=LAST_SEQ)
+                made.append(("end", end, end_meta, None))
+        elif name and name != agent_name(winner):
+            made.append(("start", {**plan, "steps": []}, {  # type: ignore[dict-item]
+                "session": session, "ans": own_ans, "sub": sub, "shown": plan["summary"] if plan and sub else None},
+                ev.Plan))
+    if kind == "tool" or kind == "retrieval":
+        # (_name and _first inlined for the key SDKs set, the others looked up only when it is not there)
+        value = a.get("gen_ai.tool.call.id")
+        call_id = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool_call.id") or span.span_id
+        value = a.get("gen_ai.tool.name")
+        tool = str(value)[:200] if value is not None and value != "" else \
+            _name(a, "tool.name") or span.name[:200] or kind
+        tool_input = None if _TOOL_INPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_INPUT)
+        made.append(("call", {
+            "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid,
+            "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS, "kind": "tool_call", "call_id": call_id, "tool": tool,
+            "input": tool_input if tool_input is None else _tool_value(tool_input),
+        }, {"session": session} if session else None, ev.ToolCall))
+        output = None if _TOOL_OUTPUT_KEYS.isdisjoint(a) else _first(a, *_TOOL_OUTPUT)
+        if output is None and kind == "retrieval":
+            output = _documents(a)
+        if failure:
+            output = failure if output is None else {"error": failure, "output": _decoded(output)}
+        elif output is not None:
+            output = _tool_value(output)
+        if note:
+            output = {"output": output, "note": note.strip()}
+        status = a.get("agentdeck.status") or ("error" if error else "ok")
+        retry = _count(a, "agentdeck.retry") if "agentdeck.retry" in a else 0
+        made.append(("result", {
+            "v": 1, "ts": _fromtimestamp(end_ns / 1e9, UTC), "task_id": tid,
+            "seq": 1 + (end_ns // TICK_NS) % _STEP_SEQS, "kind": "tool_result", "call_id": call_id, "tool": tool,
+            "output": output, "status": status, "latency_ms": latency_ms, "retry": retry,
+        }, None, ev.ToolResult if type(status) is str and status in _TOOL_STATUSES and retry <= _MAX_COUNT else None))
+    elif kind == "model":
+        said = "" if _OUTPUT_KEYS.isdisjoint(a) else content.answer_text(a)
+        summary = _first(a, "agentdeck.summary") or failure or said or span.name
+        cost = span_cost(a)
+        meta: dict[str, Any] = {}
+        summary_text = content.short(str(summary))
+        seq = 1 + (start_ns // TICK_NS) % _STEP_SEQS
+        # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
+        # while the summary is the span's name, how much of it the answer replaces.
+        bare = summary is span.name and not said
+        meta["step"] = (seq, len(summary_text) if bare else None)
+        if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
+            meta["req"] = (start_ns, asked)
+        if said and (answer := _text(content.short(said, 4000))):
+            meta["ans"] = (end_ns, answer)
+        if span.parent_span_id:
+            meta["parent"] = span.parent_span_id
+        if cost:
+            meta["cost"] = cost
+        if session:
+            meta["session"] = session
+        text = _text(summary_text + _usage_note(a, cost) + note)
+        value = a.get("gen_ai.usage.input_tokens")  # (_count's common case inlined: a plain int)
+        tokens_in = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_IN)) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
+                                              if "langfuse.observation.usage_details" in a else 0)
+        value = a.get("gen_ai.usage.output_tokens")
+        tokens_out = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_OUT)) or (_langfuse_usage(a, "output", "completion_tokens", "output_tokens")
+                                                if "langfuse.observation.usage_details" in a else 0)
+        made.append(("step", {
+            "v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid, "seq": seq, "kind": "reasoning",
+            "model": _name(a, *_MODEL_KEYS),
+            "summary": text, "tokens_in": tokens_in, "tokens_out": tokens_out, "status": "error" if error else "ok",
+        }, meta or None, ev.Reasoning if tokens_in <= _MAX_COUNT and tokens_out <= _MAX_COUNT else None))
+
+    if span.events:
+        steps: list = []
+        _event_steps(span, tid, steps)
+        for part, fields, part_meta in steps:
+            if fields["kind"] == "action":
+                fields, cls = _action(fields)
+                made.append((part, fields, part_meta, cls))
+            else:
+                made.append((part, fields, part_meta, None))
+    trace, span_id = span.trace_id, span.span_id
+    out = []
+    for part, fields, part_meta, cls in made:
+        payload = None
+        if cls is not None:
+            event = _built(cls, fields)
+            try:
+                payload = _SERIALIZERS[cls](event, exclude_none=True).decode()
+            except ValueError:  # (a lone surrogate in a text: pydantic names the field)
+                payload = None
+                if cls is ev.TaskStart:  # (validated as a dict, as before: an instance would pass as it is)
+                    fields = {**fields, "agent_version": fields["agent_version"].__dict__}
+        if payload is None:
+            event = _validate(fields)
+            to_json = _TO_JSON.get(event.__class__)
+            if to_json is None:
+                to_json = _TO_JSON[event.__class__] = event.__pydantic_serializer__.to_json
+            payload = to_json(event, exclude_none=True).decode()
+        item = _new_tuple(SpanItem, (event, payload))
+        item.key, item.meta, item.source = (trace, span_id, part), part_meta, None
+        out.append(item)
+    return out
+
+
 def _event_steps(span: Span, tid: str, made: list) -> None:
     """The span's agentdeck.<kind> span events, as that native event each."""
     for n, e in enumerate(span.events):
@@ -1715,8 +2131,11 @@ _TO_JSON: dict[type, Any] = {}
 
 def _tool_value(value: Any) -> Any:
     value = _decoded(value)
-    # (tool_value unwraps dicts only; anything else it returns as it is)
-    return content.tool_value(value) if isinstance(value, dict) else value
+    # (tool_value unwraps dicts holding one of these keys only; anything else it returns as it is)
+    return content.tool_value(value) if isinstance(value, dict) and not _ENVELOPE_KEYS.isdisjoint(value) else value
+
+
+_ENVELOPE_KEYS = frozenset(("args", "input_str", "output", "kwargs", "type"))
 
 
 def _documents(a: dict[str, Any]) -> list[str] | None:
@@ -1734,17 +2153,29 @@ def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: s
     return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
+_START_KEYS = frozenset(("agentdeck.agent_version", "agentdeck.agent_version.prompt", "agentdeck.agent_version.model",
+                         "agentdeck.agent_version.policy", "agentdeck.agent_version.tool_schema", "agentdeck.input"))
+
+
 def _task_start(span: Span, kind: str) -> dict[str, Any]:
     a = span.attributes
-    version = {
-        "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
-        or "unversioned",
-        "prompt": _name(a, "agentdeck.agent_version.prompt"),
-        "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
-        "policy": _name(a, "agentdeck.agent_version.policy"),
-        "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
-    }
-    given_input = _first(a, "agentdeck.input")
+    if _START_KEYS.isdisjoint(a):  # (most spans: the lookups of the agentdeck.* keys below answer None)
+        version = {
+            "id": _name(a, "gen_ai.agent.version") or _name(span.resource, "service.version") or "unversioned",
+            "prompt": None, "model": _name(a, "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": None, "tool_schema": None,
+        }
+        given_input = None
+    else:
+        version = {
+            "id": _name(a, "agentdeck.agent_version", "gen_ai.agent.version") or _name(span.resource, "service.version")
+            or "unversioned",
+            "prompt": _name(a, "agentdeck.agent_version.prompt"),
+            "model": _name(a, "agentdeck.agent_version.model", "gen_ai.request.model", "llm.model_name", "model_name"),
+            "policy": _name(a, "agentdeck.agent_version.policy"),
+            "tool_schema": _name(a, "agentdeck.agent_version.tool_schema"),
+        }
+        given_input = _first(a, "agentdeck.input")
     if given_input is not None:
         task_input = _decoded(given_input)
     else:
@@ -1753,9 +2184,9 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
             task_input["session_id"] = session
         if not _USER_KEYS.isdisjoint(a) and (user := _name(a, *USER)):
             task_input["user_id"] = user
-        if instructions := content.system_text(a):
+        if "gen_ai.system_instructions" in a and (instructions := content.system_text(a)):
             task_input["instructions"] = content.short(instructions, 1000)
-    request = _first(a, "agentdeck.request") or content.first_user_text(a)
+    request = _first(a, "agentdeck.request") or (not _INPUT_KEYS.isdisjoint(a) and content.first_user_text(a))
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
@@ -1773,7 +2204,7 @@ def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float,
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.
     own = rank != RANK_STEP
-    answer = content.answer_text(a) if kind in ("agent", "workflow") else ""
+    answer = content.answer_text(a) if (kind == "agent" or kind == "workflow") and not _OUTPUT_KEYS.isdisjoint(a) else ""
     summary = _first(a, "agentdeck.summary") or failure or answer
     return {
         "kind": "task_end",

@@ -142,6 +142,13 @@ class TaskFilter:
 
 _TEXT_COLUMNS = ("task_id", "request_id", "agent", "request", "last_tool")
 _TASK_SELECT = f"SELECT *, {SEEN} AS seen, {ABANDONED} AS abandoned FROM tasks"
+# What the console's Tasks list draws of a task (console/widgets/task_table.py), and nothing else: the list
+# re-reads its window of 200 tasks on every refresh while following a fleet, and the other 20-odd columns
+# (the request text among them) doubled the read's CPU. A row equal to the one read before is also one
+# whose line looks the same (tasks.updated_at, the event counts... change on every event and show nowhere).
+LIST_COLUMNS = ("task_id", "agent", "version", "cohort", "stage", "started", "ended", "last_ts", "last_kind",
+                "last_tool", "outcome", "latency_ms", "cost_usd", "violations")
+_LIST_SELECT = f"SELECT {', '.join(LIST_COLUMNS)}, {SEEN} AS seen, {ABANDONED} AS abandoned FROM tasks"
 
 
 def _select_params(filt: TaskFilter) -> list:
@@ -172,25 +179,34 @@ def task_key(row: sqlite3.Row) -> TaskKey:
     return (row["seen"], row["task_id"])
 
 
-def tasks_newest(conn: sqlite3.Connection, filt: TaskFilter, limit: int) -> list[sqlite3.Row]:
-    """The newest ``limit`` matching tasks, oldest first (the tail of the list)."""
+def tasks_newest(conn: sqlite3.Connection, filt: TaskFilter, limit: int, *,
+                 listed: bool = False) -> list[sqlite3.Row]:
+    """The newest ``limit`` matching tasks, oldest first (the tail of the list).
+
+    ``listed``: only the columns the Tasks list shows (``LIST_COLUMNS``, + seen and abandoned), not all.
+    """
     where, params = filt.where()
     rows = conn.execute(
-        f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?",
+        f"{_LIST_SELECT if listed else _TASK_SELECT} WHERE {where} ORDER BY {SEEN} DESC, task_id DESC LIMIT ?",
         (*_select_params(filt), *params, limit)
     ).fetchall()
     rows.reverse()
     return rows
 
 
-def tasks_from(conn: sqlite3.Connection, filt: TaskFilter, lo: TaskKey | None, limit: int) -> list[sqlite3.Row]:
-    """Up to ``limit`` matching tasks from ``lo`` (inclusive) on, oldest first; from the oldest if None."""
+def tasks_from(conn: sqlite3.Connection, filt: TaskFilter, lo: TaskKey | None, limit: int, *,
+               listed: bool = False) -> list[sqlite3.Row]:
+    """Up to ``limit`` matching tasks from ``lo`` (inclusive) on, oldest first; from the oldest if None.
+
+    ``listed``: as for ``tasks_newest``.
+    """
     where, params = filt.where()
+    select = _LIST_SELECT if listed else _TASK_SELECT
     if lo is None:
-        sql = f"{_TASK_SELECT} WHERE {where} ORDER BY {SEEN}, task_id LIMIT ?"
+        sql = f"{select} WHERE {where} ORDER BY {SEEN}, task_id LIMIT ?"
         return conn.execute(sql, (*_select_params(filt), *params, limit)).fetchall()
     cmp, cmp_params = _key_cmp(">=", lo)
-    sql = f"{_TASK_SELECT} WHERE {cmp} AND {where} ORDER BY {SEEN}, task_id LIMIT ?"
+    sql = f"{select} WHERE {cmp} AND {where} ORDER BY {SEEN}, task_id LIMIT ?"
     return conn.execute(sql, (*_select_params(filt), *cmp_params, *params, limit)).fetchall()
 
 

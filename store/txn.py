@@ -58,6 +58,11 @@ class StoreCorrupt(StoreError):
     todo = "restore it from a copy or start a new one with --db"
 
 
+class StoreTooNew(StoreError):
+    what = "the store was written by a newer agentdeck"
+    todo = "upgrade agentdeck to open it (an older version would miss what the newer one records there)"
+
+
 def classify(exc: sqlite3.Error, path: str | None = None) -> sqlite3.Error:
     """The operator-facing error for ``exc`` (``exc`` itself when none applies)."""
     if isinstance(exc, StoreError):

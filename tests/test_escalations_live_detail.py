@@ -57,3 +57,34 @@ async def test_an_emptied_queue_shows_no_detail(esc_db, make_app):
         await settle(pilot)
         assert app.screen.query_one("#esc-table").selected_id() is None
         assert app.screen.view is None
+
+
+async def test_a_tick_redraws_only_the_lines_of_the_detail_that_move(esc_db, make_app):
+    # Deadline and age move every second; the rest of the pane (request, parameters, justification, steps:
+    # long, re-wrapped whenever it is set) is set again only when it changes. The pane reads as one text.
+    from textual.widgets import Static
+
+    from conftest import FIXED_NOW
+    from agentdeck.console.widgets.escalation_detail import render
+
+    now = [FIXED_NOW]
+    app = make_app(esc_db, clock=lambda: now[0])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await select(pilot, "esc-t-high")
+        head, body = (app.screen.query_one(f"#esc-detail-{part}", Static) for part in ("head", "body"))
+
+        def shown() -> str:
+            return f"{head.content}\n{body.content}"
+
+        assert shown() == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))
+        before_head, before_body = head.content, body.content
+        now[0] += 1
+        app.screen.reload()
+        await settle(pilot)
+        assert "in 9m59s" in str(head.content) and head.content is not before_head, "the deadline moved"
+        assert body.content is before_body, "nothing else changed: not set again"
+        assert shown() == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))
+        await pilot.press("j")  # another escalation: all of it
+        await settle(pilot)
+        assert body.content is not before_body
+        assert shown() == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))

@@ -85,3 +85,40 @@ async def test_a_tasks_events_drawn_as_textual_draws_them(sample_db, make_app):
             assert isinstance(app.screen, TaskDetailScreen) and app.screen.events
             assert await check_event_table(app, pilot) == 12
         app = make_app(sample_db)
+
+
+async def test_past_midnight_an_unchanged_row_reads_its_date_not_a_time_of_day(sample_db):
+    # Rows kept from the last refresh keep their drawn cells; the first column's "14:22:05" is only true on
+    # the day it was drawn. The same rows shown again the next day must read "Nov 19", not yesterday's time.
+    import time
+
+    from textual.app import App
+
+    from agentdeck.store import queries
+    from agentdeck.store.db import connect
+
+    conn = connect(sample_db, readonly=True)
+    rows = queries.tasks_newest(conn, queries.TaskFilter(), 20, listed=True)
+    conn.close()
+    seen = max(r["seen"] for r in rows)
+    newest = next(r for r in rows if r["seen"] == seen)
+
+    class One(App):
+        def compose(self):
+            yield TaskTable()
+
+    def first_column(table: TaskTable) -> str:
+        index = table.shown.keys.index(newest["task_id"]) + 1  # (line 0 is the header)
+        strip = table.render_lines(Region(0, index, table.region.width, 1))[0]
+        return strip.text.strip().split()[0:2]
+
+    app = One()
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(TaskTable)
+        table.show_rows(rows, seen + 1)
+        await pilot.pause()
+        today = first_column(table)
+        assert today[0] == time.strftime("%H:%M:%S", time.gmtime(seen))
+        table.show_rows(list(rows), seen + 86_400)  # the same rows, a day later
+        await pilot.pause()
+        assert first_column(table) == time.strftime("%b %d", time.gmtime(seen)).split()

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from agentdeck.console.screens.cropped_compositor import CroppedCompositor
 from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
@@ -98,6 +99,7 @@ class DeckScreen(Screen):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._compositor = CroppedCompositor()  # a partial update draws only what is in it (cropped_compositor)
         self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
         # Styled for the app's current CSS as it mounts (its own .tcss is read before its
         # children are registered; the screen node is styled again in on_mount). Textual marks
@@ -296,6 +298,15 @@ class DeckScreen(Screen):
             # read ahead lay out again) is done by that draw: not again on the first frame after it.
             self._layout_required = self._repaint_required = False
             self._drawn_on_switch = True
+
+    def _on_timer_update(self) -> None:
+        # A layout and a whole repaint due in the same frame (a screen pushed or shown again with what was read
+        # for it while away: a task's detail on enter): Textual (8.2) lays out and draws what moved, then draws
+        # the whole screen again, both sent to the terminal. The layout's draw is made the whole one instead.
+        if self._layout_required and self._repaint_required and self.is_current and not self.app._batch_count:
+            self._repaint_required = False
+            self._compositor._dirty_regions.add(self.app.size.region)  # (a full update: Compositor.render_update)
+        super()._on_timer_update()
 
     def _resume_drawn(self) -> None:
         """Textual's Screen._on_screen_resume (8.2) without its repaint: the switch drew the screen whole."""

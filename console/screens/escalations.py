@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual import events
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from agentdeck.console.keymap import REPLAY, retry
 from agentdeck.console.safe import clean, plain
@@ -128,7 +128,10 @@ class EscalationsScreen(DeckScreen):
             if orphaned:
                 title.append(f" ({orphaned} orphaned, listed last)", "magenta")
             title.append("   soonest deadline first · h: decided", "dim")
-        self.query_one("#esc-title", Static).update(title)
+        widget = self.query_one("#esc-title", Static)
+        shown = widget.content
+        if not (isinstance(shown, Text) and shown.plain == title.plain and shown.spans == title.spans):
+            widget.update(title)  # (not again when the same: every tick and switch reads the queue)
 
     def _show_status(self) -> None:
         deck = self.deck
@@ -147,9 +150,9 @@ class EscalationsScreen(DeckScreen):
     def _orphaned(self) -> frozenset[str]:
         return frozenset(k for k, v in self.reach.items() if v.orphaned)
 
-    @on(DataTable.RowHighlighted, "#esc-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.load_detail(event.row_key.value if event.row_key is not None else None)
+    @on(EscalationTable.Highlighted, "#esc-table")
+    def _highlighted(self, event: EscalationTable.Highlighted) -> None:
+        self.load_detail(event.escalation_id)
 
     def load_detail(self, escalation_id: str | None) -> None:
         if not escalation_id:

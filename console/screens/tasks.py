@@ -10,6 +10,7 @@ newer tasks); ``f`` or ``G`` resumes. Windows are read by the service
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rich.text import Text
@@ -17,15 +18,18 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.timer import Timer
 
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
-from agentdeck.console.screens.base import DeckScreen
+from agentdeck.console.screens.base import DeckScreen, settled
 from agentdeck.console.service.deck import WINDOW
 from agentdeck.console.service.views import EMPTY_PAGE, TaskFilter, TaskKey, TaskPage, Window, task_key
 from agentdeck.console.widgets.chrome import TextLine
 from agentdeck.console.widgets.task_filter import FilterInput, describe, parse_filter
 from agentdeck.console.widgets.task_table import TaskTable
+
+_clock = time.monotonic  # (when the whole window was last read; a test moves it)
 
 
 class TasksScreen(DeckScreen):
@@ -81,6 +85,8 @@ class TasksScreen(DeckScreen):
         self._covered = self in self.app.screen_stack and self.app.screen is not self
 
     def resumed(self) -> None:
+        if self._tail_shown and self._full_timer is None:
+            self._arm_full_read()  # (it came while the screen was away)
         if not self._covered:
             super().resumed()  # (switched back to: DeckScreen re-reads)
             return
@@ -115,14 +121,57 @@ class TasksScreen(DeckScreen):
             self._show(known, place)
             place = None
         self._pending = (window, place) if place is not None else None
+        held, tail = self._tail_read(window, filt) if known is None and place is None and not jump else (None, 0)
+        asked_at = _clock()
 
         def show(page: TaskPage) -> None:
             if window.kind in ("follow", "oldest"):
                 self._ends[window.kind] = (filt, page)
+            if window.kind == "follow":
+                if held is None:
+                    self._full_read = (filt, asked_at)
+                self._tail_shown = held is not None
             self._show(page, place)
+            if self._tail_shown and self._full_timer is None:
+                self._arm_full_read()  # the older rows kept are read again when due, even if no commit asks
 
         (self.read_after_frame if known is not None else self.read)(
-            "tasks-page", lambda: deck.task_page(filt, window, limit), show)
+            "tasks-page", lambda: deck.task_page(filt, window, limit, held=held, tail=tail), show)
+
+    # Following, a refresh reads only the newest tasks (at least this many, and twice the rows in view) and keeps
+    # the older rows of the window shown (console/service/tail_window.py); the whole window is read again at
+    # least every FULL_EVERY seconds, so a change to an older row is on screen within that time.
+    TAIL_MIN = 64
+    TAIL_PAGES = 2
+    FULL_EVERY = 1.0
+    _full_read: tuple[TaskFilter, float] | None = None  # the filter and time the whole newest window was last read
+    _full_timer: Timer | None = None
+    _tail_shown = False  # the window shown was made from a read of its newest rows only
+
+    def _arm_full_read(self, at_least: float = 0.0) -> None:
+        due = self._full_read[1] + self.FULL_EVERY - _clock() if self._full_read is not None else 0.0
+        self._full_timer = self.set_timer(max(due, at_least, 0.01), self._full_due)  # (Textual: never 0)
+
+    def _full_due(self) -> None:
+        self._full_timer = None
+        if not self._tail_shown or not self.is_current or not self.follow:
+            return  # (read whole since; or it is when shown again, or following again)
+        if self._full_read is not None and _clock() - self._full_read[1] < self.FULL_EVERY:
+            self._arm_full_read()  # (early)
+        elif settled(self) and not self._leaving():
+            self.reload()  # (due: read whole)
+        else:  # a read in flight (maybe only of the newest rows), or a key switching away: look again after it
+            self._arm_full_read(at_least=0.1)
+
+    def _tail_read(self, window: Window, filt: TaskFilter) -> tuple[TaskPage | None, int]:
+        """(the window to keep the older rows of, rows to read) for a refresh while following; (None, 0): read it all."""
+        if window.kind != "follow" or not self.follow or self._full_read is None or self._full_read[0] != filt:
+            return None, 0
+        if _clock() - self._full_read[1] >= self.FULL_EVERY or self._ends.get("follow", (None, None))[1] \
+                is not self.page:
+            return None, 0  # (due, or what is shown is not the newest window last read)
+        tail = max(self.TAIL_MIN, self.TAIL_PAGES * self.table._page_rows())
+        return (self.page, tail) if tail < self.WINDOW else (None, 0)
 
     def _show(self, page: TaskPage, place) -> None:
         if not self.is_mounted:

@@ -26,6 +26,7 @@ from agentdeck.console.service import views
 from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
 from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
+from agentdeck.console.service.tail_window import merge_tail
 from agentdeck.console.service.text import step_summary
 from agentdeck.console.service.views import (
     ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
@@ -133,10 +134,19 @@ class DeckService:
     def counters(self) -> queries.Counters:
         return queries.counters(self.reader(), self.now())
 
-    def task_page(self, filt: TaskFilter, window: Window, limit: int = WINDOW) -> TaskPage:
-        """One window of the Tasks list (keyset paging over ``store.queries``)."""
+    def task_page(self, filt: TaskFilter, window: Window, limit: int = WINDOW, *, held: TaskPage | None = None,
+                  tail: int = 0) -> TaskPage:
+        """One window of the Tasks list (keyset paging over ``store.queries``).
+
+        ``held`` and ``tail`` (following only): read just the newest ``tail`` tasks and keep the older rows of
+        ``held``, the window read before for the same filter (``tail_window.merge_tail``).
+        """
         conn = self.reader()
         filt = replace(filt, abandoned_before=self.abandoned_before())  # rows carry ``abandoned``; the filter uses it
+        if held is not None and window.kind == "follow" and 0 < tail < limit:
+            page = merge_tail(held, queries.tasks_newest(conn, filt, tail, listed=True), tail, limit)
+            if page is not None:
+                return page  # (None: more new tasks than the tail since held was read; read it all)
         anchor: TaskKey | None
         if window.kind == "follow":
             anchor = None
@@ -148,10 +158,10 @@ class DeckService:
         else:
             anchor = window.key
         if anchor is None and window.kind == "follow":
-            rows = queries.tasks_newest(conn, filt, limit)
+            rows = queries.tasks_newest(conn, filt, limit, listed=True)
             newer = 0
         else:
-            rows = queries.tasks_from(conn, filt, anchor, limit)
+            rows = queries.tasks_from(conn, filt, anchor, limit, listed=True)
             newer = queries.count_after(conn, filt, queries.task_key(rows[-1])) if rows else 0
         older = bool(rows) and queries.key_before(conn, filt, queries.task_key(rows[0]), 1) is not None
         return TaskPage(tuple(rows), older, newer, anchor)

@@ -17,25 +17,39 @@ from agentdeck.console.service.views import EscalationView
 
 def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> Text:
     """The pane's content. Every trace-sourced string passes through clean()/plain()."""
+    head, body = render_parts(view, now, on_expiry)
+    if head is None:
+        return body
+    text = head.copy()
+    text.append("\n")
+    text.append_text(body)
+    return text
+
+
+def render_parts(view: EscalationView | None, now: float, on_expiry: str = "deny") -> tuple[Text | None, Text]:
+    """The pane's content in two: the lines that move with the clock (an escalation's id, deadline and age; None
+    for other panes), and the rest, which stays the same from one second to the next (the pane redraws it only
+    when it changes: it can be long, and re-wrapping it was a good part of drawing a switch to Escalations)."""
     if view is None:
-        return Text("No escalation selected.", style="dim")
+        return None, Text("No escalation selected.", style="dim")
     r = view.row
     if view.release is not None:  # a promotion or roll back item: its own pane
         from agentdeck.console.widgets.release_detail import render_release
 
-        return render_release(view, now)
-    t = Text()
-    t.append_text(plain(r["escalation_id"], 80, style="bold", single_line=True))
-    t.append("  ")
-    t.append_text(plain(f"{r['risk']} risk".upper(), 30, style=RISK_STYLE.get(r["risk"], ""), single_line=True))
-    t.append("\n")
+        return None, render_release(view, now)
+    head = Text()
+    head.append_text(plain(r["escalation_id"], 80, style="bold", single_line=True))
+    head.append("  ")
+    head.append_text(plain(f"{r['risk']} risk".upper(), 30, style=RISK_STYLE.get(r["risk"], ""), single_line=True))
+    head.append("\n")
     left, expired = time_left(r["deadline"], now)
-    label(t, "Deadline")
-    t.append(stamp(r["deadline"]))
-    t.append(f"  ({left})", "bold magenta" if expired else "")
-    t.append("\n")
-    label(t, "Raised")
-    t.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago)\n")
+    label(head, "Deadline")
+    head.append(stamp(r["deadline"]))
+    head.append(f"  ({left})", "bold magenta" if expired else "")
+    head.append("\n")
+    label(head, "Raised")
+    head.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago)")
+    t = Text()
     label(t, "Task")
     t.append_text(plain(r["task_id"], 60, single_line=True))
     if view.task is not None:
@@ -122,14 +136,34 @@ def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> 
         t.append("\n")
     if view.more_steps:
         t.append(f"  … {view.more_steps} more (open in Replay with o)\n", "dim")
-    return t
+    return head, t
+
+
+def _same(a: Text | None, b: Text | None) -> bool:
+    """Would draw the same (Text's == leaves out the base style)."""
+    if a is None or b is None:
+        return a is b
+    return a.plain == b.plain and a.spans == b.spans and a.style == b.style and a.justify == b.justify
 
 
 class EscalationDetail(VerticalScroll):
     """Scrollable detail of the selected escalation."""
 
+    _shown: tuple[Text | None, Text | None] = (None, None)  # (head, body) as shown now
+
     def compose(self) -> ComposeResult:
+        yield Static("", id="esc-detail-head").set_styles("display: none;")
         yield Static(Text("No escalation selected.", style="dim"), id="esc-detail-body")
 
     def show(self, view: EscalationView | None, now: float, on_expiry: str) -> None:
-        self.query_one("#esc-detail-body", Static).update(render(view, now, on_expiry))
+        """Show ``view``; a part that would draw as it does now is left alone (not laid out and drawn again)."""
+        head, body = render_parts(view, now, on_expiry)
+        shown_head, shown_body = self._shown
+        self._shown = (head, body)
+        if not _same(head, shown_head):
+            widget = self.query_one("#esc-detail-head", Static)
+            if head is not None:
+                widget.update(head)
+            widget.display = head is not None
+        if not _same(body, shown_body):
+            self.query_one("#esc-detail-body", Static).update(body)

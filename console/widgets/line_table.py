@@ -373,22 +373,32 @@ def same_cells(a: tuple[Text, ...], b: tuple[Text, ...]) -> bool:
 
 def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, width: int,
               shown: Sequence[int] | None = None) -> Strip:
-    """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side."""
+    """One row: each cell cropped (with an ellipsis) or padded to its column, one space either side.
+
+    Drawn for every new or changed row on screen (about ten a frame while the Tasks list follows a busy
+    fleet): a cell that fits is padded by hand (no ``set_cell_size``), an unstyled cell takes the row's
+    style as it is, and the cells of one style are joined once.
+    """
     segments: list[Segment] = []
+    run: list[str] = []  # the cells of the current style, not yet a segment
+    run_style: Style | None = None
     for index in range(min(len(columns), len(cells))) if shown is None else shown:
         w, cell = columns[index][2], cells[index]
         text = cell.plain
         if "\n" in text:  # one line a row, whatever the cell holds
             text = text.replace("\n", "⏎")
-        if cell_len(text) > w:
+        length = cell_len(text)
+        if length > w:
             text = set_cell_size(text, w - 1) + "…"
-        elif cell.justify == "right":
-            text = " " * (w - cell_len(text)) + text
-        else:
-            text = set_cell_size(text, w)
-        style = base + _cell_style(cell)
-        if segments and segments[-1].style == style:  # fewer segments: less for Textual to filter and divide
-            segments[-1] = Segment(segments[-1].text + f" {text} ", style)
-        else:
-            segments.append(Segment(f" {text} ", style))
+        elif length < w:
+            text = " " * (w - length) + text if cell.justify == "right" else text + " " * (w - length)
+        style = base + _cell_style(cell) if cell.style else base
+        if style != run_style:
+            if run:
+                segments.append(Segment("".join(run), run_style))
+                run = []
+            run_style = style
+        run.append(f" {text} ")
+    if run:
+        segments.append(Segment("".join(run), run_style))
     return Strip(segments).adjust_cell_length(width, base)

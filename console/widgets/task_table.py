@@ -8,6 +8,8 @@ update redraws only the rows that changed.
 
 from __future__ import annotations
 
+import time
+
 from agentdeck.console.service.views import Row
 from dataclasses import dataclass
 
@@ -142,6 +144,11 @@ def task_cells(row: Row, now: float | None = None) -> tuple[Text, ...]:
         Text(f"${row['cost_usd']:.3f}", justify="right"),
         Text(str(violations) if violations else "", style="bold red", justify="right"),
     )
+
+
+def _same_day(a: float | None, b: float | None) -> bool:
+    """Both UTC times on the same calendar day (``format_clock``'s test for showing a date); None: no clock."""
+    return a is None or b is None or time.gmtime(a)[:3] == time.gmtime(b)[:3]
 
 
 def _latency(ms: float | None) -> str:
@@ -296,38 +303,62 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
     KEPT = 600  # rows of earlier windows whose cells and strips are kept (three windows)
 
     def show_rows(self, rows: list[Row], now: float | None = None) -> None:
-        """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips."""
-        old, old_keys, kept = self.shown.cells, self.shown.keys, self._kept
+        """Make the table hold exactly ``rows``; unchanged rows keep their cells and strips.
+
+        Called on every refresh while following a fleet (the window of 200 re-read, a few rows new or changed):
+        the rows it held before are known by identity or by value, and only the new and changed ones are
+        looked at further (building and comparing every row's cells was a third of the console's CPU per refresh).
+        """
+        if not _same_day(self.shown.cells.now, now):
+            # The first column reads a time of day only for rows seen on ``now``'s day: past midnight a row
+            # that did not change must read its date, so no cells or strips made the day before are kept.
+            self.shown = Shown(self.shown.keys, LazyCells({}, now))
+            self._kept.clear()
+            self._raw = {}
+            self._strips.clear()
+            self.refresh()
+        old, old_keys, kept, old_raw = self.shown.cells, self.shown.keys, self._kept, self._raw
+        old_rows = old.rows
         keys = [r["task_id"] for r in rows]
-        cells = LazyCells({r["task_id"]: r for r in rows}, now)
+        by_key = dict(zip(keys, rows))
+        cells = LazyCells(by_key, now)
+        # The same row objects as last time (a window refreshed from its newest rows keeps the older rows it
+        # held: console/service/tail_window.py) are unchanged; the others are compared by value.
         raw = {}
+        unchanged = set()
+        for key, row in by_key.items():
+            if old_rows.get(key) is row:
+                raw[key] = old_raw[key]
+                unchanged.add(key)
+            else:
+                raw[key] = values = tuple(row)
+                if old_raw.get(key) == values:
+                    unchanged.add(key)
+        dict.update(cells, {key: drawn for key, drawn in old.items() if key in unchanged})  # (cells and strips kept)
         changed = set()
-        for r in rows:
-            key = r["task_id"]
-            raw[key] = values = tuple(r)
+        for key in raw.keys() - unchanged:  # new to the window, or changed
             if dict.__contains__(old, key):
-                before, drawn = self._raw.get(key), old[key]
+                drawn = old[key]
             elif key in kept:
                 before, drawn = kept.pop(key)  # (back in the window: held as shown from now on)
+                if before == raw[key]:
+                    dict.__setitem__(cells, key, drawn)
+                    continue
             else:
                 continue  # never drawn: its cells are built when (if) it is
-            if before == values:
-                cells[key] = drawn  # unchanged row: keep its cells (and cached strip)
-                continue
-            new = task_cells(r, now)
+            new = task_cells(cells.rows[key], now)
             if same_cells(drawn, new):
-                cells[key] = drawn  # changed, but not in anything shown
+                dict.__setitem__(cells, key, drawn)  # changed, but not in anything shown
             else:
-                cells[key] = new
+                dict.__setitem__(cells, key, new)
                 changed.add(key)
-        for key in old_keys:
-            if key not in raw and dict.__contains__(old, key):
-                kept[key] = (self._raw[key], old[key])
+        for key in old.keys() - raw.keys():  # drawn and gone from the window: kept for a return (g/G)
+            kept[key] = (old_raw[key], old[key])
         while len(kept) > self.KEPT:
             del kept[next(iter(kept))]
         self._raw = raw
         self.shown = Shown(keys, cells)
-        for key in [k for k in self._strips if k not in raw and k not in kept]:
+        for key in self._strips.keys() - raw.keys() - kept.keys():
             del self._strips[key]
         self._set_virtual_size()
         if self.cursor_row >= self.row_count:
@@ -335,9 +366,8 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
         if keys != old_keys:
             self.refresh()
         else:  # same rows in the same places: repaint the lines that changed
-            for index, key in enumerate(keys):
-                if key in changed:
-                    self.refresh_line(index + 1)
+            for key in changed:
+                self.refresh_line(keys.index(key) + 1)
 
     # -- the cursor ------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""A row-cursor DataTable with less/vim keys: the lists of Escalations and Problems.
+"""A row-cursor DataTable with less/vim keys: the Problems list (and the reference the Escalations list is
+tested against: tests/test_escalation_table_render.py).
 
 Not in task_table.py: the Tasks screen (the first one shown) draws its list
 with the line API, and importing Textual's DataTable is left until a screen

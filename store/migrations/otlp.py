@@ -130,4 +130,17 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (trace_id, span_id)
         ) WITHOUT ROWID""",
     ],
+    # The parts of a trace claimed by the first batch that brought any of it, as one row
+    # (store/otlp.py ``_compact``): a row a part cost about as much as the event it
+    # stands for, and most batches bring whole new traces. ``parts``: a line a part holding
+    # its otlp_spans columns (store/otlp.py ``_part_line``); ``sources``: its senders as
+    # otlp_spans would list them. The next batch of the trace moves its parts to
+    # otlp_spans (``_spill``): a trace is in one table or the other.
+    [
+        """CREATE TABLE otlp_claims (
+            trace_id TEXT PRIMARY KEY,
+            parts TEXT NOT NULL,
+            sources TEXT
+        ) WITHOUT ROWID""",
+    ],
 ]

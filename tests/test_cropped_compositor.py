@@ -1,0 +1,70 @@
+"""Deck screens draw a partial update from only the widgets in it (console/screens/cropped_compositor.py): what
+reaches the terminal must be what Textual's own compositor sends for the same update, on every screen, for the
+areas the console updates (a table line, a whole table, the header's counters, a footer key, several at once)
+and for odd ones (a few cells inside a table, areas whose left edge is no widget's edge on some lines)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from textual._compositor import ChopsUpdate, Compositor
+from textual.geometry import Region
+
+from agentdeck.console.screens.cropped_compositor import CroppedCompositor
+from tasks_support import settle
+
+
+def sent(compositor: Compositor, regions: list[Region], console: Console) -> str:
+    """What a partial update of ``regions`` writes to the terminal."""
+    regions = [r.intersection(compositor.size.region) for r in regions]
+    regions = [r for r in regions if r]
+    crop = Region.from_union(regions).intersection(compositor.size.region)
+    spans = list(compositor._regions_to_spans(regions))
+    chops = compositor._render_chops(crop, {y for y, _, _ in spans}.__contains__)
+    return ChopsUpdate(chops, spans, [cuts[1:] for cuts in compositor.cuts]).render_segments(console)
+
+
+def textual_sent(compositor: Compositor, regions: list[Region], console: Console) -> str:
+    compositor.__class__ = Compositor
+    try:
+        return sent(compositor, regions, console)
+    finally:
+        compositor.__class__ = CroppedCompositor
+
+
+def areas(app) -> list[list[Region]]:
+    screen = app.screen
+    width, height = app.size
+    widgets = [w for w in screen._compositor.visible_widgets if w is not screen]
+    out = [[w.region] for w in widgets if w.region]
+    out += [[Region(0, y, width, 1)] for y in range(height)]  # every line (a table line's refresh)
+    out += [[Region(5, 4, 3, 1)], [Region(width // 2, 1, 7, height - 2)]]  # cells inside widgets
+    out += [[a.region, b.region] for a, b in zip(widgets, widgets[3:]) if a.region and b.region]
+    out.append([Region(0, 0, width, height)])
+    return out
+
+
+async def check(app, pilot) -> int:
+    await settle(app, pilot)
+    compositor = app.screen._compositor
+    assert isinstance(compositor, CroppedCompositor)
+    checked = 0
+    for regions in areas(app):
+        assert sent(compositor, regions, app.console) == textual_sent(compositor, regions, app.console), regions
+        checked += 1
+    return checked
+
+
+async def test_partial_updates_send_what_textual_sends_on_every_screen(sample_db, make_app):
+    app = make_app(sample_db)
+    for size in ((80, 24), (140, 40)):
+        async with app.run_test(size=size) as pilot:
+            assert await check(app, pilot) > 30  # Tasks
+            await pilot.press("k", "k")  # the cursor moved: paused
+            assert await check(app, pilot) > 30
+            await pilot.press("enter")  # a task's detail
+            await settle(app, pilot)
+            assert await check(app, pilot) > 20
+            for key in ("escape", "2", "3", "4", "5"):
+                await pilot.press(key)
+                assert await check(app, pilot) > 20, key
+        app = make_app(sample_db)
