@@ -22,46 +22,6 @@ FIXED_NOW = datetime(2026, 11, 24, 15, 0, 0, tzinfo=UTC).timestamp()
 HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def _install_load_proof_idle_wait() -> None:
-    """Pilot's "wait until the app is idle", with Textual's own rule measured in shorter, true windows.
-
-    After every key (twice) and every ``pilot.pause()`` Textual waits until one 20 ms sleep passes
-    with under 1 ms of the process's CPU (textual/_wait.py), else sleeps again, up to 1 s. That is
-    a CPU share of 5 % over a window assumed to last 20 ms. On a loaded machine the sleep lasts
-    longer and the console's own 60 Hz screen timers alone pass 1 ms in it, so waits ran to the
-    1 s cap: measured, two thirds of the Pilot tests' time went there. Here the same 5 % is
-    taken over the window's real length, in 5 ms windows: the wait still lasts while the process
-    works, and ends as soon as it does not. What a test asserts is still waited on as before:
-    ``app.settled()`` (workers, screens) and ``wait_until`` for conditions; this only shortens
-    the waits in which nothing is left to happen.
-    """
-    from asyncio import sleep
-    from time import monotonic, process_time
-
-    import textual._wait
-    import textual.app
-    import textual.pilot
-
-    window, idle_share = 0.005, 1 / 20  # Textual's: 20 ms windows, idle under 1 ms of CPU in one
-
-    async def wait_for_idle(min_sleep: float = window, max_sleep: float = 1) -> None:
-        start = monotonic()
-        while True:
-            cpu, began = process_time(), monotonic()
-            await sleep(window)
-            now = monotonic()
-            if now - start >= max_sleep:
-                break
-            if now - start > min_sleep and process_time() - cpu < idle_share * (now - began):
-                break
-
-    for module in (textual._wait, textual.app, textual.pilot):
-        module.wait_for_idle = wait_for_idle  # type: ignore[attr-defined]
-
-
-_install_load_proof_idle_wait()
-
-
 @pytest.fixture(scope="session")
 def _sample_db_template(tmp_path_factory) -> Path:
     from agentdeck.store.db import connect
