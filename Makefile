@@ -33,8 +33,9 @@ console: $(RUNTIME)
 # starts (the CLI, ingest processes, the analyst) compiled the sources again: ~0.2 s of CPU each.
 # -n 4 on two cores: the suite waits more than it computes (Pilot tests wait on the console's workers
 # and frames, others on processes and servers they start). With two workers the CPU time (~500 s) was
-# only ~65% of the wall time; four overlap one test's waits with another's work. Same load, same
-# tree: -n 2 790 s, -n 4 432 s, CPU 516 s vs 503 s (2026-11-30, load 4.7-5.4).
+# only ~65% of the wall time; four overlap one test's waits with another's work. Same tree and load
+# (4.7-5.4): -n 2 790 s, -n 4 432 s wall, CPU 516 s vs 503 s (2026-11-30). Tests that count reads
+# or frames see more contention with four: see the branch suite-fast's report.
 test: $(TESTDEPS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
