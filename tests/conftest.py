@@ -6,7 +6,6 @@ import shutil
 from datetime import datetime, timezone, UTC
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +18,22 @@ FIXED_NOW = datetime(2026, 11, 24, 15, 0, 0, tzinfo=UTC).timestamp()
 # a client, and with it an SSL context (certifi's bundle loaded: 0.05-0.25 s of CPU, more than the
 # request itself). No keep-alive, so each request still goes on a connection of its own, as
 # httpx.post sends it. (Requests needing their own TLS settings still make their own client.)
-HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+class _LazyClient:
+    """Made on first use, httpx imported then too: importing it here, before the app (which pauses the
+    garbage collector first thing, store/gc_pause.py), changed the app's timing enough that
+    test_live_backpressure saw an extra read in 1 of 4 runs."""
+
+    _client = None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            import httpx
+
+            type(self)._client = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+        return getattr(self._client, name)
+
+
+HTTP = _LazyClient()
 
 
 @pytest.fixture(scope="session")
