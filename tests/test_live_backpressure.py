@@ -15,7 +15,13 @@ from tasks_support import ingest, settle, task_lines, wait_until, write_trace
 SIZE = (140, 40)
 
 
-async def test_commits_heard_during_a_read_are_read_once_after_it_and_both_rows_show(sample_db, make_app, tmp_path):
+async def test_commits_heard_during_a_read_are_read_once_after_it_and_both_rows_show(sample_db, make_app, tmp_path,
+                                                                                    monkeypatch):
+    from agentdeck.console.screens.tasks import TasksScreen
+
+    # The reads counted are those the commits cause: the once-a-second whole read of a window followed from its
+    # newest rows (TasksScreen.FULL_EVERY) would add one whenever this test runs past a second on a busy machine.
+    monkeypatch.setattr(TasksScreen, "FULL_EVERY", 3600.0)
     app = make_app(sample_db, ingest=IngestSettings(refresh_every=0))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
