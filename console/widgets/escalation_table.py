@@ -34,8 +34,8 @@ from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.line_table import CachedLines, same_cells
-from agentdeck.console.widgets.list_moves import ListMoves
+from agentdeck.console.widgets.line_table import CachedLines, _cell_style, same_cells
+from agentdeck.console.widgets.list_moves import ColumnMoves, ListMoves
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
 )
@@ -74,17 +74,6 @@ def _width(cell: Text) -> int:
     return cell_len(text)
 
 
-_STYLES: dict[str, Style] = {}
-
-
-def _text_style(cell: Text) -> Style:
-    style = cell.style
-    if isinstance(style, Style):
-        return style
-    parsed = _STYLES.get(style)
-    if parsed is None:
-        parsed = _STYLES[style] = Style.parse(style) if style else Style()
-    return parsed
 
 
 _META: dict[tuple[int, int], Style] = {}
@@ -112,7 +101,7 @@ def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segmen
     if gap < 0:
         return None
     edge = pre + post
-    style = pre + _text_style(cell) + post
+    style = pre + _cell_style(cell) + post
     if style == edge:  # one run, as Strip.simplify would make of it (fewer segments to crop and filter)
         filled = " " * gap + text if cell.justify == "right" else text + " " * gap
         return [Segment(f"{' ' * PADDING}{filled}{' ' * PADDING}", edge)]
@@ -126,7 +115,7 @@ def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segmen
     return [pad, *middle, pad]
 
 
-class EscalationTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bindings=False):
+class EscalationTable(CachedLines, ListMoves, ColumnMoves, ScrollView, can_focus=True, inherit_bindings=False):
     """Rows keyed by escalation id; the cursor stays on the same escalation across refreshes.
 
     j/k, g/G, Home/End and the page keys move as on every list; ←/→ scroll sideways a whole column.
@@ -384,27 +373,6 @@ class EscalationTable(CachedLines, ListMoves, ScrollView, can_focus=True, inheri
             x += width + 2 * PADDING
         return edges + [x]
 
-    @property
-    def max_scroll_x(self) -> int:
-        """As far right as the first column edge that shows the last column whole.
-
-        The plain limit (content width less the view) usually falls inside a column, so the
-        last → would leave that column cut at the left edge; past the content is blank.
-        """
-        furthest = super().max_scroll_x
-        if furthest <= 0:
-            return 0
-        return next((e for e in self._column_edges() if e >= furthest), furthest)
-
-    def action_columns(self, delta: int) -> None:
-        """→/←: scroll sideways one whole column, so the view always starts at a column's left edge."""
-        edges = self._column_edges()[:-1]
-        now, furthest = round(self.scroll_x), self.max_scroll_x
-        if delta > 0:
-            target = next((e for e in edges if e > now), furthest)
-        else:
-            target = next((e for e in reversed(edges) if e < now), 0)
-        self.scroll_to(x=min(target, furthest), animate=False)
 
     # -- the mouse -----------------------------------------------------------------------------
 

@@ -37,3 +37,36 @@ class ListMoves:
 
     def action_last(self) -> None:
         self.go_row(self._row_total() - 1)
+
+
+class ColumnMoves:
+    """→/← (keymap COLUMN_BINDINGS) a whole column at a time, for a list wider than the screen.
+
+    Mixed in before the widget class, as ``ListMoves``; the list says where its columns start
+    (``_column_edges``: each column's left edge, then where the last one ends).
+    """
+
+    def _column_edges(self) -> list[int]:
+        raise NotImplementedError
+
+    @property
+    def max_scroll_x(self) -> int:
+        """As far right as the first column edge that shows the last column whole.
+
+        The plain limit (content width less the view) usually falls inside a column, so the
+        last → would leave that column cut at the left edge; past the content is blank.
+        """
+        furthest = super().max_scroll_x  # type: ignore[misc]
+        if furthest <= 0:
+            return 0
+        return next((e for e in self._column_edges() if e >= furthest), furthest)
+
+    def action_columns(self, delta: int) -> None:
+        """→/←: scroll sideways one whole column, so the view always starts at a column's left edge."""
+        edges = self._column_edges()[:-1]
+        now, furthest = round(self.scroll_x), self.max_scroll_x  # type: ignore[attr-defined]
+        if delta > 0:
+            target = next((e for e in edges if e > now), furthest)
+        else:
+            target = next((e for e in reversed(edges) if e < now), 0)
+        self.scroll_to(x=min(target, furthest), animate=False)  # type: ignore[attr-defined]

@@ -12,10 +12,10 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
-from agentdeck.console.widgets.list_moves import ListMoves
+from agentdeck.console.widgets.list_moves import ColumnMoves, ListMoves
 
 
-class VimTable(ListMoves, DataTable, inherit_bindings=False):
+class VimTable(ListMoves, ColumnMoves, DataTable, inherit_bindings=False):
     """A row-cursor DataTable with less/vim keys.
 
     Its keys are its own: DataTable's and its scroll container's ("Page Left",
@@ -33,27 +33,6 @@ class VimTable(ListMoves, DataTable, inherit_bindings=False):
             x += column.get_render_width(self)
         return edges + [x]
 
-    @property
-    def max_scroll_x(self) -> int:
-        """As far right as the first column edge that shows the last column whole.
-
-        The plain limit (content width less the view) usually falls inside a column, so the
-        last → would leave that column cut at the left edge; past the content is blank.
-        """
-        furthest = super().max_scroll_x
-        if furthest <= 0:
-            return 0
-        return next((e for e in self._column_edges() if e >= furthest), furthest)
-
-    def action_columns(self, delta: int) -> None:
-        """→/←: scroll sideways one whole column, so the view always starts at a column's left edge."""
-        edges = self._column_edges()[:-1]
-        now, furthest = round(self.scroll_x), self.max_scroll_x
-        if delta > 0:
-            target = next((e for e in edges if e > now), furthest)
-        else:
-            target = next((e for e in reversed(edges) if e < now), 0)
-        self.scroll_to(x=min(target, furthest), animate=False)
 
     def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - (1 if self.show_header else 0))
