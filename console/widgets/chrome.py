@@ -279,6 +279,12 @@ class DeckHeader(Horizontal):
         self.call_after_refresh(self.mount, ScreenTabs(self.active), before=0)
 
 
+def same_day(a: float | None, b: float | None) -> bool:
+    """Both UTC times on the same calendar day (None: no clock to compare with): ``format_clock`` shows a
+    time of day alone only then."""
+    return a is None or b is None or time.gmtime(a)[:3] == time.gmtime(b)[:3]
+
+
 def format_clock(ts: float | None, now: float | None = None, *, short: bool = False) -> str:
     """A UTC time of day; with a date whenever it is not ``now``'s day (the app clock).
 
@@ -288,7 +294,7 @@ def format_clock(ts: float | None, now: float | None = None, *, short: bool = Fa
     if ts is None:
         return ""
     t = time.gmtime(ts)
-    if now is not None and t[:3] != time.gmtime(now)[:3]:
+    if now is not None and not same_day(ts, now):
         other_year = t.tm_year != time.gmtime(now).tm_year
         if short:
             return time.strftime("%b %Y" if other_year else "%b %d", t)

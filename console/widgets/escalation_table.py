@@ -34,7 +34,7 @@ from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.line_table import CachedLines, _cell_style, same_cells
+from agentdeck.console.widgets.line_table import CachedLines, cell_style, same_cells
 from agentdeck.console.widgets.list_moves import ColumnMoves, ListMoves
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, RISK_STYLE, STATUS_STYLE, action_label, amount_label, clock, duration, proposed,
@@ -101,7 +101,7 @@ def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segmen
     if gap < 0:
         return None
     edge = pre + post
-    style = pre + _cell_style(cell) + post
+    style = pre + cell_style(cell) + post
     if style == edge:  # one run, as Strip.simplify would make of it (fewer segments to crop and filter)
         filled = " " * gap + text if cell.justify == "right" else text + " " * gap
         return [Segment(f"{' ' * PADDING}{filled}{' ' * PADDING}", edge)]

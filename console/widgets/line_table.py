@@ -342,7 +342,7 @@ def render_plain(widget: Widget, crop: Region) -> list[Strip]:
 _STYLE_CACHE: dict[str, Style] = {}
 
 
-def _cell_style(text: Text) -> Style:
+def cell_style(text: Text) -> Style:
     style = text.style
     if isinstance(style, Style):
         return style
@@ -392,7 +392,7 @@ def row_strip(columns: Sequence[Column], cells: Sequence[Text], base: Style, wid
             text = set_cell_size(text, w - 1) + "…"
         elif length < w:
             text = " " * (w - length) + text if cell.justify == "right" else text + " " * (w - length)
-        style = base + _cell_style(cell) if cell.style else base
+        style = base + cell_style(cell) if cell.style else base
         if style != run_style:
             if run:
                 segments.append(Segment("".join(run), run_style))

@@ -8,8 +8,6 @@ update redraws only the rows that changed.
 
 from __future__ import annotations
 
-import time
-
 from agentdeck.console.service.views import Row
 from dataclasses import dataclass
 
@@ -27,7 +25,7 @@ from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
 from agentdeck.console.widgets.line_table import CachedLines, header_strip, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
-from agentdeck.console.widgets.chrome import format_clock
+from agentdeck.console.widgets.chrome import format_clock, same_day
 
 
 # (key, label, width): fixed widths so a hostile 200-character agent name
@@ -144,11 +142,6 @@ def task_cells(row: Row, now: float | None = None) -> tuple[Text, ...]:
         Text(f"${row['cost_usd']:.3f}", justify="right"),
         Text(str(violations) if violations else "", style="bold red", justify="right"),
     )
-
-
-def _same_day(a: float | None, b: float | None) -> bool:
-    """Both UTC times on the same calendar day (``format_clock``'s test for showing a date); None: no clock."""
-    return a is None or b is None or time.gmtime(a)[:3] == time.gmtime(b)[:3]
 
 
 def _latency(ms: float | None) -> str:
@@ -309,7 +302,7 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
         the rows it held before are known by identity or by value, and only the new and changed ones are
         looked at further (building and comparing every row's cells was a third of the console's CPU per refresh).
         """
-        if not _same_day(self.shown.cells.now, now):
+        if not same_day(self.shown.cells.now, now):
             # The first column reads a time of day only for rows seen on ``now``'s day: past midnight a row
             # that did not change must read its date, so no cells or strips made the day before are kept.
             self.shown = Shown(self.shown.keys, LazyCells({}, now))
