@@ -731,8 +731,14 @@ class _Handler(BaseHTTPRequestHandler):
             # The request body may be unread: the connection cannot carry another request.
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        buffered = getattr(self, "_headers_buffer", None)  # (none for an HTTP/0.9 request: no headers)
+        if buffered is None:
+            self.wfile.write(body)
+            return
+        # Headers and body in one write (end_headers without its flush): one send a
+        # request, and the client reads its answer in one piece.
+        buffered.extend((b"\r\n", body))
+        self.flush_headers()
 
     def _fail(self, err: HttpError, content_type: str, body: bytes = b"", source: str | None = None) -> None:
         if err.status < 500 and err.status not in (401, 404, 405, 429):
