@@ -240,6 +240,7 @@ class _Queued:
 
     groups: list[list[otlp.SpanItem]]
     bad: list[otlp.BadSpan]  # the request's refused spans; ``_commit`` adds those the store refuses
+    limited_to: Token | None = None  # a sender with an agent list (``_allowed`` on its turn to write)
     accepted: int = 0  # groups committed
     results: list[BatchResult] = field(default_factory=list)
     error: Exception | None = None
@@ -429,15 +430,8 @@ class Receiver:
         for item in items:
             item.source = name
             groups.setdefault(item.key[:2], []).append(item)
-        wait = 5.0 if deadline is None else deadline - time.monotonic()
         kept = list(groups.values())
-        if token is not None and token.agents is not None and kept:
-            conn, hooks = self.pool.get(wait)
-            try:
-                kept = _allowed(conn, token, kept, bad)
-            finally:
-                self.pool.put((conn, hooks))
-        request = _Queued(kept, bad)
+        request = _Queued(kept, bad, token if token is not None and token.agents is not None else None)
         if kept:
             self._write(request, deadline)
         results, accepted = request.results, request.accepted
@@ -528,7 +522,11 @@ class Receiver:
                 request.done = True
 
     def _commit_together(self, conn: sqlite3.Connection, batch: list[_Queued]) -> None:
-        if len(batch) > 1:
+        # A sender limited to some agents is checked against the tasks as stored right before
+        # its own transaction (nothing else of this receiver writes in between), after those of
+        # the requests queued before it: in a shared transaction the check would not see the
+        # tasks its batch-mates start. A batch holding one is committed a request at a time.
+        if len(batch) > 1 and all(r.limited_to is None for r in batch):
             try:
                 batch[0].results.append(apply_batch(conn, None, [i for r in batch for g in r.groups for i in g], []))
             except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
@@ -542,7 +540,13 @@ class Receiver:
                 return
         for request in batch:
             try:
-                request.accepted = self._commit(conn, request.groups, request.bad, request.results)
+                if request.limited_to is not None:
+                    try:
+                        request.groups = _allowed(conn, request.limited_to, request.groups, request.bad)
+                    except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
+                        raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
+                if request.groups:
+                    request.accepted = self._commit(conn, request.groups, request.bad, request.results)
             except HttpError as exc:
                 request.error = exc
             request.settled = True

@@ -11,10 +11,11 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from conftest import HTTP
-from receiver_support import agent_spans, tasks, trace_hex, wait_for
+from receiver_support import TOKEN_A, TOKEN_B, agent_spans, tasks, trace_hex, wait_for
 
 from agentdeck.store import otlp, otlp_receiver
 from agentdeck.store.db import connect
+from agentdeck.store.otlp_auth import parse_tokens
 from agentdeck.store.otlp_receiver import Receiver
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -112,3 +113,34 @@ def test_a_request_that_cannot_get_its_turn_in_time_is_told_to_retry_and_stores_
         again = HTTP.post(receiver.endpoint, content=body, headers=PROTOBUF, timeout=30)
         assert again.status_code == 200
         assert tasks(receiver.db_path)[otlp.task_id(trace_hex(run))]["tool_calls"] == 1
+
+
+def test_a_sender_limited_to_some_agents_is_checked_after_the_requests_queued_before_it(tmp_path):
+    """host-a may write for refund-agent only. Its tool span joins a trace whose agent span
+    (payroll-agent, from host-b) is queued just before it: checked on its turn, after that
+    request is committed, it is refused, as it is when the two come one after the other."""
+    tokens = parse_tokens(f"host-a {TOKEN_A} agents=refund-agent\nhost-b {TOKEN_B}\n")
+    payroll = agent_spans("payroll-agent", tools=1)
+    agent_span = [s for s in payroll if s.parent is None]
+    tool_span = [s for s in payroll if s.parent is not None]
+    answers: dict[str, object] = {}
+
+    def send(name: str, token: str, spans) -> None:
+        answers[name] = HTTP.post(receiver.endpoint, content=encode_spans(spans).SerializeToString(),
+                                  headers={**PROTOBUF, "Authorization": f"Bearer {token}"}, timeout=30)
+
+    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, post_commit=[], tokens=tokens) as receiver:
+        first = threading.Thread(target=send, args=("b", TOKEN_B, agent_span))
+        second = threading.Thread(target=send, args=("a", TOKEN_A, tool_span))
+        with receiver._writer:
+            first.start()
+            assert wait_for(lambda: len(receiver._queued) == 1)
+            second.start()
+            assert wait_for(lambda: len(receiver._queued) == 2)
+        first.join(60)
+        second.join(60)
+        assert answers["b"].status_code == 200  # type: ignore[attr-defined]
+        refused = answers["a"]
+        assert refused.status_code == 400 and b"payroll-agent" in refused.content  # type: ignore[attr-defined]
+        task = tasks(receiver.db_path)[otlp.task_id(trace_hex(payroll))]
+        assert task["agent"] == "payroll-agent" and task["tool_calls"] == 0 and task["source"] == "host-b"
