@@ -24,6 +24,8 @@ most ``idle_timeout`` and a whole request (from its first byte to the end of
 its body) at most ``request_timeout`` (then 408); at most ``max_bodies``
 bodies are read, decoded and committed at once (memory); at most
 ``store_connections`` SQLite connections, shared by all request threads.
+Writes go one at a time: requests that queue while another is written are
+committed together in the next transaction (``Receiver._write``).
 
 Senders (``store/otlp_auth.py``): with ``tokens``, every request needs a
 bearer token (401 otherwise, no detail); a token's name is stored with the
