@@ -45,7 +45,9 @@ class TasksScreen(DeckScreen):
         REPLAY,
     ]
 
-    follow: reactive[bool] = reactive(True)
+    # repaint=False: only the status line shows it (watch_follow). A reactive on a screen repaints the whole
+    # screen when it changes: g from follow mode, G and the first k each drew every line of it, not a partial frame.
+    follow: reactive[bool] = reactive(True, repaint=False)
 
     def __init__(self) -> None:
         super().__init__()

@@ -206,7 +206,9 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
     TaskTable > .task-table--even { background: $surface-lighten-1; }
     """
 
-    cursor_row: reactive[int] = reactive(0, always_update=True)
+    # repaint=False: a move repaints the two lines it changes (watch_cursor_row), not the whole table (a
+    # reactive's own repaint re-drew all ~40 lines through Textual's line cache on every j/k).
+    cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class Moved(Message):
         """The user moved the cursor (follow mode pauses)."""
