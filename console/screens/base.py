@@ -159,6 +159,16 @@ class DeckScreen(Screen):
 
         run_off_ui(self, group, counted, shown, on_error=on_error)
 
+    def supersede(self, group: str) -> None:
+        """Drop the answers of the reads of ``group`` asked before now.
+
+        For a key that shows at once what the screen holds (g/G's window read before) and re-reads behind
+        it: a read asked before the key (the newest window, re-read for a store change while following)
+        answered for what was shown before it, and landing after the key it put that back on screen.
+        """
+        generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
+        generations[group] = generations.get(group, 0) + 1
+
     def read_after_frame(self, group: str, job: Callable[[], T], show: Callable[[T], Any], *,
                          covers: bool = True) -> None:
         """``read``, asked once the next frame is on screen.

@@ -120,6 +120,8 @@ class TasksScreen(DeckScreen):
         if known is not None:
             # A jump to an end of the list read before: shown now, re-read behind it (once that frame
             # is drawn). The fresh window keeps the task under the cursor (the user may have moved on).
+            # A window read asked before the key answers for what was shown then: dropped, not shown over it.
+            self.supersede("tasks-page")
             self._show(known, place)
             place = None
         self._pending = (window, place) if place is not None else None
