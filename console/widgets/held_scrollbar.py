@@ -4,7 +4,7 @@ Textual (8.2) draws a scrollbar again, every line of it through the widget line 
 its position moves: ~2 ms for the Tasks table's 36-line bar, a fifth of a g or G (oldest/newest
 task), and those keys go back and forth between the same two positions. The lines drawn are kept
 under everything ``ScrollBar.render`` and the line pipeline read (size, position, the parent's
-scrollbar colours, backgrounds, the stylesheet's generation), so a position drawn before comes
+scrollbar colours, backgrounds, the stylesheet's generation, the app's line filters), so a position drawn before comes
 back as the same lines, never stale ones.
 """
 
@@ -32,7 +32,7 @@ class HeldScrollBar(ScrollBar):
                 styles.scrollbar_background, styles.scrollbar_color, styles.scrollbar_background_hover,
                 styles.scrollbar_color_hover, styles.scrollbar_background_active, styles.scrollbar_color_active,
                 parent.background_colors, self.background_colors, self.screen.styles.scrollbar_color,
-                self.rich_style)
+                self.rich_style, tuple(self.get_line_filters()))  # (the kept lines are filtered already)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         key = self._drawn_from(crop)
