@@ -1644,6 +1644,52 @@ def _usage_note(a: dict[str, Any], cost: float) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+def _framing(span: Span, kind: str, rank: int | None, winner: Span | None, fallback: tuple | None, tid: str,
+             failure: str, latency_ms: float, note: str, session: tuple | None) -> tuple | None:
+    """What the span contributes to its task's framing, for both mapping paths: nothing (None);
+    a named agent inside another span's task: ``(plan fields, meta)``, its sub-agent step; or, the
+    span framing its task (``winner`` None or itself): ``(start, end, start meta, end meta)``, the
+    task_start and task_end fields without their envelope (v, ts, task_id, seq)."""
+    if rank is None or not (winner is None or winner is span or rank == RANK_AGENT):
+        return None
+    a = span.attributes
+    start_ns, end_ns = span.start_ns, span.end_ns
+    winner = winner or span
+    start = _task_start(span, kind)
+    end = _task_end(span, kind, rank, failure, latency_ms, note)
+    name = start["agent"] if rank == RANK_AGENT else None
+    plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+        if name else None
+    # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
+    sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+        if name and (not start["request"] or not end["summary"]) else None
+    # A named agent's own answer competes, by end time, for the task's answer: after a
+    # handoff the last agent answers (not the first); a sub-agent called from a tool ends
+    # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
+    # is the task's own and stands.
+    fixed = bool(failure or _first(a, "agentdeck.summary"))
+    own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
+    if winner is span:
+        needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
+        req, ans = fallback or (None, None)
+        if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+            ans = own_ans
+        if needs_req and req:
+            start["request"] = req[1]
+        if needs_ans and ans:
+            end["summary"] = ans[1]
+        common = {"frame": (rank, start_ns, span.span_id), "agent": start["agent"], "named": bool(name),
+                  "needs_req": needs_req, "needs_ans": needs_ans}
+        # (alt: the plan step this span becomes if another span frames the task; encoded only then, by claim)
+        return (start, end, {**common, "alt": plan, "alt_sub": sub, "session": session,
+                             "used": req if needs_req else None, "ans": own_ans},
+                {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
+    if name and name != agent_name(winner):
+        return plan, {"session": session, "ans": own_ans, "sub": sub,
+                      "shown": plan["summary"] if plan and sub else None}  # type: ignore[index]
+    return None
+
+
 def _checked_span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                          fallback: tuple | None = None) -> list[SpanItem]:
     """``span_events`` the plain way: every event's fields validated by its pydantic model.
@@ -1668,44 +1714,16 @@ def _checked_span_events(span: Span, kind: str | None = None, winner: Span | Non
     # the task's session: that of its earliest-starting span that names one (claim settles it)
     session = (start_ns, named_session) if named_session else None
 
-    rank = _rank(span, kind)
-    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
-        winner = winner or span
-        start = _task_start(span, kind)
-        end = _task_end(span, kind, rank, failure, latency_ms, note)
-        name = start["agent"] if rank == RANK_AGENT else None
-        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
-            if name else None
-        # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
-        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
-            if name and (not start["request"] or not end["summary"]) else None
-        alt = plan  # encoded only if another span frames the task (claim)
-        frame = (rank, start_ns, span.span_id)
-        # A named agent's own answer competes, by end time, for the task's answer: after a
-        # handoff the last agent answers (not the first); a sub-agent called from a tool ends
-        # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
-        # is the task's own and stands.
-        fixed = bool(failure or _first(a, "agentdeck.summary"))
-        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
-        if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
-            req, ans = fallback or (None, None)
-            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
-                ans = own_ans
-            if needs_req and req:
-                start["request"] = req[1]
-            if needs_ans and ans:
-                end["summary"] = ans[1]
-            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
-                      "needs_ans": needs_ans}
+    framed = _framing(span, kind, _rank(span, kind), winner, fallback, tid, failure, latency_ms, note, session)
+    if framed is not None:
+        if len(framed) == 2:  # a named agent inside another agent's task: one sub-agent plan step
+            made.append(("start", *framed))
+        else:
+            start, end, start_meta, end_meta = framed
             start.update(v=1, ts=_ts(start_ns), task_id=tid, seq=FIRST_SEQ)
-            made.append(("start", start, {**common, "alt": alt, "alt_sub": sub, "session": session,
-                                          "used": req if needs_req else None, "ans": own_ans}))
+            made.append(("start", start, start_meta))
             end.update(v=1, ts=_ts(end_ns), task_id=tid, seq=LAST_SEQ)
-            made.append(("end", end, {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}))
-        elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
-                                         "shown": plan["summary"] if plan and sub else None}))
+            made.append(("end", end, end_meta))
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
@@ -1932,33 +1950,14 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     session = (start_ns, named_session) if named_session else None
 
-    rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
-    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
-        winner = winner or span
-        start = _task_start(span, kind)
-        end = _task_end(span, kind, rank, failure, latency_ms, note)
-        name = start["agent"] if rank == RANK_AGENT else None
-        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
-            if name else None
-        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
-            if name and (not start["request"] or not end["summary"]) else None
-        alt = plan
-        frame = (rank, start_ns, span.span_id)
-        fixed = bool(failure or _first(a, "agentdeck.summary"))
-        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
-        if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
-            req, ans = fallback or (None, None)
-            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
-                ans = own_ans
-            if needs_req and req:
-                start["request"] = req[1]
-            if needs_ans and ans:
-                end["summary"] = ans[1]
-            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
-                      "needs_ans": needs_ans}
-            start_meta = {**common, "alt": alt, "alt_sub": sub, "session": session,
-                          "used": req if needs_req else None, "ans": own_ans}
+    framed = _framing(span, kind, RANK_STEP if kind in _STEP_RANKED else _rank(span, kind), winner, fallback, tid,
+                      failure, latency_ms, note, session)
+    if framed is not None:
+        if len(framed) == 2:  # a named agent inside another agent's task: one sub-agent plan step
+            plan, plan_meta = framed
+            made.append(("start", {**plan, "steps": []}, plan_meta, ev.Plan))
+        else:
+            start, end, start_meta, end_meta = framed
             ts = _fromtimestamp(start_ns / 1e9, UTC)
             task_input = start["input"]
             cohort, stage = start["cohort"], start["stage"]  # (any attribute value: a list is unhashable)
@@ -1973,11 +1972,10 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             else:
                 start.update(v=1, ts=ts, task_id=tid, seq=FIRST_SEQ)
                 made.append(("start", start, start_meta, None))
-            end_meta = {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}
             ts = _fromtimestamp(end_ns / 1e9, UTC)
             outcome = end["outcome"]
-            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT and end["tokens_out"] <= _MAX_COUNT
-                    and end["cost_usd"] <= _MAX_MONEY):
+            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT
+                    and end["tokens_out"] <= _MAX_COUNT and end["cost_usd"] <= _MAX_MONEY):
                 made.append(("end", {
                     "v": 1, "ts": ts, "task_id": tid, "seq": LAST_SEQ, "kind": "task_end",
                     "outcome": end["outcome"], "tokens_in": end["tokens_in"], "tokens_out": end["tokens_out"],
@@ -1986,10 +1984,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             else:
                 end.update(v=1, ts=ts, task_id=tid, seq=LAST_SEQ)
                 made.append(("end", end, end_meta, None))
-        elif name and name != agent_name(winner):
-            made.append(("start", {**plan, "steps": []}, {  # type: ignore[dict-item]
-                "session": session, "ans": own_ans, "sub": sub, "shown": plan["summary"] if plan and sub else None},
-                ev.Plan))
     if kind == "tool" or kind == "retrieval":
         # (_name and _first inlined for the key SDKs set, the others looked up only when it is not there)
         value = a.get("gen_ai.tool.call.id")
