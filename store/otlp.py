@@ -1912,11 +1912,14 @@ def _action(fields: dict[str, Any]) -> tuple[dict[str, Any], type | None]:
     return {"v": 1, "ts": ts, "task_id": tid, "seq": seq, "kind": "action", "action_id": action_id, "system": system,
             "operation": operation, "params": {} if params is _MISSING else dict(params), "amount": amount,  # type: ignore[call-overload]
             "before": fields.get("before"), "after": fields.get("after"),
-            "response": _built(ev.DownstreamResponse, {"status": None, "body": None}), "status": status,
+            "response": _NO_RESPONSE, "status": status,
             "justification": justification, "compensation": None}, ev.Action
 
 
 _ACTION_STATUSES = frozenset(("ok", "failed"))
+# An action's response when its span event gives none: what validation makes of the default, shared
+# (the models are frozen: no event can change it).
+_NO_RESPONSE = _built(ev.DownstreamResponse, {"status": None, "body": None})
 
 
 def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
@@ -2049,14 +2052,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         }, meta or None, ev.Reasoning if tokens_in <= _MAX_COUNT and tokens_out <= _MAX_COUNT else None))
 
     if span.events:
-        steps: list = []
-        _event_steps(span, tid, steps)
-        for part, fields, part_meta in steps:
-            if fields["kind"] == "action":
-                fields, cls = _action(fields)
-                made.append((part, fields, part_meta, cls))
-            else:
-                made.append((part, fields, part_meta, None))
+        _fast_event_steps(span, tid, made)
     trace, span_id = span.trace_id, span.span_id
     out = []
     for part, fields, part_meta, cls in made:
@@ -2084,20 +2080,70 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 def _event_steps(span: Span, tid: str, made: list) -> None:
     """The span's agentdeck.<kind> span events, as that native event each."""
     for n, e in enumerate(span.events):
-        if not e.name.startswith("agentdeck."):
+        if e.name.startswith("agentdeck."):  # (exception, log and other events are not steps)
+            made.append(_event_step(span, tid, n, e))
+
+
+def _event_step(span: Span, tid: str, n: int, e: SpanEvent) -> tuple[str, dict[str, Any], None]:
+    """One agentdeck.<kind> span event (the ``n``th of its span) as that native event's fields."""
+    event_kind = e.name[len("agentdeck."):]
+    if event_kind not in EVENT_KINDS:
+        raise OtlpError(f"unknown span event {e.name[:60]!r} (see docs/otel.md)")
+    fields: dict[str, Any] = {"kind": event_kind}
+    for key, value in e.attributes.items():
+        if key.startswith("agentdeck."):
+            field_name = key[len("agentdeck."):]
+            fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
+    time_ns = e.time_ns or span.start_ns
+    # (The event's own attributes may name an envelope field: theirs win, as they always have.)
+    return f"event{n}", {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": step_seq(time_ns), **fields}, None
+
+
+# The attributes of an agentdeck.action span event that the hot path reads itself (SDKs send these).
+_ACTION_ATTRIBUTES = frozenset("agentdeck." + f for f in (
+    "action_id", "system", "operation", "params", "amount", "before", "after", "status", "justification"))
+
+
+def _fast_event_steps(span: Span, tid: str, made: list) -> None:
+    """``_event_steps`` then ``_action`` for the hot path, in one pass: an agentdeck.action span
+    event holding only ``_ACTION_ATTRIBUTES`` becomes its Action fields directly (checked as
+    ``_action`` checks them); any other span event, or a check failing, goes the plain way."""
+    for n, e in enumerate(span.events):
+        name = e.name
+        if name[:10] != "agentdeck.":
             continue  # exception, log and other events are not steps
-        event_kind = e.name[len("agentdeck."):]
-        if event_kind not in EVENT_KINDS:
-            raise OtlpError(f"unknown span event {e.name[:60]!r} (see docs/otel.md)")
-        fields: dict[str, Any] = {"kind": event_kind}
-        for key, value in e.attributes.items():
-            if key.startswith("agentdeck."):
-                field_name = key[len("agentdeck."):]
-                fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
-        time_ns = e.time_ns or span.start_ns
-        # (The event's own attributes may name an envelope field: theirs win, as they always have.)
-        made.append((f"event{n}", {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": step_seq(time_ns), **fields},
-                     None))
+        a = e.attributes
+        if name == "agentdeck.action" and _ACTION_ATTRIBUTES.issuperset(a):
+            params = a.get("agentdeck.params", _MISSING)
+            if params is not _MISSING:
+                params = _decoded(params)
+            before, after = a.get("agentdeck.before"), a.get("agentdeck.after")
+            before, after = _decoded(before), _decoded(after)  # (None stays None)
+            action_id, system, operation = a.get("agentdeck.action_id"), a.get("agentdeck.system"), \
+                a.get("agentdeck.operation")
+            amount = a.get("agentdeck.amount")
+            status, justification = a.get("agentdeck.status", "ok"), a.get("agentdeck.justification", "")
+            time_ns = e.time_ns or span.start_ns
+            ts = _fromtimestamp(time_ns / 1e9, UTC)  # (raises as _ts would, at the same point)
+            if (type(action_id) is str and 0 < len(action_id) <= 200 and type(system) is str
+                    and 0 < len(system) <= 200 and type(operation) is str and 0 < len(operation) <= 200
+                    and (params is _MISSING or type(params) is dict)
+                    and (amount is None or type(amount) is float and amount - amount == 0)
+                    and type(status) is str and status in _ACTION_STATUSES
+                    and type(justification) is str and len(justification) <= MAX_TEXT):
+                made.append((f"event{n}", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": 1 + (time_ns // TICK_NS) % _STEP_SEQS, "kind": "action",
+                    "action_id": action_id, "system": system, "operation": operation,
+                    "params": {} if params is _MISSING else dict(params),  # type: ignore[call-overload]
+                    "amount": amount, "before": before, "after": after, "response": _NO_RESPONSE,
+                    "status": status, "justification": justification, "compensation": None}, None, ev.Action))
+                continue
+        part, fields, meta = _event_step(span, tid, n, e)
+        if fields["kind"] == "action":
+            fields, cls = _action(fields)
+            made.append((part, fields, meta, cls))
+        else:
+            made.append((part, fields, meta, None))
 
 
 def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:
