@@ -1953,8 +1953,10 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     named_session = None if _SESSION_KEYS.isdisjoint(a) else _name(a, *SESSION)
     session = (start_ns, named_session) if named_session else None
 
-    framed = _framing(span, kind, RANK_STEP if kind in _STEP_RANKED else _rank(span, kind), winner, fallback, tid,
-                      failure, latency_ms, note, session)
+    rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
+    # (_framing's first test, here: a step of a task another span frames, most spans, skips the call)
+    framed = _framing(span, kind, rank, winner, fallback, tid, failure, latency_ms, note, session) \
+        if rank is not None and (winner is None or winner is span or rank == RANK_AGENT) else None
     if framed is not None:
         if len(framed) == 2:  # a named agent inside another agent's task: one sub-agent plan step
             plan, plan_meta = framed
@@ -2058,7 +2060,11 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     for part, fields, part_meta, cls in made:
         payload = None
         if cls is not None:
-            event = _built(cls, fields)
+            event: Any = _new_object(cls)  # (_built, inlined: the hot loop's one call an event)
+            _set_attr(event, "__dict__", fields)
+            _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+            _set_attr(event, "__pydantic_extra__", None)
+            _set_attr(event, "__pydantic_private__", None)
             try:
                 payload = _SERIALIZERS[cls](event, exclude_none=True).decode()
             except ValueError:  # (a lone surrogate in a text: pydantic names the field)
