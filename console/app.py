@@ -431,6 +431,7 @@ class AgentDeck(App):
         gc_pause.resume_after_start_up()  # (a console that stopped before its first frame)
         self.ingest.close()
         self.prune_stop.set()
+        self.deck.close()
 
     def scheduled_prune(self) -> None:
         """Apply the retention rules on a thread worker (never the UI thread); a tick while one runs is skipped."""
