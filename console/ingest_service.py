@@ -39,7 +39,9 @@ from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
 
-HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
+HEALTHY_AFTER_S = 60.0
+IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
+IDLE_POLL_S = 0.02  # a run this long resets the backoff
 STOP_TIMEOUT_S = 5.0  # on quit: then it is killed (safe: a batch is committed whole or not at all)
 STDERR_LINES = 12
 
@@ -299,7 +301,11 @@ class StoreWatcher:
                     self.app.post_message(Ingested(committed_at=self.wall_clock()))
                 # Nothing can be posted before the window ends: no look at the store until then (a
                 # burst's commits meanwhile are all in the next post, held or not).
-                wake_at = min(max(now + self.poll_s, posted_at + self.refresh_every), next_check)
+                # Quiet for a while: look less often (the first commit after a quiet spell is heard up to
+                # IDLE_POLL_S later; a steady stream is looked for every poll_s). An idle console polled
+                # 200 times a second, ~2.5 % of a core.
+                poll = self.poll_s if now - posted_at < IDLE_AFTER_S else max(self.poll_s, IDLE_POLL_S)
+                wake_at = min(max(now + poll, posted_at + self.refresh_every), next_check)
                 self._wake.wait(max(0.0, wake_at - time.monotonic()))
                 self._wake.clear()
         finally:
