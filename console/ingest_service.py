@@ -223,6 +223,9 @@ class StoreWatcher:
         self.wall_clock = wall_clock
         self.stall_after = stall_after
         self._health_now = False  # check health now (the ingest process stopped or started)
+        # A commit this process made (the in-app receiver): news even if it landed before this watcher read its
+        # first data_version (a receiver answering before the watcher's thread is up).
+        self._heard = False
         self._wake = threading.Event()  # ends a wait early: poke, heard, close
         self.last: health_mod.Health | None = None
         self.skip_first = False  # the app's first check runs on a worker of its own
@@ -235,7 +238,8 @@ class StoreWatcher:
         self._wake.set()
 
     def heard(self) -> None:
-        """A commit made in this process (from any thread): looked at now, posted within the throttle."""
+        """A commit made in this process (from any thread): posted within the throttle, as one noticed."""
+        self._heard = True
         self._wake.set()
 
     def wake(self) -> None:
@@ -285,8 +289,9 @@ class StoreWatcher:
                     self._health_now = False
                     self._check_health(conn)
                     next_check = now + self.health_every
+                heard, self._heard = self._heard, False
                 current = data_version(conn)
-                if current != version:
+                if current != version or heard:
                     version = current
                     if not held:
                         # Rejects, deliveries and ingest problems come in commits: look soon,

@@ -133,3 +133,18 @@ def test_a_commit_after_a_quiet_window_is_posted_at_once_and_heard_wakes_the_wat
         finish(watcher, stop, thread)
     assert time.monotonic() - begun < WAIT_S  # wake() ends its wait: closing does not wait out a poll
     assert len(app.posts) == 3
+
+
+def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
+    # The in-app receiver can answer (and commit) before the watcher's thread has read its first
+    # data_version: for the watcher that commit is no change, but heard() says it is news.
+    db, conn = store
+    app = FakeApp(db)
+    watcher = StoreWatcher(app, db, poll_s=0.002, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
+    commit(conn, 1)
+    watcher.heard()
+    stop, thread = start(watcher)
+    try:
+        app.wait_for(lambda: bool(app.posts) and app.posts[-1][1] == 1, "the commit heard before the start posted")
+    finally:
+        finish(watcher, stop, thread)
