@@ -182,11 +182,6 @@ class Tailer:
         self._followed: set[Key] = set()  # inodes seen under a single-file path
         self._stop: threading.Event | None = None  # set by run(): stop between batches
         self._hook_problems: dict[str, str] = {}
-        # Following (set by run()): a pass's files in one commit (see _one_commit); its batches for on_batch until
-        # it is committed.
-        self.following = False
-        self._held_batches: list[TailStats] | None = None
-        self._one_commit_failed = False
         self._load_sources()
 
     # -- source bookkeeping -------------------------------------------------
@@ -314,28 +309,21 @@ class Tailer:
         files = self.files(problems)
         deferred = self._defer_indexes(files, problems)
         try:
-            if not deferred and self._one_commit(files):
+            for path, st, wanted in files:
                 try:
-                    with atomic(self.conn):
-                        self._poll_files(files, stats, problems, strict=True)
-                except BaseException as exc:  # nothing of the pass is in the store: read it again, a commit a file
-                    log.debug("a pass in one commit failed", exc_info=True)
-                    self._held_batches = None
-                    self._load_sources()  # (what this tailer noted as read, as the store has it)
-                    if not isinstance(exc, Exception):
-                        raise
-                    self._one_commit_failed = True
-                    stats, problems = TailStats(keep_ids=self.keep_ids), {**problems, "(ingest)": (
-                        f"a pass in one commit failed, read again a commit a file: {describe_error(exc)}")}
-                    self._poll_files(files, stats, problems)
-                else:
-                    held, self._held_batches = self._held_batches or [], None
-                    if self.on_batch is not None:
-                        for batch in held:
-                            self.on_batch(batch)
-            else:
-                self._one_commit_failed = False
-                self._poll_files(files, stats, problems)
+                    self._poll_file(path, st, wanted, stats)
+                except FileNotFoundError:
+                    continue  # vanished between listing and opening: next pass sees the truth
+                except PermissionError as exc:
+                    problems[str(path)] = f"permission denied: {exc.strerror}"
+                except OffsetMoved:
+                    self._load_sources()  # another ingester is ahead; take its state
+                except OSError as exc:
+                    problems[str(path)] = f"cannot read: {exc.strerror or exc}"
+                except sqlite3.Error as exc:
+                    problems[str(path)] = f"store error: {exc}"
+                    log.debug("store error while ingesting %s", path, exc_info=True)
+                    self._load_sources()
         finally:
             if deferred:
                 self._restore_indexes(problems)
@@ -344,48 +332,6 @@ class Tailer:
         self._hook_problems.clear()
         self.problems = problems
         return stats
-
-    def _poll_files(self, files: list[tuple[Path, os.stat_result, bool]], stats: TailStats, problems: dict[str, str],
-                    *, strict: bool = False) -> None:
-        """Read each file to its end. ``strict`` (the pass is one transaction): a store error ends the pass."""
-        for path, st, wanted in files:
-            try:
-                self._poll_file(path, st, wanted, stats)
-            except FileNotFoundError:
-                continue  # vanished between listing and opening: next pass sees the truth
-            except PermissionError as exc:
-                problems[str(path)] = f"permission denied: {exc.strerror}"
-            except OffsetMoved:
-                if strict:
-                    raise
-                self._load_sources()  # another ingester is ahead; take its state
-            except OSError as exc:
-                problems[str(path)] = f"cannot read: {exc.strerror or exc}"
-            except sqlite3.Error as exc:
-                if strict:
-                    raise
-                problems[str(path)] = f"store error: {exc}"
-                log.debug("store error while ingesting %s", path, exc_info=True)
-                self._load_sources()
-
-    def _one_commit(self, files: list[tuple[Path, os.stat_result, bool]]) -> bool:
-        """Commit this pass's files together, in one transaction?
-
-        Following a fleet, a pass finds a few lines in each of several files: a commit a file was ~3 commits a
-        pass, ~90 a second at 200 events/s (each writes its own WAL frames for the same index pages, and each
-        is a change every reader hears of). One transaction for the pass: exactly-once holds as before (each
-        file's events and offset are in it, and a failure leaves none of it). Only for a small pass while
-        following (``run``), with no hook that must run after each commit; after a failed one, the next pass
-        commits a file at a time (one file's store error must not hold back the others').
-        """
-        if not self.following or self.post_commit or self._one_commit_failed:
-            self._one_commit_failed = False
-            return False
-        backlog = self.backlog(files)
-        if not 0 < backlog <= self.batch_bytes:
-            return False
-        self._held_batches = []  # on_batch is told once the pass is committed
-        return True
 
     def backlog(self, files: list[tuple[Path, os.stat_result, bool]]) -> int:
         """Bytes not read yet in ``files`` (as ``files()`` lists them), about."""
@@ -675,9 +621,7 @@ class Tailer:
         batch = TailStats(keep_ids=self.keep_ids)
         batch.add(result, src["path"], new_offset - start, nlines)
         stats.add(result, src["path"], new_offset - start, nlines)
-        if self._held_batches is not None:
-            self._held_batches.append(batch)  # (a pass in one commit: told when it is committed)
-        elif self.on_batch is not None:
+        if self.on_batch is not None:
             self.on_batch(batch)
 
     # -- following ----------------------------------------------------------
@@ -707,7 +651,6 @@ class Tailer:
         import watchfiles
 
         self._stop = stop
-        self.following = True
         self._safe_poll()
         while not stop.is_set():
             roots = self.watch_roots()

@@ -63,21 +63,8 @@ def traces(tmp_path) -> Path:
     return folder
 
 
-FOLLOWING = {"on": False}  # tail() makes following tailers: a small pass's files in one commit (run() does this)
-
-
-@pytest.fixture(autouse=True, params=["a commit a file", "a pass in one commit"])
-def following(request, monkeypatch):
-    """Every guarantee here holds both ways a pass commits: a file at a time (poll, `agentdeck ingest`), and a
-    following tailer's small pass in one transaction."""
-    monkeypatch.setitem(FOLLOWING, "on", request.param == "a pass in one commit")
-    return FOLLOWING["on"]
-
-
 def tail(db: Path, *paths: Path, **kw) -> Tailer:
-    t = Tailer(connect(db), list(paths), post_commit=[], **kw)
-    t.following = FOLLOWING["on"]
-    return t
+    return Tailer(connect(db), list(paths), post_commit=[], **kw)
 
 
 def test_partial_last_line_waits_for_its_newline(db, traces):
@@ -412,72 +399,3 @@ def test_a_failing_post_commit_hook_is_a_problem_not_a_crash(db, traces, capsys)
     assert t.problems == {"(post-commit broken_hook)": "ValueError: boom"}
     assert capsys.readouterr().err == ""  # the console draws on stderr
     assert t.poll().events == 0 and t.problems == {}
-
-
-def commits_of(t: Tailer) -> list[str]:
-    """The COMMITs the tailer's connection runs from now on."""
-    seen: list[str] = []
-    t.conn.set_trace_callback(lambda sql: seen.append(sql) if sql.strip().upper() == "COMMIT" else None)
-    return seen
-
-
-def test_a_following_pass_over_several_files_is_one_commit_told_after_it(db, traces, following):
-    told: list[int] = []
-    t = tail(db, traces)
-    written = set()
-    for i in range(3):
-        written |= write_events(traces / f"f{i}.jsonl", f"t{i}", [0])
-    t.poll()  # (the files known: the pass below only appends)
-
-    def on_batch(batch) -> None:  # each file's batch, told once it is in the store
-        told.append(batch.events)
-        assert len(stored(db)) >= sum(told), "told before its commit"  # (read on another connection)
-
-    t.on_batch = on_batch
-    for i in range(3):
-        written |= write_events(traces / f"f{i}.jsonl", f"t{i}", range(1, 5))
-    commits = commits_of(t)
-    assert t.poll().events == 12
-    assert len(commits) == (1 if following else 3) and told == [4, 4, 4]
-    assert_exactly_once(db, written)
-
-
-def test_a_pass_in_one_commit_that_fails_is_read_again_a_file_at_a_time(db, traces, monkeypatch):
-    import sqlite3
-
-    from agentdeck.store import tailer as tailer_mod
-
-    t = tail(db, traces)
-    t.following = True
-    written = set()
-    for i in range(3):
-        written |= write_events(traces / f"f{i}.jsonl", f"t{i}", [0])
-    t.poll()  # (the files known: the passes below only append)
-    for i in range(3):
-        written |= write_events(traces / f"f{i}.jsonl", f"t{i}", range(1, 6))
-    real, calls = tailer_mod.commit, []
-
-    def second_fails(conn, *args, **kw):
-        calls.append(1)
-        if len(calls) == 2:  # the second file's batch: the first one's is already in the pass's transaction
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, *args, **kw)
-
-    monkeypatch.setattr(tailer_mod, "commit", second_fails)
-    told: list[int] = []
-    t.on_batch = lambda batch: told.append(batch.events)
-    commits = commits_of(t)
-    assert t.poll().events == 15  # all of it, once: the failed pass left nothing, and was read again
-    assert "a pass in one commit failed" in t.problems["(ingest)"]
-    assert len(commits) == 3 and told == [5, 5, 5]  # the retry: a commit a file; told only what is stored
-    assert_exactly_once(db, written)
-    written |= write_events(traces / "f0.jsonl", "t0", range(6, 8))
-    written |= write_events(traces / "f1.jsonl", "t1", range(6, 8))
-    commits.clear()
-    assert t.poll().events == 4 and len(commits) == 2  # the pass after a failure: a commit a file
-    assert "(ingest)" not in t.problems
-    commits.clear()
-    written |= write_events(traces / "f2.jsonl", "t2", range(6, 8))
-    written |= write_events(traces / "f0.jsonl", "t0", range(8, 10))
-    assert t.poll().events == 4 and len(commits) == 1  # then one commit a pass again
-    assert_exactly_once(db, written)
