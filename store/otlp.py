@@ -756,7 +756,17 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
             return "refill"
         return "stand"
 
-    if any(verdict(item) != "stand" for parts in framing.values() for item in parts):
+    def all_stand() -> bool:  # (verdict for every framing item, the usual frame test inline)
+        for trace, parts in framing.items():
+            won = winners[trace][0]
+            for item in parts:
+                meta = item.meta
+                if tuple(meta["frame"]) != won or ((meta.get("needs_req") or meta.get("needs_ans"))
+                                                   and verdict(item) != "stand"):
+                    return False
+        return True
+
+    if not all_stand():
         rewritten = []
         for item in items:
             meta = _meta(item)
@@ -792,10 +802,15 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     )
     # The task row says whether its agent is a stand-in (the service's name); a row
     # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
+    # A task is only ever made a stand-in where its trace has a framing row (here, or
+    # fill_otel_tasks), so a trace without a stored one (``row`` None: most of a batch's)
+    # has no task row to set back to 0: one statement fewer a batch, usually two.
     for stand_in in (0, 1):
-        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id IN (SELECT value FROM json_each(?))",
-                     (stand_in, json.dumps([task_id(trace) for trace, _frame, meta, _row in changes
-                                            if (0 if meta.get("named") else 1) == stand_in])))
+        ids = [task_id(trace) for trace, _frame, meta, row in changes
+               if (0 if meta.get("named") else 1) == stand_in and (stand_in or row is not None)]
+        if ids:
+            conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id IN (SELECT value FROM json_each(?))",
+                         (stand_in, json.dumps(ids)))
     changed = {c[0] for c in changes}
     borrowed = []
     for trace in set(best_req) | set(best_ans):
