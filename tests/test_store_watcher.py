@@ -132,7 +132,9 @@ def test_a_commit_after_a_quiet_window_is_posted_at_once_and_heard_wakes_the_wat
         begun = time.monotonic()
         finish(watcher, stop, thread)
     assert time.monotonic() - begun < WAIT_S  # wake() ends its wait: closing does not wait out a poll
-    assert len(app.posts) == 3
+    # One post a commit; at most one more each, when the watcher saw the change itself before heard() came (a
+    # heard commit is news whatever the watcher saw: one that landed before its first look must not be missed).
+    assert 3 <= len(app.posts) <= 6
 
 
 def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
