@@ -7,7 +7,8 @@ mode, while a fleet appends ``--rate`` events/s (bench/console.py's fleet and di
 are taken along the path of every new task's row:
 
     written (fleet, just before the write)
-    -> noticed   the console heard of the commit that holds it (Ingested: the pipe or the data_version poll)
+    -> noticed   the UI was told of the commit that holds it (the store watcher's Ingested, posted at most
+                 once per refresh_every: the throttle's wait is in this stage)
     -> handled   the app handled that notice (on_ingested, UI thread)
     -> asked     the Tasks screen asked for the window that holds it (DeckScreen.read)
     -> started   the read began on its worker thread

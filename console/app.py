@@ -24,7 +24,6 @@ from textual.screen import Screen
 from textual.widget import AwaitMount
 from textual.binding import Binding
 from textual.reactive import reactive, var
-from textual.timer import Timer
 
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import HealthChecked, Ingested
@@ -161,8 +160,6 @@ class AgentDeck(App):
         self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow, tuning=settings.ingest)
         self.last_ingest_at: float | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
-        self._data_at = 0.0  # monotonic time of the last data_version bump
-        self._data_timer: Timer | None = None
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
         self.pruning = False
@@ -435,6 +432,7 @@ class AgentDeck(App):
         gc_pause.resume_after_start_up()  # (a console that stopped before its first frame)
         self.ingest.close()
         self.prune_stop.set()
+        self.deck.close()
 
     def scheduled_prune(self) -> None:
         """Apply the retention rules on a thread worker (never the UI thread); a tick while one runs is skipped."""
@@ -514,27 +512,16 @@ class AgentDeck(App):
 
     def on_ingested(self, message: Ingested) -> None:
         self.last_ingest_at = message.committed_at
-        # Screens reload on each bump, and a reload supersedes the one in
-        # flight: bumped at most every settings.ingest.refresh_every (the first at once, the
-        # last of a burst when its time comes), so under a steady stream of
-        # commits each reload lands instead of being replaced by the next.
-        now = time.monotonic()
-        wait = self._data_at + self.settings.ingest.refresh_every - now
-        if wait <= 0:
-            self._bump_data()
-        elif self._data_timer is None:
-            self._data_timer = self.set_timer(wait, self._bump_data)
-        # A busy fleet commits many batches a second; the counters (aggregate
-        # queries) need not follow each one: at most 4 a second, plus the tick.
+        # Screens reload on each bump, and a reload supersedes the one in flight. The store watcher
+        # (console/ingest_service.py) posts at most one of these every settings.ingest.refresh_every (the
+        # first at once, the last of a burst when its time comes), so under a steady stream of commits each
+        # reload lands instead of being replaced by the next, and the UI thread is not woken for the others.
+        self.data_version += 1
+        # The counters (aggregate queries) need not follow each one: at most 4 a second, plus the tick.
         now = time.monotonic()
         if now - self._counters_at >= 0.25 or not self.tick:
             self._counters_at = now
             self.refresh_counters()
-
-    def _bump_data(self) -> None:
-        self._data_timer = None
-        self._data_at = time.monotonic()
-        self.data_version += 1
 
     def on_health_checked(self, message: HealthChecked) -> None:
         self.health = self._with_console_problems(message.health)

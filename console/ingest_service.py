@@ -7,7 +7,8 @@
   and stops too.
 * ``StoreWatcher`` polls ``PRAGMA data_version`` on its own read connection
   every few milliseconds (a few microseconds each: no query runs unless
-  another connection committed) and posts ``Ingested``; about once a second,
+  another connection committed) and posts ``Ingested``, at most once per
+  ``refresh_every`` (the throttle lives here, off the UI thread); about once a second,
   and soon after a change, it runs the health check (store/health.py) and
   posts ``HealthChecked`` when the answer changed.
 
@@ -16,6 +17,7 @@ Both run on thread workers in the group "ingest"; neither touches widgets.
 
 from __future__ import annotations
 
+import math
 import shlex
 import signal
 import sqlite3
@@ -37,7 +39,9 @@ from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
 
-HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
+HEALTHY_AFTER_S = 60.0
+IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
+IDLE_POLL_S = 0.02  # a run this long resets the backoff
 STOP_TIMEOUT_S = 5.0  # on quit: then it is killed (safe: a batch is committed whole or not at all)
 STDERR_LINES = 12
 
@@ -197,22 +201,50 @@ def same_health(a: health_mod.Health, b: health_mod.Health | None) -> bool:
 
 
 class StoreWatcher:
-    """Notices commits by any connection, and checks health, for one app."""
+    """Notices commits by any connection, and checks health, for one app.
+
+    It is also the refresh throttle: at most one ``Ingested`` every ``refresh_every``
+    seconds (the first commit after a quiet window at once, the rest of a burst when the
+    window ends), so a busy fleet's 50-odd commits a second wake the UI thread 20 times,
+    not 50, and every wake has something to draw. No commit is left unposted: one noticed
+    inside a window is held, and posted when the window ends.
+    """
 
     def __init__(self, app: App, db_path: Path, supervisor: IngestSupervisor | None = None, *,
                  poll_s: float = 0.005, health_every: float = 1.0, wall_clock: Callable[[], float] = time.time,
-                 stall_after: float = health_mod.STALL_AFTER_S) -> None:
+                 stall_after: float = health_mod.STALL_AFTER_S, refresh_every: float = 0.05) -> None:
         self.app = app
         self.db_path = Path(db_path)
         self.supervisor = supervisor
         self.poll_s = poll_s
         self.health_every = health_every
+        self.refresh_every = refresh_every
         # Real time, not the app's clock: heartbeats written by the ingest process are real times.
         self.wall_clock = wall_clock
         self.stall_after = stall_after
-        self.poke = threading.Event()  # check health now (the ingest process stopped or started)
+        self._health_now = False  # check health now (the ingest process stopped or started)
+        # A commit this process made (the in-app receiver): news even if it landed before this watcher read its
+        # first data_version (a receiver answering before the watcher's thread is up).
+        self._heard = False
+        self._wake = threading.Event()  # ends a wait early: poke, heard, close
         self.last: health_mod.Health | None = None
         self.skip_first = False  # the app's first check runs on a worker of its own
+        self.posted = 0  # Ingested messages posted (commits a second are many more under load)
+        self.watching = threading.Event()  # set once every commit from then on is noticed
+
+    def poke(self) -> None:
+        """Check health now (from any thread)."""
+        self._health_now = True
+        self._wake.set()
+
+    def heard(self) -> None:
+        """A commit made in this process (from any thread): posted within the throttle, as one noticed."""
+        self._heard = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        """End the current wait (``stop`` was set: the thread ends at once, not at its next poll)."""
+        self._wake.set()
 
     def check(self, conn) -> health_mod.Health:
         child = self.supervisor.state() if self.supervisor is not None else None
@@ -232,34 +264,55 @@ class StoreWatcher:
                 self.app.post_message(HealthChecked(self.last))
                 stop.wait(1.0)
 
+    def _check_health(self, conn) -> None:
+        try:
+            health = self.check(conn)
+        except Exception as exc:  # the check must not end the watcher; say it instead
+            health = health_mod.Health("error", (health_mod.Problem(
+                "health", "error", "the health check failed", f"{type(exc).__name__}: {exc}",
+                self.wall_clock(), "the store may be damaged or locked; see the message"),))
+        if not same_health(health, self.last):
+            self.last = health
+            self.app.post_message(HealthChecked(health))
+
     def _watch(self, stop: threading.Event) -> None:
         conn = connect(self.db_path, readonly=True)
         try:
             version = data_version(conn)
+            self.watching.set()
             next_check = time.monotonic() + (self.health_every if self.skip_first else 0.0)
-            while True:
+            posted_at = -math.inf  # monotonic time of the last Ingested posted
+            held = False  # a commit noticed and not posted yet (its window has not ended)
+            while not stop.is_set():
                 now = time.monotonic()
-                if now >= next_check or self.poke.is_set():
-                    self.poke.clear()
-                    try:
-                        health = self.check(conn)
-                    except Exception as exc:  # the check must not end the watcher; say it instead
-                        health = health_mod.Health("error", (health_mod.Problem(
-                            "health", "error", "the health check failed", f"{type(exc).__name__}: {exc}",
-                            self.wall_clock(), "the store may be damaged or locked; see the message"),))
-                    if not same_health(health, self.last):
-                        self.last = health
-                        self.app.post_message(HealthChecked(health))
+                if now >= next_check or self._health_now:
+                    self._health_now = False
+                    self._check_health(conn)
                     next_check = now + self.health_every
-                if stop.wait(self.poll_s):
-                    return
+                heard, self._heard = self._heard, False
                 current = data_version(conn)
-                if current != version:
+                if current != version or heard:
                     version = current
-                    self.app.post_message(Ingested(committed_at=time.time()))
-                    # Rejects, deliveries and ingest problems come in commits: look soon,
-                    # but not on every commit of a busy fleet.
-                    next_check = min(next_check, time.monotonic() + 0.25)
+                    if not held:
+                        # Rejects, deliveries and ingest problems come in commits: look soon,
+                        # but not on every commit of a busy fleet.
+                        next_check = min(next_check, now + 0.25)
+                    held = True
+                if held and now >= posted_at + self.refresh_every:
+                    # The screens' reads begin after this, so they cover every commit up to here.
+                    held = False
+                    posted_at = now
+                    self.posted += 1
+                    self.app.post_message(Ingested(committed_at=self.wall_clock()))
+                # Nothing can be posted before the window ends: no look at the store until then (a
+                # burst's commits meanwhile are all in the next post, held or not).
+                # Quiet for a while: look less often (the first commit after a quiet spell is heard up to
+                # IDLE_POLL_S later; a steady stream is looked for every poll_s). An idle console polled
+                # 200 times a second, ~2.5 % of a core.
+                poll = self.poll_s if now - posted_at < IDLE_AFTER_S else max(self.poll_s, IDLE_POLL_S)
+                wake_at = min(max(now + poll, posted_at + self.refresh_every), next_check)
+                self._wake.wait(max(0.0, wake_at - time.monotonic()))
+                self._wake.clear()
         finally:
             conn.close()
 
@@ -280,10 +333,10 @@ class IngestService:
                                             batch_wait=t.batch_wait)
                            if follow and paths else None)
         self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=t.poll, health_every=t.health_every,
-                                    stall_after=t.stall_after)
+                                    stall_after=t.stall_after, refresh_every=t.refresh_every)
 
     def _changed(self) -> None:
-        self.watcher.poke.set()
+        self.watcher.poke()
 
     def start(self) -> None:
         # Plain daemon threads, not Textual workers: they live as long as the
@@ -310,6 +363,7 @@ class IngestService:
 
     def close(self) -> None:
         self.stop.set()
+        self.watcher.wake()
         if self.supervisor is not None:
             self.supervisor.close()
 

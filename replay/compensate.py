@@ -29,6 +29,7 @@ import httpx
 
 from agentdeck.replay import handlers
 from agentdeck.replay.hosts import check_url
+from agentdeck.replay.http_clients import ClientPool, new_client
 from agentdeck.replay.redact import redact, redact_text
 from agentdeck.store import audit
 from agentdeck.store.txn import atomic
@@ -208,14 +209,18 @@ def _record_start(conn: sqlite3.Connection, plan: Plan, operator: str, now: floa
     return attempt
 
 
-def _run_http(plan: Plan, allow_hosts, timeout: float) -> Outcome:
+def _run_http(plan: Plan, allow_hosts, timeout: float, clients: ClientPool | None = None) -> Outcome:
     why = check_url(plan.url or "", allow_hosts)
     if why:
         return Outcome(False, 0, error=why)
     try:
-        # trust_env=False: no proxy from the environment — only the allowlisted host is contacted.
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            resp = client.request(plan.method or "POST", plan.url or "", json=plan.body, headers=plan.headers)
+        # trust_env=False: no proxy from the environment — only the allowlisted host is contacted
+        # (replay/http_clients.py). The console's shared clients, one per timeout; else one for this call.
+        if clients is not None:
+            resp = _request(clients.get(timeout), plan)
+        else:
+            with new_client(timeout) as client:
+                resp = _request(client, plan)
     except Exception as exc:  # httpx also raises e.g. UnicodeEncodeError; the attempt must end 'failed'
         return Outcome(False, 0, error=f"{type(exc).__name__}: {exc}"[:500])
     try:
@@ -225,6 +230,10 @@ def _run_http(plan: Plan, allow_hosts, timeout: float) -> Outcome:
     ok = 200 <= resp.status_code < 300
     error = None if ok else f"the system answered {resp.status_code}"
     return Outcome(ok, 0, resp.status_code, body, error, resp.headers.get("Idempotent-Replayed") == "true")
+
+
+def _request(client: httpx.Client, plan: Plan) -> httpx.Response:
+    return client.request(plan.method or "POST", plan.url or "", json=plan.body, headers=plan.headers)
 
 
 def _run_handler(plan: Plan) -> Outcome:
@@ -298,17 +307,19 @@ def commit(
     timeout: float = DEFAULT_TIMEOUT,
     finished_at: float | None = None,
     reason: str = "",
+    clients: ClientPool | None = None,
 ) -> Outcome | Refusal:
     """Record, run, record. Returns the outcome, or a refusal if it was already done meanwhile.
 
-    ``reason`` (the operator's why) is recorded with the attempt and in its audit record.
+    ``reason`` (the operator's why) is recorded with the attempt and in its audit record. ``clients``: HTTP
+    clients to share (the console's, closed when it exits); None: one is made for this call and closed after.
     """
     # An attempt still 'running' after timeout + a margin was cut short (crash): it no longer blocks a retry,
     # and the shared idempotency key keeps that retry from undoing twice.
     started = _record_start(conn, plan, operator, now, stale_after=timeout + 30, reason=reason.strip())
     if isinstance(started, Refusal):
         return started
-    outcome = _run_http(plan, allow_hosts, timeout) if plan.kind == "http" else _run_handler(plan)
+    outcome = _run_http(plan, allow_hosts, timeout, clients) if plan.kind == "http" else _run_handler(plan)
     outcome = Outcome(outcome.ok, started, outcome.status, outcome.body, outcome.error, outcome.replayed)
     _record_result(conn, plan, started, outcome, operator, now if finished_at is None else finished_at)
     return outcome

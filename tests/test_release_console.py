@@ -35,7 +35,9 @@ async def select(pilot, escalation_id: str) -> None:
 
 
 def detail_text(app) -> str:
-    return str(app.screen.query_one("#esc-detail-body", Static).render())
+    """The pane as a person reads it: its parts shown, top to bottom."""
+    parts = (app.screen.query_one(f"#esc-detail-{name}", Static) for name in ("top", "head", "body"))
+    return "\n".join(str(p.render()) for p in parts if p.display)
 
 
 async def test_promotion_item_detail_then_approve_with_a_reason(rel, make_app):
@@ -153,3 +155,30 @@ async def test_a_failing_release_tick_is_listed_on_problems_until_a_tick_succeed
         await app.settled()
         await pilot.pause()
         assert all(p.key != "release" for p in app.health.problems), "cleared once a tick succeeds"
+
+
+async def test_a_second_passing_redraws_only_the_release_items_clock_lines(rel, make_app, fixed_clock):
+    # Raised ... ago and the time to the deadline move every second; the verdict table, suite and stage
+    # changes (long, re-wrapped whenever set) are set again only when they change. The pane reads as one text.
+    from agentdeck.console.widgets.escalation_detail import render
+
+    now = [fixed_clock()]
+    app = app_for(rel, make_app, clock=lambda: now[0])
+    item = promotion(rel)
+    async with app.run_test(size=WIDE) as pilot:
+        await select(pilot, item)
+        top, head, body = (app.screen.query_one(f"#esc-detail-{part}", Static) for part in ("top", "head", "body"))
+        assert top.display and head.display
+        assert detail_text(app) == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))
+        before = {w.id: w.content for w in (top, head, body)}
+        now[0] += 1
+        app.screen.reload()
+        await settle(pilot)
+        assert head.content is not before["esc-detail-head"], "the age and deadline moved"
+        assert top.content is before["esc-detail-top"] and body.content is before["esc-detail-body"], \
+            "nothing else changed: not set again"
+        assert detail_text(app) == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))
+        moved = head.content
+        app.screen.reload()  # the same second again (a store change heard): nothing is set again
+        await settle(pilot)
+        assert head.content is moved and body.content is before["esc-detail-body"]

@@ -58,7 +58,8 @@ def parse_address(spec: str) -> tuple[str, int]:
 
 
 def start_for_app(app, spec: str):
-    """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's.
+    """A receiver inside the console: each commit is an ``Ingested`` message, like the tailer's
+    (through the store watcher's refresh throttle).
 
     It has no authentication, so it listens on loopback only (use ``agentdeck
     receive`` with tokens or TLS for other addresses)."""
@@ -68,8 +69,16 @@ def start_for_app(app, spec: str):
     from agentdeck.store.otlp_auth import is_loopback
     from agentdeck.store.otlp_receiver import Receiver
 
+    # The console's store watcher posts Ingested within its refresh throttle (console/ingest_service.py): a
+    # commit is only a nudge to look now. A bare app (no watcher) is told directly.
+    watcher = getattr(getattr(app, "ingest", None), "watcher", None)
+
     def on_commit(result) -> None:
-        if app.is_running:  # before the app runs, its screens load everything on mount anyway
+        if not app.is_running:  # before the app runs, its screens load everything on mount anyway
+            return
+        if watcher is not None:
+            watcher.heard()
+        else:
             app.post_message(Ingested(result.events, result.rejects, set(result.tasks), list(result.escalations), time.time()))
 
     host, port = parse_address(spec)

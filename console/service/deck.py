@@ -24,6 +24,7 @@ from typing import Any
 
 from agentdeck.console.service import views
 from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
+from agentdeck.replay.http_clients import ClientPool
 from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.tail_window import merge_tail
@@ -74,6 +75,9 @@ class DeckService:
         self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
         self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
         self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
+        # HTTP clients (callbacks, release hooks, compensations), one per timeout, shared by every call: making one
+        # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit).
+        self.http = ClientPool()
         # The last few reconstructions, by their change key (see replay): going back to a task
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
@@ -86,6 +90,10 @@ class DeckService:
         self.analyst_grace_until = 0.0
         self._started_at = time.time()  # wall clock, as the analyst stamps its rounds
         connect(self.db_path).close()  # create and migrate before any reader opens it
+
+    def close(self) -> None:
+        """The console is exiting: close the shared HTTP clients (their kept-alive connections)."""
+        self.http.close()
 
     # -- connections and time ---------------------------------------------------
 
@@ -492,12 +500,12 @@ class DeckService:
         from agentdeck.console.service.release_delivery import autonomy_path, publish_pending
 
         return publish_pending(self.writer(), autonomy_path(self.delivery.outbox), self.delivery,
-                               escalation_id=escalation_id, clock=self.clock)
+                               escalation_id=escalation_id, clock=self.clock, clients=self.http)
 
     def _deliver(self, escalation_id: str) -> str | None:
         conn = self.writer()
         try:
-            return deliver_one(conn, escalation_id, self.delivery)
+            return deliver_one(conn, escalation_id, self.delivery, clients=self.http)
         except Exception as exc:  # never take the console down; the stored state says what happened
             log.exception("delivering %r", escalation_id)
             return give_up(conn, escalation_id, _clean_error(exc))
@@ -630,7 +638,7 @@ class DeckService:
                                     detail={"reason_missing": True})
             if isinstance(plan, compensate.Plan):
                 result = compensate.commit(conn, plan, operator=self.operator, now=self.now(),
-                                           allow_hosts=self.allow_hosts, reason=reason)
+                                           allow_hosts=self.allow_hosts, reason=reason, clients=self.http)
             else:
                 result = plan
         except sqlite3.Error as exc:

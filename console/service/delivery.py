@@ -34,6 +34,8 @@ from agentdeck.store.txn import atomic
 if TYPE_CHECKING:
     import httpx
 
+    from agentdeck.replay.http_clients import ClientPool
+
     from agentdeck.store import outbox
 
 # Longer than one delivery can take (attempts x timeout + backoff), so a live
@@ -71,10 +73,12 @@ def _claim(conn: sqlite3.Connection, escalation_id: str, now: float) -> bool:
 
 def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: DeliverySettings,
                 *, client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep,
-                clock: Callable[[], float] = time.time) -> str | None:
+                clock: Callable[[], float] = time.time, clients: ClientPool | None = None) -> str | None:
     """Deliver one decided escalation. Returns the delivery state, or None if not ours to deliver now.
 
-    ``clock`` is wall time for the delivery claim (not the console's display clock).
+    ``clock`` is wall time for the delivery claim (not the console's display clock). ``clients``: shared HTTP
+    clients (the console's), asked for one only when a callback is called; without ``client`` or ``clients``
+    one is made for the call and closed after.
     """
     from agentdeck.store import decisions, outbox  # (pydantic models: imported on the first delivery)
 
@@ -99,13 +103,14 @@ def deliver_one(conn: sqlite3.Connection, escalation_id: str, settings: Delivery
     except OSError as exc:
         state, error = "failed", f"outbox {settings.outbox}: {exc.strerror or exc}"
     else:
-        state, error = _callback(conn, row, line, settings, client, sleep, wrote_outbox)
+        state, error = _callback(conn, row, line, settings, client, sleep, wrote_outbox, clients)
     done = time.time() if state == "delivered" else None
     _set(conn, escalation_id, delivery=state, delivery_error=error, delivered_at=done, delivery_claimed_until=None)
     return state
 
 
-def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, client, sleep, wrote_outbox: bool):
+def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, client, sleep, wrote_outbox: bool,
+              clients: ClientPool | None = None):
     from agentdeck.replay.hosts import check_url  # (imports httpx: only when there is a callback)
 
     url = row["callback_url"]
@@ -117,12 +122,14 @@ def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, cl
     if why is not None:
         where = "written to the outbox only" if wrote_outbox else "not delivered"
         return "blocked", f"callback not called: {why}; {where}"
-    own = client is None
-    import httpx  # only when a callback is called: it is slow to import
+    from agentdeck.replay.http_clients import new_client  # (httpx: only when a callback is called, slow to import)
 
-    # trust_env=False: no proxy (or netrc credentials) from the environment, so
-    # the request goes to the allowlisted host and nowhere else.
-    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False)
+    if client is None and clients is not None:
+        client = clients.get(settings.timeout)  # the console's shared client (DeckService.http): it closes it
+    own = client is None
+    # Made here otherwise. Either way trust_env=False: no proxy (or netrc credentials) from the environment, so
+    # the request goes to the allowlisted host only (replay/http_clients.py).
+    client = client or new_client(settings.timeout)
     try:
         return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
     finally:

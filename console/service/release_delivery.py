@@ -32,6 +32,8 @@ from agentdeck.store.txn import atomic
 if TYPE_CHECKING:
     import httpx
 
+    from agentdeck.replay.http_clients import ClientPool
+
 log = logging.getLogger(__name__)
 RELATIVE_PATH = Path("outbox") / "autonomy.jsonl"
 
@@ -58,8 +60,10 @@ def _claim(conn: sqlite3.Connection, change_id: int, now: float) -> bool:
 
 def publish_one(conn: sqlite3.Connection, change_id: int, autonomy: Path | None, settings: DeliverySettings, *,
                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep,
-                clock: Callable[[], float] = time.time) -> str | None:
-    """Publish one stage change. Returns the hook's state ('' without a hook), or None if not ours now."""
+                clock: Callable[[], float] = time.time, clients: ClientPool | None = None) -> str | None:
+    """Publish one stage change. Returns the hook's state ('' without a hook), or None if not ours now.
+
+    ``clients``: shared HTTP clients (the console's), asked for one only when a hook is called."""
     from agentdeck.store import outbox, release
 
     if not _claim(conn, change_id, clock()):
@@ -82,13 +86,13 @@ def publish_one(conn: sqlite3.Connection, change_id: int, autonomy: Path | None,
                 return "failed"
     state = ""
     if row["hook_state"] == "pending" and row["release_hook"]:
-        state = _call_hook(conn, row, line, settings, client, sleep, clock)
+        state = _call_hook(conn, row, line, settings, client, sleep, clock, clients)
     _set(conn, change_id, hook_claimed_until=None)
     return state
 
 
 def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: DeliverySettings, client, sleep,
-               clock: Callable[[], float]) -> str:
+               clock: Callable[[], float], clients: ClientPool | None = None) -> str:
     from agentdeck.replay.hosts import check_url
 
     url = row["release_hook"]
@@ -96,10 +100,12 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
     if why is not None:
         _set(conn, row["id"], hook_state="blocked", hook_error=f"release hook not called: {why}", hook_at=clock())
         return "blocked"
-    import httpx
+    from agentdeck.replay.http_clients import new_client
 
+    if client is None and clients is not None:
+        client = clients.get(settings.timeout)  # the console's shared client (DeckService.http): it closes it
     own = client is None
-    client = client or httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False)
+    client = client or new_client(settings.timeout)
 
     def count_attempt() -> None:
         with atomic(conn):

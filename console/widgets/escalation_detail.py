@@ -17,26 +17,28 @@ from agentdeck.console.service.views import EscalationView
 
 def render(view: EscalationView | None, now: float, on_expiry: str = "deny") -> Text:
     """The pane's content. Every trace-sourced string passes through clean()/plain()."""
-    head, body = render_parts(view, now, on_expiry)
-    if head is None:
-        return body
-    text = head.copy()
-    text.append("\n")
-    text.append_text(body)
+    parts = [p for p in render_parts(view, now, on_expiry) if p is not None]
+    text = parts[0].copy()
+    for part in parts[1:]:
+        text.append("\n")
+        text.append_text(part)
     return text
 
 
-def render_parts(view: EscalationView | None, now: float, on_expiry: str = "deny") -> tuple[Text | None, Text]:
-    """The pane's content in two: the lines that move with the clock (an escalation's id, deadline and age; None
-    for other panes), and the rest, which stays the same from one second to the next (the pane redraws it only
-    when it changes: it can be long, and re-wrapping it was a good part of drawing a switch to Escalations)."""
+def render_parts(view: EscalationView | None, now: float,
+                 on_expiry: str = "deny") -> tuple[Text | None, Text | None, Text]:
+    """The pane's content in three, joined by newlines: the lines above the clock's (a release item's
+    id, what it asks and its stage; None for other panes), the lines that move with the clock (deadline and age;
+    None when there are none), and the rest, which stays the same from one second to the next (the pane redraws
+    a part only when it changes: the rest can be long, and re-wrapping it was a good part of drawing a switch to
+    Escalations)."""
     if view is None:
-        return None, Text("No escalation selected.", style="dim")
+        return None, None, Text("No escalation selected.", style="dim")
     r = view.row
     if view.release is not None:  # a promotion or roll back item: its own pane
-        from agentdeck.console.widgets.release_detail import render_release
+        from agentdeck.console.widgets.release_detail import render_release_parts
 
-        return None, render_release(view, now)
+        return render_release_parts(view, now)
     head = Text()
     head.append_text(plain(r["escalation_id"], 80, style="bold", single_line=True))
     head.append("  ")
@@ -136,7 +138,7 @@ def render_parts(view: EscalationView | None, now: float, on_expiry: str = "deny
         t.append("\n")
     if view.more_steps:
         t.append(f"  … {view.more_steps} more (open in Replay with o)\n", "dim")
-    return head, t
+    return None, head, t
 
 
 def _same(a: Text | None, b: Text | None) -> bool:
@@ -149,21 +151,23 @@ def _same(a: Text | None, b: Text | None) -> bool:
 class EscalationDetail(VerticalScroll):
     """Scrollable detail of the selected escalation."""
 
-    _shown: tuple[Text | None, Text | None] = (None, None)  # (head, body) as shown now
+    _shown: tuple[Text | None, ...] = (None, None, None)  # (top, head, body) as shown now
+    PARTS = ("top", "head", "body")
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="esc-detail-top").set_styles("display: none;")
         yield Static("", id="esc-detail-head").set_styles("display: none;")
         yield Static(Text("No escalation selected.", style="dim"), id="esc-detail-body")
 
     def show(self, view: EscalationView | None, now: float, on_expiry: str) -> None:
         """Show ``view``; a part that would draw as it does now is left alone (not laid out and drawn again)."""
-        head, body = render_parts(view, now, on_expiry)
-        shown_head, shown_body = self._shown
-        self._shown = (head, body)
-        if not _same(head, shown_head):
-            widget = self.query_one("#esc-detail-head", Static)
-            if head is not None:
-                widget.update(head)
-            widget.display = head is not None
-        if not _same(body, shown_body):
-            self.query_one("#esc-detail-body", Static).update(body)
+        parts = render_parts(view, now, on_expiry)
+        shown, self._shown = self._shown, parts
+        for name, part, before in zip(self.PARTS, parts, shown):
+            if _same(part, before):
+                continue
+            widget = self.query_one(f"#esc-detail-{name}", Static)
+            if part is not None:
+                widget.update(part)
+            if name != "body":
+                widget.display = part is not None

@@ -21,6 +21,18 @@ def render_release(view: EscalationView, now: float) -> Text:
 
     Agent, version, metric reasons and case ids come from traces: every one passes through plain().
     """
+    top, clock, rest = render_release_parts(view, now)
+    text = top.copy()
+    for part in (clock, rest):
+        text.append("\n")
+        text.append_text(part)
+    return text
+
+
+def render_release_parts(view: EscalationView, now: float) -> tuple[Text, Text, Text]:
+    """``render_release`` in three, joined by newlines: the lines above the clock's, the lines that move with the
+    clock (raised ... ago, time to the deadline), and the rest. The pane sets each again only when it would draw
+    differently: a second passing redraws two lines, not the verdict table, suite and stage changes."""
     r, rel = view.row, view.release
     assert rel is not None
     item, verdict = rel.item, rel.verdict
@@ -46,7 +58,7 @@ def render_release(view: EscalationView, now: float) -> Text:
     label(t, "Stage now")
     t.append_text(plain(rel.stage_now, 120, style="bold magenta" if "demoted" in rel.stage_now else "bold",
                         single_line=True))
-    t.append("\n")
+    top, t = t, Text()
     label(t, "Raised")
     t.append(f"{stamp(r['ts'])}  ({duration(now - r['ts'])} ago) by ")
     t.append_text(plain(item["trigger"], 120, single_line=True))
@@ -57,7 +69,8 @@ def render_release(view: EscalationView, now: float) -> Text:
     t.append(f"  ({left})", "bold magenta" if expired else "")
     if expired and r["status"] == "pending":
         t.append("\n  past its deadline: it waits for a person (never decided by the expiry policy)", "magenta")
-    t.append("\n\n")
+    clock, t = t, Text()
+    t.append("\n")
 
     t.append("Verdict ", "bold")
     t.append_text(plain(str(verdict.get("verdict", "?")).upper(), 20,
@@ -165,4 +178,4 @@ def render_release(view: EscalationView, now: float) -> Text:
                     t.append("\n    answer: ", "dim")
                     t.append_text(plain(c["hook_answer"], 300, single_line=True))
             t.append("\n")
-    return t
+    return top, clock, t

@@ -1,0 +1,152 @@
+"""The store watcher's refresh throttle (console/ingest_service.py), below the UI: no Pilot, no sleep.
+
+The watcher is the only thing that tells screens the store changed. It posts at most one ``Ingested``
+per ``refresh_every``; what a user relies on is that a screen re-reading on the last notice of a burst
+shows the burst's last commit (a commit is never left without a notice after it), and that the UI
+thread is woken once per window, not once per commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from agentdeck.console.ingest_service import StoreWatcher
+from agentdeck.console.messages import Ingested
+from agentdeck.store.db import connect
+from agentdeck.store.txn import atomic
+
+WAIT_S = 20.0  # bound on every wait for a condition (a loaded machine), never a sleep
+
+
+class FakeApp:
+    """Takes the watcher's messages; on each Ingested reads the store as a screen's reload would."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.cond = threading.Condition()
+        self.posts: list[tuple[float, int]] = []  # (monotonic time posted, rows the read after it saw)
+        self.reader: sqlite3.Connection | None = None
+
+    def post_message(self, message) -> bool:
+        if isinstance(message, Ingested):
+            if self.reader is None:  # (the watcher's thread: its own connection, as a screen's worker has)
+                self.reader = connect(self.db, readonly=True)
+            seen = self.reader.execute("SELECT count(*) FROM probe").fetchone()[0]
+            with self.cond:
+                self.posts.append((time.monotonic(), seen))
+                self.cond.notify_all()
+        return True
+
+    def wait_for(self, condition, what: str) -> None:
+        with self.cond:
+            assert self.cond.wait_for(condition, WAIT_S), f"not within {WAIT_S:.0f} s: {what}; posts {self.posts}"
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = tmp_path / "store.db"
+    conn = connect(db)
+    with atomic(conn):
+        conn.execute("CREATE TABLE probe (n INTEGER)")
+    yield db, conn
+    conn.close()
+
+
+def commit(conn, n: int) -> None:
+    with atomic(conn):
+        conn.execute("INSERT INTO probe VALUES (?)", (n,))
+
+
+def start(watcher: StoreWatcher) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    watcher.skip_first = True
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    assert watcher.watching.wait(WAIT_S)  # commits before it read its first data_version are not news to it
+    return stop, thread
+
+
+def finish(watcher: StoreWatcher, stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    watcher.wake()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+
+
+def test_the_last_commit_of_a_burst_is_always_posted_and_the_window_holds(store):
+    db, conn = store
+    app = FakeApp(db)
+    window = 0.2
+    watcher = StoreWatcher(app, db, poll_s=0.002, refresh_every=window)  # type: ignore[arg-type]
+    stop, thread = start(watcher)
+    try:
+        commits = 60
+        for n in range(commits):
+            commit(conn, n)
+        # No commit comes after the burst: only the held notice can show the last one.
+        app.wait_for(lambda: app.posts and app.posts[-1][1] == commits, "a notice whose read shows the last commit")
+    finally:
+        finish(watcher, stop, thread)
+    times = [t for t, _ in app.posts]
+    # (times taken in the fake, after its read: a little jitter against the watcher's own clock)
+    assert all(b - a >= window * 0.9 for a, b in zip(times, times[1:])), f"posts closer than the window: {times}"
+    assert len(app.posts) < commits  # coalesced: the UI is woken per window, not per commit
+
+
+def test_a_commit_inside_the_window_is_held_then_posted_when_it_ends(store):
+    db, conn = store
+    app = FakeApp(db)
+    window = 0.5
+    watcher = StoreWatcher(app, db, poll_s=0.002, refresh_every=window)  # type: ignore[arg-type]
+    stop, thread = start(watcher)
+    try:
+        commit(conn, 1)
+        app.wait_for(lambda: len(app.posts) == 1, "the first commit after a quiet spell, posted at once")
+        first_at = app.posts[0][0]
+        commit(conn, 2)
+        committed_at = time.monotonic()
+        assert committed_at < first_at + window, "the second commit was meant to land inside the window"
+        app.wait_for(lambda: len(app.posts) == 2, "the held notice, when the window ends")
+    finally:
+        finish(watcher, stop, thread)
+    assert app.posts[1][1] == 2  # its read shows the held commit
+    assert app.posts[1][0] >= first_at + window * 0.9  # not before the window ended
+
+
+def test_a_commit_after_a_quiet_window_is_posted_at_once_and_heard_wakes_the_watcher(store):
+    db, conn = store
+    app = FakeApp(db)
+    # A poll far longer than the wait bound: only heard() (the in-app receiver's nudge) can explain a post.
+    watcher = StoreWatcher(app, db, poll_s=60.0, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
+    stop, thread = start(watcher)
+    try:
+        for n in (1, 2, 3):
+            commit(conn, n)
+            watcher.heard()
+            app.wait_for(lambda n=n: bool(app.posts) and app.posts[-1][1] == n, f"commit {n} posted after heard()")
+    finally:
+        begun = time.monotonic()
+        finish(watcher, stop, thread)
+    assert time.monotonic() - begun < WAIT_S  # wake() ends its wait: closing does not wait out a poll
+    # One post a commit; at most one more each, when the watcher saw the change itself before heard() came (a
+    # heard commit is news whatever the watcher saw: one that landed before its first look must not be missed).
+    assert 3 <= len(app.posts) <= 6
+
+
+def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
+    # The in-app receiver can answer (and commit) before the watcher's thread has read its first
+    # data_version: for the watcher that commit is no change, but heard() says it is news.
+    db, conn = store
+    app = FakeApp(db)
+    watcher = StoreWatcher(app, db, poll_s=0.002, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
+    commit(conn, 1)
+    watcher.heard()
+    stop, thread = start(watcher)
+    try:
+        app.wait_for(lambda: bool(app.posts) and app.posts[-1][1] == 1, "the commit heard before the start posted")
+    finally:
+        finish(watcher, stop, thread)
