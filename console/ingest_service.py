@@ -282,7 +282,11 @@ class StoreWatcher:
             self.watching.set()
             next_check = time.monotonic() + (self.health_every if self.skip_first else 0.0)
             posted_at = -math.inf  # monotonic time of the last Ingested posted
-            held = False  # a commit noticed and not posted yet (its window has not ended)
+            # A commit noticed and not posted yet (its window has not ended). True at the start: a commit made
+            # by another process after a screen's first read and before the version above was read (or while
+            # this watcher was failing) changed no version this connection will see; one refresh covers it,
+            # else it stayed off screen until the next commit, on a quiet fleet for good.
+            held = True
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_check or self._health_now:
