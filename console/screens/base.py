@@ -367,6 +367,22 @@ class DeckScreen(Screen):
         switching = getattr(self.app, "switching", None)
         return switching is not None and switching.mode is not None
 
+    def open_dialog(self, dialog: Screen, callback: Callable[[Any], Any] | None, *, what: str, key: str) -> bool:
+        """Push ``dialog`` over this screen if the operator still has it in front of them; else say why not.
+
+        For a dialog opened when a read answers (an approval's rules, a compensation's plan): pushed with
+        ``app.push_screen`` it lands on whatever screen is shown by then. After a screen key pressed meanwhile
+        that was the screen switched to (an escalation's approval over Tasks), or the dialog went up on this
+        screen while a switch away from it was reading and was hidden by it. The later key wins, visibly:
+        nothing is decided or undone without the dialog, and the operator is told how to ask again.
+        """
+        if self.is_current and not self._leaving():
+            self.app.push_screen(dialog, callback)
+            return True
+        self.notify(f"{what}: not opened, as you left this screen before it was ready; press {key} again "
+                    f"on {self.MODE.capitalize()}.", severity="warning", timeout=8, markup=False)
+        return False
+
     def _refresh(self) -> None:
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""
         if self._leaving():
