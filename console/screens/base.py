@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from agentdeck.console.screens.cropped_compositor import CroppedCompositor
+from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
 from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
@@ -99,7 +99,8 @@ class DeckScreen(Screen):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._compositor = CroppedCompositor()  # a partial update draws only what is in it (cropped_compositor)
+        # A partial update draws only what is in it; a switch back draws only what changed (cropped_compositor).
+        self._compositor = FrameKeepingCompositor()
         self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
         # Styled for the app's current CSS as it mounts (its own .tcss is read before its
         # children are registered; the screen node is styled again in on_mount). Textual marks
@@ -293,7 +294,12 @@ class DeckScreen(Screen):
         8.2: the screen's region among the compositor's dirty ones means a full update.)
         """
         if self.stack_updates and self.is_attached:
-            self._compositor._dirty_regions.add(self.app.size.region)
+            compositor = self._compositor
+            if isinstance(compositor, FrameKeepingCompositor):
+                # Whole, from the frame kept when it was last shown plus what changed since (cropped_compositor).
+                compositor.whole_from_frame = True
+            else:
+                compositor._dirty_regions.add(self.app.size.region)
             # What was asked while it was away (the switch that left it repaints the screen it leaves; rows
             # read ahead lay out again) is done by that draw: not again on the first frame after it.
             self._layout_required = self._repaint_required = False
