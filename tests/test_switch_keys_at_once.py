@@ -92,3 +92,52 @@ async def test_an_approval_checked_after_the_operator_left_opens_no_dialog_elsew
         assert stacks(app) == {"tasks": ["TasksScreen"], "escalations": ["EscalationsScreen"]}
         said = [n.message for n in app._notifications]
         assert any("not opened" in m and "press a again" in m for m in said), said
+
+
+async def open_refund_on_replay(app, pilot) -> None:
+    """On Replay: task-0001 open at its refund (the third decision point), as test_replay_screen does."""
+    app.open_replay("task-0001")
+    await settle(pilot)
+    await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+    await settle(pilot)
+
+
+async def test_compensate_typed_with_the_screen_key_opens_its_dialog_on_replay(sample_db, make_app):
+    from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        await type_at_once(pilot, "4", "c")
+        assert app.current_mode == "replay", stacks(app)
+        assert isinstance(app.screen, CompensationDialog), f"c was lost: {stacks(app)}"
+        assert stacks(app)["tasks"] == ["TasksScreen"]
+
+
+async def test_a_compensation_prepared_after_the_operator_left_opens_no_dialog_elsewhere(sample_db, make_app,
+                                                                                        monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        prepared = threading.Event()
+        prompt = app.deck.compensation_prompt
+
+        def slow_prompt(*args, **kwargs):
+            prepared.wait(20)
+            return prompt(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "compensation_prompt", slow_prompt)
+        try:
+            await pilot.press("c", "1")  # compensate (its plan is prepared first), then go to Tasks
+            await until(pilot, lambda: app.current_mode == "tasks" and isinstance(app.screen, TasksScreen))
+        finally:
+            prepared.set()
+        await settle(pilot)
+        assert isinstance(app.screen, TasksScreen), f"the compensation dialog opened over Tasks: {stacks(app)}"
+        assert stacks(app)["replay"] == ["ReplayScreen"] and stacks(app)["tasks"] == ["TasksScreen"]
+        said = [n.message for n in app._notifications]
+        assert any("Compensation: not opened" in m and "press c again" in m for m in said), said
