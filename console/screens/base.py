@@ -298,6 +298,11 @@ class DeckScreen(Screen):
             if isinstance(compositor, FrameKeepingCompositor):
                 # Whole, from the frame kept when it was last shown plus what changed since (cropped_compositor).
                 compositor.whole_from_frame = True
+                # Less the screen's own repaint asked as it was left (Textual's switch_mode refreshes the screen
+                # it leaves, all of it): that is this whole frame. A widget's change is still drawn (its regions).
+                compositor._dirty_regions.discard(self.app.size.region)
+                self._repaint_regions.clear()
+                self._dirty_widgets.discard(self)
             else:
                 compositor._dirty_regions.add(self.app.size.region)
             # What was asked while it was away (the switch that left it repaints the screen it leaves; rows

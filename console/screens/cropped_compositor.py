@@ -76,6 +76,8 @@ class FrameKeepingCompositor(CroppedCompositor):
         frame, cuts = self._frame, self.cuts
         if frame is None or self._dirty_regions.dropped or len(frame) != self.size.height or len(cuts) != len(frame):
             return False
+        if self._frame_css != self._css_generation():
+            return False  # (the theme or stylesheet changed since: the screen's own background too)
         if self._frame_cuts != cuts:
             # Widgets moved or were resized (rows added, a pane shown): the lines written are the same, cut
             # elsewhere. What the move changed is among the dirty regions (Compositor.reflow marks it).
@@ -119,7 +121,16 @@ class FrameKeepingCompositor(CroppedCompositor):
         else:
             self._frame = [dict(zip(cuts[:-1], line)) for cuts, line in zip(self.cuts, update.strips)]
             self._frame_cuts = [list(cuts) for cuts in self.cuts]
+            self._frame_css = self._css_generation()
         return update
+
+    _frame_css: object = None
+
+    def _css_generation(self) -> object:
+        try:
+            return self.root.app._css_update_count  # type: ignore[union-attr]
+        except Exception:  # (no screen laid out yet, or no app running): never matches a kept frame
+            return object()
 
     def render_partial_update(self):
         dirty = self._dirty_regions
