@@ -17,7 +17,9 @@ read the same way.
 
 On a loaded machine wall time mostly measures the scheduler, so the two
 tailer rows also print the CPU time this process spent (all of the work there
-is in it; not so with parse processes or HTTP clients) and its ratio.
+is in it; not so with parse processes) and its ratio. The HTTP rows print it
+too: the receiver's and its clients' (httpx, threads of this process: the
+same work whichever receiver serves them), against the native tailer's.
 
 ``--stages`` then prints the CPU of each stage of the same work, OTLP lines
 beside native ones (JSON parse, spans, mapping and validation, store), and the
@@ -112,7 +114,7 @@ def to_protobuf(doc: dict) -> bytes:
     return json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
 
 
-CPU: dict[str, list[float]] = {}  # label -> this process's CPU seconds per run (tailer rows)
+CPU: dict[str, list[float]] = {}  # label -> this process's CPU seconds per run (tailer and HTTP rows)
 
 
 def tail_rate(folder: Path, db: Path, pool: ParsePool | None = None, label: str = "") -> tuple[float, int]:
@@ -198,7 +200,9 @@ def main() -> None:
             ):
                 db = tmp / f"recv-{run}-{len(times)}.db"
                 with Receiver(db, "127.0.0.1", 0, post_commit=[]) as receiver:
+                    cpu = time.process_time()
                     seconds = post_all(receiver.endpoint, bodies, ctype, clients)
+                    CPU.setdefault(label, []).append(time.process_time() - cpu)
                 conn = connect(db)
                 assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == n_events
                 conn.close()

@@ -258,8 +258,9 @@ class AgentDeck(App):
     def help_shown(self) -> bool:
         # Textual mounts the panel on the screen itself (App.action_show_help_panel): its children are
         # enough. Asked for the footer on every bindings change (check_action), a query of the whole
-        # screen walked every widget, several times a switch.
-        return bool(self.screen.query_children("HelpPanel"))
+        # screen walked every widget, several times a switch; a query of its children still matched a
+        # CSS selector against each (~0.4 ms of each enter and escape): the type's name is enough.
+        return any(type(child).__name__ == "HelpPanel" for child in self.screen.children)
 
     def action_toggle_help(self) -> None:
         if self.help_shown():

@@ -756,7 +756,17 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
             return "refill"
         return "stand"
 
-    if any(verdict(item) != "stand" for parts in framing.values() for item in parts):
+    def all_stand() -> bool:  # (verdict for every framing item, the usual frame test inline)
+        for trace, parts in framing.items():
+            won = winners[trace][0]
+            for item in parts:
+                meta = item.meta
+                if tuple(meta["frame"]) != won or ((meta.get("needs_req") or meta.get("needs_ans"))
+                                                   and verdict(item) != "stand"):
+                    return False
+        return True
+
+    if not all_stand():
         rewritten = []
         for item in items:
             meta = _meta(item)
@@ -792,10 +802,15 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
     )
     # The task row says whether its agent is a stand-in (the service's name); a row
     # created later in this transaction gets it from store/ingest.py fill_otel_tasks.
+    # A task is only ever made a stand-in where its trace has a framing row (here, or
+    # fill_otel_tasks), so a trace without a stored one (``row`` None: most of a batch's)
+    # has no task row to set back to 0: one statement fewer a batch, usually two.
     for stand_in in (0, 1):
-        conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id IN (SELECT value FROM json_each(?))",
-                     (stand_in, json.dumps([task_id(trace) for trace, _frame, meta, _row in changes
-                                            if (0 if meta.get("named") else 1) == stand_in])))
+        ids = [task_id(trace) for trace, _frame, meta, row in changes
+               if (0 if meta.get("named") else 1) == stand_in and (stand_in or row is not None)]
+        if ids:
+            conn.execute("UPDATE tasks SET agent_stand_in = ? WHERE task_id IN (SELECT value FROM json_each(?))",
+                         (stand_in, json.dumps(ids)))
     changed = {c[0] for c in changes}
     borrowed = []
     for trace in set(best_req) | set(best_ans):
@@ -1644,6 +1659,52 @@ def _usage_note(a: dict[str, Any], cost: float) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+def _framing(span: Span, kind: str, rank: int | None, winner: Span | None, fallback: tuple | None, tid: str,
+             failure: str, latency_ms: float, note: str, session: tuple | None) -> tuple | None:
+    """What the span contributes to its task's framing, for both mapping paths: nothing (None);
+    a named agent inside another span's task: ``(plan fields, meta)``, its sub-agent step; or, the
+    span framing its task (``winner`` None or itself): ``(start, end, start meta, end meta)``, the
+    task_start and task_end fields without their envelope (v, ts, task_id, seq)."""
+    if rank is None or not (winner is None or winner is span or rank == RANK_AGENT):
+        return None
+    a = span.attributes
+    start_ns, end_ns = span.start_ns, span.end_ns
+    winner = winner or span
+    start = _task_start(span, kind)
+    end = _task_end(span, kind, rank, failure, latency_ms, note)
+    name = start["agent"] if rank == RANK_AGENT else None
+    plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
+        if name else None
+    # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
+    sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
+        if name and (not start["request"] or not end["summary"]) else None
+    # A named agent's own answer competes, by end time, for the task's answer: after a
+    # handoff the last agent answers (not the first); a sub-agent called from a tool ends
+    # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
+    # is the task's own and stands.
+    fixed = bool(failure or _first(a, "agentdeck.summary"))
+    own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
+    if winner is span:
+        needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
+        req, ans = fallback or (None, None)
+        if own_ans is not None and (ans is None or own_ans > tuple(ans)):
+            ans = own_ans
+        if needs_req and req:
+            start["request"] = req[1]
+        if needs_ans and ans:
+            end["summary"] = ans[1]
+        common = {"frame": (rank, start_ns, span.span_id), "agent": start["agent"], "named": bool(name),
+                  "needs_req": needs_req, "needs_ans": needs_ans}
+        # (alt: the plan step this span becomes if another span frames the task; encoded only then, by claim)
+        return (start, end, {**common, "alt": plan, "alt_sub": sub, "session": session,
+                             "used": req if needs_req else None, "ans": own_ans},
+                {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans})
+    if name and name != agent_name(winner):
+        return plan, {"session": session, "ans": own_ans, "sub": sub,
+                      "shown": plan["summary"] if plan and sub else None}  # type: ignore[index]
+    return None
+
+
 def _checked_span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                          fallback: tuple | None = None) -> list[SpanItem]:
     """``span_events`` the plain way: every event's fields validated by its pydantic model.
@@ -1668,44 +1729,16 @@ def _checked_span_events(span: Span, kind: str | None = None, winner: Span | Non
     # the task's session: that of its earliest-starting span that names one (claim settles it)
     session = (start_ns, named_session) if named_session else None
 
-    rank = _rank(span, kind)
-    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
-        winner = winner or span
-        start = _task_start(span, kind)
-        end = _task_end(span, kind, rank, failure, latency_ms, note)
-        name = start["agent"] if rank == RANK_AGENT else None
-        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
-            if name else None
-        # A sub-agent step that lacks its request or answer takes its model calls' (``_inner``).
-        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
-            if name and (not start["request"] or not end["summary"]) else None
-        alt = plan  # encoded only if another span frames the task (claim)
-        frame = (rank, start_ns, span.span_id)
-        # A named agent's own answer competes, by end time, for the task's answer: after a
-        # handoff the last agent answers (not the first); a sub-agent called from a tool ends
-        # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
-        # is the task's own and stands.
-        fixed = bool(failure or _first(a, "agentdeck.summary"))
-        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
-        if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
-            req, ans = fallback or (None, None)
-            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
-                ans = own_ans
-            if needs_req and req:
-                start["request"] = req[1]
-            if needs_ans and ans:
-                end["summary"] = ans[1]
-            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
-                      "needs_ans": needs_ans}
+    framed = _framing(span, kind, _rank(span, kind), winner, fallback, tid, failure, latency_ms, note, session)
+    if framed is not None:
+        if len(framed) == 2:  # a named agent inside another agent's task: one sub-agent plan step
+            made.append(("start", *framed))
+        else:
+            start, end, start_meta, end_meta = framed
             start.update(v=1, ts=_ts(start_ns), task_id=tid, seq=FIRST_SEQ)
-            made.append(("start", start, {**common, "alt": alt, "alt_sub": sub, "session": session,
-                                          "used": req if needs_req else None, "ans": own_ans}))
+            made.append(("start", start, start_meta))
             end.update(v=1, ts=_ts(end_ns), task_id=tid, seq=LAST_SEQ)
-            made.append(("end", end, {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}))
-        elif name and name != agent_name(winner):
-            made.append(("start", plan, {"session": session, "ans": own_ans, "sub": sub,  # type: ignore[arg-type]
-                                         "shown": plan["summary"] if plan and sub else None}))
+            made.append(("end", end, end_meta))
     if kind == "tool" or kind == "retrieval":
         call_id = _name(a, "gen_ai.tool.call.id", "tool_call.id") or span.span_id
         tool = _name(a, "gen_ai.tool.name", "tool.name") or span.name[:200] or kind
@@ -1894,11 +1927,14 @@ def _action(fields: dict[str, Any]) -> tuple[dict[str, Any], type | None]:
     return {"v": 1, "ts": ts, "task_id": tid, "seq": seq, "kind": "action", "action_id": action_id, "system": system,
             "operation": operation, "params": {} if params is _MISSING else dict(params), "amount": amount,  # type: ignore[call-overload]
             "before": fields.get("before"), "after": fields.get("after"),
-            "response": _built(ev.DownstreamResponse, {"status": None, "body": None}), "status": status,
+            "response": _NO_RESPONSE, "status": status,
             "justification": justification, "compensation": None}, ev.Action
 
 
 _ACTION_STATUSES = frozenset(("ok", "failed"))
+# An action's response when its span event gives none: what validation makes of the default, shared
+# (the models are frozen: no event can change it).
+_NO_RESPONSE = _built(ev.DownstreamResponse, {"status": None, "body": None})
 
 
 def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
@@ -1933,32 +1969,15 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     session = (start_ns, named_session) if named_session else None
 
     rank = RANK_STEP if kind in _STEP_RANKED else _rank(span, kind)
-    if rank is not None and (winner is None or winner is span or rank == RANK_AGENT):
-        winner = winner or span
-        start = _task_start(span, kind)
-        end = _task_end(span, kind, rank, failure, latency_ms, note)
-        name = start["agent"] if rank == RANK_AGENT else None
-        plan = _subagent_plan(tid, start_ns, start["agent"], start["request"], end["outcome"], end["summary"]) \
-            if name else None
-        sub = [start_ns, start["agent"], start["request"], end["outcome"], end["summary"]] \
-            if name and (not start["request"] or not end["summary"]) else None
-        alt = plan
-        frame = (rank, start_ns, span.span_id)
-        fixed = bool(failure or _first(a, "agentdeck.summary"))
-        own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
-        if winner is span:
-            needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
-            req, ans = fallback or (None, None)
-            if own_ans is not None and (ans is None or own_ans > tuple(ans)):
-                ans = own_ans
-            if needs_req and req:
-                start["request"] = req[1]
-            if needs_ans and ans:
-                end["summary"] = ans[1]
-            common = {"frame": frame, "agent": start["agent"], "named": bool(name), "needs_req": needs_req,
-                      "needs_ans": needs_ans}
-            start_meta = {**common, "alt": alt, "alt_sub": sub, "session": session,
-                          "used": req if needs_req else None, "ans": own_ans}
+    # (_framing's first test, here: a step of a task another span frames, most spans, skips the call)
+    framed = _framing(span, kind, rank, winner, fallback, tid, failure, latency_ms, note, session) \
+        if rank is not None and (winner is None or winner is span or rank == RANK_AGENT) else None
+    if framed is not None:
+        if len(framed) == 2:  # a named agent inside another agent's task: one sub-agent plan step
+            plan, plan_meta = framed
+            made.append(("start", {**plan, "steps": []}, plan_meta, ev.Plan))
+        else:
+            start, end, start_meta, end_meta = framed
             ts = _fromtimestamp(start_ns / 1e9, UTC)
             task_input = start["input"]
             cohort, stage = start["cohort"], start["stage"]  # (any attribute value: a list is unhashable)
@@ -1973,11 +1992,10 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             else:
                 start.update(v=1, ts=ts, task_id=tid, seq=FIRST_SEQ)
                 made.append(("start", start, start_meta, None))
-            end_meta = {**common, "alt": None, "used": ans if needs_ans else None, "ans": own_ans}
             ts = _fromtimestamp(end_ns / 1e9, UTC)
             outcome = end["outcome"]
-            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT and end["tokens_out"] <= _MAX_COUNT
-                    and end["cost_usd"] <= _MAX_MONEY):
+            if (type(outcome) is str and outcome in _OUTCOMES and end["tokens_in"] <= _MAX_COUNT
+                    and end["tokens_out"] <= _MAX_COUNT and end["cost_usd"] <= _MAX_MONEY):
                 made.append(("end", {
                     "v": 1, "ts": ts, "task_id": tid, "seq": LAST_SEQ, "kind": "task_end",
                     "outcome": end["outcome"], "tokens_in": end["tokens_in"], "tokens_out": end["tokens_out"],
@@ -1986,10 +2004,6 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
             else:
                 end.update(v=1, ts=ts, task_id=tid, seq=LAST_SEQ)
                 made.append(("end", end, end_meta, None))
-        elif name and name != agent_name(winner):
-            made.append(("start", {**plan, "steps": []}, {  # type: ignore[dict-item]
-                "session": session, "ans": own_ans, "sub": sub, "shown": plan["summary"] if plan and sub else None},
-                ev.Plan))
     if kind == "tool" or kind == "retrieval":
         # (_name and _first inlined for the key SDKs set, the others looked up only when it is not there)
         value = a.get("gen_ai.tool.call.id")
@@ -2055,20 +2069,17 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         }, meta or None, ev.Reasoning if tokens_in <= _MAX_COUNT and tokens_out <= _MAX_COUNT else None))
 
     if span.events:
-        steps: list = []
-        _event_steps(span, tid, steps)
-        for part, fields, part_meta in steps:
-            if fields["kind"] == "action":
-                fields, cls = _action(fields)
-                made.append((part, fields, part_meta, cls))
-            else:
-                made.append((part, fields, part_meta, None))
+        _fast_event_steps(span, tid, made)
     trace, span_id = span.trace_id, span.span_id
     out = []
     for part, fields, part_meta, cls in made:
         payload = None
         if cls is not None:
-            event = _built(cls, fields)
+            event: Any = _new_object(cls)  # (_built, inlined: the hot loop's one call an event)
+            _set_attr(event, "__dict__", fields)
+            _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+            _set_attr(event, "__pydantic_extra__", None)
+            _set_attr(event, "__pydantic_private__", None)
             try:
                 payload = _SERIALIZERS[cls](event, exclude_none=True).decode()
             except ValueError:  # (a lone surrogate in a text: pydantic names the field)
@@ -2090,20 +2101,70 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
 def _event_steps(span: Span, tid: str, made: list) -> None:
     """The span's agentdeck.<kind> span events, as that native event each."""
     for n, e in enumerate(span.events):
-        if not e.name.startswith("agentdeck."):
+        if e.name.startswith("agentdeck."):  # (exception, log and other events are not steps)
+            made.append(_event_step(span, tid, n, e))
+
+
+def _event_step(span: Span, tid: str, n: int, e: SpanEvent) -> tuple[str, dict[str, Any], None]:
+    """One agentdeck.<kind> span event (the ``n``th of its span) as that native event's fields."""
+    event_kind = e.name[len("agentdeck."):]
+    if event_kind not in EVENT_KINDS:
+        raise OtlpError(f"unknown span event {e.name[:60]!r} (see docs/otel.md)")
+    fields: dict[str, Any] = {"kind": event_kind}
+    for key, value in e.attributes.items():
+        if key.startswith("agentdeck."):
+            field_name = key[len("agentdeck."):]
+            fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
+    time_ns = e.time_ns or span.start_ns
+    # (The event's own attributes may name an envelope field: theirs win, as they always have.)
+    return f"event{n}", {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": step_seq(time_ns), **fields}, None
+
+
+# The attributes of an agentdeck.action span event that the hot path reads itself (SDKs send these).
+_ACTION_ATTRIBUTES = frozenset("agentdeck." + f for f in (
+    "action_id", "system", "operation", "params", "amount", "before", "after", "status", "justification"))
+
+
+def _fast_event_steps(span: Span, tid: str, made: list) -> None:
+    """``_event_steps`` then ``_action`` for the hot path, in one pass: an agentdeck.action span
+    event holding only ``_ACTION_ATTRIBUTES`` becomes its Action fields directly (checked as
+    ``_action`` checks them); any other span event, or a check failing, goes the plain way."""
+    for n, e in enumerate(span.events):
+        name = e.name
+        if name[:10] != "agentdeck.":
             continue  # exception, log and other events are not steps
-        event_kind = e.name[len("agentdeck."):]
-        if event_kind not in EVENT_KINDS:
-            raise OtlpError(f"unknown span event {e.name[:60]!r} (see docs/otel.md)")
-        fields: dict[str, Any] = {"kind": event_kind}
-        for key, value in e.attributes.items():
-            if key.startswith("agentdeck."):
-                field_name = key[len("agentdeck."):]
-                fields[field_name] = _decoded(value) if field_name in STRUCTURED_FIELDS else value
-        time_ns = e.time_ns or span.start_ns
-        # (The event's own attributes may name an envelope field: theirs win, as they always have.)
-        made.append((f"event{n}", {"v": 1, "ts": _ts(time_ns), "task_id": tid, "seq": step_seq(time_ns), **fields},
-                     None))
+        a = e.attributes
+        if name == "agentdeck.action" and _ACTION_ATTRIBUTES.issuperset(a):
+            params = a.get("agentdeck.params", _MISSING)
+            if params is not _MISSING:
+                params = _decoded(params)
+            before, after = a.get("agentdeck.before"), a.get("agentdeck.after")
+            before, after = _decoded(before), _decoded(after)  # (None stays None)
+            action_id, system, operation = a.get("agentdeck.action_id"), a.get("agentdeck.system"), \
+                a.get("agentdeck.operation")
+            amount = a.get("agentdeck.amount")
+            status, justification = a.get("agentdeck.status", "ok"), a.get("agentdeck.justification", "")
+            time_ns = e.time_ns or span.start_ns
+            ts = _fromtimestamp(time_ns / 1e9, UTC)  # (raises as _ts would, at the same point)
+            if (type(action_id) is str and 0 < len(action_id) <= 200 and type(system) is str
+                    and 0 < len(system) <= 200 and type(operation) is str and 0 < len(operation) <= 200
+                    and (params is _MISSING or type(params) is dict)
+                    and (amount is None or type(amount) is float and amount - amount == 0)
+                    and type(status) is str and status in _ACTION_STATUSES
+                    and type(justification) is str and len(justification) <= MAX_TEXT):
+                made.append((f"event{n}", {
+                    "v": 1, "ts": ts, "task_id": tid, "seq": 1 + (time_ns // TICK_NS) % _STEP_SEQS, "kind": "action",
+                    "action_id": action_id, "system": system, "operation": operation,
+                    "params": {} if params is _MISSING else dict(params),  # type: ignore[call-overload]
+                    "amount": amount, "before": before, "after": after, "response": _NO_RESPONSE,
+                    "status": status, "justification": justification, "compensation": None}, None, ev.Action))
+                continue
+        part, fields, meta = _event_step(span, tid, n, e)
+        if fields["kind"] == "action":
+            fields, cls = _action(fields)
+            made.append((part, fields, meta, cls))
+        else:
+            made.append((part, fields, meta, None))
 
 
 def _item(fields: dict[str, Any], key: tuple[str, str, str], meta: dict | None = None) -> SpanItem:

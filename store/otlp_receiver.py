@@ -24,6 +24,8 @@ most ``idle_timeout`` and a whole request (from its first byte to the end of
 its body) at most ``request_timeout`` (then 408); at most ``max_bodies``
 bodies are read, decoded and committed at once (memory); at most
 ``store_connections`` SQLite connections, shared by all request threads.
+Writes go one at a time: requests that queue while another is written are
+committed together in the next transaction (``Receiver._write``).
 
 Senders (``store/otlp_auth.py``): with ``tokens``, every request needs a
 bearer token (401 otherwise, no detail); a token's name is stored with the
@@ -49,7 +51,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -234,6 +236,20 @@ class _StorePool:
             conn.close()
 
 
+@dataclass(eq=False)
+class _Queued:
+    """One request's span groups waiting to be committed (``Receiver._write``), and how it went."""
+
+    groups: list[list[otlp.SpanItem]]
+    bad: list[otlp.BadSpan]  # the request's refused spans; ``_commit`` adds those the store refuses
+    limited_to: Token | None = None  # a sender with an agent list (``_allowed`` on its turn to write)
+    accepted: int = 0  # groups committed
+    results: list[BatchResult] = field(default_factory=list)
+    error: Exception | None = None
+    settled: bool = False  # committed, or found to hold nothing the store takes
+    done: bool = False  # settled or given its error
+
+
 class Receiver:
     """Owns the HTTP server, the connection threads and a small pool of store connections."""
 
@@ -268,6 +284,9 @@ class Receiver:
         # accepted socket -> [its thread, the socket it is served on (TLS wraps it)]
         self._open: dict[socket.socket, list] = {}
         self._bodies = threading.BoundedSemaphore(max_bodies)
+        self._writer = threading.Lock()  # the turn to write (``_write``)
+        self._queued: list[_Queued] = []  # requests waiting to be committed, in arrival order
+        self._queued_lock = threading.Lock()
         connect(self.db_path).close()  # create and migrate the store before serving
         self.pool = _StorePool(self.db_path, store_connections, post_commit)
         self.server = _Server((host, port), self)
@@ -413,26 +432,13 @@ class Receiver:
         for item in items:
             item.source = name
             groups.setdefault(item.key[:2], []).append(item)
-        wait = 5.0 if deadline is None else deadline - time.monotonic()
-        conn, hooks = self.pool.get(wait)
-        results: list[BatchResult] = []
-        accepted = 0
-        try:
-            kept = list(groups.values())
-            if token is not None and token.agents is not None:
-                kept = _allowed(conn, token, kept, bad)
-            if kept:
-                accepted = self._commit(conn, kept, bad, results)
-            for result in results:
-                for hook in hooks:
-                    try:
-                        hook(conn, result)
-                    except Exception:  # derived work must never fail a delivery that is committed
-                        log.exception("post-commit hook %r failed", hook)
-            if bad:
-                self._record(conn, [(f"span refused: {b.reason}", b.raw) for b in bad], where, name)
-        finally:
-            self.pool.put((conn, hooks))
+        kept = list(groups.values())
+        request = _Queued(kept, bad, token if token is not None and token.agents is not None else None)
+        if kept:
+            self._write(request, deadline)
+        results, accepted = request.results, request.accepted
+        if bad:
+            self._record_refused(bad, where, name, 5.0 if deadline is None else deadline - time.monotonic())
         events = sum(r.events for r in results)
         with self._lock:
             if logs:
@@ -452,6 +458,100 @@ class Receiver:
             if merged.events or merged.rejects:
                 self.on_commit(merged)
         return accepted, bad
+
+    def _write(self, request: _Queued, deadline: float | None) -> None:
+        """Commit ``request``'s spans: queued, and written by whichever request thread holds the
+        writer's turn, with every request queued meanwhile in one transaction (group commit).
+
+        SQLite takes one writer at a time: request threads each opening their own transaction
+        waited for its lock in SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between
+        tries, so four clients were served slower than one (bench/otlp.py). Here they wait on
+        a lock that wakes them at once, and a request that arrives while another is written
+        shares the next transaction instead of paying for its own. Returns when ``request``
+        is committed (or has its error); never answers for spans not yet committed.
+        """
+        with self._queued_lock:
+            self._queued.append(request)
+        wait = 5.0 if deadline is None else deadline - time.monotonic()
+        if not self._writer.acquire(timeout=max(0.0, wait)):
+            with self._queued_lock:
+                waiting = any(r is request for r in self._queued)
+                if waiting:
+                    self._queued = [r for r in self._queued if r is not request]
+            if waiting:
+                raise HttpError(503, UNAVAILABLE, "the store is busy (another write is taking long)", retry_after=1)
+            self._writer.acquire()  # a writer took it: it is being committed now (bounded by the busy timeout)
+        try:
+            if not request.done:
+                with self._queued_lock:
+                    batch, self._queued = self._queued, []
+                self._commit_queued(batch, wait)
+        finally:
+            self._writer.release()
+        if request.error is not None:
+            raise request.error
+
+    def _commit_queued(self, batch: list[_Queued], wait: float) -> None:
+        """Commit the queued requests in one transaction; if that fails on their data, each in
+        its own (``_commit`` then finds the spans at fault). Each request gets its error or
+        how many of its spans were committed; the transaction's result goes to the first,
+        so every event is counted once."""
+        try:
+            conn, hooks = self.pool.get(wait)
+            try:
+                self._commit_together(conn, batch)
+                for request in batch:
+                    for result in request.results:
+                        for hook in hooks:
+                            try:
+                                hook(conn, result)
+                            except Exception:  # derived work must never fail a delivery that is committed
+                                log.exception("post-commit hook %r failed", hook)
+            finally:
+                self.pool.put((conn, hooks))
+        except HttpError as exc:
+            for request in batch:
+                if not request.settled:
+                    request.error = exc
+        except Exception as exc:  # (each request's thread answers 500 and logs it)
+            for request in batch:
+                if not request.settled:
+                    request.error = exc
+        finally:
+            for request in batch:
+                if not request.settled and request.error is None:  # (interrupted): never a 200 for it
+                    request.error = HttpError(503, UNAVAILABLE, "not stored: the receiver is stopping", retry_after=1)
+                request.done = True
+
+    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Queued]) -> None:
+        # A sender limited to some agents is checked against the tasks as stored right before
+        # its own transaction (nothing else of this receiver writes in between), after those of
+        # the requests queued before it: in a shared transaction the check would not see the
+        # tasks its batch-mates start. A batch holding one is committed a request at a time.
+        if len(batch) > 1 and all(r.limited_to is None for r in batch):
+            try:
+                batch[0].results.append(apply_batch(conn, None, [i for r in batch for g in r.groups for i in g], []))
+            except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
+                log.warning("OTLP requests not stored (the clients will retry): %s", exc)
+                raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
+            except _DATA_ERRORS:
+                pass  # rolled back: each request alone, where its spans at fault are found
+            else:
+                for request in batch:
+                    request.accepted, request.settled = len(request.groups), True
+                return
+        for request in batch:
+            try:
+                if request.limited_to is not None:
+                    try:
+                        request.groups = _allowed(conn, request.limited_to, request.groups, request.bad)
+                    except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
+                        raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
+                if request.groups:
+                    request.accepted = self._commit(conn, request.groups, request.bad, request.results)
+            except HttpError as exc:
+                request.error = exc
+            request.settled = True
 
     def _commit(self, conn: sqlite3.Connection, groups: list[list[otlp.SpanItem]], bad: list[otlp.BadSpan],
                 results: list[BatchResult]) -> int:
@@ -485,6 +585,17 @@ class Receiver:
                 )
         except sqlite3.Error as exc:
             log.warning("could not record %d rejected OTLP span(s) or request(s): %s", len(rows), exc)
+
+    def _record_refused(self, bad: list[otlp.BadSpan], where: str, source: str | None, wait: float) -> None:
+        try:
+            conn, hooks = self.pool.get(max(wait, 1.0))  # (the request's spans are committed: answer it)
+        except HttpError:
+            log.warning("could not record %d refused OTLP span(s) (the store is busy)", len(bad))
+            return
+        try:
+            self._record(conn, [(f"span refused: {b.reason}", b.raw) for b in bad], where, source)
+        finally:
+            self.pool.put((conn, hooks))
 
     def record_reject(self, error: str, body: bytes, *, where: str = "", source: str | None = None,
                       timeout: float = 5.0) -> None:
@@ -626,8 +737,14 @@ class _Handler(BaseHTTPRequestHandler):
             # The request body may be unread: the connection cannot carry another request.
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        buffered = getattr(self, "_headers_buffer", None)  # (none for an HTTP/0.9 request: no headers)
+        if buffered is None:
+            self.wfile.write(body)
+            return
+        # Headers and body in one write (end_headers without its flush): one send a
+        # request, and the client reads its answer in one piece.
+        buffered.extend((b"\r\n", body))
+        self.flush_headers()
 
     def _fail(self, err: HttpError, content_type: str, body: bytes = b"", source: str | None = None) -> None:
         if err.status < 500 and err.status not in (401, 404, 405, 429):

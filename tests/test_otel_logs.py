@@ -224,6 +224,34 @@ def test_any_order_of_span_and_log_requests_stores_the_same(tmp_path_factory, se
     assert _stored(conn) == _REFERENCE["ref"]
 
 
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), resend=st.booleans())
+def test_span_and_log_requests_committed_together_store_the_same(tmp_path_factory, seed, resend):
+    """The receiver commits the requests that queue while another is written in one transaction
+    (store/otlp_receiver.py ``_write``): trace and log requests of any order, grouped any way
+    (up to its 8 bodies at once), some sent twice, store what they store one at a time."""
+    import random
+
+    if "ref" not in _REFERENCE:
+        conn = connect(tmp_path_factory.mktemp("ref") / "s.db")
+        ingest(conn, [("logs", b) for b in log_bodies()] + [("traces", b) for b in trace_bodies()])
+        _REFERENCE["ref"] = _stored(conn)
+    parts = [("traces", otlp_request(s)) for b in trace_bodies() for s in otlp.spans_from_protobuf(b)]
+    parts += [("logs", b) for b in _single_record_bodies()]
+    rng = random.Random(seed)
+    rng.shuffle(parts)
+    if resend:
+        parts += rng.sample(parts, len(parts) // 2)
+    conn = connect(tmp_path_factory.mktemp("s") / "s.db")
+    while parts:
+        n = rng.randint(1, 8)
+        group, parts = parts[:n], parts[n:]
+        items = [item for signal, body in group for item in
+                 (otlp.decode_protobuf(body) if signal == "traces" else otlp_logs.decode_protobuf(body))]
+        apply_batch(conn, None, items, [])
+    assert _stored(conn) == _REFERENCE["ref"]
+
 def otlp_request(span) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 

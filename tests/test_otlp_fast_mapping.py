@@ -221,3 +221,37 @@ def test_a_lone_surrogate_in_an_agent_version_is_refused_as_the_models_refuse_it
         assert "task_start.agent_version.model" in str(exc)
     else:
         raise AssertionError("a text that cannot be encoded was stored")
+
+
+BAD_IDENT = st.sampled_from(["", "x" * 200, "x" * 201, "é" * 201, "a\udc80", 1, None, ["a"], 2.5])
+HOSTILE_ACTION_FIELDS = {  # each field of an action, a value the Action model refuses (or must decode as it would)
+    "agentdeck.action_id": BAD_IDENT, "agentdeck.system": BAD_IDENT, "agentdeck.operation": BAD_IDENT,
+    "agentdeck.params": st.sampled_from(['{"order": 1}', "[1]", "x", "", "{", '{"a": NaN}', {"a": 1}, [1], None, 5]),
+    "agentdeck.amount": st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 1e308, 5, True, "5", None]),
+    "agentdeck.before": VALUE, "agentdeck.after": VALUE,
+    "agentdeck.status": st.sampled_from(["ok", "failed", "error", "", "OK", 1, None, ["ok"]]),
+    "agentdeck.justification": st.sampled_from(["", "x" * 20_000, "x" * 20_001, "a\udc80", 5, None]),
+}
+
+
+@st.composite
+def one_bad_action_field(draw):
+    """An agent span whose agentdeck.action span event is valid but for one or two fields (so that every
+    check of the hot path decides the outcome in some examples), among other span events."""
+    attributes = {"agentdeck.action_id": "act-1", "agentdeck.system": "payments", "agentdeck.operation": "refund",
+                  "agentdeck.amount": 80.5, "agentdeck.params": '{"order": 1042}', "agentdeck.justification": "asked"}
+    for key in draw(st.lists(st.sampled_from(sorted(HOSTILE_ACTION_FIELDS)), min_size=1, max_size=2, unique=True)):
+        attributes[key] = draw(HOSTILE_ACTION_FIELDS[key])
+    events = [otlp.SpanEvent("agentdeck.action", draw(st.sampled_from([0, T0 + 5])), attributes)]
+    if draw(st.booleans()):  # another span event before or after it (the part names count every event)
+        other = otlp.SpanEvent(draw(st.sampled_from(["exception", "agentdeck.plan", "agentdeck.nope"])), T0 + 6,
+                               {"agentdeck.summary": "s", "exception.type": "E"})
+        events.insert(draw(st.integers(0, 1)), other)
+    return otlp.Span(TRACE, "00000000000000aa", None, "agent", T0, T0 + 10, False, "",
+                     {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}, events, {})
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=one_bad_action_field(), framing=st.sampled_from(["own", "other"]))
+def test_each_field_of_an_action_is_checked_as_the_model_checks_it(span, framing):
+    same_items(span, framing, None)

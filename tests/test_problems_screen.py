@@ -243,3 +243,37 @@ def test_problems_screen_snapshot_160x45(snap_compare, sample_db, make_app):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)
+
+
+async def test_a_check_with_the_same_problems_keeps_the_list_as_it_is(sample_db, make_app):
+    """Each health check posts a new Health (its time moves); the list is rebuilt only when a problem changed.
+
+    Rebuilding it every second cost a frame's CPU against the operator's keys, also while the screen was hidden.
+    """
+    from dataclasses import replace
+
+    from textual.widgets import DataTable
+
+    app = make_app(sample_db)
+    app.ingest.watcher.health_every = 3600  # only the health set below
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.health = FIXED
+        await pilot.pause()
+        table = app.screen.query_one("#problems-table", DataTable)
+        await pilot.press("j")  # the cursor on the second problem
+        assert table.cursor_row == 1
+        rebuilt = []
+        real_clear = table.clear
+        table.clear = lambda *a, **k: (rebuilt.append(1), real_clear(*a, **k))[1]  # type: ignore[method-assign]
+        for later in (1, 2, 3):
+            app.health = replace(FIXED, checked_at=FIXED_NOW + later)
+            await pilot.pause()
+        assert rebuilt == [] and table.cursor_row == 1
+        gone = replace(FIXED, problems=FIXED.problems[1:], checked_at=FIXED_NOW + 4)
+        app.health = gone
+        await pilot.pause()
+        assert rebuilt == [1] and table.row_count == 1  # a change is shown at once
+        assert "ingest stopped" not in screen_text(app)

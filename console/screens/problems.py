@@ -81,6 +81,7 @@ class ProblemsScreen(DeckScreen):
         table = self.query_one("#problems-table", DataTable)
         table.add_columns("level", "problem", "since")
         self.problems: dict[str, Problem] = {}
+        self._shown: tuple[Problem, ...] | None = None  # the problems the table lists
         self.watch(self.app, "health", self.show, init=True)
         # Health is posted when it changes, not every check: the ages count on here.
         self.set_interval(1.0, self._count_ages)
@@ -96,6 +97,12 @@ class ProblemsScreen(DeckScreen):
         """Nothing to read: the app's health check runs on its own worker."""
 
     def show(self, health: Health) -> None:
+        if self._shown == health.problems:
+            # Each check posts a new Health (its time moves) even when the problems are the same: rebuilding the
+            # table then would cost a frame's CPU once a second, also while this screen is hidden, against the
+            # operator's keys. The ages count on in _count_ages.
+            return
+        self._shown = health.problems
         table = self.query_one("#problems-table", DataTable)
         keep = self._selected_key()
         self.problems = {p.key: p for p in health.problems}

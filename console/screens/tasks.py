@@ -45,7 +45,9 @@ class TasksScreen(DeckScreen):
         REPLAY,
     ]
 
-    follow: reactive[bool] = reactive(True)
+    # repaint=False: only the status line shows it (watch_follow). A reactive on a screen repaints the whole
+    # screen when it changes: g from follow mode, G and the first k each drew every line of it, not a partial frame.
+    follow: reactive[bool] = reactive(True, repaint=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,6 +120,8 @@ class TasksScreen(DeckScreen):
         if known is not None:
             # A jump to an end of the list read before: shown now, re-read behind it (once that frame
             # is drawn). The fresh window keeps the task under the cursor (the user may have moved on).
+            # A window read asked before the key answers for what was shown then: dropped, not shown over it.
+            self.supersede("tasks-page")
             self._show(known, place)
             place = None
         self._pending = (window, place) if place is not None else None

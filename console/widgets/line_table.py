@@ -97,7 +97,8 @@ class LineTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
     }
     """
 
-    cursor_row: reactive[int] = reactive(0, always_update=True)
+    # repaint=False: a move repaints the two lines it changes (watch_cursor_row), not every line of the table.
+    cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class _RowMessage(Message):
         def __init__(self, table: LineTable, cursor_row: int) -> None:

@@ -19,9 +19,11 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from agentdeck.console.keymap import COLUMN_BINDINGS, LIST_BINDINGS
+from agentdeck.console.widgets.held_scrollbar import HeldScrollBar
 from agentdeck.console.widgets.line_table import CachedLines, header_strip, row_strip, same_cells
 from agentdeck.console.widgets.list_moves import ListMoves
 from agentdeck.console.safe import plain
@@ -206,7 +208,9 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
     TaskTable > .task-table--even { background: $surface-lighten-1; }
     """
 
-    cursor_row: reactive[int] = reactive(0, always_update=True)
+    # repaint=False: a move repaints the two lines it changes (watch_cursor_row), not the whole table (a
+    # reactive's own repaint re-drew all ~40 lines through Textual's line cache on every j/k).
+    cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class Moved(Message):
         """The user moved the cursor (follow mode pauses)."""
@@ -292,6 +296,17 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
 
     def on_resize(self) -> None:
         self._set_virtual_size()
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        # Textual's Widget.vertical_scrollbar (8.2), made a HeldScrollBar: g and G move it between the same two
+        # positions, and drawing it again was a fifth of each.
+        if self._vertical_scrollbar is None:
+            self._vertical_scrollbar = bar = HeldScrollBar(vertical=True, name="vertical",
+                                                           thickness=self.scrollbar_size_vertical)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
 
     KEPT = 600  # rows of earlier windows whose cells and strips are kept (three windows)
 
