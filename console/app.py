@@ -195,7 +195,38 @@ class AgentDeck(App):
     async def on_event(self, event: events.Event) -> None:
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            mode = self._switch_key(event.key)
+            if mode is not None:
+                # The switch starts now, as the key comes in, not once the key has gone down to the focused
+                # widget and bubbled back to the app's binding: keys read with it (2 then d typed fast, one read
+                # of the terminal) are already queued behind it, and each was handed to the screen being left
+                # before the binding ran (d lost; ctrl+p's palette, a priority key, opened over the old screen
+                # and the switch then hid it). Started here, SwitchAhead holds them for the screen switched to.
+                self.app_focus = True
+                self.switching.switch(mode)
+                return
         await super().on_event(event)
+
+    def _switch_key(self, key: str) -> str | None:
+        """The mode ``key`` would switch to if it went down the focus chain and back, as Textual sends it; else None.
+
+        The first binding for the key in the screen's chain (focused widget up to the app; Textual leaves out keys
+        a focused Input types, and a dialog's chain stops at the dialog) must be the app's screen key; a priority
+        binding of the key is left to Textual.
+        """
+        screen = self.screen
+        for namespace, bindings in screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                if binding.priority:
+                    return None
+                if namespace is not self:
+                    return None  # the screen or a widget binds the key itself
+                action = binding.action
+                if action.startswith("switch_mode('") and action.endswith("')"):
+                    return action[len("switch_mode('"):-2]
+                return None
+        return None
 
     def switch_mode(self, mode: str) -> AwaitMount:
         # A switch elsewhere (a tab clicked, Problems' goto by mouse) wins over one still reading ahead. (Not

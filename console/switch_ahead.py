@@ -46,6 +46,8 @@ class SwitchAhead:
     def switch(self, mode: str) -> None:
         app = self.app
         if mode == app.current_mode or mode not in app._modes:
+            if mode == app.current_mode:
+                self.forget()  # back to the screen shown while a switch away from it reads: stay (the newer key)
             app.switch_mode(mode)  # (nothing to do, or Textual's error)
             return
         screen = self.screen_for(mode)

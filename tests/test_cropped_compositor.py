@@ -11,6 +11,7 @@ from textual.geometry import Region
 
 from agentdeck.console.screens.cropped_compositor import CroppedCompositor
 from tasks_support import settle
+from test_escalations_support import esc_db  # noqa: F401 (a fixture)
 
 
 def sent(compositor: Compositor, regions: list[Region], console: Console) -> str:
@@ -24,11 +25,11 @@ def sent(compositor: Compositor, regions: list[Region], console: Console) -> str
 
 
 def textual_sent(compositor: Compositor, regions: list[Region], console: Console) -> str:
-    compositor.__class__ = Compositor
+    cls, compositor.__class__ = compositor.__class__, Compositor
     try:
         return sent(compositor, regions, console)
     finally:
-        compositor.__class__ = CroppedCompositor
+        compositor.__class__ = cls
 
 
 def areas(app) -> list[list[Region]]:
@@ -68,3 +69,58 @@ async def test_partial_updates_send_what_textual_sends_on_every_screen(sample_db
                 await pilot.press(key)
                 assert await check(app, pilot) > 20, key
         app = make_app(sample_db)
+
+
+def cells(update) -> list[list[tuple[str, object]]]:
+    """What a whole-screen update shows: each line's cells, a character and its style (however segmented)."""
+    from textual.strip import Strip
+
+    return [[(char, segment.style) for segment in Strip.join(line) for char in segment.text] for line in update.strips]
+
+
+async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_draws(esc_db, tmp_path, make_app,
+                                                                                    monkeypatch):
+    """A switch writes the screen whole from the frame kept when it was last shown plus what changed since
+    (FrameKeepingCompositor): each such frame must be what rendering every widget again writes, with rows,
+    cursor moves, a detail, a dialog opened and closed and a store change while the screen was away."""
+    from textual._compositor import LayoutUpdate
+
+    from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
+    from conftest import FIXED_NOW
+    from tasks_support import ingest, task_lines, write_trace
+    from test_escalations_support import _task, ingest_events
+
+    kept: list[tuple[str, str, str]] = []
+    render_update = FrameKeepingCompositor.render_update
+
+    def checked(self, full=False, screen_stack=None, simplify=False):
+        from_frame = self.whole_from_frame and not full and self._frame_usable() \
+            and self.size.region not in self._dirty_regions
+        update = render_update(self, full, screen_stack, simplify)
+        if from_frame:
+            assert isinstance(update, LayoutUpdate)
+            whole = Compositor.render_full_update(self)
+            kept.append((type(self.root).__name__, cells(update), cells(whole)))
+        return update
+
+    monkeypatch.setattr(FrameKeepingCompositor, "render_update", checked)
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for keys in (("2",), ("j", "j"), ("1",), ("k",), ("4",), ("2",), ("h",), ("3",), ("2", "h"), ("1",)):
+            await pilot.press(*keys)
+            await settle(app, pilot)
+        n = FIXED_NOW
+        ingest_events(esc_db, _task("t-new", raised=n - 10, deadline=n + 300, risk="high", system="iam",
+                                    operation="grant_role", params={"user": "zoe", "role": "admin"}), tmp_path / "more")
+        write_trace(tmp_path / "tasks" / "t.jsonl", task_lines("t-switch-new", at=9000))
+        ingest(esc_db, tmp_path / "tasks")
+        app.store_written()
+        await settle(app, pilot)
+        for keys in (("2",), ("d",), ("escape",), ("1",), ("3",), ("4",), ("2",), ("3",), ("4",), ("1",)):
+            await pilot.press(*keys)
+            await settle(app, pilot)
+    for screen, sent_cells, whole_cells in kept:
+        for y, (line, expected) in enumerate(zip(sent_cells, whole_cells, strict=True)):
+            assert line == expected, f"{screen} line {y}: the frame drawn from the kept one differs from a whole render"
+    assert {screen for screen, _, _ in kept} >= {"TasksScreen", "EscalationsScreen", "CanaryScreen", "ReplayScreen"}
+    assert len(kept) >= 10, f"switches drew from the kept frame only {len(kept)} times"

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from agentdeck.console.screens.cropped_compositor import CroppedCompositor
+from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
 from agentdeck.console.widgets.chrome import DeckHeader
 from agentdeck.console.widgets.footer import DeckFooter
 
@@ -110,7 +110,8 @@ class DeckScreen(Screen):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._compositor = CroppedCompositor()  # a partial update draws only what is in it (cropped_compositor)
+        # A partial update draws only what is in it; a switch back draws only what changed (cropped_compositor).
+        self._compositor = FrameKeepingCompositor()
         self.deck_waiting: dict[str, int] = {}  # reads asked for and not answered yet (run_off_ui, settled)
         # Styled for the app's current CSS as it mounts (its own .tcss is read before its
         # children are registered; the screen node is styled again in on_mount). Textual marks
@@ -314,7 +315,17 @@ class DeckScreen(Screen):
         8.2: the screen's region among the compositor's dirty ones means a full update.)
         """
         if self.stack_updates and self.is_attached:
-            self._compositor._dirty_regions.add(self.app.size.region)
+            compositor = self._compositor
+            if isinstance(compositor, FrameKeepingCompositor):
+                # Whole, from the frame kept when it was last shown plus what changed since (cropped_compositor).
+                compositor.whole_from_frame = True
+                # Less the screen's own repaint asked as it was left (Textual's switch_mode refreshes the screen
+                # it leaves, all of it): that is this whole frame. A widget's change is still drawn (its regions).
+                compositor._dirty_regions.discard(self.app.size.region)
+                self._repaint_regions.clear()
+                self._dirty_widgets.discard(self)
+            else:
+                compositor._dirty_regions.add(self.app.size.region)
             # What was asked while it was away (the switch that left it repaints the screen it leaves; rows
             # read ahead lay out again) is done by that draw: not again on the first frame after it.
             self._layout_required = self._repaint_required = False
@@ -387,6 +398,22 @@ class DeckScreen(Screen):
         """A key is switching away from this screen (SwitchAhead reads the next one's data): no reload now."""
         switching = getattr(self.app, "switching", None)
         return switching is not None and switching.mode is not None
+
+    def open_dialog(self, dialog: Screen, callback: Callable[[Any], Any] | None, *, what: str, key: str) -> bool:
+        """Push ``dialog`` over this screen if the operator still has it in front of them; else say why not.
+
+        For a dialog opened when a read answers (an approval's rules, a compensation's plan): pushed with
+        ``app.push_screen`` it lands on whatever screen is shown by then. After a screen key pressed meanwhile
+        that was the screen switched to (an escalation's approval over Tasks), or the dialog went up on this
+        screen while a switch away from it was reading and was hidden by it. The later key wins, visibly:
+        nothing is decided or undone without the dialog, and the operator is told how to ask again.
+        """
+        if self.is_current and not self._leaving():
+            self.app.push_screen(dialog, callback)
+            return True
+        self.notify(f"{what}: not opened, as you left this screen before it was ready; press {key} again "
+                    f"on {self.MODE.capitalize()}.", severity="warning", timeout=8, markup=False)
+        return False
 
     def _refresh(self) -> None:
         """Reload for the changes heard: now, or when ``refresh_gap`` has passed since the last."""

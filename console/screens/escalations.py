@@ -205,12 +205,14 @@ class EscalationsScreen(DeckScreen):
         elif expired:
             note = "This escalation is past its deadline (expiry policy: keep); your decision still applies."
         where = self.reach.get(row["escalation_id"])
-        self.app.push_screen(
+        self.open_dialog(
             ReasonDialog(decision, row["escalation_id"], self._summary(row),
                          required=reason_required(decision, row["risk"]), note=note,
                          where=where.sentence if where is not None else "",
                          orphaned=where is not None and where.orphaned),
-            callback=lambda reason: self._record(row["escalation_id"], decision, reason),
+            lambda reason: self._record(row["escalation_id"], decision, reason),
+            what=f"{decision.capitalize()} {clean(row['escalation_id'], 60, single_line=True)}",
+            key="a" if decision == "approve" else "d",
         )
 
     @staticmethod

@@ -318,7 +318,7 @@ class ReplayScreen(DeckScreen):
                 self._loaded_key = None
                 self.reload()
 
-        self.app.push_screen(CompensationDialog(prompt), done)
+        self.open_dialog(CompensationDialog(prompt), done, what="Compensation", key="c")
 
     def action_export(self) -> None:
         if self._from_file():

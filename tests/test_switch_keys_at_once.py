@@ -1,0 +1,143 @@
+"""Keys typed together with a screen key (2 then d in one burst, as a terminal delivers fast typing or a
+paste of keys): each acts on the screen switched to, once it is shown. A dialog a key opens lands on
+that screen, never on the screen being left (console/switch_ahead.py, AgentDeck.on_event).
+
+``pilot.press`` waits for the app to be idle after each key, so the first key's switch has begun before
+the next key arrives: these tests queue the keys together, as the terminal driver does when they come
+in one read.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from textual import events
+from textual.command import CommandPalette
+
+from agentdeck.console.screens.escalations import EscalationsScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.escalation_table import EscalationTable
+from agentdeck.console.widgets.reason_dialog import ReasonDialog
+from test_escalations_support import esc_db, settle  # noqa: F401 (esc_db: a fixture)
+from test_switch_ahead import back_on_tasks, until
+
+
+async def type_at_once(pilot, *keys: str) -> None:
+    """Queue ``keys`` on the app together, as the driver does for keys read in one go; then let them act."""
+    app = pilot.app
+    for key in keys:
+        char = key if len(key) == 1 else None
+        app.post_message(events.Key(key, char).set_sender(app))
+    await settle(pilot)
+
+
+def stacks(app) -> dict[str, list[str]]:
+    return {mode: [type(s).__name__ for s in stack] for mode, stack in app._screen_stacks.items()}
+
+
+async def test_deny_typed_with_the_screen_key_opens_its_dialog_on_escalations(esc_db, make_app):
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await type_at_once(pilot, "2", "d")
+        assert app.current_mode == "escalations", stacks(app)
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog), f"d was lost: {stacks(app)}"
+        escalations = app.screen_stack[0]
+        assert isinstance(escalations, EscalationsScreen)
+        assert (dialog.decision, dialog.escalation_id) == ("deny", escalations.query_one(EscalationTable).selected_id())
+        assert stacks(app)["tasks"] == ["TasksScreen"], "a dialog was left behind on Tasks"
+
+
+async def test_the_palette_opened_with_the_screen_key_is_over_the_screen_switched_to(esc_db, make_app):
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await type_at_once(pilot, "2", "ctrl+p")
+        assert app.current_mode == "escalations", stacks(app)
+        assert isinstance(app.screen, CommandPalette), f"the palette is not shown: {stacks(app)}"
+        assert stacks(app)["tasks"] == ["TasksScreen"], "the palette opened on Tasks, hidden by the switch"
+
+
+async def test_two_screen_keys_at_once_end_on_the_last(esc_db, make_app):
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await type_at_once(pilot, "1", "2")
+        assert app.current_mode == "escalations" and isinstance(app.screen, EscalationsScreen)
+        await type_at_once(pilot, "2", "1")
+        assert app.current_mode == "tasks" and isinstance(app.screen, TasksScreen)
+
+
+async def test_an_approval_checked_after_the_operator_left_opens_no_dialog_elsewhere(esc_db, make_app,
+                                                                                        monkeypatch):
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        checked = threading.Event()
+        refusal = app.deck.approval_refusal
+
+        def slow_refusal(*args, **kwargs):
+            checked.wait(20)
+            return refusal(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "approval_refusal", slow_refusal)
+        try:
+            await pilot.press("a", "1")  # approve (its rules are read first), then go to Tasks before they answer
+            await until(pilot, lambda: app.current_mode == "tasks" and isinstance(app.screen, TasksScreen))
+        finally:
+            checked.set()
+        await settle(pilot)
+        assert isinstance(app.screen, TasksScreen), f"the approval dialog opened over Tasks: {stacks(app)}"
+        assert stacks(app) == {"tasks": ["TasksScreen"], "escalations": ["EscalationsScreen"]}
+        said = [n.message for n in app._notifications]
+        assert any("not opened" in m and "press a again" in m for m in said), said
+
+
+async def open_refund_on_replay(app, pilot) -> None:
+    """On Replay: task-0001 open at its refund (the third decision point), as test_replay_screen does."""
+    app.open_replay("task-0001")
+    await settle(pilot)
+    await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+    await settle(pilot)
+
+
+async def test_compensate_typed_with_the_screen_key_opens_its_dialog_on_replay(sample_db, make_app):
+    from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        await type_at_once(pilot, "4", "c")
+        assert app.current_mode == "replay", stacks(app)
+        assert isinstance(app.screen, CompensationDialog), f"c was lost: {stacks(app)}"
+        assert stacks(app)["tasks"] == ["TasksScreen"]
+
+
+async def test_a_compensation_prepared_after_the_operator_left_opens_no_dialog_elsewhere(sample_db, make_app,
+                                                                                        monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        prepared = threading.Event()
+        prompt = app.deck.compensation_prompt
+
+        def slow_prompt(*args, **kwargs):
+            prepared.wait(20)
+            return prompt(*args, **kwargs)
+
+        monkeypatch.setattr(app.deck, "compensation_prompt", slow_prompt)
+        try:
+            await pilot.press("c", "1")  # compensate (its plan is prepared first), then go to Tasks
+            await until(pilot, lambda: app.current_mode == "tasks" and isinstance(app.screen, TasksScreen))
+        finally:
+            prepared.set()
+        await settle(pilot)
+        assert isinstance(app.screen, TasksScreen), f"the compensation dialog opened over Tasks: {stacks(app)}"
+        assert stacks(app)["replay"] == ["ReplayScreen"] and stacks(app)["tasks"] == ["TasksScreen"]
+        said = [n.message for n in app._notifications]
+        assert any("Compensation: not opened" in m and "press c again" in m for m in said), said
