@@ -1444,7 +1444,8 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
             if span.parent_span_id and kind in _PASSING_KINDS and not agent_name(span, kind):
                 # The way up from a model call to its agent (``_inner``), whatever batch it comes in.
                 items.append(SpanItem(None, "", (span.trace_id, span.span_id, "link"), {"link": span.parent_span_id}))
-        except (OtlpError, ValidationError, ValueError, TypeError, OverflowError) as exc:
+        # (RecursionError: a structured value nested deeper than the JSON decoder's stack costs only its span)
+        except (OtlpError, ValidationError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
             if rejected is None:
                 raise OtlpError(reason) from None

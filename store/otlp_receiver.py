@@ -534,7 +534,7 @@ class Receiver:
             except sqlite3.OperationalError as exc:  # locked, full, read-only: not the data's fault
                 log.warning("OTLP requests not stored (the clients will retry): %s", exc)
                 raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
-            except _DATA_ERRORS:
+            except Exception:  # (a data error, or one nobody foresaw: it must not fail the batch-mates)
                 pass  # rolled back: each request alone, where its spans at fault are found
             else:
                 for request in batch:
@@ -550,6 +550,8 @@ class Receiver:
                 if request.groups:
                     request.accepted = self._commit(conn, request.groups, request.bad, request.results)
             except HttpError as exc:
+                request.error = exc
+            except Exception as exc:  # its own 500 (logged by its thread), not its batch-mates' after it
                 request.error = exc
             request.settled = True
 

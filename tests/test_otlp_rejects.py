@@ -159,3 +159,23 @@ def test_the_receiver_keeps_serving_after_a_broken_connection(receiver):
         s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
     ok = post(receiver, line(span("0000000000000001")).encode())
     assert ok.status_code == 200 and ok.json() == {}
+
+
+def test_a_span_whose_value_nests_too_deep_to_decode_is_refused_alone(receiver):
+    """A structured attribute (an action's params, sent as JSON text) nested deeper than the JSON
+    decoder's stack refuses its own span with the reason; the request's other spans are stored."""
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    action = {"timeUnixNano": "1795600000100000000", "name": "agentdeck.action", "attributes": [
+        {"key": k, "value": {"stringValue": v}} for k, v in
+        {"agentdeck.action_id": "act-1", "agentdeck.system": "billing", "agentdeck.operation": "refund",
+         "agentdeck.params": deep}.items()]}
+    answer = post(receiver, line(span("0000000000000001"), span("0000000000000002", events=[action])).encode())
+    assert answer.status_code == 200, answer.text
+    partial = answer.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "0000000000000002" in partial["errorMessage"]
+    conn = connect(receiver.db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_call'").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM events WHERE kind = 'action'").fetchone()[0] == 0
+    finally:
+        conn.close()

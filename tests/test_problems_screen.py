@@ -277,3 +277,29 @@ async def test_a_check_with_the_same_problems_keeps_the_list_as_it_is(sample_db,
         await pilot.pause()
         assert rebuilt == [1] and table.row_count == 1  # a change is shown at once
         assert "ingest stopped" not in screen_text(app)
+
+
+async def test_problems_shown_again_read_their_ages_from_now(sample_db, make_app):
+    """Checks while another screen is shown (the same problems, hours later) leave the list as it was; back
+    on Problems, each problem's "since … ago" is counted from now on the first frame, not from when it was left."""
+    from dataclasses import replace
+
+    now = [FIXED_NOW]
+    app = make_app(sample_db, clock=lambda: now[0])
+    app.ingest.watcher.health_every = 3600  # only the health set below
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.health = FIXED
+        await pilot.pause()
+        assert "(30s ago)" in screen_text(app)
+        await pilot.press("1")
+        await settle(app, pilot)
+        now[0] = FIXED_NOW + 3 * 3600
+        app.health = replace(FIXED, checked_at=now[0])  # (a check while away: the same problems)
+        await pilot.pause()
+        await pilot.press("5")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "(3h ago)" in text and "(30s ago)" not in text

@@ -144,3 +144,26 @@ def test_a_sender_limited_to_some_agents_is_checked_after_the_requests_queued_be
         assert refused.status_code == 400 and b"payroll-agent" in refused.content  # type: ignore[attr-defined]
         task = tasks(receiver.db_path)[otlp.task_id(trace_hex(payroll))]
         assert task["agent"] == "payroll-agent" and task["tool_calls"] == 0 and task["source"] == "host-b"
+
+
+def test_an_unexpected_error_in_one_request_fails_only_that_request(tmp_path, monkeypatch):
+    """A request whose spans make the store fail in a way nobody foresaw (a bug, not a value it cannot
+    hold) gets its 500 alone, as it did when each request had its own transaction: its batch-mates are
+    committed and answered 200, not failed with it (a 500 is not retried: their clients drop them)."""
+    runs = [agent_spans(f"agent-{i}", tools=1) for i in range(3)]
+    poisoned = trace_hex(runs[1])
+    real = otlp_receiver.apply_batch
+
+    def apply_batch(conn, source, parsed, rejects, **kw):
+        if poisoned in {item.key[0] for item in parsed}:
+            raise RuntimeError("an unforeseen failure")
+        return real(conn, source, parsed, rejects, **kw)
+
+    monkeypatch.setattr(otlp_receiver, "apply_batch", apply_batch)
+    with Receiver(tmp_path / "store.db", "127.0.0.1", 0, post_commit=[]) as receiver:
+        answers = post_while_held(receiver, [encode_spans(r).SerializeToString() for r in runs])
+        assert [a.status_code for a in answers] == [200, 500, 200]
+        stored = tasks(receiver.db_path)
+        assert otlp.task_id(trace_hex(runs[0])) in stored and otlp.task_id(trace_hex(runs[2])) in stored
+        assert otlp.task_id(poisoned) not in stored
+        assert receiver.stats.events == stored_events(receiver.db_path)

@@ -11,6 +11,7 @@ from textual import events
 from textual._context import active_app
 from textual.app import ComposeResult
 from textual.dom import DOMNode
+from textual.filter import ANSIToTruecolor
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
@@ -104,9 +105,15 @@ class DeckScreen(Screen):
         What Textual's Screen.render draws for an opaque background (``Blank``), without its line
         cache: Textual repaints the screen widget on every push, pop and resume, which threw that cache
         away, and drawing its 40 lines again through it was ~1.5-2 ms of each enter and each escape.
-        A see-through background (a dialog over another screen) is drawn as Textual does.
+        A see-through background (a dialog over another screen) is drawn as Textual does, and so is a
+        background the app's line filters would change (Textual's BLANK skips them): NO_COLOR's Monochrome,
+        TEXTUAL_FILTERS=dim, an ANSI colour the ANSI-to-truecolor filter converts.
         """
-        return self.styles.background.a >= 1
+        if self.styles.background.a < 1:
+            return False
+        style = self.visual_style.rich_style
+        return (not style.dim and all(c is None or c.triplet is not None for c in (style.color, style.bgcolor))
+                and all(type(f) is ANSIToTruecolor for f in self.app.get_line_filters()))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

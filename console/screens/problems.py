@@ -96,6 +96,11 @@ class ProblemsScreen(DeckScreen):
     def reload(self) -> None:
         """Nothing to read: the app's health check runs on its own worker."""
 
+    def resumed(self) -> None:
+        # Checks with the same problems leave the list alone (show), and the ages count on only while it is
+        # shown: shown again, they are counted from now before the first frame, not a second later.
+        self._count_ages()
+
     def show(self, health: Health) -> None:
         if self._shown == health.problems:
             # Each check posts a new Health (its time moves) even when the problems are the same: rebuilding the
