@@ -296,6 +296,11 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
 
     def on_resize(self) -> None:
         self._set_virtual_size()
+        # Keep the cursor's row in view when the table gets shorter (the filter input opening below it, a
+        # smaller terminal): following, that row is the newest task, and it hid behind the input until the next
+        # refresh, under a FOLLOW badge.
+        if self.row_count:
+            self.scroll_to_cursor()
 
     @property
     def vertical_scrollbar(self) -> ScrollBar:
