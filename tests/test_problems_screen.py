@@ -150,6 +150,15 @@ async def test_no_follow_runs_no_ingest_and_problems_says_so(sample_db, make_app
         assert "4 trace lines rejected" in screen_text(app)  # the store's own problems still show
 
 
+async def show_problems(app, pilot, health: Health) -> None:
+    """On the Problems screen, showing ``health`` (the app's own checks held off by the test)."""
+    await settle(app, pilot)
+    await pilot.press("5")
+    await settle(app, pilot)
+    app.health = health
+    await pilot.pause()
+
+
 FIXED = Health("error", (
     Problem("ingest:child", "error", "ingest stopped: killed by signal 9",
             "agentdeck ingest: /var/traces/a.jsonl: permission denied: Permission denied\x1b[31m",
@@ -257,11 +266,7 @@ async def test_a_check_with_the_same_problems_keeps_the_list_as_it_is(sample_db,
     app = make_app(sample_db)
     app.ingest.watcher.health_every = 3600  # only the health set below
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("5")
-        await settle(app, pilot)
-        app.health = FIXED
-        await pilot.pause()
+        await show_problems(app, pilot, FIXED)
         table = app.screen.query_one("#problems-table", DataTable)
         await pilot.press("j")  # the cursor on the second problem
         assert table.cursor_row == 1
@@ -288,11 +293,7 @@ async def test_problems_shown_again_read_their_ages_from_now(sample_db, make_app
     app = make_app(sample_db, clock=lambda: now[0])
     app.ingest.watcher.health_every = 3600  # only the health set below
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        await pilot.press("5")
-        await settle(app, pilot)
-        app.health = FIXED
-        await pilot.pause()
+        await show_problems(app, pilot, FIXED)
         assert "(30s ago)" in screen_text(app)
         await pilot.press("1")
         await settle(app, pilot)
