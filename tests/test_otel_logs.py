@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import httpx
 import pytest
@@ -195,24 +196,35 @@ def _stored(conn) -> tuple[list, list]:
 _REFERENCE: dict = {}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), resend=st.booleans(), restart=st.booleans())
-def test_any_order_of_span_and_log_requests_stores_the_same(tmp_path_factory, seed, resend, restart):
-    """Trace and log requests in any order, some sent twice, with a restart in the middle:
-    the same events and task rows as spans and logs in one go."""
-    import random
-
+def _reference(tmp_path_factory) -> Any:
+    """What spans and logs store in one go (made once a session)."""
     if "ref" not in _REFERENCE:
         conn = connect(tmp_path_factory.mktemp("ref") / "s.db")
         ingest(conn, [("logs", b) for b in log_bodies()] + [("traces", b) for b in trace_bodies()])
         _REFERENCE["ref"] = _stored(conn)
-    # Each request split in single records/spans, so their order really varies.
+    return _REFERENCE["ref"]
+
+
+def _shuffled_parts(seed: int, resend: bool) -> tuple[list, Any]:
+    """Every request split in single records/spans, so their order really varies; shuffled, some sent twice."""
+    import random
+
     parts = [("traces", otlp_request(s)) for b in trace_bodies() for s in otlp.spans_from_protobuf(b)]
     parts += [("logs", b) for b in _single_record_bodies()]
     rng = random.Random(seed)
     rng.shuffle(parts)
     if resend:
         parts += rng.sample(parts, len(parts) // 2)
+    return parts, rng
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), resend=st.booleans(), restart=st.booleans())
+def test_any_order_of_span_and_log_requests_stores_the_same(tmp_path_factory, seed, resend, restart):
+    """Trace and log requests in any order, some sent twice, with a restart in the middle:
+    the same events and task rows as spans and logs in one go."""
+    reference = _reference(tmp_path_factory)
+    parts, rng = _shuffled_parts(seed, resend)
     db = tmp_path_factory.mktemp("s") / "s.db"
     conn = connect(db)
     half = len(parts) // 2
@@ -221,8 +233,7 @@ def test_any_order_of_span_and_log_requests_stores_the_same(tmp_path_factory, se
         conn.close()
         conn = connect(db)
     ingest(conn, parts[half:])
-    assert _stored(conn) == _REFERENCE["ref"]
-
+    assert _stored(conn) == reference
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -231,18 +242,8 @@ def test_span_and_log_requests_committed_together_store_the_same(tmp_path_factor
     """The receiver commits the requests that queue while another is written in one transaction
     (store/otlp_receiver.py ``_write``): trace and log requests of any order, grouped any way
     (up to its 8 bodies at once), some sent twice, store what they store one at a time."""
-    import random
-
-    if "ref" not in _REFERENCE:
-        conn = connect(tmp_path_factory.mktemp("ref") / "s.db")
-        ingest(conn, [("logs", b) for b in log_bodies()] + [("traces", b) for b in trace_bodies()])
-        _REFERENCE["ref"] = _stored(conn)
-    parts = [("traces", otlp_request(s)) for b in trace_bodies() for s in otlp.spans_from_protobuf(b)]
-    parts += [("logs", b) for b in _single_record_bodies()]
-    rng = random.Random(seed)
-    rng.shuffle(parts)
-    if resend:
-        parts += rng.sample(parts, len(parts) // 2)
+    reference = _reference(tmp_path_factory)
+    parts, rng = _shuffled_parts(seed, resend)
     conn = connect(tmp_path_factory.mktemp("s") / "s.db")
     while parts:
         n = rng.randint(1, 8)
@@ -250,7 +251,8 @@ def test_span_and_log_requests_committed_together_store_the_same(tmp_path_factor
         items = [item for signal, body in group for item in
                  (otlp.decode_protobuf(body) if signal == "traces" else otlp_logs.decode_protobuf(body))]
         apply_batch(conn, None, items, [])
-    assert _stored(conn) == _REFERENCE["ref"]
+    assert _stored(conn) == reference
+
 
 def otlp_request(span) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
