@@ -220,10 +220,10 @@ def main() -> None:
     for label, seconds in rows:
         # Rows through the parse processes are compared with native events through them.
         against = pool_base if "parse procs" in label else base
-        cpu = f" {statistics.median(CPU[label]):6.2f} {cpu_base / statistics.median(CPU[label]):5.2f}x" \
+        cpu_text = f" {statistics.median(CPU[label]):6.2f} {cpu_base / statistics.median(CPU[label]):5.2f}x" \
             if label in CPU else ""
         print(f"{label:38} {seconds:8.2f} {n_spans / seconds:10,.0f} {n_events / seconds:10,.0f} "
-              f"{against / seconds:8.2f}x{cpu}")
+              f"{against / seconds:8.2f}x{cpu_text}")
     if args.stages:
         stages(lines, native, args.runs)
 
