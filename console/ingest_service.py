@@ -275,18 +275,35 @@ class StoreWatcher:
             self.last = health
             self.app.post_message(HealthChecked(health))
 
-    def _watch(self, stop: threading.Event) -> None:
-        conn = connect(self.db_path, readonly=True)
+    def prime(self) -> None:
+        """Take the store's version now, before the screens' first reads (the app's constructor: ~1 ms).
+
+        The thread starts after the first frame (its ingest process must not compete with the first paint),
+        so its own first look comes after those reads; from a version taken before them, a commit landing in
+        between is news to it, and no refresh is needed at its start for what may have been missed.
+        """
         try:
-            version = data_version(conn)
+            conn = connect(self.db_path, readonly=True)
+            self._primed = (conn, data_version(conn))
+        except Exception:
+            self._primed = None  # (no store yet, unreadable: the thread's start says so, and refreshes once)
+
+    _primed: tuple[sqlite3.Connection, int] | None = None
+
+    def _watch(self, stop: threading.Event) -> None:
+        primed, self._primed = self._primed, None
+        conn = primed[0] if primed is not None else connect(self.db_path, readonly=True)
+        try:
+            version = primed[1] if primed is not None else data_version(conn)
             self.watching.set()
             next_check = time.monotonic() + (self.health_every if self.skip_first else 0.0)
             posted_at = -math.inf  # monotonic time of the last Ingested posted
-            # A commit noticed and not posted yet (its window has not ended). True at the start: a commit made
-            # by another process after a screen's first read and before the version above was read (or while
-            # this watcher was failing) changed no version this connection will see; one refresh covers it,
-            # else it stayed off screen until the next commit, on a quiet fleet for good.
-            held = True
+            # A commit noticed and not posted yet (its window has not ended). At the start that is "maybe":
+            # a commit by another process after the screens' first read and before the version above was
+            # read changed nothing this connection will see, and stayed off screen until the next commit (on
+            # a quiet fleet, for good). Primed before any read, the version covers it; else (not primed, or
+            # starting over after a failure, when commits may have been missed) one refresh does.
+            held = primed is None
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_check or self._health_now:
@@ -338,6 +355,7 @@ class IngestService:
                            if follow and paths else None)
         self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=t.poll, health_every=t.health_every,
                                     stall_after=t.stall_after, refresh_every=t.refresh_every)
+        self.watcher.prime()
 
     def _changed(self) -> None:
         self.watcher.poke()

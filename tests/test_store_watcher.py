@@ -145,13 +145,17 @@ def test_a_commit_after_a_quiet_window_is_posted_at_once_and_heard_wakes_the_wat
     assert 3 <= len(app.posts) <= 6
 
 
-def test_a_commit_by_another_process_before_the_watcher_looks_is_posted_without_a_later_commit(store):
-    # A screen's first read, then another process commits, then the watcher reads its first data_version:
-    # for it that commit is no change. Without a notice at start it stayed off screen until the next commit
-    # (on a quiet fleet, for good).
+@pytest.mark.parametrize("primed", [True, False], ids=["primed", "not primed"])
+def test_a_commit_by_another_process_before_the_watcher_looks_is_posted_without_a_later_commit(store, primed):
+    # The screens' first read, then another process commits, then the watcher's thread (started after the
+    # first frame) takes its first look at data_version: for it that commit is no change. It stayed off screen
+    # until the next commit (on a quiet fleet, for good). Primed before the reads (as IngestService does), the
+    # version is from before it; not primed (or started over after a failure), the start posts a notice.
     db, conn = store
     app = FakeApp(db)
     watcher = StoreWatcher(app, db, poll_s=0.002, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
+    if primed:
+        watcher.prime()
     commit(conn, 1)  # (no heard(): another process)
     stop, thread = start(watcher, first_notice=True)
     try:
