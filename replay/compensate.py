@@ -217,7 +217,8 @@ def _run_http(plan: Plan, allow_hosts, timeout: float, clients: ClientPool | Non
         # trust_env=False: no proxy from the environment — only the allowlisted host is contacted
         # (replay/http_clients.py). The console's shared clients, one per timeout; else one for this call.
         if clients is not None:
-            resp = _request(clients.get(timeout), plan)
+            with clients.lease(timeout) as client:  # (held: the console's exit closes it after this call)
+                resp = _request(client, plan)
         else:
             with new_client(timeout) as client:
                 resp = _request(client, plan)

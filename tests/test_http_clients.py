@@ -167,3 +167,91 @@ async def test_the_console_closes_its_shared_clients_when_it_exits(sample_db, ma
         client = app.deck.http.get(5.0)
         assert not client.is_closed
     assert client.is_closed
+
+
+def test_a_delivery_in_flight_when_the_console_exits_is_delivered_and_its_client_closed_after(sample_db, tmp_path):
+    """Quitting (q) right after a decision: the app closes its shared clients while the callback is in flight. The
+    call must end as it would have with a client of its own (delivered), not 'failed' on a client closed under it
+    ('failed' is not redelivered at the next start: it waits for the operator's R)."""
+    from agentdeck.console.service.delivery import DeliverySettings, deliver_one
+    from test_review_console import _decided_escalation
+
+    httpd, arrived, answer = slow_server()
+    port = httpd.server_address[1]
+    pool = ClientPool()
+    esc = _decided_escalation(sample_db, f"http://127.0.0.1:{port}/cb", tmp_path / "in")
+    settings = DeliverySettings(tmp_path / "box.jsonl", frozenset({f"127.0.0.1:{port}"}), attempts=2, backoff=0.0)
+    result: list[str | None] = []
+
+    def deliver() -> None:
+        c = connect(sample_db)
+        try:
+            result.append(deliver_one(c, esc, settings, clients=pool))
+        finally:
+            c.close()
+
+    worker = threading.Thread(target=deliver)
+    worker.start()
+    try:
+        assert arrived.wait(20)
+        client = pool.get(settings.timeout)
+        pool.close()  # the console exits (AgentDeck.on_unmount -> DeckService.close)
+    finally:
+        answer.set()
+        worker.join(20)
+        httpd.shutdown()
+        httpd.server_close()
+    assert result == ["delivered"]
+    assert client.is_closed  # closed all the same, once the call was done with it
+
+
+def test_a_compensation_in_flight_when_the_console_exits_records_what_the_system_answered(conn):
+    """As for a callback: the compensation the operator confirmed just before q ends with the system's answer
+    (done), not 'failed' on a client closed under it while the system did undo."""
+    httpd, arrived, answer = slow_server()
+    port = httpd.server_address[1]
+    pool = ClientPool()
+    point_hook_at(conn, f"http://127.0.0.1:{port}", "act-0001")
+    allow = frozenset({f"127.0.0.1:{port}"})
+    plan = compensate.prepare(conn, "act-0001", allow)
+    assert isinstance(plan, Plan)
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(
+        compensate.commit(conn, plan, operator="ops", now=2.0, allow_hosts=allow, clients=pool)))
+    worker.start()
+    try:
+        assert arrived.wait(20)
+        pool.close()  # the console exits
+    finally:
+        answer.set()
+        worker.join(20)
+        httpd.shutdown()
+        httpd.server_close()
+    [outcome] = result
+    assert isinstance(outcome, Outcome) and outcome.ok and outcome.status == 200, outcome
+
+
+def slow_server() -> tuple[ThreadingHTTPServer, threading.Event, threading.Event]:
+    """A server on 127.0.0.1 that answers 200 to a POST once ``answer`` is set (``arrived``: a request came)."""
+    arrived, answer = threading.Event(), threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            arrived.set()
+            answer.wait(20)
+            body = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, arrived, answer

@@ -25,6 +25,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,17 +125,19 @@ def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, cl
         return "blocked", f"callback not called: {why}; {where}"
     from agentdeck.replay.http_clients import new_client  # (httpx: only when a callback is called, slow to import)
 
-    if client is None and clients is not None:
-        client = clients.get(settings.timeout)  # the console's shared client (DeckService.http): it closes it
-    own = client is None
-    # Made here otherwise. Either way trust_env=False: no proxy (or netrc credentials) from the environment, so
-    # the request goes to the allowlisted host only (replay/http_clients.py).
-    client = client or new_client(settings.timeout)
-    try:
-        return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
-    finally:
-        if own:
-            client.close()
+    with ExitStack() as held:
+        if client is None and clients is not None:
+            # The console's shared client (DeckService.http), held for this call: it closes it, not under the call.
+            client = held.enter_context(clients.lease(settings.timeout))
+        own = client is None
+        # Made here otherwise. Either way trust_env=False: no proxy (or netrc credentials) from the environment, so
+        # the request goes to the allowlisted host only (replay/http_clients.py).
+        client = client or new_client(settings.timeout)
+        try:
+            return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
+        finally:
+            if own:
+                client.close()
 
 
 def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLine, settings: DeliverySettings,
