@@ -29,7 +29,7 @@ import httpx
 
 from agentdeck.replay import handlers
 from agentdeck.replay.hosts import check_url
-from agentdeck.replay.http_clients import ClientPool, new_client
+from agentdeck.replay.http_clients import ClientPool, client_for_call
 from agentdeck.replay.redact import redact, redact_text
 from agentdeck.store import audit
 from agentdeck.store.txn import atomic
@@ -216,12 +216,8 @@ def _run_http(plan: Plan, allow_hosts, timeout: float, clients: ClientPool | Non
     try:
         # trust_env=False: no proxy from the environment — only the allowlisted host is contacted
         # (replay/http_clients.py). The console's shared clients, one per timeout; else one for this call.
-        if clients is not None:
-            with clients.lease(timeout) as client:  # (held: the console's exit closes it after this call)
-                resp = _request(client, plan)
-        else:
-            with new_client(timeout) as client:
-                resp = _request(client, plan)
+        with client_for_call(timeout, clients=clients) as client:  # (a shared one held: closed after this call)
+            resp = _request(client, plan)
     except Exception as exc:  # httpx also raises e.g. UnicodeEncodeError; the attempt must end 'failed'
         return Outcome(False, 0, error=f"{type(exc).__name__}: {exc}"[:500])
     try:

@@ -86,3 +86,18 @@ class ClientPool:
         for client in clients:
             if client not in busy:
                 client.close()
+
+
+@contextmanager
+def client_for_call(timeout: float, client: httpx.Client | None = None,
+                    clients: ClientPool | None = None) -> Iterator[httpx.Client]:
+    """The client one call uses: the caller's own; else the shared pool's, held for the call (``lease``); else
+    one made for it and closed after it."""
+    if client is not None:
+        yield client
+    elif clients is not None:
+        with clients.lease(timeout) as shared:
+            yield shared
+    else:
+        with new_client(timeout) as own:
+            yield own

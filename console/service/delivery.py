@@ -25,7 +25,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,21 +122,13 @@ def _callback(conn, row, line: outbox.OutboxLine, settings: DeliverySettings, cl
     if why is not None:
         where = "written to the outbox only" if wrote_outbox else "not delivered"
         return "blocked", f"callback not called: {why}; {where}"
-    from agentdeck.replay.http_clients import new_client  # (httpx: only when a callback is called, slow to import)
+    from agentdeck.replay.http_clients import client_for_call  # (httpx: only when a callback is called, slow to import)
 
-    with ExitStack() as held:
-        if client is None and clients is not None:
-            # The console's shared client (DeckService.http), held for this call: it closes it, not under the call.
-            client = held.enter_context(clients.lease(settings.timeout))
-        own = client is None
-        # Made here otherwise. Either way trust_env=False: no proxy (or netrc credentials) from the environment, so
-        # the request goes to the allowlisted host only (replay/http_clients.py).
-        client = client or new_client(settings.timeout)
-        try:
-            return _post_with_retries(conn, row["escalation_id"], url, line, settings, client, sleep)
-        finally:
-            if own:
-                client.close()
+    # The console's shared client (DeckService.http), held for this call, else one for it. Either way
+    # trust_env=False: no proxy (or netrc credentials) from the environment, so the request goes to the
+    # allowlisted host only (replay/http_clients.py).
+    with client_for_call(settings.timeout, client, clients) as http:
+        return _post_with_retries(conn, row["escalation_id"], url, line, settings, http, sleep)
 
 
 def _post_with_retries(conn, escalation_id: str, url: str, line: outbox.OutboxLine, settings: DeliverySettings,

@@ -23,7 +23,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,24 +100,15 @@ def _call_hook(conn: sqlite3.Connection, row: sqlite3.Row, line, settings: Deliv
     if why is not None:
         _set(conn, row["id"], hook_state="blocked", hook_error=f"release hook not called: {why}", hook_at=clock())
         return "blocked"
-    from agentdeck.replay.http_clients import new_client
+    from agentdeck.replay.http_clients import client_for_call
 
     def count_attempt() -> None:
         with atomic(conn):
             conn.execute("UPDATE stage_changes SET hook_attempts = hook_attempts + 1 WHERE id = ?", (row["id"],))
 
-    with ExitStack() as held:
-        if client is None and clients is not None:
-            # The console's shared client (DeckService.http), held for this call: it closes it, not under the call.
-            client = held.enter_context(clients.lease(settings.timeout))
-        own = client is None
-        client = client or new_client(settings.timeout)
-        try:
-            posted = post_with_retries(client, url, line.to_json().encode("utf-8"), line.idempotency_key, settings,
-                                       sleep, count_attempt, what="release hook")
-        finally:
-            if own:
-                client.close()
+    with client_for_call(settings.timeout, client, clients) as http:  # (the shared one held for the call)
+        posted = post_with_retries(http, url, line.to_json().encode("utf-8"), line.idempotency_key, settings,
+                                   sleep, count_attempt, what="release hook")
     from agentdeck.replay.redact import redact_text
 
     error = posted.error or None
