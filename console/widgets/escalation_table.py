@@ -90,13 +90,17 @@ def _meta(row: int, column: int) -> Style:
 
 
 def plain_cell(cell: Text, content: int, pre: Style, post: Style) -> list[Segment] | None:
-    """A cell of one style, printable, that fits: the segments Rich makes of it in DataTable, without Rich.
+    """A cell of one style, printable ASCII, that fits: the segments Rich makes of it in DataTable, without Rich.
 
     None for any other cell (the caller asks Rich). tests/test_escalation_table_render.py checks both agree.
     """
     text = cell.plain
-    if cell.spans or cell.justify not in (None, "default", "right") or not text.isprintable():
+    # ASCII only: wide, zero-width and combining characters (a skin-tone modifier alone is drawn as nothing) are
+    # measured and drawn Rich's way by Rich itself.
+    if cell.spans or cell.justify not in (None, "default", "right") or not (text.isascii() and text.isprintable()):
         return None
+    if cell.justify == "right":
+        text = text.rstrip()  # (as Rich's Text.justify does for "right": "0 " is drawn "  0", not " 0 ")
     gap = content - cell_len(text)
     if gap < 0:
         return None
