@@ -1613,6 +1613,30 @@ _COST_KEYS = frozenset((*COST, "langfuse.observation.cost_details", "llm.cost.pr
 _CACHE_KEYS = frozenset((*CACHE_READ, *CACHE_WRITE))
 
 
+def _step_meta(span: Span, model: bool, seq: int, summary: Any, said: str, summary_text: str, cost: float,
+               session: Any) -> dict[str, Any]:
+    """A step's meta (the hot path and the reference build it alike): a model call's seq, request and answer, its
+    parent; any step's cost and session."""
+    meta: dict[str, Any] = {}
+    if model:
+        a = span.attributes
+        # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
+        # while the summary is the span's name, how much of it the answer replaces.
+        bare = summary is span.name and not said
+        meta["step"] = (seq, len(summary_text) if bare else None)
+        if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
+            meta["req"] = (span.start_ns, asked)
+        if said and (answer := _text(content.short(said, 4000))):
+            meta["ans"] = (span.end_ns, answer)
+        if span.parent_span_id:
+            meta["parent"] = span.parent_span_id
+    if cost:
+        meta["cost"] = cost
+    if session:
+        meta["session"] = session
+    return meta
+
+
 def _langfuse_cost(a: dict[str, Any]) -> float:
     details = _decoded(a.get("langfuse.observation.cost_details"))
     if isinstance(details, dict):
@@ -1779,24 +1803,9 @@ def _checked_span_events(span: Span, kind: str | None = None, winner: Span | Non
             said = f"evaluation {span.name}: " + (content.answer_text(a) or (str(raw) if raw is not None else ""))
         summary = _first(a, "agentdeck.summary") or failure or said or span.name
         cost = span_cost(a)
-        meta: dict[str, Any] = {}
         summary_text = content.short(str(summary))
         seq = step_seq(start_ns)
-        if kind == "model":
-            # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
-            # while the summary is the span's name, how much of it the answer replaces.
-            bare = summary is span.name and not said
-            meta["step"] = (seq, len(summary_text) if bare else None)
-            if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
-                meta["req"] = (start_ns, asked)
-            if said and (answer := _text(content.short(said, 4000))):
-                meta["ans"] = (end_ns, answer)
-            if span.parent_span_id:
-                meta["parent"] = span.parent_span_id
-        if cost:
-            meta["cost"] = cost
-        if session:
-            meta["session"] = session
+        meta = _step_meta(span, kind == "model", seq, summary, said, summary_text, cost, session)
         made.append(("step", {
             "v": 1, "task_id": tid, "seq": seq,
             "kind": "reasoning",
@@ -2039,23 +2048,9 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         said = "" if _OUTPUT_KEYS.isdisjoint(a) else content.answer_text(a)
         summary = _first(a, "agentdeck.summary") or failure or said or span.name
         cost = span_cost(a)
-        meta: dict[str, Any] = {}
         summary_text = content.short(str(summary))
         seq = 1 + (start_ns // TICK_NS) % _STEP_SEQS
-        # Its messages may come as log records (store/otlp_logs.py): the step's seq, and
-        # while the summary is the span's name, how much of it the answer replaces.
-        bare = summary is span.name and not said
-        meta["step"] = (seq, len(summary_text) if bare else None)
-        if not _INPUT_KEYS.isdisjoint(a) and (asked := _text(content.short(content.first_user_text(a)))):
-            meta["req"] = (start_ns, asked)
-        if said and (answer := _text(content.short(said, 4000))):
-            meta["ans"] = (end_ns, answer)
-        if span.parent_span_id:
-            meta["parent"] = span.parent_span_id
-        if cost:
-            meta["cost"] = cost
-        if session:
-            meta["session"] = session
+        meta = _step_meta(span, True, seq, summary, said, summary_text, cost, session)
         text = _text(summary_text + _usage_note(a, cost) + note)
         value = a.get("gen_ai.usage.input_tokens")  # (_count's common case inlined: a plain int)
         tokens_in = (value if type(value) is int and 0 <= value <= _MAX_COUNT else _count(a, *TOKENS_IN)) or (_langfuse_usage(a, "input", "prompt_tokens", "input_tokens")
