@@ -890,9 +890,12 @@ class _Handler(BaseHTTPRequestHandler):
                 receiver.stats.timeouts += 1
             self._fail(HttpError(408, DEADLINE_EXCEEDED, "request not received in time"), content_type)
             return
-        except Exception:  # never a dropped connection without an answer
+        except Exception as exc:  # never a dropped connection without an answer
             log.exception("OTLP request failed")
-            self._fail(HttpError(500, 13, "internal error (see the receiver's log)"), content_type)
+            # A 500 is not retried by OTLP clients: its body is kept in rejects, so the console's Problems shows it
+            # (not only this log) and nothing of it is lost.
+            self._fail(HttpError(500, 13, f"internal error: {type(exc).__name__}: {exc} (see the receiver's log)",
+                                 record=True), content_type, body, source)
             return
         with receiver._lock:
             receiver.stats.requests += 1

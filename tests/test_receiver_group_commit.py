@@ -167,3 +167,11 @@ def test_an_unexpected_error_in_one_request_fails_only_that_request(tmp_path, mo
         assert otlp.task_id(trace_hex(runs[0])) in stored and otlp.task_id(trace_hex(runs[2])) in stored
         assert otlp.task_id(poisoned) not in stored
         assert receiver.stats.events == stored_events(receiver.db_path)
+    # Not only in the log: its body is kept in rejects, which the console's Problems lists.
+    conn = connect(tmp_path / "store.db", readonly=True)
+    try:
+        kept = conn.execute("SELECT error, raw_length FROM rejects").fetchall()
+    finally:
+        conn.close()
+    assert [(e.startswith("HTTP 500: internal error: RuntimeError: an unforeseen failure"), n > 0) for e, n in kept] \
+        == [(True, True)]
