@@ -25,6 +25,11 @@ AFTER_FRAME_AT_LATEST = 0.25  # seconds: see DeckScreen.after_next_frame
 log = logging.getLogger(__name__)
 
 
+def read_generations(node: DOMNode) -> dict[str, int]:
+    """The newest request of each read group of ``node``: an answer to an older one is stale (run_off_ui)."""
+    return node.__dict__.setdefault("_deck_generations", {})
+
+
 def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[T], Any],
                *, on_error: Callable[[str], Any] | None = None, action: bool = False) -> None:
     """Run ``job`` (service calls: I/O) on a thread worker; hand its result to ``show`` on the UI thread.
@@ -38,7 +43,7 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
     An ``action`` (a decision, a compensation…) is never superseded: it runs
     to the end and its result is always shown.
     """
-    generations: dict[str, int] = node.__dict__.setdefault("_deck_generations", {})
+    generations = read_generations(node)
     generation = generations[group] = generations.get(group, 0) + 1
     # The newest request of each group not answered yet: what "settled" means to tests and benchmarks.
     waiting: dict[str, int] = node.__dict__.setdefault("deck_waiting", {})
@@ -174,7 +179,7 @@ class DeckScreen(Screen):
         it: a read asked before the key (the newest window, re-read for a store change while following)
         answered for what was shown before it, and landing after the key it put that back on screen.
         """
-        generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
+        generations = read_generations(self)
         generations[group] = generations.get(group, 0) + 1
 
     def read_after_frame(self, group: str, job: Callable[[], T], show: Callable[[T], Any], *,
@@ -186,7 +191,7 @@ class DeckScreen(Screen):
         held the interpreter for part of the frame the key waits for. Until it is asked the screen is not
         settled; a newer read of the same group asked meanwhile makes this one unneeded.
         """
-        generations: dict[str, int] = self.__dict__.setdefault("_deck_generations", {})
+        generations = read_generations(self)
         asked = generations.get(group, 0)
 
         def ask() -> None:
