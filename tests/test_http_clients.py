@@ -93,14 +93,8 @@ def test_a_shared_client_sends_no_cookie_an_earlier_answer_set_and_follows_no_re
     pool.close()
 
 
-@pytest.fixture
-def conn(sample_db):
-    c = connect(sample_db)
-    yield c
-    c.close()
-
-
-def test_compensations_share_the_pool_and_the_allowlist_is_still_asked_for_each(conn, monkeypatch):
+def count_clients_made(monkeypatch) -> list[float]:
+    """The timeouts of the clients made from now on (http_clients.new_client counted)."""
     made: list[float] = []
     real = http_clients.new_client
 
@@ -109,6 +103,18 @@ def test_compensations_share_the_pool_and_the_allowlist_is_still_asked_for_each(
         return real(timeout)
 
     monkeypatch.setattr(http_clients, "new_client", counted)
+    return made
+
+
+@pytest.fixture
+def conn(sample_db):
+    c = connect(sample_db)
+    yield c
+    c.close()
+
+
+def test_compensations_share_the_pool_and_the_allowlist_is_still_asked_for_each(conn, monkeypatch):
+    made = count_clients_made(monkeypatch)
     pool = ClientPool()
     with Server(fail_first=1) as system:
         point_hook_at(conn, system.url, "act-0001")
@@ -133,14 +139,7 @@ def test_a_delivery_uses_the_shared_client_only_when_it_calls_back(sample_db, tm
     from agentdeck.console.service.delivery import DeliverySettings, deliver_one
     from test_review_console import _decided_escalation
 
-    made: list[float] = []
-    real = http_clients.new_client
-
-    def counted(timeout: float) -> httpx.Client:
-        made.append(timeout)
-        return real(timeout)
-
-    monkeypatch.setattr(http_clients, "new_client", counted)
+    made = count_clients_made(monkeypatch)
     pool = ClientPool()
     with Server() as agent:
         esc = _decided_escalation(sample_db, f"{agent.url}/cb", tmp_path / "in")
