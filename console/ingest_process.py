@@ -20,7 +20,6 @@ that started it is gone, even by kill -9. Exit status: 0 stopped when asked,
 from __future__ import annotations
 
 import argparse
-import signal
 import sqlite3
 import sys
 import threading
@@ -84,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     from agentdeck.store.tailer import Tailer
 
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    from agentdeck.store.processes import stop_on_signals
+
+    stop_on_signals(stop)
     if args.with_parent:
         from agentdeck.store.processes import stop_when_parent_goes
 

@@ -326,17 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     kill -9).
     """
     import argparse
-    import signal
 
-    from agentdeck.store.processes import stop_when_parent_goes
+    from agentdeck.store.processes import stop_on_signals, stop_when_parent_goes
 
     p = argparse.ArgumentParser(prog="agentdeck-canary-analyst")
     p.add_argument("--db", required=True)
     p.add_argument("--ingester", default=None)
     args = p.parse_args(argv)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
 
     stop_when_parent_goes(stop)
     CanaryAnalyst(args.db, ingester=args.ingester).run(stop)

@@ -9,6 +9,7 @@ canary analyst) ends when the process that started it is gone.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -66,3 +67,30 @@ def stop_when_parent_goes(stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=watch, name="parent", daemon=True)
     thread.start()
     return thread
+
+
+def stop_on_signals(stop: threading.Event, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    """Set ``stop`` on any of ``signals``, from a thread of its own.
+
+    A handler that calls ``stop.set()`` itself can hang the process for good: it runs on the main thread between
+    two bytecodes, possibly while that thread holds the Event's lock (inside ``stop.wait()``), and ``set`` takes
+    that same non-reentrant lock. Seen: a console's ingest process stopped with SIGTERM, its three threads all
+    waiting on that lock, the store held open. Here the handler only writes a byte to a pipe (no lock), and a
+    daemon thread reading it sets the event.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def watch() -> None:
+        os.read(read_end, 1)
+        stop.set()
+
+    def handler(signum, frame) -> None:
+        try:
+            os.write(write_end, b"\0")
+        except BlockingIOError:  # (the pipe full of earlier signals: one is enough)
+            pass
+
+    threading.Thread(target=watch, name="signals", daemon=True).start()
+    for sig in signals:
+        signal.signal(sig, handler)

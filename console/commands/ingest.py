@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from agentdeck.store.processes import stop_on_signals
 from agentdeck.store import config
 
 
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             # "running" with a fresh heartbeat until consoles called it stalled, and counted as a live
             # ingester meanwhile.
             if threading.current_thread() is threading.main_thread():  # (only there can it take a signal)
-                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                stop_on_signals(stop, (signal.SIGTERM,))
             worker = threading.Thread(target=tailer.run, args=(stop,), name="ingest", daemon=True)
             worker.start()
             try:

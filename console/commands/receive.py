@@ -20,6 +20,7 @@ import sqlite3
 import sys
 import threading
 
+from agentdeck.store.processes import stop_on_signals
 from agentdeck.store import config
 
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"receiving OTLP/HTTP traces at {receiver.endpoint} into {db} ({who}; Ctrl-C to stop)", flush=True)
     stop = threading.Event()
     # A service manager stops us with SIGTERM: close as cleanly as on Ctrl-C, exit 0.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_signals(stop, (signal.SIGTERM,))
     if args.token_file:
         signal.signal(signal.SIGHUP, lambda *_: _reload(receiver, args.token_file))
     receiver.start()
