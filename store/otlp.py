@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -1707,7 +1708,7 @@ def _framing(span: Span, kind: str, rank: int | None, winner: Span | None, fallb
     # handoff the last agent answers (not the first); a sub-agent called from a tool ends
     # before its caller, whose answer stays the task's. A failure or an agentdeck.summary
     # is the task's own and stands.
-    fixed = bool(failure or _first(a, "agentdeck.summary"))
+    fixed = bool(failure or a.get("agentdeck.summary"))
     own_ans = (end_ns, end["summary"]) if name and end["summary"] and not fixed else None
     if winner is span:
         needs_req, needs_ans = not start["request"], not end["summary"] or own_ans is not None
@@ -1875,6 +1876,8 @@ _new_tuple = tuple.__new__  # a SpanItem without the Python-level __new__ (one c
 
 _new_object = object.__new__
 _set_attr = object.__setattr__
+_compress = itertools.compress
+_AGENTDECK = itertools.repeat("agentdeck.")
 _COHORTS = frozenset(("baseline", "canary"))
 _STAGES = frozenset(("shadow", "assisted", "partial", "bounded"))
 _OUTCOMES = frozenset(("success", "failed", "denied", "escalated", "aborted", "timeout"))
@@ -1897,12 +1900,16 @@ def _built(cls: type, fields: dict[str, Any]) -> Any:
     serialiser and ``==`` ignore it)."""
     event: Any = _new_object(cls)
     _set_attr(event, "__dict__", fields)
-    _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+    _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls])
     _set_attr(event, "__pydantic_extra__", None)
     _set_attr(event, "__pydantic_private__", None)
     return event
 
 
+# Each model's field names: the fields_set of every model built here, one set shared by all the
+# events of a class (a copy an event was the set's allocation, its copying and the memory it kept).
+# Nothing changes it: the models are frozen, and pydantic copies a model's set before it changes
+# the copy's (model_copy).
 _FIELD_NAMES: dict[type, set[str]] = {cls: set(cls.model_fields) for cls in (
     ev.AgentVersion, ev.TaskStart, ev.TaskEnd, ev.Plan, ev.Reasoning, ev.ToolCall, ev.ToolResult, ev.Action,
     ev.DownstreamResponse)}
@@ -1963,8 +1970,8 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
     kind = kind or span_class(a)
     if kind not in _FAST_KINDS:
         return _checked_span_events(span, kind, winner, fallback)
-    for key in a:
-        if key[:10] == "agentdeck." and key not in SPAN_ATTRIBUTES:
+    for key in _compress(a, map(str.startswith, a, _AGENTDECK)):  # (its agentdeck.* keys, picked out in C)
+        if key not in SPAN_ATTRIBUTES:
             unknown = sorted(k for k in a if k[:10] == "agentdeck." and k not in SPAN_ATTRIBUTES)
             raise OtlpError(f"unknown attribute {unknown[0]!r} (see docs/otel.md)")
     start_ns, end_ns, error = span.start_ns, span.end_ns, span.error
@@ -2073,7 +2080,7 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
         if cls is not None:
             event: Any = _new_object(cls)  # (_built, inlined: the hot loop's one call an event)
             _set_attr(event, "__dict__", fields)
-            _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls].copy())
+            _set_attr(event, "__pydantic_fields_set__", _FIELD_NAMES[cls])
             _set_attr(event, "__pydantic_extra__", None)
             _set_attr(event, "__pydantic_private__", None)
             try:
@@ -2207,7 +2214,8 @@ def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: s
     """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
     result = f"{outcome}: {summary}" if outcome != "success" else summary
     text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
-    return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
+    return {"v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid, "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS,
+            "kind": "plan", "summary": _text(text)}
 
 
 _START_KEYS = frozenset(("agentdeck.agent_version", "agentdeck.agent_version.prompt", "agentdeck.agent_version.model",
@@ -2236,14 +2244,18 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
     if given_input is not None:
         task_input = _decoded(given_input)
     else:
-        task_input = {k: a[k] for k in ("gen_ai.agent.id", "gen_ai.conversation.id") if a.get(k) is not None}
+        task_input = {}
+        if (value := a.get("gen_ai.agent.id")) is not None:
+            task_input["gen_ai.agent.id"] = value
+        if (value := a.get("gen_ai.conversation.id")) is not None:
+            task_input["gen_ai.conversation.id"] = value
         if not _SESSION_KEYS.isdisjoint(a) and (session := _name(a, *SESSION)):
             task_input["session_id"] = session
         if not _USER_KEYS.isdisjoint(a) and (user := _name(a, *USER)):
             task_input["user_id"] = user
         if "gen_ai.system_instructions" in a and (instructions := content.system_text(a)):
             task_input["instructions"] = content.short(instructions, 1000)
-    request = _first(a, "agentdeck.request") or (not _INPUT_KEYS.isdisjoint(a) and content.first_user_text(a))
+    request = a.get("agentdeck.request") or (not _INPUT_KEYS.isdisjoint(a) and content.first_user_text(a))
     return {
         "kind": "task_start",
         "request_id": _name(a, "agentdeck.request_id", "gen_ai.conversation.id") or span.trace_id,
@@ -2251,24 +2263,31 @@ def _task_start(span: Span, kind: str) -> dict[str, Any]:
         "agent_version": version,
         "cohort": a.get("agentdeck.cohort") or "baseline",
         "stage": a.get("agentdeck.stage") or "bounded",
-        "request": _text(str(request or "")),
+        "request": _text(str(request)) if request else "",
         "input": task_input,
     }
 
 
+_END_USAGE_KEYS = frozenset(("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.output_tokens",
+                             "llm.token_count.completion", "agentdeck.cost_usd"))
+
+
 def _task_end(span: Span, kind: str, rank: int, failure: str, latency_ms: float, note: str) -> dict[str, Any]:
     a = span.attributes
+    answer = content.answer_text(a) if (kind == "agent" or kind == "workflow") and not _OUTPUT_KEYS.isdisjoint(a) else ""
+    # (a.get, not _first: in an ``or`` chain an empty value is skipped either way)
+    summary = a.get("agentdeck.summary") or failure or answer
     # An agent span's own usage is the task's total; a step framing its own
     # task leaves the total to the sum of the model calls.
-    own = rank != RANK_STEP
-    answer = content.answer_text(a) if (kind == "agent" or kind == "workflow") and not _OUTPUT_KEYS.isdisjoint(a) else ""
-    summary = _first(a, "agentdeck.summary") or failure or answer
+    if rank != RANK_STEP and not _END_USAGE_KEYS.isdisjoint(a):
+        tokens_in = _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt")
+        tokens_out = _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion")
+        cost = _number(a, "agentdeck.cost_usd")
+    else:
+        tokens_in, tokens_out, cost = 0, 0, 0.0
     return {
         "kind": "task_end",
         "outcome": a.get("agentdeck.outcome") or ("failed" if span.error else "success"),
-        "tokens_in": _count(a, "gen_ai.usage.input_tokens", "llm.token_count.prompt") if own else 0,
-        "tokens_out": _count(a, "gen_ai.usage.output_tokens", "llm.token_count.completion") if own else 0,
-        "cost_usd": _number(a, "agentdeck.cost_usd") if own else 0.0,
-        "latency_ms": latency_ms,
-        "summary": _text(content.short(str(summary or ""), 4000) + (note if summary else "")),
+        "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, "latency_ms": latency_ms,
+        "summary": _text(content.short(str(summary), 4000) + note) if summary else "",
     }
