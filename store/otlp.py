@@ -135,8 +135,8 @@ class SpanItem(tuple):
     """
 
     key: tuple[str, str, str]
-    meta: dict | None
-    source: str | None  # who sent it (the receiver's token or client certificate name)
+    meta: dict | None = None
+    source: str | None = None  # who sent it (the receiver's token or client certificate name)
 
     def __new__(cls, event, payload: str, key: tuple[str, str, str], meta: dict | None = None,
                 source: str | None = None):
@@ -1435,6 +1435,9 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
         if span.trace_id not in best or frame < best[span.trace_id][0]:
             best[span.trace_id] = (frame, span)
     fallback = _fallbacks(spans, kinds, best)
+    # Whether anything here passes a request or an answer up (a link, or a model call with messages: a
+    # superset of _passed_up's): else _prefill has nothing to do, and its pass over the items is spared.
+    passing = False
     for span, kind in zip(spans, kinds):
         if kind == "other" and not span.events:
             items.ignored += 1
@@ -1445,6 +1448,10 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
             if span.parent_span_id and kind in _PASSING_KINDS and not agent_name(span, kind):
                 # The way up from a model call to its agent (``_inner``), whatever batch it comes in.
                 items.append(SpanItem(None, "", (span.trace_id, span.span_id, "link"), {"link": span.parent_span_id}))
+                passing = True
+            elif kind == "model" and not passing and not (_INPUT_KEYS.isdisjoint(span.attributes)
+                                                          and _OUTPUT_KEYS.isdisjoint(span.attributes)):
+                passing = True
         # (RecursionError: a structured value nested deeper than the JSON decoder's stack costs only its span)
         except (OtlpError, ValidationError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             reason = f"span {span.span_id} ({span.name[:60]!r}): {_reason(exc)}"
@@ -1452,7 +1459,8 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
                 raise OtlpError(reason) from None
             rejected.append(BadSpan(reason, _raw_json(
                 {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name[:200]})))
-    _prefill(items)
+    if passing:
+        _prefill(items)
     return items
 
 
@@ -2096,7 +2104,9 @@ def span_events(span: Span, kind: str | None = None, winner: Span | None = None,
                 to_json = _TO_JSON[event.__class__] = event.__pydantic_serializer__.to_json
             payload = to_json(event, exclude_none=True).decode()
         item = _new_tuple(SpanItem, (event, payload))
-        item.key, item.meta, item.source = (trace, span_id, part), part_meta, None
+        item.key = (trace, span_id, part)
+        if part_meta is not None:  # (meta and source default to None: the class's)
+            item.meta = part_meta
         out.append(item)
     return out
 
