@@ -1444,7 +1444,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
             continue
         winner = best.get(span.trace_id)
         try:
-            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get(span.span_id)))
+            items.extend(span_events(span, kind, winner[1] if winner else None, fallback.get((span.trace_id, span.span_id))))
             if span.parent_span_id and kind in _PASSING_KINDS and not agent_name(span, kind):
                 # The way up from a model call to its agent (``_inner``), whatever batch it comes in.
                 items.append(SpanItem(None, "", (span.trace_id, span.span_id, "link"), {"link": span.parent_span_id}))
@@ -1464,27 +1464,31 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
     return items
 
 
-def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[str, tuple]:
+def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[tuple[str, str], tuple]:
     """For a framing agent or workflow span that logs no request (OpenInference agents, OpenLLMetry
     workflows): the first model call's user message and the last model call's answer, as
     ``((start_ns, text) | None, (end_ns, text) | None)`` -- among this batch's spans; ``claim``
-    settles them over every batch (columns req_ns/ans_ns of otlp_tasks)."""
-    out: dict[str, tuple] = {}
+    settles them over every batch (columns req_ns/ans_ns of otlp_tasks). Keyed by (trace, span): span
+    ids are unique within a trace only (keyed by span, two traces' framing spans with one id
+    took whichever trace's came last in a set's order)."""
+    out: dict[tuple[str, str], tuple] = {}
     wanting = {trace for trace, (_frame, winner) in best.items()
                if not winner.attributes.get("agentdeck.request") and not content.first_user_text(winner.attributes)}
     if not wanting:
         return out
-    models: dict[str, list[Span]] = {}  # one pass over the batch, not one per trace
+    # One pass over the batch, not one per trace; only model calls with messages (a trace
+    # without any gets no entry: ``_framing`` reads a missing one as (None, None)).
+    models: dict[str, list[Span]] = {}
     for s, k in zip(spans, kinds):
-        if k == "model" and s.trace_id in wanting:
+        if k == "model" and s.trace_id in wanting and not (_INPUT_KEYS.isdisjoint(s.attributes)
+                                                          and _OUTPUT_KEYS.isdisjoint(s.attributes)):
             models.setdefault(s.trace_id, []).append(s)
-    for trace in wanting:
-        calls = models.get(trace, [])
+    for trace, calls in models.items():
         asked = [(s.start_ns, t) for s in calls if not _INPUT_KEYS.isdisjoint(s.attributes)
                  and (t := _text(content.short(content.first_user_text(s.attributes))))]
         said = [(s.end_ns, t) for s in calls if not _OUTPUT_KEYS.isdisjoint(s.attributes)
                 and (t := _text(content.short(content.answer_text(s.attributes), 4000)))]
-        out[best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
+        out[trace, best[trace][1].span_id] = (min(asked) if asked else None, max(said) if said else None)
     return out
 
 

@@ -9,6 +9,7 @@ JSON-looking text, numbers out of bounds or of the wrong type, missing names and
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -124,3 +125,23 @@ def test_batches_of_hostile_spans_store_what_the_reference_mapping_stores(batche
             stores[reference] = (stored(conn), failures)
             conn.close()
     assert stores[False] == stores[True]
+
+
+def test_two_traces_whose_agent_spans_share_a_span_id_each_get_their_own_request():
+    # Span ids are unique within a trace only: an agent span that logs no request takes its model
+    # call's user message, and the other trace's agent span with the same id must not take it (or
+    # leave it untaken) -- which of the two went wrong depended on a set's order.
+    def trace(trace_id: str, messages: str | None) -> list[otlp.Span]:
+        model = {"gen_ai.operation.name": "chat"}
+        if messages is not None:
+            model["gen_ai.input.messages"] = messages
+        return [otlp.Span(trace_id, "00000000000000a1", None, "invoke_agent", T0, T0 + 10**9, False, "",
+                          {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"}, [], {}),
+                otlp.Span(trace_id, "00000000000000b2", "00000000000000a1", "chat", T0 + 1, T0 + 2, False, "",
+                          model, [], {})]
+
+    asked = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "refund order 1042"}]}])
+    for first, second in ((TRACES[0], TRACES[1]), (TRACES[1], TRACES[0])):
+        items = otlp.to_events(trace(first, asked) + trace(second, None))
+        requests = {e.task_id: e.request for e, _payload in items if e is not None and e.kind == "task_start"}
+        assert requests == {f"otel-{first}": "refund order 1042", f"otel-{second}": ""}
