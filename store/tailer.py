@@ -182,6 +182,9 @@ class Tailer:
         self._followed: set[Key] = set()  # inodes seen under a single-file path
         self._stop: threading.Event | None = None  # set by run(): stop between batches
         self._hook_problems: dict[str, str] = {}
+        # Wall time run() was last woken by a file notification (bench/live.py's hop budget reads it).
+        self.woke_at = 0.0
+        self.committed_at = 0.0  # wall time the last batch's transaction committed (before post-commit hooks)
         self._load_sources()
 
     # -- source bookkeeping -------------------------------------------------
@@ -608,6 +611,7 @@ class Tailer:
         else:
             result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans,
                             derive=derive, reread=reread, proto=proto)
+        self.committed_at = time.time()
         self._note_offset(src)
         if result.problem:
             self._hook_problems["contracts"] = result.problem
@@ -669,6 +673,7 @@ class Tailer:
                     recursive=False,
                     raise_interrupt=False,
                 ):
+                    self.woke_at = time.time()
                     self._safe_poll()
                     if self.watch_roots() != roots:
                         break  # a folder came or went; re-establish the watch
