@@ -148,6 +148,7 @@ class Tailer:
         patterns: Iterable[str] = PATTERNS,
         batch_bytes: int = CHUNK,
         on_batch: Callable[[TailStats], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
         post_commit: Iterable[Callable[[sqlite3.Connection, BatchResult], None]] | None = None,
         parse_pool=None,
         defer_indexes: bool = False,
@@ -158,6 +159,9 @@ class Tailer:
         self.patterns = tuple(patterns)
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
+        # Called the moment a batch is committed, before anything else is done with it: the console's ingest
+        # process wakes its console there (console/commit_wake.py). Must be quick and must not raise.
+        self.on_commit = on_commit
         # store.parallel.ParsePool: parse backlogs on other cores (bulk import).
         self.parse_pool = parse_pool
         # Drop the tasks' secondary indexes while a large backlog is read and
@@ -612,6 +616,8 @@ class Tailer:
             result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans,
                             derive=derive, reread=reread, proto=proto)
         self.committed_at = time.time()
+        if self.on_commit is not None:
+            self.on_commit()
         self._note_offset(src)
         if result.problem:
             self._hook_problems["contracts"] = result.problem
