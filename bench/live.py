@@ -195,6 +195,8 @@ async def in_console(bc, db: Path, rate: float,
     os.environ.pop(COMMIT_TRACE_ENV, None)
     starts = task_starts(live)
     budget = hops.hops(starts, probe.appeared)
+    print(f"  (the console's run: ingest commits {hops.commits}, notices posted {len(hops.posted)}, "
+          f"Tasks reads {len(hops.reads)})")
     shutil.rmtree(live, ignore_errors=True)
     trace_file.unlink(missing_ok=True)
     return delays(starts, seen), delays(starts, probe.appeared), budget, cpu
@@ -273,8 +275,10 @@ class HopTrace:
         from bisect import bisect_left
 
         commits: dict[str, tuple[float, float]] = {}
+        self.commits = 0
         if self.trace_file.exists():
             for raw in self.trace_file.read_text().splitlines():
+                self.commits += 1
                 c = json.loads(raw)
                 for task in c["tasks"]:
                     commits.setdefault(task, (c["woke"], c["committed"]))
