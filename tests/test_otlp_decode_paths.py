@@ -24,7 +24,7 @@ from agentdeck.store.txn import atomic
 
 TRACE, SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 
-_char = st.characters(blacklist_categories=("Cs",))
+_char = st.characters(exclude_categories=["Cs"])
 _text = st.text(_char, max_size=20)
 # Around the 64 KiB cut (in UTF-8 bytes: 1 to 4 a character).
 _long = st.builds(lambda c, n: c * n, _char, st.sampled_from([16_384, 16_385, 21_846, 32_768, 65_536, 65_537, 70_000]))
@@ -79,7 +79,7 @@ def test_protobuf_attributes_are_read_as_the_same_request_in_json(attributes):
     assert from_pb == from_json
 
 
-_id = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
+_id = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=10)
 _number = st.none() | st.integers(-2**63, 2**63 - 1) | st.booleans()
 
 
