@@ -140,6 +140,10 @@ class TaskDetailScreen(DeckScreen):
         target.update(head + payload_text(event["payload"]))
 
     def action_back(self) -> None:
+        stack = self.app.screen_stack
+        below = stack[-2] if len(stack) > 1 and stack[-1] is self else None
+        if isinstance(below, DeckScreen):
+            below.draw_whole_when_switched(laid_out=False)  # the list as it was left, plus what changed since
         self.dismiss()
 
     def action_replay(self) -> None:
