@@ -28,7 +28,7 @@ from textual.reactive import reactive, var
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
-from agentdeck.console.screens.base import run_off_ui
+from agentdeck.console.screens.base import DeckScreen, run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
@@ -42,6 +42,13 @@ RELEASE_EVERY = 15.0
 RELEASE_FIRST = 2.0
 log = logging.getLogger(__name__)
 NOTIFY_EVERY = 5.0  # seconds between notification rule checks (deadline warnings are minutes ahead)
+
+
+def _switch_mode(action: str) -> str | None:
+    """The mode a ``switch_mode('...')`` action goes to; None for any other action."""
+    if action.startswith("switch_mode('") and action.endswith("')"):
+        return action[len("switch_mode('"):-2]
+    return None
 
 
 def _screen(module: str, name: str):
@@ -196,36 +203,41 @@ class AgentDeck(App):
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         if isinstance(event, events.Key) and not event.is_forwarded:
-            mode = self._switch_key(event.key)
-            if mode is not None:
-                # The switch starts now, as the key comes in, not once the key has gone down to the focused
-                # widget and bubbled back to the app's binding: keys read with it (2 then d typed fast, one read
-                # of the terminal) are already queued behind it, and each was handed to the screen being left
-                # before the binding ran (d lost; ctrl+p's palette, a priority key, opened over the old screen
-                # and the switch then hid it). Started here, SwitchAhead holds them for the screen switched to.
-                self.app_focus = True
-                self.switching.switch(mode)
-                return
+            found = self._first_binding(event.key)
+            if found is not None:
+                namespace, action = found
+                mode = _switch_mode(action) if namespace is self else None
+                if mode is not None:
+                    # The switch starts now, as the key comes in, not once the key has gone down to the focused
+                    # widget and bubbled back to the app's binding: keys read with it (2 then d typed fast, one
+                    # read of the terminal) are already queued behind it, and each was handed to the screen being
+                    # left before the binding ran (d lost; ctrl+p's palette, a priority key, opened over the old
+                    # screen and the switch then hid it). Started here, SwitchAhead holds them for the screen
+                    # switched to.
+                    self.app_focus = True
+                    self.switching.switch(mode)
+                    return
+                if isinstance(namespace, DeckScreen) and action in namespace.FOCUSING_ACTIONS:
+                    # A key that focuses an input (/ on Tasks) acts here, before the app reads the next key: sent
+                    # down to the focused widget, the keys read with it (/ then 2, a fast typist or a paste) would
+                    # each be routed before it acted, to the table rather than the input (the 2 switching screen).
+                    await self.run_action(action, namespace)
+                    return
         await super().on_event(event)
 
-    def _switch_key(self, key: str) -> str | None:
-        """The mode ``key`` would switch to if it went down the focus chain and back, as Textual sends it; else None.
+    def _first_binding(self, key: str) -> tuple[object, str] | None:
+        """The (namespace, action) of the binding ``key`` would run if it went down the focus chain and back, as
+        Textual sends it; None when there is none, or it is a priority binding (left to Textual).
 
         The first binding for the key in the screen's chain (focused widget up to the app; Textual leaves out keys
-        a focused Input types, and a dialog's chain stops at the dialog) must be the app's screen key; a priority
-        binding of the key is left to Textual.
+        a focused Input types, and a dialog's chain stops at the dialog).
         """
         screen = self.screen
         for namespace, bindings in screen._modal_binding_chain:
             for binding in bindings.key_to_bindings.get(key, ()):
                 if binding.priority:
                     return None
-                if namespace is not self:
-                    return None  # the screen or a widget binds the key itself
-                action = binding.action
-                if action.startswith("switch_mode('") and action.endswith("')"):
-                    return action[len("switch_mode('"):-2]
-                return None
+                return namespace, binding.action
         return None
 
     def switch_mode(self, mode: str) -> AwaitMount:

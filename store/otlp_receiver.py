@@ -116,6 +116,10 @@ class ReceiverStats:
     busy: int = 0  # connections refused: too many open
     connections: int = 0  # connections served
     peak_connections: int = 0  # most served at once
+    # Every answer other than 200, by status, and the newest of each ("message (from peer)"): what the
+    # receiver's status in the store (store/receiver_status.py) shows the console's operator.
+    refusals: dict[int, int] = field(default_factory=dict)
+    latest_refusal: dict[int, str] = field(default_factory=dict)
 
 
 def _varint(n: int) -> bytes:
@@ -749,9 +753,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _fail(self, err: HttpError, content_type: str, body: bytes = b"", source: str | None = None) -> None:
-        if err.status < 500 and err.status not in (401, 404, 405, 429):
-            with self.receiver._lock:
-                self.receiver.stats.rejected += 1
+        stats = self.receiver.stats
+        with self.receiver._lock:
+            if err.status < 500 and err.status not in (401, 404, 405, 429):
+                stats.rejected += 1
+            stats.refusals[err.status] = stats.refusals.get(err.status, 0) + 1
+            stats.latest_refusal[err.status] = f"{err.message} (from {source or self.client_address[0]})"
         if err.record:
             self.receiver.record_reject(f"HTTP {err.status}: {err.message}", body, where=self._where(),
                                         source=source, timeout=self._left())

@@ -141,3 +141,36 @@ async def test_a_compensation_prepared_after_the_operator_left_opens_no_dialog_e
         assert stacks(app)["replay"] == ["ReplayScreen"] and stacks(app)["tasks"] == ["TasksScreen"]
         said = [n.message for n in app._notifications]
         assert any("Compensation: not opened" in m and "press c again" in m for m in said), said
+
+
+async def test_keys_typed_with_the_filter_key_go_into_the_filter(esc_db, make_app):
+    """/ then 2 in one read (a fast typist, a paste): the 2 is the filter's first character, not a switch to
+    Escalations; the same for a key the Tasks screen binds (g) and a letter."""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await type_at_once(pilot, "slash", "2", "g", "x")
+        assert app.current_mode == "tasks" and isinstance(app.screen, TasksScreen), stacks(app)
+        box = app.screen.query_one(FilterInput)
+        assert app.focused is box
+        assert box.value.endswith("2gx"), repr(box.value)
+
+
+async def test_an_id_typed_with_the_open_key_goes_into_replays_input(sample_db, make_app):
+    """On Replay, o then a task id in one read: the id is typed into the open box; its 1 does not go to Tasks
+    and its letters do not step or compensate on the timeline."""
+    from textual.widgets import Input
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        for key, char in [("o", "o"), ("t", "t"), ("a", "a"), ("s", "s"), ("k", "k"), ("minus", "-"),
+                          ("0", "0"), ("0", "0"), ("0", "0"), ("2", "2")]:
+            app.post_message(events.Key(key, char).set_sender(app))
+        await settle(pilot)
+        assert app.current_mode == "replay", stacks(app)
+        assert stacks(app)["replay"] == ["ReplayScreen"], "a key opened a dialog"
+        box = app.screen.query_one("#replay-open", Input)
+        assert app.focused is box and box.value == "task-0002", repr(box.value)

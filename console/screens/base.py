@@ -102,6 +102,9 @@ class DeckScreen(Screen):
     """
 
     MODE = ""
+    # Actions that focus an input (the filter's /): the app runs them as their key comes in, so the keys read
+    # with it are typed into that input (AgentDeck.on_event). Each must focus with set_focus, not Widget.focus.
+    FOCUSING_ACTIONS: frozenset[str] = frozenset()
 
     @property
     def BLANK(self) -> bool:  # type: ignore[override]  # noqa: N802 (Textual's name)

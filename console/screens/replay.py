@@ -34,6 +34,7 @@ class ReplayScreen(DeckScreen):
     AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
     # Footer order: at 80 columns the footer cuts the last keys it shows, so the way to an
     # action (]) and to undo it (c) come before play/pause, export and open.
+    FOCUSING_ACTIONS = frozenset({"open"})
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
@@ -260,7 +261,7 @@ class ReplayScreen(DeckScreen):
         box = self.query_one("#replay-open", Input)
         box.display = show
         if show and focus:
-            box.focus()
+            self.set_focus(box)  # now, not queued behind the keys read with o (FOCUSING_ACTIONS)
 
     def action_open(self) -> None:
         self._open_input(True, focus=True)

@@ -38,6 +38,7 @@ class TasksScreen(DeckScreen):
     CSS_PATH = "tasks.tcss"
     AUTO_FOCUS = "#tasks"
     WINDOW = WINDOW  # rows held at most
+    FOCUSING_ACTIONS = frozenset({"filter"})
     BINDINGS = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", key_display="esc"),
@@ -309,7 +310,7 @@ class TasksScreen(DeckScreen):
         box = self.query_one(FilterInput)
         box.value = describe(self.filt)
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now, not queued behind the keys read with / (FOCUSING_ACTIONS)
         box.cursor_position = len(box.value)
 
     def action_clear_filter(self) -> None:

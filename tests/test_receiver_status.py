@@ -1,0 +1,146 @@
+"""What an OTLP receiver refuses reaches the console's operator: the receiver is an ingester in the store, its
+refusals of the last minute are problems (header and Problems view), and a receiver that died shows as stalled.
+Before, a sender with a wrong token or pointed at a wrong path lost its spans and only the sender knew."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import httpx
+from receiver_support import TOKEN_A, wait_for
+
+from agentdeck.store import health, ingest_status
+from agentdeck.store.db import connect
+from agentdeck.store.otlp_auth import load_tokens
+from agentdeck.store.otlp_receiver import Receiver
+from agentdeck.store.receiver_status import ReceiverStatus
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def receiver_problems(db, now: float) -> list[health.Problem]:
+    conn = connect(db)
+    try:
+        return [p for p in health.check(conn, now).problems if "receiver" in p.what or "receiver" in p.detail]
+    finally:
+        conn.close()
+
+
+def test_refusals_of_the_last_minute_are_problems_then_go(tmp_path):
+    db = tmp_path / "s.db"
+    stats = SimpleNamespace(busy=0, refusals={}, latest_refusal={})
+    clock = Clock()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", stats, clock=clock, window=60).start()
+    try:
+        status.check()
+        assert receiver_problems(db, clock.now) == []
+
+        clock.now += 1
+        stats.refusals.update({401: 2, 404: 1, 503: 1})
+        stats.busy = 2  # connections refused for being too many: 503s too
+        stats.latest_refusal.update({401: "missing or wrong token (from 10.0.0.7)", 503: "store busy (from sender-b)"})
+        status.check()
+        problems = {p.level: p for p in receiver_problems(db, clock.now)}
+        lost, busy = problems["error"], problems["warn"]
+        assert lost.what == "3 requests refused in the last 60 s: OTLP receiver http://127.0.0.1:4318"
+        assert "2 no valid token (401)" in lost.detail and "1 no such path (404)" in lost.detail
+        assert "10.0.0.7" in lost.detail and "Authorization=Bearer" in lost.todo and "/v1/traces" in lost.todo
+        assert busy.what.startswith("3 requests turned away in the last 60 s")
+        assert "retry" in busy.todo
+
+        clock.now += 30
+        stats.refusals[401] = 3  # one more, 30 s later
+        status.check()
+        lost = next(p for p in receiver_problems(db, clock.now) if p.level == "error")
+        assert lost.what.startswith("4 requests refused")
+
+        clock.now += 31  # the first refusals are now more than a minute old
+        status.check()
+        lost = next(p for p in receiver_problems(db, clock.now) if p.level == "error")
+        assert lost.what.startswith("1 request refused") and "1 no valid token (401)" in lost.detail
+
+        clock.now += 31
+        status.check()
+        assert receiver_problems(db, clock.now) == [], "a minute without refusals: nothing to show"
+    finally:
+        status.close()
+    conn = connect(db)
+    (row,) = ingest_status.ingesters(conn)
+    conn.close()
+    assert row.state == "stopped" and row.paths == ("OTLP receiver http://127.0.0.1:4318",)
+
+
+def test_a_receiver_that_stops_beating_is_shown_stalled(tmp_path):
+    db = tmp_path / "s.db"
+    clock = Clock()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", SimpleNamespace(busy=0, refusals={}, latest_refusal={}),
+                            clock=clock).start()
+    status.check()
+    status._stop.set()  # killed: no more beats, no word said (close is never called)
+    conn = connect(db)
+    try:
+        (stalled,) = [p for p in health.check(conn, clock.now + health.STALL_AFTER_S + 1).problems
+                      if p.key.startswith("ingest:stalled:")]
+    finally:
+        conn.close()
+    assert "OTLP receiver http://127.0.0.1:4318" in stalled.detail
+
+
+def test_a_wrong_token_and_a_wrong_path_show_within_two_seconds(tmp_path):
+    db = tmp_path / "s.db"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"host-a {TOKEN_A}\n")
+    with Receiver(db, "127.0.0.1", 0, tokens=load_tokens(tokens)) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, tick=0.05).start()
+        try:
+            with httpx.Client(timeout=10) as http:
+                assert http.post(receiver.endpoint, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+                wrong_path = receiver.endpoint.replace("/v1/traces", "/v1/metrics")
+                assert http.post(wrong_path, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN_A}"}).status_code == 404
+
+            def shown() -> bool:
+                found = receiver_problems(db, time.time())
+                return any("1 no valid token (401)" in p.detail and "1 no such path (404)" in p.detail for p in found)
+
+            assert wait_for(shown, timeout=2.0), receiver_problems(db, time.time())
+        finally:
+            status.close()
+
+
+def test_agentdeck_receive_registers_and_says_it_stopped(tmp_path):
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck.console.cli", "receive", "--db", str(db), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "receiving OTLP/HTTP traces at http://127.0.0.1:" in line
+
+        def running() -> bool:
+            conn = connect(db)
+            try:
+                return [r.state for r in ingest_status.ingesters(conn)] == ["running"]
+            finally:
+                conn.close()
+
+        assert wait_for(running, timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    conn = connect(db)
+    (row,) = ingest_status.ingesters(conn)
+    conn.close()
+    assert row.state == "stopped" and row.paths[0].startswith("OTLP receiver http://127.0.0.1:")
