@@ -143,16 +143,22 @@ def headless(bc, db: Path, rate: float, seconds: float) -> list[float]:
     return result
 
 
-async def in_console(bc, db: Path, rate: float, seconds: float) -> tuple[list[float], list[float]]:
+async def in_console(bc, db: Path, rate: float,
+                     seconds: float) -> tuple[list[float], list[float], dict[str, list[float]], tuple[float, float]]:
     """append -> committed and append -> visible with the console following (its own ingest process)."""
     from agentdeck.console.app import AgentDeck
     from agentdeck.console.service.settings import for_tests
     from agentdeck.console.widgets.task_table import TaskTable
 
+    from agentdeck.console.ingest_process import COMMIT_TRACE_ENV
+
     live = Path(tempfile.mkdtemp(prefix="agentdeck-bench-console-live-"))
+    trace_file = live.parent / f"{live.name}-commits.jsonl"
+    os.environ[COMMIT_TRACE_ENV] = str(trace_file)  # the console's ingest process inherits it
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench"))
     async with app.run_test(size=(140, 40)) as pilot:
         probe = bc.Probe(app)
+        hops = HopTrace(app, trace_file)
         # First window shown, and this console's own ingest process running: registered in the store
         # under its id (app.health.ingesters alone also counts the headless ingester just stopped, whose
         # record can still look live; the fleet then started while the console's process was still
@@ -170,29 +176,155 @@ async def in_console(bc, db: Path, rate: float, seconds: float) -> tuple[list[fl
         finally:
             own.close()
         await asyncio.sleep(0.5)  # its first pass over the (empty) folder, and its watch set up
+        child = app.ingest.supervisor.proc if app.ingest.supervisor is not None else None
         with CommitObserver(db) as observer:
             writer = multiprocessing.Process(target=bc.fleet, args=(str(live), rate, seconds, 8), daemon=True)
             writer.start()
             probe.watch_live = True
+            # CPU while following: this process (the console: UI thread, store watcher, reads) and its ingest process.
+            t0, own0 = time.monotonic(), time.process_time()
+            child0 = cpu_seconds(child.pid) if child is not None else 0.0
             await asyncio.sleep(seconds + 1.0)
+            wall = time.monotonic() - t0
+            cpu = ((time.process_time() - own0) / wall, (cpu_seconds(child.pid) - child0) / wall if child else 0.0)
             probe.watch_live = False
             writer.join(10)
             seen = observer.finish()
+        hops.close()
         app.exit()
+    os.environ.pop(COMMIT_TRACE_ENV, None)
     starts = task_starts(live)
+    budget = hops.hops(starts, probe.appeared)
+    print(f"  (the console's run: ingest commits {hops.commits}, notices posted {len(hops.posted)}, "
+          f"Tasks reads {len(hops.reads)})")
     shutil.rmtree(live, ignore_errors=True)
-    return delays(starts, seen), delays(starts, probe.appeared)
+    trace_file.unlink(missing_ok=True)
+    return delays(starts, seen), delays(starts, probe.appeared), budget, cpu
+
+
+class HopTrace:
+    """Where append -> row visible goes: a timestamp at each hop, for every new task, over one run.
+
+    The ingest process writes a line per commit (``--commit-trace``, set through the environment: the console
+    starts it): when the tailer was woken by a file notification, when the batch committed. In this process
+    (the console's), wrapped for the run: the store watcher posting ``Ingested``, the app handling it, the
+    Tasks screen's read (start, end, the tasks in it), its answer applied (``_show``), and the frame with the
+    row (bench/console.py's probe). A task's hops come from the first of each that can include it.
+    """
+
+    HOPS = ("append -> tailer woken", "woken -> committed", "committed -> watcher posts",
+            "posted -> app handles", "handled -> read starts", "read (worker)", "read done -> applied",
+            "applied -> frame composed")
+
+    def __init__(self, app, trace_file: Path) -> None:
+        from agentdeck.console.app import AgentDeck
+        from agentdeck.console.messages import Ingested
+        from agentdeck.console.screens.tasks import TasksScreen
+
+        self.trace_file = trace_file
+        self.posted: list[float] = []
+        self.handled: list[float] = []
+        self.reads: list[tuple[float, float, frozenset[str]]] = []
+        self.applied: list[tuple[float, frozenset[str]]] = []
+        self._undo: list = []
+        watcher = app.ingest.watcher
+        posted = self.posted
+        real_app = watcher.app
+
+        class Poster:  # the watcher's app, noting when each Ingested is posted
+            def post_message(self, message):
+                if isinstance(message, Ingested):
+                    posted.append(time.time())
+                return real_app.post_message(message)
+
+        watcher.app = Poster()
+        self._undo.append(lambda: setattr(watcher, "app", real_app))
+        on_ingested = AgentDeck.on_ingested
+
+        def handled(app_self, message):
+            self.handled.append(time.time())
+            return on_ingested(app_self, message)
+
+        AgentDeck.on_ingested = handled  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(AgentDeck, "on_ingested", on_ingested))
+        deck = app.deck
+        task_page = deck.task_page
+
+        def read(*args, **kwargs):
+            t0 = time.time()
+            page = task_page(*args, **kwargs)
+            self.reads.append((t0, time.time(), frozenset(r["task_id"] for r in page.rows)))
+            return page
+
+        deck.task_page = read
+        self._undo.append(lambda: delattr(deck, "task_page"))
+        show = TasksScreen._show
+
+        def applied(screen, page, place):
+            self.applied.append((time.time(), frozenset(r["task_id"] for r in page.rows)))
+            return show(screen, page, place)
+
+        TasksScreen._show = applied  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(TasksScreen, "_show", show))
+
+    def close(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+
+    def hops(self, starts: dict[str, float], frames: dict[str, float]) -> dict[str, list[float]]:
+        from bisect import bisect_left
+
+        commits: dict[str, tuple[float, float]] = {}
+        self.commits = 0
+        if self.trace_file.exists():
+            for raw in self.trace_file.read_text().splitlines():
+                self.commits += 1
+                c = json.loads(raw)
+                for task in c["tasks"]:
+                    commits.setdefault(task, (c["woke"], c["committed"]))
+        posted, handled = sorted(self.posted), sorted(self.handled)
+        out: dict[str, list[float]] = {h: [] for h in (*self.HOPS, "append -> frame (sum)")}
+        for task, appended in starts.items():
+            if task not in frames or task not in commits:
+                continue
+            woke, committed = commits[task]
+            i = bisect_left(posted, committed)
+            read = next((r for r in self.reads if task in r[2]), None)
+            shown = next((a for a, rows in self.applied if task in rows), None)
+            if i == len(posted) or read is None or shown is None:
+                continue
+            j = bisect_left(handled, posted[i])
+            if j == len(handled):
+                continue
+            times = [appended, woke, committed, posted[i], handled[j], read[0], read[1], shown, frames[task]]
+            for name, a, b in zip(self.HOPS, times, times[1:]):
+                out[name].append(b - a)
+            out["append -> frame (sum)"].append(frames[task] - appended)
+        return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(bc, db: Path, rate: float, seconds: float) -> None:
     """The two figures beside the headless baseline, printed in bench/console.py's format."""
     print(f"\ningest beside the console: fleet {rate:.0f} events/s for {seconds:.0f} s, load average {os.getloadavg()[0]:.1f}")
     base = headless(bc, db, rate, seconds)
-    committed, visible = asyncio.run(in_console(bc, db, rate, seconds))
+    committed, visible, budget, cpu = asyncio.run(in_console(bc, db, rate, seconds))
     bc.line("append -> committed, headless ingest", base, "<- bare baseline")
     bc.line("append -> committed, console's ingest", committed,
             f"x{bc.pct(committed, 95) / bc.pct(base, 95):.1f} p95 of headless" if base and committed else "")
     bc.line("append -> row visible in the console", visible, "target p95 <= 100 ms")
+    print(f"CPU while following: the console {cpu[0]:.0%} of a core, its ingest process {cpu[1]:.0%}")
+    print("hop budget (each new task; p95s do not add up: each hop's p95 is another task's)")
+    for name, values in budget.items():
+        bc.line(f"  {name}", values)
     print(f"load average after {os.getloadavg()[0]:.1f}")
 
 

@@ -21,6 +21,14 @@ is in it; not so with parse processes) and its ratio. The HTTP rows print it
 too: the receiver's and its clients' (httpx, threads of this process: the
 same work whichever receiver serves them), against the native tailer's.
 
+Two more receiver rows send from a client in its own process, as an exporter
+sends from its agent's: there the clients' Python does not share this
+process's interpreter lock, and the CPU column is the receiver's alone. The
+second sends the batches the OpenTelemetry SDK sends by default (its
+BatchSpanProcessor exports up to 512 spans a request; the Collector's batch
+processor 8192): 510 spans, the most whole traces that fit. ``--batch`` (120
+by default, as a Collector flushing often sends) stays what the other rows use.
+
 ``--stages`` then prints the CPU of each stage of the same work, OTLP lines
 beside native ones (JSON parse, spans, mapping and validation, store), and the
 ratio the OTLP path would reach with the mapping, or the mapping and the span
@@ -34,6 +42,9 @@ import base64
 import json
 import os
 import statistics
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -152,6 +163,43 @@ def post_all(endpoint: str, bodies: list[bytes], content_type: str, clients: int
     return seconds
 
 
+# A client in its own process, as an exporter is in its agent's: the receiver's process then does
+# the receiver's work only (with httpx threads beside it, both share one interpreter lock).
+_CLIENT = r"""
+import struct, sys, time, httpx
+endpoint, path, ctype = sys.argv[1:4]
+data, bodies, at = open(path, "rb").read(), [], 0
+while at < len(data):
+    (n,) = struct.unpack_from(">I", data, at)
+    bodies.append(data[at + 4:at + 4 + n])
+    at += 4 + n
+with httpx.Client(timeout=60) as http:
+    # An empty export request (no spans: nothing stored) opens the connection before the clock starts.
+    assert http.post(endpoint, content=b"", headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    for body in bodies:
+        r = http.post(endpoint, content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 200, r.text
+    print(time.perf_counter() - started, flush=True)
+"""
+
+
+def post_from_process(endpoint: str, bodies: list[bytes], content_type: str, path: Path) -> float:
+    """Seconds from the first request to the last answer, sent by one client in another process."""
+    path.write_bytes(b"".join(struct.pack(">I", len(b)) + b for b in bodies))
+    proc = subprocess.Popen([sys.executable, "-c", _CLIENT, endpoint, str(path), content_type],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    seconds = float(proc.stdout.readline())
+    assert proc.wait(60) == 0
+    return seconds
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--traces", type=int, default=2000)
@@ -168,6 +216,11 @@ def main() -> None:
     native = [payload for line in lines for _e, payload in otlp.decode_line(line.encode())]
     pb_bodies = [to_protobuf(d) for d in docs]
     json_bodies = [line.encode() for line in lines]
+    # The OpenTelemetry SDK's BatchSpanProcessor exports up to 512 spans a request: 510 is
+    # the most whole 6-span traces that fit (a trace split over two requests is also fine for
+    # the receiver, not for this bench's counts).
+    sdk_batch = 510
+    sdk_bodies = [to_protobuf(d) for d in requests(spans, sdk_batch)] if args.batch != sdk_batch else []
     n_spans, n_events = len(spans), len(native)
     print(f"{args.traces} traces, {n_spans} spans -> {n_events} events; {len(docs)} batches of {args.batch} spans")
 
@@ -202,6 +255,19 @@ def main() -> None:
                 with Receiver(db, "127.0.0.1", 0, post_commit=[]) as receiver:
                     cpu = time.process_time()
                     seconds = post_all(receiver.endpoint, bodies, ctype, clients)
+                    CPU.setdefault(label, []).append(time.process_time() - cpu)
+                conn = connect(db)
+                assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == n_events
+                conn.close()
+                times.setdefault(label, []).append(seconds)
+            extra = [("OTLP/HTTP protobuf, client process", pb_bodies)]
+            if sdk_bodies:
+                extra.append((f"  same, {sdk_batch} spans a request (SDK)", sdk_bodies))
+            for label, bodies in extra:
+                db = tmp / f"recv-{run}-{len(times)}.db"
+                with Receiver(db, "127.0.0.1", 0, post_commit=[]) as receiver:
+                    cpu = time.process_time()
+                    seconds = post_from_process(receiver.endpoint, bodies, "application/x-protobuf", tmp / "bodies")
                     CPU.setdefault(label, []).append(time.process_time() - cpu)
                 conn = connect(db)
                 assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == n_events

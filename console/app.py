@@ -255,6 +255,22 @@ class AgentDeck(App):
         if not self.switching.unmasked:
             super().delay_update(delay)
 
+    @property
+    def _background_screens(self) -> list[Screen]:
+        """The screens that show through the one on top: none when its background is opaque.
+
+        Textual (8.2) counts the screen right under the top one as visible whatever the top's background (it
+        looks only at the lower screens' own), and so "current" (``Screen.is_current``): under a task's detail
+        the Tasks list re-read and laid itself out for every store change, and handed each of its repaints to
+        the detail, which drew those regions again; that also spent the list's kept frame (cropped_compositor),
+        so escape drew it all. Under an opaque screen nothing of it shows; it re-reads when shown again, as
+        every screen further down the stack always did. A see-through dialog still shows the screen under it.
+        """
+        stack = self._screen_stack
+        if stack and stack[-1].styles.background.a >= 1:
+            return []
+        return super()._background_screens
+
     def _screen_for_mode(self, mode: str) -> Screen | None:
         """The screen a switch to ``mode`` shows, if it exists yet (shown before, or composed ahead)."""
         stack = self._screen_stacks.get(mode)
@@ -624,6 +640,8 @@ class AgentDeck(App):
         assert isinstance(screen, TaskDetailScreen)
         screen.show_task(detail.task_id, detail)
         if self.screen is not screen:
+            # Written whole from its frame kept when last shown: the header, tabs and footer are not drawn again.
+            screen.draw_whole_when_switched(laid_out=False)
             self.push_screen(screen)
 
     def filter_tasks(self, text: str) -> None:

@@ -1,6 +1,7 @@
 """The console's ingest process: follows trace paths into the store, beside the UI.
 
-    python -m agentdeck.console.ingest_process --db DB [--heartbeat S] [--with-parent] [--no-canary] PATH...
+    python -m agentdeck.console.ingest_process --db DB [--heartbeat S] [--with-parent] [--no-canary]
+                                               [--wake-fd FD] PATH...
 
 The console starts one of these (console/ingest_service.py) so the tailer's
 parsing and commits never compete with Textual for one interpreter. It
@@ -20,6 +21,7 @@ that started it is gone, even by kill -9. Exit status: 0 stopped when asked,
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import threading
@@ -50,6 +52,22 @@ def _say(text: str) -> None:
 
 analyst_started: dict[str, float] = {}
 
+# bench/live.py sets it for the console's ingest process it cannot pass flags to (the console starts it).
+COMMIT_TRACE_ENV = "AGENTDECK_BENCH_COMMIT_TRACE"
+
+
+def _traced(on_batch, tailer, path: str):
+    """``on_batch`` that also appends one JSON line per commit to ``path``: woken, committed (wall times), tasks."""
+    import json
+
+    out = open(path, "a", buffering=1)
+
+    def traced(batch) -> None:
+        out.write(json.dumps({"woke": tailer.woke_at, "committed": tailer.committed_at, "told": time.time(), "tasks": sorted(batch.tasks)}) + "\n")
+        on_batch(batch)
+
+    return traced
+
 
 def _start_analyst(db: str, ingester: str):
     """The canary analyst as a child process (store/canary_reports.py ``main``): a round
@@ -76,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-canary", action="store_true", help="do not keep canary reports in the store")
     p.add_argument("--batch-wait", type=positive_float, default=None,
                    help="seconds appends are gathered at most before a commit (the tailer's default if not given)")
+    p.add_argument("--wake-fd", type=int, default=None, metavar="FD",
+                   help="write a byte to this descriptor after each commit (the console's store watcher waits on it)")
+    p.add_argument("--commit-trace", default=os.environ.get(COMMIT_TRACE_ENV) or None, metavar="FILE",
+                   help="append a line per commit to FILE: when the tailer woke, committed, and was done with it (hooks), the tasks "
+                        "(bench/live.py's hop budget; default from $" + COMMIT_TRACE_ENV + ")")
     p.add_argument("paths", nargs="+")
     args = p.parse_args(argv)
 
@@ -137,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             stop.set()
 
-    tailer = Tailer(conn, paths, on_batch=recorder.on_batch, parse_pool=pool)
+    from agentdeck.console.commit_wake import committer
+
+    tailer = Tailer(conn, paths, on_batch=recorder.on_batch, on_commit=committer(args.wake_fd), parse_pool=pool)
+    if args.commit_trace:
+        tailer.on_batch = _traced(recorder.on_batch, tailer, args.commit_trace)
     worker = threading.Thread(target=follow, name="tailer", daemon=True)
     worker.start()
     analyst = None

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from textual.app import App
 
+from agentdeck.console.commit_wake import WakePipe
 from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.service.ingest_settings import BACKOFF_S, IngestSettings
 from agentdeck.store import health as health_mod
@@ -39,9 +40,11 @@ from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
 
-HEALTHY_AFTER_S = 60.0
+HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
 IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
-IDLE_POLL_S = 0.02  # a run this long resets the backoff
+# ... and always, while its ingest process is running: that one pokes the watcher's pipe after each commit
+# (console/commit_wake.py), so polling is only for commits by others (another console, a receiver).
+IDLE_POLL_S = 0.02
 STOP_TIMEOUT_S = 5.0  # on quit: then it is killed (safe: a batch is committed whole or not at all)
 STDERR_LINES = 12
 
@@ -52,7 +55,7 @@ class IngestSupervisor:
     def __init__(self, db_path: Path, paths: Sequence[Path], *, heartbeat: float = HEARTBEAT_S,
                  backoff: Sequence[float] = BACKOFF_S, healthy_after: float = HEALTHY_AFTER_S,
                  python: str = sys.executable, on_change: Callable[[], None] = lambda: None,
-                 batch_wait: float | None = None) -> None:
+                 batch_wait: float | None = None, wake: WakePipe | None = None) -> None:
         self.db_path = Path(db_path)
         self.paths = [Path(p) for p in paths]
         self.heartbeat = heartbeat
@@ -61,6 +64,7 @@ class IngestSupervisor:
         self.python = python
         self.on_change = on_change
         self.batch_wait = batch_wait
+        self.wake = wake  # the store watcher's pipe: the process pokes it after each commit (console/commit_wake.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._restart = threading.Event()
@@ -68,10 +72,11 @@ class IngestSupervisor:
         self._reader = threading.Thread()
         self._state = ChildState(running=False, command=self.command_line())
 
-    def command(self) -> list[str]:
+    def command(self, wake_fd: int | None = None) -> list[str]:
         return [self.python, "-m", "agentdeck.console.ingest_process", "--db", str(self.db_path),
                 "--heartbeat", str(self.heartbeat), "--with-parent",
-                *(["--batch-wait", str(self.batch_wait)] if self.batch_wait is not None else []), *map(str, self.paths)]
+                *(["--batch-wait", str(self.batch_wait)] if self.batch_wait is not None else []),
+                *(["--wake-fd", str(wake_fd)] if wake_fd is not None else []), *map(str, self.paths)]
 
     def command_line(self) -> str:
         """What an operator can run by hand to see why it stops (without --with-parent)."""
@@ -91,11 +96,14 @@ class IngestSupervisor:
         self._restart.set()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            # Its own session: a signal meant for the console's terminal does not reach it.
-            start_new_session=True,
-        )
+        def popen(wake_fd: int | None) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                self.command(wake_fd), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                # Its own session: a signal meant for the console's terminal does not reach it.
+                start_new_session=True, pass_fds=() if wake_fd is None else (wake_fd,),
+            )
+
+        proc = popen(None) if self.wake is None else self.wake.with_write_fd(popen)
         self._reader = threading.Thread(target=self._read_stderr, args=(proc,), name="ingest-stderr", daemon=True)
         self._reader.start()
         return proc
@@ -226,7 +234,9 @@ class StoreWatcher:
         # A commit this process made (the in-app receiver): news even if it landed before this watcher read its
         # first data_version (a receiver answering before the watcher's thread is up).
         self._heard = False
-        self._wake = threading.Event()  # ends a wait early: poke, heard, close
+        # Ends a wait early: poke, heard, close, and the ingest process after each commit. Opened by open_pipe
+        # (IngestService.start, before its process is started: it is handed the pipe), else as the thread starts.
+        self.pipe: WakePipe | None = None
         self.last: health_mod.Health | None = None
         self.skip_first = False  # the app's first check runs on a worker of its own
         self.posted = 0  # Ingested messages posted (commits a second are many more under load)
@@ -235,16 +245,31 @@ class StoreWatcher:
     def poke(self) -> None:
         """Check health now (from any thread)."""
         self._health_now = True
-        self._wake.set()
+        self.wake()
 
     def heard(self) -> None:
         """A commit made in this process (from any thread): posted within the throttle, as one noticed."""
         self._heard = True
-        self._wake.set()
+        self.wake()
 
     def wake(self) -> None:
-        """End the current wait (``stop`` was set: the thread ends at once, not at its next poll)."""
-        self._wake.set()
+        """End the current wait (``stop`` was set: the thread ends at once, not at its next poll).
+
+        Before the thread has its pipe, nothing to end: what was asked is in the flags its first look reads.
+        """
+        pipe = self.pipe
+        if pipe is not None:
+            pipe.poke()
+
+    def open_pipe(self) -> WakePipe:
+        """The pipe that wakes this watcher (for its ingest process to be handed); closed when ``run`` ends."""
+        if self.pipe is None or self.pipe.closed:
+            self.pipe = WakePipe()
+        return self.pipe
+
+    def _fed(self) -> bool:
+        """Its own ingest process is running, and so pokes the pipe after each commit."""
+        return self.supervisor is not None and self.supervisor.wake is self.pipe and self.supervisor.state().running
 
     def check(self, conn) -> health_mod.Health:
         child = self.supervisor.state() if self.supervisor is not None else None
@@ -253,16 +278,20 @@ class StoreWatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Thread body. Survives anything: a failure is shown as a problem and it starts over."""
-        while not stop.is_set():
-            try:
-                self._watch(stop)
-            except Exception as exc:
-                self.last = health_mod.Health("error", (health_mod.Problem(
-                    "store-watch", "error", "the console cannot read the store", f"{type(exc).__name__}: {exc}",
-                    self.wall_clock(), "screens are not refreshed meanwhile; it retries every second "
-                    "(a moved or deleted store needs a restart of the console)"),), checked_at=self.wall_clock())
-                self.app.post_message(HealthChecked(self.last))
-                stop.wait(1.0)
+        pipe = self.open_pipe()
+        try:
+            while not stop.is_set():
+                try:
+                    self._watch(stop, pipe)
+                except Exception as exc:
+                    self.last = health_mod.Health("error", (health_mod.Problem(
+                        "store-watch", "error", "the console cannot read the store", f"{type(exc).__name__}: {exc}",
+                        self.wall_clock(), "screens are not refreshed meanwhile; it retries every second "
+                        "(a moved or deleted store needs a restart of the console)"),), checked_at=self.wall_clock())
+                    self.app.post_message(HealthChecked(self.last))
+                    pipe.wait(1.0)
+        finally:
+            pipe.close()  # (the ingest process's copy: its pokes fail from now on, and it stops trying)
 
     def _check_health(self, conn) -> None:
         try:
@@ -290,7 +319,7 @@ class StoreWatcher:
 
     _primed: tuple[sqlite3.Connection, int] | None = None
 
-    def _watch(self, stop: threading.Event) -> None:
+    def _watch(self, stop: threading.Event, pipe: WakePipe) -> None:
         primed, self._primed = self._primed, None
         conn = primed[0] if primed is not None else connect(self.db_path, readonly=True)
         try:
@@ -329,11 +358,14 @@ class StoreWatcher:
                 # burst's commits meanwhile are all in the next post, held or not).
                 # Quiet for a while: look less often (the first commit after a quiet spell is heard up to
                 # IDLE_POLL_S later; a steady stream is looked for every poll_s). An idle console polled
-                # 200 times a second, ~2.5 % of a core.
-                poll = self.poll_s if now - posted_at < IDLE_AFTER_S else max(self.poll_s, IDLE_POLL_S)
-                wake_at = min(max(now + poll, posted_at + self.refresh_every), next_check)
-                self._wake.wait(max(0.0, wake_at - time.monotonic()))
-                self._wake.clear()
+                # 200 times a second, ~2.5 % of a core. Fed by its ingest process's pokes, its commits are
+                # seen at once: polling is for others' commits, every IDLE_POLL_S.
+                # A commit held: posted when its window ends (a poll later than that made it wait the poll too).
+                slow = now - posted_at >= IDLE_AFTER_S or self._fed()
+                poll = max(self.poll_s, IDLE_POLL_S) if slow else self.poll_s
+                window_ends = posted_at + self.refresh_every
+                wake_at = min(window_ends if held else max(now + poll, window_ends), next_check)
+                pipe.wait(wake_at - time.monotonic())
         finally:
             conn.close()
 
@@ -364,6 +396,8 @@ class IngestService:
         # Plain daemon threads, not Textual workers: they live as long as the
         # app, and tests that wait for all workers to complete must not wait on them.
         if self.supervisor is not None:
+            # Its process pokes the watcher's pipe after each commit (opened now: handed to each process started).
+            self.supervisor.wake = self.watcher.open_pipe()
             threading.Thread(target=self.supervisor.run, args=(self.stop,), name="ingest-process", daemon=True).start()
         self.watcher.skip_first = True
         threading.Thread(target=self.watcher.run, args=(self.stop,), name="store-watch", daemon=True).start()

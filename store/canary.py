@@ -592,6 +592,11 @@ class Pair:
     versions: tuple[str, ...] = ()  # all the agent's versions, least recently active first
 
 
+# Read from the tasks_cohorts index alone (the release tick runs it while a fleet writes).
+PAIRS_SQL = """SELECT agent, version, cohort, count(*) AS n, max(started) AS last
+               FROM tasks WHERE agent IS NOT NULL AND version IS NOT NULL GROUP BY agent, version, cohort"""
+
+
 def pairs(conn: sqlite3.Connection) -> list[Pair]:
     """One default (baseline, canary) pair per agent that has two versions.
 
@@ -599,10 +604,7 @@ def pairs(conn: sqlite3.Connection) -> list[Pair]:
     baseline the baseline cohort's busiest, as the traces declare them;
     without both, the two most recently active versions.
     """
-    rows = conn.execute(
-        """SELECT agent, version, cohort, count(*) AS n, max(started) AS last
-           FROM tasks WHERE agent IS NOT NULL AND version IS NOT NULL GROUP BY agent, version, cohort"""
-    ).fetchall()
+    rows = conn.execute(PAIRS_SQL).fetchall()
     by_agent: dict[str, list] = {}
     for r in rows:
         by_agent.setdefault(r["agent"], []).append(r)

@@ -1,7 +1,7 @@
 """Secondary indexes on ``tasks`` left out while a large backlog is imported, built once after it.
 
 Every batch of a bulk import upserts its tasks' summary rows; each of the
-five secondary indexes below is an index entry to insert (a new task) or to
+six secondary indexes below is an index entry to insert (a new task) or to
 move (``updated_at``, ``last_ts`` and ``started`` change as a task grows),
 and every index page a batch touches is written to the WAL again at its
 commit. Building them once after the backlog, by sorting, costs less than
@@ -38,7 +38,8 @@ from agentdeck.store.txn import atomic
 
 # Not read while importing (see above). tasks_session is partial (only
 # OpenTelemetry tasks have a session), so it costs nearly nothing and stays.
-DEFERRABLE = ("tasks_updated", "tasks_started", "tasks_agent_version", "tasks_request", "tasks_console_seen")
+DEFERRABLE = ("tasks_updated", "tasks_started", "tasks_agent_version", "tasks_cohorts", "tasks_request",
+              "tasks_console_seen")
 # meta row: {"owner": the importing process (host:pid:start), "indexes": {index name: its CREATE INDEX}}
 META_KEY = "deferred_indexes"
 
@@ -101,7 +102,8 @@ def defer(conn: sqlite3.Connection) -> list[str]:
                      (META_KEY, json.dumps({"owner": processes.identity(os.getpid()), "at": time.time(), "indexes": noted})))
         for name, _ in found:
             conn.execute(f'DROP INDEX "{name}"')
-    return [name for name, _ in found]
+    dropped = {name for name, _ in found}
+    return [name for name in DEFERRABLE if name in dropped]  # (sqlite_master's order differs by the store's age)
 
 
 def restore(conn: sqlite3.Connection) -> list[str]:

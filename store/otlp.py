@@ -261,8 +261,16 @@ def _claim(conn: sqlite3.Connection, items: list) -> list | None:
                 if lines is None:
                     lines = compact[trace] = []
                 line = key[1] + " " + part
-                lines.append(line if step is _NO_STEP and source is None and line.count(" ") == 1
-                             and "\n" not in line and "\t" not in line else _part_line(key[1], part, source, *step))
+                if source is None and line.count(" ") == 1 and "\n" not in line and "\t" not in line:
+                    if step is _NO_STEP:
+                        lines.append(line)
+                        continue
+                    # A model step's part (a fifth of a usual batch's): _part_line's line, inline.
+                    seq, bare = step
+                    if type(seq) is int and (bare is None or type(bare) is int):
+                        lines.append(f"{line} {seq} {'' if bare is None else bare}")
+                        continue
+                lines.append(_part_line(key[1], part, source, *step))
             else:
                 rows.append((*key, source, *step))
         for trace in logged:
@@ -757,14 +765,20 @@ def _settle(conn: sqlite3.Connection, items: list, marked: list) -> list | None:
             return "refill"
         return "stand"
 
-    def all_stand() -> bool:  # (verdict for every framing item, the usual frame test inline)
+    def all_stand() -> bool:  # (verdict for every framing item, inline: a call an item cost a tenth of _settle)
         for trace, parts in framing.items():
             won = winners[trace][0]
             for item in parts:
                 meta = item.meta
-                if tuple(meta["frame"]) != won or ((meta.get("needs_req") or meta.get("needs_ans"))
-                                                   and verdict(item) != "stand"):
+                if tuple(meta["frame"]) != won:
                     return False
+                if meta.get("needs_req") or meta.get("needs_ans"):
+                    part = item.key[2]
+                    if part == "start":
+                        if meta.get("needs_req") and _opt(meta.get("used")) != best_req[trace]:
+                            return False
+                    elif part == "end" and meta.get("needs_ans") and _opt(meta.get("used")) != best_ans[trace]:
+                        return False
         return True
 
     if not all_stand():
@@ -1258,6 +1272,9 @@ def spans_from_protobuf(body: bytes, rejected: list[BadSpan] | None = None) -> l
     return spans
 
 
+_ZERO_16, _ZERO_8 = bytes(16), bytes(8)  # all-zero ids (invalid): compared whole, not byte by byte with any()
+
+
 def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
     # (Where-strings are built only for an error: formatting them for every field of every
     # span cost more than reading the field. Ids and texts are checked inline, the helpers
@@ -1266,9 +1283,9 @@ def _pb_span(span, where: str, resource: dict[str, Any]) -> Span:
     name, status, start = span.name, span.status, span.start_time_unix_nano
     message, events = status.message, span.events
     return Span(  # (positional, in field order: arguments are checked in this order, as before)
-        trace_id.hex() if len(trace_id) == 16 and any(trace_id) else _pb_id(trace_id, 16, where, "traceId"),
-        span_id.hex() if len(span_id) == 8 and any(span_id) else _pb_id(span_id, 8, where, "spanId"),
-        (parent.hex() if len(parent) == 8 and any(parent) else _pb_id(parent, 8, where, "parentSpanId"))
+        trace_id.hex() if len(trace_id) == 16 and trace_id != _ZERO_16 else _pb_id(trace_id, 16, where, "traceId"),
+        span_id.hex() if len(span_id) == 8 and span_id != _ZERO_8 else _pb_id(span_id, 8, where, "spanId"),
+        (parent.hex() if len(parent) == 8 and parent != _ZERO_8 else _pb_id(parent, 8, where, "parentSpanId"))
         if parent else None,
         name if len(name) <= _SHORT_TEXT else _check_size(name, where),
         start,
@@ -1298,8 +1315,15 @@ def _pb_attributes(kvs, where: str, depth: int = 0) -> dict[str, Any]:
         if not key or len(key) > MAX_KEY_CHARS:
             raise OtlpError(f"{where}: attribute key must be 1-{MAX_KEY_CHARS} characters")
         value = kv.value
+        if not deep:
+            # The hot path: a non-empty string is the value set (a oneof holds one), read
+            # without asking which (WhichOneof cost as much as reading the string).
+            text = value.string_value
+            if text:
+                out[key] = text if len(text) <= _SHORT_TEXT else _check_size(text, where)
+                continue
         which = None if deep else value.WhichOneof("value")
-        # The hot path (scalars; the where-string is built only for the others, which may fail).
+        # The other scalars (the where-string is built only for the rest, which may fail).
         if which == "string_value":
             text = value.string_value
             out[key] = text if len(text) <= _SHORT_TEXT else _check_size(text, where)

@@ -148,6 +148,7 @@ class Tailer:
         patterns: Iterable[str] = PATTERNS,
         batch_bytes: int = CHUNK,
         on_batch: Callable[[TailStats], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
         post_commit: Iterable[Callable[[sqlite3.Connection, BatchResult], None]] | None = None,
         parse_pool=None,
         defer_indexes: bool = False,
@@ -158,6 +159,9 @@ class Tailer:
         self.patterns = tuple(patterns)
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
+        # Called the moment a batch is committed, before anything else is done with it: the console's ingest
+        # process wakes its console there (console/commit_wake.py). Must be quick and must not raise.
+        self.on_commit = on_commit
         # store.parallel.ParsePool: parse backlogs on other cores (bulk import).
         self.parse_pool = parse_pool
         # Drop the tasks' secondary indexes while a large backlog is read and
@@ -182,6 +186,9 @@ class Tailer:
         self._followed: set[Key] = set()  # inodes seen under a single-file path
         self._stop: threading.Event | None = None  # set by run(): stop between batches
         self._hook_problems: dict[str, str] = {}
+        # Wall time run() was last woken by a file notification (bench/live.py's hop budget reads it).
+        self.woke_at = 0.0
+        self.committed_at = 0.0  # wall time the last batch's transaction committed (before post-commit hooks)
         self._load_sources()
 
     # -- source bookkeeping -------------------------------------------------
@@ -608,6 +615,9 @@ class Tailer:
         else:
             result = commit(self.conn, src, prepared, rejects, new_offset=new_offset, lines=nlines, spans=spans,
                             derive=derive, reread=reread, proto=proto)
+        self.committed_at = time.time()
+        if self.on_commit is not None:
+            self.on_commit()
         self._note_offset(src)
         if result.problem:
             self._hook_problems["contracts"] = result.problem
@@ -669,6 +679,7 @@ class Tailer:
                     recursive=False,
                     raise_interrupt=False,
                 ):
+                    self.woke_at = time.time()
                     self._safe_poll()
                     if self.watch_roots() != roots:
                         break  # a folder came or went; re-establish the watch

@@ -124,3 +124,55 @@ async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_dr
             assert line == expected, f"{screen} line {y}: the frame drawn from the kept one differs from a whole render"
     assert {screen for screen, _, _ in kept} >= {"TasksScreen", "EscalationsScreen", "CanaryScreen", "ReplayScreen"}
     assert len(kept) >= 10, f"switches drew from the kept frame only {len(kept)} times"
+
+
+async def test_enter_and_escape_draw_from_the_kept_frame_exactly_what_a_whole_render_draws(esc_db, tmp_path, make_app,
+                                                                                          monkeypatch):
+    """Enter pushes a task's detail and escape pops back to the list, each written whole from the frame the screen
+    kept when it was last shown plus what changed since: each such frame must be what rendering every widget again
+    writes, with another task opened each time, a move in the detail, and new tasks stored while the detail is up."""
+    from textual._compositor import LayoutUpdate
+
+    from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
+    from agentdeck.console.screens.task_detail import TaskDetailScreen
+    from agentdeck.console.screens.tasks import TasksScreen
+    from tasks_support import ingest, task_lines, write_trace
+
+    kept: list[tuple[str, list, list]] = []
+    render_update = FrameKeepingCompositor.render_update
+
+    def checked(self, full=False, screen_stack=None, simplify=False):
+        from_frame = self.whole_from_frame and not full and self._frame_usable() \
+            and self.size.region not in self._dirty_regions
+        update = render_update(self, full, screen_stack, simplify)
+        if from_frame:
+            assert isinstance(update, LayoutUpdate)
+            whole = Compositor.render_full_update(self)
+            kept.append((type(self.root).__name__, cells(update), cells(whole)))
+        return update
+
+    monkeypatch.setattr(FrameKeepingCompositor, "render_update", checked)
+    write_trace(tmp_path / "tasks" / "a.jsonl", [e for i in range(6) for e in task_lines(f"t-{i}", at=8000 + i)])
+    ingest(esc_db, tmp_path / "tasks")
+    app = make_app(esc_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        for round, keys in enumerate((("k",), ("k",), ("j", "k", "k"), ("k",))):
+            await pilot.press(*keys, "enter")
+            await settle(app, pilot)
+            assert isinstance(app.screen, TaskDetailScreen)
+            await pilot.press("j")
+            await settle(app, pilot)
+            if round % 2:  # the list changes under the detail: drawn when it is shown again
+                write_trace(tmp_path / "tasks" / "a.jsonl", task_lines(f"t-new-{round}", at=9000 + round))
+                ingest(esc_db, tmp_path / "tasks")
+                app.store_written()
+                await settle(app, pilot)
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert isinstance(app.screen, TasksScreen)
+    for screen, sent_cells, whole_cells in kept:
+        for y, (line, expected) in enumerate(zip(sent_cells, whole_cells, strict=True)):
+            assert line == expected, f"{screen} line {y}: the frame drawn from the kept one differs from a whole render"
+    shown = [screen for screen, _, _ in kept]
+    assert shown.count("TaskDetailScreen") >= 3 and shown.count("TasksScreen") >= 4, shown

@@ -14,6 +14,7 @@ from textual.dom import DOMNode
 from textual.filter import ANSIToTruecolor
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.worker import get_current_worker
 
 from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
@@ -223,6 +224,36 @@ class DeckScreen(Screen):
         self.call_after_refresh(once)
         self.set_timer(AFTER_FRAME_AT_LATEST, once)
 
+    draws_now = 0  # frames draw_now composed (bench/live.py counts them)
+
+    def draw_now(self) -> bool:
+        """Compose the frame for what was just changed, now, instead of at Textual's next update tick.
+
+        For a live refresh (a new row while following): Textual draws a changed widget after its idle
+        handler posts an update to the screen, the screen's idle resumes its 60 Hz update timer and the
+        timer's tick comes back as a message: four trips through a busy event loop. Measured (bench/live.py's
+        hop budget, new row applied -> frame composed, two interleaved pairs at load 4.3-4.7): p50 15-19 ms
+        and p95 49-53 through them, p50 8-9 ms and p95 24-45 drawn here. Only repaints are
+        drawn here: anything needing a layout or a scroll (or a screen not shown, a masked switch) is
+        left to Textual's own path, unchanged. True if a frame was composed.
+        """
+        if not self.is_current or self.app._batch_count or self._layout_required or self._scroll_required:
+            return False
+        dirty = []
+        for widget in self.walk_children(Widget, with_self=False):
+            if widget._layout_required or widget._scroll_required or widget._refresh_styles_required:
+                return False
+            if widget._repaint_required:
+                dirty.append(widget)
+        if not dirty:
+            return False
+        for widget in dirty:
+            widget._repaint_required = False  # (its idle handler would post the update drawn here)
+            self._dirty_widgets.add(widget)
+        self._on_timer_update()
+        self.draws_now += 1
+        return True
+
     def act(self, group: str, job: Callable[[], T], show: Callable[[T], Any]) -> None:
         """Run an action on a worker, whole; its one result always reaches ``show``."""
         run_off_ui(self, group, job, show, action=True)
@@ -319,8 +350,9 @@ class DeckScreen(Screen):
             self._answered_ahead()
 
     _drawn_on_switch = False  # the switch that shows this screen draws all of it (draw_whole_when_switched)
+    _draw_due = False  # ... and nothing else asks for that draw (a push or pop: no layout by Textual)
 
-    def draw_whole_when_switched(self) -> None:
+    def draw_whole_when_switched(self, *, laid_out: bool = True) -> None:
         """The next switch to this screen, shown before, draws it whole, once: its resume adds no repaint.
 
         Textual lays such a screen out in ``switch_mode`` and draws only what changed since it was last
@@ -328,6 +360,11 @@ class DeckScreen(Screen):
         masked by ``delay_update``, the first was not written to the terminal. Unmasked (SwitchAhead),
         the first draw is the whole screen, laid out afresh, and the others are not needed. (Textual
         8.2: the screen's region among the compositor's dirty ones means a full update.)
+
+        ``laid_out`` False: shown by a push or a pop (a task's detail on enter, the list under it on
+        escape), which Textual does not lay out. The layout asked for while it was away is kept (done just
+        before that draw), and the frame is written even if nothing changed: Textual's resume repainted
+        the whole screen, every widget rendered again (profiled: a third of an enter's main-thread time).
         """
         if self.stack_updates and self.is_attached:
             compositor = self._compositor
@@ -343,10 +380,24 @@ class DeckScreen(Screen):
                 compositor._dirty_regions.add(self.app.size.region)
             # What was asked while it was away (the switch that left it repaints the screen it leaves; rows
             # read ahead lay out again) is done by that draw: not again on the first frame after it.
-            self._layout_required = self._repaint_required = False
+            if laid_out:
+                self._layout_required = False
+            self._repaint_required = False
             self._drawn_on_switch = True
+            self._draw_due = not laid_out
 
     def _on_timer_update(self) -> None:
+        compositor = self._compositor
+        if (isinstance(compositor, FrameKeepingCompositor) and compositor.whole_from_frame and self.is_active
+                and not self.app._batch_count):
+            # About to be written whole from the kept frame (draw_whole_when_switched): a repaint of the whole
+            # screen asked since is that draw (Textual's pop refreshes the screen it shows, after the pop). A
+            # widget's change is still drawn (its own regions).
+            whole = self.app.size.region
+            self._repaint_required = False
+            self._repaint_regions.discard(whole)
+            compositor._dirty_regions.discard(whole)
+            self._dirty_widgets.add(self)  # (the draw happens even if nothing changed)
         # A layout and a whole repaint due in the same frame (a screen pushed or shown again with what was read
         # for it while away: a task's detail on enter): Textual (8.2) lays out and draws what moved, then draws
         # the whole screen again, both sent to the terminal. The layout's draw is made the whole one instead.
@@ -365,6 +416,12 @@ class DeckScreen(Screen):
         if self._size != self.app.size:  # (resized while switching: as Textual does)
             self._refresh_layout(self.app.size)
             self.refresh()
+        elif self._draw_due:
+            # The next update draws the screen, whole, from the kept frame (after the layout asked while away,
+            # if one was): the screen as one of the widgets to update starts it even when nothing changed.
+            self._dirty_widgets.add(self)
+            self.check_idle()
+        self._draw_due = False
 
     def _answered_ahead(self) -> None:
         ready, self._ahead_ready = self._ahead_ready, None

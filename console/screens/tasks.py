@@ -137,6 +137,8 @@ class TasksScreen(DeckScreen):
                     self._full_read = (filt, asked_at)
                 self._tail_shown = held is not None
             self._show(page, place)
+            if window.kind == "follow" and self.follow:
+                self.draw_now()  # a live row on screen now, not at the next update tick (DeckScreen.draw_now)
             if self._tail_shown and self._full_timer is None:
                 self._arm_full_read()  # the older rows kept are read again when due, even if no commit asks
 

@@ -146,4 +146,10 @@ MIGRATIONS: list[list[str]] = [
         # not been ingested yet): ingestion looks only at these.
         "CREATE INDEX escalations_no_agent ON escalations(task_id) WHERE agent IS NULL",
     ],
+    [
+        # Every agent's versions and cohorts, counted (store.canary.pairs, on each release tick while a fleet
+        # writes): read from this index alone. Through tasks_agent_version it was a row lookup per task for the
+        # cohort, ~270-600 ms on 100k tasks against ~55-95 ms.
+        "CREATE INDEX tasks_cohorts ON tasks(agent, version, cohort, started)",
+    ],
 ]

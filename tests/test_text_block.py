@@ -1,0 +1,83 @@
+"""TextBlock (console/widgets/text_block.py) draws what a Static draws for the same text, a line at a time:
+the task detail's summary and payload moved to it must look the same, whatever a trace puts in them."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.strip import Strip
+from textual.visual import Visual, visualize
+from textual.widgets import Static
+
+from agentdeck.console.safe import plain
+from agentdeck.console.widgets.text_block import TextBlock
+
+CSS = "Static, TextBlock { padding: 0 1; background: $boost; color: $foreground; }"
+STYLES = ["bold", "dim", "bold red", "yellow", "magenta", "italic", "underline", "bold cyan", "on blue", "reverse"]
+# Words, spaces and newlines, wide and combining characters, tabs, long unbroken runs, hostile markup and escapes.
+PIECES = st.sampled_from(["word", "a", " ", "  ", "\n", "\t", "漢字", "é", "e\u0301", "x" * 30, "[bold]x[/]",
+                          "\x1b[31m", "[@click=app.quit]", "{", "}", '"key": ', "-", "…", "⏎", "😀"])
+
+
+class Pair(App):
+    CSS = CSS
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="static")
+        yield TextBlock(id="block")
+
+
+def cells(strip: Strip) -> list[tuple[str, str]]:
+    """A line as characters and the style each is drawn in (a style's meta, Textual's mouse offsets, left out)."""
+    return [(char, str(segment.style)) for segment in strip for char in segment.text]
+
+
+@st.composite
+def styled_texts(draw) -> Text:
+    # A style of the whole Text under its spans, as the payload's head gives the payload below it.
+    text = plain("".join(draw(st.lists(PIECES, max_size=40))), style=draw(st.sampled_from(["", *STYLES])))
+    for _ in range(draw(st.integers(0, 5))):
+        if not text.plain:
+            break
+        start = draw(st.integers(0, len(text.plain) - 1))
+        end = draw(st.integers(start + 1, len(text.plain)))
+        text.stylize(draw(st.sampled_from(STYLES)), start, end)
+    if draw(st.booleans()):
+        text.stylize(draw(st.sampled_from(STYLES)))  # the whole text (Text.style-like)
+    return text
+
+
+async def test_a_text_block_draws_the_lines_a_static_draws():
+    app = Pair()
+    async with app.run_test(size=(100, 20)):
+        static, block = app.query_one(Static), app.query_one(TextBlock)
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(text=styled_texts(), width=st.integers(8, 60))  # (the detail never draws them narrower)
+        def same(text: Text, width: int) -> None:
+            block.update(text)
+            visual = visualize(static, text, markup=False)
+            base = static.visual_style
+            expected = Visual.to_strips(static, visual, width, None, base)
+            got = [block.line_strip(y, width) for y in range(len(block.lines(width)))]
+            assert [s.text for s in got] == [s.text for s in expected]
+            assert [cells(s) for s in got] == [cells(s) for s in expected]
+            if "\t" not in text.plain:  # (Textual measures a line with tabs before expanding them: a line more)
+                assert block.get_content_height(app.size, app.size, width) == visual.get_height(static.styles, width)  # type: ignore[arg-type]
+
+        same()
+
+
+async def test_a_text_block_is_as_tall_as_its_lines_and_shows_markup_literally():
+    app = Pair()
+    async with app.run_test(size=(40, 20)) as pilot:
+        block = app.query_one(TextBlock)
+        block.update(plain("[bold]not bold[/bold]\n" + "word " * 20))
+        await pilot.pause()
+        assert block.size.height == 4  # its own line, then 100 characters wrapped at 38 columns
+        assert block.line_strip(0, 38).text.startswith("[bold]not bold[/bold]")
+        block.update(Text("one line"))
+        await pilot.pause()
+        assert block.size.height == 1
