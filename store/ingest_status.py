@@ -163,8 +163,11 @@ class StatusRecorder:
     """
 
     def __init__(self, conn: sqlite3.Connection, paths: Iterable[str | Path], *, ingester: str | None = None,
-                 heartbeat: float = HEARTBEAT_S, clock=time.time) -> None:
+                 heartbeat: float = HEARTBEAT_S, clock=time.time, follows_files: bool = True) -> None:
         self.conn = conn
+        # Its heartbeat reports how far the store's followed files are ahead of what is stored; an ingester
+        # that follows none (an OTLP receiver) reports 0, or the header's sum counted that backlog twice.
+        self.follows_files = follows_files
         self.ingester = ingester or ingester_id()
         self.paths = [str(p) for p in paths]
         self.heartbeat = heartbeat
@@ -193,7 +196,8 @@ class StatusRecorder:
             if self._written is None:
                 register(self.conn, self.ingester, self.paths, now)
             beat(self.conn, self.ingester, now, dict(problems), events=self.events, rejects=self.rejects,
-                 last_commit_at=self.last_commit_at, behind_bytes=behind_bytes(self.conn))
+                 last_commit_at=self.last_commit_at,
+                 behind_bytes=behind_bytes(self.conn) if self.follows_files else 0)
         except sqlite3.Error as exc:  # ingestion goes on; the next tick tries again
             self.error = str(exc)
             log.debug("ingest status write failed", exc_info=True)

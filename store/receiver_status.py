@@ -97,7 +97,8 @@ class ReceiverStatus:
     def start(self) -> ReceiverStatus:
         paths, ingester, heartbeat = self._args
         self._conn = connect(self.db_path)
-        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock)
+        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock,
+                                       follows_files=False)
         self.recorder.start()
         self._thread = threading.Thread(target=self._run, name="receiver-status", daemon=True)
         self._thread.start()

@@ -144,3 +144,41 @@ def test_agentdeck_receive_registers_and_says_it_stopped(tmp_path):
     (row,) = ingest_status.ingesters(conn)
     conn.close()
     assert row.state == "stopped" and row.paths[0].startswith("OTLP receiver http://127.0.0.1:")
+
+
+def test_a_receiver_does_not_report_the_files_it_does_not_follow_as_behind(tmp_path):
+    """The header's "behind" is the bytes written to followed files and not yet stored, summed over the live
+    ingesters. A receiver follows no file: counting every file source in the store as its own backlog showed a
+    console following a file beside its receiver twice as far behind as it was (and a file nobody follows as a
+    backlog of the receiver's)."""
+    from agentdeck.store.tailer import Tailer
+
+    db = tmp_path / "s.db"
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("not an event\n")
+    conn = connect(db)
+    try:
+        Tailer(conn, [trace]).poll()
+    finally:
+        conn.close()
+    with trace.open("a") as f:
+        f.write("x" * 1000)  # written, not a whole line yet: behind by these 1000 bytes
+    clock = Clock()
+    follower = ingest_status.StatusRecorder(connect(db), [trace], ingester="host:1", clock=clock)
+    follower.start()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", SimpleNamespace(busy=0, refusals={}, latest_refusal={}),
+                            clock=clock, ingester="host:2").start()
+    try:
+        clock.now += 10  # both beat
+        assert follower.tick({}) and status.check()
+        conn = connect(db)
+        try:
+            rows = {r.ingester: r.behind_bytes for r in ingest_status.ingesters(conn)}
+            behind = health.check(conn, clock.now).behind_bytes
+        finally:
+            conn.close()
+        assert rows == {"host:1": 1000, "host:2": 0}
+        assert behind == 1000
+    finally:
+        status.close()
+        follower.conn.close()
