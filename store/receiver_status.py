@@ -48,12 +48,14 @@ def problems(source: str, now_counts: dict[int, int], before: dict[int, int], la
     requests whose spans the senders drop (``source``), one for those they retry (``source (busy)``)."""
     out: dict[str, str] = {}
     for group, kind in ((LOST, "lost"), (RETRIED, "retried")):
-        parts, newest = [], ""
+        parts, refused = [], set()
         for status, what in group.items():
             n = now_counts.get(status, 0) - before.get(status, 0)
             if n > 0:
                 parts.append(f"{n} {what}")
-                newest = newest or latest.get(status, "")
+                refused.add(status)
+        # ``latest`` is newest last (ReceiverStats.noted): the group's status refused last names its sender.
+        newest = next((latest[s] for s in reversed(latest) if s in refused), "")
         if parts:
             total = sum(now_counts.get(s, 0) - before.get(s, 0) for s in group)
             head = (f"{total} request{'s' if total != 1 else ''} refused" if kind == "lost"

@@ -182,3 +182,53 @@ def test_a_receiver_does_not_report_the_files_it_does_not_follow_as_behind(tmp_p
     finally:
         status.close()
         follower.conn.close()
+
+
+def test_the_newest_refusal_named_is_the_newest_one(tmp_path):
+    """"newest:" tells the operator which sender to look at now. A 401 then a 404 named the 401's sender (the
+    statuses were looked at in a fixed order), sending the operator after a sender that had stopped."""
+    db = tmp_path / "s.db"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"host-a {TOKEN_A}\n")
+    clock = Clock()
+    with Receiver(db, "127.0.0.1", 0, tokens=load_tokens(tokens)) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            with httpx.Client(timeout=10) as http:
+                assert http.post(receiver.endpoint, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+                assert http.post(receiver.endpoint.replace("/v1/traces", "/v1/metrics"), content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN_A}"}).status_code == 404
+            status.check()
+            (lost,) = receiver_problems(db, clock.now)
+            assert lost.detail.split("newest: ", 1)[1].startswith("no such path: /v1/metrics"), lost.detail
+
+            with httpx.Client(timeout=10) as http:
+                assert http.post(receiver.endpoint, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+            clock.now += 1
+            status.check()
+            (lost,) = receiver_problems(db, clock.now)
+            assert lost.detail.split("newest: ", 1)[1].startswith("unauthenticated"), lost.detail
+        finally:
+            status.close()
+
+
+def test_a_connection_refused_for_being_one_too_many_is_named(tmp_path):
+    """A receiver at its connection limit answers 503 before reading a request: "newest:" said nothing."""
+    db = tmp_path / "s.db"
+    clock = Clock()
+    with Receiver(db, "127.0.0.1", 0, max_connections=1) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            with httpx.Client(timeout=10) as first, httpx.Client(timeout=10) as second:
+                assert first.post(receiver.endpoint, content=b"{}",
+                                  headers={"Content-Type": "application/json"}).status_code == 200  # holds its slot
+                assert second.post(receiver.endpoint, content=b"{}",
+                                   headers={"Content-Type": "application/json"}).status_code == 503
+            status.check()
+            (busy,) = receiver_problems(db, clock.now)
+            newest = busy.detail.split("newest: ", 1)[1]
+            assert "connections" in newest and "127.0.0.1" in newest, busy.detail
+        finally:
+            status.close()
