@@ -118,7 +118,8 @@ class ReceiverStatus:
         # Counted from the last look before the window began; all of them if the receiver is younger than that.
         base = oldest if oldest_at <= now - self.window else {}
         found = problems(self.source, current, base, dict(self.stats.latest_refusal), self.window)
-        return self.recorder.tick(found)
+        # Each new count is the same problem going on (its since stays when refusals began).
+        return self.recorder.tick(found, ongoing=found)
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):

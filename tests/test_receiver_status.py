@@ -232,3 +232,36 @@ def test_a_connection_refused_for_being_one_too_many_is_named(tmp_path):
             assert "connections" in newest and "127.0.0.1" in newest, busy.detail
         finally:
             status.close()
+
+
+def test_refusals_that_go_on_keep_the_time_they_began(tmp_path):
+    """A sender refused again and again is one problem since its first refusal: the Problems view said "(1 s
+    ago)" for a sender refused for ten minutes, because every new count restarted the problem's since."""
+    db = tmp_path / "s.db"
+    stats = SimpleNamespace(busy=0, refusals={}, latest_refusal={})
+    clock = Clock()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", stats, clock=clock, window=60).start()
+    try:
+        clock.now += 1
+        began = clock.now
+        stats.refusals[401] = 1
+        stats.latest_refusal[401] = "unauthenticated (from 10.0.0.7)"
+        status.check()
+        for n in range(2, 12):  # one more every 5 s, for 50 s
+            clock.now += 5
+            stats.refusals[401] = n
+            status.check()
+        (lost,) = receiver_problems(db, clock.now)
+        assert lost.what.startswith("11 requests refused")
+        assert lost.since == began
+
+        clock.now += 61  # a minute without: gone; the next refusal is a new problem, since then
+        status.check()
+        assert receiver_problems(db, clock.now) == []
+        clock.now += 1
+        stats.refusals[401] = 12
+        status.check()
+        (lost,) = receiver_problems(db, clock.now)
+        assert lost.since == clock.now
+    finally:
+        status.close()
