@@ -798,9 +798,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             n = int(length)
         except ValueError:
-            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length") from None
+            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length", record=True) from None
         if n < 0:
-            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length")
+            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length", record=True)
         if n > limit:
             raise HttpError(413, RESOURCE_EXHAUSTED, f"body too large ({n} bytes, limit {limit})", record=True)
         return n
@@ -813,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 size = int(line.split(b";")[0].strip(), 16)
             except ValueError:
-                raise HttpError(400, INVALID_ARGUMENT, "bad chunked encoding") from None
+                raise HttpError(400, INVALID_ARGUMENT, "bad chunked encoding", record=True) from None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers

@@ -31,9 +31,10 @@ WINDOW_S = 60.0  # refusals this recent are a problem; older ones are history (t
 TICK_S = 1.0  # how often the counters are looked at: a refusal shows within about this long (plus a beat)
 
 # Statuses by what they mean for the spans, in the order shown: what happened.
-LOST = {401: "no valid token (401)", 404: "no such path (404)", 405: "wrong method (405)"}
+LOST = {401: "no valid token (401)", 404: "no such path (404)", 405: "wrong method (405)", 411: "no Content-Length (411)"}
 RETRIED = {503: "receiver or store busy (503)", 429: "over the sender's budget (429)", 408: "request too slow (408)"}
-# 400, 413, 415 and 500 keep the refused body in the rejects table, which Problems already lists.
+# 400, 413, 415 and 500 keep the refused body in the rejects table, which Problems already lists (so does a request whose
+# framing is bad, a wrong Content-Length or chunk size: with no body, as none could be read).
 
 
 class _Stats(Protocol):

@@ -265,3 +265,44 @@ def test_refusals_that_go_on_keep_the_time_they_began(tmp_path):
         assert lost.since == clock.now
     finally:
         status.close()
+
+
+def _raw(endpoint: str, request: bytes) -> bytes:
+    """Send ``request`` as is (an HTTP client always frames its body right) and read the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(endpoint)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_request_refused_for_its_framing_is_on_problems(tmp_path):
+    """A body with no Content-Length (411), a wrong one or a bad chunk size (400) is refused, and the sender drops
+    its spans (OTLP exporters retry neither): before, neither the receiver's problems nor the rejects said so."""
+    db = tmp_path / "s.db"
+    clock = Clock()
+    clock.now = time.time()  # (the rejects' times are the real ones)
+    with Receiver(db, "127.0.0.1", 0) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            head = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            assert _raw(receiver.endpoint, head + b"\r\n").startswith(b"HTTP/1.1 411")
+            assert _raw(receiver.endpoint, head + b"Content-Length: twelve\r\n\r\n{}").startswith(b"HTTP/1.1 400")
+            assert _raw(receiver.endpoint, head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+                        ).startswith(b"HTTP/1.1 400")
+            status.check()
+            conn = connect(db)
+            try:
+                found = {p.key: p for p in health.check(conn, clock.now).problems}
+            finally:
+                conn.close()
+            lost = found[f"source:OTLP receiver {receiver.endpoint}"]
+            assert "1 no Content-Length (411)" in lost.detail and lost.level == "error", lost
+            assert found["rejects"].what.startswith("2 trace lines rejected"), found["rejects"]
+        finally:
+            status.close()
