@@ -23,12 +23,13 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widget import AwaitMount
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.reactive import reactive, var
 
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
-from agentdeck.console.screens.base import DeckScreen, run_off_ui
+from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
@@ -217,27 +218,34 @@ class AgentDeck(App):
                     self.app_focus = True
                     self.switching.switch(mode)
                     return
-                if isinstance(namespace, DeckScreen) and action in namespace.FOCUSING_ACTIONS:
-                    # A key that focuses an input (/ on Tasks) acts here, before the app reads the next key: sent
-                    # down to the focused widget, the keys read with it (/ then 2, a fast typist or a paste) would
-                    # each be routed before it acted, to the table rather than the input (the 2 switching screen).
+                if action in getattr(namespace, "FOCUSING_ACTIONS", ()):
+                    # A key that moves the focus (/ on Tasks into its filter; Esc in the filter back to the table)
+                    # acts here, before the app reads the next key: sent down to the focused widget, the keys
+                    # read with it (/ then 2, a fast typist or a paste) would each be routed before it acted, to the
+                    # widget it leaves (the table rather than the input: the 2 switching screen; the hidden input
+                    # rather than the table: the 2 typed into it).
                     await self.run_action(action, namespace)
                     return
         await super().on_event(event)
 
-    def _first_binding(self, key: str) -> tuple[object, str] | None:
+    def _first_binding(self, key: str) -> tuple[DOMNode, str] | None:
         """The (namespace, action) of the binding ``key`` would run if it went down the focus chain and back, as
-        Textual sends it; None when there is none, or it is a priority binding (left to Textual).
+        Textual sends it; None when there is none, or a priority binding of the key would act (left to Textual).
 
         The first binding for the key in the screen's chain (focused widget up to the app; Textual leaves out keys
         a focused Input types, and a dialog's chain stops at the dialog).
         """
         screen = self.screen
+        # Textual runs a priority binding of the key first, wherever it is in the chain (the app's Esc that closes
+        # the key panel, live only while the panel is open): one that would act is left to Textual.
+        for namespace, bindings in screen._binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                if binding.priority and self._check_action_state(binding.action, namespace):
+                    return None
         for namespace, bindings in screen._modal_binding_chain:
             for binding in bindings.key_to_bindings.get(key, ()):
-                if binding.priority:
-                    return None
-                return namespace, binding.action
+                if not binding.priority:
+                    return namespace, binding.action
         return None
 
     def switch_mode(self, mode: str) -> AwaitMount:

@@ -161,7 +161,7 @@ def _source_advice(source: str, detail: str) -> tuple[str, str]:
         return "warn", ("task lists are slower until the tasks' indexes are built: they are built when the store is "
                         "next opened for writing (restart the console's ingest with R, or run agentdeck ingest)")
     if source.startswith("OTLP receiver ") and " refused in the last " in detail:
-        return "error", ("the senders drop these spans (OTLP exporters do not retry 401, 404 or 405): give each sender "
+        return "error", ("the senders drop these spans (OTLP exporters do not retry 401, 404, 405 or 411): give each sender "
                          "a token from the receiver's --token-file (OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer "
                          "<token>\") and point it at /v1/traces (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)")
     if source.startswith("OTLP receiver ") and " turned away in the last " in detail:

@@ -78,8 +78,14 @@ def register(conn: sqlite3.Connection, ingester: str, paths: Iterable[str | Path
 
 
 def beat(conn: sqlite3.Connection, ingester: str, now: float, problems: dict[str, str], *, events: int = 0,
-         rejects: int = 0, last_commit_at: float | None = None, behind_bytes: int = 0) -> None:
-    """Heartbeat, counts so far, and the problems as of now (a problem keeps its first ``since``)."""
+         rejects: int = 0, last_commit_at: float | None = None, behind_bytes: int = 0,
+         ongoing: Iterable[str] = ()) -> None:
+    """Heartbeat, counts so far, and the problems as of now (a problem keeps its first ``since``).
+
+    A source's new detail is a new problem (since now), unless the source is ``ongoing``: its detail counts
+    what goes on (an OTLP receiver's refusals of the last minute), and the problem is the same one, since it began.
+    """
+    ongoing = set(ongoing)
     with atomic(conn):
         conn.execute(
             """UPDATE ingesters SET heartbeat_at = ?, state = 'running', events = ?, rejects = ?,
@@ -94,6 +100,9 @@ def beat(conn: sqlite3.Connection, ingester: str, now: float, problems: dict[str
             if known.get(source) == detail:
                 conn.execute("UPDATE ingest_problems SET seen_at = ? WHERE ingester = ? AND source = ?",
                              (now, ingester, source))
+            elif source in known and source in ongoing:
+                conn.execute("UPDATE ingest_problems SET detail = ?, seen_at = ? WHERE ingester = ? AND source = ?",
+                             (detail, now, ingester, source))
             else:
                 conn.execute(
                     """INSERT OR REPLACE INTO ingest_problems (ingester, source, detail, since, seen_at)
@@ -163,8 +172,11 @@ class StatusRecorder:
     """
 
     def __init__(self, conn: sqlite3.Connection, paths: Iterable[str | Path], *, ingester: str | None = None,
-                 heartbeat: float = HEARTBEAT_S, clock=time.time) -> None:
+                 heartbeat: float = HEARTBEAT_S, clock=time.time, follows_files: bool = True) -> None:
         self.conn = conn
+        # Its heartbeat reports how far the store's followed files are ahead of what is stored; an ingester
+        # that follows none (an OTLP receiver) reports 0, or the header's sum counted that backlog twice.
+        self.follows_files = follows_files
         self.ingester = ingester or ingester_id()
         self.paths = [str(p) for p in paths]
         self.heartbeat = heartbeat
@@ -184,8 +196,8 @@ class StatusRecorder:
         self.rejects += batch.rejects
         self.last_commit_at = self.clock()
 
-    def tick(self, problems: dict[str, str]) -> bool:
-        """Write if the problems changed or a heartbeat is due. True if written."""
+    def tick(self, problems: dict[str, str], ongoing: Iterable[str] = ()) -> bool:
+        """Write if the problems changed or a heartbeat is due. True if written. (``ongoing``: see ``beat``.)"""
         now = self.clock()
         if self._written is not None and self._written[0] == problems and now - self._written[1] < self.heartbeat:
             return False
@@ -193,7 +205,8 @@ class StatusRecorder:
             if self._written is None:
                 register(self.conn, self.ingester, self.paths, now)
             beat(self.conn, self.ingester, now, dict(problems), events=self.events, rejects=self.rejects,
-                 last_commit_at=self.last_commit_at, behind_bytes=behind_bytes(self.conn))
+                 last_commit_at=self.last_commit_at,
+                 behind_bytes=behind_bytes(self.conn) if self.follows_files else 0, ongoing=ongoing)
         except sqlite3.Error as exc:  # ingestion goes on; the next tick tries again
             self.error = str(exc)
             log.debug("ingest status write failed", exc_info=True)

@@ -119,7 +119,13 @@ class ReceiverStats:
     # Every answer other than 200, by status, and the newest of each ("message (from peer)"): what the
     # receiver's status in the store (store/receiver_status.py) shows the console's operator.
     refusals: dict[int, int] = field(default_factory=dict)
+    # Newest last (each status moved to the end as it recurs): "newest" names the status refused last.
     latest_refusal: dict[int, str] = field(default_factory=dict)
+
+    def noted(self, status: int, message: str) -> None:
+        """``message`` is the newest refusal (the receiver's lock held)."""
+        self.latest_refusal.pop(status, None)
+        self.latest_refusal[status] = message
 
 
 def _varint(n: int) -> bytes:
@@ -357,6 +363,7 @@ class Receiver:
         if not self._slots.acquire(blocking=False):
             with self._lock:
                 self.stats.busy += 1
+                self.stats.noted(503, f"too many connections open (from {client_address[0]})")
             _refuse_busy(sock, tls=self.tls is not None)
             return
         thread = threading.Thread(target=self._serve_connection, args=(sock, client_address),
@@ -372,6 +379,7 @@ class Receiver:
                 self._open.pop(sock, None)
                 self.stats.connections -= 1
                 self.stats.busy += 1
+                self.stats.noted(503, f"no thread for another connection (from {client_address[0]})")
             self._slots.release()
             _refuse_busy(sock, tls=self.tls is not None)
 
@@ -758,7 +766,7 @@ class _Handler(BaseHTTPRequestHandler):
             if err.status < 500 and err.status not in (401, 404, 405, 429):
                 stats.rejected += 1
             stats.refusals[err.status] = stats.refusals.get(err.status, 0) + 1
-            stats.latest_refusal[err.status] = f"{err.message} (from {source or self.client_address[0]})"
+            stats.noted(err.status, f"{err.message} (from {source or self.client_address[0]})")
         if err.record:
             self.receiver.record_reject(f"HTTP {err.status}: {err.message}", body, where=self._where(),
                                         source=source, timeout=self._left())
@@ -790,9 +798,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             n = int(length)
         except ValueError:
-            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length") from None
+            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length", record=True) from None
         if n < 0:
-            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length")
+            raise HttpError(400, INVALID_ARGUMENT, "bad Content-Length", record=True)
         if n > limit:
             raise HttpError(413, RESOURCE_EXHAUSTED, f"body too large ({n} bytes, limit {limit})", record=True)
         return n
@@ -805,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 size = int(line.split(b";")[0].strip(), 16)
             except ValueError:
-                raise HttpError(400, INVALID_ARGUMENT, "bad chunked encoding") from None
+                raise HttpError(400, INVALID_ARGUMENT, "bad chunked encoding", record=True) from None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers

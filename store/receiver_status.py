@@ -31,9 +31,10 @@ WINDOW_S = 60.0  # refusals this recent are a problem; older ones are history (t
 TICK_S = 1.0  # how often the counters are looked at: a refusal shows within about this long (plus a beat)
 
 # Statuses by what they mean for the spans, in the order shown: what happened.
-LOST = {401: "no valid token (401)", 404: "no such path (404)", 405: "wrong method (405)"}
+LOST = {401: "no valid token (401)", 404: "no such path (404)", 405: "wrong method (405)", 411: "no Content-Length (411)"}
 RETRIED = {503: "receiver or store busy (503)", 429: "over the sender's budget (429)", 408: "request too slow (408)"}
-# 400, 413, 415 and 500 keep the refused body in the rejects table, which Problems already lists.
+# 400, 413, 415 and 500 keep the refused body in the rejects table, which Problems already lists (so does a request whose
+# framing is bad, a wrong Content-Length or chunk size: with no body, as none could be read).
 
 
 class _Stats(Protocol):
@@ -48,12 +49,14 @@ def problems(source: str, now_counts: dict[int, int], before: dict[int, int], la
     requests whose spans the senders drop (``source``), one for those they retry (``source (busy)``)."""
     out: dict[str, str] = {}
     for group, kind in ((LOST, "lost"), (RETRIED, "retried")):
-        parts, newest = [], ""
+        parts, refused = [], set()
         for status, what in group.items():
             n = now_counts.get(status, 0) - before.get(status, 0)
             if n > 0:
                 parts.append(f"{n} {what}")
-                newest = newest or latest.get(status, "")
+                refused.add(status)
+        # ``latest`` is newest last (ReceiverStats.noted): the group's status refused last names its sender.
+        newest = next((latest[s] for s in reversed(latest) if s in refused), "")
         if parts:
             total = sum(now_counts.get(s, 0) - before.get(s, 0) for s in group)
             head = (f"{total} request{'s' if total != 1 else ''} refused" if kind == "lost"
@@ -97,7 +100,8 @@ class ReceiverStatus:
     def start(self) -> ReceiverStatus:
         paths, ingester, heartbeat = self._args
         self._conn = connect(self.db_path)
-        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock)
+        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock,
+                                       follows_files=False)
         self.recorder.start()
         self._thread = threading.Thread(target=self._run, name="receiver-status", daemon=True)
         self._thread.start()
@@ -115,7 +119,8 @@ class ReceiverStatus:
         # Counted from the last look before the window began; all of them if the receiver is younger than that.
         base = oldest if oldest_at <= now - self.window else {}
         found = problems(self.source, current, base, dict(self.stats.latest_refusal), self.window)
-        return self.recorder.tick(found)
+        # Each new count is the same problem going on (its since stays when refusals began).
+        return self.recorder.tick(found, ongoing=found)
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):

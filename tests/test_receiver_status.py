@@ -144,3 +144,165 @@ def test_agentdeck_receive_registers_and_says_it_stopped(tmp_path):
     (row,) = ingest_status.ingesters(conn)
     conn.close()
     assert row.state == "stopped" and row.paths[0].startswith("OTLP receiver http://127.0.0.1:")
+
+
+def test_a_receiver_does_not_report_the_files_it_does_not_follow_as_behind(tmp_path):
+    """The header's "behind" is the bytes written to followed files and not yet stored, summed over the live
+    ingesters. A receiver follows no file: counting every file source in the store as its own backlog showed a
+    console following a file beside its receiver twice as far behind as it was (and a file nobody follows as a
+    backlog of the receiver's)."""
+    from agentdeck.store.tailer import Tailer
+
+    db = tmp_path / "s.db"
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("not an event\n")
+    conn = connect(db)
+    try:
+        Tailer(conn, [trace]).poll()
+    finally:
+        conn.close()
+    with trace.open("a") as f:
+        f.write("x" * 1000)  # written, not a whole line yet: behind by these 1000 bytes
+    clock = Clock()
+    follower = ingest_status.StatusRecorder(connect(db), [trace], ingester="host:1", clock=clock)
+    follower.start()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", SimpleNamespace(busy=0, refusals={}, latest_refusal={}),
+                            clock=clock, ingester="host:2").start()
+    try:
+        clock.now += 10  # both beat
+        assert follower.tick({}) and status.check()
+        conn = connect(db)
+        try:
+            rows = {r.ingester: r.behind_bytes for r in ingest_status.ingesters(conn)}
+            behind = health.check(conn, clock.now).behind_bytes
+        finally:
+            conn.close()
+        assert rows == {"host:1": 1000, "host:2": 0}
+        assert behind == 1000
+    finally:
+        status.close()
+        follower.conn.close()
+
+
+def test_the_newest_refusal_named_is_the_newest_one(tmp_path):
+    """"newest:" tells the operator which sender to look at now. A 401 then a 404 named the 401's sender (the
+    statuses were looked at in a fixed order), sending the operator after a sender that had stopped."""
+    db = tmp_path / "s.db"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"host-a {TOKEN_A}\n")
+    clock = Clock()
+    with Receiver(db, "127.0.0.1", 0, tokens=load_tokens(tokens)) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            with httpx.Client(timeout=10) as http:
+                assert http.post(receiver.endpoint, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+                assert http.post(receiver.endpoint.replace("/v1/traces", "/v1/metrics"), content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN_A}"}).status_code == 404
+            status.check()
+            (lost,) = receiver_problems(db, clock.now)
+            assert lost.detail.split("newest: ", 1)[1].startswith("no such path: /v1/metrics"), lost.detail
+
+            with httpx.Client(timeout=10) as http:
+                assert http.post(receiver.endpoint, content=b"{}", headers={
+                    "Content-Type": "application/json", "Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+            clock.now += 1
+            status.check()
+            (lost,) = receiver_problems(db, clock.now)
+            assert lost.detail.split("newest: ", 1)[1].startswith("unauthenticated"), lost.detail
+        finally:
+            status.close()
+
+
+def test_a_connection_refused_for_being_one_too_many_is_named(tmp_path):
+    """A receiver at its connection limit answers 503 before reading a request: "newest:" said nothing."""
+    db = tmp_path / "s.db"
+    clock = Clock()
+    with Receiver(db, "127.0.0.1", 0, max_connections=1) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            with httpx.Client(timeout=10) as first, httpx.Client(timeout=10) as second:
+                assert first.post(receiver.endpoint, content=b"{}",
+                                  headers={"Content-Type": "application/json"}).status_code == 200  # holds its slot
+                assert second.post(receiver.endpoint, content=b"{}",
+                                   headers={"Content-Type": "application/json"}).status_code == 503
+            status.check()
+            (busy,) = receiver_problems(db, clock.now)
+            newest = busy.detail.split("newest: ", 1)[1]
+            assert "connections" in newest and "127.0.0.1" in newest, busy.detail
+        finally:
+            status.close()
+
+
+def test_refusals_that_go_on_keep_the_time_they_began(tmp_path):
+    """A sender refused again and again is one problem since its first refusal: the Problems view said "(1 s
+    ago)" for a sender refused for ten minutes, because every new count restarted the problem's since."""
+    db = tmp_path / "s.db"
+    stats = SimpleNamespace(busy=0, refusals={}, latest_refusal={})
+    clock = Clock()
+    status = ReceiverStatus(db, "http://127.0.0.1:4318", stats, clock=clock, window=60).start()
+    try:
+        clock.now += 1
+        began = clock.now
+        stats.refusals[401] = 1
+        stats.latest_refusal[401] = "unauthenticated (from 10.0.0.7)"
+        status.check()
+        for n in range(2, 12):  # one more every 5 s, for 50 s
+            clock.now += 5
+            stats.refusals[401] = n
+            status.check()
+        (lost,) = receiver_problems(db, clock.now)
+        assert lost.what.startswith("11 requests refused")
+        assert lost.since == began
+
+        clock.now += 61  # a minute without: gone; the next refusal is a new problem, since then
+        status.check()
+        assert receiver_problems(db, clock.now) == []
+        clock.now += 1
+        stats.refusals[401] = 12
+        status.check()
+        (lost,) = receiver_problems(db, clock.now)
+        assert lost.since == clock.now
+    finally:
+        status.close()
+
+
+def _raw(endpoint: str, request: bytes) -> bytes:
+    """Send ``request`` as is (an HTTP client always frames its body right) and read the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(endpoint)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_request_refused_for_its_framing_is_on_problems(tmp_path):
+    """A body with no Content-Length (411), a wrong one or a bad chunk size (400) is refused, and the sender drops
+    its spans (OTLP exporters retry neither): before, neither the receiver's problems nor the rejects said so."""
+    db = tmp_path / "s.db"
+    clock = Clock()
+    clock.now = time.time()  # (the rejects' times are the real ones)
+    with Receiver(db, "127.0.0.1", 0) as receiver:
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            head = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            assert _raw(receiver.endpoint, head + b"\r\n").startswith(b"HTTP/1.1 411")
+            assert _raw(receiver.endpoint, head + b"Content-Length: twelve\r\n\r\n{}").startswith(b"HTTP/1.1 400")
+            assert _raw(receiver.endpoint, head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+                        ).startswith(b"HTTP/1.1 400")
+            status.check()
+            conn = connect(db)
+            try:
+                found = {p.key: p for p in health.check(conn, clock.now).problems}
+            finally:
+                conn.close()
+            lost = found[f"source:OTLP receiver {receiver.endpoint}"]
+            assert "1 no Content-Length (411)" in lost.detail and lost.level == "error", lost
+            assert found["rejects"].what.startswith("2 trace lines rejected"), found["rejects"]
+        finally:
+            status.close()

@@ -174,3 +174,43 @@ async def test_an_id_typed_with_the_open_key_goes_into_replays_input(sample_db, 
         assert stacks(app)["replay"] == ["ReplayScreen"], "a key opened a dialog"
         box = app.screen.query_one("#replay-open", Input)
         assert app.focused is box and box.value == "task-0002", repr(box.value)
+
+
+async def test_keys_typed_with_the_key_that_closes_the_filter_go_to_the_table(esc_db, make_app):
+    """Esc then 2 in one read: the filter closes and the 2 switches to Escalations. The 2 went into the filter
+    box, still focused as it was routed (its close moved the focus later), and hidden after."""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await pilot.press("slash", "x")
+        await settle(pilot)
+        box = app.screen.query_one(FilterInput)
+        assert app.focused is box
+        await type_at_once(pilot, "escape", "2")
+        assert app.current_mode == "escalations", f"the 2 was typed into the filter: {box.value!r}"
+        assert box.value == "x"
+        await type_at_once(pilot, "1")
+        tasks = app.screen
+        assert isinstance(tasks, TasksScreen) and not box.display and app.focused is tasks.table
+        # Enter reads what was typed with it (the characters before it in the same read are in its filter).
+        await type_at_once(pilot, "slash", *"outcome:failed", "enter")
+        assert tasks.filt.outcome == "failed" and not box.display, (box.value, tasks.filt)
+
+
+async def test_keys_typed_with_the_key_that_closes_replays_open_box_go_to_the_timeline(sample_db, make_app):
+    """On Replay, o, a few characters, Esc then n in one read: n steps the timeline, not typed into the box."""
+    from textual.widgets import Input
+
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        timeline = app.screen.query_one(ReplayTimeline)
+        at = timeline.cursor
+        await type_at_once(pilot, "o", "t", "escape", "n")
+        box = app.screen.query_one("#replay-open", Input)
+        assert box.value == "t" and app.focused is timeline, (box.value, app.focused)
+        assert timeline.cursor == at + 1

@@ -103,8 +103,9 @@ class DeckScreen(Screen):
     """
 
     MODE = ""
-    # Actions that focus an input (the filter's /): the app runs them as their key comes in, so the keys read
-    # with it are typed into that input (AgentDeck.on_event). Each must focus with set_focus, not Widget.focus.
+    # Actions that move the focus (the filter's /): the app runs them as their key comes in, so the keys read
+    # with it go where the focus went (AgentDeck.on_event). Each must focus with set_focus, not Widget.focus.
+    # (A widget may name its own, as FilterInput does.)
     FOCUSING_ACTIONS: frozenset[str] = frozenset()
 
     @property

@@ -34,7 +34,7 @@ class ReplayScreen(DeckScreen):
     AUTO_FOCUS = "#replay-timeline"  # not the id input: it would swallow the 1-4 screen keys
     # Footer order: at 80 columns the footer cuts the last keys it shows, so the way to an
     # action (]) and to undo it (c) come before play/pause, export and open.
-    FOCUSING_ACTIONS = frozenset({"open"})
+    FOCUSING_ACTIONS = frozenset({"open", "close_open"})
     BINDINGS = [
         Binding("n", "step(1)", "Next"),
         Binding("p", "step(-1)", "Prev"),
@@ -268,7 +268,7 @@ class ReplayScreen(DeckScreen):
 
     def action_close_open(self) -> None:
         self._open_input(self.rec is None)
-        self._timeline().focus()
+        self.set_focus(self._timeline())  # now: the keys read with Esc are the timeline's (FOCUSING_ACTIONS)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -65,7 +65,7 @@ class TasksScreen(DeckScreen):
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
         yield TaskTable(id="tasks")
-        yield FilterInput(id="tasks-filter")
+        yield FilterInput(id="tasks-filter", leave_to="#tasks")
 
     @property
     def table(self) -> TaskTable:

@@ -88,6 +88,10 @@ class FilterInput(Input):
     """Where the filter is typed (opened with /). Enter applies, Escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=True)]
+    # Esc closes it: run by the app as its key comes in (AgentDeck.on_event), it hands the focus back at once, so
+    # the keys read with it (Esc then 2, or j) go to the table, not into this hidden box. (Not Enter: it reads the
+    # value, and characters typed just before it are still in this box's queue when the app reads the Enter.)
+    FOCUSING_ACTIONS = frozenset({"cancel"})
 
     class Applied(Message):
         def __init__(self, filt: TaskFilter) -> None:
@@ -97,7 +101,8 @@ class FilterInput(Input):
     class Cancelled(Message):
         pass
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, *, leave_to: str | None = None, **kw) -> None:
+        self.leave_to = leave_to  # the widget (a selector on its screen) the focus goes back to as it closes
         super().__init__(
             placeholder="agent:NAME version:V cohort:canary outcome:failed violations  words…  (enter applies, esc cancels)",
             **kw,
@@ -115,3 +120,11 @@ class FilterInput(Input):
 
     def action_cancel(self) -> None:
         self.post_message(self.Cancelled())
+        self._leave()
+
+    def _leave(self) -> None:
+        """Hidden, the focus back where it came from, now (the screen's handler of the message does the rest)."""
+        if self.leave_to is None:
+            return
+        self.display = False
+        self.screen.set_focus(self.screen.query_one(self.leave_to))
