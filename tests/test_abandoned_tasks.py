@@ -129,4 +129,7 @@ async def test_tasks_screen_shows_and_filters_abandoned(store, make_app):
         assert table.shown.keys == ["silent"]
         await pilot.press("enter")
         await settle(app, pilot)
-        assert "outcome abandoned" in " ".join(str(s.render()) for s in app.screen.query("Static"))
+        from agentdeck.console.widgets.text_block import TextBlock
+
+        shown = [str(s.render()) for s in app.screen.query("Static")] + [b.text.plain for b in app.screen.query(TextBlock)]
+        assert "outcome abandoned" in " ".join(shown)
