@@ -204,7 +204,7 @@ class AgentDeck(App):
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         if isinstance(event, events.Key) and not event.is_forwarded:
-            found = self._first_binding(event.key)
+            found = self._first_binding(event)
             if found is not None:
                 namespace, action = found
                 mode = _switch_mode(action) if namespace is self else None
@@ -228,14 +228,22 @@ class AgentDeck(App):
                     return
         await super().on_event(event)
 
-    def _first_binding(self, key: str) -> tuple[DOMNode, str] | None:
-        """The (namespace, action) of the binding ``key`` would run if it went down the focus chain and back, as
-        Textual sends it; None when there is none, or a priority binding of the key would act (left to Textual).
+    def _first_binding(self, event: events.Key) -> tuple[DOMNode, str] | None:
+        """The (namespace, action) of the binding the key would run if it went down the focus chain and back, as
+        Textual sends it; None when there is none, when the focused widget takes the key itself (a character
+        typed into an input), or when a priority binding of the key would act (left to Textual).
 
-        The first binding for the key in the screen's chain (focused widget up to the app; Textual leaves out keys
-        a focused Input types, and a dialog's chain stops at the dialog).
+        The first binding for the key in the screen's chain (focused widget up to the app; a dialog's chain stops
+        at the dialog).
         """
+        key = event.key
         screen = self.screen
+        focused = screen.focused
+        # The key's own character, not the chain's: Textual's chain leaves out keys an input types by the
+        # character it guesses from the key's name, and it guesses none for "slash" (8.2), so / typed into the
+        # filter looked like the Tasks screen's / and opened the filter again, emptying what was typed.
+        if focused is not None and focused.check_consume_key(key, event.character):
+            return None
         # Textual runs a priority binding of the key first, wherever it is in the chain (the app's Esc that closes
         # the key panel, live only while the panel is open): one that would act is left to Textual.
         for namespace, bindings in screen._binding_chain:

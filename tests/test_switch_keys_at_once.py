@@ -214,3 +214,18 @@ async def test_keys_typed_with_the_key_that_closes_replays_open_box_go_to_the_ti
         box = app.screen.query_one("#replay-open", Input)
         assert box.value == "t" and app.focused is timeline, (box.value, app.focused)
         assert timeline.cursor == at + 1
+
+
+async def test_a_slash_typed_in_the_filter_is_a_character(esc_db, make_app):
+    """/ inside the filter is text ("path:a/b"), not the key that opens the filter (which emptied the box)."""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        await pilot.press("slash", "a", "slash", "b")
+        box = app.screen.query_one(FilterInput)
+        assert app.focused is box and box.value.endswith("a/b"), repr(box.value)
+        for key, char in (("slash", "/"), ("c", "c")):  # together, as one read of the terminal
+            app.post_message(events.Key(key, char).set_sender(app))
+        await settle(pilot)
+        assert box.value.endswith("a/b/c"), repr(box.value)
