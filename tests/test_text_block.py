@@ -81,3 +81,27 @@ async def test_a_text_block_is_as_tall_as_its_lines_and_shows_markup_literally()
         block.update(Text("one line"))
         await pilot.pause()
         assert block.size.height == 1
+
+
+async def test_text_selected_with_the_mouse_is_the_text_a_static_gives_and_is_drawn_selected():
+    """A drag over the text selects it (highlighted, and the screen's copy takes it) as over a Static: with
+    TextBlock the copy was its CSS name ("TextBlock#block") and nothing was highlighted."""
+    app = Pair()
+    app.CSS = CSS + " Static, TextBlock { height: 6; width: 24; }"
+    async with app.run_test(size=(60, 20)) as pilot:
+        text = plain("first line\n" + "wrapped words " * 4 + "\n漢字 and tail")
+        got = {}
+        for widget in (app.query_one(Static), app.query_one(TextBlock)):
+            widget.update(text)
+            await pilot.pause()
+            await pilot.mouse_down(widget, offset=(4, 0))
+            await pilot.hover(widget, offset=(6, 2))
+            await pilot.mouse_up(widget, offset=(6, 2))
+            await pilot.pause()
+            got[type(widget).__name__] = (app.screen.get_selected_text(), [
+                cells(strip) for strip in widget.render_lines(widget.region.reset_offset)])
+            app.screen.clear_selection()
+            await pilot.pause()
+        assert got["TextBlock"][0] == got["Static"][0]
+        assert got["TextBlock"][0].startswith("st line\nwrapped words")
+        assert got["TextBlock"][1] == got["Static"][1]
