@@ -63,12 +63,21 @@ class TextBlock(Widget):
         origins: list[tuple[int, int]] = []
         for y, line in enumerate(self.text.split("\n", allow_blank=True)):
             if "\t" in line.plain:
-                strips = Visual.to_strips(self, Content.from_rich_text(line, self.app.console), width, None,
-                                          self.visual_style, apply_selection=False)
+                content = Content.from_rich_text(line, self.app.console)
+                selected = self.text_selection.get_span(y) if self.text_selection is not None else None
+                if selected is not None:  # (as Content draws a selection: over the line, before its tabs expand)
+                    start, end = selected
+                    content = content.stylize(self._selection_style(), start, len(line.plain) if end == -1 else end)
+                strips = Visual.to_strips(self, content, width, None, self.visual_style, apply_selection=False)
                 out.extend(_on_line(strip, y) for strip in strips)
                 origins.extend((0, y) for _ in strips)
                 continue
             if line.cell_len <= width or width <= 0:
+                if len(line.plain) > width > 0 and line.plain[-1:].isspace():
+                    # Content drops end spaces beyond the width counted in characters, not cells (a line with
+                    # combining characters): as it does, or those spaces are drawn in the line's styles.
+                    line = line.copy()
+                    line.rstrip_end(width)
                 out.append(line)
                 origins.append((0, y))
                 continue
@@ -103,7 +112,12 @@ class TextBlock(Widget):
 
     def selection_updated(self, selection: Selection | None) -> None:
         self._strips.clear()  # (the lines in the selection are drawn in its style)
+        if self._lines is not None and any(isinstance(line, Strip) for line in self._lines[1]):
+            self._lines = None  # (a line with a tab is drawn with the selection when made)
         super().selection_updated(selection)
+
+    def _selection_style(self) -> Style:
+        return Style.from_styles(self.screen.get_component_styles("screen--selection"))
 
     def _style(self, under: str | RichStyle, style: RichStyle | None, base: Style) -> Style:
         """A span's style over the Text's own (``under``) over the widget's, as Textual's Content renders it.
@@ -155,7 +169,7 @@ class TextBlock(Widget):
             start, end = selected
             bare = bare.copy()
             bare.stylize(_SELECTED, max(start - x, 0), len(bare.plain) if end == -1 else max(end - x, 0))
-            selection = Style.from_styles(self.screen.get_component_styles("screen--selection"))
+            selection = self._selection_style()
         segments = []
         for segment in bare.render(console, end=""):
             if not segment.text:
