@@ -45,6 +45,8 @@ SCENARIOS: dict[str, list[tuple]] = {
     "click-detail": [("enter",), ("click", "#detail-events", (10, 3)), ("escape",), ("enter",)],
     "select-payload": [("enter",), ("drag", "#detail-payload", (0, 1), (8, 3)), ("escape",), ("k",), ("enter",),
                        ("escape",), ("enter",)],
+    "keys-at-once": [("enter",), ("2", "escape"), ("1",), ("escape", "enter"), ("escape", "2", "1"), ("enter", "escape"),
+                     ("enter", "2"), ("1",), ("j", "enter", "escape", "k", "enter"), ("escape",)],
     "filter": [("/",), ("a",), ("enter",), ("enter",), ("escape",), ("escape",)],
 }
 
