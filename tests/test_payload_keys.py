@@ -25,3 +25,21 @@ async def test_j_k_g_G_and_the_half_and_whole_page_keys_scroll_the_payload(sampl
             seen.append(box.scroll_y)
         assert seen == [1, 2, 1, box.max_scroll_y, 0, page // 2, page // 2 + page, page // 2, 0]
         assert app.screen.query_one("#detail-payload").text.plain.startswith("event 2 ")
+
+
+async def test_tab_moves_between_the_events_and_the_payload(sample_db, make_app):
+    """tab ("Table/payload" in the keys panel) was bound to a screen action that does not exist: it did nothing."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        events, box = app.screen.query_one("#detail-events"), app.screen.query_one("#detail-payload-box")
+        assert app.focused is events
+        await pilot.press("tab")
+        assert app.focused is box
+        await pilot.press("j")  # (the payload scrolls, the event stays)
+        await settle(app, pilot)
+        assert box.scroll_y == 1 and events.cursor_row == 0
+        await pilot.press("tab")
+        assert app.focused is events

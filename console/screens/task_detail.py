@@ -29,7 +29,7 @@ class TaskDetailScreen(DeckScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
         REPLAY,
-        Binding("tab", "focus_next", "Table/payload", show=False),
+        Binding("tab", "app.focus_next", "Table/payload", show=False),  # (the app's action: a screen has none)
     ]
 
     def __init__(self, task_id: str = "") -> None:
