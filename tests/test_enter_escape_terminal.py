@@ -47,6 +47,8 @@ SCENARIOS: dict[str, list[tuple]] = {
                        ("escape",), ("enter",)],
     "keys-at-once": [("enter",), ("2", "escape"), ("1",), ("escape", "enter"), ("escape", "2", "1"), ("enter", "escape"),
                      ("enter", "2"), ("1",), ("j", "enter", "escape", "k", "enter"), ("escape",)],
+    "replay-and-back": [("enter",), ("r",), ("expect", "ReplayScreen"), ("1",), ("expect", "TaskDetailScreen"),
+                        ("escape",), ("4",), ("1",), ("enter",), ("r", "1", "escape")],
     "filter": [("/",), ("a",), ("enter",), ("enter",), ("escape",), ("escape",)],
 }
 
