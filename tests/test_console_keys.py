@@ -59,6 +59,7 @@ def _bound_classes():
     from agentdeck.console.widgets.escalation_table import EscalationTable
     from agentdeck.console.widgets.replay_timeline import ReplayTimeline
     from agentdeck.console.widgets.task_events import EventTable
+    from agentdeck.console.widgets.payload_scroll import PayloadScroll
     from agentdeck.console.widgets.compensation_dialog import CompensationDialog
     from agentdeck.console.widgets.reason_dialog import ReasonDialog
     from agentdeck.console.widgets.suite_failures import SuiteFailures
@@ -69,7 +70,7 @@ def _bound_classes():
 
     return [AgentDeck, TasksScreen, TaskDetailScreen, EscalationsScreen, CanaryScreen, ReplayScreen, ProblemsScreen,
             ReplayCompareScreen, TaskTable, VimTable, MetricTable, DiffTable, CanaryTaskTable, EventTable, EscalationTable, ReplayTimeline, SuiteFailures, ReasonDialog,
-            CompensationDialog, FilterInput]
+            CompensationDialog, FilterInput, PayloadScroll]
 
 
 def test_every_key_means_one_thing_on_every_screen():

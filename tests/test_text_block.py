@@ -81,3 +81,43 @@ async def test_a_text_block_is_as_tall_as_its_lines_and_shows_markup_literally()
         block.update(Text("one line"))
         await pilot.pause()
         assert block.size.height == 1
+
+
+async def test_text_selected_with_the_mouse_is_the_text_a_static_gives_and_is_drawn_selected():
+    """A drag over the text selects it (highlighted, and the screen's copy takes it) as over a Static: with
+    TextBlock the copy was its CSS name ("TextBlock#block") and nothing was highlighted."""
+    app = Pair()
+    app.CSS = CSS + " Static, TextBlock { height: 6; width: 24; }"
+    async with app.run_test(size=(60, 20)) as pilot:
+        text = plain("first line\n" + "wrapped words " * 4 + "\n漢字 and\ttab " + "tail " * 5)
+        got = {}
+        for widget in (app.query_one(Static), app.query_one(TextBlock)):
+            widget.update(text)
+            await pilot.pause()
+            await pilot.mouse_down(widget, offset=(4, 0))
+            await pilot.hover(widget, offset=(9, 4))
+            await pilot.mouse_up(widget, offset=(9, 4))
+            await pilot.pause()
+            got[type(widget).__name__] = (app.screen.get_selected_text(), [
+                cells(strip) for strip in widget.render_lines(widget.region.reset_offset)])
+            app.screen.clear_selection()
+            await pilot.pause()
+        assert got["TextBlock"][0] == got["Static"][0]
+        assert got["TextBlock"][0].startswith("st line\nwrapped words")
+        assert got["TextBlock"][1] == got["Static"][1]
+
+
+async def test_end_spaces_of_a_line_with_combining_characters_are_dropped_as_a_static_drops_them():
+    """'e' + a combining accent is one cell and two characters: Content drops a line's end spaces beyond the width
+    counted in characters, so a Static draws no reversed cell after such a line; TextBlock drew one (found by
+    test_a_text_block_draws_the_lines_a_static_draws on a later run: 'wordaaaaé ' at width 10)."""
+    app = Pair()
+    async with app.run_test(size=(100, 20)):
+        static, block = app.query_one(Static), app.query_one(TextBlock)
+        text = plain("worde\u0301 caf\u00e9e\u0301  ")
+        text.stylize("reverse")
+        for width in (10, 12, 13, 14, 20):
+            block.update(text)
+            expected = Visual.to_strips(static, visualize(static, text, markup=False), width, None, static.visual_style)
+            assert [cells(block.line_strip(y, width)) for y in range(len(block.lines(width)))] == \
+                [cells(s) for s in expected], width

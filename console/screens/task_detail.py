@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 
 from agentdeck.console.keymap import REPLAY
@@ -18,6 +17,7 @@ from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.widgets.chrome import format_clock
 from agentdeck.console.service.views import TaskDetail
+from agentdeck.console.widgets.payload_scroll import PayloadScroll
 from agentdeck.console.widgets.task_events import EventTable, payload_text
 from agentdeck.console.widgets.text_block import TextBlock
 
@@ -29,7 +29,7 @@ class TaskDetailScreen(DeckScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
         REPLAY,
-        Binding("tab", "focus_next", "Table/payload", show=False),
+        Binding("tab", "app.focus_next", "Table/payload", show=False),  # (the app's action: a screen has none)
     ]
 
     def __init__(self, task_id: str = "") -> None:
@@ -67,7 +67,7 @@ class TaskDetailScreen(DeckScreen):
         # TextBlock, not Static: drawn a line at a time, a few times cheaper to show new (each enter does).
         yield TextBlock(id="detail-summary")
         yield EventTable(id="detail-events")
-        with VerticalScroll(id="detail-payload-box"):
+        with PayloadScroll(id="detail-payload-box"):
             yield TextBlock(id="detail-payload")
 
     def reload(self) -> None:

@@ -18,6 +18,7 @@ from rich.style import Style as RichStyle
 from rich.text import Text
 from textual._loop import loop_last
 from textual.geometry import Size
+from textual.selection import Selection
 from textual.content import Content
 from textual.strip import Strip
 from textual.style import Style
@@ -34,9 +35,12 @@ class TextBlock(Widget):
         super().__init__(**kw)
         self.text = text if text is not None else Text()
         self._lines: tuple[int, list[Text | Strip]] | None = None  # (width, the text's lines at that width)
+        # Where each of those lines starts in the text: (character, line of the text), as the offsets Textual's
+        # mouse selection reads from each segment's meta (a Static's Content gives them the same way).
+        self._origins: list[tuple[int, int]] = []
         self._strips: dict[int, Strip] = {}  # line -> strip, for the width and styles in _strips_for
         self._strips_for: tuple | None = None
-        self._styles_cache_: dict[tuple, RichStyle] = {}
+        self._styles_cache_: dict[tuple, Style] = {}
 
     def update(self, text: Text) -> None:
         """Show ``text`` (a rich Text: shown literally)."""
@@ -56,26 +60,42 @@ class TextBlock(Widget):
         if self._lines is not None and self._lines[0] == width:
             return self._lines[1]
         out: list[Text | Strip] = []
-        for line in self.text.split("\n", allow_blank=True):
+        origins: list[tuple[int, int]] = []
+        for y, line in enumerate(self.text.split("\n", allow_blank=True)):
             if "\t" in line.plain:
-                out.extend(Visual.to_strips(self, Content.from_rich_text(line, self.app.console), width, None,
-                                            self.visual_style, apply_selection=False))
+                content = Content.from_rich_text(line, self.app.console)
+                selected = self.text_selection.get_span(y) if self.text_selection is not None else None
+                if selected is not None:  # (as Content draws a selection: over the line, before its tabs expand)
+                    start, end = selected
+                    content = content.stylize(self._selection_style(), start, len(line.plain) if end == -1 else end)
+                strips = Visual.to_strips(self, content, width, None, self.visual_style, apply_selection=False)
+                out.extend(_on_line(strip, y) for strip in strips)
+                origins.extend((0, y) for _ in strips)
                 continue
             if line.cell_len <= width or width <= 0:
+                if len(line.plain) > width > 0 and line.plain[-1:].isspace():
+                    # Content drops end spaces beyond the width counted in characters, not cells (a line with
+                    # combining characters): as it does, or those spaces are drawn in the line's styles.
+                    line = line.copy()
+                    line.rstrip_end(width)
                 out.append(line)
+                origins.append((0, y))
                 continue
             # As Content._wrap_and_format: cut at word ends (long words folded); a line's end spaces dropped.
             # The Text's own style is set aside while cutting and given back to each part (line_strip lays it
             # under the spans as Content does).
             under, line.style = line.style, ""
-            for last, part in loop_last(line.divide(divide_line(line.plain, width, fold=True))):
+            cuts = divide_line(line.plain, width, fold=True)
+            for (last, part), x in zip(loop_last(line.divide(cuts)), [0, *cuts]):
                 if not last:
                     part.rstrip()
                 part.truncate(width)
                 part.rstrip_end(width)
                 part.style = under
                 out.append(part)
+                origins.append((x, y))
         self._lines = (width, out)
+        self._origins = origins
         self._strips.clear()
         return out
 
@@ -86,7 +106,20 @@ class TextBlock(Widget):
         super().notify_style_update()
         self._strips_for = None  # (a theme change: the styles laid over the widget's change)
 
-    def _style(self, under: str | RichStyle, style: RichStyle | None, base: Style) -> RichStyle:
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The text under the mouse selection (what the screen's copy puts on the clipboard), as a Static's."""
+        return selection.extract(self.text.plain), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._strips.clear()  # (the lines in the selection are drawn in its style)
+        if self._lines is not None and any(isinstance(line, Strip) for line in self._lines[1]):
+            self._lines = None  # (a line with a tab is drawn with the selection when made)
+        super().selection_updated(selection)
+
+    def _selection_style(self) -> Style:
+        return Style.from_styles(self.screen.get_component_styles("screen--selection"))
+
+    def _style(self, under: str | RichStyle, style: RichStyle | None, base: Style) -> Style:
         """A span's style over the Text's own (``under``) over the widget's, as Textual's Content renders it.
 
         (Content keeps a Text's own style as given: a string is parsed as Textual parses styles, so "red" is
@@ -100,7 +133,7 @@ class TextBlock(Widget):
                     Style.from_rich_style(under, self.app.ansi_theme)
             if style:
                 over += Style.from_rich_style(style, self.app.ansi_theme)
-            cached = self._styles_cache_[key] = over.rich_style
+            cached = self._styles_cache_[key] = over
         return cached
 
     def render_line(self, y: int) -> Strip:
@@ -130,7 +163,39 @@ class TextBlock(Widget):
         # The Text's own style is laid under its spans by _style, as Content does (rich's render would mix it
         # into the spans' styles, parsed rich's way).
         bare = Text(line.plain, spans=line.spans) if line.style else line
-        segments = [Segment(segment.text, self._style(line.style, segment.style, base))
-                    for segment in bare.render(console, end="") if segment.text]
+        x, source = self._origins[y]
+        selected = self.text_selection.get_span(source) if self.text_selection is not None else None
+        if selected is not None:  # drawn over, as Content draws a selection: in the screen's selection style
+            start, end = selected
+            bare = bare.copy()
+            bare.stylize(_SELECTED, max(start - x, 0), len(bare.plain) if end == -1 else max(end - x, 0))
+            selection = self._selection_style()
+        segments = []
+        for segment in bare.render(console, end=""):
+            if not segment.text:
+                continue
+            style = segment.style
+            if selected is not None and style is not None and _SELECTED_META in style.meta:
+                over = self._style(line.style, style.clear_meta_and_links(), base) + selection
+            else:
+                over = self._style(line.style, style, base)
+            segments.append(Segment(segment.text, over.rich_style_with_offset(x, source)))
+            x += len(segment.text)
         strip = self._strips[y] = Strip(segments).crop(0, width)
         return strip
+
+
+_SELECTED_META = "text_block_selected"
+_SELECTED = RichStyle.from_meta({_SELECTED_META: True})
+
+
+def _on_line(strip: Strip, y: int) -> Strip:
+    """A strip drawn by Textual for one line of the text alone, its selection offsets moved to line ``y``."""
+    segments = []
+    for segment in strip:
+        style = segment.style
+        offset = style.meta.get("offset") if style is not None else None
+        if style is not None and offset is not None:
+            style = style + RichStyle.from_meta({"offset": (offset[0], y)})
+        segments.append(Segment(segment.text, style, segment.control))
+    return Strip(segments, strip.cell_length)
