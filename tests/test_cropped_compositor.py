@@ -78,19 +78,14 @@ def cells(update) -> list[list[tuple[str, object]]]:
     return [[(char, segment.style) for segment in Strip.join(line) for char in segment.text] for line in update.strips]
 
 
-async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_draws(esc_db, tmp_path, make_app,
-                                                                                    monkeypatch):
-    """A switch writes the screen whole from the frame kept when it was last shown plus what changed since
-    (FrameKeepingCompositor): each such frame must be what rendering every widget again writes, with rows,
-    cursor moves, a detail, a dialog opened and closed and a store change while the screen was away."""
+def record_frames_from_kept(monkeypatch) -> list[tuple[str, list, list]]:
+    """From now on, each frame a screen writes whole from its kept frame is recorded beside a whole render of the
+    same screen: (screen class, its cells, the whole render's cells)."""
     from textual._compositor import LayoutUpdate
 
     from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
-    from conftest import FIXED_NOW
-    from tasks_support import ingest, task_lines, write_trace
-    from test_escalations_support import _task, ingest_events
 
-    kept: list[tuple[str, str, str]] = []
+    kept: list[tuple[str, list, list]] = []
     render_update = FrameKeepingCompositor.render_update
 
     def checked(self, full=False, screen_stack=None, simplify=False):
@@ -104,6 +99,19 @@ async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_dr
         return update
 
     monkeypatch.setattr(FrameKeepingCompositor, "render_update", checked)
+    return kept
+
+
+async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_draws(esc_db, tmp_path, make_app,
+                                                                                    monkeypatch):
+    """A switch writes the screen whole from the frame kept when it was last shown plus what changed since
+    (FrameKeepingCompositor): each such frame must be what rendering every widget again writes, with rows,
+    cursor moves, a detail, a dialog opened and closed and a store change while the screen was away."""
+    from conftest import FIXED_NOW
+    from tasks_support import ingest, task_lines, write_trace
+    from test_escalations_support import _task, ingest_events
+
+    kept = record_frames_from_kept(monkeypatch)
     app = make_app(esc_db)
     async with app.run_test(size=(120, 40)) as pilot:
         for keys in (("2",), ("j", "j"), ("1",), ("k",), ("4",), ("2",), ("h",), ("3",), ("2", "h"), ("1",)):
@@ -131,27 +139,11 @@ async def test_enter_and_escape_draw_from_the_kept_frame_exactly_what_a_whole_re
     """Enter pushes a task's detail and escape pops back to the list, each written whole from the frame the screen
     kept when it was last shown plus what changed since: each such frame must be what rendering every widget again
     writes, with another task opened each time, a move in the detail, and new tasks stored while the detail is up."""
-    from textual._compositor import LayoutUpdate
-
-    from agentdeck.console.screens.cropped_compositor import FrameKeepingCompositor
     from agentdeck.console.screens.task_detail import TaskDetailScreen
     from agentdeck.console.screens.tasks import TasksScreen
     from tasks_support import ingest, task_lines, write_trace
 
-    kept: list[tuple[str, list, list]] = []
-    render_update = FrameKeepingCompositor.render_update
-
-    def checked(self, full=False, screen_stack=None, simplify=False):
-        from_frame = self.whole_from_frame and not full and self._frame_usable() \
-            and self.size.region not in self._dirty_regions
-        update = render_update(self, full, screen_stack, simplify)
-        if from_frame:
-            assert isinstance(update, LayoutUpdate)
-            whole = Compositor.render_full_update(self)
-            kept.append((type(self.root).__name__, cells(update), cells(whole)))
-        return update
-
-    monkeypatch.setattr(FrameKeepingCompositor, "render_update", checked)
+    kept = record_frames_from_kept(monkeypatch)
     write_trace(tmp_path / "tasks" / "a.jsonl", [e for i in range(6) for e in task_lines(f"t-{i}", at=8000 + i)])
     ingest(esc_db, tmp_path / "tasks")
     app = make_app(esc_db)
