@@ -29,7 +29,7 @@ T = TypeVar("T")
 class WakePipe:
     """One pipe for a store watcher's run: the watcher reads it; anyone (any thread, a child process) writes it.
 
-    Only the watcher's thread waits and closes (after its last wait: a descriptor closed under a ``select``
+    Only the watcher's thread waits and closes (after its last wait: a descriptor closed under a ``poll``
     is not reliably noticed). ``poke`` and ``close`` hold a lock, so a poke never writes to a descriptor
     number closed and perhaps reused by then for some file of ours.
     """
@@ -40,6 +40,9 @@ class WakePipe:
             os.set_blocking(fd, False)  # (the child's copy too: the flag belongs to the pipe, not the number)
         self.closed = False
         self._lock = threading.Lock()
+        # poll, not select: select refuses descriptors numbered 1024 and up, and the watcher would then spin.
+        self._poll = select.poll()
+        self._poll.register(self.read_fd, select.POLLIN)
 
     def poke(self) -> None:
         """Wake the reader (from any thread); nothing once closed."""
@@ -58,7 +61,7 @@ class WakePipe:
         if self.closed:
             return False
         try:
-            ready, _, _ = select.select([self.read_fd], [], [], max(0.0, timeout))
+            ready = self._poll.poll(max(0.0, timeout) * 1000)
         except (OSError, ValueError):  # closed under us (the console is quitting)
             return False
         if not ready:

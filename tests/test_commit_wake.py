@@ -12,6 +12,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from agentdeck.console.commit_wake import WakePipe, committer, poke_fd
 from agentdeck.console.ingest_service import IngestSupervisor, StoreWatcher
 from agentdeck.console.messages import Ingested
@@ -149,3 +151,34 @@ def test_a_poked_commit_inside_the_window_is_posted_when_the_window_ends_not_at_
         finish(watcher, stop, thread)
     assert app.posts[1][1] == 2
     assert app.posts[1][0] >= app.posts[0][0] + window * 0.9  # not before the window ended
+
+
+def test_a_pipe_numbered_past_1024_still_waits_and_wakes():
+    """A console with many files open gets a pipe numbered 1024 or more: select() refuses those, so the watcher's
+    wait returned at once, over and over (a core spent polling)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2048), hard))
+    fillers: list[int] = []
+    try:
+        try:
+            while len(fillers) < 1030:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pytest.skip("this machine lets a process open too few files")
+        pipe = WakePipe()
+        try:
+            assert pipe.read_fd >= 1024
+            started = time.monotonic()
+            assert pipe.wait(0.2) is False
+            assert time.monotonic() - started >= 0.15, "the wait returned at once"
+            pipe.poke()
+            assert pipe.wait(5.0) is True
+        finally:
+            pipe.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
