@@ -229,3 +229,23 @@ async def test_a_slash_typed_in_the_filter_is_a_character(esc_db, make_app):
             app.post_message(events.Key(key, char).set_sender(app))
         await settle(pilot)
         assert box.value.endswith("a/b/c"), repr(box.value)
+
+
+async def test_keys_typed_after_enter_in_the_filter_go_to_the_list(esc_db, make_app):
+    """/ ok Enter j in one read: the filter 'ok' is applied and j moves in the list, not into the hidden box."""
+    from agentdeck.console.widgets.task_filter import FilterInput, describe
+    from agentdeck.console.widgets.task_table import TaskTable
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        screen = app.screen
+        for key, char in (("slash", "/"), ("o", "o"), ("k", "k"), ("enter", "\r"), ("2", "2")):
+            app.post_message(events.Key(key, char).set_sender(app))
+        await settle(pilot)
+        box = screen.query_one(FilterInput)
+        assert describe(screen.filt) == "ok", describe(screen.filt)
+        assert not box.display and "2" not in box.value, repr(box.value)
+        assert app.current_mode == "escalations", "the 2 typed after Enter was lost in the hidden filter box"
+        await pilot.press("1")
+        await settle(pilot)
+        assert isinstance(app.focused, TaskTable)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
@@ -117,6 +118,25 @@ class FilterInput(Input):
             self.notify(clean(str(exc), 300, single_line=True), title="Filter", severity="error", markup=False)
             return
         self.post_message(self.Applied(filt))
+        self._leave()
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not self.display:
+            # Closed (Enter applied) while keys read with the Enter were already routed here, to the widget focused
+            # when the app read them (/ ok Enter j in one read): each goes back to the app, which hands it to the
+            # widget focused now, in the order typed, instead of into this hidden box.
+            event.stop()
+            event.prevent_default()
+            self.app.post_message(events.Key(event.key, event.character))
+            return
+        if event.key == "enter":
+            # Applied here, in this box's own queue, after the characters typed before it (the binding would run only
+            # once the key had bubbled up to the app, after the keys typed after it had been typed into this box).
+            event.stop()
+            event.prevent_default()
+            await self.action_submit()
+            return
+        await super()._on_key(event)
 
     def action_cancel(self) -> None:
         self.post_message(self.Cancelled())
