@@ -20,7 +20,7 @@ from agentdeck.console.messages import Ingested
 from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 
-from tests.test_store_watcher import WAIT_S, FakeApp, commit, finish, start, store  # noqa: F401 (fixture)
+from tests.test_store_watcher import WAIT_S, FakeApp, commit, finish, running, start, store  # noqa: F401 (fixture)
 
 
 def test_a_poke_from_another_thread_ends_a_wait_and_many_pokes_wake_once():
@@ -120,13 +120,10 @@ def test_a_commit_nobody_pokes_for_is_still_posted_while_the_ingest_process_feed
     watcher = StoreWatcher(app, db, poll_s=0.002, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
     watcher.supervisor = RunningSupervisor(watcher.open_pipe())  # type: ignore[assignment]
     assert watcher._fed()
-    stop, thread = start(watcher)
-    try:
+    with running(watcher):
         for n in (1, 2, 3):
             commit(conn, n)  # (no poke)
             app.wait_for(lambda n=n: bool(app.posts) and app.posts[-1][1] == n, f"commit {n} posted by the poll")
-    finally:
-        finish(watcher, stop, thread)
     assert watcher.pipe is not None and watcher.pipe.closed  # the run closed its pipe as it ended
 
 
@@ -138,8 +135,7 @@ def test_a_poked_commit_inside_the_window_is_posted_when_the_window_ends_not_at_
     window = 1.0
     watcher = StoreWatcher(app, db, poll_s=60.0, health_every=3600, refresh_every=window)  # type: ignore[arg-type]
     watcher.supervisor = RunningSupervisor(watcher.open_pipe())  # type: ignore[assignment]
-    stop, thread = start(watcher)
-    try:
+    with running(watcher):
         commit(conn, 1)
         watcher.wake()  # (as the ingest process's poke)
         app.wait_for(lambda: len(app.posts) == 1, "the first commit after a quiet spell, posted at once")
@@ -147,8 +143,6 @@ def test_a_poked_commit_inside_the_window_is_posted_when_the_window_ends_not_at_
         watcher.wake()
         assert time.monotonic() < app.posts[0][0] + window, "the second commit was meant to land inside the window"
         app.wait_for(lambda: len(app.posts) == 2, "the held commit, posted when the window ends")
-    finally:
-        finish(watcher, stop, thread)
     assert app.posts[1][1] == 2
     assert app.posts[1][0] >= app.posts[0][0] + window * 0.9  # not before the window ended
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -85,20 +87,27 @@ def finish(watcher: StoreWatcher, stop: threading.Event, thread: threading.Threa
     assert not thread.is_alive()
 
 
+@contextmanager
+def running(watcher: StoreWatcher, first_notice: bool = False) -> Iterator[None]:
+    """The watcher's thread for the block (``start``), stopped after it (``finish``)."""
+    stop, thread = start(watcher, first_notice)
+    try:
+        yield
+    finally:
+        finish(watcher, stop, thread)
+
+
 def test_the_last_commit_of_a_burst_is_always_posted_and_the_window_holds(store):
     db, conn = store
     app = FakeApp(db)
     window = 0.2
     watcher = StoreWatcher(app, db, poll_s=0.002, refresh_every=window)  # type: ignore[arg-type]
-    stop, thread = start(watcher)
-    try:
+    with running(watcher):
         commits = 60
         for n in range(commits):
             commit(conn, n)
         # No commit comes after the burst: only the held notice can show the last one.
         app.wait_for(lambda: app.posts and app.posts[-1][1] == commits, "a notice whose read shows the last commit")
-    finally:
-        finish(watcher, stop, thread)
     times = [t for t, _ in app.posts]
     # (times taken in the fake, after its read: a little jitter against the watcher's own clock)
     assert all(b - a >= window * 0.9 for a, b in zip(times, times[1:])), f"posts closer than the window: {times}"
@@ -110,8 +119,7 @@ def test_a_commit_inside_the_window_is_held_then_posted_when_it_ends(store):
     app = FakeApp(db)
     window = 0.5
     watcher = StoreWatcher(app, db, poll_s=0.002, refresh_every=window)  # type: ignore[arg-type]
-    stop, thread = start(watcher)
-    try:
+    with running(watcher):
         commit(conn, 1)
         app.wait_for(lambda: len(app.posts) == 1, "the first commit after a quiet spell, posted at once")
         first_at = app.posts[0][0]
@@ -119,8 +127,6 @@ def test_a_commit_inside_the_window_is_held_then_posted_when_it_ends(store):
         committed_at = time.monotonic()
         assert committed_at < first_at + window, "the second commit was meant to land inside the window"
         app.wait_for(lambda: len(app.posts) == 2, "the held notice, when the window ends")
-    finally:
-        finish(watcher, stop, thread)
     assert app.posts[1][1] == 2  # its read shows the held commit
     assert app.posts[1][0] >= first_at + window * 0.9  # not before the window ended
 
@@ -157,11 +163,8 @@ def test_a_commit_by_another_process_before_the_watcher_looks_is_posted_without_
     if primed:
         watcher.prime()
     commit(conn, 1)  # (no heard(): another process)
-    stop, thread = start(watcher, first_notice=True)
-    try:
+    with running(watcher, first_notice=True):
         app.wait_for(lambda: bool(app.posts) and app.posts[-1][1] == 1, "a notice whose read shows the commit")
-    finally:
-        finish(watcher, stop, thread)
 
 
 def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
@@ -172,8 +175,5 @@ def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
     watcher = StoreWatcher(app, db, poll_s=0.002, health_every=3600, refresh_every=0.0)  # type: ignore[arg-type]
     commit(conn, 1)
     watcher.heard()
-    stop, thread = start(watcher, first_notice=True)
-    try:
+    with running(watcher, first_notice=True):
         app.wait_for(lambda: bool(app.posts) and app.posts[-1][1] == 1, "the commit heard before the start posted")
-    finally:
-        finish(watcher, stop, thread)

@@ -117,17 +117,22 @@ async def test_a_task_opened_on_replay_is_in_its_first_frame(sample_db, make_app
         assert frames[0][2] == "LayoutUpdate"
 
 
-def hold_queue_reads(app, monkeypatch) -> threading.Event:
-    """The Escalations queue read waits for the returned gate (at most 20 s): a slow store."""
+def hold_deck_call(app, monkeypatch, name: str) -> threading.Event:
+    """The service call ``app.deck.<name>`` waits for the returned gate (at most 20 s): a slow store."""
     gate = threading.Event()
-    read = app.deck.escalation_queue
+    call = getattr(app.deck, name)
 
     def slow(*args, **kwargs):
         gate.wait(20)
-        return read(*args, **kwargs)
+        return call(*args, **kwargs)
 
-    monkeypatch.setattr(app.deck, "escalation_queue", slow)
+    monkeypatch.setattr(app.deck, name, slow)
     return gate
+
+
+def hold_queue_reads(app, monkeypatch) -> threading.Event:
+    """The Escalations queue read waits for the returned gate (at most 20 s): a slow store."""
+    return hold_deck_call(app, monkeypatch, "escalation_queue")
 
 
 async def test_keys_typed_while_a_switch_reads_go_to_the_screen_switched_to(esc_db, make_app, monkeypatch):

@@ -9,8 +9,6 @@ in one read.
 
 from __future__ import annotations
 
-import threading
-
 from textual import events
 from textual.command import CommandPalette
 
@@ -19,7 +17,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.escalation_table import EscalationTable
 from agentdeck.console.widgets.reason_dialog import ReasonDialog
 from test_escalations_support import esc_db, settle  # noqa: F401 (esc_db: a fixture)
-from test_switch_ahead import back_on_tasks, until
+from test_switch_ahead import back_on_tasks, hold_deck_call, until
 
 
 async def type_at_once(pilot, *keys: str) -> None:
@@ -74,14 +72,7 @@ async def test_an_approval_checked_after_the_operator_left_opens_no_dialog_elsew
     async with back_on_tasks(app) as pilot:
         await pilot.press("2")
         await settle(pilot)
-        checked = threading.Event()
-        refusal = app.deck.approval_refusal
-
-        def slow_refusal(*args, **kwargs):
-            checked.wait(20)
-            return refusal(*args, **kwargs)
-
-        monkeypatch.setattr(app.deck, "approval_refusal", slow_refusal)
+        checked = hold_deck_call(app, monkeypatch, "approval_refusal")
         try:
             await pilot.press("a", "1")  # approve (its rules are read first), then go to Tasks before they answer
             await until(pilot, lambda: app.current_mode == "tasks" and isinstance(app.screen, TasksScreen))
@@ -123,14 +114,7 @@ async def test_a_compensation_prepared_after_the_operator_left_opens_no_dialog_e
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await open_refund_on_replay(app, pilot)
-        prepared = threading.Event()
-        prompt = app.deck.compensation_prompt
-
-        def slow_prompt(*args, **kwargs):
-            prepared.wait(20)
-            return prompt(*args, **kwargs)
-
-        monkeypatch.setattr(app.deck, "compensation_prompt", slow_prompt)
+        prepared = hold_deck_call(app, monkeypatch, "compensation_prompt")
         try:
             await pilot.press("c", "1")  # compensate (its plan is prepared first), then go to Tasks
             await until(pilot, lambda: app.current_mode == "tasks" and isinstance(app.screen, TasksScreen))
