@@ -20,6 +20,7 @@ from agentdeck.replay.http_clients import ClientPool
 from agentdeck.store.db import connect
 from agentdeck.store.txn import atomic
 from conftest import point_hook_at
+from http_support import answer_json
 
 
 class Server:
@@ -40,15 +41,9 @@ class Server:
                 server.seen.append((self.path, self.headers.get("Cookie"), self.client_address[1]))
                 body = json.dumps({"ok": True}).encode()
                 failing = len(server.seen) <= server.fail_first
-                self.send_response(302 if self.path == "/redirect" else 503 if failing else 200)
-                if self.path == "/set-cookie":
-                    self.send_header("Set-Cookie", "session=s3cr3t; Path=/")
-                if self.path == "/redirect":
-                    self.send_header("Location", target)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                headers = ((("Set-Cookie", "session=s3cr3t; Path=/"),) if self.path == "/set-cookie" else
+                           (("Location", target),) if self.path == "/redirect" else ())
+                answer_json(self, 302 if self.path == "/redirect" else 503 if failing else 200, body, headers)
 
             def log_message(self, *args) -> None:
                 pass
@@ -241,12 +236,7 @@ def slow_server() -> tuple[ThreadingHTTPServer, threading.Event, threading.Event
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             arrived.set()
             answer.wait(20)
-            body = b"{}"
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_json(self, 200, b"{}")
 
         def log_message(self, *args) -> None:
             pass
