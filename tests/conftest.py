@@ -58,6 +58,16 @@ def sample_db(_sample_db_template, tmp_path) -> Path:
 
 
 @pytest.fixture
+def conn(sample_db):
+    """A connection to a fresh copy of the sample store (a test file may define its own ``conn``)."""
+    from agentdeck.store.db import connect
+
+    c = connect(sample_db)
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def fixed_clock():
     return lambda: FIXED_NOW
 

@@ -14,13 +14,6 @@ from agentdeck.store.db import connect
 from agentdeck.store.events import parse_event
 
 
-@pytest.fixture
-def conn(sample_db):
-    c = connect(sample_db)
-    yield c
-    c.close()
-
-
 def test_packet_holds_every_checklist_item(conn, tmp_path):
     out = tmp_path / "p.json"
     export(conn, "req-0001", fmt="json", out=out, operator="auditor", now=1795600000.0)

@@ -101,13 +101,6 @@ def count_clients_made(monkeypatch) -> list[float]:
     return made
 
 
-@pytest.fixture
-def conn(sample_db):
-    c = connect(sample_db)
-    yield c
-    c.close()
-
-
 def test_compensations_share_the_pool_and_the_allowlist_is_still_asked_for_each(conn, monkeypatch):
     made = count_clients_made(monkeypatch)
     pool = ClientPool()

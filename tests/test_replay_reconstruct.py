@@ -15,13 +15,6 @@ from agentdeck.store.db import connect
 from agentdeck.store.tailer import Tailer
 
 
-@pytest.fixture
-def conn(sample_db):
-    c = connect(sample_db)
-    yield c
-    c.close()
-
-
 def test_escalated_refund_reads_as_request_to_action(conn):
     r = reconstruct(conn, "task-0001")
     assert [s.kind for s in r.steps] == [

@@ -15,13 +15,6 @@ from tasks_support import ingest, task_lines, write_trace
 
 
 @pytest.fixture
-def conn(sample_db):
-    c = connect(sample_db)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def deck(sample_db):
     return DeckService(for_tests(sample_db))
 
