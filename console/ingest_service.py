@@ -291,6 +291,7 @@ class StoreWatcher:
                     self.app.post_message(HealthChecked(self.last))
                     pipe.wait(1.0)
         finally:
+            self.release_primed()  # (stopped before its first look)
             pipe.close()  # (the ingest process's copy: its pokes fail from now on, and it stops trying)
 
     def _check_health(self, conn) -> None:
@@ -318,6 +319,12 @@ class StoreWatcher:
             self._primed = None  # (no store yet, unreadable: the thread's start says so, and refreshes once)
 
     _primed: tuple[sqlite3.Connection, int] | None = None
+
+    def release_primed(self) -> None:
+        """Close the connection ``prime`` opened if no look took it (the watcher never ran, or stopped first)."""
+        primed, self._primed = self._primed, None
+        if primed is not None:
+            primed[0].close()
 
     def _watch(self, stop: threading.Event, pipe: WakePipe) -> None:
         primed, self._primed = self._primed, None
@@ -388,6 +395,7 @@ class IngestService:
         self.watcher = StoreWatcher(app, db_path, self.supervisor, poll_s=t.poll, health_every=t.health_every,
                                     stall_after=t.stall_after, refresh_every=t.refresh_every)
         self.watcher.prime()
+        self.started = False  # start() ran: the watcher's thread owns the primed connection from then on
 
     def _changed(self) -> None:
         self.watcher.poke()
@@ -395,6 +403,7 @@ class IngestService:
     def start(self) -> None:
         # Plain daemon threads, not Textual workers: they live as long as the
         # app, and tests that wait for all workers to complete must not wait on them.
+        self.started = True
         if self.supervisor is not None:
             # Its process pokes the watcher's pipe after each commit (opened now: handed to each process started).
             self.supervisor.wake = self.watcher.open_pipe()
@@ -420,6 +429,8 @@ class IngestService:
     def close(self) -> None:
         self.stop.set()
         self.watcher.wake()
+        if not self.started:  # (the app quit before its first frame started the watcher, which would close it)
+            self.watcher.release_primed()
         if self.supervisor is not None:
             self.supervisor.close()
 

@@ -177,3 +177,36 @@ def test_a_commit_heard_before_the_watcher_is_up_is_posted(store):
     watcher.heard()
     with running(watcher, first_notice=True):
         app.wait_for(lambda: bool(app.posts) and app.posts[-1][1] == 1, "the commit heard before the start posted")
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_a_console_that_quits_before_its_watcher_starts_closes_the_primed_connection(store):
+    # The app's constructor primes the watcher (a read connection on the store); its thread starts after the
+    # first frame. A console quitting before that (q at once, a --receive that fails) left that connection open.
+    from agentdeck.console.ingest_service import IngestService
+
+    db, _ = store
+    service = IngestService(FakeApp(db), db, [], follow=False)  # type: ignore[arg-type]
+    assert service.watcher._primed is not None
+    conn = service.watcher._primed[0]
+    service.close()
+    assert _closed(conn)
+
+
+def test_a_watcher_stopped_before_its_first_look_closes_the_primed_connection(store):
+    db, _ = store
+    watcher = StoreWatcher(FakeApp(db), db, poll_s=0.002, health_every=3600)  # type: ignore[arg-type]
+    watcher.prime()
+    assert watcher._primed is not None
+    conn = watcher._primed[0]
+    stop = threading.Event()
+    stop.set()
+    watcher.run(stop)
+    assert _closed(conn)

@@ -15,24 +15,16 @@ VERDICT_STYLE = {"promote": "bold green", "hold": "bold yellow", "roll back": "b
 HOOK_STYLE = {"delivered": "green", "pending": "yellow", "failed": "bold red", "blocked": "magenta"}
 
 
-def render_release(view: EscalationView, now: float) -> Text:
+def render_release_parts(view: EscalationView, now: float) -> tuple[Text, Text, Text]:
     """A promotion or roll back item (store/release.py): what it asks, the verdict table and suite result it was
     raised on, the version's stage now, and what deciding it did (stage changes, the release hook's answers).
 
+    In three, joined by newlines (escalation_detail.render): the lines above the clock's, the lines that move with
+    the clock (raised ... ago, time to the deadline), and the rest. The pane sets each again only when it would
+    draw differently: a second passing redraws two lines, not the verdict table, suite and stage changes.
+
     Agent, version, metric reasons and case ids come from traces: every one passes through plain().
     """
-    top, clock, rest = render_release_parts(view, now)
-    text = top.copy()
-    for part in (clock, rest):
-        text.append("\n")
-        text.append_text(part)
-    return text
-
-
-def render_release_parts(view: EscalationView, now: float) -> tuple[Text, Text, Text]:
-    """``render_release`` in three, joined by newlines: the lines above the clock's, the lines that move with the
-    clock (raised ... ago, time to the deadline), and the rest. The pane sets each again only when it would draw
-    differently: a second passing redraws two lines, not the verdict table, suite and stage changes."""
     r, rel = view.row, view.release
     assert rel is not None
     item, verdict = rel.item, rel.verdict
