@@ -48,3 +48,10 @@ def clean(value: object, limit: int | None = None, *, single_line: bool = False)
 def plain(value: object, limit: int | None = None, *, style: str = "", single_line: bool = False) -> Text:
     """Untrusted value → Text that is displayed literally."""
     return Text(clean(value, limit, single_line=single_line), style=style, no_wrap=single_line)
+
+
+def same_text(a: Text | None, b: Text | None) -> bool:
+    """Would draw the same: Text's == leaves out the base style and the justification."""
+    if a is None or b is None:
+        return a is b
+    return a.plain == b.plain and a.spans == b.spans and a.style == b.style and a.justify == b.justify

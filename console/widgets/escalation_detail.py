@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from agentdeck.console.safe import clean, plain
+from agentdeck.console.safe import clean, plain, same_text
 from agentdeck.console.widgets.escalation_format import (
     DELIVERY_STYLE, append_decision, label, RISK_STYLE, action_label, amount_label, duration, proposed, stamp, time_left,
 )
@@ -141,13 +141,6 @@ def render_parts(view: EscalationView | None, now: float,
     return None, head, t
 
 
-def _same(a: Text | None, b: Text | None) -> bool:
-    """Would draw the same (Text's == leaves out the base style)."""
-    if a is None or b is None:
-        return a is b
-    return a.plain == b.plain and a.spans == b.spans and a.style == b.style and a.justify == b.justify
-
-
 class EscalationDetail(VerticalScroll):
     """Scrollable detail of the selected escalation."""
 
@@ -164,7 +157,7 @@ class EscalationDetail(VerticalScroll):
         parts = render_parts(view, now, on_expiry)
         shown, self._shown = self._shown, parts
         for name, part, before in zip(self.PARTS, parts, shown):
-            if _same(part, before):
+            if same_text(part, before):
                 continue
             widget = self.query_one(f"#esc-detail-{name}", Static)
             if part is not None:

@@ -25,6 +25,8 @@ from textual.style import Style
 from textual.visual import Visual
 from textual.widget import Widget
 
+from agentdeck.console.safe import same_text
+
 
 class TextBlock(Widget):
     """Lines of text as tall as they wrap to (``height: auto``, as a Static)."""
@@ -44,7 +46,7 @@ class TextBlock(Widget):
 
     def update(self, text: Text) -> None:
         """Show ``text`` (a rich Text: shown literally)."""
-        if text.plain == self.text.plain and text.spans == self.text.spans and text.style == self.text.style:
+        if same_text(text, self.text):
             return
         self.text = text
         self._lines = None
