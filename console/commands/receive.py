@@ -69,14 +69,12 @@ def start_for_app(app, spec: str):
     from agentdeck.console.messages import Ingested
     from agentdeck.store.otlp_auth import is_loopback
     from agentdeck.store.otlp_receiver import Receiver
-    from agentdeck.store.receiver_status import ReceiverStatus
 
     # The console's store watcher posts Ingested within its refresh throttle (console/ingest_service.py): a
     # commit is only a nudge to look now. A bare app (no watcher) is told directly.
     watcher = getattr(getattr(app, "ingest", None), "watcher", None)
 
     def on_commit(result) -> None:
-        status_writer.on_commit(result)
         if not app.is_running:  # before the app runs, its screens load everything on mount anyway
             return
         if watcher is not None:
@@ -88,21 +86,40 @@ def start_for_app(app, spec: str):
     if not is_loopback(host):
         raise ValueError(f"{host} is not a loopback address: the console's receiver has no authentication "
                          "(run `agentdeck receive --token-file ...` for other addresses)")
-    receiver = Receiver(app.db_path, host, port, on_commit=on_commit)
     # In the store as an ingester, as `agentdeck receive` is: what it refuses (a sender on a wrong path) is on
     # Problems.
-    status_writer = ReceiverStatus(app.db_path, receiver.endpoint, receiver.stats).start()
-    return ConsoleReceiver(receiver.start(), status_writer)
+    return ServedReceiver(Receiver(app.db_path, host, port, on_commit=on_commit), app.db_path).start()
 
 
-class ConsoleReceiver:
-    """The console's receiver and its status in the store, closed together (the status says it stopped)."""
+class ServedReceiver:
+    """A receiver and its status in the store (store/receiver_status.py: an ingester any console shows, with the
+    requests it refused), started and closed together: the status is up before the first request, and says
+    "stopped" after the last."""
 
-    def __init__(self, receiver, status) -> None:
+    def __init__(self, receiver, db_path) -> None:
+        from agentdeck.store.receiver_status import ReceiverStatus
+
         self.receiver = receiver
-        self.status = status
         self.endpoint: str = receiver.endpoint
         self.stats = receiver.stats
+        self.status = ReceiverStatus(db_path, receiver.endpoint, receiver.stats)
+        told = receiver.on_commit
+
+        def on_commit(result) -> None:
+            self.status.on_commit(result)
+            if told is not None:
+                told(result)
+
+        receiver.on_commit = on_commit
+
+    def start(self) -> ServedReceiver:
+        try:
+            self.status.start()
+        except BaseException:
+            self.receiver.close()  # (bound, never served: its port is given back)
+            raise
+        self.receiver.start()
+        return self
 
     def close(self) -> None:
         self.receiver.close()
@@ -133,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
     from agentdeck.store import otlp_receiver as rx
     from agentdeck.store.db import connect
     from agentdeck.store.otlp_auth import ConfigError, is_loopback, load_tokens, tls_context
-    from agentdeck.store.receiver_status import ReceiverStatus
 
     if bool(args.tls_cert) != bool(args.tls_key):
         return _usage("--tls-cert and --tls-key go together")
@@ -165,8 +181,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     # In the store as an ingester: any console on it shows what this receiver refuses, and that it died.
-    status_writer = ReceiverStatus(db, receiver.endpoint, receiver.stats)
-    receiver.on_commit = status_writer.on_commit
+    served = ServedReceiver(receiver, db)
     who = (f"{len(tokens)} token(s)" if tokens else "no tokens") + (", client certificates" if args.tls_client_ca else "")
     print(f"receiving OTLP/HTTP traces at {receiver.endpoint} into {db} ({who}; Ctrl-C to stop)", flush=True)
     stop = threading.Event()
@@ -174,16 +189,14 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop, (signal.SIGTERM,))
     if args.token_file:
         signal.signal(signal.SIGHUP, lambda *_: _reload(receiver, args.token_file))
-    status_writer.start()
-    receiver.start()
+    served.start()
     status = 0
     try:
         stop.wait()
     except KeyboardInterrupt:
         status = 130
     finally:
-        receiver.close()
-        status_writer.close()
+        served.close()
         s = receiver.stats
         logs = f", {s.log_records} log records" if s.log_records or s.rejected_log_records else ""
         logs_rejected = f", {s.rejected_log_records} log records" if s.rejected_log_records else ""
