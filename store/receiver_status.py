@@ -100,7 +100,8 @@ class ReceiverStatus:
         self._conn: sqlite3.Connection | None = None
         self.recorder: StatusRecorder | None = None
         self.source = f"{SOURCE_PREFIX}{endpoint}"
-        self._args = ([self.source], ingester or ingester_id(), heartbeat)
+        self.ingester = ingester or ingester_id()
+        self.heartbeat = heartbeat
         self._seen: deque[tuple[float, dict[int, int]]] = deque()  # (when, counts) within the window
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -111,10 +112,9 @@ class ReceiverStatus:
             self.recorder.on_batch(result)
 
     def start(self) -> ReceiverStatus:
-        paths, ingester, heartbeat = self._args
         self._conn = connect(self.db_path)
-        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock,
-                                       follows_files=False)
+        self.recorder = StatusRecorder(self._conn, [self.source], ingester=self.ingester, heartbeat=self.heartbeat,
+                                       clock=self.clock, follows_files=False)
         self.recorder.start()
         self._thread = threading.Thread(target=self._run, name="receiver-status", daemon=True)
         self._thread.start()
