@@ -257,7 +257,11 @@ class _Queued:
     results: list[BatchResult] = field(default_factory=list)
     error: Exception | None = None
     settled: bool = False  # committed, or found to hold nothing the store takes
-    done: bool = False  # settled or given its error
+
+    @property
+    def done(self) -> bool:
+        """Settled or given its error (``_commit_queued`` leaves every request of its batch one or the other)."""
+        return self.settled or self.error is not None
 
 
 class Receiver:
@@ -529,7 +533,6 @@ class Receiver:
             for request in batch:
                 if not request.settled and request.error is None:  # (interrupted): never a 200 for it
                     request.error = HttpError(503, UNAVAILABLE, "not stored: the receiver is stopping", retry_after=1)
-                request.done = True
 
     def _commit_together(self, conn: sqlite3.Connection, batch: list[_Queued]) -> None:
         # A sender limited to some agents is checked against the tasks as stored right before
