@@ -133,7 +133,9 @@ def _ingest(conn, now, child: ChildState | None, stall_after: float,
                                     r.detail or "", r.heartbeat_at, "restart it; if it fails again, run it by hand to see why"))
         elif r.state == "running":
             live += 1
-            behind += r.behind_bytes
+            # Each live ingester reports the whole store's backlog (ingest_status.behind_bytes: every followed
+            # file's size past its committed offset, whoever follows it): the same bytes, not a share to add up.
+            behind = max(behind, r.behind_bytes)
     for sp in ingest_status.problems(conn, [r.ingester for r in fresh]):
         level, todo = _source_advice(sp.source, sp.detail)
         # What is wrong first (paths are long): "permission denied", "dangling symlink", "store error".
