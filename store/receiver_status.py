@@ -105,11 +105,15 @@ class ReceiverStatus:
         self._seen: deque[tuple[float, dict[int, int]]] = deque()  # (when, counts) within the window
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The receiver calls on_commit from each request's thread, outside its own lock, several at once:
+        # the recorder's ``+=`` on its counts would lose some without one.
+        self._counting = threading.Lock()
 
     def on_commit(self, result) -> None:
         """The receiver committed a batch (its ``on_commit``): counts and the last commit's time."""
         if self.recorder is not None:
-            self.recorder.on_batch(result)
+            with self._counting:
+                self.recorder.on_batch(result)
 
     def start(self) -> ReceiverStatus:
         self._conn = connect(self.db_path)
