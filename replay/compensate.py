@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from typing import Any
 
-import httpx
-
 from agentdeck.replay import handlers
 from agentdeck.replay.hosts import check_url
 from agentdeck.replay.http_clients import ClientPool, client_for_call
@@ -217,7 +215,7 @@ def _run_http(plan: Plan, allow_hosts, timeout: float, clients: ClientPool | Non
         # trust_env=False: no proxy from the environment — only the allowlisted host is contacted
         # (replay/http_clients.py). The console's shared clients, one per timeout; else one for this call.
         with client_for_call(timeout, clients=clients) as client:  # (a shared one held: closed after this call)
-            resp = _request(client, plan)
+            resp = client.request(plan.method or "POST", plan.url or "", json=plan.body, headers=plan.headers)
     except Exception as exc:  # httpx also raises e.g. UnicodeEncodeError; the attempt must end 'failed'
         return Outcome(False, 0, error=f"{type(exc).__name__}: {exc}"[:500])
     try:
@@ -227,10 +225,6 @@ def _run_http(plan: Plan, allow_hosts, timeout: float, clients: ClientPool | Non
     ok = 200 <= resp.status_code < 300
     error = None if ok else f"the system answered {resp.status_code}"
     return Outcome(ok, 0, resp.status_code, body, error, resp.headers.get("Idempotent-Replayed") == "true")
-
-
-def _request(client: httpx.Client, plan: Plan) -> httpx.Response:
-    return client.request(plan.method or "POST", plan.url or "", json=plan.body, headers=plan.headers)
 
 
 def _run_handler(plan: Plan) -> Outcome:

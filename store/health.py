@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from agentdeck.store import ingest_status
+from agentdeck.store import ingest_status, receiver_status
 
 LEVELS = ("ok", "warn", "error")
 
@@ -133,7 +133,9 @@ def _ingest(conn, now, child: ChildState | None, stall_after: float,
                                     r.detail or "", r.heartbeat_at, "restart it; if it fails again, run it by hand to see why"))
         elif r.state == "running":
             live += 1
-            behind += r.behind_bytes
+            # Each live ingester reports the whole store's backlog (ingest_status.behind_bytes: every followed
+            # file's size past its committed offset, whoever follows it): the same bytes, not a share to add up.
+            behind = max(behind, r.behind_bytes)
     for sp in ingest_status.problems(conn, [r.ingester for r in fresh]):
         level, todo = _source_advice(sp.source, sp.detail)
         # What is wrong first (paths are long): "permission denied", "dangling symlink", "store error".
@@ -160,11 +162,12 @@ def _source_advice(source: str, detail: str) -> tuple[str, str]:
     if source == "(indexes)":
         return "warn", ("task lists are slower until the tasks' indexes are built: they are built when the store is "
                         "next opened for writing (restart the console's ingest with R, or run agentdeck ingest)")
-    if source.startswith("OTLP receiver ") and " refused in the last " in detail:
+    refusals = receiver_status.refusal_kind(source, detail)
+    if refusals == "lost":
         return "error", ("the senders drop these spans (OTLP exporters do not retry 401, 404, 405 or 411): give each sender "
                          "a token from the receiver's --token-file (OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer "
                          "<token>\") and point it at /v1/traces (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)")
-    if source.startswith("OTLP receiver ") and " turned away in the last " in detail:
+    if refusals == "retried":
         return "warn", ("the senders retry these, so nothing is lost yet, but spans wait in their queues and are dropped "
                         "when those fill: if it lasts, look at the receiver's log and the store's disk; a sender over its "
                         "budget needs a larger one in the token file")

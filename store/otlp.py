@@ -1473,8 +1473,7 @@ def to_events(spans: list[Span], rejected: list[BadSpan] | None = None) -> SpanI
                 # The way up from a model call to its agent (``_inner``), whatever batch it comes in.
                 items.append(SpanItem(None, "", (span.trace_id, span.span_id, "link"), {"link": span.parent_span_id}))
                 passing = True
-            elif kind == "model" and not passing and not (_INPUT_KEYS.isdisjoint(span.attributes)
-                                                          and _OUTPUT_KEYS.isdisjoint(span.attributes)):
+            elif kind == "model" and not passing and not _MESSAGE_KEYS.isdisjoint(span.attributes):
                 passing = True
         # (RecursionError: a structured value nested deeper than the JSON decoder's stack costs only its span)
         except (OtlpError, ValidationError, ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -1504,8 +1503,7 @@ def _fallbacks(spans: list[Span], kinds: list[str], best: dict) -> dict[tuple[st
     # without any gets no entry: ``_framing`` reads a missing one as (None, None)).
     models: dict[str, list[Span]] = {}
     for s, k in zip(spans, kinds):
-        if k == "model" and s.trace_id in wanting and not (_INPUT_KEYS.isdisjoint(s.attributes)
-                                                          and _OUTPUT_KEYS.isdisjoint(s.attributes)):
+        if k == "model" and s.trace_id in wanting and not _MESSAGE_KEYS.isdisjoint(s.attributes):
             models.setdefault(s.trace_id, []).append(s)
     for trace, calls in models.items():
         asked = [(s.start_ns, t) for s in calls if not _INPUT_KEYS.isdisjoint(s.attributes)
@@ -1646,6 +1644,7 @@ USER = ("user.id", "enduser.id", "langfuse.user.id", "langfuse.trace.user_id", "
 _SESSION_KEYS = frozenset(SESSION)
 _USER_KEYS = frozenset(USER)
 _INPUT_KEYS, _OUTPUT_KEYS = content.INPUT_KEYS, content.OUTPUT_KEYS
+_MESSAGE_KEYS = _INPUT_KEYS | _OUTPUT_KEYS  # a model call with messages: one of these is set
 _COST_KEYS = frozenset((*COST, "langfuse.observation.cost_details", "llm.cost.prompt", "llm.cost.completion"))
 _CACHE_KEYS = frozenset((*CACHE_READ, *CACHE_WRITE))
 

@@ -257,7 +257,11 @@ class _Queued:
     results: list[BatchResult] = field(default_factory=list)
     error: Exception | None = None
     settled: bool = False  # committed, or found to hold nothing the store takes
-    done: bool = False  # settled or given its error
+
+    @property
+    def done(self) -> bool:
+        """Settled or given its error (``_commit_queued`` leaves every request of its batch one or the other)."""
+        return self.settled or self.error is not None
 
 
 class Receiver:
@@ -521,11 +525,7 @@ class Receiver:
                                 log.exception("post-commit hook %r failed", hook)
             finally:
                 self.pool.put((conn, hooks))
-        except HttpError as exc:
-            for request in batch:
-                if not request.settled:
-                    request.error = exc
-        except Exception as exc:  # (each request's thread answers 500 and logs it)
+        except Exception as exc:  # (an HttpError is its answer; any other: each request's thread answers 500, logged)
             for request in batch:
                 if not request.settled:
                     request.error = exc
@@ -533,7 +533,6 @@ class Receiver:
             for request in batch:
                 if not request.settled and request.error is None:  # (interrupted): never a 200 for it
                     request.error = HttpError(503, UNAVAILABLE, "not stored: the receiver is stopping", retry_after=1)
-                request.done = True
 
     def _commit_together(self, conn: sqlite3.Connection, batch: list[_Queued]) -> None:
         # A sender limited to some agents is checked against the tasks as stored right before
@@ -561,9 +560,7 @@ class Receiver:
                         raise HttpError(503, UNAVAILABLE, f"store unavailable: {exc}", retry_after=1) from None
                 if request.groups:
                     request.accepted = self._commit(conn, request.groups, request.bad, request.results)
-            except HttpError as exc:
-                request.error = exc
-            except Exception as exc:  # its own 500 (logged by its thread), not its batch-mates' after it
+            except Exception as exc:  # its own answer (a 500 logged by its thread), not its batch-mates' after it
                 request.error = exc
             request.settled = True
 
@@ -601,25 +598,25 @@ class Receiver:
             log.warning("could not record %d rejected OTLP span(s) or request(s): %s", len(rows), exc)
 
     def _record_refused(self, bad: list[otlp.BadSpan], where: str, source: str | None, wait: float) -> None:
-        try:
-            conn, hooks = self.pool.get(max(wait, 1.0))  # (the request's spans are committed: answer it)
-        except HttpError:
-            log.warning("could not record %d refused OTLP span(s) (the store is busy)", len(bad))
-            return
-        try:
-            self._record(conn, [(f"span refused: {b.reason}", b.raw) for b in bad], where, source)
-        finally:
-            self.pool.put((conn, hooks))
+        # (the request's spans are committed: at least a second to record the refused ones, then answer it)
+        self._record_pooled([(f"span refused: {b.reason}", b.raw) for b in bad], where, source, max(wait, 1.0),
+                            f"could not record {len(bad)} refused OTLP span(s) (the store is busy)")
 
     def record_reject(self, error: str, body: bytes, *, where: str = "", source: str | None = None,
                       timeout: float = 5.0) -> None:
+        self._record_pooled([(error, body)], where, source, timeout,
+                            f"could not record a rejected OTLP request (the store is busy): {error}")
+
+    def _record_pooled(self, rows: list[tuple[str, bytes]], where: str, source: str | None, timeout: float,
+                       busy: str) -> None:
+        """``_record`` on a connection from the pool; if none comes within ``timeout``, ``busy`` is logged."""
         try:
             conn, hooks = self.pool.get(timeout)
         except HttpError:
-            log.warning("could not record a rejected OTLP request (the store is busy): %s", error)
+            log.warning("%s", busy)
             return
         try:
-            self._record(conn, [(error, body)], where, source)
+            self._record(conn, rows, where, source)
         finally:
             self.pool.put((conn, hooks))
 

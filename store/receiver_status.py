@@ -43,26 +43,39 @@ class _Stats(Protocol):
     latest_refusal: dict[int, str]
 
 
+# What a problem's detail says the requests were (``problems`` writes it, store/health.py advises by it).
+VERBS = {"lost": "refused", "retried": "turned away"}
+SOURCE_PREFIX = "OTLP receiver "
+
+
 def problems(source: str, now_counts: dict[int, int], before: dict[int, int], latest: dict[int, str],
              window: float) -> dict[str, str]:
     """Problems (source -> detail) for the refusals counted between ``before`` and ``now_counts``: one for
     requests whose spans the senders drop (``source``), one for those they retry (``source (busy)``)."""
     out: dict[str, str] = {}
-    for group, kind in ((LOST, "lost"), (RETRIED, "retried")):
-        parts, refused = [], set()
+    for group, kind, key in ((LOST, "lost", source), (RETRIED, "retried", f"{source} (busy)")):
+        parts, refused, total = [], set(), 0
         for status, what in group.items():
-            n = now_counts.get(status, 0) - before.get(status, 0)
+            n = now_counts.get(status, 0) - before.get(status, 0)  # (counts only grow: never below 0)
             if n > 0:
                 parts.append(f"{n} {what}")
                 refused.add(status)
-        # ``latest`` is newest last (ReceiverStats.noted): the group's status refused last names its sender.
-        newest = next((latest[s] for s in reversed(latest) if s in refused), "")
+                total += n
         if parts:
-            total = sum(now_counts.get(s, 0) - before.get(s, 0) for s in group)
-            head = (f"{total} request{'s' if total != 1 else ''} refused" if kind == "lost"
-                    else f"{total} request{'s' if total != 1 else ''} turned away")
-            out[source if kind == "lost" else f"{source} (busy)"] = f"{head} in the last {window:.0f} s: {', '.join(parts)}; newest: {newest}"
+            # ``latest`` is newest last (ReceiverStats.noted): the group's status refused last names its sender.
+            newest = next((latest[s] for s in reversed(latest) if s in refused), "")
+            out[key] = (f"{total} request{'s' if total != 1 else ''} {VERBS[kind]} in the last {window:.0f} s: "
+                        f"{', '.join(parts)}; newest: {newest}")
     return out
+
+
+def refusal_kind(source: str, detail: str) -> str | None:
+    """``"lost"`` or ``"retried"`` for a receiver's refusals problem (as ``problems`` words it); None for any other."""
+    if source.startswith(SOURCE_PREFIX):
+        for kind, verb in VERBS.items():
+            if f" {verb} in the last " in detail:
+                return kind
+    return None
 
 
 def counts(stats: _Stats) -> dict[int, int]:
@@ -86,22 +99,26 @@ class ReceiverStatus:
         self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self.recorder: StatusRecorder | None = None
-        self.source = f"OTLP receiver {endpoint}"
-        self._args = ([self.source], ingester or ingester_id(), heartbeat)
+        self.source = f"{SOURCE_PREFIX}{endpoint}"
+        self.ingester = ingester or ingester_id()
+        self.heartbeat = heartbeat
         self._seen: deque[tuple[float, dict[int, int]]] = deque()  # (when, counts) within the window
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The receiver calls on_commit from each request's thread, outside its own lock, several at once:
+        # the recorder's ``+=`` on its counts would lose some without one.
+        self._counting = threading.Lock()
 
     def on_commit(self, result) -> None:
         """The receiver committed a batch (its ``on_commit``): counts and the last commit's time."""
         if self.recorder is not None:
-            self.recorder.on_batch(result)
+            with self._counting:
+                self.recorder.on_batch(result)
 
     def start(self) -> ReceiverStatus:
-        paths, ingester, heartbeat = self._args
         self._conn = connect(self.db_path)
-        self.recorder = StatusRecorder(self._conn, paths, ingester=ingester, heartbeat=heartbeat, clock=self.clock,
-                                       follows_files=False)
+        self.recorder = StatusRecorder(self._conn, [self.source], ingester=self.ingester, heartbeat=self.heartbeat,
+                                       clock=self.clock, follows_files=False)
         self.recorder.start()
         self._thread = threading.Thread(target=self._run, name="receiver-status", daemon=True)
         self._thread.start()

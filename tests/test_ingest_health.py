@@ -72,6 +72,16 @@ def test_silent_ingester_is_called_stalled(conn):
     assert h.problems[0].since == NOW
 
 
+def test_two_live_ingesters_report_one_backlog_not_twice(conn):
+    # behind_bytes is the store's backlog, past every source's committed offset, whoever follows it:
+    # two ingesters on one store (the console's and a headless one) each report the same bytes.
+    for ingester in ("h:1", "h:2"):
+        ingest_status.register(conn, ingester, ["/traces"], NOW)
+        ingest_status.beat(conn, ingester, NOW + 1, {}, behind_bytes=4096)
+    h = health.check(conn, NOW + 2, stall_after=30)
+    assert h.ingesters == 2 and h.behind_bytes == 4096
+
+
 def test_a_restarted_ingester_supersedes_the_one_that_died(conn):
     ingest_status.register(conn, "h:1", ["/traces"], NOW)
     assert ingest_status.mark_gone(conn, "h:1", NOW + 5, "killed by signal 9")
