@@ -92,13 +92,14 @@ _DATA_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.IntegrityError, sq
 
 class HttpError(Exception):
     def __init__(self, status: int, code: int, message: str, *, record: bool = False,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, reply: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.record = record  # keep the body in the rejects table
         self.retry_after = retry_after
+        self.reply = message if reply is None else reply  # what the sender is told (``message`` may be internal)
 
 
 @dataclass
@@ -773,7 +774,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
         if err.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="agentdeck"'
-        self._reply(err.status, status_body(err.code, err.message, reply_type), reply_type, close=True, headers=headers)
+        self._reply(err.status, status_body(err.code, err.reply, reply_type), reply_type, close=True, headers=headers)
 
     def _where(self) -> str:
         host, port = self.receiver.address
@@ -906,8 +907,10 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("OTLP request failed")
             # A 500 is not retried by OTLP clients: its body is kept in rejects, so the console's Problems shows it
             # (not only this log) and nothing of it is lost.
+            # The sender is told only that it failed: the exception's text is the receiver's (paths, SQL), not theirs.
             self._fail(HttpError(500, 13, f"internal error: {type(exc).__name__}: {exc} (see the receiver's log)",
-                                 record=True), content_type, body, source)
+                                 record=True, reply="internal error: not stored (the receiver's operator can see why)"),
+                       content_type, body, source)
             return
         with receiver._lock:
             receiver.stats.requests += 1

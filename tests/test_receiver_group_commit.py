@@ -163,6 +163,7 @@ def test_an_unexpected_error_in_one_request_fails_only_that_request(tmp_path, mo
     with Receiver(tmp_path / "store.db", "127.0.0.1", 0, post_commit=[]) as receiver:
         answers = post_while_held(receiver, [encode_spans(r).SerializeToString() for r in runs])
         assert [a.status_code for a in answers] == [200, 500, 200]
+        assert b"internal error" in answers[1].content and b"unforeseen" not in answers[1].content  # (kept in rejects)
         stored = tasks(receiver.db_path)
         assert otlp.task_id(trace_hex(runs[0])) in stored and otlp.task_id(trace_hex(runs[2])) in stored
         assert otlp.task_id(poisoned) not in stored
