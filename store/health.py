@@ -167,6 +167,10 @@ def _source_advice(source: str, detail: str) -> tuple[str, str]:
         return "error", ("the senders drop these spans (OTLP exporters do not retry 401, 404, 405 or 411): give each sender "
                          "a token from the receiver's --token-file (OTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer "
                          "<token>\") and point it at /v1/traces (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)")
+    if refusals == "unkept":
+        return "error", ("spans the receiver refused (each already told to its sender) could not be kept in the rejects "
+                         "table, the store being busy: their text is only in the receiver's log; check what holds the "
+                         "store (another writer, the disk)")
     if refusals == "retried":
         return "warn", ("the senders retry these, so nothing is lost yet, but spans wait in their queues and are dropped "
                         "when those fill: if it lasts, look at the receiver's log and the store's disk; a sender over its "

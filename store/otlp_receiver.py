@@ -80,6 +80,10 @@ STORE_CONNECTIONS = 4
 IDLE_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 30.0
 
+# ReceiverStats.refusals' key for refused spans or bodies whose raw text could not be kept in rejects (no store
+# connection in time): counted with the HTTP statuses so the receiver's status shows them as a problem.
+NOT_KEPT = -1
+
 # google.rpc.Code values for the Status body.
 INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, UNAVAILABLE, UNAUTHENTICATED = 3, 5, 8, 12, 14, 16
 DEADLINE_EXCEEDED = 4
@@ -596,7 +600,15 @@ class Receiver:
                       len(raw), time.time(), source) for error, raw in rows],
                 )
         except sqlite3.Error as exc:
-            log.warning("could not record %d rejected OTLP span(s) or request(s): %s", len(rows), exc)
+            self._not_kept(len(rows), f"could not record {len(rows)} rejected OTLP span(s) or request(s): {exc}")
+
+    def _not_kept(self, n: int, why: str) -> None:
+        """``n`` refused spans or bodies not kept in rejects: logged, and counted for the receiver's status
+        (store/receiver_status.py), which shows them on the console's Problems."""
+        log.warning("%s", why)
+        with self._lock:
+            self.stats.refusals[NOT_KEPT] = self.stats.refusals.get(NOT_KEPT, 0) + n
+            self.stats.noted(NOT_KEPT, why)
 
     def _record_refused(self, bad: list[otlp.BadSpan], where: str, source: str | None, wait: float) -> None:
         # (the request's spans are committed: at least a second to record the refused ones, then answer it)
@@ -610,11 +622,11 @@ class Receiver:
 
     def _record_pooled(self, rows: list[tuple[str, bytes]], where: str, source: str | None, timeout: float,
                        busy: str) -> None:
-        """``_record`` on a connection from the pool; if none comes within ``timeout``, ``busy`` is logged."""
+        """``_record`` on a connection from the pool; if none comes within ``timeout``, ``busy`` says why (``_not_kept``)."""
         try:
             conn, hooks = self.pool.get(timeout)
         except HttpError:
-            log.warning("%s", busy)
+            self._not_kept(len(rows), busy)
             return
         try:
             self._record(conn, rows, where, source)

@@ -33,6 +33,7 @@ TICK_S = 1.0  # how often the counters are looked at: a refusal shows within abo
 # Statuses by what they mean for the spans, in the order shown: what happened.
 LOST = {401: "no valid token (401)", 404: "no such path (404)", 405: "wrong method (405)", 411: "no Content-Length (411)"}
 RETRIED = {503: "receiver or store busy (503)", 429: "over the sender's budget (429)", 408: "request too slow (408)"}
+UNKEPT = {-1: "kept only in the receiver's log, the store busy"}  # (otlp_receiver.NOT_KEPT: spans or bodies, not requests)
 # 400, 413, 415 and 500 keep the refused body in the rejects table, which Problems already lists (so does a request whose
 # framing is bad, a wrong Content-Length or chunk size: with no body, as none could be read).
 
@@ -44,7 +45,7 @@ class _Stats(Protocol):
 
 
 # What a problem's detail says the requests were (``problems`` writes it, store/health.py advises by it).
-VERBS = {"lost": "refused", "retried": "turned away"}
+VERBS = {"lost": "refused", "retried": "turned away", "unkept": "not kept in rejects"}
 SOURCE_PREFIX = "OTLP receiver "
 
 
@@ -53,7 +54,8 @@ def problems(source: str, now_counts: dict[int, int], before: dict[int, int], la
     """Problems (source -> detail) for the refusals counted between ``before`` and ``now_counts``: one for
     requests whose spans the senders drop (``source``), one for those they retry (``source (busy)``)."""
     out: dict[str, str] = {}
-    for group, kind, key in ((LOST, "lost", source), (RETRIED, "retried", f"{source} (busy)")):
+    for group, kind, key in ((LOST, "lost", source), (RETRIED, "retried", f"{source} (busy)"),
+                             (UNKEPT, "unkept", f"{source} (rejects)")):
         parts, refused, total = [], set(), 0
         for status, what in group.items():
             n = now_counts.get(status, 0) - before.get(status, 0)  # (counts only grow: never below 0)
@@ -64,13 +66,14 @@ def problems(source: str, now_counts: dict[int, int], before: dict[int, int], la
         if parts:
             # ``latest`` is newest last (ReceiverStats.noted): the group's status refused last names its sender.
             newest = next((latest[s] for s in reversed(latest) if s in refused), "")
-            out[key] = (f"{total} request{'s' if total != 1 else ''} {VERBS[kind]} in the last {window:.0f} s: "
+            noun = ("refused span or body", "refused spans or bodies") if kind == "unkept" else ("request", "requests")
+            out[key] = (f"{total} {noun[total != 1]} {VERBS[kind]} in the last {window:.0f} s: "
                         f"{', '.join(parts)}; newest: {newest}")
     return out
 
 
 def refusal_kind(source: str, detail: str) -> str | None:
-    """``"lost"`` or ``"retried"`` for a receiver's refusals problem (as ``problems`` words it); None for any other."""
+    """``"lost"``, ``"retried"`` or ``"unkept"`` for a receiver's refusals problem (as ``problems`` words it); None for any other."""
     if source.startswith(SOURCE_PREFIX):
         for kind, verb in VERBS.items():
             if f" {verb} in the last " in detail:

@@ -306,3 +306,29 @@ def test_a_request_refused_for_its_framing_is_on_problems(tmp_path):
             assert found["rejects"].what.startswith("2 trace lines rejected"), found["rejects"]
         finally:
             status.close()
+
+
+def test_refused_spans_that_could_not_be_kept_in_rejects_are_a_problem(tmp_path):
+    """A refused body whose raw text the store could not take (no connection in time) was only in the log."""
+    from agentdeck.store.otlp_receiver import HttpError
+
+    db = tmp_path / "s.db"
+    with Receiver(db, "127.0.0.1", 0) as receiver:
+        def no_connection(timeout):
+            raise HttpError(503, 14, "the store is busy (all its connections are in use)")
+
+        real_get = receiver.pool.get
+        receiver.pool.get = no_connection  # type: ignore[method-assign]
+        try:
+            receiver.record_reject("HTTP 400: not JSON", b"{oops", timeout=0.01)
+        finally:
+            receiver.pool.get = real_get  # type: ignore[method-assign]
+        clock = Clock()
+        status = ReceiverStatus(db, receiver.endpoint, receiver.stats, clock=clock).start()
+        try:
+            status.check()
+            (kept,) = [p for p in receiver_problems(db, clock.now) if "not kept in rejects" in p.what]
+        finally:
+            status.close()
+    assert kept.level == "error" and kept.what.startswith("1 refused span or body not kept in rejects")
+    assert "not JSON" in kept.detail and "receiver's log" in kept.todo
