@@ -8,6 +8,7 @@ segment — never parsed as markup. The cursor is a reactive; moving it posts
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, UTC
 
 from rich.segment import Segment
@@ -77,10 +78,10 @@ class ReplayTimeline(ListMoves, ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.steps: list[Step] = []
+        self.steps: Sequence[Step] = []
         self._width = 80
 
-    def set_steps(self, steps: list[Step], cursor: int = 0) -> None:
+    def set_steps(self, steps: Sequence[Step], cursor: int = 0) -> None:
         self.steps = steps
         self._width = 80
         self.virtual_size = Size(self._width, len(steps))
