@@ -346,3 +346,51 @@ async def test_a_successful_compensation_shows_its_outcome_line_first_at_80x24(s
         assert status.region.height > scroll.region.height, "the body does not fit: the test needs it not to"
         assert scroll.region.contains(status.region.x, status.region.y), (status.region, scroll.region)
         assert any("Compensated (attempt 1)" in line for line in screen_lines(app))
+
+
+async def _open_while_changes_come(app, pilot, change) -> list:
+    """Open task-0001 on Replay; during its rebuild ``change()`` runs on the worker and the app hears a store
+    change (data_version). Returns the views the service's replay answered for it."""
+    deck = app.deck
+    answered: list = []
+    inner = deck.replay
+
+    def replay(wanted, known=None):
+        view = inner(wanted, known)
+        if wanted == "task-0001" and not answered:
+            change()
+            app.call_from_thread(lambda: setattr(app, "data_version", app.data_version + 1))
+        answered.append(view)
+        return view
+
+    deck.replay = replay
+    app.open_replay("task-0001")
+    await settle(app, pilot)
+    return answered
+
+
+async def test_a_change_heard_during_a_rebuild_that_left_the_task_alone_needs_no_second_read(sample_db, make_app):
+    """A busy fleet commits while a big task is rebuilt: its key checked again after the rebuild covers them."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_while_changes_come(app, pilot, lambda: None)
+        screen = app.screen
+        assert len(answered) == 1 and answered[0].rec.task_id == "task-0001"
+        assert screen.rec.task_id == "task-0001" and screen._changes_covered >= screen._changes_heard
+
+
+async def test_a_change_to_the_task_during_its_rebuild_is_read_again(sample_db, make_app):
+    """The same, but the change touched what the reconstruction shows (an audit record): read again, shown."""
+    from agentdeck.store import audit
+    from agentdeck.store.txn import atomic
+
+    def record() -> None:
+        with connect(sample_db) as conn, atomic(conn):
+            audit.append(conn, ts=1.0, actor="t", kind="note", subject="task-0001", detail={"n": 1})
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_while_changes_come(app, pilot, record)
+        screen = app.screen
+        assert len(answered) == 2 and answered[1] is not None  # read again: the key had changed
+        assert any(a["kind"] == "note" for a in screen.rec.audit)

@@ -172,10 +172,14 @@ class DeckScreen(Screen):
             return self._changes_heard, job()
 
         def shown(answer: tuple[int, T]) -> None:
-            self._changes_covered = max(self._changes_covered, answer[0])
+            self.covered_up_to(answer[0])
             show(answer[1])
 
         run_off_ui(self, group, counted, shown, on_error=on_error)
+
+    def covered_up_to(self, heard: int) -> None:
+        """What is shown now covers the first ``heard`` store changes (they were committed before it was read)."""
+        self._changes_covered = max(self._changes_covered, heard)
 
     def supersede(self, group: str) -> None:
         """Drop the answers of the reads of ``group`` asked before now.

@@ -98,8 +98,19 @@ class ReplayScreen(DeckScreen):
         self._loading_heard = self._changes_heard
         deck, known = self.deck, self._loaded_key
         trace = getattr(self.app, "replay_files", {}).get(wanted)  # a suite run's trace file, not the store
-        job = (lambda: deck.replay_trace(trace, known, wanted)) if trace else (lambda: deck.replay(wanted, known))
-        self.read("replay-load", job, lambda view: self._loaded(wanted, view),
+
+        def rebuild() -> tuple[ReplayView | None, int | None]:
+            view = deck.replay(wanted, known)
+            if view is None or view.rec is None:
+                return view, None
+            # A rebuild takes a while and a busy fleet commits many times meanwhile: if the task's change key
+            # is the same after it, it covers every change heard by now, and needs no second read for them
+            # (that read was a worker round trip more before the screen settled: issue 9).
+            heard = self._changes_heard  # (read before the check: each change heard was committed before it)
+            return view, heard if deck.replay_current(view) else None
+
+        job = (lambda: (deck.replay_trace(trace, known, wanted), None)) if trace else rebuild
+        self.read("replay-load", job, lambda answer: self._loaded(wanted, *answer),
                   on_error=lambda message: self._load_failed(wanted, message))
 
     def _load_failed(self, wanted: str, message: str) -> None:
@@ -107,9 +118,13 @@ class ReplayScreen(DeckScreen):
             self._loading = None
         self.notify(message, title="Replay", severity="error", timeout=10, markup=False)
 
-    def _loaded(self, wanted: str, view: ReplayView | None) -> None:
+    def _loaded(self, wanted: str, view: ReplayView | None, covered: int | None = None) -> None:
         if view is not None:
             self._show(view)
+        if covered is not None:  # checked current after the changes heard up to ``covered``
+            self.covered_up_to(covered)
+            if self._changes_heard <= covered:
+                self._again = False
         if self._loading == wanted:
             self._loading = None
             if self._again:  # something changed while we were reading: read once more (cheap if nothing did)

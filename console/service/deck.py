@@ -556,13 +556,8 @@ class DeckService:
 
         conn = self.reader()
         # Cheap change check first: a big task is only rebuilt when it (or its audit) changed.
-        row = conn.execute(
-            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
-        ).fetchone()
-        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
-        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
-        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
-        key = (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
+        key = self._replay_key(conn, wanted)
+        abandoned = key[-1]
         if key == known:
             return None
         with self._replays_lock:
@@ -579,6 +574,25 @@ class DeckService:
             while len(self._replays) > REPLAYS_KEPT:
                 self._replays.popitem(last=False)
         return view
+
+    def _replay_key(self, conn: sqlite3.Connection, wanted: str) -> tuple:
+        """What a reconstruction of ``wanted`` depends on: the task's row, the audit's and compensations' last ids,
+        whether it is abandoned (its last item)."""
+        row = conn.execute(
+            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
+        ).fetchone()
+        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
+        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
+        return (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
+
+    def replay_current(self, view: ReplayView) -> bool:
+        """Whether ``view`` (from ``replay``) is still what the store holds: its change key read again now.
+
+        A rebuild takes a while; when nothing it depends on changed meanwhile, it covers every store change
+        committed before this check, and the screen needs no second read for the changes it heard meanwhile.
+        """
+        return not view.source and self._replay_key(self.reader(), view.wanted) == view.key
 
     def replay_trace(self, path: str | Path, known: tuple | None = None, wanted: str | None = None) -> ReplayView | None:
         """A task rebuilt from a trace FILE (a suite run's) in a throwaway in-memory store; the live store is
