@@ -173,6 +173,13 @@ class Timeline(Sequence[Step]):
     def of_kinds(self, kinds: Iterable[str]) -> list[Step]:
         return [self._step(i) for i in self.indexes_of(kinds)]
 
+    def data_of(self, kind: str) -> list[dict]:
+        """What ``Step.data`` is for each step of ``kind`` (never a gap's), in order, without making the steps.
+
+        Each call parses the payloads again (the steps made meanwhile keep their own parse).
+        """
+        return [_load(r[4]) for r in self._rows if r[2] == kind]
+
 
 @dataclass(slots=True)
 class ToolExchange:
@@ -284,10 +291,18 @@ class Reconstruction:
         """Compensation events the agents reported."""
         return self._of_kind("compensation")
 
-    @property
+    @cached_property
     def policy_versions(self) -> list[str]:
+        """``policy_id@policy_version`` of the policy checks, each once, in order (the Replay header's line).
+
+        Read from the payloads without making steps when the timeline is lazy: a long task has thousands
+        of checks, and making a step for each was most of this (the screen asks for it on every open).
+        """
+        steps = self.steps
+        checks = (self.policy_checks if not isinstance(steps, Timeline) or "policy_checks" in self.__dict__
+                  else steps.data_of("policy_check"))
         seen: dict[str, None] = {}
-        for p in self.policy_checks:
+        for p in checks:
             seen[f"{p.get('policy_id')}@{p.get('policy_version')}"] = None
         return list(seen)
 
