@@ -394,3 +394,34 @@ async def test_a_change_to_the_task_during_its_rebuild_is_read_again(sample_db, 
         screen = app.screen
         assert len(answered) == 2 and answered[1] is not None  # read again: the key had changed
         assert any(a["kind"] == "note" for a in screen.rec.audit)
+
+
+async def test_timeline_lines_follow_the_cursor_and_the_task_though_lines_are_kept(sample_db, make_app):
+    """Built lines are kept between frames: the cursor's highlight still moves with j/k, and another task's
+    steps at the same indexes are drawn as its own, not the last task's."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        timeline = await open_task(app, pilot, "task-0001")
+        cursor_bg = timeline.get_component_rich_style("replay-timeline--cursor").bgcolor
+
+        def highlighted() -> list[int]:
+            return [y for y in range(5) if any(seg.style and seg.style.bgcolor == cursor_bg
+                                               for seg in timeline.render_line(y))]
+
+        def text(y: int) -> str:
+            return "".join(seg.text for seg in timeline.render_line(y))
+
+        assert highlighted() == [0] and "task_start" in text(0) and "plan" in text(1)
+        await pilot.press("j", "j")
+        await settle(app, pilot)
+        assert highlighted() == [2]
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert highlighted() == [1]
+        other = next(r[0] for r in connect(sample_db).execute(
+            "SELECT task_id FROM tasks WHERE task_id != 'task-0001' AND events > 3 ORDER BY task_id"))
+        before = [text(y) for y in range(3)]
+        timeline = await open_task(app, pilot, other)
+        after = [text(y) for y in range(3)]
+        assert after != before and all(f"{s.seq:>7}" in line and s.kind in line
+                                       for s, line in zip(app.screen.rec.steps, after))
