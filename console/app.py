@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -167,6 +168,16 @@ class AgentDeck(App):
         # The tailer runs in its own process (when following); commits are noticed by data_version.
         self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow, tuning=settings.ingest)
         self.last_ingest_at: float | None = None
+        # Each data_version bump stands for store changes numbered in the order they became known, each number
+        # taken after its commit (next_change_seq): a read that began after taking note of ``change_known``
+        # covers every change numbered up to it. ``change_heard``: the number of the change behind the
+        # latest bump (set before the screens' watchers run). See ReplayScreen: a long rebuild checked current
+        # after its read needs no second read for changes numbered before that check but heard after it.
+        self._change_seqs = itertools.count(1)
+        self._change_seq_lock = threading.Lock()
+        self.change_known = 0
+        self.change_heard = 0
+        self._bump_seq: int | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
@@ -585,7 +596,20 @@ class AgentDeck(App):
         if isinstance(event.widget, Input):
             event.widget.cursor_blink = False
 
+    def next_change_seq(self) -> int:
+        """A number for store changes already committed (any thread): see ``change_known``."""
+        with self._change_seq_lock:
+            self.change_known = next(self._change_seqs)
+            return self.change_known
+
+    def _watch_data_version(self) -> None:
+        # Runs before the screens' watchers: the number of the change they are hearing of. A bump that
+        # brought none (the console's own write, a test) is numbered now, after whatever it stands for.
+        seq, self._bump_seq = self._bump_seq, None
+        self.change_heard = seq if seq else self.next_change_seq()
+
     def on_ingested(self, message: Ingested) -> None:
+        self._bump_seq = message.seq or None
         self.last_ingest_at = message.committed_at
         # Screens reload on each bump, and a reload supersedes the one in flight. The store watcher
         # (console/ingest_service.py) posts at most one of these every settings.ingest.refresh_every (the

@@ -425,3 +425,53 @@ async def test_timeline_lines_follow_the_cursor_and_the_task_though_lines_are_ke
         after = [text(y) for y in range(3)]
         assert after != before and all(f"{s.seq:>7}" in line and s.kind in line
                                        for s, line in zip(app.screen.rec.steps, after))
+
+
+async def _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check: bool) -> list:
+    """Open task-0001 on Replay; a store change is heard just after its answer is shown, numbered (as the store
+    watcher numbers what it posts) before the rebuild's check, or after it. Returns the service's answers."""
+    from agentdeck.console.messages import Ingested
+    from agentdeck.console.screens.replay import ReplayScreen
+
+    deck, answered, seqs = app.deck, [], []
+    inner, loaded = deck.replay, ReplayScreen._loaded
+
+    def replay(wanted, known=None):
+        view = inner(wanted, known)
+        if wanted == "task-0001" and not answered and numbered_before_check:
+            seqs.append(app.next_change_seq())  # the watcher noticed a commit before the check began
+        answered.append(view)
+        return view
+
+    def loaded_then_heard(self, wanted, view, checked=None):
+        loaded(self, wanted, view, checked)
+        if view is not None and not seqs:
+            seqs.append(app.next_change_seq())  # noticed only now, after the check
+        if view is not None and len(seqs) == 1:
+            app.post_message(Ingested(seq=seqs[0]))  # heard after the answer, whenever it was numbered
+            seqs.append(0)
+
+    deck.replay = replay
+    monkeypatch.setattr(ReplayScreen, "_loaded", loaded_then_heard)
+    app.open_replay("task-0001")
+    await settle(app, pilot)
+    await until(pilot, lambda: app.change_heard >= seqs[0])  # the change was heard
+    await settle(app, pilot)
+    return answered
+
+
+async def test_a_change_committed_before_the_check_but_heard_after_the_answer_is_not_read_again(
+        sample_db, make_app, monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check=True)
+        screen = app.screen
+        assert len(answered) == 1 and screen.rec.task_id == "task-0001"
+        assert screen._changes_heard >= 1 and screen._changes_covered >= screen._changes_heard
+
+
+async def test_a_change_known_only_after_the_check_is_read_again(sample_db, make_app, monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check=False)
+        assert len(answered) == 2 and app.screen.rec.task_id == "task-0001"
