@@ -433,7 +433,9 @@ async def _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_befo
     from agentdeck.console.messages import Ingested
     from agentdeck.console.screens.replay import ReplayScreen
 
-    deck, answered, seqs = app.deck, [], []
+    deck = app.deck
+    answered: list = []
+    seqs: list[int] = []
     inner, loaded = deck.replay, ReplayScreen._loaded
 
     def replay(wanted, known=None):
