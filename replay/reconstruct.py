@@ -371,6 +371,7 @@ def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version
 
 _books: dict[str, Any] = {}  # store file -> its ContractCheck (re-reads the contract files only when they change)
 _books_lock = threading.Lock()
+_BOOKS_KEPT = 8
 
 
 def _book(module: Any, conn: sqlite3.Connection) -> Any:
@@ -381,6 +382,8 @@ def _book(module: Any, conn: sqlite3.Connection) -> Any:
     with _books_lock:
         check = _books.get(path)
         if check is None:
+            while len(_books) >= _BOOKS_KEPT:  # (a process that opens many stores: tests, archive checks)
+                del _books[next(iter(_books))]
             check = _books[path] = module.ContractCheck()
         return check.book(conn)
 
