@@ -201,6 +201,8 @@ class AgentDeck(App):
         self.switching.switch(mode)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Compose) and not self._dom_ready:
+            self._style_before_first_screen()
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         if isinstance(event, events.Key) and not event.is_forwarded:
@@ -227,6 +229,21 @@ class AgentDeck(App):
                     await self.run_action(action, namespace)
                     return
         await super().on_event(event)
+
+    # The app node has its styles before the first screen is composed (see _style_before_first_screen).
+    styled_before_first_screen = False
+
+    def _style_before_first_screen(self) -> None:
+        """Style the app node itself before Textual composes the first screen under it (App.on_event, Compose).
+
+        Textual (8.2) composes a mode's first screen before it styles the app, so the screen's widgets were
+        registered under an unstyled app, and it then re-parsed every stylesheet source and restyled every
+        node (App._init_mode: refresh_css, the screen being "never styled"): ~10 ms of CPU before the first
+        frame that a bare Textual app does not pay. Styled here first, the first screen is marked as styled
+        (DeckScreen.__init__) and that pass is skipped; Textual styles the app again just after, as before.
+        """
+        self.stylesheet.apply(self)
+        self.styled_before_first_screen = True
 
     def _first_binding(self, event: events.Key) -> tuple[DOMNode, str] | None:
         """The (namespace, action) of the binding the key would run if it went down the focus chain and back, as
