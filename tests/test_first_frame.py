@@ -21,7 +21,10 @@ from test_cli_ingest import ROOT
 NOT_BEFORE_FIRST_FRAME = ("pydantic", "pydantic_core", "httpx", "watchfiles", "importlib.metadata",
                           "agentdeck.store.tailer", "agentdeck.store.ingest", "agentdeck.store.events",
                           "agentdeck.store.otlp", "agentdeck.store.canary", "agentdeck.replay.evidence",
-                          "agentdeck.replay.reconstruct")
+                          "agentdeck.replay.reconstruct",
+                          # The console's HTTP clients (callbacks, hooks) and, through http.cookiejar, the
+                          # stdlib's urllib.request, http.client and email: ~15 ms, made when first called.
+                          "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client")
 
 FIRST_FRAME = """
 import json, sys

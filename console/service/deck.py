@@ -20,11 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentdeck.console.service import views
 from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
-from agentdeck.replay.http_clients import ClientPool
 from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.tail_window import merge_tail
@@ -38,6 +37,9 @@ from agentdeck.console.service.views import detail_key, redact
 from agentdeck.store import queries
 from agentdeck.store.db import connect
 from agentdeck.store.txn import StoreError
+
+if TYPE_CHECKING:
+    from agentdeck.replay.http_clients import ClientPool
 
 # store.decisions, store.canary, store.contract and replay.* are imported where
 # used: the console's first paint (Tasks) needs none of them.
@@ -76,8 +78,11 @@ class DeckService:
         self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
         self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
         # HTTP clients (callbacks, release hooks, compensations), one per timeout, shared by every call: making one
-        # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit).
-        self.http = ClientPool()
+        # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit). The pool itself is made on first
+        # use (``http``): its module imports http.cookiejar, and with it urllib.request, http.client and email,
+        # ~15 ms of CPU the console's first frame does not need.
+        self._http: ClientPool | None = None
+        self._http_lock = threading.Lock()
         # The last few reconstructions, by their change key (see replay): going back to a task
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
@@ -91,9 +96,22 @@ class DeckService:
         self._started_at = time.time()  # wall clock, as the analyst stamps its rounds
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
+    @property
+    def http(self) -> ClientPool:
+        """The shared HTTP clients (replay.http_clients), made on first use, from any thread."""
+        with self._http_lock:
+            if self._http is None:
+                from agentdeck.replay.http_clients import ClientPool
+
+                self._http = ClientPool()
+            return self._http
+
     def close(self) -> None:
-        """The console is exiting: close the shared HTTP clients (their kept-alive connections)."""
-        self.http.close()
+        """The console is exiting: close the shared HTTP clients (their kept-alive connections), if any was made."""
+        with self._http_lock:
+            pool = self._http
+        if pool is not None:
+            pool.close()
 
     # -- connections and time ---------------------------------------------------
 
