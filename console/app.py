@@ -9,6 +9,7 @@ from dataclasses import replace
 from functools import partial
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # First, before Textual and the rest (tens of thousands of long-lived objects): the garbage collector waits
 # for the first frame; AgentDeck.on_mount resumes it after that frame (store/gc_pause.py, phase 1). The
@@ -33,9 +34,12 @@ from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
-from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.console.service.views import ActionResult, Counters
 from agentdeck.console.switch_ahead import SwitchAhead
 from agentdeck.store.health import LEVELS, Health, Problem
+
+if TYPE_CHECKING:
+    from agentdeck.console.service.views import TaskDetail  # (created when first used: views_later.py)
 
 # Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.

@@ -24,7 +24,9 @@ NOT_BEFORE_FIRST_FRAME = ("pydantic", "pydantic_core", "httpx", "watchfiles", "i
                           "agentdeck.replay.reconstruct",
                           # The console's HTTP clients (callbacks, hooks) and, through http.cookiejar, the
                           # stdlib's urllib.request, http.client and email: ~15 ms, made when first called.
-                          "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client")
+                          "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client",
+                          # The views of the other screens and the actions (their dataclasses: ~1 ms each).
+                          "agentdeck.console.service.views_later")
 
 FIRST_FRAME = """
 import json, sys
