@@ -26,7 +26,9 @@ NOT_BEFORE_FIRST_FRAME = ("pydantic", "pydantic_core", "httpx", "watchfiles", "i
                           # stdlib's urllib.request, http.client and email: ~15 ms, made when first called.
                           "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client",
                           # The views of the other screens and the actions (their dataclasses: ~1 ms each).
-                          "agentdeck.console.service.views_later")
+                          "agentdeck.console.service.views_later",
+                          # The tab bar (Textual's Tabs) is mounted just after the first frame, imported then.
+                          "agentdeck.console.widgets.screen_tabs", "textual.widgets._tabs")
 
 FIRST_FRAME = """
 import json, sys
