@@ -27,6 +27,8 @@ NOT_BEFORE_FIRST_FRAME = ("pydantic", "pydantic_core", "httpx", "watchfiles", "i
                           "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client",
                           # The views of the other screens and the actions (their dataclasses: ~1 ms each).
                           "agentdeck.console.service.views_later",
+                          # Delivering decisions (and where each would go): after the first frame, on a worker.
+                          "agentdeck.console.service.delivery", "agentdeck.console.service.reach",
                           # The tab bar (Textual's Tabs) is mounted just after the first frame, imported then.
                           "agentdeck.console.widgets.screen_tabs", "textual.widgets._tabs")
 

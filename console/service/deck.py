@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentdeck.console.service import views
-from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
-from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.tail_window import merge_tail
 from agentdeck.console.service.text import step_summary
@@ -35,6 +33,8 @@ from agentdeck.store.db import connect
 from agentdeck.store.txn import StoreError
 
 if TYPE_CHECKING:
+    from agentdeck.console.service.delivery import DeliverySettings
+    from agentdeck.console.service.reach import Reach
     # (The views of what follows the first frame: created when first used, as views.X, views_later.py.)
     from agentdeck.console.service.views import (
         CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReleaseView, ReplayView, SuiteSummary,
@@ -77,13 +77,13 @@ class DeckService:
         self._local = threading.local()
         self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
         self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
-        self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
+        self._delivery: DeliverySettings | None = None  # made on first use (``delivery``)
         # HTTP clients (callbacks, release hooks, compensations), one per timeout, shared by every call: making one
         # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit). The pool itself is made on first
         # use (``http``): its module imports http.cookiejar, and with it urllib.request, http.client and email,
         # ~15 ms of CPU the console's first frame does not need.
         self._http: ClientPool | None = None
-        self._http_lock = threading.Lock()
+        self._lazy_lock = threading.Lock()  # (delivery and http: made once, by whichever thread asks first)
         # The last few reconstructions, by their change key (see replay): going back to a task
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
@@ -98,9 +98,20 @@ class DeckService:
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
     @property
+    def delivery(self) -> DeliverySettings:
+        """Where and how decisions are delivered (the outbox, the allowed hosts, attempts); made on first use, with
+        its module, after the first frame (``startup`` delivers what a previous run left pending)."""
+        with self._lazy_lock:
+            if self._delivery is None:
+                from agentdeck.console.service.delivery import DeliverySettings
+
+                self._delivery = DeliverySettings(self.settings.outbox, self.settings.allow_hosts)
+            return self._delivery
+
+    @property
     def http(self) -> ClientPool:
         """The shared HTTP clients (replay.http_clients), made on first use, from any thread."""
-        with self._http_lock:
+        with self._lazy_lock:
             if self._http is None:
                 from agentdeck.replay.http_clients import ClientPool
 
@@ -109,7 +120,7 @@ class DeckService:
 
     def close(self) -> None:
         """The console is exiting: close the shared HTTP clients (their kept-alive connections), if any was made."""
-        with self._http_lock:
+        with self._lazy_lock:
             pool = self._http
         if pool is not None:
             pool.close()
@@ -244,6 +255,7 @@ class DeckService:
 
     def _reach_by_url(self, conn: sqlite3.Connection, urls: Sequence[str | None]) -> dict[str | None, Reach]:
         """Where a decision goes for each callback URL (None: no URL); console.service.reach."""
+        from agentdeck.console.service.reach import reach, unreachable_origins
         from agentdeck.replay.hosts import check_url
         from agentdeck.store import decisions
 
@@ -522,6 +534,8 @@ class DeckService:
                                escalation_id=escalation_id, clock=self.clock, clients=self.http)
 
     def _deliver(self, escalation_id: str) -> str | None:
+        from agentdeck.console.service.delivery import deliver_one, give_up
+
         conn = self.writer()
         try:
             return deliver_one(conn, escalation_id, self.delivery, clients=self.http)
