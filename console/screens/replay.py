@@ -21,6 +21,7 @@ from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.service.views import ActionResult, CompensationPrompt, Reconstruction, ReplayView
 from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+from agentdeck.console.widgets.prompt_input import PromptInput
 from agentdeck.console.widgets.replay_detail import ReplayDetail
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 
@@ -60,7 +61,10 @@ class ReplayScreen(DeckScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
-        yield Input(placeholder="task id or request id, then Enter", id="replay-open", max_length=200)
+        # Enter closes it and focuses the timeline at once: o task-0002 Enter j in one read moves on the timeline
+        # of the task opened, instead of typing j into the box (PromptInput).
+        yield PromptInput(placeholder="task id or request id, then Enter", id="replay-open", max_length=200,
+                          leave_to="#replay-timeline")
         with Horizontal(id="replay-main"):
             yield ReplayTimeline(id="replay-timeline")
             yield ReplayDetail(id="replay-detail")
@@ -136,6 +140,8 @@ class ReplayScreen(DeckScreen):
                        f"No task or request {wanted!r} in the store.")
             self.query_one("#replay-info", Static).update(
                 plain(f"{missing} Press o to type another id.", style="bold red"))
+            # Ready for another id at once (Enter closed the box and focused the empty timeline).
+            self._open_input(True, focus=True)
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
