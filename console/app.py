@@ -10,6 +10,7 @@ from dataclasses import replace
 from functools import partial
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # First, before Textual and the rest (tens of thousands of long-lived objects): the garbage collector waits
 # for the first frame; AgentDeck.on_mount resumes it after that frame (store/gc_pause.py, phase 1). The
@@ -34,9 +35,12 @@ from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
-from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.console.service.views import ActionResult, Counters
 from agentdeck.console.switch_ahead import SwitchAhead
 from agentdeck.store.health import LEVELS, Health, Problem
+
+if TYPE_CHECKING:
+    from agentdeck.console.service.views import TaskDetail  # (created when first used: views_later.py)
 
 # Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
@@ -212,6 +216,8 @@ class AgentDeck(App):
         self.switching.switch(mode)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Compose) and not self._dom_ready:
+            self._style_before_first_screen()
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         if isinstance(event, events.Key) and not event.is_forwarded:
@@ -238,6 +244,21 @@ class AgentDeck(App):
                     await self.run_action(action, namespace)
                     return
         await super().on_event(event)
+
+    # The app node has its styles before the first screen is composed (see _style_before_first_screen).
+    styled_before_first_screen = False
+
+    def _style_before_first_screen(self) -> None:
+        """Style the app node itself before Textual composes the first screen under it (App.on_event, Compose).
+
+        Textual (8.2) composes a mode's first screen before it styles the app, so the screen's widgets were
+        registered under an unstyled app, and it then re-parsed every stylesheet source and restyled every
+        node (App._init_mode: refresh_css, the screen being "never styled"): ~10 ms of CPU before the first
+        frame that a bare Textual app does not pay. Styled here first, the first screen is marked as styled
+        (DeckScreen.__init__) and that pass is skipped; Textual styles the app again just after, as before.
+        """
+        self.stylesheet.apply(self)
+        self.styled_before_first_screen = True
 
     def _first_binding(self, event: events.Key) -> tuple[DOMNode, str] | None:
         """The (namespace, action) of the binding the key would run if it went down the focus chain and back, as
