@@ -477,3 +477,28 @@ async def test_a_change_known_only_after_the_check_is_read_again(sample_db, make
     async with app.run_test(size=(140, 40)) as pilot:
         answered = await _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check=False)
         assert len(answered) == 2 and app.screen.rec.task_id == "task-0001"
+
+
+async def test_a_store_change_does_not_pull_the_focus_back_into_the_box_after_an_id_not_found(sample_db, make_app):
+    """o nope Enter: not found, the box is ready for another id. Esc leaves it for the timeline; the store changes
+    that follow (a live fleet: several a second) re-read the id and must leave the focus where the person put it,
+    or the next screen key (1) is typed into the box instead of going back to Tasks."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        replay = app.screen
+        box = replay.query_one("#replay-open", Input)
+        await pilot.press("o", *"nope", "enter")
+        await settle(app, pilot)
+        assert "No task or request 'nope'" in text_of(app, "#replay-info") and box.has_focus
+        await pilot.press("escape")
+        await settle(app, pilot)
+        timeline = replay.query_one(ReplayTimeline)
+        assert app.focused is timeline
+        app.store_written()  # a store change heard: the id is read again, and again not found
+        await settle(app, pilot)
+        assert app.focused is timeline, f"the focus went back into the box ({box.value!r})"
+        await pilot.press("1")
+        await settle(app, pilot)
+        assert app.current_mode == "tasks" and box.value == ""

@@ -63,6 +63,9 @@ class ReplayScreen(DeckScreen):
         # before the check).
         self._heard_seq = 0
         self._checked_seq = 0
+        # The next answer is the first for an id just asked for (o id Enter, open_replay): an id not found then
+        # focuses the box for another; a re-read of the same id (each store change) leaves the focus alone.
+        self._asked = False
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
@@ -84,6 +87,7 @@ class ReplayScreen(DeckScreen):
     def _task_changed(self, _value: str | None) -> None:
         self._loaded_key = None
         self._checked_seq = 0  # (checked for the task shown until now, not for the one asked for)
+        self._asked = True
         self.reload()
 
     def reload(self) -> None:
@@ -171,6 +175,7 @@ class ReplayScreen(DeckScreen):
         wanted, key, rec = view.wanted, view.key, view.rec
         if wanted != self.app.replay_task:
             return  # a newer request is on its way
+        asked, self._asked = self._asked, False
         if rec is None:
             self._loaded_key = None
             self._show_empty("")
@@ -179,8 +184,10 @@ class ReplayScreen(DeckScreen):
                        f"No task or request {wanted!r} in the store.")
             self.query_one("#replay-info", Static).update(
                 plain(f"{missing} Press o to type another id.", style="bold red"))
-            # Ready for another id at once (Enter closed the box and focused the empty timeline).
-            self._open_input(True, focus=True)
+            # Ready for another id at once (Enter closed the box and focused the empty timeline). Only for the
+            # answer to the id just asked for: the re-reads each store change brings (a live fleet: several a
+            # second) pulled the focus back into the box after Esc, and the next screen key was typed into it.
+            self._open_input(True, focus=asked)
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0
