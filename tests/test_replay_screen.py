@@ -502,3 +502,30 @@ async def test_a_store_change_does_not_pull_the_focus_back_into_the_box_after_an
         await pilot.press("1")
         await settle(app, pilot)
         assert app.current_mode == "tasks" and box.value == ""
+
+
+async def test_the_shown_task_read_again_while_an_id_is_typed_leaves_the_box_open(sample_db, make_app):
+    """On a running task the store changes every few seconds, and each change that touches it is read again and
+    shown. o then an id typed meanwhile: the box stays open and focused with what was typed, and the rest of the
+    id goes into it (closed under the typing, the keys after went to the screen: 1 of req-0011 switched to Tasks,
+    an e would have exported the task's evidence)."""
+    from agentdeck.store import audit
+    from agentdeck.store.txn import atomic
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_task(app, pilot, "task-0001")
+        replay = app.screen
+        box = replay.query_one("#replay-open", Input)
+        await pilot.press("o", *"req-")
+        await settle(app, pilot)
+        with connect(sample_db) as conn, atomic(conn):  # the task changes: its key with it
+            audit.append(conn, ts=1.0, actor="t", kind="note", subject="task-0001", detail={"n": 1})
+        app.store_written()
+        await settle(app, pilot)
+        assert any(a["kind"] == "note" for a in replay.rec.audit)  # read again and shown
+        assert box.display and app.focused is box and box.value == "req-"
+        await pilot.press(*"0011", "enter")
+        await settle(app, pilot)
+        assert app.current_mode == "replay" and "task-0011" in text_of(app, "#replay-info")
+        assert not box.display and app.focused is replay.query_one(ReplayTimeline)

@@ -195,13 +195,17 @@ class ReplayScreen(DeckScreen):
         self.view = view
         self._loaded_key = key
         self.query_one("#replay-info", Static).update(self._info(rec, abandoned=view.abandoned))
-        self._open_input(False)
+        # The box has the focus: opened with o since this was asked for (a re-read of a running task, the answer to
+        # an id typed just before), and an id is being typed. It stays open and focused: closed under the typing,
+        # the keys after it went to the screen's bindings (1 switched screen, e exported evidence).
+        typing = self.focused is self.query_one("#replay-open", Input)
+        self._open_input(typing)
         if view.source:
             self._status(plain(f"suite run trace {view.source} (read into a throwaway store; not in the live store)",
                                300, single_line=True, style="dim"))
         timeline = self.query_one(ReplayTimeline)
         timeline.set_steps(rec.steps, cursor)
-        if not same_task:
+        if not same_task and not typing:
             timeline.focus()
 
     def _info(self, rec: Reconstruction, *, abandoned: bool = False) -> Text:
