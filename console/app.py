@@ -352,7 +352,9 @@ class AgentDeck(App):
         # After the first frame: the ingest process's own start-up (imports,
         # a first pass) must not compete with the first paint for the CPU.
         self.call_after_refresh(self.ingest.start)
-        self.call_after_refresh(gc_pause.resume_after_start_up)
+        # What start-up made is frozen until settle_for_long_run, which only follows the screens composed ahead:
+        # without prewarm nothing would ever unfreeze it (start-up's garbage kept for the console's life).
+        self.call_after_refresh(partial(gc_pause.resume_after_start_up, freeze=bool(self._to_prewarm)))
         if self.ingest.supervisor is not None:  # its ingest process runs the canary analyst
             self.deck.expect_analyst()
         self.refresh_counters()

@@ -17,7 +17,8 @@ less often, in three phases; nothing else sets it (keep it that way):
    it as its first import, `agentdeck console` before it parses anything;
    the app resumes it after the first frame (or on unmount if none came),
    freezing what start-up made (gc.freeze) until phase 2: the first
-   collections after the pause walked all of it, ~80 ms of CPU.
+   collections after the pause walked all of it, ~80 ms of CPU. (Only
+   when phase 2 follows: a console without prewarm never settles.)
 
 2. The console's long run, once its screens are composed ahead:
    ``settle_for_long_run``. Profiled under a live fleet the collector ran
@@ -67,9 +68,10 @@ def pause_for_start_up() -> None:
         gc.set_threshold(*START_THRESHOLDS)
 
 
-def resume_after_start_up() -> None:
+def resume_after_start_up(*, freeze: bool = True) -> None:
     """Back to the thresholds from before the pause (nothing to do if not paused, or if set since), with what
-    start-up made frozen out of the collections that follow (until ``settle_for_long_run``).
+    start-up made frozen out of the collections that follow (until ``settle_for_long_run``). ``freeze=False``
+    when no settle will follow (the console without prewarm): frozen for good, start-up's garbage was never freed.
 
     What start-up allocated (modules, classes, the first screen's widgets and styles: some 80,000 objects)
     lives as long as the process, and most of it was still in the young generation: the first collections
@@ -81,7 +83,8 @@ def resume_after_start_up() -> None:
     global _saved
     if _saved is not None:
         if gc.get_threshold() == START_THRESHOLDS:
-            gc.freeze()
+            if freeze:
+                gc.freeze()
             gc.set_threshold(*_saved)
         _saved = None
 

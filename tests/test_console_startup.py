@@ -171,3 +171,38 @@ async def test_screens_open_by_key_when_composing_them_ahead_fails(esc_db, make_
         await app.settled()
         await pilot.pause()
         assert isinstance(app.screen, ProblemsScreen)
+
+
+async def test_without_prewarm_what_start_up_made_is_not_kept_out_of_collections_for_good(sample_db, make_app):
+    """prewarm = false (docs/console.md): the console never settles for the long run (settling follows the screens
+    composed ahead), so what the first frame froze was never unfrozen and start-up's garbage cycles were kept for
+    the life of the console. Without prewarm, start-up's objects are collected as any others after the first frame."""
+    import weakref
+
+    class Node:
+        pass
+
+    gc_pause.resume_after_start_up()
+    gc.unfreeze()
+    before, enabled = gc.get_threshold(), gc.isenabled()
+    freed: list[bool] = []
+    try:
+        gc_pause.pause_for_start_up()
+        gc.disable()  # (no collection may free it before the first frame: only the one after it)
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]  # start-up garbage only the collector can free
+        weakref.finalize(cycle, freed.append, True)
+        del cycle
+        app = make_app(sample_db)
+        assert not app.settings.prewarm
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.settled()
+            await pilot.pause()
+            assert not gc_pause.start_up_paused()  # resumed after the first frame
+            gc.collect()
+            assert freed == [True], "start-up's garbage is frozen for good"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+        if enabled:
+            gc.enable()
