@@ -273,3 +273,17 @@ async def test_keys_typed_before_esc_in_the_filter_are_not_screen_keys(esc_db, m
         assert app.current_mode == "tasks", "a key typed into the filter before Esc switched screen"
         assert not box.display and app.focused is tasks.table
         assert tasks.filt.empty
+
+
+async def test_an_esc_typed_after_enter_in_the_filter_leaves_nothing_applied(esc_db, make_app):
+    """/ outcome:failed Enter Esc in one read: the Esc (run by the app as it comes in, before the box has read
+    the Enter queued on it) cancels the edit; the Enter read afterwards applied the filter all the same."""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        tasks = app.screen
+        await type_at_once(pilot, "slash", *"outcome:failed", "enter", "escape")
+        box = tasks.query_one(FilterInput)
+        assert not box.display and app.focused is tasks.table
+        assert tasks.filt.empty, f"a cancelled filter was applied: {tasks.filt}"

@@ -49,6 +49,12 @@ class PromptInput(Input):
             event.prevent_default()
             self.app.post_message(events.Key(event.key, event.character))
             return
+        if event.key == "enter" and not self.display:
+            # Closed by an Esc typed after this Enter (the app ran the Esc as it came in): the Esc cancels what
+            # was typed, Enter included; applying it now would leave applied what the person cancelled.
+            event.stop()
+            event.prevent_default()
+            return
         if event.key == "enter":
             # Here, in this box's own queue: a binding would run only once the key had bubbled up to the
             # app, after the keys typed after it had been typed into this box.
