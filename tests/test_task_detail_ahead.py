@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from agentdeck.console.messages import Ingested
 from agentdeck.console.screens.task_detail import TaskDetailScreen
 from agentdeck.console.screens.tasks import TasksScreen
@@ -14,6 +16,7 @@ from agentdeck.store.db import connect
 from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
+SCROLLBAR = set("▁▂▃▄▅▆▇█")  # (a scrollbar's thumb)
 
 
 class HeldDetails:
@@ -205,3 +208,49 @@ async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_i
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
         assert drawn and all(events == 3 for _, events in drawn)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_the_first_frame_after_enter_is_the_detail_as_it_settles(sample_db, make_app, size):
+    # The detail is laid out and drawn as its screen's resume is handled (DeckScreen._draw_at_once), not after the
+    # widgets' layout messages: that first frame must already be the task's, in its own geometry (payloads and
+    # event lists of other lengths than the task shown before), not the last task's sizes redrawn later.
+    from terminal_support import Terminal
+
+    app = make_app(sample_db, prewarm=True)  # (as the console runs: the detail screen composed and drawn ahead)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
+                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
+        terminal = Terminal(app)
+        table = app.screen.query_one(TaskTable)
+        checked = set()
+        for moves in (("k",), ("k", "k", "k"), ("k",), ("k", "k"), ("g",), ("j", "j")):
+            await pilot.press(*moves)
+            await settle(app, pilot)
+            writes = terminal.writes
+            first: list = []
+            inner = app._display
+
+            def display(screen, update, inner=inner, first=first, writes=writes):
+                inner(screen, update)
+                if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
+                    first.append([list(row) for row in terminal.grid])
+
+            app._display = display
+            await pilot.press("enter")
+            await settle(app, pilot)
+            app._display = inner
+            assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task
+            # The detail's lines, as text (the header's clock and counters may tick between the two; a scrollbar
+            # that a task's events newly need is drawn by Textual a frame later, as before this change).
+            assert first
+            text = lambda row: "".join(" " if c in SCROLLBAR else c for c, _ in row)  # noqa: E731
+            body = range(2, size[1] - 1)
+            changed = [y for y in body if text(first[0][y]) != text(terminal.grid[y])]
+            assert not changed, (f"first frame of {app.screen.task_id} differs from settled on lines {changed}: "
+                                 + "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3]))
+            checked.add((app.screen.task_id, len(app.screen.events)))
+            await pilot.press("escape")
+            await settle(app, pilot)
+        assert len({events for _, events in checked}) > 1  # (tasks of different lengths were opened)

@@ -26,6 +26,7 @@ class TaskDetailScreen(DeckScreen):
     MODE = "tasks"
     CSS_PATH = "task_detail.tcss"
     AUTO_FOCUS = "#detail-events"
+    DRAW_AT_ONCE = True  # pushed with a task just shown in it: laid out and drawn as its resume is handled
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
         REPLAY,
