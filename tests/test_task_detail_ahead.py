@@ -51,6 +51,12 @@ def shown_details(monkeypatch) -> list[tuple[str, int]]:
     return drawn
 
 
+async def rested(pilot, tasks) -> None:
+    """The cursor has rested on its row long enough: its detail was read ahead (TasksScreen.AHEAD_REST_S)."""
+    await wait_until(pilot, lambda: tasks.detail_ahead.current is not None and tasks.detail_ahead.current.answered
+                     and tasks.detail_ahead.current.task_id == tasks.table.cursor_task)
+
+
 def store_events(db, task_id: str) -> list[int]:
     conn = connect(db, readonly=True)
     try:
@@ -78,6 +84,14 @@ async def test_enter_after_moving_fast_shows_the_task_under_the_cursor(sample_db
         await pilot.press("escape", "k", "k", "enter")
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task != target
+        # Rested on a row (its detail read ahead), then one move and enter at once: the row moved to.
+        await pilot.press("escape", "k")
+        await rested(pilot, tasks)
+        rested_on = table.cursor_task
+        await pilot.press("j", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task != rested_on
+        assert [e["seq"] for e in app.screen.events] == store_events(sample_db, table.cursor_task)
 
 
 async def test_enter_on_a_rested_row_shows_its_detail_without_a_read_of_its_own(sample_db, make_app):
@@ -87,7 +101,7 @@ async def test_enter_on_a_rested_row_shows_its_detail_without_a_read_of_its_own(
         table = app.screen.query_one(TaskTable)
         held = HeldDetails(app.deck)
         await pilot.press("k")
-        await settle(app, pilot)  # rested: its detail was read ahead
+        await rested(pilot, app.screen)
         target = table.cursor_task
         assert held.asked == [target]
         held.hold.set()  # any read from here on is held: what enter shows must not need one
@@ -132,7 +146,7 @@ async def test_a_changed_task_is_never_shown_from_its_older_read_ahead(tmp_path,
         tasks = app.screen
         table = tasks.query_one(TaskTable)
         await pilot.press("k")
-        await settle(app, pilot)
+        await rested(pilot, tasks)
         assert table.cursor_task == "run-1" and tasks.detail_ahead.current.detail is not None
         assert len(tasks.detail_ahead.current.detail.events) == 2
         held = HeldDetails(app.deck)
@@ -166,7 +180,7 @@ async def test_a_change_heard_but_not_yet_listed_is_shown_right_after_the_read_a
         tasks = app.screen
         table = tasks.query_one(TaskTable)
         await pilot.press("k")
-        await settle(app, pilot)
+        await rested(pilot, tasks)
         assert table.cursor_task == "run-1"
         monkeypatch.setattr(TasksScreen, "PAUSED_REFRESH_S", 60.0)  # the paused list does not re-read meanwhile
         tasks._refreshed_at = 1e12
@@ -196,7 +210,7 @@ async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_i
         tasks = app.screen
         table = tasks.query_one(TaskTable)
         await pilot.press("k")
-        await settle(app, pilot)
+        await rested(pilot, tasks)
         before = table.row_values("run-1")
         assert table.cursor_task == "run-1" and len(tasks.detail_ahead.current.detail.events) == 2
         monkeypatch.setattr(TasksScreen, "_read_detail_soon", lambda self: None)  # (that next frame not yet)

@@ -67,7 +67,6 @@ class TasksScreen(DeckScreen):
         # The detail of the task under the paused cursor, read once the cursor rests there: enter shows it
         # without a read of its own (console/screens/detail_ahead.py).
         self.detail_ahead = DetailAhead(self._run_ahead)
-        self._ahead_due = False
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
@@ -251,19 +250,26 @@ class TasksScreen(DeckScreen):
 
     # -- the detail of the task under the cursor, read ahead ------------------
 
-    def _read_detail_soon(self) -> None:
-        """Read the cursor's task's detail once the frame showing the cursor there is drawn (paused only).
+    # The cursor rests on a row this long before its detail is read ahead. Read after every move (j held down,
+    # ctrl+d/u), the reads' worker threads took the interpreter from the next keys' frames: bench/console.py's
+    # j/k and ctrl+d/u p50 rose by 1-4 ms, for reads mostly of rows passed over.
+    AHEAD_REST_S = 0.12
 
-        Following, the cursor rides on each new task (several a second): nothing is read ahead. After the
-        frame, not at once: the read's worker would hold the interpreter during the frame the key waits for.
+    def _read_detail_soon(self) -> None:
+        """Read the cursor's task's detail once the cursor has rested on it ``AHEAD_REST_S`` (paused only).
+
+        Following, the cursor rides on each new task (several a second): nothing is read ahead.
         """
-        if self.follow or self._ahead_due:
+        if self.follow:
             return
-        self._ahead_due = True
-        self.call_after_refresh(self._read_detail_ahead)
+        if self._ahead_timer is not None:
+            self._ahead_timer.stop()
+        self._ahead_timer = self.set_timer(self.AHEAD_REST_S, self._read_detail_ahead)
+
+    _ahead_timer: Timer | None = None
 
     def _read_detail_ahead(self) -> None:
-        self._ahead_due = False
+        self._ahead_timer = None
         if self.follow or not self.is_current or not self.is_mounted:
             return
         table = self.table
@@ -363,6 +369,8 @@ class TasksScreen(DeckScreen):
         asked_on = app.current_mode
 
         def answered(detail) -> None:
+            if app.current_mode != asked_on:
+                return  # a screen key pressed after enter was shown first: the later key wins (as open_task)
             if detail is None:
                 app.open_task(task_id)  # type: ignore[attr-defined]  # (the read failed: read again, errors shown)
             else:
