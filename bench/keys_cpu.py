@@ -1,11 +1,13 @@
 """The UI thread's CPU per key on the Tasks screen and its task detail (issue 9's key tail, an X-ray).
 
-    .venv/bin/python bench/keys_cpu.py --db COPY [--rate 0] [--rounds 30] [--profile enter] [--top 40]
+    .venv/bin/python bench/keys_cpu.py --db COPY [--rate 0] [--rounds 30] [--rest 0] [--profile enter] [--top 40]
+                                       [--span module:Class.method ...] [--mark module:Class.method ...]
 
 The console on a copy of bench/console.py's store (140x40, as bench/console.py runs it; pass a copy: the
 console's ingest writes to it), optionally with the fleet appending ``--rate`` events/s. Presses k, enter,
 escape, g, G ``--rounds`` times each, as bench/console.py does, and prints per key the wall time until the
 frame showing its effect and the UI thread's CPU (``time.thread_time``) over the same span, p50 / p95.
+``--rest S`` waits S more before each enter (the cursor resting on the row, as a person reads it).
 ``--profile KEY`` runs cProfile on the UI thread during that key's presses only and prints the top
 functions by own and cumulative time. Not a README figure by itself (no fleet by default): it says where a
 key's CPU goes, so a change can be judged by its CPU before the loaded wall-time bench.
@@ -96,7 +98,7 @@ def wrap_mark(dotted: str) -> None:
 _presses: dict[str, int] = {}
 
 
-async def main(db: Path, rate: float, rounds: int, profile: str | None, top: int) -> None:
+async def main(db: Path, rate: float, rounds: int, profile: str | None, top: int, rest: float = 0.0) -> None:
     live = Path(tempfile.mkdtemp(prefix="agentdeck-keys-cpu-"))
     app = AgentDeck(for_tests(db, [live], tick=1.0, follow=True, operator="bench", prewarm=True))
     started: list[bool] = []
@@ -153,6 +155,7 @@ async def main(db: Path, rate: float, rounds: int, profile: str | None, top: int
             await timed("k", moved_from(table.cursor_task))
             await timed("j", moved_from(table.cursor_task))
             await timed("k", moved_from(table.cursor_task))
+            await asyncio.sleep(rest)  # (a person reads the row before opening it: its detail is read ahead)
             await timed("enter", lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found is not None
                         and app.screen.query_one("#detail-events").row_count > 0)
             await timed("escape", lambda: app.screen is screen)
@@ -194,6 +197,8 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--profile", default=None, help="a key: cProfile the UI thread during its presses")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--rest", type=float, default=0.0,
+                    help="seconds more between the k before enter and enter (on top of the 0.1 after every key)")
     ap.add_argument("--span", action="append", default=[],
                     help="module:Class.method whose UI-thread CPU per key press to print (repeatable)")
     ap.add_argument("--mark", action="append", default=[],
@@ -203,4 +208,4 @@ if __name__ == "__main__":
         wrap_mark(dotted)
     for dotted in a.span:
         wrap_span(dotted)
-    asyncio.run(main(a.db, a.rate, a.rounds, a.profile, a.top))
+    asyncio.run(main(a.db, a.rate, a.rounds, a.profile, a.top, a.rest))
