@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -9,6 +10,7 @@ from dataclasses import replace
 from functools import partial
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # First, before Textual and the rest (tens of thousands of long-lived objects): the garbage collector waits
 # for the first frame; AgentDeck.on_mount resumes it after that frame (store/gc_pause.py, phase 1). The
@@ -33,9 +35,12 @@ from agentdeck.console.screens.base import run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
-from agentdeck.console.service.views import ActionResult, Counters, TaskDetail
+from agentdeck.console.service.views import ActionResult, Counters
 from agentdeck.console.switch_ahead import SwitchAhead
 from agentdeck.store.health import LEVELS, Health, Problem
+
+if TYPE_CHECKING:
+    from agentdeck.console.service.views import TaskDetail  # (created when first used: views_later.py)
 
 # Seconds between release ticks (DeckService.release_tick): live verdicts raise promotion and roll back
 # items, stage changes are published. Run here, whatever screen is open, not by the Canary screen.
@@ -167,6 +172,16 @@ class AgentDeck(App):
         # The tailer runs in its own process (when following); commits are noticed by data_version.
         self.ingest = IngestService(self, self.db_path, self.trace_paths, follow=settings.follow, tuning=settings.ingest)
         self.last_ingest_at: float | None = None
+        # Each data_version bump stands for store changes numbered in the order they became known, each number
+        # taken after its commit (next_change_seq): a read that began after taking note of ``change_known``
+        # covers every change numbered up to it. ``change_heard``: the number of the change behind the
+        # latest bump (set before the screens' watchers run). See ReplayScreen: a long rebuild checked current
+        # after its read needs no second read for changes numbered before that check but heard after it.
+        self._change_seqs = itertools.count(1)
+        self._change_seq_lock = threading.Lock()
+        self.change_known = 0
+        self.change_heard = 0
+        self._bump_seq: int | None = None
         self._counters_at = 0.0  # monotonic time of the last ingest-driven counters refresh
         # The scheduled prune (settings.prune_every): one at a time, stopped between steps on quit.
         self.prune_stop = threading.Event()
@@ -201,6 +216,8 @@ class AgentDeck(App):
         self.switching.switch(mode)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Compose) and not self._dom_ready:
+            self._style_before_first_screen()
         if self.switching.hold(event):
             return  # typed during a switch: for the screen switched to
         if isinstance(event, events.Key) and not event.is_forwarded:
@@ -227,6 +244,21 @@ class AgentDeck(App):
                     await self.run_action(action, namespace)
                     return
         await super().on_event(event)
+
+    # The app node has its styles before the first screen is composed (see _style_before_first_screen).
+    styled_before_first_screen = False
+
+    def _style_before_first_screen(self) -> None:
+        """Style the app node itself before Textual composes the first screen under it (App.on_event, Compose).
+
+        Textual (8.2) composes a mode's first screen before it styles the app, so the screen's widgets were
+        registered under an unstyled app, and it then re-parsed every stylesheet source and restyled every
+        node (App._init_mode: refresh_css, the screen being "never styled"): ~10 ms of CPU before the first
+        frame that a bare Textual app does not pay. Styled here first, the first screen is marked as styled
+        (DeckScreen.__init__) and that pass is skipped; Textual styles the app again just after, as before.
+        """
+        self.stylesheet.apply(self)
+        self.styled_before_first_screen = True
 
     def _first_binding(self, event: events.Key) -> tuple[DOMNode, str] | None:
         """The (namespace, action) of the binding the key would run if it went down the focus chain and back, as
@@ -590,7 +622,20 @@ class AgentDeck(App):
         if isinstance(event.widget, Input):
             event.widget.cursor_blink = False
 
+    def next_change_seq(self) -> int:
+        """A number for store changes already committed (any thread): see ``change_known``."""
+        with self._change_seq_lock:
+            self.change_known = next(self._change_seqs)
+            return self.change_known
+
+    def _watch_data_version(self) -> None:
+        # Runs before the screens' watchers: the number of the change they are hearing of. A bump that
+        # brought none (the console's own write, a test) is numbered now, after whatever it stands for.
+        seq, self._bump_seq = self._bump_seq, None
+        self.change_heard = seq if seq else self.next_change_seq()
+
     def on_ingested(self, message: Ingested) -> None:
+        self._bump_seq = message.seq or None
         self.last_ingest_at = message.committed_at
         # Screens reload on each bump, and a reload supersedes the one in flight. The store watcher
         # (console/ingest_service.py) posts at most one of these every settings.ingest.refresh_every (the

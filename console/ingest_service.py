@@ -360,7 +360,8 @@ class StoreWatcher:
                     held = False
                     posted_at = now
                     self.posted += 1
-                    self.app.post_message(Ingested(committed_at=self.wall_clock()))
+                    seq = getattr(self.app, "next_change_seq", lambda: 0)()  # after the commits it reports
+                    self.app.post_message(Ingested(committed_at=self.wall_clock(), seq=seq))
                 # Nothing can be posted before the window ends: no look at the store until then (a
                 # burst's commits meanwhile are all in the next post, held or not).
                 # Quiet for a while: look less often (the first commit after a quiet spell is heard up to

@@ -26,9 +26,13 @@ class Ingested(Message):
     tasks: set[str] = field(default_factory=set)
     escalations: list[str] = field(default_factory=list)
     committed_at: float = 0.0
+    # AgentDeck.next_change_seq taken by the store watcher before posting, after the commits it reports
+    # (0: none taken; the app numbers the change as it hears of it).
+    seq: int = 0
 
     def can_replace(self, message: Message) -> bool:
         if isinstance(message, Ingested):
+            message.seq = max(message.seq, self.seq) if message.seq and self.seq else 0
             message.events += self.events
             message.rejects += self.rejects
             message.tasks |= self.tasks

@@ -11,6 +11,14 @@ evidence`` exports it. Nothing here touches the UI.
 A seq that never arrived is a ``gap`` step in the timeline, never an error.
 Payloads were validated at ingest, so they are read with ``json.loads`` (a
 10,000-step task must open in a blink), not re-validated.
+
+The timeline is a ``Timeline``: the task's rows as SQLite returned them
+(plain tuples, already in ``seq, id`` order), each ``Step`` made the first time
+it is asked for. A 10,000-step task opened on Replay makes the few steps its
+summary and its first screenful need, not 10,000 (the read was most of the
+open's time: issue 9). ``reconstruct_eager`` is the way it was done before
+(every step made, rows re-sorted in Python): the reference the lazy timeline
+is tested against, and the baseline bench/console.py prints beside the open.
 """
 
 from __future__ import annotations
@@ -18,16 +26,21 @@ from __future__ import annotations
 import importlib
 import json
 import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 from agentdeck.store import queries
 from agentdeck.replay.step_text import step_title
 
 # Kinds that mark the moment a human or the agent committed to something.
 DECISION_KINDS = ("escalation", "decision", "action")
+# Kinds whose steps the reconstruction's summary reads (the rest are parsed when looked at).
+SUMMARY_KINDS = frozenset(("escalation", "decision", "action", "task_start", "plan", "task_end"))
 _AUDIT_CHUNK = 500
+_EVENTS_SQL = "SELECT id, seq, kind, ts, payload FROM events WHERE task_id = ? ORDER BY seq, id"
 
 
 class Step:
@@ -71,6 +84,101 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step({self.index}, {self.kind!r}, seq={self.seq})"
+
+
+def _gap_step(index: int, first: int, last: int) -> Step:
+    missing = f"seq {first}" if last == first else f"seqs {first}–{last}"
+    return Step(index, "gap", first, None, title=f"gap: {missing} never arrived",
+                data={"missing_from": first, "missing_to": last})
+
+
+class Timeline(Sequence[Step]):
+    """A task's steps in timeline order, each made on first use from the row it stands for.
+
+    ``rows`` are ``(id, seq, kind, ts, payload)`` tuples in ``seq, id`` order
+    (as the SELECT returns them: no re-sort). Where seqs are missing a gap step
+    stands between rows, as ``build_steps`` puts it. The same step is the same
+    object each time it is asked for (two threads asking for a new one at once
+    may each make one: equal, one of them kept).
+    """
+
+    __slots__ = ("_rows", "_slots", "_made", "gaps")
+
+    def __init__(self, rows: list[tuple[int, int, str, float, str]]) -> None:
+        self._rows = rows
+        seqs = [r[1] for r in rows]
+        # Most tasks: seqs 0..n-1, once each. Then step i is row i (no per-row work here).
+        self._slots: list[int | tuple[int, int]] | None = None
+        self.gaps: list[tuple[int, int]] = []
+        if seqs != list(range(len(seqs))):
+            slots: list[int | tuple[int, int]] = []
+            expected = 0
+            for i, seq in enumerate(seqs):  # the same walk as build_steps
+                if seq > expected:
+                    self.gaps.append((expected, seq - 1))
+                    slots.append((expected, seq - 1))
+                slots.append(i)
+                if seq >= expected:
+                    expected = seq + 1
+            self._slots = slots
+        self._made: list[Step | None] = [None] * (len(rows) if self._slots is None else len(self._slots))
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def _step(self, index: int) -> Step:
+        step = self._made[index]
+        if step is None:
+            slot = index if self._slots is None else self._slots[index]
+            if isinstance(slot, tuple):
+                step = _gap_step(index, *slot)
+            else:
+                event_id, seq, kind, ts, payload = self._rows[slot]
+                step = Step(index, kind, seq, ts, payload=payload, event_id=event_id)
+            self._made[index] = step
+        return step
+
+    @overload
+    def __getitem__(self, index: int) -> Step: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Step]: ...
+
+    def __getitem__(self, index: int | slice) -> Step | list[Step]:
+        if isinstance(index, slice):
+            return [self._step(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("timeline index out of range")
+        return self._step(index)
+
+    def __iter__(self) -> Iterator[Step]:
+        return (self._step(i) for i in range(len(self)))
+
+    def kind_at(self, index: int) -> str:
+        """The step's kind without making the step."""
+        slot = index if self._slots is None else self._slots[index]
+        return "gap" if isinstance(slot, tuple) else self._rows[slot][2]
+
+    def indexes_of(self, kinds: Iterable[str]) -> list[int]:
+        """Indexes of the steps of these kinds, in order, without making the others."""
+        wanted = frozenset(kinds)
+        if self._slots is None:
+            return [i for i, r in enumerate(self._rows) if r[2] in wanted]
+        rows, gap = self._rows, "gap" in wanted
+        return [i for i, slot in enumerate(self._slots)
+                if (gap if isinstance(slot, tuple) else rows[slot][2] in wanted)]
+
+    def of_kinds(self, kinds: Iterable[str]) -> list[Step]:
+        return [self._step(i) for i in self.indexes_of(kinds)]
+
+    def data_of(self, kind: str) -> list[dict]:
+        """What ``Step.data`` is for each step of ``kind`` (never a gap's), in order, without making the steps.
+
+        Each call parses the payloads again (the steps made meanwhile keep their own parse).
+        """
+        return [_load(r[4]) for r in self._rows if r[2] == kind]
 
 
 @dataclass(slots=True)
@@ -135,7 +243,7 @@ class Reconstruction:
     ended: float | None
     outcome: str | None
     summary: dict  # the task_end event, if any
-    steps: list[Step]
+    steps: Sequence[Step]  # a Timeline (reconstruct) or a list (reconstruct_eager)
     gaps: list[tuple[int, int]]
     plan: dict | None
     escalations: list[EscalationRecord]
@@ -147,14 +255,21 @@ class Reconstruction:
 
     # Views parsed on first use (the screen needs few of them; the evidence packet all).
 
+    def _steps_of(self, *kinds: str) -> Iterable[Step]:
+        """The steps of these kinds in order (a Timeline makes only those)."""
+        steps = self.steps
+        if isinstance(steps, Timeline):
+            return steps.of_kinds(kinds)
+        return (s for s in steps if s.kind in kinds)
+
     def _of_kind(self, kind: str) -> list[dict]:
-        return [s.data for s in self.steps if s.kind == kind and isinstance(s.data, dict)]
+        return [s.data for s in self._steps_of(kind) if isinstance(s.data, dict)]
 
     @cached_property
     def tool_calls(self) -> list[ToolExchange]:
         tools: dict[str, ToolExchange] = {}
-        for step in self.steps:
-            if step.kind not in ("tool_call", "tool_result") or not isinstance(step.data, dict):
+        for step in self._steps_of("tool_call", "tool_result"):
+            if not isinstance(step.data, dict):
                 continue
             e = step.data
             call_id = str(e.get("call_id", ""))
@@ -176,16 +291,26 @@ class Reconstruction:
         """Compensation events the agents reported."""
         return self._of_kind("compensation")
 
-    @property
+    @cached_property
     def policy_versions(self) -> list[str]:
+        """``policy_id@policy_version`` of the policy checks, each once, in order (the Replay header's line).
+
+        Read from the payloads without making steps when the timeline is lazy: a long task has thousands
+        of checks, and making a step for each was most of this (the screen asks for it on every open).
+        """
+        steps = self.steps
+        checks = (self.policy_checks if not isinstance(steps, Timeline) or "policy_checks" in self.__dict__
+                  else steps.data_of("policy_check"))
         seen: dict[str, None] = {}
-        for p in self.policy_checks:
+        for p in checks:
             seen[f"{p.get('policy_id')}@{p.get('policy_version')}"] = None
         return list(seen)
 
     @property
     def decision_points(self) -> list[int]:
         """Timeline indexes of escalations, decisions and actions, in order (``d`` cycles through them)."""
+        if isinstance(self.steps, Timeline):
+            return self.steps.indexes_of(DECISION_KINDS)
         return [s.index for s in self.steps if s.kind in DECISION_KINDS]
 
     def action(self, action_id: str) -> ActionRecord | None:
@@ -209,9 +334,7 @@ def build_steps(rows: list[tuple[int, int, str, float, str]]) -> tuple[list[Step
     for event_id, seq, kind, ts, payload in rows:
         if seq > expected:
             gaps.append((expected, seq - 1))
-            missing = f"seq {expected}" if seq - 1 == expected else f"seqs {expected}–{seq - 1}"
-            steps.append(Step(len(steps), "gap", expected, None, title=f"gap: {missing} never arrived",
-                              data={"missing_from": expected, "missing_to": seq - 1}))
+            steps.append(_gap_step(len(steps), expected, seq - 1))
         steps.append(Step(len(steps), kind, seq, ts, payload=payload, event_id=event_id))
         if seq >= expected:
             expected = seq + 1
@@ -225,7 +348,7 @@ def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version
     except ImportError:
         return None
     try:
-        found = module.book_for_store(conn).get(agent)
+        found = _book(module, conn).get(agent)
         violations = [
             {"seq": v["seq"], "rule": v["rule"], "detail": v["detail"]} for v in module.task_violations(conn, task_id)
         ] if _has_table(conn, "violations") else []
@@ -244,6 +367,25 @@ def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version
         "escalate_at_risk": found.limits.escalate_at_risk,
         "violations": violations,
     }
+
+
+_books: dict[str, Any] = {}  # store file -> its ContractCheck (re-reads the contract files only when they change)
+_books_lock = threading.Lock()
+_BOOKS_KEPT = 8
+
+
+def _book(module: Any, conn: sqlite3.Connection) -> Any:
+    """``book_for_store(conn)``, kept per store: parsing the contract files on every open cost a few ms."""
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path:  # an in-memory store (a suite run's trace): no folders of its own to key on
+        return module.book_for_store(conn)
+    with _books_lock:
+        check = _books.get(path)
+        if check is None:
+            while len(_books) >= _BOOKS_KEPT:  # (a process that opens many stores: tests, archive checks)
+                del _books[next(iter(_books))]
+            check = _books[path] = module.ContractCheck()
+        return check.book(conn)
 
 
 def _audit_for(conn: sqlite3.Connection, subjects: list[str]) -> list[dict]:
@@ -266,7 +408,22 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruction | None:
-    """The decision path of a task (by task id or request id); None if the store has no such task."""
+    """The decision path of a task (by task id or request id); None if the store has no such task.
+
+    Its ``steps`` are a ``Timeline``: each step made when first asked for.
+    """
+    return _reconstruct(conn, task_or_request_id, lazy=True)
+
+
+def reconstruct_eager(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruction | None:
+    """``reconstruct`` as it was before the lazy timeline: every step made up front (a list), rows re-sorted.
+
+    The reference the lazy one must equal (tests) and the bench's baseline; nothing else should need it.
+    """
+    return _reconstruct(conn, task_or_request_id, lazy=False)
+
+
+def _reconstruct(conn: sqlite3.Connection, task_or_request_id: str, *, lazy: bool) -> Reconstruction | None:
     task = queries.find_task(conn, task_or_request_id)
     if task is None:
         # Events may exist for a task whose summary row is missing (e.g. only a partial trace).
@@ -277,10 +434,15 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
     else:
         task_id = task["task_id"]
         task = dict(task)
-    rows = conn.execute(
-        "SELECT id, seq, kind, ts, payload FROM events WHERE task_id = ? ORDER BY seq, id", (task_id,)
-    ).fetchall()
-    steps, gaps = build_steps(rows)
+    steps: Sequence[Step]
+    if lazy:
+        cur = conn.cursor()
+        cur.row_factory = None  # plain tuples: a sqlite3.Row a row cost more than the rest of the read
+        timeline = Timeline(cur.execute(_EVENTS_SQL, (task_id,)).fetchall())
+        steps, gaps, summary_steps = timeline, timeline.gaps, timeline.of_kinds(SUMMARY_KINDS)
+    else:
+        steps, gaps = build_steps(conn.execute(_EVENTS_SQL, (task_id,)).fetchall())
+        summary_steps = steps
 
     # Only the few steps the summary needs are parsed here; the rest on demand.
     start: dict = {}
@@ -289,7 +451,7 @@ def reconstruct(conn: sqlite3.Connection, task_or_request_id: str) -> Reconstruc
     decisions_seen: dict[str, dict] = {}
     action_steps: dict[int, Step] = {}
     decision_index = first_action = None
-    for step in steps:
+    for step in summary_steps:
         kind = step.kind
         if kind == "escalation" or kind == "decision":
             if kind == "decision" and isinstance(step.data, dict):

@@ -40,6 +40,34 @@ def test_resuming_leaves_thresholds_set_since_the_pause():
         gc.set_threshold(*before)
 
 
+def test_what_start_up_made_is_left_out_of_collections_until_settled_and_its_garbage_then_freed():
+    import weakref
+
+    class Node:
+        pass
+
+    gc_pause.resume_after_start_up()
+    before = gc.get_threshold()
+    freed: list[bool] = []
+    try:
+        gc_pause.pause_for_start_up()
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]  # start-up garbage only the collector can free
+        weakref.finalize(cycle, freed.append, True)
+        del cycle
+        gc_pause.resume_after_start_up()
+        # Frozen: the first collections after the first frame do not walk start-up's objects again.
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert freed == []  # (a frozen cycle is not collected: the price, until the console settles)
+        gc_pause.settle_for_long_run()
+        assert freed == [True]  # settling unfroze start-up's objects for its one full collection
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 def test_importing_the_app_pauses_the_collector_first():
     # What `agentdeck console` and the first-paint bench rely on: Textual's imports run with it paused.
     import subprocess

@@ -21,7 +21,16 @@ from test_cli_ingest import ROOT
 NOT_BEFORE_FIRST_FRAME = ("pydantic", "pydantic_core", "httpx", "watchfiles", "importlib.metadata",
                           "agentdeck.store.tailer", "agentdeck.store.ingest", "agentdeck.store.events",
                           "agentdeck.store.otlp", "agentdeck.store.canary", "agentdeck.replay.evidence",
-                          "agentdeck.replay.reconstruct")
+                          "agentdeck.replay.reconstruct",
+                          # The console's HTTP clients (callbacks, hooks) and, through http.cookiejar, the
+                          # stdlib's urllib.request, http.client and email: ~15 ms, made when first called.
+                          "agentdeck.replay.http_clients", "http.cookiejar", "urllib.request", "http.client",
+                          # The views of the other screens and the actions (their dataclasses: ~1 ms each).
+                          "agentdeck.console.service.views_later",
+                          # Delivering decisions (and where each would go): after the first frame, on a worker.
+                          "agentdeck.console.service.delivery", "agentdeck.console.service.reach",
+                          # The tab bar (Textual's Tabs) is mounted just after the first frame, imported then.
+                          "agentdeck.console.widgets.screen_tabs", "textual.widgets._tabs")
 
 FIRST_FRAME = """
 import json, sys

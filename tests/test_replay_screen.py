@@ -346,3 +346,134 @@ async def test_a_successful_compensation_shows_its_outcome_line_first_at_80x24(s
         assert status.region.height > scroll.region.height, "the body does not fit: the test needs it not to"
         assert scroll.region.contains(status.region.x, status.region.y), (status.region, scroll.region)
         assert any("Compensated (attempt 1)" in line for line in screen_lines(app))
+
+
+async def _open_while_changes_come(app, pilot, change) -> list:
+    """Open task-0001 on Replay; during its rebuild ``change()`` runs on the worker and the app hears a store
+    change (data_version). Returns the views the service's replay answered for it."""
+    deck = app.deck
+    answered: list = []
+    inner = deck.replay
+
+    def replay(wanted, known=None):
+        view = inner(wanted, known)
+        if wanted == "task-0001" and not answered:
+            change()
+            app.call_from_thread(lambda: setattr(app, "data_version", app.data_version + 1))
+        answered.append(view)
+        return view
+
+    deck.replay = replay
+    app.open_replay("task-0001")
+    await settle(app, pilot)
+    return answered
+
+
+async def test_a_change_heard_during_a_rebuild_that_left_the_task_alone_needs_no_second_read(sample_db, make_app):
+    """A busy fleet commits while a big task is rebuilt: its key checked again after the rebuild covers them."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_while_changes_come(app, pilot, lambda: None)
+        screen = app.screen
+        assert len(answered) == 1 and answered[0].rec.task_id == "task-0001"
+        assert screen.rec.task_id == "task-0001" and screen._changes_covered >= screen._changes_heard
+
+
+async def test_a_change_to_the_task_during_its_rebuild_is_read_again(sample_db, make_app):
+    """The same, but the change touched what the reconstruction shows (an audit record): read again, shown."""
+    from agentdeck.store import audit
+    from agentdeck.store.txn import atomic
+
+    def record() -> None:
+        with connect(sample_db) as conn, atomic(conn):
+            audit.append(conn, ts=1.0, actor="t", kind="note", subject="task-0001", detail={"n": 1})
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_while_changes_come(app, pilot, record)
+        screen = app.screen
+        assert len(answered) == 2 and answered[1] is not None  # read again: the key had changed
+        assert any(a["kind"] == "note" for a in screen.rec.audit)
+
+
+async def test_timeline_lines_follow_the_cursor_and_the_task_though_lines_are_kept(sample_db, make_app):
+    """Built lines are kept between frames: the cursor's highlight still moves with j/k, and another task's
+    steps at the same indexes are drawn as its own, not the last task's."""
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        timeline = await open_task(app, pilot, "task-0001")
+        cursor_bg = timeline.get_component_rich_style("replay-timeline--cursor").bgcolor
+
+        def highlighted() -> list[int]:
+            return [y for y in range(5) if any(seg.style and seg.style.bgcolor == cursor_bg
+                                               for seg in timeline.render_line(y))]
+
+        def text(y: int) -> str:
+            return "".join(seg.text for seg in timeline.render_line(y))
+
+        assert highlighted() == [0] and "task_start" in text(0) and "plan" in text(1)
+        await pilot.press("j", "j")
+        await settle(app, pilot)
+        assert highlighted() == [2]
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert highlighted() == [1]
+        other = next(r[0] for r in connect(sample_db).execute(
+            "SELECT task_id FROM tasks WHERE task_id != 'task-0001' AND events > 3 ORDER BY task_id"))
+        before = [text(y) for y in range(3)]
+        timeline = await open_task(app, pilot, other)
+        after = [text(y) for y in range(3)]
+        assert after != before and all(f"{s.seq:>7}" in line and s.kind in line
+                                       for s, line in zip(app.screen.rec.steps, after))
+
+
+async def _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check: bool) -> list:
+    """Open task-0001 on Replay; a store change is heard just after its answer is shown, numbered (as the store
+    watcher numbers what it posts) before the rebuild's check, or after it. Returns the service's answers."""
+    from agentdeck.console.messages import Ingested
+    from agentdeck.console.screens.replay import ReplayScreen
+
+    deck = app.deck
+    answered: list = []
+    seqs: list[int] = []
+    inner, loaded = deck.replay, ReplayScreen._loaded
+
+    def replay(wanted, known=None):
+        view = inner(wanted, known)
+        if wanted == "task-0001" and not answered and numbered_before_check:
+            seqs.append(app.next_change_seq())  # the watcher noticed a commit before the check began
+        answered.append(view)
+        return view
+
+    def loaded_then_heard(self, wanted, view, checked=None):
+        loaded(self, wanted, view, checked)
+        if view is not None and not seqs:
+            seqs.append(app.next_change_seq())  # noticed only now, after the check
+        if view is not None and len(seqs) == 1:
+            app.post_message(Ingested(seq=seqs[0]))  # heard after the answer, whenever it was numbered
+            seqs.append(0)
+
+    deck.replay = replay
+    monkeypatch.setattr(ReplayScreen, "_loaded", loaded_then_heard)
+    app.open_replay("task-0001")
+    await settle(app, pilot)
+    await until(pilot, lambda: app.change_heard >= seqs[0])  # the change was heard
+    await settle(app, pilot)
+    return answered
+
+
+async def test_a_change_committed_before_the_check_but_heard_after_the_answer_is_not_read_again(
+        sample_db, make_app, monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check=True)
+        screen = app.screen
+        assert len(answered) == 1 and screen.rec.task_id == "task-0001"
+        assert screen._changes_heard >= 1 and screen._changes_covered >= screen._changes_heard
+
+
+async def test_a_change_known_only_after_the_check_is_read_again(sample_db, make_app, monkeypatch):
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        answered = await _open_and_hear_after_the_answer(app, pilot, monkeypatch, numbered_before_check=False)
+        assert len(answered) == 2 and app.screen.rec.task_id == "task-0001"

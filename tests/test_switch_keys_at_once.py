@@ -233,3 +233,43 @@ async def test_keys_typed_after_enter_in_the_filter_go_to_the_list(esc_db, make_
         await pilot.press("1")
         await settle(pilot)
         assert isinstance(app.focused, TaskTable)
+
+
+async def test_keys_typed_after_enter_in_replays_open_box_are_not_lost_in_it(sample_db, make_app):
+    """On Replay, o task-0002 Enter 2 in one read: task-0002 is opened and the 2 switches to Escalations. The box
+    stayed focused until the task had loaded, so the 2 (or j, n, anything typed on) went into it, hidden."""
+    from textual.widgets import Input
+
+    from agentdeck.console.widgets.replay_timeline import ReplayTimeline
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        replay = app.screen
+        await type_at_once(pilot, "o", *"task-0002", "enter", "2")
+        box = replay.query_one("#replay-open", Input)
+        assert app.replay_task == "task-0002"
+        assert app.current_mode == "escalations", f"the 2 typed after Enter went into the box: {box.value!r}"
+        assert not box.display and box.value == "", repr(box.value)
+        await type_at_once(pilot, "4")
+        assert app.screen is replay and replay.rec is not None and replay.rec.task_id == "task-0002"
+        timeline = replay.query_one(ReplayTimeline)
+        assert app.focused is timeline
+        await type_at_once(pilot, "j")
+        assert timeline.cursor == 1
+
+
+async def test_keys_typed_before_esc_in_the_filter_are_not_screen_keys(esc_db, make_app):
+    """/ 2 Esc in one read: the 2 was typed into the filter, which Esc then cancels; it is not a switch to
+    Escalations. (Esc closes the box as its key comes in, before the box has read the 2 queued on it.)"""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        tasks = app.screen
+        await type_at_once(pilot, "slash", "2", "escape")
+        box = tasks.query_one(FilterInput)
+        assert app.current_mode == "tasks", "a key typed into the filter before Esc switched screen"
+        assert not box.display and app.focused is tasks.table
+        assert tasks.filt.empty

@@ -133,11 +133,13 @@ class DeckScreen(Screen):
         # Styled for the app's current CSS as it mounts (its own .tcss is read before its
         # children are registered; the screen node is styled again in on_mount). Textual marks
         # a new screen as never styled, and on its first show re-parses and re-applies the
-        # whole stylesheet twice (App._init_mode, App.switch_mode) for nothing.
-        # (Not the first screen, made while the app itself is being set up: its
-        # theme is applied after, and that pass must reach it.)
+        # whole stylesheet twice (App._init_mode, App.switch_mode) for nothing. The first
+        # screen too, made while the app is being set up, once the app node has its styles
+        # (AgentDeck._style_before_first_screen): that pass, a reparse of every source and a
+        # restyle of every node, was ~10 ms of CPU before the first frame. A theme change
+        # later is a new CSS generation, and its own refresh_css restyles every screen.
         app = active_app.get(None)
-        if app is not None and app._dom_ready:
+        if app is not None and (app._dom_ready or getattr(app, "styled_before_first_screen", False)):
             self._css_update_count = app._css_update_count
 
     def compose(self) -> ComposeResult:
@@ -172,10 +174,14 @@ class DeckScreen(Screen):
             return self._changes_heard, job()
 
         def shown(answer: tuple[int, T]) -> None:
-            self._changes_covered = max(self._changes_covered, answer[0])
+            self.covered_up_to(answer[0])
             show(answer[1])
 
         run_off_ui(self, group, counted, shown, on_error=on_error)
+
+    def covered_up_to(self, heard: int) -> None:
+        """What is shown now covers the first ``heard`` store changes (they were committed before it was read)."""
+        self._changes_covered = max(self._changes_covered, heard)
 
     def supersede(self, group: str) -> None:
         """Drop the answers of the reads of ``group`` asked before now.

@@ -21,6 +21,7 @@ from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen
 from agentdeck.console.service.views import ActionResult, CompensationPrompt, Reconstruction, ReplayView
 from agentdeck.console.widgets.compensation_dialog import CompensationDialog
+from agentdeck.console.widgets.prompt_input import PromptInput
 from agentdeck.console.widgets.replay_detail import ReplayDetail
 from agentdeck.console.widgets.replay_timeline import ReplayTimeline
 
@@ -57,10 +58,18 @@ class ReplayScreen(DeckScreen):
         self._player = None
         self._choosing = False  # showing "no task chosen" (nothing to read, nothing to redraw)
         self._loading_heard = 0  # store changes heard when the load in flight began
+        # Store changes are numbered as they become known (AgentDeck.next_change_seq): the highest number
+        # heard, and the highest the data shown was checked current after (each change up to it committed
+        # before the check).
+        self._heard_seq = 0
+        self._checked_seq = 0
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="replay-info")
-        yield Input(placeholder="task id or request id, then Enter", id="replay-open", max_length=200)
+        # Enter closes it and focuses the timeline at once: o task-0002 Enter j in one read moves on the timeline
+        # of the task opened, instead of typing j into the box (PromptInput).
+        yield PromptInput(placeholder="task id or request id, then Enter", id="replay-open", max_length=200,
+                          leave_to="#replay-timeline")
         with Horizontal(id="replay-main"):
             yield ReplayTimeline(id="replay-timeline")
             yield ReplayDetail(id="replay-detail")
@@ -74,6 +83,7 @@ class ReplayScreen(DeckScreen):
 
     def _task_changed(self, _value: str | None) -> None:
         self._loaded_key = None
+        self._checked_seq = 0  # (checked for the task shown until now, not for the one asked for)
         self.reload()
 
     def reload(self) -> None:
@@ -98,8 +108,22 @@ class ReplayScreen(DeckScreen):
         self._loading_heard = self._changes_heard
         deck, known = self.deck, self._loaded_key
         trace = getattr(self.app, "replay_files", {}).get(wanted)  # a suite run's trace file, not the store
-        job = (lambda: deck.replay_trace(trace, known, wanted)) if trace else (lambda: deck.replay(wanted, known))
-        self.read("replay-load", job, lambda view: self._loaded(wanted, view),
+
+        app = self.app
+
+        def rebuild() -> tuple[ReplayView | None, tuple[int, int] | None]:
+            view = deck.replay(wanted, known)
+            if view is None or view.rec is None:
+                return view, None
+            # A rebuild takes a while and a busy fleet commits many times meanwhile: if the task's change key
+            # is the same after it, it covers every change heard by now, and every change numbered by now
+            # (heard later), and needs no second read for them (that read was a worker round trip more before
+            # the screen settled: issue 9). Both are read before the check: each was committed before it.
+            heard, known_seq = self._changes_heard, getattr(app, "change_known", 0)
+            return view, (heard, known_seq) if deck.replay_current(view) else None
+
+        job = (lambda: (deck.replay_trace(trace, known, wanted), None)) if trace else rebuild
+        self.read("replay-load", job, lambda answer: self._loaded(wanted, *answer),
                   on_error=lambda message: self._load_failed(wanted, message))
 
     def _load_failed(self, wanted: str, message: str) -> None:
@@ -107,14 +131,33 @@ class ReplayScreen(DeckScreen):
             self._loading = None
         self.notify(message, title="Replay", severity="error", timeout=10, markup=False)
 
-    def _loaded(self, wanted: str, view: ReplayView | None) -> None:
+    def _loaded(self, wanted: str, view: ReplayView | None, checked: tuple[int, int] | None = None) -> None:
         if view is not None:
             self._show(view)
+        if checked is not None and view is not None and self.view is view:
+            # What is shown was checked current after the first ``heard`` changes and those numbered to ``seq``.
+            heard, seq = checked
+            self._checked_seq = max(self._checked_seq, seq)
+            if seq and self._heard_seq <= seq:  # every change heard so far was numbered before the check
+                heard = self._changes_heard
+            self.covered_up_to(heard)
+            if self._changes_heard <= heard:
+                self._again = False
         if self._loading == wanted:
             self._loading = None
             if self._again:  # something changed while we were reading: read once more (cheap if nothing did)
                 self._again = False
                 self.reload()
+
+    def _data_changed(self, version: int) -> None:
+        seq = getattr(self.app, "change_heard", 0)
+        self._heard_seq = max(self._heard_seq, seq)
+        if seq and seq <= self._checked_seq and self._changes_covered >= self._changes_heard:
+            # Committed before what is shown was checked current (heard only now): nothing new to read.
+            self._changes_heard += 1
+            self.covered_up_to(self._changes_heard)
+            return
+        super()._data_changed(version)
 
     def _show_empty(self, message: str) -> None:
         self.rec = None
@@ -136,6 +179,8 @@ class ReplayScreen(DeckScreen):
                        f"No task or request {wanted!r} in the store.")
             self.query_one("#replay-info", Static).update(
                 plain(f"{missing} Press o to type another id.", style="bold red"))
+            # Ready for another id at once (Enter closed the box and focused the empty timeline).
+            self._open_input(True, focus=True)
             return
         same_task = self.rec is not None and self.rec.task_id == rec.task_id
         cursor = self.query_one(ReplayTimeline).cursor if same_task else 0

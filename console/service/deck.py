@@ -20,24 +20,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentdeck.console.service import views
-from agentdeck.console.service.delivery import DeliverySettings, deliver_one, give_up
-from agentdeck.replay.http_clients import ClientPool
-from agentdeck.console.service.reach import Reach, reach, unreachable_origins
 from agentdeck.console.service.settings import Settings
 from agentdeck.console.service.tail_window import merge_tail
 from agentdeck.console.service.text import step_summary
-from agentdeck.console.service.views import (
-    ActionResult, CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReplayView, TaskDetail,
-    TaskFilter, TaskKey, TaskPage, Window,
-)
-from agentdeck.console.service.views import ReleaseView, SuiteCase, SuiteSummary
+from agentdeck.console.service.views import ActionResult, TaskFilter, TaskKey, TaskPage, Window
 from agentdeck.console.service.views import detail_key, redact
 from agentdeck.store import queries
 from agentdeck.store.db import connect
 from agentdeck.store.txn import StoreError
+
+if TYPE_CHECKING:
+    from agentdeck.console.service.delivery import DeliverySettings
+    from agentdeck.console.service.reach import Reach
+    # (The views of what follows the first frame: created when first used, as views.X, views_later.py.)
+    from agentdeck.console.service.views import (
+        CanaryView, CompensationPrompt, EscalationQueue, EscalationView, ReleaseView, ReplayView, SuiteSummary,
+        TaskDetail,
+    )
+    from agentdeck.replay.http_clients import ClientPool
 
 # store.decisions, store.canary, store.contract and replay.* are imported where
 # used: the console's first paint (Tasks) needs none of them.
@@ -74,10 +77,13 @@ class DeckService:
         self._local = threading.local()
         self._contracts: Any = None  # store.contract.ContractCheck, made on the first canary read
         self._local_routes: Any = None  # console.notify.local.LocalRoutes: this process's bell/desktop state
-        self.delivery = DeliverySettings(settings.outbox, settings.allow_hosts)
+        self._delivery: DeliverySettings | None = None  # made on first use (``delivery``)
         # HTTP clients (callbacks, release hooks, compensations), one per timeout, shared by every call: making one
-        # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit).
-        self.http = ClientPool()
+        # costs 0.1-0.3 s of CPU. Closed by close() (the app calls it on exit). The pool itself is made on first
+        # use (``http``): its module imports http.cookiejar, and with it urllib.request, http.client and email,
+        # ~15 ms of CPU the console's first frame does not need.
+        self._http: ClientPool | None = None
+        self._lazy_lock = threading.Lock()  # (delivery and http: made once, by whichever thread asks first)
         # The last few reconstructions, by their change key (see replay): going back to a task
         # that did not change costs no rebuild (10,000 steps: ~80 ms of CPU each time otherwise).
         self._replays: OrderedDict[tuple, ReplayView] = OrderedDict()
@@ -91,9 +97,33 @@ class DeckService:
         self._started_at = time.time()  # wall clock, as the analyst stamps its rounds
         connect(self.db_path).close()  # create and migrate before any reader opens it
 
+    @property
+    def delivery(self) -> DeliverySettings:
+        """Where and how decisions are delivered (the outbox, the allowed hosts, attempts); made on first use, with
+        its module, after the first frame (``startup`` delivers what a previous run left pending)."""
+        with self._lazy_lock:
+            if self._delivery is None:
+                from agentdeck.console.service.delivery import DeliverySettings
+
+                self._delivery = DeliverySettings(self.settings.outbox, self.settings.allow_hosts)
+            return self._delivery
+
+    @property
+    def http(self) -> ClientPool:
+        """The shared HTTP clients (replay.http_clients), made on first use, from any thread."""
+        with self._lazy_lock:
+            if self._http is None:
+                from agentdeck.replay.http_clients import ClientPool
+
+                self._http = ClientPool()
+            return self._http
+
     def close(self) -> None:
-        """The console is exiting: close the shared HTTP clients (their kept-alive connections)."""
-        self.http.close()
+        """The console is exiting: close the shared HTTP clients (their kept-alive connections), if any was made."""
+        with self._lazy_lock:
+            pool = self._http
+        if pool is not None:
+            pool.close()
 
     # -- connections and time ---------------------------------------------------
 
@@ -186,7 +216,7 @@ class DeckService:
             payloads.append(payload)
             events.append({"id": r["id"], "seq": r["seq"], "kind": r["kind"], "ts": r["ts"], "payload": payload})
         abandoned = queries.is_abandoned(task, self.abandoned_before())
-        return TaskDetail(task_id, task, tuple(events), tuple(payloads), masked, abandoned=abandoned,
+        return views.TaskDetail(task_id, task, tuple(events), tuple(payloads), masked, abandoned=abandoned,
                           key=detail_key(task_id, task, abandoned))
 
     def task_detail_if_changed(self, task_id: str, known: tuple | None) -> TaskDetail | None:
@@ -212,7 +242,7 @@ class DeckService:
 
         conn = self.reader()
         if history:
-            return EscalationQueue(tuple(decisions.decided(conn)), history, decisions.count(conn, pending=False))
+            return views.EscalationQueue(tuple(decisions.decided(conn)), history, decisions.count(conn, pending=False))
         # Where each distinct callback URL's decision would go, then one query that lists the orphaned last.
         by_url = self._reach_by_url(conn, decisions.pending_callback_urls(conn))
         orphan_urls = [u for u, r in by_url.items() if u is not None and r.orphaned]
@@ -220,11 +250,12 @@ class DeckService:
         rows = decisions.pending(conn, limit=QUEUE_SHOWN, last_urls=orphan_urls,
                                  no_url_last=no_url is not None and no_url.orphaned)
         reaches = self._reaches(conn, rows, by_url)
-        return EscalationQueue(tuple(rows), history, decisions.count(conn, pending=True),
+        return views.EscalationQueue(tuple(rows), history, decisions.count(conn, pending=True),
                                reach={r["escalation_id"]: reaches[r["escalation_id"]] for r in rows})
 
     def _reach_by_url(self, conn: sqlite3.Connection, urls: Sequence[str | None]) -> dict[str | None, Reach]:
         """Where a decision goes for each callback URL (None: no URL); console.service.reach."""
+        from agentdeck.console.service.reach import reach, unreachable_origins
         from agentdeck.replay.hosts import check_url
         from agentdeck.store import decisions
 
@@ -258,7 +289,7 @@ class DeckService:
         problem = check_url(url, self.allow_hosts) if url else None
         where = self._reaches(conn, [row])[row["escalation_id"]] if row["status"] == "pending" else None
         release = self._release_view(conn, row) if row["kind"] == "release" else None
-        return EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
+        return views.EscalationView(dict(row), dict(task) if task is not None else None, tuple(steps), max(more, 0),
                               callback_problem=problem, reach=where, release=release)
 
     def _release_view(self, conn: sqlite3.Connection, row: sqlite3.Row) -> ReleaseView | None:
@@ -279,7 +310,7 @@ class DeckService:
         except ValueError:
             suite = None
         hook = contract.release_hook if contract is not None else None
-        return ReleaseView(dict(item), verdict if isinstance(verdict, dict) else {},
+        return views.ReleaseView(dict(item), verdict if isinstance(verdict, dict) else {},
                            suite if isinstance(suite, dict) else None,
                            release.effective(conn, contract, item["agent"], item["version"]).describe(),
                            tuple(dict(c) for c in release.changes_for(conn, row["escalation_id"])),
@@ -503,6 +534,8 @@ class DeckService:
                                escalation_id=escalation_id, clock=self.clock, clients=self.http)
 
     def _deliver(self, escalation_id: str) -> str | None:
+        from agentdeck.console.service.delivery import deliver_one, give_up
+
         conn = self.writer()
         try:
             return deliver_one(conn, escalation_id, self.delivery, clients=self.http)
@@ -556,13 +589,8 @@ class DeckService:
 
         conn = self.reader()
         # Cheap change check first: a big task is only rebuilt when it (or its audit) changed.
-        row = conn.execute(
-            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
-        ).fetchone()
-        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
-        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
-        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
-        key = (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
+        key = self._replay_key(conn, wanted)
+        abandoned = key[-1]
         if key == known:
             return None
         with self._replays_lock:
@@ -573,12 +601,31 @@ class DeckService:
         rec = reconstruct(conn, wanted)
         if rec is not None:
             rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
-        view = ReplayView(wanted, key, rec, abandoned=abandoned)
+        view = views.ReplayView(wanted, key, rec, abandoned=abandoned)
         with self._replays_lock:
             self._replays[key] = view
             while len(self._replays) > REPLAYS_KEPT:
                 self._replays.popitem(last=False)
         return view
+
+    def _replay_key(self, conn: sqlite3.Connection, wanted: str) -> tuple:
+        """What a reconstruction of ``wanted`` depends on: the task's row, the audit's and compensations' last ids,
+        whether it is abandoned (its last item)."""
+        row = conn.execute(
+            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
+        ).fetchone()
+        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
+        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
+        return (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
+
+    def replay_current(self, view: ReplayView) -> bool:
+        """Whether ``view`` (from ``replay``) is still what the store holds: its change key read again now.
+
+        A rebuild takes a while; when nothing it depends on changed meanwhile, it covers every store change
+        committed before this check, and the screen needs no second read for the changes it heard meanwhile.
+        """
+        return not view.source and self._replay_key(self.reader(), view.wanted) == view.key
 
     def replay_trace(self, path: str | Path, known: tuple | None = None, wanted: str | None = None) -> ReplayView | None:
         """A task rebuilt from a trace FILE (a suite run's) in a throwaway in-memory store; the live store is
@@ -606,16 +653,16 @@ class DeckService:
                 rec.policy_versions  # noqa: B018 - parse the policy checks here, not on the UI thread
         finally:
             conn.close()
-        return ReplayView(wanted, key, rec, source=str(path))
+        return views.ReplayView(wanted, key, rec, source=str(path))
 
     def compensation_prompt(self, action_id: str) -> CompensationPrompt:
         from agentdeck.replay import compensate
 
         prepared = compensate.prepare(self.reader(), action_id, self.allow_hosts)
         if isinstance(prepared, compensate.Refusal):
-            return CompensationPrompt(action_id, None, prepared.reason)
+            return views.CompensationPrompt(action_id, None, prepared.reason)
         (headers, body, args), masked = redact([prepared.headers, prepared.body, prepared.args])
-        return CompensationPrompt(action_id, prepared, None, headers, body, args, masked)
+        return views.CompensationPrompt(action_id, prepared, None, headers, body, args, masked)
 
     def compensate(self, prompt: CompensationPrompt, *, retry: bool = False, reason: str = "") -> ActionResult:
         """Record the attempt, call the system, record the result: one trip. A retry re-checks first.
@@ -708,7 +755,7 @@ class DeckService:
         if not any(p.agent == agent for p in pairs):
             agent = pairs[0].agent if pairs else None
         if agent is None:
-            return CanaryView(tuple(pairs), None, None, ())
+            return views.CanaryView(tuple(pairs), None, None, ())
         pair = next(p for p in pairs if p.agent == agent)
         baseline, canary_v = versions_for(pair, chosen)
         try:
@@ -728,7 +775,7 @@ class DeckService:
                                                                                           metric_key)
         suites = {v: self.suite_summary(pair.agent, v) for v in (baseline, canary_v)}
         first = self.violations(tasks[0]["task_id"]) if tasks else ()
-        return CanaryView(tuple(pairs), agent, stored.report, tuple(tasks), time.perf_counter() - started,
+        return views.CanaryView(tuple(pairs), agent, stored.report, tuple(tasks), time.perf_counter() - started,
                           differences=stored.differences, computed_at=stored.computed_at,
                           computed_here=computed_here, analyst=alive, suites=suites, first_violations=tuple(first),
                           analyst_error=st.error if st is not None else None)
@@ -855,9 +902,9 @@ class DeckService:
             flavours = {str(k): (int(v[0]), int(v[1])) for k, v in json.loads(run["by_flavour"]).items()}
         except (ValueError, TypeError, IndexError, AttributeError):
             flavours = {}
-        failing = tuple(SuiteCase(r["case_id"], r["flavour"], r["reason"], r["trace"], bool(r["flaky"]),
+        failing = tuple(views.SuiteCase(r["case_id"], r["flavour"], r["reason"], r["trace"], bool(r["flaky"]),
                                   r["passes"], r["runs"]) for r in failing_cases(conn, run["id"]))
-        return SuiteSummary(run["id"], agent, version, run["passed"], run["cases"], flavours, run["finished"],
+        return views.SuiteSummary(run["id"], agent, version, run["passed"], run["cases"], flavours, run["finished"],
                             run["command"], failing)
 
     def violations(self, task_id: str) -> Sequence[views.Row]:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Static, Tab, Tabs
+from textual.widgets import Static
 
 from agentdeck.console.service.views import Counters
 
@@ -18,35 +18,6 @@ if TYPE_CHECKING:
 
 SCREENS = [("tasks", "1 Tasks"), ("escalations", "2 Escalations"), ("canary", "3 Canary"), ("replay", "4 Replay"),
            ("problems", "5 Problems")]  # the tab shows the health indicator instead: "5 ✔ ok", "5 ▲ 2"
-
-
-class ScreenTabs(Tabs, can_focus=False):
-    """Tab bar mirroring the app's modes; clicking a tab switches screen.
-
-    Not focusable: the keyboard stays on each screen's content (number keys
-    switch screens), so j/k never land on the tabs.
-    """
-
-    def __init__(self, active: str) -> None:
-        super().__init__(*[Tab(label, id=f"tab-{mode}") for mode, label in SCREENS], active=f"tab-{active}")
-        self.mode = active
-
-    def on_mount(self) -> None:
-        # The last tab is the health indicator: "5 ✔ ok", "5 ▲ 2", "5 ✖ 3".
-        self.watch(self.app, "health", self._show_health)
-
-    def _show_health(self, health: Health) -> None:
-        tab = self.query_one("#tab-problems", Tab)
-        label = indicator_text(health)
-        if str(tab.label) != label.plain or health.level != getattr(self, "_level", None):
-            self._level = health.level
-            tab.label = label
-
-    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
-        event.stop()
-        mode = (event.tab.id or "").removeprefix("tab-")
-        if mode and mode != self.mode:
-            self.app.switch_mode(mode)
 
 
 class TextLine(Widget):
@@ -275,8 +246,15 @@ class DeckHeader(Horizontal):
     def on_mount(self) -> None:
         # The tab bar comes just after the screen's first frame: Textual's Tabs (ten widgets and their
         # stylesheet) were 35-40 ms of CPU on the way to the console's first paint (bench/console.py),
-        # which shows the screen's own content without waiting for them. The bar is on the frame after.
-        self.call_after_refresh(self.mount, ScreenTabs(self.active), before=0)
+        # which shows the screen's own content without waiting for them. The bar is on the frame after;
+        # its module (and Textual's Tabs) is imported then too.
+        self.call_after_refresh(self._mount_tabs)
+
+    def _mount_tabs(self) -> None:
+        from agentdeck.console.widgets.screen_tabs import ScreenTabs
+
+        if self.is_attached:  # (not when the console quit right after its first frame: no MountError)
+            self.mount(ScreenTabs(self.active), before=0)
 
 
 def same_day(a: float | None, b: float | None) -> bool:

@@ -8,6 +8,7 @@ segment — never parsed as markup. The cursor is a reactive; moving it posts
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, UTC
 
 from rich.segment import Segment
@@ -39,6 +40,7 @@ KIND_STYLE = {
     "gap": "bold red",
 }
 TITLE_LIMIT = 300
+LINES_KEPT_PER_SCREEN = 200  # built lines kept: a few screens' worth (cleared beyond four times this)
 
 
 def _clock(ts: float | None) -> str:
@@ -77,11 +79,16 @@ class ReplayTimeline(ListMoves, ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.steps: list[Step] = []
+        self.steps: Sequence[Step] = []
         self._width = 80
+        # Built lines by (index, under the cursor, width, base style, cursor style): a frame redraws every
+        # visible line (the cursor moved, the detail pane changed) and each cost ~0.3 ms to build again.
+        self._lines: dict[tuple, Strip] = {}
+        self._frame: tuple[Style, Style, int, int] | None = None  # styles, width, offset for the lines being drawn
 
-    def set_steps(self, steps: list[Step], cursor: int = 0) -> None:
+    def set_steps(self, steps: Sequence[Step], cursor: int = 0) -> None:
         self.steps = steps
+        self._lines.clear()
         self._width = 80
         self.virtual_size = Size(self._width, len(steps))
         self.cursor = max(0, min(cursor, len(steps) - 1))
@@ -106,15 +113,37 @@ class ReplayTimeline(ListMoves, ScrollView, can_focus=True):
             (clean(step.title, TITLE_LIMIT, single_line=True), "red" if step.is_gap else ""),
         ]
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The styles, width and offset are the same for every line of one draw: looked up once for it
+        # (each lookup walks the DOM; per line they were a third of the timeline's drawing).
+        self._frame = (self.rich_style, self.get_component_rich_style("replay-timeline--cursor"),
+                       self.scrollable_content_region.width, self.scroll_offset.y)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        index = self.scroll_offset.y + y
-        width = self.scrollable_content_region.width
-        base = self.rich_style
+        frame = self._frame
+        if frame is None:  # (called on its own, not through render_lines)
+            frame = (self.rich_style, self.get_component_rich_style("replay-timeline--cursor"),
+                     self.scrollable_content_region.width, self.scroll_offset.y)
+        base, cursor_style, width, top = frame
+        index = top + y
         if index >= len(self.steps):
             return Strip.blank(width, base)
-        style_cursor = self.get_component_rich_style("replay-timeline--cursor") if index == self.cursor else None
+        key = (index, index == self.cursor, width, base, cursor_style)
+        strip = self._lines.get(key)
+        if strip is None:
+            if len(self._lines) > 4 * LINES_KEPT_PER_SCREEN:
+                self._lines.clear()
+            strip = self._lines[key] = self._build_line(self.steps[index], base,
+                                                        cursor_style if index == self.cursor else None, width)
+        return strip
+
+    def _build_line(self, step: Step, base: Style, style_cursor: Style | None, width: int) -> Strip:
         segments = []
-        for text, style in self.line_text(self.steps[index]):
+        for text, style in self.line_text(step):
             s = base + Style.parse(style) if style else base
             if style_cursor is not None:
                 s = s + style_cursor

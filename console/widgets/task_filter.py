@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shlex
 
-from textual import events
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Input
 
 from agentdeck.console.safe import clean
 from agentdeck.console.service.views import OUTCOMES, TaskFilter
+from agentdeck.console.widgets.prompt_input import PromptInput
 
 KEYS = {"agent": "agent", "version": "version", "ver": "version", "cohort": "cohort", "stage": "stage", "outcome": "outcome",
         "session": "session"}
@@ -85,13 +84,14 @@ def describe(filt: TaskFilter) -> str:
     return " ".join(parts)
 
 
-class FilterInput(Input):
+class FilterInput(PromptInput):
     """Where the filter is typed (opened with /). Enter applies, Escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=True)]
     # Esc closes it: run by the app as its key comes in (AgentDeck.on_event), it hands the focus back at once, so
     # the keys read with it (Esc then 2, or j) go to the table, not into this hidden box. (Not Enter: it reads the
-    # value, and characters typed just before it are still in this box's queue when the app reads the Enter.)
+    # value, and characters typed just before it are still in this box's queue when the app reads the Enter;
+    # PromptInput applies it in this box's own queue.)
     FOCUSING_ACTIONS = frozenset({"cancel"})
 
     class Applied(Message):
@@ -103,48 +103,23 @@ class FilterInput(Input):
         pass
 
     def __init__(self, *, leave_to: str | None = None, **kw) -> None:
-        self.leave_to = leave_to  # the widget (a selector on its screen) the focus goes back to as it closes
         super().__init__(
+            leave_to=leave_to,
             placeholder="agent:NAME version:V cohort:canary outcome:failed violations  words…  (enter applies, esc cancels)",
             **kw,
         )
 
-    async def action_submit(self) -> None:
+    async def submit_now(self) -> bool:
         try:
             filt = parse_filter(self.value)
         except FilterError as exc:
             self.app.bell()
             # The message quotes what was typed (maybe pasted trace text): never parse it as markup.
             self.notify(clean(str(exc), 300, single_line=True), title="Filter", severity="error", markup=False)
-            return
+            return False
         self.post_message(self.Applied(filt))
-        self._leave()
-
-    async def _on_key(self, event: events.Key) -> None:
-        if not self.display:
-            # Closed (Enter applied) while keys read with the Enter were already routed here, to the widget focused
-            # when the app read them (/ ok Enter j in one read): each goes back to the app, which hands it to the
-            # widget focused now, in the order typed, instead of into this hidden box.
-            event.stop()
-            event.prevent_default()
-            self.app.post_message(events.Key(event.key, event.character))
-            return
-        if event.key == "enter":
-            # Applied here, in this box's own queue, after the characters typed before it (the binding would run only
-            # once the key had bubbled up to the app, after the keys typed after it had been typed into this box).
-            event.stop()
-            event.prevent_default()
-            await self.action_submit()
-            return
-        await super()._on_key(event)
+        return True
 
     def action_cancel(self) -> None:
         self.post_message(self.Cancelled())
-        self._leave()
-
-    def _leave(self) -> None:
-        """Hidden, the focus back where it came from, now (the screen's handler of the message does the rest)."""
-        if self.leave_to is None:
-            return
-        self.display = False
-        self.screen.set_focus(self.screen.query_one(self.leave_to))
+        self.leave()
