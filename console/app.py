@@ -527,7 +527,12 @@ class AgentDeck(App):
         ~150 ms for Escalations). Done here, each widget's lines are cached and
         the first visit composites them like any later one.
         """
-        for screen in list(self.warm_screens.values()):
+        screens = list(self.warm_screens.values())
+        if self.is_screen_installed("task-detail"):
+            # The task detail too (installed, not a mode's screen): the first enter laid it out at the terminal's
+            # size and drew every line of it (profiled: ~80 ms of UI thread, the slowest enter of every run).
+            screens.append(self.get_screen("task-detail"))
+        for screen in screens:
             if getattr(screen, "_drawn_ahead", False) or not screen.is_mounted or screen.is_current:
                 continue
             screen._drawn_ahead = True  # type: ignore[attr-defined]
@@ -687,12 +692,17 @@ class AgentDeck(App):
         one paint instead of an empty screen and then its data.
         """
         deck, asked_on = self.deck, self.current_mode
-        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self._show_task(d, asked_on))
+        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self.show_task(d, asked_on=asked_on))
 
-    def _show_task(self, detail: TaskDetail, asked_on: str) -> None:
+    def show_task(self, detail: TaskDetail, *, recheck: bool = False, asked_on: str | None = None) -> None:
+        """Show ``detail`` (read for the key that opens it, on ``asked_on``) over the Tasks screen.
+
+        ``recheck``: it was read before the last store change heard (read ahead, console/screens/detail_ahead.py):
+        the detail screen checks the task's row behind its first frame and shows what changed.
+        """
         from agentdeck.console.screens.task_detail import TaskDetailScreen
 
-        if self.current_mode != asked_on:
+        if asked_on is not None and self.current_mode != asked_on:
             return  # a screen key pressed after enter was shown first: the later key wins, not a jump back
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it
@@ -701,7 +711,7 @@ class AgentDeck(App):
             self.install_screen(TaskDetailScreen(), name="task-detail")
         screen = self.get_screen("task-detail")
         assert isinstance(screen, TaskDetailScreen)
-        screen.show_task(detail.task_id, detail)
+        screen.show_task(detail.task_id, detail, recheck=recheck)
         if self.screen is not screen:
             # Written whole from its frame kept when last shown: the header, tabs and footer are not drawn again.
             screen.draw_whole_when_switched(laid_out=False)

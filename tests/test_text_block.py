@@ -121,3 +121,48 @@ async def test_end_spaces_of_a_line_with_combining_characters_are_dropped_as_a_s
             expected = Visual.to_strips(static, visualize(static, text, markup=False), width, None, static.visual_style)
             assert [cells(block.line_strip(y, width)) for y in range(len(block.lines(width)))] == \
                 [cells(s) for s in expected], width
+
+
+class PlainPair(App):
+    """A TextBlock as the task detail's payload is: no padding or border of its own, in a box that has them."""
+
+    CSS = "#box { background: $boost; padding: 0 1; border-left: vkey $primary; } TextBlock { color: $foreground; }"
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import VerticalScroll
+
+        with VerticalScroll(id="box"):
+            yield TextBlock(id="block")
+
+
+async def test_a_plain_text_block_draws_the_lines_textual_draws_for_it():
+    # TextBlock.render_lines makes a plain box's lines itself (padded, filtered, kept): Textual's styles cache
+    # must have made the same, for any text, in part or whole, and again after the text changes.
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    from agentdeck.console.widgets.line_table import plain_box
+
+    app = PlainPair()
+    async with app.run_test(size=(70, 30)) as pilot:
+        block = app.query_one(TextBlock)
+        assert plain_box(block)
+
+        def both(crop: Region):
+            block._styles_cache.clear()
+            return ([cells(s) for s in Widget.render_lines(block, crop)], [cells(s) for s in block.render_lines(crop)])
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(texts=st.lists(styled_texts(), min_size=1, max_size=3))
+        def same(texts: list[Text]) -> None:
+            for text in texts:
+                block.update(text)
+                block.styles.height = max(1, len(block.lines(block.size.width)))
+                app.screen._refresh_layout()  # (its size for this text, as the next frame would lay it out)
+                width, height = block.size
+                for crop in (Region(0, 0, width, height), Region(2, 0, max(1, width - 5), min(height, 2))):
+                    textual, ours = both(crop)
+                    assert ours == textual
+
+        same()
+        await pilot.pause()

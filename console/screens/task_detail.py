@@ -26,6 +26,7 @@ class TaskDetailScreen(DeckScreen):
     MODE = "tasks"
     CSS_PATH = "task_detail.tcss"
     AUTO_FOCUS = "#detail-events"
+    DRAW_AT_ONCE = True  # pushed with a task just shown in it: laid out and drawn as its resume is handled
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc"),
         REPLAY,
@@ -43,13 +44,15 @@ class TaskDetailScreen(DeckScreen):
         self._detail: TaskDetail | None = None  # what it shows (re-reads ask the service whether it changed)
         self._payload_of: tuple | None = None  # (task, event) whose payload is shown (skip showing it again)
 
-    def show_task(self, task_id: str, loaded: TaskDetail | None = None) -> None:
+    def show_task(self, task_id: str, loaded: TaskDetail | None = None, *, recheck: bool = False) -> None:
         """Show another task (the app keeps one detail screen and re-points it).
 
         ``loaded`` is ``DeckService.task_detail``'s result when the caller fetched it
         already (the app does, before pushing this screen, so the screen
-        appears with its data in one paint).
+        appears with its data in one paint). ``recheck``: it was read before a store
+        change heard since (read ahead): the task's row is read again once it is on screen.
         """
+        self._recheck = recheck and loaded is not None
         self.task_id = task_id
         self.events = []
         self.found = None
@@ -75,14 +78,31 @@ class TaskDetailScreen(DeckScreen):
             loaded, self._loaded = self._loaded, None
             self._show(loaded)
             self._fresh = not self.is_current  # about to be shown: that resume need not re-read
+            if self._recheck and self.is_current:
+                self._recheck = False
+                self._recheck_after_frame()
         else:
             self._fetch()
+
+    _recheck = False  # the data show_task() handed over may predate a store change: read after the first frame
 
     def resumed(self) -> None:
         # Shown right after show_task() handed over fresh data: nothing to re-read.
         if not self._fresh:
             self.reload()
-        self._fresh = False
+        elif self._recheck:
+            self._recheck_after_frame()
+        self._fresh = self._recheck = False
+
+    def _recheck_after_frame(self) -> None:
+        """Read the task's row again once the frame showing it is drawn; its events too if it changed.
+
+        After the frame: begun at once, the read's worker held the interpreter during the frame enter waits for.
+        """
+        task_id, deck, held = self.task_id, self.deck, self._detail
+        known = held.key if held is not None and held.task_id == task_id and held.key else None
+        self.read_after_frame("task-detail", lambda: deck.task_detail_if_changed(task_id, known),
+                              lambda detail: self._show(detail if detail is not None else held))
 
     def _fetch(self) -> None:
         task_id, deck = self.task_id, self.deck

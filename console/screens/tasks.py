@@ -10,6 +10,7 @@ newer tasks); ``f`` or ``G`` resumes. Windows are read by the service
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ from textual.timer import Timer
 from agentdeck.console.keymap import REPLAY
 from agentdeck.console.safe import plain
 from agentdeck.console.screens.base import DeckScreen, settled
+from agentdeck.console.screens.detail_ahead import DetailAhead
 from agentdeck.console.service.deck import WINDOW
 from agentdeck.console.service.views import EMPTY_PAGE, TaskFilter, TaskKey, TaskPage, Window, task_key
 from agentdeck.console.widgets.chrome import TextLine
@@ -30,6 +32,7 @@ from agentdeck.console.widgets.task_filter import FilterInput, describe, parse_f
 from agentdeck.console.widgets.task_table import TaskTable
 
 _clock = time.monotonic  # (when the whole window was last read; a test moves it)
+log = logging.getLogger(__name__)
 
 
 class TasksScreen(DeckScreen):
@@ -61,6 +64,9 @@ class TasksScreen(DeckScreen):
         # show them at once and re-read behind them (the jump answers on the next frame, not after a read).
         self._ends: dict[str, tuple[TaskFilter, TaskPage]] = {}
         self._oldest_for: TaskFilter | None = None  # the filter the oldest window was last read ahead for
+        # The detail of the task under the paused cursor, read once the cursor rests there: enter shows it
+        # without a read of its own (console/screens/detail_ahead.py).
+        self.detail_ahead = DetailAhead(self._run_ahead)
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="tasks-status")
@@ -207,6 +213,7 @@ class TasksScreen(DeckScreen):
             table.cursor_row = table.shown.keys.index(current)
         self._show_status()
         self._read_oldest_ahead()
+        self._read_detail_soon()
 
     def _read_oldest_ahead(self) -> None:
         """Read the oldest window once for each filter, after the first one shown: the first g then shows it at once."""
@@ -239,6 +246,56 @@ class TasksScreen(DeckScreen):
     def _user_moved(self) -> None:
         self.table.moved = False
         self._pause()
+        self._read_detail_soon()
+
+    # -- the detail of the task under the cursor, read ahead ------------------
+
+    # The cursor rests on a row this long before its detail is read ahead. Read after every move (j held down,
+    # ctrl+d/u), the reads' worker threads took the interpreter from the next keys' frames: bench/console.py's
+    # j/k and ctrl+d/u p50 rose by 1-4 ms, for reads mostly of rows passed over.
+    AHEAD_REST_S = 0.12
+
+    def _read_detail_soon(self) -> None:
+        """Read the cursor's task's detail once the cursor has rested on it ``AHEAD_REST_S`` (paused only).
+
+        Following, the cursor rides on each new task (several a second): nothing is read ahead.
+        """
+        if self.follow:
+            return
+        if self._ahead_timer is not None:
+            self._ahead_timer.stop()
+        self._ahead_timer = self.set_timer(self.AHEAD_REST_S, self._read_detail_ahead)
+
+    _ahead_timer: Timer | None = None
+
+    def _read_detail_ahead(self) -> None:
+        self._ahead_timer = None
+        if self.follow or not self.is_current or not self.is_mounted:
+            return
+        table = self.table
+        task_id = table.cursor_task
+        if task_id is None:
+            return
+        deck = self.deck
+        self.detail_ahead.ask(task_id, table.row_values(task_id), self._changes_heard,
+                              lambda: deck.task_detail(task_id))
+
+    def _run_ahead(self, job, done) -> None:
+        app = self.app
+
+        def work() -> None:
+            try:
+                result = job()
+            except Exception:  # enter then reads it itself, and shows that read's error to the operator
+                log.exception("reading a task's detail ahead failed")
+                result = None
+            try:
+                app.call_from_thread(done, result)
+            except RuntimeError:  # (the app stopped meanwhile)
+                pass
+
+        # Not exclusive: an answer is never dropped, as an enter may be waiting for it (DetailAhead.usable).
+        self.run_worker(work, thread=True, group="detail-ahead", name="detail-ahead", exit_on_error=False)
 
     @on(TaskTable.Edge)
     def _edge(self, event: TaskTable.Edge) -> None:
@@ -298,7 +355,28 @@ class TasksScreen(DeckScreen):
         if task_id is None:
             return
         self._pause()
-        self.app.open_task(task_id)
+        app = self.app
+        ahead = self.detail_ahead.usable(task_id, self.table.row_values(task_id))
+        if ahead is None:
+            app.open_task(task_id)  # type: ignore[attr-defined]
+            return
+        # Read ahead: shown now, or when the read in flight answers. A store change heard since it began is
+        # checked behind the first frame (the detail screen re-reads the task's row).
+        recheck = ahead.heard < self._changes_heard
+        if ahead.detail is not None:
+            app.show_task(ahead.detail, recheck=recheck)  # type: ignore[attr-defined]
+            return
+        asked_on = app.current_mode
+
+        def answered(detail) -> None:
+            if app.current_mode != asked_on:
+                return  # a screen key pressed after enter was shown first: the later key wins (as open_task)
+            if detail is None:
+                app.open_task(task_id)  # type: ignore[attr-defined]  # (the read failed: read again, errors shown)
+            else:
+                app.show_task(detail, recheck=ahead.heard < self._changes_heard, asked_on=asked_on)  # type: ignore[attr-defined]
+
+        ahead.then.append(answered)
 
     def action_replay(self) -> None:
         task_id = self.table.cursor_task

@@ -133,15 +133,18 @@ class LineTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
         """One source row as cells (one per column); called once per row, when it is first drawn."""
         raise NotImplementedError
 
-    def set_columns(self, columns: Sequence[Column]) -> None:
-        """Draw with these columns from now on (e.g. a column widened to the room there is)."""
+    def set_columns(self, columns: Sequence[Column], *, refresh: bool = True) -> None:
+        """Draw with these columns from now on (e.g. a column widened to the room there is).
+
+        ``refresh`` False: asked while drawing (the lines about to be drawn use them; no second frame)."""
         columns = tuple(columns)
         if columns != tuple(self.columns):
             self.columns = columns
             self._strips.clear()
             self._header = None
             self._set_virtual_size()
-            self.refresh()
+            if refresh:
+                self.refresh()
 
     def _set_virtual_size(self) -> None:
         # No horizontal scrollbar: sideways is by whole columns (shown_columns).

@@ -11,6 +11,8 @@ import json
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Region
+from textual.strip import Strip
 
 from agentdeck.console.safe import clean, plain
 from agentdeck.console.service.views import Row
@@ -81,12 +83,23 @@ class EventTable(LineTable):
         return event_cells(row)
 
     def on_resize(self) -> None:
+        self._fit_columns()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The room may have changed in the layout this frame draws (a task whose events need a scrollbar after
+        # one whose did not): fitted now, the frame has the columns the Resize handled after it would have set,
+        # and no second frame redraws every line with them.
+        self._fit_columns(refresh=False)
+        return super().render_lines(crop)
+
+    def _fit_columns(self, *, refresh: bool = True) -> None:
         # "what" takes the room the other columns leave: no empty space beside
         # a cut summary on a wide terminal, no column cut off at the edge at 80.
         others = sum(w + 2 for key, _, w in EVENT_COLUMNS if key != "what")
         room = self.scrollable_content_region.width - others - 2
         width = max(20, min(room, SUMMARY_LIMIT))
-        self.set_columns(tuple((key, label, width if key == "what" else w) for key, label, w in EVENT_COLUMNS))
+        self.set_columns(tuple((key, label, width if key == "what" else w) for key, label, w in EVENT_COLUMNS),
+                         refresh=refresh)
 
     def show_events(self, rows: list[Row]) -> None:
         ids = [r["id"] for r in rows]

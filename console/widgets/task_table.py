@@ -264,6 +264,10 @@ class TaskTable(CachedLines, ListMoves, ScrollView, can_focus=True, inherit_bind
     def cursor_task(self) -> str | None:
         return self.shown.keys[min(self.cursor_row, self.row_count - 1)] if self.shown.keys else None
 
+    def row_values(self, task_id: str) -> tuple | None:
+        """The values of ``task_id``'s row as the table last showed it (None: not in the window)."""
+        return self._raw.get(task_id)
+
     def _page_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)  # less the header
 

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style as RichStyle
 from rich.text import Text
 from textual._loop import loop_last
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.selection import Selection
 from textual.content import Content
 from textual.strip import Strip
@@ -26,6 +26,7 @@ from textual.visual import Visual
 from textual.widget import Widget
 
 from agentdeck.console.safe import same_text
+from agentdeck.console.widgets.line_table import plain_box
 
 
 class TextBlock(Widget):
@@ -43,6 +44,9 @@ class TextBlock(Widget):
         self._strips: dict[int, Strip] = {}  # line -> strip, for the width and styles in _strips_for
         self._strips_for: tuple | None = None
         self._styles_cache_: dict[tuple, Style] = {}
+        # line -> (the strip line_strip made, it padded to the width and filtered): render_lines, plain box only.
+        self._padded: dict[int, tuple[Strip | None, Strip]] = {}
+        self._padded_for: tuple | None = None
 
     def update(self, text: Text) -> None:
         """Show ``text`` (a rich Text: shown literally)."""
@@ -141,6 +145,42 @@ class TextBlock(Widget):
     def render_line(self, y: int) -> Strip:
         return self.line_strip(y, self.size.width)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's lines for ``crop``; for a plain box (the payload's block: no padding, border, tint…) made here.
+
+        Textual's styles cache pads each line to the width and runs the line filters on a new strip every time
+        the widget is drawn: on enter every line of a new payload, a third of what drawing it cost. Here the
+        padded, filtered line is kept with the strip it was made from (``_strips``, cleared when the text, the
+        width or the styles change). tests/test_text_block.py checks the lines are Textual's.
+        """
+        if not plain_box(self):
+            return super().render_lines(crop)
+        width = self.size.width
+        base_background, background = self.background_colors
+        inner = Style(background=base_background + background).rich_style
+        filters = self.get_line_filters()
+        key = (width, inner, tuple(filters), background)
+        if self._padded_for != key:
+            self._padded_for = key
+            self._padded.clear()
+        height = self.size.height  # (as Textual: lines past the text but in the widget are line_strip's blanks)
+        strips = []
+        for y in crop.line_range:
+            made = self.line_strip(y, width) if y < height else None
+            held = self._padded.get(y)
+            if held is not None and held[0] is made:
+                strips.append(held[1])
+                continue
+            strip = made.adjust_cell_length(width, inner) if made is not None else Strip.blank(width, inner)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            self._padded[y] = (made, strip)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if (x1, x2) != (0, width):
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
     def line_strip(self, y: int, width: int) -> Strip:
         """Line ``y`` at ``width`` cells as the widget draws it, as a Static's content (the widget's styles
         pad it to its width, then add its padding and border)."""
@@ -172,6 +212,12 @@ class TextBlock(Widget):
             bare = bare.copy()
             bare.stylize(_SELECTED, max(start - x, 0), len(bare.plain) if end == -1 else max(end - x, 0))
             selection = self._selection_style()
+        if not bare.spans and selected is None:
+            # One style for the whole line (most of a payload's pretty JSON): what rich's render gives, one segment.
+            segments = [Segment(bare.plain, self._style(line.style, None, base).rich_style_with_offset(x, source))] \
+                if bare.plain else []
+            strip = self._strips[y] = Strip(segments).crop(0, width)
+            return strip
         segments = []
         for segment in bare.render(console, end=""):
             if not segment.text:

@@ -1,0 +1,73 @@
+"""The detail of the task under the Tasks cursor, read while the cursor rests there: enter then needs no read.
+
+Opening a task read it on a worker first and pushed the detail with it: under load the hop to the worker and
+back (a thread started, the interpreter shared with the fleet's ingest and the frame) was a third of an enter.
+Here the Tasks screen asks for the row under a paused cursor once the frame that put the cursor there is on
+screen, and enter shows what was read (``AgentDeck.show_task``), or waits for the read in flight.
+
+What is shown is never older than the list beside it: a read-ahead counts for enter only while the list row it
+was asked for is still the row the list shows (the list re-reads while paused; a changed row asks again). A
+store change heard after the read began (another task's, mostly, with a fleet writing) is checked behind the
+first frame by the detail screen, by the task's row alone (``DeckService.task_detail_if_changed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agentdeck.console.service.views import TaskDetail
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ahead:
+    """One read-ahead: the task, the list row it was asked for, and its answer when it came."""
+
+    task_id: str
+    row: tuple | None  # the list's values of the task's row when asked (TaskTable.row_values)
+    heard: int  # store changes the screen had heard when the read began (DeckScreen._changes_heard)
+    detail: TaskDetail | None = None
+    failed: bool = False
+    # Enter pressed while the read was in flight: called with the answer (or None if it failed).
+    then: list[Callable[[TaskDetail | None], None]] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return self.detail is not None or self.failed
+
+
+class DetailAhead:
+    """The latest read-ahead of a screen; ``read`` runs a job on a thread worker and hands its answer back."""
+
+    def __init__(self, start: Callable[[Callable[[], TaskDetail], Callable[[TaskDetail | None], None]], None]) -> None:
+        # start(job, done): runs job off the UI thread, then done(result) on it (None: the job failed).
+        self._start = start
+        self.current: Ahead | None = None
+
+    def ask(self, task_id: str, row: tuple | None, heard: int, job: Callable[[], TaskDetail]) -> None:
+        """Read ``task_id``'s detail ahead unless the read for this same row is held or in flight."""
+        held = self.current
+        if held is not None and held.task_id == task_id and held.row == row and not held.failed:
+            return
+        ahead = self.current = Ahead(task_id, row, heard)
+
+        def done(detail: TaskDetail | None) -> None:
+            ahead.detail, ahead.failed = detail, detail is None
+            waiting, ahead.then = ahead.then, []
+            for then in waiting:
+                then(detail)
+
+        self._start(job, done)
+
+    def usable(self, task_id: str, row: tuple | None) -> Ahead | None:
+        """The read-ahead enter may show for ``task_id`` whose list row is ``row`` now (answered or in flight)."""
+        held = self.current
+        if held is None or held.task_id != task_id or held.row != row or held.failed:
+            return None
+        return held
+
+    def forget(self) -> None:
+        self.current = None

@@ -1,0 +1,270 @@
+"""Enter on the Tasks list shows the detail read ahead while the cursor rested on the row
+(console/screens/detail_ahead.py): always the task under the cursor, never older than the list beside it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from agentdeck.console.messages import Ingested
+from agentdeck.console.screens.task_detail import TaskDetailScreen
+from agentdeck.console.screens.tasks import TasksScreen
+from agentdeck.console.widgets.task_table import TaskTable
+from agentdeck.store import queries
+from agentdeck.store.db import connect
+from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
+
+SIZE = (140, 40)
+SCROLLBAR = set("▁▂▃▄▅▆▇█")  # (a scrollbar's thumb)
+
+
+class HeldDetails:
+    """Counts the service's task detail reads and holds them at their start while ``hold`` is set."""
+
+    def __init__(self, deck) -> None:
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.asked: list[str] = []
+        inner = deck.task_detail
+
+        def task_detail(task_id):
+            self.asked.append(task_id)
+            if self.hold.is_set():
+                self.release.wait(10)
+            return inner(task_id)
+
+        deck.task_detail = task_detail
+
+
+def shown_details(monkeypatch) -> list[tuple[str, int]]:
+    """(task, events) of every detail the detail screen drew, in order."""
+    drawn: list[tuple[str, int]] = []
+    inner = TaskDetailScreen._show
+
+    def show(self, detail):
+        if detail is not None and detail.task_id == self.task_id:
+            drawn.append((detail.task_id, len(detail.events)))
+        return inner(self, detail)
+
+    monkeypatch.setattr(TaskDetailScreen, "_show", show)
+    return drawn
+
+
+async def rested(pilot, tasks) -> None:
+    """The cursor has rested on its row long enough: its detail was read ahead (TasksScreen.AHEAD_REST_S)."""
+    await wait_until(pilot, lambda: tasks.detail_ahead.current is not None and tasks.detail_ahead.current.answered
+                     and tasks.detail_ahead.current.task_id == tasks.table.cursor_task)
+
+
+def store_events(db, task_id: str) -> list[int]:
+    conn = connect(db, readonly=True)
+    try:
+        return [r["seq"] for r in queries.task_events(conn, task_id, limit=2000)]
+    finally:
+        conn.close()
+
+
+async def test_enter_after_moving_fast_shows_the_task_under_the_cursor(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        # Keys faster than the reads ahead: each move asks for another task's detail, most still in flight.
+        await pilot.press("k", "k", "k", "j", "k", "k")
+        target = table.cursor_task
+        await pilot.press("enter")
+        await settle(app, pilot)
+        detail = app.screen
+        assert isinstance(detail, TaskDetailScreen) and detail.task_id == target
+        assert [e["seq"] for e in detail.events] == store_events(sample_db, target)
+        assert f"task {target}" in screen_text(app)
+        # And again after going back and moving on.
+        await pilot.press("escape", "k", "k", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task != target
+        # Rested on a row (its detail read ahead), then one move and enter at once: the row moved to.
+        await pilot.press("escape", "k")
+        await rested(pilot, tasks)
+        rested_on = table.cursor_task
+        await pilot.press("j", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task != rested_on
+        assert [e["seq"] for e in app.screen.events] == store_events(sample_db, table.cursor_task)
+
+
+async def test_enter_on_a_rested_row_shows_its_detail_without_a_read_of_its_own(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(TaskTable)
+        held = HeldDetails(app.deck)
+        await pilot.press("k")
+        await rested(pilot, app.screen)
+        target = table.cursor_task
+        assert held.asked == [target]
+        held.hold.set()  # any read from here on is held: what enter shows must not need one
+        await pilot.press("enter")
+        await pilot.pause()
+        detail = app.screen
+        assert isinstance(detail, TaskDetailScreen) and detail.task_id == target and detail.found
+        assert held.asked == [target]
+        assert f"task {target}" in screen_text(app)
+        held.release.set()
+
+
+async def test_enter_while_the_read_ahead_is_in_flight_waits_for_it(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(TaskTable)
+        held = HeldDetails(app.deck)
+        held.hold.set()
+        await pilot.press("k")
+        target = table.cursor_task
+        await wait_until(pilot, lambda: held.asked == [target])  # the read ahead, held
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TasksScreen)  # nothing to show yet, and nothing else shown
+        held.release.set()
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == target
+        assert held.asked == [target]  # the one read served enter
+
+
+async def test_a_changed_task_is_never_shown_from_its_older_read_ahead(tmp_path, make_app, monkeypatch):
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    drawn = shown_details(monkeypatch)
+    app = make_app(db, abandon_after=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        assert table.cursor_task == "run-1" and tasks.detail_ahead.current.detail is not None
+        assert len(tasks.detail_ahead.current.detail.events) == 2
+        held = HeldDetails(app.deck)
+        held.hold.set()
+        # run-1 goes on: the list re-reads and shows its row changed; its new read ahead is held.
+        write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[2:3])
+        ingest(db, traces)
+        app.post_message(Ingested(events=1, tasks={"run-1"}))
+        await wait_until(pilot, lambda: "run-1" in held.asked)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not drawn  # the older read ahead was not shown for it
+        held.release.set()
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
+        assert drawn and all(events == 3 for _, events in drawn)
+        assert app.screen.query_one("#detail-events").row_count == 3
+
+
+async def test_a_change_heard_but_not_yet_listed_is_shown_right_after_the_read_ahead(tmp_path, make_app, monkeypatch):
+    # The store changed after the read ahead began, the list has not re-read yet: enter shows what was read
+    # ahead (as old as the row beside it) and the task's row is checked behind that frame.
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    app = make_app(db, abandon_after=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        assert table.cursor_task == "run-1"
+        monkeypatch.setattr(TasksScreen, "PAUSED_REFRESH_S", 60.0)  # the paused list does not re-read meanwhile
+        tasks._refreshed_at = 1e12
+        write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[2:3])
+        ingest(db, traces)
+        app.post_message(Ingested(events=1, tasks={"run-1"}))
+        await wait_until(pilot, lambda: tasks._changes_heard > tasks.detail_ahead.current.heard)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen)
+                         and app.screen.query_one("#detail-events").row_count == 3)
+        assert app.screen.task_id == "run-1" and [e["seq"] for e in app.screen.events] == [0, 1, 2]
+
+
+async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_it_is_read_again(
+        tmp_path, make_app, monkeypatch):
+    # The list showed the task's row changed, and the read ahead for the new row is not asked yet (it is asked
+    # after the next frame): enter reads the task itself rather than show the read ahead for the older row.
+    traces = tmp_path / "t"
+    write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    drawn = shown_details(monkeypatch)
+    app = make_app(db, abandon_after=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        before = table.row_values("run-1")
+        assert table.cursor_task == "run-1" and len(tasks.detail_ahead.current.detail.events) == 2
+        monkeypatch.setattr(TasksScreen, "_read_detail_soon", lambda self: None)  # (that next frame not yet)
+        write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[2:3])
+        ingest(db, traces)
+        app.post_message(Ingested(events=1, tasks={"run-1"}))
+        await wait_until(pilot, lambda: table.row_values("run-1") != before)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
+        assert drawn and all(events == 3 for _, events in drawn)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_the_first_frame_after_enter_is_the_detail_as_it_settles(sample_db, make_app, size):
+    # The detail is laid out and drawn as its screen's resume is handled (DeckScreen._draw_at_once), not after the
+    # widgets' layout messages: that first frame must already be the task's, in its own geometry (payloads and
+    # event lists of other lengths than the task shown before), not the last task's sizes redrawn later.
+    from terminal_support import Terminal
+
+    app = make_app(sample_db, prewarm=True)  # (as the console runs: the detail screen composed and drawn ahead)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
+                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
+        terminal = Terminal(app)
+        table = app.screen.query_one(TaskTable)
+        checked = set()
+        for moves in (("k",), ("k", "k", "k"), ("k",), ("k", "k"), ("g",), ("j", "j")):
+            await pilot.press(*moves)
+            await settle(app, pilot)
+            writes = terminal.writes
+            first: list = []
+            inner = app._display
+
+            def display(screen, update, inner=inner, first=first, writes=writes):
+                inner(screen, update)
+                if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
+                    first.append([list(row) for row in terminal.grid])
+
+            app._display = display
+            await pilot.press("enter")
+            await settle(app, pilot)
+            app._display = inner
+            assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task
+            # The detail's lines, as text (the header's clock and counters may tick between the two; a scrollbar
+            # that a task's events newly need is drawn by Textual a frame later, as before this change).
+            assert first
+            text = lambda row: "".join(" " if c in SCROLLBAR else c for c, _ in row)  # noqa: E731
+            body = range(2, size[1] - 1)
+            changed = [y for y in body if text(first[0][y]) != text(terminal.grid[y])]
+            assert not changed, (f"first frame of {app.screen.task_id} differs from settled on lines {changed}: "
+                                 + "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3]))
+            checked.add((app.screen.task_id, len(app.screen.events)))
+            await pilot.press("escape")
+            await settle(app, pilot)
+        assert len({events for _, events in checked}) > 1  # (tasks of different lengths were opened)
