@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from agentdeck.console.service.views import TaskDetail
+if TYPE_CHECKING:  # (views_later: imported when first used, not on the way to the first frame)
+    from agentdeck.console.service.views import TaskDetail
 
 log = logging.getLogger(__name__)
 
