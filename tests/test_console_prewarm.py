@@ -72,3 +72,43 @@ async def test_prewarmed_screens_are_the_ones_shown_and_read_their_data(esc_db, 
         detail = app.screen
         assert isinstance(detail, TaskDetailScreen) and detail is app.get_screen("task-detail")
         assert detail.found and detail.query_one("#detail-events").row_count > 0
+
+
+async def test_a_screen_shown_after_its_tab_bar_call_was_lost_still_gets_its_tab_bar(esc_db, make_app, monkeypatch):
+    """The header mounts its tab bar after a refresh, and Textual queues that call on the screen on top at the
+    time. A screen composed under another (ahead, or by a switch) whose top screen went before its next frame
+    lost the call, and showed no tab bar for the rest of the run. Emulated: such calls are dropped."""
+    from textual.screen import Screen
+
+    from agentdeck.console.screens.escalations import EscalationsScreen
+    from agentdeck.console.widgets.screen_tabs import ScreenTabs
+
+    real = Screen._invoke_later
+    dropped: list[str] = []
+
+    def dropping(self, callback, sender):
+        func = getattr(callback, "func", None)
+        if getattr(func, "__name__", "") == "_mount_tabs" and sender.screen is not self:
+            dropped.append(type(sender.screen).__name__)  # the screen it waited on went before its next frame
+            return
+        real(self, callback, sender)
+
+    from agentdeck.console import app as app_module
+    from agentdeck.store import gc_pause
+
+    monkeypatch.setattr(gc_pause, "settle_for_long_run", lambda: None)  # (the real one freezes the test's heap)
+    monkeypatch.setattr(app_module, "PREWARM_AFTER_S", 0.05)
+    monkeypatch.setattr(app_module, "PREWARM_GAP_S", 0.05)
+    monkeypatch.setattr(Screen, "_invoke_later", dropping)
+    app = make_app(esc_db, prewarm=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _until(pilot, lambda: "EscalationsScreen" in app.warm_screens)  # composed ahead, under Tasks
+        await app.settled()
+        await pilot.press("2")
+        await app.settled()
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, EscalationsScreen)
+        assert dropped, "the emulated loss did not happen: the test shows nothing"
+        assert app.screen.query(ScreenTabs), "shown without its tab bar"
+        assert "1 Tasks" in screen_text(app)

@@ -143,7 +143,8 @@ class DeckScreen(Screen):
             self._css_update_count = app._css_update_count
 
     def compose(self) -> ComposeResult:
-        yield DeckHeader(self.MODE)
+        self._header = DeckHeader(self.MODE)
+        yield self._header
         yield from self.compose_body()
         yield DeckFooter()
 
@@ -310,6 +311,9 @@ class DeckScreen(Screen):
         # Nothing in the stylesheet changes while a screen is away unless the
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
+        header = getattr(self, "_header", None)
+        if header is not None:
+            header.ensure_tabs()
         generation = self._style_key()
         drawn, self._drawn_on_switch = self._drawn_on_switch, False
         if not event.refresh_styles or not self._restyle_needed(generation):

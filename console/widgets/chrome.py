@@ -250,11 +250,21 @@ class DeckHeader(Horizontal):
         # its module (and Textual's Tabs) is imported then too.
         self.call_after_refresh(self._mount_tabs)
 
+    _tabs_mounted = False
+
     def _mount_tabs(self) -> None:
         from agentdeck.console.widgets.screen_tabs import ScreenTabs
 
-        if self.is_attached:  # (not when the console quit right after its first frame: no MountError)
+        if self.is_attached and not self._tabs_mounted:  # (a console quit right after its first frame: no MountError)
+            self._tabs_mounted = True
             self.mount(ScreenTabs(self.active), before=0)
+
+    def ensure_tabs(self) -> None:
+        """Called as its screen is shown. The after-refresh call of ``on_mount`` waits on the screen that was on
+        top then (Textual queues it there): a screen composed ahead under a screen that went before its next
+        frame (a task detail, the help) lost it, and was shown without its tab bar for the rest of the run."""
+        if not self._tabs_mounted:
+            self.call_after_refresh(self._mount_tabs)
 
 
 def same_day(a: float | None, b: float | None) -> bool:
