@@ -268,3 +268,65 @@ async def test_the_first_frame_after_enter_is_the_detail_as_it_settles(sample_db
             await pilot.press("escape")
             await settle(app, pilot)
         assert len({events for _, events in checked}) > 1  # (tasks of different lengths were opened)
+
+
+class HeldFor:
+    """Holds the service's detail reads of one task at their start until ``release`` is set."""
+
+    def __init__(self, deck, task_id: str) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+        inner = deck.task_detail
+
+        def task_detail(asked):
+            self.asked.append(asked)
+            if asked == task_id:
+                self.release.wait(10)
+            return inner(asked)
+
+        deck.task_detail = task_detail
+
+
+async def test_the_last_task_opened_stays_shown_when_an_earlier_enters_read_ahead_answers(sample_db, make_app):
+    # Enter on A waits for A's read ahead; the operator moves on and opens B (enter, or the palette), which
+    # is shown. A's read answering later must not swap A in under them.
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k")
+        first = table.cursor_task
+        held = HeldFor(app.deck, first)
+        await wait_until(pilot, lambda: first in held.asked)  # A's read ahead, held
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TasksScreen)
+        await pilot.press("k", "enter")  # B: not rested on, read by enter itself
+        second = table.cursor_task
+        assert second != first
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
+        assert app.screen.task_id == second
+        held.release.set()
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is None or tasks.detail_ahead.current.answered)
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == second
+        assert f"task {second}" in screen_text(app)
+        # The other way round: B opened by enter's own read, still in flight, and then A shown from its read
+        # ahead: B's answer must not replace it.
+        await pilot.press("escape")
+        await settle(app, pilot)
+        held2 = HeldFor(app.deck, table.cursor_task)
+        slow = table.cursor_task
+        await pilot.press("enter")  # (no read ahead yet for this rest: enter reads, held)
+        await wait_until(pilot, lambda: slow in held2.asked)
+        assert isinstance(app.screen, TasksScreen)
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        rested_on = table.cursor_task
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
+        assert app.screen.task_id == rested_on
+        held2.release.set()
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == rested_on

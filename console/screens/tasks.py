@@ -363,14 +363,17 @@ class TasksScreen(DeckScreen):
         # Read ahead: shown now, or when the read in flight answers. A store change heard since it began is
         # checked behind the first frame (the detail screen re-reads the task's row).
         recheck = ahead.heard < self._changes_heard
+        # The last task asked for is shown: an enter's read still in flight (open_task) is dropped, and this
+        # one is if another task is opened before it answers (enter on another row, the palette).
+        claim = app.claim_task_open()  # type: ignore[attr-defined]
         if ahead.detail is not None:
             app.show_task(ahead.detail, recheck=recheck)  # type: ignore[attr-defined]
             return
         asked_on = app.current_mode
 
         def answered(detail) -> None:
-            if app.current_mode != asked_on:
-                return  # a screen key pressed after enter was shown first: the later key wins (as open_task)
+            if app.current_mode != asked_on or not app.task_open_is(claim):  # type: ignore[attr-defined]
+                return  # a key pressed after enter was shown first: the later key wins (as open_task)
             if detail is None:
                 app.open_task(task_id)  # type: ignore[attr-defined]  # (the read failed: read again, errors shown)
             else:
