@@ -302,7 +302,8 @@ async def test_the_last_task_opened_stays_shown_when_an_earlier_enters_read_ahea
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, TasksScreen)
-        await pilot.press("k", "enter")  # B: not rested on, read by enter itself
+        tasks.AHEAD_REST_S = 60.0  # (B is not rested on, however slow the keys: enter reads it itself)
+        await pilot.press("k", "enter")
         second = table.cursor_task
         assert second != first
         await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
@@ -316,11 +317,13 @@ async def test_the_last_task_opened_stays_shown_when_an_earlier_enters_read_ahea
         # ahead: B's answer must not replace it.
         await pilot.press("escape")
         await settle(app, pilot)
-        held2 = HeldFor(app.deck, table.cursor_task)
+        await pilot.press("k")
         slow = table.cursor_task
-        await pilot.press("enter")  # (no read ahead yet for this rest: enter reads, held)
+        held2 = HeldFor(app.deck, slow)
+        await pilot.press("enter")  # (not rested on: enter reads it, held)
         await wait_until(pilot, lambda: slow in held2.asked)
         assert isinstance(app.screen, TasksScreen)
+        del tasks.AHEAD_REST_S
         await pilot.press("k")
         await rested(pilot, tasks)
         rested_on = table.cursor_task
