@@ -13,7 +13,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.task_table import TaskTable
 from agentdeck.store import queries
 from agentdeck.store.db import connect
-from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
+from tasks_support import _ts, ingest, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
 SCROLLBAR = set("▁▂▃▄▅▆▇█")  # (a scrollbar's thumb)
@@ -217,7 +217,7 @@ async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_i
         write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[2:3])
         ingest(db, traces)
         app.post_message(Ingested(events=1, tasks={"run-1"}))
-        await wait_until(pilot, lambda: table.row_values("run-1") != before)
+        await wait_until(pilot, lambda before=before: table.row_values("run-1") != before)
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
@@ -333,3 +333,40 @@ async def test_the_last_task_opened_stays_shown_when_an_earlier_enters_read_ahea
         held2.release.set()
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == rested_on
+
+
+async def test_a_task_written_to_all_the_time_is_not_read_ahead_again_while_its_read_is_in_flight(
+        tmp_path, make_app, monkeypatch):
+    # Paused on a long task the fleet keeps writing (bench-big: 10,000 events, ~0.3 s to read and mask its
+    # first 2,000): each list re-read changes its row. A read ahead per change started read after read, in
+    # parallel once they took longer than the changes came, for a detail nobody had asked to see.
+    traces = tmp_path / "t"
+    lines = task_lines("run-1", outcome=None)
+    # (later and later: the list's row shows the newest event's time and kind, not the count)
+    more = [dict(lines[1], seq=seq, call_id=f"c{seq}", ts=_ts(seq)) for seq in range(3, 9)]
+    write_trace(traces / "a.jsonl", lines)
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    app = make_app(db, abandon_after=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        held = HeldFor(app.deck, "run-1")
+        await pilot.press("k")
+        assert table.cursor_task == "run-1"
+        await wait_until(pilot, lambda: held.asked == ["run-1"])  # its read ahead, slow (held)
+        for event in more[:3]:  # the task goes on, the paused list shows each change
+            before = table.row_values("run-1")
+            write_trace(traces / "a.jsonl", [event])
+            ingest(db, traces)
+            app.post_message(Ingested(events=1, tasks={"run-1"}))
+            await wait_until(pilot, lambda before=before: table.row_values("run-1") != before)
+            await pilot.pause(tasks.AHEAD_REST_S * 2)  # (rested on it again after the list's change)
+        assert held.asked == ["run-1"]  # one read of it at a time
+        held.release.set()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
+        assert [e["seq"] for e in app.screen.events] == store_events(db, "run-1") == list(range(6))

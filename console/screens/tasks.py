@@ -277,8 +277,10 @@ class TasksScreen(DeckScreen):
         if task_id is None:
             return
         deck = self.deck
-        self.detail_ahead.ask(task_id, table.row_values(task_id), self._changes_heard,
-                              lambda: deck.task_detail(task_id))
+        again = self.detail_ahead.ask(task_id, table.row_values(task_id), self._changes_heard,
+                                      lambda: deck.task_detail(task_id))
+        if again > 0:  # (this task's last read is in flight or recent: DetailAhead.AGAIN_AFTER)
+            self._ahead_timer = self.set_timer(again, self._read_detail_ahead)
 
     def _run_ahead(self, job, done) -> None:
         app = self.app
