@@ -13,7 +13,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.task_table import TaskTable
 from agentdeck.store import queries
 from agentdeck.store.db import connect
-from tasks_support import _ts, ingest, screen_text, settle, task_lines, wait_until, write_trace
+from tasks_support import BASE, _ts, ingest, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
 SCROLLBAR = set("▁▂▃▄▅▆▇█")  # (a scrollbar's thumb)
@@ -370,3 +370,29 @@ async def test_a_task_written_to_all_the_time_is_not_read_ahead_again_while_its_
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
         assert [e["seq"] for e in app.screen.events] == store_events(db, "run-1") == list(range(6))
+
+
+async def test_a_task_gone_silent_since_its_read_ahead_shows_as_abandoned(tmp_path, make_app):
+    # No store change, only time: the task read ahead while running has since been silent past --abandon-after.
+    # Enter shows what a read now says (abandoned), as it did before the read ahead, not the state of the rest.
+    from conftest import FIXED_NOW
+
+    traces = tmp_path / "t"
+    at = FIXED_NOW - BASE.timestamp() - 10  # its last event 8 s before the clock below
+    write_trace(traces / "a.jsonl", task_lines("run-1", at=at, outcome=None))
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=at - 500))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    now = [FIXED_NOW]
+    app = make_app(db, abandon_after=60, clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k", "j")
+        assert table.cursor_task == "run-1"
+        await rested(pilot, tasks)
+        assert not tasks.detail_ahead.current.detail.abandoned
+        now[0] += 600  # ten minutes on the same row, the fleet quiet
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and "outcome abandoned" in screen_text(app))

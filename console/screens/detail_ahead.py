@@ -38,6 +38,15 @@ class Ahead:
     then: list[Callable[[TaskDetail | None], None]] = field(default_factory=list)
     asked_at: float = 0.0  # time.monotonic() when asked, and when answered (0: not yet)
     answered_at: float = 0.0
+    clock_at: float = 0.0  # the console's clock when asked (the service's: abandonment is computed from it)
+
+    # The service computes "abandoned" from its clock when it reads: a task read ahead while running may be
+    # abandoned now with no store change to say so (a quiet fleet, the cursor resting for minutes).
+    CLOCK_RECHECK_S = 5.0  # (a rest shorter than this is never rechecked for time alone)
+
+    def recheck(self, heard: int, now: float) -> bool:
+        """Whether what was read may be older than the store now: a change heard since it was asked, or time."""
+        return self.heard < heard or now - self.clock_at >= self.CLOCK_RECHECK_S
 
     @property
     def answered(self) -> bool:
@@ -60,7 +69,8 @@ class DetailAhead:
     AGAIN_AFTER = 3.0
     IN_FLIGHT_POLL_S = 0.1
 
-    def ask(self, task_id: str, row: tuple | None, heard: int, job: Callable[[], TaskDetail]) -> float:
+    def ask(self, task_id: str, row: tuple | None, heard: int, job: Callable[[], TaskDetail], *,
+            now: float = 0.0) -> float:
         """Read ``task_id``'s detail ahead unless the read for this same row is held or in flight.
 
         Returns 0, or the seconds after which to ask again (the task's last read is too recent or in flight).
@@ -74,7 +84,7 @@ class DetailAhead:
             wait = held.answered_at + self.AGAIN_AFTER * (held.answered_at - held.asked_at) - time.monotonic()
             if wait > 0:
                 return wait
-        ahead = self.current = Ahead(task_id, row, heard, asked_at=time.monotonic())
+        ahead = self.current = Ahead(task_id, row, heard, asked_at=time.monotonic(), clock_at=now)
 
         def done(detail: TaskDetail | None) -> None:
             ahead.detail, ahead.failed = detail, detail is None
