@@ -396,3 +396,42 @@ async def test_a_task_gone_silent_since_its_read_ahead_shows_as_abandoned(tmp_pa
         now[0] += 600  # ten minutes on the same row, the fleet quiet
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and "outcome abandoned" in screen_text(app))
+
+
+async def test_a_read_ahead_that_fails_leaves_enter_to_read_and_show_its_error(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        inner = app.deck.task_detail
+        gate = threading.Event()
+        fails = {"left": 10**6}
+
+        def task_detail(task_id):
+            gate.wait(10)
+            if fails["left"] > 0:
+                fails["left"] -= 1
+                raise OSError("database is locked")
+            return inner(task_id)
+
+        app.deck.task_detail = task_detail
+        # Failed before enter: enter reads the task itself, and that read's error is shown to the operator.
+        gate.set()
+        await pilot.press("k")
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is not None and tasks.detail_ahead.current.failed)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("database is locked" in str(n.message) for n in app._notifications))
+        assert isinstance(app.screen, TasksScreen)
+        # Failing while enter waits for it: enter reads again, and shows the task when that read works.
+        gate.clear()
+        fails["left"] = 1
+        await pilot.press("k")
+        target = table.cursor_task
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is not None
+                         and tasks.detail_ahead.current.task_id == target)
+        await pilot.press("enter")
+        gate.set()
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
+        assert app.screen.task_id == target
+        await settle(app, pilot)  # (the detail's tab bar mounted: closed while it mounts, ScreenTabs.on_mount raises)
