@@ -435,3 +435,53 @@ async def test_a_read_ahead_that_fails_leaves_enter_to_read_and_show_its_error(s
         await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
         assert app.screen.task_id == target
         await settle(app, pilot)  # (the detail's tab bar mounted: closed while it mounts, ScreenTabs.on_mount raises)
+
+
+@pytest.mark.parametrize("away", ["list", "screen"])
+async def test_the_first_frame_after_a_resize_while_the_detail_was_away_has_its_new_layout(sample_db, make_app, away):
+    # The terminal widened past 100 columns (-narrow to -wide: the payload beside the events) while the detail was
+    # not shown, on the list or another screen. The next enter's first frame was the detail in its former layout,
+    # stretched to the new width, and only the frame after it in its own (the classes came with the Resize message
+    # handled after the resume had drawn it).
+    from terminal_support import Terminal
+
+    app = make_app(sample_db, prewarm=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
+                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
+        terminal = Terminal(app)
+        tasks = app.screen
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        if away == "screen":
+            await pilot.press("3")
+            await settle(app, pilot)
+        await pilot.resize_terminal(110, 30)
+        await settle(app, pilot)
+        if away == "screen":
+            await pilot.press("1")
+            await settle(app, pilot)
+        await rested(pilot, tasks)
+        first: list = []
+        inner = app._display
+        writes = terminal.writes
+
+        def display(screen, update):
+            inner(screen, update)
+            if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
+                first.append([list(row) for row in terminal.grid])
+
+        app._display = display
+        await pilot.press("enter")
+        await settle(app, pilot)
+        app._display = inner
+        assert isinstance(app.screen, TaskDetailScreen) and first
+        # (A scrollbar the events no longer need goes a frame later, as Textual draws it: its cells are left out.)
+        text = lambda row: "".join(" " if c in SCROLLBAR or c == "…" else c for c, _ in row)  # noqa: E731
+        changed = [y for y in range(2, 29) if text(first[0][y]) != text(terminal.grid[y])]
+        assert not changed, "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3])
