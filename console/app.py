@@ -31,7 +31,7 @@ from textual.reactive import reactive, var
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
-from agentdeck.console.screens.base import run_off_ui
+from agentdeck.console.screens.base import read_generations, run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
@@ -693,6 +693,21 @@ class AgentDeck(App):
         """
         deck, asked_on = self.deck, self.current_mode
         run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self.show_task(d, asked_on=asked_on))
+
+    def claim_task_open(self) -> int:
+        """A task is being opened from a read of its own (enter on a read ahead): an open asked before it is
+        not shown when its read answers, and this one is not if another is asked after it (``task_open_is``).
+
+        Shares ``open_task``'s read generation: the last task asked for is the one shown, whichever path
+        answers last (enter on a read ahead still in flight, then enter or the palette on another task).
+        """
+        generations = read_generations(self)
+        claim = generations["open-task"] = generations.get("open-task", 0) + 1
+        return claim
+
+    def task_open_is(self, claim: int) -> bool:
+        """No task was asked to open since ``claim_task_open`` returned ``claim``."""
+        return read_generations(self).get("open-task") == claim
 
     def show_task(self, detail: TaskDetail, *, recheck: bool = False, asked_on: str | None = None) -> None:
         """Show ``detail`` (read for the key that opens it, on ``asked_on``) over the Tasks screen.

@@ -13,7 +13,7 @@ from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.widgets.task_table import TaskTable
 from agentdeck.store import queries
 from agentdeck.store.db import connect
-from tasks_support import ingest, screen_text, settle, task_lines, wait_until, write_trace
+from tasks_support import BASE, _ts, ingest, screen_text, settle, task_lines, wait_until, write_trace
 
 SIZE = (140, 40)
 SCROLLBAR = set("▁▂▃▄▅▆▇█")  # (a scrollbar's thumb)
@@ -217,7 +217,7 @@ async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_i
         write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[2:3])
         ingest(db, traces)
         app.post_message(Ingested(events=1, tasks={"run-1"}))
-        await wait_until(pilot, lambda: table.row_values("run-1") != before)
+        await wait_until(pilot, lambda before=before: table.row_values("run-1") != before)
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
@@ -268,3 +268,220 @@ async def test_the_first_frame_after_enter_is_the_detail_as_it_settles(sample_db
             await pilot.press("escape")
             await settle(app, pilot)
         assert len({events for _, events in checked}) > 1  # (tasks of different lengths were opened)
+
+
+class HeldFor:
+    """Holds the service's detail reads of one task at their start until ``release`` is set."""
+
+    def __init__(self, deck, task_id: str) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+        inner = deck.task_detail
+
+        def task_detail(asked):
+            self.asked.append(asked)
+            if asked == task_id:
+                self.release.wait(10)
+            return inner(asked)
+
+        deck.task_detail = task_detail
+
+
+async def test_the_last_task_opened_stays_shown_when_an_earlier_enters_read_ahead_answers(sample_db, make_app):
+    # Enter on A waits for A's read ahead; the operator moves on and opens B (enter, or the palette), which
+    # is shown. A's read answering later must not swap A in under them.
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k")
+        first = table.cursor_task
+        held = HeldFor(app.deck, first)
+        await wait_until(pilot, lambda: first in held.asked)  # A's read ahead, held
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TasksScreen)
+        tasks.AHEAD_REST_S = 60.0  # (B is not rested on, however slow the keys: enter reads it itself)
+        await pilot.press("k", "enter")
+        second = table.cursor_task
+        assert second != first
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
+        assert app.screen.task_id == second
+        held.release.set()
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is None or tasks.detail_ahead.current.answered)
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == second
+        assert f"task {second}" in screen_text(app)
+        # The other way round: B opened by enter's own read, still in flight, and then A shown from its read
+        # ahead: B's answer must not replace it.
+        await pilot.press("escape")
+        await settle(app, pilot)
+        await pilot.press("k")
+        slow = table.cursor_task
+        held2 = HeldFor(app.deck, slow)
+        await pilot.press("enter")  # (not rested on: enter reads it, held)
+        await wait_until(pilot, lambda: slow in held2.asked)
+        assert isinstance(app.screen, TasksScreen)
+        del tasks.AHEAD_REST_S
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        rested_on = table.cursor_task
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
+        assert app.screen.task_id == rested_on
+        held2.release.set()
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == rested_on
+
+
+async def test_a_task_written_to_all_the_time_is_not_read_ahead_again_while_its_read_is_in_flight(
+        tmp_path, make_app, monkeypatch):
+    # Paused on a long task the fleet keeps writing (bench-big: 10,000 events, ~0.3 s to read and mask its
+    # first 2,000): each list re-read changes its row. A read ahead per change started read after read, in
+    # parallel once they took longer than the changes came, for a detail nobody had asked to see.
+    traces = tmp_path / "t"
+    lines = task_lines("run-1", outcome=None)
+    # (later and later: the list's row shows the newest event's time and kind, not the count)
+    more = [dict(lines[1], seq=seq, call_id=f"c{seq}", ts=_ts(seq)) for seq in range(3, 9)]
+    write_trace(traces / "a.jsonl", lines)
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    app = make_app(db, abandon_after=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        held = HeldFor(app.deck, "run-1")
+        await pilot.press("k")
+        assert table.cursor_task == "run-1"
+        await wait_until(pilot, lambda: held.asked == ["run-1"])  # its read ahead, slow (held)
+        for event in more[:3]:  # the task goes on, the paused list shows each change
+            before = table.row_values("run-1")
+            write_trace(traces / "a.jsonl", [event])
+            ingest(db, traces)
+            app.post_message(Ingested(events=1, tasks={"run-1"}))
+            await wait_until(pilot, lambda before=before: table.row_values("run-1") != before)
+            await pilot.pause(tasks.AHEAD_REST_S * 2)  # (rested on it again after the list's change)
+        assert held.asked == ["run-1"]  # one read of it at a time
+        held.release.set()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == "run-1"
+        assert [e["seq"] for e in app.screen.events] == store_events(db, "run-1") == list(range(6))
+
+
+async def test_a_task_gone_silent_since_its_read_ahead_shows_as_abandoned(tmp_path, make_app):
+    # No store change, only time: the task read ahead while running has since been silent past --abandon-after.
+    # Enter shows what a read now says (abandoned), as it did before the read ahead, not the state of the rest.
+    from conftest import FIXED_NOW
+
+    traces = tmp_path / "t"
+    at = FIXED_NOW - BASE.timestamp() - 10  # its last event 8 s before the clock below
+    write_trace(traces / "a.jsonl", task_lines("run-1", at=at, outcome=None))
+    write_trace(traces / "a.jsonl", task_lines("done-2", at=at - 500))
+    db = tmp_path / "s.db"
+    ingest(db, traces)
+    now = [FIXED_NOW]
+    app = make_app(db, abandon_after=60, clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        await pilot.press("k", "j")
+        assert table.cursor_task == "run-1"
+        await rested(pilot, tasks)
+        assert not tasks.detail_ahead.current.detail.abandoned
+        now[0] += 600  # ten minutes on the same row, the fleet quiet
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and "outcome abandoned" in screen_text(app))
+
+
+async def test_a_read_ahead_that_fails_leaves_enter_to_read_and_show_its_error(sample_db, make_app):
+    app = make_app(sample_db)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(app, pilot)
+        tasks = app.screen
+        table = tasks.query_one(TaskTable)
+        inner = app.deck.task_detail
+        gate = threading.Event()
+        fails = {"left": 10**6}
+
+        def task_detail(task_id):
+            gate.wait(10)
+            if fails["left"] > 0:
+                fails["left"] -= 1
+                raise OSError("database is locked")
+            return inner(task_id)
+
+        app.deck.task_detail = task_detail
+        # Failed before enter: enter reads the task itself, and that read's error is shown to the operator.
+        gate.set()
+        await pilot.press("k")
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is not None and tasks.detail_ahead.current.failed)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("database is locked" in str(n.message) for n in app._notifications))
+        assert isinstance(app.screen, TasksScreen)
+        # Failing while enter waits for it: enter reads again, and shows the task when that read works.
+        gate.clear()
+        fails["left"] = 1
+        await pilot.press("k")
+        target = table.cursor_task
+        await wait_until(pilot, lambda: tasks.detail_ahead.current is not None
+                         and tasks.detail_ahead.current.task_id == target)
+        await pilot.press("enter")
+        gate.set()
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.found)
+        assert app.screen.task_id == target
+        await settle(app, pilot)  # (the detail's tab bar mounted: closed while it mounts, ScreenTabs.on_mount raises)
+
+
+@pytest.mark.parametrize("away", ["list", "screen"])
+async def test_the_first_frame_after_a_resize_while_the_detail_was_away_has_its_new_layout(sample_db, make_app, away):
+    # The terminal widened past 100 columns (-narrow to -wide: the payload beside the events) while the detail was
+    # not shown, on the list or another screen. The next enter's first frame was the detail in its former layout,
+    # stretched to the new width, and only the frame after it in its own (the classes came with the Resize message
+    # handled after the resume had drawn it).
+    from terminal_support import Terminal
+
+    app = make_app(sample_db, prewarm=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
+                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
+        terminal = Terminal(app)
+        tasks = app.screen
+        await pilot.press("k")
+        await rested(pilot, tasks)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        if away == "screen":
+            await pilot.press("3")
+            await settle(app, pilot)
+        await pilot.resize_terminal(110, 30)
+        await settle(app, pilot)
+        if away == "screen":
+            await pilot.press("1")
+            await settle(app, pilot)
+        await rested(pilot, tasks)
+        first: list = []
+        inner = app._display
+        writes = terminal.writes
+
+        def display(screen, update):
+            inner(screen, update)
+            if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
+                first.append([list(row) for row in terminal.grid])
+
+        app._display = display
+        await pilot.press("enter")
+        await settle(app, pilot)
+        app._display = inner
+        assert isinstance(app.screen, TaskDetailScreen) and first
+        # (A scrollbar the events no longer need goes a frame later, as Textual draws it: its cells are left out.)
+        text = lambda row: "".join(" " if c in SCROLLBAR or c == "…" else c for c, _ in row)  # noqa: E731
+        changed = [y for y in range(2, 29) if text(first[0][y]) != text(terminal.grid[y])]
+        assert not changed, "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3])

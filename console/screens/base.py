@@ -316,6 +316,8 @@ class DeckScreen(Screen):
             header.ensure_tabs()
         generation = self._style_key()
         drawn, self._drawn_on_switch = self._drawn_on_switch, False
+        if self._size and self._size != self.app.size:  # (laid out before, at another size)
+            self._breakpoints_now(self.app.size)
         if not event.refresh_styles or not self._restyle_needed(generation):
             event.prevent_default()
             if drawn:
@@ -416,6 +418,24 @@ class DeckScreen(Screen):
             self._repaint_required = False
             self._compositor._dirty_regions.add(self.app.size.region)  # (a full update: Compositor.render_update)
         super()._on_timer_update()
+
+    def _breakpoints_now(self, size) -> None:
+        """The breakpoint classes (-narrow/-wide) for ``size``, styled now: the terminal was resized while away.
+
+        Textual sets them in the screen's Resize handler, a message handled after the resume has laid the screen
+        out and drawn it: the first frame after a resize while away (enter after resizing on the list) was the
+        screen in the layout of its former width, then redrawn in its own.
+        """
+        breakpoints = self.app.HORIZONTAL_BREAKPOINTS if self.HORIZONTAL_BREAKPOINTS is None \
+            else self.HORIZONTAL_BREAKPOINTS
+        if not breakpoints or self.VERTICAL_BREAKPOINTS or self.app.VERTICAL_BREAKPOINTS:
+            return  # (only what this app uses: width breakpoints)
+        wanted = self._get_breakpoint_classes(size.width, breakpoints)
+        classes = {name: name in wanted for _, name in breakpoints}
+        if all(self.has_class(name) == on for name, on in classes.items()):
+            return
+        self.update_classes(classes, animate=False)
+        self.app.stylesheet.update(self, animate=False)  # (now, not at the app's next idle)
 
     def _resume_drawn(self) -> None:
         """Textual's Screen._on_screen_resume (8.2) without its repaint: the switch drew the screen whole."""

@@ -277,8 +277,10 @@ class TasksScreen(DeckScreen):
         if task_id is None:
             return
         deck = self.deck
-        self.detail_ahead.ask(task_id, table.row_values(task_id), self._changes_heard,
-                              lambda: deck.task_detail(task_id))
+        again = self.detail_ahead.ask(task_id, table.row_values(task_id), self._changes_heard,
+                                      lambda: deck.task_detail(task_id), now=self.app.now())  # type: ignore[attr-defined]
+        if again > 0:  # (this task's last read is in flight or recent: DetailAhead.AGAIN_AFTER)
+            self._ahead_timer = self.set_timer(again, self._read_detail_ahead)
 
     def _run_ahead(self, job, done) -> None:
         app = self.app
@@ -360,21 +362,25 @@ class TasksScreen(DeckScreen):
         if ahead is None:
             app.open_task(task_id)  # type: ignore[attr-defined]
             return
-        # Read ahead: shown now, or when the read in flight answers. A store change heard since it began is
-        # checked behind the first frame (the detail screen re-reads the task's row).
-        recheck = ahead.heard < self._changes_heard
+        # Read ahead: shown now, or when the read in flight answers. A store change heard since it began (or
+        # time enough for a task to go abandoned) is checked behind the first frame (the task's row re-read).
+        recheck = ahead.recheck(self._changes_heard, app.now())  # type: ignore[attr-defined]
+        # The last task asked for is shown: an enter's read still in flight (open_task) is dropped, and this
+        # one is if another task is opened before it answers (enter on another row, the palette).
+        claim = app.claim_task_open()  # type: ignore[attr-defined]
         if ahead.detail is not None:
             app.show_task(ahead.detail, recheck=recheck)  # type: ignore[attr-defined]
             return
         asked_on = app.current_mode
 
         def answered(detail) -> None:
-            if app.current_mode != asked_on:
-                return  # a screen key pressed after enter was shown first: the later key wins (as open_task)
+            if app.current_mode != asked_on or not app.task_open_is(claim):  # type: ignore[attr-defined]
+                return  # a key pressed after enter was shown first: the later key wins (as open_task)
             if detail is None:
                 app.open_task(task_id)  # type: ignore[attr-defined]  # (the read failed: read again, errors shown)
             else:
-                app.show_task(detail, recheck=ahead.heard < self._changes_heard, asked_on=asked_on)  # type: ignore[attr-defined]
+                app.show_task(detail, recheck=ahead.recheck(self._changes_heard, app.now()),  # type: ignore[attr-defined]
+                              asked_on=asked_on)
 
         ahead.then.append(answered)
 
