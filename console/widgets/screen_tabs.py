@@ -28,7 +28,10 @@ class ScreenTabs(Tabs, can_focus=False):
         self.watch(self.app, "health", self._show_health)
 
     def _show_health(self, health: Health) -> None:
-        tab = self.query_one("#tab-problems", Tab)
+        found = self.query("#tab-problems").results(Tab)
+        tab = next(found, None)
+        if tab is None:  # (its tabs not mounted yet, or already gone as the console quits)
+            return
         label = indicator_text(health)
         if str(tab.label) != label.plain or health.level != getattr(self, "_level", None):
             self._level = health.level
