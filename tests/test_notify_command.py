@@ -68,6 +68,7 @@ def test_usage_errors_exit_2_with_the_reason(esc_db, tmp_path):
 
 def test_follow_keeps_sending_new_escalations_until_interrupted(esc_db, tmp_path):
     import signal
+    import threading
     import time
 
     from test_escalations_support import _task, ingest_events
@@ -79,6 +80,15 @@ def test_follow_keeps_sending_new_escalations_until_interrupted(esc_db, tmp_path
             [sys.executable, "-m", "agentdeck.console.cli", "notify", "--db", str(esc_db), "--follow",
              "--interval", "0.2", "--notify", rx.url(), "--allow-host", rx.host],
             cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+
+        def read_out() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+
+        reader = threading.Thread(target=read_out, daemon=True)
+        reader.start()
         try:
             def wait_for(predicate, timeout: float = 60) -> bool:
                 end = time.monotonic() + timeout
@@ -93,8 +103,15 @@ def test_follow_keeps_sending_new_escalations_until_interrupted(esc_db, tmp_path
             ingest_events(esc_db, _task("t-live", raised=now, deadline=now + 3600, risk="high", system="iam",
                                         operation="grant_role", params={}), tmp_path / "live")
             assert wait_for(lambda: any(b["subject"] == "esc-t-live" for b in rx.bodies()))
+            # Interrupted once it has said so: the receiver has the body a moment before the tick that sent it
+            # returns and prints (interrupted in between, it rightly exits 130 without the line: a loaded
+            # machine made this test fail that way).
+            assert wait_for(lambda: any("1 sent" in line for line in lines))
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
+            reader.join(timeout=60)
+            err = proc.stderr.read() if proc.stderr else ""
+            out = "".join(lines)
         finally:
             if proc.poll() is None:
                 proc.kill()
