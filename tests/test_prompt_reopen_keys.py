@@ -51,3 +51,58 @@ async def test_the_filter_opened_again_after_esc_is_focused(esc_db, make_app):
         assert tasks.filt.empty
         assert box.display and app.focused is box, (box.display, app.focused, box.value)
         assert box.value.endswith("y"), repr(box.value)
+
+
+async def test_replays_open_box_opened_again_after_enter_keeps_the_keys_typed_into_it(sample_db, make_app):
+    """On Replay, o task-0002 Enter o x in one read: task-0002 opens and the box is open again, focused, with
+    the x typed into it."""
+    from textual.widgets import Input
+
+    from test_switch_keys_at_once import open_refund_on_replay
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await open_refund_on_replay(app, pilot)
+        replay = app.screen
+        await type_at_once(pilot, "o", *"task-0002", "enter", "o", "x")
+        box = replay.query_one("#replay-open", Input)
+        assert app.replay_task == "task-0002"
+        assert replay.rec is not None and replay.rec.task_id == "task-0002"
+        assert box.display and app.focused is box, (box.display, app.focused, box.value)
+        assert box.value == "x", repr(box.value)
+
+
+async def test_an_enter_cancelled_by_esc_is_not_applied_to_the_filter_opened_again(esc_db, make_app):
+    """/ ok Enter Esc / x in one read: the Esc cancels 'ok' (as / ok Enter Esc does), and the / opens the filter
+    again for the x. The Enter, still queued on the box as the / opened it again, applied 'ok' and closed the box
+    just opened: the x went to the list."""
+    from agentdeck.console.widgets.task_filter import FilterInput
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        tasks = app.screen
+        await type_at_once(pilot, "slash", "o", "k", "enter", "escape", "slash", "x")
+        box = tasks.query_one(FilterInput)
+        assert tasks.filt.empty, f"a cancelled filter was applied: {tasks.filt}"
+        assert box.display and app.focused is box, (box.display, app.focused, box.value)
+        assert box.value == "x", repr(box.value)
+
+
+async def test_an_enter_cancelled_by_esc_is_not_applied_to_replays_open_box_opened_again(sample_db, make_app):
+    """On Replay with no task shown (Esc leaves the box shown then), o task-0002 Enter Esc o z in one read: the
+    Esc cancels the id (as it does with a task shown) and o opens the box again for the z. The Enter applied the
+    id to the box just opened and closed it: the z went to the timeline."""
+    from textual.widgets import Input
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_at_once(pilot, "4")  # Replay, no task chosen: the box shown, not focused
+        replay = app.screen
+        box = replay.query_one("#replay-open", Input)
+        assert replay.rec is None and box.display
+        await type_at_once(pilot, "o", *"task-0002", "enter", "escape", "o", "z")
+        assert app.replay_task is None, app.replay_task
+        assert box.display and app.focused is box, (box.display, app.focused, box.value)
+        assert box.value.endswith("z"), repr(box.value)

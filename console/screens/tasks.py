@@ -397,6 +397,7 @@ class TasksScreen(DeckScreen):
         box.value = describe(self.filt)
         box.display = True
         self.set_focus(box)  # now, not queued behind the keys read with / (FOCUSING_ACTIONS)
+        box.opened()
         box.cursor_position = len(box.value)
 
     def action_clear_filter(self) -> None:
