@@ -106,3 +106,23 @@ async def test_an_enter_cancelled_by_esc_is_not_applied_to_replays_open_box_open
         assert app.replay_task is None, app.replay_task
         assert box.display and app.focused is box, (box.display, app.focused, box.value)
         assert box.value.endswith("z"), repr(box.value)
+
+
+async def test_replays_answer_focusing_the_open_box_keeps_the_keys_being_typed_into_it(sample_db, make_app):
+    """An id not found answered (the box focused for another id) while an id is being typed in the box, open
+    and focused already: the keys routed to the box just before are typed into it, not dropped as an edit
+    before."""
+    from textual.widgets import Input
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_at_once(pilot, "4", "o")
+        replay = app.screen
+        box = replay.query_one("#replay-open", Input)
+        assert app.focused is box
+        for char in "ab":  # routed to the box (focused) by the app, not yet read by it ...
+            box.post_message(events.Key(char, char))
+        replay._open_input(True, focus=True)  # ... as the answer to an id not found arrives (ReplayScreen._show)
+        await settle(pilot)
+        assert box.display and app.focused is box and box.value == "ab", repr(box.value)
