@@ -314,10 +314,13 @@ class ReplayScreen(DeckScreen):
 
     def _open_input(self, show: bool, *, focus: bool = False) -> None:
         # Shown but not focused unless asked (o): a focused input would swallow the 1-4 screen keys.
-        box = self.query_one("#replay-open", Input)
+        box = self.query_one("#replay-open", PromptInput)
+        editing = box.display and self.focused is box  # (an id being typed: the keys queued on the box are its)
         box.display = show
         if show and focus:
             self.set_focus(box)  # now, not queued behind the keys read with o (FOCUSING_ACTIONS)
+            if not editing:
+                box.opened()
 
     def action_open(self) -> None:
         self._open_input(True, focus=True)

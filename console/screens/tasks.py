@@ -397,6 +397,7 @@ class TasksScreen(DeckScreen):
         box.value = describe(self.filt)
         box.display = True
         self.set_focus(box)  # now, not queued behind the keys read with / (FOCUSING_ACTIONS)
+        box.opened()
         box.cursor_position = len(box.value)
 
     def action_clear_filter(self) -> None:
@@ -417,14 +418,10 @@ class TasksScreen(DeckScreen):
 
     @on(FilterInput.Applied)
     def _filter_applied(self, event: FilterInput.Applied) -> None:
-        self._close_filter()
+        # The box has hidden itself and given the table the focus already (PromptInput.leave, in its own queue).
+        # Not again here: with / typed after the Enter in the same read, the box is open again by now, and hiding
+        # it (and a queued focus of the table) left it shown with the keys typed after the / going to the table.
         self.set_filter(event.filt)
-
-    @on(FilterInput.Cancelled)
-    def _close_filter(self) -> None:
-        box = self.query_one(FilterInput)
-        box.display = False
-        self.table.focus()
 
     # -- status line ---------------------------------------------------------
 

@@ -13,17 +13,37 @@ while hidden goes back to the app, which hands it to the widget focused now, in 
 from __future__ import annotations
 
 from textual import events
+from textual.message import Message
 from textual.widgets import Input
 
 
 class PromptInput(Input):
     """An ``Input`` that closes itself on Enter (``submit_now``) and focuses ``leave_to``."""
 
+    class Reopened(Message, bubble=False):
+        """Queued on the box as it is opened: the keys ahead of it in its queue were routed to the edit before."""
+
     def __init__(self, *, leave_to: str | None = None, **kw) -> None:
         self.leave_to = leave_to  # the widget (a selector on its screen) the focus goes back to as it closes
         # When Enter closed it: keys created after that Enter and still routed here were typed after it.
         self._closed_by_enter_at: float | None = None
+        # Opened again (``opened``) while keys routed to its former edit may still be queued here, ahead of _Reopened.
+        self._reopening = 0
         super().__init__(**kw)
+
+    def opened(self) -> None:
+        """The screen has just shown and focused the box for a new edit (/ on Tasks, o on Replay).
+
+        Keys routed here before (the box focused for the edit an Esc or an Enter closed, all read at once with
+        the key that opens it again: / ok Enter Esc / x) are still queued ahead of the new edit's: they are not
+        typed into it, and their Enter does not apply it (it applied what the Esc cancelled and closed the box
+        just opened, the x going to the list).
+        """
+        self._reopening += 1
+        self.post_message(self.Reopened())
+
+    def _on_prompt_input_reopened(self, _message: PromptInput.Reopened) -> None:  # (the keys after it are the new edit's)
+        self._reopening -= 1
 
     def on_focus(self) -> None:
         self._closed_by_enter_at = None  # open again: what comes here now is typed into it
@@ -41,6 +61,13 @@ class PromptInput(Input):
 
     async def _on_key(self, event: events.Key) -> None:
         after_enter = self._closed_by_enter_at is not None and event.time >= self._closed_by_enter_at
+        if self._reopening:
+            event.stop()
+            event.prevent_default()
+            if after_enter:  # typed after the Enter that closed the former edit: where the app routes it now
+                self.app.post_message(events.Key(event.key, event.character))
+            # Otherwise typed into the former edit, closed since (an Esc cancelled it): not the new edit's.
+            return
         if not self.display and after_enter:
             # Closed by Enter while keys read with it were already routed here: each goes back to the app.
             # (Closed by Esc, which the app runs as its key comes in, the keys still queued here were typed

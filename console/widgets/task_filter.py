@@ -121,5 +121,6 @@ class FilterInput(PromptInput):
         return True
 
     def action_cancel(self) -> None:
+        # Nothing else to do: leave() hides the box and gives the table the focus now, and the filter is unchanged.
         self.post_message(self.Cancelled())
         self.leave()
