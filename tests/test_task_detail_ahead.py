@@ -133,20 +133,31 @@ async def test_enter_while_the_read_ahead_is_in_flight_waits_for_it(sample_db, m
         assert held.asked == [target]  # the one read served enter
 
 
-async def test_a_changed_task_is_never_shown_from_its_older_read_ahead(tmp_path, make_app, monkeypatch):
+def running_beside_done(tmp_path):
+    """A store with run-1 (two events, still running) beside done-2 (finished earlier); (traces, db)."""
     traces = tmp_path / "t"
     write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
     write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
     db = tmp_path / "s.db"
     ingest(db, traces)
+    return traces, db
+
+
+async def rested_on_running(app, pilot):
+    """Tasks settled, the cursor moved up onto run-1 and rested there (its detail read ahead); (screen, table)."""
+    await settle(app, pilot)
+    tasks = app.screen
+    table = tasks.query_one(TaskTable)
+    await pilot.press("k")
+    await rested(pilot, tasks)
+    return tasks, table
+
+async def test_a_changed_task_is_never_shown_from_its_older_read_ahead(tmp_path, make_app, monkeypatch):
+    traces, db = running_beside_done(tmp_path)
     drawn = shown_details(monkeypatch)
     app = make_app(db, abandon_after=0)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        tasks = app.screen
-        table = tasks.query_one(TaskTable)
-        await pilot.press("k")
-        await rested(pilot, tasks)
+        tasks, table = await rested_on_running(app, pilot)
         assert table.cursor_task == "run-1" and tasks.detail_ahead.current.detail is not None
         assert len(tasks.detail_ahead.current.detail.events) == 2
         held = HeldDetails(app.deck)
@@ -169,18 +180,10 @@ async def test_a_changed_task_is_never_shown_from_its_older_read_ahead(tmp_path,
 async def test_a_change_heard_but_not_yet_listed_is_shown_right_after_the_read_ahead(tmp_path, make_app, monkeypatch):
     # The store changed after the read ahead began, the list has not re-read yet: enter shows what was read
     # ahead (as old as the row beside it) and the task's row is checked behind that frame.
-    traces = tmp_path / "t"
-    write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
-    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
-    db = tmp_path / "s.db"
-    ingest(db, traces)
+    traces, db = running_beside_done(tmp_path)
     app = make_app(db, abandon_after=0)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        tasks = app.screen
-        table = tasks.query_one(TaskTable)
-        await pilot.press("k")
-        await rested(pilot, tasks)
+        tasks, table = await rested_on_running(app, pilot)
         assert table.cursor_task == "run-1"
         monkeypatch.setattr(TasksScreen, "PAUSED_REFRESH_S", 60.0)  # the paused list does not re-read meanwhile
         tasks._refreshed_at = 1e12
@@ -198,19 +201,11 @@ async def test_a_read_ahead_older_than_the_row_listed_is_not_shown_even_before_i
         tmp_path, make_app, monkeypatch):
     # The list showed the task's row changed, and the read ahead for the new row is not asked yet (it is asked
     # after the next frame): enter reads the task itself rather than show the read ahead for the older row.
-    traces = tmp_path / "t"
-    write_trace(traces / "a.jsonl", task_lines("run-1", outcome=None)[:2])
-    write_trace(traces / "a.jsonl", task_lines("done-2", at=100))
-    db = tmp_path / "s.db"
-    ingest(db, traces)
+    traces, db = running_beside_done(tmp_path)
     drawn = shown_details(monkeypatch)
     app = make_app(db, abandon_after=0)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        tasks = app.screen
-        table = tasks.query_one(TaskTable)
-        await pilot.press("k")
-        await rested(pilot, tasks)
+        tasks, table = await rested_on_running(app, pilot)
         before = table.row_values("run-1")
         assert table.cursor_task == "run-1" and len(tasks.detail_ahead.current.detail.events) == 2
         monkeypatch.setattr(TasksScreen, "_read_detail_soon", lambda self: None)  # (that next frame not yet)
