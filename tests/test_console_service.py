@@ -130,6 +130,30 @@ def test_replay_is_rebuilt_only_when_the_task_changed(sample_db):
     assert missing is not None and missing.rec is None
 
 
+
+def test_replay_is_rebuilt_when_a_decisions_delivery_or_the_tasks_violations_change(sample_db):
+    """Neither writes an event or an audit record: Replay kept showing a decision's delivery as it was when the
+    task was first opened (pending, while the agent had long received it), and violations from before a
+    contract recheck."""
+    from agentdeck.store.txn import atomic
+
+    deck = deck_on(sample_db)
+    conn = connect(sample_db)
+    esc = conn.execute("SELECT escalation_id, task_id FROM escalations WHERE status != 'pending' "
+                       "ORDER BY escalation_id LIMIT 1").fetchone()
+    view = deck.replay(esc["task_id"])
+    assert view is not None and view.rec is not None
+    with atomic(conn):
+        conn.execute("UPDATE escalations SET delivery = 'failed' WHERE escalation_id = ?", (esc["escalation_id"],))
+    again = deck.replay(esc["task_id"], view.key)
+    assert again is not None, "a delivery's new state did not reach Replay"
+    assert again.rec is not None
+    assert [e.delivery for e in again.rec.escalations if e.escalation_id == esc["escalation_id"]] == ["failed"]
+    with atomic(conn):
+        conn.execute("UPDATE tasks SET violations = violations + 1 WHERE task_id = ?", (esc["task_id"],))
+    assert deck.replay(esc["task_id"], again.key) is not None, "a contract recheck's violations did not reach Replay"
+    assert deck.replay(esc["task_id"], deck.replay(esc["task_id"]).key) is None  # and unchanged: not rebuilt
+
 def test_going_back_to_an_unchanged_task_reuses_its_reconstruction_and_a_change_rebuilds_it(sample_db, tmp_path):
     traces = tmp_path / "t"
     lines = task_lines("grow-1", outcome=None)

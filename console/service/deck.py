@@ -611,13 +611,21 @@ class DeckService:
     def _replay_key(self, conn: sqlite3.Connection, wanted: str) -> tuple:
         """What a reconstruction of ``wanted`` depends on: the task's row, the audit's and compensations' last ids,
         whether it is abandoned (its last item)."""
+        # violations: a contract recheck rewrites them without a new event (the row's events and updated_at stay).
         row = conn.execute(
-            "SELECT task_id, events, updated_at FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1", (wanted, wanted)
+            "SELECT task_id, events, updated_at, violations FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1",
+            (wanted, wanted),
         ).fetchone()
         audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
         comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
+        # A decision's delivery (pending -> delivered or failed) is written without an audit record: without it
+        # here, Replay kept showing "pending" for a decision the agent had long received.
+        deliveries = conn.execute(
+            "SELECT group_concat(d, ',') FROM (SELECT coalesce(delivery, '') AS d FROM escalations"
+            " WHERE task_id = ? ORDER BY seq, escalation_id)", (row["task_id"] if row else wanted,),
+        ).fetchone()[0]
         abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
-        return (wanted, tuple(row) if row else None, audit_id, comps, abandoned)
+        return (wanted, tuple(row) if row else None, audit_id, comps, deliveries, abandoned)
 
     def replay_current(self, view: ReplayView) -> bool:
         """Whether ``view`` (from ``replay``) is still what the store holds: its change key read again now.
