@@ -197,6 +197,7 @@ class AgentDeck(App):
         self._release_running = False  # a release tick is at work (one at a time)
         # The screen keys (1-5) read the screen's data before showing it, and hold keys typed meanwhile.
         self.switching = SwitchAhead(self, self._screen_for_mode)
+        self.mode_switches = 0  # (AgentDeck.where: a read answered after the operator moved on is not shown)
 
     # Shorthands the screens show (who decides, where callbacks may go).
     @property
@@ -292,6 +293,7 @@ class AgentDeck(App):
         # A switch elsewhere (a tab clicked, Problems' goto by mouse) wins over one still reading ahead. (Not
         # one to the mode shown, which Textual ignores: e.g. a task's detail answered, shown on Tasks.)
         if mode != self.current_mode:
+            self.mode_switches += 1
             self.switching.forget()
         done = super().switch_mode(mode)
         self.switching.hand_on()
@@ -691,8 +693,13 @@ class AgentDeck(App):
         The task is read first, on a worker, and the screen pushed with it:
         one paint instead of an empty screen and then its data.
         """
-        deck, asked_on = self.deck, self.current_mode
-        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self.show_task(d, asked_on=asked_on))
+        deck, asked_at = self.deck, self.where()
+        run_off_ui(self, "open-task", lambda: deck.task_detail(task_id), lambda d: self.show_task(d, asked_at=asked_at))
+
+    def where(self) -> tuple:
+        """Where the operator is: a read's answer asked for here is shown only if nothing moved them since (a key
+        pressed after it wins: another screen, r then 1, the palette or the help opened over it)."""
+        return (self.current_mode, self.mode_switches, self.screen)
 
     def claim_task_open(self) -> int:
         """A task is being opened from a read of its own (enter on a read ahead): an open asked before it is
@@ -709,16 +716,16 @@ class AgentDeck(App):
         """No task was asked to open since ``claim_task_open`` returned ``claim``."""
         return read_generations(self).get("open-task") == claim
 
-    def show_task(self, detail: TaskDetail, *, recheck: bool = False, asked_on: str | None = None) -> None:
-        """Show ``detail`` (read for the key that opens it, on ``asked_on``) over the Tasks screen.
+    def show_task(self, detail: TaskDetail, *, recheck: bool = False, asked_at: tuple | None = None) -> None:
+        """Show ``detail`` (read for the key that opens it, asked at ``where()`` ``asked_at``) over the Tasks screen.
 
         ``recheck``: it was read before the last store change heard (read ahead, console/screens/detail_ahead.py):
         the detail screen checks the task's row behind its first frame and shows what changed.
         """
         from agentdeck.console.screens.task_detail import TaskDetailScreen
 
-        if asked_on is not None and self.current_mode != asked_on:
-            return  # a screen key pressed after enter was shown first: the later key wins, not a jump back
+        if asked_at is not None and asked_at != self.where():
+            return  # a key pressed after enter was acted on first (a screen, the palette): the later key wins
         self.switch_mode("tasks")
         # One detail screen, installed once: opening a task re-points it
         # instead of composing a new screen.

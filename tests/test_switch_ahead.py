@@ -362,3 +362,38 @@ async def test_keys_held_during_a_switch_still_arrive_if_textual_drops_the_hand_
         await pilot.press("j")  # a key typed after the switch is not held either
         await settle(pilot)
         assert not app.switching.held and not app.switching.draining
+
+
+async def test_a_task_read_answering_after_the_operator_moved_on_is_not_shown(esc_db, make_app, monkeypatch):
+    """Enter on a slow store, then the palette (or r then 1) before the task's read answers: the later keys win.
+    Only the mode was compared, so the detail was pushed over the palette, or over the list the operator had
+    come back to."""
+    from textual.command import CommandPalette
+
+    from agentdeck.console.screens.task_detail import TaskDetailScreen
+
+    app = make_app(esc_db)
+    async with back_on_tasks(app) as pilot:
+        tasks = app.screen
+        gate = hold_deck_call(app, monkeypatch, "task_detail")
+        await pilot.press("enter")
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        gate.set()
+        await settle(pilot)
+        assert isinstance(app.screen, CommandPalette), f"the detail was pushed over the palette: {app.screen}"
+        assert not any(isinstance(s, TaskDetailScreen) for s in app.screen_stack)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is tasks
+
+        gate = hold_deck_call(app, monkeypatch, "task_detail")
+        await pilot.press("enter", "r", "1")
+        await until(pilot, lambda: app.current_mode == "tasks" and app.screen is tasks and app.mode_switches >= 2)
+        gate.set()
+        await settle(pilot)
+        assert app.screen is tasks, f"the detail came back after r then 1: {app.screen}"
+
+        await pilot.press("enter")  # and a read nobody moved away from is shown
+        await settle(pilot)
+        assert isinstance(app.screen, TaskDetailScreen)

@@ -371,16 +371,16 @@ class TasksScreen(DeckScreen):
         if ahead.detail is not None:
             app.show_task(ahead.detail, recheck=recheck)  # type: ignore[attr-defined]
             return
-        asked_on = app.current_mode
+        asked_at = app.where()  # type: ignore[attr-defined]
 
         def answered(detail) -> None:
-            if app.current_mode != asked_on or not app.task_open_is(claim):  # type: ignore[attr-defined]
+            if app.where() != asked_at or not app.task_open_is(claim):  # type: ignore[attr-defined]
                 return  # a key pressed after enter was shown first: the later key wins (as open_task)
             if detail is None:
                 app.open_task(task_id)  # type: ignore[attr-defined]  # (the read failed: read again, errors shown)
             else:
                 app.show_task(detail, recheck=ahead.recheck(self._changes_heard, app.now()),  # type: ignore[attr-defined]
-                              asked_on=asked_on)
+                              asked_at=asked_at)
 
         ahead.then.append(answered)
 
