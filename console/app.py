@@ -31,7 +31,7 @@ from textual.reactive import reactive, var
 from agentdeck.console.ingest_service import IngestService
 from agentdeck.console.messages import HealthChecked, Ingested
 from agentdeck.console.palette import COMMANDS as DECK_COMMANDS
-from agentdeck.console.screens.base import read_generations, run_off_ui
+from agentdeck.console.screens.base import new_generation, read_generations, run_off_ui
 from agentdeck.console.screens.tasks import TasksScreen
 from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.settings import Settings
@@ -708,9 +708,7 @@ class AgentDeck(App):
         Shares ``open_task``'s read generation: the last task asked for is the one shown, whichever path
         answers last (enter on a read ahead still in flight, then enter or the palette on another task).
         """
-        generations = read_generations(self)
-        claim = generations["open-task"] = generations.get("open-task", 0) + 1
-        return claim
+        return new_generation(self, "open-task")
 
     def task_open_is(self, claim: int) -> bool:
         """No task was asked to open since ``claim_task_open`` returned ``claim``."""

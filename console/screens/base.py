@@ -31,6 +31,13 @@ def read_generations(node: DOMNode) -> dict[str, int]:
     return node.__dict__.setdefault("_deck_generations", {})
 
 
+def new_generation(node: DOMNode, group: str) -> int:
+    """Number a new request of ``group`` of ``node``: answers to the ones asked before it are stale now."""
+    generations = read_generations(node)
+    generation = generations[group] = generations.get(group, 0) + 1
+    return generation
+
+
 def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[T], Any],
                *, on_error: Callable[[str], Any] | None = None, action: bool = False) -> None:
     """Run ``job`` (service calls: I/O) on a thread worker; hand its result to ``show`` on the UI thread.
@@ -45,7 +52,7 @@ def run_off_ui(node: DOMNode, group: str, job: Callable[[], T], show: Callable[[
     to the end and its result is always shown.
     """
     generations = read_generations(node)
-    generation = generations[group] = generations.get(group, 0) + 1
+    generation = new_generation(node, group)
     # The newest request of each group not answered yet: what "settled" means to tests and benchmarks.
     waiting: dict[str, int] = node.__dict__.setdefault("deck_waiting", {})
     waiting[group] = generation
@@ -191,8 +198,7 @@ class DeckScreen(Screen):
         it: a read asked before the key (the newest window, re-read for a store change while following)
         answered for what was shown before it, and landing after the key it put that back on screen.
         """
-        generations = read_generations(self)
-        generations[group] = generations.get(group, 0) + 1
+        new_generation(self, group)
 
     def read_after_frame(self, group: str, job: Callable[[], T], show: Callable[[T], Any], *,
                          covers: bool = True) -> None:
