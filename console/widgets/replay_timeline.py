@@ -116,18 +116,18 @@ class ReplayTimeline(ListMoves, ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         # The styles, width and offset are the same for every line of one draw: looked up once for it
         # (each lookup walks the DOM; per line they were a third of the timeline's drawing).
-        self._frame = (self.rich_style, self.get_component_rich_style("replay-timeline--cursor"),
-                       self.scrollable_content_region.width, self.scroll_offset.y)
+        self._frame = self._frame_now()
         try:
             return super().render_lines(crop)
         finally:
             self._frame = None
 
+    def _frame_now(self) -> tuple[Style, Style, int, int]:
+        return (self.rich_style, self.get_component_rich_style("replay-timeline--cursor"),
+                self.scrollable_content_region.width, self.scroll_offset.y)
+
     def render_line(self, y: int) -> Strip:
-        frame = self._frame
-        if frame is None:  # (called on its own, not through render_lines)
-            frame = (self.rich_style, self.get_component_rich_style("replay-timeline--cursor"),
-                     self.scrollable_content_region.width, self.scroll_offset.y)
+        frame = self._frame or self._frame_now()  # (or called on its own, not through render_lines)
         base, cursor_style, width, top = frame
         index = top + y
         if index >= len(self.steps):
