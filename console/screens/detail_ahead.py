@@ -102,6 +102,3 @@ class DetailAhead:
         if held is None or held.task_id != task_id or held.row != row or held.failed:
             return None
         return held
-
-    def forget(self) -> None:
-        self.current = None
