@@ -699,7 +699,8 @@ class AgentDeck(App):
     def where(self) -> tuple:
         """Where the operator is: a read's answer asked for here is shown only if nothing moved them since (a key
         pressed after it wins: another screen, r then 1, the palette or the help opened over it)."""
-        return (self.current_mode, self.mode_switches, self.screen)
+        # (The mode itself is left out: it changes only through switch_mode, which counts each change.)
+        return (self.mode_switches, self.screen)
 
     def claim_task_open(self) -> int:
         """A task is being opened from a read of its own (enter on a read ahead): an open asked before it is
