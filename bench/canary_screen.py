@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -43,15 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def _console_bench():
-    spec = importlib.util.spec_from_file_location("bench_console", HERE / "console.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from siblings import sibling  # (bench/siblings.py: these scripts run by path)
 
 
 def _bare(db: Path, rounds: int) -> dict[str, list[float]]:
@@ -243,7 +234,7 @@ def main() -> None:
                          "open is not a cold build (without it, the first open builds the screen)")
     ap.add_argument("--profile", default=None, help="write a cProfile of the UI thread here (slows it down)")
     args = ap.parse_args()
-    bc = _console_bench()
+    bc = sibling("console")
     template = Path(args.db)
     if not template.exists():
         bc.build(template, args.events)

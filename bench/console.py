@@ -552,26 +552,30 @@ async def replay_open(app: AgentDeck, probe: Probe, conn, *, reopen_rounds: int 
         while not shown(small):  # bounded: a bench must not hang
             await asyncio.sleep(0.005)
 
+    async def open_big(start: Callable[[], object]) -> float:
+        """``start()`` opens BIG; when it was called (time.time()), awaited until the probe saw BIG shown whole."""
+        probe.hit.clear()
+        probe.check = lambda: shown(BIG)
+        t0 = time.time()
+        start()
+        await asyncio.wait_for(probe.hit.wait(), 10)
+        return t0
+
+    def replay_big() -> None:  # (the Replay screen's own task switch)
+        app.replay_task = BIG
+
     load_before = os.getloadavg()[0]
     small = queries.tasks_newest(conn, queries.TaskFilter(), 1)[0]["task_id"]
     on_replay, from_tasks = [], []
     for _ in range(reopen_rounds):
         await asyncio.wait_for(open_small(), 10)
         await app.settled()
-        probe.hit.clear()
-        probe.check = lambda: shown(BIG)
-        t0 = time.time()
-        app.replay_task = BIG
-        await asyncio.wait_for(probe.hit.wait(), 10)
+        t0 = await open_big(replay_big)
         on_replay.append(probe.hit_at - t0)
         await asyncio.wait_for(open_small(), 10)
         await press(app, probe, "1", lambda: is_settled(app, TasksScreen), timeout=10)
         await asyncio.sleep(0.2)
-        probe.hit.clear()
-        probe.check = lambda: shown(BIG)
-        t0 = time.time()
-        app.open_replay(BIG)
-        await asyncio.wait_for(probe.hit.wait(), 10)
+        t0 = await open_big(lambda: app.open_replay(BIG))
         from_tasks.append(probe.hit_at - t0)
     # The same open with the service's reconstruction cache emptied first: the task rebuilt
     # (the runs above re-open an unchanged task, which the service keeps; the first of them was rebuilt).
@@ -619,11 +623,7 @@ async def replay_open(app: AgentDeck, probe: Probe, conn, *, reopen_rounds: int 
             await app.settled()
             deck._replays.clear()
             cpu["worker"].clear()
-            probe.hit.clear()
-            probe.check = lambda: shown(BIG)
-            t0 = time.time()
-            app.replay_task = BIG
-            await asyncio.wait_for(probe.hit.wait(), 10)
+            t0 = await open_big(replay_big)
             rebuilt.append(probe.hit_at - t0)
             worker_cpu.append(max(cpu["worker"], default=0.0))  # the rebuild (the refreshes' reads are cheap)
             data_in.append(shown_at[-1] - t0 if shown_at else 0.0)

@@ -16,7 +16,6 @@ between runs; the CPU and the difference between two lines of the same rounds mu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import statistics
@@ -25,15 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from siblings import sibling  # (bench/siblings.py: these scripts run by path)
+
 HERE = Path(__file__).resolve().parent
-
-
-def _bench_console():
-    spec = importlib.util.spec_from_file_location("bench_console", HERE / "console.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _p95(values: list[float]) -> float:
@@ -48,7 +41,7 @@ def main() -> None:
     ap.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "agentdeck-bench-console.db"),
                     help="the 1M-event store (copied: each checkout migrates and opens its own copy)")
     args = ap.parse_args()
-    bc = _bench_console()
+    bc = sibling("console")
     work = Path(tempfile.mkdtemp(prefix="agentdeck-fp-ab-"))
     checkouts = {"other": Path(args.other).resolve(), "this": HERE.parent}
     pythons = {name: str(path / ".venv" / "bin" / "python") for name, path in checkouts.items()}

@@ -26,6 +26,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("bench_console", Path(__file__).resolve().parent / "console.py")
@@ -40,20 +41,23 @@ from agentdeck.console.service.settings import for_tests  # noqa: E402
 from agentdeck.console.widgets.task_table import TaskTable  # noqa: E402
 
 
+def _resolve(dotted: str) -> tuple[object, str, str, Callable]:
+    """``module:Class.method`` -> (the object holding it, its name, ``Class.method``, the function now there)."""
+    module, _, attr = dotted.partition(":")
+    owner: object = importlib.import_module(module)
+    *path, name = attr.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name, attr, getattr(owner, name)
+
+
 SPANS: dict[str, list[float]] = {}  # --span: each wrapped function's UI-thread CPU, summed per key press
 _in_key: list[str] = []
 
 
 def wrap_span(dotted: str) -> None:
     """Wrap ``module:Class.method`` so its CPU (thread time) during a key press adds to that press's span."""
-    import importlib
-
-    module, _, attr = dotted.partition(":")
-    owner: object = importlib.import_module(module)
-    *path, name = attr.split(".")
-    for part in path:
-        owner = getattr(owner, part)
-    inner = getattr(owner, name)
+    owner, name, attr, inner = _resolve(dotted)
     depth = [0]
 
     def timed(*args, **kwargs):
@@ -76,14 +80,7 @@ _key_at: list[float] = []
 
 def wrap_mark(dotted: str) -> None:
     """Wrap ``module:Class.method`` so its first call in a key press notes the wall time since the key was sent."""
-    import importlib
-
-    module, _, attr = dotted.partition(":")
-    owner: object = importlib.import_module(module)
-    *path, name = attr.split(".")
-    for part in path:
-        owner = getattr(owner, part)
-    inner = getattr(owner, name)
+    owner, name, attr, inner = _resolve(dotted)
 
     def marked(*args, **kwargs):
         if _in_key and _key_at:

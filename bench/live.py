@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import queue
 import multiprocessing
@@ -35,16 +34,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def _bench_console():
-    """bench/console.py as a module (store builder, fleet, display probe, percentiles)."""
-    spec = importlib.util.spec_from_file_location("bench_console", HERE / "console.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from siblings import sibling  # (bench/siblings.py: these scripts run by path)
 
 
 def connect_ro(db: Path) -> sqlite3.Connection:
@@ -341,7 +331,7 @@ def main() -> None:
     ap.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "agentdeck-bench-console.db"))
     ap.add_argument("--rebuild", action="store_true")
     args = ap.parse_args()
-    bc = _bench_console()
+    bc = sibling("console")
     template = Path(args.db)
     if args.rebuild or not template.exists():
         for suffix in ("", "-wal", "-shm"):

@@ -18,7 +18,6 @@ console is the idle tick (most ticks) and the full tick's CPU while data streams
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import tempfile
@@ -30,15 +29,7 @@ from agentdeck.console.service.settings import for_tests
 from agentdeck.store import canary, contract
 from agentdeck.store.db import connect
 
-HERE = Path(__file__).resolve().parent
-
-
-def _bench_canary():
-    spec = importlib.util.spec_from_file_location("bench_canary", HERE / "canary.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from siblings import sibling  # (bench/siblings.py: these scripts run by path)
 
 
 def median(fn, repeat: int = 5, before=lambda: None) -> tuple[float, float]:
@@ -67,7 +58,7 @@ def main() -> None:
     if args.rebuild or not db.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        _bench_canary().build(db, args.events)
+        sibling("canary").build(db, args.events)
     conn = connect(db)
     now = conn.execute("SELECT max(started) FROM tasks").fetchone()[0]
     events = conn.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -175,7 +175,8 @@ class StatusRecorder:
                  heartbeat: float = HEARTBEAT_S, clock=time.time, follows_files: bool = True) -> None:
         self.conn = conn
         # Its heartbeat reports how far the store's followed files are ahead of what is stored; an ingester
-        # that follows none (an OTLP receiver) reports 0, or the header's sum counted that backlog twice.
+        # that follows none (an OTLP receiver) reports 0: it spares the stat of every file each beat, and a
+        # store whose files nobody follows now shows no backlog (store/health.py takes the largest report).
         self.follows_files = follows_files
         self.ingester = ingester or ingester_id()
         self.paths = [str(p) for p in paths]

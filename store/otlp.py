@@ -2251,8 +2251,7 @@ def _subagent_plan(tid: str, start_ns: int, agent: str, request: str, outcome: s
     """A named agent invoked inside another agent's task (a sub-agent or a handoff), as one step."""
     result = f"{outcome}: {summary}" if outcome != "success" else summary
     text = f"sub-agent {agent}: {content.short(request, 500)}" + (f" → {content.short(result, 1000)}" if result else "")
-    return {"v": 1, "ts": _fromtimestamp(start_ns / 1e9, UTC), "task_id": tid, "seq": 1 + (start_ns // TICK_NS) % _STEP_SEQS,
-            "kind": "plan", "summary": _text(text)}
+    return {"v": 1, "ts": _ts(start_ns), "task_id": tid, "seq": step_seq(start_ns), "kind": "plan", "summary": _text(text)}
 
 
 _START_KEYS = frozenset(("agentdeck.agent_version", "agentdeck.agent_version.prompt", "agentdeck.agent_version.model",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from agentdeck.store.db import connect
-from agentdeck.store.tailer import Tailer
-
-from test_deferred_indexes import write_backlog
+from test_deferred_indexes import tailed_contract_backlog
 from test_ingest_kill9 import CONTRACT
 
 
@@ -13,13 +10,7 @@ def test_a_contract_edited_during_a_bulk_import_is_used_within_the_recheck_perio
     """The book is looked up once a second while a backlog is read: an edit still takes effect, a little later."""
     from agentdeck.store import contract as ct
 
-    folder = tmp_path / "traces"
-    (folder / "contracts").mkdir(parents=True)
-    contract = folder / "contracts" / "kill-bot.toml"
-    contract.write_text(CONTRACT)
-    write_backlog(folder, 5)
-    conn = connect(tmp_path / "store.db")
-    Tailer(conn, [folder]).poll()  # the sources table names the folder: its contracts/ is read
+    conn, contract = tailed_contract_backlog(tmp_path, 5)
     check = ct.ContractCheck()
     clock = [1000.0]
     monkeypatch.setattr(ct.time, "monotonic", lambda: clock[0])

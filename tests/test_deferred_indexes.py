@@ -65,6 +65,16 @@ def write_backlog(folder: Path, tasks: int) -> Writer:
     return writer
 
 
+def tailed_contract_backlog(tmp_path: Path, tasks: int) -> tuple[sqlite3.Connection, Path]:
+    """A trace folder with the kill-bot contract and a backlog of ``tasks`` tasks, tailed into tmp_path/store.db:
+    (the store, the contract's file)."""
+    folder = contract_folder(tmp_path / "traces")
+    write_backlog(folder, tasks)
+    conn = connect(tmp_path / "store.db")
+    Tailer(conn, [folder]).poll()  # the sources table names the folder: its contracts/ is read
+    return conn, folder / "contracts" / "kill-bot.toml"
+
+
 def test_a_store_opened_after_a_kill_while_deferred_has_every_index_again(tmp_path, fresh_indexes):
     db = tmp_path / "store.db"
     conn = connect(db)

@@ -128,18 +128,10 @@ def test_a_task_with_gaps_repeats_disorder_and_unreadable_payloads(tmp_path):
 def test_the_contract_shown_follows_its_file_though_the_book_is_kept(tmp_path):
     """The contract book is kept per store between opens (reading the files each time was a few ms of every
     open): an edited contract file is still what the next reconstruction shows."""
-    from agentdeck.store.tailer import Tailer
-
-    from test_deferred_indexes import write_backlog
+    from test_deferred_indexes import tailed_contract_backlog
     from test_ingest_kill9 import CONTRACT
 
-    folder = tmp_path / "traces"
-    (folder / "contracts").mkdir(parents=True)
-    contract = folder / "contracts" / "kill-bot.toml"
-    contract.write_text(CONTRACT)
-    write_backlog(folder, 2)
-    conn = connect(tmp_path / "store.db")
-    Tailer(conn, [folder]).poll()  # the sources table names the folder: its contracts/ is read
+    conn, contract = tailed_contract_backlog(tmp_path, 2)
     assert reconstruct(conn, "t-0").contract["path"] == str(contract)
     contract.write_text(CONTRACT.replace("kill-bot", "other-bot"))
     assert reconstruct(conn, "t-0").contract["note"] == "no contract for this agent"

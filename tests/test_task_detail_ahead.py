@@ -57,6 +57,34 @@ async def rested(pilot, tasks) -> None:
                      and tasks.detail_ahead.current.task_id == tasks.table.cursor_task)
 
 
+async def drawn_ahead_terminal(app, pilot):
+    """The console settled with its detail screen composed and drawn ahead; a Terminal recording its writes."""
+    from terminal_support import Terminal
+
+    await settle(app, pilot)
+    await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
+                     and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
+    return Terminal(app)
+
+
+async def first_detail_frame_after_enter(app, pilot, terminal) -> list | None:
+    """Presses enter and settles; the terminal's grid as the first write drawing the detail screen left it."""
+    first: list = []
+    inner = app._display
+    writes = terminal.writes
+
+    def display(screen, update):
+        inner(screen, update)
+        if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
+            first.append([list(row) for row in terminal.grid])
+
+    app._display = display
+    await pilot.press("enter")
+    await settle(app, pilot)
+    app._display = inner
+    return first[0] if first else None
+
+
 def store_events(db, task_id: str) -> list[int]:
     conn = connect(db, readonly=True)
     try:
@@ -224,41 +252,24 @@ async def test_the_first_frame_after_enter_is_the_detail_as_it_settles(sample_db
     # The detail is laid out and drawn as its screen's resume is handled (DeckScreen._draw_at_once), not after the
     # widgets' layout messages: that first frame must already be the task's, in its own geometry (payloads and
     # event lists of other lengths than the task shown before), not the last task's sizes redrawn later.
-    from terminal_support import Terminal
-
     app = make_app(sample_db, prewarm=True)  # (as the console runs: the detail screen composed and drawn ahead)
     async with app.run_test(size=size) as pilot:
-        await settle(app, pilot)
-        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
-                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
-        terminal = Terminal(app)
+        terminal = await drawn_ahead_terminal(app, pilot)
         table = app.screen.query_one(TaskTable)
         checked = set()
         for moves in (("k",), ("k", "k", "k"), ("k",), ("k", "k"), ("g",), ("j", "j")):
             await pilot.press(*moves)
             await settle(app, pilot)
-            writes = terminal.writes
-            first: list = []
-            inner = app._display
-
-            def display(screen, update, inner=inner, first=first, writes=writes):
-                inner(screen, update)
-                if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
-                    first.append([list(row) for row in terminal.grid])
-
-            app._display = display
-            await pilot.press("enter")
-            await settle(app, pilot)
-            app._display = inner
+            first = await first_detail_frame_after_enter(app, pilot, terminal)
             assert isinstance(app.screen, TaskDetailScreen) and app.screen.task_id == table.cursor_task
             # The detail's lines, as text (the header's clock and counters may tick between the two; a scrollbar
             # that a task's events newly need is drawn by Textual a frame later, as before this change).
             assert first
             text = lambda row: "".join(" " if c in SCROLLBAR else c for c, _ in row)  # noqa: E731
             body = range(2, size[1] - 1)
-            changed = [y for y in body if text(first[0][y]) != text(terminal.grid[y])]
+            changed = [y for y in body if text(first[y]) != text(terminal.grid[y])]
             assert not changed, (f"first frame of {app.screen.task_id} differs from settled on lines {changed}: "
-                                 + "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3]))
+                                 + "\n".join(f"{text(first[y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3]))
             checked.add((app.screen.task_id, len(app.screen.events)))
             await pilot.press("escape")
             await settle(app, pilot)
@@ -438,14 +449,9 @@ async def test_the_first_frame_after_a_resize_while_the_detail_was_away_has_its_
     # not shown, on the list or another screen. The next enter's first frame was the detail in its former layout,
     # stretched to the new width, and only the frame after it in its own (the classes came with the Resize message
     # handled after the resume had drawn it).
-    from terminal_support import Terminal
-
     app = make_app(sample_db, prewarm=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await wait_until(pilot, lambda: app.is_screen_installed("task-detail")
-                         and getattr(app.get_screen("task-detail"), "_drawn_ahead", False))
-        terminal = Terminal(app)
+        terminal = await drawn_ahead_terminal(app, pilot)
         tasks = app.screen
         await pilot.press("k")
         await rested(pilot, tasks)
@@ -462,21 +468,9 @@ async def test_the_first_frame_after_a_resize_while_the_detail_was_away_has_its_
             await pilot.press("1")
             await settle(app, pilot)
         await rested(pilot, tasks)
-        first: list = []
-        inner = app._display
-        writes = terminal.writes
-
-        def display(screen, update):
-            inner(screen, update)
-            if not first and terminal.writes > writes and isinstance(screen, TaskDetailScreen):
-                first.append([list(row) for row in terminal.grid])
-
-        app._display = display
-        await pilot.press("enter")
-        await settle(app, pilot)
-        app._display = inner
+        first = await first_detail_frame_after_enter(app, pilot, terminal)
         assert isinstance(app.screen, TaskDetailScreen) and first
         # (A scrollbar the events no longer need goes a frame later, as Textual draws it: its cells are left out.)
         text = lambda row: "".join(" " if c in SCROLLBAR or c == "…" else c for c, _ in row)  # noqa: E731
-        changed = [y for y in range(2, 29) if text(first[0][y]) != text(terminal.grid[y])]
-        assert not changed, "\n".join(f"{text(first[0][y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3])
+        changed = [y for y in range(2, 29) if text(first[y]) != text(terminal.grid[y])]
+        assert not changed, "\n".join(f"{text(first[y])!r}\n{text(terminal.grid[y])!r}" for y in changed[:3])

@@ -612,20 +612,23 @@ class DeckService:
         """What a reconstruction of ``wanted`` depends on: the task's row, the audit's and compensations' last ids,
         whether it is abandoned (its last item)."""
         # violations: a contract recheck rewrites them without a new event (the row's events and updated_at stay).
+        # (outcome, ended, last_ts: what is_abandoned reads, in the same read, not the whole row read again)
         row = conn.execute(
-            "SELECT task_id, events, updated_at, violations FROM tasks WHERE task_id = ? OR request_id = ? LIMIT 1",
+            "SELECT task_id, events, updated_at, violations, outcome, ended, last_ts FROM tasks"
+            " WHERE task_id = ? OR request_id = ? LIMIT 1",
             (wanted, wanted),
         ).fetchone()
-        audit_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
-        comps = conn.execute("SELECT coalesce(max(id), 0) FROM compensations").fetchone()[0]
+        audit_id, comps = conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM audit), (SELECT coalesce(max(id), 0) FROM compensations)"
+        ).fetchone()
         # A decision's delivery (pending -> delivered or failed) is written without an audit record: without it
         # here, Replay kept showing "pending" for a decision the agent had long received.
         deliveries = conn.execute(
             "SELECT group_concat(d, ',') FROM (SELECT coalesce(delivery, '') AS d FROM escalations"
             " WHERE task_id = ? ORDER BY seq, escalation_id)", (row["task_id"] if row else wanted,),
         ).fetchone()[0]
-        abandoned = queries.is_abandoned(queries.task(conn, row["task_id"]) if row else None, self.abandoned_before())
-        return (wanted, tuple(row) if row else None, audit_id, comps, deliveries, abandoned)
+        abandoned = queries.is_abandoned(row, self.abandoned_before())
+        return (wanted, tuple(row)[:4] if row else None, audit_id, comps, deliveries, abandoned)
 
     def replay_current(self, view: ReplayView) -> bool:
         """Whether ``view`` (from ``replay``) is still what the store holds: its change key read again now.
