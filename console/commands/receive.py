@@ -100,8 +100,6 @@ class ServedReceiver:
         from agentdeck.store.receiver_status import ReceiverStatus
 
         self.receiver = receiver
-        self.endpoint: str = receiver.endpoint
-        self.stats = receiver.stats
         self.status = ReceiverStatus(db_path, receiver.endpoint, receiver.stats)
         told = receiver.on_commit
 
@@ -111,6 +109,14 @@ class ServedReceiver:
                 told(result)
 
         receiver.on_commit = on_commit
+
+    @property
+    def endpoint(self) -> str:
+        return self.receiver.endpoint
+
+    @property
+    def stats(self):
+        return self.receiver.stats
 
     def start(self) -> ServedReceiver:
         try:
