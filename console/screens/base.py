@@ -149,6 +149,8 @@ class DeckScreen(Screen):
         if app is not None and (app._dom_ready or getattr(app, "styled_before_first_screen", False)):
             self._css_update_count = app._css_update_count
 
+    _header: DeckHeader | None = None  # (set as it composes)
+
     def compose(self) -> ComposeResult:
         self._header = DeckHeader(self.MODE)
         yield self._header
@@ -317,9 +319,8 @@ class DeckScreen(Screen):
         # Nothing in the stylesheet changes while a screen is away unless the
         # app's CSS was invalidated (a theme change) or another stylesheet was
         # read (a screen's .tcss, a widget's default CSS), so restyle only then.
-        header = getattr(self, "_header", None)
-        if header is not None:
-            header.ensure_tabs()
+        if self._header is not None:
+            self._header.ensure_tabs()
         generation = self._style_key()
         drawn, self._drawn_on_switch = self._drawn_on_switch, False
         if self._size and self._size != self.app.size:  # (laid out before, at another size)
