@@ -101,6 +101,26 @@ async def test_selecting_a_metric_lists_its_tasks_and_enter_opens_the_replay(sam
         assert app.replay_task == str(first[2])
 
 
+async def test_a_report_read_for_the_metric_left_does_not_list_its_tasks_under_the_one_highlighted(
+        sample_db, make_app):
+    # A live reload asked while the operator was on latency (j), landing after k took them back to action
+    # errors: its task list is latency's, and it once replaced the 22 action-error tasks under their title.
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
+        assert screen.metric_key != "latency" and tasks.row_count == 22
+        late = screen.deck.canary(screen.agent, dict(screen.chosen), screen.window, "latency")
+        assert len(late.tasks) == 200  # latency's list: not the one shown
+        screen._show_view(late, "latency")  # what the reload's worker hands over (run_off_ui's show)
+        assert tasks.row_count == 22, "the highlighted metric's tasks stay listed"
+        await app.settled()
+        await pilot.pause()
+        assert tasks.row_count == 22, "and its list, read again for the new report, is the same metric's"
+        title = str(screen.query_one("#canary-tasks-title").render())
+        assert "action" in title.lower(), title
+
+
 async def test_the_screen_follows_new_data(sample_db, make_app):
     from agentdeck.store.db import connect
 

@@ -221,8 +221,14 @@ class CanaryScreen(DeckScreen):
             # seconds): only its age moves.
             self._show_headline(view.report)
             return
+        # The report was asked for while another metric was highlighted (the operator moved on since, e.g.
+        # j then k while a live reload was on its way): its tasks list is that metric's, so it is not shown under
+        # this one's title; the list is read again for the new report instead.
+        current = key == self.metric_key
         self._tasks_key = key
-        self._show(list(view.pairs), view.agent, view.report, view.tasks)
+        self._show(list(view.pairs), view.agent, view.report, view.tasks if current else None)
+        if not current:
+            self.load_tasks(self.metric_key)
         if view.report is not None:
             self._show_suites(view.report.agent, view.report.baseline, view.report.canary, dict(view.suites))
         self._show_differences(view)
@@ -247,7 +253,8 @@ class CanaryScreen(DeckScreen):
         verdict.show(fmt.verdict_line(report))
         table.show_metrics(report.metrics)
         self._show_sparks(report)
-        self._show_tasks(self.metric_key, tasks)
+        if tasks is not None:  # (None: the tasks came for another metric than the one highlighted now)
+            self._show_tasks(self.metric_key, tasks)
 
     def _show_headline(self, report: canary.CanaryReport) -> None:
         head = fmt.headline(report, compact=self.has_class("narrow"))
