@@ -373,7 +373,10 @@ class CanaryScreen(DeckScreen):
         view = self.view
         if view is not None and view.tasks and task_id == view.tasks[0]["task_id"] and \
                 self._tasks_key == self.metric_key:
-            self._show_violations(task_id, view.first_violations)  # read with the report: no second trip
+            # Read with the report: no second trip. A read for the task the cursor was on before is dropped:
+            # answering after this, it put that task's violations under this one.
+            self.supersede("canary-violations")
+            self._show_violations(task_id, view.first_violations)
             return
         deck = self.deck
         self.read("canary-violations", lambda: deck.violations(task_id) if task_id else [],
