@@ -38,6 +38,12 @@ class HeldScrollBar(ScrollBar):
         key = self._drawn_from(crop)
         lines = self._held.get(key)
         if lines is None:
+            # Rendered now, for this position. Textual draws from the lines it rendered last unless part of the
+            # widget is marked dirty: a bar refreshed while it had no size (no dirty region) and first drawn at a
+            # new position after that got blank lines, and kept here they stayed for that position (no thumb at
+            # the top of the list after g). Only on a position not drawn yet: the render happens then anyway.
+            self._render_content()
+            self._styles_cache.clear()
             lines = super().render_lines(crop)
             if len(self._held) >= self.KEPT:
                 del self._held[next(iter(self._held))]
