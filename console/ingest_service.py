@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
@@ -39,6 +40,9 @@ from agentdeck.store import health as health_mod
 from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
+
+if TYPE_CHECKING:
+    from agentdeck.store.contract import ContractCheck
 
 HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
 IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
@@ -272,9 +276,15 @@ class StoreWatcher:
         return self.supervisor is not None and self.supervisor.wake is self.pipe and self.supervisor.state().running
 
     def check(self, conn) -> health_mod.Health:
+        from agentdeck.store.contract import ContractCheck
+
         child = self.supervisor.state() if self.supervisor is not None else None
+        if self._contracts is None:  # (the same folders the ingest process checks against: store/contract.py)
+            self._contracts = ContractCheck()
         return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
-                                stall_after=self.stall_after)
+                                stall_after=self.stall_after, contracts=self._contracts)
+
+    _contracts: ContractCheck | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Thread body. Survives anything: a failure is shown as a problem and it starts over."""

@@ -372,14 +372,18 @@ def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version
     except ImportError:
         return None
     try:
-        found = _book(module, conn).get(agent)
+        book = _book(module, conn)
+        found = book.get(agent)
         violations = [
             {"seq": v["seq"], "rule": v["rule"], "detail": v["detail"]} for v in module.task_violations(conn, task_id)
         ] if _has_table(conn, "violations") else []
     except Exception as exc:  # their module, our screen: never crash on it
         return {"error": f"could not read the contract: {type(exc).__name__}: {exc}"[:300]}
     if found is None:
-        return {"agent": agent, "path": None, "note": "no contract for this agent", "violations": violations}
+        none = {"agent": agent, "path": None, "note": "no contract for this agent", "violations": violations}
+        if book.problems:  # one of them may have been this agent's: "none" alone would hide that
+            none["unusable"] = list(book.problems)
+        return none
     return {
         "agent": found.agent,
         "path": found.path,

@@ -1,0 +1,60 @@
+"""A contract file that cannot be used is a problem the console shows, not a line in a log.
+
+Before, only the ingest process's log said so: the agent's actions were checked against no contract, no
+violation was flagged for them, and Problems, the header and Replay ("contract: none") all looked fine.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agentdeck.replay.reconstruct import reconstruct
+from agentdeck.store import health
+from agentdeck.store.contract import ContractCheck
+
+from test_deferred_indexes import tailed_contract_backlog
+
+BROKEN = 'agent = "kill-bot"\n[tools]\nallow = ["lookup"\n'  # the list never closed: bad TOML
+
+
+def _contract_problems(conn, check: ContractCheck) -> list[health.Problem]:
+    return [p for p in health.check(conn, time.time(), contracts=check).problems if p.key.startswith("contract")]
+
+
+def test_an_unusable_contract_file_is_a_problem_until_it_is_fixed(tmp_path):
+    conn, contract = tailed_contract_backlog(tmp_path, 2)
+    check = ContractCheck()
+    assert _contract_problems(conn, check) == []
+    good = contract.read_text()
+    contract.write_text(BROKEN)
+    [problem] = _contract_problems(conn, check)
+    assert problem.level == "error"
+    assert str(contract) in problem.detail and "TOML" in problem.detail
+    assert "no violation is flagged" in problem.todo and "read again" in problem.todo
+    contract.write_text(good)  # fixed: read again at the next check, and the problem goes
+    assert _contract_problems(conn, check) == []
+    conn.close()
+
+
+def test_replay_says_the_contract_files_that_could_not_be_used(tmp_path):
+    from agentdeck.console.screens.replay import ReplayScreen
+
+    conn, contract = tailed_contract_backlog(tmp_path, 2)
+    contract.write_text(BROKEN)
+    rec = reconstruct(conn, "t-0")
+    assert rec is not None and rec.contract is not None
+    assert rec.contract["path"] is None and len(rec.contract["unusable"]) == 1
+    line = ReplayScreen._contract_line(rec)
+    assert line == "contract: none for kill-bot, and 1 contract file cannot be used (see Problems, 5)"
+    conn.close()
+
+
+def test_the_health_check_does_not_stop_when_the_contracts_cannot_be_listed(tmp_path):
+    class Failing(ContractCheck):
+        def book(self, conn):
+            raise OSError("the folder went away")
+
+    conn, _ = tailed_contract_backlog(tmp_path, 1)
+    [problem] = _contract_problems(conn, Failing())
+    assert problem.what == "the contract files cannot be read" and "went away" in problem.detail
+    conn.close()
