@@ -321,7 +321,7 @@ class Reconstruction:
 # raw_decode): for a 150-byte payload they cost as much as the parse. A long task's open parses thousands
 # (the policy line: issue 9), so a payload is scanned directly first; json.loads is asked only when that is
 # not the whole answer.
-_scan = json.JSONDecoder().scan_once  # the same C scanner, with loads' defaults (strict, no hooks)
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, with loads' defaults
 
 
 def _parse(payload: str) -> Any:
