@@ -300,3 +300,48 @@ def test_canary_tasks_scrolled_right_snapshot_80x24(sample_db, make_app, snap_co
 def test_canary_tasks_scrolled_right_snapshot_160x45(sample_db, make_app, snap_compare):
     assert snap_compare(make_app(sample_db), terminal_size=(160, 45),
                         run_before=settled_after("3", "enter", "right", "right", "right"))
+
+
+async def test_tasks_read_for_the_agent_left_are_not_listed_under_the_next_agents_report(sample_db, make_app):
+    # t (the next agent's report on its way), then j k while it was read: the metric's tasks were asked for the
+    # report shown then, the agent left. Landing after the new agent's report, they replaced its list: another
+    # agent's tasks under this one's headline (Enter replayed them), until the report changed.
+    import threading
+
+    from agentdeck.store.db import connect
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        assert screen.report.agent == "approval-agent"
+        deck = app.deck
+        report_read, tasks_read = threading.Event(), threading.Event()
+        canary, canary_tasks = deck.canary, deck.canary_tasks
+
+        def held(gate, read):
+            def call(*args):
+                gate.wait(20)
+                return read(*args)
+            return call
+
+        deck.canary, deck.canary_tasks = held(report_read, canary), held(tasks_read, canary_tasks)
+        try:
+            await pilot.press("t")  # records-agent's report: held on its way
+            await pilot.press("j", "k")  # back to action errors: its tasks asked for approval-agent's report
+            report_read.set()
+            await wait_until(pilot, lambda: screen.report.agent == "records-agent")
+            tasks_read.set()
+            await app.settled()
+            await pilot.pause()
+        finally:
+            report_read.set()
+            tasks_read.set()
+        assert screen.metric_key == "action_error_rate"
+        table = screen.query_one("#canary-tasks", CanaryTaskTable)
+        assert table.task_ids, "records-agent has tasks behind action errors"
+        conn = connect(sample_db, readonly=True)
+        agents = {a for (a,) in conn.execute(
+            f"SELECT DISTINCT agent FROM tasks WHERE task_id IN ({','.join('?' * len(table.task_ids))})",
+            table.task_ids)}
+        conn.close()
+        assert agents == {"records-agent"}, agents
