@@ -345,3 +345,43 @@ async def test_tasks_read_for_the_agent_left_are_not_listed_under_the_next_agent
             table.task_ids)}
         conn.close()
         assert agents == {"records-agent"}, agents
+
+
+async def test_violations_read_for_a_task_left_do_not_replace_the_highlighted_ones(sample_db, make_app):
+    # j then k in the tasks list, row 1's violations still being read: back on the first task, its violations
+    # come with the report (no read); row 1's, landing after, replaced them under the first task's cursor.
+    import threading
+
+    from agentdeck.store.db import connect
+
+    conn = connect(sample_db)  # the second task behind action errors broke its contract too
+    conn.execute("INSERT INTO violations (task_id, seq, rule, detail) VALUES ('task-0560', 3, 'unapproved_action', "
+                 "'refund without approval')")
+    conn.commit()
+    conn.close()
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
+        line = screen.query_one("#canary-task-violations", Static)
+        await pilot.press("enter")  # to the tasks behind action errors
+        assert app.focused is tasks and tasks.cursor_row == 0 and tasks.task_ids[1] == "task-0560"
+        shown = str(line.render())
+        assert "task-0560" not in shown
+        deck, gate = app.deck, threading.Event()
+        violations = deck.violations
+
+        def held(task_id):
+            gate.wait(20)
+            return violations(task_id)
+
+        deck.violations = held
+        try:
+            await pilot.press("j", "k")  # row 1's violations held on their way; back on the first task
+            gate.set()
+            await app.settled()
+            await pilot.pause()
+        finally:
+            gate.set()
+        assert tasks.cursor_row == 0
+        assert str(line.render()) == shown, "the highlighted task's violations stay"

@@ -380,7 +380,10 @@ class CanaryScreen(DeckScreen):
         view = self.view
         if view is not None and view.tasks and task_id == view.tasks[0]["task_id"] and \
                 self._tasks_key == self.metric_key:
-            self._show_violations(task_id, view.first_violations)  # read with the report: no second trip
+            # Read with the report: no second trip. A read asked for the task highlighted before (j then k) would
+            # land after this and put that task's violations (or none) under this one.
+            self.supersede("canary-violations")
+            self._show_violations(task_id, view.first_violations)
             return
         deck = self.deck
         self.read("canary-violations", lambda: deck.violations(task_id) if task_id else [],
