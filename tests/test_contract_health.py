@@ -58,3 +58,50 @@ def test_the_health_check_does_not_stop_when_the_contracts_cannot_be_listed(tmp_
     [problem] = _contract_problems(conn, Failing())
     assert problem.what == "the contract files cannot be read" and "went away" in problem.detail
     conn.close()
+
+
+def _add_sources(conn, paths: list[str]) -> None:
+    from agentdeck.store.txn import atomic
+
+    with atomic(conn):
+        conn.executemany("INSERT INTO sources (path, dev, inode, first_seen, updated_at) VALUES (?, 0, -1, 0, 0)",
+                         [(p,) for p in paths])
+
+
+def test_a_check_reads_the_trace_files_added_since_the_last_not_every_one(tmp_path):
+    # The console checks health every second, an ingest process asks for the contracts on every batch: each once
+    # read and parsed every trace file's path in the store (1.7 s a call for 50,000 files). Work is counted in
+    # SQLite's steps, not timed.
+    conn, contract = tailed_contract_backlog(tmp_path, 1)
+    _add_sources(conn, [str(tmp_path / f"fleet/run-{i}.jsonl") for i in range(20_000)])
+    check = ContractCheck()
+    assert "kill-bot" in check.book(conn).contracts
+    steps = []
+    conn.set_progress_handler(lambda: steps.append(1), 100)
+    for _ in range(3):
+        assert _contract_problems(conn, check) == []
+    conn.set_progress_handler(None, 0)
+    assert len(steps) < 10, f"{len(steps) * 100} SQLite steps for three checks"
+    # A trace folder that appears later is still looked in for its contracts/ (and its broken file reported).
+    later = tmp_path / "later"
+    (later / "contracts").mkdir(parents=True)
+    (later / "contracts" / "other.toml").write_text(BROKEN.replace("kill-bot", "other"))
+    _add_sources(conn, [str(later / "agent.jsonl")])
+    [problem] = _contract_problems(conn, check)
+    assert str(later / "contracts" / "other.toml") in problem.detail
+    conn.close()
+
+
+def test_the_contract_folders_are_read_again_when_the_store_has_fewer_trace_files(tmp_path):
+    # The same check on a store replaced at its path (a restore): the folders of files it no longer has go.
+    conn, contract = tailed_contract_backlog(tmp_path, 1)
+    check = ContractCheck()
+    contract.write_text(BROKEN)
+    assert len(_contract_problems(conn, check)) == 1
+    conn.close()
+    from agentdeck.store.db import connect
+
+    other = connect(tmp_path / "restored.db")
+    _add_sources(other, [str(tmp_path / "elsewhere" / "agent.jsonl")])
+    assert _contract_problems(other, check) == []
+    other.close()
