@@ -163,6 +163,8 @@ def load_contract(path: Path) -> Contract:
         raise ContractError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ContractError(f"{path}: bad TOML: {exc}") from None
+    except RecursionError:  # (tomllib recurses per nesting level: unnamed, it took every other file down with it)
+        raise ContractError(f"{path}: bad TOML: arrays or tables nested too deeply") from None
     data.pop("path", None)
     try:
         return Contract(**data, path=str(path))

@@ -105,3 +105,16 @@ def test_the_contract_folders_are_read_again_when_the_store_has_fewer_trace_file
     _add_sources(other, [str(tmp_path / "elsewhere" / "agent.jsonl")])
     assert _contract_problems(other, check) == []
     other.close()
+
+
+def test_a_contract_nested_too_deeply_is_named_and_the_others_stay_in_force(tmp_path):
+    # tomllib recurses per nesting level: its RecursionError escaped the book, every contract went unused (the
+    # store's tasks left unchecked) and the problem named no file.
+    conn, contract = tailed_contract_backlog(tmp_path, 1)
+    deep = contract.parent / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    check = ContractCheck()
+    [problem] = _contract_problems(conn, check)
+    assert problem.what == "a contract file cannot be used" and str(deep) in problem.detail
+    assert "kill-bot" in check.book(conn).contracts
+    conn.close()
