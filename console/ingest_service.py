@@ -279,12 +279,16 @@ class StoreWatcher:
         from agentdeck.store.contract import ContractCheck
 
         child = self.supervisor.state() if self.supervisor is not None else None
-        if self._contracts is None:  # (the same folders the ingest process checks against: store/contract.py)
-            self._contracts = ContractCheck()
-        return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
-                                stall_after=self.stall_after, contracts=self._contracts)
+        # The watcher thread and the first check's worker may both be here: one ContractCheck, one at a time
+        # (two interleaved reloads could keep an old book under the new files' signature).
+        with self._check_lock:
+            if self._contracts is None:  # (the same folders the ingest process checks against: store/contract.py)
+                self._contracts = ContractCheck()
+            return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
+                                    stall_after=self.stall_after, contracts=self._contracts)
 
     _contracts: ContractCheck | None = None
+    _check_lock = threading.Lock()  # (per class: watchers of one process take turns, a check is ~1 ms)
 
     def run(self, stop: threading.Event) -> None:
         """Thread body. Survives anything: a failure is shown as a problem and it starts over."""

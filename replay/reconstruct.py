@@ -380,9 +380,12 @@ def _contract(conn: sqlite3.Connection, task_id: str, agent: str | None, version
     except Exception as exc:  # their module, our screen: never crash on it
         return {"error": f"could not read the contract: {type(exc).__name__}: {exc}"[:300]}
     if found is None:
-        none = {"agent": agent, "path": None, "note": "no contract for this agent", "violations": violations}
+        none: dict[str, Any] = {"agent": agent, "path": None, "note": "no contract for this agent",
+                                "violations": violations}
         if book.problems:  # one of them may have been this agent's: "none" alone would hide that
-            none["unusable"] = list(book.problems)
+            # (how many, not which: an evidence packet leaves the machine, and the files' paths and other
+            # agents' contracts are not the task's; Problems names them)
+            none["unusable_files"] = len(book.problems)
         return none
     return {
         "agent": found.agent,

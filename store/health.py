@@ -294,9 +294,13 @@ def _contracts(conn, contracts: ContractCheck, problems: list[Problem]) -> None:
                                 f"{type(exc).__name__}: {exc}", None,
                                 "violations are not checked until they can; see the message"))
         return
-    for text in unusable:
-        path = text.split(": ", 1)[0]
-        problems.append(Problem(
-            f"contract:{path}", "error", "a contract file cannot be used", text, None,
-            "fix the file (it is read again as soon as it changes; `agentdeck check` names the same problem); "
-            "until then its agent's actions are checked against no contract and no violation is flagged"))
+    todo = ("fix the file (it is read again as soon as it changes; `agentdeck check` names the same problem); "
+            "until then its agent's actions are checked against no contract and no violation is flagged")
+    for text in unusable[:LIST_LIMIT]:
+        # Keyed by the whole text (path and reason): a path may itself hold ": ", and two keys alike are one problem.
+        problems.append(Problem(f"contract:{text}", "error", "a contract file cannot be used", text, None, todo))
+    if len(unusable) > LIST_LIMIT:
+        more = len(unusable) - LIST_LIMIT
+        problems.append(Problem("contract:more", "error", f"{more} more contract files cannot be used",
+                                "\n".join(unusable[LIST_LIMIT:LIST_LIMIT * 5]), None,
+                                todo + "; `agentdeck check` lists every one"))

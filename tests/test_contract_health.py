@@ -43,7 +43,8 @@ def test_replay_says_the_contract_files_that_could_not_be_used(tmp_path):
     contract.write_text(BROKEN)
     rec = reconstruct(conn, "t-0")
     assert rec is not None and rec.contract is not None
-    assert rec.contract["path"] is None and len(rec.contract["unusable"]) == 1
+    assert rec.contract["path"] is None and rec.contract["unusable_files"] == 1
+    assert str(contract) not in repr(rec.contract)  # (the packet says how many; Problems says which)
     line = ReplayScreen._contract_line(rec)
     assert line == "contract: none for kill-bot, and 1 contract file cannot be used (see Problems, 5)"
     conn.close()
@@ -117,4 +118,16 @@ def test_a_contract_nested_too_deeply_is_named_and_the_others_stay_in_force(tmp_
     [problem] = _contract_problems(conn, check)
     assert problem.what == "a contract file cannot be used" and str(deep) in problem.detail
     assert "kill-bot" in check.book(conn).contracts
+    conn.close()
+
+
+def test_many_unusable_contract_files_are_listed_up_to_the_limit_and_counted(tmp_path):
+    conn, contract = tailed_contract_backlog(tmp_path, 1)
+    for i in range(health.LIST_LIMIT + 3):
+        (contract.parent / f"broken: {i:02}.toml").write_text(BROKEN)  # (": " in a path: still one problem each)
+    found = _contract_problems(conn, ContractCheck())
+    listed = [p for p in found if p.key != "contract:more"]
+    assert len(listed) == health.LIST_LIMIT and len({p.key for p in listed}) == health.LIST_LIMIT
+    [more] = [p for p in found if p.key == "contract:more"]
+    assert more.what == "3 more contract files cannot be used" and "broken: 22.toml" in more.detail
     conn.close()
