@@ -385,3 +385,23 @@ async def test_violations_read_for_a_task_left_do_not_replace_the_highlighted_on
             gate.set()
         assert tasks.cursor_row == 0
         assert str(line.render()) == shown, "the highlighted task's violations stay"
+
+
+async def test_a_task_s_violations_read_answering_after_the_cursor_moved_on_are_not_shown(sample_db, make_app):
+    # The cursor rests on task-0304 (its violations are read), then goes back up to the first task, whose
+    # violations came with the report and are shown at once: 0304's read, answering after that, put its
+    # violations under the first task.
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
+        first = tasks.task_ids[0]
+        assert first != "task-0304" and "task-0304" in tasks.task_ids
+        line = screen.query_one("#canary-task-violations", Static)
+        screen.load_violations("task-0304")  # the cursor rested on it: read on a worker
+        screen.load_violations(first)  # and back on the first task before that read answered
+        shown_at_once = str(line.render())
+        await app.settled()
+        await pilot.pause()
+        assert "task-0304" not in str(line.render()), "another task's violations under the first task"
+        assert str(line.render()) == shown_at_once

@@ -12,6 +12,9 @@ async def test_number_keys_switch_screens(sample_db, make_app):
         assert app.current_mode == "tasks"
         for key, mode in (("2", "escalations"), ("3", "canary"), ("4", "replay"), ("1", "tasks")):
             await pilot.press(key)
+            # A screen shown before is switched to once its data is read (SwitchAhead: WAIT_S at most): on a
+            # loaded machine that read was still out when the key's press returned.
+            await app.settled()
             assert app.current_mode == mode
         await app.settled()
         await pilot.pause()

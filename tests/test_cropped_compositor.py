@@ -111,6 +111,12 @@ async def test_a_switch_draws_from_the_kept_frame_exactly_what_a_whole_render_dr
     from tasks_support import ingest, task_lines, write_trace
     from test_escalations_support import _task, ingest_events
 
+    from agentdeck.console import switch_ahead
+
+    # Only a switch whose read answered draws from the kept frame: the read says when each happens. A read
+    # outlasting WAIT_S's 0.15 s (a loaded machine; emulated with 0.3 s escalation queue reads, this failed)
+    # switched first, as designed, and left fewer switches, or none to Escalations, to check.
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)
     kept = record_frames_from_kept(monkeypatch)
     app = make_app(esc_db)
     async with app.run_test(size=(120, 40)) as pilot:

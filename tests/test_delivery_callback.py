@@ -11,7 +11,7 @@ import pytest
 from agentdeck.replay.hosts import check_url
 from conftest import FIXED_NOW
 from agentdeck.store import outbox
-from test_escalations_support import ingest_events, pending_events, row_of, settle
+from test_escalations_support import approving, ingest_events, pending_events, row_of, settle
 
 
 class Receiver:
@@ -77,7 +77,7 @@ async def approve_high(pilot, app) -> None:
     await settle(pilot)
     await pilot.press("down")  # esc-t-expired is first; esc-t-high second
     await settle(pilot)
-    await pilot.press("a")
+    await approving(pilot)
     await pilot.press(*"ok")
     await pilot.press("enter")
     await settle(pilot)

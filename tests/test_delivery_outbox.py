@@ -10,7 +10,7 @@ from conftest import FIXED_NOW
 from agentdeck.sample_data.fleet import OutboxReader
 from agentdeck.store import decisions, outbox
 from agentdeck.store.db import connect
-from test_escalations_support import esc_db, row_of, settle  # noqa: F401  (fixture)
+from test_escalations_support import approving, esc_db, row_of, settle  # noqa: F401  (fixture)
 
 LINE_FIELDS = {"v", "escalation_id", "task_id", "decision", "decided_by", "decided_at", "reason", "expired",
                "idempotency_key"}
@@ -93,7 +93,7 @@ async def test_without_an_outbox_the_screen_says_so_and_delivery_fails_clearly(e
         await pilot.press("down", "down", "down")  # esc-t-low: low risk, no callback
         await settle(pilot)
         assert app.screen.query_one("#esc-table").selected_id() == "esc-t-low"
-        await pilot.press("a")
+        await approving(pilot)
         await pilot.press("enter")
         for _ in range(100):
             await settle(pilot, 1)
@@ -161,8 +161,7 @@ async def test_unexpected_delivery_error_is_recorded_not_fatal(esc_db, make_app,
         await settle(pilot)
         await pilot.press("down", "down", "down")
         await settle(pilot)
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         await pilot.press("enter")
         for _ in range(100):
             await settle(pilot, 1)

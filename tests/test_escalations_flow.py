@@ -12,7 +12,7 @@ from agentdeck.console.widgets.reason_dialog import ReasonDialog
 from agentdeck.store import audit
 from agentdeck.store.db import connect
 from test_escalations_support import (  # noqa: F401  (fixture)
-    HOSTILE_JUSTIFICATION, HOSTILE_PARAM, HOSTILE_REASON, audit_records, esc_db, row_of, settle,
+    HOSTILE_JUSTIFICATION, HOSTILE_PARAM, HOSTILE_REASON, approving, audit_records, esc_db, row_of, settle,
 )
 
 # Queue order at FIXED_NOW (soonest deadline first): expired, high, hostile, low.
@@ -42,8 +42,7 @@ async def test_approve_low_risk_without_reason(esc_db, make_app, tmp_path):
     app = make_app(esc_db, operator="alice", outbox=tmp_path / "box.jsonl")
     async with app.run_test(size=(140, 40)) as pilot:
         await select(pilot, "esc-t-low")
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         assert isinstance(app.screen, ReasonDialog)
         await pilot.press("enter")
         await settle(pilot)
@@ -81,8 +80,7 @@ async def test_approving_high_risk_needs_a_reason_and_escape_cancels(esc_db, mak
     app = make_app(esc_db)
     async with app.run_test(size=(140, 40)) as pilot:
         await select(pilot, "esc-t-high")
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ReasonDialog)
@@ -91,8 +89,7 @@ async def test_approving_high_risk_needs_a_reason_and_escape_cancels(esc_db, mak
         assert not isinstance(app.screen, ReasonDialog)
         assert row_of(esc_db, "esc-t-high")["status"] == "pending"
         assert audit_records(esc_db, "esc-t-high") == []
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         app.screen.query_one(Input).value = "owner confirmed on call"
         await pilot.press("enter")
         await settle(pilot)
@@ -103,8 +100,7 @@ async def test_deciding_an_expired_item_applies_the_policy_and_says_so(esc_db, m
     app = make_app(esc_db)  # default expiry policy: deny
     async with app.run_test(size=(140, 40)) as pilot:
         await select(pilot, "esc-t-expired")
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         assert "expiry policy (deny) will decide it" in str(app.screen.query_one("#reason-note").render())
         await pilot.press("enter")
         await settle(pilot)
@@ -120,8 +116,7 @@ async def test_keep_policy_leaves_the_expired_item_to_the_human(esc_db, make_app
     app = make_app(esc_db, on_expiry="keep")
     async with app.run_test(size=(140, 40)) as pilot:
         await select(pilot, "esc-t-expired")
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         await pilot.press("enter")
         await settle(pilot)
     row = row_of(esc_db, "esc-t-expired")
@@ -139,8 +134,7 @@ async def test_two_consoles_on_one_store_first_decision_wins(esc_db, make_app):
         # data_version) and drop the row; stop its store watcher so his view is
         # stale, the case this test is about.
         second.ingest.close()
-        await p1.press("a")
-        await p1.pause()
+        await approving(p1)
         await p1.press("enter")
         await settle(p1)
         # Bob's console still lists it (stale view) and he denies it.
@@ -200,8 +194,7 @@ async def test_hostile_escalation_id_in_notifications_is_not_markup(esc_db, make
         await pilot.press("G")  # the bottom of the queue
         await settle(pilot)
         assert app.screen.query_one("#esc-table").selected_id() == f"esc-{hostile_task}"
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         await pilot.press("enter")
         await settle(pilot)
         assert app.is_running

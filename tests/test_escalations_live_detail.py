@@ -88,3 +88,18 @@ async def test_a_tick_redraws_only_the_lines_of_the_detail_that_move(esc_db, mak
         await settle(pilot)
         assert body.content is not before_body
         assert shown() == str(render(app.screen.view, now[0], app.screen.deck.on_expiry))
+
+
+async def test_a_detail_read_answering_after_the_queue_emptied_is_not_shown(esc_db, make_app):
+    # The queue shrinks in two reloads (another console deciding them all): the cursor lands on a row still
+    # listed by the first, whose detail is read; the second empties the list and shows no detail at once. The
+    # detail read, answering after that, showed a decided escalation beside the empty queue.
+    app = make_app(esc_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await select(pilot, "esc-t-low")
+        screen = app.screen
+        screen.load_detail("esc-t-high")  # the row the cursor landed on: read on a worker
+        screen.load_detail(None)  # the queue emptied before it answered: nothing under the cursor
+        assert screen.view is None
+        await settle(pilot)
+        assert screen.view is None, "a detail shown with nothing under the cursor"

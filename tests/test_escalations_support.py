@@ -8,6 +8,7 @@ through the real tailer into a copy of the sample store.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone, UTC
 from pathlib import Path
 
@@ -95,6 +96,23 @@ async def settle(pilot, rounds: int = 4) -> None:
     for _ in range(rounds):
         await pilot.app.settled()  # (a superseded read counts as done)
         await pilot.pause()
+
+
+async def approving(pilot, timeout: float = 20.0) -> None:
+    """Press ``a`` and wait until the reason dialog is up: the approval's rules are read on a worker before it
+    opens (EscalationsScreen.action_decide), and a key typed before then goes to the list, as designed."""
+    from agentdeck.console.widgets.reason_dialog import ReasonDialog
+
+    def ready() -> bool:  # up, and its reason box has the focus the typing goes to
+        dialog = pilot.app.screen
+        return isinstance(dialog, ReasonDialog) and dialog.is_mounted and bool(dialog.query("#reason")) and \
+            pilot.app.focused is dialog.query_one("#reason")
+
+    await pilot.press("a")
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "the reason dialog did not open"
+        await pilot.pause(0.02)
 
 
 def row_of(db: Path, escalation_id: str) -> dict:

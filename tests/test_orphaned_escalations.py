@@ -13,7 +13,7 @@ from agentdeck.console.service.deck import DeckService
 from agentdeck.console.service.reach import origin, reach, unreachable_origins
 from agentdeck.console.service.settings import for_tests
 from agentdeck.store.db import connect
-from test_escalations_support import esc_db, settle  # noqa: F401  (fixture)
+from test_escalations_support import approving, esc_db, settle  # noqa: F401  (fixture)
 
 
 def _free_port() -> int:
@@ -182,8 +182,7 @@ async def test_approving_an_orphan_says_so_before_and_after(esc_db, make_app):
         assert str(table.get_row_at(0)[0]) != "orphaned"
         assert [str(table.get_row_at(i)[0]) for i in range(1, 4)] == ["orphaned"] * 3
         await select(pilot, "esc-t-low")
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         assert isinstance(app.screen, ReasonDialog)
         where = str(app.screen.query_one("#reason-where", Static).render())
         assert "Nobody will receive it" in where and "no outbox" in where

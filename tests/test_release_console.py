@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from test_escalations_support import settle
+from test_escalations_support import approving, settle
 from test_release_queue import _release_template, autonomy, deck_for, items, published_stage, rel  # noqa: F401
 from agentdeck.console.widgets.reason_dialog import ReasonDialog
 
@@ -50,8 +50,7 @@ async def test_promotion_item_detail_then_approve_with_a_reason(rel, make_app):
         assert "Verdict PROMOTE" in shown and "action errors" in shown and "1000 tasks" in shown
         assert "no suite run recorded for v2" in shown
         assert "Stage now     partial (contract)" in shown
-        await pilot.press("a")
-        await pilot.pause()
+        await approving(pilot)
         assert isinstance(app.screen, ReasonDialog)
         await pilot.press("enter")  # high risk: an approval needs a reason, as for any escalation
         await settle(pilot)

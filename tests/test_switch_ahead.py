@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from textual.widgets import Static
 
 from agentdeck.console import switch_ahead
@@ -72,7 +73,18 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
         await pilot.pause(0.02)
 
 
-async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(esc_db, tmp_path, make_app):
+@pytest.fixture
+def read_says_when(monkeypatch) -> None:
+    """The switch waits for its read however long it takes: the read says when the switch happens.
+
+    For the tests of what the first frame shows once the read answers. A read outlasting WAIT_S's 0.15 s (a
+    loaded machine; emulated with a 0.3 s read, each of these tests failed) lets the switch show the last
+    visit's rows first, as designed (test_a_slow_read_does_not_hold_the_switch_or_the_keys)."""
+    monkeypatch.setattr(switch_ahead, "WAIT_S", 20.0)
+
+
+async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(esc_db, tmp_path, make_app,
+                                                                                 read_says_when):
     app = make_app(esc_db)
     async with back_on_tasks(app) as pilot:
         # An escalation is raised while the operator is on Tasks (the store changes; Escalations hears it).
@@ -100,7 +112,7 @@ async def test_a_screen_switched_to_is_first_drawn_with_what_changed_while_away(
         assert frames[1][2] == "LayoutUpdate", "the switch drew only part of the screen"
 
 
-async def test_a_task_opened_on_replay_is_in_its_first_frame(sample_db, make_app):
+async def test_a_task_opened_on_replay_is_in_its_first_frame(sample_db, make_app, read_says_when):
     app = make_app(sample_db)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -237,7 +249,8 @@ async def test_a_task_read_answering_after_a_screen_key_switched_away_does_not_p
         assert isinstance(app.screen, EscalationsScreen)
 
 
-async def test_the_palettes_go_to_screen_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app):
+async def test_the_palettes_go_to_screen_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app,
+                                                                                  read_says_when):
     # "Escalations screen" from ctrl+p switches as key 2 does: its first frame has what changed while away.
     app = make_app(esc_db)
     async with back_on_tasks(app) as pilot:
@@ -257,7 +270,8 @@ async def test_the_palettes_go_to_screen_shows_escalations_once_with_fresh_rows(
         assert shown[0][2] == "LayoutUpdate", "the switch drew only part of the screen"
 
 
-async def test_problems_enter_on_a_blocked_delivery_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app):
+async def test_problems_enter_on_a_blocked_delivery_shows_escalations_once_with_fresh_rows(esc_db, tmp_path, make_app,
+                                                                                           read_says_when):
     # Enter on a problem fixed on Escalations switches as key 2 does: its first frame has what changed while away.
     from agentdeck.console.service.delivery import DeliverySettings, deliver_one
     from agentdeck.store import decisions

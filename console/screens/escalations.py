@@ -156,7 +156,10 @@ class EscalationsScreen(DeckScreen):
 
     def load_detail(self, escalation_id: str | None) -> None:
         if not escalation_id:
-            self._show_detail(None)  # nothing to read (an empty list)
+            # Nothing to read (an empty list). A detail read still out for a row that was under the cursor is
+            # dropped: answering after this, it showed a decided escalation beside the emptied queue.
+            self.supersede("esc-detail")
+            self._show_detail(None)
             return
         deck = self.deck
         self.read("esc-detail", lambda: deck.escalation(escalation_id), self._show_detail, covers=False)
