@@ -44,6 +44,8 @@ from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
 if TYPE_CHECKING:
     from agentdeck.store.contract import ContractCheck
 
+CONTRACTS_EVERY_S = 1.0  # the health check looks at the contract files at most this often
+
 HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
 IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
 # ... and always, while its ingest process is running: that one pokes the watcher's pipe after each commit
@@ -284,6 +286,9 @@ class StoreWatcher:
         with self._check_lock:
             if self._contracts is None:  # (the same folders the ingest process checks against: store/contract.py)
                 self._contracts = ContractCheck()
+                # A fleet's commits bring a check every 0.25 s; the contract folders (each trace folder's
+                # contracts/: ~9 ms for 500 of them) are looked at once a second of those.
+                self._contracts.recheck_every = CONTRACTS_EVERY_S
             return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
                                     stall_after=self.stall_after, contracts=self._contracts)
 
