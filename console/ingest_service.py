@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
@@ -39,6 +40,11 @@ from agentdeck.store import health as health_mod
 from agentdeck.store.db import connect
 from agentdeck.store.health import ChildState
 from agentdeck.store.ingest_status import HEARTBEAT_S, ingester_id, mark_gone
+
+if TYPE_CHECKING:
+    from agentdeck.store.contract import ContractCheck
+
+CONTRACTS_EVERY_S = 1.0  # the health check looks at the contract files at most this often
 
 HEALTHY_AFTER_S = 60.0  # a run this long resets the backoff
 IDLE_AFTER_S = 2.0  # no commit posted for this long: the store watcher polls every IDLE_POLL_S
@@ -272,9 +278,22 @@ class StoreWatcher:
         return self.supervisor is not None and self.supervisor.wake is self.pipe and self.supervisor.state().running
 
     def check(self, conn) -> health_mod.Health:
+        from agentdeck.store.contract import ContractCheck
+
         child = self.supervisor.state() if self.supervisor is not None else None
-        return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
-                                stall_after=self.stall_after)
+        # The watcher thread and the first check's worker may both be here: one ContractCheck, one at a time
+        # (two interleaved reloads could keep an old book under the new files' signature).
+        with self._check_lock:
+            if self._contracts is None:  # (the same folders the ingest process checks against: store/contract.py)
+                self._contracts = ContractCheck()
+                # A fleet's commits bring a check every 0.25 s; the contract folders (each trace folder's
+                # contracts/: ~9 ms for 500 of them) are looked at once a second of those.
+                self._contracts.recheck_every = CONTRACTS_EVERY_S
+            return health_mod.check(conn, self.wall_clock(), child=child, db=str(self.db_path),
+                                    stall_after=self.stall_after, contracts=self._contracts)
+
+    _contracts: ContractCheck | None = None
+    _check_lock = threading.Lock()  # (per class: watchers of one process take turns, a check is ~1 ms)
 
     def run(self, stop: threading.Event) -> None:
         """Thread body. Survives anything: a failure is shown as a problem and it starts over."""

@@ -163,6 +163,8 @@ def load_contract(path: Path) -> Contract:
         raise ContractError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ContractError(f"{path}: bad TOML: {exc}") from None
+    except RecursionError:  # (tomllib recurses per nesting level: unnamed, it took every other file down with it)
+        raise ContractError(f"{path}: bad TOML: arrays or tables nested too deeply") from None
     data.pop("path", None)
     try:
         return Contract(**data, path=str(path))
@@ -199,11 +201,7 @@ def contract_dirs(cli: Iterable[str | Path] | None = None, trace_paths: Iterable
         folder = t if t.is_dir() else t.parent
         dirs.append(folder / BESIDE_TRACES)
     dirs.append(BUNDLED)
-    seen: list[Path] = []
-    for d in dirs:
-        if d not in seen:
-            seen.append(d)
-    return seen
+    return list(dict.fromkeys(dirs))  # each once, first place kept (a list's `in`: 30 ms for 500 trace folders)
 
 
 def _toml_files(folder: Path) -> list[Path]:
@@ -546,12 +544,37 @@ class ContractCheck:
         # book by its token).
         self.recheck_every = 0.0
         self._checked_at = 0.0
+        # The folders of the store's trace files, and the `sources` rows they were read from (count, newest id
+        # and its path).
+        self._folders: set[str] = set()
+        self._sources_read: tuple[int, int, str] = (0, 0, "")
 
     def dirs(self, conn: sqlite3.Connection) -> list[Path]:
         if self._fixed_dirs is not None:
             return self._fixed_dirs
-        folders = sorted({str(Path(p).parent) for (p,) in conn.execute("SELECT DISTINCT path FROM sources")})
-        return contract_dirs(self._cli, folders)
+        return contract_dirs(self._cli, sorted(self._trace_folders(conn)))
+
+    def _trace_folders(self, conn: sqlite3.Connection) -> set[str]:
+        """The folders of the store's trace files: only the ``sources`` rows added since the last call are read.
+
+        A file's row is never changed or removed once inserted (store/tailer.py), so the folders only grow. Every
+        path read and parsed on each call cost ~35 us a trace file: 1.7 s a call for a store of 50,000 files, on
+        the console's 1-second health check and on every batch an ingest process commits.
+        """
+        count = conn.execute("SELECT count(*) FROM sources").fetchone()[0]  # (counts an index's pages)
+        folders = self._folders
+        read, last, last_path = self._sources_read
+        if last:
+            row = conn.execute("SELECT path FROM sources WHERE id = ?", (last,)).fetchone()
+            if count < read or row is None or row[0] != last_path:  # another store at this path (a restore)
+                folders, read, last, last_path = set(), 0, 0, ""
+        added = conn.execute("SELECT id, path FROM sources WHERE id > ? ORDER BY id", (last,)).fetchall()
+        if added:
+            folders = set(folders)  # (a new set: one handed out before is never changed under its reader)
+            folders.update(str(Path(path).parent) for _, path in added)
+            read, last, last_path = read + len(added), added[-1][0], added[-1][1]
+        self._folders, self._sources_read = folders, (read, last, last_path)
+        return folders
 
     def book(self, conn: sqlite3.Connection) -> ContractBook:
         now = time.monotonic()

@@ -3,7 +3,7 @@
 ``check`` looks at what can fail without a word elsewhere — ingest processes
 (stopped, failed, stalled, or unable to read a path), rejected trace lines,
 decisions that could not be delivered, compensations that failed or never
-finished — and returns each as a ``Problem`` with since-when and what to do.
+finished, contract files that cannot be used — and returns each as a ``Problem`` with since-when and what to do.
 Plain functions over a connection (no textual): the console calls it from a
 worker thread, tests call it directly.
 """
@@ -13,7 +13,12 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from agentdeck.store import ingest_status, receiver_status
+
+if TYPE_CHECKING:
+    from agentdeck.store.contract import ContractCheck
 
 LEVELS = ("ok", "warn", "error")
 
@@ -66,7 +71,9 @@ class Health:
 
 
 def check(conn: sqlite3.Connection, now: float, *, child: ChildState | None = None, db: str = "DB",
-          stall_after: float = STALL_AFTER_S) -> Health:
+          stall_after: float = STALL_AFTER_S, contracts: ContractCheck | None = None) -> Health:
+    """``contracts``: the contract files in force for this store (re-read when they change), whose unusable
+    files are problems too."""
     problems: list[Problem] = []
     live, last_seen, behind = _ingest(conn, now, child, stall_after, problems)
     _rejects(conn, now, db, problems)
@@ -74,6 +81,8 @@ def check(conn: sqlite3.Connection, now: float, *, child: ChildState | None = No
     _release_hooks(conn, problems)
     _compensations(conn, now, problems)
     _deferred_indexes(conn, problems)
+    if contracts is not None:
+        _contracts(conn, contracts, problems)
     # Two ingesters may report one path (a restart's overlap): once, the oldest.
     unique: dict[str, Problem] = {}
     for p in problems:
@@ -270,3 +279,28 @@ def _deferred_indexes(conn, problems: list[Problem]) -> None:
             "deferred-indexes", "warn", "a bulk import is running with the task indexes deferred",
             f"built when its backlog is read: {names}", at,
             "task lists are slower until then; nothing to do (opening the store for writing builds them at once)"))
+
+
+def _contracts(conn, contracts: ContractCheck, problems: list[Problem]) -> None:
+    """Contract files that cannot be used (bad TOML, a wrong field, unreadable).
+
+    Before, only the ingest process's log said so: the agent's actions were checked against no contract and
+    no violation was ever flagged for them, while every screen looked fine.
+    """
+    try:
+        unusable = contracts.book(conn).problems
+    except Exception as exc:  # (a store without its sources table, a folder that vanished mid-listing)
+        problems.append(Problem("contracts", "error", "the contract files cannot be read",
+                                f"{type(exc).__name__}: {exc}", None,
+                                "violations are not checked until they can; see the message"))
+        return
+    todo = ("fix the file (it is read again as soon as it changes; `agentdeck check` names the same problem); "
+            "until then its agent's actions are checked against no contract and no violation is flagged")
+    for text in unusable[:LIST_LIMIT]:
+        # Keyed by the whole text (path and reason): a path may itself hold ": ", and two keys alike are one problem.
+        problems.append(Problem(f"contract:{text}", "error", "a contract file cannot be used", text, None, todo))
+    if len(unusable) > LIST_LIMIT:
+        more = len(unusable) - LIST_LIMIT
+        problems.append(Problem("contract:more", "error", f"{more} more contract files cannot be used",
+                                "\n".join(unusable[LIST_LIMIT:LIST_LIMIT * 5]), None,
+                                todo + "; `agentdeck check` lists every one"))

@@ -302,6 +302,91 @@ def test_canary_tasks_scrolled_right_snapshot_160x45(sample_db, make_app, snap_c
                         run_before=settled_after("3", "enter", "right", "right", "right"))
 
 
+async def test_tasks_read_for_the_agent_left_are_not_listed_under_the_next_agents_report(sample_db, make_app):
+    # t (the next agent's report on its way), then j k while it was read: the metric's tasks were asked for the
+    # report shown then, the agent left. Landing after the new agent's report, they replaced its list: another
+    # agent's tasks under this one's headline (Enter replayed them), until the report changed.
+    import threading
+
+    from agentdeck.store.db import connect
+
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        assert screen.report.agent == "approval-agent"
+        deck = app.deck
+        report_read, tasks_read = threading.Event(), threading.Event()
+        canary, canary_tasks = deck.canary, deck.canary_tasks
+
+        def held(gate, read):
+            def call(*args):
+                gate.wait(20)
+                return read(*args)
+            return call
+
+        deck.canary, deck.canary_tasks = held(report_read, canary), held(tasks_read, canary_tasks)
+        try:
+            await pilot.press("t")  # records-agent's report: held on its way
+            await pilot.press("j", "k")  # back to action errors: its tasks asked for approval-agent's report
+            report_read.set()
+            await wait_until(pilot, lambda: screen.report.agent == "records-agent")
+            tasks_read.set()
+            await app.settled()
+            await pilot.pause()
+        finally:
+            report_read.set()
+            tasks_read.set()
+        assert screen.metric_key == "action_error_rate"
+        table = screen.query_one("#canary-tasks", CanaryTaskTable)
+        assert table.task_ids, "records-agent has tasks behind action errors"
+        conn = connect(sample_db, readonly=True)
+        agents = {a for (a,) in conn.execute(
+            f"SELECT DISTINCT agent FROM tasks WHERE task_id IN ({','.join('?' * len(table.task_ids))})",
+            table.task_ids)}
+        conn.close()
+        assert agents == {"records-agent"}, agents
+
+
+async def test_violations_read_for_a_task_left_do_not_replace_the_highlighted_ones(sample_db, make_app):
+    # j then k in the tasks list, row 1's violations still being read: back on the first task, its violations
+    # come with the report (no read); row 1's, landing after, replaced them under the first task's cursor.
+    import threading
+
+    from agentdeck.store.db import connect
+
+    conn = connect(sample_db)  # the second task behind action errors broke its contract too
+    conn.execute("INSERT INTO violations (task_id, seq, rule, detail) VALUES ('task-0560', 3, 'unapproved_action', "
+                 "'refund without approval')")
+    conn.commit()
+    conn.close()
+    app = make_app(sample_db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await _open(app, pilot)
+        tasks = screen.query_one("#canary-tasks", CanaryTaskTable)
+        line = screen.query_one("#canary-task-violations", Static)
+        await pilot.press("enter")  # to the tasks behind action errors
+        assert app.focused is tasks and tasks.cursor_row == 0 and tasks.task_ids[1] == "task-0560"
+        shown = str(line.render())
+        assert "task-0560" not in shown
+        deck, gate = app.deck, threading.Event()
+        violations = deck.violations
+
+        def held(task_id):
+            gate.wait(20)
+            return violations(task_id)
+
+        deck.violations = held
+        try:
+            await pilot.press("j", "k")  # row 1's violations held on their way; back on the first task
+            gate.set()
+            await app.settled()
+            await pilot.pause()
+        finally:
+            gate.set()
+        assert tasks.cursor_row == 0
+        assert str(line.render()) == shown, "the highlighted task's violations stay"
+
+
 async def test_a_task_s_violations_read_answering_after_the_cursor_moved_on_are_not_shown(sample_db, make_app):
     # The cursor rests on task-0304 (its violations are read), then goes back up to the first task, whose
     # violations came with the report and are shown at once: 0304's read, answering after that, put its

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+from agentdeck.console.ingest_service import CONTRACTS_EVERY_S
 from agentdeck.console.screens.problems import ProblemsScreen
 from agentdeck.store.health import Health, Problem
 from conftest import FIXED_NOW
@@ -88,6 +89,27 @@ async def test_a_rejected_line_shows_within_two_seconds(sample_db, make_app, tmp
         await shown_within(pilot, lambda: "5 trace lines rejected" in screen_text(app), started)
         assert before.startswith("4 trace lines")
         assert str(traces / "agent.jsonl") in screen_text(app)  # the newest reject, where it is
+
+
+async def test_a_contract_file_that_cannot_be_used_shows_within_two_seconds(sample_db, make_app, tmp_path):
+    traces = tmp_path / "live"
+    write_trace(traces / "agent.jsonl", task_lines("t-contracted"))
+    app = make_app(sample_db, traces=[traces])
+    # No commit follows the file (a commit brings a check sooner): a periodic check finds it, the contract files
+    # being looked at once a second (CONTRACTS_EVERY_S). Checks half a second apart here: about a second then.
+    app.ingest.watcher.health_every = 0.5
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ingesting(app, pilot)
+        await wait_until(pilot, lambda: _has_task(sample_db, "t-contracted"))  # its folder is a source now
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert "contract file" not in screen_text(app)
+        (traces / "contracts").mkdir()
+        (traces / "contracts" / "approval-agent.toml").write_text('agent = "approval-agent"\n[tools\n')
+        started = time.monotonic()
+        await wait_until(pilot, lambda: "a contract file cannot be used" in screen_text(app))
+        assert time.monotonic() - started <= CONTRACTS_EVERY_S + 0.5 + SHOWN_WITHIN_S  # (no promise of 2 s here)
+        assert "✖" in header(app)  # an error: the header says so on every screen
 
 
 async def test_a_stopped_tailer_shows_within_two_seconds_and_is_restarted(sample_db, make_app, tmp_path):

@@ -154,3 +154,41 @@ def test_policy_line_from_payloads_json_reads_oddly(tmp_path, form, tricky_first
               ("policy_check", 2, fields, second, 2.0), ("policy_check", 3, fields, "event", 3.0)]
     conn = _store(tmp_path / "tricky.db", events)
     assert reconstruct(conn, "t").policy_versions == reconstruct_eager(conn, "t").policy_versions
+
+
+def _loads_outcome(parse, text):
+    try:
+        value = parse(text)
+    except Exception as exc:  # the same kind of error as json.loads, or the same value
+        return ("error", type(exc))
+    return ("value", json.dumps(value, sort_keys=True, allow_nan=True), type(value))
+
+
+_json_text = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8,
+).map(lambda v: json.dumps(v, ensure_ascii=False))
+_whitespace = st.sampled_from(["", " ", "\n", "\t\r", "\ufeff", "\u00a0", "x", "}", ",1", "\x00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=_whitespace, body=st.one_of(_json_text, st.text(max_size=30)), after=_whitespace,
+       duplicate=st.booleans())
+def test_payloads_parse_as_json_loads_would(before, body, after, duplicate):
+    # Replay's payload parse skips json.loads' wrappers (issue 9): whatever a store holds (whitespace around it,
+    # a BOM, trailing data, duplicate keys, NaN, text that is no JSON) it must read it as json.loads does.
+    from agentdeck.replay.reconstruct import _parse
+
+    if duplicate and body.startswith("{") and body.endswith("}") and len(body) > 2:
+        body = body[:-1] + ', "k": 1, "k": 2}'
+    text = before + body + after
+    assert _loads_outcome(_parse, text) == _loads_outcome(json.loads, text)
+
+
+def test_payload_parse_reads_what_json_loads_reads_at_the_edges():
+    from agentdeck.replay.reconstruct import _parse
+
+    for text in ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '\ufeff{"a": 1}', '{"a": 1}x', '{"a": NaN}', '[1, 2]',
+                 '"s"', "1", "", "{", '{"a": 1, "a": 2}', '{"a": "\\ud800"}', b'{"a": 1}', bytearray(b"[1]")]:
+        assert _loads_outcome(_parse, text) == _loads_outcome(json.loads, text), text

@@ -204,8 +204,15 @@ class CanaryScreen(DeckScreen):
         report, deck = self.report, self.deck
         if report is None:
             return
-        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows),
-                  covers=False)
+
+        def show(rows) -> None:
+            # Read for the report shown when asked. A newer report landed meanwhile (t, w, b/v or new data, with
+            # j/k pressed while it was read) came with its own list, or asked for one: these rows are the old
+            # report's (another agent's, window's or versions') and would stay under the new headline.
+            if self.report == report:
+                self._show_tasks(key, rows)
+
+        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), show, covers=False)
 
     _tasks_key = ""  # the metric the view's own task list is for
     _listed_key = ""  # the metric the tasks list shows now
@@ -373,8 +380,8 @@ class CanaryScreen(DeckScreen):
         view = self.view
         if view is not None and view.tasks and task_id == view.tasks[0]["task_id"] and \
                 self._tasks_key == self.metric_key:
-            # Read with the report: no second trip. A read for the task the cursor was on before is dropped:
-            # answering after this, it put that task's violations under this one.
+            # Read with the report: no second trip. A read asked for the task highlighted before (j then k) would
+            # land after this and put that task's violations (or none) under this one.
             self.supersede("canary-violations")
             self._show_violations(task_id, view.first_violations)
             return

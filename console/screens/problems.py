@@ -124,7 +124,7 @@ class ProblemsScreen(DeckScreen):
         title = Text()
         if not health.problems:
             title.append("✔ nothing wrong", "bold green")
-            title.append("  ·  ingest, rejects, deliveries and compensations are checked", "dim")
+            title.append("  ·  ingest, rejects, deliveries, compensations and contract files are checked", "dim")
         else:
             counts = health.counts
             title.append(f"{len(health.problems)} problem{'s' if len(health.problems) != 1 else ''}", "bold")

@@ -250,6 +250,10 @@ class ReplayScreen(DeckScreen):
             return f"contract: {c['error']}"
         violations = len(c.get("violations") or [])
         if not c.get("path"):
+            unusable = c.get("unusable_files") or 0
+            if unusable:  # (its agent's may be the one that could not be read: Problems names the files)
+                return (f"contract: none for {c.get('agent')}, and {unusable} contract file"
+                        f"{'s' if unusable != 1 else ''} cannot be used (see Problems, 5)")
             return f"contract: none for {c.get('agent')}"
         return (f"contract: {Path(c['path']).name} (stage {c.get('stage_of_version') or '—'}, "
                 f"{len(c.get('actions') or {})} actions, {violations} violation{'s' if violations != 1 else ''})")
