@@ -204,15 +204,8 @@ class CanaryScreen(DeckScreen):
         report, deck = self.report, self.deck
         if report is None:
             return
-
-        def show(rows) -> None:
-            # Read for the report shown when asked. A newer report landed meanwhile (t, w, b/v or new data, with
-            # j/k pressed while it was read) came with its own list, or asked for one: these rows are the old
-            # report's (another agent's, window's or versions') and would stay under the new headline.
-            if self.report == report:
-                self._show_tasks(key, rows)
-
-        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), show, covers=False)
+        self.read("canary-tasks", lambda: deck.canary_tasks(report, key), lambda rows: self._show_tasks(key, rows),
+                  covers=False)
 
     _tasks_key = ""  # the metric the view's own task list is for
     _listed_key = ""  # the metric the tasks list shows now
@@ -246,6 +239,10 @@ class CanaryScreen(DeckScreen):
 
     def _show(self, pairs, agent, report, tasks) -> None:
         self.pairs, self.agent, self.report = pairs, agent, report
+        # A tasks list still being read was asked for the report shown before (t, w, b/v or new data, with j/k
+        # pressed while this one was read): it is that report's (another agent's, window's or versions') and
+        # would stay under this headline. This report brings its own list, or asks for one (_show_view).
+        self.supersede("canary-tasks")
         headline = self.query_one("#canary-headline", ChangingText)
         verdict = self.query_one("#canary-verdict", ChangingText)
         table = self.query_one(MetricTable)
